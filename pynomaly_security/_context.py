@@ -1,0 +1,41 @@
+"""Per-request facts the middlewares share, kept in ``scope["state"]``.
+
+Starlette backs ``request.state`` with ``scope["state"]``; we use one
+namespaced key so endpoints read ``request.state.pynomaly_security``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import Scope
+
+__all__ = ["STATE_KEY", "RequestContext", "get_request_context"]
+
+STATE_KEY = "pynomaly_security"
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Who made a request and how it is identified.
+
+    Set by the tracking middleware (or lazily by any middleware that runs
+    first); ``user_id`` may be filled in by the app's authentication later
+    (``request.state.pynomaly_security.user_id = ...``).
+    """
+
+    request_id: str
+    client_ip: str | None
+    user_id: str | None = None
+    is_login_route: bool = False
+    login_username: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def get_request_context(scope: Scope) -> RequestContext | None:
+    state = scope.get("state")
+    if state is None:
+        return None
+    ctx = state.get(STATE_KEY)
+    return ctx if isinstance(ctx, RequestContext) else None

@@ -1,0 +1,1 @@
+"""Command-line entry points (see ``pynomaly_security.__main__``)."""

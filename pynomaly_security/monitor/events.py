@@ -1,0 +1,84 @@
+"""Domain events and alerts: frozen values the monitor consumes and produces."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+__all__ = ["EventKind", "SecurityAlert", "SecurityEvent", "ThreatLevel"]
+
+
+class ThreatLevel(str, Enum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {ThreatLevel.LOW: 1, ThreatLevel.MEDIUM: 2, ThreatLevel.HIGH: 3, ThreatLevel.CRITICAL: 4}
+
+
+class EventKind(str, Enum):
+    REQUEST = "request"
+    LOGIN_SUCCESS = "login_success"
+    LOGIN_FAILURE = "login_failure"
+    INJECTION = "injection"
+    BLOCKED = "blocked"
+    CUSTOM = "custom"
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityEvent:
+    """Something the middlewares (or the app) observed.
+
+    ``details`` never holds request bodies or secrets: detection findings carry
+    redacted excerpts only.
+    """
+
+    kind: EventKind
+    source_ip: str | None = None
+    user_id: str | None = None
+    path: str | None = None
+    method: str | None = None
+    status_code: int | None = None
+    request_id: str | None = None
+    timestamp: float = field(default_factory=time.time)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class SecurityAlert:
+    """A threat a detector concluded from one or more events."""
+
+    alert_type: str
+    threat_level: ThreatLevel
+    message: str
+    source_ip: str | None = None
+    user_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    alert_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    timestamp: float = field(default_factory=time.time)
+    acknowledged: bool = False
+    acknowledged_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alert_id": self.alert_id,
+            "alert_type": self.alert_type,
+            "threat_level": self.threat_level.value,
+            "message": self.message,
+            "source_ip": self.source_ip,
+            "user_id": self.user_id,
+            "details": dict(self.details),
+            "timestamp": self.timestamp,
+            "acknowledged": self.acknowledged,
+            "acknowledged_at": self.acknowledged_at,
+        }

@@ -1,0 +1,171 @@
+"""One settings object, read from the environment once by the application.
+
+Every field maps to ``PYNOMALY_SECURITY__<FIELD NAME IN UPPER CASE>``; nested
+values use ``__`` again (``PYNOMALY_SECURITY__DETECTION_MODE_OVERRIDES__SQLI``).
+The master key is the one exception: it is ``PYNOMALY_MASTER_KEY``.
+
+Components receive this object (or the values they need) from the plugin; no
+module here reads the environment on its own, and there is no module-level
+instance. ``.env.example`` at the repository root lists every variable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from pynomaly_security.exceptions import ConfigurationError
+
+__all__ = ["ENV_PREFIX", "SanitizationLevel", "SecuritySettings", "load_settings"]
+
+ENV_PREFIX = "PYNOMALY_SECURITY__"
+MASTER_KEY_ENV = "PYNOMALY_MASTER_KEY"
+
+
+class SanitizationLevel(str, Enum):
+    STRICT = "strict"
+    MODERATE = "moderate"
+    PERMISSIVE = "permissive"
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a JSON list or a comma-separated string for list settings."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+StrList = Annotated[list[str], NoDecode]
+
+
+class SecuritySettings(BaseSettings):
+    """All settings of the plugin.
+
+    Build it once in the application (``SecuritySettings()`` reads the
+    environment; keyword arguments override it, which is what tests do) and
+    pass it to :func:`pynomaly_security.setup_security_middleware`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    # -- general -----------------------------------------------------------------
+    development_mode: bool = False
+    """Relaxes checks meant for production (e.g. a missing master key only warns)."""
+
+    # -- input inspection (issue 2, 3) ------------------------------------------------
+    sanitization_level: SanitizationLevel = SanitizationLevel.STRICT
+    max_input_length: int = Field(default=1_048_576, ge=1)
+    """Largest request body (bytes) the inspection middleware buffers; more is 413."""
+    allow_html: bool = False
+    detection_level: int = Field(default=2, ge=1, le=4)
+    """1 lenient .. 4 paranoid: the anomaly score threshold to block."""
+    detection_mode: Literal["block", "detect"] = "block"
+    detection_mode_overrides: dict[str, Literal["block", "detect"]] = Field(default_factory=dict)
+    """Per-family mode, e.g. ``{"xss": "detect"}``."""
+    detection_exclusions: dict[str, StrList] = Field(default_factory=dict)
+    """Route path (exact or prefix ending in ``*``) -> field names not scanned,
+    e.g. ``{"/cms/pages": ["body.content"]}``; ``["*"]`` exempts the route."""
+    inspect_headers: StrList = Field(
+        default_factory=lambda: ["user-agent", "referer", "x-forwarded-for", "x-*"]
+    )
+
+    # -- encryption / keys (issue 6) -----------------------------------------------------
+    encryption_algorithm: Literal["fernet", "aes_gcm"] = "fernet"
+    enable_key_rotation: bool = True
+    key_rotation_days: int = Field(default=90, ge=1)
+    master_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices(MASTER_KEY_ENV, "master_key")
+    )
+
+    # -- audit (issue 2, 4) ------------------------------------------------------------------
+    enable_audit_logging: bool = True
+    enable_compliance_logging: bool = True
+    audit_retention_days: int = Field(default=365, ge=1)
+    audit_db_url: str = "sqlite:///./pynomaly_audit.db"
+    audit_flush_interval_ms: int = Field(default=200, ge=1, le=200)
+    audit_checkpoint_every: int = Field(default=1000, ge=1)
+    audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
+
+    # -- monitoring (issue 2) -------------------------------------------------------------
+    enable_security_monitoring: bool = True
+    threat_detection_enabled: bool = True
+    brute_force_max_attempts: int = Field(default=5, ge=1)
+    brute_force_time_window: int = Field(default=300, ge=1)
+    login_paths: StrList = Field(
+        default_factory=lambda: ["/login", "/auth/login", "/api/login", "/token"]
+    )
+    monitor_queue_size: int = Field(default=10_000, ge=1)
+    max_tracked_keys: int = Field(default=100_000, ge=1)
+    """Bound of every per-key map kept in memory (IPs, users, counters)."""
+
+    # -- headers (issue 2) ------------------------------------------------------------------
+    security_headers_enabled: bool = True
+    csp_enabled: bool = True
+    hsts_enabled: bool = True
+    hsts_max_age: int = Field(default=31_536_000, ge=0)
+
+    # -- client identity / admin (issue 2, 5) ----------------------------------------------
+    trusted_proxies: StrList = Field(default_factory=list)
+    """CIDRs whose ``X-Forwarded-For`` / ``Forwarded`` headers are believed."""
+    trusted_proxy_hops: int = Field(default=0, ge=0)
+    admin_api_key: SecretStr | None = None
+
+    # -- shared state (issue 5) ---------------------------------------------------------------
+    redis_url: str | None = None
+
+    @field_validator("login_paths", "inspect_headers", "trusted_proxies", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("detection_exclusions", mode="before")
+    @classmethod
+    def _exclusions(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        if isinstance(value, dict):
+            return {k: _split_list(v) for k, v in value.items()}
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad CIDR
+        return value
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    if loc and loc[0] in ("master_key", MASTER_KEY_ENV):
+        return MASTER_KEY_ENV
+    return ENV_PREFIX + "__".join(str(part).upper() for part in loc)
+
+
+def load_settings(**overrides: Any) -> SecuritySettings:
+    """Read the settings from the environment, turning validation errors into a
+    :class:`ConfigurationError` that names each environment variable at fault
+    and what it accepts."""
+    try:
+        return SecuritySettings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False, include_input=False):
+            lines.append(f"{_env_name(tuple(err['loc']))}: {err['msg']}")
+        raise ConfigurationError("invalid security settings:\n  " + "\n  ".join(lines)) from exc
