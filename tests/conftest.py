@@ -1,0 +1,89 @@
+"""Shared test fixtures.
+
+Services (Redis, PostgreSQL) and system programs (Chromium, wrk) are real.
+Where one is missing a test skips with the reason, except under ``CI=true``,
+where it fails: CI installs and starts everything it needs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+from starlette.types import ASGIApp
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip (locally) or fail (under CI=true) when a real dependency is missing."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required under CI=true: {reason}")
+    pytest.skip(reason)
+
+
+def require_redis() -> str:
+    require(_port_open("127.0.0.1", 6379), "Redis is not running on 127.0.0.1:6379")
+    return REDIS_URL
+
+
+def require_postgres() -> str:
+    require(_port_open("127.0.0.1", 5432), "PostgreSQL is not running on 127.0.0.1:5432")
+    return POSTGRES_URL
+
+
+def require_program(name: str) -> str:
+    path = shutil.which(name)
+    require(path is not None, f"{name} is not installed (apt-get install {name})")
+    assert path is not None
+    return path
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def make_client() -> Callable[[ASGIApp], httpx.AsyncClient]:
+    """Build an httpx client that talks to an ASGI app in-process."""
+
+    def _make(app: ASGIApp, **kwargs: object) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+        return httpx.AsyncClient(transport=transport, base_url="http://testserver", **kwargs)  # type: ignore[arg-type]
+
+    return _make
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """A real Redis database (15), flushed before and after the test."""
+    url = require_redis()
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url)
+    await client.flushdb()
+    yield url
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    return require_postgres()
