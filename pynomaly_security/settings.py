@@ -130,6 +130,62 @@ class SecuritySettings(BaseSettings):
     # -- shared state (issue 5) ---------------------------------------------------------------
     redis_url: str | None = None
 
+    # -- authentication and abuse control (issue 5) --
+    lockout_by: Literal["user", "ip", "user_and_ip"] = "user_and_ip"
+    """What a lock applies to (django-axes' lockout parameters): the account, the
+    client IP, or the pair (the default: an attacker cannot lock a victim out
+    from everywhere, and one IP cannot spray one account)."""
+    lockout_duration: int = Field(default=900, ge=1)
+    """Seconds of the first lock; progressive locks double it per repeat."""
+    lockout_progressive: bool = True
+    lockout_max_duration: int = Field(default=86_400, ge=1)
+    credential_stuffing_threshold: int = Field(default=10, ge=2)
+    """Distinct users failing from one IP (or IPs failing for one user) within
+    ``brute_force_time_window`` that raise a credential-stuffing alert."""
+    jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA"] = "HS256"
+    jwt_secret: SecretStr | None = None
+    """HMAC key for HS*; at least 32 bytes. Derived from the master key when unset."""
+    jwt_private_key: SecretStr | None = None
+    """PEM private key for RS256/ES256/EdDSA."""
+    jwt_public_key: str | None = None
+    jwt_issuer: str = "pynomaly-security"
+    jwt_audience: str = "pynomaly-app"
+    access_token_ttl: int = Field(default=900, ge=1)
+    refresh_token_ttl: int = Field(default=1_209_600, ge=1)
+    totp_issuer: str = "pynomaly-security"
+    totp_recovery_codes: int = Field(default=10, ge=1, le=50)
+    risk_medium_threshold: int = Field(default=30, ge=1)
+    risk_high_threshold: int = Field(default=70, ge=1)
+    geoip_db_path: str | None = None
+    """MaxMind ``.mmdb`` (City) file; enables impossible-travel scoring (extra ``geoip``)."""
+    rate_limit_enabled: bool = True
+    rate_limits: StrList = Field(default_factory=lambda: ["100/minute"])
+    """Default limits (``limits`` notation) applied to every request."""
+    route_rate_limits: dict[str, StrList] = Field(default_factory=dict)
+    """Route path (exact or prefix ending in ``*``) -> limits replacing the default,
+    e.g. ``{"/login": ["5/minute"]}``."""
+    rate_limit_key: Literal["ip", "user", "api_key", "route"] = "ip"
+    rate_limit_exempt_paths: StrList = Field(default_factory=list)
+    store_failure_policy: dict[str, Literal["fail_open", "fail_closed"]] = Field(
+        default_factory=dict
+    )
+    """Per feature (``rate_limit``, ``lockout``, ``tokens``, ``totp``, ``risk``) what
+    to do when the shared store is down; unnamed features use their safe default."""
+
+    @field_validator("rate_limits", "rate_limit_exempt_paths", mode="before")
+    @classmethod
+    def _issue5_lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("route_rate_limits", mode="before")
+    @classmethod
+    def _issue5_route_limits(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        if isinstance(value, dict):
+            return {k: _split_list(v) for k, v in value.items()}
+        return value
+
     @field_validator("login_paths", "inspect_headers", "trusted_proxies", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
