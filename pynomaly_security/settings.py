@@ -186,6 +186,16 @@ class SecuritySettings(BaseSettings):
             return {k: _split_list(v) for k, v in value.items()}
         return value
 
+    # -- data protection (issue 6) --
+    key_version: int = Field(default=1, ge=1, le=0xFFFFFFFF)
+    """Key id new data is encrypted with; bump it to rotate, then run ``keys rotate``."""
+    key_min_version: int = Field(default=1, ge=1)
+    """Oldest key version still readable; raise it once ``keys rotate`` has finished."""
+    token_vault_url: str = "sqlite:///./pynomaly_tokens.db"
+    """Token vault: ``sqlite:///path``, ``redis://...`` or ``postgresql://...``."""
+    privacy_budget_epsilon: float = Field(default=1.0, gt=0)
+    """Total differential-privacy epsilon each dataset may spend."""
+
     @field_validator("login_paths", "inspect_headers", "trusted_proxies", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
