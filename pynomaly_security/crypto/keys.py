@@ -110,7 +110,9 @@ class KeyRing:
     ``[min_version, current_version]`` is readable, anything else is unknown.
     """
 
-    def __init__(self, master_key: bytes, *, current_version: int = 1, min_version: int = 1) -> None:
+    def __init__(
+        self, master_key: bytes, *, current_version: int = 1, min_version: int = 1
+    ) -> None:
         if len(master_key) != KEY_SIZE:
             raise ConfigurationError(f"master key must be {KEY_SIZE} bytes, got {len(master_key)}")
         if current_version < 1 or current_version > 0xFFFFFFFF:
