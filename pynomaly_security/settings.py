@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -27,7 +27,7 @@ ENV_PREFIX = "PYNOMALY_SECURITY__"
 MASTER_KEY_ENV = "PYNOMALY_MASTER_KEY"
 
 
-class SanitizationLevel(str, Enum):
+class SanitizationLevel(StrEnum):
     STRICT = "strict"
     MODERATE = "moderate"
     PERMISSIVE = "permissive"

@@ -6,13 +6,13 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 __all__ = ["EventKind", "SecurityAlert", "SecurityEvent", "ThreatLevel"]
 
 
-class ThreatLevel(str, Enum):
+class ThreatLevel(StrEnum):
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
@@ -26,7 +26,7 @@ class ThreatLevel(str, Enum):
 _RANK = {ThreatLevel.LOW: 1, ThreatLevel.MEDIUM: 2, ThreatLevel.HIGH: 3, ThreatLevel.CRITICAL: 4}
 
 
-class EventKind(str, Enum):
+class EventKind(StrEnum):
     REQUEST = "request"
     LOGIN_SUCCESS = "login_success"
     LOGIN_FAILURE = "login_failure"

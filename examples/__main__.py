@@ -1,0 +1,42 @@
+"""``python -m examples``: serve the example app on 127.0.0.1 (``make demo``).
+
+Honours ``PORT`` (default 8000) and every ``PYNOMALY_*`` variable. With no
+admin key set it generates one and prints it once; with no master key it runs
+in development mode (an ephemeral key, a warning).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+
+import uvicorn
+
+from examples.app import create_app
+from pynomaly_security.settings import load_settings
+
+
+def main() -> None:
+    port = int(os.environ.get("PORT", "8000"))
+    overrides: dict[str, object] = {}
+    if not os.environ.get("PYNOMALY_SECURITY__ADMIN_API_KEY"):
+        key = secrets.token_urlsafe(32)
+        overrides["admin_api_key"] = key
+        print(
+            f"\n  Generated admin API key (shown once): {key}\n"
+            "  Use it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>' on /api/security/*.\n"
+            "  Set PYNOMALY_SECURITY__ADMIN_API_KEY to keep one across restarts.\n",
+            file=sys.stderr,
+            flush=True,
+        )
+    if not os.environ.get("PYNOMALY_MASTER_KEY"):
+        overrides["development_mode"] = True
+    settings = load_settings(**overrides)
+    app = create_app(settings)
+    print(f"  Serving the example on http://127.0.0.1:{port}  (docs: /docs)\n", file=sys.stderr)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""pynomaly_security: a security plugin for FastAPI and Starlette.
+
+One line wires it::
+
+    from pynomaly_security import setup_security_middleware, add_security_endpoints
+
+    stack = setup_security_middleware(app)
+    add_security_endpoints(app)
+"""
+
+from __future__ import annotations
+
+from pynomaly_security.api.deps import AdminAPIKey
+from pynomaly_security.api.router import add_security_endpoints, create_security_router
+from pynomaly_security.detection import Finding, Inspector, RequestParts, Verdict
+from pynomaly_security.exceptions import (
+    AuditIntegrityError,
+    AuthenticationError,
+    ConfigurationError,
+    InvalidToken,
+    SecurityError,
+    StorageError,
+)
+from pynomaly_security.middleware.headers import SecurityHeadersMiddleware
+from pynomaly_security.middleware.inspection import InputInspectionMiddleware
+from pynomaly_security.middleware.tracking import UserTrackingMiddleware
+from pynomaly_security.monitor import (
+    AnomalousAccessDetector,
+    BruteForceDetector,
+    InjectionAttackDetector,
+    SecurityAlert,
+    SecurityEvent,
+    SecurityMonitor,
+    ThreatDetector,
+    ThreatLevel,
+    UserTracker,
+)
+from pynomaly_security.network.client_ip import ClientIPResolver
+from pynomaly_security.plugin import SecurityStack, setup_security_middleware
+from pynomaly_security.sanitize import InputSanitizer
+from pynomaly_security.settings import SecuritySettings, load_settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdminAPIKey",
+    "AnomalousAccessDetector",
+    "AuditIntegrityError",
+    "AuthenticationError",
+    "BruteForceDetector",
+    "ClientIPResolver",
+    "ConfigurationError",
+    "Finding",
+    "InjectionAttackDetector",
+    "InputInspectionMiddleware",
+    "InputSanitizer",
+    "Inspector",
+    "InvalidToken",
+    "RequestParts",
+    "SecurityAlert",
+    "SecurityError",
+    "SecurityEvent",
+    "SecurityHeadersMiddleware",
+    "SecurityMonitor",
+    "SecuritySettings",
+    "SecurityStack",
+    "StorageError",
+    "ThreatDetector",
+    "ThreatLevel",
+    "UserTracker",
+    "UserTrackingMiddleware",
+    "Verdict",
+    "__version__",
+    "add_security_endpoints",
+    "create_security_router",
+    "load_settings",
+    "setup_security_middleware",
+]

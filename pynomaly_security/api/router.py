@@ -1,0 +1,127 @@
+"""``/api/security/*``: status, alerts, acknowledge, user activity.
+
+Thin handlers: validate, ask the monitor or tracker, return a schema model.
+Every route requires the admin key by default; without a key configured the
+router refuses to be built unless an explicit auth dependency is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
+from pydantic import SecretStr
+
+from pynomaly_security.api.deps import AdminAPIKey
+from pynomaly_security.api.schemas import (
+    ActivityOut,
+    AlertOut,
+    AlertsOut,
+    StatusOut,
+    UserActivityOut,
+)
+from pynomaly_security.exceptions import ConfigurationError
+from pynomaly_security.monitor.activity import UserTracker
+from pynomaly_security.monitor.events import ThreatLevel
+from pynomaly_security.monitor.monitor import SecurityMonitor
+
+__all__ = ["add_security_endpoints", "create_security_router"]
+
+_NO_AUTH = (
+    "the /api/security router needs authentication: set PYNOMALY_SECURITY__ADMIN_API_KEY "
+    "or pass auth_dependency=... (a FastAPI dependency that raises 401/403 for non-admins)"
+)
+
+
+def create_security_router(
+    *,
+    security_monitor: SecurityMonitor,
+    user_tracker: UserTracker | None = None,
+    admin_api_key: str | SecretStr | None = None,
+    auth_dependency: Callable[..., Any] | None = None,
+    prefix: str = "/api/security",
+    extra_routers: Sequence[APIRouter] = (),
+) -> APIRouter:
+    """Build the router. ``auth_dependency`` replaces the admin-key check."""
+    if auth_dependency is None:
+        if admin_api_key is None:
+            raise ConfigurationError(_NO_AUTH)
+        auth_dependency = AdminAPIKey(admin_api_key)
+    router = APIRouter(prefix=prefix, tags=["security"], dependencies=[Depends(auth_dependency)])
+    monitor = security_monitor
+
+    @router.get("/status", response_model=StatusOut)
+    async def security_status() -> StatusOut:
+        await monitor.flush(timeout=0.2)  # read-your-writes for events just submitted
+        return StatusOut(**await monitor.get_security_summary())
+
+    @router.get("/alerts", response_model=AlertsOut)
+    async def list_alerts(threat_level: ThreatLevel | None = None) -> AlertsOut:
+        await monitor.flush(timeout=0.2)
+        alerts = await monitor.get_active_alerts(threat_level)
+        return AlertsOut(count=len(alerts), alerts=[AlertOut.from_alert(a) for a in alerts])
+
+    @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut)
+    async def acknowledge_alert(alert_id: str) -> AlertOut:
+        if not await monitor.acknowledge_alert(alert_id):
+            raise HTTPException(status_code=404, detail="alert not found")
+        alert = await monitor.get_alert(alert_id)
+        assert alert is not None  # acknowledged just above
+        return AlertOut.from_alert(alert)
+
+    @router.get("/users/{user_id}/activity", response_model=UserActivityOut)
+    async def user_activity(
+        user_id: str, hours: float = Query(24, gt=0, le=24 * 90)
+    ) -> UserActivityOut:
+        records = user_tracker.get_user_activity(user_id, hours) if user_tracker else []
+        return UserActivityOut(
+            user_id=user_id,
+            hours=hours,
+            count=len(records),
+            activities=[ActivityOut(**r.to_dict()) for r in records],
+        )
+
+    for extra in extra_routers:
+        router.include_router(extra)
+    return router
+
+
+def add_security_endpoints(
+    app: FastAPI,
+    security_monitor: SecurityMonitor | None = None,
+    user_tracker: UserTracker | None = None,
+    *,
+    auth_dependency: Callable[..., Any] | None = None,
+    admin_api_key: str | SecretStr | None = None,
+    prefix: str = "/api/security",
+) -> APIRouter:
+    """Mount ``/api/security/*`` on ``app``.
+
+    Defaults come from the :class:`~pynomaly_security.plugin.SecurityStack`
+    that :func:`~pynomaly_security.setup_security_middleware` stored on
+    ``app.state``: its monitor, tracker, admin key and extra routers (audit, lockouts).
+    """
+    stack = getattr(app.state, "pynomaly_security", None)
+    extra: list[APIRouter] = []
+    if stack is not None:
+        security_monitor = security_monitor or stack.security_monitor
+        user_tracker = user_tracker or stack.user_tracker
+        if admin_api_key is None:
+            admin_api_key = stack.settings.admin_api_key
+        extra = list(stack.admin_routers)
+    if security_monitor is None:
+        raise ConfigurationError(
+            "add_security_endpoints needs a SecurityMonitor: call setup_security_middleware(app) "
+            "first or pass security_monitor=..."
+        )
+    router = create_security_router(
+        security_monitor=security_monitor,
+        user_tracker=user_tracker,
+        admin_api_key=admin_api_key,
+        auth_dependency=auth_dependency,
+        prefix=prefix,
+        extra_routers=extra,
+    )
+    app.include_router(router)
+    return router

@@ -1,0 +1,258 @@
+"""User tracking: who made each request, a correlation id, and login outcomes.
+
+For every HTTP request (and websocket connection) it resolves the client IP
+through the trusted-proxy resolver, accepts a well-formed ``X-Request-ID`` or
+generates one, stores a :class:`~pynomaly_security._context.RequestContext` in
+``scope["state"]`` and binds ``request_id`` / ``client_ip`` into structlog's
+contextvars for the duration of the request (pure ASGI, so the binding reaches
+the endpoint; ``BaseHTTPMiddleware`` would break that).
+
+On routes marked as login routes it reads the user name from the (small,
+bounded) JSON or form body, refuses a locked-out client IP with ``429``, and
+turns the answer into a login success (2xx) or failure (401/403) event.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import structlog
+from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pynomaly_security._context import STATE_KEY, RequestContext
+from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
+from pynomaly_security.monitor.activity import ActivityRecord, UserTracker
+from pynomaly_security.monitor.events import EventKind, SecurityEvent
+from pynomaly_security.monitor.login_attempts import LoginAttemptTracker
+from pynomaly_security.monitor.monitor import SecurityMonitor
+from pynomaly_security.network.client_ip import ClientIPResolver
+
+__all__ = ["UserTrackingMiddleware"]
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
+_LOGIN_BODY_LIMIT = 64 * 1024
+_USERNAME_FIELDS = ("username", "email", "login", "user")
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def _username_from_body(body: bytes, content_type: bytes | None) -> str | None:
+    ctype = (content_type or b"").split(b";", 1)[0].strip().lower()
+    data: Any
+    try:
+        if ctype == b"application/json" or ctype.endswith(b"+json"):
+            data = json.loads(body)
+        elif ctype == b"application/x-www-form-urlencoded":
+            data = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        else:
+            return None
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    for name in _USERNAME_FIELDS:
+        value = data.get(name)
+        if isinstance(value, str) and value:
+            return value[:256]
+    return None
+
+
+def _user_from_scope(scope: Scope, ctx: RequestContext) -> str | None:
+    if ctx.user_id:
+        return ctx.user_id
+    # Starlette's AuthenticationMiddleware puts a BaseUser in scope["user"].
+    user = scope.get("user")
+    if user is not None and getattr(user, "is_authenticated", False):
+        identity = getattr(user, "identity", None) or getattr(user, "display_name", None)
+        return str(identity) if identity else None
+    return None
+
+
+class UserTrackingMiddleware:
+    """Identify each request and track what each user does.
+
+    Args:
+        app: the ASGI app.
+        resolver: client IP resolver (trusted proxies); default: the socket peer.
+        tracker: where per-user activity is kept; ``None`` keeps none.
+        monitor: receives login and request events; ``None`` sends none.
+        login_attempts: failed-login counts; locked IPs get 429 on login routes.
+        login_paths: paths (exact) treated as login routes for ``POST``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        resolver: ClientIPResolver | None = None,
+        tracker: UserTracker | None = None,
+        monitor: SecurityMonitor | None = None,
+        login_attempts: LoginAttemptTracker | None = None,
+        login_paths: Iterable[str] = ("/login",),
+    ) -> None:
+        self.app = app
+        self.resolver = resolver or ClientIPResolver()
+        self.tracker = tracker
+        self.monitor = monitor
+        self.login_attempts = login_attempts
+        self.login_paths = frozenset(login_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        incoming = _header(scope, b"x-request-id")
+        request_id = (
+            incoming.decode("ascii")
+            if incoming is not None and _REQUEST_ID.fullmatch(incoming.decode("latin-1"))
+            else uuid.uuid4().hex
+        )
+        client_ip = self.resolver.resolve(scope)
+        is_login = (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and (scope["path"] in self.login_paths)
+        )
+        ctx = RequestContext(request_id=request_id, client_ip=client_ip, is_login_route=is_login)
+        scope.setdefault("state", {})[STATE_KEY] = ctx
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id, client_ip=client_ip)
+        try:
+            if scope["type"] == "websocket":
+                await self.app(scope, receive, send)
+                return
+            if is_login:
+                receive_or_none = await self._prepare_login(scope, receive, send, ctx)
+                if receive_or_none is None:
+                    return
+                receive = receive_or_none
+            await self._serve(scope, receive, send, ctx, started)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
+
+    async def _prepare_login(
+        self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext
+    ) -> Receive | None:
+        """Refuse locked IPs; read the user name. ``None``: already answered."""
+        if self.login_attempts is not None:
+            until = self.login_attempts.locked_until(ctx.client_ip)
+            if until is not None:
+                retry = max(1, math.ceil(until - self.login_attempts.clock()))
+                response = JSONResponse(
+                    {
+                        "error": "too_many_login_attempts",
+                        "request_id": ctx.request_id,
+                        "retry_after": retry,
+                    },
+                    status_code=429,
+                    headers={"Retry-After": str(retry), "X-Request-ID": ctx.request_id},
+                )
+                await response(scope, receive, send)
+                return None
+        buffered = await read_body(receive, _LOGIN_BODY_LIMIT)
+        if buffered.outcome is BodyOutcome.TOO_LARGE:
+            response = JSONResponse(
+                {"error": "request_too_large", "request_id": ctx.request_id}, status_code=413
+            )
+            await response(scope, receive, send)
+            return None
+        if buffered.outcome is BodyOutcome.DISCONNECTED:
+            return None
+        ctx.login_username = _username_from_body(buffered.body, _header(scope, b"content-type"))
+        return replay_receive(buffered.body, receive)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext, started: float
+    ) -> None:
+        status = 500
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                if "x-request-id" not in headers:
+                    headers.append("X-Request-ID", ctx.request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        finally:
+            self._after(scope, ctx, status, started)
+
+    def _after(self, scope: Scope, ctx: RequestContext, status: int, started: float) -> None:
+        now = time.time()
+        user_id = _user_from_scope(scope, ctx)
+        if self.tracker is not None:
+            self.tracker.record(
+                UserTracker.key_for(user_id, ctx.client_ip),
+                ActivityRecord(
+                    timestamp=now,
+                    method=scope["method"],
+                    path=scope["path"],
+                    status_code=status,
+                    client_ip=ctx.client_ip,
+                    request_id=ctx.request_id,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                ),
+            )
+        monitor = self.monitor
+        if ctx.is_login_route:
+            self._login_outcome(scope, ctx, status, now)
+        elif monitor is not None and user_id is not None:
+            monitor.submit(
+                SecurityEvent(
+                    kind=EventKind.REQUEST,
+                    source_ip=ctx.client_ip,
+                    user_id=user_id,
+                    path=scope["path"],
+                    method=scope["method"],
+                    status_code=status,
+                    request_id=ctx.request_id,
+                    timestamp=now,
+                )
+            )
+
+    def _login_outcome(self, scope: Scope, ctx: RequestContext, status: int, now: float) -> None:
+        username = ctx.login_username
+        if status in (401, 403):
+            details: dict[str, Any] = {"username": username}
+            if self.login_attempts is not None:
+                counts = self.login_attempts.record_failure(ctx.client_ip, username)
+                details.update(ip_failures=counts.ip_failures, user_failures=counts.user_failures)
+            kind = EventKind.LOGIN_FAILURE
+        elif 200 <= status < 300:
+            if self.login_attempts is not None:
+                self.login_attempts.record_success(ctx.client_ip, username)
+            details = {"username": username}
+            kind = EventKind.LOGIN_SUCCESS
+        else:
+            return
+        if self.monitor is not None:
+            self.monitor.submit(
+                SecurityEvent(
+                    kind=kind,
+                    source_ip=ctx.client_ip,
+                    user_id=username,
+                    path=scope["path"],
+                    method="POST",
+                    status_code=status,
+                    request_id=ctx.request_id,
+                    timestamp=now,
+                    details=details,
+                )
+            )

@@ -1,0 +1,215 @@
+"""The composition root: ``setup_security_middleware(app)``.
+
+Builds every component from one :class:`SecuritySettings`, adds the pure-ASGI
+middlewares in a fixed order, and hooks the monitor and audit logger into the
+app's lifespan without replacing a lifespan the app already has.
+
+Order (outermost first): tracking -> security headers -> audit -> inspection -> app.
+Tracking runs first so every layer and the endpoint see the request id and
+client IP; headers wrap everything so even a 403/413/429 carries them; audit
+records the final status of every request, blocked ones included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from fastapi import APIRouter
+from starlette.applications import Starlette
+
+from pynomaly_security.detection import Inspector
+from pynomaly_security.middleware.headers import SecurityHeadersMiddleware
+from pynomaly_security.middleware.inspection import InputInspectionMiddleware
+from pynomaly_security.middleware.tracking import UserTrackingMiddleware
+from pynomaly_security.monitor.activity import UserTracker
+from pynomaly_security.monitor.login_attempts import LoginAttemptTracker
+from pynomaly_security.monitor.monitor import SecurityMonitor
+from pynomaly_security.network.client_ip import ClientIPResolver
+from pynomaly_security.settings import SecuritySettings, load_settings
+
+if TYPE_CHECKING:
+    from pynomaly_security.audit import AuditLogger
+
+__all__ = ["SecurityStack", "setup_security_middleware"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(eq=False)
+class SecurityStack:
+    """What :func:`setup_security_middleware` built; also ``app.state.pynomaly_security``."""
+
+    settings: SecuritySettings
+    security_monitor: SecurityMonitor
+    user_tracker: UserTracker | None
+    audit_logger: AuditLogger | None
+    inspector: Inspector | None
+    login_attempts: LoginAttemptTracker
+    client_ip_resolver: ClientIPResolver
+    admin_routers: list[APIRouter] = field(default_factory=list)
+    _started: bool = False
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        if self.settings.enable_security_monitoring:
+            await self.security_monitor.start_monitoring()
+        if self.audit_logger is not None:
+            await self.audit_logger.start()
+
+    async def aclose(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        await self.security_monitor.stop()
+        if self.audit_logger is not None:
+            await self.audit_logger.aclose()
+
+    async def __aenter__(self) -> SecurityStack:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def _wrap_lifespan(app: Starlette, stack: SecurityStack) -> None:
+    """Run the stack around the app's own lifespan (FastAPI ``lifespan=`` or
+    ``on_event`` handlers alike), passing its state through."""
+    original: Callable[[Any], contextlib.AbstractAsyncContextManager[Any]] = (
+        app.router.lifespan_context
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app_: Any) -> AsyncIterator[Mapping[str, Any] | None]:
+        async with stack, original(app_) as state:
+            yield state
+
+    app.router.lifespan_context = lifespan
+
+
+def setup_security_middleware(
+    app: Starlette,
+    enable_security_headers: bool = True,
+    enable_user_tracking: bool = True,
+    enable_audit_logging: bool = True,
+    enable_security_monitoring: bool = True,
+    development_mode: bool = False,
+    settings: SecuritySettings | None = None,
+    *,
+    enable_input_inspection: bool = True,
+) -> SecurityStack:
+    """Wire the security stack into ``app`` in one line.
+
+    Args:
+        app: a FastAPI or Starlette application (before it starts serving).
+        enable_*: switch a component off; the settings can switch them off too
+            (``SECURITY_HEADERS_ENABLED``, ``ENABLE_AUDIT_LOGGING``, ...).
+        development_mode: relaxes production-only checks (no HSTS, an ephemeral
+            master key is allowed).
+        settings: the settings; ``None`` reads them from the environment, and an
+            invalid value raises :class:`~pynomaly_security.ConfigurationError`
+            naming the variable.
+
+    Returns:
+        The :class:`SecurityStack`, also stored as ``app.state.pynomaly_security``.
+    """
+    if settings is None:
+        settings = load_settings(**({"development_mode": True} if development_mode else {}))
+    elif development_mode and not settings.development_mode:
+        settings = settings.model_copy(update={"development_mode": True})
+
+    resolver = ClientIPResolver(settings.trusted_proxies, settings.trusted_proxy_hops)
+    monitor = SecurityMonitor.from_settings(settings)
+    if not enable_security_monitoring:
+        monitor.enabled = False
+    tracker = UserTracker(max_users=settings.max_tracked_keys) if enable_user_tracking else None
+    login_attempts = LoginAttemptTracker(
+        settings.brute_force_max_attempts,
+        settings.brute_force_time_window,
+        max_keys=settings.max_tracked_keys,
+    )
+    audit_logger: AuditLogger | None = None
+    if enable_audit_logging and settings.enable_audit_logging:
+        from pynomaly_security.audit import AuditLogger
+
+        audit_logger = AuditLogger.from_settings(settings)
+    inspector = (
+        Inspector.from_settings(settings)
+        if enable_input_inspection and settings.threat_detection_enabled
+        else None
+    )
+    stack = SecurityStack(
+        settings=settings,
+        security_monitor=monitor,
+        user_tracker=tracker,
+        audit_logger=audit_logger,
+        inspector=inspector,
+        login_attempts=login_attempts,
+        client_ip_resolver=resolver,
+    )
+    if audit_logger is not None:
+        from pynomaly_security.api.audit_routes import build_audit_router
+
+        stack.admin_routers.append(build_audit_router(audit_logger))
+        monitor.register_alert_handler(_audit_alert_handler(audit_logger))
+
+    # add_middleware puts each new layer outside the previous one: innermost first.
+    if inspector is not None:
+        app.add_middleware(
+            InputInspectionMiddleware,
+            inspector=inspector,
+            monitor=monitor,
+            max_body_size=settings.max_input_length,
+        )
+    if audit_logger is not None:
+        from pynomaly_security.middleware.audit import AuditMiddleware
+
+        app.add_middleware(AuditMiddleware, audit_logger=audit_logger)
+    if enable_security_headers and settings.security_headers_enabled:
+        app.add_middleware(
+            SecurityHeadersMiddleware,
+            hsts=settings.hsts_enabled and not settings.development_mode,
+            hsts_max_age=settings.hsts_max_age,
+            csp=settings.csp_enabled,
+        )
+    app.add_middleware(
+        UserTrackingMiddleware,
+        resolver=resolver,
+        tracker=tracker,
+        monitor=monitor,
+        login_attempts=login_attempts,
+        login_paths=settings.login_paths,
+    )
+    _wrap_lifespan(app, stack)
+    app.state.pynomaly_security = stack
+    return stack
+
+
+def _audit_alert_handler(audit_logger: AuditLogger) -> Callable[[Any], Any]:
+    """Every alert becomes a committed security event in the audit trail."""
+    from pynomaly_security.audit import AuditLevel, SecurityEventType
+
+    async def handler(alert: Any) -> None:
+        level = AuditLevel.CRITICAL if alert.threat_level.rank >= 4 else AuditLevel.WARNING
+        await audit_logger.log_security_event(
+            SecurityEventType.SECURITY_ALERT,
+            alert.message,
+            level,
+            details={k: v for k, v in alert.to_dict().items() if k != "message"},
+            user_id=alert.user_id,
+            source_ip=alert.source_ip,
+        )
+
+    return handler
