@@ -1,0 +1,203 @@
+"""Bounded in-process store: the default for one worker.
+
+Every key lives in one LRU map capped at ``max_keys``; the least recently used
+key is evicted first, so a flood of distinct client IPs (or usernames) keeps
+memory flat instead of growing until the process is killed. Expired entries
+are dropped when touched and swept from the cold end on every write.
+
+Not shared between processes: with several workers each has its own counts,
+which multiplies every limit by the number of workers (the plugin warns).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from pynomaly_security.exceptions import ConfigurationError
+from pynomaly_security.storage._window import sliding_windows
+
+__all__ = ["MemoryStore"]
+
+_NEVER = math.inf
+# How many cold entries each write inspects for expiry; amortised sweeping keeps
+# writes O(1) while dead entries do not wait for LRU pressure to leave.
+_SWEEP = 2
+
+
+class MemoryStore:
+    """In-memory :class:`~pynomaly_security.storage.base.Store`.
+
+    Args:
+        max_keys: most keys kept (all kinds together); the least recently used
+            is evicted beyond it.
+        max_members: most members kept per member set (oldest dropped first).
+        clock: seconds since the epoch; injected by tests.
+
+    Operations never await, so each one is atomic on the event loop.
+    """
+
+    shared = False
+
+    def __init__(
+        self,
+        *,
+        max_keys: int = 100_000,
+        max_members: int = 1_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_keys < 1:
+            raise ConfigurationError(f"max_keys must be >= 1, got {max_keys}")
+        if max_members < 1:
+            raise ConfigurationError(f"max_members must be >= 1, got {max_members}")
+        self._max_keys = max_keys
+        self._max_members = max_members
+        self._clock = clock
+        # key -> [value, expires_at]; value is int, str or dict[str, float]
+        self._data: OrderedDict[str, list[Any]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    async def __aenter__(self) -> MemoryStore:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        self._data.clear()
+
+    async def healthcheck(self) -> bool:
+        return True
+
+    # -- internals ---------------------------------------------------------------------------
+    def _live(self, key: str, now: float) -> list[Any] | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry[1] <= now:
+            del self._data[key]
+            return None
+        self._data.move_to_end(key)
+        return entry
+
+    def _set(self, key: str, value: Any, expires_at: float, now: float) -> list[Any]:
+        entry = [value, expires_at]
+        self._data[key] = entry
+        self._data.move_to_end(key)
+        for _ in range(_SWEEP):
+            cold_key, cold = next(iter(self._data.items()))
+            if cold_key == key or cold[1] > now:
+                break
+            del self._data[cold_key]
+        while len(self._data) > self._max_keys:
+            self._data.popitem(last=False)
+        return entry
+
+    # -- counters -----------------------------------------------------------------------------
+    async def incr(self, key: str, ttl: float, amount: int = 1) -> int:
+        now = self._clock()
+        entry = self._live(key, now)
+        if entry is None:
+            self._set(key, amount, now + ttl, now)
+            return amount
+        entry[0] = int(entry[0]) + amount
+        return int(entry[0])
+
+    async def get_count(self, key: str) -> int:
+        entry = self._live(key, self._clock())
+        return int(entry[0]) if entry is not None else 0
+
+    # -- sliding window ----------------------------------------------------------------------
+    async def acquire_sliding_window(
+        self, key: str, limit: int, expiry: int, amount: int = 1
+    ) -> bool:
+        now = self._clock()
+        w = sliding_windows(key, expiry, now)
+        previous = self._count(w.previous_key, now)
+        current = self._count(w.current_key, now)
+        if math.floor(previous * w.previous_ttl / expiry) + current + amount > limit:
+            return False
+        await self.incr(w.current_key, 2 * expiry, amount)
+        return True
+
+    async def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
+        now = self._clock()
+        w = sliding_windows(key, expiry, now)
+        previous = self._count(w.previous_key, now)
+        current = self._count(w.current_key, now)
+        return (previous, w.previous_ttl if previous else 0.0, current, w.current_ttl)
+
+    async def clear_sliding_window(self, key: str, expiry: int) -> None:
+        w = sliding_windows(key, expiry, self._clock())
+        self._data.pop(w.previous_key, None)
+        self._data.pop(w.current_key, None)
+
+    def _count(self, key: str, now: float) -> int:
+        entry = self._live(key, now)
+        return int(entry[0]) if entry is not None else 0
+
+    # -- key/value ---------------------------------------------------------------------------
+    async def put(self, key: str, value: str, ttl: float | None = None) -> None:
+        now = self._clock()
+        self._set(key, value, now + ttl if ttl is not None else _NEVER, now)
+
+    async def add(self, key: str, value: str, ttl: float) -> bool:
+        now = self._clock()
+        if self._live(key, now) is not None:
+            return False
+        self._set(key, value, now + ttl, now)
+        return True
+
+    async def get(self, key: str) -> str | None:
+        entry = self._live(key, self._clock())
+        return str(entry[0]) if entry is not None else None
+
+    async def delete(self, key: str) -> bool:
+        return self._data.pop(key, None) is not None
+
+    async def scan(self, prefix: str, limit: int = 1000) -> list[tuple[str, str]]:
+        now = self._clock()
+        found: list[tuple[str, str]] = []
+        for key, (value, expires_at) in list(self._data.items()):
+            if key.startswith(prefix) and expires_at > now and isinstance(value, str):
+                found.append((key, value))
+                if len(found) >= limit:
+                    break
+        return found
+
+    # -- members ---------------------------------------------------------------------------
+    async def add_member(self, key: str, member: str, window: float) -> int:
+        now = self._clock()
+        entry = self._live(key, now)
+        if entry is None or not isinstance(entry[0], dict):
+            entry = self._set(key, {}, now + window, now)
+        members: dict[str, float] = entry[0]
+        members.pop(member, None)  # re-insert so dict order stays oldest-first
+        members[member] = now
+        horizon = now - window
+        while members:  # oldest first, so trimming stops at the first live member
+            oldest = next(iter(members))
+            if members[oldest] > horizon:
+                break
+            del members[oldest]
+        while len(members) > self._max_members:
+            del members[next(iter(members))]
+        entry[1] = now + window
+        return len(members)
+
+    async def has_member(self, key: str, member: str, window: float) -> bool:
+        now = self._clock()
+        entry = self._live(key, now)
+        if entry is None or not isinstance(entry[0], dict):
+            return False
+        seen = entry[0].get(member)
+        return seen is not None and seen > now - window

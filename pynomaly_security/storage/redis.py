@@ -1,0 +1,204 @@
+"""Redis store: state shared by every worker and host.
+
+Multi-step updates run as Lua scripts (``_lua/*.lua``) so concurrent workers
+never interleave a read-check-write; single commands (SET NX, GET, DEL) are
+atomic already. The client is created in :meth:`RedisStore.start`, called from
+the application's lifespan, because a ``redis.asyncio`` client binds to the
+event loop that first uses it (a client made at import time breaks under
+uvicorn's reloader and in tests). A call before ``start()`` starts it lazily,
+so the store also works in apps that never run a lifespan.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+
+from pynomaly_security.exceptions import ConfigurationError, StorageError
+from pynomaly_security.storage._window import sliding_windows
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+__all__ = ["RedisStore"]
+
+_SCRIPTS = ("incr_expire", "sliding_acquire", "add_member")
+# What a driver raises when Redis is down, slow or refuses: wrapped as StorageError.
+_ERRORS = (RedisError, OSError, TimeoutError)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
+
+
+class RedisStore:
+    """:class:`~pynomaly_security.storage.base.Store` on Redis (``redis.asyncio``).
+
+    Args:
+        url: ``redis://`` or ``rediss://`` URL (database in the path).
+        key_prefix: prepended to every key, so one Redis can serve several apps.
+        max_members: cap of each member set.
+        socket_timeout: seconds before a command or connect attempt fails; keeps
+            a dead Redis from hanging requests (the failure policy then applies).
+        clock: seconds since the epoch, used to name windows and score members.
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str = "pns:",
+        max_members: int = 1_000,
+        socket_timeout: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigurationError(f"not a Redis URL: {url.split('@')[-1]!r}")
+        if socket_timeout <= 0:
+            raise ConfigurationError(f"socket_timeout must be > 0, got {socket_timeout}")
+        self._url = url
+        self._prefix = key_prefix
+        self._max_members = max_members
+        self._timeout = socket_timeout
+        self._clock = clock
+        self._client: Redis | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+
+    async def __aenter__(self) -> RedisStore:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        if self._client is not None:
+            return
+        from redis.asyncio import Redis
+
+        client: Redis = Redis.from_url(
+            self._url,
+            decode_responses=True,
+            socket_timeout=self._timeout,
+            socket_connect_timeout=self._timeout,
+        )
+        package = resources.files("pynomaly_security.storage")
+        self._scripts = {
+            name: client.register_script(package.joinpath(f"_lua/{name}.lua").read_text())
+            for name in _SCRIPTS
+        }
+        self._client = client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def healthcheck(self) -> bool:
+        try:
+            return bool(await (await self._redis()).ping())
+        except Exception:  # any failure at all means "not healthy"
+            return False
+
+    async def _redis(self) -> Redis:
+        if self._client is None:
+            await self.start()
+        assert self._client is not None
+        return self._client
+
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        await self._redis()
+        try:
+            return await self._scripts[name](keys=keys, args=args)
+        except _ERRORS as exc:
+            raise StorageError(f"redis script {name} failed: {type(exc).__name__}") from exc
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        client = await self._redis()
+        try:
+            return await getattr(client, method)(*args, **kwargs)
+        except _ERRORS as exc:
+            raise StorageError(f"redis {method} failed: {type(exc).__name__}") from exc
+
+    def _k(self, key: str) -> str:
+        return self._prefix + key
+
+    # -- counters -----------------------------------------------------------------------------
+    async def incr(self, key: str, ttl: float, amount: int = 1) -> int:
+        return int(await self._run("incr_expire", [self._k(key)], [amount, _ms(ttl)]))
+
+    async def get_count(self, key: str) -> int:
+        value = await self._call("get", self._k(key))
+        return int(value) if value is not None else 0
+
+    # -- sliding window ----------------------------------------------------------------------
+    async def acquire_sliding_window(
+        self, key: str, limit: int, expiry: int, amount: int = 1
+    ) -> bool:
+        w = sliding_windows(self._k(key), expiry, self._clock())
+        weight = w.previous_ttl / expiry
+        result = await self._run(
+            "sliding_acquire",
+            [w.previous_key, w.current_key],
+            [limit, amount, repr(weight), _ms(2 * expiry)],
+        )
+        return bool(result)
+
+    async def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
+        w = sliding_windows(self._k(key), expiry, self._clock())
+        previous, current = await self._call("mget", [w.previous_key, w.current_key])
+        prev = int(previous or 0)
+        return (prev, w.previous_ttl if prev else 0.0, int(current or 0), w.current_ttl)
+
+    async def clear_sliding_window(self, key: str, expiry: int) -> None:
+        w = sliding_windows(self._k(key), expiry, self._clock())
+        await self._call("delete", w.previous_key, w.current_key)
+
+    # -- key/value ---------------------------------------------------------------------------
+    async def put(self, key: str, value: str, ttl: float | None = None) -> None:
+        await self._call("set", self._k(key), value, px=_ms(ttl) if ttl is not None else None)
+
+    async def add(self, key: str, value: str, ttl: float) -> bool:
+        return bool(await self._call("set", self._k(key), value, px=_ms(ttl), nx=True))
+
+    async def get(self, key: str) -> str | None:
+        value = await self._call("get", self._k(key))
+        return str(value) if value is not None else None
+
+    async def delete(self, key: str) -> bool:
+        return bool(await self._call("delete", self._k(key)))
+
+    async def scan(self, prefix: str, limit: int = 1000) -> list[tuple[str, str]]:
+        client = await self._redis()
+        keys: list[str] = []
+        try:
+            # SCAN, not KEYS: it never blocks Redis for the whole keyspace.
+            async for key in client.scan_iter(match=self._k(prefix) + "*", count=500):
+                keys.append(key)
+                if len(keys) >= limit:
+                    break
+        except _ERRORS as exc:
+            raise StorageError(f"redis scan failed: {type(exc).__name__}") from exc
+        if not keys:
+            return []
+        values = await self._call("mget", keys)
+        cut = len(self._prefix)
+        return [(k[cut:], v) for k, v in zip(keys, values, strict=True) if isinstance(v, str)]
+
+    # -- members ---------------------------------------------------------------------------
+    async def add_member(self, key: str, member: str, window: float) -> int:
+        now = self._clock()
+        args = [member, repr(now), repr(window), self._max_members]
+        return int(await self._run("add_member", [self._k(key)], args))
+
+    async def has_member(self, key: str, member: str, window: float) -> bool:
+        score = await self._call("zscore", self._k(key), member)
+        return score is not None and float(score) > self._clock() - window

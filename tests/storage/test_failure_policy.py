@@ -1,0 +1,104 @@
+"""A dead Redis surfaces as StorageError, and the policy helper says what to do."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from pynomaly_security.exceptions import ConfigurationError, StorageError
+from pynomaly_security.storage import create_store, failure_policy
+from pynomaly_security.storage.redis import RedisStore
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.anyio
+async def test_nothing_listening_raises_storage_error() -> None:
+    """Every operation against a Redis that is not there raises StorageError fast."""
+    store = create_store(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.5)
+    try:
+        with pytest.raises(StorageError):
+            await store.incr("k", 10)
+        with pytest.raises(StorageError):
+            await store.acquire_sliding_window("k", 1, 10)
+        with pytest.raises(StorageError):
+            await store.scan("k")
+        assert await store.healthcheck() is False
+    finally:
+        await store.aclose()
+
+
+@pytest.fixture
+def throwaway_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Our own redis-server on a free port, so stopping it touches nobody else."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0", proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.anyio
+async def test_redis_stopped_mid_run(throwaway_redis: tuple[str, subprocess.Popen[bytes]]) -> None:
+    """Working calls turn into StorageError once the server goes away mid-run."""
+    url, proc = throwaway_redis
+    store = RedisStore(url, socket_timeout=0.5)
+    try:
+        assert await store.acquire_sliding_window("k", 5, 60) is True
+        proc.terminate()
+        proc.wait(timeout=10)
+        with pytest.raises(StorageError):
+            await store.acquire_sliding_window("k", 5, 60)
+    finally:
+        await store.aclose()
+
+
+def test_policy_defaults_and_overrides() -> None:
+    """Rate limits fail open, security decisions fail closed, unless overridden."""
+    assert failure_policy({}, "rate_limit") == "fail_open"
+    assert failure_policy({}, "tokens") == "fail_closed"
+    assert failure_policy({"rate_limit": "fail_closed"}, "rate_limit") == "fail_closed"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "feature", "message"),
+    [
+        pytest.param({}, "coffee", "unknown store feature", id="unknown-feature"),
+        pytest.param({"lockout": "maybe"}, "lockout", "fail_open", id="bad-value"),
+    ],
+)
+def test_policy_errors(overrides: dict[str, str], feature: str, message: str) -> None:
+    """Unknown features and values are configuration errors naming the choices."""
+    with pytest.raises(ConfigurationError, match=message):
+        failure_policy(overrides, feature)
+
+
+@pytest.mark.parametrize("url", ["mongodb://x", "memory", "http://x"])
+def test_unknown_scheme(url: str) -> None:
+    """create_store refuses schemes it does not know."""
+    with pytest.raises(ConfigurationError, match="unknown store URL scheme"):
+        create_store(url)
