@@ -1,1 +1,51 @@
-"""protection."""
+"""Classification, masking, tokenization and differential privacy."""
+
+from __future__ import annotations
+
+from pynomaly_security.protection.advanced import AdvancedDataProtection
+from pynomaly_security.protection.classify import Classifier, DataClass, Finding, classify
+from pynomaly_security.protection.logging import MaskSensitiveValues
+from pynomaly_security.protection.masking import (
+    DEFAULT_POLICY,
+    REDACTED,
+    Masker,
+    MaskStrategy,
+    mask_email,
+    mask_iban,
+    mask_ip,
+    mask_last4,
+    mask_ssn,
+    redact,
+)
+from pynomaly_security.protection.privacy import (
+    PrivacyAccountant,
+    PrivacyBudgetExhausted,
+    apply_differential_privacy,
+)
+from pynomaly_security.protection.tokenization import Tokenizer
+from pynomaly_security.protection.vault import TokenVault, create_token_vault
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "REDACTED",
+    "AdvancedDataProtection",
+    "Classifier",
+    "DataClass",
+    "Finding",
+    "MaskSensitiveValues",
+    "MaskStrategy",
+    "Masker",
+    "PrivacyAccountant",
+    "PrivacyBudgetExhausted",
+    "TokenVault",
+    "Tokenizer",
+    "apply_differential_privacy",
+    "classify",
+    "create_token_vault",
+    "mask_email",
+    "mask_iban",
+    "mask_ip",
+    "mask_last4",
+    "mask_ssn",
+    "redact",
+]
