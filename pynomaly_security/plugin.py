@@ -96,7 +96,8 @@ def _wrap_lifespan(app: Starlette, stack: SecurityStack) -> None:
         async with stack, original(app_) as state:
             yield state
 
-    app.router.lifespan_context = lifespan
+    # Starlette types lifespan_context as a union of two shapes; ours yields either.
+    app.router.lifespan_context = lifespan  # type: ignore[assignment]
 
 
 def setup_security_middleware(

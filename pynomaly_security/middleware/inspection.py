@@ -52,7 +52,9 @@ def _body_is_inspected(scope: Scope) -> bool:
     for name, value in scope.get("headers", ()):
         if name == b"content-type":
             ctype = value.split(b";", 1)[0].strip().lower()
-            return ctype.startswith(INSPECTED_CONTENT_TYPES) or ctype.endswith((b"+json", b"+xml"))
+            return bool(
+                ctype.startswith(INSPECTED_CONTENT_TYPES) or ctype.endswith((b"+json", b"+xml"))
+            )
     return False
 
 

@@ -73,41 +73,32 @@ class BruteForceDetector(ThreatDetector):
         ip_n = int(event.details.get("ip_failures", 0))
         user_n = int(event.details.get("user_failures", 0))
         username = event.details.get("username")
-        if ip_n >= self.max_attempts and self._cooldown.ready(
+        ip_hit = ip_n >= self.max_attempts and self._cooldown.ready(
             f"ip:{event.source_ip}", event.timestamp
-        ):
-            return SecurityAlert(
-                alert_type="brute_force",
-                threat_level=ThreatLevel.HIGH,
-                message=f"{ip_n} failed logins from one IP within {int(self.window)} s",
-                source_ip=event.source_ip,
-                user_id=username,
-                details={
-                    "failures": ip_n,
-                    "window_seconds": self.window,
-                    "scope": "ip",
-                    "path": event.path,
-                },
-                timestamp=event.timestamp,
-            )
-        if user_n >= self.max_attempts and self._cooldown.ready(
-            f"user:{username}", event.timestamp
-        ):
-            return SecurityAlert(
-                alert_type="brute_force",
-                threat_level=ThreatLevel.HIGH,
-                message=f"{user_n} failed logins for one user within {int(self.window)} s",
-                source_ip=event.source_ip,
-                user_id=username,
-                details={
-                    "failures": user_n,
-                    "window_seconds": self.window,
-                    "scope": "user",
-                    "path": event.path,
-                },
-                timestamp=event.timestamp,
-            )
-        return None
+        )
+        user_hit = bool(username) and user_n >= self.max_attempts
+        if user_hit:
+            # Arm the user's cooldown even when the IP alert fires, so one attack
+            # (one IP guessing one user) raises one alert, not two.
+            user_hit = self._cooldown.ready(f"user:{username}", event.timestamp)
+        if not (ip_hit or user_hit):
+            return None
+        scope, failures = ("ip", ip_n) if ip_hit else ("user", user_n)
+        return SecurityAlert(
+            alert_type="brute_force",
+            threat_level=ThreatLevel.HIGH,
+            message=f"{failures} failed logins for one {'IP' if ip_hit else 'user'} "
+            f"within {int(self.window)} s",
+            source_ip=event.source_ip,
+            user_id=username,
+            details={
+                "failures": failures,
+                "window_seconds": self.window,
+                "scope": scope,
+                "path": event.path,
+            },
+            timestamp=event.timestamp,
+        )
 
 
 @dataclass(slots=True)

@@ -1,0 +1,121 @@
+"""Security headers on every response, with a CSP chosen per response."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocket
+
+from pynomaly_security.middleware.headers import DEFAULT_API_CSP, SecurityHeadersMiddleware
+
+
+def _app(**options: object) -> Starlette:
+    async def data(request: object) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    async def page(request: object) -> HTMLResponse:
+        return HTMLResponse("<h1>hi</h1>")
+
+    async def own_csp(request: object) -> PlainTextResponse:
+        return PlainTextResponse("x", headers={"Content-Security-Policy": "default-src 'self'"})
+
+    async def stream(request: object) -> StreamingResponse:
+        async def gen() -> AsyncIterator[bytes]:
+            for i in range(3):
+                yield f"chunk{i}\n".encode()
+
+        return StreamingResponse(gen(), media_type="text/event-stream")
+
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(await websocket.receive_text())
+        await websocket.close()
+
+    return Starlette(
+        routes=[
+            Route("/data", data),
+            Route("/page", page),
+            Route("/own", own_csp),
+            Route("/stream", stream),
+            WebSocketRoute("/ws", ws),
+        ],
+        middleware=[Middleware(SecurityHeadersMiddleware, **options)],  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.anyio
+async def test_every_response_gets_the_headers(make_client) -> None:  # type: ignore[no-untyped-def]
+    """JSON, HTML and 404 answers all carry the security headers; no legacy XSS auditor."""
+    async with make_client(_app()) as client:
+        for path in ("/data", "/page", "/missing"):
+            response = await client.get(path)
+            h = response.headers
+            assert h["x-content-type-options"] == "nosniff"
+            assert h["x-frame-options"] == "DENY"
+            assert h["referrer-policy"] == "no-referrer"
+            assert "camera=()" in h["permissions-policy"]
+            assert h["cross-origin-opener-policy"] == "same-origin"
+            assert h["cross-origin-resource-policy"] == "same-origin"
+            assert h["strict-transport-security"].startswith("max-age=31536000")
+            assert h["x-xss-protection"] == "0"
+            assert "content-security-policy" in h
+
+
+@pytest.mark.anyio
+async def test_csp_depends_on_the_response(make_client) -> None:  # type: ignore[no-untyped-def]
+    """JSON gets default-src 'none'; HTML a same-origin policy; the app's own CSP is kept."""
+    async with make_client(_app()) as client:
+        assert (await client.get("/data")).headers["content-security-policy"] == DEFAULT_API_CSP
+        assert (
+            "default-src 'self'" in (await client.get("/page")).headers["content-security-policy"]
+        )
+        own = await client.get("/own")
+        assert own.headers.get_list("content-security-policy") == ["default-src 'self'"]
+
+
+@pytest.mark.anyio
+async def test_switches(make_client) -> None:  # type: ignore[no-untyped-def]
+    """HSTS and CSP can be switched off."""
+    async with make_client(_app(hsts=False, csp=False)) as client:
+        h = (await client.get("/data")).headers
+        assert "strict-transport-security" not in h and "content-security-policy" not in h
+        assert h["x-frame-options"] == "DENY"
+
+
+@pytest.mark.anyio
+async def test_streaming_passes_through(make_client) -> None:  # type: ignore[no-untyped-def]
+    """A streaming response arrives whole and in order, with the headers."""
+    async with make_client(_app()) as client:
+        response = await client.get("/stream")
+        assert response.text == "chunk0\nchunk1\nchunk2\n"
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_websocket_passes_through() -> None:
+    """Websockets are untouched by the headers middleware."""
+    with TestClient(_app()) as client, client.websocket_connect("/ws") as ws:
+        ws.send_text("ping")
+        assert ws.receive_text() == "ping"
+
+
+@pytest.mark.anyio
+async def test_fastapi_docs_get_a_hash_based_policy(make_client) -> None:  # type: ignore[no-untyped-def]
+    """/docs allows the CDN and exactly its inline script by hash, never 'unsafe-inline' scripts."""
+    app = FastAPI()
+    app.add_middleware(SecurityHeadersMiddleware)
+    async with make_client(app) as client:
+        docs = await client.get("/docs")
+        csp = docs.headers["content-security-policy"]
+        script_src = next(d for d in csp.split(";") if d.strip().startswith("script-src"))
+        assert "https://cdn.jsdelivr.net" in script_src
+        assert "'sha256-" in script_src and "unsafe-inline" not in script_src
+        assert "SwaggerUIBundle" in docs.text
+        api = await client.get("/openapi.json")
+        assert api.headers["content-security-policy"] == DEFAULT_API_CSP

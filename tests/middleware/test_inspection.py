@@ -1,0 +1,226 @@
+"""Input inspection through a real app: block, detect-only, replay, bad input."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocket
+
+from pynomaly_security.detection import Inspector
+from pynomaly_security.middleware.inspection import InputInspectionMiddleware
+from pynomaly_security.middleware.tracking import UserTrackingMiddleware
+from pynomaly_security.monitor import SecurityMonitor, ThreatLevel
+
+SQLI = "1' OR '1'='1"
+
+
+def _app(
+    *, mode: str = "block", monitor: SecurityMonitor | None = None, max_body: int = 1024
+) -> tuple[Starlette, list[bytes]]:
+    seen: list[bytes] = []
+
+    async def echo(request: Request) -> Response:
+        body = await request.body()
+        seen.append(body)
+        return Response(body, media_type=request.headers.get("content-type", "text/plain"))
+
+    async def parsed(request: Request) -> JSONResponse:
+        try:
+            data = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return JSONResponse({"error": "invalid json"}, status_code=400)
+        return JSONResponse({"type": type(data).__name__})
+
+    async def search(request: Request) -> JSONResponse:
+        return JSONResponse({"q": request.query_params.get("q", "")})
+
+    async def stream(request: Request) -> StreamingResponse:
+        async def gen() -> AsyncIterator[bytes]:
+            yield b"a"
+            yield b"b"
+
+        return StreamingResponse(gen())
+
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(await websocket.receive_text())
+        await websocket.close()
+
+    app = Starlette(
+        routes=[
+            Route("/echo", echo, methods=["POST", "PUT"]),
+            Route("/parsed", parsed, methods=["POST"]),
+            Route("/search", search),
+            Route("/stream", stream),
+            WebSocketRoute("/ws", ws),
+        ],
+        middleware=[
+            Middleware(UserTrackingMiddleware),  # type: ignore[arg-type]
+            Middleware(
+                InputInspectionMiddleware,  # type: ignore[arg-type]
+                inspector=Inspector(mode=mode),
+                monitor=monitor,
+                max_body_size=max_body,
+            ),
+        ],
+    )
+    return app, seen
+
+
+@pytest.mark.anyio
+async def test_sql_injection_in_query_is_blocked(make_client) -> None:  # type: ignore[no-untyped-def]
+    """A SQL-injection query string gets 403 with the request id and never reaches the app."""
+    monitor = SecurityMonitor()
+    app, _ = _app(monitor=monitor)
+    async with monitor, make_client(app) as client:
+        response = await client.get("/search", params={"q": SQLI})
+        assert response.status_code == 403
+        body = response.json()
+        assert body["error"] == "request_blocked"
+        assert body["request_id"] == response.headers["x-request-id"]
+        await monitor.flush()
+        [alert] = await monitor.get_active_alerts()
+    assert alert.alert_type == "injection_attack" and alert.threat_level is ThreatLevel.HIGH
+    assert "sqli" in alert.details["families"]
+    # The alert explains the verdict without carrying the whole value.
+    assert all(f["field"].startswith("query.") for f in alert.details["findings"])
+    assert monitor.metrics["blocked_requests"] == 1
+
+
+@pytest.mark.anyio
+async def test_detect_only_passes_and_reports(make_client) -> None:  # type: ignore[no-untyped-def]
+    """In detect mode the request reaches the app and a CRITICAL (unblocked) alert is raised."""
+    monitor = SecurityMonitor()
+    app, _ = _app(mode="detect", monitor=monitor)
+    async with monitor, make_client(app) as client:
+        response = await client.get("/search", params={"q": SQLI})
+        assert response.status_code == 200 and response.json()["q"] == SQLI
+        await monitor.flush()
+        [alert] = await monitor.get_active_alerts()
+    assert alert.threat_level is ThreatLevel.CRITICAL and alert.details["blocked"] is False
+
+
+@pytest.mark.anyio
+async def test_benign_requests_pass(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Ordinary queries and JSON bodies pass untouched."""
+    app, _ = _app()
+    async with make_client(app) as client:
+        assert (await client.get("/search", params={"q": "O'Brien's red shoes"})).status_code == 200
+        payload = {"name": "Widget", "tags": ["a", "b"], "price": 9.5}
+        response = await client.post("/echo", json=payload)
+        assert response.status_code == 200 and response.json() == payload
+
+
+@pytest.mark.anyio
+async def test_json_body_attack_is_blocked(make_client) -> None:  # type: ignore[no-untyped-def]
+    """An attack nested in a JSON body is blocked before the app runs."""
+    app, seen = _app()
+    async with make_client(app) as client:
+        response = await client.post(
+            "/echo", json={"user": {"comment": "<script>alert(1)</script>"}}
+        )
+    assert response.status_code == 403 and seen == []
+
+
+@pytest.mark.anyio
+async def test_chunked_body_is_replayed_byte_for_byte(make_client) -> None:  # type: ignore[no-untyped-def]
+    """A chunked (no Content-Length) JSON body reaches the app exactly as sent."""
+    app, seen = _app()
+    raw = json.dumps({"k": "välue", "n": [1, 2, 3]}).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(0, len(raw), 5):
+            yield raw[i : i + 5]
+
+    async with make_client(app) as client:
+        response = await client.post(
+            "/echo", content=chunks(), headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 200 and response.content == raw and seen == [raw]
+
+
+@pytest.mark.anyio
+async def test_oversized_bodies_get_413(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Over the limit is 413, whether declared by Content-Length or streamed chunked."""
+    app, seen = _app(max_body=1024)
+    big = json.dumps({"x": "a" * 5000}).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(0, len(big), 512):
+            yield big[i : i + 512]
+
+    async with make_client(app) as client:
+        declared = await client.post(
+            "/echo", content=big, headers={"content-type": "application/json"}
+        )
+        streamed = await client.post(
+            "/echo", content=chunks(), headers={"content-type": "application/json"}
+        )
+    assert declared.status_code == 413 and streamed.status_code == 413
+    assert declared.json()["error"] == "request_too_large" and seen == []
+
+
+@pytest.mark.anyio
+async def test_uninspected_content_types_stream_through(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Binary uploads are not buffered or limited by the inspection bound."""
+    app, seen = _app(max_body=16)
+    blob = bytes(range(256)) * 8
+    async with make_client(app) as client:
+        response = await client.post(
+            "/echo", content=blob, headers={"content-type": "application/octet-stream"}
+        )
+    assert response.status_code == 200 and response.content == blob and seen == [blob]
+
+
+@pytest.mark.parametrize(
+    ("content", "ctype"),
+    [
+        pytest.param(b'{"a": ', "application/json", id="truncated-json"),
+        pytest.param(b"\xff\xfe\xfa{not utf8", "application/json", id="invalid-utf8"),
+        pytest.param(b"a=%ZZ&b=\xff", "application/x-www-form-urlencoded", id="bad-form"),
+        pytest.param(b"--xx\r\nbroken", "multipart/form-data; boundary=xx", id="bad-multipart"),
+    ],
+)
+@pytest.mark.anyio
+async def test_malformed_bodies_never_500(make_client, content: bytes, ctype: str) -> None:  # type: ignore[no-untyped-def]
+    """Malformed and non-UTF-8 bodies get a clear 4xx from us or the app, never a 500."""
+    app, _ = _app()
+    async with make_client(app) as client:
+        response = await client.post("/parsed", content=content, headers={"content-type": ctype})
+    assert 400 <= response.status_code < 500 or response.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_deeply_nested_json_is_refused(make_client) -> None:  # type: ignore[no-untyped-def]
+    """JSON nested far deeper than any real document gets a 400, not the app's RecursionError."""
+    app, seen = _app(max_body=1_000_000)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    async with make_client(app) as client:
+        response = await client.post(
+            "/parsed", content=deep, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 400 and seen == []
+
+
+@pytest.mark.anyio
+async def test_streaming_response_passes(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Streaming responses are not touched."""
+    app, _ = _app()
+    async with make_client(app) as client:
+        assert (await client.get("/stream")).content == b"ab"
+
+
+def test_websocket_passes_through() -> None:
+    """Websockets are not inspected or altered."""
+    app, _ = _app()
+    with TestClient(app) as client, client.websocket_connect("/ws") as ws:
+        ws.send_text("' OR 1=1 --")
+        assert ws.receive_text() == "' OR 1=1 --"

@@ -1,0 +1,185 @@
+"""User tracking: identity, correlation ids, contextvars, login outcomes."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import structlog
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocket
+
+from pynomaly_security.middleware.tracking import UserTrackingMiddleware
+from pynomaly_security.monitor import (
+    EventKind,
+    LoginAttemptTracker,
+    SecurityMonitor,
+    ThreatLevel,
+    UserTracker,
+)
+from pynomaly_security.network.client_ip import ClientIPResolver
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _app(
+    *,
+    resolver: ClientIPResolver | None = None,
+    tracker: UserTracker | None = None,
+    monitor: SecurityMonitor | None = None,
+    attempts: LoginAttemptTracker | None = None,
+) -> Starlette:
+    async def whoami(request: Request) -> JSONResponse:
+        ctx = request.state.pynomaly_security
+        bound = structlog.contextvars.get_contextvars()
+        return JSONResponse(
+            {"ip": ctx.client_ip, "request_id": ctx.request_id, "bound": bound.get("request_id")}
+        )
+
+    async def login(request: Request) -> JSONResponse:
+        body = await request.json()
+        if body.get("password") == "right":
+            return JSONResponse({"ok": True})
+        return JSONResponse({"ok": False}, status_code=401)
+
+    async def me(request: Request) -> JSONResponse:
+        request.state.pynomaly_security.user_id = "alice"
+        return JSONResponse({"user": "alice"})
+
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"rid": websocket.state.pynomaly_security.request_id})
+        await websocket.close()
+
+    return Starlette(
+        routes=[
+            Route("/whoami", whoami),
+            Route("/login", login, methods=["POST"]),
+            Route("/me", me),
+            WebSocketRoute("/ws", ws),
+        ],
+        middleware=[
+            Middleware(
+                UserTrackingMiddleware,  # type: ignore[arg-type]
+                resolver=resolver,
+                tracker=tracker,
+                monitor=monitor,
+                login_attempts=attempts,
+                login_paths=["/login"],
+            )
+        ],
+    )
+
+
+@pytest.mark.anyio
+async def test_request_id_generated_accepted_or_replaced(make_client) -> None:  # type: ignore[no-untyped-def]
+    """A well-formed X-Request-ID is kept; a malformed one is replaced; it reaches the endpoint."""
+    async with make_client(_app()) as client:
+        fresh = await client.get("/whoami")
+        rid = fresh.headers["x-request-id"]
+        assert len(rid) == 32 and fresh.json()["request_id"] == rid == fresh.json()["bound"]
+        kept = await client.get("/whoami", headers={"X-Request-ID": "abc-123-def-456"})
+        assert kept.headers["x-request-id"] == "abc-123-def-456"
+        bad = await client.get("/whoami", headers={"X-Request-ID": "bad id\r\n<script>"})
+        assert bad.headers["x-request-id"] != "bad id\r\n<script>"
+        assert len(bad.headers["x-request-id"]) == 32
+    # The binding is undone after the request.
+    assert "request_id" not in structlog.contextvars.get_contextvars()
+
+
+@pytest.mark.parametrize(
+    ("trusted", "peer", "xff", "expected"),
+    [
+        pytest.param([], "203.0.113.7", "1.2.3.4", "203.0.113.7", id="no-proxy-xff-ignored"),
+        pytest.param(["10.0.0.0/8"], "203.0.113.7", "1.2.3.4", "203.0.113.7", id="untrusted-peer"),
+        pytest.param(["10.0.0.0/8"], "10.0.0.5", "198.51.100.9", "198.51.100.9", id="trusted-peer"),
+        pytest.param(
+            ["10.0.0.0/8"], "10.0.0.5", "6.6.6.6, 198.51.100.9", "198.51.100.9", id="spoof-left"
+        ),
+    ],
+)
+@pytest.mark.anyio
+async def test_client_ip_through_proxies(
+    trusted: list[str], peer: str, xff: str, expected: str
+) -> None:
+    """X-Forwarded-For is believed only from configured proxies, right to left."""
+    app = _app(resolver=ClientIPResolver(trusted))
+    transport = httpx.ASGITransport(app=app, client=(peer, 1234))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/whoami", headers={"X-Forwarded-For": xff})
+    assert response.json()["ip"] == expected
+
+
+@pytest.mark.anyio
+async def test_failed_logins_lock_the_ip_and_raise_one_high_alert(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Five 401s on the login route give 429 with Retry-After and one HIGH brute-force alert."""
+    clock = Clock()
+    attempts = LoginAttemptTracker(5, 300, clock=clock)
+    monitor = SecurityMonitor(clock=clock)
+    async with monitor, make_client(_app(attempts=attempts, monitor=monitor)) as client:
+        for _ in range(5):
+            bad = await client.post("/login", json={"username": "alice", "password": "wrong"})
+            assert bad.status_code == 401
+        locked = await client.post("/login", json={"username": "alice", "password": "right"})
+        assert locked.status_code == 429
+        assert 1 <= int(locked.headers["retry-after"]) <= 300
+        assert locked.json()["error"] == "too_many_login_attempts"
+        await monitor.flush()
+        alerts = await monitor.get_active_alerts(ThreatLevel.HIGH)
+        assert [a.alert_type for a in alerts] == ["brute_force"]
+        assert alerts[0].source_ip == "203.0.113.7" and alerts[0].user_id == "alice"
+        # Once the window has passed the IP may try again.
+        clock.now += 301
+        assert (
+            await client.post("/login", json={"username": "alice", "password": "right"})
+        ).status_code == 200
+    summary = await monitor.get_security_summary()
+    assert summary["recent_metrics"]["failed_logins"] == 5
+    assert summary["recent_metrics"]["successful_logins"] == 1
+
+
+@pytest.mark.anyio
+async def test_login_body_reaches_the_app_intact(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Reading the user name does not consume the body the app reads."""
+    async with make_client(_app(attempts=LoginAttemptTracker())) as client:
+        response = await client.post("/login", json={"username": "bob", "password": "right"})
+        assert response.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_activity_is_recorded_per_user_or_ip(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Requests land in the tracker under the app's user id, else under ip:<address>."""
+    tracker = UserTracker()
+    async with make_client(_app(tracker=tracker)) as client:
+        await client.get("/me")
+        await client.get("/whoami")
+    [mine] = tracker.get_user_activity("alice")
+    assert (mine.path, mine.status_code, mine.client_ip) == ("/me", 200, "203.0.113.7")
+    assert [r.path for r in tracker.get_user_activity("ip:203.0.113.7")] == ["/whoami"]
+
+
+@pytest.mark.anyio
+async def test_authenticated_requests_feed_the_monitor(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Requests with a user become REQUEST events (for the anomalous-access detector)."""
+    monitor = SecurityMonitor()
+    async with monitor, make_client(_app(monitor=monitor)) as client:
+        await client.get("/me")
+        await monitor.flush()
+    assert monitor.metrics.get("requests") == 1
+    assert EventKind.REQUEST.value == "request"
+
+
+def test_websocket_gets_a_request_id() -> None:
+    """Websockets pass through and see the request context."""
+    with TestClient(_app()) as client, client.websocket_connect("/ws") as ws:
+        assert len(ws.receive_json()["rid"]) == 32
