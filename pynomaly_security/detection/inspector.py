@@ -1,38 +1,81 @@
 """The request inspector: one object the middleware and the replay tool share.
 
-(Placeholder rules; the detection work of issue 3 replaces the internals
-while keeping this constructor and ``inspect`` signature.)
+``Inspector.inspect(parts, route_policy=None) -> Verdict``:
+
+1. the route policy (settings exclusions for ``parts.route`` / the path,
+   merged with the optional ``route_policy`` the caller built from the
+   endpoint, see :mod:`~pynomaly_security.detection.exemptions`) may exempt
+   the route or some fields;
+2. every value is extracted (:mod:`~pynomaly_security.detection.extract`);
+   JSON nested deeper than ``max_json_depth`` gives
+   ``Verdict(reject_status=400, reject_reason="json_too_deep")``;
+3. plain values (letters, digits, ``.-_,@``) and values that conform to a
+   typed field are skipped; the rest are cut to ``max_input_length``,
+   normalized once and matched by all active rules in one RE2 pass;
+4. anomaly scoring as in the OWASP Core Rule Set: each rule counts once per
+   request with its highest score; the request is blocked when the score of
+   the families in block mode reaches the level's threshold.
+
+References:
+    OWASP CRS anomaly scoring and paranoia levels:
+    https://coreruleset.org/docs/concepts/paranoia_levels/
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from urllib.parse import parse_qsl, unquote_plus
+from typing import TYPE_CHECKING
 
-from pynomaly_security.detection.types import Finding, RequestParts, Verdict
+import re2
 
-__all__ = ["Inspector"]
-
-_RULES: tuple[tuple[str, str, re.Pattern[str], int], ...] = (
-    ("sqli", "sqli-tautology", re.compile(r"'\s*or\s+'?\d+'?\s*=\s*'?\d", re.I), 5),
-    ("sqli", "sqli-union", re.compile(r"\bunion\b[\s/*]+(all\s+)?select\b", re.I), 5),
-    ("xss", "xss-script", re.compile(r"<\s*script\b|javascript:|\bon\w+\s*=", re.I), 5),
-    ("path_traversal", "pt-dotdot", re.compile(r"\.\./|\.\.\\"), 5),
-    ("cmdi", "cmdi-chain", re.compile(r"[;|&`]\s*(cat|ls|id|whoami|wget|curl)\b"), 5),
+from pynomaly_security.detection._engine import RuleEngine
+from pynomaly_security.detection.extract import HeaderSelector, JsonTooDeep, extract_fields
+from pynomaly_security.detection.normalize import is_plain, normalize
+from pynomaly_security.detection.policy import (
+    ExclusionTable,
+    RoutePolicy,
+    conforms,
+    field_excluded,
 )
+from pynomaly_security.detection.rules import ALL_RULES
+from pynomaly_security.detection.types import Finding, RequestParts, Verdict
+from pynomaly_security.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from pynomaly_security.settings import SecuritySettings
+
+__all__ = ["THRESHOLDS", "Inspector"]
+
+THRESHOLDS: Mapping[int, int] = {1: 8, 2: 5, 3: 4, 4: 3}
+"""Anomaly score that blocks, per detection level (CRS's default is 5)."""
+
+EXCERPT_CHARS = 40
+_MODES = ("block", "detect")
+_DIGITS = re2.compile(r"\d{4,}")
+_UNPRINTABLE = re2.compile(r"[\x00-\x1f\x7f]")
+_JSON_TOO_DEEP = Verdict(reject_status=400, reject_reason="json_too_deep")
+
+
+def _excerpt(text: str, start: int, end: int) -> str:
+    """The matched fragment only, shortened, with long digit runs masked."""
+    piece = text[start:end]
+    if len(piece) > EXCERPT_CHARS:
+        piece = piece[: EXCERPT_CHARS - 1] + "…"
+    piece = _DIGITS.sub(lambda m: "#" * len(m.group(0)), piece)
+    return _UNPRINTABLE.sub(" ", piece)
 
 
 class Inspector:
     """Inspects every user-controlled value of a request and scores it.
 
     Args:
-        level: 1 (lenient) .. 4 (paranoid); the blocking threshold.
+        level: 1 (lenient) .. 4 (paranoid): which rules run and the threshold.
         mode: ``"block"`` or ``"detect"`` (report only).
-        mode_overrides: per-family mode.
+        mode_overrides: per-family mode, e.g. ``{"xss": "detect"}``.
         exclusions: route -> field names not inspected (``"*"``: the route).
         inspect_headers: header names (``x-*`` wildcard) whose values are inspected.
-        max_input_length: values are cut to this many bytes before matching.
+        max_input_length: values are cut to this many characters before matching.
+        max_json_depth: deeper JSON bodies are rejected with 400.
     """
 
     def __init__(
@@ -44,26 +87,85 @@ class Inspector:
         exclusions: Mapping[str, Sequence[str]] | None = None,
         inspect_headers: Sequence[str] = ("user-agent", "referer", "x-forwarded-for", "x-*"),
         max_input_length: int = 1_048_576,
+        max_json_depth: int = 64,
     ) -> None:
+        if level not in THRESHOLDS:
+            raise ConfigurationError(f"detection level must be 1..4, got {level!r}")
+        overrides = dict(mode_overrides or {})
+        for value in (mode, *overrides.values()):
+            if value not in _MODES:
+                raise ConfigurationError(f"detection mode must be block or detect, got {value!r}")
+        if max_input_length < 1 or max_json_depth < 1:
+            raise ConfigurationError("max_input_length and max_json_depth must be >= 1")
         self.level = level
         self.mode = mode
-        self.mode_overrides = dict(mode_overrides or {})
-        self.threshold = {1: 10, 2: 5, 3: 4, 4: 3}[level]
+        self.mode_overrides = overrides
+        self.threshold = THRESHOLDS[level]
+        self.max_input_length = max_input_length
+        self.max_json_depth = max_json_depth
+        self._exclusions = ExclusionTable(exclusions)
+        self._headers = HeaderSelector(inspect_headers)
+        self._engine = RuleEngine([rule for rule in ALL_RULES if rule.level <= level])
 
-    def inspect(self, parts: RequestParts) -> Verdict:
-        values: list[tuple[str, str]] = [("path", unquote_plus(parts.path))]
-        query = parts.query_string.decode("latin-1")
-        values += [(f"query.{k}", v) for k, v in parse_qsl(query, keep_blank_values=True)]
-        findings = [
-            Finding(fam, rid, name, value[:40], score)
-            for name, value in values
-            for fam, rid, pattern, score in _RULES
-            if pattern.search(value)
-        ]
+    @classmethod
+    def from_settings(cls, settings: SecuritySettings) -> Inspector:
+        """The inspector configured by ``detection_*`` and ``inspect_headers``."""
+        return cls(
+            level=settings.detection_level,
+            mode=settings.detection_mode,
+            mode_overrides=settings.detection_mode_overrides,
+            exclusions=settings.detection_exclusions,
+            inspect_headers=settings.inspect_headers,
+            max_input_length=settings.max_input_length,
+        )
+
+    def blocks_family(self, family: str) -> bool:
+        return self.mode_overrides.get(family, self.mode) == "block"
+
+    def inspect(self, parts: RequestParts, *, route_policy: RoutePolicy | None = None) -> Verdict:
+        """Score ``parts``; ``route_policy`` adds the endpoint's exemptions/types."""
+        policy = route_policy
+        if self._exclusions:
+            table_policy = self._exclusions.lookup(parts.route, parts.path)
+            if table_policy is not None:
+                policy = table_policy.merged(policy)
+        if policy is not None and policy.exempt:
+            return Verdict()
+        try:
+            fields = extract_fields(parts, self._headers, max_depth=self.max_json_depth)
+        except JsonTooDeep:
+            return _JSON_TOO_DEEP
+        excluded = policy.exempt_fields if policy is not None else frozenset()
+        typed = policy.typed_fields if policy is not None else {}
+        best: dict[str, Finding] = {}
+        for name, raw in fields:
+            if not raw or is_plain(raw):
+                continue
+            if excluded and field_excluded(name, excluded):
+                continue
+            field_type = typed.get(name)
+            if field_type is not None and conforms(raw, field_type):
+                continue
+            value = raw[: self.max_input_length]
+            if name == "path" and not value.isascii():
+                # raw_path arrives decoded as latin-1; read its UTF-8 back.
+                value = value.encode("latin-1", "replace").decode("utf-8", "replace")
+            text = normalize(value)
+            for hit in self._engine.scan(text):
+                rule_id = hit.rule.rule_id
+                known = best.get(rule_id)
+                if known is None or hit.score > known.score:
+                    best[rule_id] = Finding(
+                        hit.rule.family, rule_id, name, _excerpt(text, hit.start, hit.end), hit.score
+                    )
+        if not best:
+            return Verdict()
+        findings = tuple(best.values())
         score = sum(f.score for f in findings)
-        families = frozenset(f.family for f in findings)
-        blocking = {
-            fam for fam in families if self.mode_overrides.get(fam, self.mode) == "block"
-        }
-        blocked = bool(blocking) and score >= self.threshold
-        return Verdict(tuple(findings), score, blocked, families=families)
+        blocking = sum(f.score for f in findings if self.blocks_family(f.family))
+        return Verdict(
+            findings=findings,
+            score=score,
+            blocked=blocking >= self.threshold,
+            families=frozenset(f.family for f in findings),
+        )

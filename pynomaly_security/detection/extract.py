@@ -1,0 +1,167 @@
+"""Lists every user-controlled value of a request as ``(field, value)`` pairs.
+
+Fields are named the way findings and exclusions name them:
+
+- ``path`` (the whole raw path: traversal spans segments);
+- ``query.<name>`` (names that are not plain identifiers are values too);
+- ``body.<name>`` for form fields and multipart parts
+  (``body.<name>.filename`` for upload file names), ``body.<a>.<b>.<0>`` for
+  JSON values and keys at any depth, ``body`` for any other text body;
+- ``cookie.<name>`` and ``header.<name>`` (the configured header list).
+
+Parsing never raises: malformed JSON, bad multipart and non-UTF-8 bytes are
+inspected as text. JSON nested deeper than ``max_depth`` is reported
+(:class:`JsonTooDeep`) because the application's own ``json.loads`` would
+hit Python's recursion limit and answer 500.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from urllib.parse import unquote_plus
+
+from pynomaly_security.detection.normalize import is_plain
+from pynomaly_security.detection.types import RequestParts
+
+__all__ = ["MAX_FIELDS", "HeaderSelector", "JsonTooDeep", "extract_fields"]
+
+MAX_FIELDS = 2000
+"""Values beyond this many per request are not inspected (bounded work)."""
+
+_TEXT_PART_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form")
+
+
+class JsonTooDeep(ValueError):
+    """The JSON body nests deeper than allowed."""
+
+
+class HeaderSelector:
+    """Which header names to inspect: exact names or prefixes ending in ``*``."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        lowered = [name.strip().lower() for name in names if name.strip()]
+        self._exact = frozenset(n for n in lowered if not n.endswith("*"))
+        self._prefixes = tuple(n[:-1] for n in lowered if n.endswith("*"))
+
+    def __call__(self, name: str) -> bool:
+        return name in self._exact or name.startswith(self._prefixes)
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
+def _pairs(text: str, prefix: str) -> Iterator[tuple[str, str]]:
+    """``a=1&b=2`` with ``+`` as space; odd names are inspected too."""
+    for chunk in text.split("&", MAX_FIELDS)[:MAX_FIELDS]:
+        if not chunk:
+            continue
+        name, sep, value = chunk.partition("=")
+        key = unquote_plus(name, errors="replace")
+        field = f"{prefix}.{key}" if key else prefix
+        if not is_plain(name):
+            yield field, key
+        if sep:
+            yield field, unquote_plus(value, errors="replace")
+
+
+def _json_fields(doc: object, prefix: str, max_depth: int) -> Iterator[tuple[str, str]]:
+    stack: list[tuple[str, object, int]] = [(prefix, doc, 0)]
+    while stack:
+        path, node, depth = stack.pop()
+        if depth > max_depth:
+            raise JsonTooDeep(path)
+        if isinstance(node, str):
+            yield path, node
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                child_path = f"{path}.{key}"
+                if not is_plain(key):
+                    yield child_path, key
+                stack.append((child_path, child, depth + 1))
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                stack.append((f"{path}.{index}", child, depth + 1))
+
+
+def _multipart(body: bytes, boundary: str) -> Iterator[tuple[str, str]]:
+    delimiter = b"--" + boundary.encode("latin-1", errors="replace")
+    for part in body.split(delimiter)[1:MAX_FIELDS]:
+        head, sep, content = part.partition(b"\r\n\r\n")
+        if not sep:
+            head, sep, content = part.partition(b"\n\n")
+            if not sep:
+                continue
+        name, filename, part_type = "", None, ""
+        for line in _decode(head).splitlines():
+            lower = line.lower()
+            if lower.startswith("content-disposition:"):
+                for item in line.split(";")[1:]:
+                    key, _, val = item.strip().partition("=")
+                    if key.lower() == "name":
+                        name = val.strip('"')
+                    elif key.lower() == "filename":
+                        filename = val.strip('"')
+            elif lower.startswith("content-type:"):
+                part_type = lower.partition(":")[2].strip()
+        field = f"body.{name}" if name else "body"
+        if filename is not None:
+            yield f"{field}.filename", filename
+            if part_type and not part_type.startswith(_TEXT_PART_TYPES):
+                continue  # uploaded binary file: not free text
+        yield field, _decode(content.removesuffix(b"\r\n"))
+
+
+def _body_fields(
+    body: bytes, content_type: str, max_depth: int
+) -> Iterator[tuple[str, str]]:
+    media = content_type.partition(";")[0].strip().lower()
+    stripped = body.lstrip()
+    if "json" in media or (not media and stripped[:1] in (b"{", b"[")):
+        try:
+            doc = json.loads(body)
+        except RecursionError as exc:
+            raise JsonTooDeep("body") from exc
+        except ValueError:
+            pass
+        else:
+            yield from _json_fields(doc, "body", max_depth)
+            return
+    elif media == "multipart/form-data":
+        for param in content_type.split(";")[1:]:
+            key, _, val = param.strip().partition("=")
+            if key.lower() == "boundary" and val.strip('"'):
+                yield from _multipart(body, val.strip('"'))
+                return
+    elif media == "application/x-www-form-urlencoded" or (
+        not media and b"=" in body and b" " not in body and b"\n" not in body
+    ):
+        yield from _pairs(_decode(body), "body")
+        return
+    yield "body", _decode(body)
+
+
+def extract_fields(
+    parts: RequestParts, headers: HeaderSelector, *, max_depth: int = 64
+) -> list[tuple[str, str]]:
+    """Every inspectable value of ``parts``; raises :class:`JsonTooDeep` only."""
+    fields: list[tuple[str, str]] = [("path", parts.path)]
+    if parts.query_string:
+        fields.extend(_pairs(_decode(parts.query_string), "query"))
+    content_type = ""
+    for raw_name, raw_value in parts.headers:
+        name = raw_name.decode("latin-1").lower()
+        if name == "content-type":
+            content_type = raw_value.decode("latin-1")
+        elif name == "cookie":
+            for item in _decode(raw_value).split(";")[:MAX_FIELDS]:
+                key, _, val = item.strip().partition("=")
+                fields.append((f"cookie.{key}", val))
+                if not is_plain(key):
+                    fields.append((f"cookie.{key}", key))
+        elif headers(name):
+            fields.append((f"header.{name}", _decode(raw_value)))
+    if parts.body:
+        fields.extend(_body_fields(parts.body, content_type, max_depth))
+    return fields[:MAX_FIELDS]

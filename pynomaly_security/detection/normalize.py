@@ -1,0 +1,98 @@
+"""Turns one raw value into the canonical text the rules match.
+
+Applied once per value, in this order (each step bounded):
+
+1. ``%uXXXX`` (IIS) and overlong UTF-8 (``%c0%af`` = ``/``) escapes decoded;
+2. percent-decoding repeated while it changes the value, at most
+   ``MAX_DECODE_ROUNDS`` times (double encoding ``%252e`` is common);
+3. HTML entities (``&lt;``, ``&#x3c;``, ``&#60``) unescaped, twice at most;
+4. Unicode NFKC, which folds full-width forms (``＜script＞``) to ASCII;
+5. null bytes and other C0 control characters except tab/newline/CR dropped
+   (``<scr\\0ipt>``), case folded;
+6. SQL comment tricks: ``/**/`` becomes a space and MySQL version comments
+   ``/*!50000select*/`` keep their content; every run of blanks (including
+   vertical tab, form feed, NBSP) becomes one space; newlines are kept.
+
+``+`` as space is the caller's business: it applies to query strings and
+form bodies only, which :mod:`~pynomaly_security.detection.extract` decodes
+with ``parse_qsl``. Backslashes are kept; path rules accept both slashes.
+
+References:
+    OWASP evasion cheat sheets; CRS transformations ``t:urlDecodeUni``,
+    ``t:htmlEntityDecode``, ``t:replaceComments``, ``t:compressWhitespace``.
+"""
+
+from __future__ import annotations
+
+import html
+import unicodedata
+from urllib.parse import unquote
+
+import re2
+
+__all__ = ["MAX_DECODE_ROUNDS", "is_plain", "normalize"]
+
+MAX_DECODE_ROUNDS = 3
+
+_PLAIN = re2.compile(r"[A-Za-z0-9_.,@-]*")
+_PCT_U = re2.compile(r"(?i)%u([0-9a-f]{4})")
+# Overlong 2- and 3-byte UTF-8 forms of ASCII, percent-encoded (%c0%ae = '.').
+_OVERLONG2 = re2.compile(r"(?i)%(c[01])%([89ab][0-9a-f])")
+_OVERLONG3 = re2.compile(r"(?i)%e0%(8[0-9a-f])%([89ab][0-9a-f])")
+_SQL_VERSION_COMMENT = re2.compile(r"/\*!\d*")
+_SQL_COMMENT = re2.compile(r"/\*[^*]*\*+(?:[^/*][^*]*\*+)*/")
+# Newlines are kept (CRLF injection rules need them); other blanks collapse.
+_WS = re2.compile(r"[ \t\x0b\x0c\xa0\x{2000}-\x{200b}\x{3000}]+")
+_CONTROL = re2.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+
+
+def is_plain(value: str) -> bool:
+    """Letters, digits and a little punctuation only: nothing to detect."""
+    return _PLAIN.fullmatch(value) is not None and "--" not in value
+
+
+def _overlong2(match: object) -> str:
+    hi, lo = match.group(1), match.group(2)  # type: ignore[attr-defined]
+    return chr(((int(hi, 16) & 0x1F) << 6) | (int(lo, 16) & 0x3F))
+
+
+def _overlong3(match: object) -> str:
+    mid, lo = match.group(1), match.group(2)  # type: ignore[attr-defined]
+    return chr(((int(mid, 16) & 0x3F) << 6) | (int(lo, 16) & 0x3F))
+
+
+def _url_decode(text: str) -> str:
+    for _ in range(MAX_DECODE_ROUNDS):
+        if "%" not in text:
+            break
+        if "%u" in text or "%U" in text:
+            text = _PCT_U.sub(lambda m: chr(int(m.group(1), 16)), text)
+        if "%c" in text or "%C" in text or "%e0" in text or "%E0" in text:
+            text = _OVERLONG2.sub(_overlong2, text)
+            text = _OVERLONG3.sub(_overlong3, text)
+        decoded = unquote(text, errors="replace")
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def normalize(value: str) -> str:
+    """The canonical, lower-case form of ``value`` (see the module docstring)."""
+    text = _url_decode(value)
+    if "&" in text:
+        for _ in range(2):
+            unescaped = html.unescape(text)
+            if unescaped == text:
+                break
+            text = unescaped
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    if _CONTROL.search(text):
+        text = _CONTROL.sub("", text)
+    text = text.lower()
+    if "/*" in text:
+        text = _SQL_VERSION_COMMENT.sub(" ", text)
+        text = _SQL_COMMENT.sub(" ", text)
+        text = text.replace("*/", " ")
+    return _WS.sub(" ", text)

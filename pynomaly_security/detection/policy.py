@@ -1,0 +1,113 @@
+"""What not to scan: route and field exclusions, and typed fields.
+
+A :class:`RoutePolicy` describes one route. The middleware (or any caller)
+builds it from what it knows about the matched endpoint and passes it as
+``Inspector.inspect(parts, route_policy=...)``:
+
+- ``exempt``: the whole route is not inspected (a SQL console);
+- ``exempt_fields``: field paths not inspected, with prefix semantics
+  (``body.content`` also covers ``body.content.0.text``);
+- ``typed_fields``: field path -> declared type (``int``, ``float``,
+  ``bool``, ``uuid``, ``date``, ``datetime``, ``enum``). A value that
+  conforms to its declared type is not scanned as free text; one that does
+  not conform is scanned (the framework will reject it anyway, and the
+  attempt is still worth reporting).
+
+Settings-level exclusions (``detection_exclusions``: route path, exact or a
+prefix ending in ``*`` -> field names, ``["*"]`` = whole route) are merged
+in by the inspector through :class:`ExclusionTable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+import re2
+
+__all__ = ["FIELD_TYPES", "ExclusionTable", "RoutePolicy", "conforms", "field_excluded"]
+
+_TYPE_PATTERNS: dict[str, object] = {
+    "int": re2.compile(r"\s*[+-]?\d{1,40}\s*"),
+    "float": re2.compile(r"\s*[+-]?(?:\d{1,40}(?:\.\d{0,40})?|\.\d{1,40})(?:e[+-]?\d{1,4})?\s*|\s*(?:inf|-inf|nan)\s*"),
+    "bool": re2.compile(r"(?i)true|false|[01]|yes|no|on|off"),
+    "uuid": re2.compile(r"(?i)\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?"),
+    "date": re2.compile(r"\d{4}-\d{2}-\d{2}"),
+    "datetime": re2.compile(
+        r"(?i)\d{4}-\d{2}-\d{2}(?:[t ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:z|[+-]\d{2}:?\d{2})?)?"
+        r"|\d{1,12}(?:\.\d{1,9})?"
+    ),
+    "enum": re2.compile(r"[\w.:-]{1,64}"),
+}
+FIELD_TYPES = frozenset(_TYPE_PATTERNS)
+
+
+def conforms(value: str, field_type: str) -> bool:
+    """Is ``value`` a well-formed ``field_type``? Unknown types never conform."""
+    pattern = _TYPE_PATTERNS.get(field_type)
+    return pattern is not None and pattern.fullmatch(value) is not None  # type: ignore[attr-defined]
+
+
+def field_excluded(name: str, excluded: frozenset[str]) -> bool:
+    """``name`` is excluded itself or lies under an excluded prefix."""
+    if not excluded:
+        return False
+    if name in excluded:
+        return True
+    head = name
+    while "." in head:
+        head = head.rpartition(".")[0]
+        if head in excluded:
+            return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePolicy:
+    """Per-route inspection policy (see the module docstring)."""
+
+    exempt: bool = False
+    exempt_fields: frozenset[str] = frozenset()
+    typed_fields: Mapping[str, str] = field(default_factory=dict)
+
+    def merged(self, other: RoutePolicy | None) -> RoutePolicy:
+        if other is None:
+            return self
+        return RoutePolicy(
+            exempt=self.exempt or other.exempt,
+            exempt_fields=self.exempt_fields | other.exempt_fields,
+            typed_fields={**self.typed_fields, **other.typed_fields},
+        )
+
+
+class ExclusionTable:
+    """Settings exclusions: route path (exact, or prefix with ``*``) -> fields."""
+
+    def __init__(self, exclusions: Mapping[str, Sequence[str]] | None) -> None:
+        self._exact: dict[str, RoutePolicy] = {}
+        self._prefixes: list[tuple[str, RoutePolicy]] = []
+        for route, names in (exclusions or {}).items():
+            fields = frozenset(n.strip() for n in names if n.strip())
+            policy = RoutePolicy(exempt="*" in fields, exempt_fields=fields - {"*"})
+            if route.endswith("*"):
+                self._prefixes.append((route[:-1], policy))
+            else:
+                self._exact[route] = policy
+        self._prefixes.sort(key=lambda item: -len(item[0]))
+
+    def __bool__(self) -> bool:
+        return bool(self._exact or self._prefixes)
+
+    def lookup(self, route: str | None, path: str) -> RoutePolicy | None:
+        """The policy for a route template or, failing that, the decoded path."""
+        result: RoutePolicy | None = None
+        for key in (route, unquote(path.partition("?")[0])):
+            if key is None:
+                continue
+            policy = self._exact.get(key)
+            if policy is None:
+                policy = next((p for prefix, p in self._prefixes if key.startswith(prefix)), None)
+            if policy is not None:
+                result = policy if result is None else result.merged(policy)
+        return result

@@ -1,0 +1,50 @@
+"""OS command injection: shell metacharacters joined to command words,
+``$()`` and backtick substitution, ``${IFS}`` and brace tricks, Shellshock,
+shell and interpreter paths.
+
+Command words that are also English words (``type``, ``find``, ``more``)
+only count when followed by what a shell command takes (a flag, a path,
+the end of the value, another metacharacter), so ``cats; more later`` passes.
+
+References:
+    OWASP CRS REQUEST-932-APPLICATION-ATTACK-RCE; CVE-2014-6271 (Shellshock).
+"""
+
+# ruff: noqa: E501  (rule tables: one pattern per line reads better than split regexes)
+from __future__ import annotations
+
+from pynomaly_security.detection.rules.base import CRITICAL, ERROR, NOTICE, WARNING, Rule
+
+__all__ = ["RULES"]
+
+# Unambiguous tools: seeing one right after a shell separator is enough.
+_STRONG = (
+    r"whoami|uname|wget|curl|ncat|netcat|nc|ping|bash|sh|zsh|ksh|csh|tcsh|dash|python[23]?"
+    r"|perl|ruby|php|nslookup|ifconfig|ipconfig|netstat|chmod|chown|telnet|powershell|pwsh"
+    r"|cmd|certutil|bitsadmin|systeminfo|tasklist|taskkill|wmic|usleep|base64|xxd|busybox"
+    r"|getent|hostname|passwd|useradd|nohup|xterm|socat|mkfifo|crontab|sudo|lsb_release"
+    r"|sleep|id|ls|cat|dir|net|ver|env|pwd|uptime|w|who|ps|rm|echo|nmap|tftp|ftp|ssh|scp"
+    r"|awk|gawk|sed|grep|egrep|head|tail|less|more|find|touch|mkdir|cp|mv|kill|killall"
+    r"|printf|expr|set|type|reg|sc|tar|zip|unzip|gzip|openssl|dig|host|time|timeout|eval"
+    r"|exec|source|node|lua|java|javac|gcc|make|dd|od|strings|wc|sort|uniq|cut|tr|tee"
+    r"|xargs|chattr|lsof|mount|ifup|route|arp|traceroute|tracert|nbtstat|shutdown|reboot"
+    r"|copy|del|start|call|at|schtasks|icacls|attrib|findstr|more\.com|print|rundll32"
+    r"|regsvr32|mshta|cscript|wscript|msiexec|vssadmin|bcdedit|diskpart|query|finger"
+)
+_ARGS = r"(?:$|\s*[;|&`<>)'\"$]|\s+-{1,2}[a-z0-9]|\s+[/\\~.$%'\"\d]|\s*\n)"
+_SEP = r"(?:[;|`\n]|&&?|\|\||\$\(|\)\s*;)"
+
+RULES: tuple[Rule, ...] = (
+    Rule("cmdi-chain", "cmdi", _SEP + r"\s*(?:" + _STRONG + r")(?:\.exe)?" + _ARGS, CRITICAL),
+    Rule("cmdi-chain-word", "cmdi", r"(?:^|[;|`]|&&|\|\|)\s*(?:whoami|uname|wget|curl|netcat|nslookup|ifconfig|ipconfig|netstat|systeminfo|tasklist|powershell|certutil|bitsadmin|busybox|getent)\b", ERROR),
+    Rule("cmdi-subshell", "cmdi", r"\$\(\s*(?:" + _STRONG + r")\b|\$\(\(|\$\([^)]{0,200}\)", ERROR),
+    Rule("cmdi-backtick", "cmdi", r"`\s*(?:" + _STRONG + r")" + r"(?:\s[^`]{0,200})?`", CRITICAL),
+    Rule("cmdi-ifs", "cmdi", r"\$\{?ifs\b|\$\{[a-z_]*(?::-?\d*)?(?::\d+)?\}|\{(?:" + _STRONG + r"),[^}\s]{1,80}\}|\$@|\\[a-z]\\[a-z]", CRITICAL),
+    Rule("cmdi-shellshock", "cmdi", r"\(\s*\)\s*\{[^}]{0,40};\s*\}\s*;", CRITICAL),
+    Rule("cmdi-shell-path", "cmdi", r"(?:^|[\s;|&`'\"(=:>])(?:/usr)?(?:/local)?/s?bin/(?:ba|z|k|c|da|tc)?sh\b|/bin/(?:cat|ls|id|nc|busybox|echo|ping|uname|whoami|bash|python\w*|perl|sleep|wget|curl)\b|\bcmd(?:\.exe)?\s*/[ck]\b|\bpowershell(?:\.exe)?\s+-|\bnc(?:at)?\s+-[elvnpu]|\bbash\s+-[ci]|/dev/(?:tcp|udp)/|\bsh\s+-c\b", CRITICAL),
+    Rule("cmdi-redirect", "cmdi", r"(?:>>?|<)\s*/(?:tmp|dev|etc|var|proc)/|2>&1|>\s*&\s*\d", WARNING),
+    Rule("cmdi-download-exec", "cmdi", r"\b(?:wget|curl)\s+(?:-[a-z]+\s+)*(?:https?|ftp)://|\|\s*(?:ba)?sh\b|\bchmod\s+[+0-7]", ERROR),
+    Rule("cmdi-ping-sleep", "cmdi", r"\bping\s+-[nc]\s*\d|\bsleep\s+\d+\s*(?:$|[;|&`])|\btimeout\s+/t\b", ERROR),
+    Rule("cmdi-win-cmd", "cmdi", r"\b(?:net\s+(?:user|localgroup|view|share)|reg\s+query|for\s+/[fdlr]\b|%comspec%|%systemroot%|%windir%|type\s+[a-z]:\\)", ERROR),
+    Rule("cmdi-metachar-leading", "cmdi", r"^\s*[;|&`]+\s*[a-z]", NOTICE, level=2),
+)

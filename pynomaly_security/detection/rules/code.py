@@ -1,0 +1,39 @@
+"""Code injection in the application's own runtime: PHP, Java/OGNL/EL,
+Log4Shell JNDI lookups, server-side templates, Python, Node.js, Ruby, ASP,
+and serialized-object markers.
+
+Ordinary code in a docs field (``from starlette import ...``, ``async def``)
+is not scored; the rules look for execution primitives and template
+expressions that evaluate attacker input.
+
+References:
+    OWASP CRS REQUEST-933 (PHP), REQUEST-944 (Java), REQUEST-934 (generic);
+    CVE-2021-44228 (Log4Shell).
+"""
+
+# ruff: noqa: E501  (rule tables: one pattern per line reads better than split regexes)
+from __future__ import annotations
+
+from pynomaly_security.detection.rules.base import CRITICAL, ERROR, NOTICE, WARNING, Rule
+
+__all__ = ["RULES"]
+
+RULES: tuple[Rule, ...] = (
+    Rule("code-php-tag", "code_injection", r"<\?(?:php\b|=)|<\?\s+(?:echo|system|eval|print|\$)", CRITICAL),
+    Rule("code-php-function", "code_injection", r"\b(?:phpinfo|shell_exec|passthru|proc_open|pcntl_exec|popen|base64_decode|gzinflate|gzuncompress|str_rot13|create_function|call_user_func(?:_array)?|file_get_contents|file_put_contents|highlight_file|show_source|move_uploaded_file|fsockopen|curl_exec|preg_replace|assert_options|ini_set|ini_get|set_time_limit|stream_get_contents|array_map|array_filter|usort|register_shutdown_function|posix_\w+|getenv|readfile|fopen|fwrite|fputs|var_dump|print_r)\s*\(", ERROR),
+    Rule("code-exec-call", "code_injection", r"\b(?:eval|assert|exec|include|include_once|require|require_once|execfile|compile)\s*\(\s*(?:\$|['\"`]|base64|request|\w+\s*\(|@)", ERROR),
+    Rule("code-php-vars", "code_injection", r"\$_(?:get|post|request|cookie|server|files|env|session)\b|\$globals\b|\$http_raw_post_data|php://input", CRITICAL),
+    Rule("code-php-serialized", "code_injection", r"\b[oc]:\d+:\"[\w\\]+\":\d+:\{|\ba:\d+:\{[si]:\d", CRITICAL),
+    Rule("code-java", "code_injection", r"java\.(?:lang|io|net|util|beans|rmi|nio|security|awt)\.|javax\.|\bgetruntime\s*\(|\bprocessbuilder\b|\bclassloader\b|\.getclass\s*\(|\.forname\s*\(|#_memberaccess|@java\.|\bognl\b|new\s+java\.|sun\.misc\.|org\.apache\.(?:commons|struts|tomcat|catalina)|freemarker\.template|\.getdeclaredmethod|\.invoke\s*\(|\bxwork\.|com\.sun\.|\.newinstance\s*\(|#context\[|#request\b|#parameters\b|java\.lang", CRITICAL),
+    Rule("code-log4shell", "code_injection", r"\$\{[^}]{0,60}(?:jndi|:-j|lower:|upper:|\$\{)|\$\{\s*(?:env|sys|java|ctx|main|bundle|k8s|docker|spring|log4j|base64|date|web|marker|map|sd|event|jvmrunargs)\s*:", CRITICAL),
+    Rule("code-java-serialized", "code_injection", r"\bro0ab|\baced0005|\bh4sia", CRITICAL),
+    Rule("code-ssti", "code_injection", r"\{\{[^}]{0,200}(?:__class__|__globals__|__builtins__|__import__|__subclasses__|__mro__|__init__|__base__|\bconfig\b|\bself\b|request\.|lipsum|cycler|joiner|namespace|\d+\s*\*\s*['\"\d]|\|\s*attr\b|popen|\bos\.|range\s*\()|\$\{\s*\d+\s*\*\s*\d+\s*\}|#\{\s*\d+\s*\*\s*\d+\s*\}|\{\{\s*\d+\s*\*\s*\d+\s*\}\}|\{%[^%]{0,200}(?:import|include|exec|system|popen|__)[^%]{0,200}%\}", CRITICAL),
+    Rule("code-template-tags", "code_injection", r"<%=?[^%]{0,300}%>|<#assign\b|\?new\s*\(\s*\)|\$\{[^}]{0,100}(?:\.exec|\.getclass|\.forname|runtime|\bt\s*\()|\bt\s*\(\s*java\.|@\{[^}]{0,100}\}|\*\{[^}]{0,100}\}", ERROR),
+    Rule("code-python", "code_injection", r"__import__\s*\(|\bos\.(?:system|popen|exec\w*|spawn\w*)\s*\(|\bsubprocess\.\w+\s*\(|__builtins__|pickle\.loads|\bgetattr\s*\(\s*__|\.__(?:class|globals|subclasses|mro|bases|code)__|\bimport\s+os\s*;|\bcommands\.getoutput", CRITICAL),
+    Rule("code-node", "code_injection", r"require\s*\(\s*['\"`]child_process|child_process|process\.mainmodule|process\.binding|global\.process|this\.constructor\.constructor|\.exec(?:sync)?\s*\(\s*['\"`]|process\.env\b|new\s+function\s*\(|\bfunction\s*\(\s*\)\s*\{\s*return\s+process", CRITICAL),
+    Rule("code-ruby", "code_injection", r"\bkernel\.\w+|%x[({\[]|\bsyscall\s*\(|\.send\s*\(\s*:|\binstance_eval\b|\bclass_eval\b|\bio\.popen|\bopen\s*\(\s*['\"]\s*\||\bobject\.const_get", ERROR),
+    Rule("code-asp", "code_injection", r"response\.write\s*\(|server\.createobject|wscript\.shell|eval\s*\(\s*request|scripting\.filesystemobject|\bexecute\s*\(\s*request", CRITICAL),
+    Rule("code-ssi", "code_injection", r"<!--\s*#\s*(?:exec|include|echo|config|printenv|set)\b", CRITICAL),
+    Rule("code-expression", "code_injection", r"\$\{[^}]{1,100}\}|#\{[^}]{1,100}\}", NOTICE, level=3),
+    Rule("code-php-generic", "code_injection", r"\b(?:system|exec|eval|assert)\s*\(", WARNING, level=2),
+)

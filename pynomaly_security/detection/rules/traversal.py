@@ -1,0 +1,55 @@
+"""Path traversal, local file inclusion and sensitive files: ``../`` in any
+encoding (normalization already decoded it), absolute system paths, Windows
+paths, ``file://`` and PHP stream wrappers.
+
+References:
+    OWASP CRS REQUEST-930-APPLICATION-ATTACK-LFI (restricted-files list).
+"""
+
+# ruff: noqa: E501  (rule tables: one pattern per line reads better than split regexes)
+from __future__ import annotations
+
+from pynomaly_security.detection.rules.base import CRITICAL, ERROR, NOTICE, WARNING, Rule
+
+__all__ = ["RULES"]
+
+_S = r"[/\\]"
+_UNIX_FILES = (
+    r"etc[/\\]+(?:passwd|shadow|group|hosts|issue|motd|hostname|crontab|fstab|sudoers"
+    r"|mysql|apache2?|httpd|nginx|ssh|profile|bashrc|security|pam\.d|resolv\.conf|ldap"
+    r"|init\.d|environment|master\.passwd|php|redhat-release|lsb-release|os-release|inittab"
+    r"|exports|ftp|vsftpd|samba|aliases|network|sysconfig|cron|syslog|logrotate|modules|"
+    r"netplan|inetd|xinetd|shells|passwd-|gshadow|mtab|knockd|opt|default|x11|ssl|pki)"
+    r"|proc[/\\]+(?:self|version|cmdline|mounts|net|sched_debug|\d+)\b"
+    r"|var[/\\]+(?:log|www|lib|mail|run|spool|adm|apache|backups|cache|tmp)\b"
+    r"|(?:root|home[/\\]+[\w.-]+)[/\\]+\.(?:ssh|bash|profile|history|mysql|viminfo|netrc|git|aws)"
+    r"|usr[/\\]+(?:local|share|lib|bin|sbin|pkg)" r"[/\\]"
+    r"|(?:s?bin)[/\\]+(?:sh|bash|ls|cat|id|busybox)\b"
+    r"|dev[/\\]+(?:tcp|udp|null|stdin|stdout|fd|random|urandom|zero|mem|kmem)\b"
+)
+_WIN_FILES = (
+    r"boot\.ini|win\.ini|system\.ini|autoexec\.bat|config\.sys|win(?:dows|nt)" r"[/\\]"
+    r"+(?:system32|system|repair|win\.ini|php\.ini|debug|panther|temp|\w+\.(?:ini|log|xml))"
+    r"|inetpub[/\\]|program files|documents and settings|\bsam\b" r"[/\\]"
+    r"|system32[/\\]|\bpagefile\.sys|\bntuser\.dat|\bunattend\.xml|\bsysprep"
+)
+_SENSITIVE_NAMES = (
+    r"\.htaccess|\.htpasswd|\.git[/\\]+(?:config|head|index|logs)|\.svn" r"[/\\]"
+    r"|\.bash_history|\.mysql_history|\.ssh[/\\]|id_rsa|id_dsa|authorized_keys"
+    r"|known_hosts|web-inf[/\\]|meta-inf[/\\]|wp-config\.php|web\.config"
+    r"|\.aws[/\\]+credentials|\.docker[/\\]|\.npmrc|\.ds_store|php\.ini|my\.cnf"
+    r"|httpd\.conf|nginx\.conf|access[._]log|error[._]log|server\.xml|tomcat-users\.xml"
+    r"|applicationhost\.config|\bsecrets?\.(?:json|ya?ml)"
+)
+
+RULES: tuple[Rule, ...] = (
+    Rule("pt-dotdot-multi", "path_traversal", r"(?:\.\.+;?" + _S + r"+\.?" + _S + r"*){2,}|(?:\.\.+;?" + _S + r"+\.*){2,}", CRITICAL),
+    Rule("pt-dotdot", "path_traversal", r"(?:^|[\s=\"'/\\:])\.\.+;?" + _S + r"|" + _S + r"\.\.+(?:$|[;?#\x00" + "/" + r"\\])", WARNING),
+    Rule("pt-unix-file", "path_traversal", r"(?:^|[\s/\\'\"=:;(|&<>`~.])" + _S + r"*(?:" + _UNIX_FILES + r")", CRITICAL),
+    Rule("pt-windows-file", "path_traversal", r"(?:" + _WIN_FILES + r")", CRITICAL),
+    Rule("pt-windows-drive", "path_traversal", r"(?:^|[\s=\"'(])(?:[a-z]:|\\\\[\w.$-]+)[/\\]+[\w$.-]", WARNING),
+    Rule("pt-sensitive-name", "path_traversal", r"(?:" + _SENSITIVE_NAMES + r")", ERROR),
+    Rule("pt-file-scheme", "path_traversal", r"\bfile\s*:\s*" + _S + r"|\b(?:php|zip|phar|expect|glob|compress\.zlib|compress\.bzip2|zlib|ogg|ssh2\.\w+|rar|jar|netdoc|data)\s*:" + _S + _S, CRITICAL),
+    Rule("pt-php-filter", "path_traversal", r"\bconvert\.(?:base64|iconv|quoted)|\bread\s*=\s*(?:string|convert)\.|resource\s*=", ERROR),
+    Rule("pt-dotenv", "path_traversal", r"(?:^|[/\\])\.env(?:\.\w+)?$", NOTICE),
+)

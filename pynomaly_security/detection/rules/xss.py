@@ -1,0 +1,91 @@
+"""Cross-site scripting: script tags, event-handler attributes,
+``javascript:``/``data:`` URLs, SVG/MathML and other active tags, attribute
+breaking, template-expression and DOM sinks.
+
+Plain markup is not an attack: a comment field with ``<p align=center>`` or
+``<img src=a.png alt=x>`` is ordinary. For tags with attributes the rule asks
+``nh3`` (the ammonia sanitizer) what survives sanitizing, and scores only
+when something active was removed (an ``on*`` handler, a script URL, a
+dangerous tag), so ordinary HTML in content fields stays allowed.
+
+References:
+    OWASP CRS REQUEST-941-APPLICATION-ATTACK-XSS; OWASP XSS Filter Evasion
+    Cheat Sheet; nh3: https://nh3.readthedocs.io/
+"""
+
+# ruff: noqa: E501  (rule tables: one pattern per line reads better than split regexes)
+from __future__ import annotations
+
+import nh3
+import re2
+
+from pynomaly_security.detection.rules.base import CRITICAL, ERROR, NOTICE, WARNING, Rule
+
+__all__ = ["RULES"]
+
+NH3_WINDOW = 4096
+
+_ACTIVE_TAGS = (
+    r"iframe|frame|frameset|object|embed|applet|svg|math|meta|base|link|style|form|isindex"
+    r"|xml|xss|marquee|bgsound|layer|ilayer|template|portal|animate|animatetransform|set"
+    r"|handler|listener|image|video|audio|source|track|details|dialog|keygen|textarea|select"
+    r"|button|input|body|html|title|noscript|plaintext|xmp|foreignobject|use|script"
+)
+_TAG = re2.compile(r"<([a-z][a-z0-9:-]*)([^<>]*)")
+_ATTR = re2.compile(r"([a-z:-]+)\s*=")
+_ACTIVE = frozenset(_ACTIVE_TAGS.split("|"))
+_RISKY_VALUE = re2.compile(r"(?:javascript|vbscript|livescript)\s*:|data\s*:\s*text/html|expression\s*\(")
+
+
+def _markup(text: str) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for tag in _TAG.finditer(text):
+        name = tag.group(1)
+        found.add((name, ""))
+        for attr in _ATTR.finditer(tag.group(2)):
+            found.add((name, attr.group(1)))
+    return found
+
+
+def _sanitizer_removes_active(text: str, start: int, end: int) -> int:
+    """Score when nh3 strips an active tag, an ``on*`` handler or a script URL."""
+    window = text[max(0, start - 16) : start + NH3_WINDOW]
+    cleaned = nh3.clean(window)
+    removed = _markup(window) - _markup(cleaned.lower())
+    for tag, attr in removed:
+        if attr.startswith("on") or attr in ("style", "formaction", "srcdoc", "xlink:href"):
+            return CRITICAL
+        if not attr and tag in _ACTIVE:
+            return ERROR
+    if _RISKY_VALUE.search(window) and removed:
+        return CRITICAL
+    return 0
+
+
+_HANDLERS = (
+    r"abort|activate|after|animation|auxclick|before|begin|blur|bounce|can|change|click|close"
+    r"|content|context|copy|cue|cut|dbl|drag|drop|durationchange|emptied|end|error|finish"
+    r"|focus|formdata|fullscreen|hashchange|input|invalid|key|load|lose|message|mouse|move"
+    r"|offline|online|open|page|paste|pause|play|pointer|popstate|progress|propertychange"
+    r"|ratechange|readystatechange|repeat|reset|resize|scroll|search|seek|select|show"
+    r"|slotchange|stalled|start|storage|submit|suspend|timeupdate|toggle|touch|transition"
+    r"|unload|volumechange|waiting|webkit|wheel|zoom|help|loadstart|security|trigger"
+)
+
+RULES: tuple[Rule, ...] = (
+    Rule("xss-script-tag", "xss", r"<\s*/?\s*script\b", CRITICAL),
+    Rule("xss-event-handler-tag", "xss", r"<[a-z!/][^>]{0,400}[\s/\"'`]on[a-z]{3,}\s*=", CRITICAL),
+    Rule("xss-event-handler", "xss", r"(?:^|[\s\"'`/;])on(?:" + _HANDLERS + r")[a-z]*\s*=", ERROR),
+    Rule("xss-js-uri", "xss", r"(?:j\s*a\s*v\s*a|v\s*b|l\s*i\s*v\s*e)\s*s\s*c\s*r\s*i\s*p\s*t\s*:", CRITICAL),
+    Rule("xss-data-uri", "xss", r"data\s*:\s*(?:text/html|image/svg\+xml|text/xml|application/(?:x-)?(?:javascript|ecmascript|xhtml\+xml))", CRITICAL),
+    Rule("xss-active-tag", "xss", r"<\s*/?\s*(?:" + _ACTIVE_TAGS + r")\b", WARNING),
+    Rule("xss-markup", "xss", r"<[a-z][a-z0-9:-]*[\s/][^>]{0,400}=", ERROR, check=_sanitizer_removes_active),
+    Rule("xss-attr-break", "xss", r"[\"'`]\s*/?\s*>\s*<\s*[a-z/!]|[\"'`]\s+(?:style|src|href)\s*=", ERROR),
+    Rule("xss-close-tag", "xss", r"</\s*(?:title|textarea|style|noscript|script|iframe|xmp|template|option|select)\s*>", WARNING),
+    Rule("xss-js-sink", "xss", r"\b(?:alert|prompt|confirm|eval|settimeout|setinterval|execscript|msgbox|print)\s*(?:\(|`)|\b(?:alert|prompt|confirm)\s*\.\s*(?:call|apply|bind)\b|\[\s*['\"](?:alert|eval)['\"]\s*\]", WARNING),
+    Rule("xss-dom", "xss", r"\bdocument\s*\.\s*(?:cookie|domain|write|writeln|location|body|forms|getelementby)|\bwindow\s*\.\s*(?:location|name|open|onerror)|\.\s*(?:innerhtml|outerhtml)\s*=|\bfromcharcode\b|\blocation\s*\.\s*(?:href|hash|search|replace)\b|\b(?:top|self|parent|frames)\s*\[\s*['\"]|\.constructor\s*\(|\batob\s*\(|\bimport\s*\(\s*['\"`]", WARNING),
+    Rule("xss-css-expression", "xss", r"expression\s*\(|-moz-binding|behavior\s*:\s*url|@import\s*['\"]?\s*(?:url|javascript)", ERROR),
+    Rule("xss-template", "xss", r"\{\{[^}]{0,200}(?:constructor|\$on|\$eval|alert|\$\$|prompt|confirm)[^}]{0,200}\}\}", CRITICAL),
+    Rule("xss-vector-attr", "xss", r"\b(?:srcdoc|formaction|xlink:href|from|to|values|attributename)\s*=\s*[\"'`]?\s*(?:javascript|data|&#|<)", ERROR),
+    Rule("xss-lt-alpha", "xss", r"<[a-z!/?]", NOTICE, level=3),
+)
