@@ -96,6 +96,10 @@ class FieldEncryption:
         self._fields.setdefault(table, {})[field] = spec
         return spec
 
+    def tables(self) -> list[str]:
+        """Tables with registered fields, in registration order."""
+        return list(self._fields)
+
     def fields(self, table: str) -> list[EncryptedField]:
         """Registered fields of ``table``."""
         return list(self._fields.get(table, {}).values())
