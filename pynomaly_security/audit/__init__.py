@@ -1,1 +1,36 @@
-"""audit."""
+"""Tamper-evident, encrypted audit trail (issue 2 part 3, issue 4).
+
+The public surface: :class:`AuditLogger` (write, query, verify, erase), the
+vocabulary enums, the compliance map and SIEM handlers, and the stores.
+"""
+
+from pynomaly_security.audit.actions import audit_action, audit_context
+from pynomaly_security.audit.compliance import CONTROLS, controls_for, standards_for
+from pynomaly_security.audit.logger import AuditLogger
+from pynomaly_security.audit.records import (
+    AuditEntry,
+    AuditLevel,
+    ComplianceStandard,
+    EntryKind,
+    SecurityEventType,
+)
+from pynomaly_security.audit.stores import AuditStore, create_store
+from pynomaly_security.audit.verify import VerifyResult, verify_store
+
+__all__ = [
+    "CONTROLS",
+    "AuditEntry",
+    "AuditLevel",
+    "AuditLogger",
+    "AuditStore",
+    "ComplianceStandard",
+    "EntryKind",
+    "SecurityEventType",
+    "VerifyResult",
+    "audit_action",
+    "audit_context",
+    "controls_for",
+    "create_store",
+    "standards_for",
+    "verify_store",
+]

@@ -1,0 +1,343 @@
+"""AuditLogger: the one object the plugin, the middleware and the app call.
+
+Security and audit events are committed before their call returns (group
+commit); per-request access records are queued without blocking and written
+within ``audit_flush_interval_ms`` (and fully on :meth:`AuditLogger.aclose`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, ParamSpec, TypeVar
+
+import structlog
+
+from pynomaly_security.audit._keys import AuditKeys
+from pynomaly_security.audit._writer import BatchWriter
+from pynomaly_security.audit.actions import audit_action, audit_context
+from pynomaly_security.audit.chain import Sealer
+from pynomaly_security.audit.compliance import standards_for
+from pynomaly_security.audit.dispatch import ComplianceDispatcher, ComplianceHandler
+from pynomaly_security.audit.reader import AuditReader
+from pynomaly_security.audit.records import (
+    AuditEntry,
+    AuditLevel,
+    ComplianceStandard,
+    EntryKind,
+    SecurityEventType,
+)
+from pynomaly_security.audit.stores import AuditStore, create_store
+from pynomaly_security.audit.verify import VerifyResult, verify_store
+from pynomaly_security.settings import SecuritySettings
+
+__all__ = ["AuditLogger"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_DAY = 86_400.0
+
+
+def _ambient(name: str, given: str | None) -> str | None:
+    """An explicit value wins; else what the tracking middleware bound in structlog."""
+    if given is not None:
+        return given
+    value = structlog.contextvars.get_contextvars().get(name)
+    return None if value is None else str(value)
+
+
+class AuditLogger:
+    """Writes the tamper-evident, encrypted audit trail.
+
+    Use ``async with AuditLogger.from_settings(settings) as audit:`` or call
+    :meth:`start` / :meth:`aclose` from the lifespan.
+
+    Args:
+        store: where records live (see :func:`create_store`).
+        keys: the key ring derived from ``PYNOMALY_MASTER_KEY``.
+        flush_interval_ms: longest wait of a per-request access record.
+        checkpoint_every / checkpoint_seconds: when to sign a checkpoint.
+        retention_days: prune whole checkpointed segments older than this.
+        compliance: tag events with the standards they evidence and forward them.
+        max_pending: bound of queued access records.
+        clock: wall clock (seconds), injectable for tests.
+    """
+
+    def __init__(
+        self,
+        store: AuditStore,
+        keys: AuditKeys,
+        *,
+        flush_interval_ms: int = 200,
+        checkpoint_every: int = 1000,
+        checkpoint_seconds: float = 60.0,
+        retention_days: int | None = None,
+        compliance: bool = True,
+        max_pending: int = 100_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.keys = keys
+        self._sealer = Sealer(
+            keys,
+            checkpoint_every=checkpoint_every,
+            checkpoint_seconds=checkpoint_seconds,
+            clock=clock,
+        )
+        self._writer = BatchWriter(
+            self._commit,
+            interval=flush_interval_ms / 1000,
+            max_pending=max_pending,
+            idle=self._maintain,
+        )
+        self._reader = AuditReader(store, self._sealer)
+        self._dispatch = ComplianceDispatcher()
+        self._compliance = compliance
+        self._checkpoint_seconds = checkpoint_seconds
+        self._retention_s = None if retention_days is None else retention_days * _DAY
+        self._clock = clock
+        self._last_maintenance = clock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_settings(
+        cls, settings: SecuritySettings, *, store: AuditStore | None = None, prefix: str = "audit"
+    ) -> AuditLogger:
+        """Build from settings; raises ConfigurationError without a master key
+        outside development mode."""
+        secret = settings.master_key.get_secret_value() if settings.master_key else None
+        keys = AuditKeys.from_secret(secret, development_mode=settings.development_mode)
+        return cls(
+            store if store is not None else create_store(settings.audit_db_url, prefix=prefix),
+            keys,
+            flush_interval_ms=settings.audit_flush_interval_ms,
+            checkpoint_every=settings.audit_checkpoint_every,
+            checkpoint_seconds=settings.audit_checkpoint_seconds,
+            retention_days=settings.audit_retention_days,
+            compliance=settings.enable_compliance_logging,
+        )
+
+    # -- lifecycle -----------------------------------------------------------------
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the logger was started on (sync callers submit to it)."""
+        return self._loop
+
+    def schedule(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in the background; :meth:`aclose` waits for it."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self.store.open()
+        for key_id, public in self.keys.public_keys.items():
+            await self.store.put_public_key(key_id, public)
+        self._dispatch.start()
+        self._writer.start()
+
+    async def aclose(self) -> None:
+        """Flush every queued record, sign the tail, stop handlers, close the store."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._writer.aclose()
+        async with self.store.transaction() as txn:
+            await self._sealer.checkpoint(txn, force=True)
+        await self._dispatch.aclose()
+        await self.store.aclose()
+
+    async def __aenter__(self) -> AuditLogger:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- writing -----------------------------------------------------------------------
+    def _standards(
+        self, event_type: str, given: Sequence[ComplianceStandard] | None
+    ) -> tuple[ComplianceStandard, ...]:
+        if given is not None:
+            return tuple(ComplianceStandard(s) for s in given)
+        return standards_for(event_type) if self._compliance else ()
+
+    async def log_security_event(
+        self,
+        event_type: SecurityEventType | str,
+        message: str,
+        level: AuditLevel = AuditLevel.WARNING,
+        details: Mapping[str, Any] | None = None,
+        compliance_standards: Sequence[ComplianceStandard] | None = None,
+        *,
+        user_id: str | None = None,
+        source_ip: str | None = None,
+        request_id: str | None = None,
+    ) -> int:
+        """Record a security event; returns its sequence number once committed."""
+        # Custom event types (strings outside the enum) are allowed; they get base controls.
+        kind = event_type.value if isinstance(event_type, SecurityEventType) else str(event_type)
+        entry = AuditEntry(
+            kind=EntryKind.SECURITY,
+            event_type=kind,
+            level=AuditLevel(level),
+            standards=self._standards(kind, compliance_standards),
+            request_id=_ambient("request_id", request_id),
+            user_id=_ambient("user_id", user_id),
+            source_ip=_ambient("client_ip", source_ip),
+            payload={"message": message, "details": dict(details or {})},
+            timestamp=self._clock(),
+        )
+        return await self._writer.submit(entry)
+
+    async def log_audit_event(
+        self,
+        action: str,
+        resource: str,
+        outcome: str = "success",
+        *,
+        user_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        compliance_standards: Sequence[ComplianceStandard] | None = None,
+        level: AuditLevel = AuditLevel.INFO,
+        event_type: SecurityEventType = SecurityEventType.AUDIT_ACTION,
+        source_ip: str | None = None,
+        request_id: str | None = None,
+    ) -> int:
+        """Record who did what to which resource; committed before it returns."""
+        entry = AuditEntry(
+            kind=EntryKind.AUDIT,
+            event_type=event_type.value,
+            level=AuditLevel(level),
+            standards=self._standards(event_type.value, compliance_standards),
+            request_id=_ambient("request_id", request_id),
+            user_id=_ambient("user_id", user_id),
+            source_ip=_ambient("client_ip", source_ip),
+            payload={
+                "action": action,
+                "resource": resource,
+                "outcome": outcome,
+                "details": dict(details or {}),
+            },
+            timestamp=self._clock(),
+        )
+        return await self._writer.submit(entry)
+
+    def log_request(
+        self,
+        *,
+        method: str,
+        path: str,
+        status_code: int,
+        duration_ms: float,
+        request_id: str | None = None,
+        client_ip: str | None = None,
+        user_id: str | None = None,
+        timestamp: float | None = None,
+    ) -> None:
+        """Queue the access record of one HTTP request (sync, never blocks)."""
+        self._writer.submit_nowait(
+            AuditEntry(
+                kind=EntryKind.REQUEST,
+                event_type="http_request",
+                level=AuditLevel.ERROR if status_code >= 500 else AuditLevel.INFO,
+                request_id=request_id,
+                user_id=user_id,
+                source_ip=client_ip,
+                payload={
+                    "method": method,
+                    "path": path,
+                    "status_code": status_code,
+                    "duration_ms": round(duration_ms, 3),
+                },
+                timestamp=self._clock() if timestamp is None else timestamp,
+            )
+        )
+
+    def audit_context(
+        self, action: str, resource: str, **kwargs: Any
+    ) -> AbstractAsyncContextManager[dict[str, Any]]:
+        """``async with audit.audit_context("delete", "item:42") as details:``"""
+        return audit_context(self, action, resource, **kwargs)
+
+    def audit_action(
+        self, action: str, resource: str
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Decorator recording success or failure (error type only) of a call."""
+        return audit_action(action, resource, audit_logger=self)
+
+    async def _commit(self, entries: Sequence[AuditEntry]) -> list[int]:
+        async with self.store.transaction() as txn:
+            seqs = await self._sealer.append(txn, entries)
+        if self._compliance and self._dispatch.active:
+            self._dispatch.submit(entries, seqs)
+        return seqs
+
+    async def _maintain(self) -> None:
+        """Time-based checkpoints and retention, between flushes."""
+        now = self._clock()
+        if now - self._last_maintenance < self._checkpoint_seconds:
+            return
+        self._last_maintenance = now
+        async with self.store.transaction() as txn:
+            await self._sealer.checkpoint(txn, force=False)
+        if self._retention_s is not None:
+            await self._reader.prune_before(now - self._retention_s)
+
+    # -- reading -------------------------------------------------------------------------
+    def register_compliance_handler(
+        self, standard: ComplianceStandard, handler: ComplianceHandler
+    ) -> None:
+        """Forward committed events tagged ``standard`` to ``handler`` (non-blocking)."""
+        self._dispatch.register(ComplianceStandard(standard), handler, self._reader.export_dict)
+
+    async def query(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        user_id: str | None = None,
+        event_type: str | None = None,
+        standard: ComplianceStandard | str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Decrypted records, oldest first (times are Unix seconds)."""
+        return await self._reader.query(
+            since=since,
+            until=until,
+            subject_refs=None if user_id is None else tuple(self.keys.subject_refs(user_id)),
+            event_type=event_type,
+            standard=None if standard is None else ComplianceStandard(standard).value,
+            limit=limit,
+            offset=offset,
+        )
+
+    async def verify(self, public_keys: Mapping[str, bytes] | None = None) -> VerifyResult:
+        """Walk the chain and checkpoints (pinned to our own public keys by default)."""
+        pinned = self.keys.public_keys if public_keys is None else public_keys
+        return await verify_store(self.store, public_keys=pinned, keys=self.keys)
+
+    async def erase_subject(self, user_id: str) -> int:
+        """Crypto-shred a subject: destroy their key; returns keys destroyed."""
+        refs = self.keys.subject_refs(user_id)
+        destroyed = await self.store.delete_subject_keys(refs)
+        await self.log_security_event(
+            SecurityEventType.SUBJECT_ERASED,
+            "subject erased (crypto-shredding)",
+            AuditLevel.INFO,
+            {"subject_ref": refs[0], "keys_destroyed": destroyed},
+        )
+        return destroyed
+
+    def public_key_pem(self) -> bytes:
+        """The current checkpoint public key (PEM), for pinning in the verifier."""
+        from cryptography.hazmat.primitives import serialization
+
+        return self.keys.current.signer.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )

@@ -1,0 +1,97 @@
+"""Audit vocabulary: event types, levels, compliance standards, and the entry
+the logger hands to a store.
+
+An :class:`AuditEntry` is what the application said (plaintext, in memory
+only); a store turns it into a sealed row (sequence number, chain hash,
+encrypted payload) inside its append transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "AuditEntry",
+    "AuditLevel",
+    "ComplianceStandard",
+    "EntryKind",
+    "SecurityEventType",
+]
+
+
+class SecurityEventType(StrEnum):
+    """What happened; each type maps to the controls it evidences (see compliance.py)."""
+
+    LOGIN_SUCCESS = "login_success"
+    LOGIN_FAILURE = "login_failure"
+    LOGOUT = "logout"
+    ACCESS_GRANTED = "access_granted"
+    ACCESS_DENIED = "access_denied"
+    PRIVILEGE_ESCALATION = "privilege_escalation"
+    INJECTION_ATTEMPT = "injection_attempt"
+    XSS_ATTEMPT = "xss_attempt"
+    BRUTE_FORCE_DETECTED = "brute_force_detected"
+    RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
+    SUSPICIOUS_ACTIVITY = "suspicious_activity"
+    SECURITY_ALERT = "security_alert"
+    DATA_ACCESS = "data_access"
+    DATA_MODIFICATION = "data_modification"
+    DATA_DELETION = "data_deletion"
+    DATA_EXPORT = "data_export"
+    CONFIG_CHANGE = "config_change"
+    ADMIN_ACTION = "admin_action"
+    KEY_ROTATION = "key_rotation"
+    SUBJECT_ERASED = "subject_erased"
+    AUDIT_ACTION = "audit_action"
+    HTTP_REQUEST = "http_request"
+
+
+class AuditLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+class ComplianceStandard(StrEnum):
+    SOX = "SOX"
+    GDPR = "GDPR"
+    HIPAA = "HIPAA"
+    PCI_DSS = "PCI_DSS"
+    ISO27001 = "ISO27001"
+    NIST = "NIST"
+
+
+class EntryKind(StrEnum):
+    """Durability class: ``security`` and ``audit`` entries are committed before
+    the call returns; ``request`` entries are batched."""
+
+    SECURITY = "security"
+    AUDIT = "audit"
+    REQUEST = "request"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One thing to record, before sealing.
+
+    ``payload`` holds the non-personal body (message, details, method, path, ...)
+    and is encrypted under the store key; ``user_id`` and ``source_ip`` are
+    personal and, when a user is known, encrypted under that subject's key so
+    :meth:`AuditLogger.erase_subject` can shred them.
+    """
+
+    kind: EntryKind
+    event_type: str
+    level: AuditLevel
+    standards: tuple[ComplianceStandard, ...] = ()
+    request_id: str | None = None
+    user_id: str | None = None
+    source_ip: str | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    timestamp: float = field(default_factory=time.time)

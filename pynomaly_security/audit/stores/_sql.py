@@ -1,0 +1,179 @@
+"""SQL shared by the SQLite and PostgreSQL stores (parametrized, one place).
+
+Table names come from a validated prefix (``check_prefix``), never from
+input, so formatting them into statements is safe; every value is a bound
+parameter. That is why S608 is silenced for this file only.
+"""
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from pynomaly_security.audit.stores.base import Checkpoint, RecordFilter, SealedRecord
+from pynomaly_security.exceptions import ConfigurationError
+
+__all__ = [
+    "COLUMNS",
+    "Statements",
+    "check_prefix",
+    "filter_sql",
+    "record_values",
+    "to_checkpoint",
+    "to_record",
+]
+
+_PREFIX = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+
+COLUMNS = (
+    "seq, ts_us, kind, event_type, level, standards, request_id, subject_ref, key_id,"
+    " payload, personal, prev_hash, hash"
+)
+
+
+def check_prefix(prefix: str) -> str:
+    if not _PREFIX.match(prefix):
+        raise ConfigurationError(
+            f"audit table prefix {prefix!r} must match {_PREFIX.pattern} (lowercase SQL identifier)"
+        )
+    return prefix
+
+
+def filter_sql(flt: RecordFilter, mark: str = "?") -> tuple[str, list[object]]:
+    """WHERE clause and parameters; ``mark`` is ``?`` or ``$`` (numbered)."""
+    parts: list[str] = []
+    params: list[object] = []
+
+    def p(value: object) -> str:
+        params.append(value)
+        return "?" if mark == "?" else f"${len(params)}"
+
+    if flt.since_us is not None:
+        parts.append(f"ts_us >= {p(flt.since_us)}")
+    if flt.until_us is not None:
+        parts.append(f"ts_us < {p(flt.until_us)}")
+    if flt.event_type is not None:
+        parts.append(f"event_type = {p(flt.event_type)}")
+    if flt.standard is not None:
+        parts.append(f"standards LIKE {p('%,' + flt.standard + ',%')}")
+    if flt.subject_refs is not None:
+        refs = flt.subject_refs or ("",)
+        parts.append("subject_ref IN (" + ", ".join(p(r) for r in refs) + ")")
+    where = (" WHERE " + " AND ".join(parts)) if parts else ""
+    return f"{where} ORDER BY seq LIMIT {p(flt.limit)} OFFSET {p(flt.offset)}", params
+
+
+def to_record(row: Sequence[Any]) -> SealedRecord:
+    r = tuple(row)
+    return SealedRecord(
+        seq=int(r[0]),
+        ts_us=int(r[1]),
+        kind=str(r[2]),
+        event_type=str(r[3]),
+        level=str(r[4]),
+        standards=str(r[5]),
+        request_id=None if r[6] is None else str(r[6]),
+        subject_ref=None if r[7] is None else str(r[7]),
+        key_id=str(r[8]),
+        payload=bytes(r[9]),
+        personal=None if r[10] is None else bytes(r[10]),
+        prev_hash=bytes(r[11]),
+        hash=bytes(r[12]),
+    )
+
+
+def to_checkpoint(row: Sequence[Any]) -> Checkpoint:
+    r = tuple(row)
+    return Checkpoint(
+        seq=int(r[0]),
+        head_hash=bytes(r[1]),
+        ts_us=int(r[2]),
+        key_id=str(r[3]),
+        signature=bytes(r[4]),
+    )
+
+
+def record_values(rec: SealedRecord) -> tuple[object, ...]:
+    return (
+        rec.seq,
+        rec.ts_us,
+        rec.kind,
+        rec.event_type,
+        rec.level,
+        rec.standards,
+        rec.request_id,
+        rec.subject_ref,
+        rec.key_id,
+        rec.payload,
+        rec.personal,
+        rec.prev_hash,
+        rec.hash,
+    )
+
+
+class Statements:
+    """Every statement of one store, with ``?`` placeholders or ``$n`` (PostgreSQL)."""
+
+    def __init__(self, prefix: str, *, numbered: bool = False) -> None:
+        t = check_prefix(prefix)
+        self.numbered = numbered
+        self.records, self.checkpoints = f"{t}_records", f"{t}_checkpoints"
+        self.subject_keys, self.public_keys = f"{t}_subject_keys", f"{t}_public_keys"
+
+        def q(sql: str) -> str:
+            if not numbered:
+                return sql
+            parts = sql.split("?")
+            return "".join(f"{a}${i}" for i, a in enumerate(parts[:-1], 1)) + parts[-1]
+
+        cp_cols = "seq, head_hash, ts_us, key_id, signature"
+        self.select_after = q(
+            f"SELECT {COLUMNS} FROM {self.records} WHERE seq > ? ORDER BY seq LIMIT ?"
+        )
+        self.select_records = f"SELECT {COLUMNS} FROM {self.records}"
+        self.head = f"SELECT seq, hash FROM {self.records} ORDER BY seq DESC LIMIT 1"
+        self.select_checkpoints = f"SELECT {cp_cols} FROM {self.checkpoints} ORDER BY seq"
+        self.last_checkpoint = f"SELECT {cp_cols} FROM {self.checkpoints} ORDER BY seq DESC LIMIT 1"
+        self.insert_record = q(
+            f"INSERT INTO {self.records} ({COLUMNS}) VALUES ({', '.join('?' * 13)})"
+        )
+        self.insert_checkpoint = q(
+            f"INSERT INTO {self.checkpoints} ({cp_cols}) VALUES (?, ?, ?, ?, ?)"
+        )
+        self.select_subject_key = q(
+            f"SELECT ref, key_id, wrapped FROM {self.subject_keys} WHERE ref = ?"
+        )
+        self.insert_subject_key = q(
+            f"INSERT INTO {self.subject_keys} (ref, key_id, wrapped) VALUES (?, ?, ?)"
+        )
+        self.delete_subject_key = q(f"DELETE FROM {self.subject_keys} WHERE ref = ?")
+        self.select_public_keys = f"SELECT key_id, public_key FROM {self.public_keys}"
+        self.insert_public_key = q(
+            f"INSERT INTO {self.public_keys} (key_id, public_key) VALUES (?, ?)"
+            " ON CONFLICT (key_id) DO NOTHING"
+        )
+        self.prune = q(f"DELETE FROM {self.records} WHERE seq <= ?")
+
+    def schema(self, blob: str, bigint: str) -> list[str]:
+        return [
+            f"""CREATE TABLE IF NOT EXISTS {self.records} (
+              seq {bigint} PRIMARY KEY, ts_us {bigint} NOT NULL, kind TEXT NOT NULL,
+              event_type TEXT NOT NULL, level TEXT NOT NULL, standards TEXT NOT NULL,
+              request_id TEXT, subject_ref TEXT, key_id TEXT NOT NULL, payload {blob} NOT NULL,
+              personal {blob}, prev_hash {blob} NOT NULL, hash {blob} NOT NULL)""",
+            f"CREATE INDEX IF NOT EXISTS {self.records}_ts ON {self.records} (ts_us)",
+            f"CREATE INDEX IF NOT EXISTS {self.records}_subject ON {self.records} (subject_ref)",
+            f"""CREATE TABLE IF NOT EXISTS {self.checkpoints} (
+              seq {bigint} PRIMARY KEY, head_hash {blob} NOT NULL, ts_us {bigint} NOT NULL,
+              key_id TEXT NOT NULL, signature {blob} NOT NULL)""",
+            f"""CREATE TABLE IF NOT EXISTS {self.subject_keys} (
+              ref TEXT PRIMARY KEY, key_id TEXT NOT NULL, wrapped {blob} NOT NULL)""",
+            f"""CREATE TABLE IF NOT EXISTS {self.public_keys} (
+              key_id TEXT PRIMARY KEY, public_key {blob} NOT NULL)""",
+        ]
+
+    def query(self, flt: RecordFilter) -> tuple[str, list[object]]:
+        where, params = filter_sql(flt, "$" if self.numbered else "?")
+        return self.select_records + where, params

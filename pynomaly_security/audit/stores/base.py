@@ -1,0 +1,117 @@
+"""The storage Protocol of the audit trail.
+
+A store keeps sealed rows, signed checkpoints, wrapped subject keys and the
+checkpoint public keys. It knows nothing about hashing or encryption: the
+chain logic (``audit/chain.py``) runs inside :meth:`AuditStore.transaction`,
+which serializes appends across processes (SQLite ``BEGIN IMMEDIATE``,
+PostgreSQL advisory lock), so many workers keep one chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["AppendTxn", "AuditStore", "Checkpoint", "RecordFilter", "SealedRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class SealedRecord:
+    """One stored row; ``hash = H(prev_hash || canonical(row without hash))``."""
+
+    seq: int
+    ts_us: int
+    kind: str
+    event_type: str
+    level: str
+    standards: str
+    request_id: str | None
+    subject_ref: str | None
+    key_id: str
+    payload: bytes
+    personal: bytes | None
+    prev_hash: bytes
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A signed statement "the chain had head ``head_hash`` at ``seq``"."""
+
+    seq: int
+    head_hash: bytes
+    ts_us: int
+    key_id: str
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFilter:
+    since_us: int | None = None
+    until_us: int | None = None
+    subject_refs: tuple[str, ...] | None = None
+    event_type: str | None = None
+    standard: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class AppendTxn(Protocol):
+    """Operations available inside one serialized append transaction."""
+
+    async def head(self) -> tuple[int, bytes]:
+        """Last sequence number and hash (a pruned store falls back to its checkpoint)."""
+
+    async def last_checkpoint(self) -> Checkpoint | None:
+        """The newest checkpoint."""
+
+    async def subject_keys(self, refs: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+        """ref -> (key_id, wrapped key) for the refs that have a key."""
+
+    async def put_subject_keys(self, items: Sequence[tuple[str, str, bytes]]) -> None:
+        """Insert (ref, key_id, wrapped key) rows."""
+
+    async def insert(self, records: Sequence[SealedRecord]) -> None:
+        """Insert sealed rows."""
+
+    async def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Insert a signed checkpoint."""
+
+
+class AuditStore(Protocol):
+    """Where the audit trail lives; use as ``async with store:``."""
+
+    async def open(self) -> None:
+        """Connect and create the schema if missing."""
+
+    async def aclose(self) -> None:
+        """Release connections and threads."""
+
+    def transaction(self) -> AbstractAsyncContextManager[AppendTxn]:
+        """One serialized, durable append transaction (commit on exit)."""
+
+    async def records(self, after_seq: int, limit: int) -> list[SealedRecord]:
+        """Rows with ``seq > after_seq`` in sequence order (the verifier's walk)."""
+
+    async def query(self, flt: RecordFilter) -> list[SealedRecord]:
+        """Rows matching a filter, oldest first, paged."""
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        """Every checkpoint in sequence order."""
+
+    async def subject_keys(self, refs: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+        """ref -> (key_id, wrapped key), outside an append."""
+
+    async def delete_subject_keys(self, refs: Sequence[str]) -> int:
+        """Destroy subject keys (crypto-shredding); returns how many existed."""
+
+    async def public_keys(self) -> dict[str, bytes]:
+        """Checkpoint public keys by key id, as published by the writers."""
+
+    async def put_public_key(self, key_id: str, public_key: bytes) -> None:
+        """Publish a checkpoint public key (idempotent)."""
+
+    async def prune(self, through_seq: int) -> int:
+        """Delete rows with ``seq <= through_seq``; returns how many."""

@@ -1,0 +1,116 @@
+"""AuditMiddleware: one access record and one canonical log line per HTTP request.
+
+Pure ASGI. The status is captured from ``http.response.start`` in a ``send``
+wrapper; bodies are never buffered or read; the path is logged but never the
+query string (values there may carry tokens or personal data). The request
+path does no I/O: the record is appended to the audit logger's queue and a
+background task commits it within ``audit_flush_interval_ms``.
+
+References:
+    Starlette docs, "Pure ASGI middleware: cleanup and error handling";
+    structlog, "Logging best practices: canonical log lines";
+    OWASP Logging Cheat Sheet (what not to log).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pynomaly_security._context import get_request_context
+
+__all__ = ["REQUEST_EVENT", "AuditMiddleware"]
+
+log = structlog.get_logger(__name__)
+
+REQUEST_EVENT = "http_request"
+
+
+class _AccessLog(Protocol):
+    def log_request(
+        self,
+        *,
+        method: str,
+        path: str,
+        status_code: int,
+        duration_ms: float,
+        request_id: str | None = None,
+        client_ip: str | None = None,
+        user_id: str | None = None,
+        timestamp: float | None = None,
+    ) -> None: ...
+
+
+class AuditMiddleware:
+    """Record every HTTP request in the audit trail.
+
+    Args:
+        app: the ASGI app to wrap.
+        audit_logger: an started :class:`~pynomaly_security.audit.AuditLogger`
+            (anything with its ``log_request``).
+        log_line: also emit the canonical structlog line (event ``http_request``).
+    """
+
+    def __init__(self, app: ASGIApp, *, audit_logger: _AccessLog, log_line: bool = True) -> None:
+        self.app = app
+        self.audit_logger = audit_logger
+        self.log_line = log_line
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.time()
+        t0 = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        error: str | None = None
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException as exc:
+            error = type(exc).__name__
+            raise
+        finally:
+            self._record(scope, status[0], started, time.perf_counter() - t0, error)
+
+    def _record(
+        self, scope: Scope, status: int, started: float, elapsed: float, error: str | None
+    ) -> None:
+        # The context is read after the app ran: authentication may have set user_id.
+        ctx = get_request_context(scope)
+        client = scope.get("client")
+        request_id = ctx.request_id if ctx else None
+        client_ip = ctx.client_ip if ctx else (client[0] if client else None)
+        user_id = ctx.user_id if ctx else None
+        duration_ms = elapsed * 1000
+        method, path = scope["method"], scope["path"]
+        self.audit_logger.log_request(
+            method=method,
+            path=path,
+            status_code=status,
+            duration_ms=duration_ms,
+            request_id=request_id,
+            client_ip=client_ip,
+            user_id=user_id,
+            timestamp=started,
+        )
+        if self.log_line:
+            log.info(
+                REQUEST_EVENT,
+                method=method,
+                path=path,
+                status_code=status,
+                duration_ms=round(duration_ms, 3),
+                request_id=request_id,
+                client_ip=client_ip,
+                user_id=user_id,
+                error=error,
+            )

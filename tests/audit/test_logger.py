@@ -1,0 +1,174 @@
+"""AuditLogger: committed security events, batched access records, context helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import structlog
+
+from pynomaly_security.audit import (
+    AuditLevel,
+    AuditLogger,
+    ComplianceStandard,
+    SecurityEventType,
+)
+from pynomaly_security.exceptions import ConfigurationError, StorageError
+from pynomaly_security.settings import SecuritySettings
+
+Settings = Callable[..., SecuritySettings]
+
+
+def _rows(db_url: str) -> int:
+    path = db_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT count(*) FROM audit_records").fetchone()[0])
+
+
+@pytest.mark.anyio
+async def test_security_event_is_committed_before_return(audit: AuditLogger, db_url: str) -> None:
+    """The row is on disk (visible to another connection) when the call returns."""
+    seq = await audit.log_security_event(
+        SecurityEventType.LOGIN_FAILURE, "bad password", AuditLevel.WARNING, {"attempt": 3},
+        user_id="alice", source_ip="198.51.100.4",
+    )  # fmt: skip
+    assert seq == 1
+    assert _rows(db_url) == 1
+    [record] = await audit.query()
+    assert record["event_type"] == "login_failure"
+    assert record["message"] == "bad password"
+    assert record["details"] == {"attempt": 3}
+    assert record["user_id"] == "alice"
+    assert record["source_ip"] == "198.51.100.4"
+    assert "PCI_DSS" in record["standards"]
+    assert "10.2.1.4" in record["controls"]["PCI_DSS"]
+
+
+@pytest.mark.anyio
+async def test_payload_is_encrypted_at_rest(audit: AuditLogger, db_url: str) -> None:
+    """Neither the message, the details nor the user id appear in the database file."""
+    await audit.log_security_event(
+        SecurityEventType.DATA_EXPORT, "exported-report-xyz", details={"card": "4111111111111111"},
+        user_id="carol@example.com",
+    )  # fmt: skip
+    await audit.aclose()
+    raw = Path(db_url.removeprefix("sqlite:///")).read_bytes()  # noqa: ASYNC240
+    for secret in (b"exported-report-xyz", b"4111111111111111", b"carol@example.com"):
+        assert secret not in raw
+    await audit.start()
+
+
+@pytest.mark.anyio
+async def test_concurrent_security_events_share_commits(audit: AuditLogger) -> None:
+    """Many concurrent writers all commit, with distinct consecutive sequence numbers."""
+    seqs = await asyncio.gather(
+        *(audit.log_security_event(SecurityEventType.ACCESS_DENIED, f"n{i}") for i in range(100))
+    )
+    assert sorted(seqs) == list(range(1, 101))
+    assert (await audit.verify()).ok
+
+
+@pytest.mark.anyio
+async def test_access_records_are_flushed_on_close(db_url: str, settings_for: Settings) -> None:
+    """log_request is sync and queues; aclose writes everything."""
+    logger = AuditLogger.from_settings(settings_for(db_url, audit_flush_interval_ms=200))
+    await logger.start()
+    for i in range(50):
+        logger.log_request(method="GET", path=f"/items/{i}", status_code=200, duration_ms=1.5)
+    await logger.aclose()
+    assert _rows(db_url) == 50
+
+
+@pytest.mark.anyio
+async def test_audit_event_and_ambient_request_context(audit: AuditLogger) -> None:
+    """Request id and client ip default to what tracking bound in structlog contextvars."""
+    with structlog.contextvars.bound_contextvars(request_id="req-1", client_ip="192.0.2.9"):
+        await audit.log_audit_event(
+            "delete", "item:42", user_id="bob", compliance_standards=[ComplianceStandard.SOX]
+        )
+    [record] = await audit.query(user_id="bob")
+    assert record["action"] == "delete"
+    assert record["resource"] == "item:42"
+    assert record["outcome"] == "success"
+    assert record["request_id"] == "req-1"
+    assert record["source_ip"] == "192.0.2.9"
+    assert record["standards"] == ["SOX"]
+
+
+@pytest.mark.anyio
+async def test_audit_context_records_failure_type_only(audit: AuditLogger) -> None:
+    """A failing block is recorded with its error type, never its message."""
+
+    async def rotate() -> None:
+        async with audit.audit_context("rotate", "key:payments") as details:
+            details["step"] = "load"
+            raise KeyError("secret-token-value")
+
+    with pytest.raises(KeyError):
+        await rotate()
+    [record] = await audit.query()
+    assert record["outcome"] == "failure"
+    assert record["details"] == {"step": "load", "error_type": "KeyError"}
+    assert "secret-token-value" not in str(record)
+
+
+@pytest.mark.anyio
+async def test_audit_action_decorates_sync_and_async(audit: AuditLogger) -> None:
+    """Async calls, sync calls in a worker thread and failures are all recorded."""
+
+    @audit.audit_action("charge", "payment")
+    async def charge(card_number: str) -> str:
+        return "ok"
+
+    @audit.audit_action("refund", "payment")
+    def refund(card_number: str) -> str:
+        raise PermissionError("card 4111")
+
+    assert await charge("4111111111111111") == "ok"
+    with pytest.raises(PermissionError):
+        await asyncio.to_thread(refund, "4111111111111111")
+    records = await audit.query()
+    assert [(r["action"], r["outcome"]) for r in records] == [
+        ("charge", "success"),
+        ("refund", "failure"),
+    ]
+    assert records[1]["details"]["error_type"] == "PermissionError"
+    assert "4111" not in str(records)
+
+
+@pytest.mark.anyio
+async def test_logging_before_start_is_an_error(db_url: str, settings_for: Settings) -> None:
+    """A security event cannot be silently lost by an unstarted logger."""
+    logger = AuditLogger.from_settings(settings_for(db_url))
+    with pytest.raises(StorageError, match="not started"):
+        await logger.log_security_event(SecurityEventType.LOGOUT, "bye")
+
+
+def test_missing_master_key_outside_development_mode(db_url: str, settings_for: Settings) -> None:
+    """Production without PYNOMALY_MASTER_KEY fails at construction, saying how to fix it."""
+    with pytest.raises(ConfigurationError, match="keys generate"):
+        AuditLogger.from_settings(settings_for(db_url, master_key=None))
+
+
+@pytest.mark.anyio
+async def test_development_mode_uses_an_ephemeral_key_with_a_warning(
+    db_url: str, settings_for: Settings
+) -> None:
+    """Development mode without a key works and warns."""
+    with structlog.testing.capture_logs() as logs:
+        logger = AuditLogger.from_settings(
+            settings_for(db_url, master_key=None, development_mode=True)
+        )
+    assert any(e["event"] == "audit_ephemeral_master_key" for e in logs)
+    async with logger:
+        await logger.log_security_event(SecurityEventType.CONFIG_CHANGE, "x")
+        assert (await logger.verify()).ok
+
+
+def test_bad_master_key_is_rejected(db_url: str, settings_for: Settings) -> None:
+    """A key that is not 32 bytes of base64 is refused with the reason."""
+    with pytest.raises(ConfigurationError, match="32 bytes"):
+        AuditLogger.from_settings(settings_for(db_url, master_key="c2hvcnQ="))
