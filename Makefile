@@ -27,3 +27,6 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/overhead.py
+
+env-example: $(STAMP)
+	$(PY) -m pynomaly_security._env_example > .env.example

@@ -202,10 +202,16 @@ def _audit_alert_handler(audit_logger: AuditLogger) -> Callable[[Any], Any]:
     """Every alert becomes a committed security event in the audit trail."""
     from pynomaly_security.audit import AuditLevel, SecurityEventType
 
+    event_types = {
+        "brute_force": SecurityEventType.BRUTE_FORCE_DETECTED,
+        "injection_attack": SecurityEventType.INJECTION_ATTEMPT,
+        "anomalous_access": SecurityEventType.SUSPICIOUS_ACTIVITY,
+    }
+
     async def handler(alert: Any) -> None:
         level = AuditLevel.CRITICAL if alert.threat_level.rank >= 4 else AuditLevel.WARNING
         await audit_logger.log_security_event(
-            SecurityEventType.SECURITY_ALERT,
+            event_types.get(alert.alert_type, SecurityEventType.SECURITY_ALERT),
             alert.message,
             level,
             details={k: v for k, v in alert.to_dict().items() if k != "message"},

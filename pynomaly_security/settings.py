@@ -63,6 +63,7 @@ class SecuritySettings(BaseSettings):
         extra="ignore",
         populate_by_name=True,
         validate_default=True,
+        use_attribute_docstrings=True,
     )
 
     # -- general -----------------------------------------------------------------
@@ -71,12 +72,15 @@ class SecuritySettings(BaseSettings):
 
     # -- input inspection (issue 2, 3) ------------------------------------------------
     sanitization_level: SanitizationLevel = SanitizationLevel.STRICT
+    """How much markup InputSanitizer keeps: strict, moderate or permissive."""
     max_input_length: int = Field(default=1_048_576, ge=1)
     """Largest request body (bytes) the inspection middleware buffers; more is 413."""
     allow_html: bool = False
+    """Whether InputSanitizer keeps the level's allowed tags (false: text only)."""
     detection_level: int = Field(default=2, ge=1, le=4)
     """1 lenient .. 4 paranoid: the anomaly score threshold to block."""
     detection_mode: Literal["block", "detect"] = "block"
+    """block: answer 403 and stop the request; detect: let it pass and report it."""
     detection_mode_overrides: dict[str, Literal["block", "detect"]] = Field(default_factory=dict)
     """Per-family mode, e.g. ``{"xss": "detect"}``."""
     detection_exclusions: dict[str, StrList] = Field(default_factory=dict)
@@ -85,50 +89,76 @@ class SecuritySettings(BaseSettings):
     inspect_headers: StrList = Field(
         default_factory=lambda: ["user-agent", "referer", "x-forwarded-for", "x-*"]
     )
+    """Request headers whose values are inspected (``x-*`` matches every X- header)."""
 
     # -- encryption / keys (issue 6) -----------------------------------------------------
     encryption_algorithm: Literal["fernet", "aes_gcm"] = "fernet"
+    """Cipher of DataEncryption: fernet or aes_gcm (binds ciphertext to its context)."""
     enable_key_rotation: bool = True
+    """Keep a key ring so keys can rotate while old data still decrypts."""
     key_rotation_days: int = Field(default=90, ge=1)
+    """Age in days after which the newest data key should be rotated."""
     master_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices(MASTER_KEY_ENV, "master_key")
     )
+    """Base64 of 32 random bytes; every purpose key derives from it (HKDF).
+    Generate one with ``python -m pynomaly_security keys generate``."""
 
     # -- audit (issue 2, 4) ------------------------------------------------------------------
     enable_audit_logging: bool = True
+    """Record one audit entry per request and every security event."""
     enable_compliance_logging: bool = True
+    """Tag audit entries with the compliance controls they evidence and forward them."""
     audit_retention_days: int = Field(default=365, ge=1)
+    """Audit entries older than this are pruned (whole signed segments only)."""
     audit_db_url: str = "sqlite:///./pynomaly_audit.db"
+    """Audit store: sqlite:///path or postgresql://user@host/db."""
     audit_flush_interval_ms: int = Field(default=200, ge=1, le=200)
+    """Longest time a per-request access record waits before it is written."""
     audit_checkpoint_every: int = Field(default=1000, ge=1)
+    """Sign a checkpoint of the audit chain every this many records..."""
     audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
+    """...or every this many seconds, whichever comes first."""
 
     # -- monitoring (issue 2) -------------------------------------------------------------
     enable_security_monitoring: bool = True
+    """Run the SecurityMonitor (detectors, alerts)."""
     threat_detection_enabled: bool = True
+    """Inspect requests for injection attacks and run the threat detectors."""
     brute_force_max_attempts: int = Field(default=5, ge=1)
+    """Failed logins (per IP or per user) within the window that trip brute-force."""
     brute_force_time_window: int = Field(default=300, ge=1)
+    """The brute-force window in seconds; a tripped IP gets 429 on login for as long."""
     login_paths: StrList = Field(
         default_factory=lambda: ["/login", "/auth/login", "/api/login", "/token"]
     )
+    """POST routes treated as logins: 401/403 answers count as failed logins."""
     monitor_queue_size: int = Field(default=10_000, ge=1)
+    """Bound of the monitor's event queue; events beyond it are dropped and counted."""
     max_tracked_keys: int = Field(default=100_000, ge=1)
     """Bound of every per-key map kept in memory (IPs, users, counters)."""
 
     # -- headers (issue 2) ------------------------------------------------------------------
     security_headers_enabled: bool = True
+    """Add the security response headers."""
     csp_enabled: bool = True
+    """Add a Content-Security-Policy (strict for APIs, hash-based for /docs)."""
     hsts_enabled: bool = True
+    """Add Strict-Transport-Security (never in development mode)."""
     hsts_max_age: int = Field(default=31_536_000, ge=0)
+    """HSTS max-age in seconds."""
 
     # -- client identity / admin (issue 2, 5) ----------------------------------------------
     trusted_proxies: StrList = Field(default_factory=list)
     """CIDRs whose ``X-Forwarded-For`` / ``Forwarded`` headers are believed."""
     trusted_proxy_hops: int = Field(default=0, ge=0)
+    """Alternatively, how many proxies stand in front of the app (0: none trusted)."""
     admin_api_key: SecretStr | None = None
+    """Key for /api/security/* (X-API-Key or Bearer); at least 16 characters."""
 
     # -- shared state (issue 5) ---------------------------------------------------------------
     redis_url: str | None = None
+    """redis://host:port/db for state shared by workers (counters, lockouts, alerts)."""
 
     # -- authentication and abuse control (issue 5) --
     lockout_by: Literal["user", "ip", "user_and_ip"] = "user_and_ip"

@@ -197,6 +197,10 @@ class UserTrackingMiddleware:
     def _after(self, scope: Scope, ctx: RequestContext, status: int, started: float) -> None:
         now = time.time()
         user_id = _user_from_scope(scope, ctx)
+        if user_id is None and ctx.is_login_route and ctx.login_username:
+            # A login attempt is part of the named user's activity, whatever its outcome:
+            # that is where an investigator looks for "who tried to get in as alice".
+            user_id = ctx.login_username
         if self.tracker is not None:
             self.tracker.record(
                 UserTracker.key_for(user_id, ctx.client_ip),

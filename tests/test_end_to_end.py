@@ -1,0 +1,149 @@
+"""The example app, tried as a new user would, through HTTP with lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from examples.app import create_app
+from pynomaly_security import SecuritySettings
+
+KEY = "test-admin-key-0123456789abcdef"
+ADMIN = {"X-API-Key": KEY}
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
+    settings = SecuritySettings(
+        _env_file=None,  # type: ignore[call-arg]
+        admin_api_key=KEY,
+        development_mode=True,
+        audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.23", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.mark.anyio
+async def test_crud_and_search_work_behind_the_stack(client: httpx.AsyncClient) -> None:
+    """Ordinary use of the API is unaffected, and every answer has the security headers."""
+    created = await client.post(
+        "/items", json={"name": "Desk lamp", "description": "Brass, 40 cm", "price": 39.9}
+    )
+    assert created.status_code == 201
+    item_id = created.json()["id"]
+    assert (await client.get(f"/items/{item_id}")).json()["name"] == "Desk lamp"
+    found = await client.get("/search", params={"q": "brass"})
+    assert [i["id"] for i in found.json()] == [item_id]
+    assert (await client.get("/search", params={"q": "O'Reilly's lamp & shade"})).status_code == 200
+    updated = await client.put(f"/items/{item_id}", json={"name": "Lamp", "price": 10})
+    assert updated.status_code == 200
+    assert (await client.delete(f"/items/{item_id}")).status_code == 204
+    for response in (created, found, updated):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert "content-security-policy" in response.headers
+        assert "x-request-id" in response.headers
+
+
+@pytest.mark.anyio
+async def test_sql_injection_query_string_is_blocked(client: httpx.AsyncClient) -> None:
+    """A SQL-injection query string gets 403 and shows up as an injection alert."""
+    blocked = await client.get(
+        "/search", params={"q": "1' UNION SELECT username, password FROM users--"}
+    )
+    assert blocked.status_code == 403 and blocked.json()["error"] == "request_blocked"
+    assert blocked.headers["x-frame-options"] == "DENY"
+    alerts = (await client.get("/api/security/alerts", headers=ADMIN)).json()["alerts"]
+    assert any(a["alert_type"] == "injection_attack" for a in alerts)
+
+
+@pytest.mark.anyio
+async def test_brute_force_alert_acknowledge_and_activity(client: httpx.AsyncClient) -> None:
+    """Five bad logins: a HIGH alert (admin only), 429 on the next login, acknowledge, activity."""
+    for _ in range(5):
+        bad = await client.post("/login", json={"username": "alice", "password": "guess"})
+        assert bad.status_code == 401
+    locked = await client.post("/login", json={"username": "alice", "password": "wonderland-2024"})
+    assert locked.status_code == 429 and "retry-after" in locked.headers
+
+    assert (await client.get("/api/security/alerts")).status_code == 401
+    high = await client.get("/api/security/alerts", params={"threat_level": "high"}, headers=ADMIN)
+    [alert] = [a for a in high.json()["alerts"] if a["alert_type"] == "brute_force"]
+    assert alert["source_ip"] == "198.51.100.23"
+
+    status = (await client.get("/api/security/status", headers=ADMIN)).json()
+    assert status["monitoring_enabled"] and status["recent_metrics"]["failed_logins"] == 5
+    assert status["recent_alerts"]["high"] >= 1
+
+    ack = await client.post(f"/api/security/alerts/{alert['alert_id']}/acknowledge", headers=ADMIN)
+    assert ack.status_code == 200 and ack.json()["acknowledged"]
+    remaining = (await client.get("/api/security/alerts", headers=ADMIN)).json()["alerts"]
+    assert alert["alert_id"] not in [a["alert_id"] for a in remaining]
+
+    activity = (await client.get("/api/security/users/alice/activity", headers=ADMIN)).json()
+    assert activity["count"] == 6
+    assert [a["status_code"] for a in activity["activities"]] == [429] + [401] * 5
+
+
+@pytest.mark.anyio
+async def test_successful_login(client: httpx.AsyncClient) -> None:
+    """The demo user logs in; a wrong password is 401, never 500."""
+    ok = await client.post("/login", json={"username": "bob", "password": "builder-2024"})
+    assert ok.status_code == 200 and ok.json()["user"] == "bob"
+    assert (
+        await client.post("/login", json={"username": "nobody", "password": "x"})
+    ).status_code == 401
+    assert (
+        await client.post("/login", content=b"{oops", headers={"content-type": "application/json"})
+    ).status_code == 422
+
+
+@pytest.mark.anyio
+async def test_docs_and_openapi_are_served(client: httpx.AsyncClient) -> None:
+    """/docs is served with its own CSP; the OpenAPI schema documents the security router."""
+    docs = await client.get("/docs")
+    assert docs.status_code == 200 and "'sha256-" in docs.headers["content-security-policy"]
+    schema = (await client.get("/openapi.json")).json()
+    assert "/api/security/alerts" in schema["paths"]
+    assert "/api/security/alerts/{alert_id}/acknowledge" in schema["paths"]
+
+
+@pytest.mark.anyio
+async def test_host_lifespan_is_kept(tmp_path: Path) -> None:
+    """An app's own lifespan still runs, with its state, inside ours."""
+    from contextlib import asynccontextmanager
+
+    from pynomaly_security import setup_security_middleware
+
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, str]]:
+        events.append("start")
+        yield {"db": "connected"}
+        events.append("stop")
+
+    app = FastAPI(lifespan=lifespan)
+    settings = SecuritySettings(
+        _env_file=None,  # type: ignore[call-arg]
+        admin_api_key=KEY,
+        development_mode=True,
+        audit_db_url=f"sqlite:///{tmp_path / 'a.db'}",
+    )
+    stack = setup_security_middleware(app, settings=settings)
+    async with app.router.lifespan_context(app) as state:
+        assert state == {"db": "connected"} and events == ["start"]
+        assert stack.security_monitor.running
+    assert events == ["start", "stop"] and not stack.security_monitor.running
