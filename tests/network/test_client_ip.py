@@ -228,7 +228,7 @@ def test_bad_configuration(kwargs: dict[str, object], message: str) -> None:
 
 def test_from_settings() -> None:
     """The settings' proxies and hop count build the resolver."""
-    settings = SecuritySettings(_env_file=None, trusted_proxies=["10.0.0.0/8"])  # type: ignore[call-arg]
+    settings = SecuritySettings(_env_file=None, trusted_proxies=["10.0.0.0/8"])
     resolver = ClientIPResolver.from_settings(settings)
     assert (
         resolver.resolve(_scope((PROXY, 1), [("X-Forwarded-For", "203.0.113.5")])) == "203.0.113.5"

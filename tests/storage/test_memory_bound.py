@@ -62,4 +62,4 @@ async def test_member_sets_are_capped() -> None:
 def test_bad_bounds_refused(kwargs: dict[str, int], message: str) -> None:
     """A zero bound is a configuration error at construction."""
     with pytest.raises(ConfigurationError, match=message):
-        MemoryStore(**kwargs)
+        MemoryStore(**kwargs)  # type: ignore[arg-type]
