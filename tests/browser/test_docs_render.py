@@ -1,0 +1,148 @@
+"""FastAPI's /docs and /redoc render in headless Chromium under our default CSP.
+
+A real uvicorn serves a FastAPI app with the full default stack
+(``setup_security_middleware``); Chromium loads the docs pages with the CDN
+hosts mapped to a local fake CDN serving the real Swagger UI and ReDoc
+packages. Violations are collected from four channels (the page's
+``securitypolicyviolation`` events, DevTools issues, blocked requests and the
+console), so a policy that blocks anything the docs need fails the test.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from pynomaly_security import SecuritySettings, setup_security_middleware
+from pynomaly_security.middleware.headers import DEFAULT_API_CSP, SecurityHeadersMiddleware
+
+from ._cdp import open_page
+from ._fake_cdn import FakeCDN
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+class Item(BaseModel):
+    name: str
+    price: float
+
+
+def _routes(app: FastAPI) -> None:
+    @app.get("/items/{item_id}", summary="Read one item")
+    async def read_item(item_id: int) -> Item:
+        return Item(name=f"item {item_id}", price=1.0)
+
+    @app.post("/items", summary="Create an item", status_code=201)
+    async def create_item(item: Item) -> Item:
+        return item
+
+
+def _secured_app(tmp_path: Path) -> FastAPI:
+    app = FastAPI(title="docs under CSP")
+    _routes(app)
+    settings = SecuritySettings(
+        admin_api_key="browser-test-admin-key-0123456789abcdef",
+        development_mode=True,
+        audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
+    )
+    setup_security_middleware(app, settings=settings)
+    return app
+
+
+@contextmanager
+def _serve(app: FastAPI) -> Iterator[str]:
+    """Run ``app`` in a real uvicorn on a free 127.0.0.1 port; yield its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                pytest.fail("uvicorn did not start")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def secured_server(tmp_path: Path) -> Iterator[str]:
+    with _serve(_secured_app(tmp_path)) as url:
+        yield url
+
+
+@pytest.mark.anyio
+async def test_swagger_ui_and_redoc_render_without_csp_violations(
+    secured_server: str, devtools_port: int, fake_cdn: FakeCDN
+) -> None:
+    """Swagger UI lists the operations and ReDoc renders the API, with no CSP violation."""
+    async with httpx.AsyncClient(base_url=secured_server) as http:
+        docs = await http.get("/docs")
+        api = await http.get("/items/1")
+    assert "'sha256-" in docs.headers["content-security-policy"]
+    assert api.headers["content-security-policy"] == DEFAULT_API_CSP
+
+    async with open_page(devtools_port) as page:
+        await page.goto(f"{secured_server}/docs")
+        operations = await page.wait_for("document.querySelectorAll('.opblock').length >= 2")
+        violations = await page.csp_violations()
+        assert operations, page.log_lines()
+        assert violations == [], violations
+        summaries = await page.evaluate(
+            "[...document.querySelectorAll('.opblock-summary-description')].map(e => e.textContent)"
+        )
+        assert {"Read one item", "Create an item"} <= set(summaries)
+        assert fake_cdn.served("cdn.jsdelivr.net", "/swagger-ui-bundle.js")
+
+        await page.goto(f"{secured_server}/redoc")
+        rendered = await page.wait_for(
+            "!!document.querySelector('.api-content') && "
+            "document.body.innerText.includes('Create an item')"
+        )
+        violations = await page.csp_violations()
+        assert rendered, page.log_lines()
+        assert violations == [], violations
+        assert fake_cdn.served("cdn.jsdelivr.net", "/redoc.standalone.js")
+
+        # Swagger UI's OAuth2 redirect page is one inline script; opened without an
+        # opener it fails in JavaScript, but its script must not be blocked.
+        await page.goto(f"{secured_server}/docs/oauth2-redirect")
+        assert await page.csp_violations() == []
+
+
+@pytest.mark.anyio
+async def test_a_policy_that_blocks_the_docs_is_detected(
+    devtools_port: int, fake_cdn: FakeCDN
+) -> None:
+    """Control: with the plain HTML policy on /docs the CDN script is blocked and reported."""
+    app = FastAPI()
+    _routes(app)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=False, docs_paths=())
+    with _serve(app) as url:
+        async with open_page(devtools_port) as page:
+            await page.goto(f"{url}/docs")
+            violations = await page.wait_for("window.__cspViolations.length > 0", timeout=10)
+            assert violations
+            assert await page.csp_violations()
+            assert await page.evaluate("document.querySelectorAll('.opblock').length") == 0
