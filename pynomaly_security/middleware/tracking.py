@@ -135,34 +135,24 @@ class UserTrackingMiddleware:
             if scope["type"] == "websocket":
                 await self.app(scope, receive, send)
                 return
+            app = self.app
             if is_login:
-                receive_or_none = await self._prepare_login(scope, receive, send, ctx)
-                if receive_or_none is None:
+                prepared = await self._prepare_login(scope, receive, send, ctx)
+                if prepared is None:
                     return
-                receive = receive_or_none
-            await self._serve(scope, receive, send, ctx, started)
+                receive, refusal = prepared
+                if refusal is not None:
+                    app = refusal
+            await self._serve(app, scope, receive, send, ctx, started)
         finally:
             structlog.contextvars.reset_contextvars(**tokens)
 
     async def _prepare_login(
         self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext
-    ) -> Receive | None:
-        """Refuse locked IPs; read the user name. ``None``: already answered."""
-        if self.login_attempts is not None:
-            until = self.login_attempts.locked_until(ctx.client_ip)
-            if until is not None:
-                retry = max(1, math.ceil(until - self.login_attempts.clock()))
-                response = JSONResponse(
-                    {
-                        "error": "too_many_login_attempts",
-                        "request_id": ctx.request_id,
-                        "retry_after": retry,
-                    },
-                    status_code=429,
-                    headers={"Retry-After": str(retry), "X-Request-ID": ctx.request_id},
-                )
-                await response(scope, receive, send)
-                return None
+    ) -> tuple[Receive, ASGIApp | None] | None:
+        """Read the user name from the body and decide whether the client IP is
+        locked out. Returns the replaying ``receive`` and, for a locked IP, the
+        429 response to serve instead of the app; ``None`` when already answered."""
         buffered = await read_body(receive, _LOGIN_BODY_LIMIT)
         if buffered.outcome is BodyOutcome.TOO_LARGE:
             response = JSONResponse(
@@ -173,10 +163,31 @@ class UserTrackingMiddleware:
         if buffered.outcome is BodyOutcome.DISCONNECTED:
             return None
         ctx.login_username = _username_from_body(buffered.body, _header(scope, b"content-type"))
-        return replay_receive(buffered.body, receive)
+        refusal: ASGIApp | None = None
+        if self.login_attempts is not None:
+            until = self.login_attempts.locked_until(ctx.client_ip)
+            if until is not None:
+                retry = max(1, math.ceil(until - self.login_attempts.clock()))
+                ctx.extra["login_locked"] = True
+                refusal = JSONResponse(
+                    {
+                        "error": "too_many_login_attempts",
+                        "request_id": ctx.request_id,
+                        "retry_after": retry,
+                    },
+                    status_code=429,
+                    headers={"Retry-After": str(retry)},
+                )
+        return replay_receive(buffered.body, receive), refusal
 
     async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext, started: float
+        self,
+        app: ASGIApp,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        ctx: RequestContext,
+        started: float,
     ) -> None:
         status = 500
 
@@ -190,7 +201,7 @@ class UserTrackingMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_tracked)
+            await app(scope, receive, send_tracked)
         finally:
             self._after(scope, ctx, status, started)
 
