@@ -68,8 +68,24 @@ def record_hash(rec: SealedRecord) -> bytes:
     return hashlib.sha256(rec.prev_hash + canonical(rec)).digest()
 
 
-def payload_aad(seq: int, prev_hash: bytes, part: bytes) -> bytes:
-    return b"pynomaly-audit/v1|" + seq.to_bytes(8, "big") + prev_hash + b"|" + part
+def payload_aad(rec: SealedRecord, part: bytes) -> bytes:
+    """Associated data of a ciphertext: its position (sequence number, previous
+    hash) and every plaintext column, so editing any of them, or moving the
+    ciphertext to another row, makes decryption fail."""
+    doc = {
+        "seq": rec.seq,
+        "ts_us": rec.ts_us,
+        "kind": rec.kind,
+        "event_type": rec.event_type,
+        "level": rec.level,
+        "standards": rec.standards,
+        "request_id": rec.request_id,
+        "subject_ref": rec.subject_ref,
+        "key_id": rec.key_id,
+        "prev_hash": rec.prev_hash.hex(),
+    }
+    body = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return b"pynomaly-audit/v1|" + part + b"|" + body
 
 
 def checkpoint_message(seq: int, head_hash: bytes, ts_us: int) -> bytes:
@@ -100,6 +116,7 @@ class Sealer:
     ) -> None:
         self.keys = keys
         self._clock = clock
+        self._origin_us = int(clock() * 1_000_000)
         self._every = checkpoint_every
         self._max_age_us = int(checkpoint_seconds * 1_000_000)
         self.signing_key_id = signing_key_id(keys.current.public_key)
@@ -113,14 +130,12 @@ class Sealer:
         for entry in entries:
             seq += 1
             payload = dict(entry.payload)
-            ref = personal = None
+            ref = None
             if entry.user_id is not None:
                 ref = self.keys.subject_ref(entry.user_id)
-                body = _json({"user_id": entry.user_id, "source_ip": entry.source_ip})
-                personal = seal_with(subject_keys[ref], body, payload_aad(seq, prev, b"personal"))
             elif entry.source_ip is not None:
                 payload["source_ip"] = entry.source_ip
-            row = SealedRecord(
+            header = SealedRecord(
                 seq=seq,
                 ts_us=int(entry.timestamp * 1_000_000),
                 kind=entry.kind.value,
@@ -130,12 +145,19 @@ class Sealer:
                 request_id=entry.request_id,
                 subject_ref=ref,
                 key_id=key_id,
-                payload=self.keys.encrypt(
-                    key_id, _json(payload), payload_aad(seq, prev, b"payload")
-                ),
-                personal=personal,
+                payload=b"",
+                personal=None,
                 prev_hash=prev,
                 hash=b"",
+            )
+            personal = None
+            if ref is not None:
+                body = _json({"user_id": entry.user_id, "source_ip": entry.source_ip})
+                personal = seal_with(subject_keys[ref], body, payload_aad(header, b"personal"))
+            row = dataclasses.replace(
+                header,
+                payload=self.keys.encrypt(key_id, _json(payload), payload_aad(header, b"payload")),
+                personal=personal,
             )
             prev = record_hash(row)
             rows.append(dataclasses.replace(row, hash=prev))
@@ -149,7 +171,8 @@ class Sealer:
         """Sign the head if records are unsigned and (``force`` or one is due)."""
         seq, head_hash = head if head is not None else await txn.head()
         last = await txn.last_checkpoint()
-        last_seq, last_ts = (0, 0) if last is None else (last.seq, last.ts_us)
+        # With no checkpoint yet, the age counts from when this sealer started.
+        last_seq, last_ts = (0, self._origin_us) if last is None else (last.seq, last.ts_us)
         if seq <= last_seq:
             return None
         now_us = int(self._clock() * 1_000_000)
@@ -192,9 +215,7 @@ class Sealer:
         """Decrypt a row into a plain dict; shredded fields read as ``[erased]``."""
         out: dict[str, Any] = {"user_id": None, "source_ip": None}
         try:
-            body = self.keys.decrypt(
-                rec.key_id, rec.payload, payload_aad(rec.seq, rec.prev_hash, b"payload")
-            )
+            body = self.keys.decrypt(rec.key_id, rec.payload, payload_aad(rec, b"payload"))
             out.update(json.loads(body))
         except InvalidToken:
             out["payload"] = UNREADABLE
@@ -205,7 +226,7 @@ class Sealer:
             else:
                 try:
                     key = self.keys.unwrap_subject_key(wrapped[0], rec.subject_ref, wrapped[1])
-                    aad = payload_aad(rec.seq, rec.prev_hash, b"personal")
+                    aad = payload_aad(rec, b"personal")
                     out.update(json.loads(open_with(key, rec.personal, aad)))
                 except InvalidToken:
                     out["user_id"] = out["source_ip"] = UNREADABLE

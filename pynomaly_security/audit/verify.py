@@ -6,8 +6,10 @@ Faults, by the first sequence number at which they show:
 * ``deleted``   a sequence number is missing (or a record links to a vanished one);
 * ``reordered`` a record links to a record stored *after* it;
 * ``inserted``  a record is not linked into the chain (its successor links past it);
-* ``edited``    a record no longer matches its hash, or its ciphertext does not
-  authenticate at its position (checked when the key is available);
+* ``edited``    a record no longer matches its hash (or was re-hashed alone);
+* ``forged_record`` a record's ciphertext does not authenticate with its
+  columns and position (checked when the master key is available): a
+  consistent forgery by someone without the key;
 * ``rewritten`` the chain was re-hashed consistently but no longer matches a signed checkpoint;
 * ``truncated`` records the last signed checkpoint covers are missing from the tail.
 
@@ -159,15 +161,13 @@ class _Walk:
             raise _Fault(n, "edited", f"record {n} was edited: its content does not match its hash")
         if self.keys is not None and self.keys.has_key(rec.key_id):
             try:
-                self.keys.decrypt(
-                    rec.key_id, rec.payload, payload_aad(n, rec.prev_hash, b"payload")
-                )
+                self.keys.decrypt(rec.key_id, rec.payload, payload_aad(rec, b"payload"))
             except InvalidToken:
                 raise _Fault(
                     n,
-                    "edited",
-                    f"record {n}'s encrypted payload does not authenticate"
-                    " at this position (forged or moved)",
+                    "forged_record",
+                    f"record {n} does not authenticate under the audit key:"
+                    " forged, or edited by someone without the key",
                 ) from None
         cp = self.cp_by_seq.get(n)
         if cp is not None and cp.head_hash != rec.hash:

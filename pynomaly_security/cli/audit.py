@@ -1,0 +1,199 @@
+"""``python -m pynomaly_security audit <verify|export|public-key>``.
+
+``audit verify [--db URL] [--public-key FILE]`` walks the chain and the
+signed checkpoints. Exit 0 prints ``OK: <count> records verified ...``; a
+fault exits 1 and prints ``FAIL seq=<n> <problem>: <what is wrong>``.
+Checkpoint signatures are checked against, in order of trust: the PEM file
+given with ``--public-key``, else the keys derived from ``PYNOMALY_MASTER_KEY``,
+else (with a warning) the public keys published in the store itself.
+
+``audit export`` prints JSON Lines of decrypted records (needs the master
+key), filtered by ``--since/--until`` (ISO 8601 or Unix seconds),
+``--user-id``, ``--event-type`` and ``--standard``.
+
+``audit public-key`` prints the checkpoint public key(s) as PEM, to pin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from pynomaly_security.audit import AuditLogger, ComplianceStandard, verify_store
+from pynomaly_security.audit._keys import AuditKeys, signing_key_id
+from pynomaly_security.audit.stores import create_store
+from pynomaly_security.exceptions import SecurityError
+from pynomaly_security.settings import load_settings
+
+__all__ = ["load_public_keys", "register"]
+
+EXIT_OK, EXIT_FAULT, EXIT_USAGE = 0, 1, 2
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("audit", help="Verify or export the audit trail.")
+    sub = parser.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--db", help="audit store URL (default: PYNOMALY_SECURITY__AUDIT_DB_URL)")
+        p.add_argument("--prefix", default="audit", help="table prefix (default: audit)")
+
+    verify = sub.add_parser("verify", help="Verify the hash chain and signed checkpoints.")
+    common(verify)
+    verify.add_argument("--public-key", type=Path, help="PEM file of trusted public key(s)")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.set_defaults(func=_verify)
+
+    export = sub.add_parser("export", help="Export decrypted records as JSON Lines.")
+    common(export)
+    export.add_argument("--since", type=_time, help="ISO 8601 or Unix seconds (inclusive)")
+    export.add_argument("--until", type=_time, help="ISO 8601 or Unix seconds (exclusive)")
+    export.add_argument("--user-id")
+    export.add_argument("--event-type")
+    export.add_argument("--standard", choices=[s.value for s in ComplianceStandard])
+    export.set_defaults(func=_export)
+
+    pub = sub.add_parser("public-key", help="Print the checkpoint public key(s) as PEM.")
+    pub.set_defaults(func=_public_key)
+
+
+def _time(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither ISO 8601 nor Unix seconds") from exc
+    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
+
+
+def load_public_keys(path: Path) -> dict[str, bytes]:
+    """Every Ed25519 public key in a PEM file, by key id."""
+    keys: dict[str, bytes] = {}
+    text = path.read_text()
+    for block in text.split("-----END PUBLIC KEY-----"):
+        if "-----BEGIN PUBLIC KEY-----" not in block:
+            continue
+        pem = (block.strip() + "\n-----END PUBLIC KEY-----\n").encode()
+        key = serialization.load_pem_public_key(pem)
+        if not isinstance(key, Ed25519PublicKey):
+            raise SecurityError(f"{path}: not an Ed25519 public key")
+        raw = key.public_bytes_raw()
+        keys[signing_key_id(raw)] = raw
+    if not keys:
+        raise SecurityError(f"{path}: no PEM public key found")
+    return keys
+
+
+def _keys_from_env() -> AuditKeys | None:
+    settings = load_settings()
+    if settings.master_key is None:
+        return None
+    return AuditKeys.from_secret(settings.master_key.get_secret_value(), development_mode=False)
+
+
+def _db(args: argparse.Namespace) -> str:
+    return str(args.db) if args.db else load_settings().audit_db_url
+
+
+def _verify(args: argparse.Namespace) -> int:
+    try:
+        keys = _keys_from_env()
+        pinned = load_public_keys(args.public_key) if args.public_key else None
+        if pinned is None and keys is not None:
+            pinned = keys.public_keys
+        if pinned is None:
+            print(
+                "warning: no --public-key and no PYNOMALY_MASTER_KEY: checkpoint signatures are"
+                " checked against keys stored in the database itself (not pinned)",
+                file=sys.stderr,
+            )
+        result = asyncio.run(_run_verify(_db(args), args.prefix, pinned, keys))
+    except (SecurityError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    elif result.ok:
+        print(f"OK: {result.message}")
+    else:
+        print(f"FAIL seq={result.first_bad_seq} {result.problem}: {result.message}")
+    return EXIT_OK if result.ok else EXIT_FAULT
+
+
+async def _run_verify(
+    url: str, prefix: str, pinned: dict[str, bytes] | None, keys: AuditKeys | None
+) -> Any:
+    store = create_store(url, prefix=prefix)
+    await store.open()
+    try:
+        return await verify_store(store, public_keys=pinned, keys=keys)
+    finally:
+        await store.aclose()
+
+
+def _export(args: argparse.Namespace) -> int:
+    try:
+        keys = _keys_from_env()
+        if keys is None:
+            print("error: export decrypts records: set PYNOMALY_MASTER_KEY", file=sys.stderr)
+            return EXIT_USAGE
+        count = asyncio.run(_run_export(_db(args), args, keys))
+    except SecurityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"exported {count} records", file=sys.stderr)
+    return EXIT_OK
+
+
+async def _run_export(url: str, args: argparse.Namespace, keys: AuditKeys) -> int:
+    # A reader only: nothing is written, so no writer task is started.
+    logger = AuditLogger(create_store(url, prefix=args.prefix), keys)
+    await logger.store.open()
+    count, offset, page = 0, 0, 1000
+    try:
+        while True:
+            rows = await logger.query(
+                since=args.since,
+                until=args.until,
+                user_id=args.user_id,
+                event_type=args.event_type,
+                standard=args.standard,
+                limit=page,
+                offset=offset,
+            )
+            for row in rows:
+                sys.stdout.write(json.dumps(row, sort_keys=True, default=str) + "\n")
+            count += len(rows)
+            offset += page
+            if len(rows) < page:
+                return count
+    finally:
+        await logger.store.aclose()
+
+
+def _public_key(args: argparse.Namespace) -> int:
+    try:
+        keys = _keys_from_env()
+    except SecurityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if keys is None:
+        print("error: set PYNOMALY_MASTER_KEY to derive the public key", file=sys.stderr)
+        return EXIT_USAGE
+    for raw in keys.public_keys.values():
+        pem = Ed25519PublicKey.from_public_bytes(raw).public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        sys.stdout.write(pem.decode())
+    return EXIT_OK
