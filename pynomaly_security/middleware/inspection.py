@@ -18,10 +18,13 @@ from typing import Any
 
 import structlog
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pynomaly_security._context import get_request_context
 from pynomaly_security.detection import Inspector, RequestParts, Verdict
+from pynomaly_security.detection.exemptions import route_policy_for, typed_fields_of
+from pynomaly_security.detection.policy import RoutePolicy
 from pynomaly_security.middleware._body import (
     BodyOutcome,
     content_length,
@@ -82,6 +85,7 @@ class InputInspectionMiddleware:
         self.inspector = inspector or Inspector()
         self.monitor = monitor
         self.max_body_size = max_body_size
+        self._policies: dict[int, RoutePolicy | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,6 +115,12 @@ class InputInspectionMiddleware:
             body=body,
         )
         verdict = self.inspector.inspect(parts)
+        if verdict.findings and verdict.reject_status is None:
+            # Only a suspicious request pays for route matching: the endpoint's
+            # @inspection_exempt and declared field types may clear it.
+            policy = self._route_policy(scope)
+            if policy is not None:
+                verdict = self.inspector.inspect(parts, route_policy=policy)
         if verdict.reject_status is not None:
             await self._reject(
                 scope, receive, send, verdict.reject_status, verdict.reject_reason or "bad_request"
@@ -122,6 +132,21 @@ class InputInspectionMiddleware:
                 await self._reject(scope, receive, send, 403, "request_blocked")
                 return
         await self.app(scope, receive, send)
+
+    def _route_policy(self, scope: Scope) -> RoutePolicy | None:
+        routes = getattr(getattr(scope.get("app"), "router", None), "routes", None)
+        if not routes:
+            return None
+        for route in routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                key = id(route)
+                if key not in self._policies:  # bounded by the number of routes
+                    self._policies[key] = route_policy_for(
+                        getattr(route, "endpoint", None), typed_fields=typed_fields_of(route)
+                    )
+                return self._policies[key]
+        return None
 
     def _report(self, scope: Scope, verdict: Verdict) -> None:
         ctx = get_request_context(scope)

@@ -6,6 +6,8 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -15,11 +17,17 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
 from pynomaly_security.detection import Inspector
+from pynomaly_security.detection.exemptions import inspection_exempt
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.middleware.tracking import UserTrackingMiddleware
 from pynomaly_security.monitor import SecurityMonitor, ThreatLevel
 
 SQLI = "1' OR '1'='1"
+
+
+class Page(BaseModel):
+    title: str
+    content: str
 
 
 def _app(
@@ -224,3 +232,37 @@ def test_websocket_passes_through() -> None:
     with TestClient(app) as client, client.websocket_connect("/ws") as ws:
         ws.send_text("' OR 1=1 --")
         assert ws.receive_text() == "' OR 1=1 --"
+
+
+@pytest.mark.anyio
+async def test_route_exemptions_and_typed_fields(make_client) -> None:  # type: ignore[no-untyped-def]
+    """@inspection_exempt clears a field or a route; the rest of the app stays protected."""
+    app = FastAPI()
+    app.add_middleware(InputInspectionMiddleware, inspector=Inspector())
+
+    @app.post("/cms/pages")
+    @inspection_exempt(fields=["body.content"])
+    async def save_page(page: Page) -> dict[str, str]:
+        return {"title": page.title}
+
+    @app.post("/admin/sql")
+    @inspection_exempt()
+    async def sql_console(page: Page) -> dict[str, str]:
+        return {"ok": "yes"}
+
+    @app.post("/comments")
+    async def comment(page: Page) -> dict[str, str]:
+        return {"title": page.title}
+
+    html = "<p>Hello</p><script>alert(document.cookie)</script>"
+    async with make_client(app) as client:
+        ok = await client.post("/cms/pages", json={"title": "Home", "content": html})
+        assert ok.status_code == 200
+        title_attack = await client.post("/cms/pages", json={"title": html, "content": "x"})
+        assert title_attack.status_code == 403
+        assert (
+            await client.post("/admin/sql", json={"title": SQLI, "content": html})
+        ).status_code == 200
+        assert (
+            await client.post("/comments", json={"title": "t", "content": html})
+        ).status_code == 403
