@@ -1,0 +1,307 @@
+"""Overhead of the default security stack versus bare FastAPI, measured with wrk.
+
+Starts two uvicorn servers on 127.0.0.1 (separate processes, one worker each):
+the same small FastAPI app bare, and under ``setup_security_middleware`` with
+everything on (headers with HSTS and CSP, tracking, audit to a temporary SQLite
+file, inspection, monitoring, an admin key). Each is loaded with wrk in turn,
+alternating bare and stack over several rounds, for ``GET`` of a small JSON and
+``POST`` of a 1 KB JSON body; the medians over the rounds are printed with the
+ratio to bare. On a machine with at least two cores the servers and wrk are
+pinned to different cores with ``taskset``.
+
+Usage::
+
+    python bench/overhead.py [--duration 5] [--rounds 3] [--connections 32]
+
+wrk is Debian's package; run as root, the script installs it when missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+LUA = HERE / "overhead.lua"
+
+# A realistic, benign 1 KB JSON body (the inspection middleware scans all of it).
+_BODY: dict[str, Any] = {
+    "name": "Ergonomic keyboard",
+    "description": (
+        "A split mechanical keyboard with tented halves, hot-swappable switches and a "
+        "detachable palm rest. Ships with a braided cable, a carrying case and two sets "
+        "of keycaps. Suitable for long typing sessions and programming work."
+    ),
+    "price": 189.5,
+    "currency": "EUR",
+    "tags": ["keyboard", "ergonomic", "mechanical", "split", "office", "accessories"],
+    "dimensions": {"width_mm": 420, "depth_mm": 160, "height_mm": 38, "weight_g": 980},
+    "stock": [{"warehouse": f"wh-{i}", "quantity": 10 + i, "aisle": f"A{i}"} for i in range(6)],
+}
+
+
+def _body_bytes() -> bytes:
+    raw = json.dumps(_BODY).encode()
+    pad = 1024 - len(raw) - len(', "notes": ""')
+    _BODY["notes"] = "x" * max(pad, 0)
+    raw = json.dumps(_BODY).encode()
+    assert len(raw) == 1024, len(raw)
+    return raw
+
+
+# -- the servers (run in a child process: ``overhead.py --serve bare|stack``) ----------
+
+
+def build_app(kind: str, audit_db: str) -> Any:
+    from fastapi import FastAPI
+
+    app = FastAPI(title=f"overhead-{kind}")
+
+    @app.get("/small")
+    async def small() -> dict[str, Any]:
+        return {"status": "ok", "items": [1, 2, 3]}
+
+    @app.post("/items")
+    async def create(payload: dict[str, Any]) -> dict[str, Any]:
+        return {"received": len(payload), "name": payload.get("name")}
+
+    if kind == "stack":
+        from pynomaly_security import SecuritySettings, setup_security_middleware
+
+        settings = SecuritySettings(
+            _env_file=None,  # type: ignore[call-arg]
+            development_mode=False,  # production defaults: HSTS on, a real master key
+            master_key=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+            admin_api_key=secrets.token_urlsafe(32),
+            audit_db_url=f"sqlite:///{audit_db}",
+            # One client sends everything: keep the limiter running but never tripping,
+            # so the figures measure serving, not 429s.
+            rate_limits=["1000000000/minute"],
+        )
+        setup_security_middleware(app, settings=settings)
+    return app
+
+
+def _configure_logging() -> None:
+    """What a production app does with the stack's structured logs: JSON lines to a
+    sink (here /dev/null), so their formatting cost is measured but no terminal is."""
+    import structlog
+
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.WriteLoggerFactory(file=open(os.devnull, "w")),  # noqa: SIM115
+        cache_logger_on_first_use=True,
+    )
+
+
+def serve(kind: str, port: int, audit_db: str) -> None:
+    import uvicorn
+
+    _configure_logging()
+
+    uvicorn.run(
+        build_app(kind, audit_db),
+        host="127.0.0.1",
+        port=port,
+        workers=1,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+# -- the driver -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    errors: int
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ensure_wrk() -> str:
+    wrk = shutil.which("wrk")
+    if wrk:
+        return wrk
+    if os.geteuid() != 0:
+        sys.exit("wrk is not installed: apt-get install wrk (run this script as root to do it)")
+    print("installing wrk (apt-get)...", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env)
+    wrk = shutil.which("wrk")
+    if not wrk:
+        sys.exit("wrk could not be installed")
+    return wrk
+
+
+def _pin(cores: str | None) -> list[str]:
+    taskset = shutil.which("taskset")
+    return [taskset, "-c", cores] if taskset and cores is not None else []
+
+
+@contextmanager
+def _server(kind: str, audit_db: str, cores: str | None) -> Iterator[str]:
+    port = _free_port()
+    cmd = [*_pin(cores), sys.executable, str(Path(__file__).resolve()), "--serve", kind]
+    cmd += ["--port", str(port), "--audit-db", audit_db]
+    proc = subprocess.Popen(cmd, cwd=HERE.parent)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                sys.exit(f"the {kind} server exited with {proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    s.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    if s.recv(64).startswith(b"HTTP/1.1 200"):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                sys.exit(f"the {kind} server did not answer within 60 s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wrk(
+    wrk: str, url: str, seconds: int, connections: int, body_file: str | None, cores: str | None
+) -> Run:
+    env = {**os.environ, "OVERHEAD_BODY_FILE": body_file or ""}
+    cmd = [*_pin(cores), wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(LUA), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("OVERHEAD_RESULT "))
+    data = json.loads(line.split(" ", 1)[1])
+    return Run(
+        rps=data["requests"] / (data["duration_us"] / 1e6),
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        non_2xx=data["non_2xx"],
+        errors=data["socket_errors"],
+    )
+
+
+def _median(runs: list[Run]) -> Run:
+    return Run(
+        rps=statistics.median(r.rps for r in runs),
+        p50_ms=statistics.median(r.p50_ms for r in runs),
+        p99_ms=statistics.median(r.p99_ms for r in runs),
+        non_2xx=sum(r.non_2xx for r in runs),
+        errors=sum(r.errors for r in runs),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per run (5)")
+    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per target (2)")
+    parser.add_argument("--rounds", type=int, default=3, help="bare/stack alternations (3)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    parser.add_argument("--serve", choices=["bare", "stack"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--audit-db", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve(args.serve, args.port, args.audit_db)
+        return 0
+
+    wrk = _ensure_wrk()
+    # Two cores or more: the servers on core 0, wrk on core 1 (so the load generator
+    # does not steal the server's CPU); otherwise no pinning.
+    server_cores, wrk_cores = ("0", "1") if (os.cpu_count() or 1) >= 2 else (None, None)
+    seconds = args.duration
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
+        body_file = Path(tmp) / "body.json"
+        body_file.write_bytes(_body_bytes())
+        audit_db = str(Path(tmp) / "audit.db")
+        urls = {
+            kind: stack.enter_context(_server(kind, audit_db, server_cores))
+            for kind in ("bare", "stack")
+        }
+        loads = {
+            "GET /small": ("/small", None),
+            "POST /items (1 KB JSON)": ("/items", str(body_file)),
+        }
+        results: dict[tuple[str, str], list[Run]] = {}
+        for name, (path, body) in loads.items():
+            for url in urls.values():
+                _wrk(wrk, url + path, args.warmup, args.connections, body, wrk_cores)
+            for _ in range(args.rounds):
+                for kind, url in urls.items():
+                    run = _wrk(wrk, url + path, seconds, args.connections, body, wrk_cores)
+                    results.setdefault((name, kind), []).append(run)
+                    print(
+                        f"  {name:<24} {kind:<5} {run.rps:>9.0f} req/s  p50 {run.p50_ms:6.2f} ms"
+                        f"  p99 {run.p99_ms:6.2f} ms",
+                        file=sys.stderr,
+                    )
+
+    print(
+        f"\nwrk -t1 -c{args.connections}, {seconds:g} s x {args.rounds} rounds (medians), "
+        f"servers pinned to core {server_cores}, wrk to core {wrk_cores}; "
+        f"python {sys.version.split()[0]}\n"
+    )
+    header = (
+        f"| {'load':<24} | {'app':<5} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} "
+        f"| {'vs bare':>7} |"
+    )
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    failed = False
+    for name in loads:
+        bare = _median(results[(name, "bare")])
+        for kind in urls:
+            m = _median(results[(name, kind)])
+            ratio = m.rps / bare.rps if bare.rps else float("nan")
+            print(
+                f"| {name:<24} | {kind:<5} | {m.rps:>8.0f} | {m.p50_ms:>7.2f} | {m.p99_ms:>7.2f} "
+                f"| {ratio:>6.0%} |"
+            )
+            if m.non_2xx or m.errors:
+                failed = True
+                print(f"  ! {kind}: {m.non_2xx} non-2xx answers, {m.errors} socket errors")
+    get_ratio = (
+        _median(results[("GET /small", "stack")]).rps / _median(results[("GET /small", "bare")]).rps
+    )
+    print(f"\nGET /small: the default stack keeps {get_ratio:.0%} of bare requests/s (goal >= 80%)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
