@@ -27,6 +27,7 @@ from pynomaly_security.middleware.headers import SecurityHeadersMiddleware
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.middleware.tracking import UserTrackingMiddleware
 from pynomaly_security.monitor.activity import UserTracker
+from pynomaly_security.monitor.events import EventKind, SecurityAlert, SecurityEvent
 from pynomaly_security.monitor.login_attempts import LoginAttemptTracker
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
@@ -165,6 +166,7 @@ def setup_security_middleware(
 
         stack.admin_routers.append(build_audit_router(audit_logger))
         monitor.register_alert_handler(_audit_alert_handler(audit_logger))
+        monitor.register_detector(_AuditEventSink(audit_logger))
 
     # add_middleware puts each new layer outside the previous one: innermost first.
     if inspector is not None:
@@ -220,3 +222,44 @@ def _audit_alert_handler(audit_logger: AuditLogger) -> Callable[[Any], Any]:
         )
 
     return handler
+
+
+class _AuditEventSink:
+    """Writes login outcomes and injection verdicts to the audit trail as
+    security events. It sits among the monitor's detectors (so it runs off the
+    request path) and never raises an alert itself."""
+
+    name = "audit_sink"
+
+    def __init__(self, audit_logger: AuditLogger) -> None:
+        from pynomaly_security.audit import AuditLevel, SecurityEventType
+
+        self._audit = audit_logger
+        self._level = AuditLevel
+        self._types = {
+            EventKind.LOGIN_FAILURE: (SecurityEventType.LOGIN_FAILURE, "login failed"),
+            EventKind.LOGIN_SUCCESS: (SecurityEventType.LOGIN_SUCCESS, "login succeeded"),
+            EventKind.INJECTION: (SecurityEventType.INJECTION_ATTEMPT, "injection attempt"),
+        }
+
+    async def analyze(self, event: SecurityEvent) -> SecurityAlert | None:
+        mapped = self._types.get(event.kind)
+        if mapped is None:
+            return None
+        event_type, message = mapped
+        level = self._level.INFO if event.kind is EventKind.LOGIN_SUCCESS else self._level.WARNING
+        await self._audit.log_security_event(
+            event_type,
+            message,
+            level,
+            details={
+                **dict(event.details),
+                "path": event.path,
+                "method": event.method,
+                "status_code": event.status_code,
+            },
+            user_id=event.user_id,
+            source_ip=event.source_ip,
+            request_id=event.request_id,
+        )
+        return None

@@ -147,3 +147,18 @@ async def test_host_lifespan_is_kept(tmp_path: Path) -> None:
         assert state == {"db": "connected"} and events == ["start"]
         assert stack.security_monitor.running
     assert events == ["start", "stop"] and not stack.security_monitor.running
+
+
+@pytest.mark.anyio
+async def test_security_events_reach_the_audit_trail(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Failed logins, blocked injections and alerts are audit records, and the chain verifies."""
+    for _ in range(5):
+        await client.post("/login", json={"username": "carol", "password": "nope"})
+    await client.get("/search", params={"q": "<script>alert(1)</script>"})
+    await app.state.pynomaly_security.security_monitor.flush()
+    audit = app.state.pynomaly_security.audit_logger
+    types = {e["event_type"] for e in await audit.query(limit=500)}
+    assert {"login_failure", "injection_attempt", "brute_force_detected"} <= types
+    assert (await audit.verify()).ok
