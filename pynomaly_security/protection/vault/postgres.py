@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any, Self
 
@@ -10,10 +11,7 @@ from pynomaly_security.protection.vault.base import VaultEntry
 
 __all__ = ["PostgresTokenVault"]
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS pynomaly_token_vault ("
-    "token TEXT PRIMARY KEY, ciphertext TEXT NOT NULL, fingerprint TEXT UNIQUE)"
-)
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 class PostgresTokenVault:
@@ -21,9 +19,12 @@ class PostgresTokenVault:
 
     Args:
         url: ``postgresql://user@host:port/db``.
+        table: table name (a plain identifier).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, table: str = "pynomaly_token_vault") -> None:
+        if not _IDENT.match(table):
+            raise ConfigurationError(f"token vault table must be a plain identifier, got {table!r}")
         try:
             import asyncpg  # noqa: F401
         except ImportError as exc:
@@ -32,6 +33,7 @@ class PostgresTokenVault:
                 "pip install 'pynomaly-security[postgres]'"
             ) from exc
         self._url = url
+        self._table = table
         self._pool: Any = None
 
     @classmethod
@@ -44,8 +46,14 @@ class PostgresTokenVault:
         try:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=4)
-                await self._pool.execute(_SCHEMA)
-            return await getattr(self._pool, method)(sql, *args)
+                await self._pool.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._table} ("
+                    "token TEXT PRIMARY KEY, ciphertext TEXT NOT NULL, fingerprint TEXT UNIQUE)"
+                )
+            # The table name is a validated identifier; values are always parameters.
+            return await getattr(self._pool, method)(
+                sql.replace("pynomaly_token_vault", self._table), *args
+            )
         except (asyncpg.PostgresError, OSError) as exc:
             raise StorageError("token vault (postgresql) failed") from exc
 
