@@ -122,7 +122,7 @@ async def test_vault_put_semantics(vault: TokenVault) -> None:
 
 @pytest.mark.anyio
 async def test_rotation_of_the_vault(vault: TokenVault) -> None:
-    """rotate re-encrypts old entries and fingerprints; old tokens still work; deterministic stays."""
+    """rotate re-encrypts entries and fingerprints; old and deterministic tokens keep working."""
     old = _tokenizer(vault, version=1)
     tokens = {await old.tokenize(f"4111-1111-1111-{i:04d}") for i in range(7)}
     det = await old.tokenize("ada@example.com", deterministic=True)
