@@ -32,14 +32,16 @@ _STRONG = (
     r"|regsvr32|mshta|cscript|wscript|msiexec|vssadmin|bcdedit|diskpart|query|finger"
 )
 _ARGS = r"(?:$|\s*[;|&`<>)'\"$]|\s+-{1,2}[a-z0-9]|\s+[/\\~.$%'\"\d]|\s*\n)"
-_SEP = r"(?:[;|`\n]|&&?|\|\||\$\(|\)\s*;)"
+# A newline only separates commands when the command starts the line at once
+# ("%0aid"); indented lines ("  id" in a GraphQL query) are not shell.
+_SEP = r"(?:[;|`]\s*|&&?\s*|\|\|\s*|\$\(\s*|\)\s*;\s*|\n)"
 
 RULES: tuple[Rule, ...] = (
-    Rule("cmdi-chain", "cmdi", _SEP + r"\s*(?:" + _STRONG + r")(?:\.exe)?" + _ARGS, CRITICAL),
+    Rule("cmdi-chain", "cmdi", _SEP + r"(?:" + _STRONG + r")(?:\.exe)?" + _ARGS, CRITICAL),
     Rule("cmdi-chain-word", "cmdi", r"(?:^|[;|`]|&&|\|\|)\s*(?:whoami|uname|wget|curl|netcat|nslookup|ifconfig|ipconfig|netstat|systeminfo|tasklist|powershell|certutil|bitsadmin|busybox|getent)\b", ERROR),
     Rule("cmdi-subshell", "cmdi", r"\$\(\s*(?:" + _STRONG + r")\b|\$\(\(|\$\([^)]{0,200}\)", ERROR),
     Rule("cmdi-backtick", "cmdi", r"`\s*(?:" + _STRONG + r")" + r"(?:\s[^`]{0,200})?`", CRITICAL),
-    Rule("cmdi-ifs", "cmdi", r"\$\{?ifs\b|\$\{[a-z_]*(?::-?\d*)?(?::\d+)?\}|\{(?:" + _STRONG + r"),[^}\s]{1,80}\}|\$@|\\[a-z]\\[a-z]", CRITICAL),
+    Rule("cmdi-ifs", "cmdi", r"\$\{?ifs\b|\$\{[a-z_]*(?::-?\d*)?(?::\d+)?\}|\{(?:" + _STRONG + r"),[^}\s]{1,80}\}|\$@", CRITICAL),
     Rule("cmdi-shellshock", "cmdi", r"\(\s*\)\s*\{[^}]{0,40};\s*\}\s*;", CRITICAL),
     Rule("cmdi-shell-path", "cmdi", r"(?:^|[\s;|&`'\"(=:>])(?:/usr)?(?:/local)?/s?bin/(?:ba|z|k|c|da|tc)?sh\b|/bin/(?:cat|ls|id|nc|busybox|echo|ping|uname|whoami|bash|python\w*|perl|sleep|wget|curl)\b|\bcmd(?:\.exe)?\s*/[ck]\b|\bpowershell(?:\.exe)?\s+-|\bnc(?:at)?\s+-[elvnpu]|\bbash\s+-[ci]|/dev/(?:tcp|udp)/|\bsh\s+-c\b", CRITICAL),
     Rule("cmdi-redirect", "cmdi", r"(?:>>?|<)\s*/(?:tmp|dev|etc|var|proc)/|2>&1|>\s*&\s*\d", WARNING),

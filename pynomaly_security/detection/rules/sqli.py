@@ -14,64 +14,71 @@ References:
 # ruff: noqa: E501  (rule tables: one pattern per line reads better than split regexes)
 from __future__ import annotations
 
+import sqlparse
 from sqlparse import tokens as T
-from sqlparse.lexer import Lexer
 
+from pynomaly_security.detection.rules._sqltokens import sql_score
 from pynomaly_security.detection.rules.base import CRITICAL, ERROR, NOTICE, WARNING, Rule
 
 __all__ = ["RULES", "SQLPARSE_WINDOW"]
 
-SQLPARSE_WINDOW = 160
+SQLPARSE_WINDOW = 200
 
 _Q = r"""['"`]"""
 _VAL = r"""(?:\d+|'[^']{0,20}'|"[^"]{0,20}"|[a-z_][\w.]{0,20}|@@?\w+|\w+\s*\([^)]{0,20}\))"""
-_OP = r"(?:=|<>|!=|<=>|<=|>=|<|>|\blike\b|\brlike\b|\bregexp\b|\bis\b|\bin\b|\bbetween\b)"
+_OP = r"(?:=|<>|!=|<=>|<=|>=|<|>|\b(?:r?like|regexp|sounds\s+like)\s*['\"\d(]|\bis\s+(?:not\s+)?null\b|\bin\s*\(|\bbetween\s+\S+\s+and\b)"
 _LOGIC = r"(?:\bor\b|\band\b|\bxor\b|\|\||&&|\bdiv\b)"
 
-_SQL_KEYWORDS = frozenset(
-    ["select", "union", "insert", "update", "delete", "drop", "from", "where", "or", "and", "xor", "not", "null", "like", "having", "order", "group", "by", "limit", "into", "exec", "execute", "declare", "waitfor", "delay", "sleep", "benchmark", "case", "when", "then", "else", "end", "if", "char", "concat", "table", "database", "exists", "procedure", "information_schema"]
-)
+_STATEMENT_TYPES = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "DROP", "CREATE", "ALTER"})
 
 
-def _sql_tokens(text: str, start: int, end: int) -> int:
-    """Does the text after a quote tokenize as SQL (keyword + operator/comment)?"""
-    window = text[start : start + SQLPARSE_WINDOW]
-    keywords = operators = comments = words = 0
+def _stacked_statement(text: str, start: int, end: int) -> int:
+    """Does sqlparse read what follows the ``;`` as a real SQL statement?"""
+    window = text[start + 1 : start + 1 + SQLPARSE_WINDOW]
     try:
-        stream = list(Lexer.get_default_instance().get_tokens(window))
+        statement = sqlparse.parse(window)[0]
+        kind = statement.get_type()
     except Exception:  # sqlparse must never break inspection
         return 0
-    for ttype, value in stream[:60]:
-        if ttype in T.Keyword or ttype in T.Name.Builtin:
-            if value.lower() in _SQL_KEYWORDS:
-                keywords += 1
-            else:
-                words += 1
-        elif ttype in T.Operator or ttype in T.Comparison:
-            operators += 1
-        elif ttype in T.Comment:
-            comments += 1
-        elif ttype in T.Name:
-            words += 1
-    if keywords >= 1 and (operators >= 1 or comments >= 1) and words <= keywords + 3:
+    if kind in _STATEMENT_TYPES or window.lstrip().startswith(("exec", "declare", "waitfor", "shutdown", "truncate", "set @")):
         return ERROR
     return 0
 
 
+def _select_window(text: str, start: int, end: int) -> int:
+    return sql_score(text[start : start + SQLPARSE_WINDOW], 0, 0)
+
+
+_SQL_FUNCTIONS = (
+    r"sin|cos|tan|pi|ascii|substring|substr|char|concat|version|database|user|sleep|benchmark"
+    r"|if|ifnull|length|mid|left|right|ord|hex|unhex|count|cast|convert|floor|rand|abs|md5"
+    r"|sha1|current_user|binary|exp|ln|log|sqrt|elt|field|instr|locate|position|lower|upper"
+    r"|coalesce|nullif|isnull|iif|chr|nchar|len|datalength|db_name|schema|reverse|least|greatest"
+)
+# Cheap RE2 prefilter for the sqlparse fingerprint (sql_score): a quote or
+# number next to an operator, a logic keyword next to an operand, SQL calls.
+_GRAMMAR = (
+    r"['\"`]\s*(?:[-+*/%^|&!=<>~]|\b(?:or|and|xor|div|mod|like|rlike|regexp|is|not|in|between|sounds|union|select|collate)\b)"
+    r"|(?:[-+*/%^|&!=<>~]|\b(?:or|and|xor|div|like|rlike|regexp|is|not)\b)\s*['\"`]"
+    r"|\b(?:or|and|xor|div|&&|\|\|)\s*[-+~!(@\d]|[\d)]\s*(?:\bor\b|\band\b|\bxor\b|&&|\|\|)"
+    r"|\bselect\b[^;]{1,120}\bfrom\b|\b(?:" + _SQL_FUNCTIONS + r")\s*\("
+)
+
 RULES: tuple[Rule, ...] = (
+    Rule("sqli-grammar", "sqli", _GRAMMAR, ERROR, check=sql_score),
     Rule("sqli-union", "sqli", r"\bunion\b[\s(]*(?:all\b|distinct\b|distinctrow\b)?[\s(]*select\b", CRITICAL),
     Rule("sqli-tautology-quoted", "sqli", _Q + r"\s*\)*\s*" + _LOGIC + r"\s*\(*\s*" + _VAL + r"\s*" + _OP, CRITICAL),
     Rule("sqli-tautology", "sqli", r"(?:\bor\b|\band\b|\|\||&&|\bhaving\b|\bwhere\b)\s+\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\")\s*(?:=|<>|!=|<=|>=|<|>|\blike\b)\s*\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\"|[a-z_]\w*)", ERROR),
-    Rule("sqli-quote-logic", "sqli", _Q + r"\s*\)*\s*(?:\bor\b|\band\b|\bxor\b|\|\||&&)\s*(?:\d|true\b|false\b|not\b|\(|'|\"|[a-z_]+\s*\()", ERROR),
+    Rule("sqli-quote-logic", "sqli", _Q + r"\s*\)*\s*(?:\bor\b|\band\b|\bxor\b|\|\||&&)\s*(?:\d|true\b|false\b|not\b|\(|[a-z_]+\()", ERROR),
     Rule("sqli-comment-truncation", "sqli", _Q + r"\s*\)*\s*(?:--|#|/\*|;)[\s\w+-]{0,4}$", ERROR),
-    Rule("sqli-quote-fragment", "sqli", _Q + r"\s*\)*\s*;?\s*(?:\bor\b|\band\b|\bxor\b|\bunion\b|\bselect\b|\border\b|\bgroup\b|\bhaving\b|\binto\b|\bwhere\b|\blimit\b|\bprocedure\b|;)", WARNING, check=_sql_tokens),
-    Rule("sqli-stacked", "sqli", r";\s*(?:drop|shutdown|exec|execute|declare|waitfor|truncate|insert\s+into|delete\s+from|update\s+[\w.]+\s+set|select\b[^;]{0,80}\bfrom|create\s+(?:table|user)|alter\s+table|set\s+@)\b", ERROR),
+    Rule("sqli-quote-fragment", "sqli", _Q + r"\s*\)*\s*;?\s*(?:\bor\b|\band\b|\bxor\b|\bunion\b|\bselect\b|\border\b|\bgroup\b|\bhaving\b|\binto\b|\bwhere\b|\blimit\b|\bprocedure\b|;)", WARNING, check=sql_score),
+    Rule("sqli-stacked", "sqli", r";\s*(?:drop|shutdown|exec|execute|declare|waitfor|truncate|insert\s+into|delete\s+from|update\s+[\w.]+\s+set|select\b[^;]{0,80}\bfrom|create\s+(?:table|user)|alter\s+table|set\s+@)\b", ERROR, check=_stacked_statement),
     Rule("sqli-time", "sqli", r"\b(?:sleep|benchmark|pg_sleep|randomblob)\s*\(\s*[\d(]|\bwaitfor\s+(?:delay|time)\s*['\"]?\d|\bdbms_lock\.sleep|\bdbms_pipe\.receive_message", CRITICAL),
     Rule("sqli-error-functions", "sqli", r"\b(?:extractvalue|updatexml|xmltype|utl_inaddr|utl_http|load_file|sys_eval|sys_exec|xp_cmdshell|xp_dirtree|sp_executesql|sp_oacreate|openrowset|opendatasource|pg_read_file|lo_import|name_const|geometrycollection|multilinestring|procedure\s+analyse|ctxsys\.\w+|dbms_xmlgen\.\w+)\s*\(|\bexp\s*\(\s*~", CRITICAL),
     Rule("sqli-metadata", "sqli", r"\b(?:information_schema|sysobjects|syscolumns|sys\.tables|sys\.objects|sys\.databases|mysql\.user|pg_catalog|pg_shadow|pg_user|sqlite_master|all_tables|user_tables|msysobjects|msysaccessobjects|sysusers|sysibm)\b", ERROR),
     Rule("sqli-sysvar", "sqli", r"@@(?:version|datadir|hostname|basedir|servername|identity|spid|language|global|session)\b|\b(?:version|database|user|current_user|system_user|session_user|schema|db_name|user_name|suser_name)\s*\(\s*\)", ERROR),
     Rule("sqli-select-expr", "sqli", r"\bselect\s+(?:\*|null\b|@@|\d+\s*[,-]|count\s*\(|concat|char\s*\(|0x[0-9a-f]|case\s+when|if\s*\(|\(\s*select|top\s+\d|distinct\b|[\w.`]+\s*\(\s*\)|[\w.`]+\s*,\s*[\w.`]+\s+from\b|[\w.`]+\s+from\s+[\w.`]+\s+where\b)", ERROR),
-    Rule("sqli-select-from", "sqli", r"\bselect\s+[\w.`*]+\s+from\s+[\w.`]+", WARNING),
+    Rule("sqli-select-from", "sqli", r"\bselect\b[^;]{1,120}?\bfrom\s+[\w.`\[\]\"]+", WARNING, check=_select_window),
     Rule("sqli-dml", "sqli", r"\b(?:drop\s+(?:table|database|user|procedure|function|view|index)\b|insert\s+into\s+[\w.`\[\]\"]+\s*(?:\(|values\b|select\b)|update\s+[\w.`\[\]\"]+\s+set\s+[\w.`\"]+\s*=|truncate\s+table\b|alter\s+table\b|create\s+(?:table|user|database|procedure|function)\b)", ERROR),
     Rule("sqli-delete", "sqli", r"\bdelete\s+from\s+[\w.`\[\]\"]+\s*(?:where\b|;|--|#|$)", ERROR),
     Rule("sqli-order-by", "sqli", r"\b(?:order|group)\s+by\s+\d+\s*(?:--|#|$|,|\)|;|asc\b|desc\b)", ERROR),

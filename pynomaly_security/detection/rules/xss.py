@@ -76,7 +76,7 @@ RULES: tuple[Rule, ...] = (
     Rule("xss-script-tag", "xss", r"<\s*/?\s*script\b", CRITICAL),
     Rule("xss-event-handler-tag", "xss", r"<[a-z!/][^>]{0,400}[\s/\"'`]on[a-z]{3,}\s*=", CRITICAL),
     Rule("xss-event-handler", "xss", r"(?:^|[\s\"'`/;])on(?:" + _HANDLERS + r")[a-z]*\s*=", ERROR),
-    Rule("xss-js-uri", "xss", r"(?:j\s*a\s*v\s*a|v\s*b|l\s*i\s*v\s*e)\s*s\s*c\s*r\s*i\s*p\s*t\s*:", CRITICAL),
+    Rule("xss-js-uri", "xss", r"(?:j\s*a\s*v\s*a|v\s*b|l\s*i\s*v\s*e)\s*s\s*c\s*r\s*i\s*p\s*t\s*:\s*(?:[^v\s]|v[^o])", CRITICAL),
     Rule("xss-data-uri", "xss", r"data\s*:\s*(?:text/html|image/svg\+xml|text/xml|application/(?:x-)?(?:javascript|ecmascript|xhtml\+xml))", CRITICAL),
     Rule("xss-active-tag", "xss", r"<\s*/?\s*(?:" + _ACTIVE_TAGS + r")\b", WARNING),
     Rule("xss-markup", "xss", r"<[a-z][a-z0-9:-]*[\s/][^>]{0,400}=", ERROR, check=_sanitizer_removes_active),
