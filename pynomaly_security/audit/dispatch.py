@@ -68,6 +68,10 @@ class ComplianceDispatcher:
         await self._queue.put(None)
         await self._task
         self._task = self._queue = None
+        for handler in {id(h): h for _, h, _ in self._handlers}.values():
+            close = getattr(handler, "aclose", None)
+            if close is not None:
+                await close()
 
     async def _run(self) -> None:
         assert self._queue is not None

@@ -159,13 +159,6 @@ class AuditLogger:
         await self.aclose()
 
     # -- writing -----------------------------------------------------------------------
-    def _standards(
-        self, event_type: str, given: Sequence[ComplianceStandard] | None
-    ) -> tuple[ComplianceStandard, ...]:
-        if given is not None:
-            return tuple(ComplianceStandard(s) for s in given)
-        return standards_for(event_type) if self._compliance else ()
-
     async def log_security_event(
         self,
         event_type: SecurityEventType | str,
@@ -181,18 +174,11 @@ class AuditLogger:
         """Record a security event; returns its sequence number once committed."""
         # Custom event types (strings outside the enum) are allowed; they get base controls.
         kind = event_type.value if isinstance(event_type, SecurityEventType) else str(event_type)
-        entry = AuditEntry(
-            kind=EntryKind.SECURITY,
-            event_type=kind,
-            level=AuditLevel(level),
-            standards=self._standards(kind, compliance_standards),
-            request_id=_ambient("request_id", request_id),
-            user_id=_ambient("user_id", user_id),
-            source_ip=_ambient("client_ip", source_ip),
-            payload={"message": message, "details": dict(details or {})},
-            timestamp=self._clock(),
-        )
-        return await self._writer.submit(entry)
+        payload = {"message": message, "details": dict(details or {})}
+        return await self._submit(
+            EntryKind.SECURITY, kind, level, compliance_standards, payload,
+            user_id=user_id, source_ip=source_ip, request_id=request_id,
+        )  # fmt: skip
 
     async def log_audit_event(
         self,
@@ -209,20 +195,42 @@ class AuditLogger:
         request_id: str | None = None,
     ) -> int:
         """Record who did what to which resource; committed before it returns."""
+        payload = {
+            "action": action,
+            "resource": resource,
+            "outcome": outcome,
+            "details": dict(details or {}),
+        }
+        return await self._submit(
+            EntryKind.AUDIT, event_type.value, level, compliance_standards, payload,
+            user_id=user_id, source_ip=source_ip, request_id=request_id,
+        )  # fmt: skip
+
+    async def _submit(
+        self,
+        kind: EntryKind,
+        event_type: str,
+        level: AuditLevel,
+        standards: Sequence[ComplianceStandard] | None,
+        payload: dict[str, Any],
+        *,
+        user_id: str | None,
+        source_ip: str | None,
+        request_id: str | None,
+    ) -> int:
+        if standards is not None:
+            tags = tuple(ComplianceStandard(s) for s in standards)
+        else:
+            tags = standards_for(event_type) if self._compliance else ()
         entry = AuditEntry(
-            kind=EntryKind.AUDIT,
-            event_type=event_type.value,
+            kind=kind,
+            event_type=event_type,
             level=AuditLevel(level),
-            standards=self._standards(event_type.value, compliance_standards),
+            standards=tags,
             request_id=_ambient("request_id", request_id),
             user_id=_ambient("user_id", user_id),
             source_ip=_ambient("client_ip", source_ip),
-            payload={
-                "action": action,
-                "resource": resource,
-                "outcome": outcome,
-                "details": dict(details or {}),
-            },
+            payload=payload,
             timestamp=self._clock(),
         )
         return await self._writer.submit(entry)
@@ -285,8 +293,13 @@ class AuditLogger:
         self._last_maintenance = now
         async with self.store.transaction() as txn:
             await self._sealer.checkpoint(txn, force=False)
-        if self._retention_s is not None:
-            await self._reader.prune_before(now - self._retention_s)
+        await self.prune_expired()
+
+    async def prune_expired(self) -> int:
+        """Apply ``audit_retention_days`` now (also done periodically); returns rows pruned."""
+        if self._retention_s is None:
+            return 0
+        return await self._reader.prune_before(self._clock() - self._retention_s)
 
     # -- reading -------------------------------------------------------------------------
     def register_compliance_handler(
