@@ -31,16 +31,23 @@ _STRONG = (
     r"|copy|del|start|call|at|schtasks|icacls|attrib|findstr|more\.com|print|rundll32"
     r"|regsvr32|mshta|cscript|wscript|msiexec|vssadmin|bcdedit|diskpart|query|finger"
 )
+# Inside backticks only commands nobody names in prose or docs (`env` is a
+# parameter name in documentation, `id` is not).
+_BACKTICK = (
+    r"id|whoami|uname|wget|curl|nc|ncat|netcat|ping|cat|ls|sleep|bash|sh|ifconfig|ipconfig"
+    r"|netstat|pwd|nslookup|dir|ps|reboot|shutdown|perl|python[23]?\s+-c|rm\s+-|chmod|echo\s"
+)
 _ARGS = r"(?:$|\s*[;|&`<>)'\"$]|\s+-{1,2}[a-z0-9]|\s+[/\\~.$%'\"\d]|\s*\n)"
 # A newline only separates commands when the command starts the line at once
 # ("%0aid"); indented lines ("  id" in a GraphQL query) are not shell.
-_SEP = r"(?:[;|`]\s*|&&?\s*|\|\|\s*|\$\(\s*|\)\s*;\s*|\n)"
+_SEP = r"(?:[;|]\s*|&&?\s*|\|\|\s*|\$\(\s*|\)\s*;\s*|\n)"
 
 RULES: tuple[Rule, ...] = (
     Rule("cmdi-chain", "cmdi", _SEP + r"(?:" + _STRONG + r")(?:\.exe)?" + _ARGS, CRITICAL),
     Rule("cmdi-chain-word", "cmdi", r"(?:^|[;|`]|&&|\|\|)\s*(?:whoami|uname|wget|curl|netcat|nslookup|ifconfig|ipconfig|netstat|systeminfo|tasklist|powershell|certutil|bitsadmin|busybox|getent)\b", ERROR),
     Rule("cmdi-subshell", "cmdi", r"\$\(\s*(?:" + _STRONG + r")\b|\$\(\(|\$\([^)]{0,200}\)", ERROR),
-    Rule("cmdi-backtick", "cmdi", r"`\s*(?:" + _STRONG + r")" + r"(?:\s[^`]{0,200})?`", CRITICAL),
+    # Not after another backtick: Markdown fences (```python) are not shell.
+    Rule("cmdi-backtick", "cmdi", r"(?:^|[^`])`\s*(?:" + _BACKTICK + r")(?:\s[^`]{0,200})?`", CRITICAL),
     Rule("cmdi-ifs", "cmdi", r"\$\{?ifs\b|\$\{[a-z_]*(?::-?\d*)?(?::\d+)?\}|\{(?:" + _STRONG + r"),[^}\s]{1,80}\}|\$@", CRITICAL),
     Rule("cmdi-shellshock", "cmdi", r"\(\s*\)\s*\{[^}]{0,40};\s*\}\s*;", CRITICAL),
     Rule("cmdi-shell-path", "cmdi", r"(?:^|[\s;|&`'\"(=:>])(?:/usr)?(?:/local)?/s?bin/(?:ba|z|k|c|da|tc)?sh\b|/bin/(?:cat|ls|id|nc|busybox|echo|ping|uname|whoami|bash|python\w*|perl|sleep|wget|curl)\b|\bcmd(?:\.exe)?\s*/[ck]\b|\bpowershell(?:\.exe)?\s+-|\bnc(?:at)?\s+-[elvnpu]|\bbash\s+-[ci]|/dev/(?:tcp|udp)/|\bsh\s+-c\b", CRITICAL),
@@ -48,5 +55,5 @@ RULES: tuple[Rule, ...] = (
     Rule("cmdi-download-exec", "cmdi", r"\b(?:wget|curl)\s+(?:-[a-z]+\s+)*(?:https?|ftp)://|\|\s*(?:ba)?sh\b|\bchmod\s+[+0-7]", ERROR),
     Rule("cmdi-ping-sleep", "cmdi", r"\bping\s+-[nc]\s*\d|\bsleep\s+\d+\s*(?:$|[;|&`])|\btimeout\s+/t\b", ERROR),
     Rule("cmdi-win-cmd", "cmdi", r"\b(?:net\s+(?:user|localgroup|view|share)|reg\s+query|for\s+/[fdlr]\b|%comspec%|%systemroot%|%windir%|type\s+[a-z]:\\)", ERROR),
-    Rule("cmdi-metachar-leading", "cmdi", r"^\s*[;|&`]+\s*[a-z]", NOTICE, level=2),
+    Rule("cmdi-metachar-leading", "cmdi", r"^\s*[;|&]+\s*[a-z]", NOTICE, level=2),
 )

@@ -24,7 +24,7 @@ _UNIX_FILES = (
     r"|var[/\\]+(?:log|www|lib|mail|run|spool|adm|apache|backups|cache|tmp)\b"
     r"|(?:root|home[/\\]+[\w.-]+)[/\\]+\.(?:ssh|bash|profile|history|mysql|viminfo|netrc|git|aws)"
     r"|usr[/\\]+(?:local|share|lib|bin|sbin|pkg)" r"[/\\]"
-    r"|(?:s?bin)[/\\]+(?:sh|bash|ls|cat|id|busybox)\b"
+    r"|(?:s?bin)[/\\]+(?:sh|bash|ls|cat|id|busybox)\b|opt[/\\]+(?:lampp?|xampp)[/\\]"
     r"|dev[/\\]+(?:tcp|udp|null|stdin|stdout|fd|random|urandom|zero|mem|kmem)\b"
 )
 _WIN_FILES = (
@@ -47,8 +47,16 @@ RULES: tuple[Rule, ...] = (
     Rule("pt-dotdot", "path_traversal", r"(?:^|[\s=\"'/\\:])\.\.+;?" + _S + r"|" + _S + r"\.\.+(?:$|[;?#\x00" + "/" + r"\\])", WARNING),
     Rule("pt-unix-file", "path_traversal", r"(?:^|[\s/\\'\"=:;(|&<>`~.])" + _S + r"*(?:" + _UNIX_FILES + r")", CRITICAL),
     Rule("pt-windows-file", "path_traversal", r"(?:" + _WIN_FILES + r")", CRITICAL),
-    Rule("pt-windows-drive", "path_traversal", r"(?:^|[\s=\"'(])(?:[a-z]:|\\\\[\w.$-]+)[/\\]+[\w$.-]", WARNING),
+    Rule("pt-windows-drive", "path_traversal", r"(?:^|[\s=\"'(/])(?:[a-z]:|\\\\[\w.$-]+)[/\\]+[\w$.-]", WARNING),
     Rule("pt-sensitive-name", "path_traversal", r"(?:" + _SENSITIVE_NAMES + r")", ERROR),
+    Rule("pt-sensitive-path", "path_traversal", r"[/\\](?:" + _SENSITIVE_NAMES + r")", CRITICAL),
+    # Evasion forms of ../ that survive decoding: hex-looking dots (0x2e),
+    # IIS junk escapes (..%c0%qf), dots before a bare "2f", runs of ./
+    Rule("pt-dotdot-evasion", "path_traversal", r"(?:0x2e){2}|\.\.(?:0x2f|0x5c|2f|5c)|(?:\.\.[^\w\s.]{1,10}){2,}|\.{3,}[/\\]|(?:[/\\]\.){3,}|(?:\.[/\\]){3,}|%u(?:efc8|f025)|%c[01]%", CRITICAL),
+    Rule("pt-system-file-junk", "path_traversal", r"(?:etc|windows|winnt)[^\w\s]{1,12}(?:passwd|shadow|issue|hosts|group|system32|win\.ini|system\.ini)", CRITICAL),
+    Rule("pt-windows-app-dir", "path_traversal", r"\b[a-z]:[/\\]+(?:xampp|wamp|php\d?|log|logs|apache\d?|inetpub|windows|winnt|program|users|boot|mysql|tomcat|perl|apache group|nginx|iis|temp|sendmail)\b", CRITICAL),
+    Rule("pt-linux-pseudo", "path_traversal", r"(?:^|[\s/=\"'])(?:proc|sys)[/\\]+(?:sys|class|kernel|self|fs|devices|block|bus|module|firmware)\b", CRITICAL),
+    Rule("pt-slash-run", "path_traversal", r"[/\\]{4,}", NOTICE),
     Rule("pt-file-scheme", "path_traversal", r"\bfile\s*:\s*" + _S + r"|\b(?:php|zip|phar|expect|glob|compress\.zlib|compress\.bzip2|zlib|ogg|ssh2\.\w+|rar|jar|netdoc|data)\s*:" + _S + _S, CRITICAL),
     Rule("pt-php-filter", "path_traversal", r"\bconvert\.(?:base64|iconv|quoted)|\bread\s*=\s*(?:string|convert)\.|resource\s*=", ERROR),
     Rule("pt-dotenv", "path_traversal", r"(?:^|[/\\])\.env(?:\.\w+)?$", NOTICE),
