@@ -143,6 +143,9 @@ class AuditLogger:
 
     async def aclose(self) -> None:
         """Flush every queued record, sign the tail, stop handlers, close the store."""
+        if self._loop is None:
+            return  # never started, or already closed
+        self._loop = None
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._writer.aclose()
