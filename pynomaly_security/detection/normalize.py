@@ -38,7 +38,7 @@ __all__ = ["MAX_DECODE_ROUNDS", "is_plain", "normalize"]
 
 MAX_DECODE_ROUNDS = 3
 
-_PLAIN = re.compile(r"[A-Za-z0-9_.,@-]*")
+_PLAIN = re.compile(r"[A-Za-z0-9_-]*")
 _PCT_U = re.compile(r"(?i)%u([0-9a-f]{4})")
 # Overlong 2- and 3-byte UTF-8 forms of ASCII, percent-encoded (%c0%ae = '.').
 _OVERLONG2 = re.compile(r"(?i)%(c[01])%([89ab][0-9a-f])")
@@ -51,7 +51,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 
 
 def is_plain(value: str) -> bool:
-    """Letters, digits and a little punctuation only: nothing to detect."""
+    """Letters, digits, ``_`` and ``-`` only: nothing to detect.
+
+    Dots are not plain: ``java.lang.Runtime`` and ``a.php`` are signals."""
     return _PLAIN.fullmatch(value) is not None and "--" not in value
 
 

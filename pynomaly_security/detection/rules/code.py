@@ -14,11 +14,50 @@ References:
 # ruff: noqa: E501  (rule tables: one pattern per line reads better than split regexes)
 from __future__ import annotations
 
+import base64
+
 from pynomaly_security.detection.rules.base import CRITICAL, ERROR, NOTICE, WARNING, Rule
 
 __all__ = ["RULES"]
 
+# Java deserialization gadget names (CRS 944240/944300), also base64-encoded
+# at the three possible byte alignments, as CRS does.
+_GADGETS = (
+    "clonetransformer", "forclosure", "instantiatefactory", "instantiatetransformer",
+    "invokertransformer", "prototypeclonefactory", "prototypeserializationfactory",
+    "whileclosure", "processbuilder", "getruntime", "runtime",
+)
+
+
+def _base64_forms(word: str) -> list[str]:
+    forms = []
+    for pad in range(3):
+        encoded = base64.b64encode(b"\0" * pad + word.encode()).decode().lower()
+        # Drop characters that depend on the unknown neighbouring bytes.
+        start = (pad * 4 + 2) // 3 if pad else 0
+        end = len(encoded) - (2 if (pad + len(word)) % 3 else 0)
+        forms.append(encoded[start:end].rstrip("="))
+    return forms
+
+
+_GADGET_B64 = "|".join(sorted({f for w in _GADGETS for f in _base64_forms(w) if len(f) >= 8}))
+_PHP_RISKY = (
+    r"system|exec|shell_exec|passthru|popen|proc_open|pcntl_exec|eval|assert|unserialize"
+    r"|serialize|phpinfo|create_function|call_user_func|call_user_func_array|file_get_contents"
+    r"|file_put_contents|fopen|readfile|base64_decode|gzinflate|str_rot13|preg_replace|range"
+    r"|get_defined_vars|get_defined_functions|get_defined_constants|getenv|putenv|dl|chmod"
+    r"|include|include_once|require|require_once|highlight_file|show_source|array_map|usort"
+    r"|uasort|uksort|array_walk|iterator_apply|ob_start|register_tick_function|mail|imap_open"
+    r"|move_uploaded_file|zend_\w+|posix_\w+|symlink|link|escapeshellcmd|var_dump|print_r"
+)
+
 RULES: tuple[Rule, ...] = (
+    Rule("code-java-gadget", "code_injection", r"\b(?:" + "|".join(_GADGETS[:-3]) + r")\b|" + _GADGET_B64, CRITICAL),
+    Rule("code-php-call", "code_injection", r"(?:^|[^\w.$>:])(?:" + _PHP_RISKY + r")(?:\s|#[^\n]*\n|//[^\n]*\n)*\(\s*(?:['\"$]?[\w./-]*['\"]?\s*)?\)", CRITICAL),
+    Rule("code-php-variable-call", "code_injection", r"\$[a-z_][\w]*\s*(?:(?:\[[^\]]{0,20}\]|\{[^}]{0,20}\})\s*){0,4}\(|@\$[a-z_]\w*|\$\s*\{\s*['\"\w]|\$\{['\"]", CRITICAL),
+    Rule("code-php-bbcode", "code_injection", r"[\[{]/?php[\]}]", CRITICAL),
+    Rule("code-php-ini", "code_injection", r"\b(?:opcache|mbstring|pcre|zend|assert|session|allow_url_include|allow_url_fopen|auto_prepend_file|auto_append_file|open_basedir|disable_functions|safe_mode|display_errors|error_log|extension_dir|include_path|sendmail_path|upload_tmp_dir)(?:\.[a-z_]+)?\s*=", ERROR),
+    Rule("code-php-upload-name", "code_injection", r"^[^/\\]{0,200}\.(?:php\d?|phtml|phar|pht|phps|pgif|shtml|htaccess|jsp|jspx|asp|aspx|cer|asa)\.*$", WARNING),
     Rule("code-php-tag", "code_injection", r"<\?(?:php\b|=)|<\?\s+(?:echo|system|eval|print|\$)", CRITICAL),
     Rule("code-php-function", "code_injection", r"\b(?:phpinfo|shell_exec|passthru|proc_open|pcntl_exec|popen|base64_decode|gzinflate|gzuncompress|str_rot13|create_function|call_user_func(?:_array)?|file_get_contents|file_put_contents|highlight_file|show_source|move_uploaded_file|fsockopen|curl_exec|preg_replace|assert_options|ini_set|ini_get|set_time_limit|stream_get_contents|array_map|array_filter|usort|register_shutdown_function|posix_\w+|getenv|readfile|fopen|fwrite|fputs|var_dump|print_r)\s*\(", ERROR),
     Rule("code-exec-call", "code_injection", r"\b(?:eval|assert|exec|include|include_once|require|require_once|execfile|compile)\s*\(\s*(?:\$|['\"`]|base64|request|\w+\s*\(|@)", ERROR),
