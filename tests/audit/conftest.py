@@ -27,6 +27,12 @@ def make_settings(db_url: str, **overrides: object) -> SecuritySettings:
 
 
 @pytest.fixture
+def master_key() -> str:
+    """The fixed test master key (base64 of bytes 0..31)."""
+    return MASTER_KEY
+
+
+@pytest.fixture
 def settings_for() -> Callable[..., SecuritySettings]:
     """``settings_for(db_url, **overrides)``: settings with the test master key."""
     return make_settings

@@ -23,7 +23,6 @@ from pynomaly_security.audit import (
 )
 from pynomaly_security.audit._keys import AuditKeys
 from pynomaly_security.audit.stores.postgres import PostgresAuditStore
-from tests.audit.conftest import MASTER_KEY
 
 pytestmark = pytest.mark.anyio
 
@@ -37,7 +36,7 @@ StoreFactory = Callable[..., AuditLogger]
     ]
 )
 async def make_logger(
-    request: pytest.FixtureRequest, tmp_path: Path, prefix: str
+    request: pytest.FixtureRequest, tmp_path: Path, prefix: str, master_key: str
 ) -> AsyncIterator[StoreFactory]:
     """``make_logger(**options)``: loggers sharing one fresh store (one per worker)."""
     if request.param == "sqlite":
@@ -49,7 +48,7 @@ async def make_logger(
     def make(keys: AuditKeys | None = None, **options: object) -> AuditLogger:
         logger = AuditLogger(
             create_store(url, prefix=prefix),
-            keys or AuditKeys.from_secret(MASTER_KEY, development_mode=False),
+            keys or AuditKeys.from_secret(master_key, development_mode=False),
             flush_interval_ms=10,
             **options,  # type: ignore[arg-type]
         )
@@ -158,12 +157,12 @@ async def test_retention_prunes_whole_checkpointed_segments(make_logger: StoreFa
     assert result.pruned_through == 8
 
 
-async def test_key_rotation_reads_history(make_logger: StoreFactory) -> None:
+async def test_key_rotation_reads_history(make_logger: StoreFactory, master_key: str) -> None:
     """A new master key writes new records; the old key, kept as retired, reads old ones."""
     new_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     async with make_logger() as audit:
         await audit.log_security_event(SecurityEventType.KEY_ROTATION, "before", user_id="kim")
-    rotated = AuditKeys.from_secret(new_key, development_mode=False, retired=(MASTER_KEY,))
+    rotated = AuditKeys.from_secret(new_key, development_mode=False, retired=(master_key,))
     async with make_logger(keys=rotated) as audit:
         await audit.log_security_event(SecurityEventType.KEY_ROTATION, "after", user_id="kim")
         rows = await audit.query(user_id="kim")

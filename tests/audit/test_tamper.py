@@ -18,7 +18,6 @@ from pynomaly_security.audit import AuditLevel, AuditLogger, SecurityEventType
 from pynomaly_security.audit.chain import record_hash
 from pynomaly_security.audit.stores._sql import COLUMNS, to_record
 from pynomaly_security.settings import SecuritySettings
-from tests.audit.conftest import MASTER_KEY
 
 Settings = Callable[..., SecuritySettings]
 
@@ -37,12 +36,14 @@ async def _populate(settings: SecuritySettings) -> bytes:
 
 
 @pytest.fixture
-def trail(tmp_path: Path, settings_for: Settings, monkeypatch: pytest.MonkeyPatch) -> Path:
+def trail(
+    tmp_path: Path, settings_for: Settings, monkeypatch: pytest.MonkeyPatch, master_key: str
+) -> Path:
     """20 records, checkpoints every 5, the public key pinned in key.pem."""
     db = tmp_path / "audit.db"
     settings = settings_for(f"sqlite:///{db}", audit_checkpoint_every=5)
     (tmp_path / "key.pem").write_bytes(asyncio.run(_populate(settings)))
-    monkeypatch.setenv("PYNOMALY_MASTER_KEY", MASTER_KEY)
+    monkeypatch.setenv("PYNOMALY_MASTER_KEY", master_key)
     return db
 
 
@@ -245,9 +246,9 @@ def test_export_decrypts_and_filters(trail: Path, capsys: pytest.CaptureFixture[
     assert all("164.312(b)" in r["controls"]["HIPAA"] for r in rows)
 
 
-def test_cli_runs_as_a_module(trail: Path) -> None:
+def test_cli_runs_as_a_module(trail: Path, master_key: str) -> None:
     """``python -m pynomaly_security audit verify`` works as a program (exit code, stdout)."""
-    env = {**os.environ, "PYNOMALY_MASTER_KEY": MASTER_KEY}
+    env = {**os.environ, "PYNOMALY_MASTER_KEY": master_key}
     ok = subprocess.run(
         [sys.executable, "-m", "pynomaly_security", "audit", "verify", "--db", f"sqlite:///{trail}"],
         capture_output=True, text=True, env=env, check=False,
