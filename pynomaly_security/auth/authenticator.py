@@ -1,0 +1,362 @@
+"""``ZeroTrustAuthenticator``: every sign-in is checked, scored and recorded.
+
+One sign-in goes: lockout check -> password (constant time for unknown users)
+-> risk score -> second factor when enrolled or when the risk asks for it ->
+tokens. Every failure is reported to the lockout; every outcome is logged with
+its reasons and handed to the event sink (the monitor / audit trail).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from cryptography.fernet import Fernet, MultiFernet
+from starlette.types import Scope
+
+from pynomaly_security.auth.errors import (
+    AccountLocked,
+    AuthUnavailable,
+    InvalidCredentials,
+    MFARequired,
+    RiskTooHigh,
+    SignupRefused,
+)
+from pynomaly_security.auth.lockout import AlertSink, LockoutManager
+from pynomaly_security.auth.passwords import PasswordHasher
+from pynomaly_security.auth.risk import RiskAssessment, RiskEngine, RiskLevel, device_fingerprint
+from pynomaly_security.auth.tokens import TokenPair, TokenService
+from pynomaly_security.auth.totp import TOTPEnrollment, TOTPManager
+from pynomaly_security.auth.users import InMemoryUserRepository, UserRecord, UserRepository
+from pynomaly_security.exceptions import InvalidToken
+from pynomaly_security.monitor.events import EventKind, SecurityAlert, SecurityEvent, ThreatLevel
+from pynomaly_security.storage.base import Store, failure_policy
+
+if TYPE_CHECKING:
+    from pynomaly_security.settings import SecuritySettings
+
+__all__ = ["AuthResult", "EventSink", "ZeroTrustAuthenticator"]
+
+log = structlog.get_logger(__name__)
+
+EventSink = Callable[[SecurityEvent], object]
+LOGIN_SUCCEEDED = "login_succeeded"
+LOGIN_FAILED = "login_failed"
+HIGH_RISK_LOGIN = "high_risk_login"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    user: UserRecord
+    tokens: TokenPair
+    risk: RiskAssessment
+    used_recovery_code: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class ZeroTrustAuthenticator:
+    """Sign-up, sign-in with risk-based MFA, sessions and revocation.
+
+    Args:
+        users: user records (the host app's, or :class:`InMemoryUserRepository`).
+        passwords, totp, tokens, lockouts, risk: the parts; see their modules.
+        recovery_codes: how many recovery codes MFA confirmation hands out.
+        event_sink: called with a :class:`SecurityEvent` per sign-in outcome.
+        alert_sink: awaited with alerts (high-risk sign-ins; lockouts use their own).
+    """
+
+    def __init__(
+        self,
+        *,
+        users: UserRepository,
+        passwords: PasswordHasher,
+        totp: TOTPManager,
+        tokens: TokenService,
+        lockouts: LockoutManager,
+        risk: RiskEngine,
+        recovery_codes: int = 10,
+        event_sink: EventSink | None = None,
+        alert_sink: AlertSink | None = None,
+    ) -> None:
+        self.users = users
+        self.passwords = passwords
+        self.totp = totp
+        self.tokens = tokens
+        self.lockouts = lockouts
+        self.risk = risk
+        self._recovery_count = recovery_codes
+        self._event_sink = event_sink
+        self._alert_sink = alert_sink
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: SecuritySettings,
+        store: Store,
+        *,
+        users: UserRepository | None = None,
+        passwords: PasswordHasher | None = None,
+        event_sink: EventSink | None = None,
+        alert_sink: AlertSink | None = None,
+        **clock: Any,
+    ) -> ZeroTrustAuthenticator:
+        """Wire every part from the settings and one shared store.
+
+        Keys: TOTP secrets and recovery digests use keys derived by HKDF from
+        the master key (the crypto key ring, so key rotation covers them); the
+        HS* JWT secret is ``jwt_secret`` or, when unset, derived the same way.
+        Without a master key only development mode starts (ephemeral key, warned).
+        """
+        from pynomaly_security.crypto.keys import KeyRing
+
+        ring = KeyRing.from_settings(settings)
+        cipher = MultiFernet(
+            [Fernet(base64.urlsafe_b64encode(ring.key("totp", v))) for v in reversed(ring.versions)]
+        )
+        policies = settings.store_failure_policy
+        secret = (
+            settings.jwt_secret.get_secret_value().encode()
+            if settings.jwt_secret is not None
+            else ring.key("jwt")
+        )
+        private = settings.jwt_private_key.get_secret_value() if settings.jwt_private_key else None
+        return cls(
+            users=users or InMemoryUserRepository(max_users=settings.max_tracked_keys),
+            passwords=passwords or PasswordHasher(),
+            totp=TOTPManager(
+                store,
+                cipher,
+                ring.key("totp-recovery"),
+                issuer=settings.totp_issuer,
+                failure_policy=failure_policy(policies, "totp"),
+                **clock,
+            ),
+            tokens=TokenService(
+                store,
+                algorithm=settings.jwt_algorithm,
+                secret=secret if settings.jwt_algorithm.startswith("HS") else None,
+                private_key=private,
+                public_key=settings.jwt_public_key,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                access_ttl=settings.access_token_ttl,
+                refresh_ttl=settings.refresh_token_ttl,
+                failure_policy=failure_policy(policies, "tokens"),
+                **clock,
+            ),
+            lockouts=LockoutManager.from_settings(settings, store, alert_sink=alert_sink, **clock),
+            risk=RiskEngine.from_settings(settings, store, **clock),
+            recovery_codes=settings.totp_recovery_codes,
+            event_sink=event_sink,
+            alert_sink=alert_sink,
+        )
+
+    # -- sign-up ---------------------------------------------------------------------
+    async def signup(self, username: str, password: str) -> UserRecord:
+        name = username.strip()
+        if not 3 <= len(name) <= 64 or any(c.isspace() or not c.isprintable() for c in name):
+            raise SignupRefused("username must be 3-64 printable characters without spaces")
+        problem = self.passwords.check_policy(password)
+        if problem is not None:
+            raise SignupRefused(problem)
+        user = await self.users.create(name, self.passwords.hash(password))
+        if user is None:
+            raise SignupRefused("username is not available")
+        return user
+
+    # -- sign-in ---------------------------------------------------------------------
+    async def authenticate_user(
+        self,
+        username: str,
+        password: str,
+        source_ip: str | None,
+        user_agent: str | None,
+        *,
+        totp_code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        device_cookie: str | None = None,
+    ) -> AuthResult:
+        """Sign a user in, or raise why not.
+
+        Raises:
+            AccountLocked: too many failures (429).
+            InvalidCredentials: wrong user name, password or code (401).
+            MFARequired: the password was right; send ``totp_code`` (401).
+            RiskTooHigh: refused on risk; an alert was raised (403).
+            AuthUnavailable: the store is down and the feature fails closed (503).
+        """
+        status = await self.lockouts.check(username, source_ip)
+        if status.unavailable:
+            raise AuthUnavailable("sign-in temporarily unavailable")
+        if status.locked:
+            self._event(EventKind.LOGIN_FAILURE, username, source_ip, reason="locked")
+            raise AccountLocked(status.retry_after)
+        user = await self.users.get_by_username(username)
+        ok = self.passwords.verify(user.password_hash if user else None, password)
+        if user is None or not ok or user.disabled:
+            await self._fail(username, source_ip, "bad_password")
+        assert user is not None
+        fingerprint = device_fingerprint(
+            {**(headers or {}), "user-agent": user_agent or ""}, device_cookie
+        )
+        risk = await self.risk.assess(user.user_id, source_ip, fingerprint, status.failures)
+        log.info("login_risk_assessed", user_id=user.user_id, **risk.to_dict())
+        if risk.level is RiskLevel.HIGH:
+            await self._high_risk(user, source_ip, risk)
+        factor: str | None = None
+        amr: tuple[str, ...] = ("pwd",)
+        if user.mfa_enabled:
+            if not totp_code:
+                raise MFARequired(risk.reasons)
+            factor = await self._second_factor(user, totp_code)
+            if factor is None:
+                await self._fail(username, source_ip, "bad_second_factor")
+            amr = ("pwd", "otp")
+        elif risk.level is RiskLevel.MEDIUM:
+            # Step-up is impossible without an enrolled factor: let the user in,
+            # but the reasons are logged and sent with the event for review.
+            log.warning("login_mfa_step_up_unavailable", user_id=user.user_id, reasons=risk.reasons)
+        await self.lockouts.report_auth_success(username, source_ip)
+        await self.risk.remember(user.user_id, source_ip, fingerprint)
+        if self.passwords.needs_rehash(user.password_hash):
+            await self.users.update(user.but(password_hash=self.passwords.hash(password)))
+        tokens = self.tokens.issue(user.user_id, amr=amr)
+        self._event(
+            EventKind.LOGIN_SUCCESS,
+            user.username,
+            source_ip,
+            user_id=user.user_id,
+            risk=risk.to_dict(),
+            amr=list(amr),
+        )
+        log.info(LOGIN_SUCCEEDED, user_id=user.user_id, risk_level=risk.level.value)
+        return AuthResult(user, tokens, risk, factor == "recovery")
+
+    async def _second_factor(self, user: UserRecord, code: str) -> str | None:
+        """``"totp"`` or ``"recovery"`` when accepted, None when refused."""
+        assert user.totp_secret is not None
+        if await self.totp.verify(user.user_id, user.totp_secret, code):
+            return "totp"
+        digest = self.totp.match_recovery_code(user.recovery_codes, code)
+        if digest is None or not await self.totp.claim_recovery_code(digest):
+            return None
+        remaining = tuple(d for d in user.recovery_codes if d != digest)
+        await self.users.update(user.but(recovery_codes=remaining))
+        return "recovery"
+
+    async def _fail(self, username: str, source_ip: str | None, reason: str) -> None:
+        status = await self.lockouts.report_auth_failure(username, source_ip)
+        self._event(EventKind.LOGIN_FAILURE, username, source_ip, reason=reason)
+        log.info(LOGIN_FAILED, reason=reason, locked=status.locked)
+        if status.unavailable:
+            raise AuthUnavailable("sign-in temporarily unavailable")
+        if status.locked:
+            raise AccountLocked(status.retry_after)
+        raise InvalidCredentials("invalid credentials")
+
+    async def _high_risk(
+        self, user: UserRecord, source_ip: str | None, risk: RiskAssessment
+    ) -> None:
+        self._event(
+            EventKind.LOGIN_FAILURE,
+            user.username,
+            source_ip,
+            user_id=user.user_id,
+            reason="risk_too_high",
+            risk=risk.to_dict(),
+        )
+        log.warning(HIGH_RISK_LOGIN, user_id=user.user_id, **risk.to_dict())
+        if self._alert_sink is not None:
+            alert = SecurityAlert(
+                alert_type=HIGH_RISK_LOGIN,
+                threat_level=ThreatLevel.HIGH,
+                message="sign-in refused on risk: " + ", ".join(risk.reasons),
+                source_ip=source_ip,
+                user_id=user.user_id,
+                details=risk.to_dict(),
+            )
+            try:
+                await self._alert_sink(alert)
+            except Exception:  # never let an alert sink break sign-in
+                log.exception("auth_alert_sink_failed")
+        raise RiskTooHigh(risk.reasons)
+
+    def _event(self, kind: EventKind, username: str | None, ip: str | None, **details: Any) -> None:
+        if self._event_sink is None:
+            return
+        user_id = details.pop("user_id", None)
+        event = SecurityEvent(
+            kind=kind,
+            source_ip=ip,
+            user_id=user_id,
+            details={"username": username, **details},
+        )
+        try:
+            self._event_sink(event)
+        except Exception:  # never let the monitor break sign-in
+            log.exception("auth_event_sink_failed")
+
+    # -- MFA enrolment ---------------------------------------------------------------
+    async def enroll_mfa(self, user_id: str) -> TOTPEnrollment:
+        """Start (or restart) enrolment: a pending secret, active once confirmed."""
+        user = await self._user(user_id)
+        enrollment = self.totp.enroll(user.username)
+        await self.users.update(user.but(totp_pending=enrollment.encrypted_secret))
+        return enrollment
+
+    async def confirm_mfa(self, user_id: str, code: str) -> list[str]:
+        """Activate the pending secret with a first code; returns recovery codes (shown once)."""
+        user = await self._user(user_id)
+        if user.totp_pending is None or not await self.totp.verify(
+            user.user_id, user.totp_pending, code
+        ):
+            raise InvalidCredentials("invalid code")
+        codes, digests = self.totp.new_recovery_codes(self._recovery_count)
+        await self.users.update(
+            user.but(totp_secret=user.totp_pending, totp_pending=None, recovery_codes=digests)
+        )
+        return codes
+
+    # -- sessions --------------------------------------------------------------------
+    async def current_user(self, access_token: str) -> UserRecord:
+        """The user an access token belongs to (revocation checked)."""
+        claims = await self.tokens.verify(access_token)
+        user = await self.users.get(str(claims["sub"]))
+        if user is None or user.disabled:
+            raise InvalidToken("token refused")
+        return user
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        return await self.tokens.refresh(refresh_token)
+
+    async def logout(self, access_token: str | None, refresh_token: str | None = None) -> None:
+        if access_token:
+            await self.tokens.revoke(access_token)
+        if refresh_token:
+            await self.tokens.revoke(refresh_token, "refresh")
+
+    async def logout_all(self, user_id: str) -> None:
+        await self.tokens.revoke_all(user_id)
+
+    def user_id_from_scope(self, scope: Scope) -> str | None:
+        """The ``sub`` of a valid bearer token (no store round trip): for rate
+        limiting by user in :class:`RateLimitMiddleware`."""
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                if scheme.lower() != "bearer" or not token:
+                    return None
+                try:
+                    return str(self.tokens.decode(token.strip())["sub"])
+                except InvalidToken:
+                    return None
+        return None
+
+    async def _user(self, user_id: str) -> UserRecord:
+        user = await self.users.get(user_id)
+        if user is None:
+            raise InvalidCredentials("unknown user")
+        return user

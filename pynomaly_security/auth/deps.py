@@ -1,0 +1,98 @@
+"""FastAPI dependencies: the signed-in user from a bearer access token.
+
+``RequireUser`` is a callable class with ``auto_error`` like
+``fastapi.security.HTTPBearer``; a missing or refused token is ``401`` with
+``WWW-Authenticate: Bearer`` (RFC 6750 section 3). The authenticator is the one
+given, or the one :func:`install_authenticator` put on ``app.state``.
+
+    CurrentUser = Annotated[UserRecord, Depends(RequireUser())]
+
+    @app.get("/me")
+    async def me(user: CurrentUser) -> dict[str, str]: ...
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from starlette.datastructures import State
+
+from pynomaly_security._context import get_request_context
+from pynomaly_security.auth.authenticator import ZeroTrustAuthenticator
+from pynomaly_security.auth.errors import AuthUnavailable
+from pynomaly_security.auth.users import UserRecord
+from pynomaly_security.exceptions import ConfigurationError, InvalidToken
+
+__all__ = [
+    "APP_STATE_KEY",
+    "CurrentUser",
+    "OptionalUser",
+    "RequireUser",
+    "bearer_token",
+    "install_authenticator",
+]
+
+APP_STATE_KEY = "pynomaly_auth"
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def install_authenticator(app: FastAPI, authenticator: ZeroTrustAuthenticator) -> None:
+    """Make ``authenticator`` the one :class:`RequireUser` finds on this app."""
+    setattr(app.state, APP_STATE_KEY, authenticator)
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+class RequireUser:
+    """Resolve the bearer token of a request to its user.
+
+    Args:
+        authenticator: defaults to the app's (see :func:`install_authenticator`).
+        auto_error: False returns None instead of answering 401.
+    """
+
+    def __init__(
+        self, authenticator: ZeroTrustAuthenticator | None = None, *, auto_error: bool = True
+    ) -> None:
+        self._authenticator = authenticator
+        self.auto_error = auto_error
+
+    def _resolve(self, state: State) -> ZeroTrustAuthenticator:
+        if self._authenticator is not None:
+            return self._authenticator
+        found = getattr(state, APP_STATE_KEY, None)
+        if not isinstance(found, ZeroTrustAuthenticator):
+            raise ConfigurationError(
+                "RequireUser has no authenticator: pass one or call install_authenticator(app, ...)"
+            )
+        return found
+
+    async def __call__(self, request: Request) -> UserRecord | None:
+        authenticator = self._resolve(request.app.state)
+        token = bearer_token(request)
+        if token is None:
+            self._refuse("not authenticated")
+            return None
+        try:
+            user = await authenticator.current_user(token)
+        except InvalidToken:
+            self._refuse("invalid token")
+            return None
+        except AuthUnavailable as exc:
+            raise HTTPException(503, "authentication temporarily unavailable") from exc
+        ctx = get_request_context(request.scope)
+        if ctx is not None:
+            ctx.user_id = user.user_id  # audit and monitor see who it was
+        return user
+
+    def _refuse(self, detail: str) -> None:
+        if self.auto_error:
+            raise HTTPException(401, detail, headers=_CHALLENGE)
+
+
+CurrentUser = Annotated[UserRecord, Depends(RequireUser())]
+OptionalUser = Annotated[UserRecord | None, Depends(RequireUser(auto_error=False))]

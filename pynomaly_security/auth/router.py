@@ -1,0 +1,219 @@
+"""Routers the host app mounts: sign-up/sign-in/MFA/sessions, and lockout admin.
+
+``build_auth_router(authenticator)`` -> ``POST /signup``, ``POST /login``,
+``POST /mfa/enroll``, ``POST /mfa/confirm``, ``POST /refresh``,
+``POST /logout``, ``POST /logout-all``, ``GET /me``.
+
+``build_lockout_router(lockouts)`` -> ``GET /lockouts`` and
+``POST /lockouts/{key}/unlock``; it has no authentication of its own: mount it
+behind the admin-key dependency (the plugin does, under ``/api/security``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from pynomaly_security._context import get_request_context
+from pynomaly_security.auth.authenticator import ZeroTrustAuthenticator
+from pynomaly_security.auth.deps import RequireUser, bearer_token
+from pynomaly_security.auth.errors import (
+    AccountLocked,
+    AuthUnavailable,
+    MFARequired,
+    RiskTooHigh,
+    SignupRefused,
+)
+from pynomaly_security.auth.lockout import LockoutManager
+from pynomaly_security.auth.risk import DEVICE_COOKIE
+from pynomaly_security.auth.tokens import TokenPair
+from pynomaly_security.auth.users import UserRecord
+from pynomaly_security.exceptions import AuthenticationError, InvalidToken
+from pynomaly_security.network.client_ip import ClientIPResolver
+
+__all__ = ["build_auth_router", "build_lockout_router"]
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+class Credentials(BaseModel):
+    username: str = Field(min_length=1, max_length=256)
+    password: str = Field(min_length=1, max_length=4096)
+
+
+class LoginRequest(Credentials):
+    totp: str | None = Field(default=None, max_length=64)
+
+
+class CodeRequest(BaseModel):
+    code: str = Field(min_length=1, max_length=64)
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=8192)
+
+
+class LogoutRequest(BaseModel):
+    refresh_token: str | None = Field(default=None, max_length=8192)
+
+
+def _tokens(pair: TokenPair, **extra: Any) -> dict[str, Any]:
+    return {
+        "access_token": pair.access_token,
+        "refresh_token": pair.refresh_token,
+        "token_type": pair.token_type,
+        "expires_in": pair.expires_in,
+        **extra,
+    }
+
+
+def _refusal(exc: AuthenticationError) -> JSONResponse:
+    """One HTTP answer per refusal; bodies never say which credential was wrong."""
+    if isinstance(exc, MFARequired):
+        return JSONResponse(
+            {"detail": "mfa_required", "reasons": list(exc.reasons)}, 401, headers=_CHALLENGE
+        )
+    if isinstance(exc, AccountLocked):
+        return JSONResponse(
+            {"detail": "too many failed attempts", "retry_after": exc.retry_after},
+            429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    if isinstance(exc, RiskTooHigh):
+        return JSONResponse({"detail": "sign-in refused", "reasons": list(exc.reasons)}, 403)
+    if isinstance(exc, AuthUnavailable):
+        return JSONResponse({"detail": str(exc)}, 503, headers={"Retry-After": "5"})
+    if isinstance(exc, SignupRefused):
+        return JSONResponse({"detail": str(exc)}, 400)
+    return JSONResponse({"detail": "invalid credentials"}, 401, headers=_CHALLENGE)
+
+
+def build_auth_router(
+    authenticator: ZeroTrustAuthenticator,
+    *,
+    resolver: ClientIPResolver | None = None,
+    prefix: str = "",
+    secure_cookies: bool = True,
+) -> APIRouter:
+    """Sign-up, sign-in (with ``totp`` once enrolled), MFA enrolment, refresh,
+    logout and ``me``, bound to ``authenticator``.
+
+    Args:
+        resolver: client IP resolver when no tracking middleware sets the
+            request context (it should be the app's one).
+        secure_cookies: mark the device cookie ``Secure`` (HTTPS only).
+    """
+    router = APIRouter(prefix=prefix, tags=["auth"])
+    ip_resolver = resolver or ClientIPResolver()
+    current = Annotated[UserRecord, Depends(RequireUser(authenticator))]
+
+    def client_ip(request: Request) -> str | None:
+        ctx = get_request_context(request.scope)
+        return ctx.client_ip if ctx is not None else ip_resolver.resolve(request.scope)
+
+    @router.post("/signup", status_code=201)
+    async def signup(body: Credentials) -> Any:
+        try:
+            user = await authenticator.signup(body.username, body.password)
+        except SignupRefused as exc:
+            return _refusal(exc)
+        return {"user_id": user.user_id, "username": user.username}
+
+    @router.post("/login")
+    async def login(body: LoginRequest, request: Request, response: Response) -> Any:
+        device = request.cookies.get(DEVICE_COOKIE)
+        ctx = get_request_context(request.scope)
+        if ctx is not None:
+            ctx.login_username = body.username
+        try:
+            result = await authenticator.authenticate_user(
+                body.username,
+                body.password,
+                client_ip(request),
+                request.headers.get("user-agent"),
+                totp_code=body.totp,
+                headers=dict(request.headers),
+                device_cookie=device,
+            )
+        except AuthenticationError as exc:
+            return _refusal(exc)
+        if ctx is not None:
+            ctx.user_id = result.user.user_id
+        if device is None:
+            # A random id the browser keeps: "same device" becomes a stable signal.
+            response.set_cookie(
+                DEVICE_COOKIE,
+                secrets.token_urlsafe(16),
+                max_age=400 * 86_400,
+                httponly=True,
+                secure=secure_cookies,
+                samesite="lax",
+            )
+        return _tokens(result.tokens, risk=result.risk.to_dict())
+
+    @router.post("/mfa/enroll")
+    async def mfa_enroll(user: current) -> Any:
+        enrollment = await authenticator.enroll_mfa(user.user_id)
+        return {"secret": enrollment.secret, "otpauth_uri": enrollment.provisioning_uri}
+
+    @router.post("/mfa/confirm")
+    async def mfa_confirm(body: CodeRequest, user: current) -> Any:
+        try:
+            codes = await authenticator.confirm_mfa(user.user_id, body.code)
+        except AuthenticationError as exc:
+            return _refusal(exc)
+        return {"mfa_enabled": True, "recovery_codes": codes}
+
+    @router.post("/refresh")
+    async def refresh(body: RefreshRequest) -> Any:
+        try:
+            pair = await authenticator.refresh(body.refresh_token)
+        except InvalidToken:
+            return JSONResponse({"detail": "invalid token"}, 401, headers=_CHALLENGE)
+        except AuthenticationError as exc:
+            return _refusal(exc)
+        return _tokens(pair)
+
+    @router.post("/logout", status_code=204)
+    async def logout(request: Request, body: LogoutRequest | None = None) -> Response:
+        try:
+            await authenticator.logout(bearer_token(request), body.refresh_token if body else None)
+        except AuthenticationError as exc:
+            return _refusal(exc)
+        return Response(status_code=204)
+
+    @router.post("/logout-all", status_code=204)
+    async def logout_all(user: current) -> Response:
+        try:
+            await authenticator.logout_all(user.user_id)
+        except AuthenticationError as exc:
+            return _refusal(exc)
+        return Response(status_code=204)
+
+    @router.get("/me")
+    async def me(user: current) -> Any:
+        return {"user_id": user.user_id, "username": user.username, "mfa_enabled": user.mfa_enabled}
+
+    return router
+
+
+def build_lockout_router(lockouts: LockoutManager) -> APIRouter:
+    """``GET /lockouts`` and ``POST /lockouts/{key}/unlock`` (no auth inside)."""
+    router = APIRouter(tags=["security"])
+
+    @router.get("/lockouts")
+    async def list_lockouts() -> Any:
+        records = await lockouts.list_lockouts()
+        return {"lockouts": [r.to_dict() for r in records], "count": len(records)}
+
+    @router.post("/lockouts/{key}/unlock")
+    async def unlock(key: str) -> Any:
+        if not (key.isalnum() and len(key) <= 64) or not await lockouts.unlock(key):
+            raise HTTPException(404, "no such lockout")
+        return {"unlocked": key}
+
+    return router
