@@ -126,7 +126,9 @@ class InputInspectionMiddleware:
                 scope, receive, send, verdict.reject_status, verdict.reject_reason or "bad_request"
             )
             return
-        if verdict.findings:
+        if verdict.blocked or verdict.score >= self.inspector.threshold:
+            # Reported only past the anomaly threshold (blocked, or would have been in
+            # detect mode): one weak signal, like a curl User-Agent, raises no alert.
             self._report(scope, verdict)
             if verdict.blocked:
                 await self._reject(scope, receive, send, 403, "request_blocked")

@@ -266,3 +266,18 @@ async def test_route_exemptions_and_typed_fields(make_client) -> None:  # type: 
         assert (
             await client.post("/comments", json={"title": "t", "content": html})
         ).status_code == 403
+
+
+@pytest.mark.anyio
+async def test_weak_signals_raise_no_alert(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Sub-threshold findings (e.g. a curl User-Agent) neither block nor alert."""
+    monitor = SecurityMonitor()
+    app, _ = _app(monitor=monitor)
+    async with monitor, make_client(app) as client:
+        response = await client.get(
+            "/search", params={"q": "lamp"}, headers={"User-Agent": "curl/8.5.0"}
+        )
+        assert response.status_code == 200
+        await monitor.flush()
+        assert await monitor.get_active_alerts() == []
+    assert monitor.metrics.get("injection_attempts", 0) == 0
