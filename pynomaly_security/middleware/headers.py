@@ -22,7 +22,6 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["DEFAULT_API_CSP", "DEFAULT_DOCS_CSP", "DEFAULT_HTML_CSP", "SecurityHeadersMiddleware"]
@@ -97,27 +96,41 @@ class SecurityHeadersMiddleware:
                 )
             )
         self._common = tuple(common)
+        self._common_names = frozenset(name for name, _ in common)
         self._csp = csp
         self._api_csp = api_csp.encode()
         self._html_csp = html_csp.encode()
         self._docs_csp = docs_csp
         self._docs_paths = frozenset(docs_paths) if docs_paths is not None else None
+        # The docs paths read from the last app seen (scope["app"]): FastAPI fixes
+        # docs_url/redoc_url before it serves, so this is configuration, computed
+        # once per app instead of on every request.
+        self._docs_for: tuple[object, frozenset[str]] | None = None
+
+    def _paths_of(self, app: object) -> frozenset[str]:
+        cached = self._docs_for
+        if cached is not None and cached[0] is app:
+            return cached[1]
+        paths = frozenset(
+            p
+            for p in (
+                getattr(app, "docs_url", None),
+                getattr(app, "redoc_url", None),
+                getattr(app, "swagger_ui_oauth2_redirect_url", None),
+            )
+            if p
+        )
+        self._docs_for = (app, paths)
+        return paths
 
     def _is_docs(self, scope: Scope) -> bool:
         if not self._csp:
             return False
         paths = self._docs_paths
         if paths is None:
-            app = scope.get("app")
-            paths = frozenset(
-                p
-                for p in (
-                    getattr(app, "docs_url", None),
-                    getattr(app, "redoc_url", None),
-                    getattr(app, "swagger_ui_oauth2_redirect_url", None),
-                )
-                if p
-            )
+            paths = self._paths_of(scope.get("app"))
+        if not paths:
+            return False
         root = scope.get("root_path", "")
         path: str = scope["path"]
         if root and path.startswith(root):
@@ -140,20 +153,30 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
     def _apply(self, message: Message, docs_csp: bytes | None) -> None:
-        headers = MutableHeaders(scope=message)
-        present = {k.lower() for k in headers}
-        raw = headers.raw
-        for name, value in self._common:
-            if name.decode() not in present:
-                raw.append((name, value))
-        if self._csp and "content-security-policy" not in present:
+        # One pass over the app's headers (the hot path of every response): which
+        # names it set itself, and its content type. ASGI response header names are
+        # lowercase by spec; .lower() keeps a non-conforming app's own headers too.
+        raw: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
+        present: set[bytes] = set()
+        content_type = b""
+        for name, value in raw:
+            lowered = name.lower()
+            present.add(lowered)
+            if lowered == b"content-type":
+                content_type = value
+        if present.isdisjoint(self._common_names):
+            raw.extend(self._common)
+        else:
+            raw.extend(item for item in self._common if item[0] not in present)
+        if self._csp and b"content-security-policy" not in present:
             if docs_csp is not None:
                 policy = docs_csp
-            elif headers.get("content-type", "").startswith("text/html"):
+            elif content_type.startswith(b"text/html"):
                 policy = self._html_csp
             else:
                 policy = self._api_csp
             raw.append((b"content-security-policy", policy))
+        message["headers"] = raw
 
 
 class _DocsResponder:
