@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-import re2
+import re
 
 from pynomaly_security.detection._engine import RuleEngine
 from pynomaly_security.detection.extract import HeaderSelector, JsonTooDeep, extract_fields
@@ -51,8 +51,8 @@ THRESHOLDS: Mapping[int, int] = {1: 8, 2: 5, 3: 4, 4: 3}
 
 EXCERPT_CHARS = 40
 _MODES = ("block", "detect")
-_DIGITS = re2.compile(r"\d{4,}")
-_UNPRINTABLE = re2.compile(r"[\x00-\x1f\x7f]")
+_DIGITS = re.compile(r"\d{4,}")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 _JSON_TOO_DEEP = Verdict(reject_status=400, reject_reason="json_too_deep")
 
 
