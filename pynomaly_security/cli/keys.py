@@ -4,6 +4,14 @@
 bytes) for ``PYNOMALY_MASTER_KEY``. Nothing else is printed on stdout, so
 ``export PYNOMALY_MASTER_KEY=$(python -m pynomaly_security keys generate)`` works.
 
+``keys status`` (same target options) prints the key ring, how many stored
+values use each key version (raise ``KEY_MIN_VERSION`` only when the old
+versions are at zero) and whether rotation is due: the current version has
+been in use longer than ``PYNOMALY_SECURITY__KEY_ROTATION_DAYS``. The age is
+recorded per version in a ``pynomaly_key_versions`` table of ``--db`` the
+first time ``status`` or ``rotate`` sees it. Exit status 3 means "due", for
+cron jobs and alerts.
+
 ``keys rotate`` re-encrypts stored values with the key version in
 ``PYNOMALY_SECURITY__KEY_VERSION`` (see :mod:`pynomaly_security.crypto.keys`
 for the procedure). Stored values are:
@@ -22,17 +30,23 @@ It prints one JSON line per target with the counts; never any value.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib
 import json
 import sqlite3
 import sys
+from collections import Counter
 from typing import Any
 
 import anyio
 
 from pynomaly_security.crypto import DataEncryption, FieldEncryption, KeyRing, normalize_casefold
 from pynomaly_security.crypto.keys import generate_master_key
-from pynomaly_security.crypto.rotation import rotate_sqlite_table
+from pynomaly_security.crypto.rotation import (
+    count_key_versions,
+    key_version_first_used,
+    rotate_sqlite_table,
+)
 from pynomaly_security.exceptions import SecurityError
 from pynomaly_security.protection.tokenization import Tokenizer
 from pynomaly_security.protection.vault import create_token_vault
@@ -47,16 +61,23 @@ def register(subparsers: Any) -> None:
     gen = sub.add_parser("generate", help="Print a new master key for PYNOMALY_MASTER_KEY.")
     gen.set_defaults(func=_generate)
     rot = sub.add_parser("rotate", help="Re-encrypt stored values with the newest key version.")
-    rot.add_argument("--db", help="SQLite database holding encrypted fields")
-    rot.add_argument("--field", action="append", default=[], metavar="TABLE.FIELD")
-    rot.add_argument("--blind-index", action="append", default=[], metavar="TABLE.FIELD")
-    rot.add_argument("--casefold", action="append", default=[], metavar="TABLE.FIELD")
-    rot.add_argument("--unbound", action="append", default=[], metavar="TABLE.FIELD")
-    rot.add_argument("--id-column", default="id")
-    rot.add_argument("--registry", metavar="MODULE:CALLABLE")
-    rot.add_argument("--vault", nargs="?", const="settings", metavar="URL")
-    rot.add_argument("--batch-size", type=int, default=500)
+    _target_arguments(rot)
     rot.set_defaults(func=_rotate)
+    status = sub.add_parser("status", help="Key versions in use and whether rotation is due.")
+    _target_arguments(status)
+    status.set_defaults(func=_status)
+
+
+def _target_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="SQLite database holding encrypted fields")
+    parser.add_argument("--field", action="append", default=[], metavar="TABLE.FIELD")
+    parser.add_argument("--blind-index", action="append", default=[], metavar="TABLE.FIELD")
+    parser.add_argument("--casefold", action="append", default=[], metavar="TABLE.FIELD")
+    parser.add_argument("--unbound", action="append", default=[], metavar="TABLE.FIELD")
+    parser.add_argument("--id-column", default="id")
+    parser.add_argument("--registry", metavar="MODULE:CALLABLE")
+    parser.add_argument("--vault", nargs="?", const="settings", metavar="URL")
+    parser.add_argument("--batch-size", type=int, default=500)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -108,6 +129,7 @@ def rotate(args: argparse.Namespace, settings: SecuritySettings) -> list[dict[st
             raise SecurityError("--db needs --field/--blind-index or --registry")
         conn = sqlite3.connect(args.db)
         try:
+            key_version_first_used(conn, ring.current_version, now=dt.datetime.now(dt.UTC))
             for table in tables:
                 report = rotate_sqlite_table(conn, fields, table, batch_size=args.batch_size)
                 summaries.append({"target": f"sqlite:{table}", **_counts(report)})
@@ -131,6 +153,65 @@ def rotate(args: argparse.Namespace, settings: SecuritySettings) -> list[dict[st
     for summary in summaries:
         summary["key_version"] = ring.current_version
     return summaries
+
+
+def status(
+    args: argparse.Namespace, settings: SecuritySettings, *, now: dt.datetime
+) -> dict[str, Any]:
+    """The key ring, values per key version per target, and whether rotation is due."""
+    if settings.master_key is None:
+        raise SecurityError("keys status needs PYNOMALY_MASTER_KEY")
+    ring = KeyRing.from_settings(settings)
+    result: dict[str, Any] = {
+        "key_version": ring.current_version,
+        "key_min_version": ring.min_version,
+        "rotation_enabled": settings.enable_key_rotation,
+        "key_rotation_days": settings.key_rotation_days,
+        "current_version_since": None,
+        "rotation_due": False,
+        "values_by_key_version": {},
+    }
+    by_target: dict[str, dict[str, int]] = result["values_by_key_version"]
+    if args.db:
+        fields = build_field_encryption(args, DataEncryption(settings, keyring=ring))
+        conn = sqlite3.connect(args.db)
+        try:
+            since = key_version_first_used(conn, ring.current_version, now=now)
+            for table in fields.tables():
+                by_target[f"sqlite:{table}"] = _by_version(count_key_versions(conn, fields, table))
+        finally:
+            conn.close()
+        result["current_version_since"] = since.isoformat()
+        age = now - since
+        due = age > dt.timedelta(days=settings.key_rotation_days)
+        result["rotation_due"] = settings.enable_key_rotation and due
+    if args.vault:
+        url = settings.token_vault_url if args.vault == "settings" else args.vault
+        encryption = DataEncryption(settings, keyring=ring, purpose="tokens")
+
+        async def run() -> Counter[int]:
+            vault = create_token_vault(url)
+            try:
+                return await Tokenizer(vault, encryption).key_versions(batch_size=args.batch_size)
+            finally:
+                await vault.aclose()
+
+        by_target["token_vault"] = _by_version(anyio.run(run))
+    return result
+
+
+def _by_version(counts: Counter[int]) -> dict[str, int]:
+    return {str(version): n for version, n in sorted(counts.items())}
+
+
+def _status(args: argparse.Namespace) -> int:
+    try:
+        result = status(args, load_settings(), now=dt.datetime.now(dt.UTC))
+    except SecurityError as exc:
+        print(f"keys status: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, sort_keys=True))
+    return 3 if result["rotation_due"] else 0
 
 
 def _counts(report: Any) -> dict[str, int]:

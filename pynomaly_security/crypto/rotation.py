@@ -17,14 +17,21 @@ are left alone.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass
 
 from pynomaly_security.crypto.fields import FieldEncryption
-from pynomaly_security.exceptions import ConfigurationError
+from pynomaly_security.exceptions import ConfigurationError, InvalidToken
 
-__all__ = ["RotationReport", "rotate_sqlite_table"]
+__all__ = [
+    "RotationReport",
+    "count_key_versions",
+    "key_version_first_used",
+    "rotate_sqlite_table",
+]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -101,3 +108,49 @@ def rotate_sqlite_table(
                     report.rotated += 1
                 else:
                     report.conflicts += 1
+
+
+_VERSIONS_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS pynomaly_key_versions "
+    "(key_version INTEGER PRIMARY KEY, first_used_at TEXT NOT NULL)"
+)
+
+
+def key_version_first_used(
+    conn: sqlite3.Connection, version: int, *, now: dt.datetime
+) -> dt.datetime:
+    """When ``version`` was first seen by ``keys rotate``/``keys status`` on this database.
+
+    The key ring itself stores nothing (keys are derived), so the age that
+    ``key_rotation_days`` is compared with is recorded here, once per version.
+    """
+    with conn:
+        conn.execute(_VERSIONS_SCHEMA)
+        conn.execute(
+            "INSERT OR IGNORE INTO pynomaly_key_versions VALUES (?, ?)", (version, now.isoformat())
+        )
+    row = conn.execute(
+        "SELECT first_used_at FROM pynomaly_key_versions WHERE key_version = ?", (version,)
+    ).fetchone()
+    return dt.datetime.fromisoformat(row[0])
+
+
+def count_key_versions(
+    conn: sqlite3.Connection, fields: FieldEncryption, table: str
+) -> Counter[int]:
+    """How many stored values of ``table``'s registered fields use each key version.
+
+    When only the current version is left, ``key_min_version`` can be raised.
+    Malformed values are counted under ``0``.
+    """
+    specs = fields.fields(table)
+    counts: Counter[int] = Counter()
+    for spec in specs:
+        column = _ident(spec.field)
+        sql = f"SELECT {column} FROM {_ident(table)} WHERE {column} IS NOT NULL"  # noqa: S608
+        for (value,) in conn.execute(sql):
+            try:
+                counts[fields.encryption.key_id(str(value))] += 1
+            except InvalidToken:
+                counts[0] += 1
+    return counts

@@ -67,7 +67,10 @@ _KNOWN_SECRETS = re.compile(
     r"|github_pat_[A-Za-z0-9_]{22,}|glpat-[A-Za-z0-9_-]{20,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
     r"|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|sk-(?:proj-)?[A-Za-z0-9_-]{20,}"
     r"|eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,})"
-    r"|-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z]+ )*PRIVATE KEY-----"
+    # The PEM body charset excludes "-", so each match stops at the next marker: linear even
+    # for thousands of BEGIN lines without END (a lazy ``[\s\S]*?`` was quadratic there).
+    r"|-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[A-Za-z0-9+/=\s]{0,16384}"
+    r"(?:-----END (?:[A-Z]+ )*PRIVATE KEY-----)?"
 )
 _HIGH_ENTROPY = re.compile(r"(?<![A-Za-z0-9_+/=-])[A-Za-z0-9_+/=-]{20,}(?![A-Za-z0-9_+/=-])")
 _HEX = re.compile(r"[0-9a-fA-F]+")

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import secrets
 import string
+from collections import Counter
 
 from pynomaly_security.crypto.encryption import DataEncryption, EncryptionContext
 from pynomaly_security.crypto.rotation import RotationReport
@@ -127,6 +128,17 @@ class Tokenizer:
     async def delete(self, token: str) -> bool:
         """Forget ``token`` (for erasure requests); whether it existed."""
         return await self.vault.delete(token)
+
+    async def key_versions(self, *, batch_size: int = 500) -> Counter[int]:
+        """How many vault entries use each key version (``0``: malformed)."""
+        counts: Counter[int] = Counter()
+        async for batch in self.vault.entries(batch_size):
+            for entry in batch:
+                try:
+                    counts[self.encryption.key_id(entry.ciphertext)] += 1
+                except InvalidToken:
+                    counts[0] += 1
+        return counts
 
     async def rotate(self, *, batch_size: int = 500) -> RotationReport:
         """Re-encrypt vault entries (and fingerprints) written with an older key.

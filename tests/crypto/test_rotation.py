@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import base64
+import datetime as dt
 import runpy
 import sqlite3
 from pathlib import Path
@@ -9,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from pynomaly_security.__main__ import main as cli_main
+from pynomaly_security.cli import keys as keys_cli
+from pynomaly_security.cli.keys import register
 from pynomaly_security.crypto import (
     DataEncryption,
     FieldEncryption,
@@ -17,6 +22,7 @@ from pynomaly_security.crypto import (
     rotate_sqlite_table,
 )
 from pynomaly_security.exceptions import ConfigurationError, InvalidToken
+from pynomaly_security.settings import SecuritySettings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "field_encryption_sqlite.py"
 
@@ -144,8 +150,6 @@ def test_cli_rotate_sqlite_and_vault(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`keys rotate --db ... --vault` re-encrypts fields and vault entries, printing counts only."""
-    import base64
-
     key = generate_master_key()
     master = base64.urlsafe_b64decode(key)
     db = tmp_path / "app.db"
@@ -178,3 +182,48 @@ def test_example_runs(tmp_path: Path) -> None:
     assert result["stored_ssn"].startswith("pn1.")
     assert result["read_after_key_bump"] == {"Ada": "123-45-6789", "Bob": "234-56-7890"}
     assert result["rotated"] == 1 and result["found_after_retiring_key_1"] == ["Ada"]
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    return parser.parse_args(argv)
+
+
+def test_status_counts_versions_and_reports_due_rotation(tmp_path: Path) -> None:
+    """status counts values per key id, records the version's age, and is due after N days."""
+    key = generate_master_key()
+    master = base64.urlsafe_b64decode(key)
+    db = tmp_path / "app.db"
+    _db(db, _fields(master, 1), 4).close()
+    argv = [
+        "keys",
+        "status",
+        "--db",
+        str(db),
+        "--field",
+        "users.ssn",
+        "--blind-index",
+        "users.email",
+    ]
+    settings = SecuritySettings(_env_file=None, master_key=key, key_version=2, key_rotation_days=30)  # type: ignore[call-arg]
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    before = keys_cli.status(_parse(argv), settings, now=t0)
+    assert before["values_by_key_version"] == {"sqlite:users": {"1": 8}}
+    assert before["current_version_since"] == t0.isoformat() and not before["rotation_due"]
+    conn = sqlite3.connect(db)
+    rotate_sqlite_table(conn, _fields(master, 2), "users")
+    conn.close()
+    later = keys_cli.status(_parse(argv), settings, now=t0 + dt.timedelta(days=31))
+    assert later["values_by_key_version"] == {"sqlite:users": {"2": 8}}
+    assert later["current_version_since"] == t0.isoformat() and later["rotation_due"]
+
+
+def test_cli_status_exit_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`keys status` prints one JSON object and exits 0 when no rotation is due."""
+    monkeypatch.setenv("PYNOMALY_MASTER_KEY", generate_master_key())
+    vault = f"sqlite:///{tmp_path / 'tokens.db'}"
+    assert cli_main(["keys", "status", "--vault", vault]) == 0
+    assert '"token_vault": {}' in capsys.readouterr().out
