@@ -9,6 +9,9 @@ import pytest
 from pynomaly_security.protection import Classifier, DataClass, classify
 
 
+PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nq1w=\n-----END RSA PRIVATE KEY-----"
+
+
 def _kinds(text: str) -> list[tuple[str, str]]:
     return [(f.kind, text[f.start : f.end]) for f in classify(text)]
 
@@ -64,6 +67,7 @@ def _kinds(text: str) -> list[tuple[str, str]]:
         pytest.param(
             "tok Zx8Kp2Qw9Lm4Rt7Yb3Nc6Vd1", ("secret", "Zx8Kp2Qw9Lm4Rt7Yb3Nc6Vd1"), id="entropy"
         ),
+        pytest.param("k:\n" + PEM + "\nrest", ("api_key", PEM), id="pem-private-key"),
     ],
 )
 def test_valid_values_are_found_with_position(text: str, expected: tuple[str, str]) -> None:
@@ -158,3 +162,9 @@ def test_custom_field_names_and_length_bound() -> None:
     classifier = Classifier(confidential_fields=["notes"], max_length=10)
     assert [f.kind for f in classifier.classify({"notes": "x"})] == ["confidential"]
     assert classifier.classify("padding.. 4111111111111111") == []
+
+
+def test_many_unterminated_pem_headers_are_handled_linearly() -> None:
+    """Thousands of BEGIN lines without END are each flagged (no quadratic rescan)."""
+    text = "-----BEGIN PRIVATE KEY-----\n" * 2000
+    assert len(classify(text)) == 2000
