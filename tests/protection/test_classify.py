@@ -8,7 +8,6 @@ import pytest
 
 from pynomaly_security.protection import Classifier, DataClass, classify
 
-
 PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nq1w=\n-----END RSA PRIVATE KEY-----"
 
 
