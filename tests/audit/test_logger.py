@@ -172,3 +172,12 @@ def test_bad_master_key_is_rejected(db_url: str, settings_for: Settings) -> None
     """A key that is not 32 bytes of base64 is refused with the reason."""
     with pytest.raises(ConfigurationError, match="32 bytes"):
         AuditLogger.from_settings(settings_for(db_url, master_key="c2hvcnQ="))
+
+
+@pytest.mark.anyio
+async def test_in_memory_database(settings_for: Settings) -> None:
+    """sqlite:///:memory: works (one connection on the store's thread)."""
+    async with AuditLogger.from_settings(settings_for("sqlite:///:memory:")) as audit:
+        await audit.log_security_event(SecurityEventType.LOGOUT, "bye", user_id="u")
+        assert [r["message"] for r in await audit.query(user_id="u")] == ["bye"]
+        assert (await audit.verify()).ok

@@ -84,7 +84,7 @@ async def test_verify_endpoint(audit: AuditLogger, make_client: MakeClient) -> N
     ],
 )
 async def test_bad_parameters_are_422(
-    audit: AuditLogger, make_client: MakeClient, params: dict[str, object]
+    audit: AuditLogger, make_client: MakeClient, params: dict[str, str | int]
 ) -> None:
     """Invalid query parameters are a clear 422, never a 500."""
     async with make_client(_app(audit)) as client:

@@ -170,3 +170,22 @@ async def test_key_rotation_reads_history(make_logger: StoreFactory, master_key:
     assert [r["message"] for r in rows] == ["before", "after"]
     assert len({r["key_id"] for r in rows}) == 2
     assert result.ok, result.message
+
+
+async def test_checkpoint_by_count_and_by_age(make_logger: StoreFactory) -> None:
+    """A checkpoint is signed after N records, or when the last one is T seconds old."""
+    clock = [0.0]
+    async with make_logger(
+        clock=lambda: clock[0], checkpoint_every=4, checkpoint_seconds=10
+    ) as audit:
+        for _ in range(4):  # the 4th record triggers the count rule
+            await audit.log_security_event(SecurityEventType.ACCESS_DENIED, "n")
+        clock[0] = 5.0
+        await audit.log_security_event(SecurityEventType.ACCESS_DENIED, "young")
+        assert [cp.seq for cp in await audit.store.checkpoints()] == [4]
+        clock[0] = 20.0
+        await audit.log_security_event(SecurityEventType.ACCESS_DENIED, "old")
+        assert [cp.seq for cp in await audit.store.checkpoints()] == [
+            4,
+            6,
+        ]  # by age: only 2 records since
