@@ -169,6 +169,8 @@ class DataEncryption:
         """
         try:
             text = token.decode("ascii") if isinstance(token, bytes) else token
+            if not isinstance(text, str):  # e.g. a raw number left in an encrypted column
+                raise InvalidToken
             prefix, code, kid, body = text.split(".", 3)
             version = int(kid)
             if prefix != _PREFIX or code not in _ALG_CODES or kid != str(version):

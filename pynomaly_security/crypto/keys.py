@@ -86,13 +86,18 @@ def load_master_key(settings: SecuritySettings) -> bytes:
         ConfigurationError: the key is missing outside development mode, or is
             not base64 of 32 bytes.
 
-    In development mode a missing key is replaced by a random per-process key
-    and a warning is logged: data encrypted with it is unreadable after a
-    restart, which is acceptable only there.
+    In development mode a missing key is replaced by a random key and a warning
+    is logged. Each call returns a *new* key (a process-wide one would need a
+    module-level global), so build one :class:`KeyRing` and share it; data
+    encrypted with it is unreadable after a restart, acceptable only there.
     """
     if settings.master_key is None:
         if settings.development_mode:
-            log.warning("master_key_missing_using_ephemeral_key")
+            log.warning(
+                "master_key_missing_using_ephemeral_key",
+                hint="values encrypted now are unreadable after a restart or by another "
+                "KeyRing; share one KeyRing or set PYNOMALY_MASTER_KEY",
+            )
             return os.urandom(KEY_SIZE)
         raise ConfigurationError(f"PYNOMALY_MASTER_KEY is required; {_GENERATE_HINT}")
     return _decode_master_key(settings.master_key.get_secret_value())

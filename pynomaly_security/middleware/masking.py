@@ -96,7 +96,8 @@ class ResponseMaskingMiddleware:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # HEAD responses declare the GET body's length but send none: nothing to mask.
+        if scope["type"] != "http" or scope.get("method") == "HEAD":
             await self.app(scope, receive, send)
             return
         fields = self._fields_for(scope["path"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from pynomaly_security.protection.classify import Classifier, DataClass, Finding
@@ -72,22 +73,25 @@ def mask_ip(value: str) -> str:
     return ".".join(value.split(".")[:2]) + ".*.*"
 
 
-DEFAULT_POLICY: Mapping[str, MaskStrategy] = {
-    "credit_card": mask_last4,
-    "email": mask_email,
-    "ssn": mask_ssn,
-    "phone": mask_last4,
-    "iban": mask_iban,
-    "ip_address": mask_ip,
-    "date_of_birth": redact,
-    "api_key": redact,
-    "secret": redact,
-    "confidential": redact,
-    DataClass.PII: redact,
-    DataClass.PCI: mask_last4,
-    DataClass.SECRET: redact,
-    DataClass.CONFIDENTIAL: redact,
-}
+# Read-only, so no caller can change another's defaults (pass ``policy=`` instead).
+DEFAULT_POLICY: Mapping[str, MaskStrategy] = MappingProxyType(
+    {
+        "credit_card": mask_last4,
+        "email": mask_email,
+        "ssn": mask_ssn,
+        "phone": mask_last4,
+        "iban": mask_iban,
+        "ip_address": mask_ip,
+        "date_of_birth": redact,
+        "api_key": redact,
+        "secret": redact,
+        "confidential": redact,
+        DataClass.PII: redact,
+        DataClass.PCI: mask_last4,
+        DataClass.SECRET: redact,
+        DataClass.CONFIDENTIAL: redact,
+    }
+)
 
 
 class Masker:

@@ -118,6 +118,14 @@ def test_malformed_tokens_raise_invalid_token(algorithm: str, mutate: object) ->
     assert exc.__cause__ is None and (exc.__context__ is None or exc.__suppress_context__)
 
 
+def test_non_string_values_raise_invalid_token() -> None:
+    """A raw number or None left in an encrypted column is an InvalidToken, not a crash."""
+    enc = _enc("aes_gcm")
+    for value in (12345, None, 1.5):
+        with pytest.raises(InvalidToken):
+            enc.decrypt(value, context=CTX)  # type: ignore[arg-type]
+
+
 def test_algorithm_swap_in_header_is_detected() -> None:
     """Relabelling a Fernet token as AES-GCM (or back) does not decrypt."""
     enc = _enc("fernet")

@@ -176,3 +176,16 @@ def test_invalid_configuration_fails_at_construction(routes: dict[str, Any]) -> 
     """Bad route configuration is a ConfigurationError when the middleware is built."""
     with pytest.raises(ConfigurationError):
         ResponseMaskingMiddleware(lambda s, r, se: None, routes=routes)  # type: ignore[arg-type,return-value]
+
+
+@pytest.mark.anyio
+async def test_head_requests_pass_through(
+    make_client: Callable[[ASGIApp], httpx.AsyncClient],
+) -> None:
+    """HEAD keeps the GET body's Content-Length (no body is sent, so nothing is masked)."""
+    app = _app({"/customers/*": ["card"]})
+    async with make_client(app) as client:
+        get = await client.get("/customers/1")
+        head = await client.head("/customers/1")
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) > int(get.headers["content-length"])
