@@ -1,8 +1,10 @@
 """``python -m examples``: serve the example app on 127.0.0.1 (``make demo``).
 
-Honours ``PORT`` (default 8000) and every ``PYNOMALY_*`` variable. With no
-admin key set it generates one and prints it once; with no master key it runs
-in development mode (an ephemeral key, a warning).
+Honours ``PORT`` (default 8000), ``HOST`` (default 127.0.0.1; the container
+image sets 0.0.0.0, reached only through the port docker-compose publishes)
+and every ``PYNOMALY_*`` variable. With no admin key set it generates one and
+prints it once; with no master key it runs in development mode (an ephemeral
+key, a warning).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pynomaly_security.settings import load_settings
 
 def main() -> None:
     port = int(os.environ.get("PORT", "8000"))
+    host = os.environ.get("HOST", "127.0.0.1")
     overrides: dict[str, object] = {}
     if not os.environ.get("PYNOMALY_SECURITY__ADMIN_API_KEY"):
         key = secrets.token_urlsafe(32)
@@ -34,8 +37,8 @@ def main() -> None:
         overrides["development_mode"] = True
     settings = load_settings(**overrides)
     app = create_app(settings)
-    print(f"  Serving the example on http://127.0.0.1:{port}  (docs: /docs)\n", file=sys.stderr)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="info")
+    print(f"  Serving the example on http://{host}:{port}  (docs: /docs)\n", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 if __name__ == "__main__":
