@@ -173,6 +173,13 @@ class Classifier:
     ) -> list[Finding]:
         """Validated findings in free text, non-overlapping, in order of position."""
         text = text[: self.max_length]
+        # Every detector needs a digit, an "@" or a PEM marker; most log values and prose
+        # have none, so this check saves the dozen regex scans (the structlog processor
+        # runs on every event).
+        if len(text) < 6 or not (
+            "@" in text or "-----" in text or any(ch.isdigit() for ch in text)
+        ):
+            return []
         hits = [*self._candidates(text, ssn_field)]
         hits.sort(key=lambda h: (_PRIORITY[h[0]], h[2]))
         taken: list[tuple[int, int]] = []
