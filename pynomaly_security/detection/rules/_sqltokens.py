@@ -44,41 +44,51 @@ _TOKEN = re.compile(
 )
 _LOGIC_WORDS = frozenset("and or xor not div mod".split())
 _CMP_WORDS = frozenset("like rlike regexp is in between sounds collate escape".split())
+_STATEMENT = {"select": "S", "from": "F", "union": "U"}
 _STRUCTURAL = frozenset(
-    """select union from where order group by having limit offset into insert update delete
-    drop exec execute case when then else end null all distinct values set table procedure
-    declare waitfor delay binary join outfile dumpfile information_schema current_user
-    current_date sysdate true false""".split()
+    """where order group by having limit offset into insert update delete drop exec execute
+    case when then else end all distinct values set table procedure declare waitfor
+    delay binary join outfile dumpfile information_schema current_user current_date sysdate
+    top desc asc dual""".split()
 )
-_SQL_OPERAND = frozenset("snvf()k")
+# Literals are operands but not SQL structure: JSON is full of null/true/false.
+_LITERALS = frozenset("null true false".split())
+_SQL_OPERAND = frozenset("snvf()kSFUl")
 _OPERAND = _SQL_OPERAND | {"w", "d"}
+_KEYWORDS = frozenset("kSFU")
+Token = tuple[str, str]
 
 
-def tokens(text: str) -> list[str]:
-    """Token classes of ``text`` (lower case); comparison/logic/arith operators
-    are ``=``, ``&`` and ``+``."""
-    out: list[str] = []
+def tokens(text: str) -> list[Token]:
+    """``(class, text)`` tokens of ``text`` (lower case). Comparison, logic
+    and arithmetic operators are ``=``, ``&`` and ``+``; an operator right
+    after another one is unary (``= !0``, ``like +'1'``) and dropped."""
+    out: list[Token] = []
     for match in _TOKEN.finditer(text):
         kind = match.lastgroup or "x"
+        word = match.group()
         if kind == "w":
-            word = match.group()
             if word in _LOGIC_WORDS:
                 kind = "&"
             elif word in _CMP_WORDS:
                 kind = "="
+            elif word in _STATEMENT:
+                kind = _STATEMENT[word]
             elif word in _STRUCTURAL:
                 kind = "k"
+            elif word in _LITERALS:
+                kind = "l"
             elif text.startswith("(", match.end()):
                 kind = "f"
-        elif kind == "cmp":
-            kind = "="
-        elif kind == "logic":
-            kind = "&"
-        elif kind == "arith":
-            kind = "+"
+        elif kind in ("cmp", "logic", "arith"):
+            kind = {"cmp": "=", "logic": "&", "arith": "+"}[kind]
         elif kind == "p":
-            kind = match.group()
-        out.append(kind)
+            kind = word
+        elif kind == "s" and not word.strip("'"):
+            continue  #  runs are padding, not strings
+        if kind in "=&+" and out and out[-1][0] in "=&+":
+            continue
+        out.append((kind, word))
         if len(out) >= 64:
             break
     return out
@@ -89,19 +99,37 @@ def _binary(a: str, op: str, b: str) -> bool:
         return False
     if op == "=":  # 1=1, 'a'='a, "x" like "y", id is null
         return a in _SQL_OPERAND or b in _SQL_OPERAND or "d" in (a, b)
-    sql_side = {a, b} & set("svf()")
     if op == "&":  # 'x' or 1, hope and (8)
-        return bool(sql_side)
-    return bool({a, b} & set("svf"))  # arithmetic on strings, variables, calls
+        return bool({a, b} & set("svf()"))
+    # arithmetic: both sides SQL, one a string, variable or call ("jack-o'-lantern" is not)
+    return a in _SQL_OPERAND and b in _SQL_OPERAND and bool({a, b} & set("svf"))
 
 
-def _score(classes: list[str]) -> int:
+def _score(toks: list[Token]) -> int:
+    classes = [c for c, _ in toks]
     words = classes.count("w")
-    if words > 2 or len(classes) < 3:
+    if len(classes) < 2 or words > 3:
         return 0
-    if not any(_binary(*classes[i : i + 3]) for i in range(len(classes) - 2)):
+    keywords = sum(1 for c in classes if c in _KEYWORDS)
+    if "S" in classes and ("F" in classes or "U" in classes):
+        return 5  # select ... from, union select
+    if keywords >= 3 and words <= 2 and len(classes) >= 4:
+        return 5  # case when ... then ... end, declare ... select
+    if "c" in classes and "(" in classes and words == 0 and keywords + classes.count("f"):
+        return 5  # ( binary ( select 'b') ) --
+    if words > 2:
         return 0
-    return 5 if (words == 0 or "k" in classes or "c" in classes) else 4
+    best = 0
+    for i in range(len(classes) - 2):
+        a, op, b = classes[i : i + 3]
+        if op == "=" and a == b == "w" and toks[i][1] == toks[i + 2][1] and i and classes[i - 1] == "&":
+            return 5  # or a=a
+        if not _binary(a, op, b):
+            continue
+        if {a, b} & {"s", "v"} or words == 0 or keywords or "c" in classes:
+            return 5
+        best = 4
+    return best
 
 
 def sql_score(text: str, start: int, end: int) -> int:

@@ -62,6 +62,8 @@ _GRAMMAR = (
     r"|(?:[-+*/%^|&!=<>~]|\b(?:or|and|xor|div|like|rlike|regexp|is|not)\b)\s*['\"`]"
     r"|\b(?:or|and|xor|div|&&|\|\|)\s*[-+~!(@\d]|[\d)]\s*(?:\bor\b|\band\b|\bxor\b|&&|\|\|)"
     r"|\bselect\b[^;]{1,120}\bfrom\b|\b(?:" + _SQL_FUNCTIONS + r")\s*\("
+    r"|\b\d+\s*[=<>]\s*\d|\(\s*\d+\s*[=<>]|\b(?:or|and)\s+([a-z_]\w*)\s*=\s*[a-z_]"
+    r"|\b(?:case\s+when|declare\s+@|binary\s*\(|select\s+(?:top|@|\*))|(?:--|#)\s*$|\bdesc\s+\w+\s*;"
 )
 
 RULES: tuple[Rule, ...] = (
@@ -70,10 +72,10 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-tautology-quoted", "sqli", _Q + r"\s*\)*\s*" + _LOGIC + r"\s*\(*\s*" + _VAL + r"\s*" + _OP, CRITICAL),
     Rule("sqli-tautology", "sqli", r"(?:\bor\b|\band\b|\|\||&&|\bhaving\b|\bwhere\b)\s+\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\")\s*(?:=|<>|!=|<=|>=|<|>|\blike\b)\s*\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\"|[a-z_]\w*)", ERROR),
     Rule("sqli-quote-logic", "sqli", _Q + r"\s*\)*\s*(?:\bor\b|\band\b|\bxor\b|\|\||&&)\s*(?:\d|true\b|false\b|not\b|\(|[a-z_]+\()", ERROR),
-    Rule("sqli-comment-truncation", "sqli", _Q + r"\s*\)*\s*(?:--|#|/\*|;)[\s\w+-]{0,4}$", ERROR),
+    Rule("sqli-comment-truncation", "sqli", _Q + r"\s*\)*\s*(?:--|#|/\*|;)[\s\w+-]{0,4}$", CRITICAL),
     Rule("sqli-quote-fragment", "sqli", _Q + r"\s*\)*\s*;?\s*(?:\bor\b|\band\b|\bxor\b|\bunion\b|\bselect\b|\border\b|\bgroup\b|\bhaving\b|\binto\b|\bwhere\b|\blimit\b|\bprocedure\b|;)", WARNING, check=sql_score),
     Rule("sqli-stacked", "sqli", r";\s*(?:drop|shutdown|exec|execute|declare|waitfor|truncate|insert\s+into|delete\s+from|update\s+[\w.]+\s+set|select\b[^;]{0,80}\bfrom|create\s+(?:table|user)|alter\s+table|set\s+@)\b", ERROR, check=_stacked_statement),
-    Rule("sqli-time", "sqli", r"(?:^|[^.\w])(?:sleep|benchmark|pg_sleep|randomblob)\s*\(\s*[\d(]|\bwaitfor\s+(?:delay|time)\s*['\"]?\d|\bdbms_lock\.sleep|\bdbms_pipe\.receive_message", CRITICAL),
+    Rule("sqli-time", "sqli", r"(?:^|[^.\w])(?:sleep|benchmark|pg_sleep|randomblob)\s*\(\s*[\d(_]|\bwaitfor\s+(?:delay|time)\s*['\"]?\d|\bdbms_lock\.sleep|\bdbms_pipe\.receive_message", CRITICAL),
     Rule("sqli-error-functions", "sqli", r"\b(?:extractvalue|updatexml|xmltype|utl_inaddr|utl_http|load_file|sys_eval|sys_exec|xp_cmdshell|xp_dirtree|sp_executesql|sp_oacreate|openrowset|opendatasource|pg_read_file|lo_import|name_const|geometrycollection|multilinestring|procedure\s+analyse|ctxsys\.\w+|dbms_xmlgen\.\w+)\s*\(|\bexp\s*\(\s*~", CRITICAL),
     Rule("sqli-metadata", "sqli", r"\b(?:information_schema|sysobjects|syscolumns|sys\.tables|sys\.objects|sys\.databases|mysql\.user|pg_catalog|pg_shadow|pg_user|sqlite_master|all_tables|user_tables|msysobjects|msysaccessobjects|sysusers|sysibm)\b", ERROR),
     Rule("sqli-sysvar", "sqli", r"@@(?:version|datadir|hostname|basedir|servername|identity|spid|language|global|session)\b|\b(?:version|database|user|current_user|system_user|session_user|schema|db_name|user_name|suser_name)\s*\(\s*\)", ERROR),
@@ -81,7 +83,7 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-select-from", "sqli", r"\bselect\b[^;]{1,120}?\bfrom\s+[\w.`\[\]\"]+", WARNING, check=_select_window),
     Rule("sqli-dml", "sqli", r"\b(?:drop\s+(?:table|database|user|procedure|function|view|index)\b|insert\s+into\s+[\w.`\[\]\"]+\s*(?:\(|values\b|select\b)|update\s+[\w.`\[\]\"]+\s+set\s+[\w.`\"]+\s*=|truncate\s+table\b|alter\s+table\b|create\s+(?:table|user|database|procedure|function)\b)", ERROR),
     Rule("sqli-delete", "sqli", r"\bdelete\s+from\s+[\w.`\[\]\"]+\s*(?:where\b|;|--|#|$)", ERROR),
-    Rule("sqli-order-by", "sqli", r"\b(?:order|group)\s+by\s+\d+\s*(?:--|#|$|,|\)|;|asc\b|desc\b)", ERROR),
+    Rule("sqli-order-by", "sqli", r"\b(?:order|group)\s+by\s+\d+\s*(?:--|#|$|,|\)|;|asc\b|desc\b)", CRITICAL),
     Rule("sqli-having", "sqli", r"\bhaving\s+\(*\s*\d+\s*(?:=|<|>)", ERROR),
     Rule("sqli-char-encode", "sqli", r"\b(?:char|chr|nchar)\s*\(\s*\d+\s*(?:[,+]\s*(?:char\s*\(\s*)?\d+\s*\)?\s*)+\)", ERROR),
     Rule("sqli-subquery", "sqli", r"(?:\bor\b|\band\b|\bxor\b|&&|\|\||=|\()\s*\(?\s*(?:not\s+)?(?:exists\s*)?\(\s*select\b", CRITICAL),
