@@ -14,7 +14,13 @@ from __future__ import annotations
 import secrets
 
 import argon2
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.exceptions import (
+    HashingError,
+    InvalidHashError,
+    UnsupportedParametersError,
+    VerificationError,
+    VerifyMismatchError,
+)
 
 from pynomaly_security.exceptions import ConfigurationError
 
@@ -41,9 +47,10 @@ class PasswordHasher:
             self._hasher = argon2.PasswordHasher(
                 time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism
             )
-        except (ValueError, argon2.exceptions.UnsupportedParametersError) as exc:
+            # Hashing once here also proves the parameters work (argon2 checks late).
+            self._dummy = self._hasher.hash(secrets.token_urlsafe(32))
+        except (ValueError, HashingError, UnsupportedParametersError) as exc:
             raise ConfigurationError(f"invalid Argon2 parameters: {exc}") from exc
-        self._dummy = self._hasher.hash(secrets.token_urlsafe(32))
 
     def check_policy(self, password: str) -> str | None:
         """Why ``password`` is unacceptable for a new account, or None."""

@@ -12,7 +12,7 @@ behind the admin-key dependency (the plugin does, under ``/api/security``).
 from __future__ import annotations
 
 import secrets
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
@@ -109,7 +109,9 @@ def build_auth_router(
     """
     router = APIRouter(prefix=prefix, tags=["auth"])
     ip_resolver = resolver or ClientIPResolver()
-    current = Annotated[UserRecord, Depends(RequireUser(authenticator))]
+    # A default value, not a local Annotated alias: with postponed annotations
+    # FastAPI could not resolve a name local to this function.
+    require_user = Depends(RequireUser(authenticator))
 
     def client_ip(request: Request) -> str | None:
         ctx = get_request_context(request.scope)
@@ -156,12 +158,12 @@ def build_auth_router(
         return _tokens(result.tokens, risk=result.risk.to_dict())
 
     @router.post("/mfa/enroll")
-    async def mfa_enroll(user: current) -> Any:
+    async def mfa_enroll(user: UserRecord = require_user) -> Any:
         enrollment = await authenticator.enroll_mfa(user.user_id)
         return {"secret": enrollment.secret, "otpauth_uri": enrollment.provisioning_uri}
 
     @router.post("/mfa/confirm")
-    async def mfa_confirm(body: CodeRequest, user: current) -> Any:
+    async def mfa_confirm(body: CodeRequest, user: UserRecord = require_user) -> Any:
         try:
             codes = await authenticator.confirm_mfa(user.user_id, body.code)
         except AuthenticationError as exc:
@@ -187,7 +189,7 @@ def build_auth_router(
         return Response(status_code=204)
 
     @router.post("/logout-all", status_code=204)
-    async def logout_all(user: current) -> Response:
+    async def logout_all(user: UserRecord = require_user) -> Response:
         try:
             await authenticator.logout_all(user.user_id)
         except AuthenticationError as exc:
@@ -195,7 +197,7 @@ def build_auth_router(
         return Response(status_code=204)
 
     @router.get("/me")
-    async def me(user: current) -> Any:
+    async def me(user: UserRecord = require_user) -> Any:
         return {"user_id": user.user_id, "username": user.username, "mfa_enabled": user.mfa_enabled}
 
     return router

@@ -37,7 +37,9 @@ log = structlog.get_logger(__name__)
 
 TOKEN_STORE_FAILED = "token_store_failed"  # noqa: S105 - a log event name
 REFRESH_REUSE = "refresh_token_reuse"
-_HMAC = ("HS256", "HS384", "HS512")
+# RFC 7518 3.2: an HMAC key at least as long as the hash output.
+_HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+_HMAC = tuple(_HMAC_MIN_BYTES)
 _KEY_TYPES: Mapping[str, tuple[type, ...]] = {
     "RS256": (rsa.RSAPrivateKey, rsa.RSAPublicKey),
     "ES256": (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey),
@@ -65,7 +67,7 @@ class TokenService:
     Args:
         store: deny-list and used refresh tokens (shared across workers).
         algorithm: the one accepted algorithm (HS256 by default).
-        secret: HMAC key (HS*), at least 32 bytes (RFC 7518 section 3.2).
+        secret: HMAC key (HS*), at least as long as the hash (RFC 7518 section 3.2).
         private_key, public_key: PEM keys for RS256/ES256/EdDSA; a public key
             alone verifies but cannot issue.
         issuer, audience: written into and required of every token.
@@ -112,8 +114,9 @@ class TokenService:
         algorithm: str, secret: bytes | None, private_pem: str | None, public_pem: str | None
     ) -> tuple[Any, Any]:
         if algorithm in _HMAC:
-            if secret is None or len(secret) < 32:
-                raise ConfigurationError(f"{algorithm} needs a secret of at least 32 bytes")
+            minimum = _HMAC_MIN_BYTES[algorithm]
+            if secret is None or len(secret) < minimum:
+                raise ConfigurationError(f"{algorithm} needs a secret of at least {minimum} bytes")
             return secret, secret
         if algorithm not in _KEY_TYPES:
             raise ConfigurationError(
