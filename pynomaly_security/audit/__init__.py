@@ -15,6 +15,7 @@ from pynomaly_security.audit.records import (
     SecurityEventType,
 )
 from pynomaly_security.audit.stores import AuditStore, create_store
+from pynomaly_security.audit.trail import AuditTrail
 from pynomaly_security.audit.verify import VerifyResult, verify_store
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "AuditLevel",
     "AuditLogger",
     "AuditStore",
+    "AuditTrail",
     "ComplianceStandard",
     "EntryKind",
     "SecurityEventType",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import structlog
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -131,6 +131,12 @@ class AuditKeys:
     @property
     def public_keys(self) -> dict[str, bytes]:
         return {signing_key_id(k.public_key): k.public_key for k in self._keys}
+
+    def public_key_pem(self) -> bytes:
+        """The current checkpoint public key as PEM (SubjectPublicKeyInfo)."""
+        return self.current.signer.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     def subject_refs(self, user_id: str) -> list[str]:
         """Blind-index values of a user under every loaded key (current first)."""

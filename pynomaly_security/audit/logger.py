@@ -13,24 +13,23 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ParamSpec, TypeVar
 
-import structlog
-
 from pynomaly_security.audit._keys import AuditKeys
 from pynomaly_security.audit._writer import BatchWriter
 from pynomaly_security.audit.actions import audit_action, audit_context
-from pynomaly_security.audit.chain import Sealer
 from pynomaly_security.audit.compliance import standards_for
 from pynomaly_security.audit.dispatch import ComplianceDispatcher, ComplianceHandler
-from pynomaly_security.audit.reader import AuditReader
 from pynomaly_security.audit.records import (
     AuditEntry,
     AuditLevel,
     ComplianceStandard,
     EntryKind,
     SecurityEventType,
+    ambient,
+    request_entry,
 )
 from pynomaly_security.audit.stores import AuditStore, create_store
-from pynomaly_security.audit.verify import VerifyResult, verify_store
+from pynomaly_security.audit.trail import AuditTrail
+from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.settings import SecuritySettings
 
 __all__ = ["AuditLogger"]
@@ -38,19 +37,15 @@ __all__ = ["AuditLogger"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_DAY = 86_400.0
+
+def _check(name: str, value: float, low: float, high: float | None = None) -> None:
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in {low}..{high}"
+        raise ConfigurationError(f"AuditLogger {name} must be {bound}, got {value}")
 
 
-def _ambient(name: str, given: str | None) -> str | None:
-    """An explicit value wins; else what the tracking middleware bound in structlog."""
-    if given is not None:
-        return given
-    value = structlog.contextvars.get_contextvars().get(name)
-    return None if value is None else str(value)
-
-
-class AuditLogger:
-    """Writes the tamper-evident, encrypted audit trail.
+class AuditLogger(AuditTrail):
+    """Writes the tamper-evident, encrypted audit trail (and reads it: see AuditTrail).
 
     Use ``async with AuditLogger.from_settings(settings) as audit:`` or call
     :meth:`start` / :meth:`aclose` from the lifespan.
@@ -79,12 +74,18 @@ class AuditLogger:
         max_pending: int = 100_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.store = store
-        self.keys = keys
-        self._sealer = Sealer(
+        _check("flush_interval_ms", flush_interval_ms, 1, 200)
+        _check("checkpoint_every", checkpoint_every, 1)
+        _check("checkpoint_seconds", checkpoint_seconds, 0.001)
+        _check("max_pending", max_pending, 1)
+        if retention_days is not None:
+            _check("retention_days", retention_days, 1)
+        super().__init__(
+            store,
             keys,
             checkpoint_every=checkpoint_every,
             checkpoint_seconds=checkpoint_seconds,
+            retention_days=retention_days,
             clock=clock,
         )
         self._writer = BatchWriter(
@@ -93,12 +94,8 @@ class AuditLogger:
             max_pending=max_pending,
             idle=self._maintain,
         )
-        self._reader = AuditReader(store, self._sealer)
         self._dispatch = ComplianceDispatcher()
         self._compliance = compliance
-        self._checkpoint_seconds = checkpoint_seconds
-        self._retention_s = None if retention_days is None else retention_days * _DAY
-        self._clock = clock
         self._last_maintenance = clock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -230,9 +227,9 @@ class AuditLogger:
             event_type=event_type,
             level=AuditLevel(level),
             standards=tags,
-            request_id=_ambient("request_id", request_id),
-            user_id=_ambient("user_id", user_id),
-            source_ip=_ambient("client_ip", source_ip),
+            request_id=ambient("request_id", request_id),
+            user_id=ambient("user_id", user_id),
+            source_ip=ambient("client_ip", source_ip),
             payload=payload,
             timestamp=self._clock(),
         )
@@ -252,19 +249,14 @@ class AuditLogger:
     ) -> None:
         """Queue the access record of one HTTP request (sync, never blocks)."""
         self._writer.submit_nowait(
-            AuditEntry(
-                kind=EntryKind.REQUEST,
-                event_type="http_request",
-                level=AuditLevel.ERROR if status_code >= 500 else AuditLevel.INFO,
+            request_entry(
+                method=method,
+                path=path,
+                status_code=status_code,
+                duration_ms=duration_ms,
                 request_id=request_id,
+                client_ip=client_ip,
                 user_id=user_id,
-                source_ip=client_ip,
-                payload={
-                    "method": method,
-                    "path": path,
-                    "status_code": status_code,
-                    "duration_ms": round(duration_ms, 3),
-                },
                 timestamp=self._clock() if timestamp is None else timestamp,
             )
         )
@@ -298,45 +290,12 @@ class AuditLogger:
             await self._sealer.checkpoint(txn, force=False)
         await self.prune_expired()
 
-    async def prune_expired(self) -> int:
-        """Apply ``audit_retention_days`` now (also done periodically); returns rows pruned."""
-        if self._retention_s is None:
-            return 0
-        return await self._reader.prune_before(self._clock() - self._retention_s)
-
     # -- reading -------------------------------------------------------------------------
     def register_compliance_handler(
         self, standard: ComplianceStandard, handler: ComplianceHandler
     ) -> None:
         """Forward committed events tagged ``standard`` to ``handler`` (non-blocking)."""
         self._dispatch.register(ComplianceStandard(standard), handler, self._reader.export_dict)
-
-    async def query(
-        self,
-        *,
-        since: float | None = None,
-        until: float | None = None,
-        user_id: str | None = None,
-        event_type: str | None = None,
-        standard: ComplianceStandard | str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[dict[str, Any]]:
-        """Decrypted records, oldest first (times are Unix seconds)."""
-        return await self._reader.query(
-            since=since,
-            until=until,
-            subject_refs=None if user_id is None else tuple(self.keys.subject_refs(user_id)),
-            event_type=event_type,
-            standard=None if standard is None else ComplianceStandard(standard).value,
-            limit=limit,
-            offset=offset,
-        )
-
-    async def verify(self, public_keys: Mapping[str, bytes] | None = None) -> VerifyResult:
-        """Walk the chain and checkpoints (pinned to our own public keys by default)."""
-        pinned = self.keys.public_keys if public_keys is None else public_keys
-        return await verify_store(self.store, public_keys=pinned, keys=self.keys)
 
     async def erase_subject(self, user_id: str) -> int:
         """Crypto-shred a subject: destroy their key; returns keys destroyed."""
@@ -349,11 +308,3 @@ class AuditLogger:
             {"subject_ref": refs[0], "keys_destroyed": destroyed},
         )
         return destroyed
-
-    def public_key_pem(self) -> bytes:
-        """The current checkpoint public key (PEM), for pinning in the verifier."""
-        from cryptography.hazmat.primitives import serialization
-
-        return self.keys.current.signer.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )

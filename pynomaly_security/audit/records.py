@@ -14,12 +14,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import structlog
+
 __all__ = [
     "AuditEntry",
     "AuditLevel",
     "ComplianceStandard",
     "EntryKind",
     "SecurityEventType",
+    "ambient",
+    "request_entry",
 ]
 
 
@@ -95,3 +99,40 @@ class AuditEntry:
     source_ip: str | None = None
     payload: Mapping[str, Any] = field(default_factory=dict)
     timestamp: float = field(default_factory=time.time)
+
+
+def ambient(name: str, given: str | None) -> str | None:
+    """An explicit value wins; else what the tracking middleware bound in structlog."""
+    if given is not None:
+        return given
+    value = structlog.contextvars.get_contextvars().get(name)
+    return None if value is None else str(value)
+
+
+def request_entry(
+    *,
+    method: str,
+    path: str,
+    status_code: int,
+    duration_ms: float,
+    request_id: str | None,
+    client_ip: str | None,
+    user_id: str | None,
+    timestamp: float,
+) -> AuditEntry:
+    """The access record of one HTTP request."""
+    return AuditEntry(
+        kind=EntryKind.REQUEST,
+        event_type="http_request",
+        level=AuditLevel.ERROR if status_code >= 500 else AuditLevel.INFO,
+        request_id=request_id,
+        user_id=user_id,
+        source_ip=client_ip,
+        payload={
+            "method": method,
+            "path": path,
+            "status_code": status_code,
+            "duration_ms": round(duration_ms, 3),
+        },
+        timestamp=timestamp,
+    )

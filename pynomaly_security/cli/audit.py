@@ -27,7 +27,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pynomaly_security.audit import AuditLogger, ComplianceStandard, verify_store
+from pynomaly_security.audit import AuditTrail, ComplianceStandard, verify_store
 from pynomaly_security.audit._keys import AuditKeys, signing_key_id
 from pynomaly_security.audit.stores import create_store
 from pynomaly_security.exceptions import SecurityError
@@ -157,8 +157,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 async def _run_export(url: str, args: argparse.Namespace, keys: AuditKeys) -> int:
-    # A reader only: nothing is written, so no writer task is started.
-    logger = AuditLogger(create_store(url, prefix=args.prefix), keys)
+    # The read side only: nothing is written, no writer task is started.
+    logger = AuditTrail(create_store(url, prefix=args.prefix), keys)
     await logger.store.open()
     count, offset, page = 0, 0, 1000
     try:

@@ -1,0 +1,92 @@
+"""AuditTrail: the read side (query, verify, retention), usable without a writer.
+
+:class:`~pynomaly_security.audit.AuditLogger` extends it with writing; the
+CLI's ``audit export`` uses it alone, so reading never starts a writer task.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pynomaly_security.audit._keys import AuditKeys
+from pynomaly_security.audit.chain import Sealer
+from pynomaly_security.audit.reader import AuditReader
+from pynomaly_security.audit.records import ComplianceStandard
+from pynomaly_security.audit.stores import AuditStore
+from pynomaly_security.audit.verify import VerifyResult, verify_store
+
+__all__ = ["AuditTrail"]
+
+_DAY = 86_400.0
+
+
+class AuditTrail:
+    """Args:
+    store: where records live (opened and closed by the caller or AuditLogger).
+    keys: the key ring, to decrypt records and pin checkpoint keys.
+    checkpoint_every / checkpoint_seconds: when to sign (used by writers).
+    retention_days: prune whole checkpointed segments older than this.
+    clock: wall clock (seconds), injectable for tests.
+    """
+
+    def __init__(
+        self,
+        store: AuditStore,
+        keys: AuditKeys,
+        *,
+        checkpoint_every: int = 1000,
+        checkpoint_seconds: float = 60.0,
+        retention_days: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.keys = keys
+        self._sealer = Sealer(
+            keys,
+            checkpoint_every=checkpoint_every,
+            checkpoint_seconds=checkpoint_seconds,
+            clock=clock,
+        )
+        self._reader = AuditReader(store, self._sealer)
+        self._checkpoint_seconds = checkpoint_seconds
+        self._retention_s = None if retention_days is None else retention_days * _DAY
+        self._clock = clock
+
+    async def query(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        user_id: str | None = None,
+        event_type: str | None = None,
+        standard: ComplianceStandard | str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Decrypted records, oldest first (times are Unix seconds)."""
+        return await self._reader.query(
+            since=since,
+            until=until,
+            subject_refs=None if user_id is None else tuple(self.keys.subject_refs(user_id)),
+            event_type=event_type,
+            standard=None if standard is None else ComplianceStandard(standard).value,
+            limit=limit,
+            offset=offset,
+        )
+
+    async def verify(self, public_keys: Mapping[str, bytes] | None = None) -> VerifyResult:
+        """Walk the chain and checkpoints (pinned to our own public keys by default)."""
+        pinned = self.keys.public_keys if public_keys is None else public_keys
+        return await verify_store(self.store, public_keys=pinned, keys=self.keys)
+
+    async def prune_expired(self) -> int:
+        """Apply the retention now (writers also do it periodically); returns rows pruned."""
+        if self._retention_s is None:
+            return 0
+        return await self._reader.prune_before(self._clock() - self._retention_s)
+
+    def public_key_pem(self) -> bytes:
+        """The current checkpoint public key (PEM), for pinning in the verifier."""
+        return self.keys.public_key_pem()
