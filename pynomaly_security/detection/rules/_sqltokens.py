@@ -23,6 +23,7 @@ used for the rarer statement-level check in :mod:`.sqli`.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 __all__ = ["MAX_CHARS", "sql_score", "tokens"]
 
@@ -51,6 +52,10 @@ _STRUCTURAL = frozenset(
     delay binary join outfile dumpfile information_schema current_user current_date sysdate
     top desc asc dual""".split()
 )
+_FUNCTIONS = frozenset(
+    """sin cos tan pi ascii char concat substr substring version user database sleep
+    benchmark count lpad rpad mid left right ord hex unhex length cast convert""".split()
+)
 # Literals are operands but not SQL structure: JSON is full of null/true/false.
 _LITERALS = frozenset("null true false".split())
 _SQL_OPERAND = frozenset("snvf()kSFUl")
@@ -78,13 +83,13 @@ def tokens(text: str) -> list[Token]:
                 kind = "k"
             elif word in _LITERALS:
                 kind = "l"
-            elif text.startswith("(", match.end()):
+            elif word in _FUNCTIONS or text.startswith("(", match.end()):
                 kind = "f"
         elif kind in ("cmp", "logic", "arith"):
             kind = {"cmp": "=", "logic": "&", "arith": "+"}[kind]
         elif kind == "p":
             kind = word
-        elif kind == "s" and not word.strip("'"):
+        elif kind == "s" and len(word) >= 4 and not word.strip("'"):
             continue  #  runs are padding, not strings
         if kind in "=&+" and out and out[-1][0] in "=&+":
             continue
@@ -108,17 +113,25 @@ def _binary(a: str, op: str, b: str) -> bool:
 def _score(toks: list[Token]) -> int:
     classes = [c for c, _ in toks]
     words = classes.count("w")
-    if len(classes) < 2 or words > 3:
+    if len(classes) < 2:
         return 0
     keywords = sum(1 for c in classes if c in _KEYWORDS)
-    if "S" in classes and ("F" in classes or "U" in classes):
-        return 5  # select ... from, union select
+    if "S" in classes and ("F" in classes or "U" in classes) and words * 2 <= len(classes):
+        return 5  # select ... from, union select (prose: "select one from the list")
+    if words > 3:
+        return 0
     if keywords >= 3 and words <= 2 and len(classes) >= 4:
         return 5  # case when ... then ... end, declare ... select
-    if "c" in classes and "(" in classes and words == 0 and keywords + classes.count("f"):
-        return 5  # ( binary ( select 'b') ) --
+    if "c" in classes and len(classes) >= 3 and (
+        words == 0 or (words == 1 and "(" in classes and keywords + classes.count("f"))
+    ):
+        return 5  # ( ( 1 ) ) --, ( binary cos ( 'b') ) --
     if words > 2:
         return 0
+    if words <= 1 and (keywords or "(" in classes or "c" in classes or words == 0):
+        for i in range(len(classes) - 2):
+            if classes[i : i + 3] == ["n", "&", "n"] and len(classes) >= 5:
+                return 5  # 1 and 1 not between 0 and 1, having (1 or 1)
     best = 0
     for i in range(len(classes) - 2):
         a, op, b = classes[i : i + 3]
@@ -134,7 +147,12 @@ def _score(toks: list[Token]) -> int:
 
 def sql_score(text: str, start: int, end: int) -> int:
     """``Rule.check``: the value as SQL, as is and after a single quote."""
-    window = text[:MAX_CHARS]
+    return _window_score(text[:MAX_CHARS])
+
+
+@lru_cache(maxsize=512)
+def _window_score(window: str) -> int:
+    # Several rules confirm through this on the same value: tokenize once.
     best = _score(tokens(window))
     if best < 5 and "'" in window:
         best = max(best, _score(tokens("'" + window)))

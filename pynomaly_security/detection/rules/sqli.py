@@ -63,7 +63,7 @@ _GRAMMAR = (
     r"|\b(?:or|and|xor|div|&&|\|\|)\s*[-+~!(@\d]|[\d)]\s*(?:\bor\b|\band\b|\bxor\b|&&|\|\|)"
     r"|\bselect\b[^;]{1,120}\bfrom\b|\b(?:" + _SQL_FUNCTIONS + r")\s*\("
     r"|\b\d+\s*[=<>]\s*\d|\(\s*\d+\s*[=<>]|\b(?:or|and)\s+([a-z_]\w*)\s*=\s*[a-z_]"
-    r"|\b(?:case\s+when|declare\s+@|binary\s*\(|select\s+(?:top|@|\*))|(?:--|#)\s*$|\bdesc\s+\w+\s*;"
+    r"|\bcase\b[^;]{0,40}\bwhen\b|\bhaving\s*\(|\b(?:declare\s+@|binary\s*\(|select\s+(?:top|@|\*))|(?:--|#)\s*$|\bdesc\s+\w+\s*;"
 )
 
 RULES: tuple[Rule, ...] = (
@@ -74,7 +74,7 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-quote-logic", "sqli", _Q + r"\s*\)*\s*(?:\bor\b|\band\b|\bxor\b|\|\||&&)\s*(?:\d|true\b|false\b|not\b|\(|[a-z_]+\()", ERROR),
     Rule("sqli-comment-truncation", "sqli", _Q + r"\s*\)*\s*(?:--|#|/\*|;)[\s\w+-]{0,4}$", CRITICAL),
     Rule("sqli-quote-fragment", "sqli", _Q + r"\s*\)*\s*;?\s*(?:\bor\b|\band\b|\bxor\b|\bunion\b|\bselect\b|\border\b|\bgroup\b|\bhaving\b|\binto\b|\bwhere\b|\blimit\b|\bprocedure\b|;)", WARNING, check=sql_score),
-    Rule("sqli-stacked", "sqli", r";\s*(?:drop|shutdown|exec|execute|declare|waitfor|truncate|insert\s+into|delete\s+from|update\s+[\w.]+\s+set|select\b[^;]{0,80}\bfrom|create\s+(?:table|user)|alter\s+table|set\s+@)\b", ERROR, check=_stacked_statement),
+    Rule("sqli-stacked", "sqli", r";\s*(?:drop|shutdown|exec|execute|declare|waitfor|truncate|insert\s+into|delete\s+(?:\w+\s+)?from|update\s+[\w.]+\s+set|select\b[^;]{0,80}\bfrom|create\s+(?:table|user)|alter\s+table|set\s+@)\b", ERROR, check=_stacked_statement),
     Rule("sqli-time", "sqli", r"(?:^|[^.\w])(?:sleep|benchmark|pg_sleep|randomblob)\s*\(\s*[\d(_]|\bwaitfor\s+(?:delay|time)\s*['\"]?\d|\bdbms_lock\.sleep|\bdbms_pipe\.receive_message", CRITICAL),
     Rule("sqli-error-functions", "sqli", r"\b(?:extractvalue|updatexml|xmltype|utl_inaddr|utl_http|load_file|sys_eval|sys_exec|xp_cmdshell|xp_dirtree|sp_executesql|sp_oacreate|openrowset|opendatasource|pg_read_file|lo_import|name_const|geometrycollection|multilinestring|procedure\s+analyse|ctxsys\.\w+|dbms_xmlgen\.\w+)\s*\(|\bexp\s*\(\s*~", CRITICAL),
     Rule("sqli-metadata", "sqli", r"\b(?:information_schema|sysobjects|syscolumns|sys\.tables|sys\.objects|sys\.databases|mysql\.user|pg_catalog|pg_shadow|pg_user|sqlite_master|all_tables|user_tables|msysobjects|msysaccessobjects|sysusers|sysibm)\b", ERROR),
