@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pynomaly_security.crypto import DataEncryption, KeyRing
-from pynomaly_security.exceptions import ConfigurationError, InvalidToken
+from pynomaly_security.exceptions import ConfigurationError, InvalidToken, StorageError
 from pynomaly_security.protection import Tokenizer, TokenVault, create_token_vault
 from pynomaly_security.protection._validators import luhn_valid
 from pynomaly_security.protection.vault.postgres import PostgresTokenVault
@@ -177,3 +177,30 @@ def test_unknown_vault_scheme() -> None:
     """An unknown URL scheme is a ConfigurationError naming the accepted ones."""
     with pytest.raises(ConfigurationError, match="sqlite"):
         create_token_vault("mongodb://x")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "vault_factory",
+    [
+        pytest.param(lambda: RedisTokenVault("redis://127.0.0.1:1/0"), id="redis"),
+        pytest.param(
+            lambda: PostgresTokenVault("postgresql://postgres@127.0.0.1:1/x"), id="postgres"
+        ),
+    ],
+)
+async def test_unreachable_backend_is_a_storage_error(vault_factory: object) -> None:
+    """A backend that is down surfaces as StorageError (driver error chained), not a driver type."""
+    vault = vault_factory()  # type: ignore[operator]
+    tokenizer = _tokenizer(vault)
+    with pytest.raises(StorageError) as info:
+        await tokenizer.tokenize("4111111111111111")
+    assert info.value.__cause__ is not None
+    await vault.aclose()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:relative.db"])
+def test_malformed_sqlite_url(url: str) -> None:
+    """A SQLite URL without a path is refused at construction."""
+    with pytest.raises(ConfigurationError, match="sqlite:///"):
+        create_token_vault(url)

@@ -54,7 +54,7 @@ class PostgresTokenVault:
             return await getattr(self._pool, method)(
                 sql.replace("pynomaly_token_vault", self._table), *args
             )
-        except (asyncpg.PostgresError, OSError) as exc:
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise StorageError("token vault (postgresql) failed") from exc
 
     async def put(self, token: str, ciphertext: str, fingerprint: str | None = None) -> str | None:

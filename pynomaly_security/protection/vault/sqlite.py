@@ -9,7 +9,7 @@ from typing import Any, Self, TypeVar
 
 import anyio.to_thread
 
-from pynomaly_security.exceptions import StorageError
+from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.protection.vault.base import VaultEntry
 
 __all__ = ["SQLiteTokenVault"]
@@ -41,7 +41,10 @@ class SQLiteTokenVault:
     @classmethod
     def from_url(cls, url: str) -> Self:
         """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite:///:memory:``."""
-        return cls(url.removeprefix("sqlite:///") or ":memory:")
+        path = url.removeprefix("sqlite:///")
+        if path == url or not path:
+            raise ConfigurationError(f"expected sqlite:///<path> for the token vault, got {url!r}")
+        return cls(path)
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         def locked() -> T:
