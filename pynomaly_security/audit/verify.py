@@ -189,6 +189,14 @@ def _ahead(batch: list[SealedRecord], i: int, upcoming: list[SealedRecord]) -> l
     return batch[i + 1 :] + upcoming
 
 
+def _failed(fault: _Fault, walk: _Walk, cps: list[Checkpoint], pinned: bool) -> VerifyResult:
+    last = cps[-1].seq if cps else None
+    return VerifyResult(
+        ok=False, count=walk.count, message=fault.message, first_bad_seq=fault.seq,
+        problem=fault.problem, checkpoints=len(cps), last_checkpoint_seq=last, pinned_keys=pinned,
+    )  # fmt: skip
+
+
 async def verify_store(
     store: AuditStore,
     *,
@@ -227,12 +235,13 @@ async def verify_store(
                 f"records {first}..{last_cp.seq} are missing (truncated tail):"
                 f" the last signed checkpoint covers seq {last_cp.seq}",
             )
+    except (ValueError, TypeError) as exc:
+        # A column holding a value of the wrong type (possible in SQLite, whose
+        # columns are dynamically typed) cannot be a record we wrote.
+        fault = _Fault(walk.prev_seq + 1, "edited", f"a record has a malformed column: {exc}")
+        return _failed(fault, walk, cps, pinned)
     except _Fault as fault:
-        return VerifyResult(
-            ok=False, count=walk.count, message=fault.message, first_bad_seq=fault.seq,
-            problem=fault.problem, checkpoints=len(cps),
-            last_checkpoint_seq=last_cp.seq if last_cp else None, pinned_keys=pinned,
-        )  # fmt: skip
+        return _failed(fault, walk, cps, pinned)
     unsigned = walk.prev_seq - (last_cp.seq if last_cp else 0)
     msg = f"{walk.count} records verified, {len(cps)} signed checkpoints"
     if walk.pruned_through is not None:

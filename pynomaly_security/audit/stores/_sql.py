@@ -32,6 +32,11 @@ COLUMNS = (
     " payload, personal, prev_hash, hash"
 )
 
+_SQLITE_SELECT = (
+    "seq, ts_us, kind, event_type, level, standards, request_id, subject_ref, key_id,"
+    " CAST(payload AS BLOB), CAST(personal AS BLOB), CAST(prev_hash AS BLOB), CAST(hash AS BLOB)"
+)
+
 
 def check_prefix(prefix: str) -> str:
     if not _PREFIX.match(prefix):
@@ -129,10 +134,13 @@ class Statements:
             return "".join(f"{a}${i}" for i, a in enumerate(parts[:-1], 1)) + parts[-1]
 
         cp_cols = "seq, head_hash, ts_us, key_id, signature"
+        # SQLite columns are dynamically typed: a tampered BLOB may come back as
+        # TEXT, so read hash and ciphertext columns as BLOB whatever was written.
+        cols = COLUMNS if numbered else _SQLITE_SELECT
         self.select_after = q(
-            f"SELECT {COLUMNS} FROM {self.records} WHERE seq > ? ORDER BY seq LIMIT ?"
+            f"SELECT {cols} FROM {self.records} WHERE seq > ? ORDER BY seq LIMIT ?"
         )
-        self.select_records = f"SELECT {COLUMNS} FROM {self.records}"
+        self.select_records = f"SELECT {cols} FROM {self.records}"
         self.head = f"SELECT seq, hash FROM {self.records} ORDER BY seq DESC LIMIT 1"
         self.select_checkpoints = f"SELECT {cp_cols} FROM {self.checkpoints} ORDER BY seq"
         self.last_checkpoint = f"SELECT {cp_cols} FROM {self.checkpoints} ORDER BY seq DESC LIMIT 1"

@@ -82,6 +82,9 @@ class SQLiteAuditStore:
 
         def connect() -> sqlite3.Connection:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            # Invalid UTF-8 written by hand must reach the verifier (as a hash mismatch),
+            # not crash the read.
+            conn.text_factory = lambda raw: raw.decode("utf-8", "surrogateescape")
             conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a commit is on disk when it returns (the durability promise);
             # group commit amortizes the fsync. secure_delete overwrites shredded keys.
