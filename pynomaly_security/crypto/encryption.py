@@ -15,6 +15,11 @@ associated data, so a 16-byte SHA-256 digest of the same bytes is prepended to
 the plaintext (authenticated by Fernet's HMAC) and checked on decrypt -- the
 same guarantee.
 
+Fernet keys: the key id in the header selects the one Fernet key to try, so
+``MultiFernet``'s try-every-key loop is not needed on the hot path (and an
+unknown id fails without trying any key); :meth:`DataEncryption.fernet_ring`
+still returns the ``MultiFernet`` of all readable versions, newest first.
+
 Every failure to decrypt (malformed, tampered, unknown key id, wrong context)
 raises :class:`~pynomaly_security.exceptions.InvalidToken` without a reason.
 

@@ -191,7 +191,8 @@ class FieldEncryption:
             text = spec.normalize(text)
         ring = self.encryption.keyring
         version = ring.current_version if version is None else version
-        key = ring.key("blind-index", version, tenant=f"{table}.{field}")
+        # One key per column: equal values in different columns get unrelated indexes.
+        key = ring.key(f"blind-index:{table}.{field}", version)
         digest = hmac.new(key, text.encode(), hashlib.sha256).digest()[:_BIDX_BYTES]
         return f"{version}:{digest.hex()}"
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 from typing import TYPE_CHECKING
 
@@ -168,7 +169,8 @@ class KeyRing:
             return cached
         # The info string separates purposes, versions and tenants, so keys for
         # different uses are independent even though they share the master key.
-        info = f"pynomaly-security|{purpose}|v{version}|{tenant or ''}".encode()
+        # JSON keeps it unambiguous whatever characters a purpose or tenant holds.
+        info = json.dumps(["pynomaly-security", purpose, version, tenant]).encode()
         derived = HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=None, info=info).derive(
             self._master
         )

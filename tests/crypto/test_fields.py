@@ -124,3 +124,12 @@ def test_registration_errors() -> None:
         fields.register_encrypted_field("", "ssn")
     with pytest.raises(ConfigurationError, match="record id"):
         fields.register_encrypted_field("users", "id")
+
+
+def test_blind_indexes_differ_between_columns() -> None:
+    """The same value in two indexed columns has unrelated indexes (one key per column)."""
+    fields = _fields()
+    fields.register_encrypted_field("customers", "email", blind_index=True)
+    users = fields.blind_index("users", "email", "ada@example.com")
+    customers = fields.blind_index("customers", "email", "ada@example.com")
+    assert users != customers
