@@ -134,7 +134,7 @@ def _verify(args: argparse.Namespace) -> int:
 async def _run_verify(
     url: str, prefix: str, pinned: dict[str, bytes] | None, keys: AuditKeys | None
 ) -> Any:
-    store = create_store(url, prefix=prefix)
+    store = create_store(url, prefix=prefix, create=False)
     await store.open()
     try:
         return await verify_store(store, public_keys=pinned, keys=keys)
@@ -158,7 +158,7 @@ def _export(args: argparse.Namespace) -> int:
 
 async def _run_export(url: str, args: argparse.Namespace, keys: AuditKeys) -> int:
     # The read side only: nothing is written, no writer task is started.
-    logger = AuditTrail(create_store(url, prefix=args.prefix), keys)
+    logger = AuditTrail(create_store(url, prefix=args.prefix, create=False), keys)
     await logger.store.open()
     count, offset, page = 0, 0, 1000
     try:

@@ -262,3 +262,13 @@ def test_cli_runs_as_a_module(trail: Path, master_key: str) -> None:
     )  # fmt: skip
     assert bad.returncode == 1
     assert bad.stdout.startswith("FAIL seq=3 deleted")
+
+
+def test_verify_refuses_a_missing_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wrong --db path is an error (exit 2), never "OK: 0 records", and creates no file."""
+    missing = tmp_path / "nope.db"
+    assert main(["audit", "verify", "--db", f"sqlite:///{missing}"]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert not missing.exists()

@@ -21,13 +21,17 @@ __all__ = [
 ]
 
 
-def create_store(url: str, *, prefix: str = "audit") -> AuditStore:
-    """Build (not open) the store for ``url``; drivers are imported lazily."""
+def create_store(url: str, *, prefix: str = "audit", create: bool = True) -> AuditStore:
+    """Build (not open) the store for ``url``; drivers are imported lazily.
+
+    ``create=False`` (readers: verify, export) refuses a missing SQLite file
+    instead of creating an empty one.
+    """
     scheme = url.split(":", 1)[0].lower()
     if scheme == "sqlite":
         from pynomaly_security.audit.stores.sqlite import SQLiteAuditStore
 
-        return SQLiteAuditStore(url, prefix=prefix)
+        return SQLiteAuditStore(url, prefix=prefix, create=create)
     if scheme in ("postgresql", "postgres"):
         from pynomaly_security.audit.stores.postgres import PostgresAuditStore
 

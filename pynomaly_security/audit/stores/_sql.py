@@ -163,6 +163,7 @@ class Statements:
             " ON CONFLICT (key_id) DO NOTHING"
         )
         self.prune = q(f"DELETE FROM {self.records} WHERE seq <= ?")
+        self.table_exists = "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?"
 
     def schema(self, blob: str, bigint: str) -> list[str]:
         return [

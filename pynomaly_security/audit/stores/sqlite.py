@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -46,10 +47,14 @@ class SQLiteAuditStore:
     """Args:
     url: ``sqlite:///<path>`` or ``sqlite:///:memory:``.
     prefix: table name prefix (lets tests and tenants share a file).
+    create: create the file and tables if missing; ``False`` for the verifier and
+        exporter, which must neither write to the evidence nor report an empty
+        new database as a valid trail.
     """
 
-    def __init__(self, url: str, *, prefix: str = "audit") -> None:
+    def __init__(self, url: str, *, prefix: str = "audit", create: bool = True) -> None:
         self._path = sqlite_path(url)
+        self._create = create
         self.sql = Statements(prefix)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
@@ -81,7 +86,11 @@ class SQLiteAuditStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pynomaly-audit")
 
         def connect() -> sqlite3.Connection:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            if self._create or self._path == ":memory:":
+                conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            else:
+                uri = "file:" + urllib.parse.quote(self._path) + "?mode=rw"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
             # Invalid UTF-8 written by hand must reach the verifier (as a hash mismatch),
             # not crash the read.
             conn.text_factory = lambda raw: raw.decode("utf-8", "surrogateescape")
@@ -91,16 +100,22 @@ class SQLiteAuditStore:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA secure_delete=ON")
-            for statement in self.sql.schema("BLOB", "INTEGER"):
-                conn.execute(statement)
+            if self._create:
+                for statement in self.sql.schema("BLOB", "INTEGER"):
+                    conn.execute(statement)
+            elif conn.execute(self.sql.table_exists, (self.sql.records,)).fetchone() is None:
+                conn.close()
+                raise StorageError(f"{self._path!r} holds no audit trail ({self.sql.records})")
             return conn
 
         try:
             loop = asyncio.get_running_loop()
             self._conn = await loop.run_in_executor(self._executor, connect)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StorageError) as exc:
             self._executor.shutdown(wait=False)
             self._executor = None
+            if isinstance(exc, StorageError):
+                raise
             raise StorageError(f"cannot open SQLite audit store {self._path!r}: {exc}") from exc
 
     async def aclose(self) -> None:
