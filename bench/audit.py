@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import logging
 import os
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,12 +35,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pynomaly_security.audit import AuditLogger, SecurityEventType, create_store  # noqa: E402
-from pynomaly_security.audit._keys import AuditKeys  # noqa: E402
-from pynomaly_security.audit.stores.postgres import PostgresAuditStore  # noqa: E402
-from pynomaly_security.middleware.audit import AuditMiddleware  # noqa: E402
+from pynomaly_security.audit import AuditLogger, SecurityEventType, create_store
+from pynomaly_security.audit._keys import AuditKeys
+from pynomaly_security.audit.stores.postgres import PostgresAuditStore
+from pynomaly_security.middleware.audit import AuditMiddleware
 
 KEYS = AuditKeys([os.urandom(32)])
 
