@@ -14,6 +14,7 @@ from pynomaly_security.audit.records import (
     EntryKind,
     SecurityEventType,
 )
+from pynomaly_security.audit.siem import SyslogHandler, WebhookHandler
 from pynomaly_security.audit.stores import AuditStore, create_store
 from pynomaly_security.audit.trail import AuditTrail
 from pynomaly_security.audit.verify import VerifyResult, verify_store
@@ -28,7 +29,9 @@ __all__ = [
     "ComplianceStandard",
     "EntryKind",
     "SecurityEventType",
+    "SyslogHandler",
     "VerifyResult",
+    "WebhookHandler",
     "audit_action",
     "audit_context",
     "controls_for",

@@ -6,6 +6,11 @@ key itself never touches data. Several master keys may be loaded: the first is
 current (new records, new checkpoints), older ones only read history, which is
 how keys rotate without rewriting records (each record stores its ``key_id``).
 
+The primitives come from ``cryptography.hazmat`` on purpose: the design needs
+AES-GCM with associated data, HKDF and Ed25519, which no recipe layer offers;
+they are wrapped here once, and every decrypt failure is one opaque
+:class:`InvalidToken`.
+
 References:
     RFC 5869 (HKDF); NIST SP 800-38D (GCM, 96-bit random nonces);
     RFC 8032 (Ed25519).

@@ -26,7 +26,7 @@ def make_settings(db_url: str, **overrides: object) -> SecuritySettings:
     return SecuritySettings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def master_key() -> str:
     """The fixed test master key (base64 of bytes 0..31)."""
     return MASTER_KEY

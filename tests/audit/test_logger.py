@@ -181,3 +181,23 @@ async def test_in_memory_database(settings_for: Settings) -> None:
         await audit.log_security_event(SecurityEventType.LOGOUT, "bye", user_id="u")
         assert [r["message"] for r in await audit.query(user_id="u")] == ["bye"]
         assert (await audit.verify()).ok
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        pytest.param("flush_interval_ms", 500, "flush_interval_ms must be in 1..200", id="flush"),
+        pytest.param("checkpoint_every", 0, "checkpoint_every must be >= 1", id="every"),
+        pytest.param("retention_days", 0, "retention_days must be >= 1", id="retention"),
+    ],
+)
+def test_bad_options_fail_at_construction(
+    db_url: str, settings_for: Settings, option: str, value: int, message: str
+) -> None:
+    """Invalid options raise ConfigurationError naming the option and its range."""
+    from pynomaly_security.audit import create_store
+    from pynomaly_security.audit._keys import AuditKeys
+
+    keys = AuditKeys([bytes(32)])
+    with pytest.raises(ConfigurationError, match=message):
+        AuditLogger(create_store(db_url), keys, **{option: value})  # type: ignore[arg-type]

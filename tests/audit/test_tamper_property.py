@@ -36,11 +36,9 @@ async def _verify(db: Path, master_key: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.audit.conftest import MASTER_KEY
-
+def pristine(tmp_path_factory: pytest.TempPathFactory, master_key: str) -> Path:
     db = tmp_path_factory.mktemp("pristine") / "audit.db"
-    asyncio.run(_populate(db, MASTER_KEY))
+    asyncio.run(_populate(db, master_key))
     return db
 
 
