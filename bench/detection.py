@@ -134,7 +134,11 @@ def main() -> int:
 
     rps = len(parts) / elapsed
     out = sys.stdout
-    print(f"# corpus {args.corpora}: {len(rows)} rows, revision sha256:{revision}; level {args.level}", file=out)
+    print(
+        f"# corpus {args.corpora}: {len(rows)} rows, "
+        f"revision sha256:{revision}; level {args.level}",
+        file=out,
+    )
     print(f"{'attack category':28} share blocked [95% CI] (hits/n)", file=out)
     for cat in sorted(attack, key=lambda c: (c not in TARGET_CATEGORIES, c)):
         print(f"  {cat:26} {fmt(*attack[cat])}", file=out)
@@ -146,38 +150,54 @@ def main() -> int:
         print(f"  {name:26} {fmt(*benign_file[name])}", file=out)
     print(f"  {'ALL benign':26} {fmt(*totals['benign'])}", file=out)
     print(f"  {'hard negatives':26} {fmt(*totals['hard'])}", file=out)
-    print(f"speed: {rps:,.0f} requests/s on one core ({elapsed:.2f} s for {len(parts)} requests); "
-          f"slowest sampled request {slowest * 1000:.2f} ms", file=out)
-    print("adversarial 64 KB values (ms): "
-          + ", ".join(f"{k} {v:.1f}" for k, v in adversarial.items()), file=out)
+    print(
+        f"speed: {rps:,.0f} requests/s on one core ({elapsed:.2f} s for {len(parts)} requests); "
+        f"slowest sampled request {slowest * 1000:.2f} ms",
+        file=out,
+    )
+    print(
+        "adversarial 64 KB values (ms): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in adversarial.items()),
+        file=out,
+    )
 
     if args.markdown:
         print("\n| category | blocked | 95% CI | n |\n|---|---:|---|---:|")
         for cat in sorted(attack, key=lambda c: (c not in TARGET_CATEGORIES, c)):
             h, n = attack[cat]
             lo, hi = wilson(h, n)
-            print(f"| attack: {cat} | {h / n:.3f} | {lo:.3f}–{hi:.3f} | {n} |")
+            print(f"| attack: {cat} | {h / n:.3f} | {lo:.3f}-{hi:.3f} | {n} |")
         for key in sorted(crs_pl):
             h, n = crs_pl[key]
             lo, hi = wilson(h, n)
-            print(f"| CRS {key} | {h / n:.3f} | {lo:.3f}–{hi:.3f} | {n} |")
+            print(f"| CRS {key} | {h / n:.3f} | {lo:.3f}-{hi:.3f} | {n} |")
         for name in sorted(benign_file):
             h, n = benign_file[name]
             lo, hi = wilson(h, n)
-            print(f"| benign: {name} | {h / n:.4f} | {lo:.4f}–{hi:.4f} | {n} |")
+            print(f"| benign: {name} | {h / n:.4f} | {lo:.4f}-{hi:.4f} | {n} |")
         for key, label in (("benign", "all benign rows"), ("hard", "hard negatives")):
             h, n = totals[key]
             lo, hi = wilson(h, n)
-            print(f"| benign: {label} | {h / n:.4f} | {lo:.4f}–{hi:.4f} | {n} |")
+            print(f"| benign: {label} | {h / n:.4f} | {lo:.4f}-{hi:.4f} | {n} |")
 
     if args.misses or args.fps:
         for (name, row), hit, v in zip(rows, blocked, verdicts, strict=True):
-            if args.misses and row["label"] == "attack" and row["category"] == args.misses and not hit:
+            if (
+                args.misses
+                and row["label"] == "attack"
+                and row["category"] == args.misses
+                and not hit
+            ):
                 shown = row.get("payload") or row["uri"] + " " + row["body"]
                 print("MISS", row["id"], v.score, list(v.rules), repr(shown[:200]))
             if args.fps and row["label"] == "benign" and hit and args.fps in ("all", name):
-                print("FP", row["id"], row["category"], v.score,
-                      [(f.rule_id, f.field, f.excerpt) for f in v.findings])
+                print(
+                    "FP",
+                    row["id"],
+                    row["category"],
+                    v.score,
+                    [(f.rule_id, f.field, f.excerpt) for f in v.findings],
+                )
     return 0
 
 

@@ -15,8 +15,8 @@ bounded repeats, blow up RE2's DFA and ran 5-8x slower on the corpora.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 

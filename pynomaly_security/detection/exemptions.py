@@ -29,7 +29,13 @@ from typing import Any, TypeVar
 
 from pynomaly_security.detection.policy import RoutePolicy
 
-__all__ = ["EXEMPTION_ATTR", "Exemption", "inspection_exempt", "route_policy_for", "typed_fields_of"]
+__all__ = [
+    "EXEMPTION_ATTR",
+    "Exemption",
+    "inspection_exempt",
+    "route_policy_for",
+    "typed_fields_of",
+]
 
 EXEMPTION_ATTR = "__pynomaly_inspection_exempt__"
 

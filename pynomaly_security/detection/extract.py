@@ -113,9 +113,7 @@ def _multipart(body: bytes, boundary: str) -> Iterator[tuple[str, str]]:
         yield field, _decode(content.removesuffix(b"\r\n"))
 
 
-def _body_fields(
-    body: bytes, content_type: str, max_depth: int
-) -> Iterator[tuple[str, str]]:
+def _body_fields(body: bytes, content_type: str, max_depth: int) -> Iterator[tuple[str, str]]:
     media = content_type.partition(";")[0].strip().lower()
     stripped = body.lstrip()
     if "json" in media or (not media and stripped[:1] in (b"{", b"[")):

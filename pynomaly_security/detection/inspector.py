@@ -23,10 +23,9 @@ References:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
-
-import re
 
 from pynomaly_security.detection._engine import RuleEngine
 from pynomaly_security.detection.extract import HeaderSelector, JsonTooDeep, extract_fields
@@ -156,7 +155,11 @@ class Inspector:
                 known = best.get(rule_id)
                 if known is None or hit.score > known.score:
                     best[rule_id] = Finding(
-                        hit.rule.family, rule_id, name, _excerpt(text, hit.start, hit.end), hit.score
+                        hit.rule.family,
+                        rule_id,
+                        name,
+                        _excerpt(text, hit.start, hit.end),
+                        hit.score,
                     )
         if not best:
             return Verdict()

@@ -6,7 +6,7 @@ Applied once per value, in this order (each step bounded):
 2. percent-decoding repeated while it changes the value, at most
    ``MAX_DECODE_ROUNDS`` times (double encoding ``%252e`` is common);
 3. HTML entities (``&lt;``, ``&#x3c;``, ``&#60``) unescaped, twice at most;
-4. Unicode NFKC, which folds full-width forms (``＜script＞``) to ASCII;
+4. Unicode NFKC, which folds full-width forms (full-width ``<script>``) to ASCII;
 5. null bytes and other C0 control characters except tab/newline/CR dropped
    (``<scr\\0ipt>``), case folded;
 6. SQL comment tricks: ``/**/`` becomes a space and MySQL version comments

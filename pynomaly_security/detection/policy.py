@@ -30,9 +30,13 @@ __all__ = ["FIELD_TYPES", "ExclusionTable", "RoutePolicy", "conforms", "field_ex
 
 _TYPE_PATTERNS: dict[str, object] = {
     "int": re2.compile(r"\s*[+-]?\d{1,40}\s*"),
-    "float": re2.compile(r"\s*[+-]?(?:\d{1,40}(?:\.\d{0,40})?|\.\d{1,40})(?:e[+-]?\d{1,4})?\s*|\s*(?:inf|-inf|nan)\s*"),
+    "float": re2.compile(
+        r"\s*[+-]?(?:\d{1,40}(?:\.\d{0,40})?|\.\d{1,40})(?:e[+-]?\d{1,4})?\s*|\s*(?:inf|-inf|nan)\s*"
+    ),
     "bool": re2.compile(r"(?i)true|false|[01]|yes|no|on|off"),
-    "uuid": re2.compile(r"(?i)\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?"),
+    "uuid": re2.compile(
+        r"(?i)\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?"
+    ),
     "date": re2.compile(r"\d{4}-\d{2}-\d{2}"),
     "datetime": re2.compile(
         r"(?i)\d{4}-\d{2}-\d{2}(?:[t ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:z|[+-]\d{2}:?\d{2})?)?"

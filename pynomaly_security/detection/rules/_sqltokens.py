@@ -43,21 +43,87 @@ _TOKEN = re.compile(
     |(?P<x>\S)""",
     re.VERBOSE,
 )
-_LOGIC_WORDS = frozenset("and or xor not div mod".split())
-_CMP_WORDS = frozenset("like rlike regexp is in between sounds collate escape".split())
+_LOGIC_WORDS = frozenset(["and", "or", "xor", "not", "div", "mod"])
+_CMP_WORDS = frozenset(
+    ["like", "rlike", "regexp", "is", "in", "between", "sounds", "collate", "escape"]
+)
 _STATEMENT = {"select": "S", "from": "F", "union": "U"}
 _STRUCTURAL = frozenset(
-    """where order group by having limit offset into insert update delete drop exec execute
-    case when then else end all distinct values set table procedure declare waitfor
-    delay binary join outfile dumpfile information_schema current_user current_date sysdate
-    top desc asc dual""".split()
+    [
+        "where",
+        "order",
+        "group",
+        "by",
+        "having",
+        "limit",
+        "offset",
+        "into",
+        "insert",
+        "update",
+        "delete",
+        "drop",
+        "exec",
+        "execute",
+        "case",
+        "when",
+        "then",
+        "else",
+        "end",
+        "all",
+        "distinct",
+        "values",
+        "set",
+        "table",
+        "procedure",
+        "declare",
+        "waitfor",
+        "delay",
+        "binary",
+        "join",
+        "outfile",
+        "dumpfile",
+        "information_schema",
+        "current_user",
+        "current_date",
+        "sysdate",
+        "top",
+        "desc",
+        "asc",
+        "dual",
+    ]
 )
 _FUNCTIONS = frozenset(
-    """sin cos tan pi ascii char concat substr substring version user database sleep
-    benchmark count lpad rpad mid left right ord hex unhex length cast convert""".split()
+    [
+        "sin",
+        "cos",
+        "tan",
+        "pi",
+        "ascii",
+        "char",
+        "concat",
+        "substr",
+        "substring",
+        "version",
+        "user",
+        "database",
+        "sleep",
+        "benchmark",
+        "count",
+        "lpad",
+        "rpad",
+        "mid",
+        "left",
+        "right",
+        "ord",
+        "hex",
+        "unhex",
+        "length",
+        "cast",
+        "convert",
+    ]
 )
 # Literals are operands but not SQL structure: JSON is full of null/true/false.
-_LITERALS = frozenset("null true false".split())
+_LITERALS = frozenset(["null", "true", "false"])
 _SQL_OPERAND = frozenset("snvf()kSFUl")
 _OPERAND = _SQL_OPERAND | {"w", "d"}
 _KEYWORDS = frozenset("kSFU")
@@ -122,8 +188,10 @@ def _score(toks: list[Token]) -> int:
         return 0
     if keywords >= 3 and words <= 2 and len(classes) >= 4:
         return 5  # case when ... then ... end, declare ... select
-    if "c" in classes and len(classes) >= 3 and (
-        words == 0 or (words == 1 and "(" in classes and keywords + classes.count("f"))
+    if (
+        "c" in classes
+        and len(classes) >= 3
+        and (words == 0 or (words == 1 and "(" in classes and keywords + classes.count("f")))
     ):
         return 5  # ( ( 1 ) ) --, ( binary cos ( 'b') ) --
     if words > 2:
@@ -135,7 +203,13 @@ def _score(toks: list[Token]) -> int:
     best = 0
     for i in range(len(classes) - 2):
         a, op, b = classes[i : i + 3]
-        if op == "=" and a == b == "w" and toks[i][1] == toks[i + 2][1] and i and classes[i - 1] == "&":
+        if (
+            op == "="
+            and a == b == "w"
+            and toks[i][1] == toks[i + 2][1]
+            and i
+            and classes[i - 1] == "&"
+        ):
             return 5  # or a=a
         if not _binary(a, op, b):
             continue

@@ -43,6 +43,7 @@ _ARGS = r"(?:$|\s*[;|&`<>)'\"$]|\s+-{1,2}[a-z0-9]|\s+[/\\~.$%'\"\d]|\s+[a-z]:[/\
 # ("%0aid"); indented lines ("  id" in a GraphQL query) are not shell.
 _SEP = r"(?:[;|]\s*|&&?\s*|\|\|\s*|\$\(\s*|\)\s*;\s*|\n)"
 
+# fmt: off
 RULES: tuple[Rule, ...] = (
     Rule("cmdi-chain", "cmdi", _SEP + r"(?:" + _STRONG + r")(?:\.exe)?" + _ARGS, CRITICAL),
     Rule("cmdi-chain-word", "cmdi", r"(?:^|[;|`]|&&|\|\|)\s*(?:whoami|uname|wget|curl|netcat|nslookup|ifconfig|ipconfig|netstat|systeminfo|tasklist|powershell|certutil|bitsadmin|busybox|getent)\b", ERROR),
@@ -69,3 +70,4 @@ RULES: tuple[Rule, ...] = (
     Rule("cmdi-win-cmd", "cmdi", r"\b(?:net\s+(?:user|localgroup|view|share)|reg\s+query|for\s+/[fdlr]\b|%comspec%|%systemroot%|%windir%|type\s+[a-z]:\\)", ERROR),
     Rule("cmdi-metachar-leading", "cmdi", r"^\s*[;|&]+\s*[a-z]", NOTICE, level=2),
 )
+# fmt: on

@@ -51,6 +51,7 @@ _PHP_RISKY = (
     r"|move_uploaded_file|zend_\w+|posix_\w+|symlink|link|escapeshellcmd|var_dump|print_r"
 )
 
+# fmt: off
 RULES: tuple[Rule, ...] = (
     Rule("code-java-gadget", "code_injection", r"\b(?:" + "|".join(_GADGETS[:-3]) + r")\b|" + _GADGET_B64, CRITICAL),
     Rule("code-php-call", "code_injection", r"(?:^|[^\w.$>:])(?:" + _PHP_RISKY + r")(?:\s|#[^\n]*\n|//[^\n]*\n)*\(\s*(?:['\"$]?[\w./-]*['\"]?\s*)?\)", CRITICAL),
@@ -76,3 +77,4 @@ RULES: tuple[Rule, ...] = (
     Rule("code-expression", "code_injection", r"\$\{[^}]{1,100}\}|#\{[^}]{1,100}\}", NOTICE, level=3),
     Rule("code-php-generic", "code_injection", r"\b(?:system|exec|eval|assert)\s*\(", WARNING, level=2),
 )
+# fmt: on

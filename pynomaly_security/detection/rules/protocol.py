@@ -19,6 +19,7 @@ _INTERNAL_HOST = (
     r"|100\.100\.100\.200|instance-data|\[fd00:ec2::254\]|metadata\.azure|kubernetes\.default)"
 )
 
+# fmt: off
 RULES: tuple[Rule, ...] = (
     Rule("ssrf-internal-url", "ssrf", r"\b(?:https?|gopher|dict|ftp|ldap|tftp|sftp|jar|netdoc|file)://(?:[^/\s@]{0,64}@)?" + _INTERNAL_HOST, ERROR),
     Rule("ssrf-metadata", "ssrf", r"169\.254\.169\.254|metadata\.google\.internal|/latest/meta-data|/computemetadata/|100\.100\.100\.200", CRITICAL),
@@ -33,3 +34,4 @@ RULES: tuple[Rule, ...] = (
     Rule("rfi-url", "rfi", r"^\s*(?:https?|ftps?)://[^\s]{1,300}\?+\s*$|^\s*(?:https?|ftps?)://\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}[/:]|\b(?:include|require)(?:_once)?\s*\(?\s*['\"]?(?:https?|ftp)://", WARNING),
     Rule("scanner-agent", "scanner", r"\b(?:sqlmap|nikto|nessus|acunetix|nmap|masscan|dirbuster|gobuster|wpscan|zgrab|nuclei|w3af|havij|appscan|openvas|arachni|netsparker|fimap|jaeles|commix|wfuzz|ffuf|nessus|qualys|zmeu|morfeus|paros|webinspect|xsser)\b", CRITICAL),
 )
+# fmt: on

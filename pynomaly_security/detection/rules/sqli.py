@@ -15,7 +15,6 @@ References:
 from __future__ import annotations
 
 import sqlparse
-from sqlparse import tokens as T
 
 from pynomaly_security.detection.rules._sqltokens import sql_score
 from pynomaly_security.detection.rules.base import CRITICAL, ERROR, NOTICE, WARNING, Rule
@@ -37,7 +36,7 @@ def _stacked_statement(text: str, start: int, end: int) -> int:
     window = text[start + 1 : start + 1 + SQLPARSE_WINDOW]
     try:
         statement = sqlparse.parse(window)[0]
-        kind = statement.get_type()
+        kind = statement.get_type()  # type: ignore[no-untyped-call]
     except Exception:  # sqlparse must never break inspection
         return 0
     if kind in _STATEMENT_TYPES or window.lstrip().startswith(("exec", "declare", "waitfor", "shutdown", "truncate", "set @")):
@@ -66,6 +65,7 @@ _GRAMMAR = (
     r"|\bcase\b[^;]{0,40}\bwhen\b|\bhaving\s*\(|\b(?:declare\s+@|binary\s*\(|select\s+(?:top|@|\*))|(?:--|#)\s*$|\bdesc\s+\w+\s*;"
 )
 
+# fmt: off
 RULES: tuple[Rule, ...] = (
     Rule("sqli-grammar", "sqli", _GRAMMAR, ERROR, check=sql_score),
     Rule("sqli-union", "sqli", r"\bunion\b[\s(]*(?:all\b|distinct\b|distinctrow\b)?[\s(]*select\b", CRITICAL),
@@ -93,3 +93,4 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-comment-end", "sqli", r"(?:--|#)\s*[\w+-]{0,3}\s*$", NOTICE, level=2),
     Rule("sqli-hex-literal", "sqli", r"\b0x[0-9a-f]{6,}\b", NOTICE, level=3),
 )
+# fmt: on

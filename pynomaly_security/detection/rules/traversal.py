@@ -42,6 +42,7 @@ _SENSITIVE_NAMES = (
     r"|applicationhost\.config|\bsecrets?\.(?:json|ya?ml)"
 )
 
+# fmt: off
 RULES: tuple[Rule, ...] = (
     Rule("pt-dotdot-multi", "path_traversal", r"(?:\.\.+;?" + _S + r"+\.?" + _S + r"*){2,}|(?:\.\.+;?" + _S + r"+\.*){2,}", CRITICAL),
     Rule("pt-dotdot", "path_traversal", r"(?:^|[\s=\"'/\\:])\.\.+;?" + _S + r"|" + _S + r"\.\.+(?:$|[;?#\x00" + "/" + r"\\])", WARNING),
@@ -61,3 +62,4 @@ RULES: tuple[Rule, ...] = (
     Rule("pt-php-filter", "path_traversal", r"\bconvert\.(?:base64|iconv|quoted)|\bread\s*=\s*(?:string|convert)\.|resource\s*=", ERROR),
     Rule("pt-dotenv", "path_traversal", r"(?:^|[/\\])\.env(?:\.\w+)?$", NOTICE),
 )
+# fmt: on

@@ -72,6 +72,7 @@ _HANDLERS = (
     r"|unload|volumechange|waiting|webkit|wheel|zoom|help|loadstart|security|trigger"
 )
 
+# fmt: off
 RULES: tuple[Rule, ...] = (
     Rule("xss-script-tag", "xss", r"<\s*/?\s*script\b", CRITICAL),
     Rule("xss-event-handler-tag", "xss", r"<[a-z!/][^>]{0,400}[\s/\"'`]on[a-z]{3,}\s*=", CRITICAL),
@@ -89,3 +90,4 @@ RULES: tuple[Rule, ...] = (
     Rule("xss-vector-attr", "xss", r"\b(?:srcdoc|formaction|xlink:href|from|to|values|attributename)\s*=\s*[\"'`]?\s*(?:javascript|data|&#|<)", ERROR),
     Rule("xss-lt-alpha", "xss", r"<[a-z!/?]", NOTICE, level=3),
 )
+# fmt: on
