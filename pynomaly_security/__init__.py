@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pynomaly_security.api.deps import AdminAPIKey
 from pynomaly_security.api.router import add_security_endpoints, create_security_router
+from pynomaly_security.crypto import DataEncryption, FieldEncryption, KeyRing
 from pynomaly_security.detection import Finding, Inspector, RequestParts, Verdict
 from pynomaly_security.exceptions import (
     AuditIntegrityError,
@@ -37,6 +38,7 @@ from pynomaly_security.monitor import (
 )
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.plugin import SecurityStack, setup_security_middleware
+from pynomaly_security.protection import AdvancedDataProtection, classify
 from pynomaly_security.sanitize import InputSanitizer
 from pynomaly_security.settings import SecuritySettings, load_settings
 
@@ -44,18 +46,22 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdminAPIKey",
+    "AdvancedDataProtection",
     "AnomalousAccessDetector",
     "AuditIntegrityError",
     "AuthenticationError",
     "BruteForceDetector",
     "ClientIPResolver",
     "ConfigurationError",
+    "DataEncryption",
+    "FieldEncryption",
     "Finding",
     "InjectionAttackDetector",
     "InputInspectionMiddleware",
     "InputSanitizer",
     "Inspector",
     "InvalidToken",
+    "KeyRing",
     "RequestParts",
     "SecurityAlert",
     "SecurityError",
@@ -72,6 +78,7 @@ __all__ = [
     "Verdict",
     "__version__",
     "add_security_endpoints",
+    "classify",
     "create_security_router",
     "load_settings",
     "setup_security_middleware",
