@@ -8,13 +8,11 @@ its reasons and handed to the event sink (the monitor / audit trail).
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from cryptography.fernet import Fernet, MultiFernet
 from starlette.types import Scope
 
 from pynomaly_security.auth.errors import (
@@ -30,15 +28,15 @@ from pynomaly_security.auth.passwords import PasswordHasher
 from pynomaly_security.auth.risk import RiskAssessment, RiskEngine, RiskLevel, device_fingerprint
 from pynomaly_security.auth.tokens import TokenPair, TokenService
 from pynomaly_security.auth.totp import TOTPEnrollment, TOTPManager
-from pynomaly_security.auth.users import InMemoryUserRepository, UserRecord, UserRepository
+from pynomaly_security.auth.users import UserRecord, UserRepository
 from pynomaly_security.exceptions import InvalidToken
 from pynomaly_security.monitor.events import EventKind, SecurityAlert, SecurityEvent, ThreatLevel
-from pynomaly_security.storage.base import Store, failure_policy
+from pynomaly_security.storage.base import Store
 
 if TYPE_CHECKING:
     from pynomaly_security.settings import SecuritySettings
 
-__all__ = ["AuthResult", "EventSink", "ZeroTrustAuthenticator"]
+__all__ = ["SIGN_IN_EVENT", "AuthResult", "EventSink", "ZeroTrustAuthenticator"]
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +44,7 @@ EventSink = Callable[[SecurityEvent], object]
 LOGIN_SUCCEEDED = "login_succeeded"
 LOGIN_FAILED = "login_failed"
 HIGH_RISK_LOGIN = "high_risk_login"
+SIGN_IN_EVENT = "sign_in"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,66 +92,13 @@ class ZeroTrustAuthenticator:
 
     @classmethod
     def from_settings(
-        cls,
-        settings: SecuritySettings,
-        store: Store,
-        *,
-        users: UserRepository | None = None,
-        passwords: PasswordHasher | None = None,
-        event_sink: EventSink | None = None,
-        alert_sink: AlertSink | None = None,
-        **clock: Any,
+        cls, settings: SecuritySettings, store: Store, **kwargs: Any
     ) -> ZeroTrustAuthenticator:
-        """Wire every part from the settings and one shared store.
+        """Every part wired from the settings and one shared store; see
+        :func:`pynomaly_security.auth.factory.authenticator_from_settings`."""
+        from pynomaly_security.auth.factory import authenticator_from_settings
 
-        Keys: TOTP secrets and recovery digests use keys derived by HKDF from
-        the master key (the crypto key ring, so key rotation covers them); the
-        HS* JWT secret is ``jwt_secret`` or, when unset, derived the same way.
-        Without a master key only development mode starts (ephemeral key, warned).
-        """
-        from pynomaly_security.crypto.keys import KeyRing
-
-        ring = KeyRing.from_settings(settings)
-        cipher = MultiFernet(
-            [Fernet(base64.urlsafe_b64encode(ring.key("totp", v))) for v in reversed(ring.versions)]
-        )
-        policies = settings.store_failure_policy
-        secret = (
-            settings.jwt_secret.get_secret_value().encode()
-            if settings.jwt_secret is not None
-            else ring.key("jwt")
-        )
-        private = settings.jwt_private_key.get_secret_value() if settings.jwt_private_key else None
-        return cls(
-            users=users or InMemoryUserRepository(max_users=settings.max_tracked_keys),
-            passwords=passwords or PasswordHasher(),
-            totp=TOTPManager(
-                store,
-                cipher,
-                ring.key("totp-recovery"),
-                issuer=settings.totp_issuer,
-                failure_policy=failure_policy(policies, "totp"),
-                **clock,
-            ),
-            tokens=TokenService(
-                store,
-                algorithm=settings.jwt_algorithm,
-                secret=secret if settings.jwt_algorithm.startswith("HS") else None,
-                private_key=private,
-                public_key=settings.jwt_public_key,
-                issuer=settings.jwt_issuer,
-                audience=settings.jwt_audience,
-                access_ttl=settings.access_token_ttl,
-                refresh_ttl=settings.refresh_token_ttl,
-                failure_policy=failure_policy(policies, "tokens"),
-                **clock,
-            ),
-            lockouts=LockoutManager.from_settings(settings, store, alert_sink=alert_sink, **clock),
-            risk=RiskEngine.from_settings(settings, store, **clock),
-            recovery_codes=settings.totp_recovery_codes,
-            event_sink=event_sink,
-            alert_sink=alert_sink,
-        )
+        return authenticator_from_settings(settings, store, **kwargs)
 
     # -- sign-up ---------------------------------------------------------------------
     async def signup(self, username: str, password: str) -> UserRecord:
@@ -192,7 +138,7 @@ class ZeroTrustAuthenticator:
         if status.unavailable:
             raise AuthUnavailable("sign-in temporarily unavailable")
         if status.locked:
-            self._event(EventKind.LOGIN_FAILURE, username, source_ip, reason="locked")
+            self._event("failure", username, source_ip, reason="locked")
             raise AccountLocked(status.retry_after)
         user = await self.users.get_by_username(username)
         ok = self.passwords.verify(user.password_hash if user else None, password)
@@ -225,7 +171,7 @@ class ZeroTrustAuthenticator:
             await self.users.update(user.but(password_hash=self.passwords.hash(password)))
         tokens = self.tokens.issue(user.user_id, amr=amr)
         self._event(
-            EventKind.LOGIN_SUCCESS,
+            "success",
             user.username,
             source_ip,
             user_id=user.user_id,
@@ -249,19 +195,19 @@ class ZeroTrustAuthenticator:
 
     async def _fail(self, username: str, source_ip: str | None, reason: str) -> None:
         status = await self.lockouts.report_auth_failure(username, source_ip)
-        self._event(EventKind.LOGIN_FAILURE, username, source_ip, reason=reason)
+        self._event("failure", username, source_ip, reason=reason)
         log.info(LOGIN_FAILED, reason=reason, locked=status.locked)
         if status.unavailable:
             raise AuthUnavailable("sign-in temporarily unavailable")
-        if status.locked:
-            raise AccountLocked(status.retry_after)
+        # Even the attempt that triggers the lock is answered as a wrong password;
+        # the lock (429) applies from the next attempt on, like django-axes.
         raise InvalidCredentials("invalid credentials")
 
     async def _high_risk(
         self, user: UserRecord, source_ip: str | None, risk: RiskAssessment
     ) -> None:
         self._event(
-            EventKind.LOGIN_FAILURE,
+            "failure",
             user.username,
             source_ip,
             user_id=user.user_id,
@@ -284,15 +230,19 @@ class ZeroTrustAuthenticator:
                 log.exception("auth_alert_sink_failed")
         raise RiskTooHigh(risk.reasons)
 
-    def _event(self, kind: EventKind, username: str | None, ip: str | None, **details: Any) -> None:
+    def _event(self, outcome: str, username: str | None, ip: str | None, **details: Any) -> None:
+        """A ``sign_in`` decision with its reasons. It is a CUSTOM event, not
+        LOGIN_SUCCESS/FAILURE: those come from the tracking middleware (status
+        codes on login routes), and counting one sign-in twice would double the
+        brute-force metrics."""
         if self._event_sink is None:
             return
         user_id = details.pop("user_id", None)
         event = SecurityEvent(
-            kind=kind,
+            kind=EventKind.CUSTOM,
             source_ip=ip,
             user_id=user_id,
-            details={"username": username, **details},
+            details={"type": SIGN_IN_EVENT, "outcome": outcome, "username": username, **details},
         )
         try:
             self._event_sink(event)

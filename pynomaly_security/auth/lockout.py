@@ -38,16 +38,20 @@ from pynomaly_security.storage.base import FailurePolicy, Store, failure_policy
 if TYPE_CHECKING:
     from pynomaly_security.settings import SecuritySettings
 
-__all__ = ["AlertSink", "LockRecord", "LockoutManager", "LockoutStatus"]
+__all__ = ["LOCKOUT_REPORTED", "AlertSink", "LockRecord", "LockoutManager", "LockoutStatus"]
 
 log = structlog.get_logger(__name__)
 
 AlertSink = Callable[[SecurityAlert], Awaitable[None]]
 LockoutBy = Literal["user", "ip", "user_and_ip"]
 
-ACCOUNT_LOCKED = "account_locked"
+# The same alert type as the monitor's BruteForceDetector: one name per threat,
+# whichever component saw it (the audit trail maps it to brute_force_detected).
+ACCOUNT_LOCKED = "brute_force"
 CREDENTIAL_STUFFING = "credential_stuffing"
 LOCKOUT_STORE_FAILED = "lockout_store_failed"
+LOCKOUT_REPORTED = "lockout_reported"
+"""``RequestContext.extra`` flag: this login was already reported to the lockout."""
 _STRIKE_MEMORY = 86_400  # how long a past lock makes the next one longer
 
 
@@ -219,7 +223,7 @@ class LockoutManager:
         await self._store.put(f"lock:rec:{key}", json.dumps(record.to_dict()), duration)
         # The count restarts after the lock: the next lock needs max_attempts again.
         await self._store.delete(f"lock:fail:{key}")
-        log.warning(ACCOUNT_LOCKED, lock_key=key, duration=duration, lock_number=strikes)
+        log.warning("account_locked", lock_key=key, duration=duration, lock_number=strikes)
         return record
 
     async def _watch_stuffing(self, user: str | None, ip: str | None) -> None:

@@ -28,7 +28,7 @@ from pynomaly_security.auth.errors import (
     RiskTooHigh,
     SignupRefused,
 )
-from pynomaly_security.auth.lockout import LockoutManager
+from pynomaly_security.auth.lockout import LOCKOUT_REPORTED, LockoutManager
 from pynomaly_security.auth.risk import DEVICE_COOKIE
 from pynomaly_security.auth.tokens import TokenPair
 from pynomaly_security.auth.users import UserRecord
@@ -131,6 +131,9 @@ def build_auth_router(
         ctx = get_request_context(request.scope)
         if ctx is not None:
             ctx.login_username = body.username
+            # The authenticator reports to the lockout itself; the login guard
+            # middleware must not count this attempt a second time.
+            ctx.extra[LOCKOUT_REPORTED] = True
         try:
             result = await authenticator.authenticate_user(
                 body.username,
@@ -155,7 +158,7 @@ def build_auth_router(
                 secure=secure_cookies,
                 samesite="lax",
             )
-        return _tokens(result.tokens, risk=result.risk.to_dict())
+        return _tokens(result.tokens, user=result.user.username, risk=result.risk.to_dict())
 
     @router.post("/mfa/enroll")
     async def mfa_enroll(user: UserRecord = require_user) -> Any:
