@@ -28,6 +28,7 @@ from pynomaly_security.audit.stores.base import AppendTxn, Checkpoint, SealedRec
 from pynomaly_security.exceptions import InvalidToken, StorageError
 
 __all__ = [
+    "PERSONAL_DETAIL_KEYS",
     "ZERO_HASH",
     "Sealer",
     "canonical",
@@ -37,6 +38,11 @@ __all__ = [
 ]
 
 ZERO_HASH = bytes(32)
+PERSONAL_DETAIL_KEYS = frozenset(
+    {"username", "login_username", "email", "name", "phone", "ip", "client_ip", "source_ip",
+     "user_agent", "address"}
+)  # fmt: skip
+"""``details`` keys treated as personal data: sealed under the subject's key."""
 ERASED = "[erased]"
 UNREADABLE = "[undecryptable]"
 
@@ -131,8 +137,11 @@ class Sealer:
             seq += 1
             payload = dict(entry.payload)
             ref = None
+            personal_body: dict[str, Any] = {}
             if entry.user_id is not None:
                 ref = self.keys.subject_ref(entry.user_id)
+                personal_body = _split_personal(payload)
+                personal_body.update(user_id=entry.user_id, source_ip=entry.source_ip)
             elif entry.source_ip is not None:
                 payload["source_ip"] = entry.source_ip
             header = SealedRecord(
@@ -152,7 +161,7 @@ class Sealer:
             )
             personal = None
             if ref is not None:
-                body = _json({"user_id": entry.user_id, "source_ip": entry.source_ip})
+                body = _json(personal_body)
                 personal = seal_with(subject_keys[ref], body, payload_aad(header, b"personal"))
             row = dataclasses.replace(
                 header,
@@ -219,15 +228,39 @@ class Sealer:
             out.update(json.loads(body))
         except InvalidToken:
             out["payload"] = UNREADABLE
-        if rec.subject_ref is not None and rec.personal is not None:
-            wrapped = subject_keys.get(rec.subject_ref)
+        if rec.subject_ref is None or rec.personal is None:
+            return out
+        wrapped = subject_keys.get(rec.subject_ref)
+        try:
             if wrapped is None:
-                out["user_id"] = out["source_ip"] = ERASED
-            else:
-                try:
-                    key = self.keys.unwrap_subject_key(wrapped[0], rec.subject_ref, wrapped[1])
-                    aad = payload_aad(rec, b"personal")
-                    out.update(json.loads(open_with(key, rec.personal, aad)))
-                except InvalidToken:
-                    out["user_id"] = out["source_ip"] = UNREADABLE
+                raise _Erased
+            key = self.keys.unwrap_subject_key(wrapped[0], rec.subject_ref, wrapped[1])
+            personal = json.loads(open_with(key, rec.personal, payload_aad(rec, b"personal")))
+        except (InvalidToken, _Erased) as exc:
+            mark = ERASED if isinstance(exc, _Erased) else UNREADABLE
+            personal = {"user_id": mark, "source_ip": mark}
+            personal["details"] = dict.fromkeys(out.get("personal_details", ()), mark)
+        if isinstance(out.get("details"), dict):
+            out["details"].update(personal.pop("details", {}))
+        out.update(personal)
         return out
+
+
+class _Erased(Exception):
+    """The subject key is gone (crypto-shredded)."""
+
+
+def _split_personal(payload: dict[str, Any]) -> dict[str, Any]:
+    """Move personal detail values (by key name) out of ``payload`` so they are
+    sealed under the subject key and shredded with it; their names stay, so an
+    erased record shows which details were there."""
+    details = payload.get("details")
+    if not isinstance(details, dict):
+        return {}
+    kept = dict(details)
+    moved = {k: kept.pop(k) for k in details if k.lower() in PERSONAL_DETAIL_KEYS}
+    if not moved:
+        return {}
+    payload["details"] = kept
+    payload["personal_details"] = sorted(moved)
+    return {"details": moved}

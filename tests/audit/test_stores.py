@@ -126,15 +126,22 @@ async def test_erase_subject_shreds_but_chain_verifies(make_logger: StoreFactory
     """After erasure the subject's personal fields read [erased]; the chain still verifies."""
     async with make_logger() as audit:
         await audit.log_security_event(
-            SecurityEventType.LOGIN_SUCCESS, "hi", user_id="erin", source_ip="192.0.2.5"
+            SecurityEventType.LOGIN_SUCCESS, "hi", details={"username": "erin@x", "attempt": 2},
+            user_id="erin", source_ip="192.0.2.5",
+        )  # fmt: skip
+        await audit.log_security_event(
+            SecurityEventType.LOGIN_SUCCESS, "hi", details={"email": "f@x"}, user_id="frank"
         )
-        await audit.log_security_event(SecurityEventType.LOGIN_SUCCESS, "hi", user_id="frank")
+        before = await audit.query(user_id="erin")
+        assert before[0]["details"] == {"attempt": 2, "username": "erin@x"}
         assert await audit.erase_subject("erin") == 1
         rows = await audit.query(event_type="login_success")
         assert rows[0]["user_id"] == "[erased]"
         assert rows[0]["source_ip"] == "[erased]"
         assert rows[0]["message"] == "hi"
+        assert rows[0]["details"] == {"attempt": 2, "username": "[erased]"}
         assert rows[1]["user_id"] == "frank"
+        assert rows[1]["details"] == {"email": "f@x"}
         assert [r["event_type"] for r in await audit.query(event_type="subject_erased")]
         assert "erin" not in str(await audit.query())
         assert (await audit.verify()).ok
