@@ -49,7 +49,7 @@ class AuditMiddleware:
 
     Args:
         app: the ASGI app to wrap.
-        audit_logger: an started :class:`~pynomaly_security.audit.AuditLogger`
+        audit_logger: a started :class:`~pynomaly_security.audit.AuditLogger`
             (anything with its ``log_request``).
         log_line: also emit the canonical structlog line (event ``http_request``).
     """
