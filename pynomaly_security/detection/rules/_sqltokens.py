@@ -31,7 +31,8 @@ MAX_CHARS = 240
 
 _TOKEN = re.compile(
     r"""(?P<c>--[^\n]*|\#[^\n]*|/\*[^*]*\*?/?)
-    |(?P<s>'(?:[^'\\]|\\.)*'?|`[^`]*`?)
+    |(?P<s>'(?:[^'\\]|\\.)*'?)
+    |(?P<b>`[^`]*`?)
     |(?P<d>"(?:[^"\\]|\\.)*"?)
     |(?P<n>0x[0-9a-f]+|\d+(?:\.\d*)?(?:e[+-]?\d+)?|\.\d+)
     |(?P<v>@@?[\w.$]+)
@@ -151,6 +152,8 @@ def tokens(text: str) -> list[Token]:
                 kind = "l"
             elif word in _FUNCTIONS or text.startswith("(", match.end()):
                 kind = "f"
+        elif kind == "b":
+            kind = "w"  # `quoted` is an identifier (and Markdown code), not a string
         elif kind in ("cmp", "logic", "arith"):
             kind = {"cmp": "=", "logic": "&", "arith": "+"}[kind]
         elif kind == "p":
@@ -174,6 +177,10 @@ def _binary(a: str, op: str, b: str) -> bool:
         return bool({a, b} & set("svf()"))
     # arithmetic: both sides SQL, one a string, variable or call ("jack-o'-lantern" is not)
     return a in _SQL_OPERAND and b in _SQL_OPERAND and bool({a, b} & set("svf"))
+
+
+def _small_numbers(left: str, right: str) -> bool:
+    return len(left) <= 5 and len(right) <= 5
 
 
 def _score(toks: list[Token]) -> int:
@@ -213,6 +220,8 @@ def _score(toks: list[Token]) -> int:
             return 5  # or a=a
         if not _binary(a, op, b):
             continue
+        if a == b == "n" and op == "=" and not _small_numbers(toks[i][1], toks[i + 2][1]):
+            continue  # 1418474375998=1 in a cookie is data, 1=1 is a tautology
         if {a, b} & {"s", "v"} or words == 0 or keywords or "c" in classes:
             return 5
         best = 4

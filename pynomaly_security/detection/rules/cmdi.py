@@ -51,8 +51,8 @@ RULES: tuple[Rule, ...] = (
     Rule("cmdi-subshell-any", "cmdi", r"\$\([^)]{0,200}\)", WARNING),
     # A quote closed, then a separator and a command: "||echo x, ';id
     Rule("cmdi-quote-break", "cmdi", r"['\"]\s*(?:;|\|\|?|&&?|\n)\s*(?:" + _STRONG + r")\b", CRITICAL),
-    Rule("cmdi-leading-command", "cmdi", r"^\s*(?:[;|&]+|\n)\s*(?:" + _STRONG + r"|for|if)\b", CRITICAL),
-    Rule("cmdi-win-for-if", "cmdi", r"\bfor\s+(?:/[a-z]\s+)?(?:\"[^\"]{0,60}\"\s+)?%%?[\w\]]+\s+in\s*\(|\bif\s+(?:/i\s+)?(?:not\s+)?(?:exist\s|errorlevel\s|cmdextversion\s|defined\s|%[\w!]+%|\"[^\"]{0,40}\"\s*(?:==|equ|neq|lss|leq|gtr|geq)|\[%\d\]\s*==|[\w\"!%]+\s*==)", CRITICAL),
+    Rule("cmdi-leading-command", "cmdi", r"^\s*[;|&]+\s*(?:" + _STRONG + r"|for|if)\b|^\n(?:" + _STRONG + r")\b", CRITICAL),
+    Rule("cmdi-win-for-if", "cmdi", r"\bfor\s+(?:/[a-z]\s+)?(?:\"[^\"]{0,60}\"\s+)?%%?[\w\]]+\s+in\s*\(|\bif\s+(?:/i\s+)?(?:not\s+)?(?:exist\s|errorlevel\s|cmdextversion\s|defined\s|%[\w!]+%|\"[^\"]{0,40}\"\s*(?:==|equ|neq|lss|leq|gtr|geq)|\[%\d\]\s*==|[\w\"!%]+==[\w\"!%]+\s+\w)", CRITICAL),
     Rule("cmdi-glob-path", "cmdi", r"/(?:[\w]*[?*\[][\w?*\[\]!^-]*)/[\w?*\[\]!^-]+|/[?*]{2,}/", CRITICAL),
     Rule("cmdi-quote-split", "cmdi", r"(?:[a-z](?:''|\"\"|\\|\^)){3,}[a-z]|(?:\"\"[a-z]){3,}", CRITICAL),
     Rule("cmdi-alias", "cmdi", r"\balias\s+(?:-p\s+)?['\"]?\w+['\"]?\s*=", CRITICAL),
@@ -61,7 +61,7 @@ RULES: tuple[Rule, ...] = (
     Rule("cmdi-mail-ftp", "cmdi", r"\r\n?\s*(?:retr|stor|dele|mail\s+from|rcpt\s+to|helo|ehlo|rset|vrfy|expn|site\s+exec|a\d+\s+(?:login|select|fetch|uid|list|capability))\b", CRITICAL),
     # Not after another backtick: Markdown fences (```python) are not shell.
     Rule("cmdi-backtick", "cmdi", r"(?:^|[^`])`\s*(?:" + _BACKTICK + r")(?:\s[^`]{0,200})?`", CRITICAL),
-    Rule("cmdi-ifs", "cmdi", r"\$\{?ifs\b|\$\{[a-z_]*(?::-?\d*)?(?::\d+)?\}|\{(?:" + _STRONG + r"),[^}\s]{1,80}\}|\$@", CRITICAL),
+    Rule("cmdi-ifs", "cmdi", r"\$\{?ifs\b|\$\{[a-z_]*(?::-?\d*)?(?::\d+)?\}|\{(?:" + _STRONG + r"),[^}\s]{1,80}\}|[a-z]\$@|\$@[a-z]", CRITICAL),
     Rule("cmdi-shellshock", "cmdi", r"\(\s*\)\s*\{[^}]{0,40};\s*\}\s*;|(?:^|[=:'\";])\s*\(\s*\)\s*\{", CRITICAL),
     Rule("cmdi-shell-path", "cmdi", r"(?:^|[\s;|&`'\"(=:>])(?:/usr)?(?:/local)?/s?bin/(?:ba|z|k|c|da|tc)?sh\b|/bin/(?:cat|ls|id|nc|busybox|echo|ping|uname|whoami|bash|python\w*|perl|sleep|wget|curl)\b|\bcmd(?:\.exe)?\s*/[ck]\b|\bpowershell(?:\.exe)?\s+-|\bnc(?:at)?\s+-[elvnpu]|\b(?:ba|z|k|c|da|tc)?sh\s+-[ci]\b|/dev/(?:tcp|udp)/|(?:^|[\s;|&'\"=(])/(?:usr/)?s?bin/\w", CRITICAL),
     Rule("cmdi-redirect", "cmdi", r"(?:>>?|<)\s*/(?:tmp|dev|etc|var|proc)/|2>&1|>\s*&\s*\d", WARNING),

@@ -23,7 +23,7 @@ __all__ = ["RULES", "SQLPARSE_WINDOW"]
 
 SQLPARSE_WINDOW = 200
 
-_Q = r"""['"`]"""
+_Q = r"""['"]"""  # backticks quote identifiers (and Markdown code), not strings
 _VAL = r"""(?:\d+|'[^']{0,20}'|"[^"]{0,20}"|[a-z_][\w.]{0,20}|@@?\w+|\w+\s*\([^)]{0,20}\))"""
 _OP = r"(?:=|<>|!=|<=>|<=|>=|<|>|\b(?:r?like|regexp|sounds\s+like)\s*['\"\d(]|\bis\s+(?:not\s+)?null\b|\bin\s*\(|\bbetween\s+\S+\s+and\b)"
 _LOGIC = r"(?:\bor\b|\band\b|\bxor\b|\|\||&&|\bdiv\b)"
@@ -87,10 +87,10 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-having", "sqli", r"\bhaving\s+\(*\s*\d+\s*(?:=|<|>)", ERROR),
     Rule("sqli-char-encode", "sqli", r"\b(?:char|chr|nchar)\s*\(\s*\d+\s*(?:[,+]\s*(?:char\s*\(\s*)?\d+\s*\)?\s*)+\)", ERROR),
     Rule("sqli-subquery", "sqli", r"(?:\bor\b|\band\b|\bxor\b|&&|\|\||=|\()\s*\(?\s*(?:not\s+)?(?:exists\s*)?\(\s*select\b", CRITICAL),
-    Rule("sqli-mssql-exec", "sqli", r"\bexec(?:ute)?\s*(?:\(|master\.|xp_|sp_)|\binto\s+(?:out|dump)file\b|\bload\s+data\s+(?:local\s+)?infile\b", CRITICAL),
+    Rule("sqli-mssql-exec", "sqli", r"(?:^|[^.\w])exec(?:ute)?\s*(?:\(|master\.|xp_|sp_)|\binto\s+(?:out|dump)file\b|\bload\s+data\s+(?:local\s+)?infile\b", CRITICAL),
     Rule("sqli-functions", "sqli", r"\b(?:concat|concat_ws|group_concat|substring|substr|mid|ascii|ord|unhex|hex|bin|length|char_length|cast|convert|ifnull|isnull|nullif|coalesce|iif|if|elt|make_set|json_extract|sqrt|floor|rand|md5|sha1)\s*\(", NOTICE, level=2),
     Rule("sqli-limit-offset", "sqli", r"\blimit\s+\d+\s*(?:,\s*\d+|offset\s+\d+)?\s*(?:--|#|$|;|\))", NOTICE),
-    Rule("sqli-comment-end", "sqli", r"(?:--|#)\s*[\w+-]{0,3}\s*$", NOTICE, level=2),
+    Rule("sqli-comment-end", "sqli", r"(?:^|[^-])(?:--|#)(?:\s*[\w+]{0,3})?\s*$", NOTICE, level=2),
     Rule("sqli-hex-literal", "sqli", r"\b0x[0-9a-f]{6,}\b", NOTICE, level=3),
 )
 # fmt: on
