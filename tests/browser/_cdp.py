@@ -59,8 +59,13 @@ class Page:
         await self._ws.send(json.dumps({"id": self._ids, "method": method, "params": params}))
         return await asyncio.wait_for(future, 30)
 
-    async def evaluate(self, expression: str) -> Any:
-        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+    async def evaluate(self, expression: str, *, await_promise: bool = False) -> Any:
+        result = await self.call(
+            "Runtime.evaluate",
+            expression=expression,
+            returnByValue=True,
+            awaitPromise=await_promise,
+        )
         if "exceptionDetails" in result:
             raise CDPError(str(result["exceptionDetails"]))
         return result["result"].get("value")
@@ -80,8 +85,14 @@ class Page:
         await self.call("Page.navigate", url=url)
         await self.wait_for("document.readyState === 'complete'")
 
+    async def settle(self) -> None:
+        """Wait until the page's web fonts have loaded or failed, so every font request
+        (the last subresources the docs pages start) has met the CSP."""
+        await self.evaluate("document.fonts.ready.then(() => true)", await_promise=True)
+
     async def csp_violations(self) -> list[str]:
         """Every CSP violation the page reported, whichever channel reported it."""
+        await self.settle()
         found: list[str] = list(await self.evaluate("window.__cspViolations || []") or [])
         for event in self.events:
             method, params = event.get("method"), event.get("params", {})

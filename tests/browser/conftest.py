@@ -78,7 +78,7 @@ def docs_assets(
     chromium: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Path]:
     """npm package name -> unpacked package directory, for every CDN package the docs load."""
-    config_cache = request.config.cache
+    config_cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
     cache = (
         Path(config_cache.mkdir("docs-assets"))
         if config_cache is not None
