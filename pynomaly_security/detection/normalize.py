@@ -9,7 +9,8 @@ Applied once per value, in this order (each step bounded):
 4. Unicode NFKC, which folds full-width forms (full-width ``<script>``) to ASCII;
 5. null bytes and other C0 control characters except tab/newline/CR dropped
    (``<scr\\0ipt>``), case folded;
-6. SQL comment tricks: ``/**/`` becomes a space and MySQL version comments
+6. JavaScript ``\\u0076``/``\\x3c`` escapes decoded;
+7. SQL comment tricks: ``/**/`` becomes a space and MySQL version comments
    ``/*!50000select*/`` keep their content; every run of blanks (including
    vertical tab, form feed, NBSP) becomes one space; newlines are kept.
 
@@ -47,6 +48,7 @@ _SQL_VERSION_COMMENT = re.compile(r"/\*!\d*")
 _SQL_COMMENT = re.compile(r"/\*[^*]*\*+(?:[^/*][^*]*\*+)*/")
 # Newlines are kept (CRLF injection rules need them); other blanks collapse.
 _WS = re.compile(r"[ \t\x0b\x0c\xa0\u2000-\u200b\u3000]+")
+_JS_ESCAPE = re.compile(r"\\(?:u([0-9a-f]{4})|x([0-9a-f]{2}))")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 
 
@@ -65,6 +67,10 @@ def _overlong2(match: object) -> str:
 def _overlong3(match: object) -> str:
     mid, lo = match.group(1), match.group(2)  # type: ignore[attr-defined]
     return chr(((int(mid, 16) & 0x3F) << 6) | (int(lo, 16) & 0x3F))
+
+
+def _js_char(match: re.Match[str]) -> str:
+    return chr(int(match.group(1) or match.group(2), 16))
 
 
 def _url_decode(text: str) -> str:
@@ -97,6 +103,10 @@ def normalize(value: str) -> str:
     if _CONTROL.search(text):
         text = _CONTROL.sub("", text)
     text = text.lower()
+    if "&" in text:  # HTML5 names html.unescape only knows capitalized (&Tab;)
+        text = text.replace("&tab;", "\t").replace("&newline;", "\n").replace("&colon;", ":")
+    if "\\" in text:
+        text = _JS_ESCAPE.sub(_js_char, text)
     if "/*" in text:
         text = _SQL_VERSION_COMMENT.sub(" ", text)
         text = _SQL_COMMENT.sub(" ", text)
