@@ -105,7 +105,8 @@ class AuditKeys:
         masters: raw 32-byte master keys, current first.
     """
 
-    def __init__(self, masters: list[bytes]) -> None:
+    def __init__(self, masters: list[bytes], *, ephemeral: bool = False) -> None:
+        self.ephemeral = ephemeral
         if not masters:
             raise ConfigurationError(f"the audit trail needs a master key; {_GENERATE_HINT}")
         self._keys = [MasterKey.derive(m) for m in masters]
@@ -126,7 +127,7 @@ class AuditKeys:
             # Records written under an ephemeral key cannot be decrypted after a
             # restart; the chain and its signatures still verify.
             log.warning(EPHEMERAL_KEY_EVENT, hint=_GENERATE_HINT)
-            return cls([os.urandom(32)])
+            return cls([os.urandom(32)], ephemeral=True)
         return cls([parse_master_key(secret), *(parse_master_key(r) for r in retired)])
 
     @property

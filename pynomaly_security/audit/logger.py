@@ -145,11 +145,13 @@ class AuditLogger(AuditTrail):
         self._loop = None
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._writer.aclose()
-        async with self.store.transaction() as txn:
-            await self._sealer.checkpoint(txn, force=True)
-        await self._dispatch.aclose()
-        await self.store.aclose()
+        try:
+            await self._writer.aclose()
+            async with self.store.transaction() as txn:
+                await self._sealer.checkpoint(txn, force=True)
+        finally:
+            await self._dispatch.aclose()
+            await self.store.aclose()
 
     async def __aenter__(self) -> AuditLogger:
         await self.start()

@@ -77,8 +77,14 @@ class AuditTrail:
         )
 
     async def verify(self, public_keys: Mapping[str, bytes] | None = None) -> VerifyResult:
-        """Walk the chain and checkpoints (pinned to our own public keys by default)."""
-        pinned = self.keys.public_keys if public_keys is None else public_keys
+        """Walk the chain and checkpoints (pinned to our own public keys by default).
+
+        With an ephemeral development key, earlier runs signed with keys we no
+        longer hold, so the keys published in the store are used (not pinned).
+        """
+        pinned = public_keys
+        if pinned is None and not self.keys.ephemeral:
+            pinned = self.keys.public_keys
         return await verify_store(self.store, public_keys=pinned, keys=self.keys)
 
     async def prune_expired(self) -> int:

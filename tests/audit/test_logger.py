@@ -165,7 +165,18 @@ async def test_development_mode_uses_an_ephemeral_key_with_a_warning(
     assert any(e["event"] == "audit_ephemeral_master_key" for e in logs)
     async with logger:
         await logger.log_security_event(SecurityEventType.CONFIG_CHANGE, "x")
-        assert (await logger.verify()).ok
+    # A restart gets a new ephemeral key: the old record is unreadable, the trail verifies.
+    restarted = AuditLogger.from_settings(
+        settings_for(db_url, master_key=None, development_mode=True)
+    )
+    async with restarted:
+        await restarted.log_security_event(SecurityEventType.CONFIG_CHANGE, "y")
+        rows = await restarted.query()
+        result = await restarted.verify()
+    assert [r.get("message") for r in rows] == [None, "y"]
+    assert rows[0]["payload"] == "[undecryptable]"
+    assert result.ok, result.message
+    assert result.checkpoints == 1  # signed by the previous run's key
 
 
 def test_bad_master_key_is_rejected(db_url: str, settings_for: Settings) -> None:
