@@ -1,23 +1,31 @@
 """A small, realistic API protected by pynomaly-security.
 
-Items CRUD, a free-text search, and a JSON login against demo users. Run it
-with ``make demo`` (which calls ``python -m examples``).
+Items CRUD, a free-text search, and zero-trust sign-in: ``POST /signup``,
+``POST /login`` (``{"username", "password"}`` plus ``"totp"`` once MFA is
+enrolled; answers tokens, or 401 ``mfa_required``), ``POST /mfa/enroll`` and
+``/mfa/confirm``, ``POST /refresh``, ``POST /logout``, and ``GET /me`` with
+``Authorization: Bearer <access token>``. Demo users alice and bob exist from
+start-up. Run it with ``make demo`` (which calls ``python -m examples``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
-import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from pynomaly_security import SecuritySettings, add_security_endpoints, setup_security_middleware
+from pynomaly_security.auth import (
+    ZeroTrustAuthenticator,
+    build_auth_router,
+    install_authenticator,
+)
 
-# Demo users; the password hashes are computed at start-up (scrypt, per-user salt).
+# Demo users, signed up (Argon2id) when the app starts.
 DEMO_USERS = {"alice": "wonderland-2024", "bob": "builder-2024"}
 
 
@@ -31,23 +39,37 @@ class Item(ItemIn):
     id: int
 
 
-class LoginIn(BaseModel):
-    username: str = Field(max_length=256)
-    password: str = Field(max_length=1024)
-
-
-def _hash(password: str, salt: bytes) -> bytes:
-    return hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
-
-
 def create_app(settings: SecuritySettings | None = None) -> FastAPI:
-    app = FastAPI(title="pynomaly-security example", version="1.0")
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for name, password in DEMO_USERS.items():
+            if await authenticator.users.get_by_username(name) is None:
+                await authenticator.signup(name, password)
+        yield
+
+    app = FastAPI(title="pynomaly-security example", version="1.0", lifespan=lifespan)
     stack = setup_security_middleware(app, settings=settings)
+    assert stack.store is not None
+    assert stack.lockouts is not None
+    # One store and one lockout with the stack: the login guard, this router and
+    # the admin API (/api/security/lockouts) all see the same locks.
+    authenticator = ZeroTrustAuthenticator.from_settings(
+        stack.settings,
+        stack.store,
+        lockouts=stack.lockouts,
+        event_sink=stack.security_monitor.submit,
+        alert_sink=stack.security_monitor.raise_alert,
+    )
+    install_authenticator(app, authenticator)
+    app.include_router(
+        build_auth_router(
+            authenticator,
+            resolver=stack.client_ip_resolver,
+            secure_cookies=not stack.settings.development_mode,
+        )
+    )
     add_security_endpoints(app)
 
-    salts = {name: secrets.token_bytes(16) for name in DEMO_USERS}
-    hashes = {name: _hash(pw, salts[name]) for name, pw in DEMO_USERS.items()}
-    dummy_salt = secrets.token_bytes(16)
     items: dict[int, Item] = {}
     ids = itertools.count(1)
 
@@ -58,16 +80,6 @@ def create_app(settings: SecuritySettings | None = None) -> FastAPI:
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
-
-    @app.post("/login")
-    async def login(body: LoginIn) -> dict[str, str]:
-        salt = salts.get(body.username, dummy_salt)
-        expected = hashes.get(body.username, b"\0" * 64)
-        # The hash runs for unknown users too, so timing does not reveal who exists.
-        ok = hmac.compare_digest(_hash(body.password, salt), expected)
-        if not ok or body.username not in hashes:
-            raise HTTPException(status_code=401, detail="invalid credentials")
-        return {"status": "ok", "user": body.username}
 
     @app.get("/items", response_model=list[Item])
     async def list_items() -> list[Item]:
@@ -107,4 +119,5 @@ def create_app(settings: SecuritySettings | None = None) -> FastAPI:
         ]
 
     app.state.example_stack = stack
+    app.state.example_authenticator = authenticator
     return app

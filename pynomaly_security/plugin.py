@@ -4,10 +4,15 @@ Builds every component from one :class:`SecuritySettings`, adds the pure-ASGI
 middlewares in a fixed order, and hooks the monitor and audit logger into the
 app's lifespan without replacing a lifespan the app already has.
 
-Order (outermost first): tracking -> security headers -> audit -> inspection -> app.
+Order (outermost first): tracking -> security headers -> rate limit -> audit ->
+login lockout -> inspection -> app.
 Tracking runs first so every layer and the endpoint see the request id and
 client IP; headers wrap everything so even a 403/413/429 carries them; audit
-records the final status of every request, blocked ones included.
+records the final status of every request, blocked ones included (a flood
+refused by the rate limiter is not written to the audit trail one by one).
+Counters, lockouts and revocations live in one shared store: Redis when
+``REDIS_URL`` is set (limits and locks hold across workers), else a bounded
+in-memory store.
 """
 
 from __future__ import annotations
@@ -22,9 +27,13 @@ import structlog
 from fastapi import APIRouter
 from starlette.applications import Starlette
 
+from pynomaly_security.auth.lockout import LockoutManager
+from pynomaly_security.auth.login_guard import LoginLockoutMiddleware
+from pynomaly_security.auth.router import build_lockout_router
 from pynomaly_security.detection import Inspector
 from pynomaly_security.middleware.headers import SecurityHeadersMiddleware
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
+from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
 from pynomaly_security.middleware.tracking import UserTrackingMiddleware
 from pynomaly_security.monitor.activity import UserTracker
 from pynomaly_security.monitor.events import EventKind, SecurityAlert, SecurityEvent
@@ -32,6 +41,7 @@ from pynomaly_security.monitor.login_attempts import LoginAttemptTracker
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.settings import SecuritySettings, load_settings
+from pynomaly_security.storage import Store, create_store
 
 if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
@@ -53,12 +63,17 @@ class SecurityStack:
     login_attempts: LoginAttemptTracker
     client_ip_resolver: ClientIPResolver
     admin_routers: list[APIRouter] = field(default_factory=list)
+    store: Store | None = None
+    """Shared state of rate limits, lockouts and revocations (issue 5)."""
+    lockouts: LockoutManager | None = None
     _started: bool = False
 
     async def start(self) -> None:
         if self._started:
             return
         self._started = True
+        if self.store is not None:
+            await self.store.start()
         if self.settings.enable_security_monitoring:
             await self.security_monitor.start_monitoring()
         if self.audit_logger is not None:
@@ -71,6 +86,8 @@ class SecurityStack:
         await self.security_monitor.stop()
         if self.audit_logger is not None:
             await self.audit_logger.aclose()
+        if self.store is not None:
+            await self.store.aclose()
 
     async def __aenter__(self) -> SecurityStack:
         await self.start()
@@ -111,6 +128,7 @@ def setup_security_middleware(
     settings: SecuritySettings | None = None,
     *,
     enable_input_inspection: bool = True,
+    enable_rate_limiting: bool = True,
 ) -> SecurityStack:
     """Wire the security stack into ``app`` in one line.
 
@@ -152,6 +170,14 @@ def setup_security_middleware(
         if enable_input_inspection and settings.threat_detection_enabled
         else None
     )
+    # One store for rate limits, lockouts and (via the authenticator) token
+    # revocation and TOTP replay claims; the stack's lifespan opens and closes it.
+    store = (
+        create_store(settings.redis_url)
+        if settings.redis_url
+        else create_store("memory://", max_keys=settings.max_tracked_keys)
+    )
+    lockouts = LockoutManager.from_settings(settings, store, alert_sink=monitor.raise_alert)
     stack = SecurityStack(
         settings=settings,
         security_monitor=monitor,
@@ -160,7 +186,10 @@ def setup_security_middleware(
         inspector=inspector,
         login_attempts=login_attempts,
         client_ip_resolver=resolver,
+        store=store,
+        lockouts=lockouts,
     )
+    stack.admin_routers.append(build_lockout_router(lockouts))
     if audit_logger is not None:
         from pynomaly_security.api.audit_routes import build_audit_router
 
@@ -176,10 +205,29 @@ def setup_security_middleware(
             monitor=monitor,
             max_body_size=settings.max_input_length,
         )
+    app.add_middleware(
+        LoginLockoutMiddleware,
+        lockouts=lockouts,
+        login_paths=settings.login_paths,
+        resolver=resolver,
+    )
     if audit_logger is not None:
         from pynomaly_security.middleware.audit import AuditMiddleware
 
         app.add_middleware(AuditMiddleware, audit_logger=audit_logger)
+    if enable_rate_limiting and settings.rate_limit_enabled:
+        from pynomaly_security.storage.base import failure_policy
+
+        app.add_middleware(
+            RateLimitMiddleware,
+            store=store,
+            limits=settings.rate_limits,
+            route_limits=settings.route_rate_limits,
+            key=settings.rate_limit_key,
+            exempt_paths=settings.rate_limit_exempt_paths,
+            resolver=resolver,
+            failure_policy=failure_policy(settings.store_failure_policy, "rate_limit"),
+        )
     if enable_security_headers and settings.security_headers_enabled:
         app.add_middleware(
             SecurityHeadersMiddleware,
@@ -192,7 +240,9 @@ def setup_security_middleware(
         resolver=resolver,
         tracker=tracker,
         monitor=monitor,
-        login_attempts=login_attempts,
+        # Login failures are counted by the shared lockout (LoginLockoutMiddleware),
+        # which holds across workers; the in-process tracker would count them twice.
+        login_attempts=None,
         login_paths=settings.login_paths,
     )
     _wrap_lifespan(app, stack)
@@ -243,6 +293,9 @@ class _AuditEventSink:
         }
 
     async def analyze(self, event: SecurityEvent) -> SecurityAlert | None:
+        if event.kind is EventKind.CUSTOM:
+            await self._sign_in_risk(event)
+            return None
         mapped = self._types.get(event.kind)
         if mapped is None:
             return None
@@ -263,3 +316,22 @@ class _AuditEventSink:
             request_id=event.request_id,
         )
         return None
+
+    async def _sign_in_risk(self, event: SecurityEvent) -> None:
+        """A sign-in the authenticator scored above low risk: its reasons are
+        evidence (the login itself is audited from the tracking event)."""
+        from pynomaly_security.audit import SecurityEventType
+
+        risk = event.details.get("risk")
+        if event.details.get("type") != "sign_in" or not isinstance(risk, Mapping):
+            return
+        if risk.get("level") == "low":
+            return
+        await self._audit.log_security_event(
+            SecurityEventType.SUSPICIOUS_ACTIVITY,
+            f"sign-in risk {risk.get('level')}: {', '.join(risk.get('reasons', ()))}",
+            self._level.WARNING,
+            details=dict(event.details),
+            user_id=event.user_id,
+            source_ip=event.source_ip,
+        )
