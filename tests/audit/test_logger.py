@@ -212,3 +212,35 @@ def test_bad_options_fail_at_construction(
     keys = AuditKeys([bytes(32)])
     with pytest.raises(ConfigurationError, match=message):
         AuditLogger(create_store(db_url), keys, **{option: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_sync_action_on_the_event_loop_is_recorded(audit: AuditLogger, db_url: str) -> None:
+    """A sync decorated function called on the loop thread cannot block; its record still lands."""
+
+    @audit.audit_action("reindex", "search")
+    def reindex() -> int:
+        return 3
+
+    assert reindex() == 3
+    await audit.aclose()
+    await audit.start()
+    [record] = await audit.query()
+    assert (record["action"], record["outcome"]) == ("reindex", "success")
+
+
+@pytest.mark.anyio
+async def test_access_queue_is_bounded(db_url: str, master_key: str) -> None:
+    """Beyond max_pending queued access records, new ones are dropped, never blocking."""
+    from pynomaly_security.audit import create_store
+    from pynomaly_security.audit._keys import AuditKeys
+
+    keys = AuditKeys.from_secret(master_key, development_mode=False)
+    audit = AuditLogger(create_store(db_url), keys, max_pending=5, flush_interval_ms=200)
+    await audit.start()
+    for i in range(50):  # no await in between: the writer cannot drain meanwhile
+        audit.log_request(method="GET", path=f"/{i}", status_code=200, duration_ms=0.1)
+    await audit.aclose()
+    await audit.start()
+    assert [r["path"] for r in await audit.query()] == ["/0", "/1", "/2", "/3", "/4"]
+    await audit.aclose()
