@@ -38,10 +38,18 @@ _BACKTICK = (
     r"id|whoami|uname|wget|curl|nc|ncat|netcat|ping|cat|ls|sleep|bash|sh|ifconfig|ipconfig"
     r"|netstat|pwd|nslookup|dir|ps|reboot|shutdown|perl|python[23]?\s+-c|rm\s+-|chmod|echo\s"
 )
-_ARGS = r"(?:$|\s*[;|&`<>)'\"$]|\s+-{1,2}[a-z0-9]|\s+[/\\~.$%'\"\d]|\s+[a-z]:[/\\]|\s*\n)"
+_ARGS = r"(?:$|\s*[;|&`<>)'\"$]|\s+-{1,2}[a-z0-9]|\s+[/\\~.$%'\"\d]|\s+[a-z]:(?:$|\s|[/\\|])|\s*\n)"
+# Tools whose name starting a value, followed by a flag or a path, is a command
+# line ("uname -a", "ls -l /", "ping.exe -n 3 10.0.0.1"); English words excluded.
+_TOOLS = (
+    r"ls|cat|id|uname|whoami|wget|curl|nc|ncat|netcat|ping|bash|sh|zsh|python[23]?|perl|ruby"
+    r"|php|nslookup|ifconfig|ipconfig|netstat|chmod|chown|rm|telnet|powershell|cmd|certutil"
+    r"|systeminfo|tasklist|taskkill|sleep|dir|net|netsh|reg|wmic|which|echo|pwd|uptime|ps"
+    r"|kill|sudo|nmap|dig|traceroute|tracert|route|arp|mkdir|touch|cp|mv|busybox|base64"
+)
 # A newline only separates commands when the command starts the line at once
 # ("%0aid"); indented lines ("  id" in a GraphQL query) are not shell.
-_SEP = r"(?:[;|]\s*|&&?\s*|\|\|\s*|\$\(\s*|\)\s*;\s*|\n)"
+_SEP = r"(?:[;|]\s*|&&?\s*|\|\|\s*|\$\(\s*|\)\s*;\s*|\n|\\n)"
 
 # fmt: off
 RULES: tuple[Rule, ...] = (
@@ -52,6 +60,8 @@ RULES: tuple[Rule, ...] = (
     # A quote closed, then a separator and a command: "||echo x, ';id
     Rule("cmdi-quote-break", "cmdi", r"['\"]\s*(?:;|\|\|?|&&?|\n)\s*(?:" + _STRONG + r")\b", CRITICAL),
     Rule("cmdi-leading-command", "cmdi", r"^\s*[;|&]+\s*(?:" + _STRONG + r"|for|if)\b|^\n(?:" + _STRONG + r")\b", CRITICAL),
+    Rule("cmdi-command-line", "cmdi", r"^\s*(?:" + _TOOLS + r")(?:\.exe)?(?:\s+-{1,2}[a-z]|\s+[/\\~$]|\s+[a-z]:(?:$|\s|[/\\|])|\s+\d{1,3}\.\d|\s+(?:add|localgroup|user|firewall|query|delete)\b|\s*[|;&`])", CRITICAL),
+    Rule("cmdi-interpreter-eval", "cmdi", r"\b(?:perl|ruby|python[23]?|php|node|lua)\s+-[ecr]\s", CRITICAL),
     Rule("cmdi-win-for-if", "cmdi", r"\bfor\s+(?:/[a-z]\s+)?(?:\"[^\"]{0,60}\"\s+)?%%?[\w\]]+\s+in\s*\(|\bif\s+(?:/i\s+)?(?:not\s+)?(?:exist\s|errorlevel\s|cmdextversion\s|defined\s|%[\w!]+%|\"[^\"]{0,40}\"\s*(?:==|equ|neq|lss|leq|gtr|geq)|\[%\d\]\s*==|[\w\"!%]+==[\w\"!%]+\s+\w)", CRITICAL),
     Rule("cmdi-glob-path", "cmdi", r"/(?:[\w]*[?*\[][\w?*\[\]!^-]*)/[\w?*\[\]!^-]+|/[?*]{2,}/", CRITICAL),
     Rule("cmdi-quote-split", "cmdi", r"(?:[a-z](?:''|\"\"|\\|\^)){3,}[a-z]|(?:\"\"[a-z]){3,}", CRITICAL),
@@ -67,7 +77,7 @@ RULES: tuple[Rule, ...] = (
     Rule("cmdi-redirect", "cmdi", r"(?:>>?|<)\s*/(?:tmp|dev|etc|var|proc)/|2>&1|>\s*&\s*\d", WARNING),
     Rule("cmdi-download-exec", "cmdi", r"\b(?:wget|curl)\s+(?:-[a-z]+\s+)*(?:https?|ftp)://|\|\s*(?:ba)?sh\b|\bchmod\s+[+0-7]", ERROR),
     Rule("cmdi-ping-sleep", "cmdi", r"\bping\s+-[a-z]\s*\d|\bping\s+\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|\bsleep\s+\d+\s*(?:$|[;|&`])|\btimeout\s+/t\b", ERROR),
-    Rule("cmdi-win-cmd", "cmdi", r"\b(?:net\s+(?:user|localgroup|view|share)|reg\s+query|for\s+/[fdlr]\b|%comspec%|%systemroot%|%windir%|type\s+[a-z]:\\)", ERROR),
+    Rule("cmdi-win-cmd", "cmdi", r"\b(?:net\s+(?:user|localgroup|view|share)|reg\s+(?:query|add|delete|save|export)\b|for\s+/[fdlr]\b|%comspec%|%systemroot%|%windir%|type\s+[a-z]:\\)", ERROR),
     Rule("cmdi-metachar-leading", "cmdi", r"^\s*[;|&]+\s*[a-z]", NOTICE, level=2),
 )
 # fmt: on

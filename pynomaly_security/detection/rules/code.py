@@ -56,6 +56,7 @@ RULES: tuple[Rule, ...] = (
     Rule("code-java-gadget", "code_injection", r"\b(?:" + "|".join(_GADGETS[:-3]) + r")\b|" + _GADGET_B64, CRITICAL),
     Rule("code-php-call", "code_injection", r"(?:^|[^\w.$>:])(?:" + _PHP_RISKY + r")(?:\s|#[^\n]*\n|//[^\n]*\n)*\(\s*(?:['\"$]?[\w./-]*['\"]?\s*)?\)", CRITICAL),
     Rule("code-php-variable-call", "code_injection", r"\$_\w*\s*(?:(?:\[[^\]]{0,20}\]|\{[^}]{0,20}\})\s*){0,4}\(|\$[a-z]\w*\s*(?:(?:\[[^\]]{0,20}\]|\{[^}]{0,20}\})\s*){1,4}\(|\$[a-z]\w*\s+\(|@\$[a-z_]\w*|\$\s*\{\s*['\"\w]|\$\{['\"]", CRITICAL),
+    Rule("code-php-complex", "code_injection", r"\$\{\s*@|\{\$\{", CRITICAL),
     Rule("code-php-bbcode", "code_injection", r"[\[{]/?php[\]}]", CRITICAL),
     Rule("code-php-ini", "code_injection", r"\b(?:opcache|mbstring|pcre|zend|assert|session|allow_url_include|allow_url_fopen|auto_prepend_file|auto_append_file|open_basedir|disable_functions|safe_mode|display_errors|error_log|extension_dir|include_path|sendmail_path|upload_tmp_dir)(?:\.[a-z_]+)?\s*=", ERROR),
     Rule("code-php-upload-name", "code_injection", r"^[^/\\]{0,200}\.(?:php\d?|phtml|phar|pht|phps|pgif|shtml|htaccess|jsp|jspx|asp|aspx|cer|asa)\.*$", WARNING),
