@@ -268,6 +268,7 @@ class Run:
     p99_ms: float
     non_2xx: int
     errors: int
+    cpu_us: float  # server CPU per request (all threads), nan where /proc is missing
 
 
 def _free_port() -> int:
@@ -297,8 +298,23 @@ def _pin(cores: str | None) -> list[str]:
     return [taskset, "-c", cores] if taskset and cores is not None else []
 
 
+def _cpu_seconds(pid: int) -> float:
+    """user + system CPU of a process and all its threads (Linux /proc), else nan."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int
+
+
 @contextmanager
-def _server(kind: str, audit_db: str, cores: str | None) -> Iterator[str]:
+def _server(kind: str, audit_db: str, cores: str | None) -> Iterator[Server]:
     port = _free_port()
     cmd = [*_pin(cores), sys.executable, str(Path(__file__).resolve()), "--serve", kind]
     cmd += ["--port", str(port), "--audit-db", audit_db]
@@ -319,7 +335,7 @@ def _server(kind: str, audit_db: str, cores: str | None) -> Iterator[str]:
             if time.monotonic() > deadline:
                 sys.exit(f"the {kind} server did not answer within 60 s")
             time.sleep(0.2)
-        yield url
+        yield Server(url, proc.pid)  # taskset execs the server: same pid
     finally:
         proc.terminate()
         try:
@@ -330,14 +346,25 @@ def _server(kind: str, audit_db: str, cores: str | None) -> Iterator[str]:
 
 
 def _wrk(
-    wrk: str, url: str, seconds: int, connections: int, body_file: str | None, cores: str | None
+    wrk: str,
+    server: Server,
+    path: str,
+    seconds: int,
+    connections: int,
+    body_file: str | None,
+    cores: str | None,
 ) -> Run:
     env = {**os.environ, "OVERHEAD_BODY_FILE": body_file or ""}
-    cmd = [*_pin(cores), wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(LUA), url]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    cmd = [*_pin(cores), wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(LUA)]
+    cpu0 = _cpu_seconds(server.pid)
+    out = subprocess.run(
+        [*cmd, server.url + path], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    cpu = _cpu_seconds(server.pid) - cpu0
     line = next(x for x in out.splitlines() if x.startswith("OVERHEAD_RESULT "))
     data = json.loads(line.split(" ", 1)[1])
     return Run(
+        cpu_us=cpu / max(data["requests"], 1) * 1e6,
         rps=data["requests"] / (data["duration_us"] / 1e6),
         p50_ms=data["p50_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,
@@ -353,6 +380,7 @@ def _median(runs: list[Run]) -> Run:
         p99_ms=statistics.median(r.p99_ms for r in runs),
         non_2xx=sum(r.non_2xx for r in runs),
         errors=sum(r.errors for r in runs),
+        cpu_us=statistics.median(r.cpu_us for r in runs),
     )
 
 
@@ -389,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         body_file = Path(tmp) / "body.json"
         body_file.write_bytes(_body_bytes())
         audit_db = str(Path(tmp) / "audit.db")
-        urls = {
+        servers = {
             kind: stack.enter_context(_server(kind, audit_db, server_cores))
             for kind in ("bare", "stack")
         }
@@ -399,15 +427,15 @@ def main(argv: list[str] | None = None) -> int:
         }
         results: dict[tuple[str, str], list[Run]] = {}
         for name, (path, body) in loads.items():
-            for url in urls.values():
-                _wrk(wrk, url + path, args.warmup, args.connections, body, wrk_cores)
+            for server in servers.values():
+                _wrk(wrk, server, path, args.warmup, args.connections, body, wrk_cores)
             for _ in range(args.rounds):
-                for kind, url in urls.items():
-                    run = _wrk(wrk, url + path, seconds, args.connections, body, wrk_cores)
+                for kind, server in servers.items():
+                    run = _wrk(wrk, server, path, seconds, args.connections, body, wrk_cores)
                     results.setdefault((name, kind), []).append(run)
                     print(
                         f"  {name:<24} {kind:<5} {run.rps:>9.0f} req/s  p50 {run.p50_ms:6.2f} ms"
-                        f"  p99 {run.p99_ms:6.2f} ms",
+                        f"  p99 {run.p99_ms:6.2f} ms  server CPU {run.cpu_us:5.0f} µs/req",
                         file=sys.stderr,
                     )
 
@@ -415,12 +443,14 @@ def main(argv: list[str] | None = None) -> int:
         f"\nwrk -t1 -c{args.connections}, {seconds:g} s x {args.rounds} alternating rounds; "
         f"servers on core {server_cores}, wrk on core {wrk_cores}; python "
         f"{sys.version.split()[0]}; load average before: {load_before:.2f}\n"
-        "req/s, p50, p99: medians over the rounds (req/s range in brackets); vs bare: the\n"
-        "median of the per-round ratios stack/bare (each pair measured back to back).\n"
+        "req/s, p50, p99, CPU: medians over the rounds (req/s range beside); vs bare: the\n"
+        "median of the per-round ratios stack/bare (each pair run back to back); CPU: the\n"
+        "server's CPU time per request (all threads), and 'CPU vs bare' = bare CPU / stack\n"
+        "CPU, the throughput share on a dedicated core (insensitive to other processes).\n"
     )
     header = (
         f"| {'load':<24} | {'app':<5} | {'req/s':>8} | {'range':>13} | {'p50 ms':>7} "
-        f"| {'p99 ms':>7} | {'vs bare':>7} |"
+        f"| {'p99 ms':>7} | {'vs bare':>7} | {'CPU µs':>6} | {'CPU vs bare':>11} |"
     )
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
@@ -428,21 +458,27 @@ def main(argv: list[str] | None = None) -> int:
     ratios: dict[str, float] = {}
     for name in loads:
         bare_runs = results[(name, "bare")]
-        for kind in urls:
+        bare_cpu = _median(bare_runs).cpu_us
+        for kind in servers:
             runs = results[(name, kind)]
             m = _median(runs)
             ratio = statistics.median(r.rps / b.rps for r, b in zip(runs, bare_runs, strict=True))
             ratios[f"{name} {kind}"] = ratio
+            cpu_ratio = bare_cpu / m.cpu_us if m.cpu_us else float("nan")
+            ratios[f"{name} {kind} cpu"] = cpu_ratio
             spread = f"{min(r.rps for r in runs):.0f}-{max(r.rps for r in runs):.0f}"
             print(
                 f"| {name:<24} | {kind:<5} | {m.rps:>8.0f} | {spread:>13} | {m.p50_ms:>7.2f} "
-                f"| {m.p99_ms:>7.2f} | {ratio:>7.0%} |"
+                f"| {m.p99_ms:>7.2f} | {ratio:>7.0%} | {m.cpu_us:>6.0f} | {cpu_ratio:>11.0%} |"
             )
             if m.non_2xx or m.errors:
                 failed = True
                 print(f"  ! {kind}: {m.non_2xx} non-2xx answers, {m.errors} socket errors")
-    get_ratio = ratios["GET /small stack"]
-    print(f"\nGET /small: the default stack keeps {get_ratio:.0%} of bare requests/s (goal >= 80%)")
+    print(
+        f"\nGET /small: the default stack keeps {ratios['GET /small stack']:.0%} of bare "
+        f"requests/s ({ratios['GET /small stack cpu']:.0%} by server CPU per request); "
+        "goal >= 80%"
+    )
     if load_before > 0.5:
         print(
             f"note: the load average was {load_before:.2f} before the run; other processes "
