@@ -78,6 +78,12 @@ class SlidingWindowStore(Protocol):
         """Count ``amount`` hits if the weighted count stays within ``limit``."""
         ...
 
+    async def acquire_sliding_window_stats(
+        self, key: str, limit: int, expiry: int, amount: int = 1
+    ) -> tuple[bool, tuple[int, float, int, float]]:
+        """:meth:`acquire_sliding_window` plus the window after it, in one round trip."""
+        ...
+
     async def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
         """(previous count, previous TTL, current count, current TTL) in seconds."""
         ...

@@ -120,14 +120,19 @@ class MemoryStore:
     async def acquire_sliding_window(
         self, key: str, limit: int, expiry: int, amount: int = 1
     ) -> bool:
+        return (await self.acquire_sliding_window_stats(key, limit, expiry, amount))[0]
+
+    async def acquire_sliding_window_stats(
+        self, key: str, limit: int, expiry: int, amount: int = 1
+    ) -> tuple[bool, tuple[int, float, int, float]]:
         now = self._clock()
         w = sliding_windows(key, expiry, now)
         previous = self._count(w.previous_key, now)
         current = self._count(w.current_key, now)
-        if math.floor(previous * w.previous_ttl / expiry) + current + amount > limit:
-            return False
-        await self.incr(w.current_key, 2 * expiry, amount)
-        return True
+        allowed = math.floor(previous * w.previous_ttl / expiry) + current + amount <= limit
+        if allowed:
+            current = await self.incr(w.current_key, 2 * expiry, amount)
+        return allowed, (previous, w.previous_ttl if previous else 0.0, current, w.current_ttl)
 
     async def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
         now = self._clock()

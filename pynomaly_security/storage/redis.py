@@ -143,14 +143,21 @@ class RedisStore:
     async def acquire_sliding_window(
         self, key: str, limit: int, expiry: int, amount: int = 1
     ) -> bool:
+        return (await self.acquire_sliding_window_stats(key, limit, expiry, amount))[0]
+
+    async def acquire_sliding_window_stats(
+        self, key: str, limit: int, expiry: int, amount: int = 1
+    ) -> tuple[bool, tuple[int, float, int, float]]:
         w = sliding_windows(self._k(key), expiry, self._clock())
         weight = w.previous_ttl / expiry
-        result = await self._run(
+        allowed, previous, current = await self._run(
             "sliding_acquire",
             [w.previous_key, w.current_key],
             [limit, amount, repr(weight), _ms(2 * expiry)],
         )
-        return bool(result)
+        prev = int(previous)
+        stats = (prev, w.previous_ttl if prev else 0.0, int(current), w.current_ttl)
+        return bool(allowed), stats
 
     async def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
         w = sliding_windows(self._k(key), expiry, self._clock())

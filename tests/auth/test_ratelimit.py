@@ -65,6 +65,17 @@ async def test_limit_then_429_with_headers(make_client: MakeClient) -> None:
 
 
 @pytest.mark.anyio
+async def test_several_limits_tightest_reported(make_client: MakeClient) -> None:
+    """With two limits the policy lists both and RateLimit reports the tighter one."""
+    async with make_client(make_app(limits=["2/day", "10/day"])) as client:
+        answers = [await client.get("/") for _ in range(3)]
+    assert [r.status_code for r in answers] == [200, 200, 429]
+    policy = answers[0].headers["RateLimit-Policy"]
+    assert policy == '"2-per-1-day";q=2;w=86400, "10-per-1-day";q=10;w=86400'
+    assert answers[1].headers["RateLimit"].startswith('"2-per-1-day";r=0;')
+
+
+@pytest.mark.anyio
 async def test_route_limits_and_exemptions(make_client: MakeClient) -> None:
     """A route's own limit replaces the default and counts apart; exempt paths are free."""
     app = make_app(

@@ -120,6 +120,14 @@ class TestStoreContract:
         previous, _, current, _ = await store.get_sliding_window("w", 60)
         assert (previous, current) == (0, 0)
 
+    async def test_acquire_returns_the_window(self, store: Store) -> None:
+        """The stats variant answers the verdict and the counts after it in one call."""
+        allowed, (previous, _, current, _) = await store.acquire_sliding_window_stats("s", 2, 60)
+        assert (allowed, previous, current) == (True, 0, 1)
+        await store.acquire_sliding_window("s", 2, 60)
+        allowed, (previous, _, current, _) = await store.acquire_sliding_window_stats("s", 2, 60)
+        assert (allowed, previous, current) == (False, 0, 2)
+
     async def test_amount_larger_than_limit_refused(self, store: Store) -> None:
         """A single hit costing more than the limit never passes."""
         assert await store.acquire_sliding_window("big", 3, 60, amount=4) is False

@@ -10,9 +10,12 @@ local weight = tonumber(ARGV[3])
 local previous = tonumber(redis.call('GET', KEYS[1]) or '0')
 local current = tonumber(redis.call('GET', KEYS[2]) or '0')
 if math.floor(previous * weight) + current + amount > limit then
-  return 0
+  return {0, previous, current}
 end
-if redis.call('INCRBY', KEYS[2], amount) == amount then
+current = redis.call('INCRBY', KEYS[2], amount)
+if current == amount then
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
-return 1
+-- The counts come back with the verdict, so the caller needs no second round
+-- trip for the RateLimit headers.
+return {1, previous, current}
