@@ -38,6 +38,27 @@ _BACKTICK = (
     r"id|whoami|uname|wget|curl|nc|ncat|netcat|ping|cat|ls|sleep|bash|sh|ifconfig|ipconfig"
     r"|netstat|pwd|nslookup|dir|ps|reboot|shutdown|perl|python[23]?\s+-c|rm\s+-|chmod|echo\s"
 )
+# A wider Unix/Windows command vocabulary (in the spirit of CRS's
+# unix-shell.data) used only right after a shell separator or at the start
+# of a value followed by a flag or a path.
+_UNIX = (
+    r"ansible(?:-[a-z]+)?|apt(?:-get)?|aria2c|ash|awk|base32|basenc|bridge|bunzip2|bzcat|bzip2"
+    r"|cancel|capsh|cd|chattr|chgrp|chroot|cksum|column|comm|cpan|cpio|crash|csplit|ctr|cupsfilter"
+    r"|curl|cut|dash|date|dc|dd|debugfs|diff|dmesg|dmidecode|dnf|docker|dpkg|du|easy_install"
+    r"|ed|emacs|env|eqn|ex|expand|expect|facter|file|find|finger|flock|fmt|fold|ftp|gawk|gcc"
+    r"|gdb|gem|genisoimage|gimp|git|grc|grep|gtester|gzip|hd|head|hexdump|highlight|hping3|iconv"
+    r"|iftop|install|ionice|ip|irb|ispell|jjs|join|journalctl|jq|jrunscript|ksh|ksshell|kubectl"
+    r"|latex|ld|ldconfig|less|lftp|ln|loginctl|logsave|look|lp|ltrace|lua|lwp-download|lwp-request"
+    r"|mail|make|man|mawk|more|mount|mtr|mysql|nano|nawk|nice|nl|nmap|node|nohup|npm|nroff|nsenter"
+    r"|octave|od|openssl|openvpn|passwd|paste|pdb|pdflatex|perf|perl|pg|php|pic|pico|pip|pkexec"
+    r"|pkg|pr|pry|psql|puppet|python[23]?|rake|readelf|red|restic|rev|rlogin|rlwrap|rmt(?:-[a-z]+)?"
+    r"|rpm|rsync|rtorrent|ruby|run-mailcap|run-parts|rview|rvim|scp|screen|script|sed|service"
+    r"|setarch|sftp|sg|shuf|smbclient|socat|soelim|sort|split|sqlite3|ss|ssh(?:-keygen|-keyscan)?"
+    r"|start-stop-daemon|stdbuf|strace|strings|su|sysctl|systemctl|tac|tail|tar|taskset|tbl|tclsh"
+    r"|tee|telnet|tftp|time|timeout|tmux|top|troff|ul|unexpand|uniq|unshare|unzip|update-alternatives"
+    r"|uudecode|uuencode|valgrind|vi|view|vigr|vim|vimdiff|vipw|visudo|w3m|watch|wc|wget|whois"
+    r"|wish|xargs|xxd|xz|yarn|yelp|yum|zip|zsh|zsoelim|zypper|uconv|bcdboot|acpi"
+)
 _ARGS = r"(?:$|\s*[;|&`<>)'\"$]|\s+-{1,2}[a-z0-9]|\s+[/\\~.$%'\"\d]|\s+[a-z]:(?:$|\s|[/\\|])|\s*\n)"
 # Tools whose name starting a value, followed by a flag or a path, is a command
 # line ("uname -a", "ls -l /", "ping.exe -n 3 10.0.0.1"); English words excluded.
@@ -61,6 +82,9 @@ RULES: tuple[Rule, ...] = (
     Rule("cmdi-quote-break", "cmdi", r"['\"]\s*(?:;|\|\|?|&&?|\n)\s*(?:" + _STRONG + r")\b", CRITICAL),
     Rule("cmdi-leading-command", "cmdi", r"^\s*[;|&]+\s*(?:" + _STRONG + r"|for|if)\b|^\n(?:" + _STRONG + r")\b", CRITICAL),
     Rule("cmdi-command-line", "cmdi", r"^\s*(?:" + _TOOLS + r")(?:\.exe)?(?:\s+-{1,2}[a-z]|\s+[/\\~$]|\s+[a-z]:(?:$|\s|[/\\|])|\s+\d{1,3}\.\d|\s+(?:add|localgroup|user|firewall|query|delete)\b|\s*[|;&`])", CRITICAL),
+    Rule("cmdi-chain-unix", "cmdi", r"(?:[;|]|&&|\|\||\$\(|\btime;)\s*(?:" + _UNIX + r")(?:$|\s|;|\|)", ERROR),
+    Rule("cmdi-chain-unix-tight", "cmdi", r"(?:^|[^\w\s`])(?:[;|]|&&|\|\||\$\()(?:" + _UNIX + r")(?:$|\s|;|\|)", CRITICAL),
+    Rule("cmdi-unix-command-line", "cmdi", r"^\s*(?:" + _UNIX + r")(?:\s+-{1,2}[a-z]|\s+[/\\~$]|\s+[\w.-]+\.(?:sh|py|pl|rb|yml|yaml|txt|conf)\b|\s+[\w-]+\s+-)", CRITICAL),
     Rule("cmdi-interpreter-eval", "cmdi", r"\b(?:perl|ruby|python[23]?|php|node|lua)\s+-[ecr]\s", CRITICAL),
     Rule("cmdi-win-for-if", "cmdi", r"\bfor\s+(?:/[a-z]\s+)?(?:\"[^\"]{0,60}\"\s+)?%%?[\w\]]+\s+in\s*\(|\bif\s+(?:/i\s+)?(?:not\s+)?(?:exist\s|errorlevel\s|cmdextversion\s|defined\s|%[\w!]+%|\"[^\"]{0,40}\"\s*(?:==|equ|neq|lss|leq|gtr|geq)|\[%\d\]\s*==|[\w\"!%]+==[\w\"!%]+\s+\w)", CRITICAL),
     Rule("cmdi-glob-path", "cmdi", r"/(?:[\w]*[?*\[][\w?*\[\]!^-]*)/[\w?*\[\]!^-]+|/[?*]{2,}/", CRITICAL),
