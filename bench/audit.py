@@ -1,6 +1,7 @@
 """Audit trail benchmark.
 
     python bench/audit.py [--duration 3] [--requests 20000] [--postgres URL | --no-postgres]
+                          [--http [--http-seconds 5]]
 
 Prints, in one run:
 
@@ -8,7 +9,9 @@ Prints, in one run:
    durable: SQLite ``synchronous=FULL`` / PostgreSQL commit) with 1, 8 and 64
    concurrent writers, on SQLite (a temporary file) and PostgreSQL;
 2. the per-request cost of ``AuditMiddleware`` against the same app without
-   it, calling the ASGI app in-process (no network noise), with the ratio.
+   it, calling the ASGI app in-process (no network noise), with the ratio;
+3. with ``--http``, the same two apps served by uvicorn on 127.0.0.1 and loaded
+   with wrk (Debian's package) in alternating rounds: requests/s and ratio.
 
 structlog is configured here (the benchmark is the application) to drop
 ``info`` lines, as production logging filters usually do; the canonical line
@@ -19,10 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import shutil
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -64,12 +71,12 @@ async def events_per_second(url: str, prefix: str, writers: int, duration: float
     return count / elapsed
 
 
-def _app(audit: AuditLogger | None) -> Any:
+def _app(audit: AuditLogger | None, lifespan: Any = None) -> Any:
     async def item(request: Request) -> JSONResponse:
         return JSONResponse({"id": 1, "name": "widget"})
 
     middleware = [] if audit is None else [Middleware(AuditMiddleware, audit_logger=audit)]
-    return Starlette(routes=[Route("/items/1", item)], middleware=middleware)
+    return Starlette(routes=[Route("/items/1", item)], middleware=middleware, lifespan=lifespan)
 
 
 async def _drive(app: Any, n: int) -> float:
@@ -117,7 +124,77 @@ def _pg_up(url: str) -> bool:
         return False
 
 
-async def main() -> None:
+def _serve(kind: str, port: int, db_url: str) -> None:
+    """Child process: serve the bare or the audited app with uvicorn."""
+    import uvicorn
+
+    audit = None if kind == "bare" else AuditLogger(create_store(db_url, prefix="bench_http"), KEYS)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> Any:
+        if audit is None:
+            yield
+            return
+        async with audit:
+            yield
+
+    app = _app(audit, lifespan)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_rounds(db_url: str, seconds: int, rounds: int = 3) -> dict[str, float]:
+    """Median wrk requests/s of the bare and the audited app, alternating."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("--http needs wrk (apt-get install wrk)")
+    pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    procs, ports = {}, {}
+    try:
+        for kind in ("bare", "audit"):
+            ports[kind] = _free_port()
+            cmd = [
+                sys.executable,
+                __file__,
+                "--serve",
+                kind,
+                "--port",
+                str(ports[kind]),
+                "--db",
+                db_url,
+            ]
+            procs[kind] = subprocess.Popen(["taskset", "-c", "0", *cmd] if pin else cmd)
+        for port in ports.values():
+            for _ in range(100):  # wait for the server (bounded)
+                with (
+                    contextlib.suppress(OSError),
+                    socket.create_connection(("127.0.0.1", port), 0.2),
+                ):
+                    break
+                time.sleep(0.1)
+        rates: dict[str, list[float]] = {"bare": [], "audit": []}
+        for _ in range(rounds):
+            for kind, port in ports.items():
+                load = [wrk, "-t1", "-c32", f"-d{seconds}s", f"http://127.0.0.1:{port}/items/1"]
+                out = subprocess.run(
+                    (["taskset", "-c", "1", *load] if pin else load),
+                    capture_output=True, text=True, check=True,
+                ).stdout  # fmt: skip
+                line = next(x for x in out.splitlines() if x.startswith("Requests/sec:"))
+                rates[kind].append(float(line.split()[1]))
+        return {kind: statistics.median(values) for kind, values in rates.items()}
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per writer run")
     parser.add_argument("--requests", type=int, default=20_000)
@@ -126,30 +203,55 @@ async def main() -> None:
         default=os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
     )
     parser.add_argument("--no-postgres", action="store_true")
-    args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    parser.add_argument("--http", action="store_true", help="also load uvicorn with wrk")
+    parser.add_argument("--http-seconds", type=int, default=5)
+    parser.add_argument("--serve", choices=["bare", "audit"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    return parser.parse_args()
 
+
+async def in_process(args: argparse.Namespace, sqlite_url: str) -> None:
+    backends = [("sqlite", sqlite_url)]
+    if not args.no_postgres and _pg_up(args.postgres):
+        backends.append(("postgres", args.postgres))
+    print("security events/s committed (durable before return)")
+    print(f"{'backend':<10}{'writers':>8}{'events/s':>12}")
+    for name, url in backends:
+        for writers in (1, 8, 64):
+            prefix = f"bench_{writers}_{os.getpid()}"
+            rate = await events_per_second(url, prefix, writers, args.duration)
+            print(f"{name:<10}{writers:>8}{rate:>12,.0f}")
+            if name == "postgres":
+                async with PostgresAuditStore(url, prefix=prefix) as store:
+                    await store.drop()
+    bare, audited = await middleware_overhead(sqlite_url, args.requests)
+    print()
+    print(f"request cost, in-process ASGI, median of 5 x {args.requests // 5} GETs")
+    print(f"{'no audit middleware':<28}{bare:>8.1f} us/request")
+    print(f"{'with AuditMiddleware':<28}{audited:>8.1f} us/request")
+    print(f"{'overhead':<28}{audited - bare:>8.1f} us/request  (ratio {audited / bare:.2f}x)")
+
+
+def main() -> None:
+    args = _args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    if args.serve:
+        _serve(args.serve, args.port, args.db)
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        backends = [("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}")]
-        if not args.no_postgres and _pg_up(args.postgres):
-            backends.append(("postgres", args.postgres))
-        print("security events/s committed (durable before return)")
-        print(f"{'backend':<10}{'writers':>8}{'events/s':>12}")
-        for name, url in backends:
-            for writers in (1, 8, 64):
-                prefix = f"bench_{writers}_{os.getpid()}"
-                rate = await events_per_second(url, prefix, writers, args.duration)
-                print(f"{name:<10}{writers:>8}{rate:>12,.0f}")
-                if name == "postgres":
-                    async with PostgresAuditStore(url, prefix=prefix) as store:
-                        await store.drop()
-        bare, audited = await middleware_overhead(backends[0][1], args.requests)
-        print()
-        print(f"request cost, in-process ASGI, median of 5 x {args.requests // 5} GETs")
-        print(f"{'no audit middleware':<28}{bare:>8.1f} us/request")
-        print(f"{'with AuditMiddleware':<28}{audited:>8.1f} us/request")
-        print(f"{'overhead':<28}{audited - bare:>8.1f} us/request  (ratio {audited / bare:.2f}x)")
+        sqlite_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        asyncio.run(in_process(args, sqlite_url))
+        if args.http:
+            rates = http_rounds(sqlite_url, args.http_seconds)
+            print()
+            print(f"uvicorn + wrk (-c32), median of 3 alternating rounds of {args.http_seconds}s")
+            print(f"{'no audit middleware':<28}{rates['bare']:>10,.0f} req/s")
+            ratio = rates["audit"] / rates["bare"]
+            print(
+                f"{'with AuditMiddleware':<28}{rates['audit']:>10,.0f} req/s  ({ratio:.1%} of bare)"
+            )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

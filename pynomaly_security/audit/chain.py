@@ -14,7 +14,6 @@ References:
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import json
 import os
@@ -47,51 +46,65 @@ ERASED = "[erased]"
 UNREADABLE = "[undecryptable]"
 
 
-def _b64(data: bytes | None) -> str | None:
-    return None if data is None else base64.b64encode(data).decode()
+def header(
+    seq: int,
+    ts_us: int,
+    kind: str,
+    event_type: str,
+    level: str,
+    standards: str,
+    request_id: str | None,
+    subject_ref: str | None,
+    key_id: str,
+    prev_hash: bytes,
+) -> bytes:
+    """Sorted-key, compact, ASCII JSON of every plaintext column."""
+    doc = {
+        "event_type": event_type,
+        "key_id": key_id,
+        "kind": kind,
+        "level": level,
+        "prev_hash": prev_hash.hex(),
+        "request_id": request_id,
+        "seq": seq,
+        "standards": standards,
+        "subject_ref": subject_ref,
+        "ts_us": ts_us,
+    }
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _header_of(rec: SealedRecord) -> bytes:
+    return header(
+        rec.seq, rec.ts_us, rec.kind, rec.event_type, rec.level, rec.standards,
+        rec.request_id, rec.subject_ref, rec.key_id, rec.prev_hash,
+    )  # fmt: skip
+
+
+def _canonical(head: bytes, payload: bytes, personal: bytes | None) -> bytes:
+    # Newline-separated: JSON with ensure_ascii and base64 never contain one, so
+    # the encoding is unambiguous.
+    tail = b"" if personal is None else base64.b64encode(personal)
+    return head + b"\n" + base64.b64encode(payload) + b"\n" + tail
 
 
 def canonical(rec: SealedRecord) -> bytes:
-    """Sorted-key, compact, ASCII JSON of every column but ``hash``."""
-    doc = {
-        "seq": rec.seq,
-        "ts_us": rec.ts_us,
-        "kind": rec.kind,
-        "event_type": rec.event_type,
-        "level": rec.level,
-        "standards": rec.standards,
-        "request_id": rec.request_id,
-        "subject_ref": rec.subject_ref,
-        "key_id": rec.key_id,
-        "payload": _b64(rec.payload),
-        "personal": _b64(rec.personal),
-        "prev_hash": rec.prev_hash.hex(),
-    }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    """Every column but ``hash``: the plaintext header, then the ciphertexts."""
+    return _canonical(_header_of(rec), rec.payload, rec.personal)
 
 
 def record_hash(rec: SealedRecord) -> bytes:
     return hashlib.sha256(rec.prev_hash + canonical(rec)).digest()
 
 
+_AAD = b"pynomaly-audit/v1|"
+
+
 def payload_aad(rec: SealedRecord, part: bytes) -> bytes:
     """Associated data of a ciphertext: its position (sequence number, previous
     hash) and every plaintext column, so editing any of them, or moving the
     ciphertext to another row, makes decryption fail."""
-    doc = {
-        "seq": rec.seq,
-        "ts_us": rec.ts_us,
-        "kind": rec.kind,
-        "event_type": rec.event_type,
-        "level": rec.level,
-        "standards": rec.standards,
-        "request_id": rec.request_id,
-        "subject_ref": rec.subject_ref,
-        "key_id": rec.key_id,
-        "prev_hash": rec.prev_hash.hex(),
-    }
-    body = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-    return b"pynomaly-audit/v1|" + part + b"|" + body
+    return _AAD + part + b"|" + _header_of(rec)
 
 
 def checkpoint_message(seq: int, head_hash: bytes, ts_us: int) -> bytes:
@@ -144,32 +157,37 @@ class Sealer:
                 personal_body.update(user_id=entry.user_id, source_ip=entry.source_ip)
             elif entry.source_ip is not None:
                 payload["source_ip"] = entry.source_ip
-            header = SealedRecord(
-                seq=seq,
-                ts_us=int(entry.timestamp * 1_000_000),
-                kind=entry.kind.value,
-                event_type=entry.event_type,
-                level=entry.level.value,
-                standards="," + ",".join(s.value for s in entry.standards) + ",",
-                request_id=entry.request_id,
-                subject_ref=ref,
-                key_id=key_id,
-                payload=b"",
-                personal=None,
-                prev_hash=prev,
-                hash=b"",
-            )
+            ts_us = int(entry.timestamp * 1_000_000)
+            standards = "," + ",".join(s.value for s in entry.standards) + ","
+            kind, level = entry.kind.value, entry.level.value
+            head = header(
+                seq, ts_us, kind, entry.event_type, level, standards,
+                entry.request_id, ref, key_id, prev,
+            )  # fmt: skip
             personal = None
             if ref is not None:
-                body = _json(personal_body)
-                personal = seal_with(subject_keys[ref], body, payload_aad(header, b"personal"))
-            row = dataclasses.replace(
-                header,
-                payload=self.keys.encrypt(key_id, _json(payload), payload_aad(header, b"payload")),
-                personal=personal,
+                aad = _AAD + b"personal|" + head
+                personal = seal_with(subject_keys[ref], _json(personal_body), aad)
+            sealed = self.keys.encrypt(key_id, _json(payload), _AAD + b"payload|" + head)
+            digest = hashlib.sha256(prev + _canonical(head, sealed, personal)).digest()
+            rows.append(
+                SealedRecord(
+                    seq,
+                    ts_us,
+                    kind,
+                    entry.event_type,
+                    level,
+                    standards,
+                    entry.request_id,
+                    ref,
+                    key_id,
+                    sealed,
+                    personal,
+                    prev,
+                    digest,
+                )
             )
-            prev = record_hash(row)
-            rows.append(dataclasses.replace(row, hash=prev))
+            prev = digest
         await txn.insert(rows)
         await self.checkpoint(txn, force=False, head=(seq, prev))
         return [r.seq for r in rows]
