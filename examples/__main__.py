@@ -38,7 +38,10 @@ def main() -> None:
     settings = load_settings(**overrides)
     app = create_app(settings)
     print(f"  Serving the example on http://{host}:{port}  (docs: /docs)\n", file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # proxy_headers=False: uvicorn otherwise rewrites the client address from
+    # X-Forwarded-For for peers in --forwarded-allow-ips (127.0.0.1 by default), so a
+    # local client could pick its own IP before our resolver (trusted_proxies) sees it.
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
 
 
 if __name__ == "__main__":
