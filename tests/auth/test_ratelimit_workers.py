@@ -66,6 +66,7 @@ def four_workers(redis_db: str, tmp_path: Path) -> Iterator[str]:
             "--log-level",
             "warning",
             "--no-access-log",
+            "--no-proxy-headers",
         ],
         env=env,
         stdout=subprocess.DEVNULL,
