@@ -79,12 +79,13 @@ def main() -> int:
     parser.add_argument("corpora", nargs="?", default="../shared/corpora")
     parser.add_argument("--level", type=int, default=2)
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--headers", default="user-agent,referer,x-forwarded-for,x-*")
     parser.add_argument("--misses", help="list missed attack rows of this category")
     parser.add_argument("--fps", help="list falsely blocked rows of this file (or 'all')")
     args = parser.parse_args()
 
     rows, revision = load(Path(args.corpora))
-    inspector = Inspector(level=args.level)
+    inspector = Inspector(level=args.level, inspect_headers=args.headers.split(","))
     parts: list[RequestParts] = [request_parts_from_record(r) for _, r in rows]
 
     verdicts = [inspector.inspect(p) for p in parts]

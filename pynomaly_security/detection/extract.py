@@ -36,16 +36,32 @@ class JsonTooDeep(ValueError):
     """The JSON body nests deeper than allowed."""
 
 
+# Headers browsers and proxies set with fixed grammars; "*" in the header list
+# means every header except these (custom headers such as "test:" included).
+STANDARD_HEADERS = frozenset(
+    """accept accept-charset accept-encoding accept-language accept-datetime access-control-request-headers
+    access-control-request-method authorization cache-control connection content-length
+    content-encoding content-md5 content-type cookie date dnt expect forwarded host if-match
+    if-modified-since if-none-match if-range if-unmodified-since keep-alive max-forwards origin
+    pragma priority proxy-authorization proxy-connection range te trailer transfer-encoding
+    upgrade upgrade-insecure-requests via warning purpose""".split()
+)
+
+
 class HeaderSelector:
-    """Which header names to inspect: exact names or prefixes ending in ``*``."""
+    """Which header names to inspect: exact names, prefixes ending in ``*``, or
+    ``*`` alone for every header but :data:`STANDARD_HEADERS` and ``sec-*``."""
 
     def __init__(self, names: Sequence[str]) -> None:
         lowered = [name.strip().lower() for name in names if name.strip()]
+        self._all = "*" in lowered
         self._exact = frozenset(n for n in lowered if not n.endswith("*"))
-        self._prefixes = tuple(n[:-1] for n in lowered if n.endswith("*"))
+        self._prefixes = tuple(n[:-1] for n in lowered if n.endswith("*") and n != "*")
 
     def __call__(self, name: str) -> bool:
-        return name in self._exact or name.startswith(self._prefixes)
+        if name in self._exact or name.startswith(self._prefixes):
+            return True
+        return self._all and name not in STANDARD_HEADERS and not name.startswith("sec-")
 
 
 def _decode(raw: bytes) -> str:

@@ -49,6 +49,13 @@ THRESHOLDS: Mapping[int, int] = {1: 8, 2: 5, 3: 4, 4: 3}
 """Anomaly score that blocks, per detection level (CRS's default is 5)."""
 
 EXCERPT_CHARS = 40
+PLAIN_SCAN_MIN = 16
+"""Plain values this long still get the few ``Rule.plain`` rules (base64)."""
+# Upload names that would run as server code (CRS 933110/933111).
+_FILENAME_FIELDS = (".filename", "header.x-filename", "header.x_filename", "header.x-file-name")
+_SCRIPT_UPLOAD = re.compile(
+    r"(?i)\.(?:php\d*|phtml|phar|pht|phps|pgif|shtml|jsp|jspx|asp|aspx|asa|cer)\b[\s.]*(?:\.\w{1,5})?$"
+)
 _MODES = ("block", "detect")
 _DIGITS = re.compile(r"\d{4,}")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
@@ -104,7 +111,9 @@ class Inspector:
         self.max_json_depth = max_json_depth
         self._exclusions = ExclusionTable(exclusions)
         self._headers = HeaderSelector(inspect_headers)
-        self._engine = RuleEngine([rule for rule in ALL_RULES if rule.level <= level])
+        active = [rule for rule in ALL_RULES if rule.level <= level]
+        self._engine = RuleEngine(active)
+        self._plain_engine = RuleEngine([rule for rule in active if rule.plain])
 
     @classmethod
     def from_settings(cls, settings: SecuritySettings) -> Inspector:
@@ -138,8 +147,18 @@ class Inspector:
         typed = policy.typed_fields if policy is not None else {}
         best: dict[str, Finding] = {}
         for name, raw in fields:
-            if not raw or is_plain(raw):
+            if not raw:
                 continue
+            engine = self._engine
+            if is_plain(raw):
+                if len(raw) < PLAIN_SCAN_MIN:
+                    continue
+                engine = self._plain_engine  # only encoded-payload rules
+            if name.endswith(_FILENAME_FIELDS) and _SCRIPT_UPLOAD.search(raw):
+                best.setdefault(
+                    "code-script-upload",
+                    Finding("code_injection", "code-script-upload", name, raw[-12:], 5),
+                )
             if excluded and field_excluded(name, excluded):
                 continue
             field_type = typed.get(name)
@@ -150,7 +169,7 @@ class Inspector:
                 # raw_path arrives decoded as latin-1; read its UTF-8 back.
                 value = value.encode("latin-1", "replace").decode("utf-8", "replace")
             text = normalize(value)
-            for hit in self._engine.scan(text):
+            for hit in engine.scan(text):
                 rule_id = hit.rule.rule_id
                 known = best.get(rule_id)
                 if known is None or hit.score > known.score:

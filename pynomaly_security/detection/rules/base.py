@@ -41,6 +41,9 @@ class Rule:
         level: lowest detection level at which the rule is active
             (1 lenient .. 4 paranoid), like CRS paranoia levels.
         check: optional refinement run only on a match.
+        plain: also run on "plain" values (letters, digits, ``_``, ``-``) of
+            16 characters or more, which are otherwise skipped unscanned:
+            for encoded payloads such as base64 gadget names.
     """
 
     rule_id: str
@@ -49,3 +52,4 @@ class Rule:
     score: int
     level: int = 1
     check: Check | None = None
+    plain: bool = False

@@ -53,7 +53,7 @@ _PHP_RISKY = (
 
 # fmt: off
 RULES: tuple[Rule, ...] = (
-    Rule("code-java-gadget", "code_injection", r"\b(?:" + "|".join(_GADGETS[:-3]) + r")\b|" + _GADGET_B64, CRITICAL),
+    Rule("code-java-gadget", "code_injection", r"\b(?:" + "|".join(_GADGETS[:-3]) + r")\b|" + _GADGET_B64, CRITICAL, plain=True),
     Rule("code-php-call", "code_injection", r"(?:^|[^\w.$>:])(?:" + _PHP_RISKY + r")(?:\s|#[^\n]*\n|//[^\n]*\n)*\(\s*(?:['\"$]?[\w./-]*['\"]?\s*)?\)", CRITICAL),
     Rule("code-php-variable-call", "code_injection", r"\$_\w*\s*(?:(?:\[[^\]]{0,20}\]|\{[^}]{0,20}\})\s*){0,4}\(|\$[a-z]\w*\s*(?:(?:\[[^\]]{0,20}\]|\{[^}]{0,20}\})\s*){1,4}\(|\$[a-z]\w*\s+\(|@\$[a-z_]\w*|\$\s*\{\s*['\"\w]|\$\{['\"]", CRITICAL),
     Rule("code-php-complex", "code_injection", r"\$\{\s*@|\{\$\{", CRITICAL),
@@ -67,7 +67,7 @@ RULES: tuple[Rule, ...] = (
     Rule("code-php-serialized", "code_injection", r"\b[oc]:\d+:\"[\w\\]+\":\d+:\{|\ba:\d+:\{[si]:\d", CRITICAL),
     Rule("code-java", "code_injection", r"java\.(?:lang|io|net|util|beans|rmi|nio|security|awt)\.|javax\.|\bgetruntime\s*\(|\bprocessbuilder\b|\bclassloader\b|\.getclass\s*\(|\.forname\s*\(|#_memberaccess|@java\.|\bognl\b|new\s+java\.|sun\.misc\.|org\.apache\.(?:commons|struts|tomcat|catalina)|freemarker\.template|\.getdeclaredmethod|\.invoke\s*\(|\bxwork\.|com\.sun\.|\.newinstance\s*\(|#context\[|#request[.\[]|#parameters[.\[]|java\.lang", CRITICAL),
     Rule("code-log4shell", "code_injection", r"\$\{[^}]{0,60}(?:jndi|:-j|lower:|upper:|\$\{)|\$\{\s*(?:env|sys|java|ctx|main|bundle|k8s|docker|spring|log4j|base64|date|web|marker|map|sd|event|jvmrunargs)\s*:", CRITICAL),
-    Rule("code-java-serialized", "code_injection", r"\bro0ab|\baced0005", CRITICAL),
+    Rule("code-java-serialized", "code_injection", r"\bro0ab|\baced0005", CRITICAL, plain=True),
     Rule("code-ssti", "code_injection", r"\{\{[^}]{0,200}(?:__class__|__globals__|__builtins__|__import__|__subclasses__|__mro__|__init__|__base__|\bconfig\b|\bself\b|request\.|lipsum|cycler|joiner|namespace|\d+\s*\*\s*['\"\d]|\|\s*attr\b|popen|\bos\.|range\s*\()|\$\{\s*\d+\s*\*\s*\d+\s*\}|#\{\s*\d+\s*\*\s*\d+\s*\}|\{\{\s*\d+\s*[*+]\s*\d+\s*\}\}|\{%[^%]{0,200}(?:import|include|exec|system|popen|__)[^%]{0,200}%\}", CRITICAL),
     Rule("code-template-tags", "code_injection", r"<%=?[^%]{0,300}%>|<#assign\b|\?new\s*\(\s*\)|\$\{[^}]{0,100}(?:\.exec|\.getclass|\.forname|runtime|\bt\s*\()|\bt\s*\(\s*java\.|@\{[^}]{0,100}\}|\*\{[^}]{0,100}\}", ERROR),
     Rule("code-python", "code_injection", r"__import__\s*\(|\bos\.(?:system|popen|exec\w*|spawn\w*)\s*\(|\bsubprocess\.\w+\s*\(|__builtins__|pickle\.loads|\bgetattr\s*\(\s*__|\.__(?:class|globals|subclasses|mro|bases|code)__|\bimport\s+os\s*;|\bcommands\.getoutput", CRITICAL),

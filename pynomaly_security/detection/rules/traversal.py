@@ -60,7 +60,7 @@ RULES: tuple[Rule, ...] = (
     Rule("pt-system-file-encoded", "path_traversal", r"(?:etc|windows|winnt|system32|drivers)(?:[^\w\s]|%\w{1,2}|0x(?:2f|5c)){1,12}(?:passwd|shadow|issue|hosts|group|system32|drivers|win\.ini)|\.{3,}(?:etc|web-inf|windows|winnt|boot)", CRITICAL),
     Rule("pt-dotdot-junk", "path_traversal", r"(?:[\x{fffd}?^]?\.[\x{fffd}?^]?\.?[^\w\s.]{0,4}(?:0x2f|0x5c|%\w\w|[/\\\x{fffd}])){2,}", CRITICAL),
     Rule("pt-path-dotdot", "path_traversal", r"^/(?:[^?#]*[/\\])?\.\.(?:[/\\;]|$)", CRITICAL),
-    Rule("pt-base64-dotdot", "path_traversal", r"li4vli4v|li4ul4|ljqvli4v", CRITICAL),
+    Rule("pt-base64-dotdot", "path_traversal", r"li4vli4v|li4ul4|ljqvli4v", CRITICAL, plain=True),
     Rule("pt-etc-any", "path_traversal", r"(?:^|[\s=\"'])/etc/[\w.-]+|/usr/ports/|(?:pure|pro|wu)-?ftpd|/proc/(?:interrupts|meminfo|cpuinfo|partitions|modules)", CRITICAL),
     Rule("pt-agent-config", "path_traversal", r"/\.(?:claude|cline|windsurf|fabric|plandex|kiro|cursor|aider|continue|codeium|copilot|gemini|roo)\b", CRITICAL),
     Rule("pt-slash-run", "path_traversal", r"[/\\]{4,}", NOTICE),
