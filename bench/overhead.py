@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import inspect
 import json
 import os
 import secrets
@@ -141,13 +142,8 @@ _COMPONENTS: dict[str, dict[str, bool]] = {
     "+ audit": {"enable_audit_logging": True},
     "+ inspection": {"enable_input_inspection": True},
     "+ monitoring": {"enable_security_monitoring": True},
-    "full default stack": {
-        "enable_user_tracking": True,
-        "enable_security_headers": True,
-        "enable_audit_logging": True,
-        "enable_input_inspection": True,
-        "enable_security_monitoring": True,
-    },
+    "+ rate limiting": {"enable_rate_limiting": True},
+    "full default stack": {},  # every enable_* flag left at its default (all on)
 }
 
 
@@ -157,14 +153,14 @@ def _component_app(row: str, audit_db: str) -> Any:
         return app
     from pynomaly_security import SecuritySettings, setup_security_middleware
 
-    flags = {
-        "enable_user_tracking": False,
-        "enable_security_headers": False,
-        "enable_audit_logging": False,
-        "enable_input_inspection": False,
-        "enable_security_monitoring": False,
-        **_COMPONENTS[row],
-    }
+    # Every enable_* switch the plugin has (new components included) starts off.
+    switches = [
+        name
+        for name in inspect.signature(setup_security_middleware).parameters
+        if name.startswith("enable_")
+    ]
+    flags = {} if row == "full default stack" else dict.fromkeys(switches, False)
+    flags.update({k: v for k, v in _COMPONENTS[row].items() if k in switches})
     settings = SecuritySettings(
         _env_file=None,  # type: ignore[call-arg]
         master_key=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
