@@ -77,6 +77,16 @@ def worker_count(argv: Sequence[str] | None = None, env: Mapping[str, str] | Non
     return max(counts)
 
 
+def _installed_user_key(scope: Scope) -> UserKeyFunc | None:
+    """The bearer-token reader of the authenticator the app installed
+    (``install_authenticator``): the middleware runs before the endpoint's
+    dependencies, so it reads the token itself (signature and claims only)."""
+    state = getattr(scope.get("app"), "state", None)
+    authenticator = getattr(state, "pynomaly_auth", None)
+    reader = getattr(authenticator, "user_id_from_scope", None)
+    return reader if callable(reader) else None
+
+
 def _parse(specs: Iterable[str], where: str) -> tuple[RateLimitItem, ...]:
     items: list[RateLimitItem] = []
     for spec in specs:
@@ -109,7 +119,8 @@ class RateLimitMiddleware:
         exempt_paths: paths (or prefixes ending in ``*``) never limited.
         resolver: client IP resolver, used when no tracking middleware ran first.
         user_key: returns the user id of a request (e.g. from its bearer token);
-            defaults to the ``user_id`` of the request context.
+            defaults to the authenticator installed on the app, then to the
+            ``user_id`` of the request context.
         on_reject: awaited before a 429 is sent (report to the monitor).
         failure_policy: when the store fails: ``fail_open`` lets requests
             through (and logs), ``fail_closed`` answers ``503``.
@@ -235,7 +246,8 @@ class RateLimitMiddleware:
         if self._key == "route":
             return "route"
         if self._key == "user":
-            user = self._user_key(scope) if self._user_key else None
+            user_key = self._user_key or _installed_user_key(scope)
+            user = user_key(scope) if user_key is not None else None
             if user is None:
                 ctx = get_request_context(scope)
                 user = ctx.user_id if ctx is not None else None

@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from examples.app import create_app
+from pynomaly_security.exceptions import InvalidToken
 from pynomaly_security.settings import SecuritySettings
 
 KEY = "test-admin-key-0123456789abcdef"
@@ -140,3 +141,46 @@ async def test_spoofed_forwarded_for_changes_nothing(app: FastAPI) -> None:
             headers={"X-Forwarded-For": "7.7.7.7"},
         )
     assert spoofed.status_code == 429
+
+
+@pytest.mark.anyio
+@pytest.mark.redis
+async def test_lockout_and_tokens_shared_by_two_workers(tmp_path: Path, redis_url: str) -> None:
+    """Two app processes' worth (two instances on one Redis and one master key): failures
+    on either count together, the lock holds on both, and a token from one works on the other."""
+    from pynomaly_security.crypto.keys import generate_master_key
+
+    master = generate_master_key()
+    apps = []
+    for i in range(2):
+        settings = SecuritySettings(
+            _env_file=None,
+            admin_api_key=KEY,
+            master_key=master,
+            redis_url=redis_url,
+            audit_db_url=f"sqlite:///{tmp_path / f'audit{i}.db'}",
+        )
+        apps.append(create_app(settings))
+    async with (
+        apps[0].router.lifespan_context(apps[0]),
+        apps[1].router.lifespan_context(apps[1]),
+        client_for(apps[0]) as one,
+        client_for(apps[1]) as two,
+    ):
+        # Users live in each app's own (in-memory) repository; sessions and
+        # revocations live in the shared store, so the other worker sees a logout.
+        tokens = (
+            await one.post("/login", json={"username": "alice", "password": "wonderland-2024"})
+        ).json()
+        other = apps[1].state.example_authenticator.tokens
+        assert (await other.verify(tokens["access_token"]))["typ"] == "access"
+        await one.post("/logout", headers=bearer(tokens["access_token"]))
+        with pytest.raises(InvalidToken):
+            await other.verify(tokens["access_token"])
+
+        bad = {"username": "bob", "password": "not-the-password"}
+        codes = [(await (one, two)[i % 2].post("/login", json=bad)).status_code for i in range(5)]
+        assert codes == [401] * 5
+        good = {"username": "bob", "password": "builder-2024"}
+        assert (await one.post("/login", json=good)).status_code == 429
+        assert (await two.post("/login", json=good)).status_code == 429

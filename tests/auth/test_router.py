@@ -278,3 +278,26 @@ async def test_from_settings_end_to_end(hasher: object) -> None:
         tokens = await signup_and_login(c)
         assert (await c.get("/auth/me", headers=bearer(tokens["access_token"]))).status_code == 200
         assert tokens["user"] == "alice"
+
+
+@pytest.mark.anyio
+async def test_rate_limit_by_installed_authenticator_user(
+    make_authenticator: MakeAuthenticator,
+) -> None:
+    """key="user" reads the bearer token through the installed authenticator:
+    two users behind one IP have their own budgets; anonymous requests count by IP."""
+    from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
+
+    app = make_app(make_authenticator())
+    app.add_middleware(RateLimitMiddleware, limits=["4/day"], key="user")
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 1))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        alice = await signup_and_login(client, "alice")  # 2 anonymous requests
+        bob = await signup_and_login(client, "bob")  # the IP's budget is now spent
+        assert (await client.get("/private")).status_code == 429
+        for tokens in (alice, bob):
+            codes = [
+                (await client.get("/private", headers=bearer(tokens["access_token"]))).status_code
+                for _ in range(5)
+            ]
+            assert codes == [200, 200, 200, 200, 429]
