@@ -205,8 +205,15 @@ def _score(toks: list[Token]) -> int:
         return 0
     if words <= 1 and (keywords or "(" in classes or "c" in classes or words == 0):
         for i in range(len(classes) - 2):
-            if classes[i : i + 3] == ["n", "&", "n"] and len(classes) >= 5:
-                return 5  # 1 and 1 not between 0 and 1, having (1 or 1)
+            a, op, b = classes[i : i + 3]
+            if op == "&" and a in "nl" and b in "nl" and len(classes) >= 5:
+                return 5  # 1 and 1 not between 0 and 1, having (true or 1)
+    for i, cls in enumerate(classes[:-1]):
+        nxt = classes[i + 1]
+        if cls == "S" and (nxt in "vf" or (nxt in "n(" and words == 0)) and words <= 2:
+            return 5  # select @version, select char(0x66)
+        if cls == "F" and nxt == "w" and "where" in (t for _, t in toks[i + 2 : i + 4]):
+            return 5  # ) from users where username=
     best = 0
     for i in range(len(classes) - 2):
         a, op, b = classes[i : i + 3]
@@ -220,8 +227,11 @@ def _score(toks: list[Token]) -> int:
             return 5  # or a=a
         if not _binary(a, op, b):
             continue
-        if a == b == "n" and op == "=" and not _small_numbers(toks[i][1], toks[i + 2][1]):
-            continue  # 1418474375998=1 in a cookie is data, 1=1 is a tautology
+        if a == b == "n" and op == "=":
+            if not _small_numbers(toks[i][1], toks[i + 2][1]):
+                continue  # 1418474375998=1 in a cookie is data, 1=1 is a tautology
+            if i and classes[i - 1] == "&":
+                return 5  # and 8=3
         if {a, b} & {"s", "v"} or words == 0 or keywords or "c" in classes:
             return 5
         best = 4

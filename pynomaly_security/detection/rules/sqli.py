@@ -39,8 +39,14 @@ def _stacked_statement(text: str, start: int, end: int) -> int:
         kind = statement.get_type()  # type: ignore[no-untyped-call]
     except Exception:  # sqlparse must never break inspection
         return 0
-    if kind in _STATEMENT_TYPES or window.lstrip().startswith(("exec", "declare", "waitfor", "shutdown", "truncate", "set @")):
-        return ERROR
+    head = window.lstrip()
+    if head.startswith(("exec", "declare", "waitfor", "shutdown", "truncate", "set @", "begin", "call ", "load ")):
+        return CRITICAL
+    if kind in ("DROP", "CREATE", "ALTER", "INSERT", "DELETE", "UPDATE"):
+        return CRITICAL
+    # "; select the best one" is prose: a SELECT must also read as SQL.
+    if kind in _STATEMENT_TYPES and sql_score(head, 0, 0) >= ERROR:
+        return CRITICAL
     return 0
 
 
@@ -68,13 +74,13 @@ _GRAMMAR = (
 # fmt: off
 RULES: tuple[Rule, ...] = (
     Rule("sqli-grammar", "sqli", _GRAMMAR, ERROR, check=sql_score),
-    Rule("sqli-union", "sqli", r"\bunion\b[\s(]*(?:all\b|distinct\b|distinctrow\b)?[\s(]*select\b", CRITICAL),
+    Rule("sqli-union", "sqli", r"union\b[\s(]*(?:all\b|distinct\b|distinctrow\b)?[\s(]*select\b", CRITICAL),
     Rule("sqli-tautology-quoted", "sqli", _Q + r"\s*\)*\s*" + _LOGIC + r"\s*\(*\s*" + _VAL + r"\s*" + _OP, CRITICAL),
     Rule("sqli-tautology", "sqli", r"(?:\bor\b|\band\b|\|\||&&|\bhaving\b|\bwhere\b)\s+\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\")\s*(?:=|<>|!=|<=|>=|<|>|\blike\b)\s*\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\"|[a-z_]\w*)", ERROR),
     Rule("sqli-quote-logic", "sqli", _Q + r"\s*\)*\s*(?:\bor\b|\band\b|\bxor\b|\|\||&&)\s*(?:\d|true\b|false\b|not\b|\(|[a-z_]+\()", ERROR),
     Rule("sqli-comment-truncation", "sqli", _Q + r"\s*\)*\s*(?:--|#|/\*|;)[\s\w+-]{0,4}$", CRITICAL),
     Rule("sqli-quote-fragment", "sqli", _Q + r"\s*\)*\s*;?\s*(?:\bor\b|\band\b|\bxor\b|\bunion\b|\bselect\b|\border\b|\bgroup\b|\bhaving\b|\binto\b|\bwhere\b|\blimit\b|\bprocedure\b|;)", WARNING, check=sql_score),
-    Rule("sqli-stacked", "sqli", r";\s*(?:drop|shutdown|exec|execute|declare|waitfor|truncate|insert\s+into|delete\s+(?:\w+\s+)?from|update\s+[\w.]+\s+set|select\b[^;]{0,80}\bfrom|create\s+(?:table|user)|alter\s+table|set\s+@)\b", ERROR, check=_stacked_statement),
+    Rule("sqli-stacked", "sqli", r";\s*(?:drop\s+(?:table|database|schema|user|view|procedure|function|index|trigger)|shutdown|exec|execute|declare|waitfor|truncate|begin|call\s+\w+\s*\(|load\s+(?:data|xml)|insert\s+into|delete\s+(?:\w+\s+)?from|update\s+[\w.]+\s+set|select\b[^;]{0,80}\bfrom|create\s+(?:table|user)|alter\s+table|set\s+@)\b", ERROR, check=_stacked_statement),
     Rule("sqli-time", "sqli", r"(?:^|[^.\w])(?:sleep|pg_sleep|randomblob)\s*\(\s*(?:[\d.]+\s*\)|\(|_)|(?:^|[^.\w])benchmark\s*\(\s*\d|\bwaitfor\s+(?:delay|time)\s*['\"]?\d|\bdbms_lock\.sleep|\bdbms_pipe\.receive_message", CRITICAL),
     Rule("sqli-error-functions", "sqli", r"\b(?:extractvalue|updatexml|xmltype|utl_inaddr|utl_http|load_file|sys_eval|sys_exec|xp_cmdshell|xp_dirtree|sp_executesql|sp_oacreate|openrowset|opendatasource|pg_read_file|lo_import|name_const|geometrycollection|multilinestring|procedure\s+analyse|ctxsys\.\w+|dbms_xmlgen\.\w+)\s*\(|\bexp\s*\(\s*~", CRITICAL),
     Rule("sqli-metadata", "sqli", r"\b(?:information_schema|sysobjects|syscolumns|sys\.tables|sys\.objects|sys\.databases|mysql\.user|pg_catalog|pg_shadow|pg_user|sqlite_master|all_tables|user_tables|msysobjects|msysaccessobjects|sysusers|sysibm)\b", ERROR),
@@ -89,6 +95,7 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-subquery", "sqli", r"(?:\bor\b|\band\b|\bxor\b|&&|\|\||=|\()\s*\(?\s*(?:not\s+)?(?:exists\s*)?\(\s*select\b", CRITICAL),
     Rule("sqli-mssql-exec", "sqli", r"(?:^|[^.\w])exec(?:ute)?\s*(?:\(|master\.|xp_|sp_)|\binto\s+(?:out|dump)file\b|\bload\s+data\s+(?:local\s+)?infile\b", CRITICAL),
     Rule("sqli-functions", "sqli", r"\b(?:concat|concat_ws|group_concat|substring|substr|mid|ascii|ord|unhex|hex|bin|length|char_length|cast|convert|ifnull|isnull|nullif|coalesce|iif|if|elt|make_set|json_extract|sqrt|floor|rand|md5|sha1)\s*\(", NOTICE, level=2),
+    Rule("sqli-number-comment", "sqli", r"^\s*-?\d+(?:\.\d+)?(?:\s*[*+/-]\s*\d+)?\s*(?:--(?:\s[\w\s-]{0,4})?|/\*[\s\w]{0,4})$", CRITICAL),
     Rule("sqli-limit-offset", "sqli", r"\blimit\s+\d+\s*(?:,\s*\d+|offset\s+\d+)?\s*(?:--|#|$|;|\))", NOTICE),
     Rule("sqli-comment-end", "sqli", r"(?:^|[^-])(?:--|#)(?:\s*[\w+]{0,3})?\s*$", NOTICE, level=2),
     Rule("sqli-hex-literal", "sqli", r"\b0x[0-9a-f]{6,}\b", NOTICE, level=3),
