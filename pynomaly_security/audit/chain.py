@@ -140,8 +140,10 @@ class Sealer:
         self._max_age_us = int(checkpoint_seconds * 1_000_000)
         self.signing_key_id = signing_key_id(keys.current.public_key)
 
-    async def append(self, txn: AppendTxn, entries: Sequence[AuditEntry]) -> list[int]:
-        """Seal and insert ``entries``; sign a checkpoint when one is due."""
+    async def append(
+        self, txn: AppendTxn, entries: Sequence[AuditEntry]
+    ) -> tuple[list[int], Checkpoint | None]:
+        """Seal and insert ``entries``; sign a checkpoint when one is due (returned)."""
         seq, prev = await txn.head()
         subject_keys = await self._subject_keys(txn, entries)
         key_id = self.keys.current.key_id
@@ -189,8 +191,8 @@ class Sealer:
             )
             prev = digest
         await txn.insert(rows)
-        await self.checkpoint(txn, force=False, head=(seq, prev))
-        return [r.seq for r in rows]
+        cp = await self.checkpoint(txn, force=False, head=(seq, prev))
+        return [r.seq for r in rows], cp
 
     async def checkpoint(
         self, txn: AppendTxn, *, force: bool, head: tuple[int, bytes] | None = None

@@ -25,19 +25,37 @@ QUEUE_FULL = "audit_compliance_queue_full"
 
 ComplianceHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
 Render = Callable[[AuditEntry, int], dict[str, Any]]
+_Item = tuple[str, AuditEntry | dict[str, Any], int]
 
 
 class ComplianceDispatcher:
     def __init__(self, *, max_queue: int = 10_000) -> None:
         self._handlers: list[tuple[ComplianceStandard, ComplianceHandler, Render]] = []
+        self._anchors: list[ComplianceHandler] = []
         self._max_queue = max_queue
-        self._queue: asyncio.Queue[tuple[AuditEntry, int] | None] | None = None
+        self._queue: asyncio.Queue[_Item | None] | None = None
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
 
     @property
     def active(self) -> bool:
         return bool(self._handlers) and self._queue is not None
+
+    def register_anchor(self, handler: ComplianceHandler) -> None:
+        self._anchors.append(handler)
+
+    def submit_checkpoint(self, doc: dict[str, Any]) -> None:
+        """Queue a signed checkpoint for the anchor handlers (kept outside the store)."""
+        if self._queue is not None and self._anchors:
+            self._put(("checkpoint", doc, 0))
+
+    def _put(self, item: _Item) -> None:
+        assert self._queue is not None
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.warning(QUEUE_FULL, dropped=self.dropped)
 
     def register(
         self, standard: ComplianceStandard, handler: ComplianceHandler, render: Render
@@ -55,11 +73,7 @@ class ComplianceDispatcher:
         wanted = {s for s, _, _ in self._handlers}
         for entry, seq in zip(entries, seqs, strict=True):
             if wanted.intersection(entry.standards):
-                try:
-                    self._queue.put_nowait((entry, seq))
-                except asyncio.QueueFull:
-                    self.dropped += 1
-                    log.warning(QUEUE_FULL, dropped=self.dropped)
+                self._put(("entry", entry, seq))
 
     async def aclose(self) -> None:
         """Deliver what is queued, then stop."""
@@ -68,7 +82,8 @@ class ComplianceDispatcher:
         await self._queue.put(None)
         await self._task
         self._task = self._queue = None
-        for handler in {id(h): h for _, h, _ in self._handlers}.values():
+        handlers = [h for _, h, _ in self._handlers] + self._anchors
+        for handler in {id(h): h for h in handlers}.values():
             close = getattr(handler, "aclose", None)
             if close is not None:
                 await close()
@@ -76,20 +91,29 @@ class ComplianceDispatcher:
     async def _run(self) -> None:
         assert self._queue is not None
         while (item := await self._queue.get()) is not None:
-            entry, seq = item
+            what, body, seq = item
+            if what == "checkpoint":
+                assert isinstance(body, dict)
+                for anchor in self._anchors:
+                    await _call(anchor, dict(body), "checkpoint")
+                continue
+            assert isinstance(body, AuditEntry)
             for standard, handler, render in self._handlers:
-                if standard not in entry.standards:
-                    continue
-                try:
-                    doc = render(entry, seq)
+                if standard in body.standards:
+                    doc = render(body, seq)
                     doc["forwarded_for"] = standard.value
-                    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-                        getattr(handler, "__call__", None)  # noqa: B004 - callable instances
-                    ):
-                        await handler(doc)  # type: ignore[misc]
-                    else:
-                        result = await asyncio.to_thread(handler, doc)
-                        if inspect.isawaitable(result):
-                            await result
-                except Exception as exc:  # a SIEM failure never reaches the app
-                    log.error(HANDLER_FAILED, standard=standard.value, error=type(exc).__name__)
+                    await _call(handler, doc, standard.value)
+
+
+async def _call(handler: ComplianceHandler, doc: dict[str, Any], label: str) -> None:
+    try:
+        if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+            getattr(handler, "__call__", None)  # noqa: B004 - callable instances
+        ):
+            await handler(doc)  # type: ignore[misc]
+        else:
+            result = await asyncio.to_thread(handler, doc)
+            if inspect.isawaitable(result):
+                await result
+    except Exception as exc:  # a SIEM failure never reaches the app
+        log.error(HANDLER_FAILED, standard=label, error=type(exc).__name__)

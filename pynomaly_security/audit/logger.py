@@ -27,7 +27,7 @@ from pynomaly_security.audit.records import (
     ambient,
     request_entry,
 )
-from pynomaly_security.audit.stores import AuditStore, create_store
+from pynomaly_security.audit.stores import AuditStore, Checkpoint, create_store
 from pynomaly_security.audit.trail import AuditTrail
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.settings import SecuritySettings
@@ -148,7 +148,8 @@ class AuditLogger(AuditTrail):
         try:
             await self._writer.aclose()
             async with self.store.transaction() as txn:
-                await self._sealer.checkpoint(txn, force=True)
+                cp = await self._sealer.checkpoint(txn, force=True)
+            self._anchor(cp)
         finally:
             await self._dispatch.aclose()
             await self.store.aclose()
@@ -277,10 +278,16 @@ class AuditLogger(AuditTrail):
 
     async def _commit(self, entries: Sequence[AuditEntry]) -> list[int]:
         async with self.store.transaction() as txn:
-            seqs = await self._sealer.append(txn, entries)
+            seqs, cp = await self._sealer.append(txn, entries)
+        # Only after the commit: an anchored checkpoint must exist in the store.
         if self._compliance and self._dispatch.active:
             self._dispatch.submit(entries, seqs)
+        self._anchor(cp)
         return seqs
+
+    def _anchor(self, cp: Checkpoint | None) -> None:
+        if cp is not None:
+            self._dispatch.submit_checkpoint(cp.to_dict())
 
     async def _maintain(self) -> None:
         """Time-based checkpoints and retention, between flushes."""
@@ -289,10 +296,18 @@ class AuditLogger(AuditTrail):
             return
         self._last_maintenance = now
         async with self.store.transaction() as txn:
-            await self._sealer.checkpoint(txn, force=False)
+            cp = await self._sealer.checkpoint(txn, force=False)
+        self._anchor(cp)
         await self.prune_expired()
 
     # -- reading -------------------------------------------------------------------------
+    def register_checkpoint_handler(self, handler: ComplianceHandler) -> None:
+        """Send every signed checkpoint (``Checkpoint.to_dict()``) to ``handler`` once
+        committed: kept outside the database (SIEM, WORM bucket), they let
+        ``audit verify --anchors`` catch a truncation that also deleted the
+        store's own checkpoints."""
+        self._dispatch.register_anchor(handler)
+
     def register_compliance_handler(
         self, standard: ComplianceStandard, handler: ComplianceHandler
     ) -> None:

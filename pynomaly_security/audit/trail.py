@@ -7,14 +7,14 @@ CLI's ``audit export`` uses it alone, so reading never starts a writer task.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pynomaly_security.audit._keys import AuditKeys
 from pynomaly_security.audit.chain import Sealer
 from pynomaly_security.audit.reader import AuditReader
 from pynomaly_security.audit.records import ComplianceStandard
-from pynomaly_security.audit.stores import AuditStore
+from pynomaly_security.audit.stores import AuditStore, Checkpoint
 from pynomaly_security.audit.verify import VerifyResult, verify_store
 
 __all__ = ["AuditTrail"]
@@ -76,7 +76,9 @@ class AuditTrail:
             offset=offset,
         )
 
-    async def verify(self, public_keys: Mapping[str, bytes] | None = None) -> VerifyResult:
+    async def verify(
+        self, public_keys: Mapping[str, bytes] | None = None, anchors: Sequence[Checkpoint] = ()
+    ) -> VerifyResult:
         """Walk the chain and checkpoints (pinned to our own public keys by default).
 
         With an ephemeral development key, earlier runs signed with keys we no
@@ -85,7 +87,7 @@ class AuditTrail:
         pinned = public_keys
         if pinned is None and not self.keys.ephemeral:
             pinned = self.keys.public_keys
-        return await verify_store(self.store, public_keys=pinned, keys=self.keys)
+        return await verify_store(self.store, public_keys=pinned, keys=self.keys, anchors=anchors)
 
     async def prune_expired(self) -> int:
         """Apply the retention now (writers also do it periodically); returns rows pruned."""

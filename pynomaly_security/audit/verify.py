@@ -20,7 +20,7 @@ but only the next checkpoint protects them against a truncation.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -185,6 +185,24 @@ class _Walk:
         self.count += 1
 
 
+def _seq(cp: Checkpoint) -> int:
+    return cp.seq
+
+
+def _merge(stored: list[Checkpoint], anchors: Sequence[Checkpoint]) -> _Fault | None:
+    """An anchored checkpoint that the store holds differently means the store's was replaced."""
+    by_seq = {cp.seq: cp for cp in stored}
+    for anchor in sorted(anchors, key=_seq):
+        mine = by_seq.get(anchor.seq)
+        if mine is not None and mine != anchor:
+            return _Fault(
+                anchor.seq,
+                "forged_checkpoint",
+                f"checkpoint at seq {anchor.seq} differs from its anchored copy",
+            )
+    return None
+
+
 def _ahead(batch: list[SealedRecord], i: int, upcoming: list[SealedRecord]) -> list[SealedRecord]:
     return batch[i + 1 :] + upcoming
 
@@ -202,6 +220,7 @@ async def verify_store(
     *,
     public_keys: Mapping[str, bytes] | None = None,
     keys: AuditKeys | None = None,
+    anchors: Sequence[Checkpoint] = (),
 ) -> VerifyResult:
     """Verify a whole store.
 
@@ -210,13 +229,20 @@ async def verify_store(
             keys published in the store are used, which proves consistency but not
             authorship (an attacker with write access could replace them).
         keys: the key ring, to also authenticate each record's ciphertext.
+        anchors: checkpoints kept outside the store (see
+            ``AuditLogger.register_checkpoint_handler``); they must match the
+            store's and extend the truncation check past deleted checkpoints.
     """
-    cps = await store.checkpoints()
+    stored = await store.checkpoints()
     pinned = public_keys is not None
     pubs = public_keys if public_keys is not None else await store.public_keys()
+    conflict = _merge(stored, anchors)
+    cps = sorted({**{c.seq: c for c in stored}, **{a.seq: a for a in anchors}}.values(), key=_seq)
     walk = _Walk(cps, keys)
     last_cp = cps[-1] if cps else None
     try:
+        if conflict is not None:
+            raise conflict
         _check_signatures(cps, pubs)
         batch = await store.records(0, _BATCH)
         if batch:

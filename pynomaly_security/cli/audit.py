@@ -7,6 +7,10 @@ Checkpoint signatures are checked against, in order of trust: the PEM file
 given with ``--public-key``, else the keys derived from ``PYNOMALY_MASTER_KEY``,
 else (with a warning) the public keys published in the store itself.
 
+``--anchors FILE`` adds checkpoints kept outside the database (JSON Lines
+from ``AuditLogger.register_checkpoint_handler``), so a truncation that also
+deleted the store's checkpoints is still caught.
+
 ``audit export`` prints JSON Lines of decrypted records (needs the master
 key), filtered by ``--since/--until`` (ISO 8601 or Unix seconds),
 ``--user-id``, ``--event-type`` and ``--standard``.
@@ -29,11 +33,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pynomaly_security.audit import AuditTrail, ComplianceStandard, verify_store
 from pynomaly_security.audit._keys import AuditKeys, signing_key_id
-from pynomaly_security.audit.stores import create_store
+from pynomaly_security.audit.stores import Checkpoint, create_store
 from pynomaly_security.exceptions import SecurityError
 from pynomaly_security.settings import load_settings
 
-__all__ = ["load_public_keys", "register"]
+__all__ = ["load_anchors", "load_public_keys", "register"]
 
 EXIT_OK, EXIT_FAULT, EXIT_USAGE = 0, 1, 2
 
@@ -49,6 +53,9 @@ def register(subparsers: Any) -> None:
     verify = sub.add_parser("verify", help="Verify the hash chain and signed checkpoints.")
     common(verify)
     verify.add_argument("--public-key", type=Path, help="PEM file of trusted public key(s)")
+    verify.add_argument(
+        "--anchors", type=Path, help="JSON Lines of checkpoints kept outside the store"
+    )
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.set_defaults(func=_verify)
 
@@ -95,6 +102,19 @@ def load_public_keys(path: Path) -> dict[str, bytes]:
     return keys
 
 
+def load_anchors(path: Path) -> list[Checkpoint]:
+    """Checkpoints from a JSON Lines file (as a checkpoint handler received them)."""
+    anchors = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            anchors.append(Checkpoint.from_dict(json.loads(line)))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SecurityError(f"{path}:{number}: not a checkpoint ({exc})") from exc
+    return anchors
+
+
 def _keys_from_env() -> AuditKeys | None:
     settings = load_settings()
     if settings.master_key is None:
@@ -118,7 +138,8 @@ def _verify(args: argparse.Namespace) -> int:
                 " checked against keys stored in the database itself (not pinned)",
                 file=sys.stderr,
             )
-        result = asyncio.run(_run_verify(_db(args), args.prefix, pinned, keys))
+        anchors = load_anchors(args.anchors) if args.anchors else []
+        result = asyncio.run(_run_verify(_db(args), args.prefix, pinned, keys, anchors))
     except (SecurityError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -132,12 +153,16 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 async def _run_verify(
-    url: str, prefix: str, pinned: dict[str, bytes] | None, keys: AuditKeys | None
+    url: str,
+    prefix: str,
+    pinned: dict[str, bytes] | None,
+    keys: AuditKeys | None,
+    anchors: list[Checkpoint],
 ) -> Any:
     store = create_store(url, prefix=prefix, create=False)
     await store.open()
     try:
-        return await verify_store(store, public_keys=pinned, keys=keys)
+        return await verify_store(store, public_keys=pinned, keys=keys, anchors=anchors)
     finally:
         await store.aclose()
 

@@ -272,3 +272,39 @@ def test_verify_refuses_a_missing_database(
     assert main(["audit", "verify", "--db", f"sqlite:///{missing}"]) == 2
     assert "error:" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_anchored_checkpoints_catch_a_truncation_that_deleted_checkpoints(
+    tmp_path: Path,
+    settings_for: Settings,
+    master_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Deleting the tail *and* its checkpoints passes alone, but not against anchored copies."""
+    import json
+
+    db = tmp_path / "audit.db"
+    anchored: list[dict[str, object]] = []
+
+    async def populate() -> None:
+        settings = settings_for(f"sqlite:///{db}", audit_checkpoint_every=5)
+        async with AuditLogger.from_settings(settings) as audit:
+            audit.register_checkpoint_handler(anchored.append)
+            for i in range(20):
+                await audit.log_security_event(SecurityEventType.ACCESS_DENIED, f"e{i}")
+
+    asyncio.run(populate())
+    anchors = tmp_path / "anchors.jsonl"
+    anchors.write_text("".join(json.dumps(a) + "\n" for a in anchored))
+    assert [a["seq"] for a in anchored] == [5, 10, 15, 20]
+    monkeypatch.setenv("PYNOMALY_MASTER_KEY", master_key)
+    _sql(
+        db,
+        "DELETE FROM audit_records WHERE seq > 12",
+        "DELETE FROM audit_checkpoints WHERE seq > 10",
+    )
+    assert _verify(db, capsys)[0] == 0  # undetectable from the store alone
+    code, out = _verify(db, capsys, "--anchors", str(anchors))
+    assert code == 1
+    assert out.startswith("FAIL seq=13 truncated: records 13..20 are missing")

@@ -9,10 +9,11 @@ PostgreSQL advisory lock), so many workers keep one chain.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = ["AppendTxn", "AuditStore", "Checkpoint", "RecordFilter", "SealedRecord"]
 
@@ -45,6 +46,27 @@ class Checkpoint:
     ts_us: int
     key_id: str
     signature: bytes
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form, as anchored outside the store (SIEM, WORM storage)."""
+        return {
+            "seq": self.seq,
+            "head_hash": self.head_hash.hex(),
+            "ts_us": self.ts_us,
+            "key_id": self.key_id,
+            "signature": base64.b64encode(self.signature).decode(),
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Checkpoint:
+        """Inverse of :meth:`to_dict`; ValueError/KeyError/TypeError on a malformed one."""
+        return cls(
+            seq=int(doc["seq"]),
+            head_hash=bytes.fromhex(str(doc["head_hash"])),
+            ts_us=int(doc["ts_us"]),
+            key_id=str(doc["key_id"]),
+            signature=base64.b64decode(str(doc["signature"]), validate=True),
+        )
 
 
 @dataclass(frozen=True, slots=True)
