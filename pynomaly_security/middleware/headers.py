@@ -13,6 +13,17 @@ tightest policy (``default-src 'none'``), HTML pages a same-origin policy, and
 the interactive API docs (FastAPI's ``/docs``, ``/redoc``) a policy that allows
 their CDN assets and exactly the inline scripts they serve, by hash.
 Headers the application set itself are left alone.
+
+Cross-Origin-Opener-Policy is ``same-origin`` everywhere except on the docs:
+Swagger UI's OAuth2 "Authorize" opens a popup to the (cross-origin)
+authorization server, which redirects back to ``/docs/oauth2-redirect``, whose
+script hands the code to ``window.opener``. ``same-origin`` on ``/docs`` puts
+that popup in another browsing context group (no opener, the flow fails), and
+so does any COOP on the redirect page (a COOP mismatch on navigation also
+severs it). So the docs pages send ``same-origin-allow-popups`` (they keep the
+popups they open, and stay isolated from pages that open them) and the
+redirect page sends none; it is a single hashed inline script that talks only
+to its same-origin opener.
 """
 
 from __future__ import annotations
@@ -34,6 +45,9 @@ DEFAULT_HTML_CSP = (
 # Swagger UI and ReDoc as FastAPI serves them: assets from jsDelivr, the favicon
 # from fastapi.tiangolo.com, ReDoc's fonts from Google and its web worker from a
 # blob: URL; inline <script> blocks are allowed by hash ({script_hashes}).
+# 'unsafe-inline' for styles only: ReDoc (styled-components) and Swagger UI inject
+# <style> elements and style attributes at run time, which hashes cannot cover.
+# tests/browser/test_docs_render.py loads both pages in Chromium under this policy.
 DEFAULT_DOCS_CSP = (
     "default-src 'self'; "
     "script-src 'self' https://cdn.jsdelivr.net {script_hashes}; "
@@ -43,6 +57,7 @@ DEFAULT_DOCS_CSP = (
     "worker-src 'self' blob:; connect-src 'self'; "
     "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'"
 )
+_COOP = b"cross-origin-opener-policy"
 _MAX_DOCS_BODY = 512 * 1024
 _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
 
@@ -97,6 +112,12 @@ class SecurityHeadersMiddleware:
             )
         self._common = tuple(common)
         self._common_names = frozenset(name for name, _ in common)
+        # The docs variants of the common headers (see the module docstring, COOP).
+        self._docs_common = tuple(
+            (name, b"same-origin-allow-popups") if name == _COOP else (name, value)
+            for name, value in common
+        )
+        self._redirect_common = tuple(item for item in common if item[0] != _COOP)
         self._csp = csp
         self._api_csp = api_csp.encode()
         self._html_csp = html_csp.encode()
@@ -105,54 +126,60 @@ class SecurityHeadersMiddleware:
         # The docs paths read from the last app seen (scope["app"]): FastAPI fixes
         # docs_url/redoc_url before it serves, so this is configuration, computed
         # once per app instead of on every request.
-        self._docs_for: tuple[object, frozenset[str]] | None = None
+        self._docs_for: tuple[object, frozenset[str], frozenset[str]] | None = None
 
-    def _paths_of(self, app: object) -> frozenset[str]:
+    def _paths_of(self, app: object) -> tuple[frozenset[str], frozenset[str]]:
+        """(docs paths, OAuth2 redirect paths) of ``app``."""
         cached = self._docs_for
         if cached is not None and cached[0] is app:
-            return cached[1]
-        paths = frozenset(
-            p
-            for p in (
-                getattr(app, "docs_url", None),
-                getattr(app, "redoc_url", None),
-                getattr(app, "swagger_ui_oauth2_redirect_url", None),
-            )
-            if p
-        )
-        self._docs_for = (app, paths)
-        return paths
+            return cached[1], cached[2]
+        redirect = frozenset(p for p in [getattr(app, "swagger_ui_oauth2_redirect_url", None)] if p)
+        if self._docs_paths is not None:
+            paths = self._docs_paths
+        else:
+            pages = (getattr(app, "docs_url", None), getattr(app, "redoc_url", None))
+            paths = frozenset(p for p in pages if p) | redirect
+        self._docs_for = (app, paths, redirect)
+        return paths, redirect
 
-    def _is_docs(self, scope: Scope) -> bool:
-        if not self._csp:
-            return False
-        paths = self._docs_paths
-        if paths is None:
-            paths = self._paths_of(scope.get("app"))
+    def _docs_headers(self, scope: Scope) -> tuple[tuple[bytes, bytes], ...] | None:
+        """The common headers for a docs response, or ``None`` when not a docs path."""
+        paths, redirect = self._paths_of(scope.get("app"))
         if not paths:
-            return False
+            return None
         root = scope.get("root_path", "")
         path: str = scope["path"]
         if root and path.startswith(root):
             path = path[len(root) :]
-        return path in paths
+        if path not in paths:
+            return None
+        return self._redirect_common if path in redirect else self._docs_common
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self._is_docs(scope):
-            await _DocsResponder(self, send).run(self.app, scope, receive)
-            return
+        common = self._common
+        docs = self._docs_headers(scope)
+        if docs is not None:
+            if self._csp:
+                await _DocsResponder(self, send, docs).run(self.app, scope, receive)
+                return
+            common = docs
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                self._apply(message, None)
+                self._apply(message, None, common)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
-    def _apply(self, message: Message, docs_csp: bytes | None) -> None:
+    def _apply(
+        self,
+        message: Message,
+        docs_csp: bytes | None,
+        common: tuple[tuple[bytes, bytes], ...],
+    ) -> None:
         # One pass over the app's headers (the hot path of every response): which
         # names it set itself, and its content type. ASGI response header names are
         # lowercase by spec; .lower() keeps a non-conforming app's own headers too.
@@ -165,9 +192,9 @@ class SecurityHeadersMiddleware:
             if lowered == b"content-type":
                 content_type = value
         if present.isdisjoint(self._common_names):
-            raw.extend(self._common)
+            raw.extend(common)
         else:
-            raw.extend(item for item in self._common if item[0] not in present)
+            raw.extend(item for item in common if item[0] not in present)
         if self._csp and b"content-security-policy" not in present:
             if docs_csp is not None:
                 policy = docs_csp
@@ -182,9 +209,15 @@ class SecurityHeadersMiddleware:
 class _DocsResponder:
     """Buffers a (small) docs page to hash its inline scripts into the CSP."""
 
-    def __init__(self, owner: SecurityHeadersMiddleware, send: Send) -> None:
+    def __init__(
+        self,
+        owner: SecurityHeadersMiddleware,
+        send: Send,
+        common: tuple[tuple[bytes, bytes], ...],
+    ) -> None:
         self.owner = owner
         self.send = send
+        self.common = common
         self.start: Message | None = None
         self.chunks: list[bytes] = []
         self.size = 0
@@ -207,7 +240,7 @@ class _DocsResponder:
         self.size += len(self.chunks[-1])
         if self.size > _MAX_DOCS_BODY:
             # Not a docs page we know: fall back to the HTML policy and stream on.
-            self.owner._apply(self.start, None)
+            self.owner._apply(self.start, None, self.common)
             self.passthrough = True
             await self.send(self.start)
             await self.send({**message, "body": b"".join(self.chunks)})
@@ -220,6 +253,6 @@ class _DocsResponder:
             for m in _INLINE_SCRIPT.finditer(body)
         )
         policy = self.owner._docs_csp.replace("{script_hashes}", hashes).replace("  ", " ")
-        self.owner._apply(self.start, policy.encode())
+        self.owner._apply(self.start, policy.encode(), self.common)
         await self.send(self.start)
         await self.send({"type": "http.response.body", "body": body, "more_body": False})

@@ -59,12 +59,15 @@ class Page:
         await self._ws.send(json.dumps({"id": self._ids, "method": method, "params": params}))
         return await asyncio.wait_for(future, 30)
 
-    async def evaluate(self, expression: str, *, await_promise: bool = False) -> Any:
+    async def evaluate(
+        self, expression: str, *, await_promise: bool = False, user_gesture: bool = False
+    ) -> Any:
         result = await self.call(
             "Runtime.evaluate",
             expression=expression,
             returnByValue=True,
             awaitPromise=await_promise,
+            userGesture=user_gesture,
         )
         if "exceptionDetails" in result:
             raise CDPError(str(result["exceptionDetails"]))

@@ -14,6 +14,7 @@ import datetime
 import ipaddress
 import ssl
 import threading
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ from cryptography.x509.oid import NameOID
 # fonts (a stylesheet whose @font-face rules load from fonts.gstatic.com) and
 # ReDoc's logo CDN.
 EXTRA_HOSTS = ("fastapi.tiangolo.com", "fonts.googleapis.com", "fonts.gstatic.com", "cdn.redoc.ly")
+# A stand-in OAuth2 authorization server for Swagger UI's "Authorize" popup: it
+# redirects straight back to the redirect_uri with a code and the state.
+IDP_HOST = "idp.pynomaly.test"
 
 _FONTS_CSS = b"""\
 @font-face { font-family: 'Montserrat'; font-style: normal; font-weight: 400;
@@ -56,7 +60,7 @@ class FakeCDN:
     requests: list[tuple[str, str, int]] = field(default_factory=list)
 
     def served(self, host: str, path_suffix: str) -> bool:
-        return any(h == host and p.endswith(path_suffix) and s == 200 for h, p, s in self.requests)
+        return any(h == host and p.endswith(path_suffix) and s < 400 for h, p, s in self.requests)
 
 
 def _self_signed(directory: Path, hosts: tuple[str, ...]) -> tuple[Path, Path]:
@@ -96,7 +100,7 @@ def _self_signed(directory: Path, hosts: tuple[str, ...]) -> tuple[Path, Path]:
 def serve_fake_cdn(packages: Mapping[str, Path], workdir: Path) -> Iterator[FakeCDN]:
     """Serve ``https://cdn.jsdelivr.net/npm/<name>@<range>/<file>`` from ``packages``
     (npm package name -> unpacked directory), plus the other docs hosts."""
-    hosts = ("cdn.jsdelivr.net", *EXTRA_HOSTS)
+    hosts = ("cdn.jsdelivr.net", *EXTRA_HOSTS, IDP_HOST)
     cert, key = _self_signed(workdir, hosts)
     favicon = next(
         (d / "favicon-32x32.png" for d in packages.values() if (d / "favicon-32x32.png").is_file()),
@@ -128,9 +132,21 @@ def serve_fake_cdn(packages: Mapping[str, Path], workdir: Path) -> Iterator[Fake
             # is a network error in the console, never a CSP violation.
             return None
 
+        def _authorize(self, query: str) -> None:
+            params = dict(urllib.parse.parse_qsl(query))
+            back = urllib.parse.urlencode({"code": "fake-code", "state": params.get("state", "")})
+            self.send_response(302)
+            self.send_header("Location", f"{params.get('redirect_uri', '/')}?{back}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def do_GET(self) -> None:
             host = self.headers.get("Host", "").rsplit(":", 1)[0]
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
+            if host == IDP_HOST and path == "/authorize":
+                requests.append((host, path, 302))
+                self._authorize(query)
+                return
             found = self._resolve(host, path)
             status = 200 if found else 404
             body, ctype = found if found else (b"not found", "text/plain")

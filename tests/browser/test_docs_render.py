@@ -27,7 +27,7 @@ from pynomaly_security import SecuritySettings, setup_security_middleware
 from pynomaly_security.middleware.headers import DEFAULT_API_CSP, SecurityHeadersMiddleware
 
 from ._cdp import open_page
-from ._fake_cdn import FakeCDN
+from ._fake_cdn import IDP_HOST, FakeCDN
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -99,9 +99,14 @@ async def test_swagger_ui_and_redoc_render_without_csp_violations(
     """Swagger UI lists the operations and ReDoc renders the API, with no CSP violation."""
     async with httpx.AsyncClient(base_url=secured_server) as http:
         docs = await http.get("/docs")
+        redirect = await http.get("/docs/oauth2-redirect")
         api = await http.get("/items/1")
     assert "'sha256-" in docs.headers["content-security-policy"]
+    assert "'sha256-" in redirect.headers["content-security-policy"]
     assert api.headers["content-security-policy"] == DEFAULT_API_CSP
+    assert docs.headers["cross-origin-opener-policy"] == "same-origin-allow-popups"
+    assert "cross-origin-opener-policy" not in redirect.headers
+    assert api.headers["cross-origin-opener-policy"] == "same-origin"
 
     async with open_page(devtools_port) as page:
         await page.goto(f"{secured_server}/docs")
@@ -128,6 +133,41 @@ async def test_swagger_ui_and_redoc_render_without_csp_violations(
         # Swagger UI's OAuth2 redirect page is one inline script; opened without an
         # opener it fails in JavaScript, but its script must not be blocked.
         await page.goto(f"{secured_server}/docs/oauth2-redirect")
+        assert await page.csp_violations() == []
+
+
+# What Swagger UI sets up before opening the authorization popup (its oauth2 plugin),
+# reduced to what the redirect page reads; the callback records the code it got.
+_START_OAUTH2 = """
+window.__oauth = null;
+window.swaggerUIRedirectOauth2 = {
+  state: 'st4te-123',
+  redirectUrl: location.origin + '/docs/oauth2-redirect',
+  auth: {name: 'oauth', code: null,
+         schema: {get: (k) => k === 'flow' ? 'authorizationCode' : null}},
+  callback: (r) => { window.__oauth = 'code:' + r.auth.code; },
+  errCb: (e) => { window.__oauth = 'error:' + e.message; },
+};
+window.open('https://%s/authorize?response_type=code&state=st4te-123&redirect_uri='
+  + encodeURIComponent(location.origin + '/docs/oauth2-redirect'), 'oauth2');
+true
+"""
+
+
+@pytest.mark.anyio
+async def test_swagger_oauth2_popup_reaches_the_docs_page(
+    secured_server: str, devtools_port: int, fake_cdn: FakeCDN
+) -> None:
+    """Swagger UI's OAuth2 flow works: the popup goes to a cross-origin authorization
+    server and back to /docs/oauth2-redirect, which hands the code to its opener.
+    A Cross-Origin-Opener-Policy of same-origin on the docs pages would sever it."""
+    async with open_page(devtools_port) as page:
+        await page.goto(f"{secured_server}/docs")
+        await page.wait_for("document.querySelectorAll('.opblock').length >= 2")
+        await page.evaluate(_START_OAUTH2 % IDP_HOST, user_gesture=True)
+        result = await page.wait_for("window.__oauth", timeout=15)
+        assert fake_cdn.served(IDP_HOST, "/authorize")
+        assert result == "code:fake-code", page.log_lines()
         assert await page.csp_violations() == []
 
 
