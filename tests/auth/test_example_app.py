@@ -184,3 +184,27 @@ async def test_lockout_and_tokens_shared_by_two_workers(tmp_path: Path, redis_ur
         good = {"username": "bob", "password": "builder-2024"}
         assert (await one.post("/login", json=good)).status_code == 429
         assert (await two.post("/login", json=good)).status_code == 429
+
+
+@pytest.mark.anyio
+async def test_risk_reasons_are_returned_and_audited(app: FastAPI) -> None:
+    """A sign-in from a new device and network is medium risk: the reasons come back
+    in the answer and are written to the audit trail."""
+    creds = {"username": "alice", "password": "wonderland-2024"}
+    async with client_for(app, "198.51.100.23") as home:
+        first = await home.post("/login", json=creds, headers={"User-Agent": "curl/8.5.0"})
+    assert first.json()["risk"]["level"] == "low"
+    async with client_for(app, "203.0.113.200") as away:
+        firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+        second = await away.post("/login", json=creds, headers={"User-Agent": firefox})
+    assert second.status_code == 200  # alice has no second factor to step up to
+    assert second.json()["risk"] == {
+        "score": 40,
+        "level": "medium",
+        "reasons": ["new_device", "new_network"],
+    }
+    stack = app.state.pynomaly_security
+    await stack.security_monitor.flush()
+    records = await stack.audit_logger.query(limit=500)
+    [record] = [r for r in records if r["event_type"] == "suspicious_activity"]
+    assert "new_device" in json.dumps(record)
