@@ -60,6 +60,34 @@ _SQL_FUNCTIONS = (
     r"|sha1|current_user|binary|exp|ln|log|sqrt|elt|field|instr|locate|position|lower|upper"
     r"|coalesce|nullif|isnull|iif|chr|nchar|len|datalength|db_name|schema|reverse|least|greatest"
 )
+# Built-in functions of MySQL, PostgreSQL, MSSQL, Oracle and SQLite (CRS
+# 942151/942410 style): a value that is only such a call is a probe.
+_SQL_BUILTINS = (
+    r"abs|acos|adddate|addtime|aes_decrypt|aes_encrypt|array_agg|ascii|asin|atan2?|avg|benchmark"
+    r"|bin|bit_and|bit_count|bit_length|bit_or|bit_xor|cast|ceil|ceiling|char|char_length"
+    r"|character_length|charindex|charset|chr|coalesce|coercibility|collation|compress|concat"
+    r"|concat_ws|connection_id|conv|convert|convert_tz|cos|cot|count|crc32|curdate|current_date"
+    r"|current_time|current_timestamp|current_user|curtime|database|datalength|date|date_add"
+    r"|date_format|date_sub|datediff|day|dayname|dayofmonth|dayofweek|dayofyear|db_name|decode"
+    r"|degrees|des_decrypt|des_encrypt|elt|encode|encrypt|exp|export_set|extract|extractvalue"
+    r"|field|find_in_set|floor|format|found_rows|from_base64|from_days|from_unixtime|get_format"
+    r"|get_lock|getdate|greatest|group_concat|hex|host_name|hour|if|ifnull|iif|inet_aton|inet_ntoa"
+    r"|instr|is_free_lock|is_srvrolemember|is_used_lock|isnull|json_[a-z_]+|jsonb_[a-z_]+"
+    r"|last_day|last_insert_id|lcase|least|left|len|length|ln|load_file|local|localtime"
+    r"|localtimestamp|locate|log|log10|log2|lower|lpad|ltrim|make_set|makedate|maketime"
+    r"|master_pos_wait|max|md5|microsecond|mid|min|minute|mod|month|monthname|name_const|now"
+    r"|nullif|nvl|object_id|oct|octet_length|old_password|ord|password|period_add|period_diff"
+    r"|pg_[a-z_]+|pi|position|pow|power|quarter|quote|radians|rand|random|randomblob"
+    r"|regexp_[a-z_]+|release_lock|repeat|replace|reverse|right|round|row_count|rpad|rtrim"
+    r"|schema|sec_to_time|second|session_user|sha1?|sha2|sign|sin|sleep|soundex|space|sqrt|std"
+    r"|stddev|starts_with|str_to_date|strcmp|string_agg|subdate|substr|substring|substring_index"
+    r"|subtime|sum|suser_sname|sys_context|sysdate|system_user|tan|time|time_format|time_to_sec"
+    r"|timediff|timestamp|timestampadd|timestampdiff|to_base64|to_char|to_days|to_number"
+    r"|to_seconds|trim|truncate|ucase|uncompress|uncompressed_length|unhex|unix_timestamp"
+    r"|updatexml|upper|user|utc_date|utc_time|utc_timestamp|uuid|uuid_short|var_pop|var_samp"
+    r"|variance|version|week|weekday|weekofyear|xmltype|year|yearweek|zeroblob"
+)
+
 # Cheap RE2 prefilter for the sqlparse fingerprint (sql_score): a quote or
 # number next to an operator, a logic keyword next to an operand, SQL calls.
 _GRAMMAR = (
@@ -95,6 +123,10 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-subquery", "sqli", r"(?:\bor\b|\band\b|\bxor\b|&&|\|\||=|\()\s*\(?\s*(?:not\s+)?(?:exists\s*)?\(\s*select\b", CRITICAL),
     Rule("sqli-mssql-exec", "sqli", r"(?:^|[^.\w])exec(?:ute)?\s*(?:\(|master\.|xp_|sp_)|\binto\s+(?:out|dump)file\b|\bload\s+data\s+(?:local\s+)?infile\b", CRITICAL),
     Rule("sqli-functions", "sqli", r"\b(?:concat|concat_ws|group_concat|substring|substr|mid|ascii|ord|unhex|hex|bin|length|char_length|cast|convert|ifnull|isnull|nullif|coalesce|iif|if|elt|make_set|json_extract|sqrt|floor|rand|md5|sha1)\s*\(", NOTICE, level=2),
+    Rule("sqli-function-probe", "sqli", r"^\s*(?:" + _SQL_BUILTINS + r")\s*\(\s*(?:[^()\s]{0,30}\s*\)?)?\s*$", CRITICAL),
+    Rule("sqli-leading-logic", "sqli", r"^\s*(?:&&|\|\|)\s*\(?\s*[\w ]{0,20}(?:!?==?|!\d)|^\s*(?:or|and|xor|&&|\|\|)\s+\(*\d+\s*(?:=|<>|!=|<|>)\s*\d+", CRITICAL),
+    Rule("sqli-quote-stacked", "sqli", r"['\"]\s*\)*\s*;\s*(?:select|insert|update|delete|drop|exec|execute|declare|shutdown|waitfor|create|alter|truncate)\b", CRITICAL),
+    Rule("sqli-mssql-procs", "sqli", r"\b(?:xp_cmdshell|xp_regread|xp_regwrite|xp_dirtree|xp_fileexist|xp_servicecontrol|sp_oacreate|sp_oamethod|sp_executesql|sp_makewebtask|sp_addextendedproc|sp_configure|sp_password)\b|\binformation_schema\s*\.", CRITICAL),
     Rule("sqli-number-comment", "sqli", r"^\s*-?\d+(?:\.\d+)?(?:\s*[*+/-]\s*\d+)?\s*(?:--(?:\s[\w\s-]{0,4})?|/\*[\s\w]{0,4})$", CRITICAL),
     Rule("sqli-limit-offset", "sqli", r"\blimit\s+\d+\s*(?:,\s*\d+|offset\s+\d+)?\s*(?:--|#|$|;|\))", NOTICE),
     Rule("sqli-comment-end", "sqli", r"(?:^|[^-])(?:--|#)(?:\s*[\w+]{0,3})?\s*$", NOTICE, level=2),
