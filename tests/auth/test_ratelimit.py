@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +26,7 @@ from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.settings import SecuritySettings
 from pynomaly_security.storage import Store, create_store
 from pynomaly_security.storage.memory import MemoryStore
+from tests.storage._redis_server import free_port, run_redis_server
 
 MakeClient = Callable[..., httpx.AsyncClient]
 
@@ -38,12 +38,6 @@ async def ok(request: Request) -> PlainTextResponse:
 def make_app(**options: Any) -> Starlette:
     routes = [Route(p, ok, methods=["GET", "POST"]) for p in ("/", "/login", "/health", "/a/b")]
     return Starlette(routes=routes, middleware=[Middleware(RateLimitMiddleware, **options)])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # "N/day" limits: a window edge inside a test would let the sliding window
@@ -253,3 +247,29 @@ async def test_from_settings(make_client: MakeClient) -> None:
     async with make_client(limited) as client:
         codes = [(await client.post("/login")).status_code for _ in range(2)]
     assert codes == [200, 429]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        pytest.param("fail_open", 200, id="fail-open"),
+        pytest.param("fail_closed", 503, id="fail-closed"),
+    ],
+)
+async def test_redis_stopped_mid_run(make_client: MakeClient, policy: str, expected: int) -> None:
+    """Limits hold while Redis runs; when it stops mid-run the policy decides."""
+    with run_redis_server() as (url, proc):
+        store = create_store(url, socket_timeout=0.5)
+        try:
+            async with make_client(
+                make_app(store=store, limits=["2/day"], failure_policy=policy)
+            ) as client:
+                codes = [(await client.get("/")).status_code for _ in range(3)]
+                proc.terminate()
+                proc.wait(timeout=10)
+                after = await client.get("/")
+        finally:
+            await store.aclose()
+    assert codes == [200, 200, 429]
+    assert after.status_code == expected

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,12 +10,7 @@ import pytest
 from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.storage import create_store, failure_policy
 from pynomaly_security.storage.redis import RedisStore
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.storage._redis_server import free_port, run_redis_server
 
 
 @pytest.mark.anyio
@@ -40,26 +32,8 @@ async def test_nothing_listening_raises_storage_error() -> None:
 @pytest.fixture
 def throwaway_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Our own redis-server on a free port, so stopping it touches nobody else."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0", proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with run_redis_server() as server:
+        yield server
 
 
 @pytest.mark.anyio
