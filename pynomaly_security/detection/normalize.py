@@ -49,7 +49,13 @@ _SQL_COMMENT = re.compile(r"/\*[^*]*\*+(?:[^/*][^*]*\*+)*/")
 # Newlines are kept (CRLF injection rules need them); other blanks collapse.
 _WS = re.compile(r"[ \t\x0b\x0c\xa0\u2000-\u200b\u3000]+")
 # Slash look-alikes NFKC keeps: division/set-minus signs, IIS private-use forms.
-_SLASHES = str.maketrans({"\u2215": "/", "\u2044": "/", "\u2216": "\\", "\uefc8": "/", "\uf025": "/"})
+_SLASHES = str.maketrans(
+    {
+        "\u2215": "/", "\u2044": "/", "\u2216": "\\", "\uefc8": "/", "\uf025": "/",
+        # Curly quotes: some drivers and charsets fold them to ASCII quotes.
+        "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
+    }
+)
 _JS_ESCAPE = re.compile(r"\\(?:u([0-9a-f]{4})|x([0-9a-f]{2}))")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 
