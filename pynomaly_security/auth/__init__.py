@@ -25,6 +25,7 @@ from pynomaly_security.auth.errors import (
 from pynomaly_security.auth.lockout import LockoutManager, LockoutStatus, LockRecord
 from pynomaly_security.auth.passwords import PasswordHasher
 from pynomaly_security.auth.risk import RiskAssessment, RiskEngine, RiskLevel, device_fingerprint
+from pynomaly_security.auth.route_limits import RouteRateLimit
 from pynomaly_security.auth.router import build_auth_router, build_lockout_router
 from pynomaly_security.auth.tokens import TokenPair, TokenService
 from pynomaly_security.auth.totp import TOTPEnrollment, TOTPManager
@@ -48,6 +49,7 @@ __all__ = [
     "RiskEngine",
     "RiskLevel",
     "RiskTooHigh",
+    "RouteRateLimit",
     "SignupRefused",
     "TOTPEnrollment",
     "TOTPManager",
