@@ -36,7 +36,6 @@ from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
 from pynomaly_security.middleware.tracking import UserTrackingMiddleware
 from pynomaly_security.monitor.activity import UserTracker
-from pynomaly_security.monitor.events import EventKind, SecurityAlert, SecurityEvent
 from pynomaly_security.monitor.login_attempts import LoginAttemptTracker
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
@@ -195,7 +194,6 @@ def setup_security_middleware(
 
         stack.admin_routers.append(build_audit_router(audit_logger))
         monitor.register_alert_handler(_audit_alert_handler(audit_logger))
-        monitor.register_detector(_AuditEventSink(audit_logger))
 
     # add_middleware puts each new layer outside the previous one: innermost first.
     if inspector is not None:
@@ -272,66 +270,3 @@ def _audit_alert_handler(audit_logger: AuditLogger) -> Callable[[Any], Any]:
         )
 
     return handler
-
-
-class _AuditEventSink:
-    """Writes login outcomes and injection verdicts to the audit trail as
-    security events. It sits among the monitor's detectors (so it runs off the
-    request path) and never raises an alert itself."""
-
-    name = "audit_sink"
-
-    def __init__(self, audit_logger: AuditLogger) -> None:
-        from pynomaly_security.audit import AuditLevel, SecurityEventType
-
-        self._audit = audit_logger
-        self._level = AuditLevel
-        self._types = {
-            EventKind.LOGIN_FAILURE: (SecurityEventType.LOGIN_FAILURE, "login failed"),
-            EventKind.LOGIN_SUCCESS: (SecurityEventType.LOGIN_SUCCESS, "login succeeded"),
-            EventKind.INJECTION: (SecurityEventType.INJECTION_ATTEMPT, "injection attempt"),
-        }
-
-    async def analyze(self, event: SecurityEvent) -> SecurityAlert | None:
-        if event.kind is EventKind.CUSTOM:
-            await self._sign_in_risk(event)
-            return None
-        mapped = self._types.get(event.kind)
-        if mapped is None:
-            return None
-        event_type, message = mapped
-        level = self._level.INFO if event.kind is EventKind.LOGIN_SUCCESS else self._level.WARNING
-        await self._audit.log_security_event(
-            event_type,
-            message,
-            level,
-            details={
-                **dict(event.details),
-                "path": event.path,
-                "method": event.method,
-                "status_code": event.status_code,
-            },
-            user_id=event.user_id,
-            source_ip=event.source_ip,
-            request_id=event.request_id,
-        )
-        return None
-
-    async def _sign_in_risk(self, event: SecurityEvent) -> None:
-        """A sign-in the authenticator scored above low risk: its reasons are
-        evidence (the login itself is audited from the tracking event)."""
-        from pynomaly_security.audit import SecurityEventType
-
-        risk = event.details.get("risk")
-        if event.details.get("type") != "sign_in" or not isinstance(risk, Mapping):
-            return
-        if risk.get("level") == "low":
-            return
-        await self._audit.log_security_event(
-            SecurityEventType.SUSPICIOUS_ACTIVITY,
-            f"sign-in risk {risk.get('level')}: {', '.join(risk.get('reasons', ()))}",
-            self._level.WARNING,
-            details=dict(event.details),
-            user_id=event.user_id,
-            source_ip=event.source_ip,
-        )

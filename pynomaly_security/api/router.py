@@ -42,8 +42,10 @@ def create_security_router(
     auth_dependency: Callable[..., Any] | None = None,
     prefix: str = "/api/security",
     extra_routers: Sequence[APIRouter] = (),
+    audit_logger: Any = None,
 ) -> APIRouter:
-    """Build the router. ``auth_dependency`` replaces the admin-key check."""
+    """Build the router. ``auth_dependency`` replaces the admin-key check;
+    with an ``audit_logger``, admin actions are committed to the audit trail."""
     if auth_dependency is None:
         if admin_api_key is None:
             raise ConfigurationError(_NO_AUTH)
@@ -67,7 +69,18 @@ def create_security_router(
         if not await monitor.acknowledge_alert(alert_id):
             raise HTTPException(status_code=404, detail="alert not found")
         alert = await monitor.get_alert(alert_id)
-        assert alert is not None  # acknowledged just above
+        if alert is None:  # evicted in between: as good as unknown
+            raise HTTPException(status_code=404, detail="alert not found")
+        if audit_logger is not None:
+            from pynomaly_security.audit import SecurityEventType
+
+            await audit_logger.log_audit_event(
+                "acknowledge_alert",
+                f"alert:{alert_id}",
+                user_id="admin",
+                details={"alert_type": alert.alert_type, "threat_level": alert.threat_level.value},
+                event_type=SecurityEventType.ADMIN_ACTION,
+            )
         return AlertOut.from_alert(alert)
 
     @router.get("/users/{user_id}/activity", response_model=UserActivityOut)
@@ -104,7 +117,9 @@ def add_security_endpoints(
     """
     stack = getattr(app.state, "pynomaly_security", None)
     extra: list[APIRouter] = []
+    audit_logger = None
     if stack is not None:
+        audit_logger = stack.audit_logger
         security_monitor = security_monitor or stack.security_monitor
         user_tracker = user_tracker or stack.user_tracker
         if admin_api_key is None:
@@ -122,6 +137,7 @@ def add_security_endpoints(
         auth_dependency=auth_dependency,
         prefix=prefix,
         extra_routers=extra,
+        audit_logger=audit_logger,
     )
     app.include_router(router)
     return router

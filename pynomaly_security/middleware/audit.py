@@ -15,7 +15,7 @@ References:
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -58,6 +58,10 @@ class AuditMiddleware:
         self.app = app
         self.audit_logger = audit_logger
         self.log_line = log_line
+        log_security_event = getattr(audit_logger, "log_security_event", None)
+        self._commit_events = (
+            _SecurityEventCommitter(log_security_event) if log_security_event is not None else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,6 +74,11 @@ class AuditMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                if self._commit_events is not None:
+                    # Security events (a login outcome, an injection verdict) are
+                    # committed before the client can see the answer: a crash after
+                    # the response completed cannot lose them.
+                    await self._commit_events(scope, message["status"])
             await send(message)
 
         error: str | None = None
@@ -113,4 +122,45 @@ class AuditMiddleware:
                 client_ip=client_ip,
                 user_id=user_id,
                 error=error,
+            )
+
+
+class _SecurityEventCommitter:
+    """Turns what the other middlewares put in the request context into
+    committed security events: login outcomes on login routes (from the
+    status) and injection verdicts (``ctx.extra["inspection"]``)."""
+
+    def __init__(self, log_security_event: Any) -> None:
+        from pynomaly_security.audit.records import AuditLevel, SecurityEventType
+
+        self._log = log_security_event
+        self._level = AuditLevel
+        self._types = SecurityEventType
+
+    async def __call__(self, scope: Scope, status: int) -> None:
+        ctx = get_request_context(scope)
+        if ctx is None:
+            return
+        common = {"path": scope["path"], "method": scope["method"], "status_code": status}
+        if ctx.is_login_route and (status in (401, 403) or 200 <= status < 300):
+            ok = status < 300
+            await self._log(
+                self._types.LOGIN_SUCCESS if ok else self._types.LOGIN_FAILURE,
+                "login succeeded" if ok else "login failed",
+                self._level.INFO if ok else self._level.WARNING,
+                details={**common, "username": ctx.login_username},
+                user_id=ctx.login_username,
+                source_ip=ctx.client_ip,
+                request_id=ctx.request_id,
+            )
+        inspection = ctx.extra.get("inspection")
+        if inspection is not None:
+            await self._log(
+                self._types.INJECTION_ATTEMPT,
+                "injection attempt blocked" if inspection.get("blocked") else "injection attempt",
+                self._level.WARNING if inspection.get("blocked") else self._level.CRITICAL,
+                details={**common, **inspection},
+                user_id=ctx.user_id,
+                source_ip=ctx.client_ip,
+                request_id=ctx.request_id,
             )
