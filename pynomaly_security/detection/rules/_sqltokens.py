@@ -28,6 +28,7 @@ from functools import lru_cache
 __all__ = ["MAX_CHARS", "sql_score", "tokens"]
 
 MAX_CHARS = 240
+SHORT_VALUE = 100
 
 _TOKEN = re.compile(
     r"""(?P<c>--[^\n]*|\#[^\n]*|/\*[^*]*\*?/?)
@@ -44,6 +45,8 @@ _TOKEN = re.compile(
     |(?P<x>\S)""",
     re.VERBOSE,
 )
+_IS_OPERAND = re.compile(r"\s+(?:not|null|true|false|unknown)\b")
+_BY = re.compile(r"\s+by\b")
 _LOGIC_WORDS = frozenset(["and", "or", "xor", "not", "div", "mod"])
 _CMP_WORDS = frozenset(
     ["like", "rlike", "regexp", "is", "in", "between", "sounds", "collate", "escape"]
@@ -143,11 +146,13 @@ def tokens(text: str) -> list[Token]:
             if word in _LOGIC_WORDS:
                 kind = "&"
             elif word in _CMP_WORDS:
-                kind = "="
+                kind = "=" if word != "is" or _IS_OPERAND.match(text, match.end()) else "w"
             elif word in _STATEMENT:
                 kind = _STATEMENT[word]
             elif word in _STRUCTURAL:
                 kind = "k"
+                if word in ("order", "group") and not _BY.match(text, match.end()):
+                    kind = "w"  # "order=" in a cookie is a name, "order by" is SQL
             elif word in _LITERALS:
                 kind = "l"
             elif word in _FUNCTIONS or text.startswith("(", match.end()):
@@ -206,7 +211,13 @@ def _score(toks: list[Token]) -> int:
     if words <= 1 and (keywords or "(" in classes or "c" in classes or words == 0):
         for i in range(len(classes) - 2):
             a, op, b = classes[i : i + 3]
-            if op == "&" and a in "nl" and b in "nl" and len(classes) >= 5:
+            if (
+                op == "&"
+                and a in "nl"
+                and b in "nl"
+                and len(classes) >= 5
+                and (keywords or "(" in classes or "c" in classes or "=" in classes)
+            ):
                 return 5  # 1 and 1 not between 0 and 1, having (true or 1)
     for i, cls in enumerate(classes[:-1]):
         nxt = classes[i + 1]
@@ -239,14 +250,21 @@ def _score(toks: list[Token]) -> int:
 
 
 def sql_score(text: str, start: int, end: int) -> int:
-    """``Rule.check``: the value as SQL, as is and after a single quote."""
-    return _window_score(text[:MAX_CHARS])
+    """``Rule.check``: the value around the match as SQL, as is and after a quote."""
+    if len(text) <= MAX_CHARS:
+        return _window_score(text)
+    # Long values (documents): read only the neighbourhood of the match.
+    left = max(0, start - MAX_CHARS // 2)
+    return _window_score(text[left : left + MAX_CHARS])
 
 
 @lru_cache(maxsize=512)
 def _window_score(window: str) -> int:
     # Several rules confirm through this on the same value: tokenize once.
     best = _score(tokens(window))
-    if best < 5 and "'" in window:
+    quotes = window.count("'")
+    # Reading a long text as if it continued a string only makes sense when
+    # a quote is left open; code samples with balanced quotes are not that.
+    if best < 5 and quotes and (quotes % 2 or len(window) <= SHORT_VALUE):
         best = max(best, _score(tokens("'" + window)))
     return best

@@ -14,6 +14,8 @@ References:
 # ruff: noqa: E501  (rule tables: one pattern per line reads better than split regexes)
 from __future__ import annotations
 
+import re
+
 import sqlparse
 
 from pynomaly_security.detection.rules._sqltokens import sql_score
@@ -28,6 +30,7 @@ _VAL = r"""(?:\d+|'[^']{0,20}'|"[^"]{0,20}"|[a-z_][\w.]{0,20}|@@?\w+|\w+\s*\([^)
 _OP = r"(?:=|<>|!=|<=>|<=|>=|<|>|\b(?:r?like|regexp|sounds\s+like)\s*['\"\d(]|\bis\s+(?:not\s+)?null\b|\bin\s*\(|\bbetween\s+\S+\s+and\b)"
 _LOGIC = r"(?:\bor\b|\band\b|\bxor\b|\|\||&&|\bdiv\b)"
 
+_EXEC_SQL = re.compile(r"exec(?:ute)?\s*(?:\(|@|'|\"|master\.|xp_|sp_|\w+\s+@)")
 _STATEMENT_TYPES = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "DROP", "CREATE", "ALTER"})
 
 
@@ -40,7 +43,11 @@ def _stacked_statement(text: str, start: int, end: int) -> int:
     except Exception:  # sqlparse must never break inspection
         return 0
     head = window.lstrip()
-    if head.startswith(("exec", "declare", "waitfor", "shutdown", "truncate", "set @", "begin", "call ", "load ")):
+    if head.startswith(
+        ("declare", "waitfor", "shutdown", "truncate", "set @", "begin", "call ", "load ")
+    ):
+        return CRITICAL
+    if _EXEC_SQL.match(head):
         return CRITICAL
     if kind in ("DROP", "CREATE", "ALTER", "INSERT", "DELETE", "UPDATE"):
         return CRITICAL
@@ -106,7 +113,7 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-tautology-quoted", "sqli", _Q + r"\s*\)*\s*" + _LOGIC + r"\s*\(*\s*" + _VAL + r"\s*" + _OP, CRITICAL),
     Rule("sqli-tautology", "sqli", r"(?:\bor\b|\band\b|\|\||&&|\bhaving\b|\bwhere\b)\s+\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\")\s*(?:=|<>|!=|<=|>=|<|>|\blike\b)\s*\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\"|[a-z_]\w*)", ERROR),
     Rule("sqli-quote-logic", "sqli", _Q + r"\s*\)*\s*(?:\bor\b|\band\b|\bxor\b|\|\||&&)\s*(?:\d|true\b|false\b|not\b|\(|[a-z_]+\()", ERROR),
-    Rule("sqli-comment-truncation", "sqli", _Q + r"\s*\)*\s*(?:--|#|/\*|;)[\s\w+-]{0,4}$", CRITICAL),
+    Rule("sqli-comment-truncation", "sqli", _Q + r"\s*\)*\s*(?:--|#|/\*)[\s\w+-]{0,4}$", CRITICAL),
     Rule("sqli-quote-fragment", "sqli", _Q + r"\s*\)*\s*;?\s*(?:\bor\b|\band\b|\bxor\b|\bunion\b|\bselect\b|\border\b|\bgroup\b|\bhaving\b|\binto\b|\bwhere\b|\blimit\b|\bprocedure\b|;)", WARNING, check=sql_score),
     Rule("sqli-stacked", "sqli", r";\s*(?:drop\s+(?:table|database|schema|user|view|procedure|function|index|trigger)|shutdown|exec|execute|declare|waitfor|truncate|begin|call\s+\w+\s*\(|load\s+(?:data|xml)|insert\s+into|delete\s+(?:\w+\s+)?from|update\s+[\w.]+\s+set|select\b[^;]{0,80}\bfrom|create\s+(?:table|user)|alter\s+table|set\s+@)\b", ERROR, check=_stacked_statement),
     Rule("sqli-time", "sqli", r"(?:^|[^.\w])(?:sleep|pg_sleep|randomblob)\s*\(\s*(?:[\d.]+\s*\)|\(|_)|(?:^|[^.\w])benchmark\s*\(\s*\d|\bwaitfor\s+(?:delay|time)\s*['\"]?\d|\bdbms_lock\.sleep|\bdbms_pipe\.receive_message", CRITICAL),
