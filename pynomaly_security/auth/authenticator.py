@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import structlog
 from starlette.types import Scope
@@ -144,7 +144,6 @@ class ZeroTrustAuthenticator:
         ok = self.passwords.verify(user.password_hash if user else None, password)
         if user is None or not ok or user.disabled:
             await self._fail(username, source_ip, "bad_password")
-        assert user is not None
         fingerprint = device_fingerprint(
             {**(headers or {}), "user-agent": user_agent or ""}, device_cookie
         )
@@ -193,7 +192,7 @@ class ZeroTrustAuthenticator:
         await self.users.update(user.but(recovery_codes=remaining))
         return "recovery"
 
-    async def _fail(self, username: str, source_ip: str | None, reason: str) -> None:
+    async def _fail(self, username: str, source_ip: str | None, reason: str) -> NoReturn:
         status = await self.lockouts.report_auth_failure(username, source_ip)
         self._event("failure", username, source_ip, reason=reason)
         log.info(LOGIN_FAILED, reason=reason, locked=status.locked)

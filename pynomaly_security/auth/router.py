@@ -35,9 +35,11 @@ from pynomaly_security.auth.users import UserRecord
 from pynomaly_security.exceptions import AuthenticationError, InvalidToken
 from pynomaly_security.network.client_ip import ClientIPResolver
 
-__all__ = ["build_auth_router", "build_lockout_router"]
+__all__ = ["SIGN_IN_RISK", "build_auth_router", "build_lockout_router"]
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+SIGN_IN_RISK = "sign_in_risk"
+"""``RequestContext.extra`` key: the risk assessment of this sign-in (level, reasons)."""
 
 
 class Credentials(BaseModel):
@@ -144,10 +146,16 @@ def build_auth_router(
                 headers=dict(request.headers),
                 device_cookie=device,
             )
+        except RiskTooHigh as exc:
+            if ctx is not None:
+                ctx.extra[SIGN_IN_RISK] = {"level": "high", "reasons": list(exc.reasons)}
+            return _refusal(exc)
         except AuthenticationError as exc:
             return _refusal(exc)
         if ctx is not None:
             ctx.user_id = result.user.user_id
+            # For the audit trail: why this sign-in scored what it did.
+            ctx.extra[SIGN_IN_RISK] = result.risk.to_dict()
         if device is None:
             # A random id the browser keeps: "same device" becomes a stable signal.
             response.set_cookie(

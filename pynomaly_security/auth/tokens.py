@@ -214,12 +214,15 @@ class TokenService:
     async def verify(self, token: str, typ: str = "access") -> dict[str, Any]:
         """:meth:`decode` plus the deny-list and the user's revoke-all instant."""
         claims = self.decode(token, typ)
+        family = claims.get("fam")
         try:
-            denied = await self._store.get(f"tok:deny:{claims['jti']}")
-            cutoff = await self._store.get(f"tok:cutoff:{claims['sub']}")
-            family = claims.get("fam")
-            fam_revoked = (
-                await self._store.get(f"tok:fam:{family}") if isinstance(family, str) else None
+            # One round trip for the three revocation records.
+            denied, cutoff, fam_revoked = await self._store.get_many(
+                [
+                    f"tok:deny:{claims['jti']}",
+                    f"tok:cutoff:{claims['sub']}",
+                    f"tok:fam:{family}" if isinstance(family, str) else "tok:fam:-",
+                ]
             )
         except StorageError as exc:
             log.warning(TOKEN_STORE_FAILED, policy=self._policy, error=str(exc))

@@ -13,7 +13,7 @@ is its :data:`FailurePolicy`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 from pynomaly_security.exceptions import ConfigurationError
@@ -105,6 +105,10 @@ class KeyValueStore(Protocol):
 
     async def get(self, key: str) -> str | None:
         """The value of ``key`` or None."""
+        ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        """The values of ``keys`` (None where absent), in one round trip."""
         ...
 
     async def delete(self, key: str) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pynomaly_security.exceptions import ConfigurationError
@@ -165,6 +165,9 @@ class MemoryStore:
     async def get(self, key: str) -> str | None:
         entry = self._live(key, self._clock())
         return str(entry[0]) if entry is not None else None
+
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        return [await self.get(key) for key in keys]
 
     async def delete(self, key: str) -> bool:
         return self._data.pop(key, None) is not None

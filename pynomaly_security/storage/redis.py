@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -179,6 +179,12 @@ class RedisStore:
     async def get(self, key: str) -> str | None:
         value = await self._call("get", self._k(key))
         return str(value) if value is not None else None
+
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        if not keys:
+            return []
+        values = await self._call("mget", [self._k(key) for key in keys])
+        return [str(v) if v is not None else None for v in values]
 
     async def delete(self, key: str) -> bool:
         return bool(await self._call("delete", self._k(key)))
