@@ -79,6 +79,13 @@ class TestStoreContract:
         assert await store.delete("k") is False
         assert await store.get("k") is None
 
+    async def test_get_many(self, store: Store) -> None:
+        """get_many answers every key in order, None where absent."""
+        await store.put("a", "1", 60)
+        await store.put("c", "3", 60)
+        assert await store.get_many(["a", "b", "c"]) == ["1", None, "3"]
+        assert await store.get_many([]) == []
+
     async def test_put_without_ttl(self, store: Store) -> None:
         """A record without TTL stays."""
         await store.put("forever", "x")
