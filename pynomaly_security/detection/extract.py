@@ -59,6 +59,7 @@ class HeaderSelector:
         self._prefixes = tuple(n[:-1] for n in lowered if n.endswith("*") and n != "*")
 
     def __call__(self, name: str) -> bool:
+        name = name.replace("_", "-")  # X_Filename reaches apps as x_filename
         if name in self._exact or name.startswith(self._prefixes):
             return True
         return self._all and name not in STANDARD_HEADERS and not name.startswith("sec-")

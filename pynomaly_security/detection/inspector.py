@@ -49,12 +49,12 @@ THRESHOLDS: Mapping[int, int] = {1: 8, 2: 5, 3: 4, 4: 3}
 """Anomaly score that blocks, per detection level (CRS's default is 5)."""
 
 EXCERPT_CHARS = 40
-PLAIN_SCAN_MIN = 16
+PLAIN_SCAN_MIN = 6
 """Plain values this long still get the few ``Rule.plain`` rules (base64)."""
 # Upload names that would run as server code (CRS 933110/933111).
 _FILENAME_FIELDS = (".filename", "header.x-filename", "header.x_filename", "header.x-file-name")
 _SCRIPT_UPLOAD = re.compile(
-    r"(?i)\.(?:php\d*|phtml|phar|pht|phps|pgif|shtml|jsp|jspx|asp|aspx|asa|cer)\b[\s.]*(?:\.\w{1,5})?$"
+    r"(?i)\.\s*(?:php\d*|phtml|phar|pht|phps|pgif|shtml|jsp|jspx|asp|aspx|asa|cer)\b[\s.]*(?:\.\w{1,5})?$"
 )
 _MODES = ("block", "detect")
 _DIGITS = re.compile(r"\d{4,}")
