@@ -148,7 +148,13 @@ class _SecurityEventCommitter:
                 self._types.LOGIN_SUCCESS if ok else self._types.LOGIN_FAILURE,
                 "login succeeded" if ok else "login failed",
                 self._level.INFO if ok else self._level.WARNING,
-                details={**common, "username": ctx.login_username},
+                # With the authenticator's router, why the sign-in scored what it did
+                # (risk level and reasons, issue 5) is part of the evidence.
+                details={
+                    **common,
+                    "username": ctx.login_username,
+                    **({"risk": ctx.extra["sign_in_risk"]} if "sign_in_risk" in ctx.extra else {}),
+                },
                 user_id=ctx.login_username,
                 source_ip=ctx.client_ip,
                 request_id=ctx.request_id,
