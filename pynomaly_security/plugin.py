@@ -212,8 +212,14 @@ def setup_security_middleware(
     if audit_logger is not None:
         from pynomaly_security.middleware.audit import AuditMiddleware
 
-        app.add_middleware(AuditMiddleware, audit_logger=audit_logger)
-    if enable_rate_limiting and settings.rate_limit_enabled:
+        app.add_middleware(
+            AuditMiddleware, audit_logger=audit_logger, log_line=settings.audit_log_line
+        )
+    if (
+        enable_rate_limiting
+        and settings.rate_limit_enabled
+        and (settings.rate_limits or settings.route_rate_limits)
+    ):
         from pynomaly_security.storage.base import failure_policy
 
         app.add_middleware(

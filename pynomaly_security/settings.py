@@ -115,6 +115,10 @@ class SecuritySettings(BaseSettings):
     """Audit store: sqlite:///path or postgresql://user@host/db."""
     audit_flush_interval_ms: int = Field(default=200, ge=1, le=200)
     """Longest time a per-request access record waits before it is written."""
+    audit_log_line: bool = False
+    """Also emit one canonical structlog line per request (event ``http_request``).
+    Off by default: the audit record is the per-request record, uvicorn already
+    logs access, and the line costs ~7 µs per request."""
     audit_checkpoint_every: int = Field(default=1000, ge=1)
     """Sign a checkpoint of the audit chain every this many records..."""
     audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
@@ -189,8 +193,10 @@ class SecuritySettings(BaseSettings):
     geoip_db_path: str | None = None
     """MaxMind ``.mmdb`` (City) file; enables impossible-travel scoring (extra ``geoip``)."""
     rate_limit_enabled: bool = True
-    rate_limits: StrList = Field(default_factory=lambda: ["100/minute"])
-    """Default limits (``limits`` notation) applied to every request."""
+    rate_limits: StrList = Field(default_factory=list)
+    """Limits (``limits`` notation, e.g. ``["100/minute"]``) applied to every request.
+    Empty by default: a global per-IP limit throttles every client together behind a
+    proxy that is not in TRUSTED_PROXIES; logins are protected by the lockout anyway."""
     route_rate_limits: dict[str, StrList] = Field(default_factory=dict)
     """Route path (exact or prefix ending in ``*``) -> limits replacing the default,
     e.g. ``{"/login": ["5/minute"]}``."""

@@ -27,10 +27,14 @@ class ActivityRecord:
         return asdict(self)
 
 
+_Row = tuple[float, str, str, int, "str | None", str, float]
+
+
 class UserTracker:
     """Keeps the latest ``per_user`` actions of at most ``max_users`` users.
 
     Requests without an authenticated user are kept under ``ip:<address>``.
+    Rows are plain tuples on the request path; records are built when read.
     """
 
     def __init__(
@@ -41,8 +45,9 @@ class UserTracker:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._per_user = per_user
-        self._users: BoundedDict[str, deque[ActivityRecord]] = BoundedDict(max_users)
+        self._users: BoundedDict[str, deque[_Row]] = BoundedDict(max_users)
         self._clock = clock
+        self._new_history = lambda: deque(maxlen=per_user)
 
     @staticmethod
     def key_for(user_id: str | None, client_ip: str | None) -> str:
@@ -50,16 +55,41 @@ class UserTracker:
             return user_id
         return f"ip:{client_ip or 'unknown'}"
 
+    def add(
+        self,
+        key: str,
+        timestamp: float,
+        method: str,
+        path: str,
+        status_code: int,
+        client_ip: str | None,
+        request_id: str,
+        duration_ms: float,
+    ) -> None:
+        """Record one request (the cheap form the middleware uses)."""
+        self._users.setdefault(key, self._new_history).append(
+            (timestamp, method, path, status_code, client_ip, request_id, duration_ms)
+        )
+
     def record(self, key: str, record: ActivityRecord) -> None:
-        self._users.setdefault(key, lambda: deque(maxlen=self._per_user)).append(record)
+        self.add(
+            key,
+            record.timestamp,
+            record.method,
+            record.path,
+            record.status_code,
+            record.client_ip,
+            record.request_id,
+            record.duration_ms,
+        )
 
     def get_user_activity(self, user_id: str, hours: float = 24) -> list[ActivityRecord]:
         """The user's actions in the last ``hours``, newest first."""
-        records = self._users.get(user_id)
-        if not records:
+        rows = self._users.get(user_id)
+        if not rows:
             return []
         since = self._clock() - hours * 3600
-        return [r for r in reversed(records) if r.timestamp >= since]
+        return [ActivityRecord(*row) for row in reversed(rows) if row[0] >= since]
 
     @property
     def tracked_users(self) -> int:

@@ -127,6 +127,11 @@ class ClientIPResolver:
         """The resolver the settings describe (proxies and hop count)."""
         return cls(settings.trusted_proxies, settings.trusted_proxy_hops)
 
+    @property
+    def trusts_forwarding(self) -> bool:
+        """Whether any forwarding header can ever be believed (proxies or hops set)."""
+        return bool(self._networks or self._hops)
+
     def is_trusted(self, addr: _Address | None) -> bool:
         return addr is not None and any(addr in net for net in self._networks)
 
