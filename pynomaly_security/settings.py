@@ -227,7 +227,7 @@ class SecuritySettings(BaseSettings):
     """Key id new data is encrypted with; bump it to rotate, then run ``keys rotate``."""
     key_min_version: int = Field(default=1, ge=1)
     """Oldest key version still readable; raise it once ``keys rotate`` has finished."""
-    token_vault_url: str = "sqlite:///./pynomaly_tokens.db"
+    token_vault_url: str = "sqlite:///./pynomaly_tokens.db"  # noqa: S105 (a path, not a secret)
     """Token vault: ``sqlite:///path``, ``redis://...`` or ``postgresql://...``."""
     privacy_budget_epsilon: float = Field(default=1.0, gt=0)
     """Total differential-privacy epsilon each dataset may spend."""

@@ -14,12 +14,12 @@ turns the answer into a login success (2xx) or failure (401/403) event.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
-import time
-import itertools
 import secrets
+import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl

@@ -47,7 +47,7 @@ class UserTracker:
         self._per_user = per_user
         self._users: BoundedDict[str, deque[_Row]] = BoundedDict(max_users)
         self._clock = clock
-        self._new_history = lambda: deque(maxlen=per_user)
+        self._new_history: Callable[[], deque[_Row]] = lambda: deque(maxlen=per_user)
 
     @staticmethod
     def key_for(user_id: str | None, client_ip: str | None) -> str:
