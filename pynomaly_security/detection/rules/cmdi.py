@@ -50,7 +50,7 @@ _UNIX = (
     r"|iftop|install|ionice|ip|irb|ispell|jjs|join|journalctl|jq|jrunscript|ksh|ksshell|kubectl"
     r"|latex|ld|ldconfig|less|lftp|ln|loginctl|logsave|look|lp|ltrace|lua|lwp-download|lwp-request"
     r"|mail|make|man|mawk|more|mount|mtr|mysql|nano|nawk|nice|nl|nmap|node|nohup|npm|nroff|nsenter"
-    r"|octave|od|openssl|openvpn|passwd|paste|pdb|pdflatex|perf|perl|pg|php|pic|pico|pip|pkexec"
+    r"|octave|od|openssl|openvpn|passwd|paste|pdb|pdflatex|perf|perl|php|pic|pico|pip|pkexec"
     r"|pkg|pr|pry|psql|puppet|python[23]?|rake|readelf|red|restic|rev|rlogin|rlwrap|rmt(?:-[a-z]+)?"
     r"|rpm|rsync|rtorrent|ruby|run-mailcap|run-parts|rview|rvim|scp|screen|script|sed|service"
     r"|setarch|sftp|sg|shuf|smbclient|socat|soelim|sort|split|sqlite3|ss|ssh(?:-keygen|-keyscan)?"

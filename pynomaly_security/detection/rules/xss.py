@@ -86,7 +86,7 @@ RULES: tuple[Rule, ...] = (
     Rule("xss-spaced-tag", "xss", r"<\s*(?:f\s+o\s*r\s*m|s\s+c\s*r\s*i\s*p\s*t|i\s+f\s*r\s*a\s*m\s*e|s\s+v\s*g|o\s+b\s*j\s*e\s*c\s*t|e\s+m\s*b\s*e\s*d|i\s+m\s*g)\b", CRITICAL),
     Rule("xss-css-url-js", "xss", r"url\s*\(\s*['\"]?\s*(?:javascript|vbscript|data\s*:\s*text/html)", CRITICAL),
     Rule("xss-jsfuck", "xss", r"(?:!\s*\[\s*\][\s+()\[\]!]{0,20}){3,}", CRITICAL),
-    Rule("xss-js-uri", "xss", r"(?:mocha\s*:|(?:j\s*a\s*v\s*a|v\s*b|l\s*i\s*v\s*e)\s*s\s*c\s*r\s*i\s*p\s*t\s*:)\s*(?:[^v\s]|v[^o])", CRITICAL),
+    Rule("xss-js-uri", "xss", r"(?:mocha\s*:|(?:j\s*a\s*v\s*a|v\s*b|l\s*i\s*v\s*e)\s*s\s*c\s*r\s*i\s*p\s*t\s*:)(?:[^v\s]|v[^o]|\s+[\w.$\[\]'\"]+\s*[(`=])", CRITICAL),
     Rule("xss-data-uri", "xss", r"data\s*:\s*(?:text/html|image/svg\+xml|text/xml|application/(?:x-)?(?:javascript|ecmascript|xhtml\+xml))", CRITICAL),
     Rule("xss-active-tag", "xss", r"<\s*/?\s*(?:" + _ACTIVE_TAGS + r")\b", WARNING),
     Rule("xss-markup", "xss", r"<[a-z][a-z0-9:-]*[\s/][^>]{0,400}=", ERROR, check=_sanitizer_removes_active),
