@@ -64,7 +64,10 @@ async def test_every_response_gets_the_headers(make_client) -> None:  # type: ig
             assert h["cross-origin-opener-policy"] == "same-origin"
             assert h["cross-origin-resource-policy"] == "same-origin"
             assert h["strict-transport-security"].startswith("max-age=31536000")
-            assert h["x-xss-protection"] == "0"
+            # Legacy headers are not sent: the XSS auditor is gone from every browser
+            # (and `1` made pages exploitable); Flash/Acrobat cross-domain policies too.
+            assert "x-xss-protection" not in h
+            assert "x-permitted-cross-domain-policies" not in h
             assert "content-security-policy" in h
 
 
