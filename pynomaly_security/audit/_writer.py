@@ -1,7 +1,9 @@
 """Group commit: one background task turns queued entries into transactions.
 
 Urgent entries (security and audit events) wake the task at once and their
-callers wait for the commit; access records wait at most ``interval`` seconds.
+callers wait for the commit; access records (plain tuples appended to
+:attr:`BatchWriter.access` by ``AuditLogger.log_request``) wait at most
+``interval`` seconds and are sealed as access batches (``batch.py``).
 Whatever piled up while a commit was in flight goes into the next one, so N
 concurrent writers share one fsync instead of paying N.
 """
@@ -14,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
+from pynomaly_security.audit.batch import AccessRow, split_batches
 from pynomaly_security.audit.records import AuditEntry
 from pynomaly_security.exceptions import StorageError
 
@@ -24,14 +27,16 @@ log = structlog.get_logger(__name__)
 FLUSH_FAILED = "audit_flush_failed"
 ACCESS_DROPPED = "audit_access_records_dropped"
 IDLE_FAILED = "audit_maintenance_failed"
-_MAX_BATCH = 5000
+_MAX_ACCESS = 20_000
+"""Access records per flush (several batch records when more are queued)."""
 
-Commit = Callable[[Sequence[AuditEntry]], Awaitable[list[int]]]
+Commit = Callable[[Sequence[AuditEntry], Sequence[Sequence[AccessRow]]], Awaitable[list[int]]]
 
 
 class BatchWriter:
     """Args:
-    commit: appends entries in one transaction, returns their sequence numbers.
+    commit: appends entries and access batches in one transaction, returns the
+        entries' sequence numbers.
     interval: seconds an access record may wait.
     max_pending: bound of queued access records (more are counted and dropped).
     idle: maintenance coroutine (checkpoints, retention) run between flushes.
@@ -49,7 +54,9 @@ class BatchWriter:
         self._interval = interval
         self._max_pending = max_pending
         self._idle = idle
-        self._access: deque[AuditEntry] = deque()
+        self.access: deque[AccessRow] = deque()
+        self.limit = max_pending
+        """Queue bound read by the logger's fast path; 0 once closing."""
         self._urgent: list[tuple[AuditEntry, asyncio.Future[int]]] = []
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -62,15 +69,17 @@ class BatchWriter:
 
     def start(self) -> None:
         if self._task is None:
+            self._closing, self.limit = False, self._max_pending
             self._wake = asyncio.Event()
             self._task = asyncio.create_task(self._run(), name="pynomaly-audit-writer")
 
-    def submit_nowait(self, entry: AuditEntry) -> None:
-        """Queue an access record; never blocks, never raises (drops when full)."""
-        if len(self._access) >= self._max_pending or self._closing:
+    def submit_nowait(self, row: AccessRow) -> None:
+        """Queue an access record; never blocks, never raises (drops when full).
+        ``AuditLogger.log_request`` inlines this."""
+        if len(self.access) >= self.limit:
             self.dropped += 1
             return
-        self._access.append(entry)
+        self.access.append(row)
 
     async def submit(self, entry: AuditEntry) -> int:
         """Queue an urgent entry and wait until it is committed."""
@@ -88,6 +97,7 @@ class BatchWriter:
         if self._task is None or self._wake is None:
             return
         self._closing = True
+        self.limit = 0
         self._wake.set()
         await self._task
         self._task = None
@@ -103,7 +113,7 @@ class BatchWriter:
                     pass
             self._wake.clear()
             await self._flush()
-            if self._closing and not self._urgent and not self._access:
+            if self._closing and not self._urgent and not self.access:
                 return
             if self._idle is not None and not self._urgent:
                 try:
@@ -113,13 +123,15 @@ class BatchWriter:
 
     async def _flush(self) -> None:
         urgent, self._urgent = self._urgent, []
-        access: list[AuditEntry] = []
-        while self._access and len(access) < _MAX_BATCH:
-            access.append(self._access.popleft())
+        queue = self.access
+        # popleft, not list()+clear(): a row appended from another thread meanwhile stays.
+        access = [queue.popleft() for _ in range(min(len(queue), _MAX_ACCESS))]
         if not urgent and not access:
             return
         try:
-            seqs = await self._commit([*access, *(entry for entry, _ in urgent)])
+            seqs = await self._commit(
+                [entry for entry, _ in urgent], split_batches(access) if access else []
+            )
         except Exception as exc:
             log.error(FLUSH_FAILED, error=type(exc).__name__, records=len(access) + len(urgent))
             self.dropped += len(access)
@@ -128,7 +140,7 @@ class BatchWriter:
                 if not fut.done():
                     fut.set_exception(failure)
             return
-        for (_, fut), seq in zip(urgent, seqs[len(access) :], strict=True):
+        for (_, fut), seq in zip(urgent, seqs, strict=True):
             if not fut.done():
                 fut.set_result(seq)
         if self.dropped:

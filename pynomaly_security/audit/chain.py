@@ -18,10 +18,11 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pynomaly_security.audit._keys import AuditKeys, open_with, seal_with, signing_key_id
+from pynomaly_security.audit.batch import ACCESS_BATCH, AccessRow, seal_batch
 from pynomaly_security.audit.records import AuditEntry
 from pynomaly_security.audit.stores.base import AppendTxn, Checkpoint, SealedRecord
 from pynomaly_security.exceptions import InvalidToken, StorageError
@@ -141,13 +142,54 @@ class Sealer:
         self.signing_key_id = signing_key_id(keys.current.public_key)
 
     async def append(
-        self, txn: AppendTxn, entries: Sequence[AuditEntry]
+        self,
+        txn: AppendTxn,
+        entries: Sequence[AuditEntry],
+        batches: Sequence[Sequence[AccessRow]] = (),
     ) -> tuple[list[int], Checkpoint | None]:
-        """Seal and insert ``entries``; sign a checkpoint when one is due (returned)."""
+        """Seal and insert access ``batches`` (one record each, see ``batch.py``),
+        then ``entries``; sign a checkpoint when one is due (returned). Returns the
+        sequence numbers of ``entries``."""
         seq, prev = await txn.head()
-        subject_keys = await self._subject_keys(txn, entries)
+        refs: dict[str, str] = {}
+        for batch in batches:
+            for row in batch:
+                user = row[7]
+                if user is not None and user not in refs:
+                    refs[user] = self.keys.subject_ref(user)
+        subject_keys = await self._subject_keys(txn, entries, refs.values())
         key_id = self.keys.current.key_id
         rows: list[SealedRecord] = []
+        index: list[tuple[str, int]] = []
+        for batch in batches:
+            seq += 1
+            part = seal_batch(
+                self.keys, batch, seq=seq, prev=prev, refs=refs, subject_keys=subject_keys,
+                header=header, aad_prefix=_AAD,
+            )  # fmt: skip
+            digest = hashlib.sha256(
+                prev + _canonical(part.head, part.payload, part.personal)
+            ).digest()
+            rows.append(
+                SealedRecord(
+                    seq,
+                    part.ts_us,
+                    ACCESS_BATCH,
+                    "http_request",
+                    part.level,
+                    ",,",
+                    None,
+                    None,
+                    key_id,
+                    part.payload,
+                    part.personal,
+                    prev,
+                    digest,
+                )
+            )
+            index.extend((ref, seq) for ref in {refs[r[7]] for r in batch if r[7] is not None})
+            prev = digest
+        first_entry = len(rows)
         for entry in entries:
             seq += 1
             payload = dict(entry.payload)
@@ -191,8 +233,10 @@ class Sealer:
             )
             prev = digest
         await txn.insert(rows)
+        if index:
+            await txn.index_subjects(index)
         cp = await self.checkpoint(txn, force=False, head=(seq, prev))
-        return [r.seq for r in rows], cp
+        return [r.seq for r in rows[first_entry:]], cp
 
     async def checkpoint(
         self, txn: AppendTxn, *, force: bool, head: tuple[int, bytes] | None = None
@@ -214,9 +258,10 @@ class Sealer:
         return cp
 
     async def _subject_keys(
-        self, txn: AppendTxn, entries: Sequence[AuditEntry]
+        self, txn: AppendTxn, entries: Sequence[AuditEntry], extra: Iterable[str] = ()
     ) -> dict[str, bytes]:
-        refs = sorted({self.keys.subject_ref(e.user_id) for e in entries if e.user_id is not None})
+        wanted = {self.keys.subject_ref(e.user_id) for e in entries if e.user_id is not None}
+        refs = sorted(wanted.union(extra))
         if not refs:
             return {}
         found = await txn.subject_keys(refs)

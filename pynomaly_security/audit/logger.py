@@ -1,8 +1,10 @@
 """AuditLogger: the one object the plugin, the middleware and the app call.
 
 Security and audit events are committed before their call returns (group
-commit); per-request access records are queued without blocking and written
-within ``audit_flush_interval_ms`` (and fully on :meth:`AuditLogger.aclose`).
+commit), one chain record each; per-request access records are queued as
+tuples without blocking and sealed in batches, one chain record per flush
+(``batch.py``), within ``audit_flush_interval_ms`` (and fully on
+:meth:`AuditLogger.aclose`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 from pynomaly_security.audit._keys import AuditKeys
 from pynomaly_security.audit._writer import BatchWriter
 from pynomaly_security.audit.actions import audit_action, audit_context
+from pynomaly_security.audit.batch import AccessRow
 from pynomaly_security.audit.compliance import standards_for
 from pynomaly_security.audit.dispatch import ComplianceDispatcher, ComplianceHandler
 from pynomaly_security.audit.records import (
@@ -25,7 +28,6 @@ from pynomaly_security.audit.records import (
     EntryKind,
     SecurityEventType,
     ambient,
-    request_entry,
 )
 from pynomaly_security.audit.stores import AuditStore, Checkpoint, create_store
 from pynomaly_security.audit.trail import AuditTrail
@@ -250,19 +252,28 @@ class AuditLogger(AuditTrail):
         user_id: str | None = None,
         timestamp: float | None = None,
     ) -> None:
-        """Queue the access record of one HTTP request (sync, never blocks)."""
-        self._writer.submit_nowait(
-            request_entry(
-                method=method,
-                path=path,
-                status_code=status_code,
-                duration_ms=duration_ms,
-                request_id=request_id,
-                client_ip=client_ip,
-                user_id=user_id,
-                timestamp=self._clock() if timestamp is None else timestamp,
+        """Queue the access record of one HTTP request (sync, never blocks).
+
+        The hot path of every request: one tuple appended to a deque. Sealing
+        happens per batch on flush (``batch.py``); beyond ``max_pending`` queued
+        rows, new ones are counted and dropped.
+        """
+        writer = self._writer
+        if len(writer.access) < writer.limit:
+            writer.access.append(
+                (
+                    self._clock() if timestamp is None else timestamp,
+                    method,
+                    path,
+                    status_code,
+                    duration_ms,
+                    request_id,
+                    client_ip,
+                    user_id,
+                )
             )
-        )
+        else:
+            writer.dropped += 1
 
     def audit_context(
         self, action: str, resource: str, **kwargs: Any
@@ -276,9 +287,11 @@ class AuditLogger(AuditTrail):
         """Decorator recording success or failure (error type only) of a call."""
         return audit_action(action, resource, audit_logger=self)
 
-    async def _commit(self, entries: Sequence[AuditEntry]) -> list[int]:
+    async def _commit(
+        self, entries: Sequence[AuditEntry], batches: Sequence[Sequence[AccessRow]]
+    ) -> list[int]:
         async with self.store.transaction() as txn:
-            seqs, cp = await self._sealer.append(txn, entries)
+            seqs, cp = await self._sealer.append(txn, entries, batches)
         # Only after the commit: an anchored checkpoint must exist in the store.
         if self._compliance and self._dispatch.active:
             self._dispatch.submit(entries, seqs)

@@ -1,17 +1,34 @@
-"""Reading the trail back: decrypted queries, export rows, retention."""
+"""Reading the trail back: decrypted queries, export rows, retention.
+
+Queries return *entries*: an ordinary record is one entry, an access batch
+(``batch.py``) expands to one entry per access row. Entries come in time order
+(ties by sequence number, then row), merged exactly: the store yields records
+by ``(ts_us, seq)`` and a batch's rows are never older than its ``ts_us``, so
+a row can be emitted as soon as the next record's ``ts_us`` passes it. Filters
+apply per entry, then ``offset``/``limit`` (so paging costs a scan of
+``offset`` entries; :meth:`AuditReader.iter_entries` streams without one).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import heapq
+import json
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import replace
 from typing import Any
 
-from pynomaly_security.audit.chain import Sealer
+from pynomaly_security.audit.batch import ACCESS_BATCH, batch_refs, open_batch
+from pynomaly_security.audit.chain import UNREADABLE, Sealer, payload_aad
 from pynomaly_security.audit.compliance import controls_for
 from pynomaly_security.audit.records import AuditEntry
 from pynomaly_security.audit.stores.base import AuditStore, RecordFilter, SealedRecord
+from pynomaly_security.exceptions import InvalidToken
 
 __all__ = ["AuditReader"]
+
+_PAGE = 500
+_Item = tuple[int, int, int, dict[str, Any]]
 
 
 def _iso(ts: float) -> str:
@@ -38,38 +55,111 @@ class AuditReader:
         limit: int,
         offset: int,
     ) -> list[dict[str, Any]]:
-        flt = RecordFilter(
-            since_us=_us(since),
-            until_us=_us(until),
-            subject_refs=subject_refs,
-            event_type=event_type,
-            standard=standard,
-            limit=limit,
-            offset=offset,
-        )
-        return await self.open_rows(await self._store.query(flt))
-
-    async def open_rows(self, rows: Sequence[SealedRecord]) -> list[dict[str, Any]]:
-        refs = sorted({r.subject_ref for r in rows if r.subject_ref is not None})
-        keys = await self._store.subject_keys(refs) if refs else {}
-        out = []
-        for rec in rows:
-            standards = [s for s in rec.standards.split(",") if s]
-            doc: dict[str, Any] = {
-                "seq": rec.seq,
-                "timestamp": _iso(rec.ts_us / 1_000_000),
-                "ts": rec.ts_us / 1_000_000,
-                "kind": rec.kind,
-                "event_type": rec.event_type,
-                "level": rec.level,
-                "standards": standards,
-                "controls": controls_for(rec.event_type, tuple(standards)),
-                "request_id": rec.request_id,
-                "key_id": rec.key_id,
-            }
-            doc.update(self._sealer.open(rec, keys))
+        out: list[dict[str, Any]] = []
+        if limit <= 0:
+            return out
+        entries = self.iter_entries(
+            since=since, until=until, subject_refs=subject_refs,
+            event_type=event_type, standard=standard,
+        )  # fmt: skip
+        async for doc in entries:
+            if offset > 0:
+                offset -= 1
+                continue
             out.append(doc)
+            if len(out) >= limit:
+                break
+        await entries.aclose()
         return out
+
+    async def iter_entries(
+        self,
+        *,
+        since: float | None,
+        until: float | None,
+        subject_refs: tuple[str, ...] | None,
+        event_type: str | None,
+        standard: str | None,
+    ) -> AsyncGenerator[dict[str, Any]]:
+        """Every matching entry, oldest first (access batches expanded)."""
+        since_us, until_us = _us(since), _us(until)
+        wanted = None if subject_refs is None else frozenset(subject_refs)
+        flt = RecordFilter(
+            since_us=since_us, until_us=until_us, subject_refs=subject_refs,
+            event_type=event_type, standard=standard, limit=_PAGE, by_time=True,
+        )  # fmt: skip
+        heap: list[_Item] = []
+        while True:
+            records = await self._store.query(flt)
+            for rec, items in zip(records, await self._expand(records), strict=True):
+                # Every later record's entries sort at or after (rec.ts_us, rec.seq).
+                while heap and heap[0][:2] < (rec.ts_us, rec.seq):
+                    yield heapq.heappop(heap)[3]
+                for item in items:
+                    ts_us, doc = item[0], item[3]
+                    if since_us is not None and ts_us < since_us:
+                        continue
+                    if until_us is not None and ts_us >= until_us:
+                        continue
+                    ref = doc.pop("subject_ref", None)
+                    # Non-batch records matched exactly in SQL; batch rows match here.
+                    if wanted is not None and rec.kind == ACCESS_BATCH and ref not in wanted:
+                        continue
+                    heapq.heappush(heap, item)
+            if len(records) < _PAGE:
+                break
+            flt = replace(flt, after=(records[-1].ts_us, records[-1].seq))
+        while heap:
+            yield heapq.heappop(heap)[3]
+
+    async def _expand(self, records: Sequence[SealedRecord]) -> list[list[_Item]]:
+        """Decrypt records into sortable entries ``(ts_us, seq, row, doc)``."""
+        bodies: dict[int, dict[str, Any]] = {}
+        refs = {r.subject_ref for r in records if r.subject_ref is not None}
+        for rec in records:
+            if rec.kind != ACCESS_BATCH:
+                continue
+            try:
+                aad = payload_aad(rec, b"payload")
+                body = json.loads(self._sealer.keys.decrypt(rec.key_id, rec.payload, aad))
+            except (InvalidToken, ValueError):
+                continue
+            bodies[rec.seq] = body
+            refs.update(batch_refs(body))
+        keys = await self._store.subject_keys(sorted(refs)) if refs else {}
+        out: list[list[_Item]] = []
+        for rec in records:
+            head = self._head(rec)
+            if rec.kind != ACCESS_BATCH:
+                doc = {**head, **self._sealer.open(rec, keys), "subject_ref": rec.subject_ref}
+                out.append([(rec.ts_us, rec.seq, 0, doc)])
+                continue
+            body = bodies.get(rec.seq)
+            if body is None:
+                out.append([(rec.ts_us, rec.seq, 0, {**head, "payload": UNREADABLE})])
+                continue
+            items: list[_Item] = []
+            for ts_us, row in open_batch(self._sealer.keys, rec, body, keys, payload_aad):
+                doc = {**head, **row, "kind": "request"}
+                doc["timestamp"], doc["ts"] = _iso(ts_us / 1_000_000), ts_us / 1_000_000
+                items.append((ts_us, rec.seq, row["batch_index"], doc))
+            out.append(items)
+        return out
+
+    def _head(self, rec: SealedRecord) -> dict[str, Any]:
+        standards = [s for s in rec.standards.split(",") if s]
+        return {
+            "seq": rec.seq,
+            "timestamp": _iso(rec.ts_us / 1_000_000),
+            "ts": rec.ts_us / 1_000_000,
+            "kind": rec.kind,
+            "event_type": rec.event_type,
+            "level": rec.level,
+            "standards": standards,
+            "controls": controls_for(rec.event_type, tuple(standards)),
+            "request_id": rec.request_id,
+            "key_id": rec.key_id,
+        }
 
     def export_dict(self, entry: AuditEntry, seq: int) -> dict[str, Any]:
         """The export shape of a just-committed entry (for compliance handlers)."""

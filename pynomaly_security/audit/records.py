@@ -73,11 +73,15 @@ class ComplianceStandard(StrEnum):
 
 class EntryKind(StrEnum):
     """Durability class: ``security`` and ``audit`` entries are committed before
-    the call returns; ``request`` entries are batched."""
+    the call returns, one chain record each. Access records are batched: since
+    format 1 of ``batch.py`` many of them form one ``access_batch`` record
+    (queries expand it into entries of kind ``request``); ``request`` records
+    of one access each are what older versions wrote, still read."""
 
     SECURITY = "security"
     AUDIT = "audit"
     REQUEST = "request"
+    ACCESS_BATCH = "access_batch"
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,13 +73,18 @@ async def test_concurrent_security_events_share_commits(audit: AuditLogger) -> N
 
 @pytest.mark.anyio
 async def test_access_records_are_flushed_on_close(db_url: str, settings_for: Settings) -> None:
-    """log_request is sync and queues; aclose writes everything."""
+    """log_request is sync and queues; aclose writes everything, as one batch record."""
     logger = AuditLogger.from_settings(settings_for(db_url, audit_flush_interval_ms=200))
     await logger.start()
     for i in range(50):
         logger.log_request(method="GET", path=f"/items/{i}", status_code=200, duration_ms=1.5)
     await logger.aclose()
-    assert _rows(db_url) == 50
+    assert _rows(db_url) == 1
+    await logger.start()
+    rows = await logger.query(limit=100)
+    await logger.aclose()
+    assert [r["path"] for r in rows] == [f"/items/{i}" for i in range(50)]
+    assert {(r["kind"], r["seq"], r["duration_ms"]) for r in rows} == {("request", 1, 1.5)}
 
 
 @pytest.mark.anyio

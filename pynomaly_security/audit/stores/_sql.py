@@ -12,19 +12,23 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from pynomaly_security.audit.batch import ACCESS_BATCH, MAX_SPAN_US
 from pynomaly_security.audit.stores.base import Checkpoint, RecordFilter, SealedRecord
 from pynomaly_security.exceptions import ConfigurationError
 
 __all__ = [
     "COLUMNS",
+    "MANY",
     "Statements",
     "check_prefix",
+    "chunks",
     "filter_sql",
     "record_values",
     "to_checkpoint",
     "to_record",
 ]
 
+_MANY = 200
 _PREFIX = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 
 COLUMNS = (
@@ -46,8 +50,11 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
-def filter_sql(flt: RecordFilter, mark: str = "?") -> tuple[str, list[object]]:
-    """WHERE clause and parameters; ``mark`` is ``?`` or ``$`` (numbered)."""
+def filter_sql(
+    flt: RecordFilter, mark: str = "?", index: str | None = None
+) -> tuple[str, list[object]]:
+    """WHERE clause and parameters; ``mark`` is ``?`` or ``$`` (numbered);
+    ``index`` is the subject index table (None: an old store without one)."""
     parts: list[str] = []
     params: list[object] = []
 
@@ -56,7 +63,11 @@ def filter_sql(flt: RecordFilter, mark: str = "?") -> tuple[str, list[object]]:
         return "?" if mark == "?" else f"${len(params)}"
 
     if flt.since_us is not None:
-        parts.append(f"ts_us >= {p(flt.since_us)}")
+        # A batch's ts_us is its oldest row; its rows reach MAX_SPAN_US later.
+        parts.append(
+            f"(ts_us >= {p(flt.since_us)} OR (kind = {p(ACCESS_BATCH)}"
+            f" AND ts_us >= {p(flt.since_us - MAX_SPAN_US)}))"
+        )
     if flt.until_us is not None:
         parts.append(f"ts_us < {p(flt.until_us)}")
     if flt.event_type is not None:
@@ -65,9 +76,17 @@ def filter_sql(flt: RecordFilter, mark: str = "?") -> tuple[str, list[object]]:
         parts.append(f"standards LIKE {p('%,' + flt.standard + ',%')}")
     if flt.subject_refs is not None:
         refs = flt.subject_refs or ("",)
-        parts.append("subject_ref IN (" + ", ".join(p(r) for r in refs) + ")")
+        match = "subject_ref IN (" + ", ".join(p(r) for r in refs) + ")"
+        if index is not None:
+            match += f" OR seq IN (SELECT seq FROM {index} WHERE ref IN ("
+            match += ", ".join(p(r) for r in refs) + "))"
+        parts.append(f"({match})")
+    if flt.after is not None:
+        ts, seq = flt.after
+        parts.append(f"(ts_us > {p(ts)} OR (ts_us = {p(ts)} AND seq > {p(seq)}))")
     where = (" WHERE " + " AND ".join(parts)) if parts else ""
-    return f"{where} ORDER BY seq LIMIT {p(flt.limit)} OFFSET {p(flt.offset)}", params
+    order = "ts_us, seq" if flt.by_time else "seq"
+    return f"{where} ORDER BY {order} LIMIT {p(flt.limit)} OFFSET {p(flt.offset)}", params
 
 
 def to_record(row: Sequence[Any]) -> SealedRecord:
@@ -126,6 +145,9 @@ class Statements:
         self.numbered = numbered
         self.records, self.checkpoints = f"{t}_records", f"{t}_checkpoints"
         self.subject_keys, self.public_keys = f"{t}_subject_keys", f"{t}_public_keys"
+        self.record_subjects = f"{t}_record_subjects"
+        # None when a read-only open finds an older store without the index table.
+        self.subject_index: str | None = self.record_subjects
 
         def q(sql: str) -> str:
             if not numbered:
@@ -153,6 +175,15 @@ class Statements:
         self.select_subject_key = q(
             f"SELECT ref, key_id, wrapped FROM {self.subject_keys} WHERE ref = ?"
         )
+        # Up to _MANY refs per statement (SQLite's default variable limit is 999).
+        self.select_subject_keys = q(
+            f"SELECT ref, key_id, wrapped FROM {self.subject_keys}"
+            f" WHERE ref IN ({', '.join('?' * _MANY)})"
+        )
+        self.insert_subject_index = q(
+            f"INSERT INTO {self.record_subjects} (ref, seq) VALUES (?, ?) ON CONFLICT DO NOTHING"
+        )
+        self.prune_subject_index = q(f"DELETE FROM {self.record_subjects} WHERE seq <= ?")
         self.insert_subject_key = q(
             f"INSERT INTO {self.subject_keys} (ref, key_id, wrapped) VALUES (?, ?, ?)"
         )
@@ -181,8 +212,23 @@ class Statements:
               ref TEXT PRIMARY KEY, key_id TEXT NOT NULL, wrapped {blob} NOT NULL)""",
             f"""CREATE TABLE IF NOT EXISTS {self.public_keys} (
               key_id TEXT PRIMARY KEY, public_key {blob} NOT NULL)""",
+            # Lookup aid for query(user_id=...) over access batches; not chained.
+            f"""CREATE TABLE IF NOT EXISTS {self.record_subjects} (
+              ref TEXT NOT NULL, seq {bigint} NOT NULL, PRIMARY KEY (ref, seq))""",
         ]
 
     def query(self, flt: RecordFilter) -> tuple[str, list[object]]:
-        where, params = filter_sql(flt, "$" if self.numbered else "?")
+        where, params = filter_sql(flt, "$" if self.numbered else "?", self.subject_index)
         return self.select_records + where, params
+
+
+MANY = _MANY
+
+
+def chunks(refs: Sequence[str]) -> list[list[str]]:
+    """``refs`` in groups of exactly MANY (the last padded with "" which never matches)."""
+    out = []
+    for i in range(0, len(refs), _MANY):
+        group = list(refs[i : i + _MANY])
+        out.append(group + [""] * (_MANY - len(group)))
+    return out

@@ -71,6 +71,14 @@ class Checkpoint:
 
 @dataclass(frozen=True, slots=True)
 class RecordFilter:
+    """Which rows :meth:`AuditStore.query` returns.
+
+    ``since_us`` also admits ``access_batch`` records up to ``MAX_SPAN_US`` older
+    (their ``ts_us`` is their oldest row's); ``subject_refs`` matches a record's
+    ``subject_ref`` or a batch indexed under one of them. ``by_time`` orders by
+    ``(ts_us, seq)`` and ``after`` is a keyset cursor on that order.
+    """
+
     since_us: int | None = None
     until_us: int | None = None
     subject_refs: tuple[str, ...] | None = None
@@ -78,6 +86,8 @@ class RecordFilter:
     standard: str | None = None
     limit: int = 100
     offset: int = 0
+    by_time: bool = False
+    after: tuple[int, int] | None = None
 
 
 class AppendTxn(Protocol):
@@ -100,6 +110,9 @@ class AppendTxn(Protocol):
 
     async def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Insert a signed checkpoint."""
+
+    async def index_subjects(self, items: Sequence[tuple[str, int]]) -> None:
+        """Insert (ref, seq) rows: access batch ``seq`` holds rows of subject ``ref``."""
 
 
 class AuditStore(Protocol):
@@ -136,4 +149,4 @@ class AuditStore(Protocol):
         """Publish a checkpoint public key (idempotent)."""
 
     async def prune(self, through_seq: int) -> int:
-        """Delete rows with ``seq <= through_seq``; returns how many."""
+        """Delete rows (and their subject index) with ``seq <= through_seq``; returns how many."""

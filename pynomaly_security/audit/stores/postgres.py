@@ -18,6 +18,7 @@ from typing import Any
 
 from pynomaly_security.audit.stores._sql import (
     Statements,
+    chunks,
     record_values,
     to_checkpoint,
     to_record,
@@ -132,8 +133,8 @@ class PostgresAuditStore:
 
     async def subject_keys(self, refs: Sequence[str]) -> dict[str, tuple[str, bytes]]:
         out: dict[str, tuple[str, bytes]] = {}
-        for ref in refs:
-            for row in await self._fetch(self.sql.select_subject_key, ref):
+        for group in chunks(refs):
+            for row in await self._fetch(self.sql.select_subject_keys, *group):
                 out[row[0]] = (row[1], bytes(row[2]))
         return out
 
@@ -151,7 +152,12 @@ class PostgresAuditStore:
         await self._execute(self.sql.insert_public_key, key_id, public_key)
 
     async def prune(self, through_seq: int) -> int:
-        status = await self._execute(self.sql.prune, through_seq)
+        try:
+            async with self._need_pool().acquire() as conn, conn.transaction():
+                await conn.execute(self.sql.prune_subject_index, through_seq)
+                status = str(await conn.execute(self.sql.prune, through_seq))
+        except self._errors as exc:
+            raise self._wrap(exc) from exc
         return int(status.rsplit(" ", 1)[-1])
 
     async def drop(self) -> None:
@@ -161,6 +167,7 @@ class PostgresAuditStore:
             self.sql.checkpoints,
             self.sql.subject_keys,
             self.sql.public_keys,
+            self.sql.record_subjects,
         ):
             await self._execute(f"DROP TABLE IF EXISTS {table}")
 
@@ -181,9 +188,8 @@ class _PostgresTxn:
 
     async def subject_keys(self, refs: Sequence[str]) -> dict[str, tuple[str, bytes]]:
         out: dict[str, tuple[str, bytes]] = {}
-        for ref in refs:
-            row = await self._c.fetchrow(self._sql.select_subject_key, ref)
-            if row is not None:
+        for group in chunks(refs):
+            for row in await self._c.fetch(self._sql.select_subject_keys, *group):
                 out[row[0]] = (row[1], bytes(row[2]))
         return out
 
@@ -192,6 +198,9 @@ class _PostgresTxn:
 
     async def insert(self, records: Sequence[SealedRecord]) -> None:
         await self._c.executemany(self._sql.insert_record, [record_values(r) for r in records])
+
+    async def index_subjects(self, items: Sequence[tuple[str, int]]) -> None:
+        await self._c.executemany(self._sql.insert_subject_index, items)
 
     async def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
         cp = checkpoint

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from pynomaly_security.audit.stores._sql import (
     Statements,
+    chunks,
     record_values,
     to_checkpoint,
     to_record,
@@ -106,6 +107,9 @@ class SQLiteAuditStore:
             elif conn.execute(self.sql.table_exists, (self.sql.records,)).fetchone() is None:
                 conn.close()
                 raise StorageError(f"{self._path!r} holds no audit trail ({self.sql.records})")
+            exists = conn.execute(self.sql.table_exists, (self.sql.record_subjects,)).fetchone()
+            if exists is None:  # a read-only open of a store older than access batches
+                self.sql.subject_index = None
             return conn
 
         try:
@@ -177,17 +181,22 @@ class SQLiteAuditStore:
         await self.run(lambda c: c.execute(sql, (key_id, public_key)))
 
     async def prune(self, through_seq: int) -> int:
-        sql = self.sql.prune
-        return await self.run(lambda c: c.execute(sql, (through_seq,)).rowcount)
+        sql, index = self.sql.prune, self.sql.prune_subject_index
+
+        def prune(c: sqlite3.Connection) -> int:
+            if self.sql.subject_index is not None:
+                c.execute(index, (through_seq,))
+            return int(c.execute(sql, (through_seq,)).rowcount)
+
+        return await self.run(prune)
 
 
 def _subject_keys(
     c: sqlite3.Connection, sql: Statements, refs: Sequence[str]
 ) -> dict[str, tuple[str, bytes]]:
     out: dict[str, tuple[str, bytes]] = {}
-    for ref in refs:
-        row = c.execute(sql.select_subject_key, (ref,)).fetchone()
-        if row is not None:
+    for group in chunks(refs):
+        for row in c.execute(sql.select_subject_keys, group):
             out[str(row[0])] = (str(row[1]), bytes(row[2]))
     return out
 
@@ -220,6 +229,9 @@ class _SQLiteTxn:
     async def insert(self, records: Sequence[SealedRecord]) -> None:
         values = [record_values(r) for r in records]
         await self._s.run(lambda c: c.executemany(self._sql.insert_record, values))
+
+    async def index_subjects(self, items: Sequence[tuple[str, int]]) -> None:
+        await self._s.run(lambda c: c.executemany(self._sql.insert_subject_index, items))
 
     async def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
         cp = checkpoint

@@ -1,0 +1,250 @@
+"""Access batches: many per-request access records sealed as ONE chain record.
+
+Sealing every access record on its own (AES-GCM, JSON, SHA-256 and one row per
+HTTP request) cost 30-40 µs of CPU per request, as much as the app itself. Like
+AWS CloudTrail, which signs digest files over log files rather than each event,
+the logger queues access records as plain tuples (:data:`AccessRow`) and, once
+per flush, seals all of them into one record of kind ``access_batch``: one
+payload encryption, one hash, one row. Security and audit events stay
+individual records (see ``logger.py``).
+
+On-disk format (version 1), in the usual record columns:
+
+* ``ts_us``: the *oldest* row's time (every row is ``>= ts_us``); a batch spans
+  at most :data:`MAX_SPAN_US` (the writer cuts longer ones), which is how a
+  time-filtered query finds the batches that may hold matching rows;
+* ``kind`` ``access_batch``, ``event_type`` ``http_request``, ``level`` ``error``
+  if any row is a 5xx, else ``info``; ``request_id`` and ``subject_ref`` empty;
+* ``payload`` (AES-GCM under the store key, associated data as for any record)::
+
+      {"v": 1, "cols": [...COLUMNS], "subjects": [ref, ...],
+       "rows": [[ts_us, method, path, status_code, duration_ms, request_id,
+                 subject_index | null, source_ip | null], ...]}
+
+  ``source_ip`` is only there for anonymous rows; ``subject_index`` points into
+  ``subjects`` (blind-index refs, the same HMAC as a record's ``subject_ref``);
+* ``personal``: ``{"v": 1, "subjects": {ref: base64(nonce || ciphertext)}}``,
+  one AES-GCM ciphertext *per subject* under that subject's key, holding
+  ``[[row_index, user_id, source_ip], ...]`` for the subject's rows; its
+  associated data is ``personal:<ref>`` plus the record's plaintext columns.
+
+Crypto-shredding therefore works per row at the price of one encryption per
+distinct subject per batch, not per row: ``erase_subject`` destroys the key,
+the subject's rows read ``[erased]`` and the chain (which hashes the
+ciphertexts) still verifies. Each batch's refs are also written to the
+``<prefix>_record_subjects`` index (not part of the chain: a lookup aid for
+``query(user_id=...)``; the reader re-checks every row against the decrypted
+payload, so an edited index can hide rows from a query, never forge them, and
+``verify`` is unaffected).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from pynomaly_security.audit._keys import AuditKeys, open_with, seal_with
+from pynomaly_security.audit.stores.base import SealedRecord
+from pynomaly_security.exceptions import InvalidToken
+
+__all__ = [
+    "ACCESS_BATCH",
+    "COLUMNS",
+    "MAX_ROWS",
+    "MAX_SPAN_US",
+    "AccessRow",
+    "SealedBatch",
+    "batch_refs",
+    "open_batch",
+    "seal_batch",
+    "split_batches",
+]
+
+ACCESS_BATCH = "access_batch"
+AccessRow = tuple[float, str, str, int, float, "str | None", "str | None", "str | None"]
+"""``(timestamp, method, path, status_code, duration_ms, request_id, client_ip, user_id)``
+exactly as ``AuditLogger.log_request`` queued it."""
+
+COLUMNS = (
+    "ts_us", "method", "path", "status_code", "duration_ms", "request_id", "subject", "source_ip",
+)  # fmt: skip
+MAX_ROWS = 2000
+"""Rows per batch record (bounds a record at a few hundred kB)."""
+MAX_SPAN_US = 60_000_000
+"""Longest time between the oldest and newest row of one batch (60 s)."""
+_VERSION = 1
+ERASED = "[erased]"
+UNREADABLE = "[undecryptable]"
+
+
+class SealedBatch(NamedTuple):
+    """What the sealer hashes and stores for one batch."""
+
+    head: bytes
+    ts_us: int
+    level: str
+    payload: bytes
+    personal: bytes | None
+
+
+def split_batches(rows: list[AccessRow]) -> list[list[AccessRow]]:
+    """Sort by time and cut into batches of at most MAX_ROWS rows and MAX_SPAN_US."""
+    rows.sort(key=_ts)
+    span = MAX_SPAN_US / 1_000_000
+    out: list[list[AccessRow]] = []
+    current: list[AccessRow] = []
+    first = 0.0
+    for row in rows:
+        if current and (len(current) >= MAX_ROWS or row[0] - first > span):
+            out.append(current)
+            current = []
+        if not current:
+            first = row[0]
+        current.append(row)
+    if current:
+        out.append(current)
+    return out
+
+
+def _ts(row: AccessRow) -> float:
+    return row[0]
+
+
+def _dumps(doc: Any) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def seal_batch(
+    keys: AuditKeys,
+    rows: Sequence[AccessRow],
+    *,
+    seq: int,
+    prev: bytes,
+    refs: Mapping[str, str],
+    subject_keys: Mapping[str, bytes],
+    header: Callable[..., bytes],
+    aad_prefix: bytes,
+) -> SealedBatch:
+    """The sealed parts of one chain record holding ``rows`` (from :func:`split_batches`).
+
+    ``refs`` maps each user id to its blind-index ref, ``subject_keys`` each ref
+    to its raw key; ``header`` is ``chain.header``.
+    """
+    subject_index: dict[str, int] = {}
+    personal: dict[str, list[list[Any]]] = {}
+    out_rows: list[list[Any]] = []
+    error = False
+    for i, (ts, method, path, status, duration, request_id, ip, user) in enumerate(rows):
+        if status >= 500:
+            error = True
+        if user is None:
+            out_rows.append(
+                [int(ts * 1_000_000), method, path, status, round(duration, 3), request_id,
+                 None, ip]
+            )  # fmt: skip
+            continue
+        ref = refs[user]
+        idx = subject_index.get(ref)
+        if idx is None:
+            idx = subject_index[ref] = len(subject_index)
+            personal[ref] = []
+        personal[ref].append([i, user, ip])
+        out_rows.append(
+            [int(ts * 1_000_000), method, path, status, round(duration, 3), request_id, idx, None]
+        )
+    ts_us = min(row[0] for row in out_rows)
+    key_id = keys.current.key_id
+    head = header(
+        seq, ts_us, ACCESS_BATCH, "http_request", "error" if error else "info", ",,",
+        None, None, key_id, prev,
+    )  # fmt: skip
+    payload = _dumps(
+        {"v": _VERSION, "cols": COLUMNS, "subjects": list(subject_index), "rows": out_rows}
+    )
+    sealed = keys.encrypt(key_id, payload, aad_prefix + b"payload|" + head)
+    blob: bytes | None = None
+    if personal:
+        blobs = {
+            ref: base64.b64encode(
+                seal_with(subject_keys[ref], _dumps(items), aad_prefix + _part(ref) + b"|" + head)
+            ).decode()
+            for ref, items in personal.items()
+        }
+        blob = _dumps({"v": _VERSION, "subjects": blobs})
+    return SealedBatch(head, ts_us, "error" if error else "info", sealed, blob)
+
+
+def _part(ref: str) -> bytes:
+    return b"personal:" + ref.encode()
+
+
+def batch_refs(body: Mapping[str, Any]) -> list[str]:
+    """The subject refs a decrypted batch payload names."""
+    subjects = body.get("subjects")
+    return [str(s) for s in subjects] if isinstance(subjects, list) else []
+
+
+def open_batch(
+    keys: AuditKeys,
+    rec: SealedRecord,
+    body: Mapping[str, Any],
+    subject_keys: Mapping[str, tuple[str, bytes]],
+    aad: Callable[[SealedRecord, bytes], bytes],
+) -> list[tuple[int, dict[str, Any]]]:
+    """Rows of a decrypted batch payload as ``(ts_us, fields)``; ``fields`` carries
+    ``subject_ref`` (for filtering) and user id / source ip (``[erased]`` once shredded)."""
+    subjects = batch_refs(body)
+    people: dict[int, tuple[Any, Any]] = {}
+    marks: dict[str, str] = {}
+    if rec.personal is not None and subjects:
+        try:
+            blobs = json.loads(rec.personal)["subjects"]
+        except (ValueError, KeyError, TypeError):
+            blobs = {}
+        for ref in subjects:
+            wrapped = subject_keys.get(ref)
+            if wrapped is None:
+                marks[ref] = ERASED
+                continue
+            try:
+                key = keys.unwrap_subject_key(wrapped[0], ref, wrapped[1])
+                blob = base64.b64decode(blobs[ref])
+                items = json.loads(open_with(key, blob, aad(rec, _part(ref))))
+                for index, user, ip in items:
+                    people[int(index)] = (user, ip)
+            except (InvalidToken, KeyError, ValueError, TypeError):
+                marks[ref] = UNREADABLE
+    out: list[tuple[int, dict[str, Any]]] = []
+    for i, (ts_us, method, path, status, duration, request_id, subject, ip) in enumerate(
+        body.get("rows", ())
+    ):
+        owner: str | None = None
+        if isinstance(subject, int) and 0 <= subject < len(subjects):
+            owner = subjects[subject]
+        if owner is None:
+            user, source = None, ip
+        elif i in people:
+            user, source = people[i]
+        else:
+            mark = marks.get(owner, UNREADABLE)
+            user, source = mark, mark
+        out.append(
+            (
+                int(ts_us),
+                {
+                    "batch_index": i,
+                    "subject_ref": owner,
+                    "level": "error" if int(status) >= 500 else "info",
+                    "request_id": request_id,
+                    "user_id": user,
+                    "source_ip": source,
+                    "method": method,
+                    "path": path,
+                    "status_code": status,
+                    "duration_ms": duration,
+                },
+            )
+        )
+    return out
