@@ -66,6 +66,7 @@ _SQL_FUNCTIONS = (
     r"|if|ifnull|length|mid|left|right|ord|hex|unhex|count|cast|convert|floor|rand|abs|md5"
     r"|sha1|current_user|binary|exp|ln|log|sqrt|elt|field|instr|locate|position|lower|upper"
     r"|coalesce|nullif|isnull|iif|chr|nchar|len|datalength|db_name|schema|reverse|least|greatest"
+    r"|group_concat|concat_ws|make_set|extractvalue|updatexml|name_const|json_\w+"
 )
 # Built-in functions of MySQL, PostgreSQL, MSSQL, Oracle and SQLite (CRS
 # 942151/942410 style): a value that is only such a call is a probe.
@@ -101,7 +102,7 @@ _GRAMMAR = (
     r"['\"`]\s*(?:[-+*/%^|&!=<>~]|\b(?:or|and|xor|div|mod|like|rlike|regexp|is|not|in|between|sounds|union|select|collate)\b)"
     r"|(?:[-+*/%^|&!=<>~]|\b(?:or|and|xor|div|like|rlike|regexp|is|not)\b)\s*['\"`]"
     r"|\b(?:or|and|xor|div|&&|\|\|)\s*[-+~!(@\d]|[\d)]\s*(?:\bor\b|\band\b|\bxor\b|&&|\|\|)"
-    r"|\bselect\b[^;]{1,120}\bfrom\b|\b(?:" + _SQL_FUNCTIONS + r")\s*\("
+    r"|\bselect\b[^;]{1,120}\bfrom\b|\bselect\s+\w+\s*\(|\b(?:" + _SQL_FUNCTIONS + r")\s*\("
     r"|\b\d+\s*[=<>]\s*\d|\(\s*\d+\s*[=<>]|\b(?:or|and)\s+([a-z_]\w*)\s*=\s*[a-z_]"
     r"|\bcase\b[^;]{0,40}\bwhen\b|\bhaving\s*\(|\b(?:declare\s+@|binary\s*\(|select\s+(?:top|@|\*))|(?:--|#)\s*$|\bdesc\s+\w+\s*;"
 )
@@ -138,6 +139,8 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-identifier-tautology", "sqli", r"^\s*(?:['\")]\s*)*(?:or|and)\s+\(*\s*[\w'\"]{1,20}\s*=\s*[\w'\"]{1,20}\s*\)*\s*(?:--|#|;)?\s*$|\blike\s+(?:char|chr)\s*\(", CRITICAL),
     Rule("sqli-oracle-admin", "sqli", r"\bgrant\s+(?:connect|resource|dba|all\s+privileges)\b|\bcreate\s+user\s+\w+\s+identified\s+by\b|\bbackup\s+database\b|\butl_http\.|\butl_inaddr\.|\bdbms_\w+\.", CRITICAL),
     Rule("sqli-quote-statement", "sqli", r"['\"]\s*\)*\s*;?\s*(?:insert\s+into|delete\s+from|update\s+\w+\s+set|drop\s+table|create\s+(?:table|user)|\(\s*select\b)", CRITICAL),
+    Rule("sqli-alias-from", "sqli", r"[)`'\"!]\s*as\s+[`'\"]?[\w]+[`'\"]?\s+from\b|\bfrom\s+`[^`]{1,64}`\s*\.\s*`[^`]{1,64}`|^\s*(?:order|group)\s+by\s*$|^\s*in\s*\(\s*-?\d+(?:\s*,\s*-?\d+)+\s*\)", CRITICAL),
+    Rule("sqli-quote-keyword-start", "sqli", r"^\s*['\"`]\s*(?:alter|union|drop|truncate|insert|exec|declare|shutdown)\b", CRITICAL),
     Rule("sqli-number-comment", "sqli", r"^\s*-?\d+(?:\.\d+)?(?:\s*[*+/-]\s*\d+)?\s*(?:--(?:\s[\w\s-]{0,4})?|/\*[\s\w]{0,4})$", CRITICAL),
     Rule("sqli-limit-offset", "sqli", r"\blimit\s+\d+\s*(?:,\s*\d+|offset\s+\d+)?\s*(?:--|#|$|;|\))", NOTICE),
     Rule("sqli-comment-end", "sqli", r"(?:^|[^-])(?:--|#)(?:\s*[\w+]{0,3})?\s*$", NOTICE, level=2),
