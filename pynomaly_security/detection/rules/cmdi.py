@@ -97,7 +97,7 @@ RULES: tuple[Rule, ...] = (
     Rule("cmdi-mail-ftp", "cmdi", r"\r\n?\s*(?:retr|stor|dele|mail\s+from|rcpt\s+to|helo|ehlo|rset|vrfy|expn|site\s+exec|a\d+\s+(?:login|select|fetch|uid|list|capability))\b", CRITICAL),
     # Not after another backtick: Markdown fences (```python) are not shell.
     Rule("cmdi-backtick", "cmdi", r"(?:^|[^`])`\s*(?:" + _BACKTICK + r")(?:\s[^`]{0,200})?`", CRITICAL),
-    Rule("cmdi-ifs", "cmdi", r"\$\{?ifs\b|\$\{[a-z_]*(?::-?\d*)?(?::\d+)?\}|\{(?:" + _STRONG + r"),[^}\s]{1,80}\}|[a-z]\$@|\$@[a-z]", CRITICAL),
+    Rule("cmdi-ifs", "cmdi", r"\$\{?ifs\b|\$\{[a-z_]+(?::-?\d*)?(?::\d+)?\}|\{(?:" + _STRONG + r"),[^}\s]{1,80}\}|[a-z]\$@|\$@[a-z]", CRITICAL),
     Rule("cmdi-shellshock", "cmdi", r"\(\s*\)\s*\{[^}]{0,40};\s*\}\s*;|(?:^|[=:'\";])\s*\(\s*\)\s*\{", CRITICAL),
     Rule("cmdi-shell-path", "cmdi", r"(?:^|[\s;|&`'\"(=:>])(?:/usr)?(?:/local)?/s?bin/(?:ba|z|k|c|da|tc)?sh\b|/bin/(?:cat|ls|id|nc|busybox|echo|ping|uname|whoami|bash|python\w*|perl|sleep|wget|curl)\b|\bcmd(?:\.exe)?\s*/[ck]\b|\bpowershell(?:\.exe)?\s+-|\bnc(?:at)?\s+-[elvnpu]|\b(?:ba|z|k|c|da|tc)?sh\s+-[ci]\b|/dev/(?:tcp|udp)/|(?:^|[\s;|&'\"=(])/(?:usr/)?s?bin/\w", CRITICAL),
     Rule("cmdi-redirect", "cmdi", r"(?:>>?|<)\s*/(?:tmp|dev|etc|var|proc)/|2>&1|>\s*&\s*\d", WARNING),

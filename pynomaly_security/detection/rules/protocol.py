@@ -28,7 +28,9 @@ RULES: tuple[Rule, ...] = (
     Rule("xxe-xinclude", "xxe", r"<\s*xi:include\b|xmlns:xi\s*=|<\s*xsl:(?:value-of|copy-of|stylesheet)\b", CRITICAL),
     Rule("nosqli-operator", "nosqli", r"\[\s*\$(?:ne|gt|gte|lt|lte|eq|in|nin|regex|where|exists|or|and|not|nor|elemmatch|expr|type|size|all|options)\s*\]|^\$(?:ne|gt|gte|lt|lte|eq|in|nin|regex|where|exists|or|and|not|nor|elemmatch|expr)$|[{,]\s*['\"]?\$(?:ne|gt|gte|lt|lte|eq|in|nin|regex|where|exists|or|and|nor|expr)['\"]?\s*:", CRITICAL),
     Rule("nosqli-js", "nosqli", r"\$where\b|;\s*return\s+(?:true|1|this)\b|\bthis\.\w+\s*(?:==|!=)|'\s*\|\|\s*'1'\s*==\s*'1|db\.\w+\.find\s*\(|\bmapreduce\b|\$function\b|\$accumulator\b", CRITICAL),
-    Rule("ldapi-filter", "ldapi", r"\*\s*\)\s*\(|\)\s*\(\s*[|&!]|\(\s*[|&]\s*\(\s*[\w-]+\s*[=~<>]|\)\s*\(\s*[\w-]+\s*=\s*\*", CRITICAL),
+    Rule("ldapi-filter", "ldapi", r"\*\s*\)\s*\(|\)\s*\(\s*[|&!]|\)\s*\(\s*[\w-]+\s*=\s*\*", CRITICAL),
+    # A whole well-formed filter is what LDAP search fields take; only a weak signal.
+    Rule("ldapi-filter-shape", "ldapi", r"\(\s*[|&]\s*\(\s*[\w-]+\s*[=~<>]", WARNING),
     Rule("ldapi-close", "ldapi", r"\*\s*\)\s*\)|\)\s*\)\s*\(", WARNING),
     Rule("crlf-header", "protocol_attack", r"\r\n?[ \t]*(?:set-cookie|location|content-type|content-length|content-disposition|transfer-encoding|x-[\w-]+|refresh|access-control-[\w-]+|http/\d)\s*:?|\n(?:set-cookie|location|content-length|transfer-encoding)\s*:|\r\n\r\n", CRITICAL),
     Rule("rfi-url", "rfi", r"^\s*(?:https?|ftps?)://[^\s]{1,300}\?+\s*$|^\s*(?:https?|ftps?)://\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}[/:]|\b(?:include|require)(?:_once)?\s*\(?\s*['\"]?(?:https?|ftp)://", WARNING),

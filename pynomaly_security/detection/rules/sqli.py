@@ -140,7 +140,7 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-oracle-admin", "sqli", r"\bgrant\s+(?:connect|resource|dba|all\s+privileges)\b|\bcreate\s+user\s+\w+\s+identified\s+by\b|\bbackup\s+database\b|\butl_http\.|\butl_inaddr\.|\bdbms_\w+\.", CRITICAL),
     Rule("sqli-quote-statement", "sqli", r"['\"]\s*\)*\s*;?\s*(?:insert\s+into|delete\s+from|update\s+\w+\s+set|drop\s+table|create\s+(?:table|user)|\(\s*select\b)", CRITICAL),
     Rule("sqli-alias-from", "sqli", r"[)`'\"!]\s*as\s+[`'\"]?[\w]+[`'\"]?\s+from\b|\bfrom\s+`[^`]{1,64}`\s*\.\s*`[^`]{1,64}`|^\s*(?:order|group)\s+by\s*$|^\s*in\s*\(\s*-?\d+(?:\s*,\s*-?\d+)+\s*\)", CRITICAL),
-    Rule("sqli-quote-keyword-start", "sqli", r"^\s*['\"`]\s*(?:alter|union|drop|truncate|insert|exec|declare|shutdown)\b", CRITICAL),
+    Rule("sqli-quote-keyword-start", "sqli", r"^\s*['\"`]\s*(?:alter|drop|truncate|insert|exec|declare|shutdown)\b|^\s*'\s*union\b", CRITICAL),
     Rule("sqli-number-comment", "sqli", r"^\s*-?\d+(?:\.\d+)?(?:\s*[*+/-]\s*\d+)?\s*(?:--(?:\s[\w\s-]{0,4})?|/\*[\s\w]{0,4})$", CRITICAL),
     Rule("sqli-limit-offset", "sqli", r"\blimit\s+\d+\s*(?:,\s*\d+|offset\s+\d+)?\s*(?:--|#|$|;|\))", NOTICE),
     Rule("sqli-comment-end", "sqli", r"(?:^|[^-])(?:--|#)(?:\s*[\w+]{0,3})?\s*$", NOTICE, level=2),

@@ -94,7 +94,7 @@ RULES: tuple[Rule, ...] = (
     Rule("xss-close-tag", "xss", r"</\s*(?:title|textarea|style|noscript|script|iframe|xmp|template|option|select)\s*>", WARNING),
     Rule("xss-js-sink", "xss", r"\b(?:alert|prompt|confirm|eval|settimeout|setinterval|execscript|msgbox|print)\s*(?:\(|`)|\b(?:alert|prompt|confirm)\s*\.\s*(?:call|apply|bind)\b|\[\s*['\"](?:alert|eval)['\"]\s*\]", WARNING),
     Rule("xss-dom-cookie", "xss", r"document\s*\.\s*(?:cookie|domain|write)\b", ERROR),
-    Rule("xss-dom", "xss", r"\bdocument\s*\.\s*(?:cookie|domain|write|writeln|location|body|forms|getelementby)|\bwindow\s*\.\s*(?:location|name|open|onerror)|\.\s*(?:innerhtml|outerhtml)\s*=|\bfromcharcode\b|\blocation\s*\.\s*(?:href|hash|search|replace)\b|\b(?:top|self|parent|frames)\s*\[\s*['\"]|\.constructor\s*\(|\batob\s*\(|\bimport\s*\(\s*['\"`]", WARNING),
+    Rule("xss-dom", "xss", r"\bdocument\s*\.\s*(?:writeln|location|body|forms|getelementby)|\bwindow\s*\.\s*(?:location|name|open|onerror)|\.\s*(?:innerhtml|outerhtml)\s*=|\bfromcharcode\b|\blocation\s*\.\s*(?:href|hash|search|replace)\b|\b(?:top|self|parent|frames)\s*\[\s*['\"]|\.constructor\s*\(|\batob\s*\(|\bimport\s*\(\s*['\"`]", WARNING),
     Rule("xss-css-expression", "xss", r"expression\s*\(|-moz-binding|behavior\s*:\s*url|@import\s*['\"]?\s*(?:url|javascript)", ERROR),
     Rule("xss-template", "xss", r"\{\{[^}]{0,200}(?:constructor|\$on|\$eval|alert|\$\$|prompt|confirm)[^}]{0,200}\}\}", CRITICAL),
     Rule("xss-vector-attr", "xss", r"\b(?:srcdoc|formaction|xlink:href|from|to|values|attributename)\s*=\s*[\"'`]?\s*(?:javascript|data|&#|<)", ERROR),
