@@ -10,6 +10,10 @@ Prints, in one run:
    concurrent writers, on SQLite (a temporary file) and PostgreSQL;
 2. the per-request cost of ``AuditMiddleware`` against the same app without
    it, calling the ASGI app in-process (no network noise), with the ratio;
+   then the two parts of an access record's cost: ``log_request`` on the
+   request path, and the flush that seals queued records (one ``access_batch``
+   chain record per flush) in process CPU time, all threads (the writer thread
+   holds the GIL of the same process), per record;
 3. with ``--http``, the same two apps served by uvicorn on 127.0.0.1 and loaded
    with wrk (Debian's package) in alternating rounds: requests/s and ratio.
 
@@ -112,6 +116,33 @@ async def middleware_overhead(db_url: str, n: int) -> tuple[float, float]:
             runs_bare.append(await _drive(bare, n // 5))
             runs_audit.append(await _drive(audited, n // 5))
     return statistics.median(runs_bare), statistics.median(runs_audit)
+
+
+async def access_record_cost(db_url: str, n: int, users: int) -> tuple[float, float, int]:
+    """µs per ``log_request`` call; process-CPU µs per record to flush; chain records.
+
+    ``users`` distinct user ids over the records (0: anonymous requests), since
+    each distinct subject in a batch costs one subject-key encryption.
+    """
+    audit = AuditLogger(create_store(db_url, prefix=f"bench_flush_{users}"), KEYS)
+    async with audit:
+        writer = audit._writer  # the bench drives the flush itself, records still count
+        before = (await audit.store.records(0, 1_000_000))[-1:]
+        names = [None] * n if not users else [f"user-{i % users}" for i in range(n)]
+        started = time.perf_counter()
+        for i in range(n):
+            audit.log_request(
+                method="GET", path="/items/1", status_code=200, duration_ms=0.42,
+                request_id="0f1e2d3c4b5a69788796a5b4c3d2e1f0", client_ip="198.51.100.7",
+                user_id=names[i],
+            )  # fmt: skip
+        per_call = (time.perf_counter() - started) / n * 1e6
+        cpu = time.process_time()
+        while writer.access:
+            await writer._flush()
+        per_record = (time.process_time() - cpu) / n * 1e6
+        after = await audit.store.records(before[0].seq if before else 0, 1_000_000)
+    return per_call, per_record, len(after)
 
 
 def _pg_up(url: str) -> bool:
@@ -231,6 +262,13 @@ async def in_process(args: argparse.Namespace, sqlite_url: str) -> None:
     print(f"{'no audit middleware':<28}{bare:>8.1f} us/request")
     print(f"{'with AuditMiddleware':<28}{audited:>8.1f} us/request")
     print(f"{'overhead':<28}{audited - bare:>8.1f} us/request  (ratio {audited / bare:.2f}x)")
+    print()
+    print(f"access records: {args.requests} log_request calls, then flushed (SQLite)")
+    print(f"{'users':<12}{'log_request us':>16}{'flush CPU us/rec':>18}{'chain records':>15}")
+    for users in (0, 10, 1000):
+        call, flush, records = await access_record_cost(sqlite_url, args.requests, users)
+        label = "anonymous" if not users else str(users)
+        print(f"{label:<12}{call:>16.2f}{flush:>18.2f}{records:>15}")
 
 
 def main() -> None:

@@ -77,6 +77,34 @@ async def test_round_trip_and_verify(make_logger: StoreFactory) -> None:
         assert result.checkpoints >= 3
 
 
+async def test_access_batches(make_logger: StoreFactory) -> None:
+    """Access records are sealed per flush, found by user through the subject index,
+    shredded per subject, pruned with their segment's index rows; the chain verifies."""
+    async with make_logger(checkpoint_every=2) as audit:
+        for i in range(30):
+            audit.log_request(
+                method="GET", path=f"/p{i}", status_code=200, duration_ms=0.5,
+                client_ip="192.0.2.7", user_id=("ann", "bob", None)[i % 3], timestamp=50.0 + i,
+            )  # fmt: skip
+        await audit.log_security_event(SecurityEventType.LOGIN_FAILURE, "x", user_id="bob")
+        rows = await audit.query(user_id="ann", limit=100)
+        assert [r["path"] for r in rows] == [f"/p{i}" for i in range(0, 30, 3)]
+        assert await audit.erase_subject("ann") == 1
+        rows = await audit.query(event_type="http_request", limit=100)
+        assert len(rows) == 30
+        assert {r["user_id"] for r in rows} == {"[erased]", "bob", None}
+        bob = await audit.query(user_id="bob", since=60, limit=100)
+        assert [r.get("path", r.get("message")) for r in bob] == [
+            *(f"/p{i}" for i in range(10, 30, 3)),
+            "x",
+        ]
+        result = await audit.verify()
+        assert result.ok, result.message
+        assert result.count == 3  # one batch, the event, the erasure record
+        assert await audit.store.prune(1) == 1
+        assert await audit.query(user_id="bob", event_type="http_request") == []
+
+
 async def test_many_workers_keep_one_chain(make_logger: StoreFactory) -> None:
     """Four loggers (as four worker processes would) writing at once extend one chain."""
     workers = [make_logger() for _ in range(4)]
