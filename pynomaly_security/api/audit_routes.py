@@ -20,11 +20,17 @@ __all__ = ["AuditPageOut", "AuditRecordOut", "AuditVerifyOut", "build_audit_rout
 
 
 class AuditRecordOut(BaseModel):
-    """One decrypted record; erased personal fields read ``[erased]``."""
+    """One decrypted entry; erased personal fields read ``[erased]``.
+
+    An access row of an ``access_batch`` record has kind ``request``, the
+    batch's ``seq`` and its ``batch_index`` within it."""
 
     model_config = ConfigDict(extra="allow")
 
     seq: int
+    batch_index: int | None = Field(
+        default=None, description="Position in its access batch (kind request)."
+    )
     timestamp: str = Field(description="ISO 8601, UTC")
     kind: str = Field(description="security | audit | request")
     event_type: str

@@ -7,7 +7,7 @@ CLI's ``audit export`` uses it alone, so reading never starts a writer task.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 from pynomaly_security.audit._keys import AuditKeys
@@ -65,7 +65,8 @@ class AuditTrail:
         limit: int = 100,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Decrypted records, oldest first (times are Unix seconds)."""
+        """Decrypted entries, oldest first (times are Unix seconds); an access batch
+        counts as one entry per request it holds."""
         return await self._reader.query(
             since=since,
             until=until,
@@ -74,6 +75,24 @@ class AuditTrail:
             standard=None if standard is None else ComplianceStandard(standard).value,
             limit=limit,
             offset=offset,
+        )
+
+    def iter_entries(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        user_id: str | None = None,
+        event_type: str | None = None,
+        standard: ComplianceStandard | str | None = None,
+    ) -> AsyncGenerator[dict[str, Any]]:
+        """Every matching entry as :meth:`query` returns them, streamed (no paging)."""
+        return self._reader.iter_entries(
+            since=since,
+            until=until,
+            subject_refs=None if user_id is None else tuple(self.keys.subject_refs(user_id)),
+            event_type=event_type,
+            standard=None if standard is None else ComplianceStandard(standard).value,
         )
 
     async def verify(

@@ -12,8 +12,9 @@ from ``AuditLogger.register_checkpoint_handler``), so a truncation that also
 deleted the store's checkpoints is still caught.
 
 ``audit export`` prints JSON Lines of decrypted records (needs the master
-key), filtered by ``--since/--until`` (ISO 8601 or Unix seconds),
-``--user-id``, ``--event-type`` and ``--standard``.
+key), one line per request of an access batch, in time order, filtered by
+``--since/--until`` (ISO 8601 or Unix seconds), ``--user-id``,
+``--event-type`` and ``--standard``.
 
 ``audit public-key`` prints the checkpoint public key(s) as PEM, to pin.
 """
@@ -185,26 +186,21 @@ async def _run_export(url: str, args: argparse.Namespace, keys: AuditKeys) -> in
     # The read side only: nothing is written, no writer task is started.
     logger = AuditTrail(create_store(url, prefix=args.prefix, create=False), keys)
     await logger.store.open()
-    count, offset, page = 0, 0, 1000
+    count = 0
     try:
-        while True:
-            rows = await logger.query(
-                since=args.since,
-                until=args.until,
-                user_id=args.user_id,
-                event_type=args.event_type,
-                standard=args.standard,
-                limit=page,
-                offset=offset,
-            )
-            for row in rows:
-                sys.stdout.write(json.dumps(row, sort_keys=True, default=str) + "\n")
-            count += len(rows)
-            offset += page
-            if len(rows) < page:
-                return count
+        # Streamed in time order, access batches expanded (no offset paging).
+        async for row in logger.iter_entries(
+            since=args.since,
+            until=args.until,
+            user_id=args.user_id,
+            event_type=args.event_type,
+            standard=args.standard,
+        ):
+            sys.stdout.write(json.dumps(row, sort_keys=True, default=str) + "\n")
+            count += 1
     finally:
         await logger.store.aclose()
+    return count
 
 
 def _public_key(args: argparse.Namespace) -> int:

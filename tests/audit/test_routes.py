@@ -96,3 +96,26 @@ async def test_models_in_openapi(audit: AuditLogger) -> None:
     """The response models appear in the OpenAPI schema."""
     schemas = _app(audit).openapi()["components"]["schemas"]
     assert {"AuditPageOut", "AuditRecordOut", "AuditVerifyOut"} <= set(schemas)
+
+
+async def test_access_rows_are_expanded_and_paged(
+    audit: AuditLogger, make_client: MakeClient
+) -> None:
+    """Access records sealed in one batch come back one item per request, paged."""
+    for i in range(5):
+        audit.log_request(
+            method="GET", path=f"/a{i}", status_code=200, duration_ms=0.1, user_id="ann",
+            client_ip="192.0.2.1", timestamp=1_000.0 + i,
+        )  # fmt: skip
+    await audit.log_security_event(SecurityEventType.LOGIN_FAILURE, "f", user_id="ann")
+    params = {"user_id": "ann", "event_type": "http_request", "limit": 3}
+    async with make_client(_app(audit)) as client:
+        first = (await client.get("/api/security/audit", params=params)).json()
+        rest = (await client.get("/api/security/audit", params={**params, "offset": 3})).json()
+    assert [r["path"] for r in first["items"]] == ["/a0", "/a1", "/a2"]
+    assert first["next_offset"] == 3
+    assert [r["path"] for r in rest["items"]] == ["/a3", "/a4"]
+    assert [r["batch_index"] for r in rest["items"]] == [3, 4]
+    assert {(r["kind"], r["user_id"], r["source_ip"]) for r in first["items"]} == {
+        ("request", "ann", "192.0.2.1")
+    }
