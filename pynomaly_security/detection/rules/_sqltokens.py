@@ -131,6 +131,7 @@ _FUNCTIONS = frozenset(
 _LITERALS = frozenset(["null", "true", "false"])
 _SQL_OPERAND = frozenset("snvf()kSFUl")
 _OPERAND = _SQL_OPERAND | {"w", "d"}
+_VALUE_OPERAND = frozenset("snvf()l")
 _KEYWORDS = frozenset("kSFU")
 Token = tuple[str, str]
 
@@ -177,8 +178,8 @@ def tokens(text: str) -> list[Token]:
 def _binary(a: str, op: str, b: str) -> bool:
     if op not in "=&+" or a not in _OPERAND or b not in _OPERAND:
         return False
-    if op == "=":  # 1=1, 'a'='a, "x" like "y", id is null
-        return a in _SQL_OPERAND or b in _SQL_OPERAND or "d" in (a, b)
+    if op == "=":  # 1=1, 'a'='a, "x" like "y", id is null; not end="w" (markup)
+        return a in _VALUE_OPERAND or b in _VALUE_OPERAND or a == b == "d"
     if op == "&":  # 'x' or 1, hope and (8)
         return bool({a, b} & set("svf()"))
     # arithmetic: both sides SQL, one a string, variable or call ("jack-o'-lantern" is not)

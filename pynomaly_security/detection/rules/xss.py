@@ -79,6 +79,8 @@ RULES: tuple[Rule, ...] = (
     Rule("xss-event-handler", "xss", r"(?:^|[\s\"'`/;])on(?:" + _HANDLERS + r")[a-z]*\s*=", CRITICAL),
     Rule("xss-event-handler-generic", "xss", r"(?:^|[\s\"'`;/0-9=])on[a-z]{3,25}\s*=", ERROR),
     Rule("xss-dangerous-tag", "xss", r"<\s*/?\s*(?:svg|math|iframe|frame|frameset|object|embed|applet|meta|base|isindex|import|plaintext|xmp|portal|bgsound|layer|ilayer|vmlframe|handler|listener|svg:[a-z]+|xml:[a-z]+|\?import)\b", CRITICAL),
+    Rule("xss-cookie-write", "xss", r"document\s*\.\s*cookie\s*=[^=]|<\?xml-stylesheet\b|\+adw-|\+ad4-", CRITICAL),
+    Rule("xss-namespaced-markup", "xss", r"<[a-z]+[^>]{0,100}\bxmlns:(?:xss|t|ev|x|v|html)\b|<\s*(?:xss|svg|html|t|ev|x|v|xhtml|xlink|math):[a-z]+[\s>]", ERROR),
     Rule("xss-indirect-call", "xss", r"\(\s*(?:alert|prompt|confirm|eval)\s*\)\s*\(|(?:alert|prompt|confirm|eval)\s*\?\.\s*\(|=\s*(?:alert|prompt|confirm|eval)\s*[,;]|\b(?:top|self|parent|window|this|frames|globalthis)\s*\[\s*['\"][^'\"]{0,20}['\"]\s*(?:\+\s*['\"][^'\"]{0,20}['\"]\s*)*\]\s*\(|\d\.\.tostring\s*\(\s*\d+\s*\)|['\"]\s*[;,)]\s*(?:alert|prompt|confirm)\s*\(", CRITICAL),
     Rule("xss-probe-call", "xss", r"(?:alert|prompt|confirm)\s*(?:\(\s*(?:\d+|['\"`][^'\"`]{0,40}['\"`]|document\.\w+|/[^/]{0,40}/|\w*)\s*\)|`[^`]{0,40}`|\.\s*(?:call|apply)\s*\()", CRITICAL),
     Rule("xss-js-entity", "xss", r"&\{[^}]{0,200}\}", CRITICAL),
