@@ -81,6 +81,6 @@ RULES: tuple[Rule, ...] = (
     Rule("code-asp", "code_injection", r"response\.write\s*\(|server\.createobject|wscript\.shell|eval\s*\(\s*request|scripting\.filesystemobject|\bexecute\s*\(\s*request", CRITICAL),
     Rule("code-ssi", "code_injection", r"<!--\s*#\s*(?:exec|include|echo|config|printenv|set)\b", CRITICAL),
     Rule("code-expression", "code_injection", r"\$\{[^}]{1,100}\}|#\{[^}]{1,100}\}", NOTICE, level=3),
-    Rule("code-php-generic", "code_injection", r"\b(?:system|exec|eval|assert)\s*\(", WARNING, level=2),
+    Rule("code-php-generic", "code_injection", r"\b(?:system|exec|assert)\s*\(", WARNING, level=2),
 )
 # fmt: on

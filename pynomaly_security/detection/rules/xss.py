@@ -29,7 +29,7 @@ _ACTIVE_TAGS = (
     r"iframe|frame|frameset|object|embed|applet|svg|math|meta|base|link|style|form|isindex"
     r"|xml|xss|marquee|bgsound|layer|ilayer|template|portal|animate|animatetransform|set"
     r"|handler|listener|image|video|audio|source|track|details|dialog|keygen|textarea|select"
-    r"|button|input|body|html|title|noscript|plaintext|xmp|foreignobject|use|script"
+    r"|button|input|body|html|noscript|plaintext|xmp|foreignobject|use|script"
 )
 _TAG = re2.compile(r"<([a-z][a-z0-9:-]*)([^<>]*)")
 _ATTR = re2.compile(r"([a-z:-]+)\s*=")
@@ -93,7 +93,7 @@ RULES: tuple[Rule, ...] = (
     Rule("xss-active-tag", "xss", r"<\s*/?\s*(?:" + _ACTIVE_TAGS + r")\b", WARNING),
     Rule("xss-markup", "xss", r"<[a-z][a-z0-9:-]*[\s/][^>]{0,400}=", ERROR, check=_sanitizer_removes_active),
     Rule("xss-attr-break", "xss", r"[\"'`]\s*/?\s*>\s*<\s*[a-z/!]|[\"'`]\s+(?:style|src|href)\s*=", ERROR),
-    Rule("xss-close-tag", "xss", r"</\s*(?:title|textarea|style|noscript|script|iframe|xmp|template|option|select)\s*>", WARNING),
+    Rule("xss-close-tag", "xss", r"</\s*(?:textarea|style|noscript|script|iframe|xmp|template)\s*>", WARNING),
     Rule("xss-js-sink", "xss", r"\b(?:alert|prompt|confirm|eval|settimeout|setinterval|execscript|msgbox|print)\s*(?:\(|`)|\b(?:alert|prompt|confirm)\s*\.\s*(?:call|apply|bind)\b|\[\s*['\"](?:alert|eval)['\"]\s*\]", WARNING),
     Rule("xss-dom-cookie", "xss", r"document\s*\.\s*(?:cookie|domain|write)\b", ERROR),
     Rule("xss-dom", "xss", r"\bdocument\s*\.\s*(?:writeln|location|body|forms|getelementby)|\bwindow\s*\.\s*(?:location|name|open|onerror)|\.\s*(?:innerhtml|outerhtml)\s*=|\bfromcharcode\b|\blocation\s*\.\s*(?:href|hash|search|replace)\b|\b(?:top|self|parent|frames)\s*\[\s*['\"]|\.constructor\s*\(|\batob\s*\(|\bimport\s*\(\s*['\"`]", WARNING),
