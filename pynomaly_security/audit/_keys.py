@@ -186,9 +186,11 @@ def _open(aead: AESGCM, blob: bytes, aad: bytes) -> bytes:
         raise InvalidToken from exc
 
 
-def seal_with(subject_key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+def seal_with(subject_key: bytes | AESGCM, plaintext: bytes, aad: bytes) -> bytes:
+    """Encrypt under a subject key (raw, or an AESGCM already built from it)."""
+    aead = subject_key if isinstance(subject_key, AESGCM) else AESGCM(subject_key)
     nonce = os.urandom(_NONCE)
-    return nonce + AESGCM(subject_key).encrypt(nonce, plaintext, aad)
+    return nonce + aead.encrypt(nonce, plaintext, aad)
 
 
 def open_with(subject_key: bytes, blob: bytes, aad: bytes) -> bytes:

@@ -45,6 +45,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from pynomaly_security.audit._keys import AuditKeys, open_with, seal_with
 from pynomaly_security.audit.stores.base import SealedRecord
 from pynomaly_security.exceptions import InvalidToken
@@ -123,14 +125,14 @@ def seal_batch(
     seq: int,
     prev: bytes,
     refs: Mapping[str, str],
-    subject_keys: Mapping[str, bytes],
+    subject_keys: Mapping[str, AESGCM],
     header: Callable[..., bytes],
     aad_prefix: bytes,
 ) -> SealedBatch:
     """The sealed parts of one chain record holding ``rows`` (from :func:`split_batches`).
 
     ``refs`` maps each user id to its blind-index ref, ``subject_keys`` each ref
-    to its raw key; ``header`` is ``chain.header``.
+    to an AESGCM of its key; ``header`` is ``chain.header``.
     """
     subject_index: dict[str, int] = {}
     personal: dict[str, list[list[Any]]] = {}

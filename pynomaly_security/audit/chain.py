@@ -18,8 +18,11 @@ import hashlib
 import json
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pynomaly_security.audit._keys import AuditKeys, open_with, seal_with, signing_key_id
 from pynomaly_security.audit.batch import ACCESS_BATCH, AccessRow, seal_batch
@@ -45,6 +48,8 @@ PERSONAL_DETAIL_KEYS = frozenset(
 """``details`` keys treated as personal data: sealed under the subject's key."""
 ERASED = "[erased]"
 UNREADABLE = "[undecryptable]"
+_CACHE = 4096
+"""Bound of the per-sealer caches (user id -> ref, ref -> subject AESGCM)."""
 
 
 def header(
@@ -140,6 +145,8 @@ class Sealer:
         self._every = checkpoint_every
         self._max_age_us = int(checkpoint_seconds * 1_000_000)
         self.signing_key_id = signing_key_id(keys.current.public_key)
+        self._refs: dict[str, str] = {}
+        self._aeads: OrderedDict[str, tuple[bytes, AESGCM]] = OrderedDict()
 
     async def append(
         self,
@@ -156,7 +163,7 @@ class Sealer:
             for row in batch:
                 user = row[7]
                 if user is not None and user not in refs:
-                    refs[user] = self.keys.subject_ref(user)
+                    refs[user] = self.subject_ref(user)
         subject_keys = await self._subject_keys(txn, entries, refs.values())
         key_id = self.keys.current.key_id
         rows: list[SealedRecord] = []
@@ -196,7 +203,7 @@ class Sealer:
             ref = None
             personal_body: dict[str, Any] = {}
             if entry.user_id is not None:
-                ref = self.keys.subject_ref(entry.user_id)
+                ref = self.subject_ref(entry.user_id)
                 personal_body = _split_personal(payload)
                 personal_body.update(user_id=entry.user_id, source_ip=entry.source_ip)
             elif entry.source_ip is not None:
@@ -257,28 +264,54 @@ class Sealer:
         await txn.insert_checkpoint(cp)
         return cp
 
+    def subject_ref(self, user_id: str) -> str:
+        """The blind-index ref of ``user_id`` (an HMAC; cached, bounded)."""
+        ref = self._refs.get(user_id)
+        if ref is None:
+            if len(self._refs) >= _CACHE:
+                self._refs.clear()
+            ref = self._refs[user_id] = self.keys.subject_ref(user_id)
+        return ref
+
+    def forget(self, refs: Iterable[str]) -> None:
+        """Drop cached subject keys and user ids (after crypto-shredding them)."""
+        gone = set(refs)
+        for ref in gone:
+            self._aeads.pop(ref, None)
+        self._refs = {user: ref for user, ref in self._refs.items() if ref not in gone}
+
     async def _subject_keys(
         self, txn: AppendTxn, entries: Sequence[AuditEntry], extra: Iterable[str] = ()
-    ) -> dict[str, bytes]:
-        wanted = {self.keys.subject_ref(e.user_id) for e in entries if e.user_id is not None}
+    ) -> dict[str, AESGCM]:
+        wanted = {self.subject_ref(e.user_id) for e in entries if e.user_id is not None}
         refs = sorted(wanted.union(extra))
         if not refs:
             return {}
+        # The store is asked every time (one query per 200 refs): a key another
+        # worker shredded is then never used again. Only the unwrapping (and the
+        # AES key schedule) is cached, and only while the wrapped key is the same.
         found = await txn.subject_keys(refs)
-        keys: dict[str, bytes] = {}
+        keys: dict[str, AESGCM] = {}
         new: list[tuple[str, str, bytes]] = []
         for ref in refs:
             if ref in found:
                 key_id, wrapped = found[ref]
+                cached = self._aeads.get(ref)
+                if cached is not None and cached[0] == wrapped:
+                    keys[ref] = cached[1]
+                    continue
                 try:
-                    keys[ref] = self.keys.unwrap_subject_key(key_id, ref, wrapped)
+                    raw = self.keys.unwrap_subject_key(key_id, ref, wrapped)
                 except InvalidToken as exc:
                     raise StorageError(f"subject key under unknown master key {key_id}") from exc
             else:
-                keys[ref] = os.urandom(32)
-                new.append(
-                    (ref, self.keys.current.key_id, self.keys.wrap_subject_key(ref, keys[ref]))
-                )
+                raw = os.urandom(32)
+                wrapped = self.keys.wrap_subject_key(ref, raw)
+                new.append((ref, self.keys.current.key_id, wrapped))
+            keys[ref] = AESGCM(raw)
+            if len(self._aeads) >= _CACHE:
+                self._aeads.popitem(last=False)
+            self._aeads[ref] = (wrapped, keys[ref])
         if new:
             await txn.put_subject_keys(new)
         return keys

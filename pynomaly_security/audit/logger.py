@@ -331,6 +331,7 @@ class AuditLogger(AuditTrail):
         """Crypto-shred a subject: destroy their key; returns keys destroyed."""
         refs = self.keys.subject_refs(user_id)
         destroyed = await self.store.delete_subject_keys(refs)
+        self._sealer.forget(refs)
         await self.log_security_event(
             SecurityEventType.SUBJECT_ERASED,
             "subject erased (crypto-shredding)",
