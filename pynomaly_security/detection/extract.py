@@ -39,12 +39,16 @@ class JsonTooDeep(ValueError):
 # Headers browsers and proxies set with fixed grammars; "*" in the header list
 # means every header except these (custom headers such as "test:" included).
 STANDARD_HEADERS = frozenset(
-    """accept accept-charset accept-encoding accept-language accept-datetime access-control-request-headers
-    access-control-request-method authorization cache-control connection content-length
-    content-encoding content-md5 content-type cookie date dnt expect forwarded host if-match
-    if-modified-since if-none-match if-range if-unmodified-since keep-alive max-forwards origin
-    pragma priority proxy-authorization proxy-connection range te trailer transfer-encoding
-    upgrade upgrade-insecure-requests via warning purpose""".split()
+    {
+        *("accept", "accept-charset", "accept-encoding", "accept-language", "accept-datetime"),
+        *("access-control-request-headers", "access-control-request-method"),
+        *("authorization", "cache-control", "connection", "content-length", "content-encoding"),
+        *("content-md5", "content-type", "cookie", "date", "dnt", "expect", "forwarded", "host"),
+        *("if-match", "if-modified-since", "if-none-match", "if-range", "if-unmodified-since"),
+        *("keep-alive", "max-forwards", "origin", "pragma", "priority", "proxy-authorization"),
+        *("proxy-connection", "range", "te", "trailer", "transfer-encoding", "upgrade"),
+        *("upgrade-insecure-requests", "via", "warning", "purpose"),
+    }
 )
 
 

@@ -49,8 +49,10 @@ _IS_OPERAND = re.compile(r"\s+(?:not|null|true|false|unknown)\b")
 _BY = re.compile(r"\s+by\b")
 _LOGIC_WORDS = frozenset(["and", "or", "xor", "not", "div", "mod"])
 _CMP_WORDS = frozenset(
-    ["like", "ilike", "rlike", "regexp", "is", "in", "between", "sounds", "collate", "escape"]
-    + ["notnull", "isnull", "glob", "match"]
+    [
+        *("like", "ilike", "rlike", "regexp", "is", "in", "between", "sounds", "collate"),
+        *("escape", "notnull", "isnull", "glob", "match"),
+    ]
 )
 _STATEMENT = {"select": "S", "from": "F", "union": "U"}
 _STRUCTURAL = frozenset(
