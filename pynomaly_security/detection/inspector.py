@@ -154,11 +154,12 @@ class Inspector:
                 if len(raw) < PLAIN_SCAN_MIN:
                     continue
                 engine = self._plain_engine  # only encoded-payload rules
-            if name.endswith(_FILENAME_FIELDS) and _SCRIPT_UPLOAD.search(raw):
-                best.setdefault(
-                    "code-script-upload",
-                    Finding("code_injection", "code-script-upload", name, raw[-12:], 5),
-                )
+            if name.endswith(_FILENAME_FIELDS):
+                upload = _SCRIPT_UPLOAD.search(raw[-256:])
+                if upload is not None:
+                    excerpt = upload.group(0)[:EXCERPT_CHARS]
+                    finding = Finding("code_injection", "code-script-upload", name, excerpt, 5)
+                    best.setdefault("code-script-upload", finding)
             if excluded and field_excluded(name, excluded):
                 continue
             field_type = typed.get(name)

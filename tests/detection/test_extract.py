@@ -127,3 +127,35 @@ def test_finding_explains_without_the_value() -> None:
         assert finding.score > 0
         assert len(finding.excerpt) <= 40
         assert secret not in finding.excerpt
+
+
+def test_all_custom_headers_with_star() -> None:
+    """'*' in the header list inspects custom headers but not the standard ones."""
+    selector = HeaderSelector(["*"])
+    assert selector("test") and selector("x-custom")
+    assert not selector("accept-language") and not selector("sec-ch-ua")
+    parts = RequestParts("GET", "/", b"", ((b"test", b"java.lang.Runtime"),))
+    assert Inspector(inspect_headers=["*"]).inspect(parts).blocked
+    assert not Inspector().inspect(parts).findings
+
+
+def test_upload_names_and_underscore_headers() -> None:
+    """Script upload names are caught in multipart file names and X_Filename headers."""
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="f"; filename="shell.php5"\r\n'
+        b"Content-Type: image/gif\r\n\r\nGIF89a\r\n--b--\r\n"
+    )
+    content_type = ((b"content-type", b"multipart/form-data; boundary=b"),)
+    verdict = Inspector().inspect(RequestParts("POST", "/", b"", content_type, body))
+    assert verdict.blocked and "code-script-upload" in verdict.rules
+    assert {f.field for f in verdict.findings} == {"body.f.filename"}
+    header = RequestParts("PUT", "/", b"", ((b"x_filename", b"avatar.phtml"),))
+    assert Inspector().inspect(header).blocked
+
+
+def test_plain_values_still_get_encoded_payload_rules() -> None:
+    """Long alphanumeric values skip the full scan but not the base64 gadget rules."""
+    gadget = "cHJvdG90eXBlY2xvbmVmYWN0b3J5"  # base64("prototypeclonefactory")
+    verdict = Inspector().inspect(RequestParts("GET", "/", f"t={gadget}".encode()))
+    assert verdict.blocked
+    assert not Inspector().inspect(RequestParts("GET", "/", b"t=dGhpcyBpcyBmaW5l")).findings
