@@ -12,6 +12,15 @@ from __future__ import annotations
 
 from pynomaly_security.api.deps import AdminAPIKey
 from pynomaly_security.api.router import add_security_endpoints, create_security_router
+from pynomaly_security.auth import (
+    CurrentUser,
+    LockoutManager,
+    RequireUser,
+    RouteRateLimit,
+    ZeroTrustAuthenticator,
+    build_auth_router,
+    install_authenticator,
+)
 from pynomaly_security.crypto import DataEncryption, FieldEncryption, KeyRing
 from pynomaly_security.detection import Finding, Inspector, RequestParts, Verdict
 from pynomaly_security.exceptions import (
@@ -24,6 +33,7 @@ from pynomaly_security.exceptions import (
 )
 from pynomaly_security.middleware.headers import SecurityHeadersMiddleware
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
+from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
 from pynomaly_security.middleware.tracking import UserTrackingMiddleware
 from pynomaly_security.monitor import (
     AnomalousAccessDetector,
@@ -53,6 +63,7 @@ __all__ = [
     "BruteForceDetector",
     "ClientIPResolver",
     "ConfigurationError",
+    "CurrentUser",
     "DataEncryption",
     "FieldEncryption",
     "Finding",
@@ -62,7 +73,11 @@ __all__ = [
     "Inspector",
     "InvalidToken",
     "KeyRing",
+    "LockoutManager",
+    "RateLimitMiddleware",
     "RequestParts",
+    "RequireUser",
+    "RouteRateLimit",
     "SecurityAlert",
     "SecurityError",
     "SecurityEvent",
@@ -76,10 +91,13 @@ __all__ = [
     "UserTracker",
     "UserTrackingMiddleware",
     "Verdict",
+    "ZeroTrustAuthenticator",
     "__version__",
     "add_security_endpoints",
+    "build_auth_router",
     "classify",
     "create_security_router",
+    "install_authenticator",
     "load_settings",
     "setup_security_middleware",
 ]
