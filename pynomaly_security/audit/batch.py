@@ -94,7 +94,7 @@ class SealedBatch(NamedTuple):
 def split_batches(rows: list[AccessRow]) -> list[list[AccessRow]]:
     """Sort by time and cut into batches of at most MAX_ROWS rows and MAX_SPAN_US."""
     rows.sort(key=_ts)
-    span = MAX_SPAN_US / 1_000_000
+    span = MAX_SPAN_US / 1_000_000 - 0.001  # margin: rows are stored as whole µs
     out: list[list[AccessRow]] = []
     current: list[AccessRow] = []
     first = 0.0
