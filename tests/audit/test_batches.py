@@ -248,3 +248,56 @@ async def test_retention_prunes_batches_with_their_segment(db_url: str, master_k
         result = await audit.verify()
     assert result.ok, result.message
     assert result.pruned_through == 2
+
+
+def test_batch_forged_with_a_rehashed_chain_is_named(
+    batched: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Editing a batch and re-hashing the chain from it fails to authenticate under the key."""
+    import dataclasses
+
+    from pynomaly_security.audit.chain import record_hash
+    from pynomaly_security.audit.stores._sql import COLUMNS, to_record
+
+    with sqlite3.connect(batched) as conn:
+        conn.execute("UPDATE audit_records SET level = 'error' WHERE seq = 3")
+        rows = [to_record(r) for r in conn.execute(f"SELECT {COLUMNS} FROM audit_records")]
+        prev = rows[1].hash
+        for rec in rows[2:]:
+            fixed = dataclasses.replace(rec, prev_hash=prev)
+            prev = record_hash(fixed)
+            conn.execute(
+                "UPDATE audit_records SET prev_hash = ?, hash = ? WHERE seq = ?",
+                (fixed.prev_hash, prev, rec.seq),
+            )
+    code, out = _verify(batched, capsys)
+    assert code == 1
+    assert out.startswith("FAIL seq=3 forged_record:"), out
+
+
+def test_export_of_a_store_without_the_subject_index(
+    batched: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A read-only export of a store lacking the index table (older version) still works,
+    scanning every batch for the user."""
+    with sqlite3.connect(batched) as conn:
+        conn.execute("DROP TABLE audit_record_subjects")
+    assert main(["audit", "export", "--db", f"sqlite:///{batched}", "--user-id", "ann"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 25
+    assert main(["audit", "export", "--db", f"sqlite:///{batched}"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 53
+
+
+@pytest.mark.anyio
+async def test_a_restarted_logger_accepts_access_records(db_url: str, master_key: str) -> None:
+    """After aclose, start() opens the queue again (aclose had closed it)."""
+    keys = AuditKeys.from_secret(master_key, development_mode=False)
+    audit = AuditLogger(SQLiteAuditStore(db_url), keys, flush_interval_ms=200)
+    await audit.start()
+    await audit.aclose()
+    await audit.start()
+    _request(audit, 1, 5.0)
+    await audit.aclose()
+    await audit.start()
+    assert [r["path"] for r in await audit.query()] == ["/r/1"]
+    await audit.aclose()

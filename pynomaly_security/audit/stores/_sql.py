@@ -80,6 +80,8 @@ def filter_sql(
         if index is not None:
             match += f" OR seq IN (SELECT seq FROM {index} WHERE ref IN ("
             match += ", ".join(p(r) for r in refs) + "))"
+        else:  # no index table: every batch is a candidate, the reader filters its rows
+            match += f" OR kind = {p(ACCESS_BATCH)}"
         parts.append(f"({match})")
     if flt.after is not None:
         ts, seq = flt.after
