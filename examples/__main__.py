@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from pathlib import Path
 
 import uvicorn
 
 from examples.app import create_app
+from pynomaly_security.crypto import generate_master_key
 from pynomaly_security.settings import load_settings
 
 
@@ -34,7 +36,18 @@ def main() -> None:
             flush=True,
         )
     if not os.environ.get("PYNOMALY_MASTER_KEY"):
-        overrides["development_mode"] = True
+        # The demo keeps its own master key in a file so the audit trail written by one
+        # run still decrypts and verifies after a restart (an ephemeral key would not).
+        key_file = Path(os.environ.get("DEMO_MASTER_KEY_FILE", ".pynomaly-demo-master-key"))
+        if not key_file.exists():
+            key_file.write_text(generate_master_key() + "\n")
+            key_file.chmod(0o600)
+        overrides["master_key"] = key_file.read_text().strip()
+        print(
+            f"  Demo master key kept in {key_file} (demo only: set PYNOMALY_MASTER_KEY in "
+            "production, e.g. from `python -m pynomaly_security keys generate`).\n",
+            file=sys.stderr,
+        )
     settings = load_settings(**overrides)
     app = create_app(settings)
     print(f"  Serving the example on http://{host}:{port}  (docs: /docs)\n", file=sys.stderr)
