@@ -3,8 +3,8 @@
 Honours ``PORT`` (default 8000), ``HOST`` (default 127.0.0.1; the container
 image sets 0.0.0.0, reached only through the port docker-compose publishes)
 and every ``PYNOMALY_*`` variable. With no admin key set it generates one and
-prints it once; with no master key it runs in development mode (an ephemeral
-key, a warning).
+prints it once; with no master key it keeps a demo key in
+``.pynomaly-demo-master-key`` (so the audit trail verifies across restarts).
 """
 
 from __future__ import annotations
