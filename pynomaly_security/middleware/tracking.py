@@ -216,7 +216,7 @@ class UserTrackingMiddleware:
     def _after(self, scope: Scope, ctx: RequestContext, status: int, started: float) -> None:
         now = time.time()
         user_id = _user_from_scope(scope, ctx)
-        if user_id is None and ctx.is_login_route and ctx.login_username:
+        if ctx.is_login_route and ctx.login_username:
             # A login attempt is part of the named user's activity, whatever its outcome:
             # that is where an investigator looks for "who tried to get in as alice".
             user_id = ctx.login_username
