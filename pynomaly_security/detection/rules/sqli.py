@@ -30,6 +30,7 @@ _VAL = r"""(?:\d+|'[^']{0,20}'|"[^"]{0,20}"|[a-z_][\w.]{0,20}|@@?\w+|\w+\s*\([^)
 _OP = r"(?:=|<>|!=|<=>|<=|>=|<|>|\b(?:r?like|regexp|sounds\s+like)\s*['\"\d(]|\bis\s+(?:not\s+)?null\b|\bin\s*\(|\bbetween\s+\S+\s+and\b)"
 _LOGIC = r"(?:\bor\b|\band\b|\bxor\b|\|\||&&|\bdiv\b)"
 
+_DROP_ANY = re.compile(r"drop\s+\w+\s*(?:--|#|;|$)")
 _EXEC_SQL = re.compile(r"exec(?:ute)?\s*(?:\(|@|'|\"|master\.|xp_|sp_|\w+\s+@)")
 _STATEMENT_TYPES = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "DROP", "CREATE", "ALTER"})
 
@@ -44,8 +45,8 @@ def _stacked_statement(text: str, start: int, end: int) -> int:
         return 0
     head = window.lstrip()
     if head.startswith(
-        ("declare", "waitfor", "shutdown", "truncate", "set @", "begin", "call ", "load ")
-    ):
+        ("declare", "waitfor", "shutdown", "truncate", "set @", "begin", "call ", "load ", "if ", "do")
+    ) or _DROP_ANY.match(head):
         return CRITICAL
     if _EXEC_SQL.match(head):
         return CRITICAL
@@ -110,13 +111,17 @@ _GRAMMAR = (
 # fmt: off
 RULES: tuple[Rule, ...] = (
     Rule("sqli-grammar", "sqli", _GRAMMAR, ERROR, check=sql_score),
-    Rule("sqli-union", "sqli", r"union\b[\s(]*(?:all\b|distinct\b|distinctrow\b)?[\s(]*select\b", CRITICAL),
+    Rule("sqli-union", "sqli", r"union[\s(]*(?:all\b|distinct\b|distinctrow\b)?[\s(]*select(?:\b|\d)", CRITICAL),
+    Rule("sqli-union-probe", "sqli", r"\d[\s#/*-]{0,8}union\s*(?:#|--|/\*|$|\r|\n)", CRITICAL),
     Rule("sqli-tautology-quoted", "sqli", _Q + r"\s*\)*\s*" + _LOGIC + r"\s*\(*\s*" + _VAL + r"\s*" + _OP, CRITICAL),
     Rule("sqli-tautology", "sqli", r"(?:\bor\b|\band\b|\|\||&&|\bhaving\b|\bwhere\b)\s+\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\")\s*(?:=|<>|!=|<=|>=|<|>|\blike\b)\s*\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\"|[a-z_]\w*)", ERROR),
-    Rule("sqli-quote-logic", "sqli", _Q + r"\s*\)*\s*(?:\bor\b|\band\b|\bxor\b|\|\||&&)\s*(?:\d|true\b|false\b|not\b|\(|[a-z_]+\()", ERROR),
+    Rule("sqli-quote-logic", "sqli", _Q + r"\s*\)*\s*(?:or|and|xor|\|\||&&)\s*(?:true\b|false\b|not\b|[a-z_]+\(|[!@~-])", CRITICAL),
+    # 5' and 6' (feet): digits after a quote and "and" are weaker evidence.
+    Rule("sqli-quote-logic-number", "sqli", _Q + r"\s*\)*\s*(?:\bor\b|\band\b|\bxor\b|\|\||&&)\s*(?:\d|\()", ERROR),
+    Rule("sqli-nested-call", "sqli", r"\w+\s*\(\s*(?:current_user|user|version|database|system_user|session_user|schema)\s*\(\s*\)\s*\)|\b(?:order|group)\s+by\s+\w+\s*\(|^\s*(?:and|or)\s+\w+\s*\(", CRITICAL),
     Rule("sqli-comment-truncation", "sqli", _Q + r"\s*\)*\s*(?:--|#|/\*)[\s\w+-]{0,4}$", CRITICAL),
     Rule("sqli-quote-fragment", "sqli", _Q + r"\s*\)*\s*;?\s*(?:\bor\b|\band\b|\bxor\b|\bunion\b|\bselect\b|\border\b|\bgroup\b|\bhaving\b|\binto\b|\bwhere\b|\blimit\b|\bprocedure\b|;)", WARNING, check=sql_score),
-    Rule("sqli-stacked", "sqli", r";\s*(?:drop\s+(?:table|database|schema|user|view|procedure|function|index|trigger)|shutdown|exec|execute|declare|waitfor|truncate|begin|call\s+\w+\s*\(|load\s+(?:data|xml)|insert\s+into|delete\s+(?:\w+\s+)?from|update\s+[\w.]+\s+set|select\b[^;]{0,80}\bfrom|create\s+(?:table|user)|alter\s+table|set\s+@)\b", ERROR, check=_stacked_statement),
+    Rule("sqli-stacked", "sqli", r";\s*(?:(?:drop\s+(?:table|database|schema|user|view|procedure|function|index|trigger)|shutdown|exec|execute|declare|waitfor|truncate|begin|load\s+(?:data|xml)|insert\s+into|delete\s+(?:\w+\s+)?from|update\s+[\w.]+\s+set|select\b[^;]{0,80}\bfrom|create\s+(?:table|user)|alter\s+table|if\s+(?:not\s+)?exists)\b|call\s+\w+\s*\(|do\s*\(|set\s+@|drop\s+\w+\s*(?:--|#|;|$))", ERROR, check=_stacked_statement),
     Rule("sqli-time", "sqli", r"(?:^|[^.\w])(?:sleep|pg_sleep|randomblob)\s*\(\s*(?:[\d.]+\s*\)|\(|_)|(?:^|[^.\w])benchmark\s*\(\s*\d|\bwaitfor\s+(?:delay|time)\s*['\"]?\d|\bdbms_lock\.sleep|\bdbms_pipe\.receive_message", CRITICAL),
     Rule("sqli-error-functions", "sqli", r"\b(?:extractvalue|updatexml|xmltype|utl_inaddr|utl_http|load_file|sys_eval|sys_exec|xp_cmdshell|xp_dirtree|sp_executesql|sp_oacreate|openrowset|opendatasource|pg_read_file|lo_import|name_const|geometrycollection|multilinestring|procedure\s+analyse|ctxsys\.\w+|dbms_xmlgen\.\w+)\s*\(|\bexp\s*\(\s*~", CRITICAL),
     Rule("sqli-metadata", "sqli", r"\b(?:information_schema|sysobjects|syscolumns|sys\.tables|sys\.objects|sys\.databases|mysql\.user|pg_catalog|pg_shadow|pg_user|sqlite_master|all_tables|user_tables|msysobjects|msysaccessobjects|sysusers|sysibm)\b", ERROR),
