@@ -53,7 +53,7 @@ _SLASHES = str.maketrans(
     {
         "\u2215": "/", "\u2044": "/", "\u2216": "\\", "\uefc8": "/", "\uf025": "/",
         # Curly quotes: some drivers and charsets fold them to ASCII quotes.
-        "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
+        "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00b4": "'",
     }
 )
 _JS_ESCAPE = re.compile(r"\\(?:u([0-9a-f]{4})|x([0-9a-f]{2}))")
@@ -107,7 +107,7 @@ def normalize(value: str) -> str:
                 break
             text = unescaped
     if not text.isascii():
-        text = unicodedata.normalize("NFKC", text).translate(_SLASHES)
+        text = unicodedata.normalize("NFKC", text.translate(_SLASHES))
     if _CONTROL.search(text):
         # NUL is dropped (<scr\0ipt>); other controls separate words like blanks.
         text = _CONTROL.sub(lambda m: "" if m.group(0) == "\x00" else " ", text)

@@ -146,6 +146,7 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-quote-statement", "sqli", r"['\"]\s*\)*\s*;?\s*(?:insert\s+into|delete\s+from|update\s+\w+\s+set|drop\s+table|create\s+(?:table|user)|\(\s*select\b)", CRITICAL),
     Rule("sqli-alias-from", "sqli", r"[)`'\"!]\s*as\s+[`'\"]?[\w]+[`'\"]?\s+from\b|\bfrom\s+`[^`]{1,64}`\s*\.\s*`[^`]{1,64}`|^\s*(?:order|group)\s+by\s*$|^\s*in\s*\(\s*-?\d+(?:\s*,\s*-?\d+)+\s*\)", CRITICAL),
     Rule("sqli-quote-keyword-start", "sqli", r"^\s*['\"`]\s*(?:alter|drop|truncate|insert|exec|declare|shutdown)\b|^\s*'\s*union\b", CRITICAL),
+    Rule("sqli-fragments", "sqli", r"^\s*(?:or|xor|and)\s+(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\")\s*(?:[<>=]|-$)|\bdeclare\s+@\w+|\bwaitfor\s+(?:delay|time)\b|\balter\s+table\s+[`\w.]+\s+(?:add|drop|change|modify|rename)\b|\)\s*::\s*(?:bigint|int|integer|text|varchar|double|numeric|regclass|jsonb?)\b|\)\s*(?:like|rlike|regexp)\s*\(|\bgroup\s+by\s+\w+\s+having\b|\blo_(?:get|import|export|from_bytea|put)\s*\(", CRITICAL),
     Rule("sqli-number-comment", "sqli", r"^\s*-?\d+(?:\.\d+)?(?:\s*[*+/-]\s*\d+)?\s*(?:--(?:\s[\w\s-]{0,4})?|/\*[\s\w]{0,4})$", CRITICAL),
     Rule("sqli-limit-offset", "sqli", r"\blimit\s+\d+\s*(?:,\s*\d+|offset\s+\d+)?\s*(?:--|#|$|;|\))", NOTICE),
     Rule("sqli-comment-end", "sqli", r"(?:^|[^-])(?:--|#)(?:\s*[\w+]{0,3})?\s*$", NOTICE, level=2),
