@@ -154,7 +154,9 @@ def _body_fields(body: bytes, content_type: str, max_depth: int) -> Iterator[tup
                 yield from _multipart(body, val.strip('"'))
                 return
     elif media == "application/x-www-form-urlencoded" or (
-        not media and b"=" in body and b" " not in body and b"\n" not in body
+        # No declared type and no whitespace: read it the way a form is read
+        # (what ModSecurity does), so "+" and "%xx" decode as in a form.
+        not media and stripped and not any(c in body for c in b" \t\r\n")
     ):
         yield from _pairs(_decode(body), "body")
         return
