@@ -137,7 +137,7 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-mssql-exec", "sqli", r"(?:^|[^.\w])exec(?:ute)?\s*(?:\(|master\.|xp_|sp_)|\binto\s+(?:out|dump)file\b|\bload\s+data\s+(?:local\s+)?infile\b", CRITICAL),
     Rule("sqli-functions", "sqli", r"\b(?:concat|concat_ws|group_concat|substring|substr|mid|ascii|ord|unhex|hex|bin|length|char_length|cast|convert|ifnull|isnull|nullif|coalesce|iif|if|elt|make_set|json_extract|sqrt|floor|rand|md5|sha1)\s*\(", NOTICE, level=2),
     Rule("sqli-function-probe", "sqli", r"^\s*(?:" + _SQL_BUILTINS + r")\s*\(\s*(?:[^()\s]{0,30}\s*\)?)?\s*$", CRITICAL),
-    Rule("sqli-leading-logic", "sqli", r"(?:^|=)\s*(?:&&|\|\|)\s*\(?\s*[\w ]{0,20}(?:!?==?|!\d)|(?:^|=)\s*(?:or|and)\s+\(?\s*\w+\s*(?:!?==?|<>)\s*[\"'(]|^\s*(?:or|and|xor|&&|\|\|)\s+\(*\d+\s*(?:=|<>|!=|<|>)\s*\d+", CRITICAL),
+    Rule("sqli-leading-logic", "sqli", r"(?:^|=)\s*(?:&&|\|\|)\s*\(?\s*[\w ]{0,20}(?:!==?|===?|=!|=\s*[\"'(]|!\d)|(?:^|=)\s*(?:or|and)\s+\(?\s*\w+\s*(?:!?==?|<>)\s*[\"'(]|^\s*(?:or|and|xor|&&|\|\|)\s+\(*\d+\s*(?:=|<>|!=|<|>)\s*\d+", CRITICAL),
     Rule("sqli-quote-stacked", "sqli", r"['\"]\s*\)*\s*;\s*(?:select|insert|update|delete|drop|exec|execute|declare|shutdown|waitfor|create|alter|truncate)\b", CRITICAL),
     Rule("sqli-mssql-procs", "sqli", r"\b(?:xp_cmdshell|xp_regread|xp_regwrite|xp_dirtree|xp_fileexist|xp_servicecontrol|sp_oacreate|sp_oamethod|sp_executesql|sp_makewebtask|sp_addextendedproc|sp_configure|sp_password)\b|\binformation_schema\s*\.", CRITICAL, plain=True),
     Rule("sqli-empty-string-logic", "sqli", r"['\"]\s*\)*\s*(?:or|and|xor|\|\||&&)\s*(?:''|\"\")|^\s*(?:or|and)\s+(?:true|false|not|1)\b\s*(?:--|#|;|$)", CRITICAL),
