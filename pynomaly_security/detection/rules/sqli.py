@@ -111,7 +111,7 @@ _GRAMMAR = (
 # fmt: off
 RULES: tuple[Rule, ...] = (
     Rule("sqli-grammar", "sqli", _GRAMMAR, ERROR, check=sql_score),
-    Rule("sqli-union", "sqli", r"union[\s(]*(?:all\b|distinct\b|distinctrow\b)?[\s(]*select(?:\b|\d)", CRITICAL),
+    Rule("sqli-union", "sqli", r"union[\s(]*(?:all\b|distinct\b|distinctrow\b)?[\s(]*select(?:\b|\d|from)", CRITICAL),
     Rule("sqli-union-probe", "sqli", r"\d[\s#/*-]{0,8}union\s*(?:#|--|/\*|$|\r|\n)", CRITICAL),
     Rule("sqli-tautology-quoted", "sqli", _Q + r"\s*\)*\s*" + _LOGIC + r"\s*\(*\s*" + _VAL + r"\s*" + _OP, CRITICAL),
     Rule("sqli-tautology", "sqli", r"(?:\bor\b|\band\b|\|\||&&|\bhaving\b|\bwhere\b)\s+\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\")\s*(?:=|<>|!=|<=|>=|<|>|\blike\b)\s*\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\"|[a-z_]\w*)", ERROR),
@@ -147,6 +147,8 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-alias-from", "sqli", r"[)`'\"!]\s*as\s+[`'\"]?[\w]+[`'\"]?\s+from\b|\bfrom\s+`[^`]{1,64}`\s*\.\s*`[^`]{1,64}`|^\s*(?:order|group)\s+by\s*$|^\s*in\s*\(\s*-?\d+(?:\s*,\s*-?\d+)+\s*\)", CRITICAL),
     Rule("sqli-quote-keyword-start", "sqli", r"^\s*['\"`]\s*(?:alter|drop|truncate|insert|exec|declare|shutdown)\b|^\s*'\s*union\b", CRITICAL),
     Rule("sqli-fragments", "sqli", r"^\s*(?:or|xor|and)\s+(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\")\s*(?:[<>=]|-$)|\bdeclare\s+@\w+|\bwaitfor\s+(?:delay|time)\b|\balter\s+table\s+[`\w.]+\s+(?:add|drop|change|modify|rename)\b|\)\s*::\s*(?:bigint|int|integer|text|varchar|double|numeric|regclass|jsonb?)\b|\)\s*(?:like|rlike|regexp)\s*\(|\bgroup\s+by\s+\w+\s+having\b|\blo_(?:get|import|export|from_bytea|put)\s*\(", CRITICAL),
+    Rule("sqli-json-operators", "sqli", r"'\s*::\s*jsonb?\b|'\s*(?:<@|@>|\?[|&]?|->>?|#>>?)\s*(?:'|array\s*\[)", CRITICAL),
+    Rule("sqli-set-operations", "sqli", r"\b(?:except|intersect|minus)\s+(?:all\s+)?select\b|\bpg_sleep\b|\)\s*when\s+\d+\s+then\b|(?:replace|insert)\s*(?:into\s+)?[\w`]*\s*\([^)]{0,100}\)\s*values\s*\(|\d\s+as\s+[\"'`]?\w+[\"'`]?\s+from\b|^\s*;\s*(?:select|union|drop|insert|update|delete|exec|declare|shutdown)\b", CRITICAL),
     Rule("sqli-number-comment", "sqli", r"^\s*-?\d+(?:\.\d+)?(?:\s*[*+/-]\s*\d+)?\s*(?:--(?:\s[\w\s-]{0,4})?|/\*[\s\w]{0,4})$", CRITICAL),
     Rule("sqli-limit-offset", "sqli", r"\blimit\s+\d+\s*(?:,\s*\d+|offset\s+\d+)?\s*(?:--|#|$|;|\))", NOTICE),
     Rule("sqli-comment-end", "sqli", r"(?:^|[^-])(?:--|#)(?:\s*[\w+]{0,3})?\s*$", NOTICE, level=2),
