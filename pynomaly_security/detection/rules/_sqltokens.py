@@ -242,6 +242,8 @@ def _score(toks: list[Token]) -> int:
             return 5  # or a=a
         if not _binary(a, op, b):
             continue
+        if op == "=" and words <= 1 and "&" in classes[:i] and b in "n(fl":
+            return 5  # hope and (8)=3, 1 || user_id is not null
         if a == b == "n" and op == "=":
             if not _small_numbers(toks[i][1], toks[i + 2][1]):
                 continue  # 1418474375998=1 in a cookie is data, 1=1 is a tautology

@@ -149,6 +149,7 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-fragments", "sqli", r"^\s*(?:or|xor|and)\s+(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\")\s*(?:[<>=]|-$)|\bdeclare\s+@\w+|\bwaitfor\s+(?:delay|time)\b|\balter\s+table\s+[`\w.]+\s+(?:add|drop|change|modify|rename)\b|\)\s*::\s*(?:bigint|int|integer|text|varchar|double|numeric|regclass|jsonb?)\b|\)\s*(?:like|rlike|regexp)\s*\(|\bgroup\s+by\s+\w+\s+having\b|\blo_(?:get|import|export|from_bytea|put)\s*\(", CRITICAL),
     Rule("sqli-json-operators", "sqli", r"'\s*::\s*jsonb?\b|'\s*(?:<@|@>|\?[|&]?|->>?|#>>?)\s*(?:'|array\s*\[)", CRITICAL),
     Rule("sqli-set-operations", "sqli", r"\b(?:except|intersect|minus)\s+(?:all\s+)?select\b|\bpg_sleep\b|\)\s*when\s+\d+\s+then\b|(?:replace|insert)\s*(?:into\s+)?[\w`]*\s*\([^)]{0,100}\)\s*values\s*\(|\d\s+as\s+[\"'`]?\w+[\"'`]?\s+from\b|^\s*;\s*(?:select|union|drop|insert|update|delete|exec|declare|shutdown)\b", CRITICAL),
+    Rule("sqli-subselect", "sqli", r"\(\s*select\s+(?:count\s*\(|top\s+\d|\*|@@|null\b|\d)|\d\s*;\s*select\b|\bcreate\s+table\s+[\w`.]+\s*\(|[\"')]\s*\)*\s*(?:or|and)\s+\(+\s*[\"']", CRITICAL),
     Rule("sqli-number-comment", "sqli", r"^\s*-?\d+(?:\.\d+)?(?:\s*[*+/-]\s*\d+)?\s*(?:--(?:\s[\w\s-]{0,4})?|/\*[\s\w]{0,4})$", CRITICAL),
     Rule("sqli-limit-offset", "sqli", r"\blimit\s+\d+\s*(?:,\s*\d+|offset\s+\d+)?\s*(?:--|#|$|;|\))", NOTICE),
     Rule("sqli-comment-end", "sqli", r"(?:^|[^-])(?:--|#)(?:\s*[\w+]{0,3})?\s*$", NOTICE, level=2),
