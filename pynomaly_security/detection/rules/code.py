@@ -54,7 +54,7 @@ _PHP_RISKY = (
 # fmt: off
 RULES: tuple[Rule, ...] = (
     Rule("code-java-gadget", "code_injection", r"\b(?:" + "|".join(_GADGETS[:-3]) + r")\b|" + _GADGET_B64, CRITICAL, plain=True),
-    Rule("code-php-call", "code_injection", r"(?:^|[^\w.$>:])(?:" + _PHP_RISKY + r")(?:\s|#[^\n]*\n|//[^\n]*\n)*\(\s*(?:['\"$]?[\w./-]*['\"]?\s*)?\)", CRITICAL),
+    Rule("code-php-call", "code_injection", r"(?:^|[^\w.$>:])(?:" + _PHP_RISKY + r")(?:\s|#[^\n]*\n|//[^\n]*\n)*\(\s*(?:'[^']{0,60}'|\"[^\"]{0,60}\"|\$?[\w./-]{0,40})?\s*\)", CRITICAL),
     Rule("code-php-variable-call", "code_injection", r"\$_\w*\s*(?:(?:\[[^\]]{0,20}\]|\{[^}]{0,20}\})\s*){0,4}\(|\$[a-z]\w*\s*(?:(?:\[[^\]]{1,20}\]|\{[^}]{1,20}\})\s*){1,4}\(|\$[a-z]\w*\s+\(|@\$[a-z_]\w*|\$\s*\{\s*['\"\w$]|\$\{['\"]", CRITICAL),
     Rule("code-php-complex", "code_injection", r"\$\{\s*@|\{\$\{", CRITICAL),
     Rule("code-php-distinct", "code_injection", r"(?:fsockopen|gzinflate|gzuncompress|gzdecode|base64_decode|str_rot13|shell_exec|proc_open|pcntl_exec|passthru|phpinfo|file_get_contents|file_put_contents|move_uploaded_file|call_user_func|create_function|gethostbyname|ldap_\w+|zend_\w+|posix_\w+|filegroup|fileowner|file_exists|array_diff\w*|unserialize|get_defined_\w+|highlight_file|show_source|stream_get_\w+|strrev|printf|unpack|substr|chr|ord|crypt)\s*\(\s*(?:'[^']{0,60}'|\"[^\"]{0,60}\"|\$?[\w./-]{0,40})?\s*(?:\)|$)", CRITICAL),
