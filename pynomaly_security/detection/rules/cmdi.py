@@ -57,7 +57,7 @@ _UNIX = (
     r"|start-stop-daemon|stdbuf|strace|strings|su|sysctl|systemctl|tac|tail|tar|taskset|tbl|tclsh"
     r"|tee|telnet|tftp|time|timeout|tmux|top|troff|ul|unexpand|uniq|unshare|unzip|update-alternatives"
     r"|uudecode|uuencode|valgrind|vi|view|vigr|vim|vimdiff|vipw|visudo|w3m|watch|wc|wget|whois"
-    r"|wish|xargs|xxd|xz|yarn|yelp|yum|zip|zsh|zsoelim|zypper|uconv|bcdboot|acpi"
+    r"|wish|xargs|xxd|xz|yarn|yelp|yum|zip|zsh|zsoelim|zypper|uconv|bcdboot|acpi|aptitude|lastlog|htop|apt|bsdtar|cscli"
 )
 _ARGS = r"(?:$|\s*[;|&`<>)'\"$]|\s+-{1,2}[a-z0-9]|\s+[/\\~.$%'\"\d]|\s+[a-z]:(?:$|\s|[/\\|])|\s*\n)"
 # Tools whose name starting a value, followed by a flag or a path, is a command
@@ -82,21 +82,22 @@ RULES: tuple[Rule, ...] = (
     Rule("cmdi-quote-break", "cmdi", r"['\"]\s*(?:;|\|\|?|&&?|\n)\s*(?:" + _STRONG + r")\b", CRITICAL),
     Rule("cmdi-leading-command", "cmdi", r"^\s*[;|&]+\s*(?:" + _STRONG + r"|for|if)\b|^\n(?:" + _STRONG + r")\b", CRITICAL),
     Rule("cmdi-command-line", "cmdi", r"^\s*(?:" + _TOOLS + r")(?:\.exe)?(?:\s+-{1,2}[a-z]|\s+[/\\~$]|\s+[a-z]:(?:$|\s|[/\\|])|\s+\d{1,3}\.\d|\s+(?:add|localgroup|user|firewall|query|delete)\b|\s*[|;&`])", CRITICAL),
-    Rule("cmdi-chain-unix", "cmdi", r"(?:[;|]|&&|\|\||\$\()\s*(?:" + _UNIX + r")(?:$|\s|;|\|)", ERROR),
-    Rule("cmdi-chain-unix-tight", "cmdi", r"(?:^|[^\w\s`])(?:[;|]|&&|\|\||\$\()(?:" + _UNIX + r")(?:$|\s|;|\|)", CRITICAL),
+    Rule("cmdi-chain-unix", "cmdi", r"(?:[;|&]|\|\||\$\()\s*(?:" + _UNIX + r")(?:$|\s|;|\||['\"])", ERROR),
+    Rule("cmdi-chain-unix-tight", "cmdi", r"(?:^|[^\w\s`])(?:[;|&]|\|\||\$\()(?:" + _UNIX + r")(?:$|\s|;|\||['\"])", CRITICAL),
     Rule("cmdi-unix-command-line", "cmdi", r"^\s*(?:" + _UNIX + r")(?:\s+-{1,2}[a-z]|\s+[/\\~$]|\s+[\w.-]+\.(?:sh|py|pl|rb|yml|yaml|txt|conf)\b|\s+[\w-]+\s+-)", CRITICAL),
     Rule("cmdi-prefixed-command", "cmdi", r"(?:^|[;|&]\s*)(?:time|nohup|strace|ltrace|nice|stdbuf|sudo|exec|watch|xargs|which|whereis|command\s+-v|cpulimit(?:\s+-\w+\s+\S+)*\s+-f)\s*(?:;\s*)?(?:-\S+\s+)*(?:" + _STRONG + r"|" + _UNIX + r")(?:$|\s|;|\|)", CRITICAL),
     Rule("cmdi-shell-var-split", "cmdi", r"[a-z]\$[_!@*#?$0-9-][a-z]\S*\s+/|<<<|[<>]\(\s*\w|[<>]\(\)|[;|&]\s*['\"](?:" + _STRONG + r")['\"]|\|\s*\$\w+\s+(?:" + _STRONG + r")\b", CRITICAL),
     Rule("cmdi-bare-recon", "cmdi", r"^\s*['\"`]?\s*(?:whoami|uname|ifconfig|ipconfig|netstat|systeminfo|tasklist|nslookup)\s*['\"`]?\s*$|^\s*sleep\s+\d+\s*$", CRITICAL, plain=True),
     Rule("cmdi-plus-spaced", "cmdi", r"(?:^|[|&;$+])\+*(?:dir|ls|cat|type)\+[a-z]:[/\\+|]|(?:\\033|\\x1b|\\e|\x1b)\[\d*[a-z]|\\n(?:echo|exit|curl|wget|sleep|id|whoami)\b", CRITICAL),
+    Rule("cmdi-brace-quote-tricks", "cmdi", r"\{,[^}\s]{1,40}\}|\{[\w$'\"-]{1,20},\}|\{[a-z]{1,8},-?[a-z]{1,8}\}[a-z]|[a-z]\{[a-z]{1,8},[a-z]{1,8}\}[a-z]|(?:^|[\s;|&=])'[a-z]{1,4}'[a-z]{2,}|^\s*['\"]\s*id\s*['\"]\s*$", CRITICAL),
     Rule("cmdi-interpreter-eval", "cmdi", r"\b(?:perl|ruby|python[23]?|php|node|lua)\s+-[ecr]\s", CRITICAL),
     Rule("cmdi-win-for-if", "cmdi", r"\bfor\s+(?:/[a-z]\s+(?:[a-z]:\\\s+)?)*(?:\"[^\"]{0,60}\"\s+)?%%?[\w\]]+\s+in\s*\(|\bif\s+(?:not\s+)?(?:\[[^\]]{0,30}\]|\([^)]{0,30}\))\s*(?:==|equ|neq|lss|leq|gtr|geq)\s|\bif\s+(?:/i\s+)?(?:not\s+)?(?:exist\s|errorlevel\s|cmdextversion\s|defined\s|%[\w!]+%|\"[^\"]{0,40}\"\s*(?:==|equ|neq|lss|leq|gtr|geq)|\[%\d\]\s*==|[\w\"!%]+==[\w\"!%]+\s+\w)", CRITICAL),
     Rule("cmdi-glob-path", "cmdi", r"/(?:[\w]*[?*\[][\w?*\[\]!^-]*)/[\w?*\[\]!^-]+|/[?*]{2,}/|/\w*\[[^\]/\s]{1,10}\][\w?*\[\]-]*(?:/|$|\s)|/\w+\*/\*?\w*", CRITICAL),
     Rule("cmdi-quote-split", "cmdi", r"(?:[a-z](?:''|\"\"|\\|\^)){3,}[a-z]|(?:\"\"[a-z]){3,}", CRITICAL),
-    Rule("cmdi-alias", "cmdi", r"\balias\s+(?:-p\s+)?['\"]?\w+['\"]?\s*=", CRITICAL),
+    Rule("cmdi-alias", "cmdi", r"\balias\s+(?:[-+]\w+\s+)*['\"]?[\w.-]+['\"]?\s*=", CRITICAL),
     Rule("cmdi-forkbomb", "cmdi", r"\(\s*\)\s*\{[^}]{0,40}\|[^}]{0,40}&\s*\}", CRITICAL),
     Rule("cmdi-powershell", "cmdi", r"\b(?:invoke-(?:webrequest|expression|restmethod|command|item|wmimethod)|new-object\s+(?:net\.webclient|system\.)|start-process|get-wmiobject|downloadstring|downloadfile|set-executionpolicy|add-type|-encodedcommand|-exec\s+bypass)\b", CRITICAL),
-    Rule("cmdi-mail-ftp", "cmdi", r"\r\n?\s*(?:retr|stor|dele|mail\s+from|rcpt\s+to|helo|ehlo|rset|vrfy|expn|site\s+exec|a\d+\s+(?:login|select|fetch|uid|list|capability))\b", CRITICAL),
+    Rule("cmdi-mail-ftp", "cmdi", r"\r\n?\s*(?:retr|stor|dele|mail\s+from|rcpt\s+to|helo|ehlo|rset|vrfy|expn|site\s+exec|[a-z]\w{0,4}\s+(?:login|select|fetch|uid|list|capability|copy|store|search|examine|logout|append|rename|create|delete|noop))\b", CRITICAL),
     # Not after another backtick: Markdown fences (```python) are not shell.
     Rule("cmdi-backtick", "cmdi", r"(?:^|[^`])`\s*(?:" + _BACKTICK + r")(?:\s[^`]{0,200})?`", CRITICAL),
     Rule("cmdi-ifs", "cmdi", r"\$\{?ifs\b|\$\{[a-z_]+(?::-?\d*)?(?::\d+)?\}|\{(?:" + _STRONG + r"),[^}\s]{1,80}\}|[a-z]\$@|\$@[a-z]", CRITICAL),
