@@ -18,6 +18,7 @@ hit Python's recursion limit and answer 500.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from urllib.parse import unquote_plus
 
@@ -29,6 +30,7 @@ __all__ = ["MAX_FIELDS", "HeaderSelector", "JsonTooDeep", "extract_fields"]
 MAX_FIELDS = 2000
 """Values beyond this many per request are not inspected (bounded work)."""
 
+_FORM_START = re.compile(rb"[\w.\[\]-]{1,64}=")
 _TEXT_PART_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form")
 
 
@@ -154,9 +156,12 @@ def _body_fields(body: bytes, content_type: str, max_depth: int) -> Iterator[tup
                 yield from _multipart(body, val.strip('"'))
                 return
     elif media == "application/x-www-form-urlencoded" or (
-        # No declared type and no whitespace: read it the way a form is read
-        # (what ModSecurity does), so "+" and "%xx" decode as in a form.
-        not media and stripped and not any(c in body for c in b" \t\r\n")
+        # No declared type, and either no whitespace or a "name=" start: read
+        # it as a form (clients and test tools default to it), so "+" and
+        # "%xx" decode as in a form.
+        not media
+        and stripped
+        and (not any(c in body for c in b" \t\r\n") or _FORM_START.match(body) is not None)
     ):
         yield from _pairs(_decode(body), "body")
         return

@@ -90,6 +90,7 @@ RULES: tuple[Rule, ...] = (
     Rule("cmdi-bare-recon", "cmdi", r"^\s*['\"`]?\s*(?:whoami|uname|ifconfig|ipconfig|netstat|systeminfo|tasklist|nslookup)\s*['\"`]?\s*$|^\s*sleep\s+\d+\s*$", CRITICAL, plain=True),
     Rule("cmdi-plus-spaced", "cmdi", r"(?:^|[|&;$+])\+*(?:dir|ls|cat|type)\+[a-z]:[/\\+|]|(?:\\033|\\x1b|\\e|\x1b)\[\d*[a-z]|\\n(?:echo|exit|curl|wget|sleep|id|whoami)\b", CRITICAL),
     Rule("cmdi-brace-quote-tricks", "cmdi", r"\{,[^}\s]{1,40}\}|\{[\w$'\"-]{1,20},\}|\{[a-z]{1,8},-?[a-z]{1,8}\}[a-z]|[a-z]\{[a-z]{1,8},[a-z]{1,8}\}[a-z]|(?:^|[\s;|&=])'[a-z]{1,4}'[a-z]{2,}|^\s*['\"]\s*id\s*['\"]\s*$", CRITICAL),
+    Rule("cmdi-admin-tool", "cmdi", r"(?:^|[;|&]\s*)['\"]?(?:ansible(?:-[a-z]+)?|chef-[a-z]+|visudo|cscli|aa-[a-z]+|lastlogin|c\d\d\s+-wrapper)\b|\$\w+\s+-[a-z]*[lnvpe]{2,}|[a-z]\$\(\)[a-z]*\s+[\d-]|[a-z]{2,}\$[a-z]\s+-[a-z]", CRITICAL),
     Rule("cmdi-interpreter-eval", "cmdi", r"\b(?:perl|ruby|python[23]?|php|node|lua)\s+-[ecr]\s", CRITICAL),
     Rule("cmdi-win-for-if", "cmdi", r"\bfor\s+(?:/[a-z]\s+(?:[a-z]:\\\s+)?)*(?:\"[^\"]{0,60}\"\s+)?%%?[\w\]]+\s+in\s*\(|\bif\s+(?:not\s+)?(?:\[[^\]]{0,30}\]|\([^)]{0,30}\))\s*(?:==|equ|neq|lss|leq|gtr|geq)\s|\bif\s+(?:/i\s+)?(?:not\s+)?(?:exist\s|errorlevel\s|cmdextversion\s|defined\s|%[\w!]+%|\"[^\"]{0,40}\"\s*(?:==|equ|neq|lss|leq|gtr|geq)|\[%\d\]\s*==|[\w\"!%]+==[\w\"!%]+\s+\w)", CRITICAL),
     Rule("cmdi-glob-path", "cmdi", r"/(?:[\w]*[?*\[][\w?*\[\]!^-]*)/[\w?*\[\]!^-]+|/[?*]{2,}/|/\w*\[[^\]/\s]{1,10}\][\w?*\[\]-]*(?:/|$|\s)|/\w+\*/\*?\w*", CRITICAL),
