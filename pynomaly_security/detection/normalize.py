@@ -117,7 +117,7 @@ def normalize(value: str) -> str:
     if "\\" in text:
         text = _JS_ESCAPE.sub(_js_char, text)
     if "/*" in text:
-        text = _SQL_VERSION_COMMENT.sub(" ", text)
+        if "/*!" in text:  # MySQL version comments: keep the content, drop the markers
+            text = _SQL_VERSION_COMMENT.sub(" ", text).replace("*/", " ")
         text = _SQL_COMMENT.sub(" ", text)
-        text = text.replace("*/", " ")
     return _WS.sub(" ", text)
