@@ -49,7 +49,7 @@ THRESHOLDS: Mapping[int, int] = {1: 8, 2: 5, 3: 4, 4: 3}
 """Anomaly score that blocks, per detection level (CRS's default is 5)."""
 
 EXCERPT_CHARS = 40
-PLAIN_SCAN_MIN = 6
+PLAIN_SCAN_MIN = 5
 """Plain values this long still get the few ``Rule.plain`` rules (base64)."""
 # Upload names that would run as server code (CRS 933110/933111).
 _FILENAME_FIELDS = (".filename", "header.x-filename", "header.x_filename", "header.x-file-name")

@@ -42,7 +42,7 @@ class Rule:
             (1 lenient .. 4 paranoid), like CRS paranoia levels.
         check: optional refinement run only on a match.
         plain: also run on "plain" values (letters, digits, ``_``, ``-``) of
-            6 characters or more, which are otherwise skipped unscanned:
+            5 characters or more, which are otherwise skipped unscanned:
             for encoded payloads such as base64 gadget names.
     """
 

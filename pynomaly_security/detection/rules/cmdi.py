@@ -37,6 +37,7 @@ _STRONG = (
 _BACKTICK = (
     r"id|whoami|uname|wget|curl|nc|ncat|netcat|ping|cat|ls|sleep|bash|sh|ifconfig|ipconfig"
     r"|netstat|pwd|nslookup|dir|ps|reboot|shutdown|perl|python[23]?\s+-c|rm\s+-|chmod|echo\s"
+    r"|touch\s"
 )
 # A wider Unix/Windows command vocabulary (in the spirit of CRS's
 # unix-shell.data) used only right after a shell separator or at the start
@@ -88,10 +89,11 @@ RULES: tuple[Rule, ...] = (
     Rule("cmdi-unix-command-line", "cmdi", r"^\s*(?:" + _UNIX + r")(?:\s+-{1,2}[a-z]|\s+[/\\~$]|\s+[\w.-]+\.(?:sh|py|pl|rb|yml|yaml|txt|conf)\b|\s+[\w-]+\s+-)", CRITICAL),
     Rule("cmdi-prefixed-command", "cmdi", r"(?:^|[;|&]\s*)(?:time|nohup|strace|ltrace|nice|stdbuf|sudo|exec|watch|xargs|which|whereis|command\s+-v|cpulimit(?:\s+-\w+\s+\S+)*\s+-f)\s*(?:;\s*)?(?:-\S+\s+)*(?:" + _STRONG + r"|" + _UNIX + r")(?:$|\s|;|\|)", CRITICAL),
     Rule("cmdi-shell-var-split", "cmdi", r"[a-z]\$[_!@*#?$0-9-][a-z]*[\s+]+/|<<<|[<>]\(\s*\w|[<>]\(\)|[;|&]\s*['\"](?:" + _STRONG + r")['\"]|\|\s*\$\w+\s+(?:" + _STRONG + r")\b", CRITICAL),
-    Rule("cmdi-bare-recon", "cmdi", r"^\s*['\"`]?\s*(?:whoami|uname|ifconfig|ipconfig|netstat|systeminfo|tasklist|nslookup)\s*['\"`]?\s*$|^\s*sleep\s+\d+\s*$", CRITICAL, plain=True),
-    Rule("cmdi-plus-spaced", "cmdi", r"(?:^|[|&;$+])\+*(?:dir|ls|cat|type)\+[a-z]:[/\\+|]|(?:\\033|\\x1b|\\e|\x1b)\[\d*[a-z]|\\n(?:echo|exit|curl|wget|sleep|id|whoami)\b", CRITICAL),
+    Rule("cmdi-bare-recon", "cmdi", r"^\s*['\"`]?\s*(?:whoami|uname|ifconfig|ipconfig|netstat|systeminfo|tasklist|nslookup)\s*['\"`]?\s*$|^\s*sleep\s+\d+\s*$|^\s*['\"]?`(?:true|false|id)`['\"]?\s*$", CRITICAL, plain=True),
+    Rule("cmdi-plus-spaced", "cmdi", r"(?:^|[|&;$+])\+*(?:dir|ls|cat|type)[+\s][a-z]:[/\\+|]|(?:\\033|\\x1b|\\e|\x1b)\[\d*[a-z]|\\n(?:echo|exit|curl|wget|sleep|id|whoami)\b", CRITICAL),
     Rule("cmdi-brace-quote-tricks", "cmdi", r"\{,[^}\s]{1,40}\}|\{[\w$'\"-]{1,20},\}|\{[a-z]{1,8},-?[a-z]{1,8}\}[a-z]|[a-z]\{[a-z]{1,8},[a-z]{1,8}\}[a-z]|(?:^|[\s;|&=])'[a-z]{1,4}'[a-z]{2,}|^\s*['\"]\s*id\s*['\"]\s*$", CRITICAL),
     Rule("cmdi-admin-tool", "cmdi", r"(?:^|[;|&]\s*)['\"]?(?:ansible(?:-[a-z]+)?|chef-[a-z]+|visudo|cscli|aa-[a-z]+|lastlogin|c\d\d\s+-wrapper)\b|\$\w+\s+-[a-z]*[lnvpe]{2,}|[a-z]\$\(\)[a-z]*\s+[\d-]|[a-z]{2,}\$[a-z]\s+-[a-z]", CRITICAL),
+    Rule("cmdi-misc-forms", "cmdi", r"['\"]\s+(?:ping|nc|curl|wget)(?:\.exe)?\s+-|\.(?:shell|system|sh)\b\s+(?:" + _STRONG + r")\b|\bset\s+[-+]o\s+\w+|\bif\s+(?:not\s+)?\S*%\d|\bif\s+\d+\s+(?:equ|neq|lss|leq|gtr|geq)\s+\d+|\|\s*(?:ba|z|k|da)?sh\b\s*(?:$|[#;&|])|\btrap\s+['\"]|\brm\s+-[rf]{1,2}\s+[/\w.~*]|(?:[;|&])\s*\$[a-z_]\w*\s+\w|\b[a-z]+(?:''|\"\")[a-z]+\s+(?:-\w|curl|wget|\w+\.\w+)|(?:^|\s)'[a-z]+'\s+(?:" + _STRONG + r")\b", CRITICAL),
     Rule("cmdi-interpreter-eval", "cmdi", r"\b(?:perl|ruby|python[23]?|php|node|lua)\s+-[ecr]\s", CRITICAL),
     Rule("cmdi-win-for-if", "cmdi", r"\bfor\s+(?:/[a-z]\s+(?:[a-z]:\\\s+)?)*(?:\"[^\"]{0,60}\"\s+)?%%?[\w\]]+\s+in\s*\(|\bif\s+(?:not\s+)?(?:\[[^\]]{0,30}\]|\([^)]{0,30}\))\s*(?:==|equ|neq|lss|leq|gtr|geq)\s|\bif\s+(?:/i\s+)?(?:not\s+)?(?:exist\s|errorlevel\s|cmdextversion\s|defined\s|%[\w!]+%|\"[^\"]{0,40}\"\s*(?:==|equ|neq|lss|leq|gtr|geq)|\[%\d\]\s*==|[\w\"!%]+==[\w\"!%]+\s+\w)", CRITICAL),
     Rule("cmdi-glob-path", "cmdi", r"/(?:[\w]*[?*\[][\w?*\[\]!^-]*)/[\w?*\[\]!^-]+|/[?*]{2,}/|/\w*\[[^\]/\s]{1,10}\][\w?*\[\]-]*(?:/|$|\s)|/\w+\*/\*?\w*", CRITICAL),
@@ -99,7 +101,7 @@ RULES: tuple[Rule, ...] = (
     Rule("cmdi-alias", "cmdi", r"\balias\s+(?:[-+]\w+\s+)*['\"]?[\w.-]+['\"]?\s*=", CRITICAL),
     Rule("cmdi-forkbomb", "cmdi", r"\(\s*\)\s*\{[^}]{0,40}\|[^}]{0,40}&\s*\}", CRITICAL),
     Rule("cmdi-powershell", "cmdi", r"\b(?:invoke-(?:webrequest|expression|restmethod|command|item|wmimethod)|new-object\s+(?:net\.webclient|system\.)|start-process|get-wmiobject|downloadstring|downloadfile|set-executionpolicy|add-type|-encodedcommand|-exec\s+bypass)\b", CRITICAL),
-    Rule("cmdi-mail-ftp", "cmdi", r"\r\n?\s*(?:retr|stor|dele|mail\s+from|rcpt\s+to|helo|ehlo|rset|vrfy|expn|site\s+exec|[a-z]\w{0,4}\s+(?:login|select|fetch|uid|list|capability|copy|store|search|examine|logout|append|rename|create|delete|noop))\b", CRITICAL),
+    Rule("cmdi-mail-ftp", "cmdi", r"\r\n?\s*(?:retr|stor|dele|mail\s+from|rcpt\s+to|helo|ehlo|rset|vrfy|expn|site\s+exec|quit|help|data|top\s+\d|apop|auth|[a-z]\w{0,4}\s+(?:login|select|fetch|uid|list|capability|copy|store|search|examine|logout|append|rename|create|delete|noop|authenticate|status))\b", CRITICAL),
     # Not after another backtick: Markdown fences (```python) are not shell.
     Rule("cmdi-backtick", "cmdi", r"(?:^|[^`])`\s*(?:" + _BACKTICK + r")(?:\s[^`]{0,200})?`", CRITICAL),
     Rule("cmdi-ifs", "cmdi", r"\$\{?ifs\b|\$\{[a-z_]+(?::-?\d*)?(?::\d+)?\}|\{(?:" + _STRONG + r"),[^}\s]{1,80}\}|[a-z]\$@|\$@[a-z]", CRITICAL),
