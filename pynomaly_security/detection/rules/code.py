@@ -62,6 +62,7 @@ RULES: tuple[Rule, ...] = (
     # PHP session files (sess_<id>): also a common token prefix, so not critical alone.
     Rule("code-php-session-file", "code_injection", r"\bsess_[a-z0-9-]{6,}", ERROR, plain=True),
     Rule("code-php-ini-directive", "code_injection", r"^\s*(?:extension|precision|smtp|smtp_port|sendmail_from|unserialize_max_depth|serialize_precision|user_ini\.\w+|max_execution_time|memory_limit|register_globals|magic_quotes_gpc|file_uploads|short_open_tag|expose_php|enable_dl|html_errors|log_errors|mbstring\.\w+|opcache\.\w+|pcre\.\w+|zend\.\w+)\s*=", CRITICAL),
+    Rule("code-ssti-spaced-dunder", "code_injection", r"\.\s*__(?:\s+(?:class|base|bases|mro|subclasses|globals|builtins|init)\s*|\s*(?:class|base|bases|mro|subclasses|globals|builtins|init)\s+)__", CRITICAL),
     Rule("code-php-bbcode", "code_injection", r"[\[{]/?php[\]}]", CRITICAL),
     Rule("code-php-ini", "code_injection", r"\b(?:opcache|mbstring|pcre|zend|assert|session|allow_url_include|allow_url_fopen|auto_prepend_file|auto_append_file|open_basedir|disable_functions|safe_mode|display_errors|error_log|extension_dir|include_path|sendmail_path|upload_tmp_dir)(?:\.[a-z_]+)?\s*=", ERROR),
     Rule("code-php-upload-name", "code_injection", r"^[^/\\]{0,200}\.(?:php\d?|phtml|phar|pht|phps|pgif|shtml|htaccess|jsp|jspx|asp|aspx|cer|asa)\.*$", WARNING),
