@@ -109,8 +109,7 @@ def normalize(value: str) -> str:
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text.translate(_SLASHES))
     if _CONTROL.search(text):
-        # NUL is dropped (<scr\0ipt>); other controls separate words like blanks.
-        text = _CONTROL.sub(lambda m: "" if m.group(0) == "\x00" else " ", text)
+        text = _CONTROL.sub("", text)  # <scr\0ipt>, ..\x01/ : controls split nothing
     text = text.lower()
     if "&" in text:  # HTML5 names html.unescape only knows capitalized (&Tab;)
         text = text.replace("&tab;", "\t").replace("&newline;", "\n").replace("&colon;", ":")
