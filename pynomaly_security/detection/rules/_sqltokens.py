@@ -134,6 +134,8 @@ _LITERALS = frozenset(["null", "true", "false"])
 _SQL_OPERAND = frozenset("snvf()kSFUl")
 _OPERAND = _SQL_OPERAND | {"w", "d"}
 _VALUE_OPERAND = frozenset("snvf()l")
+# A trailing comment only means SQL after an operator, keyword or parenthesis.
+_COMMENT_CONTEXT = frozenset("=&+(kSFUf")
 _KEYWORDS = frozenset("kSFU")
 Token = tuple[str, str]
 
@@ -178,7 +180,7 @@ def tokens(text: str) -> list[Token]:
 
 
 def _binary(a: str, op: str, b: str) -> bool:
-    if op not in "=&+" or a not in _OPERAND or b not in _OPERAND:
+    if op not in "=&+" or a not in _OPERAND or b not in _OPERAND or a == "(" or b == ")":
         return False
     if op == "=":  # 1=1, 'a'='a, "x" like "y", id is null; not end="w" (markup)
         return a in _VALUE_OPERAND or b in _VALUE_OPERAND or a == b == "d"
@@ -207,6 +209,7 @@ def _score(toks: list[Token]) -> int:
     if (
         "c" in classes
         and len(classes) >= 3
+        and _COMMENT_CONTEXT & set(classes)
         and (words == 0 or (words == 1 and "(" in classes and keywords + classes.count("f")))
     ):
         return 5  # ( ( 1 ) ) --, ( binary cos ( 'b') ) --
