@@ -10,9 +10,11 @@
 
 The decorator only stores metadata on the endpoint function (the function is
 returned unchanged, so FastAPI's signature inspection is not disturbed). The
-middleware reads it with :func:`route_policy_for` once it knows the matched
-endpoint, optionally adding the route's typed fields from
-:func:`typed_fields_of`, and passes the result to
+middleware runs before routing, so it resolves the route itself:
+:func:`match_route_policy` walks the app's routes with Starlette's own
+``route.matches(scope)`` and returns the route template (for
+``RequestParts.route``) and the policy from :func:`route_policy_for` plus the
+route's typed fields from :func:`typed_fields_of`; pass the policy as
 ``Inspector.inspect(parts, route_policy=...)``.
 """
 
@@ -120,3 +122,32 @@ def route_policy_for(
     exempt = isinstance(spec, Exemption) and spec.fields is None
     fields = spec.fields if isinstance(spec, Exemption) and spec.fields else frozenset()
     return RoutePolicy(exempt=exempt, exempt_fields=fields, typed_fields=dict(typed_fields or {}))
+
+
+def match_route_policy(
+    routes: Iterable[Any], scope: Mapping[str, Any]
+) -> tuple[str | None, RoutePolicy | None]:
+    """The template and policy of the first route that fully matches ``scope``.
+
+    ``routes`` are Starlette/FastAPI routes (``app.router.routes``); mounts are
+    descended with the child scope Starlette computes. Never raises: anything
+    unexpected gives ``(None, None)`` and the request is inspected in full.
+    """
+    try:
+        for route in routes:
+            match, child = route.matches(scope)
+            if getattr(match, "name", "") != "FULL":
+                continue
+            nested = getattr(route, "routes", None)
+            if nested and getattr(route, "endpoint", None) is None:
+                template, policy = match_route_policy(nested, {**scope, **child})
+                if template is not None:
+                    return template, policy
+                continue
+            endpoint = getattr(route, "endpoint", None)
+            return getattr(route, "path", None), route_policy_for(
+                endpoint, typed_fields=typed_fields_of(route)
+            )
+    except Exception:  # a route we do not understand must not break inspection
+        return None, None
+    return None, None

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Query
 from pynomaly_security.detection import Inspector, RequestParts
 from pynomaly_security.detection.exemptions import (
     inspection_exempt,
+    match_route_policy,
     route_policy_for,
     typed_fields_of,
 )
@@ -130,3 +131,25 @@ def test_typed_fields_from_a_fastapi_route() -> None:
     assert not inspector.inspect(query("2024", name="limit"), route_policy=policy).findings
     # A value that does not conform is still scanned (the app would reject it anyway).
     assert inspector.inspect(query("1 OR 1=1--", name="limit"), route_policy=policy).blocked
+
+
+def test_match_route_policy_resolves_the_decorated_route() -> None:
+    """The middleware can find the matched route's template and policy before routing."""
+    app = FastAPI()
+
+    @app.post("/cms/pages/{page_id}")
+    @inspection_exempt(fields=["body.content"])
+    async def save_page(page_id: int) -> None: ...
+
+    @app.get("/items")
+    async def items(limit: int = 10) -> None: ...
+
+    scope = {"type": "http", "method": "POST", "path": "/cms/pages/7", "root_path": ""}
+    template, policy = match_route_policy(app.router.routes, scope)
+    assert template == "/cms/pages/{page_id}"
+    assert policy is not None and policy.exempt_fields == frozenset({"body.content"})
+    scope = {"type": "http", "method": "GET", "path": "/items", "root_path": ""}
+    template, policy = match_route_policy(app.router.routes, scope)
+    assert template == "/items" and policy is not None
+    assert policy.typed_fields == {"query.limit": "int"}
+    assert match_route_policy(app.router.routes, {**scope, "path": "/nope"}) == (None, None)
