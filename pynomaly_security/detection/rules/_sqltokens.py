@@ -210,9 +210,13 @@ def _score(toks: list[Token]) -> int:
         "c" in classes
         and len(classes) >= 3
         and _COMMENT_CONTEXT & set(classes)
+        and _VALUE_OPERAND & set(classes)
         and (words == 0 or (words == 1 and "(" in classes and keywords + classes.count("f")))
     ):
         return 5  # ( ( 1 ) ) --, ( binary cos ( 'b') ) --
+    for i in range(1, len(classes) - 2):
+        if classes[i - 1 : i + 3] == ["&", "w", "=", "w"] and toks[i][1] == toks[i + 2][1]:
+            return 5  # hi or a=a
     if words > 2:
         return 0
     if words <= 1 and (keywords or "(" in classes or "c" in classes or words == 0):

@@ -69,6 +69,17 @@ _SQL_FUNCTIONS = (
     r"|coalesce|nullif|isnull|iif|chr|nchar|len|datalength|db_name|schema|reverse|least|greatest"
     r"|group_concat|concat_ws|make_set|extractvalue|updatexml|name_const|json_\w+"
 )
+# Keywords as hex literals (ASCII and UTF-16LE): 0x73656c656374 is "select".
+_HEX_KEYWORDS = "|".join(
+    sorted(
+        {
+            enc
+            for word in ("select", "waitfor", "declare", "union", "exec", "insert", "delete")
+            for enc in (word.encode().hex(), word.encode("utf-16-le").hex())
+        }
+    )
+)
+
 # Built-in functions of MySQL, PostgreSQL, MSSQL, Oracle and SQLite (CRS
 # 942151/942410 style): a value that is only such a call is a probe.
 _SQL_BUILTINS = (
@@ -119,7 +130,7 @@ RULES: tuple[Rule, ...] = (
     # 5' and 6' (feet): digits after a quote and "and" are weaker evidence.
     Rule("sqli-quote-logic-number", "sqli", _Q + r"\s*\)*\s*(?:\bor\b|\band\b|\bxor\b|\|\||&&)\s*(?:\d|\()", ERROR),
     Rule("sqli-nested-call", "sqli", r"\w+\s*\(\s*(?:current_user|user|version|database|system_user|session_user|schema)\s*\(\s*\)\s*\)|\b(?:order|group)\s+by\s+\w+\s*\(|^\s*(?:and|or)\s+\w+\s*\(", CRITICAL),
-    Rule("sqli-comment-truncation", "sqli", _Q + r"\s*\)*\s*(?:--|#|/\*)[\s\w+-]{0,4}$", CRITICAL),
+    Rule("sqli-comment-truncation", "sqli", _Q + r"\s*\)*\s*;?\s*(?:--|#|/\*)[\s\w+-]{0,4}$|'\s*\)*\s*(?:or|and)\s*$", CRITICAL),
     Rule("sqli-quote-fragment", "sqli", _Q + r"\s*\)*\s*;?\s*(?:\bor\b|\band\b|\bxor\b|\bunion\b|\bselect\b|\border\b|\bgroup\b|\bhaving\b|\binto\b|\bwhere\b|\blimit\b|\bprocedure\b|;)", WARNING, check=sql_score),
     Rule("sqli-stacked", "sqli", r";\s*(?:(?:drop\s+(?:table|database|schema|user|view|procedure|function|index|trigger)|shutdown|exec|execute|declare|waitfor|truncate|begin|load\s+(?:data|xml)|insert\s+into|delete\s+(?:\w+\s+)?from|update\s+[\w.]+\s+set|select\b[^;]{0,80}\bfrom|create\s+(?:table|user)|alter\s+table|if\s+(?:not\s+)?exists)\b|call\s+\w+\s*\(|do\s*\(|set\s+@|drop\s+\w+\s*(?:--|#|;|$))", ERROR, check=_stacked_statement),
     Rule("sqli-time", "sqli", r"(?:^|[^.\w])(?:sleep|pg_sleep|randomblob)\s*\(\s*(?:[\d.]+\s*\)|\(|_)|(?:^|[^.\w])benchmark\s*\(\s*\d|\bwaitfor\s+(?:delay|time)\s*['\"]?\d|\bdbms_lock\.sleep|\bdbms_pipe\.receive_message", CRITICAL),
@@ -150,6 +161,8 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-json-operators", "sqli", r"'\s*::\s*jsonb?\b|'\s*(?:<@|@>|\?[|&]?|->>?|#>>?)\s*(?:'|array\s*\[)", CRITICAL),
     Rule("sqli-set-operations", "sqli", r"\b(?:except|intersect|minus)\s+(?:all\s+)?select\b|\bpg_sleep\b|\)\s*when\s+\d+\s+then\b|(?:replace|insert)\s*(?:into\s+)?[\w`]*\s*\([^)]{0,100}\)\s*values\s*\(|\d\s+as\s+[\"'`]?\w+[\"'`]?\s+from\b|^\s*;\s*(?:select|union|drop|insert|update|delete|exec|declare|shutdown)\b", CRITICAL),
     Rule("sqli-subselect", "sqli", r"\(\s*select\s+(?:count\s*\(|top\s+\d|\*|@@|null\b|\d)|\d\s*;\s*select\b|\bcreate\s+table\s+[\w`.]+\s*\(|[\"')]\s*\)*\s*(?:or|and)\s+\(+\s*[\"']", CRITICAL),
+    Rule("sqli-hex-keyword", "sqli", r"0x(?:" + _HEX_KEYWORDS + r")", CRITICAL, plain=True),
+    Rule("sqli-misc-probes", "sqli", r"\d(?:or|and)\d+=\d+|\bmatch\s*\(?\s*[\w,. ]{1,40}\)?\s*against\s*\(|\bprint\s+@@?\w+|\bexec\s+(?:xp|sp)(?:_\w*)?\b|;\s*desc\s+\w+\s*;", CRITICAL),
     Rule("sqli-number-comment", "sqli", r"^\s*-?\d+(?:\.\d+)?(?:\s*[*+/-]\s*\d+)?\s*(?:--(?:\s[\w\s-]{0,4})?|/\*[\s\w]{0,4})$", CRITICAL),
     Rule("sqli-limit-offset", "sqli", r"\blimit\s+\d+\s*(?:,\s*\d+|offset\s+\d+)?\s*(?:--|#|$|;|\))", NOTICE),
     Rule("sqli-comment-end", "sqli", r"(?:^|[^-])(?:--|#)(?:\s*[\w+]{0,3})?\s*$", NOTICE, level=2),
