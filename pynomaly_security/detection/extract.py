@@ -27,6 +27,7 @@ from pynomaly_security.detection.types import RequestParts
 
 __all__ = ["MAX_FIELDS", "HeaderSelector", "JsonTooDeep", "extract_fields"]
 
+PLAIN_KEY_MIN = 8
 MAX_FIELDS = 2000
 """Values beyond this many per request are not inspected (bounded work)."""
 
@@ -71,6 +72,12 @@ class HeaderSelector:
         return self._all and name not in STANDARD_HEADERS and not name.startswith("sec-")
 
 
+def _key_worth_scanning(key: str) -> bool:
+    """Names are values too; short plain names (``id``, ``page``) are skipped here,
+    longer plain ones still reach the encoded-payload rules (base64 gadgets)."""
+    return len(key) >= PLAIN_KEY_MIN or not is_plain(key)
+
+
 def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
 
@@ -83,7 +90,7 @@ def _pairs(text: str, prefix: str) -> Iterator[tuple[str, str]]:
         name, sep, value = chunk.partition("=")
         key = unquote_plus(name, errors="replace")
         field = f"{prefix}.{key}" if key else prefix
-        if not is_plain(name):
+        if _key_worth_scanning(key):
             yield field, key
         if sep:
             yield field, unquote_plus(value, errors="replace")
@@ -100,7 +107,7 @@ def _json_fields(doc: object, prefix: str, max_depth: int) -> Iterator[tuple[str
         elif isinstance(node, dict):
             for key, child in node.items():
                 child_path = f"{path}.{key}"
-                if not is_plain(key):
+                if _key_worth_scanning(key):
                     yield child_path, key
                 stack.append((child_path, child, depth + 1))
         elif isinstance(node, list):
@@ -184,7 +191,7 @@ def extract_fields(
             for item in _decode(raw_value).split(";")[:MAX_FIELDS]:
                 key, _, val = item.strip().partition("=")
                 fields.append((f"cookie.{key}", val))
-                if not is_plain(key):
+                if _key_worth_scanning(key):
                     fields.append((f"cookie.{key}", key))
         elif headers(name):
             fields.append((f"header.{name}", _decode(raw_value)))
