@@ -9,9 +9,11 @@
 2. every value is extracted (:mod:`~pynomaly_security.detection.extract`);
    JSON nested deeper than ``max_json_depth`` gives
    ``Verdict(reject_status=400, reject_reason="json_too_deep")``;
-3. plain values (letters, digits, ``.-_,@``) and values that conform to a
-   typed field are skipped; the rest are cut to ``max_input_length``,
-   normalized once and matched by all active rules in one RE2 pass;
+3. excluded fields and values that conform to a typed field are skipped;
+   plain values (letters, digits, ``_``, ``-``) only get the few rules for
+   encoded payloads (base64 gadget names); the rest are cut to
+   ``max_input_length``, normalized once and matched by all active rules in
+   one RE2 pass, whose matches are confirmed by the exact rule and its check;
 4. anomaly scoring as in the OWASP Core Rule Set: each rule counts once per
    request with its highest score; the request is blocked when the score of
    the families in block mode reaches the level's threshold.
@@ -147,7 +149,10 @@ class Inspector:
         typed = policy.typed_fields if policy is not None else {}
         best: dict[str, Finding] = {}
         for name, raw in fields:
-            if not raw:
+            if not raw or (excluded and field_excluded(name, excluded)):
+                continue
+            field_type = typed.get(name)
+            if field_type is not None and conforms(raw, field_type):
                 continue
             engine = self._engine
             if is_plain(raw):
@@ -160,11 +165,6 @@ class Inspector:
                     excerpt = upload.group(0)[:EXCERPT_CHARS]
                     finding = Finding("code_injection", "code-script-upload", name, excerpt, 5)
                     best.setdefault("code-script-upload", finding)
-            if excluded and field_excluded(name, excluded):
-                continue
-            field_type = typed.get(name)
-            if field_type is not None and conforms(raw, field_type):
-                continue
             value = raw[: self.max_input_length]
             if name == "path" and not value.isascii():
                 # raw_path arrives decoded as latin-1; read its UTF-8 back.
