@@ -194,7 +194,7 @@ def _small_numbers(left: str, right: str) -> bool:
     return len(left) <= 5 and len(right) <= 5
 
 
-def _score(toks: list[Token]) -> int:
+def _score(toks: list[Token], quoted: bool = False) -> int:
     classes = [c for c, _ in toks]
     words = classes.count("w")
     if len(classes) < 2:
@@ -249,6 +249,8 @@ def _score(toks: list[Token]) -> int:
             return 5  # or a=a
         if not _binary(a, op, b):
             continue
+        if quoted and i == 0 and op == "+" and (b != "s" or toks[i + 2][1] == "''"):
+            continue  # "x'/3": arithmetic on the string we closed, not on another string
         if op == "=" and words <= 1 and "&" in classes[:i] and b in "n(fl":
             return 5  # hope and (8)=3, 1 || user_id is not null
         if a == b == "n" and op == "=":
@@ -279,5 +281,5 @@ def _window_score(window: str) -> int:
     # Reading a long text as if it continued a string only makes sense when
     # a quote is left open; code samples with balanced quotes are not that.
     if best < 5 and quotes and (quotes % 2 or len(window) <= SHORT_VALUE):
-        best = max(best, _score(tokens("'" + window)))
+        best = max(best, _score(tokens("'" + window), quoted=True))
     return best
