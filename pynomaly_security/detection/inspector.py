@@ -29,7 +29,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from pynomaly_security.detection._engine import RuleEngine
+from pynomaly_security.detection._engine import Hit, RuleEngine
 from pynomaly_security.detection.extract import HeaderSelector, JsonTooDeep, extract_fields
 from pynomaly_security.detection.normalize import is_plain, normalize
 from pynomaly_security.detection.policy import (
@@ -62,6 +62,8 @@ _MODES = ("block", "detect")
 _DIGITS = re.compile(r"\d{4,}")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 _JSON_TOO_DEEP = Verdict(reject_status=400, reject_reason="json_too_deep")
+_MEMO_MAX_VALUE = 512  # longer values are rarely repeated; never memoized
+_MEMO_MAX_ENTRIES = 8192  # the memo is emptied when full: bounded memory, no LRU upkeep
 
 
 def _excerpt(text: str, start: int, end: int) -> str:
@@ -116,6 +118,7 @@ class Inspector:
         active = [rule for rule in ALL_RULES if rule.level <= level]
         self._engine = RuleEngine(active)
         self._plain_engine = RuleEngine([rule for rule in active if rule.plain])
+        self._memo: dict[tuple[bool, str], tuple[str, tuple[Hit, ...]]] = {}
 
     @classmethod
     def from_settings(cls, settings: SecuritySettings) -> Inspector:
@@ -169,8 +172,20 @@ class Inspector:
             if name == "path" and not value.isascii():
                 # raw_path arrives decoded as latin-1; read its UTF-8 back.
                 value = value.encode("latin-1", "replace").decode("utf-8", "replace")
-            text = normalize(value)
-            for hit in engine.scan(text):
+            # Route paths, user agents, cookies and common query values repeat across
+            # requests: normalizing and scanning a short value is memoized (bounded).
+            memo_key = (engine is self._plain_engine, value)
+            cached = self._memo.get(memo_key) if len(value) <= _MEMO_MAX_VALUE else None
+            if cached is None:
+                text = normalize(value)
+                hits = tuple(engine.scan(text))
+                if len(value) <= _MEMO_MAX_VALUE:
+                    if len(self._memo) >= _MEMO_MAX_ENTRIES:
+                        self._memo.clear()
+                    self._memo[memo_key] = (text, hits)
+            else:
+                text, hits = cached
+            for hit in hits:
                 rule_id = hit.rule.rule_id
                 known = best.get(rule_id)
                 if known is None or hit.score > known.score:
