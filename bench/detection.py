@@ -16,6 +16,7 @@ inspection of adversarial 64 KB values.
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import math
@@ -94,8 +95,15 @@ def main() -> int:
     # is the least disturbed run, as timeit recommends).
     elapsed = float("inf")
     slowest = float("inf")
+    # As timeit does, the cyclic GC is off while timing: a full collection over
+    # the 18k parsed corpus rows held by this process costs ~90 ms and would be
+    # charged to whichever request it interrupts.
+    gc.disable()
     for _ in range(3):
         pass_slowest = 0.0
+        # Each pass starts with an empty value memo (the RE2 DFA stays warm): values
+        # repeated within the corpus still hit it, as repeated values do in production.
+        inspector.clear_memo()
         start = time.perf_counter()
         for p in parts:
             t0 = time.perf_counter()
@@ -103,6 +111,7 @@ def main() -> int:
             pass_slowest = max(pass_slowest, time.perf_counter() - t0)
         elapsed = min(elapsed, time.perf_counter() - start)
         slowest = min(slowest, pass_slowest)
+    gc.enable()
 
     attack: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     benign_file: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -127,6 +136,7 @@ def main() -> int:
                 totals["hard"][1] += 1
 
     adversarial = {}
+    gc.collect()
     for label, value in adversarial_values().items():
         probe = RequestParts("POST", "/p", b"", ((b"content-type", b"text/plain"),), value.encode())
         t0 = time.perf_counter()

@@ -132,6 +132,10 @@ class Inspector:
             max_input_length=settings.max_input_length,
         )
 
+    def clear_memo(self) -> None:
+        """Forget memoized scans (benchmarks time cold passes with it)."""
+        self._memo.clear()
+
     def blocks_family(self, family: str) -> bool:
         return self.mode_overrides.get(family, self.mode) == "block"
 
