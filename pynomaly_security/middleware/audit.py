@@ -69,16 +69,21 @@ class AuditMiddleware:
             return
         started = time.time()
         t0 = time.perf_counter()
-        status = [500]
+        status = 500
+        commit = self._commit_events
 
         async def send_wrapper(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
-                if self._commit_events is not None:
+                status = message["status"]
+                if commit is not None:
+                    ctx = get_request_context(scope)
                     # Security events (a login outcome, an injection verdict) are
                     # committed before the client can see the answer: a crash after
-                    # the response completed cannot lose them.
-                    await self._commit_events(scope, message["status"])
+                    # the response completed cannot lose them. Other requests skip
+                    # the call altogether.
+                    if ctx is not None and (ctx.is_login_route or ctx.extra):
+                        await commit(scope, status)
             await send(message)
 
         error: str | None = None
@@ -88,7 +93,7 @@ class AuditMiddleware:
             error = type(exc).__name__
             raise
         finally:
-            self._record(scope, status[0], started, time.perf_counter() - t0, error)
+            self._record(scope, status, started, time.perf_counter() - t0, error)
 
     def _record(
         self, scope: Scope, status: int, started: float, elapsed: float, error: str | None
