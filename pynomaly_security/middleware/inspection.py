@@ -48,17 +48,28 @@ INSPECTED_CONTENT_TYPES = (
     b"application/xml",
     b"text/",
 )
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def _body_is_inspected(scope: Scope) -> bool:
+    """Whether the request carries a body of a type we parse.
+
+    A body without a Content-Type is inspected too: FastAPI reads it as JSON, so
+    skipping it would let an attacker bypass inspection by leaving the header out.
+    """
+    ctype: bytes | None = None
+    has_body = False
     for name, value in scope.get("headers", ()):
         if name == b"content-type":
             ctype = value.split(b";", 1)[0].strip().lower()
-            return bool(
-                ctype.startswith(INSPECTED_CONTENT_TYPES) or ctype.endswith((b"+json", b"+xml"))
-            )
-    return False
+        elif name == b"content-length":
+            has_body = value.strip() not in (b"0", b"")
+        elif name == b"transfer-encoding":
+            has_body = True
+    if not has_body:
+        return False
+    if ctype is None or not ctype:
+        return True
+    return bool(ctype.startswith(INSPECTED_CONTENT_TYPES) or ctype.endswith((b"+json", b"+xml")))
 
 
 class InputInspectionMiddleware:
@@ -92,7 +103,7 @@ class InputInspectionMiddleware:
             await self.app(scope, receive, send)
             return
         body = b""
-        if scope["method"] in _BODY_METHODS and _body_is_inspected(scope):
+        if _body_is_inspected(scope):
             declared = content_length(scope)
             if declared is not None and declared > self.max_body_size:
                 await self._reject(scope, receive, send, 413, "request_too_large")

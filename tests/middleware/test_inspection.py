@@ -281,3 +281,16 @@ async def test_weak_signals_raise_no_alert(make_client) -> None:  # type: ignore
         await monitor.flush()
         assert await monitor.get_active_alerts() == []
     assert monitor.metrics.get("injection_attempts", 0) == 0
+
+
+@pytest.mark.anyio
+async def test_body_without_content_type_is_inspected(make_client) -> None:  # type: ignore[no-untyped-def]
+    """FastAPI reads a body with no Content-Type as JSON, so it is inspected too."""
+    app, seen = _app()
+    async with make_client(app) as client:
+        request = client.build_request(
+            "POST", "/echo", content=b'{"c": "<script>alert(1)</script>"}'
+        )
+        request.headers.pop("content-type", None)
+        response = await client.send(request)
+    assert response.status_code == 403 and seen == []
