@@ -118,12 +118,14 @@ async def _middleware_verdict(client: httpx.AsyncClient, record: dict[str, Any])
     return "block" if response.status_code == 403 else "allow"
 
 
-@pytest.mark.anyio
-async def test_middleware_and_replay_agree(tmp_path: Path) -> None:
-    """Every request gets the same block/allow from the middleware and the replay CLI."""
-    records = [{**r, "headers": {**UA, **r.get("headers", {})}} for r in RECORDS]
+RECORDS_SENT = [{**r, "headers": {**UA, **r.get("headers", {})}} for r in RECORDS]
+
+
+@pytest.fixture
+def replayed(tmp_path: Path) -> dict[str, str]:
+    """The replay CLI's verdicts, run as an operator would on a JSON Lines file."""
     source = tmp_path / "requests.jsonl"
-    source.write_text("".join(json.dumps(r) + "\n" for r in records))
+    source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS_SENT))
     out = subprocess.run(
         [sys.executable, "-m", "pynomaly_security", "replay", str(source)],
         capture_output=True,
@@ -131,15 +133,19 @@ async def test_middleware_and_replay_agree(tmp_path: Path) -> None:
         check=True,
         timeout=120,
     )
-    replayed = {v["id"]: v["verdict"] for v in map(json.loads, out.stdout.splitlines())}
+    return {v["id"]: v["verdict"] for v in map(json.loads, out.stdout.splitlines())}
 
+
+@pytest.mark.anyio
+async def test_middleware_and_replay_agree(replayed: dict[str, str]) -> None:
+    """Every request gets the same block/allow from the middleware and the replay CLI."""
     transport = httpx.ASGITransport(app=_app())
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         served = {r["id"]: await _middleware_verdict(client, r) for r in RECORDS}
 
     direct = {
         r["id"]: "block" if Inspector().inspect(request_parts_from_record(r)).blocked else "allow"
-        for r in records
+        for r in RECORDS_SENT
     }
     assert served == replayed == direct
     # And the table means something: attacks are blocked, look-alikes pass.
