@@ -107,7 +107,47 @@ def typed_fields_of(route: Any) -> dict[str, str]:
             if name and alias:
                 key = alias.lower().replace("_", "-") if prefix == "header" else alias
                 typed[f"{prefix}.{key}"] = name
+    typed.update(_typed_body_fields(dependant))
     return typed
+
+
+def _typed_body_fields(dependant: Any) -> dict[str, str]:
+    """Scalar fields of the route's body models: ``{"body.price": "float", ...}``.
+
+    FastAPI reads a single body model at the top of the JSON document and several
+    (or an ``embed=True`` one) under their names; nested models are followed a few
+    levels deep. Form fields (``Form()``) land under ``body.<name>`` the same way.
+    """
+    params = list(getattr(dependant, "body_params", ()))
+    if not params:
+        return {}
+    typed: dict[str, str] = {}
+    embed = len(params) > 1 or bool(getattr(getattr(params[0], "field_info", None), "embed", False))
+    for param in params:
+        info = getattr(param, "field_info", None)
+        annotation = getattr(info, "annotation", None)
+        alias = getattr(param, "alias", None) or getattr(param, "name", "")
+        prefix = f"body.{alias}" if embed else "body"
+        name = _type_name(annotation)
+        if name is not None:
+            typed[prefix if embed else f"body.{alias}"] = name
+        else:
+            _model_fields(annotation, prefix, typed, depth=4)
+    return typed
+
+
+def _model_fields(model: Any, prefix: str, typed: dict[str, str], depth: int) -> None:
+    fields = getattr(model, "model_fields", None)
+    if depth <= 0 or not isinstance(fields, dict):
+        return
+    for field_name, info in fields.items():
+        key = f"{prefix}.{getattr(info, 'alias', None) or field_name}"
+        annotation = getattr(info, "annotation", None)
+        name = _type_name(annotation)
+        if name is not None:
+            typed[key] = name
+        else:
+            _model_fields(annotation, key, typed, depth - 1)
 
 
 def route_policy_for(

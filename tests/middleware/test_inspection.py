@@ -294,3 +294,43 @@ async def test_body_without_content_type_is_inspected(make_client) -> None:  # t
         request.headers.pop("content-type", None)
         response = await client.send(request)
     assert response.status_code == 403 and seen == []
+
+
+class Address(BaseModel):
+    zip: int
+    street: str
+
+
+class Order(BaseModel):
+    quantity: int
+    note: str
+    address: Address
+
+
+@pytest.mark.anyio
+async def test_body_model_fields_are_typed(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Scalar fields of the route's body model are typed; a value that does not fit
+    its type is still scanned, and free-text fields always are."""
+    from pynomaly_security.detection.exemptions import typed_fields_of
+
+    app = FastAPI()
+    app.add_middleware(InputInspectionMiddleware, inspector=Inspector())
+
+    @app.post("/orders")
+    async def create(order: Order) -> dict[str, int]:
+        return {"quantity": order.quantity}
+
+    route = next(r for r in app.routes if getattr(r, "path", "") == "/orders")
+    typed = typed_fields_of(route)
+    assert typed["body.quantity"] == "int" and typed["body.address.zip"] == "int"
+    assert "body.note" not in typed
+    address = {"zip": 12345, "street": "1 Main St"}
+    async with make_client(app) as client:
+        ok = await client.post(
+            "/orders", json={"quantity": 2, "note": "ring twice", "address": address}
+        )
+        assert ok.status_code == 200
+        bad = await client.post(
+            "/orders", json={"quantity": "1 OR 1=1--", "note": "x", "address": address}
+        )
+        assert bad.status_code == 403
