@@ -255,12 +255,15 @@ def setup_security_middleware(
 
 
 def _audit_alert_handler(audit_logger: AuditLogger) -> Callable[[Any], Any]:
-    """Every alert becomes a committed security event in the audit trail."""
+    """Every alert becomes a committed security event in the audit trail.
+
+    Injection alerts stay ``security_alert``: each injection attempt is already its
+    own ``injection_attempt`` record (written before the 403 was sent), and the alert
+    is a conclusion about it, not a second attempt."""
     from pynomaly_security.audit import AuditLevel, SecurityEventType
 
     event_types = {
         "brute_force": SecurityEventType.BRUTE_FORCE_DETECTED,
-        "injection_attack": SecurityEventType.INJECTION_ATTEMPT,
         "anomalous_access": SecurityEventType.SUSPICIOUS_ACTIVITY,
     }
 
