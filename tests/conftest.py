@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
@@ -87,3 +87,25 @@ async def redis_url() -> AsyncIterator[str]:
 @pytest.fixture
 def postgres_url() -> str:
     return require_postgres()
+
+
+ALL_STORES = [
+    pytest.param("memory", id="memory"),
+    pytest.param("redis", id="redis", marks=pytest.mark.redis),
+]
+
+
+@pytest.fixture(params=ALL_STORES)
+def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """memory://, or the real Redis (DB 15) flushed around the test."""
+    if request.param == "memory":
+        yield "memory://"
+        return
+    url = require_redis()
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import redis
 
 from pynomaly_security.auth.lockout import (
     ACCOUNT_LOCKED,
@@ -15,27 +14,8 @@ from pynomaly_security.auth.lockout import (
 )
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.storage import Store, create_store
-from tests.conftest import require_redis
 
 from .conftest import Clock, Sinks
-
-ALL_STORES = [
-    pytest.param("memory", id="memory"),
-    pytest.param("redis", id="redis", marks=pytest.mark.redis),
-]
-
-
-@pytest.fixture(params=ALL_STORES)
-def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "memory":
-        yield "memory://"
-        return
-    url = require_redis()
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
 
 
 @pytest.fixture

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
-import redis
 
 from pynomaly_security.storage import Store, create_store
-from tests.conftest import require_redis
-
-ALL_STORES = [
-    pytest.param("memory", id="memory"),
-    pytest.param("redis", id="redis", marks=pytest.mark.redis),
-]
 
 
 class Clock:
@@ -29,20 +22,6 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@pytest.fixture(params=ALL_STORES)
-def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """memory://, or the real Redis (DB 15) flushed around the test."""
-    if request.param == "memory":
-        yield "memory://"
-        return
-    url = require_redis()
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
 
 
 @pytest.fixture
