@@ -36,7 +36,6 @@ from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
 from pynomaly_security.middleware.tracking import UserTrackingMiddleware
 from pynomaly_security.monitor.activity import UserTracker
-from pynomaly_security.monitor.login_attempts import LoginAttemptTracker
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.settings import SecuritySettings, load_settings
@@ -59,7 +58,6 @@ class SecurityStack:
     user_tracker: UserTracker | None
     audit_logger: AuditLogger | None
     inspector: Inspector | None
-    login_attempts: LoginAttemptTracker
     client_ip_resolver: ClientIPResolver
     admin_routers: list[APIRouter] = field(default_factory=list)
     store: Store | None = None
@@ -154,11 +152,6 @@ def setup_security_middleware(
     if not enable_security_monitoring:
         monitor.enabled = False
     tracker = UserTracker(max_users=settings.max_tracked_keys) if enable_user_tracking else None
-    login_attempts = LoginAttemptTracker(
-        settings.brute_force_max_attempts,
-        settings.brute_force_time_window,
-        max_keys=settings.max_tracked_keys,
-    )
     audit_logger: AuditLogger | None = None
     if enable_audit_logging and settings.enable_audit_logging:
         from pynomaly_security.audit import AuditLogger
@@ -183,7 +176,6 @@ def setup_security_middleware(
         user_tracker=tracker,
         audit_logger=audit_logger,
         inspector=inspector,
-        login_attempts=login_attempts,
         client_ip_resolver=resolver,
         store=store,
         lockouts=lockouts,
