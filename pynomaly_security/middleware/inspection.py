@@ -12,19 +12,18 @@ websockets and lifespan pass through untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from typing import Any
 
 import structlog
 from starlette.responses import JSONResponse
-from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pynomaly_security._context import get_request_context
 from pynomaly_security.detection import Inspector, RequestParts, Verdict
-from pynomaly_security.detection.exemptions import route_policy_for, typed_fields_of
-from pynomaly_security.detection.policy import RoutePolicy
+from pynomaly_security.detection.exemptions import match_route_policy
 from pynomaly_security.middleware._body import (
     BodyOutcome,
     content_length,
@@ -96,7 +95,6 @@ class InputInspectionMiddleware:
         self.inspector = inspector or Inspector()
         self.monitor = monitor
         self.max_body_size = max_body_size
-        self._policies: dict[int, RoutePolicy | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -129,9 +127,13 @@ class InputInspectionMiddleware:
         if verdict.findings and verdict.reject_status is None:
             # Only a suspicious request pays for route matching: the endpoint's
             # @inspection_exempt and declared field types may clear it.
-            policy = self._route_policy(scope)
-            if policy is not None:
-                verdict = self.inspector.inspect(parts, route_policy=policy)
+            routes = getattr(getattr(scope.get("app"), "router", None), "routes", None)
+            template, policy = match_route_policy(routes or (), scope)
+            if template is not None:
+                # The template also lets settings exclusions name the route as declared.
+                verdict = self.inspector.inspect(
+                    dataclasses.replace(parts, route=template), route_policy=policy
+                )
         if verdict.reject_status is not None:
             await self._reject(
                 scope, receive, send, verdict.reject_status, verdict.reject_reason or "bad_request"
@@ -145,21 +147,6 @@ class InputInspectionMiddleware:
                 await self._reject(scope, receive, send, 403, "request_blocked")
                 return
         await self.app(scope, receive, send)
-
-    def _route_policy(self, scope: Scope) -> RoutePolicy | None:
-        routes = getattr(getattr(scope.get("app"), "router", None), "routes", None)
-        if not routes:
-            return None
-        for route in routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                key = id(route)
-                if key not in self._policies:  # bounded by the number of routes
-                    self._policies[key] = route_policy_for(
-                        getattr(route, "endpoint", None), typed_fields=typed_fields_of(route)
-                    )
-                return self._policies[key]
-        return None
 
     def _report(self, scope: Scope, verdict: Verdict) -> None:
         ctx = get_request_context(scope)
