@@ -16,6 +16,16 @@ the interactive API docs (FastAPI's ``/docs``, ``/redoc``) a policy that allows
 their CDN assets and exactly the inline scripts they serve, by hash.
 Headers the application set itself are left alone.
 
+JSON answers (``application/json``, ``*+json``) get the set the OWASP REST
+Security Cheat Sheet lists for API responses (``X-Content-Type-Options``,
+``X-Frame-Options``, the CSP with ``frame-ancestors 'none'``, HSTS) plus
+``Cross-Origin-Resource-Policy``, which guards any resource against
+cross-origin reads. ``Referrer-Policy``, ``Permissions-Policy`` and COOP act
+only on documents (links, features, browsing-context groups), so they go on
+every other response but not on JSON, which a browser never runs as a page:
+three headers less on the hot path of an API (uvicorn validates and
+serialises each header, ~0.3 µs plus the length of the value).
+
 Cross-Origin-Opener-Policy is ``same-origin`` everywhere except on the docs:
 Swagger UI's OAuth2 "Authorize" opens a popup to the (cross-origin)
 authorization server, which redirects back to ``/docs/oauth2-redirect``, whose
@@ -60,6 +70,8 @@ DEFAULT_DOCS_CSP = (
     "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'"
 )
 _COOP = b"cross-origin-opener-policy"
+# Headers that act only when the response is rendered as a document.
+_DOCUMENT_ONLY = frozenset({b"referrer-policy", b"permissions-policy", _COOP})
 _MAX_DOCS_BODY = 512 * 1024
 _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
 
@@ -111,6 +123,7 @@ class SecurityHeadersMiddleware:
                 )
             )
         self._common = tuple(common)
+        self._json_common = tuple(item for item in common if item[0] not in _DOCUMENT_ONLY)
         self._common_names = frozenset(name for name, _ in common)
         # The docs variants of the common headers (see the module docstring, COOP).
         self._docs_common = tuple(
@@ -191,6 +204,8 @@ class SecurityHeadersMiddleware:
             present.add(lowered)
             if lowered == b"content-type":
                 content_type = value
+        if common is self._common and _is_json(content_type):
+            common = self._json_common
         if present.isdisjoint(self._common_names):
             raw.extend(common)
         else:
@@ -204,6 +219,11 @@ class SecurityHeadersMiddleware:
                 policy = self._api_csp
             raw.append((b"content-security-policy", policy))
         message["headers"] = raw
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or media.endswith(b"+json")
 
 
 class _DocsResponder:

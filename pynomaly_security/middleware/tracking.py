@@ -14,6 +14,7 @@ turns the answer into a login success (2xx) or failure (401/403) event.
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import json
 import math
@@ -41,6 +42,18 @@ __all__ = ["UserTrackingMiddleware"]
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
 _LOGIN_BODY_LIMIT = 64 * 1024
 _USERNAME_FIELDS = ("username", "email", "login", "user")
+
+
+def _structlog_vars() -> tuple[contextvars.ContextVar[Any], contextvars.ContextVar[Any]]:
+    """The ContextVars behind structlog's ``request_id`` and ``client_ip`` keys.
+
+    ``bind_contextvars``/``reset_contextvars`` cost ~1.3 µs per request against
+    ~0.4 µs for setting and resetting the two variables directly; structlog's
+    ``merge_contextvars`` reads the same variables either way. Each token names
+    its variable (``Token.var``), so no private structlog name is needed."""
+    tokens = structlog.contextvars.bind_contextvars(request_id=None, client_ip=None)
+    structlog.contextvars.reset_contextvars(**tokens)
+    return tokens["request_id"].var, tokens["client_ip"].var
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -113,6 +126,7 @@ class UserTrackingMiddleware:
         self._plain_peer = not self.resolver.trusts_forwarding
         self._id_prefix = secrets.token_hex(8)
         self._ids = itertools.count(secrets.randbelow(1 << 32))
+        self._request_id_var, self._client_ip_var = _structlog_vars()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -144,7 +158,8 @@ class UserTrackingMiddleware:
             scope["state"] = {STATE_KEY: ctx}
         else:
             state[STATE_KEY] = ctx
-        tokens = structlog.contextvars.bind_contextvars(request_id=request_id, client_ip=client_ip)
+        rid_token = self._request_id_var.set(request_id)
+        ip_token = self._client_ip_var.set(client_ip)
         try:
             if kind == "websocket":
                 await self.app(scope, receive, send)
@@ -178,7 +193,8 @@ class UserTrackingMiddleware:
             finally:
                 self._after(scope, ctx, status, started)
         finally:
-            structlog.contextvars.reset_contextvars(**tokens)
+            self._client_ip_var.reset(ip_token)
+            self._request_id_var.reset(rid_token)
 
     async def _prepare_login(
         self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext
