@@ -11,9 +11,12 @@ from typing import Any
 
 from starlette.types import Scope
 
-__all__ = ["STATE_KEY", "RequestContext", "get_request_context"]
+__all__ = ["RATE_LIMITED", "STATE_KEY", "RequestContext", "get_request_context"]
 
 STATE_KEY = "pynomaly_security"
+RATE_LIMITED = "rate_limited"
+"""``RequestContext.extra`` key the rate limiter sets on a request it refused:
+the access audit skips it (a flood is not written one record at a time)."""
 
 
 @dataclass(slots=True)

@@ -4,10 +4,11 @@ Builds every component from one :class:`SecuritySettings`, adds the pure-ASGI
 middlewares in a fixed order, and hooks the monitor and audit logger into the
 app's lifespan without replacing a lifespan the app already has.
 
-Order (outermost first): tracking -> security headers -> rate limit -> audit ->
-login lockout -> inspection -> app.
+Order (outermost first): tracking + security headers + audit (one layer,
+:class:`~pynomaly_security.middleware.stack.SecurityMiddleware`) -> rate limit
+-> login lockout -> inspection -> app.
 Tracking runs first so every layer and the endpoint see the request id and
-client IP; headers wrap everything so even a 403/413/429 carries them; audit
+client IP; headers cover everything so even a 403/413/429 carries them; audit
 records the final status of every request, blocked ones included (a flood
 refused by the rate limiter is not written to the audit trail one by one).
 Counters, lockouts and revocations live in one shared store: Redis when
@@ -34,7 +35,7 @@ from pynomaly_security.detection import Inspector
 from pynomaly_security.middleware.headers import SecurityHeadersMiddleware
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
-from pynomaly_security.middleware.tracking import UserTrackingMiddleware
+from pynomaly_security.middleware.stack import SecurityMiddleware
 from pynomaly_security.monitor.activity import UserTracker
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
@@ -201,12 +202,6 @@ def setup_security_middleware(
         login_paths=settings.login_paths,
         resolver=resolver,
     )
-    if audit_logger is not None:
-        from pynomaly_security.middleware.audit import AuditMiddleware
-
-        app.add_middleware(
-            AuditMiddleware, audit_logger=audit_logger, log_line=settings.audit_log_line
-        )
     if (
         enable_rate_limiting
         and settings.rate_limit_enabled
@@ -224,21 +219,32 @@ def setup_security_middleware(
             resolver=resolver,
             failure_policy=failure_policy(settings.store_failure_policy, "rate_limit"),
         )
-    if enable_security_headers and settings.security_headers_enabled:
-        app.add_middleware(
-            SecurityHeadersMiddleware,
+    # Tracking, headers and audit run as one layer with one send wrapper (see
+    # middleware/stack.py); the two policies' own app is never called.
+    headers = (
+        SecurityHeadersMiddleware(
+            app,
             hsts=settings.hsts_enabled and not settings.development_mode,
             hsts_max_age=settings.hsts_max_age,
             csp=settings.csp_enabled,
         )
+        if enable_security_headers and settings.security_headers_enabled
+        else None
+    )
+    audit = None
+    if audit_logger is not None:
+        from pynomaly_security.middleware.audit import AuditMiddleware
+
+        audit = AuditMiddleware(app, audit_logger=audit_logger, log_line=settings.audit_log_line)
     app.add_middleware(
-        UserTrackingMiddleware,
+        SecurityMiddleware,
+        headers=headers,
+        audit=audit,
         resolver=resolver,
         tracker=tracker,
         monitor=monitor,
-        # Login failures are counted by the shared lockout (LoginLockoutMiddleware),
-        # which holds across workers; the in-process tracker would count them twice.
-        login_attempts=None,
+        # No in-process login counter: the shared lockout (LoginLockoutMiddleware)
+        # counts login failures across workers.
         login_paths=settings.login_paths,
     )
     _wrap_lifespan(app, stack)

@@ -28,6 +28,7 @@ from pynomaly_security.detection.types import RequestParts
 __all__ = ["MAX_FIELDS", "HeaderSelector", "JsonTooDeep", "extract_fields"]
 
 PLAIN_KEY_MIN = 8
+_MAX_HEADER_NAMES = 1024
 MAX_FIELDS = 2000
 """Values beyond this many per request are not inspected (bounded work)."""
 
@@ -64,6 +65,27 @@ class HeaderSelector:
         self._all = "*" in lowered
         self._exact = frozenset(n for n in lowered if not n.endswith("*"))
         self._prefixes = tuple(n[:-1] for n in lowered if n.endswith("*") and n != "*")
+        # Raw ASGI header name -> what extract_fields does with it. Clients send
+        # few distinct names, so each is decoded, lowered and matched once per
+        # process instead of once per request; emptied when full (bounded).
+        self._roles: dict[bytes, str] = {}
+
+    def role_of(self, raw_name: bytes) -> str:
+        """``"cookie"``, ``"content-type"``, ``"header.<name>"`` when the header is
+        inspected, or ``""`` when it is not."""
+        try:
+            return self._roles[raw_name]
+        except KeyError:
+            pass
+        name = raw_name.decode("latin-1").lower()
+        if name in ("cookie", "content-type"):
+            role = name
+        else:
+            role = f"header.{name}" if self(name) else ""
+        if len(self._roles) >= _MAX_HEADER_NAMES:
+            self._roles.clear()
+        self._roles[raw_name] = role
+        return role
 
     def __call__(self, name: str) -> bool:
         name = name.replace("_", "-")  # X_Filename reaches apps as x_filename
@@ -183,18 +205,21 @@ def extract_fields(
     if parts.query_string:
         fields.extend(_pairs(_decode(parts.query_string), "query"))
     content_type = ""
+    role_of = headers.role_of
     for raw_name, raw_value in parts.headers:
-        name = raw_name.decode("latin-1").lower()
-        if name == "content-type":
+        role = role_of(raw_name)
+        if not role:
+            continue
+        if role == "content-type":
             content_type = raw_value.decode("latin-1")
-        elif name == "cookie":
+        elif role == "cookie":
             for item in _decode(raw_value).split(";")[:MAX_FIELDS]:
                 key, _, val = item.strip().partition("=")
                 fields.append((f"cookie.{key}", val))
                 if _key_worth_scanning(key):
                     fields.append((f"cookie.{key}", key))
-        elif headers(name):
-            fields.append((f"header.{name}", _decode(raw_value)))
+        else:
+            fields.append((role, _decode(raw_value)))
     if parts.body:
         fields.extend(_body_fields(parts.body, content_type, max_depth))
     return fields[:MAX_FIELDS]

@@ -62,6 +62,7 @@ _MODES = ("block", "detect")
 _DIGITS = re.compile(r"\d{4,}")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 _JSON_TOO_DEEP = Verdict(reject_status=400, reject_reason="json_too_deep")
+_CLEAN = Verdict()  # immutable: every clean request shares it
 _MEMO_MAX_VALUE = 512  # longer values are rarely repeated; never memoized
 _MEMO_MAX_ENTRIES = 8192  # the memo is emptied when full: bounded memory, no LRU upkeep
 
@@ -114,6 +115,7 @@ class Inspector:
         self.max_input_length = max_input_length
         self.max_json_depth = max_json_depth
         self._exclusions = ExclusionTable(exclusions)
+        self._has_exclusions = bool(self._exclusions)
         self._headers = HeaderSelector(inspect_headers)
         active = [rule for rule in ALL_RULES if rule.level <= level]
         self._engine = RuleEngine(active)
@@ -142,12 +144,12 @@ class Inspector:
     def inspect(self, parts: RequestParts, *, route_policy: RoutePolicy | None = None) -> Verdict:
         """Score ``parts``; ``route_policy`` adds the endpoint's exemptions/types."""
         policy = route_policy
-        if self._exclusions:
+        if self._has_exclusions:
             table_policy = self._exclusions.lookup(parts.route, parts.path)
             if table_policy is not None:
                 policy = table_policy.merged(policy)
         if policy is not None and policy.exempt:
-            return Verdict()
+            return _CLEAN
         try:
             fields = extract_fields(parts, self._headers, max_depth=self.max_json_depth)
         except JsonTooDeep:
@@ -201,7 +203,7 @@ class Inspector:
                         hit.score,
                     )
         if not best:
-            return Verdict()
+            return _CLEAN
         findings = tuple(best.values())
         score = sum(f.score for f in findings)
         blocking = sum(f.score for f in findings if self.blocks_family(f.family))

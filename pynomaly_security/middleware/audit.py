@@ -15,6 +15,7 @@ References:
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import structlog
@@ -59,9 +60,11 @@ class AuditMiddleware:
         self.audit_logger = audit_logger
         self.log_line = log_line
         log_security_event = getattr(audit_logger, "log_security_event", None)
-        self._commit_events = (
+        self.commit_events: Callable[[Scope, int], Awaitable[None]] | None = (
             _SecurityEventCommitter(log_security_event) if log_security_event is not None else None
         )
+        """Commits the request's security events (login outcome, injection
+        verdict) before the response starts; ``None`` for a plain access log."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,7 +73,7 @@ class AuditMiddleware:
         started = time.time()
         t0 = time.perf_counter()
         status = 500
-        commit = self._commit_events
+        commit = self.commit_events
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -93,11 +96,12 @@ class AuditMiddleware:
             error = type(exc).__name__
             raise
         finally:
-            self._record(scope, status, started, time.perf_counter() - t0, error)
+            self.record(scope, status, started, time.perf_counter() - t0, error)
 
-    def _record(
+    def record(
         self, scope: Scope, status: int, started: float, elapsed: float, error: str | None
     ) -> None:
+        """Queue the access record (and the log line) of a finished request."""
         # The context is read after the app ran: authentication may have set user_id.
         ctx = get_request_context(scope)
         client = scope.get("client")

@@ -155,7 +155,30 @@ class SecurityHeadersMiddleware:
         self._docs_for = (app, paths, redirect)
         return paths, redirect
 
-    def _docs_headers(self, scope: Scope) -> tuple[tuple[bytes, bytes], ...] | None:
+    @property
+    def common_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The headers every (non-docs) response gets, CSP aside."""
+        return self._common
+
+    @property
+    def csp(self) -> bool:
+        return self._csp
+
+    def docs_responder(self, send: Send, common: tuple[tuple[bytes, bytes], ...]) -> Send:
+        """A ``send`` that buffers a docs page and adds its headers and hashed CSP."""
+        return _DocsResponder(self, send, common).on_send
+
+    def apply(
+        self,
+        message: Message,
+        common: tuple[tuple[bytes, bytes], ...],
+        extra: tuple[bytes, bytes] | None = None,
+    ) -> None:
+        """Add the headers to an ``http.response.start`` message (and ``extra``,
+        e.g. ``X-Request-ID``, unless the app set it)."""
+        self._apply(message, None, common, extra)
+
+    def docs_headers(self, scope: Scope) -> tuple[tuple[bytes, bytes], ...] | None:
         """The common headers for a docs response, or ``None`` when not a docs path."""
         paths, redirect = self._paths_of(scope.get("app"))
         if not paths:
@@ -173,7 +196,7 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         common = self._common
-        docs = self._docs_headers(scope)
+        docs = self.docs_headers(scope)
         if docs is not None:
             if self._csp:
                 await _DocsResponder(self, send, docs).run(self.app, scope, receive)
@@ -192,6 +215,7 @@ class SecurityHeadersMiddleware:
         message: Message,
         docs_csp: bytes | None,
         common: tuple[tuple[bytes, bytes], ...],
+        extra: tuple[bytes, bytes] | None = None,
     ) -> None:
         # One pass over the app's headers (the hot path of every response): which
         # names it set itself, and its content type. ASGI response header names are
@@ -218,6 +242,8 @@ class SecurityHeadersMiddleware:
             else:
                 policy = self._api_csp
             raw.append((b"content-security-policy", policy))
+        if extra is not None and extra[0] not in present:
+            raw.append(extra)
         message["headers"] = raw
 
 

@@ -29,6 +29,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pynomaly_security._context import RATE_LIMITED as REFUSED
 from pynomaly_security._context import get_request_context
 from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.network.client_ip import ClientIPResolver
@@ -217,6 +218,9 @@ class RateLimitMiddleware:
                 await self.app(scope, receive, send)
             return
         if not allowed:
+            ctx = get_request_context(scope)
+            if ctx is not None:
+                ctx.extra[REFUSED] = True
             if self._on_reject is not None:
                 await self._on_reject(scope, RATE_LIMITED)
             log.info(RATE_LIMITED, path=path, key_kind=self._key)

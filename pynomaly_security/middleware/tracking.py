@@ -22,20 +22,24 @@ import re
 import secrets
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import structlog
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pynomaly_security._context import STATE_KEY, RequestContext
+from pynomaly_security._context import RATE_LIMITED, STATE_KEY, RequestContext
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
 from pynomaly_security.monitor.activity import UserTracker
 from pynomaly_security.monitor.events import EventKind, SecurityEvent
 from pynomaly_security.monitor.login_attempts import LoginAttemptTracker
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
+
+if TYPE_CHECKING:
+    from pynomaly_security.middleware.audit import AuditMiddleware
+    from pynomaly_security.middleware.headers import SecurityHeadersMiddleware
 
 __all__ = ["UserTrackingMiddleware"]
 
@@ -54,6 +58,17 @@ def _structlog_vars() -> tuple[contextvars.ContextVar[Any], contextvars.ContextV
     tokens = structlog.contextvars.bind_contextvars(request_id=None, client_ip=None)
     structlog.contextvars.reset_contextvars(**tokens)
     return tokens["request_id"].var, tokens["client_ip"].var
+
+
+def add_header_once(message: Message, header: tuple[bytes, bytes]) -> None:
+    """Append ``header`` to a response start message unless the app set it."""
+    headers = list(message.get("headers", ()))
+    for name, _ in headers:
+        if name.lower() == header[0]:
+            break
+    else:
+        headers.append(header)
+    message["headers"] = headers
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -127,6 +142,9 @@ class UserTrackingMiddleware:
         self._id_prefix = secrets.token_hex(8)
         self._ids = itertools.count(secrets.randbelow(1 << 32))
         self._request_id_var, self._client_ip_var = _structlog_vars()
+        # Set by SecurityMiddleware, which serves headers and audit in this layer.
+        self._headers: SecurityHeadersMiddleware | None = None
+        self._audit: AuditMiddleware | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -164,37 +182,70 @@ class UserTrackingMiddleware:
             if kind == "websocket":
                 await self.app(scope, receive, send)
                 return
+            await self._serve(scope, receive, send, ctx, started)
+        finally:
+            self._client_ip_var.reset(ip_token)
+            self._request_id_var.reset(rid_token)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext, started: float
+    ) -> None:
+        """One HTTP request: the app behind one ``send`` wrapper, which captures the
+        status and adds ``X-Request-ID`` and, in the assembled stack
+        (:class:`~pynomaly_security.middleware.stack.SecurityMiddleware`), the
+        security headers and the audit's pre-response commit; then the access
+        record and the activity/monitor bookkeeping."""
+        headers = self._headers
+        audit = self._audit
+        common = None
+        if headers is not None:
+            common = headers.common_headers
+            docs = headers.docs_headers(scope)
+            if docs is not None:
+                if headers.csp:
+                    # The docs page is buffered to hash its inline scripts into its CSP;
+                    # the responder applies the headers itself.
+                    send = headers.docs_responder(send, docs)
+                    common = None
+                else:
+                    common = docs
+        commit = audit.commit_events if audit is not None else None
+        wall = time.time() if audit is not None else 0.0
+        status = 500
+        rid_header = (b"x-request-id", ctx.request_id.encode("ascii"))
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if common is not None:
+                    headers.apply(message, common, rid_header)  # type: ignore[union-attr]
+                else:
+                    add_header_once(message, rid_header)
+                if commit is not None and (ctx.is_login_route or ctx.extra):
+                    # Security events are committed before the client sees the answer.
+                    await commit(scope, status)
+            await send(message)
+
+        error: str | None = None
+        try:
             app = self.app
-            if is_login:
-                prepared = await self._prepare_login(scope, receive, send, ctx)
+            if ctx.is_login_route:
+                prepared = await self._prepare_login(scope, receive, send_tracked, ctx)
                 if prepared is None:
                     return
                 receive, refusal = prepared
                 if refusal is not None:
                     app = refusal
-            status = 500
-            rid_header = (b"x-request-id", request_id.encode("ascii"))
-
-            async def send_tracked(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                    headers = list(message.get("headers", ()))
-                    for name, _ in headers:
-                        if name.lower() == b"x-request-id":
-                            break
-                    else:
-                        headers.append(rid_header)
-                    message["headers"] = headers
-                await send(message)
-
-            try:
-                await app(scope, receive, send_tracked)
-            finally:
-                self._after(scope, ctx, status, started)
+            await app(scope, receive, send_tracked)
+        except BaseException as exc:
+            error = type(exc).__name__
+            raise
         finally:
-            self._client_ip_var.reset(ip_token)
-            self._request_id_var.reset(rid_token)
+            if audit is not None and RATE_LIMITED not in ctx.extra:
+                # A flood refused by the rate limiter is not written one record at a time.
+                audit.record(scope, status, wall, time.perf_counter() - started, error)
+            self._after(scope, ctx, status, started)
 
     async def _prepare_login(
         self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext
