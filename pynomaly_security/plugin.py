@@ -227,6 +227,7 @@ def setup_security_middleware(
             hsts=settings.hsts_enabled and not settings.development_mode,
             hsts_max_age=settings.hsts_max_age,
             csp=settings.csp_enabled,
+            resolver=resolver,
         )
         if enable_security_headers and settings.security_headers_enabled
         else None

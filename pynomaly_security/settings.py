@@ -148,7 +148,9 @@ class SecuritySettings(BaseSettings):
     csp_enabled: bool = True
     """Add a Content-Security-Policy (strict for APIs, hash-based for /docs)."""
     hsts_enabled: bool = True
-    """Add Strict-Transport-Security (never in development mode)."""
+    """Add Strict-Transport-Security to responses to HTTPS requests (directly, or
+    ``X-Forwarded-Proto: https`` from a trusted proxy); never over plain HTTP
+    (RFC 6797) and never in development mode."""
     hsts_max_age: int = Field(default=31_536_000, ge=0)
     """HSTS max-age in seconds."""
 

@@ -66,7 +66,8 @@ def make_client() -> Callable[[ASGIApp], httpx.AsyncClient]:
 
     def _make(app: ASGIApp, **kwargs: object) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
-        return httpx.AsyncClient(transport=transport, base_url="http://testserver", **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("base_url", "http://testserver")
+        return httpx.AsyncClient(transport=transport, **kwargs)  # type: ignore[arg-type]
 
     return _make
 

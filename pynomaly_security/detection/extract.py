@@ -222,4 +222,4 @@ def extract_fields(
             fields.append((role, _decode(raw_value)))
     if parts.body:
         fields.extend(_body_fields(parts.body, content_type, max_depth))
-    return fields[:MAX_FIELDS]
+    return fields if len(fields) <= MAX_FIELDS else fields[:MAX_FIELDS]

@@ -120,7 +120,8 @@ class Inspector:
         active = [rule for rule in ALL_RULES if rule.level <= level]
         self._engine = RuleEngine(active)
         self._plain_engine = RuleEngine([rule for rule in active if rule.plain])
-        self._memo: dict[tuple[bool, str], tuple[str, tuple[Hit, ...]]] = {}
+        self._memo: dict[str, tuple[str, tuple[Hit, ...]]] = {}
+        self._path_memo: dict[str, tuple[str, tuple[Hit, ...]]] = {}
 
     @classmethod
     def from_settings(cls, settings: SecuritySettings) -> Inspector:
@@ -137,6 +138,21 @@ class Inspector:
     def clear_memo(self) -> None:
         """Forget memoized scans (benchmarks time cold passes with it)."""
         self._memo.clear()
+        self._path_memo.clear()
+
+    def _scan(self, raw: str, is_path: bool) -> tuple[str, tuple[Hit, ...]]:
+        """(normalized text, rule hits) of one value."""
+        engine = self._engine
+        if is_plain(raw):
+            if len(raw) < PLAIN_SCAN_MIN:
+                return raw, ()
+            engine = self._plain_engine  # only encoded-payload rules
+        value = raw[: self.max_input_length]
+        if is_path and not value.isascii():
+            # raw_path arrives decoded as latin-1; read its UTF-8 back.
+            value = value.encode("latin-1", "replace").decode("utf-8", "replace")
+        text = normalize(value)
+        return text, tuple(engine.scan(text))
 
     def blocks_family(self, family: str) -> bool:
         return self.mode_overrides.get(family, self.mode) == "block"
@@ -154,43 +170,38 @@ class Inspector:
             fields = extract_fields(parts, self._headers, max_depth=self.max_json_depth)
         except JsonTooDeep:
             return _JSON_TOO_DEEP
-        excluded = policy.exempt_fields if policy is not None else frozenset()
-        typed = policy.typed_fields if policy is not None else {}
         best: dict[str, Finding] = {}
+        memo = self._memo
+        path_memo = self._path_memo
         for name, raw in fields:
-            if not raw or (excluded and field_excluded(name, excluded)):
+            if not raw:
                 continue
-            field_type = typed.get(name)
-            if field_type is not None and conforms(raw, field_type):
-                continue
-            engine = self._engine
-            if is_plain(raw):
-                if len(raw) < PLAIN_SCAN_MIN:
+            if policy is not None:
+                if policy.exempt_fields and field_excluded(name, policy.exempt_fields):
                     continue
-                engine = self._plain_engine  # only encoded-payload rules
+                field_type = policy.typed_fields.get(name)
+                if field_type is not None and conforms(raw, field_type):
+                    continue
             if name.endswith(_FILENAME_FIELDS):
                 upload = _SCRIPT_UPLOAD.search(raw[-256:])
                 if upload is not None:
                     excerpt = upload.group(0)[:EXCERPT_CHARS]
                     finding = Finding("code_injection", "code-script-upload", name, excerpt, 5)
                     best.setdefault("code-script-upload", finding)
-            value = raw[: self.max_input_length]
-            if name == "path" and not value.isascii():
-                # raw_path arrives decoded as latin-1; read its UTF-8 back.
-                value = value.encode("latin-1", "replace").decode("utf-8", "replace")
             # Route paths, user agents, cookies and common query values repeat across
-            # requests: normalizing and scanning a short value is memoized (bounded).
-            memo_key = (engine is self._plain_engine, value)
-            cached = self._memo.get(memo_key) if len(value) <= _MEMO_MAX_VALUE else None
+            # requests: the scan of a short value is memoized (bounded), so a repeated
+            # value costs one dict lookup. The path has its own memo: it is decoded
+            # differently (below).
+            table = path_memo if name == "path" else memo
+            short = len(raw) <= _MEMO_MAX_VALUE
+            cached = table.get(raw) if short else None
             if cached is None:
-                text = normalize(value)
-                hits = tuple(engine.scan(text))
-                if len(value) <= _MEMO_MAX_VALUE:
-                    if len(self._memo) >= _MEMO_MAX_ENTRIES:
-                        self._memo.clear()
-                    self._memo[memo_key] = (text, hits)
-            else:
-                text, hits = cached
+                cached = self._scan(raw, name == "path")
+                if short:
+                    if len(table) >= _MEMO_MAX_ENTRIES:
+                        table.clear()
+                    table[raw] = cached
+            text, hits = cached
             for hit in hits:
                 rule_id = hit.rule.rule_id
                 known = best.get(rule_id)

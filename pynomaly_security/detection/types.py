@@ -12,9 +12,13 @@ from dataclasses import dataclass, field
 __all__ = ["Finding", "RequestParts", "Verdict"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestParts:
-    """What inspection needs of one HTTP request.
+    """What inspection needs of one HTTP request (read-only by convention).
+
+    Not ``frozen``: a frozen dataclass sets each field through
+    ``object.__setattr__`` (1.6 µs per request here against 0.4 µs), and one is
+    built for every request the middleware inspects.
 
     Args:
         method: the HTTP method, upper case.

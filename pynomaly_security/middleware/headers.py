@@ -47,6 +47,8 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pynomaly_security.network.client_ip import ClientIPResolver
+
 __all__ = ["DEFAULT_API_CSP", "DEFAULT_DOCS_CSP", "DEFAULT_HTML_CSP", "SecurityHeadersMiddleware"]
 
 DEFAULT_API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -70,6 +72,7 @@ DEFAULT_DOCS_CSP = (
     "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'"
 )
 _COOP = b"cross-origin-opener-policy"
+_HSTS = b"strict-transport-security"
 # Headers that act only when the response is rendered as a document.
 _DOCUMENT_ONLY = frozenset({b"referrer-policy", b"permissions-policy", _COOP})
 _MAX_DOCS_BODY = 512 * 1024
@@ -81,8 +84,14 @@ class SecurityHeadersMiddleware:
 
     Args:
         app: the ASGI app.
-        hsts: send ``Strict-Transport-Security`` (browsers honour it over HTTPS only).
+        hsts: send ``Strict-Transport-Security`` on responses to HTTPS requests
+            (RFC 6797 §7.2: never over plain HTTP, where a browser ignores it).
         hsts_max_age: its ``max-age`` in seconds.
+        resolver: the trusted-proxy resolver; behind a TLS-terminating proxy it
+            lets a trusted proxy's ``X-Forwarded-Proto: https`` (or
+            ``Forwarded: proto=https``) count as HTTPS. Without one only the
+            ASGI ``scheme`` counts (servers such as uvicorn set it from the
+            proxy headers of the proxies they trust).
         csp: send ``Content-Security-Policy``.
         api_csp, html_csp, docs_csp: the policies for non-HTML, HTML and docs
             responses (``docs_csp`` may contain ``{script_hashes}``).
@@ -101,8 +110,10 @@ class SecurityHeadersMiddleware:
         html_csp: str = DEFAULT_HTML_CSP,
         docs_csp: str = DEFAULT_DOCS_CSP,
         docs_paths: Iterable[str] | None = None,
+        resolver: ClientIPResolver | None = None,
     ) -> None:
         self.app = app
+        self._resolver = resolver if resolver is not None and resolver.trusts_forwarding else None
         common: list[tuple[bytes, bytes]] = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
@@ -115,16 +126,12 @@ class SecurityHeadersMiddleware:
             (b"cross-origin-opener-policy", b"same-origin"),
             (b"cross-origin-resource-policy", b"same-origin"),
         ]
-        if hsts:
-            common.append(
-                (
-                    b"strict-transport-security",
-                    f"max-age={hsts_max_age}; includeSubDomains".encode(),
-                )
-            )
+        self._hsts: tuple[bytes, bytes] | None = (
+            (_HSTS, f"max-age={hsts_max_age}; includeSubDomains".encode()) if hsts else None
+        )
         self._common = tuple(common)
         self._json_common = tuple(item for item in common if item[0] not in _DOCUMENT_ONLY)
-        self._common_names = frozenset(name for name, _ in common)
+        self._common_names = frozenset(name for name, _ in common) | {_HSTS}
         # The docs variants of the common headers (see the module docstring, COOP).
         self._docs_common = tuple(
             (name, b"same-origin-allow-popups") if name == _COOP else (name, value)
@@ -164,19 +171,28 @@ class SecurityHeadersMiddleware:
     def csp(self) -> bool:
         return self._csp
 
-    def docs_responder(self, send: Send, common: tuple[tuple[bytes, bytes], ...]) -> Send:
+    def docs_responder(
+        self, send: Send, common: tuple[tuple[bytes, bytes], ...], secure: bool
+    ) -> Send:
         """A ``send`` that buffers a docs page and adds its headers and hashed CSP."""
-        return _DocsResponder(self, send, common).on_send
+        return _DocsResponder(self, send, common, secure).on_send
+
+    def is_secure(self, scope: Scope) -> bool:
+        """Whether the request came over HTTPS (directly or via a trusted proxy)."""
+        if scope.get("scheme") in ("https", "wss"):
+            return True
+        return self._resolver is not None and self._resolver.forwarded_https(scope)
 
     def apply(
         self,
         message: Message,
         common: tuple[tuple[bytes, bytes], ...],
+        secure: bool,
         extra: tuple[bytes, bytes] | None = None,
     ) -> None:
         """Add the headers to an ``http.response.start`` message (and ``extra``,
-        e.g. ``X-Request-ID``, unless the app set it)."""
-        self._apply(message, None, common, extra)
+        e.g. ``X-Request-ID``, unless the app set it); HSTS only when ``secure``."""
+        self._apply(message, None, common, secure, extra)
 
     def docs_headers(self, scope: Scope) -> tuple[tuple[bytes, bytes], ...] | None:
         """The common headers for a docs response, or ``None`` when not a docs path."""
@@ -196,16 +212,17 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         common = self._common
+        secure = self.is_secure(scope)
         docs = self.docs_headers(scope)
         if docs is not None:
             if self._csp:
-                await _DocsResponder(self, send, docs).run(self.app, scope, receive)
+                await _DocsResponder(self, send, docs, secure).run(self.app, scope, receive)
                 return
             common = docs
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                self._apply(message, None, common)
+                self._apply(message, None, common, secure)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -215,6 +232,7 @@ class SecurityHeadersMiddleware:
         message: Message,
         docs_csp: bytes | None,
         common: tuple[tuple[bytes, bytes], ...],
+        secure: bool,
         extra: tuple[bytes, bytes] | None = None,
     ) -> None:
         # One pass over the app's headers (the hot path of every response): which
@@ -242,6 +260,8 @@ class SecurityHeadersMiddleware:
             else:
                 policy = self._api_csp
             raw.append((b"content-security-policy", policy))
+        if secure and self._hsts is not None and _HSTS not in present:
+            raw.append(self._hsts)
         if extra is not None and extra[0] not in present:
             raw.append(extra)
         message["headers"] = raw
@@ -260,10 +280,12 @@ class _DocsResponder:
         owner: SecurityHeadersMiddleware,
         send: Send,
         common: tuple[tuple[bytes, bytes], ...],
+        secure: bool,
     ) -> None:
         self.owner = owner
         self.send = send
         self.common = common
+        self.secure = secure
         self.start: Message | None = None
         self.chunks: list[bytes] = []
         self.size = 0
@@ -286,7 +308,7 @@ class _DocsResponder:
         self.size += len(self.chunks[-1])
         if self.size > _MAX_DOCS_BODY:
             # Not a docs page we know: fall back to the HTML policy and stream on.
-            self.owner._apply(self.start, None, self.common)
+            self.owner._apply(self.start, None, self.common, self.secure)
             self.passthrough = True
             await self.send(self.start)
             await self.send({**message, "body": b"".join(self.chunks)})
@@ -299,6 +321,6 @@ class _DocsResponder:
             for m in _INLINE_SCRIPT.finditer(body)
         )
         policy = self.owner._docs_csp.replace("{script_hashes}", hashes).replace("  ", " ")
-        self.owner._apply(self.start, policy.encode(), self.common)
+        self.owner._apply(self.start, policy.encode(), self.common, self.secure)
         await self.send(self.start)
         await self.send({"type": "http.response.body", "body": body, "more_body": False})

@@ -198,14 +198,16 @@ class UserTrackingMiddleware:
         headers = self._headers
         audit = self._audit
         common = None
+        secure = False
         if headers is not None:
             common = headers.common_headers
+            secure = headers.is_secure(scope)
             docs = headers.docs_headers(scope)
             if docs is not None:
                 if headers.csp:
                     # The docs page is buffered to hash its inline scripts into its CSP;
                     # the responder applies the headers itself.
-                    send = headers.docs_responder(send, docs)
+                    send = headers.docs_responder(send, docs, secure)
                     common = None
                 else:
                     common = docs
@@ -219,7 +221,7 @@ class UserTrackingMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 if common is not None:
-                    headers.apply(message, common, rid_header)  # type: ignore[union-attr]
+                    headers.apply(message, common, secure, rid_header)  # type: ignore[union-attr]
                 else:
                     add_header_once(message, rid_header)
                 if commit is not None and (ctx.is_login_route or ctx.extra):

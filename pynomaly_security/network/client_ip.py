@@ -157,6 +157,26 @@ class ClientIPResolver:
         # of ours. Garbage where a proxy should have written: fall back to the peer.
         return str(hop) if hop is not None else peer_text
 
+    def forwarded_https(self, scope: Scope) -> bool:
+        """Whether the nearest trusted proxy says the client used HTTPS
+        (``X-Forwarded-Proto`` or ``Forwarded: proto=``, its right-most entry)."""
+        if not self._networks and not self._hops:
+            return False
+        if self._networks:
+            client = scope.get("client")
+            if not self.is_trusted(_parse_ip(str(client[0])) if client else None):
+                return False
+        proto = ""
+        for name, value in scope.get("headers", ()):
+            if name == b"x-forwarded-proto":
+                proto = value.decode("latin-1").rsplit(",", 1)[-1]
+            elif name == b"forwarded":
+                for pair in value.decode("latin-1").rsplit(",", 1)[-1].split(";"):
+                    key, _, val = pair.strip().partition("=")
+                    if key.lower() == "proto":
+                        proto = val
+        return proto.strip().strip('"').lower() == "https"
+
     def _walk_trusted(self, chain: list[_Address | None], peer_text: str | None) -> str | None:
         nearest = peer_text  # the closest address we have reason to believe
         for hop in reversed(chain):

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
 from pynomaly_security.middleware.headers import DEFAULT_API_CSP, SecurityHeadersMiddleware
+from pynomaly_security.network.client_ip import ClientIPResolver
 
 
 def _app(**options: object) -> Starlette:
@@ -53,7 +54,7 @@ def _app(**options: object) -> Starlette:
 @pytest.mark.anyio
 async def test_every_response_gets_the_headers(make_client) -> None:  # type: ignore[no-untyped-def]
     """JSON, HTML and 404 answers all carry the security headers; no legacy XSS auditor."""
-    async with make_client(_app()) as client:
+    async with make_client(_app(), base_url="https://testserver") as client:
         for path in ("/data", "/page", "/missing"):
             response = await client.get(path)
             h = response.headers
@@ -89,9 +90,32 @@ async def test_csp_depends_on_the_response(make_client) -> None:  # type: ignore
 
 
 @pytest.mark.anyio
+async def test_hsts_only_over_https(make_client) -> None:  # type: ignore[no-untyped-def]
+    """RFC 6797 §7.2: no HSTS over plain HTTP; a trusted proxy's forwarded proto counts."""
+    async with make_client(_app()) as client:  # http://
+        h = (await client.get("/data")).headers
+        assert "strict-transport-security" not in h
+        assert h["x-frame-options"] == "DENY"
+        # A client's own X-Forwarded-Proto is not believed without a trusted proxy.
+        h = (await client.get("/data", headers={"X-Forwarded-Proto": "https"})).headers
+        assert "strict-transport-security" not in h
+    behind = _app(resolver=ClientIPResolver(["203.0.113.0/24"]))  # the test client's peer
+    async with make_client(behind) as client:
+        for header in ({"X-Forwarded-Proto": "https"}, {"Forwarded": "for=1.2.3.4;proto=https"}):
+            h = (await client.get("/data", headers=header)).headers
+            assert h["strict-transport-security"].startswith("max-age="), header
+        h = (await client.get("/data", headers={"X-Forwarded-Proto": "http"})).headers
+        assert "strict-transport-security" not in h
+    elsewhere = _app(resolver=ClientIPResolver(["10.0.0.0/8"]))  # the peer is not a proxy
+    async with make_client(elsewhere) as client:
+        h = (await client.get("/data", headers={"X-Forwarded-Proto": "https"})).headers
+        assert "strict-transport-security" not in h
+
+
+@pytest.mark.anyio
 async def test_switches(make_client) -> None:  # type: ignore[no-untyped-def]
     """HSTS and CSP can be switched off."""
-    async with make_client(_app(hsts=False, csp=False)) as client:
+    async with make_client(_app(hsts=False, csp=False), base_url="https://testserver") as client:
         h = (await client.get("/data")).headers
         assert "strict-transport-security" not in h and "content-security-policy" not in h
         assert h["x-frame-options"] == "DENY"
