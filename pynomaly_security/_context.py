@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.types import Scope
 
-__all__ = ["RATE_LIMITED", "STATE_KEY", "RequestContext", "get_request_context"]
+__all__ = ["RATE_LIMITED", "STATE_KEY", "RequestContext", "get_request_context", "ms3"]
 
 STATE_KEY = "pynomaly_security"
 RATE_LIMITED = "rate_limited"
@@ -42,3 +42,11 @@ def get_request_context(scope: Scope) -> RequestContext | None:
         return None
     ctx = state.get(STATE_KEY)
     return ctx if isinstance(ctx, RequestContext) else None
+
+
+def ms3(milliseconds: float) -> float:
+    """A non-negative duration rounded to 3 decimals (µs resolution).
+
+    ``round(x, 3)`` goes through a decimal conversion (~0.3 µs); this is one
+    multiplication and one division, on the path of every request."""
+    return int(milliseconds * 1000 + 0.5) / 1000

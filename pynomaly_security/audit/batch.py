@@ -65,9 +65,11 @@ __all__ = [
 ]
 
 ACCESS_BATCH = "access_batch"
-AccessRow = tuple[float, str, str, int, float, "str | None", "str | None", "str | None"]
-"""``(timestamp, method, path, status_code, duration_ms, request_id, client_ip, user_id)``
-exactly as ``AuditLogger.log_request`` queued it."""
+AccessRow = tuple[int, str, str, int, float, "str | None", "str | None", "str | None"]
+"""``(ts_us, method, path, status_code, duration_ms, request_id, user_id, client_ip)``
+as ``AuditLogger.log_request`` queues it: the stored row's layout (``COLUMNS``),
+with the user id where the stored row has its subject index. An anonymous row
+(``user_id`` None) is therefore stored as it is: no per-row work at flush time."""
 
 COLUMNS = (
     "ts_us", "method", "path", "status_code", "duration_ms", "request_id", "subject", "source_ip",
@@ -94,7 +96,7 @@ class SealedBatch(NamedTuple):
 def split_batches(rows: list[AccessRow]) -> list[list[AccessRow]]:
     """Sort by time and cut into batches of at most MAX_ROWS rows and MAX_SPAN_US."""
     rows.sort(key=_ts)
-    span = MAX_SPAN_US / 1_000_000 - 0.001  # margin: rows are stored as whole µs
+    span = MAX_SPAN_US
     out: list[list[AccessRow]] = []
     current: list[AccessRow] = []
     first = 0.0
@@ -110,7 +112,7 @@ def split_batches(rows: list[AccessRow]) -> list[list[AccessRow]]:
     return out
 
 
-def _ts(row: AccessRow) -> float:
+def _ts(row: AccessRow) -> int:
     return row[0]
 
 
@@ -136,27 +138,21 @@ def seal_batch(
     """
     subject_index: dict[str, int] = {}
     personal: dict[str, list[list[Any]]] = {}
-    out_rows: list[list[Any]] = []
-    error = False
-    for i, (ts, method, path, status, duration, request_id, ip, user) in enumerate(rows):
-        if status >= 500:
-            error = True
+    out_rows: list[Sequence[Any]] = []
+    for i, row in enumerate(rows):
+        user = row[6]
         if user is None:
-            out_rows.append(
-                [int(ts * 1_000_000), method, path, status, round(duration, 3), request_id,
-                 None, ip]
-            )  # fmt: skip
+            out_rows.append(row)  # already the stored form
             continue
         ref = refs[user]
         idx = subject_index.get(ref)
         if idx is None:
             idx = subject_index[ref] = len(subject_index)
             personal[ref] = []
-        personal[ref].append([i, user, ip])
-        out_rows.append(
-            [int(ts * 1_000_000), method, path, status, round(duration, 3), request_id, idx, None]
-        )
-    ts_us = min(row[0] for row in out_rows)
+        personal[ref].append([i, user, row[7]])
+        out_rows.append((*row[:6], idx, None))
+    error = any(row[3] >= 500 for row in rows)
+    ts_us = min(row[0] for row in rows)
     key_id = keys.current.key_id
     head = header(
         seq, ts_us, ACCESS_BATCH, "http_request", "error" if error else "info", ",,",

@@ -161,7 +161,7 @@ class Sealer:
         refs: dict[str, str] = {}
         for batch in batches:
             for row in batch:
-                user = row[7]
+                user = row[6]
                 if user is not None and user not in refs:
                     refs[user] = self.subject_ref(user)
         subject_keys = await self._subject_keys(txn, entries, refs.values())
@@ -194,7 +194,7 @@ class Sealer:
                     digest,
                 )
             )
-            index.extend((ref, seq) for ref in {refs[r[7]] for r in batch if r[7] is not None})
+            index.extend((ref, seq) for ref in {refs[r[6]] for r in batch if r[6] is not None})
             prev = digest
         first_entry = len(rows)
         for entry in entries:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ParamSpec, TypeVar
 
+from pynomaly_security._context import ms3
 from pynomaly_security.audit._keys import AuditKeys
 from pynomaly_security.audit._writer import BatchWriter
 from pynomaly_security.audit.actions import audit_action, audit_context
@@ -260,16 +261,18 @@ class AuditLogger(AuditTrail):
         """
         writer = self._writer
         if len(writer.access) < writer.limit:
+            # Already in the stored row's form (batch.AccessRow): an anonymous row is
+            # written as it is, without a per-row copy at flush time.
             writer.access.append(
                 (
-                    self._clock() if timestamp is None else timestamp,
+                    int((self._clock() if timestamp is None else timestamp) * 1_000_000),
                     method,
                     path,
                     status_code,
-                    duration_ms,
+                    ms3(duration_ms),
                     request_id,
-                    client_ip,
                     user_id,
+                    client_ip,
                 )
             )
         else:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pynomaly_security._context import get_request_context
+from pynomaly_security._context import get_request_context, ms3
 
 __all__ = ["REQUEST_EVENT", "AuditMiddleware"]
 
@@ -126,7 +126,7 @@ class AuditMiddleware:
                 method=method,
                 path=path,
                 status_code=status,
-                duration_ms=round(duration_ms, 3),
+                duration_ms=ms3(duration_ms),
                 request_id=request_id,
                 client_ip=client_ip,
                 user_id=user_id,

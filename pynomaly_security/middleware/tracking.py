@@ -29,7 +29,7 @@ import structlog
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pynomaly_security._context import RATE_LIMITED, STATE_KEY, RequestContext
+from pynomaly_security._context import RATE_LIMITED, STATE_KEY, RequestContext, ms3
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
 from pynomaly_security.monitor.activity import UserTracker
 from pynomaly_security.monitor.events import EventKind, SecurityEvent
@@ -212,7 +212,6 @@ class UserTrackingMiddleware:
                 else:
                     common = docs
         commit = audit.commit_events if audit is not None else None
-        wall = time.time() if audit is not None else 0.0
         status = 500
         rid_header = (b"x-request-id", ctx.request_id.encode("ascii"))
 
@@ -244,10 +243,12 @@ class UserTrackingMiddleware:
             error = type(exc).__name__
             raise
         finally:
+            elapsed = time.perf_counter() - started
+            now = time.time()
             if audit is not None and RATE_LIMITED not in ctx.extra:
                 # A flood refused by the rate limiter is not written one record at a time.
-                audit.record(scope, status, wall, time.perf_counter() - started, error)
-            self._after(scope, ctx, status, started)
+                audit.record(scope, status, now - elapsed, elapsed, error)
+            self._after(scope, ctx, status, now, elapsed)
 
     async def _prepare_login(
         self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext
@@ -282,8 +283,9 @@ class UserTrackingMiddleware:
                 )
         return replay_receive(buffered.body, receive), refusal
 
-    def _after(self, scope: Scope, ctx: RequestContext, status: int, started: float) -> None:
-        now = time.time()
+    def _after(
+        self, scope: Scope, ctx: RequestContext, status: int, now: float, elapsed: float
+    ) -> None:
         user_id = _user_from_scope(scope, ctx)
         if ctx.is_login_route and ctx.login_username:
             # A login attempt is part of the named user's activity, whatever its outcome:
@@ -298,7 +300,7 @@ class UserTrackingMiddleware:
                 status,
                 ctx.client_ip,
                 ctx.request_id,
-                round((time.perf_counter() - started) * 1000, 3),
+                ms3(elapsed * 1000),
             )
         monitor = self.monitor
         if ctx.is_login_route:
