@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pynomaly_security._context import get_request_context, ms3
+from pynomaly_security._context import RequestContext, get_request_context, ms3
 
 __all__ = ["REQUEST_EVENT", "AuditMiddleware"]
 
@@ -99,11 +99,18 @@ class AuditMiddleware:
             self.record(scope, status, started, time.perf_counter() - t0, error)
 
     def record(
-        self, scope: Scope, status: int, started: float, elapsed: float, error: str | None
+        self,
+        scope: Scope,
+        status: int,
+        started: float,
+        elapsed: float,
+        error: str | None,
+        ctx: RequestContext | None = None,
     ) -> None:
         """Queue the access record (and the log line) of a finished request."""
         # The context is read after the app ran: authentication may have set user_id.
-        ctx = get_request_context(scope)
+        if ctx is None:
+            ctx = get_request_context(scope)
         client = scope.get("client")
         request_id = ctx.request_id if ctx else None
         client_ip = ctx.client_ip if ctx else (client[0] if client else None)

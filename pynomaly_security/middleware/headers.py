@@ -73,6 +73,8 @@ DEFAULT_DOCS_CSP = (
 )
 _COOP = b"cross-origin-opener-policy"
 _HSTS = b"strict-transport-security"
+_CSP = b"content-security-policy"
+_MAX_BLOCKS = 64
 # Headers that act only when the response is rendered as a document.
 _DOCUMENT_ONLY = frozenset({b"referrer-policy", b"permissions-policy", _COOP})
 _MAX_DOCS_BODY = 512 * 1024
@@ -147,6 +149,21 @@ class SecurityHeadersMiddleware:
         # docs_url/redoc_url before it serves, so this is configuration, computed
         # once per app instead of on every request.
         self._docs_for: tuple[object, frozenset[str], frozenset[str]] | None = None
+        self._blocks: dict[tuple[bytes, bool], tuple[tuple[bytes, bytes], ...]] = {}
+        self._block_names = self._common_names | {_CSP}
+
+    def _block(self, content_type: bytes, secure: bool) -> tuple[tuple[bytes, bytes], ...]:
+        """Every header a non-docs response of this content type gets (cached)."""
+        block = list(self._json_common if _is_json(content_type) else self._common)
+        if self._csp:
+            html = content_type.startswith(b"text/html")
+            block.append((_CSP, self._html_csp if html else self._api_csp))
+        if secure and self._hsts is not None:
+            block.append(self._hsts)
+        if len(self._blocks) >= _MAX_BLOCKS:
+            self._blocks.clear()  # content types are the app's few; bounded all the same
+        result = self._blocks[(content_type, secure)] = tuple(block)
+        return result
 
     def _paths_of(self, app: object) -> tuple[frozenset[str], frozenset[str]]:
         """(docs paths, OAuth2 redirect paths) of ``app``."""
@@ -246,6 +263,20 @@ class SecurityHeadersMiddleware:
             present.add(lowered)
             if lowered == b"content-type":
                 content_type = value
+        if common is self._common and docs_csp is None:
+            # The usual case: everything this response gets depends only on its
+            # content type and the scheme, so it is built once per pair and kept.
+            block = self._blocks.get((content_type, secure))
+            if block is None:
+                block = self._block(content_type, secure)
+            if present.isdisjoint(self._block_names):
+                raw.extend(block)
+            else:
+                raw.extend(item for item in block if item[0] not in present)
+            if extra is not None and extra[0] not in present:
+                raw.append(extra)
+            message["headers"] = raw
+            return
         if common is self._common and _is_json(content_type):
             common = self._json_common
         if present.isdisjoint(self._common_names):

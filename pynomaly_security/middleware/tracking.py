@@ -142,6 +142,13 @@ class UserTrackingMiddleware:
         self._id_prefix = secrets.token_hex(8)
         self._ids = itertools.count(secrets.randbelow(1 << 32))
         self._request_id_var, self._client_ip_var = _structlog_vars()
+        # A login-lockout layer right inside passes every other request through
+        # untouched; those requests skip its frame (same login paths, so the same
+        # requests reach it).
+        self._non_login_app: ASGIApp = app
+        inner = getattr(app, "login_lockout_bypass", None)
+        if inner is not None and getattr(app, "login_paths", None) == self.login_paths:
+            self._non_login_app = inner
         # Set by SecurityMiddleware, which serves headers and audit in this layer.
         self._headers: SecurityHeadersMiddleware | None = None
         self._audit: AuditMiddleware | None = None
@@ -230,8 +237,9 @@ class UserTrackingMiddleware:
 
         error: str | None = None
         try:
-            app = self.app
+            app = self._non_login_app
             if ctx.is_login_route:
+                app = self.app
                 prepared = await self._prepare_login(scope, receive, send_tracked, ctx)
                 if prepared is None:
                     return
@@ -247,7 +255,7 @@ class UserTrackingMiddleware:
             now = time.time()
             if audit is not None and RATE_LIMITED not in ctx.extra:
                 # A flood refused by the rate limiter is not written one record at a time.
-                audit.record(scope, status, now - elapsed, elapsed, error)
+                audit.record(scope, status, now - elapsed, elapsed, error, ctx)
             self._after(scope, ctx, status, now, elapsed)
 
     async def _prepare_login(
