@@ -68,23 +68,23 @@ class HeaderSelector:
         # Raw ASGI header name -> what extract_fields does with it. Clients send
         # few distinct names, so each is decoded, lowered and matched once per
         # process instead of once per request; emptied when full (bounded).
-        self._roles: dict[bytes, str] = {}
+        self.roles: dict[bytes, str] = {}
+        """What :meth:`role_of` answered so far (read directly on the hot path)."""
 
     def role_of(self, raw_name: bytes) -> str:
         """``"cookie"``, ``"content-type"``, ``"header.<name>"`` when the header is
         inspected, or ``""`` when it is not."""
-        try:
-            return self._roles[raw_name]
-        except KeyError:
-            pass
+        known = self.roles.get(raw_name)
+        if known is not None:
+            return known
         name = raw_name.decode("latin-1").lower()
         if name in ("cookie", "content-type"):
             role = name
         else:
             role = f"header.{name}" if self(name) else ""
-        if len(self._roles) >= _MAX_HEADER_NAMES:
-            self._roles.clear()
-        self._roles[raw_name] = role
+        if len(self.roles) >= _MAX_HEADER_NAMES:
+            self.roles.clear()
+        self.roles[raw_name] = role
         return role
 
     def __call__(self, name: str) -> bool:
@@ -205,9 +205,11 @@ def extract_fields(
     if parts.query_string:
         fields.extend(_pairs(_decode(parts.query_string), "query"))
     content_type = ""
-    role_of = headers.role_of
+    roles = headers.roles
     for raw_name, raw_value in parts.headers:
-        role = role_of(raw_name)
+        role = roles.get(raw_name)
+        if role is None:
+            role = headers.role_of(raw_name)
         if not role:
             continue
         if role == "content-type":

@@ -132,6 +132,8 @@ class SecurityHeadersMiddleware:
             (_HSTS, f"max-age={hsts_max_age}; includeSubDomains".encode()) if hsts else None
         )
         self._common = tuple(common)
+        self.common_headers = self._common
+        """The headers every (non-docs) response gets, CSP and HSTS aside."""
         self._json_common = tuple(item for item in common if item[0] not in _DOCUMENT_ONLY)
         self._common_names = frozenset(name for name, _ in common) | {_HSTS}
         # The docs variants of the common headers (see the module docstring, COOP).
@@ -141,6 +143,7 @@ class SecurityHeadersMiddleware:
         )
         self._redirect_common = tuple(item for item in common if item[0] != _COOP)
         self._csp = csp
+        self.csp = csp
         self._api_csp = api_csp.encode()
         self._html_csp = html_csp.encode()
         self._docs_csp = docs_csp
@@ -178,15 +181,6 @@ class SecurityHeadersMiddleware:
             paths = frozenset(p for p in pages if p) | redirect
         self._docs_for = (app, paths, redirect)
         return paths, redirect
-
-    @property
-    def common_headers(self) -> tuple[tuple[bytes, bytes], ...]:
-        """The headers every (non-docs) response gets, CSP aside."""
-        return self._common
-
-    @property
-    def csp(self) -> bool:
-        return self._csp
 
     def docs_responder(
         self, send: Send, common: tuple[tuple[bytes, bytes], ...], secure: bool

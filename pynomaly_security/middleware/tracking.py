@@ -153,12 +153,8 @@ class UserTrackingMiddleware:
         self._headers: SecurityHeadersMiddleware | None = None
         self._audit: AuditMiddleware | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind != "http" and kind != "websocket":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
+    def _open(self, scope: Scope, kind: str) -> RequestContext:
+        """The request context: request id, client IP, whether a login route."""
         request_id: str | None = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
@@ -183,25 +179,25 @@ class UserTrackingMiddleware:
             scope["state"] = {STATE_KEY: ctx}
         else:
             state[STATE_KEY] = ctx
-        rid_token = self._request_id_var.set(request_id)
-        ip_token = self._client_ip_var.set(client_ip)
-        try:
-            if kind == "websocket":
-                await self.app(scope, receive, send)
-                return
-            await self._serve(scope, receive, send, ctx, started)
-        finally:
-            self._client_ip_var.reset(ip_token)
-            self._request_id_var.reset(rid_token)
+        return ctx
 
-    async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext, started: float
-    ) -> None:
-        """One HTTP request: the app behind one ``send`` wrapper, which captures the
-        status and adds ``X-Request-ID`` and, in the assembled stack
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One request: the app behind one ``send`` wrapper, which captures the status
+        and adds ``X-Request-ID`` and, in the assembled stack
         (:class:`~pynomaly_security.middleware.stack.SecurityMiddleware`), the
-        security headers and the audit's pre-response commit; then the access
-        record and the activity/monitor bookkeeping."""
+        security headers and the audit's pre-response commit; then the access record
+        and the activity/monitor bookkeeping. One coroutine frame per request."""
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "websocket":
+                await self._websocket(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        ctx = self._open(scope, kind)
+        rid_token = self._request_id_var.set(ctx.request_id)
+        ip_token = self._client_ip_var.set(ctx.client_ip)
         headers = self._headers
         audit = self._audit
         common = None
@@ -257,6 +253,18 @@ class UserTrackingMiddleware:
                 # A flood refused by the rate limiter is not written one record at a time.
                 audit.record(scope, status, now - elapsed, elapsed, error, ctx)
             self._after(scope, ctx, status, now, elapsed)
+            self._client_ip_var.reset(ip_token)
+            self._request_id_var.reset(rid_token)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = self._open(scope, "websocket")
+        rid_token = self._request_id_var.set(ctx.request_id)
+        ip_token = self._client_ip_var.set(ctx.client_ip)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._client_ip_var.reset(ip_token)
+            self._request_id_var.reset(rid_token)
 
     async def _prepare_login(
         self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext
