@@ -122,6 +122,7 @@ class Inspector:
         self._plain_engine = RuleEngine([rule for rule in active if rule.plain])
         self._memo: dict[str, tuple[str, tuple[Hit, ...]]] = {}
         self._path_memo: dict[str, tuple[str, tuple[Hit, ...]]] = {}
+        self._clean: set[tuple[object, ...]] = set()
 
     @classmethod
     def from_settings(cls, settings: SecuritySettings) -> Inspector:
@@ -139,6 +140,31 @@ class Inspector:
         """Forget memoized scans (benchmarks time cold passes with it)."""
         self._memo.clear()
         self._path_memo.clear()
+        self._clean.clear()
+
+    def _clean_key(self, parts: RequestParts) -> tuple[object, ...] | None:
+        """What a bodiless request's verdict depends on: its path, query and the
+        inspected headers (cookies included). Clients repeat the same requests
+        (polling, health checks, the same page's API calls), so a request known
+        clean is answered with one set lookup instead of extracting and looking
+        up every value. Only clean verdicts are kept: a route's exemptions can
+        only clear findings, never add one, so a clean request stays clean."""
+        if parts.body:
+            return None
+        roles = self._headers.roles
+        key: list[object] = [parts.path, parts.query_string]
+        size = len(parts.path) + len(parts.query_string)
+        for name, value in parts.headers:
+            role = roles.get(name)
+            if role is None:
+                role = self._headers.role_of(name)
+            if role:
+                key.append(name)
+                key.append(value)
+                size += len(value)
+        if size > _MEMO_MAX_VALUE * 4:
+            return None  # long requests rarely repeat; not kept
+        return tuple(key)
 
     def _scan(self, raw: str, is_path: bool) -> tuple[str, tuple[Hit, ...]]:
         """(normalized text, rule hits) of one value."""
@@ -165,6 +191,9 @@ class Inspector:
             if table_policy is not None:
                 policy = table_policy.merged(policy)
         if policy is not None and policy.exempt:
+            return _CLEAN
+        clean_key = self._clean_key(parts) if route_policy is None else None
+        if clean_key is not None and clean_key in self._clean:
             return _CLEAN
         try:
             fields = extract_fields(parts, self._headers, max_depth=self.max_json_depth)
@@ -214,6 +243,10 @@ class Inspector:
                         hit.score,
                     )
         if not best:
+            if clean_key is not None:
+                if len(self._clean) >= _MEMO_MAX_ENTRIES:
+                    self._clean.clear()
+                self._clean.add(clean_key)
             return _CLEAN
         findings = tuple(best.values())
         score = sum(f.score for f in findings)

