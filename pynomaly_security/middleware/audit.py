@@ -111,10 +111,11 @@ class AuditMiddleware:
         # The context is read after the app ran: authentication may have set user_id.
         if ctx is None:
             ctx = get_request_context(scope)
-        client = scope.get("client")
-        request_id = ctx.request_id if ctx else None
-        client_ip = ctx.client_ip if ctx else (client[0] if client else None)
-        user_id = ctx.user_id if ctx else None
+        if ctx is not None:
+            request_id, client_ip, user_id = ctx.request_id, ctx.client_ip, ctx.user_id
+        else:
+            client = scope.get("client")
+            request_id, client_ip, user_id = None, client[0] if client else None, None
         duration_ms = elapsed * 1000
         method, path = scope["method"], scope["path"]
         self.audit_logger.log_request(

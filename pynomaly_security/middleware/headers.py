@@ -49,9 +49,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pynomaly_security.network.client_ip import ClientIPResolver
 
-__all__ = ["DEFAULT_API_CSP", "DEFAULT_DOCS_CSP", "DEFAULT_HTML_CSP", "SecurityHeadersMiddleware"]
+__all__ = [
+    "DEFAULT_API_CSP",
+    "DEFAULT_DOCS_CSP",
+    "DEFAULT_HTML_CSP",
+    "DEFAULT_JSON_CSP",
+    "SecurityHeadersMiddleware",
+]
 
 DEFAULT_API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+# JSON is never a document with forms or a <base>: the OWASP REST cheat sheet's pair.
+DEFAULT_JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 DEFAULT_HTML_CSP = (
     "default-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; "
     "form-action 'self'"
@@ -95,8 +103,8 @@ class SecurityHeadersMiddleware:
             ASGI ``scheme`` counts (servers such as uvicorn set it from the
             proxy headers of the proxies they trust).
         csp: send ``Content-Security-Policy``.
-        api_csp, html_csp, docs_csp: the policies for non-HTML, HTML and docs
-            responses (``docs_csp`` may contain ``{script_hashes}``).
+        api_csp, json_csp, html_csp, docs_csp: the policies for non-HTML, JSON,
+            HTML and docs responses (``docs_csp`` may contain ``{script_hashes}``).
         docs_paths: paths served with ``docs_csp``; ``None`` reads FastAPI's
             ``docs_url``, ``redoc_url`` and OAuth2 redirect URL from the app.
     """
@@ -109,6 +117,7 @@ class SecurityHeadersMiddleware:
         hsts_max_age: int = 31_536_000,
         csp: bool = True,
         api_csp: str = DEFAULT_API_CSP,
+        json_csp: str = DEFAULT_JSON_CSP,
         html_csp: str = DEFAULT_HTML_CSP,
         docs_csp: str = DEFAULT_DOCS_CSP,
         docs_paths: Iterable[str] | None = None,
@@ -145,6 +154,7 @@ class SecurityHeadersMiddleware:
         self._csp = csp
         self.csp = csp
         self._api_csp = api_csp.encode()
+        self._json_csp = json_csp.encode()
         self._html_csp = html_csp.encode()
         self._docs_csp = docs_csp
         self._docs_paths = frozenset(docs_paths) if docs_paths is not None else None
@@ -157,10 +167,16 @@ class SecurityHeadersMiddleware:
 
     def _block(self, content_type: bytes, secure: bool) -> tuple[tuple[bytes, bytes], ...]:
         """Every header a non-docs response of this content type gets (cached)."""
-        block = list(self._json_common if _is_json(content_type) else self._common)
+        json = _is_json(content_type)
+        block = list(self._json_common if json else self._common)
         if self._csp:
-            html = content_type.startswith(b"text/html")
-            block.append((_CSP, self._html_csp if html else self._api_csp))
+            if json:
+                policy = self._json_csp
+            elif content_type.startswith(b"text/html"):
+                policy = self._html_csp
+            else:
+                policy = self._api_csp
+            block.append((_CSP, policy))
         if secure and self._hsts is not None:
             block.append(self._hsts)
         if len(self._blocks) >= _MAX_BLOCKS:

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.responses import PlainTextResponse
 
-from pynomaly_security.middleware.headers import DEFAULT_API_CSP, SecurityHeadersMiddleware
+from pynomaly_security.middleware.headers import DEFAULT_JSON_CSP, SecurityHeadersMiddleware
 
 MakeClient = Callable[[FastAPI], httpx.AsyncClient]
 
@@ -41,7 +41,7 @@ async def test_docs_pages_keep_their_oauth2_popup(make_client: MakeClient) -> No
         assert redirect.headers["x-frame-options"] == "DENY"
         api = await client.get("/items")
         assert "cross-origin-opener-policy" not in api.headers  # JSON: no document headers
-        assert api.headers["content-security-policy"] == DEFAULT_API_CSP
+        assert api.headers["content-security-policy"] == DEFAULT_JSON_CSP
 
 
 @pytest.mark.anyio

@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from pynomaly_security import SecuritySettings, setup_security_middleware
-from pynomaly_security.middleware.headers import DEFAULT_API_CSP, SecurityHeadersMiddleware
+from pynomaly_security.middleware.headers import DEFAULT_JSON_CSP, SecurityHeadersMiddleware
 
 from ._cdp import open_page
 from ._fake_cdn import IDP_HOST, FakeCDN
@@ -103,7 +103,7 @@ async def test_swagger_ui_and_redoc_render_without_csp_violations(
         api = await http.get("/items/1")
     assert "'sha256-" in docs.headers["content-security-policy"]
     assert "'sha256-" in redirect.headers["content-security-policy"]
-    assert api.headers["content-security-policy"] == DEFAULT_API_CSP
+    assert api.headers["content-security-policy"] == DEFAULT_JSON_CSP
     assert docs.headers["cross-origin-opener-policy"] == "same-origin-allow-popups"
     assert "cross-origin-opener-policy" not in redirect.headers
     assert "cross-origin-opener-policy" not in api.headers  # JSON: no document headers

@@ -13,7 +13,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
-from pynomaly_security.middleware.headers import DEFAULT_API_CSP, SecurityHeadersMiddleware
+from pynomaly_security.middleware.headers import (
+    DEFAULT_API_CSP,
+    DEFAULT_JSON_CSP,
+    SecurityHeadersMiddleware,
+)
 from pynomaly_security.network.client_ip import ClientIPResolver
 
 
@@ -81,7 +85,10 @@ async def test_every_response_gets_the_headers(make_client) -> None:  # type: ig
 async def test_csp_depends_on_the_response(make_client) -> None:  # type: ignore[no-untyped-def]
     """JSON gets default-src 'none'; HTML a same-origin policy; the app's own CSP is kept."""
     async with make_client(_app()) as client:
-        assert (await client.get("/data")).headers["content-security-policy"] == DEFAULT_API_CSP
+        assert (await client.get("/data")).headers["content-security-policy"] == DEFAULT_JSON_CSP
+        # Other non-HTML answers also refuse forms and <base> (XML/SVG can be documents).
+        stream = await client.get("/stream")
+        assert stream.headers["content-security-policy"] == DEFAULT_API_CSP
         assert (
             "default-src 'self'" in (await client.get("/page")).headers["content-security-policy"]
         )
@@ -150,4 +157,4 @@ async def test_fastapi_docs_get_a_hash_based_policy(make_client) -> None:  # typ
         assert "'sha256-" in script_src and "unsafe-inline" not in script_src
         assert "SwaggerUIBundle" in docs.text
         api = await client.get("/openapi.json")
-        assert api.headers["content-security-policy"] == DEFAULT_API_CSP
+        assert api.headers["content-security-policy"] == DEFAULT_JSON_CSP
