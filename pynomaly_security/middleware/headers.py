@@ -223,7 +223,12 @@ class SecurityHeadersMiddleware:
 
     def docs_headers(self, scope: Scope) -> tuple[tuple[bytes, bytes], ...] | None:
         """The common headers for a docs response, or ``None`` when not a docs path."""
-        paths, redirect = self._paths_of(scope.get("app"))
+        cached = self._docs_for
+        app = scope.get("app")
+        if cached is not None and cached[0] is app:
+            paths, redirect = cached[1], cached[2]
+        else:
+            paths, redirect = self._paths_of(app)
         if not paths:
             return None
         root = scope.get("root_path", "")

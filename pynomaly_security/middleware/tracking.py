@@ -29,7 +29,7 @@ import structlog
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pynomaly_security._context import RATE_LIMITED, STATE_KEY, RequestContext, ms3
+from pynomaly_security._context import RATE_LIMITED, STATE_KEY, RequestContext
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
 from pynomaly_security.monitor.activity import UserTracker
 from pynomaly_security.monitor.events import EventKind, SecurityEvent
@@ -99,9 +99,7 @@ def _username_from_body(body: bytes, content_type: bytes | None) -> str | None:
     return None
 
 
-def _user_from_scope(scope: Scope, ctx: RequestContext) -> str | None:
-    if ctx.user_id:
-        return ctx.user_id
+def _user_from_scope(scope: Scope) -> str | None:
     # Starlette's AuthenticationMiddleware puts a BaseUser in scope["user"].
     user = scope.get("user")
     if user is not None and getattr(user, "is_authenticated", False):
@@ -173,7 +171,8 @@ class UserTrackingMiddleware:
         is_login = (
             kind == "http" and scope["method"] == "POST" and scope["path"] in self.login_paths
         )
-        ctx = RequestContext(request_id=request_id, client_ip=client_ip, is_login_route=is_login)
+        # Positional: ~0.15 µs less than keywords, on every request.
+        ctx = RequestContext(request_id, client_ip, None, is_login)
         state = scope.get("state")
         if state is None:
             scope["state"] = {STATE_KEY: ctx}
@@ -302,7 +301,7 @@ class UserTrackingMiddleware:
     def _after(
         self, scope: Scope, ctx: RequestContext, status: int, now: float, elapsed: float
     ) -> None:
-        user_id = _user_from_scope(scope, ctx)
+        user_id = ctx.user_id or _user_from_scope(scope)
         if ctx.is_login_route and ctx.login_username:
             # A login attempt is part of the named user's activity, whatever its outcome:
             # that is where an investigator looks for "who tried to get in as alice".
@@ -316,7 +315,7 @@ class UserTrackingMiddleware:
                 status,
                 ctx.client_ip,
                 ctx.request_id,
-                ms3(elapsed * 1000),
+                int(elapsed * 1_000_000 + 0.5) / 1000,  # ms3(elapsed * 1000), inlined
             )
         monitor = self.monitor
         if ctx.is_login_route:
