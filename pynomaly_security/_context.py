@@ -11,7 +11,15 @@ from typing import Any
 
 from starlette.types import Scope
 
-__all__ = ["RATE_LIMITED", "STATE_KEY", "RequestContext", "get_request_context", "ms3"]
+__all__ = [
+    "RATE_LIMITED",
+    "STATE_KEY",
+    "AccessRow",
+    "RequestContext",
+    "access_row",
+    "get_request_context",
+    "ms3",
+]
 
 STATE_KEY = "pynomaly_security"
 RATE_LIMITED = "rate_limited"
@@ -50,3 +58,33 @@ def ms3(milliseconds: float) -> float:
     ``round(x, 3)`` goes through a decimal conversion (~0.3 µs); this is one
     multiplication and one division, on the path of every request."""
     return int(milliseconds * 1000 + 0.5) / 1000
+
+
+AccessRow = tuple[int, str, str, int, float, "str | None", "str | None", "str | None"]
+"""One finished request: ``(ts_us, method, path, status_code, duration_ms,
+request_id, user_id, client_ip)``. Built once per request by the tracking layer
+and shared by the user tracker (activity) and the audit logger, which stores it
+as it is (``audit/batch.py``): one tuple per request instead of one per consumer."""
+
+
+def access_row(
+    started: float,
+    method: str,
+    path: str,
+    status: int,
+    elapsed: float,
+    request_id: str | None,
+    user_id: str | None,
+    client_ip: str | None,
+) -> AccessRow:
+    """The row of a request that started at ``started`` (epoch s) and took ``elapsed`` s."""
+    return (
+        int(started * 1_000_000),
+        method,
+        path,
+        status,
+        int(elapsed * 1_000_000 + 0.5) / 1000,  # ms3(elapsed * 1000)
+        request_id,
+        user_id,
+        client_ip,
+    )

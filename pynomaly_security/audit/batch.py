@@ -47,6 +47,7 @@ from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from pynomaly_security._context import AccessRow
 from pynomaly_security.audit._keys import AuditKeys, open_with, seal_with
 from pynomaly_security.audit.stores.base import SealedRecord
 from pynomaly_security.exceptions import InvalidToken
@@ -65,11 +66,9 @@ __all__ = [
 ]
 
 ACCESS_BATCH = "access_batch"
-AccessRow = tuple[int, str, str, int, float, "str | None", "str | None", "str | None"]
-"""``(ts_us, method, path, status_code, duration_ms, request_id, user_id, client_ip)``
-as ``AuditLogger.log_request`` queues it: the stored row's layout (``COLUMNS``),
-with the user id where the stored row has its subject index. An anonymous row
-(``user_id`` None) is therefore stored as it is: no per-row work at flush time."""
+# AccessRow (``_context.py``) is the stored row's layout (``COLUMNS``) with the user
+# id where the stored row has its subject index: an anonymous row (user id None)
+# is stored as it is, with no per-row work at flush time.
 
 COLUMNS = (
     "ts_us", "method", "path", "status_code", "duration_ms", "request_id", "subject", "source_ip",

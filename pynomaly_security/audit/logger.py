@@ -259,22 +259,25 @@ class AuditLogger(AuditTrail):
         happens per batch on flush (``batch.py``); beyond ``max_pending`` queued
         rows, new ones are counted and dropped.
         """
+        self.queue_access(
+            (
+                int((self._clock() if timestamp is None else timestamp) * 1_000_000),
+                method,
+                path,
+                status_code,
+                ms3(duration_ms),
+                request_id,
+                user_id,
+                client_ip,
+            )
+        )
+
+    def queue_access(self, row: AccessRow) -> None:
+        """Queue an access record already built as an :data:`AccessRow` (what the
+        stack's tracking layer does: one row per request, shared with the tracker)."""
         writer = self._writer
         if len(writer.access) < writer.limit:
-            # Already in the stored row's form (batch.AccessRow): an anonymous row is
-            # written as it is, without a per-row copy at flush time.
-            writer.access.append(
-                (
-                    int((self._clock() if timestamp is None else timestamp) * 1_000_000),
-                    method,
-                    path,
-                    status_code,
-                    ms3(duration_ms),
-                    request_id,
-                    user_id,
-                    client_ip,
-                )
-            )
+            writer.access.append(row)
         else:
             writer.dropped += 1
 

@@ -21,7 +21,12 @@ from typing import Any, Protocol
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pynomaly_security._context import RequestContext, get_request_context, ms3
+from pynomaly_security._context import (
+    AccessRow,
+    RequestContext,
+    access_row,
+    get_request_context,
+)
 
 __all__ = ["REQUEST_EVENT", "AuditMiddleware"]
 
@@ -59,6 +64,10 @@ class AuditMiddleware:
         self.app = app
         self.audit_logger = audit_logger
         self.log_line = log_line
+        queue = getattr(audit_logger, "queue_access", None)
+        self.queue_access: Callable[[AccessRow], None] = (
+            queue if queue is not None else _LogRequestAdapter(audit_logger)
+        )
         log_security_event = getattr(audit_logger, "log_security_event", None)
         self.commit_events: Callable[[Scope, int], Awaitable[None]] | None = (
             _SecurityEventCommitter(log_security_event) if log_security_event is not None else None
@@ -116,9 +125,47 @@ class AuditMiddleware:
         else:
             client = scope.get("client")
             request_id, client_ip, user_id = None, client[0] if client else None, None
-        duration_ms = elapsed * 1000
-        method, path = scope["method"], scope["path"]
-        self.audit_logger.log_request(
+        self.record_row(
+            access_row(
+                started,
+                scope["method"],
+                scope["path"],
+                status,
+                elapsed,
+                request_id,
+                user_id,
+                client_ip,
+            ),
+            error,
+        )
+
+    def record_row(self, row: AccessRow, error: str | None) -> None:
+        """Queue a request's :data:`~pynomaly_security._context.AccessRow` (and the log line)."""
+        self.queue_access(row)
+        if self.log_line:
+            _, method, path, status, duration_ms, request_id, user_id, client_ip = row
+            log.info(
+                REQUEST_EVENT,
+                method=method,
+                path=path,
+                status_code=status,
+                duration_ms=duration_ms,
+                request_id=request_id,
+                client_ip=client_ip,
+                user_id=user_id,
+                error=error,
+            )
+
+
+class _LogRequestAdapter:
+    """Feeds rows to an access log that only has ``log_request``."""
+
+    def __init__(self, target: _AccessLog) -> None:
+        self._log_request = target.log_request
+
+    def __call__(self, row: AccessRow) -> None:
+        ts_us, method, path, status, duration_ms, request_id, user_id, client_ip = row
+        self._log_request(
             method=method,
             path=path,
             status_code=status,
@@ -126,20 +173,8 @@ class AuditMiddleware:
             request_id=request_id,
             client_ip=client_ip,
             user_id=user_id,
-            timestamp=started,
+            timestamp=ts_us / 1_000_000,
         )
-        if self.log_line:
-            log.info(
-                REQUEST_EVENT,
-                method=method,
-                path=path,
-                status_code=status,
-                duration_ms=ms3(duration_ms),
-                request_id=request_id,
-                client_ip=client_ip,
-                user_id=user_id,
-                error=error,
-            )
 
 
 class _SecurityEventCommitter:

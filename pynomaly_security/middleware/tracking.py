@@ -29,7 +29,13 @@ import structlog
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pynomaly_security._context import RATE_LIMITED, STATE_KEY, RequestContext
+from pynomaly_security._context import (
+    RATE_LIMITED,
+    STATE_KEY,
+    AccessRow,
+    RequestContext,
+    access_row,
+)
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
 from pynomaly_security.monitor.activity import UserTracker
 from pynomaly_security.monitor.events import EventKind, SecurityEvent
@@ -248,10 +254,20 @@ class UserTrackingMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             now = time.time()
+            row = access_row(
+                now - elapsed,
+                scope["method"],
+                scope["path"],
+                status,
+                elapsed,
+                ctx.request_id,
+                ctx.user_id,  # read after the app ran: its authentication may set it
+                ctx.client_ip,
+            )
             if audit is not None and RATE_LIMITED not in ctx.extra:
                 # A flood refused by the rate limiter is not written one record at a time.
-                audit.record(scope, status, now - elapsed, elapsed, error, ctx)
-            self._after(scope, ctx, status, now, elapsed)
+                audit.record_row(row, error)
+            self._after(scope, ctx, status, now, row)
             self._client_ip_var.reset(ip_token)
             self._request_id_var.reset(rid_token)
 
@@ -299,7 +315,7 @@ class UserTrackingMiddleware:
         return replay_receive(buffered.body, receive), refusal
 
     def _after(
-        self, scope: Scope, ctx: RequestContext, status: int, now: float, elapsed: float
+        self, scope: Scope, ctx: RequestContext, status: int, now: float, row: AccessRow
     ) -> None:
         user_id = ctx.user_id or _user_from_scope(scope)
         if ctx.is_login_route and ctx.login_username:
@@ -307,16 +323,7 @@ class UserTrackingMiddleware:
             # that is where an investigator looks for "who tried to get in as alice".
             user_id = ctx.login_username
         if self.tracker is not None:
-            self.tracker.add(
-                UserTracker.key_for(user_id, ctx.client_ip),
-                now,
-                scope["method"],
-                scope["path"],
-                status,
-                ctx.client_ip,
-                ctx.request_id,
-                int(elapsed * 1_000_000 + 0.5) / 1000,  # ms3(elapsed * 1000), inlined
-            )
+            self.tracker.add_row(UserTracker.key_for(user_id, ctx.client_ip), row)
         monitor = self.monitor
         if ctx.is_login_route:
             self._login_outcome(scope, ctx, status, now)

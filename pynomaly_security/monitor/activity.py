@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pynomaly_security._bounded import BoundedDict
+from pynomaly_security._context import AccessRow
 
 __all__ = ["ActivityRecord", "UserTracker"]
 
@@ -27,14 +28,14 @@ class ActivityRecord:
         return asdict(self)
 
 
-_Row = tuple[float, str, str, int, "str | None", str, float]
 
 
 class UserTracker:
     """Keeps the latest ``per_user`` actions of at most ``max_users`` users.
 
     Requests without an authenticated user are kept under ``ip:<address>``.
-    Rows are plain tuples on the request path; records are built when read.
+    Rows are the request's :data:`~pynomaly_security._context.AccessRow`, the
+    same tuple the audit logger queues; records are built when read.
     """
 
     def __init__(
@@ -45,9 +46,9 @@ class UserTracker:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._per_user = per_user
-        self._users: BoundedDict[str, deque[_Row]] = BoundedDict(max_users)
+        self._users: BoundedDict[str, deque[AccessRow]] = BoundedDict(max_users)
         self._clock = clock
-        self._new_history: Callable[[], deque[_Row]] = lambda: deque(maxlen=per_user)
+        self._new_history: Callable[[], deque[AccessRow]] = lambda: deque(maxlen=per_user)
 
     @staticmethod
     def key_for(user_id: str | None, client_ip: str | None) -> str:
@@ -66,10 +67,24 @@ class UserTracker:
         request_id: str,
         duration_ms: float,
     ) -> None:
-        """Record one request (the cheap form the middleware uses)."""
-        self._users.setdefault(key, self._new_history).append(
-            (timestamp, method, path, status_code, client_ip, request_id, duration_ms)
+        """Record one request."""
+        self.add_row(
+            key,
+            (
+                int(timestamp * 1_000_000),
+                method,
+                path,
+                status_code,
+                duration_ms,
+                request_id,
+                None,
+                client_ip,
+            ),
         )
+
+    def add_row(self, key: str, row: AccessRow) -> None:
+        """Record one request's row (what the tracking layer does)."""
+        self._users.setdefault(key, self._new_history).append(row)
 
     def record(self, key: str, record: ActivityRecord) -> None:
         self.add(
@@ -88,8 +103,12 @@ class UserTracker:
         rows = self._users.get(user_id)
         if not rows:
             return []
-        since = self._clock() - hours * 3600
-        return [ActivityRecord(*row) for row in reversed(rows) if row[0] >= since]
+        since = (self._clock() - hours * 3600) * 1_000_000
+        return [
+            ActivityRecord(ts / 1_000_000, method, path, status, ip, rid or "", ms)
+            for ts, method, path, status, ms, rid, _, ip in reversed(rows)
+            if ts >= since
+        ]
 
     @property
     def tracked_users(self) -> int:
