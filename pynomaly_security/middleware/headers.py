@@ -271,6 +271,36 @@ class SecurityHeadersMiddleware:
         # names it set itself, and its content type. ASGI response header names are
         # lowercase by spec; .lower() keeps a non-conforming app's own headers too.
         raw: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
+        if common is self._common and docs_csp is None:
+            # The usual case: everything this response gets depends only on its
+            # content type and the scheme, so it is built once per pair and kept.
+            # One pass finds the content type and whether the app set any of our
+            # headers itself (then the slower per-name merge below).
+            content_type = b""
+            clash = False
+            ours = self._block_names
+            extra_name = extra[0] if extra is not None else None
+            for name, value in raw:
+                lowered = name.lower()
+                if lowered == b"content-type":
+                    content_type = value
+                elif lowered in ours or lowered == extra_name:
+                    clash = True
+            block = self._blocks.get((content_type, secure))
+            if block is None:
+                block = self._block(content_type, secure)
+            if not clash:
+                raw.extend(block)
+                if extra is not None:
+                    raw.append(extra)
+                message["headers"] = raw
+                return
+            own = {name.lower() for name, _ in raw}
+            raw.extend(item for item in block if item[0] not in own)
+            if extra is not None and extra[0] not in own:
+                raw.append(extra)
+            message["headers"] = raw
+            return
         present: set[bytes] = set()
         content_type = b""
         for name, value in raw:
@@ -278,22 +308,7 @@ class SecurityHeadersMiddleware:
             present.add(lowered)
             if lowered == b"content-type":
                 content_type = value
-        if common is self._common and docs_csp is None:
-            # The usual case: everything this response gets depends only on its
-            # content type and the scheme, so it is built once per pair and kept.
-            block = self._blocks.get((content_type, secure))
-            if block is None:
-                block = self._block(content_type, secure)
-            if present.isdisjoint(self._block_names):
-                raw.extend(block)
-            else:
-                raw.extend(item for item in block if item[0] not in present)
-            if extra is not None and extra[0] not in present:
-                raw.append(extra)
-            message["headers"] = raw
-            return
-        if common is self._common and _is_json(content_type):
-            common = self._json_common
+        # Docs pages (HTML) and their variants of the common headers.
         if present.isdisjoint(self._common_names):
             raw.extend(common)
         else:

@@ -116,14 +116,17 @@ class InputInspectionMiddleware:
             receive = replay_receive(body, receive)
 
         raw_path = scope.get("raw_path")
-        parts = RequestParts(
-            method=scope["method"],
-            path=raw_path.decode("latin-1") if raw_path else scope["path"],
-            query_string=scope.get("query_string", b""),
-            headers=scope.get("headers", ()),
-            body=body,
+        parts = RequestParts(  # positional: this runs for every request
+            scope["method"],
+            raw_path.decode("latin-1") if raw_path else scope["path"],
+            scope.get("query_string", b""),
+            scope.get("headers", ()),
+            body,
         )
         verdict = self.inspector.inspect(parts)
+        if not verdict.findings and verdict.reject_status is None:
+            await self.app(scope, receive, send)  # the usual case: nothing found
+            return
         if verdict.findings and verdict.reject_status is None:
             # Only a suspicious request pays for route matching: the endpoint's
             # @inspection_exempt and declared field types may clear it.
