@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import json
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -94,7 +95,7 @@ class SealedBatch(NamedTuple):
 
 def split_batches(rows: list[AccessRow]) -> list[list[AccessRow]]:
     """Sort by time and cut into batches of at most MAX_ROWS rows and MAX_SPAN_US."""
-    rows.sort(key=_ts)
+    rows.sort(key=_TS)
     span = MAX_SPAN_US
     out: list[list[AccessRow]] = []
     current: list[AccessRow] = []
@@ -111,8 +112,9 @@ def split_batches(rows: list[AccessRow]) -> list[list[AccessRow]]:
     return out
 
 
-def _ts(row: AccessRow) -> int:
-    return row[0]
+_TS = operator.itemgetter(0)
+_STATUS = operator.itemgetter(3)
+_USER = operator.itemgetter(6)
 
 
 def _dumps(doc: Any) -> bytes:
@@ -137,21 +139,25 @@ def seal_batch(
     """
     subject_index: dict[str, int] = {}
     personal: dict[str, list[list[Any]]] = {}
-    out_rows: list[Sequence[Any]] = []
-    for i, row in enumerate(rows):
-        user = row[6]
-        if user is None:
-            out_rows.append(row)  # already the stored form
-            continue
-        ref = refs[user]
-        idx = subject_index.get(ref)
-        if idx is None:
-            idx = subject_index[ref] = len(subject_index)
-            personal[ref] = []
-        personal[ref].append([i, user, row[7]])
-        out_rows.append((*row[:6], idx, None))
-    error = any(row[3] >= 500 for row in rows)
-    ts_us = min(row[0] for row in rows)
+    # map/itemgetter: these run over every row of every batch, so in C.
+    out_rows: Sequence[Sequence[Any]] = rows  # anonymous rows are already the stored form
+    if set(map(_USER, rows)) != {None}:  # some row names a user ("" included)
+        listed: list[Sequence[Any]] = []
+        for i, row in enumerate(rows):
+            user = row[6]
+            if user is None:
+                listed.append(row)
+                continue
+            ref = refs[user]
+            idx = subject_index.get(ref)
+            if idx is None:
+                idx = subject_index[ref] = len(subject_index)
+                personal[ref] = []
+            personal[ref].append([i, user, row[7]])
+            listed.append((*row[:6], idx, None))
+        out_rows = listed
+    error = max(map(_STATUS, rows)) >= 500
+    ts_us = min(map(_TS, rows))
     key_id = keys.current.key_id
     head = header(
         seq, ts_us, ACCESS_BATCH, "http_request", "error" if error else "info", ",,",
