@@ -18,7 +18,6 @@ __all__ = [
     "RequestContext",
     "access_row",
     "get_request_context",
-    "ms3",
 ]
 
 STATE_KEY = "pynomaly_security"
@@ -52,19 +51,12 @@ def get_request_context(scope: Scope) -> RequestContext | None:
     return ctx if isinstance(ctx, RequestContext) else None
 
 
-def ms3(milliseconds: float) -> float:
-    """A non-negative duration rounded to 3 decimals (µs resolution).
-
-    ``round(x, 3)`` goes through a decimal conversion (~0.3 µs); this is one
-    multiplication and one division, on the path of every request."""
-    return int(milliseconds * 1000 + 0.5) / 1000
-
-
-AccessRow = tuple[int, str, str, int, float, "str | None", "str | None", "str | None"]
-"""One finished request: ``(ts_us, method, path, status_code, duration_ms,
-request_id, user_id, client_ip)``. Built once per request by the tracking layer
-and shared by the user tracker (activity) and the audit logger, which stores it
-as it is (``audit/batch.py``): one tuple per request instead of one per consumer."""
+AccessRow = tuple[int, str, str, int, int, "str | None", "str | None", "str | None"]
+"""One finished request: ``(ts_us, method, path, status_code, duration_us,
+request_id, user_id, client_ip)``, times in whole microseconds. Built once per
+request by the tracking layer and shared by the user tracker (activity) and the
+audit logger, which stores it as it is (``audit/batch.py``): one tuple per
+request instead of one per consumer."""
 
 
 def access_row(
@@ -83,7 +75,7 @@ def access_row(
         method,
         path,
         status,
-        int(elapsed * 1_000_000 + 0.5) / 1000,  # ms3(elapsed * 1000)
+        int(elapsed * 1_000_000 + 0.5),
         request_id,
         user_id,
         client_ip,

@@ -8,7 +8,7 @@ per flush, seals all of them into one record of kind ``access_batch``: one
 payload encryption, one hash, one row. Security and audit events stay
 individual records (see ``logger.py``).
 
-On-disk format (version 1), in the usual record columns:
+On-disk format (version 2), in the usual record columns:
 
 * ``ts_us``: the *oldest* row's time (every row is ``>= ts_us``); a batch spans
   at most :data:`MAX_SPAN_US` (the writer cuts longer ones), which is how a
@@ -17,13 +17,16 @@ On-disk format (version 1), in the usual record columns:
   if any row is a 5xx, else ``info``; ``request_id`` and ``subject_ref`` empty;
 * ``payload`` (AES-GCM under the store key, associated data as for any record)::
 
-      {"v": 1, "cols": [...COLUMNS], "subjects": [ref, ...],
-       "rows": [[ts_us, method, path, status_code, duration_ms, request_id,
+      {"v": 2, "cols": [...COLUMNS], "subjects": [ref, ...],
+       "rows": [[ts_us, method, path, status_code, duration_us, request_id,
                  subject_index | null, source_ip | null], ...]}
 
+  Version 1 (still read) had ``duration_ms`` as a float: writing a float's
+  shortest decimal form costs more than all the other columns of a row
+  together, so version 2 stores whole microseconds;
   ``source_ip`` is only there for anonymous rows; ``subject_index`` points into
   ``subjects`` (blind-index refs, the same HMAC as a record's ``subject_ref``);
-* ``personal``: ``{"v": 1, "subjects": {ref: base64(nonce || ciphertext)}}``,
+* ``personal``: ``{"v": 2, "subjects": {ref: base64(nonce || ciphertext)}}``,
   one AES-GCM ciphertext *per subject* under that subject's key, holding
   ``[[row_index, user_id, source_ip], ...]`` for the subject's rows; its
   associated data is ``personal:<ref>`` plus the record's plaintext columns.
@@ -72,13 +75,13 @@ ACCESS_BATCH = "access_batch"
 # is stored as it is, with no per-row work at flush time.
 
 COLUMNS = (
-    "ts_us", "method", "path", "status_code", "duration_ms", "request_id", "subject", "source_ip",
+    "ts_us", "method", "path", "status_code", "duration_us", "request_id", "subject", "source_ip",
 )  # fmt: skip
 MAX_ROWS = 2000
 """Rows per batch record (bounds a record at a few hundred kB)."""
 MAX_SPAN_US = 60_000_000
 """Longest time between the oldest and newest row of one batch (60 s)."""
-_VERSION = 1
+_VERSION = 2
 ERASED = "[erased]"
 UNREADABLE = "[undecryptable]"
 
@@ -220,6 +223,7 @@ def open_batch(
             except (InvalidToken, KeyError, ValueError, TypeError):
                 marks[ref] = UNREADABLE
     out: list[tuple[int, dict[str, Any]]] = []
+    per_ms = 1 if body.get("v") == 1 else 1000  # version 1 stored milliseconds
     for i, (ts_us, method, path, status, duration, request_id, subject, ip) in enumerate(
         body.get("rows", ())
     ):
@@ -246,7 +250,7 @@ def open_batch(
                     "method": method,
                     "path": path,
                     "status_code": status,
-                    "duration_ms": duration,
+                    "duration_ms": duration / per_ms,
                 },
             )
         )

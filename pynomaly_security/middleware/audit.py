@@ -143,13 +143,13 @@ class AuditMiddleware:
         """Queue a request's :data:`~pynomaly_security._context.AccessRow` (and the log line)."""
         self.queue_access(row)
         if self.log_line:
-            _, method, path, status, duration_ms, request_id, user_id, client_ip = row
+            _, method, path, status, duration_us, request_id, user_id, client_ip = row
             log.info(
                 REQUEST_EVENT,
                 method=method,
                 path=path,
                 status_code=status,
-                duration_ms=duration_ms,
+                duration_ms=duration_us / 1000,
                 request_id=request_id,
                 client_ip=client_ip,
                 user_id=user_id,
@@ -164,12 +164,12 @@ class _LogRequestAdapter:
         self._log_request = target.log_request
 
     def __call__(self, row: AccessRow) -> None:
-        ts_us, method, path, status, duration_ms, request_id, user_id, client_ip = row
+        ts_us, method, path, status, duration_us, request_id, user_id, client_ip = row
         self._log_request(
             method=method,
             path=path,
             status_code=status,
-            duration_ms=duration_ms,
+            duration_ms=duration_us / 1000,
             request_id=request_id,
             client_ip=client_ip,
             user_id=user_id,

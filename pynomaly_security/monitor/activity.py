@@ -75,7 +75,7 @@ class UserTracker:
                 method,
                 path,
                 status_code,
-                duration_ms,
+                int(duration_ms * 1000 + 0.5),  # µs, as in AccessRow
                 request_id,
                 None,
                 client_ip,
@@ -105,8 +105,8 @@ class UserTracker:
             return []
         since = (self._clock() - hours * 3600) * 1_000_000
         return [
-            ActivityRecord(ts / 1_000_000, method, path, status, ip, rid or "", ms)
-            for ts, method, path, status, ms, rid, _, ip in reversed(rows)
+            ActivityRecord(ts / 1_000_000, method, path, status, ip, rid or "", us / 1000)
+            for ts, method, path, status, us, rid, _, ip in reversed(rows)
             if ts >= since
         ]
 

@@ -12,7 +12,8 @@ import pytest
 from pynomaly_security.__main__ import main
 from pynomaly_security.audit import AuditLogger, SecurityEventType
 from pynomaly_security.audit._keys import AuditKeys
-from pynomaly_security.audit.batch import MAX_ROWS, MAX_SPAN_US
+from pynomaly_security.audit.batch import MAX_ROWS, MAX_SPAN_US, open_batch
+from pynomaly_security.audit.stores.base import SealedRecord
 from pynomaly_security.audit.stores.sqlite import SQLiteAuditStore
 from pynomaly_security.settings import SecuritySettings
 
@@ -58,6 +59,19 @@ async def test_many_requests_become_few_chain_records(db_url: str, master_key: s
     assert rows[2]["user_id"] is None and rows[2]["source_ip"] == "192.0.2.2"
     assert {r["kind"] for r in rows} == {"request"}
     assert rows[-1]["seq"] == 3 and rows[-1]["batch_index"] == 9
+    assert {r["duration_ms"] for r in rows} == {1.0}  # stored as 1000 µs (format v2)
+
+
+def test_version_1_batches_still_read() -> None:
+    """Batches written before durations were whole microseconds read back unchanged."""
+    keys = AuditKeys.from_secret(None, development_mode=True)
+    rec = SealedRecord(1, 5, "access_batch", "http_request", "info", ",,", None, None,
+                       keys.current.key_id, b"", None, b"\0" * 32, b"\0" * 32)  # fmt: skip
+    row = [5, "GET", "/r", 200, 1.25, "rid", None, "192.0.2.1"]
+    for version, stored, expected in ((1, 1.25, 1.25), (2, 1250, 1.25)):
+        body = {"v": version, "subjects": [], "rows": [[*row[:4], stored, *row[5:]]]}
+        ((ts_us, fields),) = open_batch(keys, rec, body, {}, lambda r, part: b"")
+        assert ts_us == 5 and fields["duration_ms"] == expected and fields["path"] == "/r"
 
 
 @pytest.mark.anyio
