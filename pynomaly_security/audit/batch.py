@@ -44,6 +44,7 @@ payload, so an edited index can hide rows from a query, never forge them, and
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import operator
 from collections.abc import Callable, Mapping, Sequence
@@ -99,19 +100,14 @@ class SealedBatch(NamedTuple):
 def split_batches(rows: list[AccessRow]) -> list[list[AccessRow]]:
     """Sort by time and cut into batches of at most MAX_ROWS rows and MAX_SPAN_US."""
     rows.sort(key=_TS)
-    span = MAX_SPAN_US
+    times = list(map(_TS, rows))
     out: list[list[AccessRow]] = []
-    current: list[AccessRow] = []
-    first = 0.0
-    for row in rows:
-        if current and (len(current) >= MAX_ROWS or row[0] - first > span):
-            out.append(current)
-            current = []
-        if not current:
-            first = row[0]
-        current.append(row)
-    if current:
-        out.append(current)
+    start = 0
+    # Cut points by bisection: Python work per batch, not per row.
+    while start < len(rows):
+        end = min(start + MAX_ROWS, bisect.bisect_right(times, times[start] + MAX_SPAN_US, start))
+        out.append(rows[start:end])
+        start = end
     return out
 
 

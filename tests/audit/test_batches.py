@@ -12,7 +12,7 @@ import pytest
 from pynomaly_security.__main__ import main
 from pynomaly_security.audit import AuditLogger, SecurityEventType
 from pynomaly_security.audit._keys import AuditKeys
-from pynomaly_security.audit.batch import MAX_ROWS, MAX_SPAN_US, open_batch
+from pynomaly_security.audit.batch import MAX_ROWS, MAX_SPAN_US, open_batch, split_batches
 from pynomaly_security.audit.stores.base import SealedRecord
 from pynomaly_security.audit.stores.sqlite import SQLiteAuditStore
 from pynomaly_security.settings import SecuritySettings
@@ -315,3 +315,27 @@ async def test_a_restarted_logger_accepts_access_records(db_url: str, master_key
     await audit.start()
     assert [r["path"] for r in await audit.query()] == ["/r/1"]
     await audit.aclose()
+
+
+def test_split_batches_cuts_by_count_and_span() -> None:
+    """Greedy cuts: each batch starts at the oldest remaining row and holds at most
+    MAX_ROWS rows within MAX_SPAN_US of it; nothing is lost or reordered."""
+    import itertools
+    import random
+
+    rng = random.Random(7)
+    rows = []
+    ts = 1_000_000_000
+    for i in range(MAX_ROWS * 3 + 17):
+        ts += rng.choice((1, 10, 1_000, MAX_SPAN_US // 3, MAX_SPAN_US + 1))
+        rows.append((ts, "GET", "/", 200, 5, f"r{i}", None, "192.0.2.1"))
+    shuffled = rows[:]
+    rng.shuffle(shuffled)
+    batches = split_batches(shuffled)
+    assert [row for batch in batches for row in batch] == rows
+    for batch in batches:
+        assert 1 <= len(batch) <= MAX_ROWS
+        assert batch[-1][0] - batch[0][0] <= MAX_SPAN_US
+    for before, after in itertools.pairwise(batches):
+        # Greedy: the next row did not fit (too many rows, or too far in time).
+        assert len(before) == MAX_ROWS or after[0][0] - before[0][0] > MAX_SPAN_US
