@@ -151,10 +151,17 @@ class Inspector:
         only clear findings, never add one, so a clean request stays clean."""
         if parts.body:
             return None
+        return self.request_key(parts.path, parts.query_string, parts.headers)
+
+    def request_key(
+        self, path: str, query_string: bytes, headers: Sequence[tuple[bytes, bytes]]
+    ) -> tuple[object, ...] | None:
+        """The key of a request without a body in :meth:`known_clean`'s memory, or
+        ``None`` when it is not kept (too long, or it announces a body)."""
         roles = self._headers.roles
-        key: list[object] = [parts.path, parts.query_string]
-        size = len(parts.path) + len(parts.query_string)
-        for name, value in parts.headers:
+        key: list[object] = [path, query_string]
+        size = len(path) + len(query_string)
+        for name, value in headers:
             role = roles.get(name)
             if role is None:
                 role = self._headers.role_of(name)
@@ -162,9 +169,18 @@ class Inspector:
                 key.append(name)
                 key.append(value)
                 size += len(value)
+            elif name == b"transfer-encoding" or (
+                name == b"content-length" and value.strip() not in (b"0", b"")
+            ):
+                return None  # a body follows: its verdict is not a function of the key
         if size > _MEMO_MAX_VALUE * 4:
             return None  # long requests rarely repeat; not kept
         return tuple(key)
+
+    def known_clean(self, key: tuple[object, ...]) -> bool:
+        """Whether the request with this :meth:`request_key` was inspected and found
+        clean (the middleware's shortcut for repeated requests)."""
+        return key in self._clean
 
     def _scan(self, raw: str, is_path: bool) -> tuple[str, tuple[Hit, ...]]:
         """(normalized text, rule hits) of one value."""

@@ -100,6 +100,15 @@ class InputInspectionMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        raw_path = scope.get("raw_path")
+        path = raw_path.decode("latin-1") if raw_path else scope["path"]
+        query_string = scope.get("query_string", b"")
+        # A bodiless request already inspected and found clean (same path, query and
+        # inspected headers) passes after one pass over its headers.
+        key = self.inspector.request_key(path, query_string, scope.get("headers", ()))
+        if key is not None and self.inspector.known_clean(key):
+            await self.app(scope, receive, send)
+            return
         body = b""
         if _body_is_inspected(scope):
             declared = content_length(scope)
@@ -115,14 +124,7 @@ class InputInspectionMiddleware:
             body = buffered.body
             receive = replay_receive(body, receive)
 
-        raw_path = scope.get("raw_path")
-        parts = RequestParts(  # positional: this runs for every request
-            scope["method"],
-            raw_path.decode("latin-1") if raw_path else scope["path"],
-            scope.get("query_string", b""),
-            scope.get("headers", ()),
-            body,
-        )
+        parts = RequestParts(scope["method"], path, query_string, scope.get("headers", ()), body)
         verdict = self.inspector.inspect(parts)
         if not verdict.findings and verdict.reject_status is None:
             await self.app(scope, receive, send)  # the usual case: nothing found

@@ -104,6 +104,24 @@ async def test_sql_injection_in_query_is_blocked(make_client) -> None:  # type: 
 
 
 @pytest.mark.anyio
+async def test_a_repeated_clean_request_does_not_hide_a_changed_one(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Clean requests are remembered (path, query, inspected headers); a request that
+    differs in any of those, or carries a body, is inspected in full."""
+    app, _ = _app()
+    async with make_client(app) as client:
+        for _ in range(3):
+            clean = await client.get("/search?q=shoes", headers={"X-Trace": "a1"})
+            assert clean.status_code == 200
+        for headers in ({"X-Trace": "${jndi:ldap://x/a}"}, {"User-Agent": "() { :; }; /bin/id"}):
+            response = await client.get("/search?q=shoes", headers={"X-Trace": "a1", **headers})
+            assert response.status_code == 403, headers
+        assert (await client.get(f"/search?q={SQLI}", headers={"X-Trace": "a1"})).status_code == 403
+        # Same path, query and headers, but a body: the body is inspected.
+        assert (await client.request("GET", "/search?q=shoes", headers={"X-Trace": "a1"},
+                                     content=SQLI)).status_code == 403  # fmt: skip
+
+
+@pytest.mark.anyio
 async def test_detect_only_passes_and_reports(make_client) -> None:  # type: ignore[no-untyped-def]
     """In detect mode the request reaches the app and a CRITICAL (unblocked) alert is raised."""
     monitor = SecurityMonitor()
