@@ -210,17 +210,6 @@ class SecurityHeadersMiddleware:
             return True
         return self._resolver is not None and self._resolver.forwarded_https(scope)
 
-    def apply(
-        self,
-        message: Message,
-        common: tuple[tuple[bytes, bytes], ...],
-        secure: bool,
-        extra: tuple[bytes, bytes] | None = None,
-    ) -> None:
-        """Add the headers to an ``http.response.start`` message (and ``extra``,
-        e.g. ``X-Request-ID``, unless the app set it); HSTS only when ``secure``."""
-        self._apply(message, None, common, secure, extra)
-
     def docs_headers(self, scope: Scope) -> tuple[tuple[bytes, bytes], ...] | None:
         """The common headers for a docs response, or ``None`` when not a docs path."""
         cached = self._docs_for
@@ -254,19 +243,22 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                self._apply(message, None, common, secure)
+                self.apply(message, common, secure)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
-    def _apply(
+    def apply(
         self,
         message: Message,
-        docs_csp: bytes | None,
         common: tuple[tuple[bytes, bytes], ...],
         secure: bool,
         extra: tuple[bytes, bytes] | None = None,
+        docs_csp: bytes | None = None,
     ) -> None:
+        """Add the headers to an ``http.response.start`` message (and ``extra``,
+        e.g. ``X-Request-ID``, unless the app set it); HSTS only when ``secure``;
+        ``docs_csp`` is a docs page's hashed policy."""
         # One pass over the app's headers (the hot path of every response): which
         # names it set itself, and its content type. ASGI response header names are
         # lowercase by spec; .lower() keeps a non-conforming app's own headers too.
@@ -369,7 +361,7 @@ class _DocsResponder:
         self.size += len(self.chunks[-1])
         if self.size > _MAX_DOCS_BODY:
             # Not a docs page we know: fall back to the HTML policy and stream on.
-            self.owner._apply(self.start, None, self.common, self.secure)
+            self.owner.apply(self.start, self.common, self.secure)
             self.passthrough = True
             await self.send(self.start)
             await self.send({**message, "body": b"".join(self.chunks)})
@@ -382,6 +374,6 @@ class _DocsResponder:
             for m in _INLINE_SCRIPT.finditer(body)
         )
         policy = self.owner._docs_csp.replace("{script_hashes}", hashes).replace("  ", " ")
-        self.owner._apply(self.start, policy.encode(), self.common, self.secure)
+        self.owner.apply(self.start, self.common, self.secure, docs_csp=policy.encode())
         await self.send(self.start)
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
