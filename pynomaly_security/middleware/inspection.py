@@ -100,15 +100,12 @@ class InputInspectionMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.known_clean(scope):
+            await self.app(scope, receive, send)
+            return
         raw_path = scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else scope["path"]
         query_string = scope.get("query_string", b"")
-        # A bodiless request already inspected and found clean (same path, query and
-        # inspected headers) passes after one pass over its headers.
-        key = self.inspector.request_key(path, query_string, scope.get("headers", ()))
-        if key is not None and self.inspector.known_clean(key):
-            await self.app(scope, receive, send)
-            return
         body = b""
         if _body_is_inspected(scope):
             declared = content_length(scope)
@@ -152,6 +149,19 @@ class InputInspectionMiddleware:
                 await self._reject(scope, receive, send, 403, "request_blocked")
                 return
         await self.app(scope, receive, send)
+
+    def known_clean(self, scope: Scope) -> bool:
+        """Whether this is a bodiless HTTP request already inspected and found clean
+        (same path, query and inspected headers): it passes after one pass over its
+        headers. An outer layer (the stack's tracking layer) may ask this and call
+        ``self.app`` directly, saving this layer's frame on every repeated request."""
+        raw_path = scope.get("raw_path")
+        key = self.inspector.request_key(
+            raw_path.decode("latin-1") if raw_path else scope["path"],
+            scope.get("query_string", b""),
+            scope.get("headers", ()),
+        )
+        return key is not None and self.inspector.known_clean(key)
 
     def _report(self, scope: Scope, verdict: Verdict) -> None:
         ctx = get_request_context(scope)

@@ -21,7 +21,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -152,6 +152,14 @@ class UserTrackingMiddleware:
         inner = getattr(app, "login_lockout_bypass", None)
         if inner is not None and getattr(app, "login_paths", None) == self.login_paths:
             self._non_login_app = inner
+        # An input-inspection layer next (InputInspectionMiddleware.known_clean): a
+        # repeated clean request goes straight to what it wraps.
+        self._known_clean: Callable[[Scope], bool] | None = None
+        self._after_inspection: ASGIApp = self._non_login_app
+        known = getattr(self._non_login_app, "known_clean", None)
+        wrapped = getattr(self._non_login_app, "app", None)
+        if known is not None and wrapped is not None:
+            self._known_clean, self._after_inspection = known, wrapped
         # Set by SecurityMiddleware, which serves headers and audit in this layer.
         self._headers: SecurityHeadersMiddleware | None = None
         self._audit: AuditMiddleware | None = None
@@ -238,6 +246,9 @@ class UserTrackingMiddleware:
         error: str | None = None
         try:
             app = self._non_login_app
+            known_clean = self._known_clean
+            if known_clean is not None and not ctx.is_login_route and known_clean(scope):
+                app = self._after_inspection
             if ctx.is_login_route:
                 app = self.app
                 prepared = await self._prepare_login(scope, receive, send_tracked, ctx)

@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket
 from pynomaly_security.detection import Inspector
 from pynomaly_security.detection.exemptions import inspection_exempt
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
+from pynomaly_security.middleware.stack import SecurityMiddleware
 from pynomaly_security.middleware.tracking import UserTrackingMiddleware
 from pynomaly_security.monitor import SecurityMonitor, ThreatLevel
 
@@ -119,6 +120,22 @@ async def test_a_repeated_clean_request_does_not_hide_a_changed_one(make_client)
         # Same path, query and headers, but a body: the body is inspected.
         assert (await client.request("GET", "/search?q=shoes", headers={"X-Trace": "a1"},
                                      content=SQLI)).status_code == 403  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_the_stack_shortcut_for_clean_requests_still_blocks(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Under the stack's tracking layer, which skips the inspection layer for requests
+    it already found clean, a changed header or query is still blocked."""
+    inner, _ = _app()
+    stack = SecurityMiddleware(InputInspectionMiddleware(inner.router, inspector=Inspector()))
+    assert stack._known_clean is not None  # the shortcut is in place
+    async with make_client(stack) as client:
+        for _ in range(3):
+            assert (await client.get("/search?q=shoes")).status_code == 200
+        jndi = {"X-Trace": "${jndi:ldap://x/a}"}
+        assert (await client.get("/search?q=shoes", headers=jndi)).status_code == 403
+        assert (await client.get(f"/search?q={SQLI}")).status_code == 403
+        assert (await client.get("/search?q=shoes")).status_code == 200
 
 
 @pytest.mark.anyio
