@@ -142,22 +142,18 @@ class Inspector:
         self._path_memo.clear()
         self._clean.clear()
 
-    def _clean_key(self, parts: RequestParts) -> tuple[object, ...] | None:
-        """What a bodiless request's verdict depends on: its path, query and the
-        inspected headers (cookies included). Clients repeat the same requests
-        (polling, health checks, the same page's API calls), so a request known
-        clean is answered with one set lookup instead of extracting and looking
-        up every value. Only clean verdicts are kept: a route's exemptions can
-        only clear findings, never add one, so a clean request stays clean."""
-        if parts.body:
-            return None
-        return self.request_key(parts.path, parts.query_string, parts.headers)
-
     def request_key(
         self, path: str, query_string: bytes, headers: Sequence[tuple[bytes, bytes]]
     ) -> tuple[object, ...] | None:
-        """The key of a request without a body in :meth:`known_clean`'s memory, or
-        ``None`` when it is not kept (too long, or it announces a body)."""
+        """The key of a request without a body in the memory of clean requests, or
+        ``None`` when it is not kept (too long, or it announces a body).
+
+        The key is what a bodiless request's verdict depends on: its path, query
+        and inspected headers (cookies included). Clients repeat the same requests
+        (polling, health checks, the same page's API calls), so a request known
+        clean is answered with one set lookup instead of extracting and looking up
+        every value. Only requests clean without a route's exemptions are to be
+        remembered (:meth:`remember_clean`); exemptions only clear findings."""
         roles = self._headers.roles
         key: list[object] = [path, query_string]
         size = len(path) + len(query_string)
@@ -181,6 +177,12 @@ class Inspector:
         """Whether the request with this :meth:`request_key` was inspected and found
         clean (the middleware's shortcut for repeated requests)."""
         return key in self._clean
+
+    def remember_clean(self, key: tuple[object, ...]) -> None:
+        """Remember a request :meth:`inspect` found clean with no route policy."""
+        if len(self._clean) >= _MEMO_MAX_ENTRIES:
+            self._clean.clear()
+        self._clean.add(key)
 
     def _scan(self, raw: str, is_path: bool) -> tuple[str, tuple[Hit, ...]]:
         """(normalized text, rule hits) of one value."""
@@ -207,9 +209,6 @@ class Inspector:
             if table_policy is not None:
                 policy = table_policy.merged(policy)
         if policy is not None and policy.exempt:
-            return _CLEAN
-        clean_key = self._clean_key(parts) if route_policy is None else None
-        if clean_key is not None and clean_key in self._clean:
             return _CLEAN
         try:
             fields = extract_fields(parts, self._headers, max_depth=self.max_json_depth)
@@ -259,10 +258,6 @@ class Inspector:
                         hit.score,
                     )
         if not best:
-            if clean_key is not None:
-                if len(self._clean) >= _MEMO_MAX_ENTRIES:
-                    self._clean.clear()
-                self._clean.add(clean_key)
             return _CLEAN
         findings = tuple(best.values())
         score = sum(f.score for f in findings)

