@@ -15,10 +15,10 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ParamSpec, TypeVar
 
+from pynomaly_security._context import AccessRow, access_row
 from pynomaly_security.audit._keys import AuditKeys
 from pynomaly_security.audit._writer import BatchWriter
 from pynomaly_security.audit.actions import audit_action, audit_context
-from pynomaly_security.audit.batch import AccessRow
 from pynomaly_security.audit.compliance import standards_for
 from pynomaly_security.audit.dispatch import ComplianceDispatcher, ComplianceHandler
 from pynomaly_security.audit.records import (
@@ -259,12 +259,12 @@ class AuditLogger(AuditTrail):
         rows, new ones are counted and dropped.
         """
         self.queue_access(
-            (
-                int((self._clock() if timestamp is None else timestamp) * 1_000_000),
+            access_row(
+                self._clock() if timestamp is None else timestamp,
                 method,
                 path,
                 status_code,
-                int(duration_ms * 1000 + 0.5),  # µs
+                duration_ms / 1000,
                 request_id,
                 user_id,
                 client_ip,

@@ -21,12 +21,7 @@ from typing import Any, Protocol
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pynomaly_security._context import (
-    AccessRow,
-    RequestContext,
-    access_row,
-    get_request_context,
-)
+from pynomaly_security._context import AccessRow, access_row, get_request_context
 
 __all__ = ["REQUEST_EVENT", "AuditMiddleware"]
 
@@ -105,21 +100,13 @@ class AuditMiddleware:
             error = type(exc).__name__
             raise
         finally:
-            self.record(scope, status, started, time.perf_counter() - t0, error)
+            self._record(scope, status, started, time.perf_counter() - t0, error)
 
-    def record(
-        self,
-        scope: Scope,
-        status: int,
-        started: float,
-        elapsed: float,
-        error: str | None,
-        ctx: RequestContext | None = None,
+    def _record(
+        self, scope: Scope, status: int, started: float, elapsed: float, error: str | None
     ) -> None:
-        """Queue the access record (and the log line) of a finished request."""
         # The context is read after the app ran: authentication may have set user_id.
-        if ctx is None:
-            ctx = get_request_context(scope)
+        ctx = get_request_context(scope)
         if ctx is not None:
             request_id, client_ip, user_id = ctx.request_id, ctx.client_ip, ctx.user_id
         else:

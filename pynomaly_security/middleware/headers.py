@@ -140,8 +140,7 @@ class SecurityHeadersMiddleware:
         self._hsts: tuple[bytes, bytes] | None = (
             (_HSTS, f"max-age={hsts_max_age}; includeSubDomains".encode()) if hsts else None
         )
-        self._common = tuple(common)
-        self.common_headers = self._common
+        self.common_headers = tuple(common)
         """The headers every (non-docs) response gets, CSP and HSTS aside."""
         self._json_common = tuple(item for item in common if item[0] not in _DOCUMENT_ONLY)
         self._common_names = frozenset(name for name, _ in common) | {_HSTS}
@@ -151,7 +150,6 @@ class SecurityHeadersMiddleware:
             for name, value in common
         )
         self._redirect_common = tuple(item for item in common if item[0] != _COOP)
-        self._csp = csp
         self.csp = csp
         self._api_csp = api_csp.encode()
         self._json_csp = json_csp.encode()
@@ -168,8 +166,8 @@ class SecurityHeadersMiddleware:
     def _block(self, content_type: bytes, secure: bool) -> tuple[tuple[bytes, bytes], ...]:
         """Every header a non-docs response of this content type gets (cached)."""
         json = _is_json(content_type)
-        block = list(self._json_common if json else self._common)
-        if self._csp:
+        block = list(self._json_common if json else self.common_headers)
+        if self.csp:
             if json:
                 policy = self._json_csp
             elif content_type.startswith(b"text/html"):
@@ -232,11 +230,11 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        common = self._common
+        common = self.common_headers
         secure = self.is_secure(scope)
         docs = self.docs_headers(scope)
         if docs is not None:
-            if self._csp:
+            if self.csp:
                 await _DocsResponder(self, send, docs, secure).run(self.app, scope, receive)
                 return
             common = docs
@@ -263,7 +261,7 @@ class SecurityHeadersMiddleware:
         # names it set itself, and its content type. ASGI response header names are
         # lowercase by spec; .lower() keeps a non-conforming app's own headers too.
         raw: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
-        if common is self._common and docs_csp is None:
+        if common is self.common_headers and docs_csp is None:
             # The usual case: everything this response gets depends only on its
             # content type and the scheme, so it is built once per pair and kept.
             # One pass finds the content type and whether the app set any of our
@@ -305,7 +303,7 @@ class SecurityHeadersMiddleware:
             raw.extend(common)
         else:
             raw.extend(item for item in common if item[0] not in present)
-        if self._csp and b"content-security-policy" not in present:
+        if self.csp and b"content-security-policy" not in present:
             if docs_csp is not None:
                 policy = docs_csp
             elif content_type.startswith(b"text/html"):

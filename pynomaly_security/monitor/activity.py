@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pynomaly_security._bounded import BoundedDict
-from pynomaly_security._context import AccessRow
+from pynomaly_security._context import AccessRow, access_row
 
 __all__ = ["ActivityRecord", "UserTracker"]
 
@@ -70,12 +70,12 @@ class UserTracker:
         """Record one request."""
         self.add_row(
             key,
-            (
-                int(timestamp * 1_000_000),
+            access_row(
+                timestamp,
                 method,
                 path,
                 status_code,
-                int(duration_ms * 1000 + 0.5),  # µs, as in AccessRow
+                duration_ms / 1000,
                 request_id,
                 None,
                 client_ip,
