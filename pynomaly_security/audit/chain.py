@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
+import operator
 import os
 import time
 from collections import OrderedDict
@@ -103,6 +105,8 @@ def record_hash(rec: SealedRecord) -> bytes:
     return hashlib.sha256(rec.prev_hash + canonical(rec)).digest()
 
 
+_USER = operator.itemgetter(6)  # an AccessRow's user id
+
 _AAD = b"pynomaly-audit/v1|"
 
 
@@ -158,12 +162,10 @@ class Sealer:
         then ``entries``; sign a checkpoint when one is due (returned). Returns the
         sequence numbers of ``entries``."""
         seq, prev = await txn.head()
-        refs: dict[str, str] = {}
-        for batch in batches:
-            for row in batch:
-                user = row[6]
-                if user is not None and user not in refs:
-                    refs[user] = self.subject_ref(user)
+        # Each distinct user id once; anonymous rows (most) are skipped in C.
+        users = set(itertools.chain.from_iterable(map(_USER, batch) for batch in batches))
+        users.discard(None)
+        refs = {user: self.subject_ref(user) for user in users}
         subject_keys = await self._subject_keys(txn, entries, refs.values())
         key_id = self.keys.current.key_id
         rows: list[SealedRecord] = []
@@ -194,7 +196,9 @@ class Sealer:
                     digest,
                 )
             )
-            index.extend((ref, seq) for ref in {refs[r[6]] for r in batch if r[6] is not None})
+            named = set(map(_USER, batch))
+            named.discard(None)
+            index.extend((ref, seq) for ref in {refs[user] for user in named})
             prev = digest
         first_entry = len(rows)
         for entry in entries:

@@ -26,7 +26,7 @@ References:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pynomaly_security.detection._engine import Hit, RuleEngine
@@ -65,6 +65,9 @@ _JSON_TOO_DEEP = Verdict(reject_status=400, reject_reason="json_too_deep")
 _CLEAN = Verdict()  # immutable: every clean request shares it
 _MEMO_MAX_VALUE = 512  # longer values are rarely repeated; never memoized
 _MEMO_MAX_ENTRIES = 8192  # the memo is emptied when full: bounded memory, no LRU upkeep
+_MEMO_MAX_KEY = _MEMO_MAX_VALUE * 4  # bytes of path, query and header values in a key
+_MAX_KEY_FLAGS = 1024
+_BODY_HEADER = "body"  # a request-key flag: neither True nor False
 
 
 def _excerpt(text: str, start: int, end: int) -> str:
@@ -123,6 +126,13 @@ class Inspector:
         self._memo: dict[str, tuple[str, tuple[Hit, ...]]] = {}
         self._path_memo: dict[str, tuple[str, tuple[Hit, ...]]] = {}
         self._clean: set[tuple[object, ...]] = set()
+        self.known_clean: Callable[[object], bool] = self._clean.__contains__
+        """Whether the request with this :meth:`request_key` was inspected and found
+        clean (the middleware's shortcut for repeated requests). The set's own
+        ``__contains__``: a C call on every request instead of a Python one."""
+        self._key_flags: dict[bytes, object] = {}
+        """Header name -> ``True`` (part of the key), ``False`` (not inspected) or
+        :data:`_BODY_HEADER`; learnt by :meth:`_request_key_checked`."""
 
     @classmethod
     def from_settings(cls, settings: SecuritySettings) -> Inspector:
@@ -143,45 +153,66 @@ class Inspector:
         self._clean.clear()
 
     def request_key(
-        self, path: str, query_string: bytes, headers: Sequence[tuple[bytes, bytes]]
+        self, path: str | bytes, query_string: bytes, headers: Sequence[Sequence[bytes]]
     ) -> tuple[object, ...] | None:
         """The key of a request without a body in the memory of clean requests, or
         ``None`` when it is not kept (too long, or it announces a body).
 
-        The key is what a bodiless request's verdict depends on: its path, query
-        and inspected headers (cookies included). Clients repeat the same requests
-        (polling, health checks, the same page's API calls), so a request known
-        clean is answered with one set lookup instead of extracting and looking up
-        every value. Only requests clean without a route's exemptions are to be
-        remembered (:meth:`remember_clean`); exemptions only clear findings."""
-        roles = self._headers.roles
+        The key is what a bodiless request's verdict depends on: its path (as
+        sent), query and inspected headers (cookies included). Clients repeat the
+        same requests (polling, health checks, the same page's API calls), so a
+        request known clean is answered with one set lookup instead of extracting
+        and looking up every value. Only requests clean without a route's
+        exemptions are to be remembered (:meth:`remember_clean`); exemptions only
+        clear findings.
+
+        Every request computes this: one cached flag per header name, and an
+        unseen name or a header that may announce a body (``Content-Length``,
+        ``Transfer-Encoding``) takes :meth:`_request_key_checked`."""
+        get = self._key_flags.get
         key: list[object] = [path, query_string]
         size = len(path) + len(query_string)
         for name, value in headers:
-            role = roles.get(name)
-            if role is None:
-                role = self._headers.role_of(name)
-            if role:
-                key.append(name)
-                key.append(value)
-                size += len(value)
-            elif name == b"transfer-encoding" or (
-                name == b"content-length" and value.strip() not in (b"0", b"")
-            ):
-                return None  # a body follows: its verdict is not a function of the key
-        if size > _MEMO_MAX_VALUE * 4:
+            flag = get(name)
+            if flag is False:
+                continue  # not inspected: not part of the key
+            if flag is not True:
+                return self._request_key_checked(path, query_string, headers)
+            key += (name, value)
+            size += len(value)
+        if size > _MEMO_MAX_KEY:
             return None  # long requests rarely repeat; not kept
         return tuple(key)
 
-    def known_clean(self, key: tuple[object, ...]) -> bool:
-        """Whether the request with this :meth:`request_key` was inspected and found
-        clean (the middleware's shortcut for repeated requests)."""
-        return key in self._clean
+    def _request_key_checked(
+        self, path: str | bytes, query_string: bytes, headers: Sequence[Sequence[bytes]]
+    ) -> tuple[object, ...] | None:
+        """:meth:`request_key` with each header name's role looked up (and its flag
+        learnt), and the body headers' values read."""
+        flags = self._key_flags
+        if len(flags) >= _MAX_KEY_FLAGS:
+            flags.clear()  # bounded: header names are the clients' few, but not trusted
+        key: list[object] = [path, query_string]
+        size = len(path) + len(query_string)
+        for name, value in headers:
+            if name == b"transfer-encoding" or name == b"content-length":
+                flags[name] = _BODY_HEADER
+                if name == b"transfer-encoding" or value.strip() not in (b"0", b""):
+                    return None  # a body follows: its verdict is not a function of the key
+            elif self._headers.role_of(name):
+                flags[name] = True
+                key += (name, value)
+                size += len(value)
+            else:
+                flags[name] = False
+        if size > _MEMO_MAX_KEY:
+            return None
+        return tuple(key)
 
     def remember_clean(self, key: tuple[object, ...]) -> None:
         """Remember a request :meth:`inspect` found clean with no route policy."""
         if len(self._clean) >= _MEMO_MAX_ENTRIES:
-            self._clean.clear()
+            self._clean.clear()  # the same set: known_clean (its __contains__) stays bound
         self._clean.add(key)
 
     def _scan(self, raw: str, is_path: bool) -> tuple[str, tuple[Hit, ...]]:

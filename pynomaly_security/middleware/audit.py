@@ -127,21 +127,27 @@ class AuditMiddleware:
         )
 
     def record_row(self, row: AccessRow, error: str | None) -> None:
-        """Queue a request's :data:`~pynomaly_security._context.AccessRow` (and the log line)."""
+        """Queue a request's :data:`~pynomaly_security._context.AccessRow` (and the log
+        line). The stack's tracking layer calls :attr:`queue_access` and
+        :meth:`log_access` itself."""
         self.queue_access(row)
         if self.log_line:
-            _, method, path, status, duration_us, request_id, user_id, client_ip = row
-            log.info(
-                REQUEST_EVENT,
-                method=method,
-                path=path,
-                status_code=status,
-                duration_ms=duration_us / 1000,
-                request_id=request_id,
-                client_ip=client_ip,
-                user_id=user_id,
-                error=error,
-            )
+            self.log_access(row, error)
+
+    def log_access(self, row: AccessRow, error: str | None) -> None:
+        """Emit the canonical log line of a request (callers check :attr:`log_line`)."""
+        _, method, path, status, duration_us, request_id, user_id, client_ip = row
+        log.info(
+            REQUEST_EVENT,
+            method=method,
+            path=path,
+            status_code=status,
+            duration_ms=duration_us / 1000,
+            request_id=request_id,
+            client_ip=client_ip,
+            user_id=user_id,
+            error=error,
+        )
 
 
 class _LogRequestAdapter:

@@ -202,14 +202,14 @@ class SecurityHeadersMiddleware:
         """A ``send`` that buffers a docs page and adds its headers and hashed CSP."""
         return _DocsResponder(self, send, common, secure).on_send
 
-    def is_secure(self, scope: Scope) -> bool:
-        """Whether the request came over HTTPS (directly or via a trusted proxy)."""
-        if scope.get("scheme") in ("https", "wss"):
-            return True
-        return self._resolver is not None and self._resolver.forwarded_https(scope)
-
-    def docs_headers(self, scope: Scope) -> tuple[tuple[bytes, bytes], ...] | None:
-        """The common headers for a docs response, or ``None`` when not a docs path."""
+    def for_request(self, scope: Scope) -> tuple[tuple[tuple[bytes, bytes], ...], bool, bool]:
+        """``(common, secure, buffered)`` for a request: the common headers its
+        response gets (the docs variant on a docs path), whether it came over HTTPS,
+        and whether the response is a docs page to buffer for its hashed CSP
+        (:meth:`docs_responder`). One call per request, for the stack's layer too."""
+        secure = scope.get("scheme") in ("https", "wss") or (
+            self._resolver is not None and self._resolver.forwarded_https(scope)
+        )
         cached = self._docs_for
         app = scope.get("app")
         if cached is not None and cached[0] is app:
@@ -217,27 +217,24 @@ class SecurityHeadersMiddleware:
         else:
             paths, redirect = self._paths_of(app)
         if not paths:
-            return None
+            return self.common_headers, secure, False
         root = scope.get("root_path", "")
         path: str = scope["path"]
         if root and path.startswith(root):
             path = path[len(root) :]
         if path not in paths:
-            return None
-        return self._redirect_common if path in redirect else self._docs_common
+            return self.common_headers, secure, False
+        docs = self._redirect_common if path in redirect else self._docs_common
+        return docs, secure, self.csp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        common = self.common_headers
-        secure = self.is_secure(scope)
-        docs = self.docs_headers(scope)
-        if docs is not None:
-            if self.csp:
-                await _DocsResponder(self, send, docs, secure).run(self.app, scope, receive)
-                return
-            common = docs
+        common, secure, buffered = self.for_request(scope)
+        if buffered:
+            await _DocsResponder(self, send, common, secure).run(self.app, scope, receive)
+            return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -106,22 +106,22 @@ class InputInspectionMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = _raw_path(scope)
-        key = self.inspector.request_key(
-            path, scope.get("query_string", b""), scope.get("headers", ())
-        )
+        key = self.request_key(scope)
         if key is not None and self.inspector.known_clean(key):
             await self.app(scope, receive, send)
             return
-        await self.screen(scope, receive, send, key, path)
+        await self.screen(scope, receive, send, key)
 
     def request_key(self, scope: Scope) -> tuple[object, ...] | None:
         """The request's key in the inspector's memory of clean requests, or ``None``
         (:meth:`Inspector.request_key`). An outer layer (the stack's tracking layer)
         may look it up itself, call ``self.app`` directly when the request is known
         clean and :meth:`screen` otherwise, saving this layer's frame."""
+        # The path as sent, undecoded: the key only has to tell requests apart.
         return self.inspector.request_key(
-            _raw_path(scope), scope.get("query_string", b""), scope.get("headers", ())
+            scope.get("raw_path") or scope["path"],
+            scope.get("query_string", b""),
+            scope.get("headers", ()),
         )
 
     async def screen(
@@ -130,12 +130,10 @@ class InputInspectionMiddleware:
         receive: Receive,
         send: Send,
         key: tuple[object, ...] | None,
-        path: str | None = None,
     ) -> None:
         """Inspect an HTTP request not known clean; serve it or answer it. A clean
         verdict is remembered under ``key`` (from :meth:`request_key`)."""
-        if path is None:
-            path = _raw_path(scope)
+        path = _raw_path(scope)
         query_string = scope.get("query_string", b"")
         body = b""
         if _body_is_inspected(scope):

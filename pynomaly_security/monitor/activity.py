@@ -50,12 +50,6 @@ class UserTracker:
         self._clock = clock
         self._new_history: Callable[[], deque[AccessRow]] = lambda: deque(maxlen=per_user)
 
-    @staticmethod
-    def key_for(user_id: str | None, client_ip: str | None) -> str:
-        if user_id:
-            return user_id
-        return f"ip:{client_ip or 'unknown'}"
-
     def add(
         self,
         key: str,
@@ -67,9 +61,8 @@ class UserTracker:
         request_id: str,
         duration_ms: float,
     ) -> None:
-        """Record one request."""
-        self.add_row(
-            key,
+        """Record one request under ``key`` (a user id, or ``ip:<address>``)."""
+        self._users.setdefault(key, self._new_history).append(
             access_row(
                 timestamp,
                 method,
@@ -79,11 +72,13 @@ class UserTracker:
                 request_id,
                 None,
                 client_ip,
-            ),
+            )
         )
 
-    def add_row(self, key: str, row: AccessRow) -> None:
-        """Record one request's row (what the tracking layer does)."""
+    def add_row(self, user_id: str | None, client_ip: str | None, row: AccessRow) -> None:
+        """Record one request's row under its user id, else ``ip:<client IP>``
+        (what the tracking layer does)."""
+        key = user_id or f"ip:{client_ip or 'unknown'}"
         self._users.setdefault(key, self._new_history).append(row)
 
     def record(self, key: str, record: ActivityRecord) -> None:

@@ -200,7 +200,10 @@ def batched(
     ("statement", "problem"),
     [
         pytest.param(
-            "UPDATE audit_records SET payload = substr(payload, 1, 40) || x'00'"
+            # Byte 41 becomes another value (setting it to 0x00 alone would change
+            # nothing when the ciphertext already had 0x00 there: 1 run in 256).
+            "UPDATE audit_records SET payload = substr(payload, 1, 40)"
+            " || CASE WHEN substr(payload, 41, 1) = x'00' THEN x'01' ELSE x'00' END"
             " || substr(payload, 42) WHERE seq = 3",
             "edited",
             id="payload-byte",
