@@ -14,6 +14,7 @@ Usage::
     python bench/overhead.py [--duration 5] [--rounds 3] [--connections 32]
     python bench/overhead.py --components    # in-process µs per component
     python bench/overhead.py --instructions  # valgrind: instructions per request
+    python bench/overhead.py --components --instructions  # valgrind, per component
 
 wrk is Debian's package; run as root, the script installs it when missing.
 """
@@ -338,6 +339,60 @@ def components(requests: int, repeats: int) -> None:
     print("\nΔ: versus 'tracking only' (which is versus bare); the full stack versus bare.")
 
 
+def _drive_row(row: str, requests: int) -> None:
+    """Serve ``requests`` GETs of /small in-process through one ``_COMPONENTS`` row
+    (run under valgrind by :func:`component_instructions`)."""
+    import asyncio
+
+    _configure_logging()
+    with tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
+        app = _component_app(row, f"{tmp}/audit.db")
+        stack = getattr(app.state, "pynomaly_security", None)
+        if stack is not None and stack.audit_logger is not None:
+            stack.audit_logger._writer._interval = 3600.0  # sealed at shutdown, as above
+        asyncio.run(_drive(app, requests, None))
+
+
+def component_instructions() -> None:
+    """Instructions per GET of each ``_COMPONENTS`` row, in-process under valgrind:
+    deterministic, unlike ``--components``'s µs on a shared machine. In-process there
+    is no server, so the response headers' validation and serialisation (uvicorn: about
+    1,500 instructions plus 55 per character, per header) is not in these figures."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
+
+    def count(row: str, requests: int) -> int:
+        with tempfile.TemporaryDirectory(prefix="overhead-vg-") as tmp:
+            log = Path(tmp) / "valgrind.log"
+            cmd = [
+                valgrind, "--tool=cachegrind", "--cache-sim=no",
+                "--cachegrind-out-file=/dev/null", f"--log-file={log}", sys.executable,
+                str(Path(__file__).resolve()), "--drive-row", row, "--requests", str(requests),
+            ]  # fmt: skip
+            subprocess.run(
+                cmd, cwd=HERE.parent, check=True, env={**os.environ, "PYTHONHASHSEED": "0"}
+            )
+            for line in log.read_text().splitlines():
+                if "I" in line and "refs:" in line:
+                    return int(line.split("refs:")[1].strip().replace(",", ""))
+        sys.exit("valgrind printed no instruction count")
+
+    print("in-process GET /small under valgrind, instructions per request (1200 - 200)\n")
+    print(f"| {'configuration':<20} | {'instructions':>12} | {'Δ':>8} |")
+    print(f"|{'-' * 22}|{'-' * 14}|{'-' * 10}|")
+    base: dict[str, float] = {}
+    for row in _COMPONENTS:
+        per = (count(row, 1200) - count(row, 200)) / 1000
+        ref = base.get("tracking" if row not in ("tracking only", "full default stack") else "bare")
+        base.setdefault("bare", per)
+        if row == "tracking only":
+            base["tracking"] = per
+        delta = "" if row == "bare FastAPI" else f"{per - (ref or per):+,.0f}"
+        print(f"| {row:<20} | {per:>12,.0f} | {delta:>8} |")
+    print("\nΔ: versus 'tracking only' (which, like the full stack, is versus bare).")
+
+
 # -- the driver -------------------------------------------------------------------------
 
 
@@ -474,7 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--components",
         action="store_true",
-        help="instead of wrk: in-process µs per request of each component",
+        help="instead of wrk: in-process µs per request of each component "
+        "(with --instructions: instructions under valgrind, deterministic)",
     )
     parser.add_argument(
         "--instructions",
@@ -485,11 +541,18 @@ def main(argv: list[str] | None = None) -> int:
         "--requests", type=int, help="for --components (5000) or --instructions (2400)"
     )
     parser.add_argument("--serve", choices=["bare", "stack"], help=argparse.SUPPRESS)
+    parser.add_argument("--drive-row", choices=list(_COMPONENTS), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--audit-db", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         serve(args.serve, args.port, args.audit_db)
+        return 0
+    if args.drive_row:
+        _drive_row(args.drive_row, args.requests)
+        return 0
+    if args.components and args.instructions:
+        component_instructions()
         return 0
     if args.components:
         components(args.requests or 5000, args.rounds)
