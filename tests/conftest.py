@@ -96,12 +96,10 @@ ALL_STORES = [
 ]
 
 
-@pytest.fixture(params=ALL_STORES)
-def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """memory://, or the real Redis (DB 15) flushed around the test."""
-    if request.param == "memory":
-        yield "memory://"
-        return
+@pytest.fixture
+def redis_db() -> Iterator[str]:
+    """The real Redis (DB 15), flushed around the test, for sync code and fixtures
+    (``redis_url`` is the async one); required under CI=true."""
     url = require_redis()
     import redis
 
@@ -110,3 +108,11 @@ def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
     yield url
     client.flushdb()
     client.close()
+
+
+@pytest.fixture(params=ALL_STORES)
+def store_url(request: pytest.FixtureRequest) -> str:
+    """memory://, or the real Redis (DB 15) flushed around the test."""
+    if request.param == "memory":
+        return "memory://"
+    return str(request.getfixturevalue("redis_db"))

@@ -47,8 +47,8 @@ import base64
 import bisect
 import json
 import operator
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -66,6 +66,7 @@ __all__ = [
     "SealedBatch",
     "batch_refs",
     "open_batch",
+    "row_users",
     "seal_batch",
     "split_batches",
 ]
@@ -116,6 +117,14 @@ _STATUS = operator.itemgetter(3)
 _USER = operator.itemgetter(6)
 
 
+def row_users(rows: Iterable[AccessRow]) -> set[str]:
+    """The distinct user ids ``rows`` name (``""`` included); anonymous rows, most
+    of them, are passed over in C (``map``/``itemgetter``)."""
+    users: set[str | None] = set(map(_USER, rows))
+    users.discard(None)
+    return cast("set[str]", users)
+
+
 def _dumps(doc: Any) -> bytes:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
 
@@ -140,7 +149,7 @@ def seal_batch(
     personal: dict[str, list[list[Any]]] = {}
     # map/itemgetter: these run over every row of every batch, so in C.
     out_rows: Sequence[Sequence[Any]] = rows  # anonymous rows are already the stored form
-    if set(map(_USER, rows)) != {None}:  # some row names a user ("" included)
+    if row_users(rows):
         listed: list[Sequence[Any]] = []
         for i, row in enumerate(rows):
             user = row[6]

@@ -17,7 +17,6 @@ import base64
 import hashlib
 import itertools
 import json
-import operator
 import os
 import time
 from collections import OrderedDict
@@ -27,7 +26,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pynomaly_security.audit._keys import AuditKeys, open_with, seal_with, signing_key_id
-from pynomaly_security.audit.batch import ACCESS_BATCH, AccessRow, seal_batch
+from pynomaly_security.audit.batch import ACCESS_BATCH, AccessRow, row_users, seal_batch
 from pynomaly_security.audit.records import AuditEntry
 from pynomaly_security.audit.stores.base import AppendTxn, Checkpoint, SealedRecord
 from pynomaly_security.exceptions import InvalidToken, StorageError
@@ -105,8 +104,6 @@ def record_hash(rec: SealedRecord) -> bytes:
     return hashlib.sha256(rec.prev_hash + canonical(rec)).digest()
 
 
-_USER = operator.itemgetter(6)  # an AccessRow's user id
-
 _AAD = b"pynomaly-audit/v1|"
 
 
@@ -162,10 +159,10 @@ class Sealer:
         then ``entries``; sign a checkpoint when one is due (returned). Returns the
         sequence numbers of ``entries``."""
         seq, prev = await txn.head()
-        # Each distinct user id once; anonymous rows (most) are skipped in C.
-        users = set(itertools.chain.from_iterable(map(_USER, batch) for batch in batches))
-        users.discard(None)
-        refs = {user: self.subject_ref(user) for user in users}
+        refs = {
+            user: self.subject_ref(user)
+            for user in row_users(itertools.chain.from_iterable(batches))
+        }
         subject_keys = await self._subject_keys(txn, entries, refs.values())
         key_id = self.keys.current.key_id
         rows: list[SealedRecord] = []
@@ -196,9 +193,7 @@ class Sealer:
                     digest,
                 )
             )
-            named = set(map(_USER, batch))
-            named.discard(None)
-            index.extend((ref, seq) for ref in {refs[user] for user in named})
+            index.extend((ref, seq) for ref in {refs[user] for user in row_users(batch)})
             prev = digest
         first_entry = len(rows)
         for entry in entries:

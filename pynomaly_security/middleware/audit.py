@@ -136,18 +136,21 @@ class AuditMiddleware:
 
     def log_access(self, row: AccessRow, error: str | None) -> None:
         """Emit the canonical log line of a request (callers check :attr:`log_line`)."""
-        _, method, path, status, duration_us, request_id, user_id, client_ip = row
-        log.info(
-            REQUEST_EVENT,
-            method=method,
-            path=path,
-            status_code=status,
-            duration_ms=duration_us / 1000,
-            request_id=request_id,
-            client_ip=client_ip,
-            user_id=user_id,
-            error=error,
-        )
+        log.info(REQUEST_EVENT, **_row_fields(row), error=error)
+
+
+def _row_fields(row: AccessRow) -> dict[str, Any]:
+    """An access row as ``log_request``'s keyword arguments (``timestamp`` aside)."""
+    _, method, path, status, duration_us, request_id, user_id, client_ip = row
+    return {
+        "method": method,
+        "path": path,
+        "status_code": status,
+        "duration_ms": duration_us / 1000,
+        "request_id": request_id,
+        "client_ip": client_ip,
+        "user_id": user_id,
+    }
 
 
 class _LogRequestAdapter:
@@ -157,17 +160,7 @@ class _LogRequestAdapter:
         self._log_request = target.log_request
 
     def __call__(self, row: AccessRow) -> None:
-        ts_us, method, path, status, duration_us, request_id, user_id, client_ip = row
-        self._log_request(
-            method=method,
-            path=path,
-            status_code=status,
-            duration_ms=duration_us / 1000,
-            request_id=request_id,
-            client_ip=client_ip,
-            user_id=user_id,
-            timestamp=ts_us / 1_000_000,
-        )
+        self._log_request(**_row_fields(row), timestamp=row[0] / 1_000_000)
 
 
 class _SecurityEventCommitter:

@@ -183,10 +183,8 @@ class SecurityHeadersMiddleware:
         return result
 
     def _paths_of(self, app: object) -> tuple[frozenset[str], frozenset[str]]:
-        """(docs paths, OAuth2 redirect paths) of ``app``."""
-        cached = self._docs_for
-        if cached is not None and cached[0] is app:
-            return cached[1], cached[2]
+        """(docs paths, OAuth2 redirect paths) of ``app``, read from it and kept in
+        ``_docs_for`` (:meth:`for_request` looks there first)."""
         redirect = frozenset(p for p in [getattr(app, "swagger_ui_oauth2_redirect_url", None)] if p)
         if self._docs_paths is not None:
             paths = self._docs_paths

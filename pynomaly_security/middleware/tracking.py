@@ -174,9 +174,6 @@ class UserTrackingMiddleware:
         # to what it wraps (InputInspectionMiddleware.request_key / screen).
         inner_app = self._non_login_app
         self._inspection = inner_app if isinstance(inner_app, InputInspectionMiddleware) else None
-        self._known_clean = (
-            self._inspection.inspector.known_clean if self._inspection is not None else None
-        )
         # Set by SecurityMiddleware, which serves headers and audit in this layer.
         self._headers: SecurityHeadersMiddleware | None = None
         self._audit: AuditMiddleware | None = None
@@ -259,7 +256,7 @@ class UserTrackingMiddleware:
             inspection = self._inspection
             if inspection is not None and not ctx.is_login_route:
                 key = inspection.request_key(scope)
-                if key is not None and self._known_clean(key):  # type: ignore[misc]
+                if key is not None and inspection.inspector.known_clean(key):
                     app = inspection.app
                 else:
                     app = functools.partial(inspection.screen, key=key)

@@ -28,8 +28,6 @@ class ActivityRecord:
         return asdict(self)
 
 
-
-
 class UserTracker:
     """Keeps the latest ``per_user`` actions of at most ``max_users`` users.
 

@@ -79,6 +79,17 @@ def _split_quoted(value: str, sep: str) -> list[str]:
     return parts
 
 
+def _forwarded_param(element: str, name: str) -> str:
+    """The value of parameter ``name`` (lower case) in one ``Forwarded`` element
+    (RFC 7239: ``for=...;proto=...``), its last occurrence, or ``""``."""
+    found = ""
+    for pair in _split_quoted(element, ";"):
+        key, _, val = pair.strip().partition("=")
+        if key.strip().lower() == name:
+            found = val
+    return found
+
+
 class ClientIPResolver:
     """Resolve the client address of an ASGI request.
 
@@ -171,10 +182,8 @@ class ClientIPResolver:
             if name == b"x-forwarded-proto":
                 proto = value.decode("latin-1").rsplit(",", 1)[-1]
             elif name == b"forwarded":
-                for pair in value.decode("latin-1").rsplit(",", 1)[-1].split(";"):
-                    key, _, val = pair.strip().partition("=")
-                    if key.lower() == "proto":
-                        proto = val
+                element = _split_quoted(value.decode("latin-1"), ",")[-1]
+                proto = _forwarded_param(element, "proto") or proto
         return proto.strip().strip('"').lower() == "https"
 
     def _walk_trusted(self, chain: list[_Address | None], peer_text: str | None) -> str | None:
@@ -201,12 +210,7 @@ class ClientIPResolver:
                 entries.extend(text.split(","))
             else:
                 for element in _split_quoted(text, ","):
-                    found = ""
-                    for pair in _split_quoted(element, ";"):
-                        key, _, val = pair.strip().partition("=")
-                        if key.strip().lower() == "for":
-                            found = val
                     # An element without for= is still a hop (an obfuscated one).
-                    entries.append(found or "unknown")
+                    entries.append(_forwarded_param(element, "for") or "unknown")
         entries = [e for e in entries if e.strip()][-_MAX_HOPS:]
         return [_parse_ip(e) for e in entries]

@@ -13,9 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
-
-from tests.conftest import require_redis
 
 LIMIT = 20
 REQUESTS = 60
@@ -25,17 +22,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def redis_db() -> Iterator[str]:
-    """The real Redis (DB 15), flushed around the test; required under CI=true."""
-    url = require_redis()
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
 
 
 @pytest.fixture
