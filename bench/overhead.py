@@ -120,12 +120,8 @@ def serve(kind: str, port: int, audit_db: str) -> None:
 
     _configure_logging()
     app = build_app(kind, audit_db)
-    stack = getattr(app.state, "pynomaly_security", None)
-    if os.environ.get(_FLUSH_AT_EXIT) and stack is not None and stack.audit_logger is not None:
-        # Under valgrind the server runs ~50x slower: a flush every 200 ms of wall time
-        # would seal a handful of rows per batch and count the per-batch cost ~50x
-        # more than under real load. Seal everything at shutdown instead.
-        stack.audit_logger._writer._interval = 3600.0
+    if os.environ.get(_FLUSH_AT_EXIT):
+        _seal_at_shutdown(app)
 
     uvicorn.run(
         app,
@@ -140,6 +136,40 @@ def serve(kind: str, port: int, audit_db: str) -> None:
 # -- instructions per request, under valgrind (``--instructions``) -----------------------
 
 _FLUSH_AT_EXIT = "OVERHEAD_AUDIT_FLUSH_AT_EXIT"
+# The hash seed alone moves an instruction count by about 1% (dict and set layouts).
+_COUNTED_ENV = {"PYTHONHASHSEED": "0"}
+
+
+def _seal_at_shutdown(app: Any) -> None:
+    """Under valgrind the app runs ~50x slower: a flush every 200 ms of wall time
+    would seal a handful of rows per batch and count the per-batch cost ~50x more
+    than under real load. The audit writer seals everything at shutdown instead."""
+    stack = getattr(app.state, "pynomaly_security", None)
+    if stack is not None and stack.audit_logger is not None:
+        stack.audit_logger._writer._interval = 3600.0
+
+
+def _require_valgrind() -> str:
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
+    return valgrind
+
+
+def _under_cachegrind(valgrind: str, log: Path, *args: str) -> list[str]:
+    """This script with ``args``, run under cachegrind (instruction count to ``log``)."""
+    return [
+        valgrind, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+        f"--log-file={log}", sys.executable, str(Path(__file__).resolve()), *args,
+    ]  # fmt: skip
+
+
+def _instructions_in(log: Path) -> int:
+    """The instruction count valgrind wrote to ``log``."""
+    for line in log.read_text().splitlines():
+        if "I" in line and "refs:" in line:
+            return int(line.split("refs:")[1].strip().replace(",", ""))
+    sys.exit("valgrind printed no instruction count")
 
 
 def _serve_counted(valgrind: str, kind: str, requests: int) -> int:
@@ -151,12 +181,11 @@ def _serve_counted(valgrind: str, kind: str, requests: int) -> int:
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="overhead-vg-") as tmp:
         log = Path(tmp) / "valgrind.log"
-        cmd = [
-            valgrind, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-            f"--log-file={log}", sys.executable, str(Path(__file__).resolve()), "--serve", kind,
-            "--port", str(port), "--audit-db", str(Path(tmp) / "audit.db"),
-        ]  # fmt: skip
-        proc = subprocess.Popen(cmd, cwd=HERE.parent, env={**os.environ, _FLUSH_AT_EXIT: "1"})
+        cmd = _under_cachegrind(
+            valgrind, log, "--serve", kind, "--port", str(port), "--audit-db", f"{tmp}/audit.db"
+        )
+        env = {**os.environ, **_COUNTED_ENV, _FLUSH_AT_EXIT: "1"}
+        proc = subprocess.Popen(cmd, cwd=HERE.parent, env=env)
         try:
             deadline = time.monotonic() + 600
             while True:
@@ -186,19 +215,14 @@ def _serve_counted(valgrind: str, kind: str, requests: int) -> int:
         finally:
             proc.terminate()
             proc.wait(timeout=600)
-        for line in log.read_text().splitlines():
-            if "I" in line and "refs:" in line:
-                return int(line.split("refs:")[1].strip().replace(",", ""))
-    sys.exit("valgrind printed no instruction count")
+        return _instructions_in(log)
 
 
 def instructions(requests: int) -> None:
     """Instructions per request, bare and stack: deterministic where wall-clock
     figures on a shared machine are not (the difference of two runs, ``requests``
     and ``requests // 6`` GETs, so start-up and shutdown cancel out)."""
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
+    valgrind = _require_valgrind()
     small = requests // 6
     per_request = {}
     for kind in ("bare", "stack"):
@@ -347,9 +371,7 @@ def _drive_row(row: str, requests: int) -> None:
     _configure_logging()
     with tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
         app = _component_app(row, f"{tmp}/audit.db")
-        stack = getattr(app.state, "pynomaly_security", None)
-        if stack is not None and stack.audit_logger is not None:
-            stack.audit_logger._writer._interval = 3600.0  # sealed at shutdown, as above
+        _seal_at_shutdown(app)
         asyncio.run(_drive(app, requests, None))
 
 
@@ -358,25 +380,14 @@ def component_instructions() -> None:
     deterministic, unlike ``--components``'s µs on a shared machine. In-process there
     is no server, so the response headers' validation and serialisation (uvicorn: about
     1,500 instructions plus 55 per character, per header) is not in these figures."""
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
+    valgrind = _require_valgrind()
 
     def count(row: str, requests: int) -> int:
         with tempfile.TemporaryDirectory(prefix="overhead-vg-") as tmp:
             log = Path(tmp) / "valgrind.log"
-            cmd = [
-                valgrind, "--tool=cachegrind", "--cache-sim=no",
-                "--cachegrind-out-file=/dev/null", f"--log-file={log}", sys.executable,
-                str(Path(__file__).resolve()), "--drive-row", row, "--requests", str(requests),
-            ]  # fmt: skip
-            subprocess.run(
-                cmd, cwd=HERE.parent, check=True, env={**os.environ, "PYTHONHASHSEED": "0"}
-            )
-            for line in log.read_text().splitlines():
-                if "I" in line and "refs:" in line:
-                    return int(line.split("refs:")[1].strip().replace(",", ""))
-        sys.exit("valgrind printed no instruction count")
+            cmd = _under_cachegrind(valgrind, log, "--drive-row", row, "--requests", str(requests))
+            subprocess.run(cmd, cwd=HERE.parent, check=True, env={**os.environ, **_COUNTED_ENV})
+            return _instructions_in(log)
 
     print("in-process GET /small under valgrind, instructions per request (1200 - 200)\n")
     print(f"| {'configuration':<20} | {'instructions':>12} | {'Δ':>8} |")
