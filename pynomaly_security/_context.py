@@ -6,7 +6,7 @@ namespaced key so endpoints read ``request.state.pynomaly_security``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import Scope
@@ -26,7 +26,7 @@ RATE_LIMITED = "rate_limited"
 the access audit skips it (a flood is not written one record at a time)."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class RequestContext:
     """Who made a request and how it is identified.
 
@@ -37,10 +37,29 @@ class RequestContext:
 
     request_id: str
     client_ip: str | None
-    user_id: str | None = None
-    is_login_route: bool = False
-    login_username: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    user_id: str | None
+    is_login_route: bool
+    login_username: str | None
+    extra: dict[str, Any]
+
+    # Written out rather than generated: built on every request, and the
+    # dataclass __init__ spends as long again on its default-factory checks.
+    def __init__(
+        self,
+        request_id: str,
+        client_ip: str | None,
+        is_login_route: bool = False,
+        *,
+        user_id: str | None = None,
+        login_username: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.client_ip = client_ip
+        self.user_id = user_id
+        self.is_login_route = is_login_route
+        self.login_username = login_username
+        self.extra = {} if extra is None else extra
 
 
 def get_request_context(scope: Scope) -> RequestContext | None:

@@ -170,3 +170,55 @@ async def test_security_events_reach_the_audit_trail(
     admin = await audit.query(event_type="admin_action", limit=10)
     assert admin and admin[-1]["user_id"] == "admin"
     assert (await audit.verify()).ok
+
+
+def _security_layer(app: FastAPI) -> object:
+    layer = app.middleware_stack
+    while layer is not None and type(layer).__name__ != "SecurityMiddleware":
+        layer = getattr(layer, "app", None)
+    assert layer is not None
+    return layer
+
+
+@pytest.mark.anyio
+async def test_repeated_requests_keep_every_decision(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The stack remembers requests it has seen to be plain (same method, path, query
+    and headers) and skips their header scans; what makes a request not plain is
+    still decided on every request: the client's X-Request-ID, an attack in one
+    header, a body, the docs page's policy, a login."""
+    search = {"q": "brass lamp"}
+    ids = set()
+    for _ in range(4):
+        response = await client.get("/search", params=search, headers={"X-Trace": "t1"})
+        assert response.status_code == 200
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        ids.add(response.headers["x-request-id"])
+    assert len(ids) == 4  # a fresh id each time, remembered or not
+    assert len(_security_layer(app)._plain) == 1  # type: ignore[attr-defined]
+
+    for _ in range(2):  # the client's own id is echoed, every time
+        own = await client.get(
+            "/search", params=search, headers={"X-Trace": "t1", "X-Request-ID": "client-id-0001"}
+        )
+        assert own.headers["x-request-id"] == "client-id-0001"
+    attack = await client.get("/search", params=search, headers={"X-Trace": "${jndi:ldap://x/a}"})
+    assert attack.status_code == 403
+    with_body = await client.request(
+        "GET", "/search", params=search, headers={"X-Trace": "t1"},
+        content=b"1' UNION SELECT password FROM users--",
+    )  # fmt: skip
+    assert with_body.status_code == 403
+    for _ in range(3):
+        docs = await client.get("/docs")
+        assert "script-src" in docs.headers["content-security-policy"]
+        assert docs.headers["cross-origin-opener-policy"] == "same-origin-allow-popups"
+    for _ in range(5):
+        bad = await client.post("/login", json={"username": "bob", "password": "guess"})
+        assert bad.status_code == 401
+    locked = await client.post("/login", json={"username": "bob", "password": "guess"})
+    assert locked.status_code == 429
+    activity = await client.get("/api/security/users/ip:198.51.100.23/activity", headers=ADMIN)
+    assert sum(1 for a in activity.json()["activities"] if a["path"] == "/search") >= 7

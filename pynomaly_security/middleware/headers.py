@@ -43,7 +43,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -124,7 +124,11 @@ class SecurityHeadersMiddleware:
         resolver: ClientIPResolver | None = None,
     ) -> None:
         self.app = app
-        self._resolver = resolver if resolver is not None and resolver.trusts_forwarding else None
+        self.forwarded_https: Callable[[Scope], bool] | None = None
+        if resolver is not None and resolver.trusts_forwarding:
+            self.forwarded_https = resolver.forwarded_https
+        """Whether a trusted proxy says the request came over HTTPS; ``None`` when no
+        proxy is trusted."""
         common: list[tuple[bytes, bytes]] = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
@@ -200,14 +204,17 @@ class SecurityHeadersMiddleware:
         """A ``send`` that buffers a docs page and adds its headers and hashed CSP."""
         return _DocsResponder(self, send, common, secure).on_send
 
-    def for_request(self, scope: Scope) -> tuple[tuple[tuple[bytes, bytes], ...], bool, bool]:
-        """``(common, secure, buffered)`` for a request: the common headers its
-        response gets (the docs variant on a docs path), whether it came over HTTPS,
-        and whether the response is a docs page to buffer for its hashed CSP
-        (:meth:`docs_responder`). One call per request, for the stack's layer too."""
-        secure = scope.get("scheme") in ("https", "wss") or (
-            self._resolver is not None and self._resolver.forwarded_https(scope)
+    def is_secure(self, scope: Scope) -> bool:
+        """Whether the request came over HTTPS (the scheme, or a trusted proxy's word)."""
+        return scope.get("scheme") in ("https", "wss") or (
+            self.forwarded_https is not None and self.forwarded_https(scope)
         )
+
+    def for_request(self, scope: Scope) -> tuple[tuple[tuple[bytes, bytes], ...], bool]:
+        """``(common, buffered)`` for a request: the common headers its response gets
+        (the docs variant on a docs path) and whether the response is a docs page to
+        buffer for its hashed CSP (:meth:`docs_responder`). One call per request, for
+        the stack's layer too."""
         cached = self._docs_for
         app = scope.get("app")
         if cached is not None and cached[0] is app:
@@ -215,21 +222,22 @@ class SecurityHeadersMiddleware:
         else:
             paths, redirect = self._paths_of(app)
         if not paths:
-            return self.common_headers, secure, False
+            return self.common_headers, False
         root = scope.get("root_path", "")
         path: str = scope["path"]
         if root and path.startswith(root):
             path = path[len(root) :]
         if path not in paths:
-            return self.common_headers, secure, False
+            return self.common_headers, False
         docs = self._redirect_common if path in redirect else self._docs_common
-        return docs, secure, self.csp
+        return docs, self.csp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        common, secure, buffered = self.for_request(scope)
+        common, buffered = self.for_request(scope)
+        secure = self.is_secure(scope)
         if buffered:
             await _DocsResponder(self, send, common, secure).run(self.app, scope, receive)
             return
@@ -252,40 +260,32 @@ class SecurityHeadersMiddleware:
         """Add the headers to an ``http.response.start`` message (and ``extra``,
         e.g. ``X-Request-ID``, unless the app set it); HSTS only when ``secure``;
         ``docs_csp`` is a docs page's hashed policy."""
-        # One pass over the app's headers (the hot path of every response): which
-        # names it set itself, and its content type. ASGI response header names are
-        # lowercase by spec; .lower() keeps a non-conforming app's own headers too.
-        raw: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
+        raw = message.get("headers", ())
+        if type(raw) is not list:
+            raw = list(raw)
         if common is self.common_headers and docs_csp is None:
-            # The usual case: everything this response gets depends only on its
-            # content type and the scheme, so it is built once per pair and kept.
-            # One pass finds the content type and whether the app set any of our
-            # headers itself (then the slower per-name merge below).
-            content_type = b""
-            clash = False
-            ours = self._block_names
-            extra_name = extra[0] if extra is not None else None
-            for name, value in raw:
-                lowered = name.lower()
-                if lowered == b"content-type":
-                    content_type = value
-                elif lowered in ours or lowered == extra_name:
-                    clash = True
+            # The usual case, on every response, so in C calls: everything this
+            # response gets depends only on its content type and the scheme, so it
+            # is built once per pair and kept; the app's own header names say
+            # whether it set any of ours itself (then the per-name merge below).
+            # ASGI response header names are lowercase by spec; a non-conforming
+            # app's names (islower() false) are lowered first.
+            names = dict(raw)
+            if not b"".join(names).islower():
+                names = {name.lower(): value for name, value in raw}
+            content_type = names.get(b"content-type", b"")
             block = self._blocks.get((content_type, secure))
             if block is None:
                 block = self._block(content_type, secure)
-            if not clash:
-                raw.extend(block)
-                if extra is not None:
-                    raw.append(extra)
-                message["headers"] = raw
+            if self._block_names.isdisjoint(names) and (extra is None or extra[0] not in names):
+                message["headers"] = [*raw, *block, extra] if extra is not None else [*raw, *block]
                 return
-            own = {name.lower() for name, _ in raw}
-            raw.extend(item for item in block if item[0] not in own)
-            if extra is not None and extra[0] not in own:
-                raw.append(extra)
-            message["headers"] = raw
+            merged = [*raw, *(item for item in block if item[0] not in names)]
+            if extra is not None and extra[0] not in names:
+                merged.append(extra)
+            message["headers"] = merged
             return
+        raw = list(raw)
         present: set[bytes] = set()
         content_type = b""
         for name, value in raw:

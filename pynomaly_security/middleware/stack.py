@@ -55,5 +55,4 @@ class SecurityMiddleware(UserTrackingMiddleware):
         super().__init__(
             app, resolver=resolver, tracker=tracker, monitor=monitor, login_paths=login_paths
         )
-        self._headers = headers
-        self._audit = audit
+        self.serve_with(headers, audit)

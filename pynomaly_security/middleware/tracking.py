@@ -19,10 +19,11 @@ import functools
 import itertools
 import json
 import math
+import operator
 import re
 import secrets
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -35,7 +36,6 @@ from pynomaly_security._context import (
     STATE_KEY,
     AccessRow,
     RequestContext,
-    access_row,
 )
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
@@ -52,6 +52,14 @@ if TYPE_CHECKING:
 __all__ = ["UserTrackingMiddleware"]
 
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
+# Bounds of the memory of plain requests (UserTrackingMiddleware._plain).
+_PLAIN_MAX_ENTRIES = 4096
+_PLAIN_MAX_HEADERS = 64
+_PLAIN_MAX_BYTES = 8 * 1024
+_value = operator.itemgetter(1)
+_SHAPE_HEADERS = 5  # where a request's headers start in its shape (method, path, ...)
+_perf_counter = time.perf_counter
+_time = time.time
 _LOGIN_BODY_LIMIT = 64 * 1024
 _USERNAME_FIELDS = ("username", "email", "login", "user")
 
@@ -69,18 +77,22 @@ def _structlog_vars() -> tuple[contextvars.ContextVar[Any], contextvars.ContextV
 
 
 _ID_SUFFIXES = tuple(f"{i:02x}" for i in range(256))
+_RID = b"x-request-id"
 
 
-def _request_ids(prefix: str, start: int) -> Iterator[str]:
-    """Generated request ids: ``prefix`` (per process, random) and a 16-digit hex
-    counter. Unique across workers and hosts without a getrandom() syscall per
-    request (uuid4 costs ~4 µs here). Formatting one int costs more than the rest
-    of this layer's request-id work, so ids are made 256 at a time, in C (the
-    counter's last two digits are ``_ID_SUFFIXES``); ``next()`` is then a C call."""
-    blocks = itertools.count(start)
-    return itertools.chain.from_iterable(
-        map(lambda block: list(map(f"{prefix}{block:014x}".__add__, _ID_SUFFIXES)), blocks)
-    )
+def _request_ids(prefix: str, start: int) -> Iterator[tuple[str, tuple[bytes, bytes]]]:
+    """Generated request ids, each with its ``X-Request-ID`` response header:
+    ``prefix`` (per process, random) and a 16-digit hex counter. Unique across
+    workers and hosts without a getrandom() syscall per request (uuid4 costs ~4 µs
+    here). Formatting one int costs more than the rest of this layer's request-id
+    work, so ids are made 256 at a time, in C (the counter's last two digits are
+    ``_ID_SUFFIXES``); ``next()`` is then a C call."""
+
+    def block(n: int) -> list[tuple[str, tuple[bytes, bytes]]]:
+        ids = list(map(f"{prefix}{n:014x}".__add__, _ID_SUFFIXES))
+        return list(zip(ids, zip(itertools.repeat(_RID), map(str.encode, ids)), strict=True))
+
+    return itertools.chain.from_iterable(map(block, itertools.count(start)))
 
 
 def add_header_once(message: Message, header: tuple[bytes, bytes]) -> None:
@@ -92,6 +104,17 @@ def add_header_once(message: Message, header: tuple[bytes, bytes]) -> None:
     else:
         headers.append(header)
     message["headers"] = headers
+
+
+async def _commit_then_send(
+    commit: Callable[[Scope, int], Awaitable[None]],
+    scope: Scope,
+    status: int,
+    send: Send,
+    message: Message,
+) -> None:
+    await commit(scope, status)
+    await send(message)
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -174,30 +197,52 @@ class UserTrackingMiddleware:
         # to what it wraps (InputInspectionMiddleware.request_key / screen).
         inner_app = self._non_login_app
         self._inspection = inner_app if isinstance(inner_app, InputInspectionMiddleware) else None
-        # Set by SecurityMiddleware, which serves headers and audit in this layer.
+        # Set by SecurityMiddleware (serve_with), which serves headers and audit here.
         self._headers: SecurityHeadersMiddleware | None = None
         self._audit: AuditMiddleware | None = None
+        self._queue_access: Callable[[AccessRow], None] | None = None
+        self._log_line = False
+        self._commit: Callable[[Scope, int], Awaitable[None]] | None = None
+        self._forwarded_https: Callable[[Scope], bool] | None = None
+        self._common: tuple[tuple[bytes, bytes], ...] | None = None
+        self._apply: Callable[..., None] | None = None
+        # Requests seen before whose every header-dependent decision came out plain
+        # (no X-Request-ID sent, not a login or docs request, known clean to the
+        # inspector): keyed by method, path, query and all headers, one set lookup
+        # stands for those decisions when the same request comes again (clients
+        # repeat theirs: polling, health checks, a page's API calls). Bounded;
+        # ``None`` once a server's headers turn out unhashable (lists, not tuples).
+        self._plain: set[tuple[object, ...]] | None = set()
+        # The app a plain request is served by: past the lockout and inspection layers.
+        self._plain_app: ASGIApp = (
+            self._inspection.app if self._inspection is not None else self._non_login_app
+        )
 
-    def _open(self, scope: Scope, kind: str) -> RequestContext:
-        """The request context: request id, client IP, whether a login route."""
+    def serve_with(
+        self, headers: SecurityHeadersMiddleware | None, audit: AuditMiddleware | None
+    ) -> None:
+        """Serve the security headers and the access audit in this layer; their own
+        ``app`` is never called (see :mod:`~pynomaly_security.middleware.stack`)."""
+        self._headers = headers
+        self._audit = audit
+        self._queue_access = audit.queue_access if audit is not None else None
+        self._log_line = audit is not None and audit.log_line
+        self._commit = audit.commit_events if audit is not None else None
+        self._forwarded_https = headers.forwarded_https if headers is not None else None
+        self._common = headers.common_headers if headers is not None else None
+        self._apply = headers.apply if headers is not None else None
+
+    def _open(self, scope: Scope) -> RequestContext:
+        """The request context of a websocket: request id, client IP."""
         request_id: str | None = None
         for name, value in scope["headers"]:
-            if name == b"x-request-id":
+            if name == _RID:
                 if _REQUEST_ID.fullmatch(value) is not None:
                     request_id = value.decode("ascii")
                 break
         if request_id is None:
-            request_id = next(self._ids)
-        client = scope.get("client")
-        if self._plain_peer and client and ":" not in client[0]:
-            client_ip: str | None = client[0]  # no proxies trusted: the IPv4 peer as given
-        else:
-            client_ip = self.resolver.resolve(scope)
-        is_login = (
-            kind == "http" and scope["method"] == "POST" and scope["path"] in self.login_paths
-        )
-        # Positional: ~0.15 µs less than keywords, on every request.
-        ctx = RequestContext(request_id, client_ip, None, is_login)
+            request_id = next(self._ids)[0]
+        ctx = RequestContext(request_id, self._client_ip(scope))
         state = scope.get("state")
         if state is None:
             scope["state"] = {STATE_KEY: ctx}
@@ -205,63 +250,150 @@ class UserTrackingMiddleware:
             state[STATE_KEY] = ctx
         return ctx
 
+    def _client_ip(self, scope: Scope) -> str | None:
+        client = scope.get("client")
+        if self._plain_peer and client and ":" not in client[0]:
+            return client[0]  # type: ignore[no-any-return]  # no proxies trusted: the IPv4 peer
+        return self.resolver.resolve(scope)
+
+    def _remember_plain(self, shape: tuple[object, ...]) -> None:
+        plain = self._plain
+        if plain is None or len(shape) > _PLAIN_MAX_HEADERS:
+            return
+        values = map(_value, shape[_SHAPE_HEADERS:])  # type: ignore[arg-type]
+        if sum(map(len, values)) > _PLAIN_MAX_BYTES:
+            return  # long requests rarely repeat; not kept
+        if len(plain) >= _PLAIN_MAX_ENTRIES:
+            plain.clear()  # bounded memory, no LRU upkeep
+        plain.add(shape)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """One request: the app behind one ``send`` wrapper, which captures the status
         and adds ``X-Request-ID`` and, in the assembled stack
         (:class:`~pynomaly_security.middleware.stack.SecurityMiddleware`), the
         security headers and the audit's pre-response commit; then the access record
-        and the activity/monitor bookkeeping. One coroutine frame per request."""
-        kind = scope["type"]
-        if kind != "http":
-            if kind == "websocket":
+        and the activity/monitor bookkeeping. One coroutine frame per request.
+
+        This runs on every request, so it is written for few bytecodes and calls:
+        a request this layer has seen before as plain (``_plain``) skips the
+        header scans and the docs, login and inspection decisions."""
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
                 await self._websocket(scope, receive, send)
             else:
                 await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        ctx = self._open(scope, kind)
-        rid_token = self._request_id_var.set(ctx.request_id)
-        ip_token = self._client_ip_var.set(ctx.client_ip)
+        started = _perf_counter()
+        method = scope["method"]
+        path = scope["path"]
+        plain = self._plain
+        known = False
+        if plain is not None:
+            try:
+                shape: tuple[object, ...] | None = (
+                    method,
+                    path,
+                    scope["raw_path"],
+                    scope["root_path"],
+                    scope["query_string"],
+                    *scope["headers"],
+                )
+                known = shape in plain
+            except KeyError:  # optional ASGI keys missing: this server's requests aren't kept
+                self._plain = shape = None
+            except TypeError:  # header pairs that are lists, unhashable: likewise
+                self._plain = shape = None
+        else:
+            shape = None
         headers = self._headers
-        audit = self._audit
-        common = None
-        secure = False
-        if headers is not None:
-            common, secure, buffered = headers.for_request(scope)
-            if buffered:
-                # The docs page is buffered to hash its inline scripts into its CSP;
-                # the responder applies the headers itself.
-                send = headers.docs_responder(send, common, secure)
-                common = None
-        commit = audit.commit_events if audit is not None else None
-        status = 500
-        rid_header = (b"x-request-id", ctx.request_id.encode("ascii"))
-
-        async def send_tracked(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                if common is not None:
-                    headers.apply(message, common, secure, rid_header)  # type: ignore[union-attr]
-                else:
-                    add_header_once(message, rid_header)
-                if commit is not None and (ctx.is_login_route or ctx.extra):
-                    # Security events are committed before the client sees the answer.
-                    await commit(scope, status)
-            await send(message)
-
-        error: str | None = None
-        try:
+        if headers is None:
+            secure = False
+        else:
+            secure = scope["scheme"] == "https" or (
+                self._forwarded_https is not None and self._forwarded_https(scope)
+            )
+        if known:
+            shape = None  # remembered already
+            request_id, rid_header = next(self._ids)
+            is_login = False
+            app = self._plain_app
+            common = self._common
+        else:
+            # The long way: each decision taken, and whether all came out plain.
+            is_plain = True
+            given: bytes | None = None
+            for name, value in scope["headers"]:
+                if name == _RID:
+                    is_plain = False  # a client's own id: not to be remembered
+                    if _REQUEST_ID.fullmatch(value) is not None:
+                        given = value
+                    break
+            if given is None:
+                request_id, rid_header = next(self._ids)
+            else:
+                request_id, rid_header = given.decode("ascii"), (_RID, given)
+            is_login = method == "POST" and path in self.login_paths
+            common = None
+            if headers is not None:
+                common, buffered = headers.for_request(scope)
+                if buffered:
+                    # The docs page is buffered to hash its inline scripts into its
+                    # CSP; the responder applies the headers itself.
+                    send = headers.docs_responder(send, common, secure)
+                    common = None
+                    is_plain = False
+                elif common is not self._common:
+                    is_plain = False
             app = self._non_login_app
             inspection = self._inspection
-            if inspection is not None and not ctx.is_login_route:
+            if is_login:
+                app = self.app
+                is_plain = False
+            elif inspection is not None:
                 key = inspection.request_key(scope)
                 if key is not None and inspection.inspector.known_clean(key):
                     app = inspection.app
                 else:
                     app = functools.partial(inspection.screen, key=key)
-            if ctx.is_login_route:
-                app = self.app
+                    is_plain = False
+            if not is_plain:
+                shape = None
+        client = scope.get("client")
+        if self._plain_peer and client and ":" not in client[0]:
+            # _client_ip(), inlined: no proxies trusted, the IPv4 peer as given.
+            client_ip: str | None = client[0]
+        else:
+            client_ip = self.resolver.resolve(scope)
+        ctx = RequestContext(request_id, client_ip, is_login)
+        try:
+            scope["state"][STATE_KEY] = ctx
+        except KeyError:
+            scope["state"] = {STATE_KEY: ctx}
+        rid_token = self._request_id_var.set(request_id)
+        ip_token = self._client_ip_var.set(client_ip)
+        apply = self._apply if common is not None else None
+        commit = self._commit
+        status = 500
+
+        # A plain function returning the awaitable, not a coroutine function: the
+        # response's two messages then cost two calls, not two coroutines. Only a
+        # request with security events to commit first (rare) gets a coroutine.
+        def send_tracked(message: Message) -> Awaitable[None]:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if apply is not None:
+                    apply(message, common, secure, rid_header)
+                else:
+                    add_header_once(message, rid_header)
+                if commit is not None and (is_login or ctx.extra):
+                    # Security events are committed before the client sees the answer.
+                    return _commit_then_send(commit, scope, status, send, message)
+            return send(message)
+
+        error: str | None = None
+        try:
+            if is_login:
                 prepared = await self._prepare_login(scope, receive, send_tracked, ctx)
                 if prepared is None:
                     return
@@ -273,34 +405,37 @@ class UserTrackingMiddleware:
             error = type(exc).__name__
             raise
         finally:
-            elapsed = time.perf_counter() - started
-            now = time.time()
-            row = access_row(
-                now - elapsed,
-                scope["method"],
-                scope["path"],
+            elapsed = _perf_counter() - started
+            now = _time()
+            # access_row(), inlined: this runs on every request.
+            row: AccessRow = (
+                int((now - elapsed) * 1_000_000),
+                method,
+                path,
                 status,
-                elapsed,
-                ctx.request_id,
+                int(elapsed * 1_000_000 + 0.5),
+                request_id,
                 ctx.user_id,  # read after the app ran: its authentication may set it
-                ctx.client_ip,
+                client_ip,
             )
-            if audit is not None and RATE_LIMITED not in ctx.extra:
+            if self._queue_access is not None and RATE_LIMITED not in ctx.extra:
                 # A flood refused by the rate limiter is not written one record at a time.
-                audit.queue_access(row)
-                if audit.log_line:
-                    audit.log_access(row, error)
+                self._queue_access(row)
+                if self._log_line:
+                    self._audit.log_access(row, error)  # type: ignore[union-attr]
             user_id = ctx.user_id or (_user_from_scope(scope) if "user" in scope else None)
-            if ctx.is_login_route or (user_id is not None and self.monitor is not None):
+            if is_login or (user_id is not None and self.monitor is not None):
                 self._after(scope, ctx, user_id, status, now, row)
             elif self.tracker is not None:
                 # The usual request (not a login, nobody monitored): its activity row only.
-                self.tracker.add_row(user_id, ctx.client_ip, row)
+                self.tracker.add_row(user_id, client_ip, row)
             self._client_ip_var.reset(ip_token)
             self._request_id_var.reset(rid_token)
+            if shape is not None and error is None:
+                self._remember_plain(shape)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ctx = self._open(scope, "websocket")
+        ctx = self._open(scope)
         rid_token = self._request_id_var.set(ctx.request_id)
         ip_token = self._client_ip_var.set(ctx.client_ip)
         try:

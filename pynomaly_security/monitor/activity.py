@@ -47,6 +47,13 @@ class UserTracker:
         self._users: BoundedDict[str, deque[AccessRow]] = BoundedDict(max_users)
         self._clock = clock
         self._new_history: Callable[[], deque[AccessRow]] = lambda: deque(maxlen=per_user)
+        # The client IP of the last anonymous row and its history: a client's
+        # requests come in runs, and the key used last is already the most recently
+        # used one (nothing to move, never the one evicted), so a run skips the key
+        # string and the LRU upkeep. Every other use of _users (add, reads) moves
+        # another key to the end, so it resets this.
+        self._last_ip: str | None = None
+        self._last_rows: deque[AccessRow] | None = None
 
     def add(
         self,
@@ -60,6 +67,7 @@ class UserTracker:
         duration_ms: float,
     ) -> None:
         """Record one request under ``key`` (a user id, or ``ip:<address>``)."""
+        self._last_rows = None
         self._users.setdefault(key, self._new_history).append(
             access_row(
                 timestamp,
@@ -76,8 +84,15 @@ class UserTracker:
     def add_row(self, user_id: str | None, client_ip: str | None, row: AccessRow) -> None:
         """Record one request's row under its user id, else ``ip:<client IP>``
         (what the tracking layer does)."""
-        key = user_id or f"ip:{client_ip or 'unknown'}"
-        self._users.setdefault(key, self._new_history).append(row)
+        if user_id is None and client_ip == self._last_ip and self._last_rows is not None:
+            self._last_rows.append(row)
+            return
+        rows = self._users.setdefault(user_id or f"ip:{client_ip or 'unknown'}", self._new_history)
+        rows.append(row)
+        if user_id is None:
+            self._last_ip, self._last_rows = client_ip, rows
+        else:
+            self._last_rows = None
 
     def record(self, key: str, record: ActivityRecord) -> None:
         self.add(
@@ -93,6 +108,7 @@ class UserTracker:
 
     def get_user_activity(self, user_id: str, hours: float = 24) -> list[ActivityRecord]:
         """The user's actions in the last ``hours``, newest first."""
+        self._last_rows = None  # the read below makes user_id the most recent key
         rows = self._users.get(user_id)
         if not rows:
             return []
