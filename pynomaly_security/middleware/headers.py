@@ -124,11 +124,10 @@ class SecurityHeadersMiddleware:
         resolver: ClientIPResolver | None = None,
     ) -> None:
         self.app = app
-        self.forwarded_https: Callable[[Scope], bool] | None = None
+        # Whether a trusted proxy says the request came over HTTPS; None: none trusted.
+        self._forwarded_https: Callable[[Scope], bool] | None = None
         if resolver is not None and resolver.trusts_forwarding:
-            self.forwarded_https = resolver.forwarded_https
-        """Whether a trusted proxy says the request came over HTTPS; ``None`` when no
-        proxy is trusted."""
+            self._forwarded_https = resolver.forwarded_https
         common: list[tuple[bytes, bytes]] = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
@@ -147,7 +146,6 @@ class SecurityHeadersMiddleware:
         self.common_headers = tuple(common)
         """The headers every (non-docs) response gets, CSP and HSTS aside."""
         self._json_common = tuple(item for item in common if item[0] not in _DOCUMENT_ONLY)
-        self._common_names = frozenset(name for name, _ in common) | {_HSTS}
         # The docs variants of the common headers (see the module docstring, COOP).
         self._docs_common = tuple(
             (name, b"same-origin-allow-popups") if name == _COOP else (name, value)
@@ -165,14 +163,27 @@ class SecurityHeadersMiddleware:
         # once per app instead of on every request.
         self._docs_for: tuple[object, frozenset[str], frozenset[str]] | None = None
         self._blocks: dict[tuple[bytes, bool], tuple[tuple[bytes, bytes], ...]] = {}
-        self._block_names = self._common_names | {_CSP}
+        # Every name a block may hold: an app that set one of them itself keeps its own.
+        self._block_names = frozenset(name for name, _ in common) | {_HSTS, _CSP}
 
-    def _block(self, content_type: bytes, secure: bool) -> tuple[tuple[bytes, bytes], ...]:
-        """Every header a non-docs response of this content type gets (cached)."""
-        json = _is_json(content_type)
-        block = list(self._json_common if json else self.common_headers)
+    def _block(
+        self,
+        content_type: bytes,
+        secure: bool,
+        docs: tuple[tuple[tuple[bytes, bytes], ...], bytes | None] | None = None,
+    ) -> tuple[tuple[bytes, bytes], ...]:
+        """Every header a response of this content type gets: cached for non-docs
+        responses; ``docs`` is a docs page's (variant of the common headers, hashed
+        CSP or ``None``), not cached."""
+        json = docs is None and _is_json(content_type)
+        if docs is None:
+            block = list(self._json_common if json else self.common_headers)
+        else:
+            block = list(docs[0])
         if self.csp:
-            if json:
+            if docs is not None and docs[1] is not None:
+                policy = docs[1]
+            elif json:
                 policy = self._json_csp
             elif content_type.startswith(b"text/html"):
                 policy = self._html_csp
@@ -181,6 +192,8 @@ class SecurityHeadersMiddleware:
             block.append((_CSP, policy))
         if secure and self._hsts is not None:
             block.append(self._hsts)
+        if docs is not None:
+            return tuple(block)
         if len(self._blocks) >= _MAX_BLOCKS:
             self._blocks.clear()  # content types are the app's few; bounded all the same
         result = self._blocks[(content_type, secure)] = tuple(block)
@@ -207,7 +220,7 @@ class SecurityHeadersMiddleware:
     def is_secure(self, scope: Scope) -> bool:
         """Whether the request came over HTTPS (the scheme, or a trusted proxy's word)."""
         return scope.get("scheme") in ("https", "wss") or (
-            self.forwarded_https is not None and self.forwarded_https(scope)
+            self._forwarded_https is not None and self._forwarded_https(scope)
         )
 
     def for_request(self, scope: Scope) -> tuple[tuple[tuple[bytes, bytes], ...], bool]:
@@ -263,54 +276,29 @@ class SecurityHeadersMiddleware:
         raw = message.get("headers", ())
         if type(raw) is not list:
             raw = list(raw)
+        # On every response, so in C calls: the app's own header names say whether it
+        # set any of ours itself (then the per-name merge below) and give its content
+        # type. ASGI response header names are lowercase by spec; a non-conforming
+        # app's names (islower() false) are lowered first.
+        names = dict(raw)
+        if not b"".join(names).islower():
+            names = {name.lower(): value for name, value in raw}
+        content_type = names.get(b"content-type", b"")
         if common is self.common_headers and docs_csp is None:
-            # The usual case, on every response, so in C calls: everything this
-            # response gets depends only on its content type and the scheme, so it
-            # is built once per pair and kept; the app's own header names say
-            # whether it set any of ours itself (then the per-name merge below).
-            # ASGI response header names are lowercase by spec; a non-conforming
-            # app's names (islower() false) are lowered first.
-            names = dict(raw)
-            if not b"".join(names).islower():
-                names = {name.lower(): value for name, value in raw}
-            content_type = names.get(b"content-type", b"")
+            # The usual case: everything this response gets depends only on its
+            # content type and the scheme, so it is built once per pair and kept.
             block = self._blocks.get((content_type, secure))
             if block is None:
                 block = self._block(content_type, secure)
-            if self._block_names.isdisjoint(names) and (extra is None or extra[0] not in names):
-                message["headers"] = [*raw, *block, extra] if extra is not None else [*raw, *block]
-                return
-            merged = [*raw, *(item for item in block if item[0] not in names)]
-            if extra is not None and extra[0] not in names:
-                merged.append(extra)
-            message["headers"] = merged
-            return
-        raw = list(raw)
-        present: set[bytes] = set()
-        content_type = b""
-        for name, value in raw:
-            lowered = name.lower()
-            present.add(lowered)
-            if lowered == b"content-type":
-                content_type = value
-        # Docs pages (HTML) and their variants of the common headers.
-        if present.isdisjoint(self._common_names):
-            raw.extend(common)
         else:
-            raw.extend(item for item in common if item[0] not in present)
-        if self.csp and b"content-security-policy" not in present:
-            if docs_csp is not None:
-                policy = docs_csp
-            elif content_type.startswith(b"text/html"):
-                policy = self._html_csp
-            else:
-                policy = self._api_csp
-            raw.append((b"content-security-policy", policy))
-        if secure and self._hsts is not None and _HSTS not in present:
-            raw.append(self._hsts)
-        if extra is not None and extra[0] not in present:
-            raw.append(extra)
-        message["headers"] = raw
+            block = self._block(content_type, secure, (common, docs_csp))
+        if self._block_names.isdisjoint(names) and (extra is None or extra[0] not in names):
+            message["headers"] = [*raw, *block, extra] if extra is not None else [*raw, *block]
+            return
+        merged = [*raw, *(item for item in block if item[0] not in names)]
+        if extra is not None and extra[0] not in names:
+            merged.append(extra)
+        message["headers"] = merged
 
 
 def _is_json(content_type: bytes) -> bool:

@@ -197,13 +197,13 @@ class UserTrackingMiddleware:
         # to what it wraps (InputInspectionMiddleware.request_key / screen).
         inner_app = self._non_login_app
         self._inspection = inner_app if isinstance(inner_app, InputInspectionMiddleware) else None
-        # Set by SecurityMiddleware (serve_with), which serves headers and audit here.
+        # Set by SecurityMiddleware (serve_with), which serves headers and audit here;
+        # the bound methods and values below are read on every request.
         self._headers: SecurityHeadersMiddleware | None = None
         self._audit: AuditMiddleware | None = None
         self._queue_access: Callable[[AccessRow], None] | None = None
         self._log_line = False
         self._commit: Callable[[Scope, int], Awaitable[None]] | None = None
-        self._forwarded_https: Callable[[Scope], bool] | None = None
         self._common: tuple[tuple[bytes, bytes], ...] | None = None
         self._apply: Callable[..., None] | None = None
         # Requests seen before whose every header-dependent decision came out plain
@@ -228,21 +228,22 @@ class UserTrackingMiddleware:
         self._queue_access = audit.queue_access if audit is not None else None
         self._log_line = audit is not None and audit.log_line
         self._commit = audit.commit_events if audit is not None else None
-        self._forwarded_https = headers.forwarded_https if headers is not None else None
         self._common = headers.common_headers if headers is not None else None
         self._apply = headers.apply if headers is not None else None
 
-    def _open(self, scope: Scope) -> RequestContext:
-        """The request context of a websocket: request id, client IP."""
-        request_id: str | None = None
+    def _request_id(self, scope: Scope) -> tuple[str, tuple[bytes, bytes], bool]:
+        """The request id and its response header: the client's ``X-Request-ID`` when
+        well-formed, else a generated one; and whether the client sent one."""
         for name, value in scope["headers"]:
             if name == _RID:
                 if _REQUEST_ID.fullmatch(value) is not None:
-                    request_id = value.decode("ascii")
-                break
-        if request_id is None:
-            request_id = next(self._ids)[0]
-        ctx = RequestContext(request_id, self._client_ip(scope))
+                    return value.decode("ascii"), (_RID, value), True
+                return (*next(self._ids), True)
+        return (*next(self._ids), False)
+
+    def _open(self, scope: Scope) -> RequestContext:
+        """The request context of a websocket: request id, client IP."""
+        ctx = RequestContext(self._request_id(scope)[0], self._client_ip(scope))
         state = scope.get("state")
         if state is None:
             scope["state"] = {STATE_KEY: ctx}
@@ -306,12 +307,7 @@ class UserTrackingMiddleware:
         else:
             shape = None
         headers = self._headers
-        if headers is None:
-            secure = False
-        else:
-            secure = scope["scheme"] == "https" or (
-                self._forwarded_https is not None and self._forwarded_https(scope)
-            )
+        secure = headers is not None and headers.is_secure(scope)
         if known:
             shape = None  # remembered already
             request_id, rid_header = next(self._ids)
@@ -320,18 +316,8 @@ class UserTrackingMiddleware:
             common = self._common
         else:
             # The long way: each decision taken, and whether all came out plain.
-            is_plain = True
-            given: bytes | None = None
-            for name, value in scope["headers"]:
-                if name == _RID:
-                    is_plain = False  # a client's own id: not to be remembered
-                    if _REQUEST_ID.fullmatch(value) is not None:
-                        given = value
-                    break
-            if given is None:
-                request_id, rid_header = next(self._ids)
-            else:
-                request_id, rid_header = given.decode("ascii"), (_RID, given)
+            request_id, rid_header, sent = self._request_id(scope)
+            is_plain = not sent  # a client's own id: not to be remembered
             is_login = method == "POST" and path in self.login_paths
             common = None
             if headers is not None:
@@ -358,12 +344,7 @@ class UserTrackingMiddleware:
                     is_plain = False
             if not is_plain:
                 shape = None
-        client = scope.get("client")
-        if self._plain_peer and client and ":" not in client[0]:
-            # _client_ip(), inlined: no proxies trusted, the IPv4 peer as given.
-            client_ip: str | None = client[0]
-        else:
-            client_ip = self.resolver.resolve(scope)
+        client_ip = self._client_ip(scope)
         ctx = RequestContext(request_id, client_ip, is_login)
         try:
             scope["state"][STATE_KEY] = ctx
