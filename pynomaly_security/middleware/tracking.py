@@ -54,7 +54,7 @@ __all__ = ["UserTrackingMiddleware"]
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
 # Bounds of the memory of plain requests (UserTrackingMiddleware._plain).
 _PLAIN_MAX_ENTRIES = 4096
-_PLAIN_MAX_HEADERS = 64
+_PLAIN_MAX_HEADERS = 59
 _PLAIN_MAX_BYTES = 8 * 1024
 _value = operator.itemgetter(1)
 _SHAPE_HEADERS = 5  # where a request's headers start in its shape (method, path, ...)
@@ -259,7 +259,7 @@ class UserTrackingMiddleware:
 
     def _remember_plain(self, shape: tuple[object, ...]) -> None:
         plain = self._plain
-        if plain is None or len(shape) > _PLAIN_MAX_HEADERS:
+        if plain is None or len(shape) - _SHAPE_HEADERS > _PLAIN_MAX_HEADERS:
             return
         values = map(_value, shape[_SHAPE_HEADERS:])  # type: ignore[arg-type]
         if sum(map(len, values)) > _PLAIN_MAX_BYTES:
