@@ -399,7 +399,8 @@ class ZeroTrustAuthenticator:
         user = session.user
         status = await self.lockouts.report_auth_failure(user.username, source_ip)
         failures = await self.tokens.count_reauth_failure(session.session_id, self.reauth_max_age)
-        ended = failures >= _REAUTH_FAILURES
+        # The lock protects the password; ending the session takes the token away.
+        ended = status.locked or failures >= _REAUTH_FAILURES
         if ended:
             await self.tokens.end_session(session.session_id)
         self._account_event(
