@@ -315,7 +315,13 @@ class ZeroTrustAuthenticator:
 
     async def refresh(self, refresh_token: str, source_ip: str | None = None) -> TokenPair:
         """Rotate a refresh token. A spent one coming back ends its session and
-        raises an alert: someone else holds a copy."""
+        raises an alert: someone else holds a copy. The user must still exist and
+        be enabled (a disabled account's sessions end at their next refresh)."""
+        claims = self.tokens.decode(refresh_token, "refresh")
+        user = await self.users.get(str(claims["sub"]))
+        if user is None or user.disabled:
+            await self.tokens.end_session(str(claims["sid"]))
+            raise InvalidToken("token refused")
         try:
             return await self.tokens.refresh(refresh_token)
         except RefreshTokenReused as exc:
@@ -343,10 +349,12 @@ class ZeroTrustAuthenticator:
         for token, typ in ((access_token, "access"), (refresh_token, "refresh")):
             if not token:
                 continue
-            sid = await self.tokens.revoke(token, typ)
-            if sid is not None:
-                sub = self.tokens.decode(token, typ)["sub"] if typ == "access" else None
-                self._account_event("logout", sub, source_ip, session_id=sid)
+            try:
+                claims = self.tokens.decode(token, typ)
+            except InvalidToken:
+                continue  # nothing to end
+            await self.tokens.end_session(str(claims["sid"]))
+            self._account_event("logout", claims["sub"], source_ip, session_id=claims["sid"])
 
     async def logout_all(self, user_id: str, source_ip: str | None = None) -> None:
         """End every session of ``user_id``."""

@@ -375,6 +375,21 @@ async def test_logout_all_ends_every_session(client: httpx.AsyncClient) -> None:
     ).status_code == 200
 
 
+@pytest.mark.anyio
+async def test_a_disabled_account_cannot_refresh(
+    client: httpx.AsyncClient, authenticator: ZeroTrustAuthenticator
+) -> None:
+    """Disabling a user refuses its access tokens and ends its sessions at the next
+    refresh, instead of minting new pairs."""
+    tokens = await signup_and_login(client)
+    user = await authenticator.users.get_by_username("alice")
+    assert user is not None
+    await authenticator.users.update(user.but(disabled=True))
+    assert await status(client, tokens) == (401, 401)
+    await authenticator.users.update(user.but(disabled=False))
+    assert await status(client, tokens) == (401, 401)  # that session has ended
+
+
 # -- item 14: no secret in a repr ----------------------------------------------------------
 @pytest.mark.anyio
 async def test_records_repr_without_secrets(authenticator: ZeroTrustAuthenticator) -> None:
