@@ -34,7 +34,7 @@ from pynomaly_security.auth.errors import (
     RiskTooHigh,
     SignupRefused,
 )
-from pynomaly_security.auth.lockout import AlertSink, LockoutManager
+from pynomaly_security.auth.lockout import AlertSink, LockoutManager, LockoutStatus
 from pynomaly_security.auth.passwords import PasswordHasher
 from pynomaly_security.auth.risk import RiskAssessment, RiskEngine, RiskLevel, device_fingerprint
 from pynomaly_security.auth.tokens import RefreshTokenReused, TokenPair, TokenService
@@ -69,9 +69,11 @@ ACCOUNT_EVENT = "account_security"
 ACCOUNT_CHANGED = "account_security_change"
 """Alert type of a credential change: the owner sees it (and the audit trail keeps it)."""
 REFRESH_REUSE_ALERT = "refresh_token_reuse"
-# Failed re-authentications one session may make before it is ended: a stolen
-# token that guesses passwords dies, whatever the lockout's keys.
-_REAUTH_FAILURES = 5
+# Re-authentication attempts one session may make without succeeding; each is
+# reserved (an atomic increment) before the password is checked, so however many
+# arrive at once, a stolen token gets at most this many guesses, then its
+# session ends.
+_REAUTH_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +383,9 @@ class ZeroTrustAuthenticator:
             # Known from /me anyway; refusing before the password is checked
             # gives no password oracle.
             raise MFARequired(("reauth",))
+        attempt = await self.tokens.reserve_reauth_attempt(session.session_id, self.reauth_max_age)
+        if attempt > _REAUTH_ATTEMPTS:
+            await self._reauth_failed(session, source_ip, "too_many_attempts", attempt)
         status = await self.lockouts.check(user.username, source_ip)
         if status.unavailable:
             raise AuthUnavailable("re-authentication temporarily unavailable")
@@ -389,11 +394,11 @@ class ZeroTrustAuthenticator:
             raise AccountLocked(status.retry_after)
         ok: bool = self.passwords.verify(user.password_hash, password)
         if not ok:
-            await self._reauth_failed(session, source_ip, "bad_password")
+            await self._reauth_failed(session, source_ip, "bad_password", attempt)
         if user.mfa_enabled:
             assert code is not None
             if await self._second_factor(user, code) is None:
-                await self._reauth_failed(session, source_ip, "bad_second_factor")
+                await self._reauth_failed(session, source_ip, "bad_second_factor", attempt)
         await self.lockouts.report_auth_success(user.username, source_ip)
         await self.tokens.mark_reauthenticated(session.session_id, self.reauth_max_age)
         self._account_event(
@@ -402,13 +407,15 @@ class ZeroTrustAuthenticator:
         return self.reauth_max_age
 
     async def _reauth_failed(
-        self, session: Session, source_ip: str | None, reason: str
+        self, session: Session, source_ip: str | None, reason: str, attempt: int
     ) -> NoReturn:
         user = session.user
-        status = await self.lockouts.report_auth_failure(user.username, source_ip)
-        failures = await self.tokens.count_reauth_failure(session.session_id, self.reauth_max_age)
+        if attempt > _REAUTH_ATTEMPTS:  # refused before anything was checked
+            status = LockoutStatus(False)
+        else:
+            status = await self.lockouts.report_auth_failure(user.username, source_ip)
         # The lock protects the password; ending the session takes the token away.
-        ended = status.locked or failures >= _REAUTH_FAILURES
+        ended = status.locked or attempt >= _REAUTH_ATTEMPTS
         if ended:
             await self.tokens.end_session(session.session_id)
         self._account_event(

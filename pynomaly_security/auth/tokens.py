@@ -68,7 +68,7 @@ _ENDED = "tok:end:"  # sid -> tombstone
 _GENERATION = "tok:gen:"  # user id -> the generation its valid sessions carry
 _USED = "tok:used:"  # refresh jti -> spent
 _REAUTH = "tok:reauth:"  # sid -> instant of the last re-authentication
-_REAUTH_FAILED = "tok:reauthfail:"  # sid -> failed re-authentications
+_REAUTH_ATTEMPTS = "tok:reauthtry:"  # sid -> re-authentication attempts in the window
 # A generation outlives any session started in it unless a session is rotated
 # for this long; then that session ends once (fail closed, never open).
 _GENERATION_TTL = 400 * 86_400
@@ -383,13 +383,15 @@ class TokenService:
         """Stamp session ``sid`` as re-authenticated now, for ``max_age`` seconds."""
         try:
             await self._store.put(_REAUTH + sid, repr(self._clock()), max_age)
+            await self._store.delete(_REAUTH_ATTEMPTS + sid)
         except StorageError as exc:
             raise AuthUnavailable("re-authentication temporarily unavailable") from exc
 
-    async def count_reauth_failure(self, sid: str, window: int) -> int:
-        """Count a failed re-authentication of session ``sid``; the total so far."""
+    async def reserve_reauth_attempt(self, sid: str, window: int) -> int:
+        """Count a re-authentication attempt of session ``sid`` before it is
+        checked (atomic); the number of this attempt. A success resets it."""
         try:
-            return await self._store.incr(_REAUTH_FAILED + sid, window)
+            return await self._store.incr(_REAUTH_ATTEMPTS + sid, window)
         except StorageError as exc:
             raise AuthUnavailable("re-authentication temporarily unavailable") from exc
 

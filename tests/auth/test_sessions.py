@@ -6,6 +6,7 @@ memory and Redis stores."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -305,6 +306,28 @@ async def test_guessing_the_password_with_a_stolen_token_ends_the_session(
     stolen = await signup_and_login(client)
     codes = [(await reauth(client, stolen, password=f"guess {i}")).status_code for i in range(3)]
     assert codes == [401, 401, 401]
+    assert await status(client, stolen) == (401, 401)
+
+
+@pytest.mark.anyio
+async def test_concurrent_reauth_guesses_are_capped_per_session(
+    client: httpx.AsyncClient, sinks: Sinks
+) -> None:
+    """Twenty wrong /reauth guesses sent at once with one stolen token: each is
+    reserved in the store before the password is checked, so at most five
+    passwords are checked, and the session ends; the right password then fails."""
+    stolen = await signup_and_login(client)
+    answers = await asyncio.gather(*(reauth(client, stolen, password=f"g{i}") for i in range(20)))
+    assert {r.status_code for r in answers} <= {401, 429}
+    failed = [
+        e.details
+        for e in sinks.events
+        if e.details.get("type") == ACCOUNT_EVENT and e.details["action"] == "reauth_failed"
+    ]
+    checked = [d for d in failed if d["reason"] == "bad_password"]
+    assert 1 <= len(checked) <= 5
+    assert any(d.get("session_ended") for d in failed)
+    assert (await reauth(client, stolen)).status_code == 401
     assert await status(client, stolen) == (401, 401)
 
 
