@@ -2,8 +2,11 @@
 
 Items CRUD, a free-text search, and zero-trust sign-in: ``POST /signup``,
 ``POST /login`` (``{"username", "password"}`` plus ``"totp"`` once MFA is
-enrolled; answers tokens, or 401 ``mfa_required``), ``POST /mfa/enroll`` and
-``/mfa/confirm``, ``POST /refresh``, ``POST /logout``, and ``GET /me`` with
+enrolled; answers tokens, or 401 ``mfa_required``), ``POST /reauth`` (the
+password, plus a code once MFA is enrolled) before ``POST /mfa/enroll``,
+``/mfa/confirm``, ``/mfa/disable``, ``/mfa/recovery-codes`` or ``/password``
+(each ends every session and answers a fresh token pair), ``POST /refresh``,
+``POST /logout`` (ends the session), ``POST /logout-all``, and ``GET /me`` with
 ``Authorization: Bearer <access token>``. Demo users alice and bob exist from
 start-up. Run it with ``make demo`` (which calls ``python -m examples``).
 """

@@ -190,6 +190,11 @@ class SecuritySettings(BaseSettings):
     refresh_token_ttl: int = Field(default=1_209_600, ge=1)
     totp_issuer: str = "pynomaly-security"
     totp_recovery_codes: int = Field(default=10, ge=1, le=50)
+    # -- sessions and second factors (issue 12) --------------------------------------
+    reauth_max_age: int = Field(default=300, ge=1, le=3600)
+    """Seconds after ``POST /reauth`` (password, plus a TOTP or recovery code once
+    MFA is enrolled) during which that session may change a credential: enrol,
+    confirm or disable a second factor, new recovery codes, a new password."""
     risk_medium_threshold: int = Field(default=30, ge=1)
     risk_high_threshold: int = Field(default=70, ge=1)
     geoip_db_path: str | None = None

@@ -7,18 +7,21 @@ lockouts; FastAPI dependencies and mountable routers.
 
 from __future__ import annotations
 
-from pynomaly_security.auth.authenticator import AuthResult, ZeroTrustAuthenticator
+from pynomaly_security.auth.authenticator import AuthResult, Session, ZeroTrustAuthenticator
 from pynomaly_security.auth.deps import (
     CurrentUser,
     OptionalUser,
+    RequireSession,
     RequireUser,
     install_authenticator,
 )
 from pynomaly_security.auth.errors import (
     AccountLocked,
     AuthUnavailable,
+    ChangeRefused,
     InvalidCredentials,
     MFARequired,
+    ReauthRequired,
     RiskTooHigh,
     SignupRefused,
 )
@@ -27,7 +30,7 @@ from pynomaly_security.auth.passwords import PasswordHasher
 from pynomaly_security.auth.risk import RiskAssessment, RiskEngine, RiskLevel, device_fingerprint
 from pynomaly_security.auth.route_limits import RouteRateLimit
 from pynomaly_security.auth.router import build_auth_router, build_lockout_router
-from pynomaly_security.auth.tokens import TokenPair, TokenService
+from pynomaly_security.auth.tokens import RefreshTokenReused, TokenPair, TokenService
 from pynomaly_security.auth.totp import TOTPEnrollment, TOTPManager
 from pynomaly_security.auth.users import InMemoryUserRepository, UserRecord, UserRepository
 
@@ -35,6 +38,7 @@ __all__ = [
     "AccountLocked",
     "AuthResult",
     "AuthUnavailable",
+    "ChangeRefused",
     "CurrentUser",
     "InMemoryUserRepository",
     "InvalidCredentials",
@@ -44,12 +48,16 @@ __all__ = [
     "MFARequired",
     "OptionalUser",
     "PasswordHasher",
+    "ReauthRequired",
+    "RefreshTokenReused",
+    "RequireSession",
     "RequireUser",
     "RiskAssessment",
     "RiskEngine",
     "RiskLevel",
     "RiskTooHigh",
     "RouteRateLimit",
+    "Session",
     "SignupRefused",
     "TOTPEnrollment",
     "TOTPManager",

@@ -1,6 +1,8 @@
 """FastAPI dependencies: the signed-in user from a bearer access token.
 
-``RequireUser`` is a callable class with ``auto_error`` like
+``RequireUser`` (the user) and ``RequireSession`` (the user and the session
+its token belongs to, for routes that change the session or its credentials)
+are callable classes with ``auto_error`` like
 ``fastapi.security.HTTPBearer``; a missing or refused token is ``401`` with
 ``WWW-Authenticate: Bearer`` (RFC 6750 section 3). The authenticator is the one
 given, or the one :func:`install_authenticator` put on ``app.state``.
@@ -19,7 +21,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from starlette.datastructures import State
 
 from pynomaly_security._context import get_request_context
-from pynomaly_security.auth.authenticator import ZeroTrustAuthenticator
+from pynomaly_security.auth.authenticator import Session, ZeroTrustAuthenticator
 from pynomaly_security.auth.errors import AuthUnavailable
 from pynomaly_security.auth.users import UserRecord
 from pynomaly_security.exceptions import ConfigurationError, InvalidToken
@@ -28,6 +30,7 @@ __all__ = [
     "APP_STATE_KEY",
     "CurrentUser",
     "OptionalUser",
+    "RequireSession",
     "RequireUser",
     "bearer_token",
     "install_authenticator",
@@ -72,13 +75,17 @@ class RequireUser:
         return found
 
     async def __call__(self, request: Request) -> UserRecord | None:
+        session = await self._session(request)
+        return session.user if session is not None else None
+
+    async def _session(self, request: Request) -> Session | None:
         authenticator = self._resolve(request.app.state)
         token = bearer_token(request)
         if token is None:
             self._refuse("not authenticated")
             return None
         try:
-            user = await authenticator.current_user(token)
+            session = await authenticator.current_session(token)
         except InvalidToken:
             self._refuse("invalid token")
             return None
@@ -86,12 +93,20 @@ class RequireUser:
             raise HTTPException(503, "authentication temporarily unavailable") from exc
         ctx = get_request_context(request.scope)
         if ctx is not None:
-            ctx.user_id = user.user_id  # audit and monitor see who it was
-        return user
+            ctx.user_id = session.user.user_id  # audit and monitor see who it was
+        return session
 
     def _refuse(self, detail: str) -> None:
         if self.auto_error:
             raise HTTPException(401, detail, headers=_CHALLENGE)
+
+
+class RequireSession(RequireUser):
+    """Like :class:`RequireUser`, but the :class:`Session` (user, session id,
+    authentication methods): what re-authentication and credential changes need."""
+
+    async def __call__(self, request: Request) -> Session | None:  # type: ignore[override]
+        return await self._session(request)
 
 
 CurrentUser = Annotated[UserRecord, Depends(RequireUser())]

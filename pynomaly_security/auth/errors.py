@@ -13,8 +13,10 @@ from pynomaly_security.exceptions import AuthenticationError
 __all__ = [
     "AccountLocked",
     "AuthUnavailable",
+    "ChangeRefused",
     "InvalidCredentials",
     "MFARequired",
+    "ReauthRequired",
     "RiskTooHigh",
     "SignupRefused",
 ]
@@ -54,3 +56,17 @@ class AuthUnavailable(AuthenticationError):
 
 class SignupRefused(AuthenticationError):
     """The user name is taken or the password too weak (400)."""
+
+
+class ReauthRequired(AuthenticationError):
+    """A sensitive change needs a recent re-authentication of this session
+    (``POST /reauth``): 401 with RFC 9470's ``insufficient_user_authentication``."""
+
+    def __init__(self, max_age: int) -> None:
+        super().__init__("reauth_required")
+        self.max_age = max_age
+
+
+class ChangeRefused(AuthenticationError):
+    """A credential change that cannot be made as asked (a weak new password,
+    no second factor to disable) (400)."""

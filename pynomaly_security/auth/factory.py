@@ -85,6 +85,7 @@ def authenticator_from_settings(
         or LockoutManager.from_settings(settings, store, alert_sink=alert_sink, **clock),
         risk=RiskEngine.from_settings(settings, store, **clock),
         recovery_codes=settings.totp_recovery_codes,
+        reauth_max_age=settings.reauth_max_age,
         event_sink=event_sink,
         alert_sink=alert_sink,
     )

@@ -1,8 +1,15 @@
 """Routers the host app mounts: sign-up/sign-in/MFA/sessions, and lockout admin.
 
 ``build_auth_router(authenticator)`` -> ``POST /signup``, ``POST /login``,
-``POST /mfa/enroll``, ``POST /mfa/confirm``, ``POST /refresh``,
-``POST /logout``, ``POST /logout-all``, ``GET /me``.
+``POST /reauth``, ``POST /mfa/enroll``, ``POST /mfa/confirm``,
+``POST /mfa/disable``, ``POST /mfa/recovery-codes``, ``POST /password``,
+``POST /refresh``, ``POST /logout``, ``POST /logout-all``, ``GET /me``.
+
+The credential routes (:data:`REAUTH_ROUTES`) need a recent ``POST /reauth``
+of the same session (password, plus a TOTP or recovery code once MFA is
+enrolled); without one they answer 401 ``reauth_required`` with RFC 9470's
+``insufficient_user_authentication`` challenge. Each of them ends every session
+of the user and answers a fresh token pair.
 
 ``build_lockout_router(lockouts)`` -> ``GET /lockouts`` and
 ``POST /lockouts/{key}/unlock``; it has no authentication of its own: mount it
@@ -19,12 +26,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from pynomaly_security._context import get_request_context
-from pynomaly_security.auth.authenticator import ZeroTrustAuthenticator
-from pynomaly_security.auth.deps import RequireUser, bearer_token
+from pynomaly_security.auth.authenticator import Session, ZeroTrustAuthenticator
+from pynomaly_security.auth.deps import RequireSession, RequireUser, bearer_token
 from pynomaly_security.auth.errors import (
     AccountLocked,
     AuthUnavailable,
+    ChangeRefused,
     MFARequired,
+    ReauthRequired,
     RiskTooHigh,
     SignupRefused,
 )
@@ -35,11 +44,13 @@ from pynomaly_security.auth.users import UserRecord
 from pynomaly_security.exceptions import AuthenticationError, InvalidToken
 from pynomaly_security.network.client_ip import ClientIPResolver
 
-__all__ = ["SIGN_IN_RISK", "build_auth_router", "build_lockout_router"]
+__all__ = ["REAUTH_ROUTES", "SIGN_IN_RISK", "build_auth_router", "build_lockout_router"]
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 SIGN_IN_RISK = "sign_in_risk"
 """``RequestContext.extra`` key: the risk assessment of this sign-in (level, reasons)."""
+REAUTH_ROUTES = ("/mfa/enroll", "/mfa/confirm", "/mfa/disable", "/mfa/recovery-codes", "/password")
+"""Routes that change a credential: each needs a recent ``POST /reauth``."""
 
 
 class Credentials(BaseModel):
@@ -53,6 +64,16 @@ class LoginRequest(Credentials):
 
 class CodeRequest(BaseModel):
     code: str = Field(min_length=1, max_length=64)
+
+
+class ReauthRequest(BaseModel):
+    password: str = Field(min_length=1, max_length=4096)
+    code: str | None = Field(default=None, max_length=64)
+    """A current TOTP code or an unused recovery code (required once MFA is enrolled)."""
+
+
+class PasswordChange(BaseModel):
+    new_password: str = Field(min_length=1, max_length=4096)
 
 
 class RefreshRequest(BaseModel):
@@ -89,7 +110,19 @@ def _refusal(exc: AuthenticationError) -> JSONResponse:
         return JSONResponse({"detail": "sign-in refused", "reasons": list(exc.reasons)}, 403)
     if isinstance(exc, AuthUnavailable):
         return JSONResponse({"detail": str(exc)}, 503, headers={"Retry-After": "5"})
-    if isinstance(exc, SignupRefused):
+    if isinstance(exc, ReauthRequired):
+        # RFC 9470: the token is fine, the authentication behind it is not recent enough.
+        challenge = (
+            'Bearer error="insufficient_user_authentication", '
+            'error_description="re-authenticate at /reauth", '
+            f"max_age={exc.max_age}"
+        )
+        return JSONResponse(
+            {"detail": "reauth_required", "max_age": exc.max_age},
+            401,
+            headers={"WWW-Authenticate": challenge},
+        )
+    if isinstance(exc, SignupRefused | ChangeRefused):
         return JSONResponse({"detail": str(exc)}, 400)
     return JSONResponse({"detail": "invalid credentials"}, 401, headers=_CHALLENGE)
 
@@ -114,6 +147,7 @@ def build_auth_router(
     # A default value, not a local Annotated alias: with postponed annotations
     # FastAPI could not resolve a name local to this function.
     require_user = Depends(RequireUser(authenticator))
+    require_session = Depends(RequireSession(authenticator))
 
     def client_ip(request: Request) -> str | None:
         ctx = get_request_context(request.scope)
@@ -168,23 +202,70 @@ def build_auth_router(
             )
         return _tokens(result.tokens, user=result.user.username, risk=result.risk.to_dict())
 
+    @router.post("/reauth")
+    async def reauth(
+        body: ReauthRequest, request: Request, session: Session = require_session
+    ) -> Any:
+        """Prove presence again (password, plus a code once MFA is enrolled): this
+        session may change credentials for ``max_age`` seconds."""
+        try:
+            max_age = await authenticator.reauthenticate(
+                session, body.password, body.code, client_ip(request)
+            )
+        except AuthenticationError as exc:
+            return _refusal(exc)
+        return {"reauthenticated": True, "max_age": max_age}
+
     @router.post("/mfa/enroll")
-    async def mfa_enroll(user: UserRecord = require_user) -> Any:
-        enrollment = await authenticator.enroll_mfa(user.user_id)
+    async def mfa_enroll(request: Request, session: Session = require_session) -> Any:
+        try:
+            enrollment = await authenticator.enroll_mfa(session, client_ip(request))
+        except AuthenticationError as exc:
+            return _refusal(exc)
         return {"secret": enrollment.secret, "otpauth_uri": enrollment.provisioning_uri}
 
     @router.post("/mfa/confirm")
-    async def mfa_confirm(body: CodeRequest, user: UserRecord = require_user) -> Any:
+    async def mfa_confirm(
+        body: CodeRequest, request: Request, session: Session = require_session
+    ) -> Any:
         try:
-            codes = await authenticator.confirm_mfa(user.user_id, body.code)
+            codes, pair = await authenticator.confirm_mfa(session, body.code, client_ip(request))
         except AuthenticationError as exc:
             return _refusal(exc)
-        return {"mfa_enabled": True, "recovery_codes": codes}
+        return _tokens(pair, mfa_enabled=True, recovery_codes=codes, sessions_ended=True)
+
+    @router.post("/mfa/disable")
+    async def mfa_disable(request: Request, session: Session = require_session) -> Any:
+        try:
+            pair = await authenticator.disable_mfa(session, client_ip(request))
+        except AuthenticationError as exc:
+            return _refusal(exc)
+        return _tokens(pair, mfa_enabled=False, sessions_ended=True)
+
+    @router.post("/mfa/recovery-codes")
+    async def mfa_recovery_codes(request: Request, session: Session = require_session) -> Any:
+        try:
+            codes, pair = await authenticator.regenerate_recovery_codes(session, client_ip(request))
+        except AuthenticationError as exc:
+            return _refusal(exc)
+        return _tokens(pair, recovery_codes=codes, sessions_ended=True)
+
+    @router.post("/password")
+    async def change_password(
+        body: PasswordChange, request: Request, session: Session = require_session
+    ) -> Any:
+        try:
+            pair = await authenticator.change_password(
+                session, body.new_password, client_ip(request)
+            )
+        except AuthenticationError as exc:
+            return _refusal(exc)
+        return _tokens(pair, sessions_ended=True)
 
     @router.post("/refresh")
-    async def refresh(body: RefreshRequest) -> Any:
+    async def refresh(body: RefreshRequest, request: Request) -> Any:
         try:
-            pair = await authenticator.refresh(body.refresh_token)
+            pair = await authenticator.refresh(body.refresh_token, client_ip(request))
         except InvalidToken:
             return JSONResponse({"detail": "invalid token"}, 401, headers=_CHALLENGE)
         except AuthenticationError as exc:
@@ -193,16 +274,20 @@ def build_auth_router(
 
     @router.post("/logout", status_code=204)
     async def logout(request: Request, body: LogoutRequest | None = None) -> Response:
+        """End the session of the bearer token and/or of ``refresh_token``: the
+        refresh token and every access token of that session stop working."""
         try:
-            await authenticator.logout(bearer_token(request), body.refresh_token if body else None)
+            await authenticator.logout(
+                bearer_token(request), body.refresh_token if body else None, client_ip(request)
+            )
         except AuthenticationError as exc:
             return _refusal(exc)
         return Response(status_code=204)
 
     @router.post("/logout-all", status_code=204)
-    async def logout_all(user: UserRecord = require_user) -> Response:
+    async def logout_all(request: Request, user: UserRecord = require_user) -> Response:
         try:
-            await authenticator.logout_all(user.user_id)
+            await authenticator.logout_all(user.user_id, client_ip(request))
         except AuthenticationError as exc:
             return _refusal(exc)
         return Response(status_code=204)

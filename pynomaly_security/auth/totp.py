@@ -18,7 +18,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyotp
 import structlog
@@ -41,11 +41,12 @@ _RECOVERY_CODE_CHARS = 10
 
 @dataclass(frozen=True, slots=True)
 class TOTPEnrollment:
-    """What the user sees once (secret, URI for the QR code) and what is stored."""
+    """What the user sees once (secret, URI for the QR code) and what is stored;
+    all three are secrets, so ``repr()`` shows none of them."""
 
-    secret: str
-    provisioning_uri: str
-    encrypted_secret: str
+    secret: str = field(repr=False)
+    provisioning_uri: str = field(repr=False)
+    encrypted_secret: str = field(repr=False)
 
 
 class TOTPManager:

@@ -26,16 +26,21 @@ def normalize_username(username: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class UserRecord:
-    """What authentication needs to know about a user; secrets only in stored forms."""
+    """What authentication needs to know about a user; secrets only in stored forms.
+
+    ``repr()`` leaves out every secret (hash, TOTP secrets, recovery digests):
+    records end up in tracebacks, debug logs and error reports. It shows
+    ``mfa_enabled`` instead.
+    """
 
     user_id: str
     username: str
-    password_hash: str
-    totp_secret: str | None = None
+    password_hash: str = field(repr=False)
+    totp_secret: str | None = field(default=None, repr=False)
     """Fernet token of the confirmed TOTP secret (None: MFA not enrolled)."""
-    totp_pending: str | None = None
+    totp_pending: str | None = field(default=None, repr=False)
     """Fernet token of a secret enrolled but not yet confirmed with a code."""
-    recovery_codes: tuple[str, ...] = ()
+    recovery_codes: tuple[str, ...] = field(default=(), repr=False)
     """Keyed digests of the unused recovery codes."""
     created_at: float = field(default_factory=time.time)
     disabled: bool = False
@@ -43,6 +48,12 @@ class UserRecord:
     @property
     def mfa_enabled(self) -> bool:
         return self.totp_secret is not None
+
+    def __repr__(self) -> str:
+        return (
+            f"UserRecord(user_id={self.user_id!r}, username={self.username!r}, "
+            f"mfa_enabled={self.mfa_enabled}, disabled={self.disabled}, secrets=<redacted>)"
+        )
 
     def but(self, **changes: object) -> UserRecord:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -58,6 +58,10 @@ async def test_signup_mfa_login_replay_refresh_logout(app: FastAPI) -> None:
         assert (await client.post("/signup", json=creds)).status_code == 201
         tokens = (await client.post("/login", json=creds)).json()
         auth = bearer(tokens["access_token"])
+        # Changing a factor needs a recent re-authentication of this session.
+        assert (await client.post("/mfa/enroll", headers=auth)).status_code == 401
+        reauth = await client.post("/reauth", json={"password": creds["password"]}, headers=auth)
+        assert reauth.status_code == 200
         secret = (await client.post("/mfa/enroll", headers=auth)).json()["secret"]
         totp = pyotp.TOTP(secret)
         confirm = await client.post("/mfa/confirm", json={"code": totp.now()}, headers=auth)

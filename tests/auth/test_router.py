@@ -61,6 +61,12 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+async def reauth(client: httpx.AsyncClient, auth: dict[str, str], code: str | None = None) -> None:
+    body = {"password": PASSWORD, **({"code": code} if code else {})}
+    response = await client.post("/auth/reauth", json=body, headers=auth)
+    assert response.status_code == 200, response.text
+
+
 @pytest.mark.anyio
 async def test_signup_login_me(client: httpx.AsyncClient) -> None:
     """Sign up, log in, and call protected routes with the bearer access token."""
@@ -91,6 +97,7 @@ async def test_mfa_enrol_then_login_and_replay(client: httpx.AsyncClient, clock:
     """Enrol TOTP; login then needs a code (401 mfa_required); a replayed code is refused."""
     tokens = await signup_and_login(client)
     auth = bearer(tokens["access_token"])
+    await reauth(client, auth)
     enrolment = (await client.post("/auth/mfa/enroll", headers=auth)).json()
     assert enrolment["otpauth_uri"].startswith("otpauth://totp/")
     totp = pyotp.TOTP(enrolment["secret"])
@@ -121,6 +128,7 @@ async def test_recovery_code_single_use(client: httpx.AsyncClient, clock: Clock)
     """A recovery code signs in once instead of a TOTP code."""
     tokens = await signup_and_login(client)
     auth = bearer(tokens["access_token"])
+    await reauth(client, auth)
     secret = (await client.post("/auth/mfa/enroll", headers=auth)).json()["secret"]
     codes = (
         await client.post(
@@ -134,7 +142,7 @@ async def test_recovery_code_single_use(client: httpx.AsyncClient, clock: Clock)
 
 @pytest.mark.anyio
 async def test_refresh_logout(client: httpx.AsyncClient) -> None:
-    """Refresh rotates; logout revokes the access and refresh tokens."""
+    """Refresh rotates; logout ends the session: access and refresh tokens."""
     tokens = await signup_and_login(client)
     rotated = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert rotated.status_code == 200

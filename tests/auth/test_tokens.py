@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from pynomaly_security.auth.errors import AuthUnavailable
-from pynomaly_security.auth.tokens import TokenService
+from pynomaly_security.auth.tokens import RefreshTokenReused, TokenService
 from pynomaly_security.exceptions import ConfigurationError, InvalidToken
 from pynomaly_security.storage import create_store
 from pynomaly_security.storage.memory import MemoryStore
@@ -23,7 +23,8 @@ from .conftest import SECRET, Clock
 def service(clock: Clock, store: MemoryStore | None = None, **kwargs: Any) -> TokenService:
     options: dict[str, Any] = {"secret": SECRET, "issuer": "iss", "audience": "aud"}
     options.update(kwargs)
-    return TokenService(store or MemoryStore(clock=clock), clock=clock, **options)
+    store = store if store is not None else MemoryStore(clock=clock)  # an empty store is falsy
+    return TokenService(store, clock=clock, **options)
 
 
 def _b64(data: dict[str, Any]) -> str:
@@ -44,6 +45,7 @@ def good_claims(clock: Clock, **changes: Any) -> dict[str, Any]:
         "exp": clock.now + 60,
         "jti": "j1",
         "typ": "access",
+        "sid": "s1",
     }
     claims.update(changes)
     return {k: v for k, v in claims.items() if v is not None}
@@ -66,7 +68,7 @@ def rsa_pems() -> tuple[str, str]:
 async def test_issue_and_verify(clock: Clock) -> None:
     """An issued access token verifies and carries the required claims."""
     tokens = service(clock)
-    pair = tokens.issue("u1", amr=("pwd", "otp"))
+    pair = await tokens.issue("u1", amr=("pwd", "otp"))
     claims = await tokens.verify(pair.access_token)
     assert claims["sub"] == "u1" and claims["typ"] == "access" and claims["amr"] == ["pwd", "otp"]
     assert jwt.get_unverified_header(pair.access_token)["alg"] == "HS256"
@@ -94,7 +96,8 @@ def test_other_hmac_algorithm_refused(clock: Clock) -> None:
         service(clock, secret=secret).decode(token)
 
 
-def test_algorithm_confusion_refused(clock: Clock) -> None:
+@pytest.mark.anyio
+async def test_algorithm_confusion_refused(clock: Clock) -> None:
     """An HS256 token keyed with the RS256 public key (the classic confusion) is refused."""
     private, public = rsa_pems()
     tokens = service(clock, algorithm="RS256", private_key=private, secret=None)
@@ -107,7 +110,7 @@ def test_algorithm_confusion_refused(clock: Clock) -> None:
     forged = signing_input + "." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
     with pytest.raises(InvalidToken):
         tokens.decode(forged)
-    assert tokens.decode(tokens.issue("u1").access_token)["sub"] == "u1"
+    assert tokens.decode((await tokens.issue("u1")).access_token)["sub"] == "u1"
 
 
 @pytest.mark.parametrize(
@@ -123,6 +126,9 @@ def test_algorithm_confusion_refused(clock: Clock) -> None:
         pytest.param({"jti": None}, id="missing-jti"),
         pytest.param({"sub": None}, id="missing-sub"),
         pytest.param({"nbf": None}, id="missing-nbf"),
+        pytest.param({"sid": None}, id="missing-sid"),
+        pytest.param({"sid": ""}, id="empty-sid"),
+        pytest.param({"sid": "s" * 65}, id="long-sid"),
     ],
 )
 def test_claims_checked(clock: Clock, changes: dict[str, Any]) -> None:
@@ -131,38 +137,62 @@ def test_claims_checked(clock: Clock, changes: dict[str, Any]) -> None:
         service(clock).decode(forge(good_claims(clock, **changes), SECRET, "HS256"))
 
 
-def test_access_token_expires(clock: Clock) -> None:
+@pytest.mark.anyio
+async def test_access_token_expires(clock: Clock) -> None:
     """An access token stops verifying at its expiry (by the injected clock)."""
     tokens = service(clock, access_ttl=60)
-    token = tokens.issue("u1").access_token
+    token = (await tokens.issue("u1")).access_token
     clock.now += 61
     with pytest.raises(InvalidToken):
         tokens.decode(token)
 
 
 @pytest.mark.anyio
-async def test_logout_denies_until_expiry(clock: Clock) -> None:
-    """A revoked token is refused, and its deny-list entry lives as long as the token."""
+async def test_logout_ends_the_session(clock: Clock) -> None:
+    """Revoking the access token ends its session: the refresh token and every
+    access token of that session are refused; another session of the user is not.
+    The records are bounded in time: gone once every token of the session expired."""
     store = MemoryStore(clock=clock)
-    tokens = service(clock, store, access_ttl=60)
-    token = tokens.issue("u1").access_token
-    await tokens.revoke(token)
+    tokens = service(clock, store, access_ttl=60, refresh_ttl=600)
+    pair, other = await tokens.issue("u1"), await tokens.issue("u1")
+    rotated = await tokens.refresh(pair.refresh_token)
+    assert await tokens.revoke(pair.access_token) == pair.session_id
+    for token, typ in ((pair.access_token, "access"), (rotated.access_token, "access")):
+        with pytest.raises(InvalidToken):
+            await tokens.verify(token, typ)
     with pytest.raises(InvalidToken):
-        await tokens.verify(token)
-    jti = tokens.decode(token)["jti"]
-    clock.now += 61
-    assert await store.get(f"tok:deny:{jti}") is None
+        await tokens.refresh(rotated.refresh_token)
+    assert (await tokens.verify(other.access_token))["sid"] == other.session_id
+    clock.now += 600 + 61
+    assert await store.get(f"tok:end:{pair.session_id}") is None
+
+
+@pytest.mark.anyio
+async def test_token_without_a_session_record_refused(clock: Clock) -> None:
+    """A validly signed token whose session the store does not hold (never started
+    here, or evicted from a bounded store) is refused: sessions are an allow-list,
+    so losing a record logs out and never revives a revoked session."""
+    store = MemoryStore(clock=clock, max_keys=4)
+    tokens = service(clock, store)
+    pair = await tokens.issue("u1")
+    assert (await tokens.verify(pair.access_token))["sub"] == "u1"
+    for i in range(10):  # a flood of other keys evicts the session record
+        await store.put(f"flood:{i}", "x", 60)
+    with pytest.raises(InvalidToken):
+        await tokens.verify(pair.access_token)
+    with pytest.raises(InvalidToken):
+        await tokens.verify(forge(good_claims(clock), SECRET, "HS256"))
 
 
 @pytest.mark.anyio
 async def test_revoke_all_sessions(clock: Clock) -> None:
     """Revoke-all refuses every earlier token of the user, not later ones or other users."""
     tokens = service(clock)
-    old, other = tokens.issue("u1"), tokens.issue("u2")
+    old, other = await tokens.issue("u1"), await tokens.issue("u2")
     clock.now += 1
     await tokens.revoke_all("u1")
     clock.now += 1
-    new = tokens.issue("u1")
+    new = await tokens.issue("u1")
     for token in (old.access_token,):
         with pytest.raises(InvalidToken):
             await tokens.verify(token)
@@ -174,15 +204,21 @@ async def test_revoke_all_sessions(clock: Clock) -> None:
 
 @pytest.mark.anyio
 async def test_refresh_rotates_and_reuse_revokes_family(clock: Clock) -> None:
-    """A refresh token works once; reusing it revokes every token of its family."""
+    """A refresh token works once; reusing it ends its session: the family's refresh
+    token and every access token already issued in it are refused."""
     tokens = service(clock)
-    first = tokens.issue("u1")
+    first = await tokens.issue("u1")
     second = await tokens.refresh(first.refresh_token)
     assert second.refresh_token != first.refresh_token
-    with pytest.raises(InvalidToken):
+    assert second.session_id == first.session_id
+    assert (await tokens.verify(second.access_token))["sub"] == "u1"
+    with pytest.raises(RefreshTokenReused):
         await tokens.refresh(first.refresh_token)  # stolen copy replayed
     with pytest.raises(InvalidToken):
         await tokens.refresh(second.refresh_token)  # the family is gone
+    for access in (first.access_token, second.access_token):
+        with pytest.raises(InvalidToken):
+            await tokens.verify(access)
     with pytest.raises(InvalidToken):
         await tokens.refresh(first.access_token)  # wrong type
 
@@ -201,19 +237,21 @@ async def test_eddsa_keys(clock: Clock) -> None:
     )
     issuer = service(clock, algorithm="EdDSA", private_key=private, secret=None)
     verifier = service(clock, algorithm="EdDSA", public_key=public, secret=None)
-    assert verifier.decode(issuer.issue("u1").access_token)["sub"] == "u1"
+    assert verifier.decode((await issuer.issue("u1")).access_token)["sub"] == "u1"
     with pytest.raises(ConfigurationError, match="only verifies"):
-        verifier.issue("u1")
+        await verifier.issue("u1")
 
 
 @pytest.mark.anyio
 async def test_store_down_fails_closed(clock: Clock) -> None:
-    """When the deny-list cannot be read, tokens are refused (fail_closed)."""
+    """When sessions cannot be read (or started), tokens are refused (fail_closed)."""
     store = create_store("redis://127.0.0.1:1/0", socket_timeout=0.5)
     tokens = TokenService(store, secret=SECRET, issuer="iss", audience="aud", clock=clock)
     try:
         with pytest.raises(AuthUnavailable):
-            await tokens.verify(tokens.issue("u1").access_token)
+            await tokens.issue("u1")
+        with pytest.raises(AuthUnavailable):
+            await tokens.verify(forge(good_claims(clock), SECRET, "HS256"))
     finally:
         await store.aclose()
 
