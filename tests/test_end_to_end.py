@@ -112,12 +112,80 @@ async def test_successful_login(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.anyio
 async def test_docs_and_openapi_are_served(client: httpx.AsyncClient) -> None:
-    """/docs is served with its own CSP; the OpenAPI schema documents the security router."""
+    """/docs is served with its own CSP; the public OpenAPI schema documents the app's
+    routes but not the admin API (ADMIN_ROUTES_IN_SCHEMA, off by default), whose
+    routes still work. Issue 12, item 14."""
     docs = await client.get("/docs")
     assert docs.status_code == 200 and "'sha256-" in docs.headers["content-security-policy"]
     schema = (await client.get("/openapi.json")).json()
+    assert "/items" in schema["paths"] and "/login" in schema["paths"]
+    assert not [p for p in schema["paths"] if p.startswith("/api/security")]
+    assert "AdminAPIKey" not in schema.get("components", {}).get("securitySchemes", {})
+    assert (await client.get("/api/security/status", headers=ADMIN)).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_admin_routes_can_be_listed_in_the_schema(tmp_path: Path) -> None:
+    """ADMIN_ROUTES_IN_SCHEMA=true lists /api/security/* for an internal docs page."""
+    settings = SecuritySettings(
+        _env_file=None,  # type: ignore[call-arg]
+        admin_api_key=KEY,
+        development_mode=True,
+        audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
+        admin_routes_in_schema=True,
+    )
+    application = create_app(settings)
+    transport = httpx.ASGITransport(app=application)
+    async with (
+        application.router.lifespan_context(application),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as c,
+    ):
+        schema = (await c.get("/openapi.json")).json()
     assert "/api/security/alerts" in schema["paths"]
     assert "/api/security/alerts/{alert_id}/acknowledge" in schema["paths"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example",
+        "EVIL.example:8000",
+        "localhost.evil.example",
+        "localhost@evil.example",
+        "evil.example/localhost",
+        "localhost:80@evil.example",
+        "127.0.0.1.nip.io",
+        "",
+    ],
+)
+async def test_an_unknown_host_gets_no_redirect_to_it(client: httpx.AsyncClient, host: str) -> None:
+    """FastAPI redirects /items/ to /items on the request's own Host: for a Host the
+    app is not (ALLOWED_HOSTS, local names by default) the answer is 400 with no
+    Location, before the app runs; the app's own names still get their redirect.
+    Issue 12, "the request is the request the app thinks it is"."""
+    refused = await client.get("/items/", headers={"Host": host})
+    assert refused.status_code == 400, refused.headers.get("location")
+    assert "location" not in refused.headers
+    assert refused.json()["error"] == "invalid_host"
+    assert refused.headers["x-frame-options"] == "DENY"  # still a response of ours
+    assert refused.json()["request_id"] == refused.headers["x-request-id"]
+    for ok_host in ("127.0.0.1:8000", "LOCALHOST", "localhost.", "[::1]:8000", "testserver"):
+        ok = await client.get("/items/", headers={"Host": ok_host})
+        assert ok.status_code == 307 and ok.headers["location"].endswith("/items")
+        assert host.lower() not in ok.headers["location"] or not host
+
+
+@pytest.mark.anyio
+async def test_a_remembered_request_with_another_host_is_still_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    """The memory of plain requests includes the Host header: a request seen as plain
+    with an allowed Host does not vouch for the same request naming another host."""
+    for _ in range(3):
+        assert (await client.get("/health")).status_code == 200
+    assert (await client.get("/health", headers={"Host": "evil.example"})).status_code == 400
+    assert (await client.get("/health")).status_code == 200
 
 
 @pytest.mark.anyio
@@ -199,11 +267,12 @@ async def test_repeated_requests_keep_every_decision(
     assert len(ids) == 4  # a fresh id each time, remembered or not
     assert len(_security_layer(app)._plain) == 1  # type: ignore[attr-defined]
 
-    for _ in range(2):  # the client's own id is echoed, every time
+    for _ in range(2):  # the client's own id is echoed apart from the server's, every time
         own = await client.get(
             "/search", params=search, headers={"X-Trace": "t1", "X-Request-ID": "client-id-0001"}
         )
-        assert own.headers["x-request-id"] == "client-id-0001"
+        assert own.headers["x-client-request-id"] == "client-id-0001"
+        assert own.headers["x-request-id"] not in ids | {"client-id-0001"}
     attack = await client.get("/search", params=search, headers={"X-Trace": "${jndi:ldap://x/a}"})
     assert attack.status_code == 403
     with_body = await client.request(

@@ -43,7 +43,13 @@ def _app(
         ctx = request.state.pynomaly_security
         bound = structlog.contextvars.get_contextvars()
         return JSONResponse(
-            {"ip": ctx.client_ip, "request_id": ctx.request_id, "bound": bound.get("request_id")}
+            {
+                "ip": ctx.client_ip,
+                "request_id": ctx.request_id,
+                "bound": bound.get("request_id"),
+                "client_request_id": ctx.client_request_id,
+                "bound_client": bound.get("client_request_id"),
+            }
         )
 
     async def login(request: Request) -> JSONResponse:
@@ -82,19 +88,44 @@ def _app(
 
 
 @pytest.mark.anyio
-async def test_request_id_generated_accepted_or_replaced(make_client) -> None:  # type: ignore[no-untyped-def]
-    """A well-formed X-Request-ID is kept; a malformed one is replaced; it reaches the endpoint."""
+async def test_request_id_is_the_servers_and_the_clients_is_labelled(make_client) -> None:  # type: ignore[no-untyped-def]
+    """The request id is always generated; a well-formed client X-Request-ID is kept
+    apart as client_request_id (context, structlog, X-Client-Request-ID); a malformed
+    one is dropped. Issue 12, item 13."""
     async with make_client(_app()) as client:
         fresh = await client.get("/whoami")
         rid = fresh.headers["x-request-id"]
         assert len(rid) == 32 and fresh.json()["request_id"] == rid == fresh.json()["bound"]
+        assert fresh.json()["client_request_id"] is None and fresh.json()["bound_client"] is None
+        assert "x-client-request-id" not in fresh.headers
         kept = await client.get("/whoami", headers={"X-Request-ID": "abc-123-def-456"})
-        assert kept.headers["x-request-id"] == "abc-123-def-456"
-        bad = await client.get("/whoami", headers={"X-Request-ID": "bad id\r\n<script>"})
-        assert bad.headers["x-request-id"] != "bad id\r\n<script>"
-        assert len(bad.headers["x-request-id"]) == 32
+        body = kept.json()
+        assert kept.headers["x-request-id"] == body["request_id"] == body["bound"] != rid
+        assert len(body["request_id"]) == 32
+        assert body["client_request_id"] == body["bound_client"] == "abc-123-def-456"
+        assert kept.headers["x-client-request-id"] == "abc-123-def-456"
+        for bad_id in ("bad id\r\n<script>", "x" * 129, "-leading-dash", "a/b", "\u00e9t\u00e9"):
+            bad = await client.get("/whoami", headers={"X-Request-ID": bad_id.encode()})
+            assert len(bad.headers["x-request-id"]) == 32
+            assert bad.json()["client_request_id"] is None
+            assert "x-client-request-id" not in bad.headers
     # The binding is undone after the request.
-    assert "request_id" not in structlog.contextvars.get_contextvars()
+    bound = structlog.contextvars.get_contextvars()
+    assert "request_id" not in bound and "client_request_id" not in bound
+
+
+@pytest.mark.anyio
+async def test_a_client_cannot_reuse_a_server_request_id(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Replaying an id the server issued, or one id on many requests, never gives two
+    requests the same request id (the audit trail's key). Issue 12, item 13."""
+    async with make_client(_app()) as client:
+        issued = (await client.get("/whoami")).headers["x-request-id"]
+        ids = {issued}
+        for _ in range(5):
+            again = await client.get("/whoami", headers={"X-Request-ID": issued})
+            assert again.json()["client_request_id"] == issued
+            ids.add(again.json()["request_id"])
+        assert len(ids) == 6
 
 
 @pytest.mark.parametrize(
