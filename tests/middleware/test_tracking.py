@@ -22,6 +22,7 @@ from pynomaly_security.monitor import (
     UserTracker,
 )
 from pynomaly_security.network.client_ip import ClientIPResolver
+from pynomaly_security.network.hosts import DEFAULT_ALLOWED_HOSTS, TrustedHosts
 
 
 class Clock:
@@ -38,6 +39,7 @@ def _app(
     tracker: UserTracker | None = None,
     monitor: SecurityMonitor | None = None,
     attempts: LoginAttemptTracker | None = None,
+    hosts: TrustedHosts | None = None,
 ) -> Starlette:
     async def whoami(request: Request) -> JSONResponse:
         ctx = request.state.pynomaly_security
@@ -82,6 +84,7 @@ def _app(
                 monitor=monitor,
                 login_attempts=attempts,
                 login_paths=["/login"],
+                hosts=hosts,
             )
         ],
     )
@@ -214,3 +217,76 @@ def test_websocket_gets_a_request_id() -> None:
     """Websockets pass through and see the request context."""
     with TestClient(_app()) as client, client.websocket_connect("/ws") as ws:
         assert len(ws.receive_json()["rid"]) == 32
+
+
+async def _raw(app: Starlette, scope_type: str, headers: list[tuple[bytes, bytes]]) -> list[dict]:  # type: ignore[type-arg]
+    """Drive ``app`` with one raw ASGI request (headers exactly as given: httpx would
+    add a Host of its own); the messages it sent."""
+    sent: list[dict] = []  # type: ignore[type-arg]
+    scope = {
+        "type": scope_type,
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http" if scope_type == "http" else "ws",
+        "path": "/ws" if scope_type == "websocket" else "/whoami",
+        "raw_path": b"/whoami",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("203.0.113.9", 4000),
+        "server": ("127.0.0.1", 8000),
+    }
+    pending = [
+        {"type": "http.request", "body": b""}
+        if scope_type == "http"
+        else {"type": "websocket.connect"}
+    ]
+
+    async def receive() -> dict:  # type: ignore[type-arg]
+        return pending.pop() if pending else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:  # type: ignore[type-arg]
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ([(b"host", b"localhost:8000")], 200),
+        ([], 400),  # no Host: Starlette's TrustedHostMiddleware refuses it too
+        ([(b"host", b"localhost"), (b"host", b"evil.example")], 400),  # RFC 9112 3.2
+        ([(b"host", b"localhost"), (b"host", b"localhost")], 400),
+        ([(b"host", b"evil.example")], 400),
+    ],
+)
+async def test_trusted_hosts_on_raw_requests(
+    headers: list[tuple[bytes, bytes]], status: int
+) -> None:
+    """Missing and repeated Host headers are refused (Starlette's request.url would
+    read the first of two; the app would build its URLs from a host it never
+    vouched for)."""
+    sent = await _raw(_app(hosts=TrustedHosts(DEFAULT_ALLOWED_HOSTS)), "http", headers)
+    assert sent[0]["status"] == status
+
+
+@pytest.mark.anyio
+async def test_a_websocket_to_an_unknown_host_is_closed_before_accept() -> None:
+    app = _app(hosts=TrustedHosts(DEFAULT_ALLOWED_HOSTS))
+    refused = await _raw(app, "websocket", [(b"host", b"evil.example")])
+    assert refused == [{"type": "websocket.close", "code": 1008, "reason": "invalid host header"}]
+    accepted = await _raw(app, "websocket", [(b"host", b"localhost")])
+    assert accepted[0]["type"] == "websocket.accept"
+
+
+@pytest.mark.anyio
+async def test_any_host_is_the_old_behaviour(make_client) -> None:  # type: ignore[no-untyped-def]
+    """``ALLOWED_HOSTS=*`` (and the middleware used alone, without hosts) checks none."""
+    for hosts in (TrustedHosts(["*"]), None):
+        async with make_client(_app(hosts=hosts)) as client:
+            response = await client.get("/whoami", headers={"Host": "anything.example"})
+            assert response.status_code == 200
