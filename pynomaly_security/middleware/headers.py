@@ -437,7 +437,8 @@ class _DocsResponder:
             "'sha256-" + base64.b64encode(hashlib.sha256(m.group(1)).digest()).decode() + "'"
             for m in _INLINE_SCRIPT.finditer(body)
         )
-        policy = self.owner._docs_csp.replace("{script_hashes}", hashes).replace("  ", " ")
+        policy = self.owner._docs_csp.replace("{script_hashes}", hashes)
+        policy = policy.replace("  ", " ").replace(" ;", ";")
         self.owner.apply(self.start, self.common, self.secure, docs_csp=policy.encode())
         await self.send(self.start)
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
