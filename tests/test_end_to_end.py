@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -291,3 +295,48 @@ async def test_repeated_requests_keep_every_decision(
     assert locked.status_code == 429
     activity = await client.get("/api/security/users/ip:198.51.100.23/activity", headers=ADMIN)
     assert sum(1 for a in activity.json()["activities"] if a["path"] == "/search") >= 7
+
+
+def test_the_demo_server_shows_no_banner_and_logs_no_query_string(tmp_path: Path) -> None:
+    """``make demo`` (python -m examples) under a real uvicorn: no ``server: uvicorn``
+    header, and uvicorn's access log keeps the path but not the query string, where a
+    token would otherwise land in the log. Issue 12, item 14."""
+    import uvicorn
+
+    from examples.__main__ import server_config
+
+    settings = SecuritySettings(
+        _env_file=None,  # type: ignore[call-arg]
+        admin_api_key=KEY,
+        development_mode=True,
+        audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
+    )
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(server_config(create_app(settings), "127.0.0.1", port))
+    logged: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())  # type: ignore[method-assign]
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(handler)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+            response = http.get("/health", params={"token": "s3cr3t-t0ken"})
+            assert response.status_code == 200
+            assert "server" not in response.headers
+            refused = http.get("/items/", headers={"Host": "evil.example"})
+            assert refused.status_code == 400 and "location" not in refused.headers
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+        access.removeHandler(handler)
+    assert any("/health?[redacted]" in line for line in logged), logged
+    assert not [line for line in logged if "s3cr3t" in line]
