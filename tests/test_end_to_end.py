@@ -181,6 +181,26 @@ async def test_an_unknown_host_gets_no_redirect_to_it(client: httpx.AsyncClient,
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    "path",
+    ["/items/", "//evil.example/", "///evil.example/", "/\\evil.example/", "/%2F%2Fevil.example/",
+     "/%5Cevil.example/", "/items/?next=//evil.example/", "/api/security/status/", "/docs/"],
+)  # fmt: skip
+async def test_every_redirect_stays_on_an_allowed_host(client: httpx.AsyncClient, path: str) -> None:
+    """Whatever the path, a redirect the example issues (FastAPI's trailing-slash one is
+    the only kind) names the request's own, allowed host: never a host taken from the
+    path (//evil.example, backslashes, encoded slashes)."""
+    # The raw path as given: httpx would read "//evil.example/" as a network-path reference.
+    url = httpx.URL("http://127.0.0.1:8000").copy_with(raw_path=path.encode())
+    assert url.raw_path == path.encode()
+    response = await client.get(url)
+    assert response.status_code < 500
+    if "location" in response.headers:
+        location = httpx.URL(response.headers["location"])
+        assert location.scheme == "http" and location.netloc == b"127.0.0.1:8000", location
+
+
+@pytest.mark.anyio
 async def test_a_remembered_request_with_another_host_is_still_refused(
     client: httpx.AsyncClient,
 ) -> None:
