@@ -131,6 +131,17 @@ def add_header_once(message: Message, header: tuple[bytes, bytes]) -> None:
     message["headers"] = headers
 
 
+def _adding_header(send: Send, header: tuple[bytes, bytes]) -> Send:
+    """``send`` that adds ``header`` to the response start (unless the app set it)."""
+
+    def adding(message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.start":
+            add_header_once(message, header)
+        return send(message)
+
+    return adding
+
+
 async def _refuse_host(scope: Scope, receive: Receive, send: Send) -> None:
     """The answer to a request for a host the app is not (TrustedHosts)."""
     ctx = scope["state"][STATE_KEY]
@@ -427,11 +438,10 @@ class UserTrackingMiddleware:
         rid_token = self._request_id_var.set(request_id)
         ip_token = self._client_ip_var.set(client_ip)
         client_token: contextvars.Token[Any] | None = None
-        client_header: tuple[bytes, bytes] | None = None
-        if client_rid is not None:
+        if client_rid is not None:  # the long way only: no cost to the usual request
             ctx.client_request_id = client_rid.decode("ascii")
             client_token = self._client_rid_var.set(ctx.client_request_id)
-            client_header = (CLIENT_REQUEST_ID_HEADER, client_rid)
+            send = _adding_header(send, (CLIENT_REQUEST_ID_HEADER, client_rid))
         apply = self._apply if common is not None else None
         commit = self._commit
         status = 500
@@ -447,8 +457,6 @@ class UserTrackingMiddleware:
                     apply(message, common, secure, rid_header)
                 else:
                     add_header_once(message, rid_header)
-                if client_header is not None:
-                    add_header_once(message, client_header)
                 if commit is not None and (is_login or ctx.extra):
                     # Security events are committed before the client sees the answer.
                     return _commit_then_send(commit, scope, status, send, message)
