@@ -9,9 +9,10 @@ Order (outermost first): tracking + security headers + audit (one layer,
 -> login lockout -> inspection -> app.
 Tracking runs first so every layer and the endpoint see the request id and
 client IP, and refuses a request for a host not in ``ALLOWED_HOSTS`` before any
-other layer or the app builds a URL from it; headers cover everything so even a 403/413/429 carries them; audit
-records the final status of every request, blocked ones included (a flood
-refused by the rate limiter is not written to the audit trail one by one).
+other layer or the app builds a URL from it; headers cover everything so even
+a 403/413/429 carries them; audit records the final status of every request,
+blocked ones included (a flood refused by the rate limiter is not written to the
+audit trail one by one).
 Counters, lockouts and revocations live in one shared store: Redis when
 ``REDIS_URL`` is set (limits and locks hold across workers), else a bounded
 in-memory store.

@@ -186,7 +186,9 @@ async def test_an_unknown_host_gets_no_redirect_to_it(client: httpx.AsyncClient,
     ["/items/", "//evil.example/", "///evil.example/", "/\\evil.example/", "/%2F%2Fevil.example/",
      "/%5Cevil.example/", "/items/?next=//evil.example/", "/api/security/status/", "/docs/"],
 )  # fmt: skip
-async def test_every_redirect_stays_on_an_allowed_host(client: httpx.AsyncClient, path: str) -> None:
+async def test_every_redirect_stays_on_an_allowed_host(
+    client: httpx.AsyncClient, path: str
+) -> None:
     """Whatever the path, a redirect the example issues (FastAPI's trailing-slash one is
     the only kind) names the request's own, allowed host: never a host taken from the
     path (//evil.example, backslashes, encoded slashes)."""
@@ -262,6 +264,29 @@ async def test_security_events_reach_the_audit_trail(
     admin = await audit.query(event_type="admin_action", limit=10)
     assert admin and admin[-1]["user_id"] == "admin"
     assert (await audit.verify()).ok
+
+
+@pytest.mark.anyio
+async def test_a_client_request_id_is_labelled_in_the_audit_trail(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Two failed logins sent with the same X-Request-ID (and one with an id the server
+    issued before) are three audit records with three server request ids; the client's
+    id is in each record's details as client_request_id. Issue 12, item 13."""
+    issued = (await client.get("/health")).headers["x-request-id"]
+    for sent in ("same-client-id", "same-client-id", issued):
+        response = await client.post(
+            "/login", json={"username": "carol", "password": "nope"}, headers={"X-Request-ID": sent}
+        )
+        assert response.status_code == 401
+        assert response.headers["x-client-request-id"] == sent
+        assert response.headers["x-request-id"] != sent
+    audit = app.state.pynomaly_security.audit_logger
+    failures = await audit.query(event_type="login_failure", limit=10)
+    assert len(failures) == 3
+    assert len({f["request_id"] for f in failures} | {issued}) == 4
+    details = [f.get("details", f) for f in failures]
+    assert [d["client_request_id"] for d in details] == ["same-client-id", "same-client-id", issued]
 
 
 def _security_layer(app: FastAPI) -> object:
