@@ -187,14 +187,14 @@ def _username_from_body(body: bytes, content_type: bytes | None) -> str | None:
     for name in _USERNAME_FIELDS:
         value = data.get(name)
         if isinstance(value, str) and value:
-            name = value[:256]
+            username = value[:256]
             try:
-                name.encode()
+                username.encode()
             except UnicodeEncodeError:
                 # A lone surrogate ("\ud800" in JSON): no account has it, and every
                 # later use (lock keys, logs, audit) encodes the name. Kept distinct.
-                name = name.encode("utf-8", "backslashreplace").decode()
-            return name
+                username = username.encode("utf-8", "backslashreplace").decode()
+            return username
     return None
 
 
