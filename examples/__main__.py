@@ -5,20 +5,76 @@ image sets 0.0.0.0, reached only through the port docker-compose publishes)
 and every ``PYNOMALY_*`` variable. With no admin key set it generates one and
 prints it once; with no master key it keeps a demo key in
 ``.pynomaly-demo-master-key`` (so the audit trail verifies across restarts).
+
+What the example shows of itself: no ``server: uvicorn`` header
+(``server_header=False``; ``--no-server-header`` on uvicorn's command line), an
+access log without query strings (a token sent in one would be logged:
+:class:`~pynomaly_security.logsafe.RedactQueryStrings`), and structlog lines with
+control characters escaped (:class:`~pynomaly_security.logsafe.EscapeControlCharacters`).
+The app answers to ``localhost`` and ``127.0.0.1`` (``ALLOWED_HOSTS``'s default);
+name the host you serve it as in ``PYNOMALY_SECURITY__ALLOWED_HOSTS``.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 
+import structlog
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from examples.app import create_app
 from pynomaly_security.crypto import generate_master_key
+from pynomaly_security.logsafe import EscapeControlCharacters
 from pynomaly_security.settings import load_settings
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration with query strings kept out of the access log."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_query"] = {
+        "()": "pynomaly_security.logsafe.RedactQueryStrings"
+    }
+    config["loggers"]["uvicorn.access"]["filters"] = ["redact_query"]
+    return config
+
+
+def configure_structlog() -> None:
+    """The app's structlog chain (the library never configures it): request ids from
+    the context, and every string escaped before the console renderer writes it."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            EscapeControlCharacters(),
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+    )
+
+
+def server_config(app: Any, host: str, port: int) -> uvicorn.Config:
+    """How the example is served (also what tests/test_end_to_end.py runs)."""
+    # proxy_headers=False: uvicorn otherwise rewrites the client address from
+    # X-Forwarded-For for peers in --forwarded-allow-ips (127.0.0.1 by default), so a
+    # local client could pick its own IP before our resolver (trusted_proxies) sees it.
+    # server_header=False: no "server: uvicorn" (a version-free banner is still a
+    # fingerprint), like --no-server-header.
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=False,
+        server_header=False,
+        log_config=log_config(),
+    )
 
 
 def main() -> None:
@@ -48,13 +104,11 @@ def main() -> None:
             "production, e.g. from `python -m pynomaly_security keys generate`).\n",
             file=sys.stderr,
         )
+    configure_structlog()
     settings = load_settings(**overrides)
     app = create_app(settings)
     print(f"  Serving the example on http://{host}:{port}  (docs: /docs)\n", file=sys.stderr)
-    # proxy_headers=False: uvicorn otherwise rewrites the client address from
-    # X-Forwarded-For for peers in --forwarded-allow-ips (127.0.0.1 by default), so a
-    # local client could pick its own IP before our resolver (trusted_proxies) sees it.
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+    uvicorn.Server(server_config(app, host, port)).run()
 
 
 if __name__ == "__main__":

@@ -33,9 +33,14 @@ class RequestContext:
     Set by the tracking middleware (or lazily by any middleware that runs
     first); ``user_id`` may be filled in by the app's authentication later
     (``request.state.pynomaly_security.user_id = ...``).
+
+    ``request_id`` is always the server's own; the client's ``X-Request-ID``
+    (well-formed) is ``client_request_id``, a separate field a client cannot
+    use to make two requests share an id.
     """
 
     request_id: str
+    client_request_id: str | None
     client_ip: str | None
     user_id: str | None
     is_login_route: bool
@@ -55,6 +60,7 @@ class RequestContext:
         extra: dict[str, Any] | None = None,
     ) -> None:
         self.request_id = request_id
+        self.client_request_id = None
         self.client_ip = client_ip
         self.user_id = user_id
         self.is_login_route = is_login_route

@@ -8,9 +8,11 @@ Order (outermost first): tracking + security headers + audit (one layer,
 :class:`~pynomaly_security.middleware.stack.SecurityMiddleware`) -> rate limit
 -> login lockout -> inspection -> app.
 Tracking runs first so every layer and the endpoint see the request id and
-client IP; headers cover everything so even a 403/413/429 carries them; audit
-records the final status of every request, blocked ones included (a flood
-refused by the rate limiter is not written to the audit trail one by one).
+client IP, and refuses a request for a host not in ``ALLOWED_HOSTS`` before any
+other layer or the app builds a URL from it; headers cover everything so even
+a 403/413/429 carries them; audit records the final status of every request,
+blocked ones included (a flood refused by the rate limiter is not written to the
+audit trail one by one).
 Counters, lockouts and revocations live in one shared store: Redis when
 ``REDIS_URL`` is set (limits and locks hold across workers), else a bounded
 in-memory store.
@@ -39,6 +41,7 @@ from pynomaly_security.middleware.stack import SecurityMiddleware
 from pynomaly_security.monitor.activity import UserTracker
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
+from pynomaly_security.network.hosts import TrustedHosts
 from pynomaly_security.settings import SecuritySettings, load_settings
 from pynomaly_security.storage import Store, create_store
 
@@ -227,6 +230,8 @@ def setup_security_middleware(
             hsts=settings.hsts_enabled and not settings.development_mode,
             hsts_max_age=settings.hsts_max_age,
             csp=settings.csp_enabled,
+            extra_docs_paths=settings.csp_docs_paths,
+            docs_asset_origins=settings.csp_docs_asset_origins,
             resolver=resolver,
         )
         if enable_security_headers and settings.security_headers_enabled
@@ -247,6 +252,8 @@ def setup_security_middleware(
         # No in-process login counter: the shared lockout (LoginLockoutMiddleware)
         # counts login failures across workers.
         login_paths=settings.login_paths,
+        # Requests for a host the app is not are refused before any other layer.
+        hosts=TrustedHosts(settings.allowed_hosts),
     )
     _wrap_lifespan(app, stack)
     app.state.pynomaly_security = stack

@@ -20,6 +20,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pynomaly_security.exceptions import ConfigurationError
+from pynomaly_security.network.hosts import DEFAULT_ALLOWED_HOSTS
 
 __all__ = ["ENV_PREFIX", "SanitizationLevel", "SecuritySettings", "load_settings"]
 
@@ -238,6 +239,46 @@ class SecuritySettings(BaseSettings):
     """Token vault: ``sqlite:///path``, ``redis://...`` or ``postgresql://...``."""
     privacy_budget_epsilon: float = Field(default=1.0, gt=0)
     """Total differential-privacy epsilon each dataset may spend."""
+
+    # -- request identity and our own surface (issue 12: hosts, docs, schema) --
+    allowed_hosts: StrList = Field(default_factory=lambda: list(DEFAULT_ALLOWED_HOSTS))
+    """Host names the app answers to (Starlette TrustedHostMiddleware semantics:
+    ``api.example.com``, ``*.example.com`` for subdomains, ``*`` for any host; no
+    port). Other ``Host`` headers get 400, so no redirect or link points to them.
+    The default is local names only: a deployed app must name its hosts."""
+    csp_docs_paths: StrList = Field(default_factory=list)
+    """More paths served as API docs pages (self-hosted Swagger UI or ReDoc, e.g.
+    ``/api-docs``): their inline scripts are allowed by hash, computed from each
+    response. FastAPI's ``docs_url``, ``redoc_url`` and OAuth2 redirect, and those
+    of FastAPI apps mounted in the app, are found without it."""
+    csp_docs_asset_origins: StrList = Field(default_factory=list)
+    """Origins the docs pages may load scripts, styles, images and fonts from, besides
+    the app itself and the CDNs FastAPI's pages use (e.g. ``https://static.example.com``)."""
+    admin_routes_in_schema: bool = False
+    """List ``/api/security/*`` in the app's OpenAPI schema (``/docs``); off by default,
+    so the public docs do not map the admin API (the routes work either way)."""
+
+    @field_validator("allowed_hosts", "csp_docs_paths", "csp_docs_asset_origins", mode="before")
+    @classmethod
+    def _issue12_surface_lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        from pynomaly_security.network.hosts import TrustedHosts
+
+        TrustedHosts(value)  # ConfigurationError (a ValueError) names the bad pattern
+        return value
+
+    @field_validator("csp_docs_asset_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        from pynomaly_security.middleware.headers import check_source
+
+        for origin in value:
+            check_source(origin)
+        return value
 
     @field_validator("login_paths", "inspect_headers", "trusted_proxies", mode="before")
     @classmethod

@@ -108,12 +108,16 @@ def add_security_endpoints(
     auth_dependency: Callable[..., Any] | None = None,
     admin_api_key: str | SecretStr | None = None,
     prefix: str = "/api/security",
+    include_in_schema: bool | None = None,
 ) -> APIRouter:
     """Mount ``/api/security/*`` on ``app``.
 
     Defaults come from the :class:`~pynomaly_security.plugin.SecurityStack`
     that :func:`~pynomaly_security.setup_security_middleware` stored on
     ``app.state``: its monitor, tracker, admin key and extra routers (audit, lockouts).
+    ``include_in_schema`` (default: the ``ADMIN_ROUTES_IN_SCHEMA`` setting, off)
+    lists the routes in the app's OpenAPI schema: a public ``/docs`` should not
+    map the admin API for every visitor (the routes work either way).
     """
     stack = getattr(app.state, "pynomaly_security", None)
     extra: list[APIRouter] = []
@@ -125,6 +129,8 @@ def add_security_endpoints(
         if admin_api_key is None:
             admin_api_key = stack.settings.admin_api_key
         extra = list(stack.admin_routers)
+        if include_in_schema is None:
+            include_in_schema = stack.settings.admin_routes_in_schema
     if security_monitor is None:
         raise ConfigurationError(
             "add_security_endpoints needs a SecurityMonitor: call setup_security_middleware(app) "
@@ -139,5 +145,5 @@ def add_security_endpoints(
         extra_routers=extra,
         audit_logger=audit_logger,
     )
-    app.include_router(router)
+    app.include_router(router, include_in_schema=bool(include_in_schema))
     return router

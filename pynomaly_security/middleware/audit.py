@@ -22,6 +22,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pynomaly_security._context import AccessRow, access_row, get_request_context
+from pynomaly_security.logsafe import safe_text
 
 __all__ = ["REQUEST_EVENT", "AuditMiddleware"]
 
@@ -124,19 +125,31 @@ class AuditMiddleware:
                 client_ip,
             ),
             error,
+            ctx.client_request_id if ctx is not None else None,
         )
 
-    def record_row(self, row: AccessRow, error: str | None) -> None:
+    def record_row(
+        self, row: AccessRow, error: str | None, client_request_id: str | None = None
+    ) -> None:
         """Queue a request's :data:`~pynomaly_security._context.AccessRow` (and the log
         line). The stack's tracking layer calls :attr:`queue_access` and
         :meth:`log_access` itself."""
         self.queue_access(row)
         if self.log_line:
-            self.log_access(row, error)
+            self.log_access(row, error, client_request_id)
 
-    def log_access(self, row: AccessRow, error: str | None) -> None:
-        """Emit the canonical log line of a request (callers check :attr:`log_line`)."""
-        log.info(REQUEST_EVENT, **_row_fields(row), error=error)
+    def log_access(
+        self, row: AccessRow, error: str | None, client_request_id: str | None = None
+    ) -> None:
+        """Emit the canonical log line of a request (callers check :attr:`log_line`).
+        The path is attacker text: its control characters are escaped
+        (:func:`~pynomaly_security.logsafe.safe_text`); the client's own request id,
+        when it sent one, is its own field (``client_request_id``)."""
+        fields = _row_fields(row)
+        fields["path"] = safe_text(fields["path"])
+        if client_request_id is not None:
+            fields["client_request_id"] = client_request_id
+        log.info(REQUEST_EVENT, **fields, error=error)
 
 
 def _row_fields(row: AccessRow) -> dict[str, Any]:
@@ -179,7 +192,14 @@ class _SecurityEventCommitter:
         ctx = get_request_context(scope)
         if ctx is None:
             return
-        common = {"path": scope["path"], "method": scope["method"], "status_code": status}
+        common: dict[str, Any] = {
+            "path": scope["path"],
+            "method": scope["method"],
+            "status_code": status,
+        }
+        if ctx.client_request_id is not None:
+            # Labelled as the client's: the record's request_id is the server's own.
+            common["client_request_id"] = ctx.client_request_id
         if ctx.is_login_route and (status in (401, 403) or 200 <= status < 300):
             ok = status < 300
             await self._log(

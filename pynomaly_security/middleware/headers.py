@@ -16,6 +16,18 @@ the interactive API docs (FastAPI's ``/docs``, ``/redoc``) a policy that allows
 their CDN assets and exactly the inline scripts they serve, by hash.
 Headers the application set itself are left alone.
 
+Docs pages are found wherever they are mounted: the app's ``docs_url``,
+``redoc_url`` and OAuth2 redirect URL, the same of every FastAPI app mounted in
+it (``app.mount("/v1", v1)`` serves ``/v1/docs``), and the paths named in
+``extra_docs_paths`` (a self-hosted page built with ``get_swagger_ui_html`` and
+local asset URLs at a path of the app's choosing). A docs page's HTML is
+buffered (up to 512 KB) and the SHA-256 of each inline script it contains goes
+into its CSP: the hash is computed from the response, so any page the app
+serves there works, whatever its template; the price is that a page named as a
+docs page must not reflect request input into its HTML (an injected inline
+script would be hashed too). ``docs_asset_origins`` adds the origins a
+self-hosted page loads its assets from when that is not the app itself.
+
 JSON answers (``application/json``, ``*+json``) get the set the OWASP REST
 Security Cheat Sheet lists for API responses (``X-Content-Type-Options``,
 ``X-Frame-Options``, the CSP with ``frame-ancestors 'none'``, HSTS) plus
@@ -45,8 +57,10 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable
 
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.network.client_ip import ClientIPResolver
 
 __all__ = [
@@ -55,6 +69,7 @@ __all__ = [
     "DEFAULT_HTML_CSP",
     "DEFAULT_JSON_CSP",
     "SecurityHeadersMiddleware",
+    "check_source",
 ]
 
 DEFAULT_API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -87,6 +102,53 @@ _MAX_BLOCKS = 64
 _DOCUMENT_ONLY = frozenset({b"referrer-policy", b"permissions-policy", _COOP})
 _MAX_DOCS_BODY = 512 * 1024
 _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
+# Directives of the docs policy that take the asset origins (docs_asset_origins).
+_ASSET_DIRECTIVES = ("script-src", "style-src", "img-src", "font-src")
+_SOURCE = re.compile(r"https?://(?:\*\.)?[A-Za-z0-9.-]+(?::[0-9]{1,5})?/?")
+# How deep mounted apps are searched for their docs pages (mounts inside mounts).
+_MAX_MOUNT_DEPTH = 4
+
+
+def check_source(origin: str) -> str:
+    """``origin`` if it is a CSP host source this module accepts for docs assets
+    (``https://static.example.com``, ``https://*.example.com:8443``); else
+    :class:`~pynomaly_security.ConfigurationError` naming it."""
+    if _SOURCE.fullmatch(origin) is None:
+        raise ConfigurationError(
+            f"docs asset origin {origin!r} is not an origin: use scheme://host[:port], "
+            "e.g. https://static.example.com"
+        )
+    return origin
+
+
+def _with_origins(policy: str, origins: tuple[str, ...]) -> str:
+    """``policy`` with ``origins`` added to its script, style, image and font sources."""
+    if not origins:
+        return policy
+    extra = " ".join(origins)
+    parts = []
+    for directive in policy.split(";"):
+        name = directive.strip().split(" ", 1)[0]
+        parts.append(f"{directive.rstrip()} {extra}" if name in _ASSET_DIRECTIVES else directive)
+    return ";".join(parts)
+
+
+def _docs_urls(app: object, prefix: str, depth: int) -> tuple[set[str], set[str]]:
+    """(docs page paths, OAuth2 redirect paths) of a FastAPI app served under
+    ``prefix``, and of the FastAPI apps mounted in it."""
+    redirect = {prefix + p for p in [getattr(app, "swagger_ui_oauth2_redirect_url", None)] if p}
+    own = (getattr(app, "docs_url", None), getattr(app, "redoc_url", None))
+    pages = {prefix + p for p in own if p}
+    if depth < _MAX_MOUNT_DEPTH:
+        for route in getattr(app, "routes", None) or ():
+            if isinstance(route, Mount) and "{" not in route.path and route.path:
+                inner = getattr(route, "app", None)
+                if inner is None:
+                    continue
+                more_pages, more_redirect = _docs_urls(inner, prefix + route.path, depth + 1)
+                pages |= more_pages
+                redirect |= more_redirect
+    return pages, redirect
 
 
 class SecurityHeadersMiddleware:
@@ -106,7 +168,12 @@ class SecurityHeadersMiddleware:
         api_csp, json_csp, html_csp, docs_csp: the policies for non-HTML, JSON,
             HTML and docs responses (``docs_csp`` may contain ``{script_hashes}``).
         docs_paths: paths served with ``docs_csp``; ``None`` reads FastAPI's
-            ``docs_url``, ``redoc_url`` and OAuth2 redirect URL from the app.
+            ``docs_url``, ``redoc_url`` and OAuth2 redirect URL from the app and
+            from the FastAPI apps mounted in it.
+        extra_docs_paths: more docs pages (self-hosted Swagger UI or ReDoc at
+            paths of the app's choosing), added to those.
+        docs_asset_origins: origins the docs pages may load scripts, styles,
+            images and fonts from besides the app and FastAPI's CDNs.
     """
 
     def __init__(
@@ -121,6 +188,8 @@ class SecurityHeadersMiddleware:
         html_csp: str = DEFAULT_HTML_CSP,
         docs_csp: str = DEFAULT_DOCS_CSP,
         docs_paths: Iterable[str] | None = None,
+        extra_docs_paths: Iterable[str] = (),
+        docs_asset_origins: Iterable[str] = (),
         resolver: ClientIPResolver | None = None,
     ) -> None:
         self.app = app
@@ -156,8 +225,9 @@ class SecurityHeadersMiddleware:
         self._api_csp = api_csp.encode()
         self._json_csp = json_csp.encode()
         self._html_csp = html_csp.encode()
-        self._docs_csp = docs_csp
+        self._docs_csp = _with_origins(docs_csp, tuple(map(check_source, docs_asset_origins)))
         self._docs_paths = frozenset(docs_paths) if docs_paths is not None else None
+        self._extra_docs_paths = frozenset(extra_docs_paths)
         # The docs paths read from the last app seen (scope["app"]): FastAPI fixes
         # docs_url/redoc_url before it serves, so this is configuration, computed
         # once per app instead of on every request.
@@ -202,12 +272,12 @@ class SecurityHeadersMiddleware:
     def _paths_of(self, app: object) -> tuple[frozenset[str], frozenset[str]]:
         """(docs paths, OAuth2 redirect paths) of ``app``, read from it and kept in
         ``_docs_for`` (:meth:`for_request` looks there first)."""
-        redirect = frozenset(p for p in [getattr(app, "swagger_ui_oauth2_redirect_url", None)] if p)
+        pages, redirects = _docs_urls(app, "", 0)
+        redirect = frozenset(redirects)
         if self._docs_paths is not None:
-            paths = self._docs_paths
+            paths = self._docs_paths | self._extra_docs_paths
         else:
-            pages = (getattr(app, "docs_url", None), getattr(app, "redoc_url", None))
-            paths = frozenset(p for p in pages if p) | redirect
+            paths = frozenset(pages) | redirect | self._extra_docs_paths
         self._docs_for = (app, paths, redirect)
         return paths, redirect
 
@@ -301,6 +371,13 @@ class SecurityHeadersMiddleware:
         message["headers"] = merged
 
 
+def _is_html(message: Message) -> bool:
+    for name, value in message.get("headers", ()):
+        if name.lower() == b"content-type":
+            return bytes(value).split(b";", 1)[0].strip().lower() == b"text/html"
+    return False
+
+
 def _is_json(content_type: bytes) -> bool:
     media = content_type.split(b";", 1)[0].strip().lower()
     return media == b"application/json" or media.endswith(b"+json")
@@ -333,6 +410,12 @@ class _DocsResponder:
             await self.send(message)
             return
         if message["type"] == "http.response.start":
+            if not _is_html(message):
+                # Not a page (a JSON 404, a redirect...): the usual headers, streamed.
+                self.owner.apply(message, self.owner.common_headers, self.secure)
+                self.passthrough = True
+                await self.send(message)
+                return
             self.start = message
             return
         if message["type"] != "http.response.body" or self.start is None:
@@ -354,7 +437,8 @@ class _DocsResponder:
             "'sha256-" + base64.b64encode(hashlib.sha256(m.group(1)).digest()).decode() + "'"
             for m in _INLINE_SCRIPT.finditer(body)
         )
-        policy = self.owner._docs_csp.replace("{script_hashes}", hashes).replace("  ", " ")
+        policy = self.owner._docs_csp.replace("{script_hashes}", hashes)
+        policy = policy.replace("  ", " ").replace(" ;", ";")
         self.owner.apply(self.start, self.common, self.secure, docs_csp=policy.encode())
         await self.send(self.start)
         await self.send({"type": "http.response.body", "body": body, "more_body": False})

@@ -26,6 +26,7 @@ from pynomaly_security.middleware.tracking import UserTrackingMiddleware
 from pynomaly_security.monitor.activity import UserTracker
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
+from pynomaly_security.network.hosts import TrustedHosts
 
 __all__ = ["SecurityMiddleware"]
 
@@ -37,7 +38,7 @@ class SecurityMiddleware(UserTrackingMiddleware):
         app: the ASGI app (the rest of the stack).
         headers: the security headers policy; ``None`` adds none.
         audit: the access audit; ``None`` records nothing.
-        resolver, tracker, monitor, login_paths: as for
+        resolver, tracker, monitor, login_paths, hosts: as for
             :class:`~pynomaly_security.middleware.tracking.UserTrackingMiddleware`.
     """
 
@@ -51,8 +52,14 @@ class SecurityMiddleware(UserTrackingMiddleware):
         tracker: UserTracker | None = None,
         monitor: SecurityMonitor | None = None,
         login_paths: Iterable[str] = ("/login",),
+        hosts: TrustedHosts | None = None,
     ) -> None:
         super().__init__(
-            app, resolver=resolver, tracker=tracker, monitor=monitor, login_paths=login_paths
+            app,
+            resolver=resolver,
+            tracker=tracker,
+            monitor=monitor,
+            login_paths=login_paths,
+            hosts=hosts,
         )
         self.serve_with(headers, audit)

@@ -1,11 +1,23 @@
 """User tracking: who made each request, a correlation id, and login outcomes.
 
 For every HTTP request (and websocket connection) it resolves the client IP
-through the trusted-proxy resolver, accepts a well-formed ``X-Request-ID`` or
-generates one, stores a :class:`~pynomaly_security._context.RequestContext` in
+through the trusted-proxy resolver, gives the request a server-generated id,
+stores a :class:`~pynomaly_security._context.RequestContext` in
 ``scope["state"]`` and binds ``request_id`` / ``client_ip`` into structlog's
 contextvars for the duration of the request (pure ASGI, so the binding reaches
 the endpoint; ``BaseHTTPMiddleware`` would break that).
+
+The request id is always the server's own: a client's ``X-Request-ID`` is kept
+only as a separate, labelled field (``client_request_id`` in the context, the
+log context and the audit's security events; echoed as
+``X-Client-Request-ID``), when it is well-formed (1 to 128 characters of
+``A-Z a-z 0-9 . _ : -``, starting with a letter or digit). Accepted as the
+request id, a client could give two requests the same id in the audit trail,
+or reuse an id the server issued to someone else.
+
+With :class:`~pynomaly_security.network.hosts.TrustedHosts`, a request whose
+``Host`` header is not one of the app's names (or that has none, or two) is
+answered ``400`` before any inner layer or the app sees it.
 
 On routes marked as login routes it reads the user name from the (small,
 bounded) JSON or form body, refuses a locked-out client IP with ``429``, and
@@ -30,6 +42,7 @@ from urllib.parse import parse_qsl
 import structlog
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocketClose
 
 from pynomaly_security._context import (
     RATE_LIMITED,
@@ -37,6 +50,7 @@ from pynomaly_security._context import (
     AccessRow,
     RequestContext,
 )
+from pynomaly_security.logsafe import safe_text
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.monitor.activity import UserTracker
@@ -44,14 +58,20 @@ from pynomaly_security.monitor.events import EventKind, SecurityEvent
 from pynomaly_security.monitor.login_attempts import LoginAttemptTracker
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
+from pynomaly_security.network.hosts import TrustedHosts
 
 if TYPE_CHECKING:
     from pynomaly_security.middleware.audit import AuditMiddleware
     from pynomaly_security.middleware.headers import SecurityHeadersMiddleware
 
-__all__ = ["UserTrackingMiddleware"]
+__all__ = ["CLIENT_REQUEST_ID_HEADER", "UserTrackingMiddleware"]
 
-_REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
+log = structlog.get_logger(__name__)
+
+HOST_REFUSED = "host_refused"
+CLIENT_REQUEST_ID_HEADER = b"x-client-request-id"
+
+_CLIENT_REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 # Bounds of the memory of plain requests (UserTrackingMiddleware._plain).
 _PLAIN_MAX_ENTRIES = 4096
 _PLAIN_MAX_HEADERS = 59
@@ -64,16 +84,21 @@ _LOGIN_BODY_LIMIT = 64 * 1024
 _USERNAME_FIELDS = ("username", "email", "login", "user")
 
 
-def _structlog_vars() -> tuple[contextvars.ContextVar[Any], contextvars.ContextVar[Any]]:
-    """The ContextVars behind structlog's ``request_id`` and ``client_ip`` keys.
+def _structlog_vars() -> tuple[
+    contextvars.ContextVar[Any], contextvars.ContextVar[Any], contextvars.ContextVar[Any]
+]:
+    """The ContextVars behind structlog's ``request_id``, ``client_ip`` and
+    ``client_request_id`` keys.
 
     ``bind_contextvars``/``reset_contextvars`` cost ~1.3 µs per request against
     ~0.4 µs for setting and resetting the two variables directly; structlog's
     ``merge_contextvars`` reads the same variables either way. Each token names
     its variable (``Token.var``), so no private structlog name is needed."""
-    tokens = structlog.contextvars.bind_contextvars(request_id=None, client_ip=None)
+    tokens = structlog.contextvars.bind_contextvars(
+        request_id=None, client_ip=None, client_request_id=None
+    )
     structlog.contextvars.reset_contextvars(**tokens)
-    return tokens["request_id"].var, tokens["client_ip"].var
+    return tokens["request_id"].var, tokens["client_ip"].var, tokens["client_request_id"].var
 
 
 _ID_SUFFIXES = tuple(f"{i:02x}" for i in range(256))
@@ -104,6 +129,27 @@ def add_header_once(message: Message, header: tuple[bytes, bytes]) -> None:
     else:
         headers.append(header)
     message["headers"] = headers
+
+
+def _adding_header(send: Send, header: tuple[bytes, bytes]) -> Send:
+    """``send`` that adds ``header`` to the response start (unless the app set it)."""
+
+    def adding(message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.start":
+            add_header_once(message, header)
+        return send(message)
+
+    return adding
+
+
+async def _refuse_host(scope: Scope, receive: Receive, send: Send) -> None:
+    """The answer to a request for a host the app is not (TrustedHosts)."""
+    ctx = scope["state"][STATE_KEY]
+    response = JSONResponse(
+        {"error": "invalid_host", "detail": "Invalid host header", "request_id": ctx.request_id},
+        status_code=400,
+    )
+    await response(scope, receive, send)
 
 
 async def _commit_then_send(
@@ -141,7 +187,14 @@ def _username_from_body(body: bytes, content_type: bytes | None) -> str | None:
     for name in _USERNAME_FIELDS:
         value = data.get(name)
         if isinstance(value, str) and value:
-            return value[:256]
+            username = value[:256]
+            try:
+                username.encode()
+            except UnicodeEncodeError:
+                # A lone surrogate ("\ud800" in JSON): no account has it, and every
+                # later use (lock keys, logs, audit) encodes the name. Kept distinct.
+                username = username.encode("utf-8", "backslashreplace").decode()
+            return username
     return None
 
 
@@ -164,6 +217,7 @@ class UserTrackingMiddleware:
         monitor: receives login and request events; ``None`` sends none.
         login_attempts: failed-login counts; locked IPs get 429 on login routes.
         login_paths: paths (exact) treated as login routes for ``POST``.
+        hosts: the ``Host`` names the app answers to; ``None`` checks none.
     """
 
     def __init__(
@@ -175,16 +229,18 @@ class UserTrackingMiddleware:
         monitor: SecurityMonitor | None = None,
         login_attempts: LoginAttemptTracker | None = None,
         login_paths: Iterable[str] = ("/login",),
+        hosts: TrustedHosts | None = None,
     ) -> None:
         self.app = app
         self.resolver = resolver or ClientIPResolver()
+        self.hosts = hosts if hosts is not None and not hosts.allow_any else None
         self.tracker = tracker
         self.monitor = monitor
         self.login_attempts = login_attempts
         self.login_paths = frozenset(login_paths)
         self._plain_peer = not self.resolver.trusts_forwarding
         self._ids = _request_ids(secrets.token_hex(8), secrets.randbelow(1 << 32))
-        self._request_id_var, self._client_ip_var = _structlog_vars()
+        self._request_id_var, self._client_ip_var, self._client_rid_var = _structlog_vars()
         # A login-lockout layer right inside passes every other request through
         # untouched; those requests skip its frame (same login paths, so the same
         # requests reach it).
@@ -231,25 +287,48 @@ class UserTrackingMiddleware:
         self._common = headers.common_headers if headers is not None else None
         self._apply = headers.apply if headers is not None else None
 
-    def _request_id(self, scope: Scope) -> tuple[str, tuple[bytes, bytes], bool]:
-        """The request id and its response header: the client's ``X-Request-ID`` when
-        well-formed, else a generated one; and whether the client sent one."""
+    def _scan(self, scope: Scope) -> tuple[bytes | None, bool, bool]:
+        """One pass over the request headers: the client's ``X-Request-ID`` (the
+        first, when well-formed; else ``None``), whether the client sent any, and
+        whether the ``Host`` header is one the app answers to."""
+        client_rid: bytes | None = None
+        sent = False
+        host: bytes | None = None
+        hosts = 0
         for name, value in scope["headers"]:
-            if name == _RID:
-                if _REQUEST_ID.fullmatch(value) is not None:
-                    return value.decode("ascii"), (_RID, value), True
-                return (*next(self._ids), True)
-        return (*next(self._ids), False)
+            if name == b"host":
+                host = value
+                hosts += 1
+            elif name == _RID and not sent:
+                sent = True
+                if _CLIENT_REQUEST_ID.fullmatch(value) is not None:
+                    client_rid = bytes(value)
+        trusted = self.hosts
+        if trusted is None:
+            return client_rid, sent, True
+        host_ok = hosts == 1 and (host in trusted.seen or trusted.allows(host))
+        if not host_ok and trusted.first_refusal(host if hosts == 1 else b"<%d>" % hosts):
+            log.warning(
+                HOST_REFUSED,
+                host=safe_text(host[:256].decode("latin-1")) if host is not None else None,
+                host_headers=hosts,
+                hint="add the app's host names to PYNOMALY_SECURITY__ALLOWED_HOSTS",
+            )
+        return client_rid, sent, host_ok
 
-    def _open(self, scope: Scope) -> RequestContext:
-        """The request context of a websocket: request id, client IP."""
-        ctx = RequestContext(self._request_id(scope)[0], self._client_ip(scope))
+    def _open(self, scope: Scope) -> tuple[RequestContext, bool]:
+        """The request context of a websocket (request id, client IP, the client's
+        own id) and whether its ``Host`` is allowed."""
+        client_rid, _, host_ok = self._scan(scope)
+        ctx = RequestContext(next(self._ids)[0], self._client_ip(scope))
+        if client_rid is not None:
+            ctx.client_request_id = client_rid.decode("ascii")
         state = scope.get("state")
         if state is None:
             scope["state"] = {STATE_KEY: ctx}
         else:
             state[STATE_KEY] = ctx
-        return ctx
+        return ctx, host_ok
 
     def _client_ip(self, scope: Scope) -> str | None:
         client = scope.get("client")
@@ -308,15 +387,16 @@ class UserTrackingMiddleware:
             shape = None
         headers = self._headers
         secure = headers is not None and headers.is_secure(scope)
+        request_id, rid_header = next(self._ids)
+        client_rid: bytes | None = None
         if known:
-            shape = None  # remembered already
-            request_id, rid_header = next(self._ids)
+            shape = None  # remembered already (its Host was allowed then)
             is_login = False
             app = self._plain_app
             common = self._common
         else:
             # The long way: each decision taken, and whether all came out plain.
-            request_id, rid_header, sent = self._request_id(scope)
+            client_rid, sent, host_ok = self._scan(scope)
             is_plain = not sent  # a client's own id: not to be remembered
             is_login = method == "POST" and path in self.login_paths
             common = None
@@ -342,6 +422,11 @@ class UserTrackingMiddleware:
                 else:
                     app = functools.partial(inspection.screen, key=key)
                     is_plain = False
+            if not host_ok:
+                # An unknown Host: refused before any inner layer (or the app, which
+                # would build its URLs and redirects from it) sees the request.
+                app = _refuse_host
+                is_login = is_plain = False
             if not is_plain:
                 shape = None
         client_ip = self._client_ip(scope)
@@ -352,6 +437,11 @@ class UserTrackingMiddleware:
             scope["state"] = {STATE_KEY: ctx}
         rid_token = self._request_id_var.set(request_id)
         ip_token = self._client_ip_var.set(client_ip)
+        client_token: contextvars.Token[Any] | None = None
+        if client_rid is not None:  # the long way only: no cost to the usual request
+            ctx.client_request_id = client_rid.decode("ascii")
+            client_token = self._client_rid_var.set(ctx.client_request_id)
+            send = _adding_header(send, (CLIENT_REQUEST_ID_HEADER, client_rid))
         apply = self._apply if common is not None else None
         commit = self._commit
         status = 500
@@ -403,25 +493,38 @@ class UserTrackingMiddleware:
                 # A flood refused by the rate limiter is not written one record at a time.
                 self._queue_access(row)
                 if self._log_line:
-                    self._audit.log_access(row, error)  # type: ignore[union-attr]
+                    self._audit.log_access(row, error, ctx.client_request_id)  # type: ignore[union-attr]
             user_id = ctx.user_id or (_user_from_scope(scope) if "user" in scope else None)
             if is_login or (user_id is not None and self.monitor is not None):
                 self._after(scope, ctx, user_id, status, now, row)
             elif self.tracker is not None:
                 # The usual request (not a login, nobody monitored): its activity row only.
                 self.tracker.add_row(user_id, client_ip, row)
+            if client_token is not None:
+                self._client_rid_var.reset(client_token)
             self._client_ip_var.reset(ip_token)
             self._request_id_var.reset(rid_token)
             if shape is not None and error is None:
                 self._remember_plain(shape)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ctx = self._open(scope)
+        ctx, host_ok = self._open(scope)
+        if not host_ok:
+            # Closing before accepting: the server answers the handshake with 403.
+            await WebSocketClose(code=1008, reason="invalid host header")(scope, receive, send)
+            return
         rid_token = self._request_id_var.set(ctx.request_id)
         ip_token = self._client_ip_var.set(ctx.client_ip)
+        client_token = (
+            self._client_rid_var.set(ctx.client_request_id)
+            if ctx.client_request_id is not None
+            else None
+        )
         try:
             await self.app(scope, receive, send)
         finally:
+            if client_token is not None:
+                self._client_rid_var.reset(client_token)
             self._client_ip_var.reset(ip_token)
             self._request_id_var.reset(rid_token)
 

@@ -32,7 +32,7 @@ async def test_route_limit_per_client(make_client: object) -> None:
     """The route allows its limit per client, whatever its path parameters, then 429."""
     app = make_app(store=MemoryStore())
     transport = httpx.ASGITransport(app=app, client=("203.0.113.1", 1))
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         codes = [(await client.post(f"/reset/u{i}")).status_code for i in range(3)]
         refused = await client.post("/reset/u9")
         assert (await client.get("/free")).status_code == 200
@@ -40,7 +40,7 @@ async def test_route_limit_per_client(make_client: object) -> None:
     assert int(refused.headers["Retry-After"]) >= 1
     assert refused.headers["RateLimit-Policy"] == '"2-per-1-day";q=2;w=86400'
     other = httpx.ASGITransport(app=app, client=("203.0.113.2", 1))
-    async with httpx.AsyncClient(transport=other, base_url="http://t") as client:
+    async with httpx.AsyncClient(transport=other, base_url="http://testserver") as client:
         assert (await client.post("/reset/u1")).status_code == 200
 
 
@@ -54,7 +54,7 @@ async def test_uses_the_stack_store() -> None:
     setup_security_middleware(app, settings=settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.1", 1))
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             codes = [(await client.post("/reset/a")).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
 
@@ -63,7 +63,7 @@ async def test_uses_the_stack_store() -> None:
 async def test_no_store_is_a_configuration_error() -> None:
     """A bare app without the stack and without a store is told how to fix it."""
     transport = httpx.ASGITransport(app=make_app(), raise_app_exceptions=True)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         with pytest.raises(ConfigurationError, match="setup_security_middleware"):
             await client.post("/reset/a")
 
@@ -78,7 +78,7 @@ async def test_store_down_policies() -> None:
         for policy, expected in (("fail_open", 200), ("fail_closed", 503)):
             app = make_app(store=store, failure_policy=policy)
             async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://t"
+                transport=httpx.ASGITransport(app=app), base_url="http://testserver"
             ) as client:
                 assert (await client.post("/reset/a")).status_code == expected
     finally:

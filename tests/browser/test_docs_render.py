@@ -21,6 +21,13 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from pynomaly_security import SecuritySettings, setup_security_middleware
@@ -185,4 +192,103 @@ async def test_a_policy_that_blocks_the_docs_is_detected(
             violations = await page.wait_for("window.__cspViolations.length > 0", timeout=10)
             assert violations
             assert await page.csp_violations()
+            assert await page.evaluate("document.querySelectorAll('.opblock').length") == 0
+
+
+def _self_hosted_app(tmp_path: Path, assets: dict[str, Path], *, name_the_paths: bool) -> FastAPI:
+    """FastAPI's recipe for self-hosted docs ("Custom Docs UI Static Assets"): the
+    built-in pages off, Swagger UI and ReDoc served from the app's own /static at
+    paths of its choosing; and a FastAPI app mounted at /v1 with its default docs."""
+    app = FastAPI(title="self-hosted docs", docs_url=None, redoc_url=None)
+    _routes(app)
+    app.mount("/static/swagger", StaticFiles(directory=assets["swagger-ui-dist"]))
+    app.mount("/static/redoc", StaticFiles(directory=assets["redoc"] / "bundles"))
+
+    @app.get("/api-docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=str(app.openapi_url),
+            title="self-hosted Swagger UI",
+            oauth2_redirect_url=app.swagger_ui_oauth2_redirect_url,
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
+
+    @app.get(str(app.swagger_ui_oauth2_redirect_url), include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/api-redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=str(app.openapi_url),
+            title="self-hosted ReDoc",
+            redoc_js_url="/static/redoc/redoc.standalone.js",
+            with_google_fonts=False,
+        )
+
+    v1 = FastAPI(title="mounted v1")
+    _routes(v1)
+    app.mount("/v1", v1)
+    settings = SecuritySettings(
+        admin_api_key="browser-test-admin-key-0123456789abcdef",
+        development_mode=True,
+        audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
+        csp_docs_paths=["/api-docs", "/api-redoc"] if name_the_paths else [],
+    )
+    setup_security_middleware(app, settings=settings)
+    return app
+
+
+_SWAGGER_READY = "document.querySelectorAll('.opblock').length >= 2"
+_REDOC_READY = (
+    "!!document.querySelector('.api-content') && "
+    "document.body.innerText.includes('Create an item')"
+)
+
+
+@pytest.mark.anyio
+async def test_self_hosted_and_mounted_docs_render_without_csp_violations(
+    devtools_port: int, docs_assets: dict[str, Path], tmp_path: Path
+) -> None:
+    """Issue 12, item 15: self-hosted Swagger UI and ReDoc (local assets, other paths,
+    named in CSP_DOCS_PATHS) and a mounted app's /v1/docs render under the default
+    stack, their inline scripts allowed by hashes computed from each response."""
+    with _serve(_self_hosted_app(tmp_path, docs_assets, name_the_paths=True)) as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            for path in ("/api-docs", "/api-redoc", "/docs/oauth2-redirect", "/v1/docs"):
+                page = await http.get(path)
+                assert page.status_code == 200, path
+                policy = page.headers["content-security-policy"]
+                assert "worker-src 'self' blob:" in policy, path  # the docs policy
+                assert ("'sha256-" in policy) == (path != "/api-redoc"), path  # one per script
+            assert "cdn.jsdelivr" not in (await http.get("/api-docs")).text
+        async with open_page(devtools_port) as page:
+            for path, ready in (
+                ("/api-docs", _SWAGGER_READY),
+                ("/api-redoc", _REDOC_READY),
+                ("/v1/docs", _SWAGGER_READY),
+            ):
+                await page.goto(f"{url}{path}")
+                rendered = await page.wait_for(ready)
+                violations = await page.csp_violations()
+                assert rendered, (path, page.log_lines())
+                assert violations == [], (path, violations)
+            await page.goto(f"{url}/docs/oauth2-redirect")
+            assert await page.csp_violations() == []
+
+
+@pytest.mark.anyio
+async def test_unnamed_self_hosted_docs_stay_under_the_html_policy(
+    devtools_port: int, docs_assets: dict[str, Path], tmp_path: Path
+) -> None:
+    """Control: a page at a path nobody named as docs keeps the HTML policy, so its
+    inline script is blocked and reported (the page stays blank): only the app's own
+    docs pages get hashes computed from the response."""
+    with _serve(_self_hosted_app(tmp_path, docs_assets, name_the_paths=False)) as url:
+        async with open_page(devtools_port) as page:
+            await page.goto(f"{url}/api-docs")
+            violations = await page.wait_for("window.__cspViolations.length > 0", timeout=10)
+            assert violations
             assert await page.evaluate("document.querySelectorAll('.opblock').length") == 0

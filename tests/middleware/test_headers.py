@@ -13,8 +13,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
+from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.middleware.headers import (
     DEFAULT_API_CSP,
+    DEFAULT_HTML_CSP,
     DEFAULT_JSON_CSP,
     SecurityHeadersMiddleware,
 )
@@ -158,3 +160,73 @@ async def test_fastapi_docs_get_a_hash_based_policy(make_client) -> None:  # typ
         assert "SwaggerUIBundle" in docs.text
         api = await client.get("/openapi.json")
         assert api.headers["content-security-policy"] == DEFAULT_JSON_CSP
+
+
+def _script_src(policy: str) -> str:
+    return next(d for d in policy.split(";") if d.strip().startswith("script-src"))
+
+
+@pytest.mark.anyio
+async def test_docs_pages_are_found_wherever_they_are_mounted(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12, item 15: a FastAPI app mounted in the app serves its docs with the
+    hashed policy (/v1/docs, /v1/docs/oauth2-redirect, nested /v1/v2/redoc) and so
+    do pages named in extra_docs_paths; a path under a mount that is not a docs
+    page keeps the HTML policy."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from starlette.responses import HTMLResponse as FastHTML
+
+    v2 = FastAPI(docs_url=None)
+    v1 = FastAPI()
+    v1.mount("/v2", v2)
+    app = FastAPI(docs_url=None, redoc_url=None)
+    app.mount("/v1", v1)
+
+    @app.get("/api-docs")
+    async def own_docs() -> FastHTML:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="t", swagger_js_url="/static/s.js"
+        )
+
+    @app.get("/page")
+    async def page() -> FastHTML:
+        return FastHTML("<script>alert(1)</script>")
+
+    app.add_middleware(SecurityHeadersMiddleware, extra_docs_paths=["/api-docs", "/gone-docs"])
+    async with make_client(app) as client:
+        for path in ("/v1/docs", "/v1/docs/oauth2-redirect", "/api-docs"):
+            response = await client.get(path)
+            assert response.status_code == 200, path
+            assert "'sha256-" in _script_src(response.headers["content-security-policy"]), path
+        nested = await client.get("/v1/v2/redoc")
+        assert "worker-src 'self' blob:" in nested.headers["content-security-policy"]
+        assert (await client.get("/page")).headers["content-security-policy"] == DEFAULT_HTML_CSP
+        assert (await client.get("/v1/redoc")).status_code == 200
+        assert (await client.get("/v1/v2/docs")).status_code == 404  # docs_url=None there
+        missing = await client.get("/gone-docs")  # named, but not a page: JSON headers
+        assert missing.status_code == 404
+        assert missing.headers["content-security-policy"] == DEFAULT_JSON_CSP
+
+
+@pytest.mark.anyio
+async def test_docs_asset_origins_extend_the_docs_policy_only(make_client) -> None:  # type: ignore[no-untyped-def]
+    app = FastAPI()
+    app.add_middleware(
+        SecurityHeadersMiddleware, docs_asset_origins=["https://static.example.com"]
+    )
+    async with make_client(app) as client:
+        docs = (await client.get("/docs")).headers["content-security-policy"]
+        api = (await client.get("/openapi.json")).headers["content-security-policy"]
+    directives = {d.split()[0]: d for d in docs.split("; ")}
+    for name in ("script-src", "style-src", "img-src", "font-src"):
+        assert "https://static.example.com" in directives[name], name
+    assert "https://static.example.com" not in directives["connect-src"]
+    assert "static.example.com" not in api
+
+
+@pytest.mark.parametrize(
+    "origin", ["static.example.com", "https://x.example.com; script-src *", "'unsafe-inline'", "*"]
+)
+def test_a_docs_asset_origin_must_be_an_origin(origin: str) -> None:
+    """An origin that would inject a directive or a keyword into the policy is refused."""
+    with pytest.raises(ConfigurationError, match="not an origin"):
+        SecurityHeadersMiddleware(FastAPI(), docs_asset_origins=[origin])

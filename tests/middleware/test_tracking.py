@@ -22,6 +22,7 @@ from pynomaly_security.monitor import (
     UserTracker,
 )
 from pynomaly_security.network.client_ip import ClientIPResolver
+from pynomaly_security.network.hosts import DEFAULT_ALLOWED_HOSTS, TrustedHosts
 
 
 class Clock:
@@ -38,12 +39,19 @@ def _app(
     tracker: UserTracker | None = None,
     monitor: SecurityMonitor | None = None,
     attempts: LoginAttemptTracker | None = None,
+    hosts: TrustedHosts | None = None,
 ) -> Starlette:
     async def whoami(request: Request) -> JSONResponse:
         ctx = request.state.pynomaly_security
         bound = structlog.contextvars.get_contextvars()
         return JSONResponse(
-            {"ip": ctx.client_ip, "request_id": ctx.request_id, "bound": bound.get("request_id")}
+            {
+                "ip": ctx.client_ip,
+                "request_id": ctx.request_id,
+                "bound": bound.get("request_id"),
+                "client_request_id": ctx.client_request_id,
+                "bound_client": bound.get("client_request_id"),
+            }
         )
 
     async def login(request: Request) -> JSONResponse:
@@ -76,25 +84,51 @@ def _app(
                 monitor=monitor,
                 login_attempts=attempts,
                 login_paths=["/login"],
+                hosts=hosts,
             )
         ],
     )
 
 
 @pytest.mark.anyio
-async def test_request_id_generated_accepted_or_replaced(make_client) -> None:  # type: ignore[no-untyped-def]
-    """A well-formed X-Request-ID is kept; a malformed one is replaced; it reaches the endpoint."""
+async def test_request_id_is_the_servers_and_the_clients_is_labelled(make_client) -> None:  # type: ignore[no-untyped-def]
+    """The request id is always generated; a well-formed client X-Request-ID is kept
+    apart as client_request_id (context, structlog, X-Client-Request-ID); a malformed
+    one is dropped. Issue 12, item 13."""
     async with make_client(_app()) as client:
         fresh = await client.get("/whoami")
         rid = fresh.headers["x-request-id"]
         assert len(rid) == 32 and fresh.json()["request_id"] == rid == fresh.json()["bound"]
+        assert fresh.json()["client_request_id"] is None and fresh.json()["bound_client"] is None
+        assert "x-client-request-id" not in fresh.headers
         kept = await client.get("/whoami", headers={"X-Request-ID": "abc-123-def-456"})
-        assert kept.headers["x-request-id"] == "abc-123-def-456"
-        bad = await client.get("/whoami", headers={"X-Request-ID": "bad id\r\n<script>"})
-        assert bad.headers["x-request-id"] != "bad id\r\n<script>"
-        assert len(bad.headers["x-request-id"]) == 32
+        body = kept.json()
+        assert kept.headers["x-request-id"] == body["request_id"] == body["bound"] != rid
+        assert len(body["request_id"]) == 32
+        assert body["client_request_id"] == body["bound_client"] == "abc-123-def-456"
+        assert kept.headers["x-client-request-id"] == "abc-123-def-456"
+        for bad_id in ("bad id\r\n<script>", "x" * 129, "-leading-dash", "a/b", "\u00e9t\u00e9"):
+            bad = await client.get("/whoami", headers={"X-Request-ID": bad_id.encode()})
+            assert len(bad.headers["x-request-id"]) == 32
+            assert bad.json()["client_request_id"] is None
+            assert "x-client-request-id" not in bad.headers
     # The binding is undone after the request.
-    assert "request_id" not in structlog.contextvars.get_contextvars()
+    bound = structlog.contextvars.get_contextvars()
+    assert "request_id" not in bound and "client_request_id" not in bound
+
+
+@pytest.mark.anyio
+async def test_a_client_cannot_reuse_a_server_request_id(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Replaying an id the server issued, or one id on many requests, never gives two
+    requests the same request id (the audit trail's key). Issue 12, item 13."""
+    async with make_client(_app()) as client:
+        issued = (await client.get("/whoami")).headers["x-request-id"]
+        ids = {issued}
+        for _ in range(5):
+            again = await client.get("/whoami", headers={"X-Request-ID": issued})
+            assert again.json()["client_request_id"] == issued
+            ids.add(again.json()["request_id"])
+        assert len(ids) == 6
 
 
 @pytest.mark.parametrize(
@@ -183,3 +217,76 @@ def test_websocket_gets_a_request_id() -> None:
     """Websockets pass through and see the request context."""
     with TestClient(_app()) as client, client.websocket_connect("/ws") as ws:
         assert len(ws.receive_json()["rid"]) == 32
+
+
+async def _raw(app: Starlette, scope_type: str, headers: list[tuple[bytes, bytes]]) -> list[dict]:  # type: ignore[type-arg]
+    """Drive ``app`` with one raw ASGI request (headers exactly as given: httpx would
+    add a Host of its own); the messages it sent."""
+    sent: list[dict] = []  # type: ignore[type-arg]
+    scope = {
+        "type": scope_type,
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http" if scope_type == "http" else "ws",
+        "path": "/ws" if scope_type == "websocket" else "/whoami",
+        "raw_path": b"/whoami",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("203.0.113.9", 4000),
+        "server": ("127.0.0.1", 8000),
+    }
+    pending = [
+        {"type": "http.request", "body": b""}
+        if scope_type == "http"
+        else {"type": "websocket.connect"}
+    ]
+
+    async def receive() -> dict:  # type: ignore[type-arg]
+        return pending.pop() if pending else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:  # type: ignore[type-arg]
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ([(b"host", b"localhost:8000")], 200),
+        ([], 400),  # no Host: Starlette's TrustedHostMiddleware refuses it too
+        ([(b"host", b"localhost"), (b"host", b"evil.example")], 400),  # RFC 9112 3.2
+        ([(b"host", b"localhost"), (b"host", b"localhost")], 400),
+        ([(b"host", b"evil.example")], 400),
+    ],
+)
+async def test_trusted_hosts_on_raw_requests(
+    headers: list[tuple[bytes, bytes]], status: int
+) -> None:
+    """Missing and repeated Host headers are refused (Starlette's request.url would
+    read the first of two; the app would build its URLs from a host it never
+    vouched for)."""
+    sent = await _raw(_app(hosts=TrustedHosts(DEFAULT_ALLOWED_HOSTS)), "http", headers)
+    assert sent[0]["status"] == status
+
+
+@pytest.mark.anyio
+async def test_a_websocket_to_an_unknown_host_is_closed_before_accept() -> None:
+    app = _app(hosts=TrustedHosts(DEFAULT_ALLOWED_HOSTS))
+    refused = await _raw(app, "websocket", [(b"host", b"evil.example")])
+    assert refused == [{"type": "websocket.close", "code": 1008, "reason": "invalid host header"}]
+    accepted = await _raw(app, "websocket", [(b"host", b"localhost")])
+    assert accepted[0]["type"] == "websocket.accept"
+
+
+@pytest.mark.anyio
+async def test_any_host_is_the_old_behaviour(make_client) -> None:  # type: ignore[no-untyped-def]
+    """``ALLOWED_HOSTS=*`` (and the middleware used alone, without hosts) checks none."""
+    for hosts in (TrustedHosts(["*"]), None):
+        async with make_client(_app(hosts=hosts)) as client:
+            response = await client.get("/whoami", headers={"Host": "anything.example"})
+            assert response.status_code == 200
