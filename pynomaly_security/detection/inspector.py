@@ -348,9 +348,7 @@ class Inspector:
                     break
 
     @staticmethod
-    def _record(
-        name: str, scanned: tuple[str, tuple[Hit, ...]], best: dict[str, Finding]
-    ) -> None:
+    def _record(name: str, scanned: tuple[str, tuple[Hit, ...]], best: dict[str, Finding]) -> None:
         text, hits = scanned
         for hit in hits:
             rule_id = hit.rule.rule_id
