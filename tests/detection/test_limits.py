@@ -21,22 +21,42 @@ def _json(body: bytes) -> RequestParts:
 @pytest.mark.parametrize(
     "parts",
     [
-        pytest.param(RequestParts("GET", "/search", b"&" * 2000 + f"q={XSS}".encode()), id="after-2000-empty-pairs"),
         pytest.param(
-            RequestParts("GET", "/search", "&".join(f"p{i}=v" for i in range(2000)).encode() + f"&q={XSS}".encode()),
+            RequestParts("GET", "/search", b"&" * 2000 + f"q={XSS}".encode()),
+            id="after-2000-empty-pairs",
+        ),
+        pytest.param(
+            RequestParts(
+                "GET",
+                "/search",
+                "&".join(f"p{i}=v" for i in range(2000)).encode() + f"&q={XSS}".encode(),
+            ),
             id="after-2000-params",
         ),
         pytest.param(
-            RequestParts("GET", "/", b"", ((b"cookie", "; ".join([f"c{i}=v" for i in range(2000)] + [f"x={XSS}"]).encode()),)),
+            RequestParts(
+                "GET",
+                "/",
+                b"",
+                ((b"cookie", "; ".join([f"c{i}=v" for i in range(2000)] + [f"x={XSS}"]).encode()),),
+            ),
             id="after-2000-cookies",
         ),
-        pytest.param(_json(json.dumps({"a": ["x"] * 2000, "q": XSS}).encode()), id="beside-2000-json-strings"),
         pytest.param(
-            RequestParts("POST", "/", "&".join(f"p{i}=v" for i in range(2000)).encode(), JSON, json.dumps({"q": XSS}).encode()),
+            _json(json.dumps({"a": ["x"] * 2000, "q": XSS}).encode()), id="beside-2000-json-strings"
+        ),
+        pytest.param(
+            RequestParts(
+                "POST",
+                "/",
+                "&".join(f"p{i}=v" for i in range(2000)).encode(),
+                JSON,
+                json.dumps({"q": XSS}).encode(),
+            ),
             id="json-after-2000-params",
         ),
     ],
-)  # fmt: skip
+)
 def test_a_payload_after_many_values_is_found(parts: RequestParts) -> None:
     """Issue 12 item 1: the 2,001st value was never inspected; now every value is."""
     verdict = Inspector().inspect(parts)
@@ -101,26 +121,40 @@ def test_duplicate_json_keys_are_all_inspected() -> None:
     ("headers", "status", "reason"),
     [
         pytest.param(
-            ((b"content-type", b"application/json"), (b"content-type", b"application/octet-stream")),
-            400, "ambiguous_content_type", id="two-content-types",
+            (
+                (b"content-type", b"application/json"),
+                (b"content-type", b"application/octet-stream"),
+            ),
+            400,
+            "ambiguous_content_type",
+            id="two-content-types",
         ),
         pytest.param(
             ((b"content-length", b"5"), (b"transfer-encoding", b"chunked")),
-            400, "ambiguous_content_length", id="length-and-chunked",
+            400,
+            "ambiguous_content_length",
+            id="length-and-chunked",
         ),
         pytest.param(
             ((b"content-length", b"5"), (b"content-length", b"50")),
-            400, "ambiguous_content_length", id="two-lengths",
+            400,
+            "ambiguous_content_length",
+            id="two-lengths",
         ),
         pytest.param(
-            tuple((f"x-h{i}".encode(), b"v") for i in range(101)), 431, "too_many_headers", id="headers",
+            tuple((f"x-h{i}".encode(), b"v") for i in range(101)),
+            431,
+            "too_many_headers",
+            id="headers",
         ),
         pytest.param(
             ((b"content-type", b"application/json"), (b"content-encoding", b"gzip")),
-            415, "content_encoding_unsupported", id="gzip-body",
+            415,
+            "content_encoding_unsupported",
+            id="gzip-body",
         ),
     ],
-)  # fmt: skip
+)
 def test_ambiguous_or_oversized_framing_is_refused(
     headers: tuple[tuple[bytes, bytes], ...], status: int, reason: str
 ) -> None:
@@ -157,18 +191,32 @@ def test_inspection_past_its_cpu_budget_is_refused() -> None:
         pytest.param(_json(b'{"a": "\\ud800 <script>alert(1)</script>"}'), id="json-surrogate"),
         pytest.param(_json(b'{"\\udfff<svg onload=x>": 1}'), id="json-surrogate-key"),
         pytest.param(RequestParts("GET", "/", b"q=%ED%A0%80&r=%F4%90%80%80"), id="bad-utf8"),
-        pytest.param(_json(b'{"n": -0, "m": 1e-999999, "k": 123456789012345678901234567890}'), id="odd-numbers"),
         pytest.param(
-            RequestParts("POST", "/", b"", ((b"content-type", b"text/plain; charset=utf-7"),), b"+ADw-script+AD4-"),
+            _json(b'{"n": -0, "m": 1e-999999, "k": 123456789012345678901234567890}'),
+            id="odd-numbers",
+        ),
+        pytest.param(
+            RequestParts(
+                "POST",
+                "/",
+                b"",
+                ((b"content-type", b"text/plain; charset=utf-7"),),
+                b"+ADw-script+AD4-",
+            ),
             id="utf-7",
         ),
         pytest.param(
-            RequestParts("POST", "/", b"", ((b"content-type", b"text/plain; charset=x-nope"),), b"\xff\xfe"),
+            RequestParts(
+                "POST", "/", b"", ((b"content-type", b"text/plain; charset=x-nope"),), b"\xff\xfe"
+            ),
             id="unknown-charset",
         ),
-        pytest.param(RequestParts("GET", "/", b"", ((b"cookie", b'a="\\303\\251\\"; =; ;b'),)), id="cookie-quoting"),
+        pytest.param(
+            RequestParts("GET", "/", b"", ((b"cookie", b'a="\\303\\251\\"; =; ;b'),)),
+            id="cookie-quoting",
+        ),
     ],
-)  # fmt: skip
+)
 def test_no_input_raises(parts: RequestParts) -> None:
     """Lone surrogates, odd numbers and odd encodings give a verdict, never an
     exception (a lone surrogate made RE2 raise UnicodeEncodeError: a 500)."""

@@ -416,7 +416,9 @@ async def test_json_non_finite_gets_400_not_500(make_client, token: bytes) -> No
     app, seen = _fastapi_app()
     async with make_client(app) as client:
         response = await client.post(
-            "/price", content=b'{"price": ' + token + b"}", headers={"content-type": "application/json"}
+            "/price",
+            content=b'{"price": ' + token + b"}",
+            headers={"content-type": "application/json"},
         )
         assert response.status_code == 400 and seen == []
         assert response.json()["error"] == "json_non_finite"
