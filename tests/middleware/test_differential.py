@@ -51,7 +51,7 @@ def _echo_app() -> FastAPI:
         return seen
 
     @app.post("/json")
-    async def json_body(request: Request, payload: Any = Body(None)) -> list[str]:
+    async def json_body(request: Request, payload: Any = Body(None)) -> list[str]:  # noqa: B008
         return common(request) + _strings(payload)
 
     @app.post("/form")
@@ -139,44 +139,146 @@ def _mp(*parts: bytes, boundary: bytes = b"XyZ") -> bytes:
 SHAPES: list[tuple[str, str, bytes, bytes, list[tuple[bytes, bytes]], bytes]] = [
     ("query-plus-and-nul", "/json", b"/json", b"a=1+2&b=%00<x>&a=%2B3", [], b""),
     ("query-semicolon", "/json", b"/json", b"a=1;b=<svg/onload=x>&c", [], b""),
-    ("query-raw-utf8", "/json", b"/json", "q=é<ſcript>&%3Cname%3E=v".encode(), [], b""),
+    ("query-raw-utf8", "/json", b"/json", "q=é<\u017fcript>&%3Cname%3E=v".encode(), [], b""),
     ("query-bad-percent", "/json", b"/json", b"q=%zz%E2%80&=x&&=", [], b""),
     ("cookie-quoting", "/json", b"/json", b"", [(b"cookie", b'a=1; b="x\\073y\\074"; c=<i>')], b""),
     ("cookie-repeated", "/json", b"/json", b"", [(b"cookie", b"a=1; a=<b>; =bare; k")], b""),
-    ("cookie-two-headers", "/json", b"/json", b"", [(b"cookie", b"a=1"), (b"cookie", b"z=<q>")], b""),
+    (
+        "cookie-two-headers",
+        "/json",
+        b"/json",
+        b"",
+        [(b"cookie", b"a=1"), (b"cookie", b"z=<q>")],
+        b"",
+    ),
     ("cookie-latin1", "/json", b"/json", b"", [(b"cookie", "a=é<x>".encode())], b""),
     ("header-latin1", "/json", b"/json", b"", [(b"user-agent", "ua é<x>".encode())], b""),
-    ("json-duplicate-keys", "/json", b"/json", b"", [(b"content-type", b"application/json")], b'{"q": "<a>", "q": "ok", "n": {"q": 1, "q": "<b>"}}'),
-    ("json-escapes", "/json", b"/json", b"", [(b"content-type", b"application/json")], b'{"q": "\\u003cscript\\u003e", "\\u0041long key!": ["x", {"y": "z"}]}'),
-    ("json-utf16", "/json", b"/json", b"", [(b"content-type", b"application/json")], '{"q": "<utf16>"}'.encode("utf-16")),
+    (
+        "json-duplicate-keys",
+        "/json",
+        b"/json",
+        b"",
+        [(b"content-type", b"application/json")],
+        b'{"q": "<a>", "q": "ok", "n": {"q": 1, "q": "<b>"}}',
+    ),
+    (
+        "json-escapes",
+        "/json",
+        b"/json",
+        b"",
+        [(b"content-type", b"application/json")],
+        b'{"q": "\\u003cscript\\u003e", "\\u0041long key!": ["x", {"y": "z"}]}',
+    ),
+    (
+        "json-utf16",
+        "/json",
+        b"/json",
+        b"",
+        [(b"content-type", b"application/json")],
+        '{"q": "<utf16>"}'.encode("utf-16"),
+    ),
     ("json-no-content-type", "/json", b"/json", b"", [], b'["<nocontenttype>", "b"]'),
     ("json-scalar-string", "/json", b"/json", b"", [], b'"<scalar>"'),
-    ("json-odd-content-type", "/json", b"/json", b"", [(b"content-type", b"Application/Vnd.Api+JSON ; charset=latin-1")], b'{"a": "<b>"}'),
-    ("form-repeated", "/form", b"/form", b"", [(b"content-type", b"application/x-www-form-urlencoded")], b"a=1&a=%3Cx%3E+y&b=%00&&=v&c"),
-    ("form-semicolon", "/form", b"/form", b"", [(b"content-type", b"application/x-www-form-urlencoded")], b"a=1;b=<c>&d=e;f"),
-    ("form-raw-utf8", "/form", b"/form", b"", [(b"content-type", b"application/x-www-form-urlencoded; charset=utf-16")], "a=é<x>&é=1".encode()),
-    ("multipart-quoting", "/form", b"/form", b"", [(b"content-type", MP)], _mp(
-        b'Content-Disposition: form-data; name="a\\"b"\r\n\r\nv1',
-        b"Content-Disposition: form-data; name=plain\r\n\r\n<v2>",
-        b'Content-Disposition: form-data; name="f"; filename="x\\".txt"\r\nContent-Type: text/plain\r\n\r\n<file>',
-    )),
-    ("multipart-filename-star", "/form", b"/form", b"", [(b"content-type", MP)], _mp(
-        b"Content-Disposition: form-data; name=\"f\"; filename*=utf-8''%3Cs%3E.txt\r\n\r\n<body>",
-    )),
-    ("multipart-quoted-boundary", "/form", b"/form", b"", [(b"content-type", b'multipart/form-data; boundary="a b:c"')], _mp(
-        b'Content-Disposition: form-data; name="q"\r\n\r\n<qb>', boundary=b"a b:c",
-    )),
-    ("multipart-charset", "/form", b"/form", b"", [(b"content-type", b"multipart/form-data; charset=latin-1; boundary=XyZ")], _mp(
-        'Content-Disposition: form-data; name="é"\r\n\r\nvé<x>'.encode("latin-1"),
-    )),
-    ("multipart-bad-utf8", "/form", b"/form", b"", [(b"content-type", MP)], _mp(
-        b'Content-Disposition: form-data; name="q"\r\n\r\n\xff<x>\xfe',
-    )),
-    ("multipart-extra-headers", "/form", b"/form", b"", [(b"content-type", MP)], _mp(
-        b'Content-Type: text/html\r\nContent-Disposition: form-data; name="q"\r\nX-Other: 1\r\n\r\n<h>',
-    )),
+    (
+        "json-odd-content-type",
+        "/json",
+        b"/json",
+        b"",
+        [(b"content-type", b"Application/Vnd.Api+JSON ; charset=latin-1")],
+        b'{"a": "<b>"}',
+    ),
+    (
+        "form-repeated",
+        "/form",
+        b"/form",
+        b"",
+        [(b"content-type", b"application/x-www-form-urlencoded")],
+        b"a=1&a=%3Cx%3E+y&b=%00&&=v&c",
+    ),
+    (
+        "form-semicolon",
+        "/form",
+        b"/form",
+        b"",
+        [(b"content-type", b"application/x-www-form-urlencoded")],
+        b"a=1;b=<c>&d=e;f",
+    ),
+    (
+        "form-raw-utf8",
+        "/form",
+        b"/form",
+        b"",
+        [(b"content-type", b"application/x-www-form-urlencoded; charset=utf-16")],
+        "a=é<x>&é=1".encode(),
+    ),
+    (
+        "multipart-quoting",
+        "/form",
+        b"/form",
+        b"",
+        [(b"content-type", MP)],
+        _mp(
+            b'Content-Disposition: form-data; name="a\\"b"\r\n\r\nv1',
+            b"Content-Disposition: form-data; name=plain\r\n\r\n<v2>",
+            b'Content-Disposition: form-data; name="f"; filename="x\\".txt"\r\n'
+            b"Content-Type: text/plain\r\n\r\n<file>",
+        ),
+    ),
+    (
+        "multipart-filename-star",
+        "/form",
+        b"/form",
+        b"",
+        [(b"content-type", MP)],
+        _mp(
+            b"Content-Disposition: form-data; name=\"f\"; "
+            b"filename*=utf-8''%3Cs%3E.txt\r\n\r\n<body>",
+        ),
+    ),
+    (
+        "multipart-quoted-boundary",
+        "/form",
+        b"/form",
+        b"",
+        [(b"content-type", b'multipart/form-data; boundary="a b:c"')],
+        _mp(
+            b'Content-Disposition: form-data; name="q"\r\n\r\n<qb>',
+            boundary=b"a b:c",
+        ),
+    ),
+    (
+        "multipart-charset",
+        "/form",
+        b"/form",
+        b"",
+        [(b"content-type", b"multipart/form-data; charset=latin-1; boundary=XyZ")],
+        _mp(
+            'Content-Disposition: form-data; name="é"\r\n\r\nvé<x>'.encode("latin-1"),
+        ),
+    ),
+    (
+        "multipart-bad-utf8",
+        "/form",
+        b"/form",
+        b"",
+        [(b"content-type", MP)],
+        _mp(
+            b'Content-Disposition: form-data; name="q"\r\n\r\n\xff<x>\xfe',
+        ),
+    ),
+    (
+        "multipart-extra-headers",
+        "/form",
+        b"/form",
+        b"",
+        [(b"content-type", MP)],
+        _mp(
+            b"Content-Type: text/html\r\n"
+            b'Content-Disposition: form-data; name="q"\r\nX-Other: 1\r\n\r\n<h>',
+        ),
+    ),
     ("path-dotdot-semicolon", "/files", b"/files/a/..;/admin%2F%2e%2e/<x>", b"", [], b""),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(
