@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import logging
 import math
 import re
 import sys
@@ -68,6 +69,11 @@ BUDGET_CHECK_UNITS = 8192
 _FORM_START = re.compile(rb"[\w.\[\]-]{1,64}=")
 _TEXT_PART_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form")
 _IDENTITY = frozenset({b"", b"identity"})
+# python-multipart logs every malformed body it meets; an attacker's bodies must
+# not write to our logs (the parser is given this silent logger).
+_PARSER_LOG = logging.getLogger(__name__ + ".multipart")
+_PARSER_LOG.addHandler(logging.NullHandler())
+_PARSER_LOG.propagate = False
 
 
 class JsonTooDeep(InspectionRefused):
@@ -308,6 +314,42 @@ def _form(body: bytes, out: _Fields) -> None:
     parser.finalize()
 
 
+def _lenient_multipart(body: bytes, boundary: bytes, out: _Fields, max_parts: int) -> bool:
+    """A multipart body python-multipart rejects (LF line ends, a broken part):
+    Starlette answers 400, but an app reading the raw body may split it more
+    leniently, so it is read that way (parts split at the delimiter, ``\n`` line
+    ends accepted). ``False`` when no part is found (then it is read as text)."""
+    found = False
+    pieces = body.split(b"--" + boundary)[1:]
+    if len(pieces) > max_parts + 1:
+        raise _refuse(413, "too_many_parts")
+    for piece in pieces:
+        head, sep, content = piece.partition(b"\r\n\r\n")
+        if not sep:
+            head, sep, content = piece.partition(b"\n\n")
+            if not sep:
+                continue
+        _, options = parse_options_header(
+            next(
+                (
+                    line.partition(b":")[2]
+                    for line in head.splitlines()
+                    if line.lower().startswith(b"content-disposition:")
+                ),
+                b"",
+            )
+        )
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        field = f"body.{name}" if name else "body"
+        if _key_worth_scanning(name):
+            out.add(field, name)
+        if b"filename" in options:
+            out.add(f"{field}.filename", options[b"filename"].decode("utf-8", "replace"))
+        out.add(field, content.removesuffix(b"\r\n").removesuffix(b"\n").decode("utf-8", "replace"))
+        found = True
+    return found
+
+
 def _safe_decode(data: bytes | bytearray, codec: str) -> str:
     """Starlette's ``_user_safe_decode``: the charset, else latin-1."""
     try:
@@ -391,6 +433,7 @@ def _multipart(body: bytes, params: dict[bytes, bytes], out: _Fields, max_parts:
             "on_header_end": on_header_end,
         },
     )
+    parser.logger = _PARSER_LOG
     try:
         parser.write(body)
         parser.finalize()
@@ -496,8 +539,14 @@ def _body(body: bytes, content_type: str, out: _Fields) -> None:
             return
     try:
         if media == "multipart/form-data":
-            _multipart(body, params, out, limits.max_parts)
-            return
+            try:
+                _multipart(body, params, out, limits.max_parts)
+                return
+            except _Malformed:
+                boundary = params.get(b"boundary")
+                if boundary and _lenient_multipart(body, boundary, out, limits.max_parts):
+                    return
+                raise
         if media == "application/x-www-form-urlencoded" or (
             # No declared type, and either no whitespace or a "name=" start: read
             # it as a form too (clients and test tools default to it).
