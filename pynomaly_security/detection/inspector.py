@@ -77,7 +77,7 @@ _SCRIPT_UPLOAD = re.compile(
 _MODES = ("block", "detect")
 _DIGITS = re.compile(r"\d{4,}")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
-SEGMENT_CHARS = 16_384
+SEGMENT_CHARS = 65_536
 """Values longer than this are scanned in segments (each overlapping the next by
 :data:`SEGMENT_OVERLAP`), with the CPU budget checked between segments."""
 SEGMENT_OVERLAP = 1_024  # longer than any rule's match span (bounded repeats <= 400)
