@@ -481,3 +481,24 @@ async def test_a_compressed_body_is_refused(make_client) -> None:  # type: ignor
             headers={"content-type": "application/json", "content-encoding": "gzip"},
         )
     assert response.status_code == 415 and seen == []
+
+
+@pytest.mark.anyio
+async def test_payloads_after_2000_values_are_blocked_through_the_app(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12 item 1, as reported: a payload after 2,000 empty pairs, 2,000 cookies,
+    2,000 query parameters in front of a JSON body, or beside a JSON array of 2,000
+    strings reached the app; now it is blocked, and past the field limit refused."""
+    app, seen = _app(max_body=1_000_000)
+    xss = "<script>alert(1)</script>"
+    many = "&".join(f"p{i}=v" for i in range(2000))
+    async with make_client(app) as client:
+        assert (await client.get("/search?" + "&" * 2000 + f"q={xss}")).status_code == 403
+        cookies = "; ".join(f"c{i}=v" for i in range(2000)) + f"; x={xss}"
+        assert (await client.get("/search", headers={"cookie": cookies})).status_code == 403
+        response = await client.post(f"/echo?{many}", json={"q": xss})
+        assert response.status_code == 403
+        response = await client.post("/echo", json={"a": ["x"] * 2000, "q": xss})
+        assert response.status_code == 403
+        response = await client.get("/search?" + "a&" * 10_001)
+        assert (response.status_code, response.json()["error"]) == (413, "too_many_fields")
+    assert seen == []
