@@ -66,14 +66,19 @@ def _raw_path(scope: Scope) -> str:
     return raw_path.decode("latin-1") if raw_path else str(scope["path"])
 
 
-def _body_is_inspected(framing: Framing) -> bool:
-    """Whether the request carries a body of a type we parse, by the first
+_FRAMED_BY_HEADERS = ("1.1", "1.0")
+"""HTTP versions whose requests announce a body (``Content-Length`` or
+``Transfer-Encoding``); an HTTP/2 or HTTP/3 request may carry one without either."""
+
+
+def _body_is_inspected(framing: Framing, http_version: str) -> bool:
+    """Whether the request may carry a body of a type we parse, by the first
     ``Content-Type`` (the one Starlette and FastAPI read).
 
     A body without a Content-Type is inspected too: FastAPI reads it as JSON, so
     skipping it would let an attacker bypass inspection by leaving the header out.
     """
-    if not framing.has_body:
+    if not framing.has_body and http_version in _FRAMED_BY_HEADERS:
         return False
     ctype = framing.content_type.partition(";")[0].strip().lower().encode("latin-1")
     if not ctype:
@@ -127,6 +132,8 @@ class InputInspectionMiddleware:
         (:meth:`Inspector.request_key`). An outer layer (the stack's tracking layer)
         may look it up itself, call ``self.app`` directly when the request is known
         clean and :meth:`screen` otherwise, saving this layer's frame."""
+        if scope.get("http_version", "1.1") not in _FRAMED_BY_HEADERS:
+            return None  # HTTP/2 and /3: a body needs no header, so no key stands for one
         # The path as sent, undecoded: the key only has to tell requests apart.
         return self.inspector.request_key(
             scope.get("raw_path") or scope["path"],
@@ -152,7 +159,7 @@ class InputInspectionMiddleware:
             await self._refuse(scope, receive, send, exc.status, exc.reason)
             return
         body = b""
-        if _body_is_inspected(framing):
+        if _body_is_inspected(framing, scope.get("http_version", "1.1")):
             if framing.content_encoding:
                 # Starlette does not decode request bodies, an app might: compressed
                 # bytes cannot be inspected, so they are not passed on.

@@ -502,3 +502,45 @@ async def test_payloads_after_2000_values_are_blocked_through_the_app(make_clien
         response = await client.get("/search?" + "a&" * 10_001)
         assert (response.status_code, response.json()["error"]) == (413, "too_many_fields")
     assert seen == []
+
+
+@pytest.mark.anyio
+async def test_an_http2_body_without_length_headers_is_inspected() -> None:
+    """HTTP/2 needs no Content-Length or Transfer-Encoding for a body: such a request
+    is neither taken as bodiless nor matched with a remembered clean one."""
+    from starlette.types import Message
+
+    app, seen = _app()
+    middleware = app.middleware_stack or app.build_middleware_stack()
+
+    async def call(body: bytes) -> int:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "2",
+            "method": "POST",
+            "scheme": "https",
+            "path": "/echo",
+            "raw_path": b"/echo",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")],
+            "client": ("203.0.113.7", 50000),
+            "server": ("testserver", 443),
+        }
+        messages: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+        out: list[Message] = []
+
+        async def receive() -> Message:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            out.append(message)
+
+        await middleware(scope, receive, send)
+        return int(out[0]["status"])
+
+    assert await call(b'{"q": "shoes"}') == 200
+    assert await call(b'{"q": "shoes"}') == 200
+    assert await call(b'{"q": "<script>alert(1)</script>"}') == 403
+    assert seen == [b'{"q": "shoes"}', b'{"q": "shoes"}']
