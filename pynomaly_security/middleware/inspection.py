@@ -266,7 +266,9 @@ class InputInspectionMiddleware:
         event, a warning line and the audit record's ``inspection.refused``."""
         ctx = get_request_context(scope)
         if ctx is not None:
-            ctx.extra["inspection"] = {"refused": reason, "status": status}
+            # Committed by the audit layer as a blocked attempt (no request content:
+            # the reason is one of the caps table's fixed strings).
+            ctx.extra["inspection"] = {"blocked": True, "refused": reason, "status": status}
         log.warning(
             EVENT_REFUSED, path=scope["path"], method=scope["method"], status=status, reason=reason
         )
