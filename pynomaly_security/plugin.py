@@ -198,6 +198,7 @@ def setup_security_middleware(
             inspector=inspector,
             monitor=monitor,
             max_body_size=settings.max_input_length,
+            body_read_timeout=settings.body_read_timeout,
         )
     app.add_middleware(
         LoginLockoutMiddleware,

@@ -75,7 +75,8 @@ class SecuritySettings(BaseSettings):
     sanitization_level: SanitizationLevel = SanitizationLevel.STRICT
     """How much markup InputSanitizer keeps: strict, moderate or permissive."""
     max_input_length: int = Field(default=1_048_576, ge=1)
-    """Largest request body (bytes) the inspection middleware buffers; more is 413."""
+    """Largest request body (bytes) the inspection middleware buffers (more is 413
+    ``request_too_large``), and longest single value (413 ``value_too_long``)."""
     allow_html: bool = False
     """Whether InputSanitizer keeps the level's allowed tags (false: text only)."""
     detection_level: int = Field(default=2, ge=1, le=4)
@@ -91,6 +92,25 @@ class SecuritySettings(BaseSettings):
         default_factory=lambda: ["user-agent", "referer", "x-forwarded-for", "x-*"]
     )
     """Request headers whose values are inspected (``x-*`` matches every X- header)."""
+
+    # -- inspection limits and body reading (issue 12: fail closed) -----------------------
+    inspection_max_fields: int = Field(default=10_000, ge=1)
+    """Values inspected per request (query pairs, cookies, form fields, JSON strings
+    and keys); a request with more is refused 413 ``too_many_fields``."""
+    inspection_max_json_depth: int = Field(default=64, ge=1)
+    """Nesting of a JSON body; deeper is refused 400 ``json_too_deep``."""
+    inspection_max_headers: int = Field(default=100, ge=1)
+    """Header lines of a request; more is refused 431 ``too_many_headers``."""
+    inspection_max_parts: int = Field(default=2_000, ge=1)
+    """Parts of a multipart body (Starlette's own limits: 1,000 fields and 1,000
+    files); more is refused 413 ``too_many_parts``."""
+    inspection_budget_ms: float = Field(default=50.0, gt=0)
+    """CPU milliseconds inspection may spend on one request; past it the request is
+    refused 413 ``inspection_budget_exceeded`` (no request stalls the event loop
+    longer)."""
+    body_read_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a client has to send a body the inspection middleware buffers; a
+    slower one is answered 408 ``body_read_timeout``."""
 
     # -- encryption / keys (issue 6) -----------------------------------------------------
     encryption_algorithm: Literal["fernet", "aes_gcm"] = "fernet"

@@ -1,4 +1,5 @@
-"""Lists every user-controlled value of a request as ``(field, value)`` pairs.
+"""Lists every user-controlled value of a request as ``(field, value)`` pairs,
+read the way Starlette and FastAPI read them.
 
 Fields are named the way findings and exclusions name them:
 
@@ -9,35 +10,105 @@ Fields are named the way findings and exclusions name them:
   JSON values and keys at any depth, ``body`` for any other text body;
 - ``cookie.<name>`` and ``header.<name>`` (the configured header list).
 
-Parsing never raises: malformed JSON, bad multipart and non-UTF-8 bytes are
-inspected as text. JSON nested deeper than ``max_depth`` is reported
-(:class:`JsonTooDeep`) because the application's own ``json.loads`` would
-hit Python's recursion limit and answer 500.
+The same parsers as the framework, on the same bytes (the README's "How a
+request is read" table): the FIRST ``Content-Type`` (Starlette's
+``Headers.get``), header values as latin-1, the query through
+``parse_qsl(keep_blank_values=True)``, cookies through Starlette's
+``cookie_parser``, forms and multipart bodies through python-multipart with
+Starlette's callbacks and charset rule, JSON through ``json.loads`` of the body
+bytes as FastAPI does. Where the app could read a value another way (raw
+non-ASCII bytes, a ``charset`` parameter, a duplicate JSON key the app takes
+the last of), every reading is listed.
+
+Nothing is cut: a request past a limit (:class:`~.types.InspectionLimits`) or
+ambiguous (two ``Content-Type`` headers, ``Content-Length`` with
+``Transfer-Encoding``, a compressed body) raises
+:class:`~.types.InspectionRefused`, and so does JSON the app cannot use (too
+deep, ``NaN``/``Infinity``, numbers too long for ``int``). Malformed bodies
+otherwise never raise: they are inspected whole as text.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
+import logging
+import math
 import re
-from collections.abc import Iterator, Sequence
-from urllib.parse import unquote_plus
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, QuerystringParser, parse_options_header
+from starlette.requests import cookie_parser
 
 from pynomaly_security.detection.normalize import is_plain
-from pynomaly_security.detection.types import RequestParts
+from pynomaly_security.detection.types import InspectionLimits, InspectionRefused, RequestParts
 
-__all__ = ["MAX_FIELDS", "HeaderSelector", "JsonTooDeep", "extract_fields"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Budget",
+    "Framing",
+    "HeaderSelector",
+    "JsonTooDeep",
+    "extract_fields",
+    "read_framing",
+]
 
 PLAIN_KEY_MIN = 8
 _MAX_HEADER_NAMES = 1024
-MAX_FIELDS = 2000
-"""Values beyond this many per request are not inspected (bounded work)."""
+DEFAULT_LIMITS = InspectionLimits()
+BUDGET_CHECK_UNITS = 8192
+"""Work units (characters scanned, JSON nodes) between two reads of the CPU clock:
+``time.thread_time`` is a system call (~2 µs), so it is not read per value."""
 
 _FORM_START = re.compile(rb"[\w.\[\]-]{1,64}=")
 _TEXT_PART_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form")
+_IDENTITY = frozenset({b"", b"identity"})
+# python-multipart logs every malformed body it meets; an attacker's bodies must
+# not write to our logs (the parser is given this silent logger).
+_PARSER_LOG = logging.getLogger(__name__ + ".multipart")
+_PARSER_LOG.addHandler(logging.NullHandler())
+_PARSER_LOG.propagate = False
 
 
-class JsonTooDeep(ValueError):
+class JsonTooDeep(InspectionRefused):
     """The JSON body nests deeper than allowed."""
+
+    def __init__(self, path: str = "body") -> None:
+        super().__init__(400, "json_too_deep")
+        self.path = path
+
+
+def _refuse(status: int, reason: str) -> InspectionRefused:
+    return InspectionRefused(status, reason)
+
+
+class Budget:
+    """The CPU time one request's inspection may take (``limits.budget_ms``).
+
+    Work is counted in units (a character scanned, a JSON node walked) and the
+    thread's CPU clock is read every :data:`BUDGET_CHECK_UNITS` units: CPU time,
+    not wall time, so a request is not refused because other processes ran.
+    """
+
+    __slots__ = ("_deadline", "_units")
+
+    def __init__(self, budget_ms: float) -> None:
+        self._deadline = time.thread_time() + budget_ms / 1000
+        self._units = 0
+
+    def spend(self, units: int) -> None:
+        """Count ``units`` of work; raises :class:`InspectionRefused` past the budget."""
+        self._units += units
+        if self._units >= BUDGET_CHECK_UNITS:
+            self._units = 0
+            if time.thread_time() > self._deadline:
+                raise _refuse(413, "inspection_budget_exceeded")
 
 
 # Headers browsers and proxies set with fixed grammars; "*" in the header list
@@ -94,134 +165,438 @@ class HeaderSelector:
         return self._all and name not in STANDARD_HEADERS and not name.startswith("sec-")
 
 
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """How a request's body is framed and typed, read as Starlette reads it.
+
+    ``content_type`` is the first ``Content-Type`` (latin-1, as
+    ``request.headers.get("content-type")``), ``has_body`` whether a body
+    follows, ``content_encoding`` the ``Content-Encoding`` when not identity.
+    """
+
+    content_type: str = ""
+    has_body: bool = False
+    content_encoding: bytes = b""
+
+
+_NO_FRAMING = Framing()
+
+
+def read_framing(headers: Sequence[Sequence[bytes]], max_headers: int) -> Framing:
+    """The request's :class:`Framing`; raises :class:`InspectionRefused` when the
+    request has more header lines than ``max_headers`` (431) or is ambiguous
+    (400): two ``Content-Type`` headers (Starlette reads the first, another
+    reader the last), ``Content-Length`` with ``Transfer-Encoding`` or two
+    different ``Content-Length`` values (request smuggling: a proxy and the
+    server could split the body differently)."""
+    if len(headers) > max_headers:
+        raise _refuse(431, "too_many_headers")
+    content_type: bytes | None = None
+    lengths: set[bytes] = set()
+    chunked = False
+    encoding = b""
+    for name, value in headers:
+        if name == b"content-type":
+            if content_type is not None:
+                raise _refuse(400, "ambiguous_content_type")
+            content_type = value
+        elif name == b"content-length":
+            lengths.add(value.strip())
+        elif name == b"transfer-encoding":
+            chunked = True
+        elif name == b"content-encoding":
+            coding = value.strip().lower()
+            if coding not in _IDENTITY:
+                encoding = coding
+    if len(lengths) > 1 or (lengths and chunked):
+        raise _refuse(400, "ambiguous_content_length")
+    has_body = chunked or bool(lengths - {b"0", b""})
+    if content_type is None and not has_body and not encoding:
+        return _NO_FRAMING
+    return Framing((content_type or b"").decode("latin-1"), has_body, encoding)
+
+
 def _key_worth_scanning(key: str) -> bool:
     """Names are values too; short plain names (``id``, ``page``) are skipped here,
     longer plain ones still reach the encoded-payload rules (base64 gadgets)."""
     return len(key) >= PLAIN_KEY_MIN or not is_plain(key)
 
 
-def _decode(raw: bytes) -> str:
-    return raw.decode("utf-8", errors="replace")
+class _Fields:
+    """The growing field list, bounded by ``limits.max_fields`` (fails closed)."""
 
+    __slots__ = ("budget", "items", "limits")
 
-def _pairs(text: str, prefix: str) -> Iterator[tuple[str, str]]:
-    """``a=1&b=2`` with ``+`` as space; odd names are inspected too."""
-    for chunk in text.split("&", MAX_FIELDS)[:MAX_FIELDS]:
-        if not chunk:
-            continue
-        name, sep, value = chunk.partition("=")
-        key = unquote_plus(name, errors="replace")
+    def __init__(self, limits: InspectionLimits, budget: Budget | None) -> None:
+        self.items: list[tuple[str, str]] = []
+        self.limits = limits
+        self.budget = budget
+
+    def room(self, count: int) -> None:
+        """Refuse before parsing ``count`` more values past the limit."""
+        if len(self.items) + count > self.limits.max_fields:
+            raise _refuse(413, "too_many_fields")
+
+    def add(self, name: str, value: str) -> None:
+        items = self.items
+        if len(items) >= self.limits.max_fields:
+            raise _refuse(413, "too_many_fields")
+        items.append((name, value))
+
+    def named(self, prefix: str, key: str, value: str) -> None:
+        """A ``name=value`` pair: the value, and the name when worth scanning."""
         field = f"{prefix}.{key}" if key else prefix
         if _key_worth_scanning(key):
-            yield field, key
-        if sep:
-            yield field, unquote_plus(value, errors="replace")
+            self.add(field, key)
+        self.add(field, value)
 
 
-def _json_fields(doc: object, prefix: str, max_depth: int) -> Iterator[tuple[str, str]]:
-    stack: list[tuple[str, object, int]] = [(prefix, doc, 0)]
+def _query(raw: bytes, out: _Fields) -> None:
+    """Starlette's ``QueryParams``: latin-1, ``parse_qsl(keep_blank_values=True)``
+    (``+`` is a space, ``%xx`` UTF-8); raw non-ASCII bytes are read as UTF-8 too."""
+    out.room(raw.count(b"&") + 1)
+    readings = [raw.decode("latin-1")]
+    if not raw.isascii():
+        readings.append(raw.decode("utf-8", errors="replace"))
+    for text in readings:
+        for key, value in parse_qsl(text, keep_blank_values=True):
+            out.named("query", key, value)
+
+
+def _cookies(raw: bytes, out: _Fields) -> None:
+    """Starlette's ``cookie_parser`` per ``;`` chunk: every pair, also a name
+    repeated (the app keeps the last; each one is inspected)."""
+    out.room(raw.count(b";") + 1)
+    readings = [raw.decode("latin-1")]
+    if not raw.isascii():
+        readings.append(raw.decode("utf-8", errors="replace"))
+    for text in readings:
+        for chunk in text.split(";"):
+            for key, value in cookie_parser(chunk).items():
+                out.add(f"cookie.{key}", value)
+                if _key_worth_scanning(key):
+                    out.add(f"cookie.{key}", key)
+
+
+def _form(body: bytes, out: _Fields) -> None:
+    """An urlencoded body through python-multipart's ``QuerystringParser`` with
+    Starlette's ``FormParser`` decoding (latin-1, then ``unquote_plus``)."""
+    out.room(body.count(b"&") + 1)
+    name = bytearray()
+    value = bytearray()
+    ascii_body = body.isascii()
+
+    def on_field_start() -> None:
+        del name[:], value[:]
+
+    def on_field_name(data: bytes, start: int, end: int) -> None:
+        name.extend(data[start:end])
+
+    def on_field_data(data: bytes, start: int, end: int) -> None:
+        value.extend(data[start:end])
+
+    def on_field_end() -> None:
+        key = unquote_plus(name.decode("latin-1"))
+        out.named("body", key, unquote_plus(value.decode("latin-1")))
+        if not ascii_body and not (name.isascii() and value.isascii()):
+            key = unquote_plus(name.decode("utf-8", "replace"))
+            out.named("body", key, unquote_plus(value.decode("utf-8", "replace")))
+
+    parser = QuerystringParser(
+        {
+            "on_field_start": on_field_start,
+            "on_field_name": on_field_name,
+            "on_field_data": on_field_data,
+            "on_field_end": on_field_end,
+        }
+    )
+    parser.write(body)
+    parser.finalize()
+
+
+def _lenient_multipart(body: bytes, boundary: bytes, out: _Fields, max_parts: int) -> bool:
+    """A multipart body python-multipart rejects (LF line ends, a broken part):
+    Starlette answers 400, but an app reading the raw body may split it more
+    leniently, so it is read that way (parts split at the delimiter, ``\n`` line
+    ends accepted). ``False`` when no part is found (then it is read as text)."""
+    found = False
+    pieces = body.split(b"--" + boundary)[1:]
+    if len(pieces) > max_parts + 1:
+        raise _refuse(413, "too_many_parts")
+    for piece in pieces:
+        head, sep, content = piece.partition(b"\r\n\r\n")
+        if not sep:
+            head, sep, content = piece.partition(b"\n\n")
+            if not sep:
+                continue
+        _, options = parse_options_header(
+            next(
+                (
+                    line.partition(b":")[2]
+                    for line in head.splitlines()
+                    if line.lower().startswith(b"content-disposition:")
+                ),
+                b"",
+            )
+        )
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        field = f"body.{name}" if name else "body"
+        if _key_worth_scanning(name):
+            out.add(field, name)
+        if b"filename" in options:
+            out.add(f"{field}.filename", options[b"filename"].decode("utf-8", "replace"))
+        out.add(field, content.removesuffix(b"\r\n").removesuffix(b"\n").decode("utf-8", "replace"))
+        found = True
+    return found
+
+
+def _safe_decode(data: bytes | bytearray, codec: str) -> str:
+    """Starlette's ``_user_safe_decode``: the charset, else latin-1."""
+    try:
+        return data.decode(codec)
+    except (UnicodeDecodeError, LookupError):
+        return data.decode("latin-1")
+
+
+class _Malformed(Exception):
+    """A body its declared parser rejects (the app answers 400): read as text."""
+
+
+def _multipart(body: bytes, params: dict[bytes, bytes], out: _Fields, max_parts: int) -> None:
+    """A multipart body through python-multipart's ``MultipartParser`` with
+    Starlette's ``MultiPartParser`` rules: the ``charset`` parameter (else UTF-8;
+    latin-1 when unknown or undecodable), ``name`` required, ``filename`` from
+    ``parse_options_header`` (which drops ``filename*=``: such a part is a field)."""
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise _Malformed
+    charset = params.get(b"charset", b"utf-8").decode("latin-1")
+    try:
+        charset = codecs.lookup(charset).name
+    except LookupError:
+        charset = "latin-1"
+    parts = 0
+    header_name = bytearray()
+    header_value = bytearray()
+    disposition = b""
+    part_type = b""
+    data = bytearray()
+
+    def on_part_begin() -> None:
+        nonlocal parts, disposition, part_type
+        parts += 1
+        if parts > max_parts:
+            raise _refuse(413, "too_many_parts")
+        disposition = part_type = b""
+        del data[:]
+
+    def on_header_field(chunk: bytes, start: int, end: int) -> None:
+        header_name.extend(chunk[start:end])
+
+    def on_header_value(chunk: bytes, start: int, end: int) -> None:
+        header_value.extend(chunk[start:end])
+
+    def on_header_end() -> None:
+        nonlocal disposition, part_type
+        field = bytes(header_name).lower()
+        if field == b"content-disposition":
+            disposition = bytes(header_value)
+        elif field == b"content-type":
+            part_type = bytes(header_value).strip().lower()
+        del header_name[:], header_value[:]
+
+    def on_part_data(chunk: bytes, start: int, end: int) -> None:
+        data.extend(chunk[start:end])
+
+    def on_part_end() -> None:
+        _, options = parse_options_header(disposition)
+        if b"name" not in options:
+            raise _Malformed  # Starlette: 'The Content-Disposition header field "name"...'
+        name = _safe_decode(options[b"name"], charset)
+        field = f"body.{name}" if name else "body"
+        if _key_worth_scanning(name):
+            out.add(field, name)
+        if b"filename" in options:
+            out.add(f"{field}.filename", _safe_decode(options[b"filename"], charset))
+            if part_type and not part_type.decode("latin-1").startswith(_TEXT_PART_TYPES):
+                return  # an uploaded binary file: not free text
+        out.add(field, _safe_decode(data, charset))
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+        },
+    )
+    parser.logger = _PARSER_LOG
+    try:
+        parser.write(body)
+        parser.finalize()
+    except FormParserError as exc:
+        raise _Malformed from exc
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as all its pairs: a key sent twice keeps both values (the
+    app's ``json.loads`` keeps the last; both are inspected)."""
+
+
+def _non_finite(_: str) -> Any:
+    raise _refuse(400, "json_non_finite")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999999 is inf: FastAPI cannot encode it back
+        raise _refuse(400, "json_non_finite")
+    return 0.0  # numbers are not inspected
+
+
+def _bounded_int(text: str) -> int:
+    limit = sys.get_int_max_str_digits()
+    if limit and len(text.lstrip("-")) > limit:
+        raise _refuse(400, "json_number_too_long")  # the app's int() raises ValueError
+    return 0
+
+
+def _json(body: bytes) -> Any:
+    """``json.loads(body)`` as FastAPI calls it, with every object's pairs kept and
+    the inputs the app cannot use refused. ``ValueError`` when it is not JSON."""
+    try:
+        return json.loads(
+            body,
+            object_pairs_hook=_Pairs,
+            parse_constant=_non_finite,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+        )
+    except RecursionError as exc:
+        raise JsonTooDeep() from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError("not JSON") from exc
+
+
+def _json_fields(doc: object, out: _Fields, max_depth: int) -> None:
+    stack: list[tuple[str, object, int]] = [("body", doc, 0)]
+    budget = out.budget
     while stack:
         path, node, depth = stack.pop()
         if depth > max_depth:
             raise JsonTooDeep(path)
+        if budget is not None:
+            budget.spend(8)
         if isinstance(node, str):
-            yield path, node
-        elif isinstance(node, dict):
-            for key, child in node.items():
+            out.add(path, node)
+        elif isinstance(node, _Pairs):
+            for key, child in node:
                 child_path = f"{path}.{key}"
                 if _key_worth_scanning(key):
-                    yield child_path, key
+                    out.add(child_path, key)
                 stack.append((child_path, child, depth + 1))
         elif isinstance(node, list):
             for index, child in enumerate(node):
                 stack.append((f"{path}.{index}", child, depth + 1))
 
 
-def _multipart(body: bytes, boundary: str) -> Iterator[tuple[str, str]]:
-    delimiter = b"--" + boundary.encode("latin-1", errors="replace")
-    for part in body.split(delimiter)[1:MAX_FIELDS]:
-        head, sep, content = part.partition(b"\r\n\r\n")
-        if not sep:
-            head, sep, content = part.partition(b"\n\n")
-            if not sep:
-                continue
-        name, filename, part_type = "", None, ""
-        for line in _decode(head).splitlines():
-            lower = line.lower()
-            if lower.startswith("content-disposition:"):
-                for item in line.split(";")[1:]:
-                    key, _, val = item.strip().partition("=")
-                    if key.lower() == "name":
-                        name = val.strip('"')
-                    elif key.lower() == "filename":
-                        filename = val.strip('"')
-            elif lower.startswith("content-type:"):
-                part_type = lower.partition(":")[2].strip()
-        field = f"body.{name}" if name else "body"
-        if filename is not None:
-            yield f"{field}.filename", filename
-            if part_type and not part_type.startswith(_TEXT_PART_TYPES):
-                continue  # uploaded binary file: not free text
-        yield field, _decode(content.removesuffix(b"\r\n"))
-
-
-def _body_fields(body: bytes, content_type: str, max_depth: int) -> Iterator[tuple[str, str]]:
-    media = content_type.partition(";")[0].strip().lower()
-    stripped = body.lstrip()
-    if "json" in media or (not media and stripped[:1] in (b"{", b"[")):
+def _text(body: bytes, params: dict[bytes, bytes], out: _Fields) -> None:
+    """A text body as UTF-8 and, when it names another charset (UTF-7, UTF-16),
+    as that charset too: the app may decode it either way."""
+    text = body.decode("utf-8", errors="replace")
+    out.add("body", text)
+    charset = params.get(b"charset", b"").decode("latin-1")
+    if charset:
         try:
-            doc = json.loads(body)
-        except RecursionError as exc:
-            raise JsonTooDeep("body") from exc
-        except ValueError:
-            pass
-        else:
-            yield from _json_fields(doc, "body", max_depth)
+            codec = codecs.lookup(charset).name
+        except LookupError:
             return
-    elif media == "multipart/form-data":
-        for param in content_type.split(";")[1:]:
-            key, _, val = param.strip().partition("=")
-            if key.lower() == "boundary" and val.strip('"'):
-                yield from _multipart(body, val.strip('"'))
+        if codec != "utf-8":
+            other = body.decode(codec, errors="replace")
+            if other != text:
+                out.add("body", other)
+
+
+def _body(body: bytes, content_type: str, out: _Fields) -> None:
+    media_raw, params = parse_options_header(content_type)
+    media = media_raw.decode("latin-1")
+    stripped = body.lstrip()
+    limits = out.limits
+    # FastAPI parses a body as JSON when Content-Type is absent or application/
+    # (*+)json; "json" anywhere in the type is inspected as JSON too (a superset).
+    if not media or "json" in media:
+        try:
+            doc = _json(body)
+        except InspectionRefused:
+            raise
+        except ValueError:
+            pass  # not JSON: the app answers 422; its bytes are inspected as text
+        else:
+            _json_fields(doc, out, limits.max_json_depth)
+            return
+    try:
+        if media == "multipart/form-data":
+            try:
+                _multipart(body, params, out, limits.max_parts)
                 return
-    elif media == "application/x-www-form-urlencoded" or (
-        # No declared type, and either no whitespace or a "name=" start: read
-        # it as a form (clients and test tools default to it), so "+" and
-        # "%xx" decode as in a form.
-        not media
-        and stripped
-        and (not any(c in body for c in b" \t\r\n") or _FORM_START.match(body) is not None)
-    ):
-        yield from _pairs(_decode(body), "body")
-        return
-    yield "body", _decode(body)
+            except _Malformed:
+                boundary = params.get(b"boundary")
+                if boundary and _lenient_multipart(body, boundary, out, limits.max_parts):
+                    return
+                raise
+        if media == "application/x-www-form-urlencoded" or (
+            # No declared type, and either no whitespace or a "name=" start: read
+            # it as a form too (clients and test tools default to it).
+            not media
+            and stripped
+            and (not any(c in body for c in b" \t\r\n") or _FORM_START.match(body) is not None)
+        ):
+            _form(body, out)
+            return
+    except _Malformed:
+        pass  # the app answers 400; every byte is inspected as text below
+    _text(body, params, out)
 
 
 def extract_fields(
-    parts: RequestParts, headers: HeaderSelector, *, max_depth: int = 64
+    parts: RequestParts,
+    headers: HeaderSelector,
+    *,
+    limits: InspectionLimits = DEFAULT_LIMITS,
+    budget: Budget | None = None,
+    framing: Framing | None = None,
 ) -> list[tuple[str, str]]:
-    """Every inspectable value of ``parts``; raises :class:`JsonTooDeep` only."""
-    fields: list[tuple[str, str]] = [("path", parts.path)]
+    """Every inspectable value of ``parts``, read as the framework reads it.
+
+    Raises :class:`~.types.InspectionRefused` when the request is over a limit of
+    ``limits``, over ``budget`` or ambiguous (see the module docstring); never
+    anything else."""
+    if framing is None:
+        framing = read_framing(parts.headers, limits.max_headers)
+    out = _Fields(limits, budget)
+    out.add("path", parts.path)
     if parts.query_string:
-        fields.extend(_pairs(_decode(parts.query_string), "query"))
-    content_type = ""
+        _query(parts.query_string, out)
     roles = headers.roles
     for raw_name, raw_value in parts.headers:
         role = roles.get(raw_name)
         if role is None:
             role = headers.role_of(raw_name)
-        if not role:
+        if not role or role == "content-type":
             continue
-        if role == "content-type":
-            content_type = raw_value.decode("latin-1")
-        elif role == "cookie":
-            for item in _decode(raw_value).split(";")[:MAX_FIELDS]:
-                key, _, val = item.strip().partition("=")
-                fields.append((f"cookie.{key}", val))
-                if _key_worth_scanning(key):
-                    fields.append((f"cookie.{key}", key))
+        if role == "cookie":
+            _cookies(raw_value, out)
         else:
-            fields.append((role, _decode(raw_value)))
+            out.add(role, raw_value.decode("latin-1"))  # as Starlette's Headers
+            if not raw_value.isascii():
+                out.add(role, raw_value.decode("utf-8", errors="replace"))
     if parts.body:
-        fields.extend(_body_fields(parts.body, content_type, max_depth))
-    return fields if len(fields) <= MAX_FIELDS else fields[:MAX_FIELDS]
+        if framing.content_encoding:
+            # Starlette does not decode request bodies; the app might. Compressed
+            # bytes cannot be inspected, so they are not passed on.
+            raise _refuse(415, "content_encoding_unsupported")
+        _body(parts.body, framing.content_type, out)
+    return out.items

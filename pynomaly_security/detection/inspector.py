@@ -6,14 +6,19 @@
    merged with the optional ``route_policy`` the caller built from the
    endpoint, see :mod:`~pynomaly_security.detection.exemptions`) may exempt
    the route or some fields;
-2. every value is extracted (:mod:`~pynomaly_security.detection.extract`);
-   JSON nested deeper than ``max_json_depth`` gives
-   ``Verdict(reject_status=400, reject_reason="json_too_deep")``;
+2. every value is extracted (:mod:`~pynomaly_security.detection.extract`),
+   read as Starlette and FastAPI read it; a request past one of the
+   :class:`~pynomaly_security.detection.types.InspectionLimits` (values,
+   value length, JSON depth, headers, parts, CPU budget), ambiguous (two
+   ``Content-Type`` headers...) or unusable (JSON ``NaN``) gives
+   ``Verdict(reject_status=4xx, reject_reason=...)``: nothing is cut and
+   passed uninspected;
 3. excluded fields and values that conform to a typed field are skipped;
    plain values (letters, digits, ``_``, ``-``) only get the few rules for
-   encoded payloads (base64 gadget names); the rest are cut to
-   ``max_input_length``, normalized once and matched by all active rules in
-   one RE2 pass, whose matches are confirmed by the exact rule and its check;
+   encoded payloads (base64 gadget names); the rest are normalized once and
+   matched by all active rules in one RE2 pass, whose matches are confirmed by
+   the exact rule and its check. A long value is scanned whole, in overlapping
+   segments of :data:`SEGMENT_CHARS`, with the CPU budget checked between them;
 4. anomaly scoring as in the OWASP Core Rule Set: each rule counts once per
    request with its highest score; the request is blocked when the score of
    the families in block mode reaches the level's threshold.
@@ -25,12 +30,17 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pynomaly_security.detection._engine import Hit, RuleEngine
-from pynomaly_security.detection.extract import HeaderSelector, JsonTooDeep, extract_fields
+from pynomaly_security.detection.extract import (
+    Budget,
+    HeaderSelector,
+    extract_fields,
+)
 from pynomaly_security.detection.normalize import is_plain, normalize
 from pynomaly_security.detection.policy import (
     ExclusionTable,
@@ -39,7 +49,13 @@ from pynomaly_security.detection.policy import (
     field_excluded,
 )
 from pynomaly_security.detection.rules import ALL_RULES
-from pynomaly_security.detection.types import Finding, RequestParts, Verdict
+from pynomaly_security.detection.types import (
+    Finding,
+    InspectionLimits,
+    InspectionRefused,
+    RequestParts,
+    Verdict,
+)
 from pynomaly_security.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -61,13 +77,31 @@ _SCRIPT_UPLOAD = re.compile(
 _MODES = ("block", "detect")
 _DIGITS = re.compile(r"\d{4,}")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
-_JSON_TOO_DEEP = Verdict(reject_status=400, reject_reason="json_too_deep")
+SEGMENT_CHARS = 65_536
+"""Values longer than this are scanned in segments (each overlapping the next by
+:data:`SEGMENT_OVERLAP`), with the CPU budget checked between segments."""
+SEGMENT_OVERLAP = 1_024  # longer than any rule's match span (bounded repeats <= 400)
+BUDGET_MIN_BYTES = 8_192
+"""Requests smaller than this (path, query and body) cost far less than the
+budget by construction; larger ones have their CPU time measured."""
 _CLEAN = Verdict()  # immutable: every clean request shares it
 _MEMO_MAX_VALUE = 512  # longer values are rarely repeated; never memoized
 _MEMO_MAX_ENTRIES = 8192  # the memo is emptied when full: bounded memory, no LRU upkeep
 _MEMO_MAX_KEY = _MEMO_MAX_VALUE * 4  # bytes of path, query and header values in a key
 _MAX_KEY_FLAGS = 1024
 _BODY_HEADER = "body"  # a request-key flag: neither True nor False
+
+
+def _encodable(text: str) -> str:
+    """``text`` with lone surrogates (JSON ``"\\ud800"``, a decoded ``\\ud800``
+    escape) replaced: RE2, log lines and audit records take UTF-8 only."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _refused(exc: InspectionRefused) -> Verdict:
+    return Verdict(reject_status=exc.status, reject_reason=exc.reason)
 
 
 def _excerpt(text: str, start: int, end: int) -> str:
@@ -88,8 +122,11 @@ class Inspector:
         mode_overrides: per-family mode, e.g. ``{"xss": "detect"}``.
         exclusions: route -> field names not inspected (``"*"``: the route).
         inspect_headers: header names (``x-*`` wildcard) whose values are inspected.
-        max_input_length: values are cut to this many characters before matching.
+        max_input_length: longest value (characters); a longer one is refused
+            (413 ``value_too_long``), never cut.
         max_json_depth: deeper JSON bodies are rejected with 400.
+        limits: the other bounds (:class:`InspectionLimits`); ``max_input_length``
+            and ``max_json_depth`` override its value length and depth.
     """
 
     def __init__(
@@ -102,6 +139,7 @@ class Inspector:
         inspect_headers: Sequence[str] = ("user-agent", "referer", "x-forwarded-for", "x-*"),
         max_input_length: int = 1_048_576,
         max_json_depth: int = 64,
+        limits: InspectionLimits | None = None,
     ) -> None:
         if level not in THRESHOLDS:
             raise ConfigurationError(f"detection level must be 1..4, got {level!r}")
@@ -117,6 +155,12 @@ class Inspector:
         self.threshold = THRESHOLDS[level]
         self.max_input_length = max_input_length
         self.max_json_depth = max_json_depth
+        self.limits = dataclasses.replace(
+            limits or InspectionLimits(),
+            max_value_length=max_input_length,
+            max_json_depth=max_json_depth,
+        )
+        self._max_headers = self.limits.max_headers
         self._exclusions = ExclusionTable(exclusions)
         self._has_exclusions = bool(self._exclusions)
         self._headers = HeaderSelector(inspect_headers)
@@ -144,6 +188,13 @@ class Inspector:
             exclusions=settings.detection_exclusions,
             inspect_headers=settings.inspect_headers,
             max_input_length=settings.max_input_length,
+            max_json_depth=settings.inspection_max_json_depth,
+            limits=InspectionLimits(
+                max_fields=settings.inspection_max_fields,
+                max_headers=settings.inspection_max_headers,
+                max_parts=settings.inspection_max_parts,
+                budget_ms=settings.inspection_budget_ms,
+            ),
         )
 
     def clear_memo(self) -> None:
@@ -168,7 +219,13 @@ class Inspector:
 
         Every request computes this: one cached flag per header name, and an
         unseen name or a header that may announce a body (``Content-Length``,
-        ``Transfer-Encoding``) takes :meth:`_request_key_checked`."""
+        ``Transfer-Encoding``) takes :meth:`_request_key_checked`.
+
+        Never a key for a request :meth:`inspect` could refuse on something the key
+        leaves out (more header lines than ``max_headers``, framing headers): such
+        a request must not match a clean one that differs only there."""
+        if len(headers) > self._max_headers:
+            return None
         get = self._key_flags.get
         key: list[object] = [path, query_string]
         size = len(path) + len(query_string)
@@ -194,11 +251,15 @@ class Inspector:
             flags.clear()  # bounded: header names are the clients' few, but not trusted
         key: list[object] = [path, query_string]
         size = len(path) + len(query_string)
+        lengths = 0
         for name, value in headers:
             if name == b"transfer-encoding" or name == b"content-length":
                 flags[name] = _BODY_HEADER
-                if name == b"transfer-encoding" or value.strip() not in (b"0", b""):
-                    return None  # a body follows: its verdict is not a function of the key
+                lengths += 1
+                if name == b"transfer-encoding" or value.strip() not in (b"0", b"") or lengths > 1:
+                    # A body follows, or the framing is ambiguous: the verdict is not
+                    # a function of the key.
+                    return None
             elif self._headers.role_of(name):
                 flags[name] = True
                 key += (name, value)
@@ -216,18 +277,90 @@ class Inspector:
         self._clean.add(key)
 
     def _scan(self, raw: str, is_path: bool) -> tuple[str, tuple[Hit, ...]]:
-        """(normalized text, rule hits) of one value."""
+        """(normalized text, rule hits) of one value (or segment of one)."""
         engine = self._engine
         if is_plain(raw):
             if len(raw) < PLAIN_SCAN_MIN:
                 return raw, ()
             engine = self._plain_engine  # only encoded-payload rules
-        value = raw[: self.max_input_length]
+        value = raw
         if is_path and not value.isascii():
             # raw_path arrives decoded as latin-1; read its UTF-8 back.
             value = value.encode("latin-1", "replace").decode("utf-8", "replace")
-        text = normalize(value)
+        text = _encodable(normalize(value))
         return text, tuple(engine.scan(text))
+
+    def _match(
+        self,
+        fields: list[tuple[str, str]],
+        policy: RoutePolicy | None,
+        budget: Budget | None,
+        best: dict[str, Finding],
+    ) -> None:
+        """Scan every field into ``best`` (rule id -> its strongest finding); raises
+        :class:`InspectionRefused` for a value too long or past the budget."""
+        memo = self._memo
+        path_memo = self._path_memo
+        max_length = self.max_input_length
+        for name, raw in fields:
+            if not raw:
+                continue
+            if policy is not None:
+                if policy.exempt_fields and field_excluded(name, policy.exempt_fields):
+                    continue
+                field_type = policy.typed_fields.get(name)
+                if field_type is not None and conforms(raw, field_type):
+                    continue
+            if name.endswith(_FILENAME_FIELDS):
+                upload = _SCRIPT_UPLOAD.search(raw[-256:])
+                if upload is not None:
+                    excerpt = _encodable(upload.group(0)[:EXCERPT_CHARS])
+                    finding = Finding(
+                        "code_injection", "code-script-upload", _encodable(name), excerpt, 5
+                    )
+                    best.setdefault("code-script-upload", finding)
+            length = len(raw)
+            if length <= _MEMO_MAX_VALUE:
+                # Route paths, user agents, cookies and common query values repeat
+                # across requests: the scan of a short value is memoized (bounded), so
+                # a repeated value costs one dict lookup. The path has its own memo:
+                # it is decoded differently (_scan).
+                table = path_memo if name == "path" else memo
+                cached = table.get(raw)
+                if cached is None:
+                    cached = self._scan(raw, name == "path")
+                    if len(table) >= _MEMO_MAX_ENTRIES:
+                        table.clear()
+                    table[raw] = cached
+                    if budget is not None:
+                        budget.spend(length + 16)
+                self._record(name, cached, best)
+                continue
+            if length > max_length:
+                raise InspectionRefused(413, "value_too_long")
+            # Long values: whole, in overlapping segments, the budget checked between.
+            for start in range(0, length, SEGMENT_CHARS):
+                segment = raw[start : start + SEGMENT_CHARS + SEGMENT_OVERLAP]
+                if budget is not None:
+                    budget.spend(len(segment))
+                self._record(name, self._scan(segment, name == "path"), best)
+                if start + SEGMENT_CHARS + SEGMENT_OVERLAP >= length:
+                    break
+
+    @staticmethod
+    def _record(name: str, scanned: tuple[str, tuple[Hit, ...]], best: dict[str, Finding]) -> None:
+        text, hits = scanned
+        for hit in hits:
+            rule_id = hit.rule.rule_id
+            known = best.get(rule_id)
+            if known is None or hit.score > known.score:
+                best[rule_id] = Finding(
+                    hit.rule.family,
+                    rule_id,
+                    _encodable(name),
+                    _excerpt(text, hit.start, hit.end),
+                    hit.score,
+                )
 
     def blocks_family(self, family: str) -> bool:
         return self.mode_overrides.get(family, self.mode) == "block"
@@ -241,53 +374,18 @@ class Inspector:
                 policy = table_policy.merged(policy)
         if policy is not None and policy.exempt:
             return _CLEAN
-        try:
-            fields = extract_fields(parts, self._headers, max_depth=self.max_json_depth)
-        except JsonTooDeep:
-            return _JSON_TOO_DEEP
+        limits = self.limits
+        budget = (
+            Budget(limits.budget_ms)
+            if len(parts.body) + len(parts.query_string) + len(parts.path) >= BUDGET_MIN_BYTES
+            else None
+        )
         best: dict[str, Finding] = {}
-        memo = self._memo
-        path_memo = self._path_memo
-        for name, raw in fields:
-            if not raw:
-                continue
-            if policy is not None:
-                if policy.exempt_fields and field_excluded(name, policy.exempt_fields):
-                    continue
-                field_type = policy.typed_fields.get(name)
-                if field_type is not None and conforms(raw, field_type):
-                    continue
-            if name.endswith(_FILENAME_FIELDS):
-                upload = _SCRIPT_UPLOAD.search(raw[-256:])
-                if upload is not None:
-                    excerpt = upload.group(0)[:EXCERPT_CHARS]
-                    finding = Finding("code_injection", "code-script-upload", name, excerpt, 5)
-                    best.setdefault("code-script-upload", finding)
-            # Route paths, user agents, cookies and common query values repeat across
-            # requests: the scan of a short value is memoized (bounded), so a repeated
-            # value costs one dict lookup. The path has its own memo: it is decoded
-            # differently (below).
-            table = path_memo if name == "path" else memo
-            short = len(raw) <= _MEMO_MAX_VALUE
-            cached = table.get(raw) if short else None
-            if cached is None:
-                cached = self._scan(raw, name == "path")
-                if short:
-                    if len(table) >= _MEMO_MAX_ENTRIES:
-                        table.clear()
-                    table[raw] = cached
-            text, hits = cached
-            for hit in hits:
-                rule_id = hit.rule.rule_id
-                known = best.get(rule_id)
-                if known is None or hit.score > known.score:
-                    best[rule_id] = Finding(
-                        hit.rule.family,
-                        rule_id,
-                        name,
-                        _excerpt(text, hit.start, hit.end),
-                        hit.score,
-                    )
+        try:
+            fields = extract_fields(parts, self._headers, limits=limits, budget=budget)
+            self._match(fields, policy, budget, best)
+        except InspectionRefused as exc:
+            return _refused(exc)
         if not best:
             return _CLEAN
         findings = tuple(best.values())

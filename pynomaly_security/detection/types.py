@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Finding", "RequestParts", "Verdict"]
+__all__ = ["Finding", "InspectionLimits", "InspectionRefused", "RequestParts", "Verdict"]
 
 
 @dataclass(slots=True)
@@ -72,3 +72,54 @@ class Verdict:
     @property
     def suspicious(self) -> bool:
         return bool(self.findings)
+
+
+@dataclass(frozen=True, slots=True)
+class InspectionLimits:
+    """Every bound of one request's inspection; each one fails closed.
+
+    A request past any of them is refused (413 for size and cost, 431 for
+    headers, 400 for structure) instead of being inspected in part: the
+    README's caps table lists each with its status and reason.
+
+    Args:
+        max_fields: values inspected per request (query pairs, cookies, form
+            fields, multipart parts, JSON strings and keys, headers).
+        max_value_length: characters of one value (path, query value, header,
+            body field); the body itself is bounded by the middleware's
+            ``max_body_size``.
+        max_json_depth: nesting of a JSON body.
+        max_headers: header lines of a request.
+        max_parts: parts of a multipart body.
+        budget_ms: CPU milliseconds of inspection per request.
+    """
+
+    max_fields: int = 10_000
+    max_value_length: int = 1_048_576
+    max_json_depth: int = 64
+    max_headers: int = 100
+    max_parts: int = 1_000
+    budget_ms: float = 50.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_fields", "max_value_length", "max_json_depth", "max_headers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.max_parts < 1 or self.budget_ms <= 0:
+            raise ValueError(
+                f"max_parts must be >= 1 and budget_ms > 0, got {self.max_parts!r}, "
+                f"{self.budget_ms!r}"
+            )
+
+
+class InspectionRefused(Exception):
+    """A request inspection will not pass: over a limit, ambiguous, or unusable.
+
+    ``status`` is the HTTP status to answer (400, 413, 415, 431) and
+    ``reason`` the ``error`` of the response body and the audit record.
+    """
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason

@@ -8,6 +8,7 @@ app still sees ``http.disconnect``.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from enum import Enum
 
@@ -20,6 +21,7 @@ class BodyOutcome(Enum):
     COMPLETE = "complete"
     TOO_LARGE = "too_large"
     DISCONNECTED = "disconnected"
+    TIMED_OUT = "timed_out"
 
 
 @dataclass(slots=True)
@@ -39,14 +41,23 @@ def content_length(scope: Scope) -> int | None:
     return None
 
 
-async def read_body(receive: Receive, limit: int) -> BufferedBody:
+async def read_body(receive: Receive, limit: int, timeout: float | None = None) -> BufferedBody:
     """Buffer ``http.request`` messages until ``more_body`` is false.
 
     Stops early, without reading the rest, when the body passes ``limit``
-    bytes (chunked bodies have no length to check up front) or the client
-    disconnects.
+    bytes (chunked bodies have no length to check up front), the client
+    disconnects, or the whole body has not arrived within ``timeout`` seconds
+    (a slow client would otherwise hold the request, and its buffer, forever).
     """
     chunks: list[bytes] = []
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read(receive, limit, chunks)
+    except TimeoutError:
+        return BufferedBody(BodyOutcome.TIMED_OUT, b"")
+
+
+async def _read(receive: Receive, limit: int, chunks: list[bytes]) -> BufferedBody:
     size = 0
     while True:
         message = await receive()

@@ -5,9 +5,17 @@ multipart, XML and text bodies) the body are handed to the pure
 :class:`~pynomaly_security.detection.Inspector`. In block mode a blocked
 request is answered ``403`` with ``{"error": "request_blocked", "request_id"}``
 and never reaches the app; in detect-only mode it passes and is reported. The
-body is buffered up to ``max_body_size`` bytes (over it: ``413``) and replayed
-to the app byte for byte. Other content types stream through uninspected;
+body is buffered up to ``max_body_size`` bytes (over it: ``413``) within
+``body_read_timeout`` seconds (slower: ``408``) and replayed to the app byte
+for byte. Other content types (binary uploads) stream through uninspected;
 websockets and lifespan pass through untouched.
+
+A request inspection will not pass (over a limit, ambiguous framing, JSON the
+app cannot use) is refused with the status and reason of the README's caps
+table, ``{"error": "<reason>", "request_id"}``, in every mode: refusing is not
+a detection that detect-only mode may waive, since the request was not
+inspected. Each refusal is a ``BLOCKED`` security event and is recorded in the
+request's audit record (``inspection.refused``).
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pynomaly_security._context import get_request_context
 from pynomaly_security.detection import Inspector, RequestParts, Verdict
 from pynomaly_security.detection.exemptions import match_route_policy
+from pynomaly_security.detection.extract import Framing, read_framing
+from pynomaly_security.detection.types import InspectionRefused
 from pynomaly_security.middleware._body import (
     BodyOutcome,
     content_length,
@@ -39,6 +49,7 @@ log = structlog.get_logger(__name__)
 
 EVENT_INJECTION = "injection_detected"
 EVENT_BLOCKED = "request_blocked"
+EVENT_REFUSED = "request_refused"
 
 INSPECTED_CONTENT_TYPES = (
     b"application/json",
@@ -55,24 +66,22 @@ def _raw_path(scope: Scope) -> str:
     return raw_path.decode("latin-1") if raw_path else str(scope["path"])
 
 
-def _body_is_inspected(scope: Scope) -> bool:
-    """Whether the request carries a body of a type we parse.
+_FRAMED_BY_HEADERS = ("1.1", "1.0")
+"""HTTP versions whose requests announce a body (``Content-Length`` or
+``Transfer-Encoding``); an HTTP/2 or HTTP/3 request may carry one without either."""
+
+
+def _body_is_inspected(framing: Framing, http_version: str) -> bool:
+    """Whether the request may carry a body of a type we parse, by the first
+    ``Content-Type`` (the one Starlette and FastAPI read).
 
     A body without a Content-Type is inspected too: FastAPI reads it as JSON, so
     skipping it would let an attacker bypass inspection by leaving the header out.
     """
-    ctype: bytes | None = None
-    has_body = False
-    for name, value in scope.get("headers", ()):
-        if name == b"content-type":
-            ctype = value.split(b";", 1)[0].strip().lower()
-        elif name == b"content-length":
-            has_body = value.strip() not in (b"0", b"")
-        elif name == b"transfer-encoding":
-            has_body = True
-    if not has_body:
+    if not framing.has_body and http_version in _FRAMED_BY_HEADERS:
         return False
-    if ctype is None or not ctype:
+    ctype = framing.content_type.partition(";")[0].strip().lower().encode("latin-1")
+    if not ctype:
         return True
     return bool(ctype.startswith(INSPECTED_CONTENT_TYPES) or ctype.endswith((b"+json", b"+xml")))
 
@@ -85,6 +94,8 @@ class InputInspectionMiddleware:
         inspector: the detection engine (shared with ``python -m pynomaly_security replay``).
         monitor: receives an ``INJECTION`` event for every request with findings.
         max_body_size: bytes of body buffered for inspection; more gets ``413``.
+        body_read_timeout: seconds the whole body may take to arrive; slower gets
+            ``408``.
     """
 
     def __init__(
@@ -94,13 +105,17 @@ class InputInspectionMiddleware:
         inspector: Inspector | None = None,
         monitor: SecurityMonitor | None = None,
         max_body_size: int = 1_048_576,
+        body_read_timeout: float = 30.0,
     ) -> None:
         if max_body_size < 1:
             raise ValueError("max_body_size must be >= 1")
+        if body_read_timeout <= 0:
+            raise ValueError(f"body_read_timeout must be > 0 seconds, got {body_read_timeout!r}")
         self.app = app
         self.inspector = inspector or Inspector()
         self.monitor = monitor
         self.max_body_size = max_body_size
+        self.body_read_timeout = body_read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -117,6 +132,8 @@ class InputInspectionMiddleware:
         (:meth:`Inspector.request_key`). An outer layer (the stack's tracking layer)
         may look it up itself, call ``self.app`` directly when the request is known
         clean and :meth:`screen` otherwise, saving this layer's frame."""
+        if scope.get("http_version", "1.1") not in _FRAMED_BY_HEADERS:
+            return None  # HTTP/2 and /3: a body needs no header, so no key stands for one
         # The path as sent, undecoded: the key only has to tell requests apart.
         return self.inspector.request_key(
             scope.get("raw_path") or scope["path"],
@@ -135,22 +152,36 @@ class InputInspectionMiddleware:
         verdict is remembered under ``key`` (from :meth:`request_key`)."""
         path = _raw_path(scope)
         query_string = scope.get("query_string", b"")
+        headers = scope.get("headers", ())
+        try:
+            framing = read_framing(headers, self.inspector.limits.max_headers)
+        except InspectionRefused as exc:
+            await self._refuse(scope, receive, send, exc.status, exc.reason)
+            return
         body = b""
-        if _body_is_inspected(scope):
+        if _body_is_inspected(framing, scope.get("http_version", "1.1")):
+            if framing.content_encoding:
+                # Starlette does not decode request bodies, an app might: compressed
+                # bytes cannot be inspected, so they are not passed on.
+                await self._refuse(scope, receive, send, 415, "content_encoding_unsupported")
+                return
             declared = content_length(scope)
             if declared is not None and declared > self.max_body_size:
-                await self._reject(scope, receive, send, 413, "request_too_large")
+                await self._refuse(scope, receive, send, 413, "request_too_large")
                 return
-            buffered = await read_body(receive, self.max_body_size)
+            buffered = await read_body(receive, self.max_body_size, self.body_read_timeout)
             if buffered.outcome is BodyOutcome.TOO_LARGE:
-                await self._reject(scope, receive, send, 413, "request_too_large")
+                await self._refuse(scope, receive, send, 413, "request_too_large")
+                return
+            if buffered.outcome is BodyOutcome.TIMED_OUT:
+                await self._refuse(scope, receive, send, 408, "body_read_timeout")
                 return
             if buffered.outcome is BodyOutcome.DISCONNECTED:
                 return  # nobody is listening; the app never sees a half body
             body = buffered.body
             receive = replay_receive(body, receive)
 
-        parts = RequestParts(scope["method"], path, query_string, scope.get("headers", ()), body)
+        parts = RequestParts(scope["method"], path, query_string, headers, body)
         verdict = self.inspector.inspect(parts)
         if not verdict.findings and verdict.reject_status is None:
             if key is not None:
@@ -170,9 +201,8 @@ class InputInspectionMiddleware:
                     dataclasses.replace(parts, route=template), route_policy=policy
                 )
         if verdict.reject_status is not None:
-            await self._reject(
-                scope, receive, send, verdict.reject_status, verdict.reject_reason or "bad_request"
-            )
+            reason = verdict.reject_reason or "bad_request"
+            await self._refuse(scope, receive, send, verdict.reject_status, reason)
             return
         if verdict.blocked or verdict.score >= self.inspector.threshold:
             # Reported only past the anomaly threshold (blocked, or would have been in
@@ -228,6 +258,35 @@ class InputInspectionMiddleware:
             )
             if verdict.blocked:
                 self.monitor.count("blocked_requests")
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, status: int, reason: str
+    ) -> None:
+        """Answer a request inspection will not pass, and report it: a ``BLOCKED``
+        event, a warning line and the audit record's ``inspection.refused``."""
+        ctx = get_request_context(scope)
+        if ctx is not None:
+            # Committed by the audit layer as a blocked attempt (no request content:
+            # the reason is one of the caps table's fixed strings).
+            ctx.extra["inspection"] = {"blocked": True, "refused": reason, "status": status}
+        log.warning(
+            EVENT_REFUSED, path=scope["path"], method=scope["method"], status=status, reason=reason
+        )
+        if self.monitor is not None:
+            self.monitor.submit(
+                SecurityEvent(
+                    kind=EventKind.BLOCKED,
+                    source_ip=ctx.client_ip if ctx else None,
+                    user_id=ctx.user_id if ctx else None,
+                    path=scope["path"],
+                    method=scope["method"],
+                    status_code=status,
+                    request_id=ctx.request_id if ctx else None,
+                    timestamp=time.time(),
+                    details={"refused": reason, "status": status},
+                )
+            )
+        await self._reject(scope, receive, send, status, reason)
 
     async def _reject(
         self, scope: Scope, receive: Receive, send: Send, status: int, error: str

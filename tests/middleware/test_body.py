@@ -54,3 +54,23 @@ async def test_disconnect_mid_body() -> None:
     receive = _receiver([{"type": "http.request", "body": b"part", "more_body": True}])
     buffered = await read_body(receive, 100)
     assert buffered.outcome is BodyOutcome.DISCONNECTED and buffered.body == b""
+
+
+@pytest.mark.anyio
+async def test_a_body_that_never_completes_times_out() -> None:
+    """A client that sends part of a body and then nothing is cut off after the
+    timeout (tiny here) instead of holding the request forever."""
+    import anyio
+
+    sent = False
+
+    async def stalling() -> Message:  # the outside world: a client that stops sending
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": b"part", "more_body": True}
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    buffered = await read_body(stalling, 100, timeout=0.01)
+    assert buffered.outcome is BodyOutcome.TIMED_OUT and buffered.body == b""

@@ -369,3 +369,178 @@ async def test_body_model_fields_are_typed(make_client) -> None:  # type: ignore
             "/orders", json={"quantity": "1 OR 1=1--", "note": "x", "address": address}
         )
         assert bad.status_code == 403
+
+
+class Price(BaseModel):
+    price: float
+
+
+def _fastapi_app(**middleware: object) -> tuple[FastAPI, list[object]]:
+    seen: list[object] = []
+    app = FastAPI()
+    app.add_middleware(InputInspectionMiddleware, inspector=Inspector(), **middleware)  # type: ignore[arg-type]
+
+    @app.post("/items")
+    async def items(page: dict[str, object]) -> dict[str, object]:
+        seen.append(page)
+        return {"ok": True}
+
+    @app.post("/price")
+    async def price(body: Price) -> Price:
+        seen.append(body)
+        return body
+
+    return app, seen
+
+
+@pytest.mark.anyio
+async def test_two_content_types_are_refused(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12 item 2: JSON then octet-stream made the inspector skip a body FastAPI
+    parsed as JSON; an ambiguous request is refused 400 and never reaches the app."""
+    monitor = SecurityMonitor()
+    app, seen = _fastapi_app(monitor=monitor)
+    body = json.dumps({"c": "<script>alert(1)</script>"}).encode()
+    headers = [("content-type", "application/json"), ("content-type", "application/octet-stream")]
+    async with monitor, make_client(app) as client:
+        response = await client.post("/items", content=body, headers=headers)
+        assert response.status_code == 400 and seen == []
+        assert response.json()["error"] == "ambiguous_content_type"
+        assert response.json()["request_id"]
+    assert monitor.metrics["blocked_requests"] == 1
+
+
+@pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity", b"1e999999"])
+@pytest.mark.anyio
+async def test_json_non_finite_gets_400_not_500(make_client, token: bytes) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12 item 12: {"price": NaN} made FastAPI answer 500; now 400 before the app."""
+    app, seen = _fastapi_app()
+    async with make_client(app) as client:
+        response = await client.post(
+            "/price",
+            content=b'{"price": ' + token + b"}",
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 400 and seen == []
+        assert response.json()["error"] == "json_non_finite"
+        ok = await client.post("/price", json={"price": 2.5})
+        assert ok.status_code == 200 and ok.json() == {"price": 2.5}
+
+
+@pytest.mark.anyio
+async def test_a_slow_body_gets_408(make_client) -> None:  # type: ignore[no-untyped-def]
+    """A client that starts a body and never finishes it is answered 408 when the
+    (tiny, for the test) body read timeout passes, instead of holding the request."""
+    import anyio
+
+    monitor = SecurityMonitor()
+    app, seen = _fastapi_app(monitor=monitor, body_read_timeout=0.05)
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b'{"a": '
+        await anyio.sleep_forever()  # the outside world: a client that stalls
+        yield b"1}"  # pragma: no cover
+
+    async with monitor, make_client(app) as client:
+        response = await client.post(
+            "/items", content=slow_body(), headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 408 and seen == []
+        assert response.json()["error"] == "body_read_timeout"
+    assert monitor.metrics["blocked_requests"] == 1
+
+
+@pytest.mark.anyio
+async def test_the_clean_memory_never_passes_a_refused_request(make_client) -> None:  # type: ignore[no-untyped-def]
+    """A request remembered clean, resent with what the memory's key leaves out
+    (uninspected headers past the header limit, two Content-Lengths), is refused."""
+    inner, _ = _app()
+    stack = SecurityMiddleware(InputInspectionMiddleware(inner.router, inspector=Inspector()))
+    async with make_client(stack) as client:
+        for _ in range(3):
+            assert (await client.get("/search?q=shoes")).status_code == 200
+        many = [(f"accept-x{i}", "v") for i in range(120)]
+        response = await client.get("/search?q=shoes", headers=many)
+        assert (response.status_code, response.json()["error"]) == (431, "too_many_headers")
+        lengths = [("content-length", "0"), ("content-length", "00")]
+        response = await client.get("/search?q=shoes", headers=lengths)
+        assert (response.status_code, response.json()["error"]) == (400, "ambiguous_content_length")
+        assert (await client.get("/search?q=shoes")).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_a_compressed_body_is_refused(make_client) -> None:  # type: ignore[no-untyped-def]
+    """A gzip-encoded JSON body cannot be inspected, so it is refused 415."""
+    import gzip
+
+    app, seen = _fastapi_app()
+    body = gzip.compress(json.dumps({"c": "<script>alert(1)</script>"}).encode())
+    async with make_client(app) as client:
+        response = await client.post(
+            "/items",
+            content=body,
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        )
+    assert response.status_code == 415 and seen == []
+
+
+@pytest.mark.anyio
+async def test_payloads_after_2000_values_are_blocked_through_the_app(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12 item 1, as reported: a payload after 2,000 empty pairs, 2,000 cookies,
+    2,000 query parameters in front of a JSON body, or beside a JSON array of 2,000
+    strings reached the app; now it is blocked, and past the field limit refused."""
+    app, seen = _app(max_body=1_000_000)
+    xss = "<script>alert(1)</script>"
+    many = "&".join(f"p{i}=v" for i in range(2000))
+    async with make_client(app) as client:
+        assert (await client.get("/search?" + "&" * 2000 + f"q={xss}")).status_code == 403
+        cookies = "; ".join(f"c{i}=v" for i in range(2000)) + f"; x={xss}"
+        assert (await client.get("/search", headers={"cookie": cookies})).status_code == 403
+        response = await client.post(f"/echo?{many}", json={"q": xss})
+        assert response.status_code == 403
+        response = await client.post("/echo", json={"a": ["x"] * 2000, "q": xss})
+        assert response.status_code == 403
+        response = await client.get("/search?" + "a&" * 10_001)
+        assert (response.status_code, response.json()["error"]) == (413, "too_many_fields")
+    assert seen == []
+
+
+@pytest.mark.anyio
+async def test_an_http2_body_without_length_headers_is_inspected() -> None:
+    """HTTP/2 needs no Content-Length or Transfer-Encoding for a body: such a request
+    is neither taken as bodiless nor matched with a remembered clean one."""
+    from starlette.types import Message
+
+    app, seen = _app()
+    middleware = app.middleware_stack or app.build_middleware_stack()
+
+    async def call(body: bytes) -> int:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "2",
+            "method": "POST",
+            "scheme": "https",
+            "path": "/echo",
+            "raw_path": b"/echo",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")],
+            "client": ("203.0.113.7", 50000),
+            "server": ("testserver", 443),
+        }
+        messages: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+        out: list[Message] = []
+
+        async def receive() -> Message:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            out.append(message)
+
+        await middleware(scope, receive, send)
+        return int(out[0]["status"])
+
+    assert await call(b'{"q": "shoes"}') == 200
+    assert await call(b'{"q": "shoes"}') == 200
+    assert await call(b'{"q": "<script>alert(1)</script>"}') == 403
+    assert seen == [b'{"q": "shoes"}', b'{"q": "shoes"}']
