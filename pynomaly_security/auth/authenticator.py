@@ -1,9 +1,13 @@
 """``ZeroTrustAuthenticator``: every sign-in is checked, scored and recorded.
 
-One sign-in goes: lockout check -> password (constant time for unknown users)
--> risk score -> second factor when enrolled or when the risk asks for it ->
-tokens. Every failure is reported to the lockout; every outcome is logged with
-its reasons and handed to the event sink (the monitor / audit trail).
+One sign-in goes: reserve the attempt in the lockout (atomic, before anything
+is checked) -> password (Argon2 in the hasher's bounded thread pool; constant
+time for unknown users) -> risk score -> second factor when enrolled or when
+the risk asks for it -> tokens. The reservation is settled with the outcome: a
+wrong password or second factor keeps it as a failure, a success resets the
+key, anything else (right password but a code is needed, the hashing pool is
+full) gives it back. Every outcome is logged with its reasons and handed to
+the event sink (the monitor / audit trail).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pynomaly_security.auth.errors import (
     RiskTooHigh,
     SignupRefused,
 )
-from pynomaly_security.auth.lockout import AlertSink, LockoutManager
+from pynomaly_security.auth.lockout import AlertSink, LockoutManager, Outcome, Reservation
 from pynomaly_security.auth.passwords import PasswordHasher
 from pynomaly_security.auth.risk import RiskAssessment, RiskEngine, RiskLevel, device_fingerprint
 from pynomaly_security.auth.tokens import TokenPair, TokenService
@@ -124,8 +128,13 @@ class ZeroTrustAuthenticator:
         totp_code: str | None = None,
         headers: Mapping[str, str] | None = None,
         device_cookie: str | None = None,
+        reservation: Reservation | None = None,
     ) -> AuthResult:
         """Sign a user in, or raise why not.
+
+        ``reservation``: the attempt the login guard already reserved for this
+        user name and address (used, and settled here, when it covers
+        ``username``; otherwise one is reserved here).
 
         Raises:
             AccountLocked: too many failures (429).
@@ -133,21 +142,61 @@ class ZeroTrustAuthenticator:
             MFARequired: the password was right; send ``totp_code`` (401).
             RiskTooHigh: refused on risk; an alert was raised (403).
             AuthUnavailable: the store is down and the feature fails closed (503).
+            HashingBusy: every hashing thread is busy (503 with Retry-After).
         """
-        status = await self.lockouts.check(username, source_ip)
+        held = reservation
+        if held is None or held.settled or not held.covers(username):
+            held = await self.lockouts.reserve([username], source_ip)
+        status = held.status
         if status.unavailable:
             raise AuthUnavailable("sign-in temporarily unavailable")
         if status.locked:
             self._event("failure", username, source_ip, reason="locked")
             raise AccountLocked(status.retry_after)
+        outcome: Outcome = "void"
+        try:
+            result = await self._sign_in(
+                username,
+                password,
+                source_ip,
+                user_agent,
+                totp_code,
+                headers,
+                device_cookie,
+                status.failures,
+            )
+            outcome = "success"
+            return result
+        except InvalidCredentials:
+            outcome = "failure"
+            raise
+        finally:
+            settled = await self.lockouts.settle(held, outcome)
+            if settled.unavailable:
+                raise AuthUnavailable("sign-in temporarily unavailable")
+            if reservation is not None and reservation is not held:
+                # The caller's reservation named another user: its attempt is void.
+                await self.lockouts.settle(reservation, "void")
+
+    async def _sign_in(
+        self,
+        username: str,
+        password: str,
+        source_ip: str | None,
+        user_agent: str | None,
+        totp_code: str | None,
+        headers: Mapping[str, str] | None,
+        device_cookie: str | None,
+        failures: int,
+    ) -> AuthResult:
         user = await self.users.get_by_username(username)
-        ok = self.passwords.verify(user.password_hash if user else None, password)
+        ok = await self.passwords.averify(user.password_hash if user else None, password)
         if user is None or not ok or user.disabled:
-            await self._fail(username, source_ip, "bad_password")
+            self._fail(username, source_ip, "bad_password")
         fingerprint = device_fingerprint(
             {**(headers or {}), "user-agent": user_agent or ""}, device_cookie
         )
-        risk = await self.risk.assess(user.user_id, source_ip, fingerprint, status.failures)
+        risk = await self.risk.assess(user.user_id, source_ip, fingerprint, failures)
         log.info("login_risk_assessed", user_id=user.user_id, **risk.to_dict())
         if risk.level is RiskLevel.HIGH:
             await self._high_risk(user, source_ip, risk)
@@ -158,16 +207,16 @@ class ZeroTrustAuthenticator:
                 raise MFARequired(risk.reasons)
             factor = await self._second_factor(user, totp_code)
             if factor is None:
-                await self._fail(username, source_ip, "bad_second_factor")
+                self._fail(username, source_ip, "bad_second_factor")
             amr = ("pwd", "otp")
         elif risk.level is RiskLevel.MEDIUM:
             # Step-up is impossible without an enrolled factor: let the user in,
             # but the reasons are logged and sent with the event for review.
             log.warning("login_mfa_step_up_unavailable", user_id=user.user_id, reasons=risk.reasons)
-        await self.lockouts.report_auth_success(username, source_ip)
         await self.risk.remember(user.user_id, source_ip, fingerprint)
         if self.passwords.needs_rehash(user.password_hash):
-            await self.users.update(user.but(password_hash=self.passwords.hash(password)))
+            new_hash = await self.passwords.ahash(password)
+            await self.users.update(user.but(password_hash=new_hash))
         tokens = self.tokens.issue(user.user_id, amr=amr)
         self._event(
             "success",
@@ -192,14 +241,13 @@ class ZeroTrustAuthenticator:
         await self.users.update(user.but(recovery_codes=remaining))
         return "recovery"
 
-    async def _fail(self, username: str, source_ip: str | None, reason: str) -> NoReturn:
-        status = await self.lockouts.report_auth_failure(username, source_ip)
+    def _fail(self, username: str, source_ip: str | None, reason: str) -> NoReturn:
+        """Refuse as a wrong credential; authenticate_user settles the reservation
+        as a failure. Even the attempt that triggers the lock is answered as a
+        wrong password; the lock (429) applies from the next attempt on, like
+        django-axes."""
         self._event("failure", username, source_ip, reason=reason)
-        log.info(LOGIN_FAILED, reason=reason, locked=status.locked)
-        if status.unavailable:
-            raise AuthUnavailable("sign-in temporarily unavailable")
-        # Even the attempt that triggers the lock is answered as a wrong password;
-        # the lock (429) applies from the next attempt on, like django-axes.
+        log.info(LOGIN_FAILED, reason=reason)
         raise InvalidCredentials("invalid credentials")
 
     async def _high_risk(
