@@ -59,7 +59,7 @@ def authenticator_from_settings(
     private = settings.jwt_private_key.get_secret_value() if settings.jwt_private_key else None
     return ZeroTrustAuthenticator(
         users=users or InMemoryUserRepository(max_users=settings.max_tracked_keys),
-        passwords=passwords or PasswordHasher(),
+        passwords=passwords or PasswordHasher.from_settings(settings),
         totp=TOTPManager(
             store,
             cipher,

@@ -47,9 +47,10 @@ def _content_type(scope: Scope) -> str | None:
 
 
 def _is_json(content_type: str | None) -> bool:
-    # FastAPI (routing.get_request_handler): no Content-Type -> JSON; otherwise
-    # the maintype must be "application" and the subtype "json" or "*+json".
-    if content_type is None:
+    # FastAPI (routing.get_request_handler): no (or an empty) Content-Type ->
+    # JSON; otherwise the maintype must be "application" and the subtype "json"
+    # or "*+json".
+    if not content_type:
         return True
     message = email.message.Message()
     message["content-type"] = content_type
