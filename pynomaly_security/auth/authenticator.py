@@ -12,6 +12,7 @@ the event sink (the monitor / audit trail).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -32,8 +33,9 @@ from pynomaly_security.auth.passwords import PasswordHasher
 from pynomaly_security.auth.risk import RiskAssessment, RiskEngine, RiskLevel, device_fingerprint
 from pynomaly_security.auth.tokens import TokenPair, TokenService
 from pynomaly_security.auth.totp import TOTPEnrollment, TOTPManager
+from pynomaly_security.auth.usernames import UsernamePolicy
 from pynomaly_security.auth.users import UserRecord, UserRepository
-from pynomaly_security.exceptions import InvalidToken
+from pynomaly_security.exceptions import InvalidToken, StorageError
 from pynomaly_security.monitor.events import EventKind, SecurityAlert, SecurityEvent, ThreatLevel
 from pynomaly_security.storage.base import Store
 
@@ -49,6 +51,10 @@ LOGIN_SUCCEEDED = "login_succeeded"
 LOGIN_FAILED = "login_failed"
 HIGH_RISK_LOGIN = "high_risk_login"
 SIGN_IN_EVENT = "sign_in"
+NAME_NOT_AVAILABLE = "username is not available"
+# A skeleton claim lasts as long as an account may: ten years (the store's TTL is
+# mandatory; the user repository stays the authority on what exists).
+_SKELETON_CLAIM_SECONDS = 10 * 365 * 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,8 @@ class ZeroTrustAuthenticator:
         recovery_codes: how many recovery codes MFA confirmation hands out.
         event_sink: called with a :class:`SecurityEvent` per sign-in outcome.
         alert_sink: awaited with alerts (high-risk sign-ins; lockouts use their own).
+        usernames: which names sign-up accepts (normalization, reserved names,
+            confusables); default :class:`UsernamePolicy` with its reserved names.
     """
 
     def __init__(
@@ -83,8 +91,10 @@ class ZeroTrustAuthenticator:
         recovery_codes: int = 10,
         event_sink: EventSink | None = None,
         alert_sink: AlertSink | None = None,
+        usernames: UsernamePolicy | None = None,
     ) -> None:
         self.users = users
+        self.usernames = usernames if usernames is not None else UsernamePolicy()
         self.passwords = passwords
         self.totp = totp
         self.tokens = tokens
@@ -106,15 +116,37 @@ class ZeroTrustAuthenticator:
 
     # -- sign-up ---------------------------------------------------------------------
     async def signup(self, username: str, password: str) -> UserRecord:
-        name = username.strip()
-        if not 3 <= len(name) <= 64 or any(c.isspace() or not c.isprintable() for c in name):
-            raise SignupRefused("username must be 3-64 printable characters without spaces")
-        problem = self.passwords.check_policy(password)
+        """Create a user, or raise :class:`SignupRefused`.
+
+        The name is normalized (:class:`UsernamePolicy`); a malformed name or
+        password is refused saying why (that reveals nothing about other
+        accounts). A taken name, a reserved one and one confusable with an
+        existing name get the same answer, after the same work (the password is
+        hashed in every case), so sign-up does not tell which names exist beyond
+        what creating a free one must. Each name's skeleton is claimed atomically
+        in the shared store, so two confusable names signed up at once cannot
+        both succeed.
+        """
+        name = self.usernames.normalize(username)
+        problem = self.usernames.problem(name) or self.passwords.check_policy(password)
         if problem is not None:
             raise SignupRefused(problem)
-        user = await self.users.create(name, self.passwords.hash(password))
-        if user is None:
-            raise SignupRefused("username is not available")
+        password_hash = await self.passwords.ahash(password)
+        if self.usernames.is_reserved(name):
+            raise SignupRefused(NAME_NOT_AVAILABLE)
+        digest = hashlib.sha256(self.usernames.skeleton(name).encode()).hexdigest()[:32]
+        claim = f"signup:skeleton:{digest}"
+        store = self.lockouts.store
+        try:
+            if not await store.add(claim, name, _SKELETON_CLAIM_SECONDS):
+                raise SignupRefused(NAME_NOT_AVAILABLE)
+            user = await self.users.create(name, password_hash)
+            if user is None:
+                if await self.users.get_by_username(name) is None:
+                    await store.delete(claim)  # refused for another reason (capacity)
+                raise SignupRefused(NAME_NOT_AVAILABLE)
+        except StorageError as exc:
+            raise AuthUnavailable("sign-up temporarily unavailable") from exc
         return user
 
     # -- sign-in ---------------------------------------------------------------------

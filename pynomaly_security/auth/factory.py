@@ -21,6 +21,7 @@ from pynomaly_security.auth.passwords import PasswordHasher
 from pynomaly_security.auth.risk import RiskEngine
 from pynomaly_security.auth.tokens import TokenService
 from pynomaly_security.auth.totp import TOTPManager
+from pynomaly_security.auth.usernames import UsernamePolicy
 from pynomaly_security.auth.users import InMemoryUserRepository, UserRepository
 from pynomaly_security.crypto.keys import KeyRing
 from pynomaly_security.storage.base import Store, failure_policy
@@ -87,4 +88,5 @@ def authenticator_from_settings(
         recovery_codes=settings.totp_recovery_codes,
         event_sink=event_sink,
         alert_sink=alert_sink,
+        usernames=UsernamePolicy.from_settings(settings),
     )
