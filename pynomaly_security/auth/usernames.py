@@ -93,6 +93,8 @@ class UsernamePolicy:
         min_length, max_length: bounds in characters, after normalization.
         skeleton: the UTS #39 skeleton function; default ICU's when installed,
             else ASCII names only with an ASCII fold.
+        ascii_only: accept ASCII names only (with the ASCII fold as skeleton
+            unless ``skeleton`` is given); default: when ICU is not installed.
     """
 
     def __init__(
@@ -102,14 +104,15 @@ class UsernamePolicy:
         min_length: int = 3,
         max_length: int = 64,
         skeleton: Callable[[str], str] | None = None,
+        ascii_only: bool | None = None,
     ) -> None:
         if not 1 <= min_length <= max_length:
             raise ConfigurationError("need 1 <= min_length <= max_length for user names")
         self.min_length = min_length
         self.max_length = max_length
-        if skeleton is None:
+        if skeleton is None and not ascii_only:
             skeleton = icu_skeleton()
-        self.unicode = skeleton is not None
+        self.unicode = not ascii_only if ascii_only is not None else skeleton is not None
         self._skeleton = skeleton or _ascii_skeleton
         self._reserved = frozenset(self.skeleton(normalize_username(r)) for r in reserved if r)
 

@@ -244,7 +244,7 @@ async def test_a_json_login_without_content_type_is_counted_for_its_user(
 ) -> None:
     """FastAPI parses a body without Content-Type as JSON; the guard reads the same
     user name, so such guesses count against alice (per account, from any address)."""
-    app, checked = _host_app(tmp_path)
+    app, _ = _host_app(tmp_path)
     settings = app.state.pynomaly_security.settings
     assert settings.account_max_attempts > ATTEMPTS
     async with app.router.lifespan_context(app):
