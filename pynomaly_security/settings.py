@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from pynomaly_security.auth.usernames import DEFAULT_RESERVED
 from pynomaly_security.exceptions import ConfigurationError
 
 __all__ = ["ENV_PREFIX", "SanitizationLevel", "SecuritySettings", "load_settings"]
@@ -233,7 +234,7 @@ class SecuritySettings(BaseSettings):
     auth_rate_limits_enabled: bool = True
     """Rate-limit login, sign-up and MFA routes (the limits below); on by default."""
     login_rate_limits: StrList = Field(default_factory=lambda: ["30/minute", "300/hour"])
-    """Login attempts per client IP (``LOGIN_PATHS`` and the auth router's /login)."""
+    """Login attempts per client IP, on ``LOGIN_PATHS``."""
     login_account_rate_limits: StrList = Field(default_factory=lambda: ["10/minute", "60/hour"])
     """Login attempts per account name, from any address."""
     signup_paths: StrList = Field(
@@ -249,13 +250,7 @@ class SecuritySettings(BaseSettings):
     mfa_account_rate_limits: StrList = Field(default_factory=lambda: ["5/minute", "30/hour"])
     """MFA requests per signed-in user, from any address (bounds TOTP guessing
     on ``/mfa/confirm``)."""
-    reserved_usernames: StrList = Field(
-        default_factory=lambda: [
-            "admin", "administrator", "root", "system", "sysadmin", "support", "security",
-            "superuser", "moderator", "staff", "owner", "webmaster", "hostmaster",
-            "postmaster", "abuse", "noreply", "no-reply", "help", "info", "api", "null",
-        ]
-    )  # fmt: skip
+    reserved_usernames: StrList = Field(default_factory=lambda: list(DEFAULT_RESERVED))
     """Names sign-up refuses, and any name confusable with one (TR39 skeletons)."""
 
     @field_validator(
