@@ -99,8 +99,10 @@ class Reservation:
     names: tuple[str | None, ...]
     ip: str | None
     status: LockoutStatus
-    keys: tuple[str, ...] = ()
-    accounts: tuple[str, ...] = ()
+    keys: tuple[tuple[str | None, str], ...] = ()
+    """(user name, lock key) of each attempt held under a lock key."""
+    accounts: tuple[tuple[str, str], ...] = ()
+    """(user name, account key) of each attempt held under an account."""
     settled: bool = field(default=False)
 
     def covers(self, username: str | None) -> bool:
@@ -230,15 +232,21 @@ class LockoutManager:
         if not names:
             names.append(None)
         names = names[:4]
-        keys: list[str] = []
-        accounts: list[str] = []
+        keys: list[tuple[str | None, str]] = []
+        accounts: list[tuple[str, str]] = []
         held = Reservation(tuple(names), ip, LockoutStatus(False))
         try:
             refusal: LockoutStatus | None = None
             for name in names:
                 key = self.lock_key(name, ip)
-                count = await self._store.incr(f"lock:fail:{key}", self.window)
-                keys.append(key)
+                # With lockout_by=ip every name shares the address's key: count it once.
+                count = (
+                    await self._store.incr(f"lock:fail:{key}", self.window)
+                    if all(k != key for _, k in keys)
+                    else 0
+                )
+                if count:
+                    keys.append((name, key))
                 if count > self.max_attempts:
                     # Every attempt is taken by guesses still being checked (a
                     # confirmed Nth failure becomes a lock record instead).
@@ -247,7 +255,7 @@ class LockoutManager:
                 if name is not None:
                     account = self.account_key(name)
                     used = await self._store.incr(f"lock:acct:{account}", self.account_window)
-                    accounts.append(account)
+                    accounts.append((name, account))
                     if used > self.account_max_attempts:
                         refusal = LockoutStatus(True, self.account_window, used - 1)
                         break
@@ -256,7 +264,7 @@ class LockoutManager:
                 # before it clears the count, so an attempt counted on a cleared
                 # count sees the record here.
                 now = self._clock()
-                for raw in await self._store.get_many([f"lock:rec:{k}" for k in keys]):
+                for raw in await self._store.get_many([f"lock:rec:{k}" for _, k in keys]):
                     if raw is not None:
                         remaining = float(json.loads(raw)["locked_until"]) - now
                         if remaining > 0:
@@ -272,7 +280,7 @@ class LockoutManager:
             await self._give_back(held)
             held.status, held.settled = refusal, True
             return held
-        failures = await self._count_or_zero(keys[0])
+        failures = await self._count_or_zero(keys[0][1])
         held.status = LockoutStatus(False, 0, max(0, failures - 1))
         return held
 
@@ -284,8 +292,8 @@ class LockoutManager:
 
     async def _give_back(self, held: Reservation) -> None:
         """Release every attempt ``held`` holds (best effort: the store may be down)."""
-        pairs = [(f"lock:fail:{k}", self.window) for k in held.keys]
-        pairs += [(f"lock:acct:{a}", self.account_window) for a in held.accounts]
+        pairs = [(f"lock:fail:{k}", self.window) for _, k in held.keys]
+        pairs += [(f"lock:acct:{a}", self.account_window) for _, a in held.accounts]
         for key, ttl in pairs:
             try:
                 if await self._store.incr(key, ttl, -1) < 0:
@@ -306,7 +314,7 @@ class LockoutManager:
             await self._give_back(held)
             return LockoutStatus(False)
         if outcome == "success":
-            for key in held.keys:
+            for _, key in held.keys:
                 try:
                     await self._store.delete(f"lock:fail:{key}")
                 except StorageError as exc:
@@ -314,14 +322,12 @@ class LockoutManager:
             await self._give_back(Reservation(held.names, held.ip, held.status, (), held.accounts))
             return LockoutStatus(False)
         status = LockoutStatus(False)
-        for name, key in zip(held.names, held.keys, strict=False):
+        for name, key in held.keys:
             result = await self._failed(key, name, held.ip)
             if result.locked or result.unavailable:
                 status = result
-        for name, account in zip(
-            [n for n in held.names if n is not None], held.accounts, strict=False
-        ):
-            await self._account_failed(name, account, held.ip)
+        for user, account in held.accounts:
+            await self._account_failed(user, account, held.ip)
         return status
 
     async def _failed(self, key: str, user: str | None, ip: str | None) -> LockoutStatus:
