@@ -179,6 +179,12 @@ class RateLimitMiddleware:
                 account_exact[pattern] = items
         self._account_exact = account_exact
         self._account_prefixes = tuple(sorted(account_prefixes, key=lambda p: -len(p[0])))
+        # Without a default limit only the listed routes are counted: every other
+        # request passes after one set lookup and one C-level prefix test (the
+        # login/sign-up/MFA limits are installed by default, on the hot path).
+        self._only_routes = not self._default
+        self._limited_exact = frozenset(exact) | frozenset(account_exact)
+        self._limited_prefixes = tuple(p for p, _ in (*self._prefixes, *self._account_prefixes))
         self._exempt_exact = frozenset(p for p in exempt_paths if not p.endswith("*"))
         self._exempt_prefixes = tuple(p[:-1] for p in exempt_paths if p.endswith("*"))
         self._key = key
@@ -213,7 +219,15 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path in self._exempt_exact or path.startswith(self._exempt_prefixes):
+        if (
+            path in self._exempt_exact
+            or path.startswith(self._exempt_prefixes)
+            or (
+                self._only_routes
+                and path not in self._limited_exact
+                and not path.startswith(self._limited_prefixes)
+            )
+        ):
             await self.app(scope, receive, send)
             return
         pattern, items = self._limits_for(path)
