@@ -138,11 +138,15 @@ class ZeroTrustAuthenticator:
         claim = f"signup:skeleton:{digest}"
         store = self.lockouts.store
         try:
-            if not await store.add(claim, name, _SKELETON_CLAIM_SECONDS):
+            # The claim holds the name: the same name again (another worker seeding
+            # the same user, a retry) goes on to the repository, which says whether
+            # it is taken; a different name with the same skeleton is a confusable.
+            claimed = await store.add(claim, name, _SKELETON_CLAIM_SECONDS)
+            if not claimed and name != await store.get(claim):
                 raise SignupRefused(NAME_NOT_AVAILABLE)
             user = await self.users.create(name, password_hash)
             if user is None:
-                if await self.users.get_by_username(name) is None:
+                if claimed and await self.users.get_by_username(name) is None:
                     await store.delete(claim)  # refused for another reason (capacity)
                 raise SignupRefused(NAME_NOT_AVAILABLE)
         except StorageError as exc:
