@@ -192,6 +192,26 @@ def setup_security_middleware(
         monitor.register_alert_handler(_audit_alert_handler(audit_logger))
 
     # add_middleware puts each new layer outside the previous one: innermost first.
+    from pynomaly_security.storage.base import failure_policy
+
+    if enable_rate_limiting and settings.rate_limit_enabled and settings.auth_rate_limits_enabled:
+        # Sign-up and MFA limits (login's are the login guard's), innermost: a plain
+        # request passes it with one path lookup, and the tracking layer's memory of
+        # clean requests still skips the inspection layer (issue 12, item 8).
+        app.add_middleware(
+            RateLimitMiddleware,
+            store=store,
+            limits=(),
+            route_limits={
+                **dict.fromkeys(settings.signup_paths, settings.signup_rate_limits),
+                **dict.fromkeys(settings.mfa_paths, settings.mfa_rate_limits),
+            },
+            account_route_limits=dict.fromkeys(
+                settings.mfa_paths, settings.mfa_account_rate_limits
+            ),
+            resolver=resolver,
+            failure_policy=failure_policy(settings.store_failure_policy, "rate_limit"),
+        )
     if inspector is not None:
         app.add_middleware(
             InputInspectionMiddleware,
@@ -200,19 +220,24 @@ def setup_security_middleware(
             max_body_size=settings.max_input_length,
             body_read_timeout=settings.body_read_timeout,
         )
+    auth_limits = (
+        enable_rate_limiting and settings.rate_limit_enabled and settings.auth_rate_limits_enabled
+    )
     app.add_middleware(
         LoginLockoutMiddleware,
         lockouts=lockouts,
         login_paths=settings.login_paths,
         resolver=resolver,
+        username_fields=settings.login_username_fields,
+        ip_limits=settings.login_rate_limits if auth_limits else (),
+        account_limits=settings.login_account_rate_limits if auth_limits else (),
+        rate_limit_policy=failure_policy(settings.store_failure_policy, "rate_limit"),
     )
     if (
         enable_rate_limiting
         and settings.rate_limit_enabled
         and (settings.rate_limits or settings.route_rate_limits)
     ):
-        from pynomaly_security.storage.base import failure_policy
-
         app.add_middleware(
             RateLimitMiddleware,
             store=store,

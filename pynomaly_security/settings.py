@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from pynomaly_security.auth.usernames import DEFAULT_RESERVED
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.network.hosts import DEFAULT_ALLOWED_HOSTS
 
@@ -235,6 +236,63 @@ class SecuritySettings(BaseSettings):
     )
     """Per feature (``rate_limit``, ``lockout``, ``tokens``, ``totp``, ``risk``) what
     to do when the shared store is down; unnamed features use their safe default."""
+
+    # -- login, signup and guessing (issue 12: items 8, 9, 10) --
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+    """Argon2 hashes running at once, in threads off the event loop (each holds
+    64 MiB while it runs)."""
+    password_hash_queue: int = Field(default=16, ge=0)
+    """Hashes that may wait for a thread; a login or sign-up beyond them gets 503
+    with Retry-After at once."""
+    password_hash_wait: float = Field(default=2.0, gt=0)
+    """Seconds a hash may wait for a thread before it is refused (503) unrun."""
+    account_max_attempts: int = Field(default=20, ge=1)
+    """Failed sign-ins (password or second factor) per account, from any address,
+    within ``account_lockout_window``; beyond them the account's sign-ins get 429
+    and a ``distributed_guessing`` alert is raised."""
+    account_lockout_window: int = Field(default=900, ge=1)
+    """Seconds the per-account failures are counted over."""
+    login_username_fields: StrList = Field(
+        default_factory=lambda: ["username", "email", "login", "user"]
+    )
+    """Body fields (JSON, form or multipart) a login route's user name may be in;
+    an attempt reserves a guess for each one present."""
+    auth_rate_limits_enabled: bool = True
+    """Rate-limit login, sign-up and MFA routes (the limits below); on by default."""
+    login_rate_limits: StrList = Field(default_factory=lambda: ["30/minute", "300/hour"])
+    """Login attempts per client IP, on ``LOGIN_PATHS``."""
+    login_account_rate_limits: StrList = Field(default_factory=lambda: ["10/minute", "60/hour"])
+    """Login attempts per account name, from any address."""
+    signup_paths: StrList = Field(
+        default_factory=lambda: ["/signup", "/auth/signup", "/api/signup", "/register"]
+    )
+    """POST routes that create accounts (rate-limited per IP)."""
+    signup_rate_limits: StrList = Field(default_factory=lambda: ["5/minute", "20/hour"])
+    """Sign-ups per client IP."""
+    mfa_paths: StrList = Field(
+        default_factory=lambda: [
+            *("/mfa/*", "/auth/mfa/*", "/api/mfa/*"),
+            *("/reauth", "/auth/reauth", "/password", "/auth/password"),
+        ]
+    )
+    """MFA and credential routes (exact, or prefix ending in ``*``): re-authentication
+    and password changes guess a password or a code too; rate-limited per IP and per user."""
+    mfa_rate_limits: StrList = Field(default_factory=lambda: ["20/minute"])
+    """MFA requests (enrolment, confirmation codes) per client IP."""
+    mfa_account_rate_limits: StrList = Field(default_factory=lambda: ["5/minute", "30/hour"])
+    """MFA requests per signed-in user, from any address (bounds TOTP guessing
+    on ``/mfa/confirm``)."""
+    reserved_usernames: StrList = Field(default_factory=lambda: list(DEFAULT_RESERVED))
+    """Names sign-up refuses, and any name confusable with one (TR39 skeletons)."""
+
+    @field_validator(
+        "login_username_fields", "login_rate_limits", "login_account_rate_limits",
+        "signup_paths", "signup_rate_limits", "mfa_paths", "mfa_rate_limits",
+        "mfa_account_rate_limits", "reserved_usernames", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _issue12_login_lists(cls, value: Any) -> Any:
+        return _split_list(value)
 
     @field_validator("rate_limits", "rate_limit_exempt_paths", mode="before")
     @classmethod

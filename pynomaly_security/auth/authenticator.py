@@ -1,9 +1,13 @@
 """``ZeroTrustAuthenticator``: every sign-in is checked, scored and recorded.
 
-One sign-in goes: lockout check -> password (constant time for unknown users)
--> risk score -> second factor when enrolled or when the risk asks for it ->
-tokens. Every failure is reported to the lockout; every outcome is logged with
-its reasons and handed to the event sink (the monitor / audit trail).
+One sign-in goes: reserve the attempt in the lockout (atomic, before anything
+is checked) -> password (Argon2 in the hasher's bounded thread pool; constant
+time for unknown users) -> risk score -> second factor when enrolled or when
+the risk asks for it -> tokens. The reservation is settled with the outcome: a
+wrong password or second factor keeps it as a failure, a success resets the
+key, anything else (right password but a code is needed, the hashing pool is
+full) gives it back. Every outcome is logged with its reasons and handed to
+the event sink (the monitor / audit trail).
 
 Sessions and second factors: a sign-in starts a session (see ``tokens``).
 Changing a credential (enrolling, confirming, disabling a second factor,
@@ -17,6 +21,7 @@ the caller gets a fresh session in the answer.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -34,13 +39,20 @@ from pynomaly_security.auth.errors import (
     RiskTooHigh,
     SignupRefused,
 )
-from pynomaly_security.auth.lockout import AlertSink, LockoutManager, LockoutStatus
+from pynomaly_security.auth.lockout import (
+    AlertSink,
+    LockoutManager,
+    LockoutStatus,
+    Outcome,
+    Reservation,
+)
 from pynomaly_security.auth.passwords import PasswordHasher
 from pynomaly_security.auth.risk import RiskAssessment, RiskEngine, RiskLevel, device_fingerprint
 from pynomaly_security.auth.tokens import RefreshTokenReused, TokenPair, TokenService
 from pynomaly_security.auth.totp import TOTPEnrollment, TOTPManager
+from pynomaly_security.auth.usernames import UsernamePolicy
 from pynomaly_security.auth.users import UserRecord, UserRepository
-from pynomaly_security.exceptions import ConfigurationError, InvalidToken
+from pynomaly_security.exceptions import ConfigurationError, InvalidToken, StorageError
 from pynomaly_security.monitor.events import EventKind, SecurityAlert, SecurityEvent, ThreatLevel
 from pynomaly_security.storage.base import Store
 
@@ -74,6 +86,10 @@ REFRESH_REUSE_ALERT = "refresh_token_reuse"
 # arrive at once, a stolen token gets at most this many guesses, then its
 # session ends.
 _REAUTH_ATTEMPTS = 5
+NAME_NOT_AVAILABLE = "username is not available"
+# A skeleton claim lasts as long as an account may: ten years (the store's TTL is
+# mandatory; the user repository stays the authority on what exists).
+_SKELETON_CLAIM_SECONDS = 10 * 365 * 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +121,8 @@ class ZeroTrustAuthenticator:
             credentials.
         event_sink: called with a :class:`SecurityEvent` per sign-in outcome.
         alert_sink: awaited with alerts (high-risk sign-ins; lockouts use their own).
+        usernames: which names sign-up accepts (normalization, reserved names,
+            confusables); default :class:`UsernamePolicy` with its reserved names.
     """
 
     def __init__(
@@ -120,8 +138,10 @@ class ZeroTrustAuthenticator:
         reauth_max_age: int = 300,
         event_sink: EventSink | None = None,
         alert_sink: AlertSink | None = None,
+        usernames: UsernamePolicy | None = None,
     ) -> None:
         self.users = users
+        self.usernames = usernames if usernames is not None else UsernamePolicy()
         self.passwords = passwords
         self.totp = totp
         self.tokens = tokens
@@ -146,15 +166,41 @@ class ZeroTrustAuthenticator:
 
     # -- sign-up ---------------------------------------------------------------------
     async def signup(self, username: str, password: str) -> UserRecord:
-        name = username.strip()
-        if not 3 <= len(name) <= 64 or any(c.isspace() or not c.isprintable() for c in name):
-            raise SignupRefused("username must be 3-64 printable characters without spaces")
-        problem = self.passwords.check_policy(password)
+        """Create a user, or raise :class:`SignupRefused`.
+
+        The name is normalized (:class:`UsernamePolicy`); a malformed name or
+        password is refused saying why (that reveals nothing about other
+        accounts). A taken name, a reserved one and one confusable with an
+        existing name get the same answer, after the same work (the password is
+        hashed in every case), so sign-up does not tell which names exist beyond
+        what creating a free one must. Each name's skeleton is claimed atomically
+        in the shared store, so two confusable names signed up at once cannot
+        both succeed.
+        """
+        name = self.usernames.normalize(username)
+        problem = self.usernames.problem(name) or self.passwords.check_policy(password)
         if problem is not None:
             raise SignupRefused(problem)
-        user = await self.users.create(name, self.passwords.hash(password))
-        if user is None:
-            raise SignupRefused("username is not available")
+        password_hash = await self.passwords.ahash(password)
+        if self.usernames.is_reserved(name):
+            raise SignupRefused(NAME_NOT_AVAILABLE)
+        digest = hashlib.sha256(self.usernames.skeleton(name).encode()).hexdigest()[:32]
+        claim = f"signup:skeleton:{digest}"
+        store = self.lockouts.store
+        try:
+            # The claim holds the name: the same name again (another worker seeding
+            # the same user, a retry) goes on to the repository, which says whether
+            # it is taken; a different name with the same skeleton is a confusable.
+            claimed = await store.add(claim, name, _SKELETON_CLAIM_SECONDS)
+            if not claimed and name != await store.get(claim):
+                raise SignupRefused(NAME_NOT_AVAILABLE)
+            user = await self.users.create(name, password_hash)
+            if user is None:
+                if claimed and await self.users.get_by_username(name) is None:
+                    await store.delete(claim)  # refused for another reason (capacity)
+                raise SignupRefused(NAME_NOT_AVAILABLE)
+        except StorageError as exc:
+            raise AuthUnavailable("sign-up temporarily unavailable") from exc
         return user
 
     # -- sign-in ---------------------------------------------------------------------
@@ -168,8 +214,13 @@ class ZeroTrustAuthenticator:
         totp_code: str | None = None,
         headers: Mapping[str, str] | None = None,
         device_cookie: str | None = None,
+        reservation: Reservation | None = None,
     ) -> AuthResult:
         """Sign a user in, or raise why not.
+
+        ``reservation``: the attempt the login guard already reserved for this
+        user name and address (used, and settled here, when it covers
+        ``username``; otherwise one is reserved here).
 
         Raises:
             AccountLocked: too many failures (429).
@@ -177,21 +228,61 @@ class ZeroTrustAuthenticator:
             MFARequired: the password was right; send ``totp_code`` (401).
             RiskTooHigh: refused on risk; an alert was raised (403).
             AuthUnavailable: the store is down and the feature fails closed (503).
+            HashingBusy: every hashing thread is busy (503 with Retry-After).
         """
-        status = await self.lockouts.check(username, source_ip)
+        held = reservation
+        if held is None or held.settled or not held.covers(username):
+            held = await self.lockouts.reserve([username], source_ip)
+        status = held.status
         if status.unavailable:
             raise AuthUnavailable("sign-in temporarily unavailable")
         if status.locked:
             self._event("failure", username, source_ip, reason="locked")
             raise AccountLocked(status.retry_after)
+        outcome: Outcome = "void"
+        try:
+            result = await self._sign_in(
+                username,
+                password,
+                source_ip,
+                user_agent,
+                totp_code,
+                headers,
+                device_cookie,
+                status.failures,
+            )
+            outcome = "success"
+            return result
+        except InvalidCredentials:
+            outcome = "failure"
+            raise
+        finally:
+            settled = await self.lockouts.settle(held, outcome)
+            if settled.unavailable:
+                raise AuthUnavailable("sign-in temporarily unavailable")
+            if reservation is not None and reservation is not held:
+                # The caller's reservation named another user: its attempt is void.
+                await self.lockouts.settle(reservation, "void")
+
+    async def _sign_in(
+        self,
+        username: str,
+        password: str,
+        source_ip: str | None,
+        user_agent: str | None,
+        totp_code: str | None,
+        headers: Mapping[str, str] | None,
+        device_cookie: str | None,
+        failures: int,
+    ) -> AuthResult:
         user = await self.users.get_by_username(username)
-        ok = self.passwords.verify(user.password_hash if user else None, password)
+        ok = await self.passwords.averify(user.password_hash if user else None, password)
         if user is None or not ok or user.disabled:
-            await self._fail(username, source_ip, "bad_password")
+            self._fail(username, source_ip, "bad_password")
         fingerprint = device_fingerprint(
             {**(headers or {}), "user-agent": user_agent or ""}, device_cookie
         )
-        risk = await self.risk.assess(user.user_id, source_ip, fingerprint, status.failures)
+        risk = await self.risk.assess(user.user_id, source_ip, fingerprint, failures)
         log.info("login_risk_assessed", user_id=user.user_id, **risk.to_dict())
         if risk.level is RiskLevel.HIGH:
             await self._high_risk(user, source_ip, risk)
@@ -202,16 +293,16 @@ class ZeroTrustAuthenticator:
                 raise MFARequired(risk.reasons)
             factor = await self._second_factor(user, totp_code)
             if factor is None:
-                await self._fail(username, source_ip, "bad_second_factor")
+                self._fail(username, source_ip, "bad_second_factor")
             amr = ("pwd", "otp")
         elif risk.level is RiskLevel.MEDIUM:
             # Step-up is impossible without an enrolled factor: let the user in,
             # but the reasons are logged and sent with the event for review.
             log.warning("login_mfa_step_up_unavailable", user_id=user.user_id, reasons=risk.reasons)
-        await self.lockouts.report_auth_success(username, source_ip)
         await self.risk.remember(user.user_id, source_ip, fingerprint)
         if self.passwords.needs_rehash(user.password_hash):
-            await self.users.update(user.but(password_hash=self.passwords.hash(password)))
+            new_hash = await self.passwords.ahash(password)
+            await self.users.update(user.but(password_hash=new_hash))
         tokens = await self.tokens.issue(user.user_id, amr=amr)
         self._event(
             "success",
@@ -236,14 +327,13 @@ class ZeroTrustAuthenticator:
         await self.users.update(user.but(recovery_codes=remaining))
         return "recovery"
 
-    async def _fail(self, username: str, source_ip: str | None, reason: str) -> NoReturn:
-        status = await self.lockouts.report_auth_failure(username, source_ip)
+    def _fail(self, username: str, source_ip: str | None, reason: str) -> NoReturn:
+        """Refuse as a wrong credential; authenticate_user settles the reservation
+        as a failure. Even the attempt that triggers the lock is answered as a
+        wrong password; the lock (429) applies from the next attempt on, like
+        django-axes."""
         self._event("failure", username, source_ip, reason=reason)
-        log.info(LOGIN_FAILED, reason=reason, locked=status.locked)
-        if status.unavailable:
-            raise AuthUnavailable("sign-in temporarily unavailable")
-        # Even the attempt that triggers the lock is answered as a wrong password;
-        # the lock (429) applies from the next attempt on, like django-axes.
+        log.info(LOGIN_FAILED, reason=reason)
         raise InvalidCredentials("invalid credentials")
 
     async def _high_risk(
@@ -392,7 +482,7 @@ class ZeroTrustAuthenticator:
         if status.locked:
             self._account_event("reauth_failed", user.user_id, source_ip, reason="locked")
             raise AccountLocked(status.retry_after)
-        ok: bool = self.passwords.verify(user.password_hash, password)
+        ok: bool = await self.passwords.averify(user.password_hash, password)
         if not ok:
             await self._reauth_failed(session, source_ip, "bad_password", attempt)
         if user.mfa_enabled:
@@ -543,7 +633,7 @@ class ZeroTrustAuthenticator:
         if problem is not None:
             raise ChangeRefused(problem)
         user = await self._user(session.user.user_id)
-        new_hash: str = self.passwords.hash(new_password)
+        new_hash: str = await self.passwords.ahash(new_password)
         await self.users.update(user.but(password_hash=new_hash))
         return await self._credentials_changed(
             session,

@@ -21,6 +21,7 @@ from pynomaly_security.auth.passwords import PasswordHasher
 from pynomaly_security.auth.risk import RiskEngine
 from pynomaly_security.auth.tokens import TokenService
 from pynomaly_security.auth.totp import TOTPManager
+from pynomaly_security.auth.usernames import UsernamePolicy
 from pynomaly_security.auth.users import InMemoryUserRepository, UserRepository
 from pynomaly_security.crypto.keys import KeyRing
 from pynomaly_security.storage.base import Store, failure_policy
@@ -59,7 +60,7 @@ def authenticator_from_settings(
     private = settings.jwt_private_key.get_secret_value() if settings.jwt_private_key else None
     return ZeroTrustAuthenticator(
         users=users or InMemoryUserRepository(max_users=settings.max_tracked_keys),
-        passwords=passwords or PasswordHasher(),
+        passwords=passwords or PasswordHasher.from_settings(settings),
         totp=TOTPManager(
             store,
             cipher,
@@ -88,4 +89,5 @@ def authenticator_from_settings(
         reauth_max_age=settings.reauth_max_age,
         event_sink=event_sink,
         alert_sink=alert_sink,
+        usernames=UsernamePolicy.from_settings(settings),
     )

@@ -10,6 +10,21 @@
 * Credential stuffing is watched independently of the lock key: one IP
   failing for many user names, or one user name failing from many IPs, raises
   its own alert once per window.
+* Attempts are *reserved* before the password is checked (:meth:`reserve`):
+  one atomic increment in the shared store per key, refused when it passes the
+  limit, so however many guesses arrive at once, on however many workers, at
+  most ``max_attempts`` of them are checked (issue 12, item 9). Checking first
+  and counting after the answer let 50 concurrent guesses through. The
+  reservation is then settled (:meth:`settle`): a failure keeps it (it is the
+  failure), a success resets the key, anything else (the password was never
+  checked, or was right but a second factor is needed) gives it back.
+* Each account also has a limit across all addresses (``account_max_attempts``
+  failures within ``account_window``), so a new source address does not buy
+  new guesses; reaching it raises a ``distributed_guessing`` alert. A success
+  does not reset it (the owner signing in must not hand an attacker a fresh
+  budget). Trade-off: whoever spends an account's budget keeps its owner out
+  until the window ends (the price of a cap on distributed guessing; OWASP
+  Authentication Cheat Sheet, "Account Lockout").
 
 Unknown user names are counted like real ones, so lockouts do not reveal which
 accounts exist. References: django-axes (``AXES_FAILURE_LIMIT``,
@@ -24,8 +39,8 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
@@ -38,17 +53,27 @@ from pynomaly_security.storage.base import FailurePolicy, Store, failure_policy
 if TYPE_CHECKING:
     from pynomaly_security.settings import SecuritySettings
 
-__all__ = ["LOCKOUT_REPORTED", "AlertSink", "LockRecord", "LockoutManager", "LockoutStatus"]
+__all__ = [
+    "LOCKOUT_REPORTED",
+    "AlertSink",
+    "LockRecord",
+    "LockoutManager",
+    "LockoutStatus",
+    "Outcome",
+    "Reservation",
+]
 
 log = structlog.get_logger(__name__)
 
 AlertSink = Callable[[SecurityAlert], Awaitable[None]]
 LockoutBy = Literal["user", "ip", "user_and_ip"]
+Outcome = Literal["failure", "success", "void"]
 
 # The same alert type as the monitor's BruteForceDetector: one name per threat,
 # whichever component saw it (the audit trail maps it to brute_force_detected).
 ACCOUNT_LOCKED = "brute_force"
 CREDENTIAL_STUFFING = "credential_stuffing"
+DISTRIBUTED_GUESSING = "distributed_guessing"
 LOCKOUT_STORE_FAILED = "lockout_store_failed"
 LOCKOUT_REPORTED = "lockout_reported"
 """``RequestContext.extra`` flag: this login was already reported to the lockout."""
@@ -62,6 +87,28 @@ class LockoutStatus:
     failures: int = 0
     unavailable: bool = False
     """The store is down and lockout fails closed: refuse with 503."""
+
+
+@dataclass(slots=True)
+class Reservation:
+    """Attempts held in the store for one login, until :meth:`LockoutManager.settle`.
+
+    ``status.locked`` means the attempt was refused and nothing is held.
+    """
+
+    names: tuple[str | None, ...]
+    ip: str | None
+    status: LockoutStatus
+    keys: tuple[tuple[str | None, str], ...] = ()
+    """(user name, lock key) of each attempt held under a lock key."""
+    accounts: tuple[tuple[str, str], ...] = ()
+    """(user name, account key) of each attempt held under an account."""
+    settled: bool = field(default=False)
+
+    def covers(self, username: str | None) -> bool:
+        """Whether this reservation holds an attempt for ``username``."""
+        name = normalize_username(username) if username else None
+        return name in self.names
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +155,8 @@ class LockoutManager:
         progressive: bool = True,
         max_lock_seconds: int = 86_400,
         stuffing_threshold: int = 10,
+        account_max_attempts: int = 20,
+        account_window: int = 900,
         alert_sink: AlertSink | None = None,
         clock: Callable[[], float] = time.time,
         failure_policy: FailurePolicy = "fail_closed",
@@ -120,6 +169,8 @@ class LockoutManager:
             )
         if max_lock_seconds < lock_seconds:
             raise ConfigurationError("max_lock_seconds must be >= lock_seconds")
+        if account_max_attempts < 1 or account_window < 1:
+            raise ConfigurationError("need account_max_attempts >= 1 and account_window >= 1")
         self._store = store
         self.by: LockoutBy = by
         self.max_attempts = max_attempts
@@ -128,6 +179,8 @@ class LockoutManager:
         self._progressive = progressive
         self._max_lock = max_lock_seconds
         self._stuffing = stuffing_threshold
+        self.account_max_attempts = account_max_attempts
+        self.account_window = account_window
         self._alert = alert_sink
         self._clock = clock
         self._policy = failure_policy
@@ -145,6 +198,8 @@ class LockoutManager:
             progressive=settings.lockout_progressive,
             max_lock_seconds=settings.lockout_max_duration,
             stuffing_threshold=settings.credential_stuffing_threshold,
+            account_max_attempts=settings.account_max_attempts,
+            account_window=settings.account_lockout_window,
             failure_policy=failure_policy(settings.store_failure_policy, "lockout"),
             **kwargs,
         )
@@ -155,6 +210,188 @@ class LockoutManager:
         address = ip or "-"
         material = {"user": f"u:{user}", "ip": f"i:{address}"}.get(self.by, f"u:{user}|i:{address}")
         return hashlib.sha256(material.encode()).hexdigest()[:24]
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @staticmethod
+    def account_key(username: str) -> str:
+        """The per-account counter's key part: a digest of the normalized name."""
+        return hashlib.sha256(normalize_username(username).encode()).hexdigest()[:24]
+
+    async def reserve(self, usernames: Iterable[str | None], ip: str | None) -> Reservation:
+        """Hold one attempt for each of ``usernames`` (normalized, at most 4) from ``ip``,
+        atomically in the store, before the password is checked; refused
+        (``status.locked``) when a key is locked or its attempts are all taken."""
+        names: list[str | None] = []
+        for username in usernames:
+            name = normalize_username(username) if username else None
+            if name not in names:
+                names.append(name)
+        if not names:
+            names.append(None)
+        names = names[:4]
+        keys: list[tuple[str | None, str]] = []
+        accounts: list[tuple[str, str]] = []
+        held = Reservation(tuple(names), ip, LockoutStatus(False))
+        try:
+            refusal: LockoutStatus | None = None
+            for name in names:
+                key = self.lock_key(name, ip)
+                # With lockout_by=ip every name shares the address's key: count it once.
+                count = (
+                    await self._store.incr(f"lock:fail:{key}", self.window)
+                    if all(k != key for _, k in keys)
+                    else 0
+                )
+                if count:
+                    keys.append((name, key))
+                if count > self.max_attempts:
+                    # Every attempt is taken by guesses still being checked (a
+                    # confirmed Nth failure becomes a lock record instead).
+                    refusal = LockoutStatus(True, 1, count - 1)
+                    break
+                if name is not None:
+                    account = self.account_key(name)
+                    used = await self._store.incr(f"lock:acct:{account}", self.account_window)
+                    accounts.append((name, account))
+                    if used > self.account_max_attempts:
+                        refusal = LockoutStatus(True, self.account_window, used - 1)
+                        break
+            if refusal is None:
+                # Read the lock records after counting: _lock() writes the record
+                # before it clears the count, so an attempt counted on a cleared
+                # count sees the record here.
+                now = self._clock()
+                for raw in await self._store.get_many([f"lock:rec:{k}" for _, k in keys]):
+                    if raw is not None:
+                        remaining = float(json.loads(raw)["locked_until"]) - now
+                        if remaining > 0:
+                            refusal = LockoutStatus(True, max(1, math.ceil(remaining)))
+                            break
+        except StorageError as exc:
+            held.keys, held.accounts = tuple(keys), tuple(accounts)
+            await self._give_back(held)
+            held.status, held.settled = self._unavailable(exc), True
+            return held
+        held.keys, held.accounts = tuple(keys), tuple(accounts)
+        if refusal is not None:
+            await self._give_back(held)
+            held.status, held.settled = refusal, True
+            return held
+        failures = await self._count_or_zero(keys[0][1])
+        held.status = LockoutStatus(False, 0, max(0, failures - 1))
+        return held
+
+    async def _count_or_zero(self, key: str) -> int:
+        try:
+            return await self._store.get_count(f"lock:fail:{key}")
+        except StorageError:
+            return 0
+
+    async def _give_back(self, held: Reservation) -> None:
+        """Release every attempt ``held`` holds (best effort: the store may be down)."""
+        pairs = [(f"lock:fail:{k}", self.window) for _, k in held.keys]
+        pairs += [(f"lock:acct:{a}", self.account_window) for _, a in held.accounts]
+        for key, ttl in pairs:
+            try:
+                if await self._store.incr(key, ttl, -1) < 0:
+                    # The counter expired while the attempt was held: undo the -1.
+                    await self._store.incr(key, ttl, 1)
+            except StorageError as exc:
+                log.warning(LOCKOUT_STORE_FAILED, policy=self._policy, error=str(exc))
+                return
+
+    async def settle(self, held: Reservation, outcome: Outcome) -> LockoutStatus:
+        """End a reservation: ``failure`` keeps the attempt (and may lock),
+        ``success`` resets the keys' failures and gives the account attempt back,
+        ``void`` gives everything back. Settling twice does nothing."""
+        if held.settled:
+            return held.status
+        held.settled = True
+        if outcome == "void":
+            await self._give_back(held)
+            return LockoutStatus(False)
+        if outcome == "success":
+            for _, key in held.keys:
+                try:
+                    await self._store.delete(f"lock:fail:{key}")
+                except StorageError as exc:
+                    log.warning(LOCKOUT_STORE_FAILED, policy=self._policy, error=str(exc))
+            await self._give_back(Reservation(held.names, held.ip, held.status, (), held.accounts))
+            return LockoutStatus(False)
+        status = LockoutStatus(False)
+        for name, key in held.keys:
+            result = await self._failed(key, name, held.ip)
+            if result.locked or result.unavailable:
+                status = result
+        for user, account in held.accounts:
+            await self._account_failed(user, account, held.ip)
+        return status
+
+    async def _failed(self, key: str, user: str | None, ip: str | None) -> LockoutStatus:
+        """A reserved attempt failed: it is already counted; lock at the limit."""
+        try:
+            failures = await self._store.get_count(f"lock:fail:{key}")
+            await self._watch_stuffing(user, ip)
+            if failures < self.max_attempts:
+                return LockoutStatus(False, 0, failures)
+            # One worker builds the lock (concurrent failures all see the limit).
+            if not await self._store.add(f"lock:locking:{key}", "1", 5):
+                return LockoutStatus(True, 1, failures)
+            record = await self._lock(key, user, ip, failures)
+        except StorageError as exc:
+            return self._unavailable(exc)
+        await self._locked_alert(record, key, user, ip, failures)
+        return LockoutStatus(True, math.ceil(record.locked_until - record.locked_at), failures)
+
+    async def _account_failed(self, user: str, account: str, ip: str | None) -> None:
+        try:
+            used = await self._store.get_count(f"lock:acct:{account}")
+            if used < self.account_max_attempts:
+                return
+            if not await self._store.add(f"lock:acct_alerted:{account}", "1", self.account_window):
+                return
+            sources = await self._store.add_member(
+                f"lock:ips_by_user:{user}", ip or "-", self.window
+            )
+        except StorageError as exc:
+            log.warning(LOCKOUT_STORE_FAILED, policy=self._policy, error=str(exc))
+            return
+        log.warning(DISTRIBUTED_GUESSING, failures=used, sources=sources)
+        await self._raise(
+            SecurityAlert(
+                alert_type=DISTRIBUTED_GUESSING,
+                threat_level=ThreatLevel.HIGH,
+                message=f"{used} failed sign-ins for one account from {sources} address(es): "
+                f"its sign-ins are refused for up to {self.account_window} s",
+                source_ip=ip,
+                user_id=user,
+                details={
+                    "pattern": "one_account_many_guesses",
+                    "failures": used,
+                    "distinct_ips": sources,
+                    "window": self.account_window,
+                    "account_key": account,
+                },
+            )
+        )
+
+    async def _locked_alert(
+        self, record: LockRecord, key: str, user: str | None, ip: str | None, failures: int
+    ) -> None:
+        await self._raise(
+            SecurityAlert(
+                alert_type=ACCOUNT_LOCKED,
+                threat_level=ThreatLevel.HIGH,
+                message=f"{failures} failed sign-ins: locked for "
+                f"{int(record.locked_until - record.locked_at)} s",
+                source_ip=ip,
+                user_id=user,
+                details={"lock_key": key, "lock_number": record.lock_number, "by": self.by},
+            )
+        )
 
     def _unavailable(self, exc: StorageError) -> LockoutStatus:
         log.warning(LOCKOUT_STORE_FAILED, policy=self._policy, error=str(exc))
@@ -178,7 +415,9 @@ class LockoutManager:
         return LockoutStatus(False, 0, failures)
 
     async def report_auth_failure(self, username: str | None, ip: str | None) -> LockoutStatus:
-        """Count a failed attempt; lock when it reaches the limit; watch for stuffing."""
+        """Count a failed attempt that was not reserved; lock when it reaches the
+        limit; watch for stuffing. Prefer :meth:`reserve` + :meth:`settle`: counting
+        after the check lets concurrent guesses past the limit."""
         key = self.lock_key(username, ip)
         user = normalize_username(username) if username else None
         try:
@@ -193,17 +432,7 @@ class LockoutManager:
             record = await self._lock(key, user, ip, failures)
         except StorageError as exc:
             return self._unavailable(exc)
-        await self._raise(
-            SecurityAlert(
-                alert_type=ACCOUNT_LOCKED,
-                threat_level=ThreatLevel.HIGH,
-                message=f"{failures} failed sign-ins: locked for "
-                f"{int(record.locked_until - record.locked_at)} s",
-                source_ip=ip,
-                user_id=user,
-                details={"lock_key": key, "lock_number": record.lock_number, "by": self.by},
-            )
-        )
+        await self._locked_alert(record, key, user, ip, failures)
         return LockoutStatus(True, math.ceil(record.locked_until - record.locked_at), failures)
 
     async def _lock(self, key: str, user: str | None, ip: str | None, failures: int) -> LockRecord:

@@ -1,38 +1,67 @@
-"""Lockout for any login route, seen from status codes (pure ASGI).
+"""Lockout and rate limits for any login route, before the app checks a password (pure ASGI).
 
 Login routes the library does not own (the host app's own ``POST /login``, or
-any path in ``login_paths``) are covered too: a locked user/IP gets ``429``
-before the endpoint runs, and afterwards a ``401``/``403`` answer counts as a
-failure and a ``2xx`` as a success in the shared :class:`LockoutManager`.
+any path in ``login_paths``) are covered too. For each login attempt, before
+the endpoint runs:
 
-It runs inside the tracking middleware, which has already read the user name
-from the (bounded) body into the request context; an endpoint that reports
-to the lockout itself (``build_auth_router``'s ``/login``) sets
-``LOCKOUT_REPORTED`` so the attempt is not counted twice.
+1. the user name(s) are read from the body the way FastAPI/Starlette will read
+   them, whatever its shape (JSON, form, multipart: :mod:`.login_body`);
+2. the per-IP and per-account rate limits are counted (429 beyond them);
+3. one attempt is *reserved* atomically in the shared store for each name and
+   the client IP (:meth:`LockoutManager.reserve`): a locked key, or a key whose
+   attempts are all taken by guesses still being checked, is refused with 429.
+   Reserving before the password check is what makes the limit hold under
+   concurrency (issue 12, item 9: checking first and counting after the answer
+   let 50 parallel form logins all through).
+
+When the app has answered, the reservation is settled from the status: ``401``
+/``403`` is a failure (the attempt stays counted and may lock), ``2xx`` a
+success, anything else (422, 429, 5xx...) gives the attempt back. An endpoint
+that settles the reservation itself (``build_auth_router``'s ``/login`` passes
+it to the authenticator, which knows "right password, second factor needed"
+from "wrong password") leaves nothing to settle here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+import structlog
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pynomaly_security._context import get_request_context
-from pynomaly_security.auth.lockout import LOCKOUT_REPORTED, LockoutManager
+from pynomaly_security._context import RATE_LIMITED, get_request_context
+from pynomaly_security.auth.lockout import LOCKOUT_REPORTED, LockoutManager, Reservation
+from pynomaly_security.auth.login_body import DEFAULT_USERNAME_FIELDS, login_names
+from pynomaly_security.auth.route_limits import KeyedLimits
+from pynomaly_security.exceptions import StorageError
+from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
 from pynomaly_security.network.client_ip import ClientIPResolver
+from pynomaly_security.storage.base import FailurePolicy
 
-__all__ = ["LoginLockoutMiddleware"]
+__all__ = ["LOGIN_LIMITED", "LOGIN_RESERVATION", "LoginLockoutMiddleware"]
+
+log = structlog.get_logger(__name__)
+
+LOGIN_RESERVATION = "login_reservation"
+"""``RequestContext.extra`` (or ``scope["state"]``) key: this login's :class:`Reservation`."""
+LOGIN_LIMITED = "login_rate_counted"
+"""``RequestContext.extra`` flag: the login rate limits already counted this attempt."""
+_LOGIN_BODY_LIMIT = 64 * 1024
 
 
 class LoginLockoutMiddleware:
-    """Refuse locked logins with 429 and count login outcomes.
+    """Refuse locked or over-limit logins with 429; reserve and settle each attempt.
 
     Args:
         app: the ASGI app.
         lockouts: the shared lockout.
         login_paths: exact paths whose ``POST`` is a login attempt.
         resolver: client IP resolver when no tracking middleware ran first.
+        username_fields: body fields a user name may be in.
+        ip_limits: login attempts per client IP (``limits`` notation); none: unlimited.
+        account_limits: login attempts per account name, from any address.
+        rate_limit_policy: when the store fails while rate limiting: pass or 503.
     """
 
     def __init__(
@@ -42,6 +71,10 @@ class LoginLockoutMiddleware:
         lockouts: LockoutManager,
         login_paths: Iterable[str] = ("/login",),
         resolver: ClientIPResolver | None = None,
+        username_fields: Sequence[str] = DEFAULT_USERNAME_FIELDS,
+        ip_limits: Sequence[str] = (),
+        account_limits: Sequence[str] = (),
+        rate_limit_policy: FailurePolicy = "fail_open",
     ) -> None:
         self.app = app
         self.login_lockout_bypass = app
@@ -50,6 +83,12 @@ class LoginLockoutMiddleware:
         self.lockouts = lockouts
         self.login_paths = frozenset(login_paths)
         self._resolver = resolver or ClientIPResolver()
+        self._fields = tuple(username_fields)
+        self._ip_limits = KeyedLimits(ip_limits, lockouts.store) if ip_limits else None
+        self._account_limits = (
+            KeyedLimits(account_limits, lockouts.store) if account_limits else None
+        )
+        self._rate_policy = rate_limit_policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -60,12 +99,28 @@ class LoginLockoutMiddleware:
             await self.app(scope, receive, send)
             return
         ctx = get_request_context(scope)
-        username = ctx.login_username if ctx is not None else None
         ip = ctx.client_ip if ctx is not None else self._resolver.resolve(scope)
-        status = await self.lockouts.check(username, ip)
-        if status.locked:
+        buffered = await read_body(receive, _LOGIN_BODY_LIMIT)
+        if buffered.outcome is BodyOutcome.TOO_LARGE:
+            await JSONResponse({"error": "request_too_large"}, 413)(scope, receive, send)
+            return
+        if buffered.outcome is BodyOutcome.DISCONNECTED:
+            return
+        names = await login_names(scope, buffered.body, self._fields)
+        if ctx is not None and names and ctx.login_username is None:
+            ctx.login_username = names[0]
+        receive = replay_receive(buffered.body, receive)
+        refusal = await self._rate_limited(scope, names, ip)
+        if refusal is not None:
+            if ctx is not None:
+                ctx.extra[RATE_LIMITED] = True
+            await refusal(scope, receive, send)
+            return
+        reservation = await self.lockouts.reserve(names, ip)
+        if reservation.status.locked:
             if ctx is not None:
                 ctx.extra["login_locked"] = True
+            status = reservation.status
             code, detail = (
                 (503, "login temporarily unavailable")
                 if status.unavailable
@@ -77,6 +132,11 @@ class LoginLockoutMiddleware:
             )
             await response(scope, receive, send)
             return
+        state = scope.setdefault("state", {})
+        state[LOGIN_RESERVATION] = reservation
+        if ctx is not None:
+            ctx.extra[LOGIN_RESERVATION] = reservation
+            ctx.extra[LOGIN_LIMITED] = True
         answered = 0
 
         async def send_status(message: Message) -> None:
@@ -85,10 +145,48 @@ class LoginLockoutMiddleware:
                 answered = message["status"]
             await send(message)
 
-        await self.app(scope, receive, send_status)
-        if ctx is not None and ctx.extra.get(LOCKOUT_REPORTED):
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            reported = ctx is not None and bool(ctx.extra.get(LOCKOUT_REPORTED))
+            await self._settle(reservation, answered, reported)
+
+    async def _settle(self, reservation: Reservation, answered: int, reported: bool) -> None:
+        if reservation.settled:
             return
-        if answered in (401, 403):
-            await self.lockouts.report_auth_failure(username, ip)
+        if reported:
+            # The endpoint counted the attempt itself (report_auth_failure): do not
+            # count it twice.
+            await self.lockouts.settle(reservation, "void")
+        elif answered in (401, 403):
+            await self.lockouts.settle(reservation, "failure")
         elif 200 <= answered < 300:
-            await self.lockouts.report_auth_success(username, ip)
+            await self.lockouts.settle(reservation, "success")
+        else:
+            await self.lockouts.settle(reservation, "void")
+
+    async def _rate_limited(
+        self, scope: Scope, names: tuple[str, ...], ip: str | None
+    ) -> JSONResponse | None:
+        """The 429 (or 503) when a per-IP or per-account login limit is passed."""
+        path = scope["path"]
+        try:
+            if self._ip_limits is not None:
+                headers = await self._ip_limits.hit("login:" + path, "ip:" + (ip or "unknown"))
+                if headers is not None:
+                    return JSONResponse({"detail": "rate limit exceeded"}, 429, headers=headers)
+            if self._account_limits is not None:
+                # Per account across every login path: one account, one budget.
+                for name in names:
+                    headers = await self._account_limits.hit(
+                        "login-account", "account:" + LockoutManager.account_key(name)
+                    )
+                    if headers is not None:
+                        return JSONResponse({"detail": "rate limit exceeded"}, 429, headers=headers)
+        except StorageError as exc:
+            log.warning("login_rate_limit_store_unavailable", error=str(exc))
+            if self._rate_policy == "fail_closed":
+                return JSONResponse(
+                    {"detail": "rate limiting unavailable"}, 503, headers={"Retry-After": "1"}
+                )
+        return None

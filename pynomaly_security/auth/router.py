@@ -37,7 +37,9 @@ from pynomaly_security.auth.errors import (
     RiskTooHigh,
     SignupRefused,
 )
-from pynomaly_security.auth.lockout import LOCKOUT_REPORTED, LockoutManager
+from pynomaly_security.auth.lockout import LockoutManager, Reservation
+from pynomaly_security.auth.login_guard import LOGIN_RESERVATION
+from pynomaly_security.auth.passwords import HashingBusy
 from pynomaly_security.auth.risk import DEVICE_COOKIE
 from pynomaly_security.auth.tokens import TokenPair
 from pynomaly_security.auth.users import UserRecord
@@ -108,6 +110,10 @@ def _refusal(exc: AuthenticationError) -> JSONResponse:
         )
     if isinstance(exc, RiskTooHigh):
         return JSONResponse({"detail": "sign-in refused", "reasons": list(exc.reasons)}, 403)
+    if isinstance(exc, HashingBusy):
+        return JSONResponse(
+            {"detail": "busy, retry shortly"}, 503, headers={"Retry-After": str(exc.retry_after)}
+        )
     if isinstance(exc, AuthUnavailable):
         return JSONResponse({"detail": str(exc)}, 503, headers={"Retry-After": "5"})
     if isinstance(exc, ReauthRequired):
@@ -157,7 +163,7 @@ def build_auth_router(
     async def signup(body: Credentials) -> Any:
         try:
             user = await authenticator.signup(body.username, body.password)
-        except SignupRefused as exc:
+        except (SignupRefused, HashingBusy) as exc:
             return _refusal(exc)
         return {"user_id": user.user_id, "username": user.username}
 
@@ -167,9 +173,10 @@ def build_auth_router(
         ctx = get_request_context(request.scope)
         if ctx is not None:
             ctx.login_username = body.username
-            # The authenticator reports to the lockout itself; the login guard
-            # middleware must not count this attempt a second time.
-            ctx.extra[LOCKOUT_REPORTED] = True
+        # The attempt the login guard reserved before this body was parsed; the
+        # authenticator uses and settles it when it names the same user (and
+        # reserves its own otherwise, or without the guard).
+        held = request.scope.get("state", {}).get(LOGIN_RESERVATION)
         try:
             result = await authenticator.authenticate_user(
                 body.username,
@@ -179,6 +186,7 @@ def build_auth_router(
                 totp_code=body.totp,
                 headers=dict(request.headers),
                 device_cookie=device,
+                reservation=held if isinstance(held, Reservation) else None,
             )
         except RiskTooHigh as exc:
             if ctx is not None:

@@ -114,6 +114,11 @@ class RateLimitMiddleware:
         limits: default limits for every request, e.g. ``["100/minute"]``.
         route_limits: path (exact, or prefix ending in ``*``) -> limits that
             replace the default there, counted separately per route.
+        account_route_limits: path (exact, or prefix ending in ``*``) -> limits
+            counted per signed-in user (the ``user_key``), from any address, in
+            addition to the route's own; a request without a user is not counted
+            by them (the route's per-IP limit still applies). The login, sign-up
+            and MFA defaults use them (issue 12).
         key: what is counted: client ``ip``, authenticated ``user`` (falls back
             to the IP), ``api_key`` (a hash of the ``X-API-Key`` header, falls
             back to the IP) or ``route`` (one budget for everyone on a route).
@@ -134,6 +139,7 @@ class RateLimitMiddleware:
         store: Store | None = None,
         limits: Sequence[str] = ("100/minute",),
         route_limits: Mapping[str, Sequence[str]] | None = None,
+        account_route_limits: Mapping[str, Sequence[str]] | None = None,
         key: RateLimitKey = "ip",
         exempt_paths: Sequence[str] = (),
         resolver: ClientIPResolver | None = None,
@@ -163,6 +169,22 @@ class RateLimitMiddleware:
                 exact[pattern] = items
         self._exact = exact
         self._prefixes = tuple(sorted(prefixes, key=lambda p: -len(p[0])))  # longest wins
+        account_exact: dict[str, tuple[RateLimitItem, ...]] = {}
+        account_prefixes: list[tuple[str, tuple[RateLimitItem, ...]]] = []
+        for pattern, specs in (account_route_limits or {}).items():
+            items = _parse(specs, f"account_route_limits[{pattern!r}]")
+            if pattern.endswith("*"):
+                account_prefixes.append((pattern[:-1], items))
+            else:
+                account_exact[pattern] = items
+        self._account_exact = account_exact
+        self._account_prefixes = tuple(sorted(account_prefixes, key=lambda p: -len(p[0])))
+        # Without a default limit only the listed routes are counted: every other
+        # request passes after one set lookup and one C-level prefix test (the
+        # login/sign-up/MFA limits are installed by default, on the hot path).
+        self._only_routes = not self._default
+        self._limited_exact = frozenset(exact) | frozenset(account_exact)
+        self._limited_prefixes = tuple(p for p, _ in (*self._prefixes, *self._account_prefixes))
         self._exempt_exact = frozenset(p for p in exempt_paths if not p.endswith("*"))
         self._exempt_prefixes = tuple(p[:-1] for p in exempt_paths if p.endswith("*"))
         self._key = key
@@ -197,16 +219,38 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path in self._exempt_exact or path.startswith(self._exempt_prefixes):
+        if (
+            path in self._exempt_exact
+            or path.startswith(self._exempt_prefixes)
+            or (
+                self._only_routes
+                and path not in self._limited_exact
+                and not path.startswith(self._limited_prefixes)
+            )
+        ):
             await self.app(scope, receive, send)
             return
         pattern, items = self._limits_for(path)
-        if not items:
+        account = (
+            self._account_limits_for(path)
+            if self._account_exact or self._account_prefixes
+            else None
+        )
+        if not items and account is None:
             await self.app(scope, receive, send)
             return
-        identity = (pattern, self._identity(scope, path))
         try:
-            allowed, headers = await self._check(items, identity)
+            allowed, headers = True, dict[str, str]()
+            if items:
+                allowed, headers = await self._check(items, (pattern, self._identity(scope, path)))
+            if allowed and account is not None:
+                user = self._user(scope)
+                if user is not None:
+                    allowed, account_headers = await self._check(
+                        account[1], ("account:" + account[0], "user:" + user)
+                    )
+                    if not allowed or not headers:
+                        headers = account_headers
         except StorageError as exc:
             log.warning(STORE_UNAVAILABLE, policy=self._policy, error=str(exc))
             if self._policy == "fail_closed":
@@ -246,15 +290,28 @@ class RateLimitMiddleware:
                 return prefix + "*", prefix_items
         return "*", self._default
 
+    def _account_limits_for(self, path: str) -> tuple[str, tuple[RateLimitItem, ...]] | None:
+        items = self._account_exact.get(path)
+        if items is not None:
+            return path, items
+        for prefix, prefix_items in self._account_prefixes:
+            if path.startswith(prefix):
+                return prefix + "*", prefix_items
+        return None
+
+    def _user(self, scope: Scope) -> str | None:
+        user_key = self._user_key or _installed_user_key(scope)
+        user = user_key(scope) if user_key is not None else None
+        if user is None:
+            ctx = get_request_context(scope)
+            user = ctx.user_id if ctx is not None else None
+        return user
+
     def _identity(self, scope: Scope, path: str) -> str:
         if self._key == "route":
             return "route"
         if self._key == "user":
-            user_key = self._user_key or _installed_user_key(scope)
-            user = user_key(scope) if user_key is not None else None
-            if user is None:
-                ctx = get_request_context(scope)
-                user = ctx.user_id if ctx is not None else None
+            user = self._user(scope)
             if user is not None:
                 return "user:" + user
         elif self._key == "api_key":
