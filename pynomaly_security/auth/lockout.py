@@ -209,7 +209,7 @@ class LockoutManager:
         user = normalize_username(username) if username else "-"
         address = ip or "-"
         material = {"user": f"u:{user}", "ip": f"i:{address}"}.get(self.by, f"u:{user}|i:{address}")
-        return hashlib.sha256(material.encode()).hexdigest()[:24]
+        return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
     @property
     def store(self) -> Store:
@@ -218,7 +218,8 @@ class LockoutManager:
     @staticmethod
     def account_key(username: str) -> str:
         """The per-account counter's key part: a digest of the normalized name."""
-        return hashlib.sha256(normalize_username(username).encode()).hexdigest()[:24]
+        name = normalize_username(username).encode("utf-8", "surrogatepass")  # never raises
+        return hashlib.sha256(name).hexdigest()[:24]
 
     async def reserve(self, usernames: Iterable[str | None], ip: str | None) -> Reservation:
         """Hold one attempt for each of ``usernames`` (normalized, at most 4) from ``ip``,
