@@ -114,8 +114,14 @@ def payload_aad(rec: SealedRecord, part: bytes) -> bytes:
     return _AAD + part + b"|" + _header_of(rec)
 
 
-def checkpoint_message(seq: int, head_hash: bytes, ts_us: int) -> bytes:
-    doc = {"v": 1, "seq": seq, "head": head_hash.hex(), "ts_us": ts_us}
+def checkpoint_message(seq: int, head_hash: bytes, ts_us: int, anchored: bool = False) -> bytes:
+    """What a checkpoint signs. Version 2 adds ``"anchored": true``: the writer
+    also sent this checkpoint to an anchor outside the store, so a verifier
+    given no anchor knows one exists (deleting the anchor is then a fault, not
+    a quiet downgrade); version 1 (no anchor) is what older writers signed."""
+    doc: dict[str, object] = {"v": 1, "seq": seq, "head": head_hash.hex(), "ts_us": ts_us}
+    if anchored:
+        doc.update(v=2, anchored=True)
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -126,10 +132,22 @@ def _json(data: Mapping[str, Any]) -> bytes:
 class Sealer:
     """Turns entries into chained, encrypted rows inside a store transaction.
 
+    Every append transaction ends with a signed checkpoint of its head, so no
+    committed record is ever unsigned: a record after the last checkpoint can
+    only have been added outside a writer (forged), and the verifier says so.
+    A checkpoint is *anchored* (sent outside the store as well, see
+    ``anchor.py``) when its commit holds a security or audit event, at
+    shutdown, and when one is due (``checkpoint_every`` records or
+    ``checkpoint_seconds`` since the last anchored one); the other, *interim*
+    checkpoints only cover access batches, and each replaces the writer's
+    previous interim one, so the store keeps about as many checkpoints as it
+    anchors.
+
     Args:
         keys: the audit key ring.
-        checkpoint_every: sign a checkpoint after this many records...
-        checkpoint_seconds: ...or when the last one is older than this.
+        checkpoint_every: anchor a checkpoint after this many records...
+        checkpoint_seconds: ...or when the last anchored one is older than this.
+        anchored: whether an anchor sink receives checkpoints (signed into them).
     """
 
     def __init__(
@@ -139,10 +157,17 @@ class Sealer:
         checkpoint_every: int,
         checkpoint_seconds: float,
         clock: Callable[[], float] = time.time,
+        anchored: bool = False,
     ) -> None:
         self.keys = keys
+        self.anchored = anchored
+        self.field_limit = 1024
+        """Longest path / request id an access row keeps (``audit_max_field_chars``)."""
+        self._interim: int | None = None
+        """Sequence number of this writer's last interim checkpoint, replaced by the next."""
         self._clock = clock
         self._origin_us = int(clock() * 1_000_000)
+        self._anchored_at = (0, self._origin_us)
         self._every = checkpoint_every
         self._max_age_us = int(checkpoint_seconds * 1_000_000)
         self.signing_key_id = signing_key_id(keys.current.public_key)
@@ -171,7 +196,7 @@ class Sealer:
             seq += 1
             part = seal_batch(
                 self.keys, batch, seq=seq, prev=prev, refs=refs, subject_keys=subject_keys,
-                header=header, aad_prefix=_AAD,
+                header=header, aad_prefix=_AAD, limit=self.field_limit,
             )  # fmt: skip
             digest = hashlib.sha256(
                 prev + _canonical(part.head, part.payload, part.personal)
@@ -201,7 +226,9 @@ class Sealer:
             payload = dict(entry.payload)
             ref = None
             personal_body: dict[str, Any] = {}
-            if entry.user_id is not None:
+            if entry.erased_ref is not None:
+                ref = entry.erased_ref
+            elif entry.user_id is not None:
                 ref = self.subject_ref(entry.user_id)
                 personal_body = _split_personal(payload)
                 personal_body.update(user_id=entry.user_id, source_ip=entry.source_ip)
@@ -215,7 +242,7 @@ class Sealer:
                 entry.request_id, ref, key_id, prev,
             )  # fmt: skip
             personal = None
-            if ref is not None:
+            if ref is not None and entry.erased_ref is None:
                 aad = _AAD + b"personal|" + head
                 personal = seal_with(subject_keys[ref], _json(personal_body), aad)
             sealed = self.keys.encrypt(key_id, _json(payload), _AAD + b"payload|" + head)
@@ -241,27 +268,53 @@ class Sealer:
         await txn.insert(rows)
         if index:
             await txn.index_subjects(index)
-        cp = await self.checkpoint(txn, force=False, head=(seq, prev))
+        # Signed in the same transaction: a committed record is never unsigned.
+        cp = await self.checkpoint(txn, force=bool(entries), head=(seq, prev), always=True)
         return [r.seq for r in rows[first_entry:]], cp
 
     async def checkpoint(
-        self, txn: AppendTxn, *, force: bool, head: tuple[int, bytes] | None = None
+        self,
+        txn: AppendTxn,
+        *,
+        force: bool,
+        head: tuple[int, bytes] | None = None,
+        always: bool = False,
     ) -> Checkpoint | None:
-        """Sign the head if records are unsigned and (``force`` or one is due)."""
+        """Sign the head if records are unsigned and (``force``, ``always`` or one
+        is due). Returns the checkpoint when it is to be anchored (``force`` or
+        due); an ``always`` one that is neither is interim (stays in the store).
+        ``force`` on a head covered only by this writer's interim checkpoint
+        replaces it with an anchored one (shutdown: the head is always anchored)."""
         seq, head_hash = head if head is not None else await txn.head()
         last = await txn.last_checkpoint()
         # With no checkpoint yet, the age counts from when this sealer started.
         last_seq, last_ts = (0, self._origin_us) if last is None else (last.seq, last.ts_us)
-        if seq <= last_seq:
+        reanchor = force and last is not None and last.seq == seq == self._interim
+        if seq <= last_seq and not reanchor:
             return None
         now_us = int(self._clock() * 1_000_000)
+        if last is not None and last.seq == self._interim:
+            # Due-ness counts from the last anchored checkpoint, which the
+            # interim one replaced in the store: remember its numbers.
+            last_seq, last_ts = self._anchored_at
         due = seq - last_seq >= self._every or now_us - last_ts >= self._max_age_us
-        if not (force or due):
+        if not (force or due or always):
             return None
-        sig = self.keys.current.signer.sign(checkpoint_message(seq, head_hash, now_us))
-        cp = Checkpoint(seq, head_hash, now_us, self.signing_key_id, sig)
+        anchor = force or due
+        sig = self.keys.current.signer.sign(
+            checkpoint_message(seq, head_hash, now_us, anchored=anchor and self.anchored)
+        )
+        cp = Checkpoint(
+            seq, head_hash, now_us, self.signing_key_id, sig, anchored=anchor and self.anchored
+        )
+        if last is not None and last.seq == self._interim:
+            await txn.delete_checkpoint(last.seq)
         await txn.insert_checkpoint(cp)
-        return cp
+        if anchor:
+            self._interim, self._anchored_at = None, (seq, now_us)
+            return cp
+        self._interim = seq
+        return None
 
     def subject_ref(self, user_id: str) -> str:
         """The blind-index ref of ``user_id`` (an HMAC; cached, bounded)."""
@@ -282,7 +335,11 @@ class Sealer:
     async def _subject_keys(
         self, txn: AppendTxn, entries: Sequence[AuditEntry], extra: Iterable[str] = ()
     ) -> dict[str, AESGCM]:
-        wanted = {self.subject_ref(e.user_id) for e in entries if e.user_id is not None}
+        wanted = {
+            self.subject_ref(e.user_id)
+            for e in entries
+            if e.user_id is not None and e.erased_ref is None
+        }
         refs = sorted(wanted.union(extra))
         if not refs:
             return {}

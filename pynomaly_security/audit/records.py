@@ -103,6 +103,10 @@ class AuditEntry:
     source_ip: str | None = None
     payload: Mapping[str, Any] = field(default_factory=dict)
     timestamp: float = field(default_factory=time.time)
+    erased_ref: str | None = None
+    """On a ``subject_erased`` entry: the blind-index ref whose key is destroyed,
+    stored in the plaintext ``subject_ref`` column (no personal part), so a
+    verifier without the master key can tell an erasure from a deleted key."""
 
 
 def ambient(name: str, given: str | None) -> str | None:

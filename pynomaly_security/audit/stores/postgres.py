@@ -207,3 +207,6 @@ class _PostgresTxn:
         await self._c.execute(
             self._sql.insert_checkpoint, cp.seq, cp.head_hash, cp.ts_us, cp.key_id, cp.signature
         )
+
+    async def delete_checkpoint(self, seq: int) -> None:
+        await self._c.execute(self._sql.delete_checkpoint, seq)

@@ -237,3 +237,6 @@ class _SQLiteTxn:
         cp = checkpoint
         values = (cp.seq, cp.head_hash, cp.ts_us, cp.key_id, cp.signature)
         await self._s.run(lambda c: c.execute(self._sql.insert_checkpoint, values))
+
+    async def delete_checkpoint(self, seq: int) -> None:
+        await self._s.run(lambda c: c.execute(self._sql.delete_checkpoint, (seq,)))
