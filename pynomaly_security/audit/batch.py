@@ -198,9 +198,10 @@ _RID = operator.itemgetter(5)
 
 def _bounded(rows: Sequence[AccessRow], limit: int) -> Sequence[AccessRow]:
     # The check runs in C (map/len); rows are rebuilt only when one is too long.
-    if max(map(len, map(_PATH, rows)), default=0) <= limit and max(
-        map(len, filter(None, map(_RID, rows))), default=0
-    ) <= limit:
+    if (
+        max(map(len, map(_PATH, rows)), default=0) <= limit
+        and max(map(len, filter(None, map(_RID, rows))), default=0) <= limit
+    ):
         return rows
     return [
         (r[0], r[1], cut(r[2], limit), r[3], r[4], None if r[5] is None else cut(r[5], limit),

@@ -129,6 +129,10 @@ class _Walk:
         """Subject ref -> newest record sealed under its key."""
         self.erased: dict[str, int] = {}
         """Subject ref -> newest erasure record."""
+        self.legacy_erasure = 0
+        """Newest erasure record of an older writer whose ref is sealed in its payload
+        (unreadable without the master key): keys missing before it may be erased."""
+        self.notes: list[str] = []
         self.expect: tuple[int | None, bytes] | None = None
         self.expect_found = False
 
@@ -245,6 +249,8 @@ class _Walk:
                 ref = self._legacy_erased_ref(rec)
             if ref is not None:
                 self.erased[ref] = rec.seq
+            else:
+                self.legacy_erasure = rec.seq
         elif ref is not None:
             self.needs_key[ref] = rec.seq
 
@@ -381,6 +387,8 @@ async def verify_store(
             f", records 1..{walk.pruned_through} pruned under a signed checkpoint"
             " older than the retention period"
         )
+    for note in walk.notes:
+        msg += f"; NOTE: {note}"
     if expect.anchor_given:
         msg += f"; checked against an anchor of {len(expect.anchors)} checkpoints"
     else:
@@ -496,6 +504,13 @@ async def _check_subject_keys(store: AuditStore, walk: _Walk) -> None:
         return
     held = await store.subject_keys(wanted)
     missing = [ref for ref in wanted if ref not in held]
+    unknown = [ref for ref in missing if walk.needs_key[ref] < walk.legacy_erasure]
+    if unknown:
+        walk.notes.append(
+            f"{len(unknown)} subject key(s) are missing before an erasure record written by an"
+            " older version, whose subject only the master key can read"
+        )
+    missing = [ref for ref in missing if walk.needs_key[ref] >= walk.legacy_erasure]
     if missing:
         first = min(walk.needs_key[ref] for ref in missing)
         raise _Fault(

@@ -377,3 +377,34 @@ def test_verify_with_the_master_key_reaches_the_same_verdicts(
     code, out = main(["audit", "verify", "--db", f"sqlite:///{trail}"]), capsys.readouterr()
     assert code == 1
     assert "truncated" in out.out
+
+
+LEGACY = Path(__file__).parent / "data" / "legacy_trail.db"
+"""Written by the code before issue 12 (checkpoints every 5 records, one erasure):
+25 records, checkpoints at 5, 11, 17, 23, 25, no anchor."""
+
+
+def test_a_trail_written_by_the_previous_version_still_verifies(
+    tmp_path: Path, capsys: CAPTURE, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Public key only and with the master key: OK, with the note that it has no anchor;
+    a truncation of it is still caught against the auditor's length."""
+    db = tmp_path / "legacy.db"
+    shutil.copy(LEGACY, db)
+    keys = AuditLogger.from_settings(make_settings(f"sqlite:///{db}")).keys
+    (tmp_path / "key.pem").write_bytes(keys.public_key_pem())
+    monkeypatch.delenv("PYNOMALY_MASTER_KEY", raising=False)
+    code, out = _verify(db, capsys)
+    assert code == 0, out
+    assert out.startswith("OK: 25 records verified, 5 signed checkpoints")
+    assert "NOTE: no anchor" in out
+    monkeypatch.setenv("PYNOMALY_MASTER_KEY", MASTER_KEY)
+    code, out = _verify(db, capsys)
+    assert code == 0, out
+    _sql(
+        db,
+        "DELETE FROM audit_records WHERE seq > 23",
+        "DELETE FROM audit_checkpoints WHERE seq > 23",
+    )
+    code, out = _verify(db, capsys, "--min-records", "25")
+    assert out.startswith("FAIL seq=24 truncated:")
