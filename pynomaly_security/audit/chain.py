@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pynomaly_security.audit._keys import AuditKeys, open_with, seal_with, signing_key_id
 from pynomaly_security.audit.batch import ACCESS_BATCH, AccessRow, row_users, seal_batch
-from pynomaly_security.audit.records import AuditEntry
+from pynomaly_security.audit.records import AuditEntry, AuditLevel, EntryKind, SecurityEventType
 from pynomaly_security.audit.stores.base import AppendTxn, Checkpoint, SealedRecord
 from pynomaly_security.exceptions import InvalidToken, StorageError
 
@@ -49,6 +49,8 @@ PERSONAL_DETAIL_KEYS = frozenset(
 """``details`` keys treated as personal data: sealed under the subject's key."""
 ERASED = "[erased]"
 UNREADABLE = "[undecryptable]"
+_MAX_UNSIGNED = 10_000
+"""Unsigned records a writer authenticates before signing; more are reported unread."""
 _CACHE = 4096
 """Bound of the per-sealer caches (user id -> ref, ref -> subject AESGCM)."""
 
@@ -184,6 +186,18 @@ class Sealer:
         then ``entries``; sign a checkpoint when one is due (returned). Returns the
         sequence numbers of ``entries``."""
         seq, prev = await txn.head()
+        last = await txn.last_checkpoint()
+        signed = last.seq if last is not None else 0
+        if seq > signed:
+            # Every commit ends signed, so unsigned records were written by no writer
+            # of this version: a crash of an older one, or an append by someone with
+            # access to the store. Sign only what authenticates under our key; else
+            # record the finding (the verifier fails on it) instead of vouching for it.
+            report = await self._unsigned_report(txn, signed, seq)
+            if report is not None:
+                entries = [report, *entries]
+        else:
+            report = None
         refs = {
             user: self.subject_ref(user)
             for user in row_users(itertools.chain.from_iterable(batches))
@@ -269,8 +283,43 @@ class Sealer:
         if index:
             await txn.index_subjects(index)
         # Signed in the same transaction: a committed record is never unsigned.
-        cp = await self.checkpoint(txn, force=bool(entries), head=(seq, prev), always=True)
+        cp = await self.checkpoint(
+            txn, force=bool(entries), head=(seq, prev), always=True, last=(last,)
+        )
+        if report is not None:
+            first_entry += 1
         return [r.seq for r in rows[first_entry:]], cp
+
+    async def _unsigned_report(self, txn: AppendTxn, signed: int, head: int) -> AuditEntry | None:
+        """``None`` if records ``signed+1..head`` are ours (chained and authentic under
+        the key ring), else the entry reporting them."""
+        first_bad: int | None = None
+        if head - signed > _MAX_UNSIGNED:
+            first_bad = signed + 1
+        else:
+            prev: bytes | None = None
+            for rec in await txn.records(signed, _MAX_UNSIGNED):
+                linked = prev is None or rec.prev_hash == prev
+                try:
+                    if not linked or record_hash(rec) != rec.hash:
+                        raise InvalidToken
+                    self.keys.decrypt(rec.key_id, rec.payload, payload_aad(rec, b"payload"))
+                except InvalidToken:
+                    first_bad = rec.seq
+                    break
+                prev = rec.hash
+        if first_bad is None:
+            return None
+        return AuditEntry(
+            kind=EntryKind.SECURITY,
+            event_type=SecurityEventType.AUDIT_TAMPER_DETECTED.value,
+            level=AuditLevel.CRITICAL,
+            payload={
+                "message": "unsigned audit records that do not authenticate were found",
+                "details": {"unsigned_from": signed + 1, "unsigned_to": head, "first": first_bad},
+            },
+            timestamp=self._clock(),
+        )
 
     async def checkpoint(
         self,
@@ -279,6 +328,7 @@ class Sealer:
         force: bool,
         head: tuple[int, bytes] | None = None,
         always: bool = False,
+        last: tuple[Checkpoint | None] | None = None,
     ) -> Checkpoint | None:
         """Sign the head if records are unsigned and (``force``, ``always`` or one
         is due). Returns the checkpoint when it is to be anchored (``force`` or
@@ -286,7 +336,19 @@ class Sealer:
         ``force`` on a head covered only by this writer's interim checkpoint
         replaces it with an anchored one (shutdown: the head is always anchored)."""
         seq, head_hash = head if head is not None else await txn.head()
-        last = await txn.last_checkpoint()
+        # ``last`` (boxed: None is a value) when the caller already read it.
+        last_cp = await txn.last_checkpoint() if last is None else last[0]
+        return await self._sign(txn, force, seq, head_hash, last_cp, always)
+
+    async def _sign(
+        self,
+        txn: AppendTxn,
+        force: bool,
+        seq: int,
+        head_hash: bytes,
+        last: Checkpoint | None,
+        always: bool,
+    ) -> Checkpoint | None:
         # With no checkpoint yet, the age counts from when this sealer started.
         last_seq, last_ts = (0, self._origin_us) if last is None else (last.seq, last.ts_us)
         reanchor = force and last is not None and last.seq == seq == self._interim

@@ -50,6 +50,8 @@ class SecurityEventType(StrEnum):
     ADMIN_ACTION = "admin_action"
     KEY_ROTATION = "key_rotation"
     SUBJECT_ERASED = "subject_erased"
+    AUDIT_TAMPER_DETECTED = "audit_tamper_detected"
+    """A writer found records it did not sign that do not authenticate (``chain.py``)."""
     AUDIT_ACTION = "audit_action"
     HTTP_REQUEST = "http_request"
 

@@ -243,6 +243,14 @@ class _Walk:
                 )
         if rec.kind == ACCESS_BATCH:
             return
+        if rec.event_type == _TAMPER:
+            raise _Fault(
+                rec.seq,
+                "forged_record",
+                f"record {rec.seq} is a writer's report that records after the last checkpoint"
+                " before it did not authenticate under the audit key: they were appended"
+                f" outside a writer (export record {rec.seq} with the master key for the span)",
+            )
         ref = rec.subject_ref
         if rec.event_type == _ERASED:
             if ref is None and self.keys is not None:
@@ -269,6 +277,7 @@ class _Walk:
 
 
 _ERASED = SecurityEventType.SUBJECT_ERASED.value
+_TAMPER = SecurityEventType.AUDIT_TAMPER_DETECTED.value
 
 
 def _seq(cp: Checkpoint) -> int:

@@ -408,3 +408,63 @@ def test_a_trail_written_by_the_previous_version_still_verifies(
     )
     code, out = _verify(db, capsys, "--min-records", "25")
     assert out.startswith("FAIL seq=24 truncated:")
+
+
+def test_a_writer_does_not_sign_a_record_appended_behind_its_back(
+    trail: Path, capsys: CAPTURE
+) -> None:
+    """A forged record appended while the app is down is not vouched for by the app's next
+    checkpoint: the writer authenticates unsigned records first and records the finding,
+    which verify reports (the public key is enough)."""
+    with sqlite3.connect(trail) as conn:
+        last = to_record(
+            conn.execute(f"SELECT {COLUMNS} FROM audit_records ORDER BY seq DESC").fetchone()
+        )
+        model = to_record(
+            conn.execute(f"SELECT {COLUMNS} FROM audit_records WHERE seq = 2").fetchone()
+        )
+        forged = dataclasses.replace(model, seq=last.seq + 1, prev_hash=last.hash)
+        forged = dataclasses.replace(forged, hash=record_hash(forged))
+        conn.execute(
+            f"INSERT INTO audit_records ({COLUMNS}) VALUES ({', '.join('?' * 13)})",
+            dataclasses.astuple(forged),
+        )
+    asyncio.run(_drive(make_settings(f"sqlite:///{trail}"), orders=1))
+    assert _one(trail, "SELECT max(seq) FROM audit_checkpoints") == _one(
+        trail, "SELECT max(seq) FROM audit_records"
+    )
+    code, out = _verify(trail, capsys)
+    out = out.splitlines()[-1]  # after the app's own log lines
+    assert code == 1
+    assert out.startswith("FAIL seq=") and " forged_record: " in out
+    assert int(out.split()[1].removeprefix("seq=")) > last.seq + 1  # the report, after it
+    assert "did not authenticate" in out
+
+
+def test_an_unsigned_tail_left_by_a_crash_is_signed_when_authentic(
+    tmp_path: Path, capsys: CAPTURE
+) -> None:
+    """Records a writer committed without a checkpoint (what an older version left after a
+    crash) authenticate, so the next writer signs them and the trail verifies."""
+    db = tmp_path / "audit.db"
+    settings = make_settings(f"sqlite:///{db}")
+
+    async def write(n: int) -> bytes:
+        async with AuditLogger.from_settings(settings) as audit:
+            for i in range(n):
+                await audit.log_security_event(SecurityEventType.ACCESS_DENIED, f"e{i}")
+            return audit.public_key_pem()
+
+    (tmp_path / "key.pem").write_bytes(asyncio.run(write(4)))
+    _sql(db, "DELETE FROM audit_checkpoints WHERE seq > 2")  # as if never signed
+    (tmp_path / "audit.db.anchors.jsonl").write_text(
+        "".join(
+            line + "\n"
+            for line in (tmp_path / "audit.db.anchors.jsonl").read_text().splitlines()
+            if json.loads(line)["seq"] <= 2
+        )
+    )
+    assert _verify(db, capsys)[1].startswith("FAIL seq=3 unsigned:")
+    asyncio.run(write(1))
+    code, out = _verify(db, capsys)
+    assert code == 0, out

@@ -125,6 +125,9 @@ class AppendTxn(Protocol):
     async def delete_checkpoint(self, seq: int) -> None:
         """Delete the checkpoint at ``seq`` (an interim one a newer checkpoint supersedes)."""
 
+    async def records(self, after_seq: int, limit: int) -> list[SealedRecord]:
+        """Rows with ``seq > after_seq`` in sequence order (inside the transaction)."""
+
 
 class AuditStore(Protocol):
     """Where the audit trail lives; use as ``async with store:``."""

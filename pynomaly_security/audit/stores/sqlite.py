@@ -240,3 +240,8 @@ class _SQLiteTxn:
 
     async def delete_checkpoint(self, seq: int) -> None:
         await self._s.run(lambda c: c.execute(self._sql.delete_checkpoint, (seq,)))
+
+    async def records(self, after_seq: int, limit: int) -> list[SealedRecord]:
+        sql = self._sql.select_after
+        rows = await self._s.run(lambda c: c.execute(sql, (after_seq, limit)).fetchall())
+        return [to_record(r) for r in rows]
