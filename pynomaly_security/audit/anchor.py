@@ -58,6 +58,7 @@ log = structlog.get_logger(__name__)
 ANCHOR_FAILED = "audit_anchor_write_failed"
 SYSLOG_TAG = "pynomaly-audit-anchor: "
 _SUFFIX = ".anchors.jsonl"
+_DECODER = json.JSONDecoder()
 _MAX_LINE = 4096
 """A checkpoint line is ~250 bytes; anything longer in an anchor file is not ours."""
 
@@ -177,7 +178,9 @@ def parse_anchor_lines(lines: Sequence[str], source: str) -> list[Checkpoint]:
         if len(line) > _MAX_LINE:
             raise SecurityError(f"{source}:{number}: line too long for a checkpoint")
         try:
-            anchors.append(Checkpoint.from_dict(json.loads(line[start:])))
+            # raw_decode: a syslog line may carry a trailing NUL or other text.
+            doc, _ = _DECODER.raw_decode(line, start)
+            anchors.append(Checkpoint.from_dict(doc))
         except (ValueError, KeyError, TypeError) as exc:
             raise SecurityError(f"{source}:{number}: not a checkpoint ({exc})") from exc
     return anchors
