@@ -192,6 +192,8 @@ def seal_batch(
     return SealedBatch(head, ts_us, "error" if error else "info", sealed, blob)
 
 
+_METHOD = operator.itemgetter(1)
+_MAX_METHOD = 32
 _PATH = operator.itemgetter(2)
 _RID = operator.itemgetter(5)
 
@@ -200,12 +202,13 @@ def _bounded(rows: Sequence[AccessRow], limit: int) -> Sequence[AccessRow]:
     # The check runs in C (map/len); rows are rebuilt only when one is too long.
     if (
         max(map(len, map(_PATH, rows)), default=0) <= limit
+        and max(map(len, map(_METHOD, rows)), default=0) <= _MAX_METHOD
         and max(map(len, filter(None, map(_RID, rows))), default=0) <= limit
     ):
         return rows
     return [
-        (r[0], r[1], cut(r[2], limit), r[3], r[4], None if r[5] is None else cut(r[5], limit),
-         r[6], r[7])
+        (r[0], cut(r[1], _MAX_METHOD), cut(r[2], limit), r[3], r[4],
+         None if r[5] is None else cut(r[5], limit), r[6], r[7])
         for r in rows
     ]  # fmt: skip
 
