@@ -461,6 +461,10 @@ def _check_pruning(walk: _Walk, expect: Expectations) -> None:
         )
 
 
+def _span(first: int, last: int) -> str:
+    return f"record {first} is" if first == last else f"records {first}..{last} are"
+
+
 def _check_end(walk: _Walk, last_cp: Checkpoint | None, expect: Expectations) -> None:
     if walk.count == 0:
         raise _Fault(
@@ -483,7 +487,7 @@ def _check_end(walk: _Walk, last_cp: Checkpoint | None, expect: Expectations) ->
         raise _Fault(
             first,
             "unsigned",
-            f"records {first}..{walk.prev_seq} are not covered by any signed checkpoint:"
+            f"{_span(first, walk.prev_seq)} not covered by any signed checkpoint:"
             " writers sign every commit, so they were appended outside a writer (forged),"
             " or the checkpoints covering them were deleted (or an older writer crashed"
             " before signing them)",
