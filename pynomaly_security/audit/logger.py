@@ -390,9 +390,9 @@ class AuditLogger(AuditTrail):
         """
         refs = list(self.keys.subject_refs(user_id))
         held = await self.store.subject_keys(refs)
-        for ref in refs:
-            if ref not in held:
-                continue
+        # One record per key destroyed; a request for a subject with no key is
+        # still recorded (under the current ref, which has no key to check).
+        for ref in [r for r in refs if r in held] or refs[:1]:
             await self._writer.submit(
                 AuditEntry(
                     kind=EntryKind.SECURITY,
