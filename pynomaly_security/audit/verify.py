@@ -85,6 +85,7 @@ def _check_signatures(cps: list[Checkpoint], public_keys: Mapping[str, bytes]) -
     """Verify every checkpoint; returns them with ``anchored`` set from the
     message version the signature verifies (an older writer signed version 1)."""
     out = []
+    prefer = False
     for cp in cps:
         raw = public_keys.get(cp.key_id)
         if raw is None:
@@ -97,7 +98,10 @@ def _check_signatures(cps: list[Checkpoint], public_keys: Mapping[str, bytes]) -
             key = Ed25519PublicKey.from_public_bytes(raw)
         except ValueError as exc:
             raise _Fault(cp.seq, "forged_checkpoint", f"key {cp.key_id} is malformed") from exc
-        for anchored in (True, False) if cp.anchored else (False, True):
+        # The version is not stored: try the one the copy claims (or the last one
+        # that verified) first; the signature decides, never the claim.
+        first = cp.anchored or prefer
+        for anchored in (first, not first):
             try:
                 key.verify(
                     cp.signature, checkpoint_message(cp.seq, cp.head_hash, cp.ts_us, anchored)
@@ -105,6 +109,7 @@ def _check_signatures(cps: list[Checkpoint], public_keys: Mapping[str, bytes]) -
             except InvalidSignature:
                 continue
             out.append(replace(cp, anchored=anchored))
+            prefer = anchored
             break
         else:
             raise _Fault(
@@ -398,6 +403,11 @@ async def verify_store(
         )
     for note in walk.notes:
         msg += f"; NOTE: {note}"
+    if not pinned:
+        msg += (
+            "; NOTE: signatures were checked against the keys stored in the database itself"
+            " (not pinned: pass --public-key)"
+        )
     if expect.anchor_given:
         msg += f"; checked against an anchor of {len(expect.anchors)} checkpoints"
     else:
