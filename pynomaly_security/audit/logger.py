@@ -16,6 +16,8 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+import structlog
+
 from pynomaly_security._context import AccessRow, access_row
 from pynomaly_security.audit._keys import AuditKeys
 from pynomaly_security.audit._writer import BatchWriter
@@ -44,6 +46,15 @@ from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.settings import SecuritySettings
 
 __all__ = ["AuditLogger"]
+
+log = structlog.get_logger(__name__)
+
+NO_ANCHOR_EVENT = "audit_no_anchor"
+_NO_ANCHOR_HINT = (
+    "no anchor keeps the signed checkpoints outside the database, so a truncation that also"
+    " deletes checkpoints cannot be detected; set PYNOMALY_SECURITY__AUDIT_ANCHOR_FILE or"
+    " another AUDIT_ANCHOR_* sink"
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -176,6 +187,10 @@ class AuditLogger(AuditTrail):
             await self.store.put_public_key(key_id, public)
         self._dispatch.start()
         self._writer.start()
+        if not self._sealer.anchored:
+            # Not an error (a trail without an anchor still proves what it holds),
+            # but an auditor can then not rule out a truncation: say so once.
+            log.warning(NO_ANCHOR_EVENT, hint=_NO_ANCHOR_HINT)
 
     async def aclose(self) -> None:
         """Flush every queued record, sign the tail, stop handlers, close the store."""

@@ -49,7 +49,7 @@ def trail(
 
 def _verify(db: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
     code = main(["audit", "verify", "--db", f"sqlite:///{db}", *extra])
-    return code, capsys.readouterr().out.strip()
+    return code, capsys.readouterr().out.strip().splitlines()[-1]  # after any log line
 
 
 def _sql(db: Path, *statements: str) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import structlog
 from fastapi import FastAPI, Request
 
 from pynomaly_security import setup_security_middleware
@@ -356,7 +357,9 @@ def test_a_trail_written_without_an_anchor_still_verifies_with_a_note(
                 await audit.log_security_event(SecurityEventType.ACCESS_DENIED, f"e{i}")
             return audit.public_key_pem()
 
-    (tmp_path / "key.pem").write_bytes(asyncio.run(run()))
+    with structlog.testing.capture_logs() as logs:
+        (tmp_path / "key.pem").write_bytes(asyncio.run(run()))
+    assert any(e["event"] == "audit_no_anchor" for e in logs)  # said once, at start
     assert not (tmp_path / "audit.db.anchors.jsonl").exists()
     code, out = _verify(db, capsys)
     assert code == 0, out
