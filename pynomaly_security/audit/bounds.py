@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "MAX_ITEMS", "RecordBounds", "cut"]
+__all__ = ["MAX_DEPTH", "MAX_ITEMS", "RecordBounds", "column_text", "cut"]
 
 MAX_ITEMS = 100
 """Items kept per list or dict in a record's details."""
@@ -45,6 +45,17 @@ def cut(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}…[+{len(text) - limit} chars]"
+
+
+def column_text(text: str, limit: int) -> str:
+    """``text`` cut, and storable in a text column: a lone surrogate (valid in a
+    Python str, refused by UTF-8, SQLite and PostgreSQL) becomes its ``\\udXXX`` escape."""
+    text = cut(text, limit)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
 
 
 @dataclass(frozen=True, slots=True)

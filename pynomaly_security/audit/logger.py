@@ -29,7 +29,7 @@ from pynomaly_security.audit.anchor import (
     WebhookAnchor,
     default_anchor_path,
 )
-from pynomaly_security.audit.bounds import RecordBounds, cut
+from pynomaly_security.audit.bounds import RecordBounds, column_text, cut
 from pynomaly_security.audit.compliance import standards_for
 from pynomaly_security.audit.dispatch import ComplianceDispatcher, ComplianceHandler
 from pynomaly_security.audit.records import (
@@ -286,12 +286,14 @@ class AuditLogger(AuditTrail):
             "request_id": ambient("request_id", request_id),
         }
         ident = {k: None if v is None else cut(v, limit) for k, v in ident.items()}
+        request = ident["request_id"]
         entry = AuditEntry(
             kind=kind,
-            event_type=cut(event_type, 128),
+            # Plaintext columns: storable whatever the input (payload JSON escapes itself).
+            event_type=column_text(event_type, 128),
             level=AuditLevel(level),
             standards=tags,
-            request_id=ident["request_id"],
+            request_id=None if request is None else column_text(request, limit),
             user_id=ident["user_id"],
             source_ip=ident["source_ip"],
             # Bounded whatever the request's size, each user text stored once.

@@ -122,3 +122,36 @@ def test_long_deep_and_wide_details_are_cut_with_markers(db_path: Path) -> None:
     assert isinstance(details, dict)
     assert "[truncated]" in details and len(details["[keys]"]) == 60  # type: ignore[arg-type]
     assert len(json.dumps(row)) < 20_000
+
+
+def test_odd_text_never_fails_a_commit(db_path: Path) -> None:
+    """A lone surrogate (JSON ``"\\ud800"`` decodes to one) in a login name, request id,
+    event type, path or detail is stored, escaped where a column needs it; it never fails
+    the group commit it shares with other records (which lost them all before)."""
+    odd = "eve\ud800"
+
+    async def run() -> tuple[list[dict[str, object]], bool, list[int]]:
+        async with AuditLogger.from_settings(make_settings(f"sqlite:///{db_path}")) as audit:
+            audit.log_request(
+                method="GET", path="/p\udc80", status_code=200, duration_ms=1.0,
+                request_id=odd, user_id=odd,
+            )  # fmt: skip
+            seqs = list(
+                await asyncio.gather(
+                    audit.log_security_event(
+                        f"custom{odd}",
+                        "x",
+                        details={"username": odd, "n": float("nan")},
+                        user_id=odd,
+                        request_id=odd,
+                    ),
+                    audit.log_security_event(SecurityEventType.LOGIN_SUCCESS, "ok", user_id="bo"),
+                )
+            )
+            rows = await audit.query(user_id=odd)
+            return rows, (await audit.verify()).ok, seqs
+
+    rows, ok, seqs = asyncio.run(run())
+    assert ok and len(seqs) == 2
+    assert {r["user_id"] for r in rows} == {odd}
+    assert len(rows) == 2  # the access row and the event, found by the same user id
