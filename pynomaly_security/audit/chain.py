@@ -351,16 +351,19 @@ class Sealer:
     ) -> Checkpoint | None:
         # With no checkpoint yet, the age counts from when this sealer started.
         last_seq, last_ts = (0, self._origin_us) if last is None else (last.seq, last.ts_us)
-        reanchor = force and last is not None and last.seq == seq == self._interim
-        if seq <= last_seq and not reanchor:
-            return None
+        interim = last is not None and last.seq == self._interim
         now_us = int(self._clock() * 1_000_000)
-        if last is not None and last.seq == self._interim:
-            # Due-ness counts from the last anchored checkpoint, which the
-            # interim one replaced in the store: remember its numbers.
-            last_seq, last_ts = self._anchored_at
-        due = seq - last_seq >= self._every or now_us - last_ts >= self._max_age_us
-        if not (force or due or always):
+        # Due-ness counts from the last anchored checkpoint, which this writer's
+        # interim one replaced in the store: it remembers its numbers.
+        base_seq, base_ts = self._anchored_at if interim else (last_seq, last_ts)
+        due = seq - base_seq >= self._every or now_us - base_ts >= self._max_age_us
+        if seq <= last_seq:
+            # Nothing new; but a head covered only by our interim checkpoint is
+            # anchored when one is due or at shutdown (an idle app's last access
+            # rows are then anchored too).
+            if not (interim and seq == last_seq and (force or due)):
+                return None
+        elif not (force or due or always):
             return None
         anchor = force or due
         sig = self.keys.current.signer.sign(
@@ -369,7 +372,7 @@ class Sealer:
         cp = Checkpoint(
             seq, head_hash, now_us, self.signing_key_id, sig, anchored=anchor and self.anchored
         )
-        if last is not None and last.seq == self._interim:
+        if interim and last is not None:
             await txn.delete_checkpoint(last.seq)
         await txn.insert_checkpoint(cp)
         if anchor:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pynomaly_security._context import access_row
 from pynomaly_security.audit import (
     AuditLogger,
     ComplianceStandard,
@@ -221,10 +222,12 @@ async def test_checkpoint_by_count_and_by_age(make_logger: StoreFactory) -> None
         audit.register_checkpoint_handler(anchored.append)
         await audit.log_security_event(SecurityEventType.ACCESS_DENIED, "n")
         assert [cp.seq for cp in await audit.store.checkpoints()] == [1]
+        # The test drives commits and maintenance itself: no writer task beside it.
+        await audit._writer.aclose()
 
         async def batch() -> list[int]:
-            audit.log_request(method="GET", path="/", status_code=200, duration_ms=1.0)
-            await audit._writer._flush()  # the test drives the batch window
+            row = access_row(clock[0], "GET", "/", 200, 0.001, None, None, "192.0.2.1")
+            await audit._commit([], [[row]])
             return [cp.seq for cp in await audit.store.checkpoints()]
 
         clock[0] = 5.0
@@ -235,4 +238,8 @@ async def test_checkpoint_by_count_and_by_age(make_logger: StoreFactory) -> None
         assert await batch() == [1, 5, 6]
         clock[0] = 20.0
         assert await batch() == [1, 5, 7]  # 15 s since the anchored one: anchored
-    assert [a["seq"] for a in anchored] == [1, 5, 7]
+        assert await batch() == [1, 5, 7, 8]  # interim
+        clock[0] = 40.0
+        await audit._maintain()  # an idle app: the interim head is anchored when due
+        assert [cp.seq for cp in await audit.store.checkpoints()] == [1, 5, 7, 8]
+    assert [a["seq"] for a in anchored] == [1, 5, 7, 8]
