@@ -120,7 +120,8 @@ class SecuritySettings(BaseSettings):
     Off by default: the audit record is the per-request record, uvicorn already
     logs access, and the line costs ~7 µs per request."""
     audit_checkpoint_every: int = Field(default=1000, ge=1)
-    """Sign a checkpoint of the audit chain every this many records..."""
+    """Anchor a checkpoint of the audit chain (every commit is signed; security events
+    are anchored at once) after this many access records..."""
     audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
     """...or every this many seconds, whichever comes first."""
 

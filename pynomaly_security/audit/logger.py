@@ -76,7 +76,8 @@ class AuditLogger(AuditTrail):
         store: where records live (see :func:`create_store`).
         keys: the key ring derived from ``PYNOMALY_MASTER_KEY``.
         flush_interval_ms: longest wait of a per-request access record.
-        checkpoint_every / checkpoint_seconds: when to sign a checkpoint.
+        checkpoint_every / checkpoint_seconds: when an access-only commit's checkpoint
+            is anchored (every commit is signed; see ``chain.Sealer``).
         retention_days: prune whole checkpointed segments older than this.
         compliance: tag events with the standards they evidence and forward them.
         max_pending: bound of queued access records.

@@ -28,7 +28,7 @@ class AuditTrail:
     """Args:
     store: where records live (opened and closed by the caller or AuditLogger).
     keys: the key ring, to decrypt records and pin checkpoint keys.
-    checkpoint_every / checkpoint_seconds: when to sign (used by writers).
+    checkpoint_every / checkpoint_seconds: when to anchor a checkpoint (used by writers).
     retention_days: prune whole checkpointed segments older than this.
     clock: wall clock (seconds), injectable for tests.
     """

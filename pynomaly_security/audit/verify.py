@@ -64,6 +64,8 @@ class VerifyResult:
     checkpoints: int = 0
     last_checkpoint_seq: int | None = None
     unsigned_tail: int = 0
+    """Always 0 on success: every commit is signed, so an unsigned record is a fault
+    (``unsigned``); kept for readers of the older result."""
     pruned_through: int | None = None
     pinned_keys: bool = False
     head_seq: int | None = None
