@@ -193,7 +193,9 @@ class Sealer:
             # of this version: a crash of an older one, or an append by someone with
             # access to the store. Sign only what authenticates under our key; else
             # record the finding (the verifier fails on it) instead of vouching for it.
-            report = await self._unsigned_report(txn, signed, seq)
+            report = await self._unsigned_report(
+                txn, signed, seq, None if last is None else last.head_hash
+            )
             if report is not None:
                 entries = [report, *entries]
         else:
@@ -290,14 +292,15 @@ class Sealer:
             first_entry += 1
         return [r.seq for r in rows[first_entry:]], cp
 
-    async def _unsigned_report(self, txn: AppendTxn, signed: int, head: int) -> AuditEntry | None:
-        """``None`` if records ``signed+1..head`` are ours (chained and authentic under
-        the key ring), else the entry reporting them."""
+    async def _unsigned_report(
+        self, txn: AppendTxn, signed: int, head: int, prev: bytes | None
+    ) -> AuditEntry | None:
+        """``None`` if records ``signed+1..head`` are ours (chained from the signed
+        head ``prev`` and authentic under the key ring), else the entry reporting them."""
         first_bad: int | None = None
         if head - signed > _MAX_UNSIGNED:
             first_bad = signed + 1
         else:
-            prev: bytes | None = None
             for rec in await txn.records(signed, _MAX_UNSIGNED):
                 linked = prev is None or rec.prev_hash == prev
                 try:
