@@ -54,8 +54,14 @@ from pynomaly_security.middleware.audit import AuditMiddleware
 KEYS = AuditKeys([os.urandom(32)])
 
 
-async def events_per_second(url: str, prefix: str, writers: int, duration: float) -> float:
-    audit = AuditLogger(create_store(url, prefix=prefix), KEYS, checkpoint_every=1000)
+async def events_per_second(
+    url: str, prefix: str, writers: int, duration: float, anchor: Path | None = None
+) -> float:
+    """Each commit also signs a checkpoint and (security events) appends it to
+    ``anchor``, the file anchor a default SQLite setup writes."""
+    audit = AuditLogger(
+        create_store(url, prefix=prefix), KEYS, checkpoint_every=1000, anchor_file=anchor
+    )
     count = 0
     async with audit:
         deadline = time.perf_counter() + duration
@@ -71,7 +77,8 @@ async def events_per_second(url: str, prefix: str, writers: int, duration: float
         started = time.perf_counter()
         await asyncio.gather(*(writer(n) for n in range(writers)))
         elapsed = time.perf_counter() - started
-        assert (await audit.verify()).ok
+        result = await audit.verify()
+        assert result.ok, result.message
     return count / elapsed
 
 
@@ -236,6 +243,9 @@ def _args() -> argparse.Namespace:
         default=os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--no-anchor", action="store_true", help="no file anchor (default: one, as in production)"
+    )
     parser.add_argument("--http", action="store_true", help="also load uvicorn with wrk")
     parser.add_argument("--http-seconds", type=int, default=5)
     parser.add_argument("--serve", choices=["bare", "audit"], help=argparse.SUPPRESS)
@@ -253,7 +263,8 @@ async def in_process(args: argparse.Namespace, sqlite_url: str) -> None:
     for name, url in backends:
         for writers in (1, 8, 64):
             prefix = f"bench_{writers}_{os.getpid()}"
-            rate = await events_per_second(url, prefix, writers, args.duration)
+            anchor = None if args.no_anchor else Path(args.tmp) / f"{name}-{prefix}.anchors.jsonl"
+            rate = await events_per_second(url, prefix, writers, args.duration, anchor)
             print(f"{name:<10}{writers:>8}{rate:>12,.0f}")
             if name == "postgres":
                 async with PostgresAuditStore(url, prefix=prefix) as store:
@@ -281,6 +292,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         sqlite_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        args.tmp = tmp
         asyncio.run(in_process(args, sqlite_url))
         if args.http:
             rates = http_rounds(sqlite_url, args.http_seconds)

@@ -142,9 +142,32 @@ class SecuritySettings(BaseSettings):
     Off by default: the audit record is the per-request record, uvicorn already
     logs access, and the line costs ~7 µs per request."""
     audit_checkpoint_every: int = Field(default=1000, ge=1)
-    """Sign a checkpoint of the audit chain every this many records..."""
+    """Anchor a checkpoint of the audit chain (every commit is signed; security events
+    are anchored at once) after this many access records..."""
     audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
     """...or every this many seconds, whichever comes first."""
+
+    # -- audit anchors and record bounds (issue 12, item 11) --------------------------------
+    audit_anchor_file_enabled: bool = True
+    """Append every anchored checkpoint to a JSON Lines file outside the database
+    (``audit verify --anchor FILE`` checks the store against it)."""
+    audit_anchor_file: str | None = None
+    """The anchor file; default: next to a SQLite database (``<db>.anchors.jsonl``).
+    With PostgreSQL set it (or another sink), else there is no file anchor."""
+    audit_anchor_syslog: str | None = None
+    """Also send each anchored checkpoint to syslog: ``host:port`` (UDP) or a socket path."""
+    audit_anchor_redis_url: str | None = None
+    """Also ``RPUSH`` each anchored checkpoint to a Redis list (best on another server)."""
+    audit_anchor_redis_key: str = "pynomaly:audit:anchors"
+    """The Redis list of ``audit_anchor_redis_url``."""
+    audit_anchor_webhook_url: str | None = None
+    """Also ``POST`` each anchored checkpoint (JSON) to this URL."""
+    audit_max_field_chars: int = Field(default=1024, ge=64, le=65536)
+    """Longest text an audit record keeps of one user-controlled field (path, user
+    agent, query, detail); longer text is cut and marked ``…[+N chars]``."""
+    audit_max_record_bytes: int = Field(default=16384, ge=1024, le=1_048_576)
+    """Largest JSON body of one security or audit record; beyond it, details are
+    replaced by a summary (their names and sizes)."""
 
     # -- monitoring (issue 2) -------------------------------------------------------------
     enable_security_monitoring: bool = True

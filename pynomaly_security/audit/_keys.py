@@ -176,7 +176,12 @@ class AuditKeys:
 
 
 def _ref(index_key: bytes, user_id: str) -> str:
-    return hmac.new(index_key, user_id.encode(), hashlib.sha256).hexdigest()[:32]
+    # surrogatepass: a user id is attacker-influenced (a login name) and may hold a
+    # lone surrogate, which strict UTF-8 refuses; a refusal here failed the whole
+    # group commit, losing every other record in it.
+    return hmac.new(
+        index_key, user_id.encode("utf-8", "surrogatepass"), hashlib.sha256
+    ).hexdigest()[:32]
 
 
 def _open(aead: AESGCM, blob: bytes, aad: bytes) -> bytes:

@@ -54,6 +54,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pynomaly_security._context import AccessRow
 from pynomaly_security.audit._keys import AuditKeys, open_with, seal_with
+from pynomaly_security.audit.bounds import cut
 from pynomaly_security.audit.stores.base import SealedRecord
 from pynomaly_security.exceptions import InvalidToken
 
@@ -139,12 +140,16 @@ def seal_batch(
     subject_keys: Mapping[str, AESGCM],
     header: Callable[..., bytes],
     aad_prefix: bytes,
+    limit: int = 1024,
 ) -> SealedBatch:
     """The sealed parts of one chain record holding ``rows`` (from :func:`split_batches`).
 
     ``refs`` maps each user id to its blind-index ref, ``subject_keys`` each ref
-    to an AESGCM of its key; ``header`` is ``chain.header``.
+    to an AESGCM of its key; ``header`` is ``chain.header``. Paths and request
+    ids longer than ``limit`` characters are cut (``bounds.cut``): a row is
+    bounded whatever the request's size.
     """
+    rows = _bounded(rows, limit)
     subject_index: dict[str, int] = {}
     personal: dict[str, list[list[Any]]] = {}
     # map/itemgetter: these run over every row of every batch, so in C.
@@ -185,6 +190,27 @@ def seal_batch(
         }
         blob = _dumps({"v": _VERSION, "subjects": blobs})
     return SealedBatch(head, ts_us, "error" if error else "info", sealed, blob)
+
+
+_METHOD = operator.itemgetter(1)
+_MAX_METHOD = 32
+_PATH = operator.itemgetter(2)
+_RID = operator.itemgetter(5)
+
+
+def _bounded(rows: Sequence[AccessRow], limit: int) -> Sequence[AccessRow]:
+    # The check runs in C (map/len); rows are rebuilt only when one is too long.
+    if (
+        max(map(len, map(_PATH, rows)), default=0) <= limit
+        and max(map(len, map(_METHOD, rows)), default=0) <= _MAX_METHOD
+        and max(map(len, filter(None, map(_RID, rows))), default=0) <= limit
+    ):
+        return rows
+    return [
+        (r[0], cut(r[1], _MAX_METHOD), cut(r[2], limit), r[3], r[4],
+         None if r[5] is None else cut(r[5], limit), r[6], r[7])
+        for r in rows
+    ]  # fmt: skip
 
 
 def _part(ref: str) -> bytes:

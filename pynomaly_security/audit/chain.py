@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pynomaly_security.audit._keys import AuditKeys, open_with, seal_with, signing_key_id
 from pynomaly_security.audit.batch import ACCESS_BATCH, AccessRow, row_users, seal_batch
-from pynomaly_security.audit.records import AuditEntry
+from pynomaly_security.audit.records import AuditEntry, AuditLevel, EntryKind, SecurityEventType
 from pynomaly_security.audit.stores.base import AppendTxn, Checkpoint, SealedRecord
 from pynomaly_security.exceptions import InvalidToken, StorageError
 
@@ -49,6 +49,8 @@ PERSONAL_DETAIL_KEYS = frozenset(
 """``details`` keys treated as personal data: sealed under the subject's key."""
 ERASED = "[erased]"
 UNREADABLE = "[undecryptable]"
+_MAX_UNSIGNED = 10_000
+"""Unsigned records a writer authenticates before signing; more are reported unread."""
 _CACHE = 4096
 """Bound of the per-sealer caches (user id -> ref, ref -> subject AESGCM)."""
 
@@ -114,8 +116,14 @@ def payload_aad(rec: SealedRecord, part: bytes) -> bytes:
     return _AAD + part + b"|" + _header_of(rec)
 
 
-def checkpoint_message(seq: int, head_hash: bytes, ts_us: int) -> bytes:
-    doc = {"v": 1, "seq": seq, "head": head_hash.hex(), "ts_us": ts_us}
+def checkpoint_message(seq: int, head_hash: bytes, ts_us: int, anchored: bool = False) -> bytes:
+    """What a checkpoint signs. Version 2 adds ``"anchored": true``: the writer
+    also sent this checkpoint to an anchor outside the store, so a verifier
+    given no anchor knows one exists (deleting the anchor is then a fault, not
+    a quiet downgrade); version 1 (no anchor) is what older writers signed."""
+    doc: dict[str, object] = {"v": 1, "seq": seq, "head": head_hash.hex(), "ts_us": ts_us}
+    if anchored:
+        doc.update(v=2, anchored=True)
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -126,10 +134,22 @@ def _json(data: Mapping[str, Any]) -> bytes:
 class Sealer:
     """Turns entries into chained, encrypted rows inside a store transaction.
 
+    Every append transaction ends with a signed checkpoint of its head, so no
+    committed record is ever unsigned: a record after the last checkpoint can
+    only have been added outside a writer (forged), and the verifier says so.
+    A checkpoint is *anchored* (sent outside the store as well, see
+    ``anchor.py``) when its commit holds a security or audit event, at
+    shutdown, and when one is due (``checkpoint_every`` records or
+    ``checkpoint_seconds`` since the last anchored one); the other, *interim*
+    checkpoints only cover access batches, and each replaces the writer's
+    previous interim one, so the store keeps about as many checkpoints as it
+    anchors.
+
     Args:
         keys: the audit key ring.
-        checkpoint_every: sign a checkpoint after this many records...
-        checkpoint_seconds: ...or when the last one is older than this.
+        checkpoint_every: anchor a checkpoint after this many records...
+        checkpoint_seconds: ...or when the last anchored one is older than this.
+        anchored: whether an anchor sink receives checkpoints (signed into them).
     """
 
     def __init__(
@@ -139,10 +159,17 @@ class Sealer:
         checkpoint_every: int,
         checkpoint_seconds: float,
         clock: Callable[[], float] = time.time,
+        anchored: bool = False,
     ) -> None:
         self.keys = keys
+        self.anchored = anchored
+        self.field_limit = 1024
+        """Longest path / request id an access row keeps (``audit_max_field_chars``)."""
+        self._interim: int | None = None
+        """Sequence number of this writer's last interim checkpoint, replaced by the next."""
         self._clock = clock
         self._origin_us = int(clock() * 1_000_000)
+        self._anchored_at = (0, self._origin_us)
         self._every = checkpoint_every
         self._max_age_us = int(checkpoint_seconds * 1_000_000)
         self.signing_key_id = signing_key_id(keys.current.public_key)
@@ -159,6 +186,20 @@ class Sealer:
         then ``entries``; sign a checkpoint when one is due (returned). Returns the
         sequence numbers of ``entries``."""
         seq, prev = await txn.head()
+        last = await txn.last_checkpoint()
+        signed = last.seq if last is not None else 0
+        if seq > signed:
+            # Every commit ends signed, so unsigned records were written by no writer
+            # of this version: a crash of an older one, or an append by someone with
+            # access to the store. Sign only what authenticates under our key; else
+            # record the finding (the verifier fails on it) instead of vouching for it.
+            report = await self._unsigned_report(
+                txn, signed, seq, None if last is None else last.head_hash
+            )
+            if report is not None:
+                entries = [report, *entries]
+        else:
+            report = None
         refs = {
             user: self.subject_ref(user)
             for user in row_users(itertools.chain.from_iterable(batches))
@@ -171,7 +212,7 @@ class Sealer:
             seq += 1
             part = seal_batch(
                 self.keys, batch, seq=seq, prev=prev, refs=refs, subject_keys=subject_keys,
-                header=header, aad_prefix=_AAD,
+                header=header, aad_prefix=_AAD, limit=self.field_limit,
             )  # fmt: skip
             digest = hashlib.sha256(
                 prev + _canonical(part.head, part.payload, part.personal)
@@ -201,7 +242,9 @@ class Sealer:
             payload = dict(entry.payload)
             ref = None
             personal_body: dict[str, Any] = {}
-            if entry.user_id is not None:
+            if entry.erased_ref is not None:
+                ref = entry.erased_ref
+            elif entry.user_id is not None:
                 ref = self.subject_ref(entry.user_id)
                 personal_body = _split_personal(payload)
                 personal_body.update(user_id=entry.user_id, source_ip=entry.source_ip)
@@ -215,7 +258,7 @@ class Sealer:
                 entry.request_id, ref, key_id, prev,
             )  # fmt: skip
             personal = None
-            if ref is not None:
+            if ref is not None and entry.erased_ref is None:
                 aad = _AAD + b"personal|" + head
                 personal = seal_with(subject_keys[ref], _json(personal_body), aad)
             sealed = self.keys.encrypt(key_id, _json(payload), _AAD + b"payload|" + head)
@@ -241,27 +284,105 @@ class Sealer:
         await txn.insert(rows)
         if index:
             await txn.index_subjects(index)
-        cp = await self.checkpoint(txn, force=False, head=(seq, prev))
+        # Signed in the same transaction: a committed record is never unsigned.
+        cp = await self.checkpoint(
+            txn, force=bool(entries), head=(seq, prev), always=True, last=(last,)
+        )
+        if report is not None:
+            first_entry += 1
         return [r.seq for r in rows[first_entry:]], cp
 
+    async def _unsigned_report(
+        self, txn: AppendTxn, signed: int, head: int, prev: bytes | None
+    ) -> AuditEntry | None:
+        """``None`` if records ``signed+1..head`` are ours (chained from the signed
+        head ``prev`` and authentic under the key ring), else the entry reporting them."""
+        first_bad: int | None = None
+        if head - signed > _MAX_UNSIGNED:
+            first_bad = signed + 1
+        else:
+            for rec in await txn.records(signed, _MAX_UNSIGNED):
+                linked = prev is None or rec.prev_hash == prev
+                try:
+                    if not linked or record_hash(rec) != rec.hash:
+                        raise InvalidToken
+                    self.keys.decrypt(rec.key_id, rec.payload, payload_aad(rec, b"payload"))
+                except InvalidToken:
+                    first_bad = rec.seq
+                    break
+                prev = rec.hash
+        if first_bad is None:
+            return None
+        return AuditEntry(
+            kind=EntryKind.SECURITY,
+            event_type=SecurityEventType.AUDIT_TAMPER_DETECTED.value,
+            level=AuditLevel.CRITICAL,
+            payload={
+                "message": "unsigned audit records that do not authenticate were found",
+                "details": {"unsigned_from": signed + 1, "unsigned_to": head, "first": first_bad},
+            },
+            timestamp=self._clock(),
+        )
+
     async def checkpoint(
-        self, txn: AppendTxn, *, force: bool, head: tuple[int, bytes] | None = None
+        self,
+        txn: AppendTxn,
+        *,
+        force: bool,
+        head: tuple[int, bytes] | None = None,
+        always: bool = False,
+        last: tuple[Checkpoint | None] | None = None,
     ) -> Checkpoint | None:
-        """Sign the head if records are unsigned and (``force`` or one is due)."""
+        """Sign the head if records are unsigned and (``force``, ``always`` or one
+        is due). Returns the checkpoint when it is to be anchored (``force`` or
+        due); an ``always`` one that is neither is interim (stays in the store).
+        ``force`` on a head covered only by this writer's interim checkpoint
+        replaces it with an anchored one (shutdown: the head is always anchored)."""
         seq, head_hash = head if head is not None else await txn.head()
-        last = await txn.last_checkpoint()
+        # ``last`` (boxed: None is a value) when the caller already read it.
+        last_cp = await txn.last_checkpoint() if last is None else last[0]
+        return await self._sign(txn, force, seq, head_hash, last_cp, always)
+
+    async def _sign(
+        self,
+        txn: AppendTxn,
+        force: bool,
+        seq: int,
+        head_hash: bytes,
+        last: Checkpoint | None,
+        always: bool,
+    ) -> Checkpoint | None:
         # With no checkpoint yet, the age counts from when this sealer started.
         last_seq, last_ts = (0, self._origin_us) if last is None else (last.seq, last.ts_us)
-        if seq <= last_seq:
-            return None
+        interim = last is not None and last.seq == self._interim
         now_us = int(self._clock() * 1_000_000)
-        due = seq - last_seq >= self._every or now_us - last_ts >= self._max_age_us
-        if not (force or due):
+        # Due-ness counts from the last anchored checkpoint, which this writer's
+        # interim one replaced in the store: it remembers its numbers.
+        base_seq, base_ts = self._anchored_at if interim else (last_seq, last_ts)
+        due = seq - base_seq >= self._every or now_us - base_ts >= self._max_age_us
+        if seq <= last_seq:
+            # Nothing new; but a head covered only by our interim checkpoint is
+            # anchored when one is due or at shutdown (an idle app's last access
+            # rows are then anchored too).
+            if not (interim and seq == last_seq and (force or due)):
+                return None
+        elif not (force or due or always):
             return None
-        sig = self.keys.current.signer.sign(checkpoint_message(seq, head_hash, now_us))
-        cp = Checkpoint(seq, head_hash, now_us, self.signing_key_id, sig)
+        anchor = force or due
+        sig = self.keys.current.signer.sign(
+            checkpoint_message(seq, head_hash, now_us, anchored=anchor and self.anchored)
+        )
+        cp = Checkpoint(
+            seq, head_hash, now_us, self.signing_key_id, sig, anchored=anchor and self.anchored
+        )
+        if interim and last is not None:
+            await txn.delete_checkpoint(last.seq)
         await txn.insert_checkpoint(cp)
-        return cp
+        if anchor:
+            self._interim, self._anchored_at = None, (seq, now_us)
+            return cp
+        self._interim = seq
+        return None
 
     def subject_ref(self, user_id: str) -> str:
         """The blind-index ref of ``user_id`` (an HMAC; cached, bounded)."""
@@ -282,7 +403,11 @@ class Sealer:
     async def _subject_keys(
         self, txn: AppendTxn, entries: Sequence[AuditEntry], extra: Iterable[str] = ()
     ) -> dict[str, AESGCM]:
-        wanted = {self.subject_ref(e.user_id) for e in entries if e.user_id is not None}
+        wanted = {
+            self.subject_ref(e.user_id)
+            for e in entries
+            if e.user_id is not None and e.erased_ref is None
+        }
         refs = sorted(wanted.union(extra))
         if not refs:
             return {}

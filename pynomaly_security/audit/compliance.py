@@ -83,6 +83,7 @@ _BY_EVENT: dict[SecurityEventType, tuple[Mapping[ComplianceStandard, tuple[str, 
     E.ADMIN_ACTION: (_ADMIN,),
     E.KEY_ROTATION: (_KEYS, _ADMIN),
     E.SUBJECT_ERASED: ({S.GDPR: ("Art. 17",)},),
+    E.AUDIT_TAMPER_DETECTED: (_ATTACK, {S.NIST: ("AU-9",)}),
     E.AUDIT_ACTION: (_DATA,),
     E.HTTP_REQUEST: ({S.PCI_DSS: ("10.2.1.1",), S.NIST: ("AU-12",)},),
 }

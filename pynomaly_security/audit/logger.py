@@ -13,12 +13,23 @@ import asyncio
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
+
+import structlog
 
 from pynomaly_security._context import AccessRow, access_row
 from pynomaly_security.audit._keys import AuditKeys
 from pynomaly_security.audit._writer import BatchWriter
 from pynomaly_security.audit.actions import audit_action, audit_context
+from pynomaly_security.audit.anchor import (
+    FileAnchor,
+    RedisAnchor,
+    SyslogAnchor,
+    WebhookAnchor,
+    default_anchor_path,
+)
+from pynomaly_security.audit.bounds import RecordBounds, column_text, cut
 from pynomaly_security.audit.compliance import standards_for
 from pynomaly_security.audit.dispatch import ComplianceDispatcher, ComplianceHandler
 from pynomaly_security.audit.records import (
@@ -35,6 +46,15 @@ from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.settings import SecuritySettings
 
 __all__ = ["AuditLogger"]
+
+log = structlog.get_logger(__name__)
+
+NO_ANCHOR_EVENT = "audit_no_anchor"
+_NO_ANCHOR_HINT = (
+    "no anchor keeps the signed checkpoints outside the database, so a truncation that also"
+    " deletes checkpoints cannot be detected; set PYNOMALY_SECURITY__AUDIT_ANCHOR_FILE or"
+    " another AUDIT_ANCHOR_* sink"
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -56,10 +76,14 @@ class AuditLogger(AuditTrail):
         store: where records live (see :func:`create_store`).
         keys: the key ring derived from ``PYNOMALY_MASTER_KEY``.
         flush_interval_ms: longest wait of a per-request access record.
-        checkpoint_every / checkpoint_seconds: when to sign a checkpoint.
+        checkpoint_every / checkpoint_seconds: when an access-only commit's checkpoint
+            is anchored (every commit is signed; see ``chain.Sealer``).
         retention_days: prune whole checkpointed segments older than this.
         compliance: tag events with the standards they evidence and forward them.
         max_pending: bound of queued access records.
+        anchor_file: append anchored checkpoints to this JSON Lines file (``anchor.py``).
+        anchor_sinks: further anchor handlers (syslog, Redis, webhook), off the write path.
+        bounds: size bounds of a record's user-controlled text (``bounds.py``).
         clock: wall clock (seconds), injectable for tests.
     """
 
@@ -74,6 +98,9 @@ class AuditLogger(AuditTrail):
         retention_days: int | None = None,
         compliance: bool = True,
         max_pending: int = 100_000,
+        anchor_file: Path | None = None,
+        anchor_sinks: Sequence[ComplianceHandler] = (),
+        bounds: RecordBounds | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         _check("flush_interval_ms", flush_interval_ms, 1, 200)
@@ -90,6 +117,10 @@ class AuditLogger(AuditTrail):
             retention_days=retention_days,
             clock=clock,
         )
+        self._file_anchor = None if anchor_file is None else FileAnchor(anchor_file)
+        self.anchor_file = anchor_file
+        self._bounds = bounds if bounds is not None else RecordBounds()
+        self._sealer.field_limit = self._bounds.max_field_chars
         self._writer = BatchWriter(
             self._commit,
             interval=flush_interval_ms / 1000,
@@ -97,6 +128,9 @@ class AuditLogger(AuditTrail):
             idle=self._maintain,
         )
         self._dispatch = ComplianceDispatcher()
+        for sink in anchor_sinks:
+            self._dispatch.register_anchor(sink)
+        self._sealer.anchored = self._file_anchor is not None or bool(anchor_sinks)
         self._compliance = compliance
         self._last_maintenance = clock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -110,6 +144,15 @@ class AuditLogger(AuditTrail):
         outside development mode."""
         secret = settings.master_key.get_secret_value() if settings.master_key else None
         keys = AuditKeys.from_secret(secret, development_mode=settings.development_mode)
+        sinks: list[ComplianceHandler] = []
+        if settings.audit_anchor_syslog:
+            sinks.append(SyslogAnchor(settings.audit_anchor_syslog))
+        if settings.audit_anchor_redis_url:
+            sinks.append(
+                RedisAnchor(settings.audit_anchor_redis_url, settings.audit_anchor_redis_key)
+            )
+        if settings.audit_anchor_webhook_url:
+            sinks.append(WebhookAnchor(settings.audit_anchor_webhook_url))
         return cls(
             store if store is not None else create_store(settings.audit_db_url, prefix=prefix),
             keys,
@@ -118,6 +161,12 @@ class AuditLogger(AuditTrail):
             checkpoint_seconds=settings.audit_checkpoint_seconds,
             retention_days=settings.audit_retention_days,
             compliance=settings.enable_compliance_logging,
+            anchor_file=default_anchor_path(settings),
+            anchor_sinks=sinks,
+            bounds=RecordBounds(
+                max_field_chars=settings.audit_max_field_chars,
+                max_record_bytes=settings.audit_max_record_bytes,
+            ),
         )
 
     # -- lifecycle -----------------------------------------------------------------
@@ -139,6 +188,10 @@ class AuditLogger(AuditTrail):
             await self.store.put_public_key(key_id, public)
         self._dispatch.start()
         self._writer.start()
+        if not self._sealer.anchored:
+            # Not an error (a trail without an anchor still proves what it holds),
+            # but an auditor can then not rule out a truncation: say so once.
+            log.warning(NO_ANCHOR_EVENT, hint=_NO_ANCHOR_HINT)
 
     async def aclose(self) -> None:
         """Flush every queued record, sign the tail, stop handlers, close the store."""
@@ -227,15 +280,25 @@ class AuditLogger(AuditTrail):
             tags = tuple(ComplianceStandard(s) for s in standards)
         else:
             tags = standards_for(event_type) if self._compliance else ()
+        limit = self._bounds.max_field_chars
+        ident = {
+            "user_id": ambient("user_id", user_id),
+            "source_ip": ambient("client_ip", source_ip),
+            "request_id": ambient("request_id", request_id),
+        }
+        ident = {k: None if v is None else cut(v, limit) for k, v in ident.items()}
+        request = ident["request_id"]
         entry = AuditEntry(
             kind=kind,
-            event_type=event_type,
+            # Plaintext columns: storable whatever the input (payload JSON escapes itself).
+            event_type=column_text(event_type, 128),
             level=AuditLevel(level),
             standards=tags,
-            request_id=ambient("request_id", request_id),
-            user_id=ambient("user_id", user_id),
-            source_ip=ambient("client_ip", source_ip),
-            payload=payload,
+            request_id=None if request is None else column_text(request, limit),
+            user_id=ident["user_id"],
+            source_ip=ident["source_ip"],
+            # Bounded whatever the request's size, each user text stored once.
+            payload=self._bounds.apply(payload, ident),
             timestamp=self._clock(),
         )
         return await self._writer.submit(entry)
@@ -305,6 +368,8 @@ class AuditLogger(AuditTrail):
 
     def _anchor(self, cp: Checkpoint | None) -> None:
         if cp is not None:
+            if self._file_anchor is not None:
+                self._file_anchor.write(cp)
             self._dispatch.submit_checkpoint(cp.to_dict())
 
     async def _maintain(self) -> None:
@@ -325,6 +390,7 @@ class AuditLogger(AuditTrail):
         ``audit verify --anchors`` catch a truncation that also deleted the
         store's own checkpoints."""
         self._dispatch.register_anchor(handler)
+        self._sealer.anchored = True
 
     def register_compliance_handler(
         self, standard: ComplianceStandard, handler: ComplianceHandler
@@ -333,14 +399,34 @@ class AuditLogger(AuditTrail):
         self._dispatch.register(ComplianceStandard(standard), handler, self._reader.export_dict)
 
     async def erase_subject(self, user_id: str) -> int:
-        """Crypto-shred a subject: destroy their key; returns keys destroyed."""
-        refs = self.keys.subject_refs(user_id)
+        """Crypto-shred a subject: destroy their key; returns keys destroyed.
+
+        The erasure is recorded first (one ``subject_erased`` record per key,
+        its ref in the plaintext ``subject_ref`` column), then the key is
+        destroyed: ``audit verify`` reports any subject key that is missing
+        without such a record, so a key deleted behind the trail's back shows.
+        """
+        refs = list(self.keys.subject_refs(user_id))
+        held = await self.store.subject_keys(refs)
+        # One record per key destroyed; a request for a subject with no key is
+        # still recorded (under the current ref, which has no key to check).
+        for ref in [r for r in refs if r in held] or refs[:1]:
+            await self._writer.submit(
+                AuditEntry(
+                    kind=EntryKind.SECURITY,
+                    event_type=SecurityEventType.SUBJECT_ERASED.value,
+                    level=AuditLevel.INFO,
+                    standards=standards_for(SecurityEventType.SUBJECT_ERASED.value)
+                    if self._compliance
+                    else (),
+                    payload={
+                        "message": "subject erased (crypto-shredding)",
+                        "details": {"subject_ref": ref},
+                    },
+                    timestamp=self._clock(),
+                    erased_ref=ref,
+                )
+            )
         destroyed = await self.store.delete_subject_keys(refs)
         self._sealer.forget(refs)
-        await self.log_security_event(
-            SecurityEventType.SUBJECT_ERASED,
-            "subject erased (crypto-shredding)",
-            AuditLevel.INFO,
-            {"subject_ref": refs[0], "keys_destroyed": destroyed},
-        )
         return destroyed

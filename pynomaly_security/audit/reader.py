@@ -186,7 +186,10 @@ class AuditReader:
         stays, so the verifier can anchor the remaining chain on it.
         """
         cutoff_us = int(cutoff * 1_000_000)
-        old = [cp for cp in await self._store.checkpoints() if cp.ts_us < cutoff_us]
+        # Never through the newest checkpoint: the head record stays, and an
+        # interim checkpoint (always the newest, replaced by the next) is never
+        # the one the remaining chain rests on.
+        old = [cp for cp in (await self._store.checkpoints())[:-1] if cp.ts_us < cutoff_us]
         if not old:
             return 0
         return await self._store.prune(old[-1].seq)

@@ -50,6 +50,8 @@ class SecurityEventType(StrEnum):
     ADMIN_ACTION = "admin_action"
     KEY_ROTATION = "key_rotation"
     SUBJECT_ERASED = "subject_erased"
+    AUDIT_TAMPER_DETECTED = "audit_tamper_detected"
+    """A writer found records it did not sign that do not authenticate (``chain.py``)."""
     AUDIT_ACTION = "audit_action"
     HTTP_REQUEST = "http_request"
 
@@ -103,6 +105,10 @@ class AuditEntry:
     source_ip: str | None = None
     payload: Mapping[str, Any] = field(default_factory=dict)
     timestamp: float = field(default_factory=time.time)
+    erased_ref: str | None = None
+    """On a ``subject_erased`` entry: the blind-index ref whose key is destroyed,
+    stored in the plaintext ``subject_ref`` column (no personal part), so a
+    verifier without the master key can tell an erasure from a deleted key."""
 
 
 def ambient(name: str, given: str | None) -> str | None:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from pynomaly_security.audit._keys import AuditKeys
+from pynomaly_security.audit.anchor import load_anchor_file
 from pynomaly_security.audit.chain import Sealer
 from pynomaly_security.audit.reader import AuditReader
 from pynomaly_security.audit.records import ComplianceStandard
 from pynomaly_security.audit.stores import AuditStore, Checkpoint
-from pynomaly_security.audit.verify import VerifyResult, verify_store
+from pynomaly_security.audit.verify import Expectations, VerifyResult, verify_store
 
 __all__ = ["AuditTrail"]
 
@@ -26,7 +28,7 @@ class AuditTrail:
     """Args:
     store: where records live (opened and closed by the caller or AuditLogger).
     keys: the key ring, to decrypt records and pin checkpoint keys.
-    checkpoint_every / checkpoint_seconds: when to sign (used by writers).
+    checkpoint_every / checkpoint_seconds: when to anchor a checkpoint (used by writers).
     retention_days: prune whole checkpointed segments older than this.
     clock: wall clock (seconds), injectable for tests.
     """
@@ -53,6 +55,8 @@ class AuditTrail:
         self._checkpoint_seconds = checkpoint_seconds
         self._retention_s = None if retention_days is None else retention_days * _DAY
         self._clock = clock
+        self.anchor_file: Path | None = None
+        """The file anchor (set by AuditLogger); :meth:`verify` checks against it."""
 
     async def query(
         self,
@@ -96,9 +100,15 @@ class AuditTrail:
         )
 
     async def verify(
-        self, public_keys: Mapping[str, bytes] | None = None, anchors: Sequence[Checkpoint] = ()
+        self,
+        public_keys: Mapping[str, bytes] | None = None,
+        anchors: Sequence[Checkpoint] = (),
+        *,
+        min_records: int | None = None,
     ) -> VerifyResult:
-        """Walk the chain and checkpoints (pinned to our own public keys by default).
+        """Walk the chain and checkpoints (pinned to our own public keys by default),
+        against ``anchors`` and this trail's own anchor file, and check pruning
+        against the retention period.
 
         With an ephemeral development key, earlier runs signed with keys we no
         longer hold, so the keys published in the store are used (not pinned).
@@ -106,7 +116,19 @@ class AuditTrail:
         pinned = public_keys
         if pinned is None and not self.keys.ephemeral:
             pinned = self.keys.public_keys
-        return await verify_store(self.store, public_keys=pinned, keys=self.keys, anchors=anchors)
+        held = list(anchors)
+        given = bool(anchors)
+        if self.anchor_file is not None and self.anchor_file.exists():
+            held += load_anchor_file(self.anchor_file)
+            given = True
+        expect = Expectations(
+            anchors=held,
+            anchor_given=given,
+            min_records=min_records,
+            retention_days=None if self._retention_s is None else self._retention_s / _DAY,
+            now=self._clock(),
+        )
+        return await verify_store(self.store, public_keys=pinned, keys=self.keys, expect=expect)
 
     async def prune_expired(self) -> int:
         """Apply the retention now (writers also do it periodically); returns rows pruned."""

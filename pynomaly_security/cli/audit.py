@@ -1,15 +1,25 @@
 """``python -m pynomaly_security audit <verify|export|public-key>``.
 
 ``audit verify [--db URL] [--public-key FILE]`` walks the chain and the
-signed checkpoints. Exit 0 prints ``OK: <count> records verified ...``; a
-fault exits 1 and prints ``FAIL seq=<n> <problem>: <what is wrong>``.
-Checkpoint signatures are checked against, in order of trust: the PEM file
-given with ``--public-key``, else the keys derived from ``PYNOMALY_MASTER_KEY``,
-else (with a warning) the public keys published in the store itself.
+signed checkpoints. Exit 0 prints ``OK: <count> records verified ..., head
+seq=<n> hash=<hex>``; a fault exits 1 and prints ``FAIL seq=<n> <problem>:
+<what is wrong>``. Checkpoint signatures are checked against, in order of
+trust: the PEM file given with ``--public-key``, else the keys derived from
+``PYNOMALY_MASTER_KEY``, else (with a warning) the public keys published in
+the store itself.
 
-``--anchors FILE`` adds checkpoints kept outside the database (JSON Lines
-from ``AuditLogger.register_checkpoint_handler``), so a truncation that also
-deleted the store's checkpoints is still caught.
+What the auditor holds besides the public key decides the rest:
+
+* ``--anchor FILE`` (repeatable; ``--anchors`` is the old spelling): checkpoints
+  kept outside the database (the file anchor, syslog lines exported to a
+  file, a handler's JSON Lines); ``--anchor-redis URL`` reads the Redis anchor.
+  Without either, the default file anchor of the settings is used if it
+  exists. A trail whose checkpoints were anchored fails without its anchor.
+* ``--min-records N``: the chain must reach seq N (a length noted earlier).
+* ``--expect-head [SEQ:]HASH``: the chain must contain this head (the
+  ``head`` of an earlier ``OK`` line).
+* ``--retention-days D`` (default ``PYNOMALY_SECURITY__AUDIT_RETENTION_DAYS``):
+  records missing from the start must be older than this.
 
 ``audit export`` prints JSON Lines of decrypted records (needs the master
 key), one line per request of an access batch, in time order, filtered by
@@ -34,7 +44,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pynomaly_security.audit import AuditTrail, ComplianceStandard, verify_store
 from pynomaly_security.audit._keys import AuditKeys, signing_key_id
+from pynomaly_security.audit.anchor import (
+    default_anchor_path,
+    load_anchor_file,
+    load_redis_anchors,
+)
 from pynomaly_security.audit.stores import Checkpoint, create_store
+from pynomaly_security.audit.verify import Expectations
 from pynomaly_security.exceptions import SecurityError
 from pynomaly_security.settings import load_settings
 
@@ -55,7 +71,27 @@ def register(subparsers: Any) -> None:
     common(verify)
     verify.add_argument("--public-key", type=Path, help="PEM file of trusted public key(s)")
     verify.add_argument(
-        "--anchors", type=Path, help="JSON Lines of checkpoints kept outside the store"
+        "--anchor",
+        "--anchors",
+        dest="anchors",
+        type=Path,
+        action="append",
+        help="JSON Lines of checkpoints kept outside the store (repeatable)",
+    )
+    verify.add_argument("--anchor-redis", metavar="URL", help="read the Redis list anchor")
+    verify.add_argument(
+        "--min-records", type=int, metavar="N", help="the chain must reach at least seq N"
+    )
+    verify.add_argument(
+        "--expect-head",
+        type=_head,
+        metavar="[SEQ:]HASH",
+        help="a head (from an earlier OK line) the chain must contain",
+    )
+    verify.add_argument(
+        "--retention-days",
+        type=float,
+        help="records pruned from the start must be older than this (default: the setting)",
     )
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.set_defaults(func=_verify)
@@ -105,15 +141,19 @@ def load_public_keys(path: Path) -> dict[str, bytes]:
 
 def load_anchors(path: Path) -> list[Checkpoint]:
     """Checkpoints from a JSON Lines file (as a checkpoint handler received them)."""
-    anchors = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            anchors.append(Checkpoint.from_dict(json.loads(line)))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SecurityError(f"{path}:{number}: not a checkpoint ({exc})") from exc
-    return anchors
+    return load_anchor_file(path)
+
+
+def _head(text: str) -> tuple[int | None, bytes]:
+    seq_text, _, hex_text = text.rpartition(":")
+    try:
+        digest = bytes.fromhex(hex_text)
+        seq = int(seq_text) if seq_text else None
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not [SEQ:]HEX") from exc
+    if len(digest) != 32:
+        raise argparse.ArgumentTypeError(f"{text!r}: a head hash is 64 hex digits")
+    return seq, digest
 
 
 def _keys_from_env() -> AuditKeys | None:
@@ -129,6 +169,7 @@ def _db(args: argparse.Namespace) -> str:
 
 def _verify(args: argparse.Namespace) -> int:
     try:
+        settings = load_settings()
         keys = _keys_from_env()
         pinned = load_public_keys(args.public_key) if args.public_key else None
         if pinned is None and keys is not None:
@@ -139,8 +180,31 @@ def _verify(args: argparse.Namespace) -> int:
                 " checked against keys stored in the database itself (not pinned)",
                 file=sys.stderr,
             )
-        anchors = load_anchors(args.anchors) if args.anchors else []
-        result = asyncio.run(_run_verify(_db(args), args.prefix, pinned, keys, anchors))
+        url = _db(args)
+        paths: list[Path] = list(args.anchors or [])
+        if not paths and not args.anchor_redis:
+            default = default_anchor_path(settings.model_copy(update={"audit_db_url": url}))
+            if default is not None and default.exists():
+                print(f"using the anchor file {default}", file=sys.stderr)
+                paths.append(default)
+        anchors = [cp for path in paths for cp in load_anchor_file(path)]
+        if args.anchor_redis:
+            anchors += asyncio.run(
+                load_redis_anchors(args.anchor_redis, settings.audit_anchor_redis_key)
+            )
+        retention = (
+            args.retention_days
+            if args.retention_days is not None
+            else float(settings.audit_retention_days)
+        )
+        expect = Expectations(
+            anchors=anchors,
+            anchor_given=bool(paths) or bool(args.anchor_redis),
+            min_records=args.min_records,
+            expect_head=args.expect_head,
+            retention_days=retention,
+        )
+        result = asyncio.run(_run_verify(url, args.prefix, pinned, keys, expect))
     except (SecurityError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -158,12 +222,12 @@ async def _run_verify(
     prefix: str,
     pinned: dict[str, bytes] | None,
     keys: AuditKeys | None,
-    anchors: list[Checkpoint],
+    expect: Expectations,
 ) -> Any:
     store = create_store(url, prefix=prefix, create=False)
     await store.open()
     try:
-        return await verify_store(store, public_keys=pinned, keys=keys, anchors=anchors)
+        return await verify_store(store, public_keys=pinned, keys=keys, expect=expect)
     finally:
         await store.aclose()
 

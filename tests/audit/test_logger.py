@@ -181,7 +181,8 @@ async def test_development_mode_uses_an_ephemeral_key_with_a_warning(
     assert [r.get("message") for r in rows] == [None, "y"]
     assert rows[0]["payload"] == "[undecryptable]"
     assert result.ok, result.message
-    assert result.checkpoints == 1  # signed by the previous run's key
+    # One per commit: the first signed by the previous run's key, the second by this one.
+    assert result.checkpoints == 2
 
 
 def test_bad_master_key_is_rejected(db_url: str, settings_for: Settings) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pynomaly_security._context import access_row
 from pynomaly_security.audit import (
     AuditLogger,
     ComplianceStandard,
@@ -187,9 +188,11 @@ async def test_retention_prunes_whole_checkpointed_segments(make_logger: StoreFa
         await audit.prune_expired()
         messages = [r["message"] for r in await audit.query()]
         result = await audit.verify()
-    assert messages == ["old8", "old9", "new"]
+    # Every security event is signed at its commit: the newest checkpoint older than
+    # the retention is record 10's (the head record's checkpoint is never a prune point).
+    assert messages == ["new"]
     assert result.ok, result.message
-    assert result.pruned_through == 8
+    assert result.pruned_through == 10
 
 
 async def test_key_rotation_reads_history(make_logger: StoreFactory, master_key: str) -> None:
@@ -208,19 +211,35 @@ async def test_key_rotation_reads_history(make_logger: StoreFactory, master_key:
 
 
 async def test_checkpoint_by_count_and_by_age(make_logger: StoreFactory) -> None:
-    """A checkpoint is signed after N records, or when the last one is T seconds old."""
+    """Every commit is signed. A security event's checkpoint is anchored at once; access
+    batches get interim checkpoints, each replacing the last, until N records or T seconds
+    since the last anchored one make one anchored (kept)."""
     clock = [0.0]
+    anchored: list[dict[str, object]] = []
     async with make_logger(
         clock=lambda: clock[0], checkpoint_every=4, checkpoint_seconds=10
     ) as audit:
-        for _ in range(4):  # the 4th record triggers the count rule
-            await audit.log_security_event(SecurityEventType.ACCESS_DENIED, "n")
+        audit.register_checkpoint_handler(anchored.append)
+        await audit.log_security_event(SecurityEventType.ACCESS_DENIED, "n")
+        assert [cp.seq for cp in await audit.store.checkpoints()] == [1]
+        # The test drives commits and maintenance itself: no writer task beside it.
+        await audit._writer.aclose()
+
+        async def batch() -> list[int]:
+            row = access_row(clock[0], "GET", "/", 200, 0.001, None, None, "192.0.2.1")
+            await audit._commit([], [[row]])
+            return [cp.seq for cp in await audit.store.checkpoints()]
+
         clock[0] = 5.0
-        await audit.log_security_event(SecurityEventType.ACCESS_DENIED, "young")
-        assert [cp.seq for cp in await audit.store.checkpoints()] == [4]
+        assert await batch() == [1, 2]  # interim
+        assert await batch() == [1, 3]  # replaces the interim one
+        assert await batch() == [1, 4]
+        assert await batch() == [1, 5]  # 4 records since the anchored one: anchored
+        assert await batch() == [1, 5, 6]
         clock[0] = 20.0
-        await audit.log_security_event(SecurityEventType.ACCESS_DENIED, "old")
-        assert [cp.seq for cp in await audit.store.checkpoints()] == [
-            4,
-            6,
-        ]  # by age: only 2 records since
+        assert await batch() == [1, 5, 7]  # 15 s since the anchored one: anchored
+        assert await batch() == [1, 5, 7, 8]  # interim
+        clock[0] = 40.0
+        await audit._maintain()  # an idle app: the interim head is anchored when due
+        assert [cp.seq for cp in await audit.store.checkpoints()] == [1, 5, 7, 8]
+    assert [a["seq"] for a in anchored] == [1, 5, 7, 8]

@@ -49,7 +49,7 @@ def trail(
 
 def _verify(db: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
     code = main(["audit", "verify", "--db", f"sqlite:///{db}", *extra])
-    return code, capsys.readouterr().out.strip()
+    return code, capsys.readouterr().out.strip().splitlines()[-1]  # after any log line
 
 
 def _sql(db: Path, *statements: str) -> None:
@@ -80,7 +80,7 @@ def test_clean_trail_verifies(trail: Path, capsys: pytest.CaptureFixture[str]) -
     """An untouched trail exits 0 with the count."""
     code, out = _verify(trail, capsys)
     assert code == 0
-    assert out.startswith("OK: 20 records verified, 4 signed checkpoints")
+    assert out.startswith("OK: 20 records verified, 20 signed checkpoints")  # one per commit
 
 
 def test_edited_record(trail: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,7 +94,9 @@ def test_edited_record(trail: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_edited_and_rehashed_record(
     trail: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Re-hashing only the edited record is caught: its successor links to the old hash."""
+    """Re-hashing only the edited record is caught at record 7: by its own signed
+    checkpoint (every commit is signed, and anchored), else because its successor
+    links to the old hash."""
     monkeypatch.delenv("PYNOMALY_MASTER_KEY")
     _sql(trail, "UPDATE audit_records SET level = 'info' WHERE seq = 7")
     with sqlite3.connect(trail) as conn:
@@ -104,7 +106,7 @@ def test_edited_and_rehashed_record(
         )
     code, out = _verify(trail, capsys, "--public-key", str(trail.parent / "key.pem"))
     assert code == 1
-    assert out.startswith("FAIL seq=7 edited: record 7 was altered and re-hashed")
+    assert out.startswith("FAIL seq=7 rewritten: the chain up to record 7 was rewritten")
 
 
 def test_forged_record_with_key(trail: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -125,7 +127,7 @@ def test_rewritten_chain_without_key(
     _rehash_from(trail, 7)
     code, out = _verify(trail, capsys, "--public-key", str(trail.parent / "key.pem"))
     assert code == 1
-    assert out.startswith("FAIL seq=10 rewritten:")
+    assert out.startswith("FAIL seq=7 rewritten:")  # every commit is signed
 
 
 def test_deleted_record(trail: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -281,14 +283,17 @@ def test_anchored_checkpoints_catch_a_truncation_that_deleted_checkpoints(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Deleting the tail *and* its checkpoints passes alone, but not against anchored copies."""
+    """Deleting the tail *and* its checkpoints fails against anchored copies (a handler's
+    JSON Lines here, with the default file anchor switched off)."""
     import json
 
     db = tmp_path / "audit.db"
     anchored: list[dict[str, object]] = []
 
     async def populate() -> None:
-        settings = settings_for(f"sqlite:///{db}", audit_checkpoint_every=5)
+        settings = settings_for(
+            f"sqlite:///{db}", audit_checkpoint_every=5, audit_anchor_file_enabled=False
+        )
         async with AuditLogger.from_settings(settings) as audit:
             audit.register_checkpoint_handler(anchored.append)
             for i in range(20):
@@ -297,14 +302,15 @@ def test_anchored_checkpoints_catch_a_truncation_that_deleted_checkpoints(
     asyncio.run(populate())
     anchors = tmp_path / "anchors.jsonl"
     anchors.write_text("".join(json.dumps(a) + "\n" for a in anchored))
-    assert [a["seq"] for a in anchored] == [5, 10, 15, 20]
+    assert [a["seq"] for a in anchored] == list(range(1, 21))  # each security commit
     monkeypatch.setenv("PYNOMALY_MASTER_KEY", master_key)
     _sql(
         db,
         "DELETE FROM audit_records WHERE seq > 12",
-        "DELETE FROM audit_checkpoints WHERE seq > 10",
+        "DELETE FROM audit_checkpoints WHERE seq > 12",
     )
-    assert _verify(db, capsys)[0] == 0  # undetectable from the store alone
+    code, out = _verify(db, capsys)  # the checkpoints say they were anchored
+    assert (code, out.split(":")[0]) == (1, "FAIL seq=12 anchor_missing")
     code, out = _verify(db, capsys, "--anchors", str(anchors))
     assert code == 1
     assert out.startswith("FAIL seq=13 truncated: records 13..20 are missing")

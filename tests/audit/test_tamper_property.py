@@ -18,9 +18,10 @@ from pynomaly_security.audit.stores.sqlite import SQLiteAuditStore
 COLUMNS = ["ts_us", "kind", "event_type", "level", "standards", "request_id", "key_id", "payload"]
 
 
-async def _populate(db: Path, master_key: str) -> None:
+async def _populate(db: Path, master_key: str, anchor: Path | None = None) -> None:
     keys = AuditKeys.from_secret(master_key, development_mode=False)
-    async with AuditLogger(SQLiteAuditStore(f"sqlite:///{db}"), keys, checkpoint_every=7) as audit:
+    store = SQLiteAuditStore(f"sqlite:///{db}")
+    async with AuditLogger(store, keys, checkpoint_every=7, anchor_file=anchor) as audit:
         for i in range(30):
             await audit.log_security_event(SecurityEventType.ACCESS_DENIED, f"m{i}", user_id="u")
 
@@ -73,3 +74,55 @@ def test_any_single_tampering_is_detected(
                 (seq,),
             )
     assert not asyncio.run(_verify(db, master_key))
+
+
+@pytest.fixture(scope="module")
+def pristine_anchored(tmp_path_factory: pytest.TempPathFactory, master_key: str) -> Path:
+    db = tmp_path_factory.mktemp("anchored") / "audit.db"
+    asyncio.run(_populate(db, master_key, Path(f"{db}.anchors.jsonl")))
+    return db
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    keep=st.integers(min_value=0, max_value=29),
+    checkpoints_too=st.booleans(),
+    from_start=st.booleans(),
+)
+def test_any_truncation_is_detected(
+    pristine_anchored: Path,
+    tmp_path: Path,
+    master_key: str,
+    keep: int,
+    checkpoints_too: bool,
+    from_start: bool,
+) -> None:
+    """Deleting the newest records (with or without their checkpoints), or the oldest ones
+    (inside the retention period), fails verification against the public key and anchor."""
+    from pynomaly_security.audit.anchor import load_anchor_file
+    from pynomaly_security.audit.verify import Expectations
+
+    db = tmp_path / f"cut-{keep}-{checkpoints_too}-{from_start}.db"
+    shutil.copy(pristine_anchored, db)
+    with sqlite3.connect(db) as conn:
+        if from_start:
+            conn.execute("DELETE FROM audit_records WHERE seq <= ?", (keep + 1,))
+        else:
+            conn.execute("DELETE FROM audit_records WHERE seq > ?", (keep,))
+            if checkpoints_too:
+                conn.execute("DELETE FROM audit_checkpoints WHERE seq > ?", (keep,))
+
+    async def verify() -> bool:
+        keys = AuditKeys.from_secret(master_key, development_mode=False)
+        store: AuditStore = SQLiteAuditStore(f"sqlite:///{db}")
+        anchors = load_anchor_file(Path(f"{pristine_anchored}.anchors.jsonl"))
+        expect = Expectations(anchors=anchors, anchor_given=True, retention_days=365)
+        await store.open()
+        try:
+            return (await verify_store(store, public_keys=keys.public_keys, expect=expect)).ok
+        finally:
+            await store.aclose()
+
+    assert not asyncio.run(verify())

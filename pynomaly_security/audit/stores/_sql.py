@@ -174,6 +174,7 @@ class Statements:
         self.insert_checkpoint = q(
             f"INSERT INTO {self.checkpoints} ({cp_cols}) VALUES (?, ?, ?, ?, ?)"
         )
+        self.delete_checkpoint = q(f"DELETE FROM {self.checkpoints} WHERE seq = ?")
         self.select_subject_key = q(
             f"SELECT ref, key_id, wrapped FROM {self.subject_keys} WHERE ref = ?"
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = ["AppendTxn", "AuditStore", "Checkpoint", "RecordFilter", "SealedRecord"]
@@ -46,16 +46,23 @@ class Checkpoint:
     ts_us: int
     key_id: str
     signature: bytes
+    anchored: bool = field(default=False, compare=False)
+    """Whether the signed statement says "this checkpoint was also sent to an
+    anchor" (message version 2, see ``chain.checkpoint_message``). Not a store
+    column: the verifier learns it from which message the signature verifies."""
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form, as anchored outside the store (SIEM, WORM storage)."""
-        return {
+        doc: dict[str, object] = {
             "seq": self.seq,
             "head_hash": self.head_hash.hex(),
             "ts_us": self.ts_us,
             "key_id": self.key_id,
             "signature": base64.b64encode(self.signature).decode(),
         }
+        if self.anchored:
+            doc["anchored"] = True
+        return doc
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Checkpoint:
@@ -66,6 +73,7 @@ class Checkpoint:
             ts_us=int(doc["ts_us"]),
             key_id=str(doc["key_id"]),
             signature=base64.b64decode(str(doc["signature"]), validate=True),
+            anchored=doc.get("anchored") is True,
         )
 
 
@@ -113,6 +121,12 @@ class AppendTxn(Protocol):
 
     async def index_subjects(self, items: Sequence[tuple[str, int]]) -> None:
         """Insert (ref, seq) rows: access batch ``seq`` holds rows of subject ``ref``."""
+
+    async def delete_checkpoint(self, seq: int) -> None:
+        """Delete the checkpoint at ``seq`` (an interim one a newer checkpoint supersedes)."""
+
+    async def records(self, after_seq: int, limit: int) -> list[SealedRecord]:
+        """Rows with ``seq > after_seq`` in sequence order (inside the transaction)."""
 
 
 class AuditStore(Protocol):

@@ -207,3 +207,10 @@ class _PostgresTxn:
         await self._c.execute(
             self._sql.insert_checkpoint, cp.seq, cp.head_hash, cp.ts_us, cp.key_id, cp.signature
         )
+
+    async def delete_checkpoint(self, seq: int) -> None:
+        await self._c.execute(self._sql.delete_checkpoint, seq)
+
+    async def records(self, after_seq: int, limit: int) -> list[SealedRecord]:
+        rows = await self._c.fetch(self._sql.select_after, after_seq, limit)
+        return [to_record(r) for r in rows]

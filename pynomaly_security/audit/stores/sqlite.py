@@ -237,3 +237,11 @@ class _SQLiteTxn:
         cp = checkpoint
         values = (cp.seq, cp.head_hash, cp.ts_us, cp.key_id, cp.signature)
         await self._s.run(lambda c: c.execute(self._sql.insert_checkpoint, values))
+
+    async def delete_checkpoint(self, seq: int) -> None:
+        await self._s.run(lambda c: c.execute(self._sql.delete_checkpoint, (seq,)))
+
+    async def records(self, after_seq: int, limit: int) -> list[SealedRecord]:
+        sql = self._sql.select_after
+        rows = await self._s.run(lambda c: c.execute(sql, (after_seq, limit)).fetchall())
+        return [to_record(r) for r in rows]
