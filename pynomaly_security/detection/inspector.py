@@ -276,7 +276,7 @@ class Inspector:
                     if len(table) >= _MEMO_MAX_ENTRIES:
                         table.clear()
                     table[raw] = cached
-            text, hits = cached
+            _text, hits = cached
             for hit in hits:
                 rule_id = hit.rule.rule_id
                 known = best.get(rule_id)
@@ -285,7 +285,7 @@ class Inspector:
                         hit.rule.family,
                         rule_id,
                         name,
-                        _excerpt(text, hit.start, hit.end),
+                        _excerpt(hit.text, hit.start, hit.end),
                         hit.score,
                     )
         if not best:

@@ -37,7 +37,7 @@ _STRONG = (
 _BACKTICK = (
     r"id|whoami|uname|wget|curl|nc|ncat|netcat|ping|cat|ls|sleep|bash|sh|ifconfig|ipconfig"
     r"|netstat|pwd|nslookup|dir|ps|reboot|shutdown|perl|python[23]?\s+-c|rm\s+-|chmod|echo\s"
-    r"|touch\s"
+    r"|touch\s|hostname"
 )
 # A wider Unix/Windows command vocabulary (in the spirit of CRS's
 # unix-shell.data) used only right after a shell separator or at the start
@@ -60,7 +60,7 @@ _UNIX = (
     r"|uudecode|uuencode|valgrind|vi|view|vigr|vim|vimdiff|vipw|visudo|w3m|watch|wc|wget|whois"
     r"|wish|xargs|xxd|xz|yarn|yelp|yum|zip|zsh|zsoelim|zypper|uconv|bcdboot|acpi|aptitude|lastlog|htop|apt|bsdtar|cscli"
 )
-_ARGS = r"(?:$|\s*[;|&`<>)'\"$]|\s+-{1,2}[a-z0-9]|\s+[/\\~.$%'\"\d]|\s+[a-z]:(?:$|\s|[/\\|])|\s*\n)"
+_ARGS = r"(?:$|\s*[;|&`<>)'\"$]|\s+a?uxw*\b|\s+(?:https?|ftp)://|\s+-{1,2}[a-z0-9]|\s+[/\\~.$%'\"\d]|\s+[a-z]:(?:$|\s|[/\\|])|\s*\n)"
 # Tools whose name starting a value, followed by a flag or a path, is a command
 # line ("uname -a", "ls -l /", "ping.exe -n 3 10.0.0.1"); English words excluded.
 _TOOLS = (
