@@ -36,6 +36,7 @@ from pynomaly_security.detection.policy import (
     ExclusionTable,
     RoutePolicy,
     conforms,
+    context_score,
     field_excluded,
 )
 from pynomaly_security.detection.rules import ALL_RULES
@@ -279,14 +280,15 @@ class Inspector:
             _text, hits = cached
             for hit in hits:
                 rule_id = hit.rule.rule_id
+                score = context_score(name, hit.rule.family, hit.score)
                 known = best.get(rule_id)
-                if known is None or hit.score > known.score:
+                if score > 0 and (known is None or score > known.score):
                     best[rule_id] = Finding(
                         hit.rule.family,
                         rule_id,
                         name,
                         _excerpt(hit.text, hit.start, hit.end),
-                        hit.score,
+                        score,
                     )
         if not best:
             return _CLEAN

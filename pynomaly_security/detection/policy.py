@@ -16,6 +16,11 @@ builds it from what it knows about the matched endpoint and passes it as
 Settings-level exclusions (``detection_exclusions``: route path, exact or a
 prefix ending in ``*`` -> field names, ``["*"]`` = whole route) are merged
 in by the inspector through :class:`ExclusionTable`.
+
+:func:`context_score` weighs a rule hit by the field it was found in: some
+families cannot apply to some fields (a URL in a ``Referer`` is where the
+browser came from; the server never fetches it, so it is no SSRF or remote
+include).
 """
 
 from __future__ import annotations
@@ -26,7 +31,19 @@ from urllib.parse import unquote
 
 import re2
 
-__all__ = ["FIELD_TYPES", "ExclusionTable", "RoutePolicy", "conforms", "field_excluded"]
+__all__ = [
+    "FIELD_TYPES",
+    "ExclusionTable",
+    "RoutePolicy",
+    "conforms",
+    "context_score",
+    "field_excluded",
+]
+
+# Field -> families whose rules mean nothing there.
+_NOT_APPLICABLE: dict[str, frozenset[str]] = {
+    "header.referer": frozenset({"ssrf", "rfi"}),
+}
 
 _TYPE_PATTERNS: dict[str, object] = {
     "int": re2.compile(r"\s*[+-]?\d{1,40}\s*"),
@@ -51,6 +68,13 @@ def conforms(value: str, field_type: str) -> bool:
     """Is ``value`` a well-formed ``field_type``? Unknown types never conform."""
     pattern = _TYPE_PATTERNS.get(field_type)
     return pattern is not None and pattern.fullmatch(value) is not None  # type: ignore[attr-defined]
+
+
+def context_score(field: str, family: str, score: int) -> int:
+    """The score a hit of ``family`` is worth in ``field`` (0: none)."""
+    if family in _NOT_APPLICABLE.get(field, ()):
+        return 0
+    return score
 
 
 def field_excluded(name: str, excluded: frozenset[str]) -> bool:

@@ -76,7 +76,8 @@ _SEP = r"(?:[;|]\s*|&&?\s*|\|\|\s*|\$\(\s*|\)\s*;\s*|\n|\\n)"
 # fmt: off
 RULES: tuple[Rule, ...] = (
     Rule("cmdi-chain", "cmdi", _SEP + r"(?:" + _STRONG + r")(?:\.exe)?" + _ARGS, CRITICAL),
-    Rule("cmdi-chain-word", "cmdi", r"(?:^|[;|`]|&&|\|\|)\s*(?:whoami|uname|wget|curl|netcat|nslookup|ifconfig|ipconfig|netstat|systeminfo|tasklist|powershell|certutil|bitsadmin|busybox|getent)\b", ERROR),
+    # Not before "/": "curl/8.0" and "Wget/1.21" are product tokens (User-Agent), not commands.
+    Rule("cmdi-chain-word", "cmdi", r"(?:^|[;|`]|&&|\|\|)\s*(?:whoami|uname|wget|curl|netcat|nslookup|ifconfig|ipconfig|netstat|systeminfo|tasklist|powershell|certutil|bitsadmin|busybox|getent)(?:$|[^\w/.-])", ERROR),
     Rule("cmdi-subshell", "cmdi", r"\$\(\s*(?:" + _STRONG + r")\b|\$\(\(|<\(\s*\w|<\(\)", CRITICAL),
     Rule("cmdi-subshell-any", "cmdi", r"\$\([^)]{0,200}\)", WARNING),
     # A quote closed, then a separator and a command: "||echo x, ';id
