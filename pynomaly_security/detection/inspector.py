@@ -280,7 +280,7 @@ class Inspector:
             _text, hits = cached
             for hit in hits:
                 rule_id = hit.rule.rule_id
-                score = context_score(name, hit.rule.family, hit.score)
+                score = context_score(name, hit.rule.family, hit.score, rule_id)
                 known = best.get(rule_id)
                 if score > 0 and (known is None or score > known.score):
                     best[rule_id] = Finding(

@@ -44,6 +44,22 @@ __all__ = [
 _NOT_APPLICABLE: dict[str, frozenset[str]] = {
     "header.referer": frozenset({"ssrf", "rfi"}),
 }
+# Names of fields that hold a file name or path (show=, content_dir=, file=):
+# there an absolute, drive or remote path is the attack itself.
+# Compound names only by their last word (content_dir, not page_url).
+_FILE_FIELD = re2.compile(
+    r"(?i)^(?:file|filename|filepath|path|page|include|inc|dir|folder|template|tpl|show|doc"
+    r"|document|module|load|view|conf|config|root|prefix|download|read|lang)$"
+    r"|[_-](?:file|filename|path|dir|folder|template|include|inc)$"
+)
+_IN_FILE_FIELDS = frozenset({"pt-windows-drive", "rfi-remote-value", "pt-dotenv"})
+# Markup in a URL (query, path, cookie, header) is reflected into pages; in a
+# body field it is content (comments, docs).
+_IN_URL_FIELDS = frozenset({"xss-html-named-element"})
+# Rules that are evidence only in their context (a URL is an ordinary value).
+_CONTEXT_ONLY = frozenset({"rfi-remote-value", "xss-html-named-element"})
+_URL_FIELD_PREFIXES = ("query.", "path", "cookie.", "header.")
+_CRITICAL = 5
 
 _TYPE_PATTERNS: dict[str, object] = {
     "int": re2.compile(r"\s*[+-]?\d{1,40}\s*"),
@@ -70,11 +86,20 @@ def conforms(value: str, field_type: str) -> bool:
     return pattern is not None and pattern.fullmatch(value) is not None  # type: ignore[attr-defined]
 
 
-def context_score(field: str, family: str, score: int) -> int:
-    """The score a hit of ``family`` is worth in ``field`` (0: none)."""
+def context_score(field: str, family: str, score: int, rule_id: str = "") -> int:
+    """The score a hit of ``family`` (rule ``rule_id``) is worth in ``field``
+    (0: none): families that cannot apply to a field count nothing; a drive,
+    remote or ``.env`` path in a file-name field and named markup in a URL
+    count as critical, and the last two count nothing elsewhere."""
     if family in _NOT_APPLICABLE.get(field, ()):
         return 0
-    return score
+    if rule_id in _IN_FILE_FIELDS:
+        name = field.rpartition(".")[2]
+        if _FILE_FIELD.search(name) is not None:
+            return max(score, _CRITICAL)
+    elif rule_id in _IN_URL_FIELDS and field.startswith(_URL_FIELD_PREFIXES):
+        return max(score, _CRITICAL)
+    return 0 if rule_id in _CONTEXT_ONLY else score
 
 
 def field_excluded(name: str, excluded: frozenset[str]) -> bool:

@@ -58,6 +58,25 @@ def _stacked_statement(text: str, start: int, end: int) -> int:
     return 0
 
 
+_NUMBERS = re.compile(r"[-+]?\d+(?:\.\d+)?")
+_OR_NUMBER = re.compile(r"\s*(?:\bor\b|\|\|)\s*\(?\s*\d+(?:\.\d+)?\s*\)?\s*$")
+
+
+def _numeric_boolean(text: str, start: int, end: int) -> int:
+    """``1 or 2``, ``-1 OR 2``, ``1 xor 1``, ``1 or true``; but two positive
+    numbers joined by ``or`` (``5000 or 6000``, a search for either) only when
+    the first is 0 or 1, the values an injected id takes."""
+    first = _NUMBERS.search(text, start, end)
+    if (
+        first is not None
+        and _OR_NUMBER.match(text, first.end()) is not None
+        and not first.group(0).startswith("-")
+        and float(first.group(0)) > 1
+    ):
+        return 0
+    return CRITICAL
+
+
 def _select_window(text: str, start: int, end: int) -> int:
     return sql_score(text[start : start + SQLPARSE_WINDOW], 0, 0)
 
@@ -191,6 +210,9 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-number-comment", "sqli", r"^\s*-?\d+(?:\.\d+)?(?:\s*[*+/-]\s*\d+)?\s*(?:--(?:\s[\w\s-]{0,4})?|/\*[\s\w]{0,4})$", CRITICAL),
     Rule("sqli-limit-offset", "sqli", r"\blimit\s+\d+\s*(?:,\s*\d+|offset\s+\d+)?\s*(?:--|#|$|;|\))", NOTICE),
     Rule("sqli-comment-end", "sqli", r"(?:^|[^-])(?:--|#)(?:\s*[\w+]{0,3})?\s*$", NOTICE, level=2),
+    # The whole value a number and a boolean operator: what a numeric field
+    # (id=1) receives when the query is "... WHERE id = " + value.
+    Rule("sqli-numeric-boolean", "sqli", r"^\s*\(?\s*[-+]?\d+(?:\.\d+)?\s*\)?\s*(?:\bor\b|\bxor\b|\|\||&&|\brlike\b|\bregexp\b|\blike\b|\bdiv\b|\band\s+(?:true|false|null|not\b|sleep\s*\(|\d+\s*[=<>]))\s*\(?\s*(?:true|false|null|not\s+\w+|[-+]?\d+(?:\.\d+)?|'[^']{0,20}'|\"[^\"]{0,20}\"|\w+\s*\([^)]{0,20}\))\s*\)?\s*(?:[=<>!]+\s*[-+]?\w+\s*)?(?:--|#|;|\x00)?\s*$", CRITICAL, check=_numeric_boolean),
     Rule("sqli-hex-literal", "sqli", r"\b0x[0-9a-f]{6,}\b", NOTICE, level=3),
 )
 # fmt: on

@@ -110,6 +110,12 @@ RULES: tuple[Rule, ...] = (
     Rule("pt-slash-run", "path_traversal", r"[/\\]{4,}", NOTICE),
     Rule("pt-file-scheme", "path_traversal", r"\bfile\s*:\s*" + _S + r"|\b(?:php|zip|phar|expect|glob|compress\.zlib|compress\.bzip2|zlib|ogg|ssh2\.\w+|rar|jar|netdoc|data)\s*:" + _S + _S, CRITICAL),
     Rule("pt-php-filter", "path_traversal", r"\bconvert\.(?:base64|iconv|quoted)|\bread\s*=\s*(?:string|convert)\.|resource\s*=", ERROR),
+    # Container and app secrets by absolute path: /run/secrets/db, /app/.env
+    Rule("pt-secret-path", "path_traversal", r"(?:^|[\s=\"'(:])(?:/var)?/run/secrets/|/var/run/secrets/kubernetes\.io|(?:^|[\s=\"'(:])(?:[a-z]:)?[/\\][\w.\\/-]{0,200}[/\\]\.env(?:\.[\w-]+)?\s*(?:$|\x00)", CRITICAL, check=mentioned(CRITICAL)),
+    # One level up inside a path (x/../config.py) and Tomcat's ..; (foo/..;/admin)
+    Rule("pt-dotdot-inner", "path_traversal", r"[\w-][/\\]\.\.[/\\][\w.-]|\.\.;[/\\]", CRITICAL),
+    # A UNC path as the whole value: opening it sends the server's credentials.
+    Rule("pt-unc-value", "path_traversal", r"^\s*(?:\\\\|//)[\w.$-]+[/\\][\w.$-]", ERROR),
     Rule("pt-dotenv", "path_traversal", r"(?:^|[/\\])\.env(?:\.\w+)?$", NOTICE),
 )
 # fmt: on
