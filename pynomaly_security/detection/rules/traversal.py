@@ -97,7 +97,7 @@ RULES: tuple[Rule, ...] = (
     # IIS junk escapes (..%c0%qf), dots before a bare "2f", runs of ./
     Rule("pt-dotdot-evasion", "path_traversal", r"(?:0x2e){2}|\.\.(?:0x2f|0x5c|2f|5c)|(?:\.\.[^\w\s.]{1,10}){2,}|(?:^|[/\\=])\.{3,}[/\\]|(?:[/\\]\.){3,}|(?:\.[/\\]){3,}|%u(?:efc8|f025)|%c[01]%", CRITICAL),
     Rule("pt-system-file-junk", "path_traversal", r"(?:etc|windows|winnt)[^\w\s]{1,12}(?:passwd|shadow|issue|hosts|group|system32|win\.ini|system\.ini)", CRITICAL, check=mentioned(CRITICAL)),
-    Rule("pt-windows-app-dir", "path_traversal", r"\b[a-z]:[/\\]+(?:xampp|wamp|php\d?|log|logs|apache\d?|inetpub|windows|winnt|program|boot|mysql|tomcat|perl|apache group|nginx|iis|temp|sendmail)\b", CRITICAL, check=mentioned(CRITICAL)),
+    Rule("pt-windows-app-dir", "path_traversal", r"\b[a-z]:[/\\]+(?:xampp|wamp|php\d?|apache\d?|inetpub|windows|winnt|program|boot|mysql|tomcat|perl|apache group|nginx|iis|temp|sendmail)\b", CRITICAL, check=mentioned(CRITICAL)),
     Rule("pt-linux-pseudo", "path_traversal", r"(?:^|[\s/=\"'])(?:proc|sys)[/\\]+(?:sys|class|kernel|self|fs|devices|block|bus|module|firmware)\b", CRITICAL, check=mentioned(CRITICAL)),
     Rule("pt-system-file-encoded", "path_traversal", r"(?:etc|windows|winnt|system32|drivers)(?:[^\w\s]|%\w{1,2}|0x(?:2f|5c)){1,12}(?:passwd|shadow|issue|hosts|group|system32|drivers|win\.ini)|\.{3,}(?:etc|web-inf|windows|winnt|boot)", CRITICAL, check=mentioned(CRITICAL)),
     Rule("pt-dotdot-junk", "path_traversal", r"(?:[\x{fffd}?^]?\.[\x{fffd}?^]?\.?[^\w\s.]{0,4}(?:0x2f|0x5c|%\w\w|[/\\\x{fffd}])){2,}", CRITICAL),

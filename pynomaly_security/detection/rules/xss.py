@@ -101,7 +101,7 @@ RULES: tuple[Rule, ...] = (
     Rule("xss-template", "xss", r"\{\{[^}]{0,200}(?:constructor|\$on|\$eval|alert|\$\$|prompt|confirm)[^}]{0,200}\}\}", CRITICAL),
     Rule("xss-vector-attr", "xss", r"\b(?:srcdoc|formaction|xlink:href|from|to|values|attributename)\s*=\s*[\"'`]?\s*(?:javascript|data|&#|<)", ERROR),
     # Out of a JavaScript string and back in: ';location=name;' '-alert(1)-'
-    Rule("xss-js-string-breakout", "xss", r"['\"`]\s*(?:;|\+|-|\*|\|\||&&|,|\^)\s*(?:[a-z_$][\w$]*\s*(?:\.\s*[a-z_$][\w$]*\s*|\[[^\]]{1,40}\]\s*)*(?:=\s*[^;'\"`]{1,80}|\([^)]{0,80}\))|(?:new\s+)?[a-z_$][\w$]*\s*`[^`]{0,80}`)\s*(?:;|\+|-|\*|\|\||&&|,|\^|//)\s*['\"`]?\s*$", CRITICAL),
+    Rule("xss-js-string-breakout", "xss", r"['\"`]\s*(?:;|\+|-|\*|\|\||&&|,|\^)\s*(?:[a-z_$][\w$]*\s*(?:\.\s*[a-z_$][\w$]*\s*|\[[^\]]{1,40}\]\s*)*(?:=\s*[^;'\"`]{1,80}|\([^)]{0,80}\))|(?:new\s+)?[a-z_$][\w$]*\s*`[^`]{0,80}`)\s*(?:(?:;|\+|-|\*|\|\||&&|,|\^)\s*(?://[^\n]*)?['\"`]?|//[^\n]*)\s*$", CRITICAL),
     # Links and forms to another origin with no scheme (//evil.example): the
     # shape of reflected HTML injection (phishing markup) in a page echoing input.
     Rule("xss-html-offsite", "xss", r"<\s*(?:a|form|area|base|link|iframe|frame|img|meta|button|input|embed|object)\b[^>]{0,200}\b(?:href|action|src|formaction|data|content)\s*=\s*['\"]?\s*(?:[\w.-]*;\s*url\s*=\s*)?(?://|\\\\)[\w.-]", CRITICAL),
