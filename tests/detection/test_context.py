@@ -83,7 +83,7 @@ def _request(field: str, value: str) -> RequestParts:
 def test_new_rule_ids_exist_and_ids_are_unique() -> None:
     ids = [rule.rule_id for rule in ALL_RULES]
     assert len(ids) == len(set(ids))
-    assert NEW_RULES <= set(ids)
+    assert set(ids) >= NEW_RULES
 
 
 def test_every_new_rule_has_a_positive_and_a_negative_case() -> None:

@@ -51,7 +51,7 @@ def test_every_obfuscated_payload_is_blocked(place: object) -> None:
         pytest.param("; p=wh;q=oami;${p}${q}", "; p=wh ; q=oami ; whoami", id="braced-variables"),
         pytest.param(r";{i\d,}", "; id", id="brace-list-empty-item"),
         pytest.param("{cat,/etc/passwd}", "cat /etc/passwd", id="brace-list"),
-        pytest.param("c$@at /etc/hostname", "cat /etc/hostname", id="positional-empty"),
+        pytest.param("x;c$@at /etc/hostname", "x ; cat /etc/hostname", id="positional-empty"),
         pytest.param("x;cat${ifs}/etc/issue", "x ; cat /etc/issue", id="ifs"),
         pytest.param("name'; w\\ho''ami", "name ; whoami", id="unbalanced-quote-closes-app-quote"),
         pytest.param('`h"ostname"`', "`hostname`", id="backticks-kept"),
@@ -72,18 +72,21 @@ def test_shell_view(value: str, view: str) -> None:
         "/[a-z]{1,5}/",
         "plain words only",
         '{"a": 1, "b": 2}',
+        "c\\at /etc/hostname",  # no separator: nothing runs after the application's command
+        "```python\nprint('x')\n```",
     ],
 )
 def test_no_shell_reading_without_obfuscation(value: str) -> None:
-    """Prose apostrophes, whole quoted words, regex repeats and JSON get no shell
-    reading (it would only cost time)."""
+    """Prose apostrophes, whole quoted words, regex repeats, JSON and values with
+    no separator, substitution or brace list get no shell reading (it would
+    only cost time)."""
     assert shell_view(value) is None
 
 
 def test_shell_reading_is_bounded() -> None:
     """Only the first MAX_SHELL_CHARS characters are read; a huge value of
-    assignments and expansions does not grow the view."""
-    value = "a=b;" * 10_000 + "$a$a" * 10_000
+    assignments and expansions does not grow the view beyond twice that."""
+    value = "a=bbbbbbbb;$a$a$a$a;" * 10_000
     view = shell_view(value)
     assert view is not None
     assert len(view) <= 2 * MAX_SHELL_CHARS
