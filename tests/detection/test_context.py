@@ -165,6 +165,8 @@ def test_context_score_weighs_by_field() -> None:
         "ls -la /",
         "time sh -c whoami",
         "cat /etc/passwd",  # a secret named after a command
+        "zcat /var/log/auth.log.gz",  # a system file after a program that prints it
+        "echo aWQK | base64 -d",  # data fed to a program
         "x'; SELECT password FROM users--",
         "1 union select password from users",
     ],

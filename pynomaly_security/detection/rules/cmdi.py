@@ -124,6 +124,8 @@ _RISKY_ARGS = re.compile(
     r"\s/(?:\s|$|[;|&])|(?:^|\s)/(?:etc|bin|sbin|tmp|dev|proc|root|boot|home|var/www)\b|\s[a-z]:[/\\]?(?:\s|$)"
     r"|\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b"
 )
+# echo ... | program: data fed to a program (echo cGF5 | base64 -d | sh).
+_ECHO_PIPE = re.compile(r"\s*(?:echo|printf)\b[^|;&\n]*\|(?!\|)")
 _SEPARATOR = re.compile(r"&&|\|\||[;|&\n`]|\$\(|\\n")
 _NEXT_WORD = re.compile(r"[\s;|&`$(]*([a-z][\w.-]*)")
 _PROSE_BEFORE = re.compile(r"[a-z]{2,}[,:]? +$")
@@ -165,6 +167,8 @@ def _breakout(score: int) -> Check:
         if sep.group(0) in ("$(", "`"):
             return 0 if _in_prose(text, sep.start(), sep.end()) else score
         left = _SEGMENT_SPLIT.split(text[: sep.start()].rstrip(" ;|&"))[-1].split()
+        if sep.group(0) == "|" and left and left[0] in ("echo", "printf"):
+            return score  # echo ... | program: data fed to a program (base64 -d | sh)
         if left and (_is_command(left[0]) or _is_command(left[-1])) and not _risky(text):
             return 0
         return score
@@ -227,7 +231,8 @@ def _command_line(score: int) -> Check:
     (``git log --oneline``, ``pip install -r requirements.txt``)."""
 
     def check(text: str, start: int, end: int) -> int:
-        return score if _risky(text[start:]) else 0
+        line = text[start:]
+        return score if _risky(line) or _ECHO_PIPE.match(line) else 0
 
     return check
 

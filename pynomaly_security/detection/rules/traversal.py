@@ -55,6 +55,12 @@ _SECRET = re.compile(
 # What may come right before a path that is used as a value: nothing, an
 # assignment, a quote, a bracket or a shell metacharacter.
 _USED_AFTER = frozenset("=\"'(;|&<>`,@")
+# Programs that print a file: a system path after one is read, not mentioned.
+_READERS = frozenset(
+    {"cat", "tac", "nl", "less", "more", "zcat", "zstdcat", "zless", "zmore", "gunzip", "bzcat"}
+    | {"xzcat", "strings", "od", "xxd", "base64", "type", "get-content", "gc", "curl", "wget"}
+)
+_LINE_START = re.compile(r"[;|&\n`]|\$\(")
 
 
 def mentioned(score: int) -> Check:
@@ -77,6 +83,9 @@ def mentioned(score: int) -> Check:
         before = text[:token_start].rstrip()
         if not before or before[-1] in _USED_AFTER:
             return score
+        command = _LINE_START.split(before)[-1].split(None, 1)
+        if command and command[0].lstrip("'\"") in _READERS:
+            return score  # zstdcat /var/log/x.zst: a program reads the file
         token_end = text.find(" ", end)
         token = text[token_start : token_end if token_end >= 0 else len(text)]
         return score if _SECRET.search(token) else 0
