@@ -12,6 +12,11 @@ A measured speed choice: the sets hold *relaxed* copies of the patterns
 Bounded repeats blow up RE2's DFA: with them one set of all rules ran 10x
 slower on the corpora than with the relaxed copies, which fit in one set
 (``SET_SIZE`` only splits very large rule lists).
+
+A value with shell quoting, escapes or expansions is also read as a shell
+would read it (:func:`~pynomaly_security.detection.rules._shell.shell_view`):
+that view is scanned by the rules of :data:`SHELL_FAMILIES` only, and a hit
+found there carries the view as its ``text`` (for the excerpt).
 """
 
 from __future__ import annotations
@@ -23,11 +28,14 @@ from typing import Any
 
 import re2
 
+from pynomaly_security.detection.rules._shell import shell_view
 from pynomaly_security.detection.rules.base import Rule
 
-__all__ = ["SET_SIZE", "Hit", "RuleEngine"]
+__all__ = ["SET_SIZE", "SHELL_FAMILIES", "Hit", "RuleEngine"]
 
 SET_SIZE = 256
+SHELL_FAMILIES = frozenset({"cmdi", "path_traversal"})
+"""Families whose rules also scan the shell reading of a value."""
 _BOUNDED_STAR = re.compile(r"\{0,\d{2,}\}\??")
 _BOUNDED_PLUS = re.compile(r"\{1,\d{2,}\}\??")
 
@@ -42,13 +50,19 @@ class Hit:
     score: int
     start: int
     end: int
+    text: str
+    """The text ``start``/``end`` index: the normalized value or its shell view."""
 
 
 class RuleEngine:
     """Matches a fixed rule list (compiled once) against normalized values."""
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    def __init__(self, rules: Sequence[Rule], *, shell: bool = True) -> None:
         self._rules = tuple(rules)
+        shell_rules = [r for r in self._rules if r.family in SHELL_FAMILIES]
+        self._shell: RuleEngine | None = (
+            RuleEngine(shell_rules, shell=False) if shell and shell_rules else None
+        )
         options = re2.Options()
         options.max_mem = 64 << 20
         self._compiled: list[Any] = [re2.compile(r.pattern, options) for r in self._rules]
@@ -66,6 +80,11 @@ class RuleEngine:
             matched = rule_set.Match(text)
             if matched:
                 self._confirm(text, [offset + i for i in matched], hits)
+        if self._shell is not None:
+            view = shell_view(text)
+            if view is not None:
+                seen = {hit.rule.rule_id for hit in hits}
+                hits += [h for h in self._shell.scan(view) if h.rule.rule_id not in seen]
         return hits
 
     def _confirm(self, text: str, indexes: list[int], hits: list[Hit]) -> None:
@@ -77,4 +96,4 @@ class RuleEngine:
             start, end = found.span()
             score = rule.score if rule.check is None else rule.check(text, start, end)
             if score > 0:
-                hits.append(Hit(rule, score, start, end))
+                hits.append(Hit(rule, score, start, end, text))

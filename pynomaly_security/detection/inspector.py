@@ -46,6 +46,7 @@ from pynomaly_security.detection.policy import (
     ExclusionTable,
     RoutePolicy,
     conforms,
+    context_score,
     field_excluded,
 )
 from pynomaly_security.detection.rules import ALL_RULES
@@ -349,17 +350,19 @@ class Inspector:
 
     @staticmethod
     def _record(name: str, scanned: tuple[str, tuple[Hit, ...]], best: dict[str, Finding]) -> None:
-        text, hits = scanned
-        for hit in hits:
+        for hit in scanned[1]:
             rule_id = hit.rule.rule_id
+            # The field decides too: a URL in a Referer is no SSRF (policy.context_score).
+            score = context_score(name, hit.rule.family, hit.score, rule_id)
             known = best.get(rule_id)
-            if known is None or hit.score > known.score:
+            if score > 0 and (known is None or score > known.score):
                 best[rule_id] = Finding(
                     hit.rule.family,
                     rule_id,
                     _encodable(name),
-                    _excerpt(text, hit.start, hit.end),
-                    hit.score,
+                    # hit.text: the normalized value or its shell reading, whichever matched.
+                    _encodable(_excerpt(hit.text, hit.start, hit.end)),
+                    score,
                 )
 
     def blocks_family(self, family: str) -> bool:

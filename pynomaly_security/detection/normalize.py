@@ -8,7 +8,9 @@ Applied once per value, in this order (each step bounded):
 3. HTML entities (``&lt;``, ``&#x3c;``, ``&#60``) unescaped, twice at most;
 4. Unicode NFKC, which folds full-width forms (full-width ``<script>``) to ASCII;
 5. null bytes and other C0 control characters except tab/newline/CR dropped
-   (``<scr\\0ipt>``), case folded;
+   (``<scr\\0ipt>``), except a NUL that ends the value or a name (``x.txt%00``,
+   kept: it truncates the name in C-based file APIs); quote look-alikes
+   (U+02BC, primes) read as quotes; case folded;
 6. JavaScript ``\\u0076``/``\\x3c`` escapes decoded;
 7. SQL comment tricks: ``/**/`` becomes a space and MySQL version comments
    ``/*!50000select*/`` keep their content; every run of blanks (including
@@ -54,10 +56,18 @@ _SLASHES = str.maketrans(
         "\u2215": "/", "\u2044": "/", "\u2216": "\\", "\uefc8": "/", "\uf025": "/",
         # Curly quotes: some drivers and charsets fold them to ASCII quotes.
         "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00b4": "'",
+        # Quote look-alikes NFKC keeps, which best-fit charset conversions (and
+        # some drivers) turn into ASCII quotes: modifier letters, primes.
+        "\u02bc": "'", "\u02b9": "'", "\u02bb": "'", "\u02bd": "'", "\u02c8": "'",
+        "\u2032": "'", "\u201b": "'", "\u201a": "'", "\u02ba": '"', "\u02ee": '"',
+        "\u2033": '"', "\u201e": '"', "\u201f": '"', "\u301d": '"', "\u301e": '"',
     }
 )
 _JS_ESCAPE = re.compile(r"\\(?:u([0-9a-f]{4})|x([0-9a-f]{2}))")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+# A NUL that ends the value or a name (x.txt%00, x.php%00.jpg) truncates it in
+# C-based file APIs: it is kept (as NUL) for the rules; elsewhere it is dropped.
+_TRUNCATING_NUL = re.compile(r"\x00+(?=$|[.?&/\s])")
 
 
 def is_plain(value: str) -> bool:
@@ -109,7 +119,11 @@ def normalize(value: str) -> str:
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text.translate(_SLASHES))
     if _CONTROL.search(text):
+        if "\x00" in text:
+            text = _TRUNCATING_NUL.sub("\ue000", text)  # marked: survives the next line
         text = _CONTROL.sub("", text)  # <scr\0ipt>, ..\x01/ : controls split nothing
+        if "\ue000" in text:
+            text = text.replace("\ue000", "\x00")
     text = text.lower()
     if "&" in text:  # HTML5 names html.unescape only knows capitalized (&Tab;)
         text = text.replace("&tab;", "\t").replace("&newline;", "\n").replace("&colon;", ":")

@@ -16,6 +16,11 @@ builds it from what it knows about the matched endpoint and passes it as
 Settings-level exclusions (``detection_exclusions``: route path, exact or a
 prefix ending in ``*`` -> field names, ``["*"]`` = whole route) are merged
 in by the inspector through :class:`ExclusionTable`.
+
+:func:`context_score` weighs a rule hit by the field it was found in: some
+families cannot apply to some fields (a URL in a ``Referer`` is where the
+browser came from; the server never fetches it, so it is no SSRF or remote
+include).
 """
 
 from __future__ import annotations
@@ -26,7 +31,35 @@ from urllib.parse import unquote
 
 import re2
 
-__all__ = ["FIELD_TYPES", "ExclusionTable", "RoutePolicy", "conforms", "field_excluded"]
+__all__ = [
+    "FIELD_TYPES",
+    "ExclusionTable",
+    "RoutePolicy",
+    "conforms",
+    "context_score",
+    "field_excluded",
+]
+
+# Field -> families whose rules mean nothing there.
+_NOT_APPLICABLE: dict[str, frozenset[str]] = {
+    "header.referer": frozenset({"ssrf", "rfi"}),
+}
+# Names of fields that hold a file name or path (show=, content_dir=, file=):
+# there an absolute, drive or remote path is the attack itself.
+# Compound names only by their last word (content_dir, not page_url).
+_FILE_FIELD = re2.compile(
+    r"(?i)^(?:file|filename|filepath|path|page|include|inc|dir|folder|template|tpl|show|doc"
+    r"|document|module|load|view|conf|config|root|prefix|download|read|lang)$"
+    r"|[_-](?:file|filename|path|dir|folder|template|include|inc)$"
+)
+_IN_FILE_FIELDS = frozenset({"pt-windows-drive", "rfi-remote-value", "pt-dotenv"})
+# Markup in a URL (query, path, cookie, header) is reflected into pages; in a
+# body field it is content (comments, docs).
+_IN_URL_FIELDS = frozenset({"xss-html-named-element"})
+# Rules that are evidence only in their context (a URL is an ordinary value).
+_CONTEXT_ONLY = frozenset({"rfi-remote-value", "xss-html-named-element"})
+_URL_FIELD_PREFIXES = ("query.", "path", "cookie.", "header.")
+_CRITICAL = 5
 
 _TYPE_PATTERNS: dict[str, object] = {
     "int": re2.compile(r"\s*[+-]?\d{1,40}\s*"),
@@ -51,6 +84,22 @@ def conforms(value: str, field_type: str) -> bool:
     """Is ``value`` a well-formed ``field_type``? Unknown types never conform."""
     pattern = _TYPE_PATTERNS.get(field_type)
     return pattern is not None and pattern.fullmatch(value) is not None  # type: ignore[attr-defined]
+
+
+def context_score(field: str, family: str, score: int, rule_id: str = "") -> int:
+    """The score a hit of ``family`` (rule ``rule_id``) is worth in ``field``
+    (0: none): families that cannot apply to a field count nothing; a drive,
+    remote or ``.env`` path in a file-name field and named markup in a URL
+    count as critical, and the last two count nothing elsewhere."""
+    if family in _NOT_APPLICABLE.get(field, ()):
+        return 0
+    if rule_id in _IN_FILE_FIELDS:
+        name = field.rpartition(".")[2]
+        if _FILE_FIELD.search(name) is not None:
+            return max(score, _CRITICAL)
+    elif rule_id in _IN_URL_FIELDS and field.startswith(_URL_FIELD_PREFIXES):
+        return max(score, _CRITICAL)
+    return 0 if rule_id in _CONTEXT_ONLY else score
 
 
 def field_excluded(name: str, excluded: frozenset[str]) -> bool:

@@ -9,7 +9,7 @@ References:
 # ruff: noqa: E501  (rule tables: one pattern per line reads better than split regexes)
 from __future__ import annotations
 
-from pynomaly_security.detection.rules.base import CRITICAL, ERROR, WARNING, Rule
+from pynomaly_security.detection.rules.base import CRITICAL, ERROR, NOTICE, WARNING, Rule
 
 __all__ = ["RULES"]
 
@@ -34,6 +34,13 @@ RULES: tuple[Rule, ...] = (
     Rule("ldapi-close", "ldapi", r"\*\s*\)\s*\)|\)\s*\)\s*\(", WARNING),
     Rule("crlf-header", "protocol_attack", r"\r\n?[ \t]*(?:set-cookie|location|content-type|content-length|content-disposition|transfer-encoding|x-[\w-]+|refresh|access-control-[\w-]+|http/\d)\s*:?|\n(?:set-cookie|location|content-length|transfer-encoding)\s*:|\r\n\r\n", CRITICAL),
     Rule("rfi-url", "rfi", r"^\s*(?:https?|ftps?)://[^\s]{1,300}\?+\s*$|^\s*(?:https?|ftps?)://\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}[/:]|\b(?:include|require)(?:_once)?\s*\(?\s*['\"]?(?:https?|ftp)://", WARNING),
+    # A remote URL whose tail is cut off: "??" or a NUL ends the name the
+    # application appends (include($dir . "/header.php")).
+    Rule("rfi-url-truncated", "rfi", r"^\s*(?:https?|ftps?)://[^\s]{1,300}(?:\?\s*\?|\.\w{1,5}\?\s*$|\x00)", CRITICAL),
+    # A remote URL as the whole value: weighed by field (a file-name field).
+    Rule("rfi-remote-value", "rfi", r"^\s*(?:https?|ftps?|smb|webdav)://[^\s]{1,300}$", NOTICE),
+    # A filter closed early and its rest cut off: *))%00, *)(|(x=*
+    Rule("ldapi-truncation", "ldapi", r"\*\s*\)\s*\)+\s*(?:\x00|$)|\)\s*\x00", CRITICAL),
     Rule("scanner-agent", "scanner", r"\b(?:sqlmap|nikto|nessus|acunetix|nmap|masscan|dirbuster|gobuster|wpscan|zgrab|nuclei|w3af|havij|appscan|openvas|arachni|netsparker|fimap|jaeles|commix|wfuzz|ffuf|nessus|qualys|zmeu|morfeus|paros|webinspect|xsser)\b", CRITICAL),
 )
 # fmt: on

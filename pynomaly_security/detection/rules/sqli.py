@@ -19,7 +19,7 @@ import re
 import sqlparse
 
 from pynomaly_security.detection.rules._sqltokens import sql_score
-from pynomaly_security.detection.rules.base import CRITICAL, ERROR, NOTICE, WARNING, Rule
+from pynomaly_security.detection.rules.base import CRITICAL, ERROR, NOTICE, WARNING, Check, Rule
 
 __all__ = ["RULES", "SQLPARSE_WINDOW"]
 
@@ -58,8 +58,51 @@ def _stacked_statement(text: str, start: int, end: int) -> int:
     return 0
 
 
+_NUMBERS = re.compile(r"[-+]?\d+(?:\.\d+)?")
+_OR_NUMBER = re.compile(r"\s*(?:\bor\b|\|\|)\s*\(?\s*\d+(?:\.\d+)?\s*\)?\s*$")
+
+
+def _numeric_boolean(text: str, start: int, end: int) -> int:
+    """``1 or 2``, ``-1 OR 2``, ``1 xor 1``, ``1 or true``; but two positive
+    numbers joined by ``or`` (``5000 or 6000``, a search for either) only when
+    the first is 0 or 1, the values an injected id takes."""
+    first = _NUMBERS.search(text, start, end)
+    if (
+        first is not None
+        and _OR_NUMBER.match(text, first.end()) is not None
+        and not first.group(0).startswith("-")
+        and float(first.group(0)) > 1
+    ):
+        return 0
+    return CRITICAL
+
+
 def _select_window(text: str, start: int, end: int) -> int:
     return sql_score(text[start : start + SQLPARSE_WINDOW], 0, 0)
+
+
+# A sentence before the SQL: two words, or a label ("math: ").
+_PROSE_BEFORE = re.compile(
+    r"(?:[a-z]{2,}:\s+|(?:[a-z]{2,},?\s+){2,}|\b(?:the|a|an|our|my|your|this|that|each|every|run|use|try)\s+)$"
+)
+_BREAKOUT_CHARS = re.compile(r"['\"`)#]|--|/\*")
+
+
+def _unless_prose(score: int | Check) -> Check:
+    """The rule's score (or its check's), except for SQL quoted in a sentence:
+    after words, in a value with no quote, ``)`` or comment at all
+    (``The query SELECT id FROM users returns 40 rows``, ``Math: 5>3 and 1=1``).
+    Such text breaks out of no SQL literal: an injection must close a string
+    or number first, or cut the rest of the query off."""
+
+    def check(text: str, start: int, end: int) -> int:
+        if _PROSE_BEFORE.search(text, max(0, start - 60), start) and not _BREAKOUT_CHARS.search(
+            text
+        ):
+            return 0
+        return score(text, start, end) if callable(score) else score
+
+    return check
 
 
 _SQL_FUNCTIONS = (
@@ -111,7 +154,7 @@ _SQL_BUILTINS = (
 # Cheap RE2 prefilter for the sqlparse fingerprint (sql_score): a quote or
 # number next to an operator, a logic keyword next to an operand, SQL calls.
 _GRAMMAR = (
-    r"['\"`]\s*(?:[-+*/%^|&!=<>~]|\b(?:or|and|xor|div|mod|like|rlike|regexp|is|not|in|between|sounds|union|select|collate)\b)"
+    r"['\"`]\s*(?:[-+*%^|&!=<>~]|['\"`]\s*/\s*[\d(@]|\b(?:or|and|xor|div|mod|like|rlike|regexp|is|not|in|between|sounds|union|select|collate)\b)"
     r"|(?:[-+*/%^|&!=<>~]|\b(?:or|and|xor|div|like|rlike|regexp|is|not)\b)\s*['\"`]"
     r"|\b(?:or|and|xor|div|&&|\|\|)\s*[-+~!(@\d]|[\d)]\s*(?:\bor\b|\band\b|\bxor\b|&&|\|\|)"
     r"|\bselect\b[^;]{1,120}\bfrom\b|\bselect\s+\w+\s*\(|\b(?:" + _SQL_FUNCTIONS + r")\s*\("
@@ -121,32 +164,33 @@ _GRAMMAR = (
 
 # fmt: off
 RULES: tuple[Rule, ...] = (
-    Rule("sqli-grammar", "sqli", _GRAMMAR, ERROR, check=sql_score),
-    Rule("sqli-union", "sqli", r"union[\s(]*(?:all\b|distinct\b|distinctrow\b)?[\s(]*select(?:\b|\d|from)", CRITICAL),
+    Rule("sqli-grammar", "sqli", _GRAMMAR, ERROR, check=_unless_prose(sql_score)),
+    Rule("sqli-union", "sqli", r"union[\s(]*(?:all\b|distinct\b|distinctrow\b)?[\s(]*select(?:\b|\d|from)", CRITICAL, check=_unless_prose(CRITICAL)),
     Rule("sqli-union-probe", "sqli", r"\d[\s#/*-]{0,8}union\s*(?:#|--|/\*|$|\r|\n)", CRITICAL),
     Rule("sqli-tautology-quoted", "sqli", _Q + r"\s*\)*\s*" + _LOGIC + r"\s*\(*\s*" + _VAL + r"\s*" + _OP, CRITICAL),
-    Rule("sqli-tautology", "sqli", r"(?:\bor\b|\band\b|\|\||&&|\bhaving\b|\bwhere\b)\s+\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\")\s*(?:=|<>|!=|<=|>=|<|>|\blike\b)\s*\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\"|[a-z_]\w*)", ERROR),
+    Rule("sqli-tautology", "sqli", r"(?:\bor\b|\band\b|\|\||&&|\bhaving\b|\bwhere\b)\s+\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\")\s*(?:=|<>|!=|<=|>=|<|>|\blike\b)\s*\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\"|[a-z_]\w*)", ERROR, check=_unless_prose(ERROR)),
     Rule("sqli-quote-logic", "sqli", _Q + r"\s*\)*\s*(?:or|and|xor|\|\||&&)\s*(?:true\b|false\b|not\b|[a-z_]+\(|[!@~-])", CRITICAL),
     # 5' and 6' (feet): digits after a quote and "and" are weaker evidence.
     Rule("sqli-quote-logic-number", "sqli", _Q + r"\s*\)*\s*(?:\bor\b|\band\b|\bxor\b|\|\||&&)\s*(?:\d|\()", ERROR),
     Rule("sqli-nested-call", "sqli", r"\w+\s*\(\s*(?:current_user|user|version|database|system_user|session_user|schema)\s*\(\s*\)\s*\)|\b(?:order|group)\s+by\s+\w+\s*\(|^\s*(?:and|or)\s+\w+\s*\(", CRITICAL),
     Rule("sqli-comment-truncation", "sqli", _Q + r"\s*\)*\s*;?\s*(?:--|#|/\*)[\s\w+-]{0,4}$|'\s*\)*\s*(?:or|and)\s*$", CRITICAL),
-    Rule("sqli-quote-fragment", "sqli", _Q + r"\s*\)*\s*;?\s*(?:\bor\b|\band\b|\bxor\b|\bunion\b|\bselect\b|\border\b|\bgroup\b|\bhaving\b|\binto\b|\bwhere\b|\blimit\b|\bprocedure\b|;)", WARNING, check=sql_score),
+    Rule("sqli-quote-fragment", "sqli", _Q + r"\s*\)*\s*;?\s*(?:\bor\b|\band\b|\bxor\b|\bunion\b|\bselect\b|\border\b|\bgroup\b|\bhaving\b|\binto\b|\bwhere\b|\blimit\b|\bprocedure\b|;)", WARNING, check=_unless_prose(sql_score)),
     Rule("sqli-stacked", "sqli", r";\s*(?:(?:drop\s+(?:table|database|schema|user|view|procedure|function|index|trigger)|shutdown|exec|execute|declare|waitfor|truncate|begin|load\s+(?:data|xml)|insert\s+into|delete\s+(?:\w+\s+)?from|update\s+[\w.]+\s+set|select\b[^;]{0,80}\bfrom|create\s+(?:table|user)|alter\s+table|if\s+(?:not\s+)?exists)\b|call\s+\w+\s*\(|do\s*\(|set\s+@|drop\s+\w+\s*(?:--|#|;|$))", ERROR, check=_stacked_statement),
     Rule("sqli-time", "sqli", r"(?:^|[^.\w])(?:sleep|pg_sleep|randomblob)\s*\(\s*(?:[\d.]+\s*\)|\(|_)|(?:^|[^.\w])benchmark\s*\(\s*\d|\bwaitfor\s+(?:delay|time)\s*['\"]?\d|\bdbms_lock\.sleep|\bdbms_pipe\.receive_message", CRITICAL),
     Rule("sqli-error-functions", "sqli", r"\b(?:extractvalue|updatexml|xmltype|utl_inaddr|utl_http|load_file|sys_eval|sys_exec|xp_cmdshell|xp_dirtree|sp_executesql|sp_oacreate|openrowset|opendatasource|pg_read_file|lo_import|name_const|geometrycollection|multilinestring|procedure\s+analyse|ctxsys\.\w+|dbms_xmlgen\.\w+)\s*\(|\bexp\s*\(\s*~", CRITICAL),
     Rule("sqli-metadata", "sqli", r"\b(?:information_schema|sysobjects|syscolumns|sys\.tables|sys\.objects|sys\.databases|mysql\.user|pg_catalog|pg_shadow|pg_user|sqlite_master|all_tables|user_tables|msysobjects|msysaccessobjects|sysusers|sysibm)\b", ERROR),
     Rule("sqli-sysvar", "sqli", r"@@(?:version|datadir|hostname|basedir|servername|identity|spid|language|global|session)\b|\b(?:version|database|user|current_user|system_user|session_user|schema|db_name|user_name|suser_name)\s*\(\s*\)", ERROR),
-    Rule("sqli-select-expr", "sqli", r"\bselect\s+(?:\*|null\b|@@|\d+\s*[,-]|count\s*\(|concat|char\s*\(|0x[0-9a-f]|case\s+when|if\s*\(|\(\s*select|top\s+\d|distinct\b|[\w.`]+\s*\(\s*\)|[\w.`]+\s*,\s*[\w.`]+\s+from\b|[\w.`]+\s+from\s+[\w.`]+\s+where\b)", ERROR),
-    Rule("sqli-select-from", "sqli", r"\bselect\b[^;]{1,120}?\bfrom\s+[\w.`\[\]\"]+", WARNING, check=_select_window),
-    Rule("sqli-dml", "sqli", r"\b(?:drop\s+(?:table|database|user|procedure|function|view|index)\b|insert\s+into\s+[\w.`\[\]\"]+\s*(?:\(|values\b|select\b)|update\s+[\w.`\[\]\"]+\s+set\s+[\w.`\"]+\s*=|truncate\s+table\b|alter\s+table\b|create\s+(?:table|user|database|procedure|function)\b)", ERROR),
-    Rule("sqli-delete", "sqli", r"\bdelete\s+from\s+[\w.`\[\]\"]+\s*(?:where\b|;|--|#|$)", ERROR),
+    Rule("sqli-select-expr", "sqli", r"\bselect\s+(?:\*|null\b|@@|\d+\s*[,-]|count\s*\(|concat|char\s*\(|0x[0-9a-f]|case\s+when|if\s*\(|\(\s*select|top\s+\d|distinct\b|[\w.`]+\s*\(\s*\)|[\w.`]+\s*,\s*[\w.`]+\s+from\b|[\w.`]+\s+from\s+[\w.`]+\s+where\b)", ERROR, check=_unless_prose(ERROR)),
+    Rule("sqli-select-from", "sqli", r"\bselect\b[^;]{1,120}?\bfrom\s+[\w.`\[\]\"]+", WARNING, check=_unless_prose(_select_window)),
+    Rule("sqli-dml", "sqli", r"\b(?:drop\s+(?:table|database|user|procedure|function|view|index)\b|insert\s+into\s+[\w.`\[\]\"]+\s*(?:\(|values\b|select\b)|update\s+[\w.`\[\]\"]+\s+set\s+[\w.`\"]+\s*=|truncate\s+table\b|alter\s+table\b|create\s+(?:table|user|database|procedure|function)\b)", ERROR, check=_unless_prose(ERROR)),
+    Rule("sqli-delete", "sqli", r"\bdelete\s+from\s+[\w.`\[\]\"]+\s*(?:where\b|;|--|#|$)", ERROR, check=_unless_prose(ERROR)),
     Rule("sqli-order-by", "sqli", r"\b(?:order|group)\s+by\s+\d+\s*(?:--|#|$|,|\)|;|asc\b|desc\b)", CRITICAL),
     Rule("sqli-having", "sqli", r"\bhaving\s+\(*\s*\d+\s*(?:=|<|>)", ERROR),
     Rule("sqli-char-encode", "sqli", r"\b(?:char|chr|nchar)\s*\(\s*\d+\s*(?:[,+]\s*(?:char\s*\(\s*)?\d+\s*\)?\s*)+\)", ERROR),
     Rule("sqli-subquery", "sqli", r"(?:\bor\b|\band\b|\bxor\b|&&|\|\||=|\()\s*\(?\s*(?:not\s+)?(?:exists\s*)?\(\s*select\b", CRITICAL),
     Rule("sqli-mssql-exec", "sqli", r"(?:^|[^.\w])exec(?:ute)?\s*(?:\(|master\.|xp_|sp_)|\binto\s+(?:out|dump)file\b|\bload\s+data\s+(?:local\s+)?infile\b", CRITICAL),
-    Rule("sqli-functions", "sqli", r"\b(?:concat|concat_ws|group_concat|substring|substr|mid|ascii|ord|unhex|hex|bin|length|char_length|cast|convert|ifnull|isnull|nullif|coalesce|iif|if|elt|make_set|json_extract|sqrt|floor|rand|md5|sha1)\s*\(", NOTICE, level=2),
+    # "if (" with a blank is every C-like language's statement; SQL writes if(.
+    Rule("sqli-functions", "sqli", r"\b(?:concat|concat_ws|group_concat|substring|substr|mid|ascii|ord|unhex|hex|bin|length|char_length|cast|convert|ifnull|isnull|nullif|coalesce|iif|elt|make_set|json_extract|sqrt|floor|rand|md5|sha1)\s*\(|\bif\(", NOTICE, level=2),
     Rule("sqli-function-probe", "sqli", r"^\s*(?:" + _SQL_BUILTINS + r")\s*\(\s*(?:[^()\s]{0,30}\s*\)?)?\s*$", CRITICAL),
     Rule("sqli-leading-logic", "sqli", r"(?:^|=)\s*(?:&&|\|\|)\s*\(?\s*[\w ]{0,20}(?:!==?|===?|=!|=\s*[\"'(]|!\d)|(?:^|=)\s*(?:or|and)\s+\(?\s*\w+\s*(?:!?==?|<>)\s*[\"'(]|^\s*(?:or|and|xor|&&|\|\|)\s+\(*\d+\s*(?:=|<>|!=|<|>)\s*\d+", CRITICAL),
     Rule("sqli-quote-stacked", "sqli", r"['\"]\s*\)*\s*;\s*(?:select|insert|update|delete|drop|exec|execute|declare|shutdown|waitfor|create|alter|truncate)\b", CRITICAL),
@@ -157,7 +201,7 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-quote-statement", "sqli", r"['\"]\s*\)*\s*;?\s*(?:insert\s+into|delete\s+from|update\s+\w+\s+set|drop\s+table|create\s+(?:table|user)|\(\s*select\b)", CRITICAL),
     Rule("sqli-alias-from", "sqli", r"[)`'\"!]\s*as\s+[`'\"]?[\w]+[`'\"]?\s+from\b|\bfrom\s+`[^`]{1,64}`\s*\.\s*`[^`]{1,64}`|^\s*(?:order|group)\s+by\s*$|^\s*in\s*\(\s*-?\d+(?:\s*,\s*-?\d+)+\s*\)", CRITICAL),
     Rule("sqli-quote-keyword-start", "sqli", r"^\s*['\"`]\s*(?:alter|drop|truncate|insert|exec|declare|shutdown)\b|^\s*'\s*union\b", CRITICAL),
-    Rule("sqli-fragments", "sqli", r"^\s*(?:or|xor|and)\s+(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\")\s*(?:[<>=]|-$)|\bdeclare\s+@\w+|\bwaitfor\s+(?:delay|time)\b|\balter\s+table\s+[`\w.]+\s+(?:add|drop|change|modify|rename)\b|\)\s*::\s*(?:bigint|int|integer|text|varchar|double|numeric|regclass|jsonb?)\b|\)\s*(?:like|rlike|regexp)\s*\(|\bgroup\s+by\s+\w+\s+having\b|\blo_(?:get|import|export|from_bytea|put)\s*\(", CRITICAL),
+    Rule("sqli-fragments", "sqli", r"^\s*(?:or|xor|and)\s+(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\")\s*(?:[<>=]|-$)|\bdeclare\s+@\w+|\bwaitfor\s+(?:delay|time)\b|\balter\s+table\s+[`\w.]+\s+(?:add|drop|change|modify|rename)\b|\)\s*::\s*(?:bigint|int|integer|text|varchar|double|numeric|regclass|jsonb?)\b|\)\s*(?:like|rlike|regexp)\s*\(|\bgroup\s+by\s+\w+\s+having\b|\blo_(?:get|import|export|from_bytea|put)\s*\(", CRITICAL, check=_unless_prose(CRITICAL)),
     Rule("sqli-json-operators", "sqli", r"'\s*::\s*jsonb?\b|'\s*(?:<@|@>|\?[|&]?|->>?|#>>?)\s*(?:'|array\s*\[)", CRITICAL),
     Rule("sqli-set-operations", "sqli", r"\b(?:except|intersect|minus)\s+(?:all\s+)?select\b|\bpg_sleep\b|\)\s*when\s+\d+\s+then\b|(?:replace|insert)\s*(?:into\s+)?[\w`]*\s*\([^)]{0,100}\)\s*values\s*\(|\d\s+as\s+[\"'`]?\w+[\"'`]?\s+from\b|^\s*;\s*(?:select|union|drop|insert|update|delete|exec|declare|shutdown)\b", CRITICAL),
     Rule("sqli-subselect", "sqli", r"\(\s*select\s+(?:count\s*\(|top\s+\d|\*|@@|null\b|\d)|\d\s*;\s*select\b|\bcreate\s+table\s+[\w`.]+\s*\(|[\"')]\s*\)*\s*(?:or|and)\s+\(+\s*[\"']", CRITICAL),
@@ -166,6 +210,9 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-number-comment", "sqli", r"^\s*-?\d+(?:\.\d+)?(?:\s*[*+/-]\s*\d+)?\s*(?:--(?:\s[\w\s-]{0,4})?|/\*[\s\w]{0,4})$", CRITICAL),
     Rule("sqli-limit-offset", "sqli", r"\blimit\s+\d+\s*(?:,\s*\d+|offset\s+\d+)?\s*(?:--|#|$|;|\))", NOTICE),
     Rule("sqli-comment-end", "sqli", r"(?:^|[^-])(?:--|#)(?:\s*[\w+]{0,3})?\s*$", NOTICE, level=2),
+    # The whole value a number and a boolean operator: what a numeric field
+    # (id=1) receives when the query is "... WHERE id = " + value.
+    Rule("sqli-numeric-boolean", "sqli", r"^\s*\(?\s*[-+]?\d+(?:\.\d+)?\s*\)?\s*(?:\bor\b|\bxor\b|\|\||&&|\brlike\b|\bregexp\b|\blike\b|\bdiv\b|\band\s+(?:true|false|null|not\b|sleep\s*\(|\d+\s*[=<>]))\s*\(?\s*(?:true|false|null|not\s+\w+|[-+]?\d+(?:\.\d+)?|'[^']{0,20}'|\"[^\"]{0,20}\"|\w+\s*\([^)]{0,20}\))\s*\)?\s*(?:[=<>!]+\s*[-+]?\w+\s*)?(?:--|#|;|\x00)?\s*$", CRITICAL, check=_numeric_boolean),
     Rule("sqli-hex-literal", "sqli", r"\b0x[0-9a-f]{6,}\b", NOTICE, level=3),
 )
 # fmt: on

@@ -100,6 +100,15 @@ RULES: tuple[Rule, ...] = (
     Rule("xss-css-expression", "xss", r"expression\s*\(|-moz-binding|behavior\s*:\s*url|@import\s*['\"]?\s*(?:url|javascript)", ERROR),
     Rule("xss-template", "xss", r"\{\{[^}]{0,200}(?:constructor|\$on|\$eval|alert|\$\$|prompt|confirm)[^}]{0,200}\}\}", CRITICAL),
     Rule("xss-vector-attr", "xss", r"\b(?:srcdoc|formaction|xlink:href|from|to|values|attributename)\s*=\s*[\"'`]?\s*(?:javascript|data|&#|<)", ERROR),
+    # Out of a JavaScript string and back in: ';location=name;' '-alert(1)-'
+    Rule("xss-js-string-breakout", "xss", r"['\"`]\s*(?:;|\+|-|\*|\|\||&&|,|\^)\s*(?:[a-z_$][\w$]*\s*(?:\.\s*[a-z_$][\w$]*\s*|\[[^\]]{1,40}\]\s*)*(?:=\s*[^;'\"`]{1,80}|\([^)]{0,80}\))|(?:new\s+)?[a-z_$][\w$]*\s*`[^`]{0,80}`)\s*(?:(?:;|\+|-|\*|\|\||&&|,|\^)\s*(?://[^\n]*)?['\"`]?|//[^\n]*)\s*$", CRITICAL),
+    # Links and forms to another origin with no scheme (//evil.example): the
+    # shape of reflected HTML injection (phishing markup) in a page echoing input.
+    Rule("xss-html-offsite", "xss", r"<\s*(?:a|form|area|base|link|iframe|frame|img|meta|button|input|embed|object)\b[^>]{0,200}\b(?:href|action|src|formaction|data|content)\s*=\s*['\"]?\s*(?:[\w.-]*;\s*url\s*=\s*)?(?://|\\\\)[\w.-]", CRITICAL),
+    # Markup that names elements (id=/name=): DOM clobbering and injected
+    # structure; weighed by field (policy.context_score): in a URL it is
+    # reflected HTML injection, in a body field ordinary content.
+    Rule("xss-html-named-element", "xss", r"<\s*[a-z][\w-]*\s[^<>]{0,200}\b(?:id|name)\s*=\s*['\"]?[\w-]", NOTICE),
     Rule("xss-lt-alpha", "xss", r"<[a-z!/?]", NOTICE, level=3),
 )
 # fmt: on
