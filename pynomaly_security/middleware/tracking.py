@@ -49,6 +49,7 @@ from pynomaly_security._context import (
     STATE_KEY,
     AccessRow,
     RequestContext,
+    note_refusal,
 )
 from pynomaly_security.logsafe import safe_text
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
@@ -145,6 +146,9 @@ def _adding_header(send: Send, header: tuple[bytes, bytes]) -> Send:
 async def _refuse_host(scope: Scope, receive: Receive, send: Send) -> None:
     """The answer to a request for a host the app is not (TrustedHosts)."""
     ctx = scope["state"][STATE_KEY]
+    # Audited once per client per window: a scanner spraying Host names, or a
+    # health check configured with the wrong one, repeats it.
+    note_refusal(scope, "invalid_host", 400, repeating=True)
     response = JSONResponse(
         {"error": "invalid_host", "detail": "Invalid host header", "request_id": ctx.request_id},
         status_code=400,
@@ -536,6 +540,7 @@ class UserTrackingMiddleware:
         429 response to serve instead of the app; ``None`` when already answered."""
         buffered = await read_body(receive, _LOGIN_BODY_LIMIT)
         if buffered.outcome is BodyOutcome.TOO_LARGE:
+            note_refusal(scope, "request_too_large", 413)
             response = JSONResponse(
                 {"error": "request_too_large", "request_id": ctx.request_id}, status_code=413
             )
@@ -550,6 +555,7 @@ class UserTrackingMiddleware:
             if until is not None:
                 retry = max(1, math.ceil(until - self.login_attempts.clock()))
                 ctx.extra["login_locked"] = True
+                note_refusal(scope, "too_many_login_attempts", 429, repeating=True)
                 refusal = JSONResponse(
                     {
                         "error": "too_many_login_attempts",
