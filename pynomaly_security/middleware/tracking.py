@@ -540,7 +540,6 @@ class UserTrackingMiddleware:
         429 response to serve instead of the app; ``None`` when already answered."""
         buffered = await read_body(receive, _LOGIN_BODY_LIMIT)
         if buffered.outcome is BodyOutcome.TOO_LARGE:
-            note_refusal(scope, "request_too_large", 413)
             response = JSONResponse(
                 {"error": "request_too_large", "request_id": ctx.request_id}, status_code=413
             )
@@ -555,7 +554,6 @@ class UserTrackingMiddleware:
             if until is not None:
                 retry = max(1, math.ceil(until - self.login_attempts.clock()))
                 ctx.extra["login_locked"] = True
-                note_refusal(scope, "too_many_login_attempts", 429, repeating=True)
                 refusal = JSONResponse(
                     {
                         "error": "too_many_login_attempts",
