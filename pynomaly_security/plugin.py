@@ -283,6 +283,8 @@ def setup_security_middleware(
         login_paths=settings.login_paths,
         # Requests for a host the app is not are refused before any other layer.
         hosts=TrustedHosts(settings.allowed_hosts),
+        # Requests carrying these are never remembered by the tracking layer.
+        credential_headers=settings.api_key_headers,
     )
     if headers is not None:
         # An exception the app did not handle is answered by Starlette's
