@@ -59,9 +59,17 @@ class AuditMiddleware:
         audit_logger: a started :class:`~pynomaly_security.audit.AuditLogger`
             (anything with its ``log_request``).
         log_line: also emit the canonical structlog line (event ``http_request``).
+        clock: monotonic seconds, for the window of repeating refusals (tests inject it).
     """
 
-    def __init__(self, app: ASGIApp, *, audit_logger: _AccessLog, log_line: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        audit_logger: _AccessLog,
+        log_line: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.app = app
         self.audit_logger = audit_logger
         self.log_line = log_line
@@ -71,7 +79,9 @@ class AuditMiddleware:
         )
         log_security_event = getattr(audit_logger, "log_security_event", None)
         self.commit_events: Callable[[Scope, int], Awaitable[None]] | None = (
-            _SecurityEventCommitter(log_security_event) if log_security_event is not None else None
+            _SecurityEventCommitter(log_security_event, clock)
+            if log_security_event is not None
+            else None
         )
         """Commits the request's security events (login outcome, injection
         verdict) before the response starts; ``None`` for a plain access log."""
@@ -211,7 +221,8 @@ class _SecurityEventCommitter:
         if ctx is None:
             return
         common: dict[str, Any] = {
-            "path": scope["path"],
+            # Attacker text: escaped here, cut by the logger's bounds (audit/bounds.py).
+            "path": safe_text(scope["path"]),
             "method": scope["method"],
             "status_code": status,
         }

@@ -125,16 +125,18 @@ async def test_inspection_refusals_are_audited_as_refusals(tmp_path: Path) -> No
 
 @pytest.mark.anyio
 async def test_an_unknown_host_is_audited_once_per_client_and_window(tmp_path: Path) -> None:
-    """Requests for a host the app is not get 400; the first is recorded, the
-    repeats within the window are counted on the next record, not written each."""
+    """Requests for a host the app is not get 400; the first is recorded (its path
+    escaped), the repeats within the window are counted on the next record, not
+    written each."""
     async with _serve(tmp_path) as (app, client):
         for _ in range(3):
-            refused = await client.get("/items", headers={"host": "evil.example"})
+            refused = await client.get("/items%0a%1b[31m", headers={"host": "evil.example"})
             assert refused.status_code == 400 and refused.json()["error"] == "invalid_host"
         assert (await client.get("/items")).status_code == 200
         records = await _records(app, "request_refused")
         assert _refusals(records) == [("invalid_host", 400)]
         assert records[0]["details"]["repeats"] == 0
+        assert records[0]["details"]["path"] == "/items\\n\\x1b[31m"  # escaped
         assert "evil.example" not in repr(records)
 
 
