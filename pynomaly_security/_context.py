@@ -7,23 +7,44 @@ namespaced key so endpoints read ``request.state.pynomaly_security``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.types import Scope
 
 __all__ = [
     "RATE_LIMITED",
+    "REFUSED",
     "STATE_KEY",
     "AccessRow",
+    "Refusal",
     "RequestContext",
     "access_row",
     "get_request_context",
+    "note_refusal",
 ]
 
 STATE_KEY = "pynomaly_security"
 RATE_LIMITED = "rate_limited"
 """``RequestContext.extra`` key the rate limiter sets on a request it refused:
 the access audit skips it (a flood is not written one record at a time)."""
+REFUSED = "refused"
+"""``RequestContext.extra`` key: the :class:`Refusal` of a request the stack
+answered itself because a security check hit a limit (a cap of inspection, an
+unknown ``Host``, a rate limit, a lockout, a busy hashing pool). The audit layer
+commits it as a ``request_refused`` record before the answer is sent."""
+
+
+class Refusal(NamedTuple):
+    """Why the stack refused a request: never request text, only fixed values."""
+
+    reason: str
+    """A fixed code (the README's caps table, ``rate_limited``, ``invalid_host``...)."""
+    status: int
+    """The HTTP status answered."""
+    repeating: bool = False
+    """A refusal a flood repeats (rate limits, lockouts, a busy or unavailable
+    service): recorded once per client and reason per window, with the count of
+    the ones in between, so a flood refused cheaply is not a flood of commits."""
 
 
 @dataclass(slots=True, init=False)
@@ -74,6 +95,15 @@ def get_request_context(scope: Scope) -> RequestContext | None:
         return None
     ctx = state.get(STATE_KEY)
     return ctx if isinstance(ctx, RequestContext) else None
+
+
+def note_refusal(scope: Scope, reason: str, status: int, *, repeating: bool = False) -> None:
+    """Mark the request as refused by the stack (see :data:`REFUSED`); call it
+    before sending the answer. Without a request context (a layer used alone)
+    there is no audit layer to record it, and nothing is noted."""
+    ctx = get_request_context(scope)
+    if ctx is not None:
+        ctx.extra[REFUSED] = Refusal(reason, status, repeating)
 
 
 AccessRow = tuple[int, str, str, int, int, "str | None", "str | None", "str | None"]

@@ -2,7 +2,9 @@
 
 Builds every component from one :class:`SecuritySettings`, adds the pure-ASGI
 middlewares in a fixed order, and hooks the monitor and audit logger into the
-app's lifespan without replacing a lifespan the app already has.
+app's lifespan without replacing a lifespan the app already has. The 500 of
+an exception the app did not handle, sent by Starlette's ``ServerErrorMiddleware``
+outside every layer, gets the security headers too (``middleware/errors.py``).
 
 Order (outermost first): tracking + security headers + audit (one layer,
 :class:`~pynomaly_security.middleware.stack.SecurityMiddleware`) -> rate limit
@@ -34,6 +36,7 @@ from pynomaly_security.auth.lockout import LockoutManager
 from pynomaly_security.auth.login_guard import LoginLockoutMiddleware
 from pynomaly_security.auth.router import build_lockout_router
 from pynomaly_security.detection import Inspector
+from pynomaly_security.middleware.errors import secure_server_errors
 from pynomaly_security.middleware.headers import SecurityHeadersMiddleware
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
@@ -280,7 +283,13 @@ def setup_security_middleware(
         login_paths=settings.login_paths,
         # Requests for a host the app is not are refused before any other layer.
         hosts=TrustedHosts(settings.allowed_hosts),
+        # Requests carrying these are never remembered by the tracking layer.
+        credential_headers=settings.api_key_headers,
     )
+    if headers is not None:
+        # An exception the app did not handle is answered by Starlette's
+        # ServerErrorMiddleware, outside every layer above: its 500 gets the headers too.
+        secure_server_errors(app, headers)
     _wrap_lifespan(app, stack)
     app.state.pynomaly_security = stack
     return stack

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -48,6 +49,7 @@ def _split_list(value: Any) -> Any:
 
 
 StrList = Annotated[list[str], NoDecode]
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 class SecuritySettings(BaseSettings):
@@ -206,6 +208,11 @@ class SecuritySettings(BaseSettings):
     """Alternatively, how many proxies stand in front of the app (0: none trusted)."""
     admin_api_key: SecretStr | None = None
     """Key for /api/security/* (X-API-Key or Bearer); at least 16 characters."""
+    api_key_headers: StrList = Field(default_factory=list)
+    """The app's own request headers that carry an API key or another credential,
+    besides ``Authorization``, ``Proxy-Authorization``, ``Cookie`` and ``X-API-Key``
+    (always counted): a request carrying one is never remembered by the tracking
+    layer's memory of plain requests, which would keep the secret."""
 
     # -- shared state (issue 5) ---------------------------------------------------------------
     redis_url: str | None = None
@@ -381,10 +388,20 @@ class SecuritySettings(BaseSettings):
             check_source(origin)
         return value
 
-    @field_validator("login_paths", "inspect_headers", "trusted_proxies", mode="before")
+    @field_validator(
+        "login_paths", "inspect_headers", "trusted_proxies", "api_key_headers", mode="before"
+    )
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("api_key_headers")
+    @classmethod
+    def _header_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if _HEADER_NAME.fullmatch(name) is None:
+                raise ValueError(f"{name!r} is not a header name (RFC 9110 token)")
+        return [name.lower() for name in value]
 
     @field_validator("detection_exclusions", mode="before")
     @classmethod

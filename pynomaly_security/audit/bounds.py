@@ -18,6 +18,10 @@ request's size:
   replaced by their key names and sizes.
 
 Access rows (``batch.py``) bound their path and request id with the same cut.
+The monitor's alerts (``/api/security/alerts``, alert handlers) are bounded by
+the same walk, tighter, and with control characters escaped
+(``escape_controls``): they are read on screens and in log lines, not only
+stored as JSON.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from pynomaly_security.logsafe import safe_text
 
 __all__ = ["MAX_DEPTH", "MAX_ITEMS", "RecordBounds", "column_text", "cut"]
 
@@ -63,10 +69,18 @@ class RecordBounds:
     """Args:
     max_field_chars: longest string kept (``audit_max_field_chars``).
     max_record_bytes: largest JSON body of a record (``audit_max_record_bytes``).
+    escape_controls: also write non-printable characters (``\\n``, ``\\x1b``, a
+        lone surrogate) as their escapes (:func:`~pynomaly_security.logsafe.safe_text`),
+        for text shown outside a JSON store: alerts on a dashboard or in a log line.
     """
 
     max_field_chars: int = 1024
     max_record_bytes: int = 16384
+    escape_controls: bool = False
+
+    def text(self, value: str) -> str:
+        """One string bounded alone (escaped first when ``escape_controls``)."""
+        return cut(safe_text(value) if self.escape_controls else value, self.max_field_chars)
 
     def apply(
         self, payload: Mapping[str, Any], identity: Mapping[str, str | None] = {}
@@ -74,11 +88,14 @@ class RecordBounds:
         """A bounded copy of a record's payload. ``identity`` (user id, source
         IP, request id: stored in their own fields) seeds the de-duplication, so a
         detail repeating the user name is stored as a reference to it."""
-        walk = _Walk(self.max_field_chars)
+        walk = _Walk(self.max_field_chars, self.escape_controls)
         for name, value in identity.items():
             if isinstance(value, str):
-                walk.remember(cut(value, self.max_field_chars), name)
-        out = {str(k)[:128]: walk.value(v, str(k)[:128], 0) for k, v in payload.items()}
+                walk.remember(self.text(value), name)
+        out: dict[str, Any] = {}
+        for k, v in payload.items():
+            name = (safe_text(str(k)) if self.escape_controls else str(k))[:128]
+            out[name] = walk.value(v, name, 0)
         size = len(json.dumps(out, default=str, separators=(",", ":")))
         if size > self.max_record_bytes and isinstance(out.get("details"), dict):
             details = out["details"]
@@ -90,16 +107,21 @@ class RecordBounds:
 
 
 class _Walk:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, escape: bool = False) -> None:
         self.limit = limit
+        self.escape = escape
         self.seen: dict[str, str] = {}
+
+    def key(self, key: object, limit: int) -> str:
+        text = str(key)
+        return cut(safe_text(text) if self.escape else text, limit)
 
     def remember(self, text: str, where: str) -> None:
         if len(text) >= _DEDUP_MIN and len(self.seen) < _MAX_SEEN:
             self.seen.setdefault(text, where)
 
     def text(self, raw: str, where: str) -> str:
-        text = cut(raw, self.limit)
+        text = cut(safe_text(raw) if self.escape else raw, self.limit)
         if len(text) < _DEDUP_MIN:
             return text
         first = self.seen.get(text)
@@ -121,7 +143,7 @@ class _Walk:
         if isinstance(value, Mapping):
             items = list(value.items())
             out = {
-                cut(str(k), 128): self.value(v, f"{where}.{cut(str(k), 64)}", depth + 1)
+                self.key(k, 128): self.value(v, f"{where}.{self.key(k, 64)}", depth + 1)
                 for k, v in items[:MAX_ITEMS]
             }
             if len(items) > MAX_ITEMS:

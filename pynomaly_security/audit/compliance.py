@@ -42,6 +42,12 @@ _ATTACK = {
     S.NIST: ("SI-4", "IR-5"),
     S.GDPR: ("Art. 32", "Art. 33"),
 }
+# A check that hit a limit and refused (monitoring; denial-of-service protection).
+_REFUSAL = {
+    S.PCI_DSS: ("10.2.1.4",),
+    S.ISO27001: ("A.8.16",),
+    S.NIST: ("SI-4", "SC-5"),
+}
 _DATA = {
     S.PCI_DSS: ("10.2.1.1",),
     S.HIPAA: ("164.312(c)(1)",),
@@ -73,6 +79,7 @@ _BY_EVENT: dict[SecurityEventType, tuple[Mapping[ComplianceStandard, tuple[str, 
     E.XSS_ATTEMPT: (_ATTACK,),
     E.BRUTE_FORCE_DETECTED: (_ATTACK, _AUTH),
     E.RATE_LIMIT_EXCEEDED: (_ATTACK,),
+    E.REQUEST_REFUSED: (_REFUSAL,),
     E.SUSPICIOUS_ACTIVITY: (_ATTACK,),
     E.SECURITY_ALERT: (_ATTACK,),
     E.DATA_ACCESS: (_DATA,),

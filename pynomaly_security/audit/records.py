@@ -40,6 +40,10 @@ class SecurityEventType(StrEnum):
     XSS_ATTEMPT = "xss_attempt"
     BRUTE_FORCE_DETECTED = "brute_force_detected"
     RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
+    REQUEST_REFUSED = "request_refused"
+    """The stack refused a request at a limit (details: ``reason``, ``status_code``):
+    an inspection cap, an unknown ``Host``, a rate limit, a lockout, a busy
+    hashing pool (``_context.Refusal``). Not in itself an attack."""
     SUSPICIOUS_ACTIVITY = "suspicious_activity"
     SECURITY_ALERT = "security_alert"
     DATA_ACCESS = "data_access"

@@ -20,7 +20,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, HTTPException, Request
 from starlette.datastructures import State
 
-from pynomaly_security._context import get_request_context
+from pynomaly_security._context import get_request_context, note_refusal
 from pynomaly_security.auth.authenticator import Session, ZeroTrustAuthenticator
 from pynomaly_security.auth.errors import AuthUnavailable
 from pynomaly_security.auth.users import UserRecord
@@ -90,6 +90,7 @@ class RequireUser:
             self._refuse("invalid token")
             return None
         except AuthUnavailable as exc:
+            note_refusal(request.scope, "auth_unavailable", 503, repeating=True)
             raise HTTPException(503, "authentication temporarily unavailable") from exc
         ctx = get_request_context(request.scope)
         if ctx is not None:

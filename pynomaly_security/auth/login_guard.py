@@ -30,7 +30,7 @@ import structlog
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pynomaly_security._context import RATE_LIMITED, get_request_context
+from pynomaly_security._context import RATE_LIMITED, get_request_context, note_refusal
 from pynomaly_security.auth.lockout import LOCKOUT_REPORTED, LockoutManager, Reservation
 from pynomaly_security.auth.login_body import DEFAULT_USERNAME_FIELDS, login_names
 from pynomaly_security.auth.route_limits import KeyedLimits
@@ -102,6 +102,7 @@ class LoginLockoutMiddleware:
         ip = ctx.client_ip if ctx is not None else self._resolver.resolve(scope)
         buffered = await read_body(receive, _LOGIN_BODY_LIMIT)
         if buffered.outcome is BodyOutcome.TOO_LARGE:
+            note_refusal(scope, "request_too_large", 413)
             await JSONResponse({"error": "request_too_large"}, 413)(scope, receive, send)
             return
         if buffered.outcome is BodyOutcome.DISCONNECTED:
@@ -114,6 +115,13 @@ class LoginLockoutMiddleware:
         if refusal is not None:
             if ctx is not None:
                 ctx.extra[RATE_LIMITED] = True
+            limited = refusal.status_code == 429
+            note_refusal(
+                scope,
+                "rate_limited" if limited else "rate_limit_unavailable",
+                refusal.status_code,
+                repeating=True,
+            )
             await refusal(scope, receive, send)
             return
         reservation = await self.lockouts.reserve(names, ip)
@@ -127,6 +135,12 @@ class LoginLockoutMiddleware:
                 else (429, "too_many_login_attempts")
             )
             retry = status.retry_after if not status.unavailable else 5
+            note_refusal(
+                scope,
+                "login_unavailable" if status.unavailable else "too_many_login_attempts",
+                code,
+                repeating=True,
+            )
             response = JSONResponse(
                 {"error": detail, "retry_after": retry}, code, headers={"Retry-After": str(retry)}
             )

@@ -26,7 +26,7 @@ from fastapi import HTTPException, Request
 from limits import RateLimitItem, parse_many
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
-from pynomaly_security._context import get_request_context
+from pynomaly_security._context import get_request_context, note_refusal
 from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.storage._limits import LimitsStorageAdapter
@@ -161,7 +161,9 @@ class RouteRateLimit:
             refusal = await self._limiter(request).hit(route, who)
         except StorageError as exc:
             if self._policy == "fail_closed":
+                note_refusal(request.scope, "rate_limit_unavailable", 503, repeating=True)
                 raise HTTPException(503, "rate limiting unavailable") from exc
             return
         if refusal is not None:
+            note_refusal(request.scope, "rate_limited", 429, repeating=True)
             raise HTTPException(429, "rate limit exceeded", headers=refusal)

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from pynomaly_security._context import get_request_context
+from pynomaly_security._context import get_request_context, note_refusal
 from pynomaly_security.auth.authenticator import Session, ZeroTrustAuthenticator
 from pynomaly_security.auth.deps import RequireSession, RequireUser, bearer_token
 from pynomaly_security.auth.errors import (
@@ -51,6 +51,12 @@ __all__ = ["REAUTH_ROUTES", "SIGN_IN_RISK", "build_auth_router", "build_lockout_
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 SIGN_IN_RISK = "sign_in_risk"
 """``RequestContext.extra`` key: the risk assessment of this sign-in (level, reasons)."""
+_AT_LIMIT: dict[type[AuthenticationError], tuple[str, int]] = {
+    AccountLocked: ("account_locked", 429),
+    HashingBusy: ("hashing_busy", 503),
+    AuthUnavailable: ("auth_unavailable", 503),
+}
+"""Refusals at a limit, by error: (audit reason, status)."""
 REAUTH_ROUTES = ("/mfa/enroll", "/mfa/confirm", "/mfa/disable", "/mfa/recovery-codes", "/password")
 """Routes that change a credential: each needs a recent ``POST /reauth``."""
 
@@ -96,8 +102,13 @@ def _tokens(pair: TokenPair, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _refusal(exc: AuthenticationError) -> JSONResponse:
-    """One HTTP answer per refusal; bodies never say which credential was wrong."""
+def _refusal(exc: AuthenticationError, request: Request) -> JSONResponse:
+    """One HTTP answer per refusal; bodies never say which credential was wrong.
+    A refusal at a limit (a lock, a busy hashing pool, the store down) is noted
+    for the audit trail (``request_refused``)."""
+    limit = _AT_LIMIT.get(type(exc))
+    if limit is not None:
+        note_refusal(request.scope, limit[0], limit[1], repeating=True)
     if isinstance(exc, MFARequired):
         return JSONResponse(
             {"detail": "mfa_required", "reasons": list(exc.reasons)}, 401, headers=_CHALLENGE
@@ -160,11 +171,11 @@ def build_auth_router(
         return ctx.client_ip if ctx is not None else ip_resolver.resolve(request.scope)
 
     @router.post("/signup", status_code=201)
-    async def signup(body: Credentials) -> Any:
+    async def signup(body: Credentials, request: Request) -> Any:
         try:
             user = await authenticator.signup(body.username, body.password)
         except (SignupRefused, HashingBusy) as exc:
-            return _refusal(exc)
+            return _refusal(exc, request)
         return {"user_id": user.user_id, "username": user.username}
 
     @router.post("/login")
@@ -191,9 +202,9 @@ def build_auth_router(
         except RiskTooHigh as exc:
             if ctx is not None:
                 ctx.extra[SIGN_IN_RISK] = {"level": "high", "reasons": list(exc.reasons)}
-            return _refusal(exc)
+            return _refusal(exc, request)
         except AuthenticationError as exc:
-            return _refusal(exc)
+            return _refusal(exc, request)
         if ctx is not None:
             ctx.user_id = result.user.user_id
             # For the audit trail: why this sign-in scored what it did.
@@ -221,7 +232,7 @@ def build_auth_router(
                 session, body.password, body.code, client_ip(request)
             )
         except AuthenticationError as exc:
-            return _refusal(exc)
+            return _refusal(exc, request)
         return {"reauthenticated": True, "max_age": max_age}
 
     @router.post("/mfa/enroll")
@@ -229,7 +240,7 @@ def build_auth_router(
         try:
             enrollment = await authenticator.enroll_mfa(session, client_ip(request))
         except AuthenticationError as exc:
-            return _refusal(exc)
+            return _refusal(exc, request)
         return {"secret": enrollment.secret, "otpauth_uri": enrollment.provisioning_uri}
 
     @router.post("/mfa/confirm")
@@ -239,7 +250,7 @@ def build_auth_router(
         try:
             codes, pair = await authenticator.confirm_mfa(session, body.code, client_ip(request))
         except AuthenticationError as exc:
-            return _refusal(exc)
+            return _refusal(exc, request)
         return _tokens(pair, mfa_enabled=True, recovery_codes=codes, sessions_ended=True)
 
     @router.post("/mfa/disable")
@@ -247,7 +258,7 @@ def build_auth_router(
         try:
             pair = await authenticator.disable_mfa(session, client_ip(request))
         except AuthenticationError as exc:
-            return _refusal(exc)
+            return _refusal(exc, request)
         return _tokens(pair, mfa_enabled=False, sessions_ended=True)
 
     @router.post("/mfa/recovery-codes")
@@ -255,7 +266,7 @@ def build_auth_router(
         try:
             codes, pair = await authenticator.regenerate_recovery_codes(session, client_ip(request))
         except AuthenticationError as exc:
-            return _refusal(exc)
+            return _refusal(exc, request)
         return _tokens(pair, recovery_codes=codes, sessions_ended=True)
 
     @router.post("/password")
@@ -267,7 +278,7 @@ def build_auth_router(
                 session, body.new_password, client_ip(request)
             )
         except AuthenticationError as exc:
-            return _refusal(exc)
+            return _refusal(exc, request)
         return _tokens(pair, sessions_ended=True)
 
     @router.post("/refresh")
@@ -277,7 +288,7 @@ def build_auth_router(
         except InvalidToken:
             return JSONResponse({"detail": "invalid token"}, 401, headers=_CHALLENGE)
         except AuthenticationError as exc:
-            return _refusal(exc)
+            return _refusal(exc, request)
         return _tokens(pair)
 
     @router.post("/logout", status_code=204)
@@ -289,7 +300,7 @@ def build_auth_router(
                 bearer_token(request), body.refresh_token if body else None, client_ip(request)
             )
         except AuthenticationError as exc:
-            return _refusal(exc)
+            return _refusal(exc, request)
         return Response(status_code=204)
 
     @router.post("/logout-all", status_code=204)
@@ -297,7 +308,7 @@ def build_auth_router(
         try:
             await authenticator.logout_all(user.user_id, client_ip(request))
         except AuthenticationError as exc:
-            return _refusal(exc)
+            return _refusal(exc, request)
         return Response(status_code=204)
 
     @router.get("/me")

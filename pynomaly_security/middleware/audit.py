@@ -21,7 +21,8 @@ from typing import Any, Protocol
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pynomaly_security._context import AccessRow, access_row, get_request_context
+from pynomaly_security._bounded import BoundedDict
+from pynomaly_security._context import REFUSED, AccessRow, Refusal, access_row, get_request_context
 from pynomaly_security.logsafe import safe_text
 
 __all__ = ["REQUEST_EVENT", "AuditMiddleware"]
@@ -29,6 +30,10 @@ __all__ = ["REQUEST_EVENT", "AuditMiddleware"]
 log = structlog.get_logger(__name__)
 
 REQUEST_EVENT = "http_request"
+REPEAT_WINDOW = 60.0
+"""Seconds during which a repeating refusal (``Refusal.repeating``) of one client
+and reason is recorded once; the next record counts the ones in between."""
+_MAX_REPEAT_KEYS = 10_000
 
 
 class _AccessLog(Protocol):
@@ -54,9 +59,17 @@ class AuditMiddleware:
         audit_logger: a started :class:`~pynomaly_security.audit.AuditLogger`
             (anything with its ``log_request``).
         log_line: also emit the canonical structlog line (event ``http_request``).
+        clock: monotonic seconds, for the window of repeating refusals (tests inject it).
     """
 
-    def __init__(self, app: ASGIApp, *, audit_logger: _AccessLog, log_line: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        audit_logger: _AccessLog,
+        log_line: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.app = app
         self.audit_logger = audit_logger
         self.log_line = log_line
@@ -66,7 +79,9 @@ class AuditMiddleware:
         )
         log_security_event = getattr(audit_logger, "log_security_event", None)
         self.commit_events: Callable[[Scope, int], Awaitable[None]] | None = (
-            _SecurityEventCommitter(log_security_event) if log_security_event is not None else None
+            _SecurityEventCommitter(log_security_event, clock)
+            if log_security_event is not None
+            else None
         )
         """Commits the request's security events (login outcome, injection
         verdict) before the response starts; ``None`` for a plain access log."""
@@ -179,21 +194,35 @@ class _LogRequestAdapter:
 class _SecurityEventCommitter:
     """Turns what the other middlewares put in the request context into
     committed security events: login outcomes on login routes (from the
-    status) and injection verdicts (``ctx.extra["inspection"]``)."""
+    status), injection verdicts (``ctx.extra["inspection"]``) and refusals
+    (``ctx.extra[REFUSED]``, one ``request_refused`` record each).
 
-    def __init__(self, log_security_event: Any) -> None:
+    A repeating refusal (a rate limit, a lockout, a busy service: what a flood
+    gets) is recorded once per client address and reason per
+    :data:`REPEAT_WINDOW`, the next record carrying ``repeats``, the count of
+    those refused in between: the refusal stays cheap, and the trail shows it."""
+
+    def __init__(
+        self, log_security_event: Any, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         from pynomaly_security.audit.records import AuditLevel, SecurityEventType
 
         self._log = log_security_event
         self._level = AuditLevel
         self._types = SecurityEventType
+        self._clock = clock
+        # (reason, client IP) -> [when last recorded, refusals not recorded since].
+        self._repeats: BoundedDict[tuple[str, str | None], list[float]] = BoundedDict(
+            _MAX_REPEAT_KEYS
+        )
 
     async def __call__(self, scope: Scope, status: int) -> None:
         ctx = get_request_context(scope)
         if ctx is None:
             return
         common: dict[str, Any] = {
-            "path": scope["path"],
+            # Attacker text: escaped here, cut by the logger's bounds (audit/bounds.py).
+            "path": safe_text(scope["path"]),
             "method": scope["method"],
             "status_code": status,
         }
@@ -228,3 +257,32 @@ class _SecurityEventCommitter:
                 source_ip=ctx.client_ip,
                 request_id=ctx.request_id,
             )
+        refusal: Refusal | None = ctx.extra.get(REFUSED)
+        if refusal is not None:
+            details = {**common, "reason": refusal.reason}
+            if refusal.repeating:
+                repeats = self._repeated(refusal.reason, ctx.client_ip)
+                if repeats is None:
+                    return
+                details["repeats"] = repeats
+            await self._log(
+                self._types.REQUEST_REFUSED,
+                "request refused",
+                self._level.WARNING,
+                details=details,
+                user_id=ctx.user_id,
+                source_ip=ctx.client_ip,
+                request_id=ctx.request_id,
+            )
+
+    def _repeated(self, reason: str, client_ip: str | None) -> int | None:
+        """``None`` when this refusal is one of a repeat already recorded within the
+        window (counted), else how many were refused unrecorded since the last record."""
+        now = self._clock()
+        key = (reason, client_ip)
+        seen = self._repeats.get(key)
+        if seen is not None and now - seen[0] < REPEAT_WINDOW:
+            seen[1] += 1
+            return None
+        self._repeats[key] = [now, 0]
+        return 0 if seen is None else int(seen[1])

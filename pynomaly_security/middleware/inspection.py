@@ -14,8 +14,8 @@ A request inspection will not pass (over a limit, ambiguous framing, JSON the
 app cannot use) is refused with the status and reason of the README's caps
 table, ``{"error": "<reason>", "request_id"}``, in every mode: refusing is not
 a detection that detect-only mode may waive, since the request was not
-inspected. Each refusal is a ``BLOCKED`` security event and is recorded in the
-request's audit record (``inspection.refused``).
+inspected. Each refusal is a ``BLOCKED`` monitor event (not an injection verdict) and a
+``request_refused`` record in the audit trail (its ``reason`` and ``status_code``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import structlog
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pynomaly_security._context import get_request_context
+from pynomaly_security._context import get_request_context, note_refusal
 from pynomaly_security.detection import Inspector, RequestParts, Verdict
 from pynomaly_security.detection.exemptions import match_route_policy
 from pynomaly_security.detection.extract import Framing, read_framing
@@ -263,12 +263,11 @@ class InputInspectionMiddleware:
         self, scope: Scope, receive: Receive, send: Send, status: int, reason: str
     ) -> None:
         """Answer a request inspection will not pass, and report it: a ``BLOCKED``
-        event, a warning line and the audit record's ``inspection.refused``."""
+        event, a warning line and a ``request_refused`` audit record."""
         ctx = get_request_context(scope)
-        if ctx is not None:
-            # Committed by the audit layer as a blocked attempt (no request content:
-            # the reason is one of the caps table's fixed strings).
-            ctx.extra["inspection"] = {"blocked": True, "refused": reason, "status": status}
+        # Committed by the audit layer (no request content: the reason is one of
+        # the caps table's fixed strings).
+        note_refusal(scope, reason, status)
         log.warning(
             EVENT_REFUSED, path=scope["path"], method=scope["method"], status=status, reason=reason
         )

@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pynomaly_security._context import RATE_LIMITED as REFUSED
-from pynomaly_security._context import get_request_context
+from pynomaly_security._context import get_request_context, note_refusal
 from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.storage._limits import LimitsStorageAdapter
@@ -254,6 +254,7 @@ class RateLimitMiddleware:
         except StorageError as exc:
             log.warning(STORE_UNAVAILABLE, policy=self._policy, error=str(exc))
             if self._policy == "fail_closed":
+                note_refusal(scope, "rate_limit_unavailable", 503, repeating=True)
                 response = JSONResponse(
                     {"detail": "rate limiting unavailable"}, 503, headers={"Retry-After": "1"}
                 )
@@ -265,6 +266,8 @@ class RateLimitMiddleware:
             ctx = get_request_context(scope)
             if ctx is not None:
                 ctx.extra[REFUSED] = True
+            # One audit record per client per window, not one per refused request.
+            note_refusal(scope, RATE_LIMITED, 429, repeating=True)
             if self._on_reject is not None:
                 await self._on_reject(scope, RATE_LIMITED)
             log.info(RATE_LIMITED, path=path, key_kind=self._key)

@@ -49,6 +49,7 @@ from pynomaly_security._context import (
     STATE_KEY,
     AccessRow,
     RequestContext,
+    note_refusal,
 )
 from pynomaly_security.logsafe import safe_text
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
@@ -76,8 +77,11 @@ _CLIENT_REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _PLAIN_MAX_ENTRIES = 4096
 _PLAIN_MAX_HEADERS = 59
 _PLAIN_MAX_BYTES = 8 * 1024
+_name = operator.itemgetter(0)
 _value = operator.itemgetter(1)
-_SHAPE_HEADERS = 5  # where a request's headers start in its shape (method, path, ...)
+_SHAPE_HEADERS = 6  # where a request's headers start in its shape (method, path, ...)
+CREDENTIAL_HEADERS = frozenset({b"authorization", b"proxy-authorization", b"cookie", b"x-api-key"})
+"""Headers carrying credentials: a request with one is never remembered (``_plain``)."""
 _perf_counter = time.perf_counter
 _time = time.time
 _LOGIN_BODY_LIMIT = 64 * 1024
@@ -145,6 +149,9 @@ def _adding_header(send: Send, header: tuple[bytes, bytes]) -> Send:
 async def _refuse_host(scope: Scope, receive: Receive, send: Send) -> None:
     """The answer to a request for a host the app is not (TrustedHosts)."""
     ctx = scope["state"][STATE_KEY]
+    # Audited once per client per window: a scanner spraying Host names, or a
+    # health check configured with the wrong one, repeats it.
+    note_refusal(scope, "invalid_host", 400, repeating=True)
     response = JSONResponse(
         {"error": "invalid_host", "detail": "Invalid host header", "request_id": ctx.request_id},
         status_code=400,
@@ -218,6 +225,8 @@ class UserTrackingMiddleware:
         login_attempts: failed-login counts; locked IPs get 429 on login routes.
         login_paths: paths (exact) treated as login routes for ``POST``.
         hosts: the ``Host`` names the app answers to; ``None`` checks none.
+        credential_headers: further headers that carry a credential (an app's own
+            API-key header), besides :data:`CREDENTIAL_HEADERS`.
     """
 
     def __init__(
@@ -230,6 +239,7 @@ class UserTrackingMiddleware:
         login_attempts: LoginAttemptTracker | None = None,
         login_paths: Iterable[str] = ("/login",),
         hosts: TrustedHosts | None = None,
+        credential_headers: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.resolver = resolver or ClientIPResolver()
@@ -264,11 +274,16 @@ class UserTrackingMiddleware:
         self._apply: Callable[..., None] | None = None
         # Requests seen before whose every header-dependent decision came out plain
         # (no X-Request-ID sent, not a login or docs request, known clean to the
-        # inspector): keyed by method, path, query and all headers, one set lookup
-        # stands for those decisions when the same request comes again (clients
-        # repeat theirs: polling, health checks, a page's API calls). Bounded;
-        # ``None`` once a server's headers turn out unhashable (lists, not tuples).
+        # inspector): keyed by method, HTTP version, path, query and all headers, one
+        # set lookup stands for those decisions when the same request comes again
+        # (clients repeat theirs: polling, health checks, a page's API calls).
+        # Bounded; never a request carrying a credential (the set would keep the
+        # secret: secrets are never cached); ``None`` once a server's headers turn
+        # out unhashable (lists, not tuples).
         self._plain: set[tuple[object, ...]] | None = set()
+        self._credentials = CREDENTIAL_HEADERS | {
+            name.lower().encode("latin-1") for name in credential_headers
+        }
         # The app a plain request is served by: past the lockout and inspection layers.
         self._plain_app: ASGIApp = (
             self._inspection.app if self._inspection is not None else self._non_login_app
@@ -340,7 +355,10 @@ class UserTrackingMiddleware:
         plain = self._plain
         if plain is None or len(shape) - _SHAPE_HEADERS > _PLAIN_MAX_HEADERS:
             return
-        values = map(_value, shape[_SHAPE_HEADERS:])  # type: ignore[arg-type]
+        headers = shape[_SHAPE_HEADERS:]
+        if not self._credentials.isdisjoint(map(_name, headers)):  # type: ignore[arg-type]
+            return  # a token, a session cookie, an API key: never kept
+        values = map(_value, headers)  # type: ignore[arg-type]
         if sum(map(len, values)) > _PLAIN_MAX_BYTES:
             return  # long requests rarely repeat; not kept
         if len(plain) >= _PLAIN_MAX_ENTRIES:
@@ -372,6 +390,9 @@ class UserTrackingMiddleware:
             try:
                 shape: tuple[object, ...] | None = (
                     method,
+                    # HTTP/2 and /3 may carry a body no header announces: a request
+                    # remembered over HTTP/1.1 must not stand for one over HTTP/2.
+                    scope["http_version"],
                     path,
                     scope["raw_path"],
                     scope["root_path"],

@@ -4,6 +4,13 @@ Middlewares call :meth:`SecurityMonitor.submit` (synchronous, never blocks:
 when the queue is full the event is counted as dropped). One background task
 runs the detectors and the alert handlers, so a slow webhook never slows a
 request. A handler or detector that raises is logged and skipped.
+
+Every alert is bounded before it is stored or handed on, whoever raised it (a
+detector, the lockout, the app): detectors copy what they saw (a path, a user
+name, findings), which is the attacker's to size and to fill with control
+characters. Each string is cut with a marker, the same text kept once, control
+characters escaped, and the details capped in size (:data:`ALERT_BOUNDS`, the
+audit trail's :class:`~pynomaly_security.audit.bounds.RecordBounds`).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any
 
 import structlog
 
+from pynomaly_security.audit.bounds import RecordBounds
 from pynomaly_security.monitor.alerts import AlertStore, InMemoryAlertStore
 from pynomaly_security.monitor.detectors import (
     AnomalousAccessDetector,
@@ -29,7 +37,7 @@ from pynomaly_security.monitor.detectors import (
 from pynomaly_security.monitor.events import EventKind, SecurityAlert, SecurityEvent, ThreatLevel
 from pynomaly_security.settings import SecuritySettings
 
-__all__ = ["AlertHandler", "SecurityMonitor"]
+__all__ = ["ALERT_BOUNDS", "AlertHandler", "SecurityMonitor"]
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +47,10 @@ EVENT_DETECTOR_FAILED = "security_detector_failed"
 EVENT_HANDLER_FAILED = "security_alert_handler_failed"
 EVENT_ALERT = "security_alert"
 EVENT_DROPPED = "security_event_dropped"
+
+ALERT_BOUNDS = RecordBounds(max_field_chars=256, max_record_bytes=8192, escape_controls=True)
+"""Bounds of an alert: 256 characters per string (a finding's excerpt is 40), 8 KB
+of details (twenty findings fit), control characters escaped."""
 
 _METRIC_BY_KIND = {
     EventKind.LOGIN_FAILURE: "failed_logins",
@@ -71,6 +83,7 @@ class SecurityMonitor:
         brute_force_max_attempts: int = 5,
         brute_force_time_window: float = 300.0,
         max_keys: int = 100_000,
+        alert_bounds: RecordBounds = ALERT_BOUNDS,
     ) -> None:
         if detectors is None:
             detectors = [
@@ -89,6 +102,7 @@ class SecurityMonitor:
         self._alert_counts: Counter[str] = Counter()
         self.enabled = enabled
         self._started_at: float | None = None
+        self._bounds = alert_bounds
 
     @classmethod
     def from_settings(cls, settings: SecuritySettings, **kwargs: Any) -> SecurityMonitor:
@@ -191,7 +205,9 @@ class SecurityMonitor:
         return alerts
 
     async def raise_alert(self, alert: SecurityAlert) -> None:
-        """Store an alert and pass it to every handler (also for app code)."""
+        """Store an alert and pass it to every handler (also for app code), bounded
+        first (:data:`ALERT_BOUNDS`)."""
+        self._bound(alert)
         await self._alerts.add(alert)
         self._alert_counts[alert.threat_level.value] += 1
         log.warning(
@@ -208,6 +224,18 @@ class SecurityMonitor:
                     await result
             except Exception:
                 log.exception(EVENT_HANDLER_FAILED, handler=getattr(handler, "__name__", "?"))
+
+    def _bound(self, alert: SecurityAlert) -> None:
+        bounds = self._bounds
+        text = bounds.text
+        alert.alert_type = text(alert.alert_type)
+        alert.message = text(alert.message)
+        alert.source_ip = None if alert.source_ip is None else text(alert.source_ip)
+        alert.user_id = None if alert.user_id is None else text(alert.user_id)
+        # The identity seeds the de-duplication: a detail repeating the user name
+        # refers to it instead of copying it again.
+        identity = {"source_ip": alert.source_ip, "user_id": alert.user_id}
+        alert.details = bounds.apply({"details": alert.details}, identity)["details"]
 
     async def _run(self, queue: asyncio.Queue[SecurityEvent]) -> None:
         while True:
