@@ -130,6 +130,7 @@ def setup_security_middleware(
     *,
     enable_input_inspection: bool = True,
     enable_rate_limiting: bool = True,
+    store: Store | None = None,
 ) -> SecurityStack:
     """Wire the security stack into ``app`` in one line.
 
@@ -142,6 +143,9 @@ def setup_security_middleware(
         settings: the settings; ``None`` reads them from the environment, and an
             invalid value raises :class:`~pynomaly_security.ConfigurationError`
             naming the variable.
+        store: the shared store for counters, locks and sessions; default Redis at
+            ``REDIS_URL``, else a bounded memory store. The stack's lifespan opens
+            and closes it either way (tests pass one with a fake clock).
 
     Returns:
         The :class:`SecurityStack`, also stored as ``app.state.pynomaly_security``.
@@ -168,11 +172,12 @@ def setup_security_middleware(
     )
     # One store for rate limits, lockouts and (via the authenticator) token
     # revocation and TOTP replay claims; the stack's lifespan opens and closes it.
-    store = (
-        create_store(settings.redis_url)
-        if settings.redis_url
-        else create_store("memory://", max_keys=settings.max_tracked_keys)
-    )
+    if store is None:
+        store = (
+            create_store(settings.redis_url)
+            if settings.redis_url
+            else create_store("memory://", max_keys=settings.max_tracked_keys)
+        )
     lockouts = LockoutManager.from_settings(settings, store, alert_sink=monitor.raise_alert)
     stack = SecurityStack(
         settings=settings,

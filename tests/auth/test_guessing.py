@@ -16,6 +16,9 @@ from fastapi import FastAPI
 from examples.app import create_app
 from pynomaly_security.auth.usernames import UsernamePolicy, icu_skeleton
 from pynomaly_security.settings import SecuritySettings
+from pynomaly_security.storage.memory import MemoryStore
+
+from .conftest import Clock
 
 KEY = "test-admin-key-0123456789abcdef"
 ADMIN = {"X-API-Key": KEY}
@@ -34,8 +37,13 @@ def _settings(tmp_path: Path, **overrides: Any) -> SecuritySettings:
     return SecuritySettings(**values)
 
 
-async def _app(settings: SecuritySettings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings)
+async def _app(settings: SecuritySettings, *, fixed_time: bool = False) -> AsyncIterator[FastAPI]:
+    """The example app; with ``fixed_time`` its store's clock stands still (20 s into
+    a minute), so a rate-limit window cannot roll over between two requests of a test
+    (the sliding window counter rounds the previous window's weight down: a limit of
+    N, crossed at a minute boundary, lets request N+1 through)."""
+    store = MemoryStore(clock=Clock()) if fixed_time else None
+    application = create_app(settings, store=store)
     async with application.router.lifespan_context(application):
         yield application
 
@@ -123,7 +131,7 @@ async def test_second_factor_guesses_count_per_account(app: FastAPI) -> None:
 async def test_mfa_confirm_is_limited_per_account(tmp_path: Path) -> None:
     """Codes sent to /mfa/confirm by one signed-in user are limited across
     addresses (mfa_account_rate_limits, 5/minute by default)."""
-    async for app in _app(_settings(tmp_path)):
+    async for app in _app(_settings(tmp_path), fixed_time=True):
         async with client_for(app) as client:
             tokens = (
                 await client.post(
@@ -168,7 +176,7 @@ def test_auth_rate_limits_are_on_by_default() -> None:
 @pytest.mark.anyio
 async def test_signup_is_rate_limited_per_address(tmp_path: Path) -> None:
     """The sixth sign-up from one address within a minute is 429 with Retry-After."""
-    async for app in _app(_settings(tmp_path)):
+    async for app in _app(_settings(tmp_path), fixed_time=True):
         async with client_for(app) as client:
             answers = [
                 await client.post(
@@ -189,7 +197,7 @@ async def test_login_is_rate_limited_per_address_and_per_account(tmp_path: Path)
     settings = _settings(
         tmp_path, login_rate_limits=["3/minute"], login_account_rate_limits=["4/minute"]
     )
-    async for app in _app(settings):
+    async for app in _app(settings, fixed_time=True):
         async with client_for(app) as client:
             by_ip = [
                 (
