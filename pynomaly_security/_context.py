@@ -13,6 +13,7 @@ from starlette.types import Scope
 
 __all__ = [
     "RATE_LIMITED",
+    "REFUSED",
     "STATE_KEY",
     "AccessRow",
     "RequestContext",
@@ -24,6 +25,9 @@ STATE_KEY = "pynomaly_security"
 RATE_LIMITED = "rate_limited"
 """``RequestContext.extra`` key the rate limiter sets on a request it refused:
 the access audit skips it (a flood is not written one record at a time)."""
+REFUSED = "refused"
+"""``RequestContext.extra`` key: ``{"status", "reason"}`` of a request a layer refused
+unread (``middleware/_refusal.py``); the audit layer commits it as a security record."""
 
 
 @dataclass(slots=True, init=False)

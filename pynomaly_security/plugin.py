@@ -237,6 +237,7 @@ def setup_security_middleware(
         ip_limits=settings.login_rate_limits if auth_limits else (),
         account_limits=settings.login_account_rate_limits if auth_limits else (),
         rate_limit_policy=failure_policy(settings.store_failure_policy, "rate_limit"),
+        body_read_timeout=settings.body_read_timeout,
     )
     if (
         enable_rate_limiting
@@ -285,6 +286,8 @@ def setup_security_middleware(
         login_paths=settings.login_paths,
         # Requests for a host the app is not are refused before any other layer.
         hosts=TrustedHosts(settings.allowed_hosts),
+        # A login body is read here first (the user name), bounded like every body read.
+        body_read_timeout=settings.body_read_timeout,
     )
     _wrap_lifespan(app, stack)
     app.state.pynomaly_security = stack

@@ -110,8 +110,9 @@ class SecuritySettings(BaseSettings):
     refused 413 ``inspection_budget_exceeded`` (no request stalls the event loop
     longer)."""
     body_read_timeout: float = Field(default=30.0, gt=0)
-    """Seconds a client has to send a body the inspection middleware buffers; a
-    slower one is answered 408 ``body_read_timeout``."""
+    """Seconds a client has to send a body that one of our layers reads (the inspection
+    middleware; on login paths the tracking layer and the login guard, for the user
+    name); a slower one is answered 408 ``body_read_timeout`` and audited."""
 
     # -- encryption / keys (issue 6) -----------------------------------------------------
     encryption_algorithm: Literal["fernet", "aes_gcm"] = "fernet"

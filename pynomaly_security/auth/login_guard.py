@@ -36,6 +36,12 @@ from pynomaly_security.auth.login_body import DEFAULT_USERNAME_FIELDS, login_nam
 from pynomaly_security.auth.route_limits import KeyedLimits
 from pynomaly_security.exceptions import StorageError
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
+from pynomaly_security.middleware._refusal import (
+    BODY_READ_TIMEOUT,
+    REQUEST_TOO_LARGE,
+    check_body_read_timeout,
+    refuse,
+)
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.storage.base import FailurePolicy
 
@@ -62,6 +68,9 @@ class LoginLockoutMiddleware:
         ip_limits: login attempts per client IP (``limits`` notation); none: unlimited.
         account_limits: login attempts per account name, from any address.
         rate_limit_policy: when the store fails while rate limiting: pass or 503.
+        body_read_timeout: seconds the login body may take to arrive; slower gets
+            ``408 body_read_timeout`` (a login body trickled byte by byte would
+            otherwise hold its request, and its slot, forever).
     """
 
     def __init__(
@@ -75,6 +84,7 @@ class LoginLockoutMiddleware:
         ip_limits: Sequence[str] = (),
         account_limits: Sequence[str] = (),
         rate_limit_policy: FailurePolicy = "fail_open",
+        body_read_timeout: float = 30.0,
     ) -> None:
         self.app = app
         self.login_lockout_bypass = app
@@ -89,6 +99,7 @@ class LoginLockoutMiddleware:
             KeyedLimits(account_limits, lockouts.store) if account_limits else None
         )
         self._rate_policy = rate_limit_policy
+        self._body_timeout = check_body_read_timeout(body_read_timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -100,9 +111,13 @@ class LoginLockoutMiddleware:
             return
         ctx = get_request_context(scope)
         ip = ctx.client_ip if ctx is not None else self._resolver.resolve(scope)
-        buffered = await read_body(receive, _LOGIN_BODY_LIMIT)
+        buffered = await read_body(receive, _LOGIN_BODY_LIMIT, self._body_timeout)
         if buffered.outcome is BodyOutcome.TOO_LARGE:
-            await JSONResponse({"error": "request_too_large"}, 413)(scope, receive, send)
+            await refuse(scope, receive, send, 413, REQUEST_TOO_LARGE)
+            return
+        if buffered.outcome is BodyOutcome.TIMED_OUT:
+            # Nothing reserved yet: a slow body costs the account and the address nothing.
+            await refuse(scope, receive, send, 408, BODY_READ_TIMEOUT)
             return
         if buffered.outcome is BodyOutcome.DISCONNECTED:
             return

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pynomaly_security._context import AccessRow, access_row, get_request_context
+from pynomaly_security._context import REFUSED, AccessRow, access_row, get_request_context
 from pynomaly_security.logsafe import safe_text
 
 __all__ = ["REQUEST_EVENT", "AuditMiddleware"]
@@ -179,7 +179,8 @@ class _LogRequestAdapter:
 class _SecurityEventCommitter:
     """Turns what the other middlewares put in the request context into
     committed security events: login outcomes on login routes (from the
-    status) and injection verdicts (``ctx.extra["inspection"]``)."""
+    status), injection verdicts (``ctx.extra["inspection"]``) and other refusals
+    (``ctx.extra["refused"]``)."""
 
     def __init__(self, log_security_event: Any) -> None:
         from pynomaly_security.audit.records import AuditLevel, SecurityEventType
@@ -224,6 +225,18 @@ class _SecurityEventCommitter:
                 "injection attempt blocked" if inspection.get("blocked") else "injection attempt",
                 self._level.WARNING if inspection.get("blocked") else self._level.CRITICAL,
                 details={**common, **inspection},
+                user_id=ctx.user_id,
+                source_ip=ctx.client_ip,
+                request_id=ctx.request_id,
+            )
+        elif (refused := ctx.extra.get(REFUSED)) is not None:
+            # Refused unread by another layer (a login body too slow or too large):
+            # not an injection verdict, but a request the stack would not pass.
+            await self._log(
+                self._types.SUSPICIOUS_ACTIVITY,
+                "request refused",
+                self._level.WARNING,
+                details={**common, "blocked": True, "refused": refused["reason"]},
                 user_id=ctx.user_id,
                 source_ip=ctx.client_ip,
                 request_id=ctx.request_id,

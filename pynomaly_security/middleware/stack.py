@@ -38,7 +38,7 @@ class SecurityMiddleware(UserTrackingMiddleware):
         app: the ASGI app (the rest of the stack).
         headers: the security headers policy; ``None`` adds none.
         audit: the access audit; ``None`` records nothing.
-        resolver, tracker, monitor, login_paths, hosts: as for
+        resolver, tracker, monitor, login_paths, hosts, body_read_timeout: as for
             :class:`~pynomaly_security.middleware.tracking.UserTrackingMiddleware`.
     """
 
@@ -53,6 +53,7 @@ class SecurityMiddleware(UserTrackingMiddleware):
         monitor: SecurityMonitor | None = None,
         login_paths: Iterable[str] = ("/login",),
         hosts: TrustedHosts | None = None,
+        body_read_timeout: float = 30.0,
     ) -> None:
         super().__init__(
             app,
@@ -61,5 +62,6 @@ class SecurityMiddleware(UserTrackingMiddleware):
             monitor=monitor,
             login_paths=login_paths,
             hosts=hosts,
+            body_read_timeout=body_read_timeout,
         )
         self.serve_with(headers, audit)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
+import anyio
 import httpx
 import pytest
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pynomaly_security._context import STATE_KEY, RequestContext
 from pynomaly_security.auth.lockout import LockoutManager
 from pynomaly_security.auth.login_guard import LoginLockoutMiddleware
+from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.storage.memory import MemoryStore
 
 from .conftest import Clock
@@ -75,3 +79,72 @@ async def test_without_tracking_uses_resolver(clock: Clock) -> None:
             await client.post("/login", json={"username": "x", "password": "nope"})
         blocked = await client.post("/login", json={"username": "y", "password": "right password"})
     assert blocked.status_code == 429
+
+
+def stalled_login(first_chunk: bytes) -> Receive:
+    """A client that sends the start of a login body and never the rest."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": first_chunk, "more_body": True}
+        await anyio.sleep_forever()  # the outside world: a client that stalls
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return receive
+
+
+def login_scope(client: str) -> Scope:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/login",
+        "raw_path": b"/login",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"t"), (b"content-type", b"application/json")],
+        "client": (client, 50000),
+        "server": ("t", 80),
+    }
+
+
+@pytest.mark.anyio
+async def test_a_login_body_that_never_ends_gets_408(clock: Clock) -> None:
+    """A login body trickled and never finished is answered 408 body_read_timeout
+    (with the short timeout the test sets) instead of holding the request and its
+    login slot: the endpoint never runs and nothing is reserved or counted."""
+    store = MemoryStore(clock=clock)
+    lockouts = LockoutManager(store, clock=clock)
+    reached: list[str] = []
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(scope["path"])  # pragma: no cover
+
+    guarded = LoginLockoutMiddleware(
+        endpoint,
+        lockouts=lockouts,
+        ip_limits=["30/minute"],
+        account_limits=["10/minute"],
+        body_read_timeout=0.05,
+    )
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await guarded(login_scope("198.51.100.9"), stalled_login(b'{"username": "al'), send)
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 408
+    assert json.loads(sent[1]["body"])["error"] == "body_read_timeout"
+    assert reached == [] and len(store) == 0
+
+
+def test_the_login_body_timeout_must_be_positive() -> None:
+    """A timeout of zero or less is refused when the middleware is built."""
+    lockouts = LockoutManager(MemoryStore())
+    with pytest.raises(ConfigurationError, match="body_read_timeout"):
+        LoginLockoutMiddleware(host_app(), lockouts=lockouts, body_read_timeout=0)
