@@ -236,6 +236,7 @@ def setup_security_middleware(
         username_fields=settings.login_username_fields,
         ip_limits=settings.login_rate_limits if auth_limits else (),
         account_limits=settings.login_account_rate_limits if auth_limits else (),
+        account_ip_limits=settings.login_account_ip_rate_limits if auth_limits else (),
         rate_limit_policy=failure_policy(settings.store_failure_policy, "rate_limit"),
         body_read_timeout=settings.body_read_timeout,
     )

@@ -148,3 +148,69 @@ def test_the_login_body_timeout_must_be_positive() -> None:
     lockouts = LockoutManager(MemoryStore())
     with pytest.raises(ConfigurationError, match="body_read_timeout"):
         LoginLockoutMiddleware(host_app(), lockouts=lockouts, body_read_timeout=0)
+
+
+# -- the per-account limits count only attempts that are checked -------------------------
+
+OWNER = {"username": "alice", "password": "right password"}
+
+
+async def login_from(app: ASGIApp, address: str, body: dict[str, str]) -> int:
+    """POST /login from the client ``address``; the answer's status."""
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        return (await client.post("/login", json=body)).status_code
+
+
+def limited_guard(clock: Clock, **limits: object) -> LoginLockoutMiddleware:
+    """The host app behind the guard with the default login limits (per address
+    30/minute; per account 10/minute from all addresses), on a store whose clock
+    stands still, so no window rolls over during a test."""
+    lockouts = LockoutManager(MemoryStore(clock=clock), clock=clock)
+    settings: dict[str, object] = {"ip_limits": ["30/minute"], "account_limits": ["10/minute"]}
+    settings.update(limits)
+    return LoginLockoutMiddleware(host_app(), lockouts=lockouts, **settings)  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_a_locked_out_address_does_not_keep_the_owner_out(clock: Clock) -> None:
+    """One address trickling 30 wrong passwords at alice is locked after 5; the
+    attempts refused after that are not counted against alice's account limit, so
+    alice still signs in from her own address."""
+    guard = limited_guard(clock)
+    attacker = [
+        await login_from(guard, "192.0.2.66", {"username": "alice", "password": f"guess-{i}"})
+        for i in range(30)
+    ]
+    assert attacker == [401] * 5 + [429] * 25
+    assert await login_from(guard, "192.0.2.7", OWNER) == 200
+
+
+@pytest.mark.anyio
+async def test_unchecked_attempts_from_one_address_do_not_keep_the_owner_out(
+    clock: Clock,
+) -> None:
+    """Logins the app refuses unchecked (422: no password) never lock their address;
+    one address sending 30 of them spends only its own share of alice's account
+    limit (5/minute), so alice still signs in from her own address."""
+    guard = limited_guard(clock, account_ip_limits=["5/minute"])
+    attacker = [await login_from(guard, "192.0.2.66", {"username": "alice"}) for _ in range(30)]
+    assert attacker == [422] * 5 + [429] * 25
+    assert await login_from(guard, "192.0.2.7", OWNER) == 200
+
+
+@pytest.mark.anyio
+async def test_many_addresses_each_guessing_a_few_times_meet_the_account_limit(
+    clock: Clock,
+) -> None:
+    """Twenty addresses, two guesses each (none near its own lockout or its share):
+    the account limit of 10/minute holds across them, and while it does the right
+    password is refused too (the trade-off of a per-account cap)."""
+    guard = limited_guard(clock, account_ip_limits=["5/minute"])
+    statuses = [
+        await login_from(guard, f"192.0.2.{i}", {"username": "alice", "password": f"g{i}-{n}"})
+        for i in range(1, 21)
+        for n in range(2)
+    ]
+    assert statuses == [401] * 10 + [429] * 30
+    assert await login_from(guard, "192.0.2.99", OWNER) == 429
