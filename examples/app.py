@@ -27,6 +27,7 @@ from pynomaly_security.auth import (
     build_auth_router,
     install_authenticator,
 )
+from pynomaly_security.storage import Store
 
 # Demo users, signed up (Argon2id) when the app starts.
 DEMO_USERS = {"alice": "wonderland-2024", "bob": "builder-2024"}
@@ -42,7 +43,9 @@ class Item(ItemIn):
     id: int
 
 
-def create_app(settings: SecuritySettings | None = None) -> FastAPI:
+def create_app(settings: SecuritySettings | None = None, *, store: Store | None = None) -> FastAPI:
+    """The example app; ``store``: the stack's shared store (default: from the settings)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for name, password in DEMO_USERS.items():
@@ -51,7 +54,7 @@ def create_app(settings: SecuritySettings | None = None) -> FastAPI:
         yield
 
     app = FastAPI(title="pynomaly-security example", version="1.0", lifespan=lifespan)
-    stack = setup_security_middleware(app, settings=settings)
+    stack = setup_security_middleware(app, settings=settings, store=store)
     assert stack.store is not None
     assert stack.lockouts is not None
     # One store and one lockout with the stack: the login guard, this router and

@@ -133,6 +133,7 @@ def setup_security_middleware(
     *,
     enable_input_inspection: bool = True,
     enable_rate_limiting: bool = True,
+    store: Store | None = None,
 ) -> SecurityStack:
     """Wire the security stack into ``app`` in one line.
 
@@ -145,6 +146,9 @@ def setup_security_middleware(
         settings: the settings; ``None`` reads them from the environment, and an
             invalid value raises :class:`~pynomaly_security.ConfigurationError`
             naming the variable.
+        store: the shared store for counters, locks and sessions; default Redis at
+            ``REDIS_URL``, else a bounded memory store. The stack's lifespan opens
+            and closes it either way (tests pass one with a fake clock).
 
     Returns:
         The :class:`SecurityStack`, also stored as ``app.state.pynomaly_security``.
@@ -171,11 +175,12 @@ def setup_security_middleware(
     )
     # One store for rate limits, lockouts and (via the authenticator) token
     # revocation and TOTP replay claims; the stack's lifespan opens and closes it.
-    store = (
-        create_store(settings.redis_url)
-        if settings.redis_url
-        else create_store("memory://", max_keys=settings.max_tracked_keys)
-    )
+    if store is None:
+        store = (
+            create_store(settings.redis_url)
+            if settings.redis_url
+            else create_store("memory://", max_keys=settings.max_tracked_keys)
+        )
     lockouts = LockoutManager.from_settings(settings, store, alert_sink=monitor.raise_alert)
     stack = SecurityStack(
         settings=settings,
@@ -234,7 +239,9 @@ def setup_security_middleware(
         username_fields=settings.login_username_fields,
         ip_limits=settings.login_rate_limits if auth_limits else (),
         account_limits=settings.login_account_rate_limits if auth_limits else (),
+        account_ip_limits=settings.login_account_ip_rate_limits if auth_limits else (),
         rate_limit_policy=failure_policy(settings.store_failure_policy, "rate_limit"),
+        body_read_timeout=settings.body_read_timeout,
     )
     if (
         enable_rate_limiting
@@ -285,6 +292,8 @@ def setup_security_middleware(
         hosts=TrustedHosts(settings.allowed_hosts),
         # Requests carrying these are never remembered by the tracking layer.
         credential_headers=settings.api_key_headers,
+        # A login body is read here first (the user name), bounded like every body read.
+        body_read_timeout=settings.body_read_timeout,
     )
     if headers is not None:
         # An exception the app did not handle is answered by Starlette's

@@ -112,8 +112,9 @@ class SecuritySettings(BaseSettings):
     refused 413 ``inspection_budget_exceeded`` (no request stalls the event loop
     longer)."""
     body_read_timeout: float = Field(default=30.0, gt=0)
-    """Seconds a client has to send a body the inspection middleware buffers; a
-    slower one is answered 408 ``body_read_timeout``."""
+    """Seconds a client has to send a body that one of our layers reads (the inspection
+    middleware; on login paths the tracking layer and the login guard, for the user
+    name); a slower one is answered 408 ``body_read_timeout`` and audited."""
 
     # -- encryption / keys (issue 6) -----------------------------------------------------
     encryption_algorithm: Literal["fernet", "aes_gcm"] = "fernet"
@@ -291,8 +292,13 @@ class SecuritySettings(BaseSettings):
     """Rate-limit login, sign-up and MFA routes (the limits below); on by default."""
     login_rate_limits: StrList = Field(default_factory=lambda: ["30/minute", "300/hour"])
     """Login attempts per client IP, on ``LOGIN_PATHS``."""
-    login_account_rate_limits: StrList = Field(default_factory=lambda: ["10/minute", "60/hour"])
-    """Login attempts per account name, from any address."""
+    login_account_rate_limits: StrList = Field(default_factory=lambda: ["30/minute", "60/hour"])
+    """Login attempts per account name, from all addresses together (attempts the
+    lockout refused are not counted)."""
+    login_account_ip_rate_limits: StrList = Field(default_factory=lambda: ["10/minute", "30/hour"])
+    """Login attempts per account name from one address: its share of
+    ``LOGIN_ACCOUNT_RATE_LIMITS``, lower so that one address cannot spend an account's
+    whole budget (attempts refused here do not count against the account)."""
     signup_paths: StrList = Field(
         default_factory=lambda: ["/signup", "/auth/signup", "/api/signup", "/register"]
     )
@@ -317,8 +323,8 @@ class SecuritySettings(BaseSettings):
 
     @field_validator(
         "login_username_fields", "login_rate_limits", "login_account_rate_limits",
-        "signup_paths", "signup_rate_limits", "mfa_paths", "mfa_rate_limits",
-        "mfa_account_rate_limits", "reserved_usernames", mode="before",
+        "login_account_ip_rate_limits", "signup_paths", "signup_rate_limits", "mfa_paths",
+        "mfa_rate_limits", "mfa_account_rate_limits", "reserved_usernames", mode="before",
     )  # fmt: skip
     @classmethod
     def _issue12_login_lists(cls, value: Any) -> Any:

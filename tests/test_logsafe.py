@@ -16,9 +16,15 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from pynomaly_security import SecuritySettings, setup_security_middleware
+from pynomaly_security.auth.lockout import LockoutManager
+from pynomaly_security.auth.login_guard import LoginLockoutMiddleware
+from pynomaly_security.auth.users import normalize_username
 from pynomaly_security.logsafe import EscapeControlCharacters, RedactQueryStrings, safe_text
+from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
+from pynomaly_security.storage.memory import MemoryStore
 
 NASTY = ["\n", "\r", "\x1b[31m", "\x00", "\x7f", "\u2028", "\u0085", "\ud800", "\x9b"]
 
@@ -93,7 +99,12 @@ def _app(tmp_path: Path) -> Starlette:
 
 
 async def _call(
-    app: Starlette, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
+    app: ASGIApp,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes = b"",
+    *,
+    client: str = "203.0.113.5",
 ) -> int:
     """One raw ASGI request (paths and headers exactly as given, which no HTTP client
     sends: a server decodes %0a, %1b and invalid UTF-8 into the path for us)."""
@@ -108,7 +119,7 @@ async def _call(
         "root_path": "",
         "query_string": b"",
         "headers": headers,
-        "client": ("203.0.113.5", 5000),
+        "client": (client, 5000),
         "server": ("127.0.0.1", 8000),
         "state": {},
     }
@@ -174,3 +185,62 @@ def test_the_access_log_filter_drops_query_strings() -> None:
     other = logging.LogRecord("x", logging.INFO, __file__, 1, "%s", ("a?b",), None)
     RedactQueryStrings().filter(other)
     assert other.getMessage() == "a?b"
+
+
+class _FixedClock:
+    """The outside world's time, standing still (no window rolls over mid-test)."""
+
+    def __call__(self) -> float:
+        return 1_700_000_000.0
+
+
+@pytest.mark.anyio
+async def test_user_names_and_paths_in_lockout_and_rate_limit_lines_are_escaped(
+    console: io.BytesIO,
+) -> None:
+    """A user name with a terminal escape, a newline (a forged line) or a lone
+    surrogate, guessed at until it locks, is stuffed from two addresses and spends
+    its account's budget, appears escaped in the account_locked,
+    credential_stuffing and distributed_guessing lines; a rate-limited path likewise.
+    Every line stays one printable line, and no password is logged."""
+    clock = _FixedClock()
+    store = MemoryStore(clock=clock)
+    lockouts = LockoutManager(
+        store, max_attempts=2, stuffing_threshold=2, account_max_attempts=3, clock=clock
+    )
+
+    async def login(request: Request) -> JSONResponse:
+        await request.body()
+        return JSONResponse({"ok": False}, status_code=401)
+
+    async def anything(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    inner = Starlette(
+        routes=[Route("/login", login, methods=["POST"]), Route("/{p:path}", anything)]
+    )
+    app = RateLimitMiddleware(
+        LoginLockoutMiddleware(inner, lockouts=lockouts),
+        store=store,
+        route_limits={"/p*": ["1/minute"]},
+        limits=(),
+    )
+    names = ["eve\x1b[31m", "mallory\nFORGED level=critical", "trudy\ud800"]
+    ctype = [(b"host", b"t"), (b"content-type", b"application/json")]
+    for name in names:
+        for address in ("198.51.100.1", "198.51.100.1", "198.51.100.2", "198.51.100.3"):
+            body = json.dumps({"username": name, "password": "hunter2-secret"}).encode()
+            await _call(app, "/login", ctype, body, client=address)
+    path = "/p\x1b[2J\nFORGED level=critical"
+    statuses = [await _call(app, path, [(b"host", b"t")]) for _ in range(2)]
+    assert statuses[0] != 429 and statuses[1] == 429
+    lines = _clean(console.getvalue())
+    assert not [line for line in lines if line.startswith("FORGED")]
+    assert not [line for line in lines if "hunter2" in line]
+    for event in ("account_locked", "credential_stuffing", "distributed_guessing"):
+        logged = "\n".join(line for line in lines if event in line)
+        for name in names:
+            # As the lockout keeps it (normalized), escaped; the renderer doubles "\\".
+            expected = safe_text(normalize_username(name))
+            assert expected in logged.replace("\\\\", "\\"), (event, name)
+    assert any("rate_limited" in line and "x1b[2J" in line for line in lines)

@@ -53,6 +53,7 @@ from pynomaly_security.auth.totp import TOTPEnrollment, TOTPManager
 from pynomaly_security.auth.usernames import UsernamePolicy
 from pynomaly_security.auth.users import UserRecord, UserRepository
 from pynomaly_security.exceptions import ConfigurationError, InvalidToken, StorageError
+from pynomaly_security.logsafe import safe_text
 from pynomaly_security.monitor.events import EventKind, SecurityAlert, SecurityEvent, ThreatLevel
 from pynomaly_security.storage.base import Store
 
@@ -283,7 +284,7 @@ class ZeroTrustAuthenticator:
             {**(headers or {}), "user-agent": user_agent or ""}, device_cookie
         )
         risk = await self.risk.assess(user.user_id, source_ip, fingerprint, failures)
-        log.info("login_risk_assessed", user_id=user.user_id, **risk.to_dict())
+        log.info("login_risk_assessed", user_id=safe_text(user.user_id), **risk.to_dict())
         if risk.level is RiskLevel.HIGH:
             await self._high_risk(user, source_ip, risk)
         factor: str | None = None
@@ -298,7 +299,11 @@ class ZeroTrustAuthenticator:
         elif risk.level is RiskLevel.MEDIUM:
             # Step-up is impossible without an enrolled factor: let the user in,
             # but the reasons are logged and sent with the event for review.
-            log.warning("login_mfa_step_up_unavailable", user_id=user.user_id, reasons=risk.reasons)
+            log.warning(
+                "login_mfa_step_up_unavailable",
+                user_id=safe_text(user.user_id),
+                reasons=risk.reasons,
+            )
         await self.risk.remember(user.user_id, source_ip, fingerprint)
         if self.passwords.needs_rehash(user.password_hash):
             new_hash = await self.passwords.ahash(password)
@@ -312,7 +317,7 @@ class ZeroTrustAuthenticator:
             risk=risk.to_dict(),
             amr=list(amr),
         )
-        log.info(LOGIN_SUCCEEDED, user_id=user.user_id, risk_level=risk.level.value)
+        log.info(LOGIN_SUCCEEDED, user_id=safe_text(user.user_id), risk_level=risk.level.value)
         return AuthResult(user, tokens, risk, factor == "recovery")
 
     async def _second_factor(self, user: UserRecord, code: str) -> str | None:
@@ -347,7 +352,7 @@ class ZeroTrustAuthenticator:
             reason="risk_too_high",
             risk=risk.to_dict(),
         )
-        log.warning(HIGH_RISK_LOGIN, user_id=user.user_id, **risk.to_dict())
+        log.warning(HIGH_RISK_LOGIN, user_id=safe_text(user.user_id), **risk.to_dict())
         if self._alert_sink is not None:
             alert = SecurityAlert(
                 alert_type=HIGH_RISK_LOGIN,
@@ -664,7 +669,7 @@ class ZeroTrustAuthenticator:
             new_session_id=pair.session_id,
             sessions_ended=True,
         )
-        log.warning(ACCOUNT_CHANGED, action=action, user_id=user_id)
+        log.warning(ACCOUNT_CHANGED, action=action, user_id=safe_text(str(user_id)))
         await self._alert(
             ThreatLevel.MEDIUM,
             ACCOUNT_CHANGED,

@@ -47,6 +47,7 @@ import structlog
 
 from pynomaly_security.auth.users import normalize_username
 from pynomaly_security.exceptions import ConfigurationError, StorageError
+from pynomaly_security.logsafe import safe_text
 from pynomaly_security.monitor.events import SecurityAlert, ThreatLevel
 from pynomaly_security.storage.base import FailurePolicy, Store, failure_policy
 
@@ -301,7 +302,7 @@ class LockoutManager:
                     # The counter expired while the attempt was held: undo the -1.
                     await self._store.incr(key, ttl, 1)
             except StorageError as exc:
-                log.warning(LOCKOUT_STORE_FAILED, policy=self._policy, error=str(exc))
+                self._store_failed(exc)
                 return
 
     async def settle(self, held: Reservation, outcome: Outcome) -> LockoutStatus:
@@ -319,7 +320,7 @@ class LockoutManager:
                 try:
                     await self._store.delete(f"lock:fail:{key}")
                 except StorageError as exc:
-                    log.warning(LOCKOUT_STORE_FAILED, policy=self._policy, error=str(exc))
+                    self._store_failed(exc)
             await self._give_back(Reservation(held.names, held.ip, held.status, (), held.accounts))
             return LockoutStatus(False)
         status = LockoutStatus(False)
@@ -358,9 +359,9 @@ class LockoutManager:
                 f"lock:ips_by_user:{user}", ip or "-", self.window
             )
         except StorageError as exc:
-            log.warning(LOCKOUT_STORE_FAILED, policy=self._policy, error=str(exc))
+            self._store_failed(exc)
             return
-        log.warning(DISTRIBUTED_GUESSING, failures=used, sources=sources)
+        log.warning(DISTRIBUTED_GUESSING, username=safe_text(user), failures=used, sources=sources)
         await self._raise(
             SecurityAlert(
                 alert_type=DISTRIBUTED_GUESSING,
@@ -394,8 +395,11 @@ class LockoutManager:
             )
         )
 
+    def _store_failed(self, exc: StorageError) -> None:
+        log.warning(LOCKOUT_STORE_FAILED, policy=self._policy, error=safe_text(str(exc)))
+
     def _unavailable(self, exc: StorageError) -> LockoutStatus:
-        log.warning(LOCKOUT_STORE_FAILED, policy=self._policy, error=str(exc))
+        self._store_failed(exc)
         return LockoutStatus(
             locked=self._policy == "fail_closed", unavailable=self._policy == "fail_closed"
         )
@@ -453,7 +457,14 @@ class LockoutManager:
         await self._store.put(f"lock:rec:{key}", json.dumps(record.to_dict()), duration)
         # The count restarts after the lock: the next lock needs max_attempts again.
         await self._store.delete(f"lock:fail:{key}")
-        log.warning("account_locked", lock_key=key, duration=duration, lock_number=strikes)
+        log.warning(
+            "account_locked",
+            lock_key=key,
+            # The lock's user name (None when locking by address): attacker text, escaped.
+            username=safe_text(record.username) if record.username is not None else None,
+            duration=duration,
+            lock_number=strikes,
+        )
         return record
 
     async def _watch_stuffing(self, user: str | None, ip: str | None) -> None:
@@ -482,7 +493,8 @@ class LockoutManager:
             if kind == "ip"
             else f"one user name failed sign-in from {count} IPs"
         )
-        log.warning(CREDENTIAL_STUFFING, kind=kind, count=count)
+        # The subject (a user name, or an address) is the attacker's text.
+        log.warning(CREDENTIAL_STUFFING, kind=kind, subject=safe_text(subject), count=count)
         await self._raise(
             SecurityAlert(
                 alert_type=CREDENTIAL_STUFFING,
@@ -511,7 +523,7 @@ class LockoutManager:
         try:
             await self._store.delete(f"lock:fail:{self.lock_key(username, ip)}")
         except StorageError as exc:
-            log.warning(LOCKOUT_STORE_FAILED, policy=self._policy, error=str(exc))
+            self._store_failed(exc)
 
     async def list_lockouts(self, limit: int = 1000) -> list[LockRecord]:
         """Current locks, newest first."""

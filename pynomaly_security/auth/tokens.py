@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key, l
 
 from pynomaly_security.auth.errors import AuthUnavailable
 from pynomaly_security.exceptions import ConfigurationError, InvalidToken, StorageError
+from pynomaly_security.logsafe import safe_text
 from pynomaly_security.storage.base import CounterStore, FailurePolicy, KeyValueStore
 
 __all__ = ["RefreshTokenReused", "TokenPair", "TokenService"]
@@ -288,7 +289,7 @@ class TokenService:
                 [_SESSION + sid, _ENDED + sid, _GENERATION + user_id]
             )
         except StorageError as exc:
-            log.warning(TOKEN_STORE_FAILED, policy=self._policy, error=str(exc))
+            log.warning(TOKEN_STORE_FAILED, policy=self._policy, error=safe_text(str(exc)))
             if self._policy == "fail_closed":
                 raise AuthUnavailable("session check temporarily unavailable") from exc
             return None
@@ -329,7 +330,7 @@ class TokenService:
             current = session is None or hmac.compare_digest(session.refresh_jti, jti)
             first_use = current and await self._store.add(_USED + jti, "1", self._remaining(claims))
             if not first_use:
-                log.warning(REFRESH_REUSE, user_id=claims["sub"])
+                log.warning(REFRESH_REUSE, user_id=safe_text(str(claims["sub"])))
                 await self._end(sid)
                 raise RefreshTokenReused(str(claims["sub"]), sid)
             amr = tuple(str(m) for m in claims.get("amr", ("pwd",)))
@@ -401,7 +402,7 @@ class TokenService:
         try:
             stamp = await self._store.get(_REAUTH + sid)
         except StorageError as exc:
-            log.warning(TOKEN_STORE_FAILED, error=str(exc))
+            log.warning(TOKEN_STORE_FAILED, error=safe_text(str(exc)))
             return False
         try:
             age = self._clock() - float(stamp) if stamp is not None else None

@@ -22,23 +22,29 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
 from typing import Any
 
 import structlog
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pynomaly_security._context import get_request_context, note_refusal
+from pynomaly_security._context import get_request_context
 from pynomaly_security.detection import Inspector, RequestParts, Verdict
 from pynomaly_security.detection.exemptions import match_route_policy
 from pynomaly_security.detection.extract import Framing, read_framing
 from pynomaly_security.detection.types import InspectionRefused
+from pynomaly_security.logsafe import safe_text
 from pynomaly_security.middleware._body import (
     BodyOutcome,
     content_length,
     read_body,
     replay_receive,
+)
+from pynomaly_security.middleware._refusal import (
+    BODY_READ_TIMEOUT,
+    REQUEST_TOO_LARGE,
+    check_body_read_timeout,
+    error_response,
+    refuse,
 )
 from pynomaly_security.monitor.events import EventKind, SecurityEvent
 from pynomaly_security.monitor.monitor import SecurityMonitor
@@ -49,7 +55,6 @@ log = structlog.get_logger(__name__)
 
 EVENT_INJECTION = "injection_detected"
 EVENT_BLOCKED = "request_blocked"
-EVENT_REFUSED = "request_refused"
 
 INSPECTED_CONTENT_TYPES = (
     b"application/json",
@@ -109,13 +114,11 @@ class InputInspectionMiddleware:
     ) -> None:
         if max_body_size < 1:
             raise ValueError("max_body_size must be >= 1")
-        if body_read_timeout <= 0:
-            raise ValueError(f"body_read_timeout must be > 0 seconds, got {body_read_timeout!r}")
         self.app = app
         self.inspector = inspector or Inspector()
         self.monitor = monitor
         self.max_body_size = max_body_size
-        self.body_read_timeout = body_read_timeout
+        self.body_read_timeout = check_body_read_timeout(body_read_timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -167,14 +170,14 @@ class InputInspectionMiddleware:
                 return
             declared = content_length(scope)
             if declared is not None and declared > self.max_body_size:
-                await self._refuse(scope, receive, send, 413, "request_too_large")
+                await self._refuse(scope, receive, send, 413, REQUEST_TOO_LARGE)
                 return
             buffered = await read_body(receive, self.max_body_size, self.body_read_timeout)
             if buffered.outcome is BodyOutcome.TOO_LARGE:
-                await self._refuse(scope, receive, send, 413, "request_too_large")
+                await self._refuse(scope, receive, send, 413, REQUEST_TOO_LARGE)
                 return
             if buffered.outcome is BodyOutcome.TIMED_OUT:
-                await self._refuse(scope, receive, send, 408, "body_read_timeout")
+                await self._refuse(scope, receive, send, 408, BODY_READ_TIMEOUT)
                 return
             if buffered.outcome is BodyOutcome.DISCONNECTED:
                 return  # nobody is listening; the app never sees a half body
@@ -236,12 +239,13 @@ class InputInspectionMiddleware:
             ctx.extra["inspection"] = summary
         log.warning(
             EVENT_BLOCKED if verdict.blocked else EVENT_INJECTION,
-            path=scope["path"],
-            method=scope["method"],
+            # The path and field names are attacker text: escaped for the log line.
+            path=safe_text(scope["path"]),
+            method=safe_text(scope["method"]),
             score=verdict.score,
             families=summary["families"],
             rules=summary["rules"],
-            fields=sorted({f.field for f in verdict.findings}),
+            fields=sorted({safe_text(f.field) for f in verdict.findings}),
         )
         if self.monitor is not None:
             self.monitor.submit(
@@ -262,37 +266,13 @@ class InputInspectionMiddleware:
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, status: int, reason: str
     ) -> None:
-        """Answer a request inspection will not pass, and report it: a ``BLOCKED``
-        event, a warning line and a ``request_refused`` audit record."""
-        ctx = get_request_context(scope)
-        # Committed by the audit layer (no request content: the reason is one of
-        # the caps table's fixed strings).
-        note_refusal(scope, reason, status)
-        log.warning(
-            EVENT_REFUSED, path=scope["path"], method=scope["method"], status=status, reason=reason
-        )
-        if self.monitor is not None:
-            self.monitor.submit(
-                SecurityEvent(
-                    kind=EventKind.BLOCKED,
-                    source_ip=ctx.client_ip if ctx else None,
-                    user_id=ctx.user_id if ctx else None,
-                    path=scope["path"],
-                    method=scope["method"],
-                    status_code=status,
-                    request_id=ctx.request_id if ctx else None,
-                    timestamp=time.time(),
-                    details={"refused": reason, "status": status},
-                )
-            )
-        await self._reject(scope, receive, send, status, reason)
+        """Answer a request inspection will not pass, and report it
+        (:func:`~pynomaly_security.middleware._refusal.refuse`: a ``request_refused``
+        audit record, a ``BLOCKED`` event, a warning line); the reason is one of the
+        caps table's fixed strings, never request content."""
+        await refuse(scope, receive, send, status, reason, monitor=self.monitor)
 
     async def _reject(
         self, scope: Scope, receive: Receive, send: Send, status: int, error: str
     ) -> None:
-        ctx = get_request_context(scope)
-        response = JSONResponse(
-            {"error": error, "request_id": ctx.request_id if ctx else uuid.uuid4().hex},
-            status_code=status,
-        )
-        await response(scope, receive, send)
+        await error_response(scope, status, error)(scope, receive, send)

@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pynomaly_security._context import RATE_LIMITED as REFUSED
 from pynomaly_security._context import get_request_context, note_refusal
 from pynomaly_security.exceptions import ConfigurationError, StorageError
+from pynomaly_security.logsafe import safe_text
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.storage._limits import LimitsStorageAdapter
 from pynomaly_security.storage.base import FailurePolicy, Store, failure_policy
@@ -252,7 +253,7 @@ class RateLimitMiddleware:
                     if not allowed or not headers:
                         headers = account_headers
         except StorageError as exc:
-            log.warning(STORE_UNAVAILABLE, policy=self._policy, error=str(exc))
+            log.warning(STORE_UNAVAILABLE, policy=self._policy, error=safe_text(str(exc)))
             if self._policy == "fail_closed":
                 note_refusal(scope, "rate_limit_unavailable", 503, repeating=True)
                 response = JSONResponse(
@@ -270,7 +271,7 @@ class RateLimitMiddleware:
             note_refusal(scope, RATE_LIMITED, 429, repeating=True)
             if self._on_reject is not None:
                 await self._on_reject(scope, RATE_LIMITED)
-            log.info(RATE_LIMITED, path=path, key_kind=self._key)
+            log.info(RATE_LIMITED, path=safe_text(path), key_kind=self._key)  # path: attacker text
             response = JSONResponse({"detail": "rate limit exceeded"}, 429, headers=headers)
             await response(scope, receive, send)
             return

@@ -38,7 +38,8 @@ class SecurityMiddleware(UserTrackingMiddleware):
         app: the ASGI app (the rest of the stack).
         headers: the security headers policy; ``None`` adds none.
         audit: the access audit; ``None`` records nothing.
-        resolver, tracker, monitor, login_paths, hosts, credential_headers: as for
+        resolver, tracker, monitor, login_paths, hosts, credential_headers, body_read_timeout:
+            as for
             :class:`~pynomaly_security.middleware.tracking.UserTrackingMiddleware`.
     """
 
@@ -54,6 +55,7 @@ class SecurityMiddleware(UserTrackingMiddleware):
         login_paths: Iterable[str] = ("/login",),
         hosts: TrustedHosts | None = None,
         credential_headers: Iterable[str] = (),
+        body_read_timeout: float = 30.0,
     ) -> None:
         super().__init__(
             app,
@@ -63,5 +65,6 @@ class SecurityMiddleware(UserTrackingMiddleware):
             login_paths=login_paths,
             hosts=hosts,
             credential_headers=credential_headers,
+            body_read_timeout=body_read_timeout,
         )
         self.serve_with(headers, audit)

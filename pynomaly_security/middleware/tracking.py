@@ -53,6 +53,12 @@ from pynomaly_security._context import (
 )
 from pynomaly_security.logsafe import safe_text
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
+from pynomaly_security.middleware._refusal import (
+    BODY_READ_TIMEOUT,
+    REQUEST_TOO_LARGE,
+    check_body_read_timeout,
+    refuse,
+)
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.monitor.activity import UserTracker
 from pynomaly_security.monitor.events import EventKind, SecurityEvent
@@ -227,6 +233,8 @@ class UserTrackingMiddleware:
         hosts: the ``Host`` names the app answers to; ``None`` checks none.
         credential_headers: further headers that carry a credential (an app's own
             API-key header), besides :data:`CREDENTIAL_HEADERS`.
+        body_read_timeout: seconds a login body may take to arrive; slower gets
+            ``408 body_read_timeout``.
     """
 
     def __init__(
@@ -240,9 +248,11 @@ class UserTrackingMiddleware:
         login_paths: Iterable[str] = ("/login",),
         hosts: TrustedHosts | None = None,
         credential_headers: Iterable[str] = (),
+        body_read_timeout: float = 30.0,
     ) -> None:
         self.app = app
         self.resolver = resolver or ClientIPResolver()
+        self.body_read_timeout = check_body_read_timeout(body_read_timeout)
         self.hosts = hosts if hosts is not None and not hosts.allow_any else None
         self.tracker = tracker
         self.monitor = monitor
@@ -555,12 +565,12 @@ class UserTrackingMiddleware:
         """Read the user name from the body and decide whether the client IP is
         locked out. Returns the replaying ``receive`` and, for a locked IP, the
         429 response to serve instead of the app; ``None`` when already answered."""
-        buffered = await read_body(receive, _LOGIN_BODY_LIMIT)
+        buffered = await read_body(receive, _LOGIN_BODY_LIMIT, self.body_read_timeout)
         if buffered.outcome is BodyOutcome.TOO_LARGE:
-            response = JSONResponse(
-                {"error": "request_too_large", "request_id": ctx.request_id}, status_code=413
-            )
-            await response(scope, receive, send)
+            await refuse(scope, receive, send, 413, REQUEST_TOO_LARGE, monitor=self.monitor)
+            return None
+        if buffered.outcome is BodyOutcome.TIMED_OUT:
+            await refuse(scope, receive, send, 408, BODY_READ_TIMEOUT, monitor=self.monitor)
             return None
         if buffered.outcome is BodyOutcome.DISCONNECTED:
             return None

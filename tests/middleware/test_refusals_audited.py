@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
@@ -207,3 +208,39 @@ async def test_busy_hashing_is_audited(tmp_path: Path) -> None:
         )
         assert 503 in [a.status_code for a in answers]
         assert _refusals(await _records(app, "request_refused")) == [("hashing_busy", 503)]
+
+
+@pytest.mark.anyio
+async def test_a_slow_login_body_is_refused_408_and_audited(tmp_path: Path) -> None:
+    """A login body that never finishes arriving is answered 408 body_read_timeout
+    by the assembled stack (the layer reading the user name waits no longer than
+    BODY_READ_TIMEOUT, here tiny), recorded as a refused request in the audit trail,
+    and counted as a blocked request by the monitor."""
+    settings = SecuritySettings(
+        _env_file=None,  # type: ignore[call-arg]
+        admin_api_key=KEY,
+        development_mode=True,
+        audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
+        body_read_timeout=0.05,
+    )
+    application = create_app(settings)
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b'{"username": "alice", "pass'
+        await anyio.sleep_forever()  # the outside world: a client that stalls
+        yield b'word": "x"}'  # pragma: no cover
+
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application, client=("198.51.100.24", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            slow = await client.post(
+                "/login", content=slow_body(), headers={"content-type": "application/json"}
+            )
+        stack = application.state.pynomaly_security
+        records = await stack.audit_logger.query(event_type="request_refused", limit=10)
+        metrics = stack.security_monitor.metrics
+    assert (slow.status_code, slow.json()["error"]) == (408, "body_read_timeout")
+    assert slow.json()["request_id"] == slow.headers["x-request-id"]
+    refused = [r for r in records if r["details"].get("reason") == "body_read_timeout"]
+    assert len(refused) == 1 and refused[0]["details"]["path"] == "/login"
+    assert metrics["blocked_requests"] == 1
