@@ -15,7 +15,9 @@ blocked ones included (a flood refused by the rate limiter is not written to the
 audit trail one by one).
 Counters, lockouts and revocations live in one shared store: Redis when
 ``REDIS_URL`` is set (limits and locks hold across workers), else a bounded
-in-memory store.
+in-memory store. On a FastAPI app, request validation errors are rendered by
+:mod:`~pynomaly_security.validation` (FastAPI's own 422 raised on input it
+could not encode back) unless the app has its own handler.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from starlette.applications import Starlette
 
 from pynomaly_security.auth.lockout import LockoutManager
@@ -281,6 +283,10 @@ def setup_security_middleware(
         # Requests for a host the app is not are refused before any other layer.
         hosts=TrustedHosts(settings.allowed_hosts),
     )
+    if isinstance(app, FastAPI):
+        from pynomaly_security.validation import install_validation_handler
+
+        install_validation_handler(app)
     _wrap_lifespan(app, stack)
     app.state.pynomaly_security = stack
     return stack
