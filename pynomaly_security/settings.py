@@ -20,6 +20,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pynomaly_security.auth.usernames import DEFAULT_RESERVED
+from pynomaly_security.detection.policy import DEFAULT_CREDENTIAL_FIELDS
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.network.hosts import DEFAULT_ALLOWED_HOSTS
 
@@ -93,6 +94,10 @@ class SecuritySettings(BaseSettings):
         default_factory=lambda: ["user-agent", "referer", "x-forwarded-for", "x-*"]
     )
     """Request headers whose values are inspected (``x-*`` matches every X- header)."""
+    credential_fields: StrList = Field(default_factory=lambda: list(DEFAULT_CREDENTIAL_FIELDS))
+    """Keys of fields holding credentials (passwords, one-time codes, tokens), matched
+    in any case and with ``_``/``-`` ignored (``newPassword``): such a body field (JSON,
+    form, multipart) is not inspected, and no finding quotes one; empty: none."""
 
     # -- inspection limits and body reading (issue 12: fail closed) -----------------------
     inspection_max_fields: int = Field(default=10_000, ge=1)
@@ -381,7 +386,9 @@ class SecuritySettings(BaseSettings):
             check_source(origin)
         return value
 
-    @field_validator("login_paths", "inspect_headers", "trusted_proxies", mode="before")
+    @field_validator(
+        "login_paths", "inspect_headers", "credential_fields", "trusted_proxies", mode="before"
+    )
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
