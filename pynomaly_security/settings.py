@@ -90,10 +90,10 @@ class SecuritySettings(BaseSettings):
     detection_exclusions: dict[str, StrList] = Field(default_factory=dict)
     """Route path (exact or prefix ending in ``*``) -> field names not scanned,
     e.g. ``{"/cms/pages": ["body.content"]}``; ``["*"]`` exempts the route."""
-    inspect_headers: StrList = Field(
-        default_factory=lambda: ["user-agent", "referer", "x-forwarded-for", "x-*"]
-    )
-    """Request headers whose values are inspected (``x-*`` matches every X- header)."""
+    inspect_headers: StrList = Field(default_factory=lambda: ["*"])
+    """Request headers whose values are inspected: names, prefixes (``x-*``), or ``*``
+    for every header an app may read with ``Header()`` (all but framing, connection
+    and trace-context headers); ``Authorization`` never."""
     credential_fields: StrList = Field(default_factory=lambda: list(DEFAULT_CREDENTIAL_FIELDS))
     """Keys of fields holding credentials (passwords, one-time codes, tokens), matched
     in any case and with ``_``/``-`` ignored (``newPassword``): such a body field (JSON,

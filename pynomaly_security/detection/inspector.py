@@ -128,7 +128,9 @@ class Inspector:
         mode: ``"block"`` or ``"detect"`` (report only).
         mode_overrides: per-family mode, e.g. ``{"xss": "detect"}``.
         exclusions: route -> field names not inspected (``"*"``: the route).
-        inspect_headers: header names (``x-*`` wildcard) whose values are inspected.
+        inspect_headers: header names (``x-*`` wildcard) whose values are inspected;
+            ``*`` (the default) is every header an app may read (all but framing,
+            connection and trace-context headers; never ``Authorization``).
         credential_fields: keys of fields holding credentials (passwords, one-time
             codes, tokens): not inspected in a body, never quoted in a finding.
         max_input_length: longest value (characters); a longer one is refused
@@ -145,7 +147,7 @@ class Inspector:
         mode: str = "block",
         mode_overrides: Mapping[str, str] | None = None,
         exclusions: Mapping[str, Sequence[str]] | None = None,
-        inspect_headers: Sequence[str] = ("user-agent", "referer", "x-forwarded-for", "x-*"),
+        inspect_headers: Sequence[str] = ("*",),
         credential_fields: Sequence[str] = DEFAULT_CREDENTIAL_FIELDS,
         max_input_length: int = 1_048_576,
         max_json_depth: int = 64,
@@ -413,13 +415,22 @@ class Inspector:
     def blocks_family(self, family: str) -> bool:
         return self.mode_overrides.get(family, self.mode) == "block"
 
+    def policy_for(
+        self, route: str | None, path: str, endpoint_policy: RoutePolicy | None = None
+    ) -> RoutePolicy | None:
+        """The policy :meth:`inspect` applies to a request for ``path`` (matched to the
+        template ``route``, when known): the settings exclusions merged with
+        ``endpoint_policy`` (the endpoint's, as ``inspect``'s ``route_policy``)."""
+        if not self._has_exclusions:
+            return endpoint_policy
+        table_policy = self._exclusions.lookup(route, path)
+        return endpoint_policy if table_policy is None else table_policy.merged(endpoint_policy)
+
     def inspect(self, parts: RequestParts, *, route_policy: RoutePolicy | None = None) -> Verdict:
         """Score ``parts``; ``route_policy`` adds the endpoint's exemptions/types."""
         policy = route_policy
         if self._has_exclusions:
-            table_policy = self._exclusions.lookup(parts.route, parts.path)
-            if table_policy is not None:
-                policy = table_policy.merged(policy)
+            policy = self.policy_for(parts.route, parts.path, route_policy)
         if policy is not None and policy.exempt:
             return _CLEAN
         limits = self.limits

@@ -25,9 +25,9 @@ is kept without its excerpt, so no piece of a credential reaches an alert, a
 log line or the audit trail.
 
 :func:`context_score` weighs a rule hit by the field it was found in: some
-families cannot apply to some fields (a URL in a ``Referer`` is where the
-browser came from; the server never fetches it, so it is no SSRF or remote
-include).
+families cannot apply to some fields (a URL in a ``Referer`` or ``Origin`` is
+where the browser came from; the server never fetches it, so it is no SSRF or
+remote include).
 """
 
 from __future__ import annotations
@@ -50,9 +50,12 @@ __all__ = [
     "field_excluded",
 ]
 
-# Field -> families whose rules mean nothing there.
+# Field -> families whose rules mean nothing there. Referer and Origin name the
+# page the browser came from (http://127.0.0.1:8011 on a developer's machine);
+# the server never fetches them.
 _NOT_APPLICABLE: dict[str, frozenset[str]] = {
     "header.referer": frozenset({"ssrf", "rfi"}),
+    "header.origin": frozenset({"ssrf", "rfi"}),
 }
 # Names of fields that hold a file name or path (show=, content_dir=, file=):
 # there an absolute, drive or remote path is the attack itself.
