@@ -156,17 +156,19 @@ async def test_the_same_text_in_an_ordinary_field_is_blocked(app: FastAPI) -> No
 
 @pytest.mark.anyio
 async def test_a_credential_read_another_way_is_blocked_but_never_quoted(app: FastAPI) -> None:
-    """A password in a query string, or a login body sent as plain text (read whole, as
-    the app could), is inspected and blocked, but its excerpt is never recorded."""
+    """A password in a query string, a key in ``X-API-Key``, or a login body sent as
+    plain text (read whole, as the app could) is inspected and blocked, but its
+    excerpt is never recorded."""
     with structlog.testing.capture_logs() as logs:
         async with _client(app) as client:
             query = await client.get("/comments", params={"password": PASSWORD})
+            header = await client.get("/comments", headers={"X-API-Key": PASSWORD})
             text = await client.post(
                 "/login",
                 content=json.dumps({"username": "alice", "password": PASSWORD}),
                 headers={"content-type": "text/plain"},
             )
-            assert (query.status_code, text.status_code) == (403, 403)
+            assert [r.status_code for r in (query, header, text)] == [403, 403, 403]
             recorded = await _everything_recorded(app, client)
     assert "sqli" in recorded
     for piece in PIECES:
