@@ -80,7 +80,7 @@ def main() -> int:
     parser.add_argument("corpora", nargs="?", default="../shared/corpora")
     parser.add_argument("--level", type=int, default=2)
     parser.add_argument("--markdown", action="store_true")
-    parser.add_argument("--headers", default="user-agent,referer,x-forwarded-for,x-*")
+    parser.add_argument("--headers", default="*")  # the INSPECT_HEADERS default
     parser.add_argument("--misses", help="list missed attack rows of this category")
     parser.add_argument("--fps", help="list falsely blocked rows of this file (or 'all')")
     args = parser.parse_args()

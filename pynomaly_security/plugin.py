@@ -17,7 +17,9 @@ blocked ones included (a flood refused by the rate limiter is not written to the
 audit trail one by one).
 Counters, lockouts and revocations live in one shared store: Redis when
 ``REDIS_URL`` is set (limits and locks hold across workers), else a bounded
-in-memory store.
+in-memory store. On a FastAPI app, request validation errors are rendered by
+:mod:`~pynomaly_security.validation` (FastAPI's own 422 raised on input it
+could not encode back) unless the app has its own handler.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from starlette.applications import Starlette
 
 from pynomaly_security.auth.lockout import LockoutManager
@@ -299,6 +301,10 @@ def setup_security_middleware(
         # An exception the app did not handle is answered by Starlette's
         # ServerErrorMiddleware, outside every layer above: its 500 gets the headers too.
         secure_server_errors(app, headers)
+    if isinstance(app, FastAPI):
+        from pynomaly_security.validation import install_validation_handler
+
+        install_validation_handler(app)
     _wrap_lifespan(app, stack)
     app.state.pynomaly_security = stack
     return stack

@@ -21,6 +21,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pynomaly_security.auth.usernames import DEFAULT_RESERVED
+from pynomaly_security.detection.policy import DEFAULT_CREDENTIAL_FIELDS
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.network.hosts import DEFAULT_ALLOWED_HOSTS
 
@@ -91,10 +92,14 @@ class SecuritySettings(BaseSettings):
     detection_exclusions: dict[str, StrList] = Field(default_factory=dict)
     """Route path (exact or prefix ending in ``*``) -> field names not scanned,
     e.g. ``{"/cms/pages": ["body.content"]}``; ``["*"]`` exempts the route."""
-    inspect_headers: StrList = Field(
-        default_factory=lambda: ["user-agent", "referer", "x-forwarded-for", "x-*"]
-    )
-    """Request headers whose values are inspected (``x-*`` matches every X- header)."""
+    inspect_headers: StrList = Field(default_factory=lambda: ["*"])
+    """Request headers whose values are inspected: names, prefixes (``x-*``), or ``*``
+    for every header an app may read with ``Header()`` (all but framing, connection
+    and trace-context headers); ``Authorization`` never."""
+    credential_fields: StrList = Field(default_factory=lambda: list(DEFAULT_CREDENTIAL_FIELDS))
+    """Keys of fields holding credentials (passwords, one-time codes, tokens), matched
+    in any case and with ``_``/``-`` ignored (``newPassword``): such a body field (JSON,
+    form, multipart) is not inspected, and no finding quotes one; empty: none."""
 
     # -- inspection limits and body reading (issue 12: fail closed) -----------------------
     inspection_max_fields: int = Field(default=10_000, ge=1)
@@ -395,7 +400,12 @@ class SecuritySettings(BaseSettings):
         return value
 
     @field_validator(
-        "login_paths", "inspect_headers", "trusted_proxies", "api_key_headers", mode="before"
+        "login_paths",
+        "inspect_headers",
+        "credential_fields",
+        "trusted_proxies",
+        "api_key_headers",
+        mode="before",
     )
     @classmethod
     def _lists(cls, value: Any) -> Any:

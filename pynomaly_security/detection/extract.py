@@ -7,8 +7,13 @@ Fields are named the way findings and exclusions name them:
 - ``query.<name>`` (names that are not plain identifiers are values too);
 - ``body.<name>`` for form fields and multipart parts
   (``body.<name>.filename`` for upload file names), ``body.<a>.<b>.<0>`` for
-  JSON values and keys at any depth, ``body`` for any other text body;
-- ``cookie.<name>`` and ``header.<name>`` (the configured header list).
+  JSON values and keys at any depth, ``body`` for any other body, read whole as
+  text: FastAPI hands a ``str`` body parameter the raw text of every type it
+  does not json-decode (``text/plain``, ``application/x-json``, octet-stream,
+  none), so such a body is read as text even when it is also read as JSON (one
+  without a type shaped like a form, ``a=1&b=2``, is read as a form);
+- ``cookie.<name>`` and ``header.<name>`` (the configured header list; ``*``:
+  every header an app may declare with ``Header()``).
 
 The same parsers as the framework, on the same bytes (the README's "How a
 request is read" table): the FIRST ``Content-Type`` (Starlette's
@@ -24,8 +29,8 @@ Nothing is cut: a request past a limit (:class:`~.types.InspectionLimits`) or
 ambiguous (two ``Content-Type`` headers, ``Content-Length`` with
 ``Transfer-Encoding``, a compressed body) raises
 :class:`~.types.InspectionRefused`, and so does JSON the app cannot use (too
-deep, ``NaN``/``Infinity``, numbers too long for ``int``). Malformed bodies
-otherwise never raise: they are inspected whole as text.
+deep, ``NaN``/``Infinity``, numbers too long for ``int``, lone surrogates).
+Malformed bodies otherwise never raise: they are inspected whole as text.
 """
 
 from __future__ import annotations
@@ -50,7 +55,9 @@ from pynomaly_security.detection.normalize import is_plain
 from pynomaly_security.detection.types import InspectionLimits, InspectionRefused, RequestParts
 
 __all__ = [
+    "CREDENTIAL_HEADERS",
     "DEFAULT_LIMITS",
+    "UNINSPECTED_HEADERS",
     "Budget",
     "Framing",
     "HeaderSelector",
@@ -67,6 +74,7 @@ BUDGET_CHECK_UNITS = 8192
 ``time.thread_time`` is a system call (~2 µs), so it is not read per value."""
 
 _FORM_START = re.compile(rb"[\w.\[\]-]{1,64}=")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _TEXT_PART_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form")
 _IDENTITY = frozenset({b"", b"identity"})
 # python-multipart logs every malformed body it meets; an attacker's bodies must
@@ -111,25 +119,29 @@ class Budget:
                 raise _refuse(413, "inspection_budget_exceeded")
 
 
-# Headers browsers and proxies set with fixed grammars; "*" in the header list
-# means every header except these (custom headers such as "test:" included).
-STANDARD_HEADERS = frozenset(
+# "*" in the header list inspects every header but these: an app reads any header
+# it declares with Header() (Accept-Language, X-Custom-Thing...), so only headers
+# whose value the server or framework consumes itself are left out.
+UNINSPECTED_HEADERS = frozenset(
     {
-        *("accept", "accept-charset", "accept-encoding", "accept-language", "accept-datetime"),
-        *("access-control-request-headers", "access-control-request-method"),
-        *("authorization", "cache-control", "connection", "content-length", "content-encoding"),
-        *("content-md5", "content-type", "cookie", "date", "dnt", "expect", "forwarded", "host"),
-        *("if-match", "if-modified-since", "if-none-match", "if-range", "if-unmodified-since"),
-        *("keep-alive", "max-forwards", "origin", "pragma", "priority", "proxy-authorization"),
-        *("proxy-connection", "range", "te", "trailer", "transfer-encoding", "upgrade"),
-        *("upgrade-insecure-requests", "via", "warning", "purpose"),
+        "host",  # compared with ALLOWED_HOSTS by the tracking layer
+        # Framing and transport: read_framing refuses what is ambiguous in them.
+        *("content-length", "content-type", "content-encoding", "transfer-encoding"),
+        *("connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"),
+        *("expect", "accept-encoding"),
+        # Trace context, parsed by tracing instrumentation (W3C, Sentry): ids and
+        # span names such as a route template "/product/[saleId]", not app input.
+        *("traceparent", "tracestate", "baggage", "sentry-trace"),
     }
 )
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
+"""Never inspected, even when named: no excerpt of a credential may be recorded."""
 
 
 class HeaderSelector:
     """Which header names to inspect: exact names, prefixes ending in ``*``, or
-    ``*`` alone for every header but :data:`STANDARD_HEADERS` and ``sec-*``."""
+    ``*`` alone for every header but :data:`UNINSPECTED_HEADERS`; never
+    :data:`CREDENTIAL_HEADERS` (``Cookie`` is read on its own, pair by pair)."""
 
     def __init__(self, names: Sequence[str]) -> None:
         lowered = [name.strip().lower() for name in names if name.strip()]
@@ -160,9 +172,11 @@ class HeaderSelector:
 
     def __call__(self, name: str) -> bool:
         name = name.replace("_", "-")  # X_Filename reaches apps as x_filename
+        if name in CREDENTIAL_HEADERS:
+            return False
         if name in self._exact or name.startswith(self._prefixes):
             return True
-        return self._all and name not in STANDARD_HEADERS and not name.startswith("sec-")
+        return self._all and name not in UNINSPECTED_HEADERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +389,9 @@ def _multipart(body: bytes, params: dict[bytes, bytes], out: _Fields, max_parts:
         charset = codecs.lookup(charset).name
     except LookupError:
         charset = "latin-1"
+    # UTF-8 and latin-1 decode to no lone surrogate; other codecs (UTF-7, *-escape) can.
+    exotic = charset not in ("utf-8", "iso8859-1")
+    first = len(out.items)
     parts = 0
     header_name = bytearray()
     header_value = bytearray()
@@ -439,6 +456,8 @@ def _multipart(body: bytes, params: dict[bytes, bytes], out: _Fields, max_parts:
         parser.finalize()
     except FormParserError as exc:
         raise _Malformed from exc
+    if exotic:
+        _no_lone_surrogate(out.items[first:], "lone_surrogate")
 
 
 class _Pairs(list[tuple[str, Any]]):
@@ -520,14 +539,40 @@ def _text(body: bytes, params: dict[bytes, bytes], out: _Fields) -> None:
                 out.add("body", other)
 
 
+def _fastapi_reads_json(content_type: str) -> bool:
+    """Whether FastAPI json-decodes a body of this ``Content-Type`` (its
+    ``get_request_handler``: ``email.message`` maintype ``application`` and subtype
+    ``json`` or ``*+json``; no type at all only with ``strict_content_type=False``),
+    the same string operations as ``Message.get_content_type``. A body of any other
+    type reaches a ``str`` or ``bytes`` body parameter as the raw text."""
+    main, slash, sub = content_type.partition(";")[0].strip().lower().partition("/")
+    return (
+        main == "application"
+        and bool(slash)
+        and "/" not in sub
+        and (sub == "json" or sub.endswith("+json"))
+    )
+
+
+def _no_lone_surrogate(values: list[tuple[str, str]], reason: str) -> None:
+    """Refuse values holding a lone surrogate (JSON ``"\\ud800"``, a UTF-7 part): the
+    app cannot encode them back (FastAPI's own 422 raised on them), and the
+    inspector reads them replaced, not as the app has them."""
+    for _, value in values:
+        if not value.isascii() and _LONE_SURROGATE.search(value) is not None:
+            raise _refuse(400, reason)
+
+
 def _body(body: bytes, content_type: str, out: _Fields) -> None:
     media_raw, params = parse_options_header(content_type)
     media = media_raw.decode("latin-1")
     stripped = body.lstrip()
     limits = out.limits
-    # FastAPI parses a body as JSON when Content-Type is absent or application/
-    # (*+)json; "json" anywhere in the type is inspected as JSON too (a superset).
+    # Read as JSON: what FastAPI json-decodes (_fastapi_reads_json, and no type when
+    # not strict) and what Starlette's request.json() decodes whatever the type;
+    # "json" anywhere in the type is read as JSON too (a superset).
     if not media or "json" in media:
+        start = len(out.items)
         try:
             doc = _json(body)
         except InspectionRefused:
@@ -536,6 +581,11 @@ def _body(body: bytes, content_type: str, out: _Fields) -> None:
             pass  # not JSON: the app answers 422; its bytes are inspected as text
         else:
             _json_fields(doc, out, limits.max_json_depth)
+            if b"\\u" in body or not body.isascii():  # the only ways to a surrogate
+                _no_lone_surrogate(out.items[start:], "json_lone_surrogate")
+            if not _fastapi_reads_json(content_type):
+                # FastAPI hands a str/bytes body this text as it is: read it too.
+                _text(body, params, out)
             return
     try:
         if media == "multipart/form-data":
@@ -549,7 +599,9 @@ def _body(body: bytes, content_type: str, out: _Fields) -> None:
                 raise
         if media == "application/x-www-form-urlencoded" or (
             # No declared type, and either no whitespace or a "name=" start: read
-            # it as a form too (clients and test tools default to it).
+            # it as a form (clients and test tools default to it). A str body gets
+            # these pairs joined; each name and value is inspected (reading the
+            # joined text too blocked CRS's form-field negatives: "var='oreo").
             not media
             and stripped
             and (not any(c in body for c in b" \t\r\n") or _FORM_START.match(body) is not None)
@@ -558,6 +610,8 @@ def _body(body: bytes, content_type: str, out: _Fields) -> None:
             return
     except _Malformed:
         pass  # the app answers 400; every byte is inspected as text below
+    # Any other type (text, XML, application/x-json, octet-stream, unknown, none):
+    # FastAPI hands a str/bytes body parameter these bytes (pydantic decodes UTF-8).
     _text(body, params, out)
 
 

@@ -5,7 +5,9 @@
 1. the route policy (settings exclusions for ``parts.route`` / the path,
    merged with the optional ``route_policy`` the caller built from the
    endpoint, see :mod:`~pynomaly_security.detection.exemptions`) may exempt
-   the route or some fields;
+   the route or some fields; body fields named like credentials
+   (:class:`~pynomaly_security.detection.policy.CredentialFields`) are never
+   scanned, and a finding that may quote a credential keeps no excerpt;
 2. every value is extracted (:mod:`~pynomaly_security.detection.extract`),
    read as Starlette and FastAPI read it; a request past one of the
    :class:`~pynomaly_security.detection.types.InspectionLimits` (values,
@@ -43,6 +45,9 @@ from pynomaly_security.detection.extract import (
 )
 from pynomaly_security.detection.normalize import is_plain, normalize
 from pynomaly_security.detection.policy import (
+    DEFAULT_CREDENTIAL_FIELDS,
+    REDACTED,
+    CredentialFields,
     ExclusionTable,
     RoutePolicy,
     conforms,
@@ -90,6 +95,7 @@ _MEMO_MAX_VALUE = 512  # longer values are rarely repeated; never memoized
 _MEMO_MAX_ENTRIES = 8192  # the memo is emptied when full: bounded memory, no LRU upkeep
 _MEMO_MAX_KEY = _MEMO_MAX_VALUE * 4  # bytes of path, query and header values in a key
 _MAX_KEY_FLAGS = 1024
+_MAX_REMEMBERED_NAME = 128  # longer field names are checked each time, not kept
 _BODY_HEADER = "body"  # a request-key flag: neither True nor False
 
 
@@ -122,7 +128,11 @@ class Inspector:
         mode: ``"block"`` or ``"detect"`` (report only).
         mode_overrides: per-family mode, e.g. ``{"xss": "detect"}``.
         exclusions: route -> field names not inspected (``"*"``: the route).
-        inspect_headers: header names (``x-*`` wildcard) whose values are inspected.
+        inspect_headers: header names (``x-*`` wildcard) whose values are inspected;
+            ``*`` (the default) is every header an app may read (all but framing,
+            connection and trace-context headers; never ``Authorization``).
+        credential_fields: keys of fields holding credentials (passwords, one-time
+            codes, tokens): not inspected in a body, never quoted in a finding.
         max_input_length: longest value (characters); a longer one is refused
             (413 ``value_too_long``), never cut.
         max_json_depth: deeper JSON bodies are rejected with 400.
@@ -137,7 +147,8 @@ class Inspector:
         mode: str = "block",
         mode_overrides: Mapping[str, str] | None = None,
         exclusions: Mapping[str, Sequence[str]] | None = None,
-        inspect_headers: Sequence[str] = ("user-agent", "referer", "x-forwarded-for", "x-*"),
+        inspect_headers: Sequence[str] = ("*",),
+        credential_fields: Sequence[str] = DEFAULT_CREDENTIAL_FIELDS,
         max_input_length: int = 1_048_576,
         max_json_depth: int = 64,
         limits: InspectionLimits | None = None,
@@ -165,6 +176,9 @@ class Inspector:
         self._exclusions = ExclusionTable(exclusions)
         self._has_exclusions = bool(self._exclusions)
         self._headers = HeaderSelector(inspect_headers)
+        self._credentials = CredentialFields(credential_fields)
+        self._secret_fields: dict[str, bool] = {}
+        """Field name -> whether it holds a credential (bounded, like the memos)."""
         active = [rule for rule in ALL_RULES if rule.level <= level]
         self._engine = RuleEngine(active)
         self._plain_engine = RuleEngine([rule for rule in active if rule.plain])
@@ -188,6 +202,7 @@ class Inspector:
             mode_overrides=settings.detection_mode_overrides,
             exclusions=settings.detection_exclusions,
             inspect_headers=settings.inspect_headers,
+            credential_fields=settings.credential_fields,
             max_input_length=settings.max_input_length,
             max_json_depth=settings.inspection_max_json_depth,
             limits=InspectionLimits(
@@ -303,9 +318,15 @@ class Inspector:
         memo = self._memo
         path_memo = self._path_memo
         max_length = self.max_input_length
+        secret_fields = self._secret_fields
         for name, raw in fields:
             if not raw:
                 continue
+            secret = secret_fields.get(name)
+            if secret is None:
+                secret = self._is_credential(name)
+            if secret and name.startswith("body."):
+                continue  # a password is opaque data the app hashes: not scanned, not kept
             if policy is not None:
                 if policy.exempt_fields and field_excluded(name, policy.exempt_fields):
                     continue
@@ -321,7 +342,7 @@ class Inspector:
                     )
                     best.setdefault("code-script-upload", finding)
             length = len(raw)
-            if length <= _MEMO_MAX_VALUE:
+            if length <= _MEMO_MAX_VALUE and not secret:  # a credential is never memoized
                 # Route paths, user agents, cookies and common query values repeat
                 # across requests: the scan of a short value is memoized (bounded), so
                 # a repeated value costs one dict lookup. The path has its own memo:
@@ -348,6 +369,32 @@ class Inspector:
                 if start + SEGMENT_CHARS + SEGMENT_OVERLAP >= length:
                     break
 
+    def _is_credential(self, name: str) -> bool:
+        """Whether field ``name`` holds a credential; remembered for short names."""
+        secret = bool(self._credentials) and self._credentials(name)
+        if len(name) <= _MAX_REMEMBERED_NAME:
+            if len(self._secret_fields) >= _MEMO_MAX_ENTRIES:
+                self._secret_fields.clear()
+            self._secret_fields[name] = secret
+        return secret
+
+    def _without_credentials(
+        self, findings: tuple[Finding, ...], body: bytes
+    ) -> tuple[Finding, ...]:
+        """``findings`` with no excerpt where it may quote a credential: a field named
+        like one (a query ``password``, an ``X-API-Key``), or a body read whole as
+        text that names one (a login sent as ``text/plain``)."""
+        names_one: bool | None = None
+        kept: list[Finding] = []
+        for finding in findings:
+            private = self._credentials(finding.field)
+            if not private and finding.field == "body":
+                if names_one is None:
+                    names_one = self._credentials.named_in(body)
+                private = names_one
+            kept.append(dataclasses.replace(finding, excerpt=REDACTED) if private else finding)
+        return tuple(kept)
+
     @staticmethod
     def _record(name: str, scanned: tuple[str, tuple[Hit, ...]], best: dict[str, Finding]) -> None:
         for hit in scanned[1]:
@@ -368,13 +415,22 @@ class Inspector:
     def blocks_family(self, family: str) -> bool:
         return self.mode_overrides.get(family, self.mode) == "block"
 
+    def policy_for(
+        self, route: str | None, path: str, endpoint_policy: RoutePolicy | None = None
+    ) -> RoutePolicy | None:
+        """The policy :meth:`inspect` applies to a request for ``path`` (matched to the
+        template ``route``, when known): the settings exclusions merged with
+        ``endpoint_policy`` (the endpoint's, as ``inspect``'s ``route_policy``)."""
+        if not self._has_exclusions:
+            return endpoint_policy
+        table_policy = self._exclusions.lookup(route, path)
+        return endpoint_policy if table_policy is None else table_policy.merged(endpoint_policy)
+
     def inspect(self, parts: RequestParts, *, route_policy: RoutePolicy | None = None) -> Verdict:
         """Score ``parts``; ``route_policy`` adds the endpoint's exemptions/types."""
         policy = route_policy
         if self._has_exclusions:
-            table_policy = self._exclusions.lookup(parts.route, parts.path)
-            if table_policy is not None:
-                policy = table_policy.merged(policy)
+            policy = self.policy_for(parts.route, parts.path, route_policy)
         if policy is not None and policy.exempt:
             return _CLEAN
         limits = self.limits
@@ -392,6 +448,8 @@ class Inspector:
         if not best:
             return _CLEAN
         findings = tuple(best.values())
+        if self._credentials:
+            findings = self._without_credentials(findings, parts.body)
         score = sum(f.score for f in findings)
         blocking = sum(f.score for f in findings if self.blocks_family(f.family))
         return Verdict(

@@ -17,10 +17,17 @@ Settings-level exclusions (``detection_exclusions``: route path, exact or a
 prefix ending in ``*`` -> field names, ``["*"]`` = whole route) are merged
 in by the inspector through :class:`ExclusionTable`.
 
+:class:`CredentialFields` names the fields that hold credentials (passwords,
+one-time codes, tokens): opaque data the app hashes or compares, never
+markup or SQL it runs. A body field with such a key is not inspected; in any
+other field (a query parameter, a header, a body read whole as text) a finding
+is kept without its excerpt, so no piece of a credential reaches an alert, a
+log line or the audit trail.
+
 :func:`context_score` weighs a rule hit by the field it was found in: some
-families cannot apply to some fields (a URL in a ``Referer`` is where the
-browser came from; the server never fetches it, so it is no SSRF or remote
-include).
+families cannot apply to some fields (a URL in a ``Referer`` or ``Origin`` is
+where the browser came from; the server never fetches it, so it is no SSRF or
+remote include).
 """
 
 from __future__ import annotations
@@ -32,7 +39,10 @@ from urllib.parse import unquote
 import re2
 
 __all__ = [
+    "DEFAULT_CREDENTIAL_FIELDS",
     "FIELD_TYPES",
+    "REDACTED",
+    "CredentialFields",
     "ExclusionTable",
     "RoutePolicy",
     "conforms",
@@ -40,9 +50,12 @@ __all__ = [
     "field_excluded",
 ]
 
-# Field -> families whose rules mean nothing there.
+# Field -> families whose rules mean nothing there. Referer and Origin name the
+# page the browser came from (http://127.0.0.1:8011 on a developer's machine);
+# the server never fetches them.
 _NOT_APPLICABLE: dict[str, frozenset[str]] = {
     "header.referer": frozenset({"ssrf", "rfi"}),
+    "header.origin": frozenset({"ssrf", "rfi"}),
 }
 # Names of fields that hold a file name or path (show=, content_dir=, file=):
 # there an absolute, drive or remote path is the attack itself.
@@ -164,3 +177,48 @@ class ExclusionTable:
             if policy is not None:
                 result = policy if result is None else result.merged(policy)
         return result
+
+
+DEFAULT_CREDENTIAL_FIELDS: tuple[str, ...] = (
+    *("password", "passwd", "passphrase", "password1", "password2", "new_password"),
+    *("current_password", "old_password", "password_confirm", "password_confirmation"),
+    *("confirm_password", "secret", "client_secret", "token", "access_token"),
+    *("refresh_token", "id_token", "api_key", "otp", "totp", "otp_code", "totp_code"),
+    *("mfa_code", "recovery_code", "backup_code"),
+)
+"""Keys of credential fields, matched whatever their case and ``_``/``-``
+(``newPassword``, ``new-password``); the ``CREDENTIAL_FIELDS`` setting."""
+REDACTED = "[redacted]"
+"""The excerpt of a finding in a field that may hold a credential."""
+_KEY_NOISE = str.maketrans("", "", "_-")
+
+
+def _folded(key: str) -> str:
+    return key.lower().translate(_KEY_NOISE)
+
+
+class CredentialFields:
+    """Which fields hold credentials, by their own key (the last part of the field
+    name: ``body.user.password``, ``query.api_key``, ``header.x-api-key`` without
+    its ``x-``)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self._keys = frozenset(_folded(name.strip()) for name in names if name.strip())
+        self._needles = tuple(key.encode("utf-8") for key in sorted(self._keys))
+
+    def __bool__(self) -> bool:
+        return bool(self._keys)
+
+    def __call__(self, field: str) -> bool:
+        """Whether ``field`` (``body.password``, ``query.token``...) holds a credential."""
+        kind, _, rest = field.partition(".")
+        key = rest.rpartition(".")[2]
+        if kind == "header" and key[:2] in ("x-", "x_"):
+            key = key[2:]
+        return _folded(key) in self._keys
+
+    def named_in(self, text: bytes) -> bool:
+        """Whether ``text`` (a body read whole) names a credential field, in any case
+        or spelling: then none of it may be quoted."""
+        folded = text.lower().translate(None, b"_-")
+        return any(needle in folded for needle in self._needles)

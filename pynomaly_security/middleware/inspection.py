@@ -1,14 +1,17 @@
 """Input inspection: detect injection in every user-controlled value.
 
-The path, query string, selected headers, cookies and (for JSON, form,
-multipart, XML and text bodies) the body are handed to the pure
-:class:`~pynomaly_security.detection.Inspector`. In block mode a blocked
-request is answered ``403`` with ``{"error": "request_blocked", "request_id"}``
-and never reaches the app; in detect-only mode it passes and is reported. The
-body is buffered up to ``max_body_size`` bytes (over it: ``413``) within
-``body_read_timeout`` seconds (slower: ``408``) and replayed to the app byte
-for byte. Other content types (binary uploads) stream through uninspected;
-websockets and lifespan pass through untouched.
+The path, query string, headers, cookies and the body, whatever its type, are
+handed to the pure :class:`~pynomaly_security.detection.Inspector`. In block
+mode a blocked request is answered ``403`` with ``{"error": "request_blocked",
+"request_id"}`` and never reaches the app; in detect-only mode it passes and is
+reported. The body is buffered up to ``max_body_size`` bytes (over it: ``413``)
+within ``body_read_timeout`` seconds (slower: ``408``) and replayed to the app
+byte for byte. A body of a type no parser reads (``application/octet-stream``,
+images, unknown types) is read too: FastAPI hands its text to a ``str`` body
+parameter. Only on a route exempt from body inspection (``@inspection_exempt()``,
+``fields=["body"]``, or the same in ``detection_exclusions``) does such a body
+stream through unread, so uploads there are not bounded by ``max_body_size``.
+Websockets and lifespan pass through untouched.
 
 A request inspection will not pass (over a limit, ambiguous framing, JSON the
 app cannot use) is refused with the status and reason of the README's caps
@@ -49,20 +52,22 @@ from pynomaly_security.middleware._refusal import (
 from pynomaly_security.monitor.events import EventKind, SecurityEvent
 from pynomaly_security.monitor.monitor import SecurityMonitor
 
-__all__ = ["INSPECTED_CONTENT_TYPES", "InputInspectionMiddleware"]
+__all__ = ["PARSED_CONTENT_TYPES", "InputInspectionMiddleware"]
 
 log = structlog.get_logger(__name__)
 
 EVENT_INJECTION = "injection_detected"
 EVENT_BLOCKED = "request_blocked"
 
-INSPECTED_CONTENT_TYPES = (
+PARSED_CONTENT_TYPES = (
     b"application/json",
     b"application/x-www-form-urlencoded",
     b"multipart/form-data",
     b"application/xml",
     b"text/",
 )
+"""Bodies of these types (and ``*+json``, ``*+xml``, none) are always read; others
+may stream through on a route exempt from body inspection."""
 
 
 def _raw_path(scope: Scope) -> str:
@@ -76,19 +81,14 @@ _FRAMED_BY_HEADERS = ("1.1", "1.0")
 ``Transfer-Encoding``); an HTTP/2 or HTTP/3 request may carry one without either."""
 
 
-def _body_is_inspected(framing: Framing, http_version: str) -> bool:
-    """Whether the request may carry a body of a type we parse, by the first
-    ``Content-Type`` (the one Starlette and FastAPI read).
-
-    A body without a Content-Type is inspected too: FastAPI reads it as JSON, so
-    skipping it would let an attacker bypass inspection by leaving the header out.
-    """
-    if not framing.has_body and http_version in _FRAMED_BY_HEADERS:
-        return False
+def _is_parsed(framing: Framing) -> bool:
+    """Whether the body's type (the first ``Content-Type``, the one Starlette and
+    FastAPI read) is one an app parses as data; no type is (FastAPI may read it
+    as JSON)."""
     ctype = framing.content_type.partition(";")[0].strip().lower().encode("latin-1")
     if not ctype:
         return True
-    return bool(ctype.startswith(INSPECTED_CONTENT_TYPES) or ctype.endswith((b"+json", b"+xml")))
+    return bool(ctype.startswith(PARSED_CONTENT_TYPES) or ctype.endswith((b"+json", b"+xml")))
 
 
 class InputInspectionMiddleware:
@@ -162,7 +162,9 @@ class InputInspectionMiddleware:
             await self._refuse(scope, receive, send, exc.status, exc.reason)
             return
         body = b""
-        if _body_is_inspected(framing, scope.get("http_version", "1.1")):
+        if (framing.has_body or scope.get("http_version", "1.1") not in _FRAMED_BY_HEADERS) and (
+            _is_parsed(framing) or not self._streams_unread(scope, path)
+        ):
             if framing.content_encoding:
                 # Starlette does not decode request bodies, an app might: compressed
                 # bytes cannot be inspected, so they are not passed on.
@@ -215,6 +217,15 @@ class InputInspectionMiddleware:
                 await self._reject(scope, receive, send, 403, "request_blocked")
                 return
         await self.app(scope, receive, send)
+
+    def _streams_unread(self, scope: Scope, path: str) -> bool:
+        """Whether the route exempts its body from inspection (an upload route): only
+        asked for bodies of a type no parser reads, so other requests pay no route
+        matching here."""
+        routes = getattr(getattr(scope.get("app"), "router", None), "routes", None)
+        template, endpoint_policy = match_route_policy(routes or (), scope)
+        policy = self.inspector.policy_for(template, path, endpoint_policy)
+        return policy is not None and (policy.exempt or "body" in policy.exempt_fields)
 
     def _report(self, scope: Scope, verdict: Verdict) -> None:
         ctx = get_request_context(scope)

@@ -129,14 +129,20 @@ def test_finding_explains_without_the_value() -> None:
         assert secret not in finding.excerpt
 
 
-def test_all_custom_headers_with_star() -> None:
-    """'*' in the header list inspects custom headers but not the standard ones."""
+def test_every_header_an_app_reads_with_star() -> None:
+    """'*' (the default) inspects every header an app may declare with Header(), standard
+    or custom, but not framing, connection or trace-context headers, and never a
+    credential header, even when named."""
     selector = HeaderSelector(["*"])
     assert selector("test") and selector("x-custom")
-    assert not selector("accept-language") and not selector("sec-ch-ua")
+    assert selector("accept-language") and selector("sec-ch-ua") and selector("origin")
+    for name in ("host", "content-length", "connection", "accept-encoding", "baggage"):
+        assert not selector(name)
+    assert not selector("authorization") and not HeaderSelector(["authorization"])("authorization")
+    assert HeaderSelector(["baggage"])("baggage")
     parts = RequestParts("GET", "/", b"", ((b"test", b"java.lang.Runtime"),))
-    assert Inspector(inspect_headers=["*"]).inspect(parts).blocked
-    assert not Inspector().inspect(parts).findings
+    assert Inspector().inspect(parts).blocked
+    assert not Inspector(inspect_headers=["user-agent", "x-*"]).inspect(parts).findings
 
 
 def test_upload_names_and_underscore_headers() -> None:

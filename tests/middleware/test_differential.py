@@ -5,7 +5,9 @@ fields and file names, JSON strings and keys, path parameters); the same
 request, as bytes, goes to :func:`extract_fields`. Every value the app saw must
 be among the values inspected, for many request shapes where two readers could
 differ (``+``, ``%00``, repeated names, ``;``, quoting, ``filename*=``,
-boundaries, charsets, duplicate JSON keys, UTF-16 JSON, content-type spelling).
+boundaries, charsets, duplicate JSON keys, UTF-16 JSON, content-type spelling,
+and the raw text FastAPI hands a ``str`` body of any type it does not
+json-decode: ``text/plain``, ``application/x-json``, ``octet-stream``, none).
 The app is a real FastAPI app driven over raw ASGI so that every byte is the
 test's choice (an HTTP client would normalize some of them).
 """
@@ -13,7 +15,7 @@ test's choice (an HTTP client would normalize some of them).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote
 
 import pytest
@@ -68,6 +70,10 @@ def _echo_app() -> FastAPI:
                 if (value.content_type or "").startswith("text/"):
                     seen.append((await value.read()).decode("utf-8", "replace"))
         return seen
+
+    @app.post("/text")
+    async def text_body(request: Request, body: Annotated[str, Body()]) -> list[str]:
+        return [*common(request), body]
 
     @app.get("/files/{name:path}")
     async def files(request: Request, name: str) -> list[str]:
@@ -278,6 +284,52 @@ SHAPES: list[tuple[str, str, bytes, bytes, list[tuple[bytes, bytes]], bytes]] = 
         ),
     ),
     ("path-dotdot-semicolon", "/files", b"/files/a/..;/admin%2F%2e%2e/<x>", b"", [], b""),
+    # A str body gets the raw text of every type FastAPI does not json-decode.
+    ("str-text-plain", "/text", b"/text", b"", [(b"content-type", b"text/plain")], b"a <t> b"),
+    (
+        "str-x-json",
+        "/text",
+        b"/text",
+        b"",
+        [(b"content-type", b"application/x-json")],
+        b'{"a": "<b>", "c": ["d", "e"]}',
+    ),
+    (
+        "str-jsonx",
+        "/text",
+        b"/text",
+        b"",
+        [(b"content-type", b"application/jsonx")],
+        b'["<img src=x", " onerror=y>"]',
+    ),
+    (
+        "str-two-types-in-one",
+        "/text",
+        b"/text",
+        b"",
+        [(b"content-type", b"application/json, text/plain")],
+        b'{"a": "<b>"}',
+    ),
+    ("str-no-type-json", "/text", b"/text", b"", [], b'{"q": "<x>", "r": 1}'),
+    ("str-no-type-text", "/text", b"/text", b"", [], b"see <x> here"),
+    ("str-empty-type", "/text", b"/text", b"", [(b"content-type", b"")], b'{"q": "<x>"}'),
+    (
+        "str-octet-stream",
+        "/text",
+        b"/text",
+        b"",
+        [(b"content-type", b"application/octet-stream")],
+        b"<bin>\x01\x02",
+    ),
+    ("str-unknown-type", "/text", b"/text", b"", [(b"content-type", b"foo/bar")], b"<u> v"),
+    (
+        "str-xml",
+        "/text",
+        b"/text",
+        b"",
+        [(b"content-type", b"application/xml")],
+        b"<a>&lt;b&gt;</a>",
+    ),
 ]
 
 

@@ -51,6 +51,12 @@ def _app(
     async def search(request: Request) -> JSONResponse:
         return JSONResponse({"q": request.query_params.get("q", "")})
 
+    @inspection_exempt(fields=["body"])
+    async def upload(request: Request) -> Response:
+        body = await request.body()
+        seen.append(body)
+        return Response(body, media_type="application/octet-stream")
+
     async def stream(request: Request) -> StreamingResponse:
         async def gen() -> AsyncIterator[bytes]:
             yield b"a"
@@ -66,6 +72,7 @@ def _app(
     app = Starlette(
         routes=[
             Route("/echo", echo, methods=["POST", "PUT"]),
+            Route("/upload", upload, methods=["POST"]),
             Route("/parsed", parsed, methods=["POST"]),
             Route("/search", search),
             Route("/stream", stream),
@@ -212,14 +219,18 @@ async def test_oversized_bodies_get_413(make_client) -> None:  # type: ignore[no
 
 
 @pytest.mark.anyio
-async def test_uninspected_content_types_stream_through(make_client) -> None:  # type: ignore[no-untyped-def]
-    """Binary uploads are not buffered or limited by the inspection bound."""
+async def test_binary_bodies_stream_through_only_where_exempt(make_client) -> None:  # type: ignore[no-untyped-def]
+    """A binary body is read like any other (an app may take it as text): past the
+    bound it is refused, never passed unread; on a route exempt from body
+    inspection it streams through, unbuffered and unbounded."""
     app, seen = _app(max_body=16)
     blob = bytes(range(256)) * 8
+    binary = {"content-type": "application/octet-stream"}
     async with make_client(app) as client:
-        response = await client.post(
-            "/echo", content=blob, headers={"content-type": "application/octet-stream"}
-        )
+        refused = await client.post("/echo", content=blob, headers=binary)
+        blocked = await client.post("/echo", content=SQLI.encode(), headers=binary)
+        response = await client.post("/upload", content=blob, headers=binary)
+    assert (refused.status_code, blocked.status_code) == (413, 403)
     assert response.status_code == 200 and response.content == blob and seen == [blob]
 
 
