@@ -218,6 +218,13 @@ def test_inspection_past_its_cpu_budget_is_refused() -> None:
             RequestParts("GET", "/", b"", ((b"cookie", b'a="\\303\\251\\"; =; ;b'),)),
             id="cookie-quoting",
         ),
+        # A character reference of more than 4,300 digits: html.unescape's int()
+        # raised ValueError (a 500), short value or long.
+        pytest.param(_json(b'{"a": "&#' + b"1" * 5000 + b';"}'), id="charref-digits"),
+        pytest.param(
+            RequestParts("GET", "/", b"q=%26%23" + b"0" * 400 + b"0" * 4500 + b"60%3B"),
+            id="charref-zeros",
+        ),
     ],
 )
 def test_no_input_raises(parts: RequestParts) -> None:
