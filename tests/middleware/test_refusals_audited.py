@@ -49,8 +49,15 @@ async def test_refusals_are_audited_and_never_500(app: FastAPI) -> None:
             headers=[("content-type", "application/json"), ("content-type", "text/plain")],
         )
         assert (two.status_code, two.json()["error"]) == (400, "ambiguous_content_type")
+        huge = await client.get("/search?q=x", headers={"user-agent": "a" * 70_000})
+        assert (huge.status_code, huge.json()["error"]) == (431, "headers_too_large")
     audit = app.state.pynomaly_security.audit_logger
     records = await audit.query(event_type="injection_attempt", limit=50)
     refused = {r["details"]["refused"] for r in records if "refused" in r.get("details", {})}
-    assert refused == {"json_non_finite", "too_many_fields", "ambiguous_content_type"}
+    assert refused == {
+        "json_non_finite",
+        "too_many_fields",
+        "ambiguous_content_type",
+        "headers_too_large",
+    }
     assert all(r["details"]["blocked"] for r in records)
