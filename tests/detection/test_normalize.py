@@ -110,13 +110,14 @@ def test_adversarial_values_normalize_in_linear_time(value: str, expected: str |
 )
 def test_work_is_reported_in_pieces_before_it_is_done(value: str) -> None:
     """Every step reports its work piece by piece, before the piece is worked on
-    (NFKC's pieces may grow 18 times); lower-casing is one C call over the text.
-    So a budget that refuses part-way stops normalization there."""
+    (NFKC's pieces may grow 18 times); two are single C calls over the text (the
+    NFKC quick check, lower-casing). So a budget that refuses part-way stops
+    normalization there."""
     reported: list[int] = []
     normalize(value, spend=reported.append)
     assert sum(reported) >= len(value)
     large = [units for units in reported if units > 18 * (CHUNK_CHARS + 64)]
-    assert len(large) <= 1
+    assert len(large) <= 2
 
     def over_budget(units: int) -> None:
         reported.append(units)
