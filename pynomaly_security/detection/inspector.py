@@ -90,6 +90,10 @@ BUDGET_MIN_BYTES = 8_192
 measured from the start; smaller ones from their first budget check (after
 :data:`~pynomaly_security.detection.budget.BUDGET_CHECK_UNITS` units of work,
 large header values for instance)."""
+HIT_UNITS = 512
+"""Budget units a rule match costs on top of the text: confirming it runs the rule
+again and its check (markup parsing, SQL tokens), about 0.2 ms for a short value
+with matches, which its few characters would not count."""
 _CLEAN = Verdict()  # immutable: every clean request shares it
 _MEMO_MAX_VALUE = 512  # longer values are rarely repeated; never memoized
 _MEMO_MAX_ENTRIES = 8192  # the memo is emptied when full: bounded memory, no LRU upkeep
@@ -352,8 +356,9 @@ class Inspector:
                 cached = table.get(raw)
                 if cached is None:
                     cached = self._scan(raw, name == "path")
-                    # Counted as the text scanned: NFKC may have made it 18 times longer.
-                    spend(cached[0] + 16)
+                    # Counted as the text scanned (NFKC may have made it 18 times
+                    # longer) and the rule checks its matches ran.
+                    spend(cached[0] + 16 + HIT_UNITS * len(cached[1]))
                     if cached[0] <= _MEMO_MAX_TEXT:  # expanded ones are not kept (memory)
                         if len(table) >= _MEMO_MAX_ENTRIES:
                             table.clear()
@@ -371,7 +376,9 @@ class Inspector:
             for start in range(0, size, SEGMENT_CHARS):
                 segment = text[start : start + SEGMENT_CHARS + SEGMENT_OVERLAP]
                 spend(len(segment))
-                self._record(name, engine.scan(segment), best)
+                hits = engine.scan(segment)
+                spend(HIT_UNITS * len(hits))
+                self._record(name, hits, best)
                 if start + SEGMENT_CHARS + SEGMENT_OVERLAP >= size:
                     break
 
