@@ -376,7 +376,7 @@ class Inspector:
             for start in range(0, size, SEGMENT_CHARS):
                 segment = text[start : start + SEGMENT_CHARS + SEGMENT_OVERLAP]
                 spend(len(segment))
-                hits = engine.scan(segment)
+                hits = engine.scan(segment, spend)
                 spend(HIT_UNITS * len(hits))
                 self._record(name, hits, best)
                 if start + SEGMENT_CHARS + SEGMENT_OVERLAP >= size:

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from pynomaly_security.detection import Inspector, RequestParts
+from pynomaly_security.detection._engine import SHELL_OVERLAP, SHELL_WINDOW
 from pynomaly_security.detection.inspector import SEGMENT_CHARS
 from pynomaly_security.detection.types import InspectionLimits
+
+from ._helpers import query
 
 JSON = ((b"content-type", b"application/json"),)
 MIB = 1 << 20
@@ -251,3 +255,36 @@ def test_a_payload_across_a_segment_edge_is_seen_whole(head: str, payload: str) 
     alone = rules(" " + payload + tail)
     assert alone
     assert rules(head + " " + payload + tail) >= alone
+
+
+# -- the shell reading of a long value -----------------------------------------------------
+
+SHELL_PAYLOADS = [
+    line
+    for line in (Path(__file__).parent / "data" / "shell_obfuscation.txt")
+    .read_text(encoding="utf-8")
+    .splitlines()
+    if line and line[0] != "#"
+]
+
+
+@pytest.mark.parametrize(
+    "offset",
+    [
+        pytest.param(2_100, id="after-the-first-window"),
+        pytest.param(3 * (SHELL_WINDOW - SHELL_OVERLAP) - 8, id="across-a-window-edge"),
+        pytest.param(SEGMENT_CHARS + 5_000, id="in-the-second-segment"),
+    ],
+)
+def test_a_shell_obfuscated_command_is_read_anywhere_in_a_long_value(offset: int) -> None:
+    """Only the first 2,048 characters of a value were read as a shell would read
+    them: an obfuscated command after them passed. Long values are read in
+    overlapping windows, each metered."""
+    inspector = Inspector(limits=InspectionLimits(budget_ms=60_000))
+    filler = "word " * (offset // 5)  # whole words: the payload starts a word
+    missed = []
+    for payload in SHELL_PAYLOADS:
+        verdict = inspector.inspect(query(filler + payload))
+        if not verdict.blocked or "cmdi" not in verdict.families:
+            missed.append(payload)
+    assert missed == []
