@@ -109,6 +109,14 @@ class SecuritySettings(BaseSettings):
     """Nesting of a JSON body; deeper is refused 400 ``json_too_deep``."""
     inspection_max_headers: int = Field(default=100, ge=1)
     """Header lines of a request; more is refused 431 ``too_many_headers``."""
+    inspection_max_header_bytes: int = Field(default=65_536, ge=1)
+    """Bytes of the inspected header values of a request together (cookies,
+    ``User-Agent``, ``Referer``, ``X-*``...); more is refused 431
+    ``headers_too_large`` before any is scanned (nginx reads 4 x 8 KiB of headers
+    by default, Node.js 16 KiB, h11 16 KiB; uvicorn's httptools reads any size)."""
+    inspection_max_json_elements: int = Field(default=20_000, ge=1)
+    """Elements of a JSON body (array items, object members, containers), counted
+    before it is parsed; more is refused 413 ``json_too_many_elements``."""
     inspection_max_parts: int = Field(default=2_000, ge=1)
     """Parts of a multipart body (Starlette's own limits: 1,000 fields and 1,000
     files); more is refused 413 ``too_many_parts``."""

@@ -16,28 +16,45 @@ slower on the corpora than with the relaxed copies, which fit in one set
 A value with shell quoting, escapes or expansions is also read as a shell
 would read it (:func:`~pynomaly_security.detection.rules._shell.shell_view`):
 that view is scanned by the rules of :data:`SHELL_FAMILIES` only, and a hit
-found there carries the view as its ``text`` (for the excerpt).
+found there carries the view as its ``text`` (for the excerpt). The reading
+costs (``shlex``: up to ~6 ms per 2 Ki characters), so a text longer than
+:data:`SHELL_WINDOW` is read in windows overlapping by :data:`SHELL_OVERLAP`,
+each reported to the caller's ``spend`` (the request's CPU budget): the whole
+text is read, never only its start (issue 12: no limit scans a prefix).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import re2
 
-from pynomaly_security.detection.rules._shell import shell_view
+from pynomaly_security.detection.rules._shell import (
+    MAX_SHELL_CHARS,
+    may_read_differently,
+    shell_view,
+)
 from pynomaly_security.detection.rules.base import Rule
 
-__all__ = ["SET_SIZE", "SHELL_FAMILIES", "Hit", "RuleEngine"]
+__all__ = ["SET_SIZE", "SHELL_FAMILIES", "SHELL_OVERLAP", "SHELL_WINDOW", "Hit", "RuleEngine"]
 
 SET_SIZE = 256
 SHELL_FAMILIES = frozenset({"cmdi", "path_traversal"})
 """Families whose rules also scan the shell reading of a value."""
+SHELL_WINDOW = MAX_SHELL_CHARS
+SHELL_OVERLAP = 512
+"""Characters two shell-reading windows share: longer than an obfuscated command."""
+SHELL_UNITS = 2
+"""Budget units per character read as a shell would (shlex is slow)."""
 _BOUNDED_STAR = re.compile(r"\{0,\d{2,}\}\??")
 _BOUNDED_PLUS = re.compile(r"\{1,\d{2,}\}\??")
+
+
+def _free(_: int) -> None:
+    """``spend`` when nothing meters the work."""
 
 
 def _relaxed(pattern: str) -> str:
@@ -74,17 +91,28 @@ class RuleEngine:
             rule_set.Compile()
             self._sets.append((offset, rule_set))
 
-    def scan(self, text: str) -> list[Hit]:
+    def scan(self, text: str, spend: Callable[[int], None] = _free) -> list[Hit]:
+        """Every rule's hits in ``text``; ``spend`` is told of each shell-reading
+        window before it is read."""
         hits: list[Hit] = []
         for offset, rule_set in self._sets:
             matched = rule_set.Match(text)
             if matched:
                 self._confirm(text, [offset + i for i in matched], hits)
-        if self._shell is not None:
-            view = shell_view(text)
-            if view is not None:
-                seen = {hit.rule.rule_id for hit in hits}
-                hits += [h for h in self._shell.scan(view) if h.rule.rule_id not in seen]
+        if self._shell is not None and may_read_differently(text):
+            seen = {hit.rule.rule_id for hit in hits}
+            size = len(text)
+            for start in range(0, size, SHELL_WINDOW - SHELL_OVERLAP):
+                window = text[start : start + SHELL_WINDOW]
+                spend(SHELL_UNITS * len(window))
+                view = shell_view(window)
+                if view is not None:
+                    for hit in self._shell.scan(view):
+                        if hit.rule.rule_id not in seen:
+                            seen.add(hit.rule.rule_id)
+                            hits.append(hit)
+                if start + SHELL_WINDOW >= size:
+                    break
         return hits
 
     def _confirm(self, text: str, indexes: list[int], hits: list[Hit]) -> None:

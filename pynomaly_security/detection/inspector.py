@@ -19,8 +19,13 @@
    plain values (letters, digits, ``_``, ``-``) only get the few rules for
    encoded payloads (base64 gadget names); the rest are normalized once and
    matched by all active rules in one RE2 pass, whose matches are confirmed by
-   the exact rule and its check. A long value is scanned whole, in overlapping
-   segments of :data:`SEGMENT_CHARS`, with the CPU budget checked between them;
+   the exact rule and its check. A long value is normalized in metered pieces
+   (:func:`~pynomaly_security.detection.normalize.normalize`), then its
+   normalized text is scanned whole, in overlapping segments of
+   :data:`SEGMENT_CHARS`, with the CPU budget checked between them: the overlap
+   is on the text the rules read, so a payload up to :data:`SEGMENT_OVERLAP`
+   characters long is seen whole wherever it lands, however long its raw form
+   (collapsing blanks, comments, escapes);
 4. anomaly scoring as in the OWASP Core Rule Set: each rule counts once per
    request with its highest score; the request is blocked when the score of
    the families in block mode reaches the level's threshold.
@@ -34,16 +39,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pynomaly_security.detection._engine import Hit, RuleEngine
-from pynomaly_security.detection.extract import (
-    Budget,
-    HeaderSelector,
-    extract_fields,
-)
-from pynomaly_security.detection.normalize import is_plain, normalize
+from pynomaly_security.detection.budget import Budget
+from pynomaly_security.detection.extract import HeaderSelector, extract_fields
+from pynomaly_security.detection.normalize import Spend, is_plain, normalize
 from pynomaly_security.detection.policy import (
     DEFAULT_CREDENTIAL_FIELDS,
     REDACTED,
@@ -84,19 +87,31 @@ _MODES = ("block", "detect")
 _DIGITS = re.compile(r"\d{4,}")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 SEGMENT_CHARS = 65_536
-"""Values longer than this are scanned in segments (each overlapping the next by
-:data:`SEGMENT_OVERLAP`), with the CPU budget checked between segments."""
+"""Normalized values longer than this are scanned in segments (each overlapping the
+next by :data:`SEGMENT_OVERLAP`), with the CPU budget checked between segments."""
 SEGMENT_OVERLAP = 1_024  # longer than any rule's match span (bounded repeats <= 400)
 BUDGET_MIN_BYTES = 8_192
-"""Requests smaller than this (path, query and body) cost far less than the
-budget by construction; larger ones have their CPU time measured."""
+"""Requests with this much path, query and body have their inspection's CPU time
+measured from the start; smaller ones from their first budget check (after
+:data:`~pynomaly_security.detection.budget.BUDGET_CHECK_UNITS` units of work,
+large header values for instance)."""
+HIT_UNITS = 512
+"""Budget units a rule match costs on top of the text: confirming it runs the rule
+again and its check (markup parsing, SQL tokens), about 0.2 ms for a short value
+with matches, which its few characters would not count."""
 _CLEAN = Verdict()  # immutable: every clean request shares it
 _MEMO_MAX_VALUE = 512  # longer values are rarely repeated; never memoized
 _MEMO_MAX_ENTRIES = 8192  # the memo is emptied when full: bounded memory, no LRU upkeep
+_MEMO_MAX_TEXT = 2 * _MEMO_MAX_VALUE  # normalized text of a kept entry (its hits hold it)
 _MEMO_MAX_KEY = _MEMO_MAX_VALUE * 4  # bytes of path, query and header values in a key
 _MAX_KEY_FLAGS = 1024
 _MAX_REMEMBERED_NAME = 128  # longer field names are checked each time, not kept
 _BODY_HEADER = "body"  # a request-key flag: neither True nor False
+
+
+def _no_spend(_: int) -> None:
+    """A short value's normalization is not metered: it is bounded by its length
+    (the caller counts the text it scans)."""
 
 
 def _encodable(text: str) -> str:
@@ -138,6 +153,7 @@ class Inspector:
         max_json_depth: deeper JSON bodies are rejected with 400.
         limits: the other bounds (:class:`InspectionLimits`); ``max_input_length``
             and ``max_json_depth`` override its value length and depth.
+        clock: the CPU clock the budget reads (seconds; tests inject one).
     """
 
     def __init__(
@@ -152,6 +168,7 @@ class Inspector:
         max_input_length: int = 1_048_576,
         max_json_depth: int = 64,
         limits: InspectionLimits | None = None,
+        clock: Callable[[], float] = time.thread_time,
     ) -> None:
         if level not in THRESHOLDS:
             raise ConfigurationError(f"detection level must be 1..4, got {level!r}")
@@ -173,6 +190,7 @@ class Inspector:
             max_json_depth=max_json_depth,
         )
         self._max_headers = self.limits.max_headers
+        self._clock = clock
         self._exclusions = ExclusionTable(exclusions)
         self._has_exclusions = bool(self._exclusions)
         self._headers = HeaderSelector(inspect_headers)
@@ -182,8 +200,8 @@ class Inspector:
         active = [rule for rule in ALL_RULES if rule.level <= level]
         self._engine = RuleEngine(active)
         self._plain_engine = RuleEngine([rule for rule in active if rule.plain])
-        self._memo: dict[str, tuple[str, tuple[Hit, ...]]] = {}
-        self._path_memo: dict[str, tuple[str, tuple[Hit, ...]]] = {}
+        self._memo: dict[str, tuple[int, tuple[Hit, ...]]] = {}
+        self._path_memo: dict[str, tuple[int, tuple[Hit, ...]]] = {}
         self._clean: set[tuple[object, ...]] = set()
         self.known_clean: Callable[[object], bool] = self._clean.__contains__
         """Whether the request with this :meth:`request_key` was inspected and found
@@ -210,6 +228,8 @@ class Inspector:
                 max_headers=settings.inspection_max_headers,
                 max_parts=settings.inspection_max_parts,
                 budget_ms=settings.inspection_budget_ms,
+                max_header_bytes=settings.inspection_max_header_bytes,
+                max_json_elements=settings.inspection_max_json_elements,
             ),
         )
 
@@ -292,25 +312,30 @@ class Inspector:
             self._clean.clear()  # the same set: known_clean (its __contains__) stays bound
         self._clean.add(key)
 
-    def _scan(self, raw: str, is_path: bool) -> tuple[str, tuple[Hit, ...]]:
-        """(normalized text, rule hits) of one value (or segment of one)."""
-        engine = self._engine
-        if is_plain(raw):
-            if len(raw) < PLAIN_SCAN_MIN:
-                return raw, ()
-            engine = self._plain_engine  # only encoded-payload rules
+    def _text(self, raw: str, is_path: bool, spend: Spend, max_chars: int) -> str:
+        """The normalized text of one value, metered by ``spend`` and no longer than
+        ``max_chars`` (:func:`normalize`; 413 ``value_too_long`` past it)."""
         value = raw
         if is_path and not value.isascii():
             # raw_path arrives decoded as latin-1; read its UTF-8 back.
             value = value.encode("latin-1", "replace").decode("utf-8", "replace")
-        text = _encodable(normalize(value))
-        return text, tuple(engine.scan(text))
+        return _encodable(normalize(value, spend=spend, max_chars=max_chars))
+
+    def _scan(self, raw: str, is_path: bool) -> tuple[int, tuple[Hit, ...]]:
+        """(length of the normalized text, rule hits) of one short value."""
+        engine = self._engine
+        if is_plain(raw):
+            if len(raw) < PLAIN_SCAN_MIN:
+                return len(raw), ()
+            engine = self._plain_engine  # only encoded-payload rules
+        text = self._text(raw, is_path, _no_spend, self.max_input_length)
+        return len(text), tuple(engine.scan(text))
 
     def _match(
         self,
         fields: list[tuple[str, str]],
         policy: RoutePolicy | None,
-        budget: Budget | None,
+        budget: Budget,
         best: dict[str, Finding],
     ) -> None:
         """Scan every field into ``best`` (rule id -> its strongest finding); raises
@@ -319,6 +344,7 @@ class Inspector:
         path_memo = self._path_memo
         max_length = self.max_input_length
         secret_fields = self._secret_fields
+        spend = budget.spend
         for name, raw in fields:
             if not raw:
                 continue
@@ -346,27 +372,35 @@ class Inspector:
                 # Route paths, user agents, cookies and common query values repeat
                 # across requests: the scan of a short value is memoized (bounded), so
                 # a repeated value costs one dict lookup. The path has its own memo:
-                # it is decoded differently (_scan).
+                # it is decoded differently (_text).
                 table = path_memo if name == "path" else memo
                 cached = table.get(raw)
                 if cached is None:
                     cached = self._scan(raw, name == "path")
-                    if len(table) >= _MEMO_MAX_ENTRIES:
-                        table.clear()
-                    table[raw] = cached
-                    if budget is not None:
-                        budget.spend(length + 16)
-                self._record(name, cached, best)
+                    # Counted as the text scanned (NFKC may have made it 18 times
+                    # longer) and the rule checks its matches ran.
+                    spend(cached[0] + 16 + HIT_UNITS * len(cached[1]))
+                    if cached[0] <= _MEMO_MAX_TEXT:  # expanded ones are not kept (memory)
+                        if len(table) >= _MEMO_MAX_ENTRIES:
+                            table.clear()
+                        table[raw] = cached
+                self._record(name, cached[1], best)
                 continue
             if length > max_length:
                 raise InspectionRefused(413, "value_too_long")
-            # Long values: whole, in overlapping segments, the budget checked between.
-            for start in range(0, length, SEGMENT_CHARS):
-                segment = raw[start : start + SEGMENT_CHARS + SEGMENT_OVERLAP]
-                if budget is not None:
-                    budget.spend(len(segment))
-                self._record(name, self._scan(segment, name == "path"), best)
-                if start + SEGMENT_CHARS + SEGMENT_OVERLAP >= length:
+            # Long values: normalized in metered pieces, then the normalized text is
+            # scanned whole, in segments overlapping on that text, the budget
+            # checked between them.
+            engine = self._plain_engine if is_plain(raw) else self._engine
+            text = self._text(raw, name == "path", spend, max_length)
+            size = len(text)
+            for start in range(0, size, SEGMENT_CHARS):
+                segment = text[start : start + SEGMENT_CHARS + SEGMENT_OVERLAP]
+                spend(len(segment))
+                hits = engine.scan(segment, spend)
+                spend(HIT_UNITS * len(hits))
+                self._record(name, hits, best)
+                if start + SEGMENT_CHARS + SEGMENT_OVERLAP >= size:
                     break
 
     def _is_credential(self, name: str) -> bool:
@@ -396,8 +430,8 @@ class Inspector:
         return tuple(kept)
 
     @staticmethod
-    def _record(name: str, scanned: tuple[str, tuple[Hit, ...]], best: dict[str, Finding]) -> None:
-        for hit in scanned[1]:
+    def _record(name: str, hits: Sequence[Hit], best: dict[str, Finding]) -> None:
+        for hit in hits:
             rule_id = hit.rule.rule_id
             # The field decides too: a URL in a Referer is no SSRF (policy.context_score).
             score = context_score(name, hit.rule.family, hit.score, rule_id)
@@ -434,11 +468,8 @@ class Inspector:
         if policy is not None and policy.exempt:
             return _CLEAN
         limits = self.limits
-        budget = (
-            Budget(limits.budget_ms)
-            if len(parts.body) + len(parts.query_string) + len(parts.path) >= BUDGET_MIN_BYTES
-            else None
-        )
+        size = len(parts.body) + len(parts.query_string) + len(parts.path)
+        budget = Budget(limits.budget_ms, clock=self._clock, started=size >= BUDGET_MIN_BYTES)
         best: dict[str, Finding] = {}
         try:
             fields = extract_fields(parts, self._headers, limits=limits, budget=budget)

@@ -88,10 +88,16 @@ class InspectionLimits:
         max_value_length: characters of one value (path, query value, header,
             body field); the body itself is bounded by the middleware's
             ``max_body_size``.
+            The normalized text of a value is held to it too (NFKC expands
+            some characters 18 times).
         max_json_depth: nesting of a JSON body.
         max_headers: header lines of a request.
         max_parts: parts of a multipart body.
         budget_ms: CPU milliseconds of inspection per request.
+        max_header_bytes: bytes of the inspected header values of a request
+            together (cookies, ``User-Agent``, ``Referer``, ``X-*``...).
+        max_json_elements: elements of a JSON body (array items, object members
+            and containers), counted before it is parsed.
     """
 
     max_fields: int = 10_000
@@ -100,9 +106,18 @@ class InspectionLimits:
     max_headers: int = 100
     max_parts: int = 1_000
     budget_ms: float = 50.0
+    max_header_bytes: int = 65_536
+    max_json_elements: int = 20_000
 
     def __post_init__(self) -> None:
-        for name in ("max_fields", "max_value_length", "max_json_depth", "max_headers"):
+        for name in (
+            "max_fields",
+            "max_value_length",
+            "max_json_depth",
+            "max_headers",
+            "max_header_bytes",
+            "max_json_elements",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.max_parts < 1 or self.budget_ms <= 0:

@@ -84,8 +84,9 @@ def test_no_shell_reading_without_obfuscation(value: str) -> None:
 
 
 def test_shell_reading_is_bounded() -> None:
-    """Only the first MAX_SHELL_CHARS characters are read; a huge value of
-    assignments and expansions does not grow the view beyond twice that."""
+    """One call reads at most MAX_SHELL_CHARS characters (the engine reads a longer
+    text window by window); a huge value of assignments and expansions does not
+    grow the view beyond twice that."""
     value = "a=bbbbbbbb;$a$a$a$a;" * 10_000
     view = shell_view(value)
     assert view is not None

@@ -100,6 +100,7 @@ async def test_inspection_refusals_are_audited_as_refusals(tmp_path: Path) -> No
             yield b"}"  # pragma: no cover
 
         answers.append(await client.post("/items", content=slow_body(), headers=json_type))
+        answers.append(await client.get("/search?q=x", headers={"user-agent": "a" * 70_000}))
         attack = await client.get("/search", params={"q": "<script>alert(1)</script>"})
 
         expected = [
@@ -110,6 +111,7 @@ async def test_inspection_refusals_are_audited_as_refusals(tmp_path: Path) -> No
             ("too_many_headers", 431),
             ("request_too_large", 413),
             ("body_read_timeout", 408),
+            ("headers_too_large", 431),
         ]
         assert [(a.json()["error"], a.status_code) for a in answers] == expected
         assert attack.status_code == 403

@@ -18,8 +18,10 @@ execute, which the command-injection and path rules scan as well:
 
 Cost is bounded: only values with obfuscation inside a word and a separator,
 substitution or brace list are read, only the lines with quotes, escapes or
-expansions are split (by :mod:`shlex`, which is slow), only the first
-``MAX_SHELL_CHARS`` characters, with at most ``MAX_VARIABLES``
+expansions are split (by :mod:`shlex`, which is slow), at most
+``MAX_SHELL_CHARS`` characters per call (a longer text is read in overlapping
+windows by the caller, :class:`~pynomaly_security.detection._engine.RuleEngine`,
+its CPU budget checked between them), with at most ``MAX_VARIABLES``
 variables of ``MAX_VARIABLE_CHARS`` each and ``MAX_BRACE_ITEMS`` brace items.
 The view over-approximates (``'$a'`` is expanded too): it only ever adds
 evidence for rules that also need a command shape to match.
@@ -37,7 +39,7 @@ from typing import Any
 
 import re2
 
-__all__ = ["MAX_SHELL_CHARS", "shell_view"]
+__all__ = ["MAX_SHELL_CHARS", "may_read_differently", "shell_view"]
 
 MAX_SHELL_CHARS = 2048
 MAX_VARIABLES = 32
@@ -119,6 +121,12 @@ def _brace(word: str) -> str:
     head, tail = word[: found.start()], word[found.end() :]
     items = found.group(1).split(",")[:MAX_BRACE_ITEMS]
     return " ".join(f"{head}{item}{tail}" for item in items if head or item or tail)
+
+
+def may_read_differently(text: str) -> bool:
+    """Whether any part of ``text`` might get a shell reading (two character-class
+    searches): a caller reading a long text window by window asks once."""
+    return _SHELL_CHARS.search(text) is not None and _COMMAND_CONTEXT.search(text) is not None
 
 
 def shell_view(text: str) -> str | None:
