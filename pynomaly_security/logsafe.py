@@ -7,7 +7,9 @@ operator's terminal; a lone surrogate (``"\\ud800"``, which ``json.loads``
 produces from ``"\\ud800"``) makes the UTF-8 write raise. So:
 
 * :func:`safe_text` is what the library applies to attacker text it logs
-  itself (one ``str.isprintable`` call when there is nothing to escape);
+  itself (one ``str.isprintable`` call when there is nothing to escape); it
+  also cuts the text at :data:`LOG_TEXT_MAX` characters, so a 60 KB path is
+  not copied whole into every line that names it;
 * :class:`EscapeControlCharacters` is a structlog processor doing the same for
   every string of every event, the app's own included: put it in the app's
   processor chain before the renderer (the library never configures
@@ -26,16 +28,21 @@ import logging
 from collections.abc import MutableMapping
 from typing import Any
 
-__all__ = ["EscapeControlCharacters", "RedactQueryStrings", "safe_text"]
+__all__ = ["LOG_TEXT_MAX", "EscapeControlCharacters", "RedactQueryStrings", "safe_text"]
 
 _MAX_DEPTH = 8
+LOG_TEXT_MAX = 1024
+"""Characters of one attacker-controlled value a log line keeps (before escaping)."""
 
 
-def safe_text(text: str) -> str:
+def safe_text(text: str, limit: int | None = LOG_TEXT_MAX) -> str:
     """``text`` with every non-printable character (controls, escape sequences,
     line and paragraph separators, lone surrogates, ...) written as its Python
-    escape (``\\n``, ``\\x1b``, ``\\u2028``, ``\\ud800``); printable text is
-    returned as it is."""
+    escape (``\\n``, ``\\x1b``, ``\\u2028``, ``\\ud800``), and cut at ``limit``
+    characters with a marker saying how many were left out (``None``: not cut);
+    short printable text is returned as it is."""
+    if limit is not None and len(text) > limit:
+        return safe_text(text[:limit], None) + f"...[{len(text) - limit} more]"
     if text.isprintable():
         return text
     return "".join(

@@ -22,7 +22,12 @@ from pynomaly_security import SecuritySettings, setup_security_middleware
 from pynomaly_security.auth.lockout import LockoutManager
 from pynomaly_security.auth.login_guard import LoginLockoutMiddleware
 from pynomaly_security.auth.users import normalize_username
-from pynomaly_security.logsafe import EscapeControlCharacters, RedactQueryStrings, safe_text
+from pynomaly_security.logsafe import (
+    LOG_TEXT_MAX,
+    EscapeControlCharacters,
+    RedactQueryStrings,
+    safe_text,
+)
 from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
 from pynomaly_security.storage.memory import MemoryStore
 
@@ -244,3 +249,26 @@ async def test_user_names_and_paths_in_lockout_and_rate_limit_lines_are_escaped(
             expected = safe_text(normalize_username(name))
             assert expected in logged.replace("\\\\", "\\"), (event, name)
     assert any("rate_limited" in line and "x1b[2J" in line for line in lines)
+
+
+@pytest.mark.anyio
+async def test_a_long_attack_path_is_not_copied_whole_into_log_lines(
+    console: io.BytesIO, tmp_path: Path
+) -> None:
+    """A 60 KB path carrying an attack is blocked; each log line naming it keeps at
+    most LOG_TEXT_MAX characters of it, with a count of the rest."""
+    app = _app(tmp_path)
+    path = "/search/" + "a" * 60_000 + "<script>alert(1)</script>"
+    async with app.router.lifespan_context(app):
+        assert await _call(app, path, [(b"host", b"localhost")]) == 403
+    lines = _clean(console.getvalue())
+    assert any("request_blocked" in line for line in lines)
+    assert any("http_request" in line for line in lines)
+    assert all(len(line) < 4 * LOG_TEXT_MAX for line in lines)
+    assert any(f"...[{len(path) - LOG_TEXT_MAX} more]" in line for line in lines)
+
+
+def test_safe_text_cuts_long_text() -> None:
+    assert safe_text("x" * 2000, 10) == "x" * 10 + "...[1990 more]"
+    assert safe_text("\n" * 20, 4) == "\\n" * 4 + "...[16 more]"
+    assert safe_text("y" * 2000, None) == "y" * 2000

@@ -80,7 +80,7 @@ class RecordBounds:
 
     def text(self, value: str) -> str:
         """One string bounded alone (escaped first when ``escape_controls``)."""
-        return cut(safe_text(value) if self.escape_controls else value, self.max_field_chars)
+        return cut(safe_text(value, None) if self.escape_controls else value, self.max_field_chars)
 
     def apply(
         self, payload: Mapping[str, Any], identity: Mapping[str, str | None] = {}
@@ -94,7 +94,7 @@ class RecordBounds:
                 walk.remember(self.text(value), name)
         out: dict[str, Any] = {}
         for k, v in payload.items():
-            name = (safe_text(str(k)) if self.escape_controls else str(k))[:128]
+            name = (safe_text(str(k), None) if self.escape_controls else str(k))[:128]
             out[name] = walk.value(v, name, 0)
         size = len(json.dumps(out, default=str, separators=(",", ":")))
         if size > self.max_record_bytes and isinstance(out.get("details"), dict):
@@ -114,14 +114,14 @@ class _Walk:
 
     def key(self, key: object, limit: int) -> str:
         text = str(key)
-        return cut(safe_text(text) if self.escape else text, limit)
+        return cut(safe_text(text, None) if self.escape else text, limit)
 
     def remember(self, text: str, where: str) -> None:
         if len(text) >= _DEDUP_MIN and len(self.seen) < _MAX_SEEN:
             self.seen.setdefault(text, where)
 
     def text(self, raw: str, where: str) -> str:
-        text = cut(safe_text(raw) if self.escape else raw, self.limit)
+        text = cut(safe_text(raw, None) if self.escape else raw, self.limit)
         if len(text) < _DEDUP_MIN:
             return text
         first = self.seen.get(text)

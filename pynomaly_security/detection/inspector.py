@@ -107,6 +107,11 @@ _MEMO_MAX_KEY = _MEMO_MAX_VALUE * 4  # bytes of path, query and header values in
 _MAX_KEY_FLAGS = 1024
 _MAX_REMEMBERED_NAME = 128  # longer field names are checked each time, not kept
 _BODY_HEADER = "body"  # a request-key flag: neither True nor False
+# Headers that carry a session or an API key: a request with one is never kept in
+# the memory of clean requests, and their values are never memoized (the memo
+# would hold the secret). They are still inspected, every time.
+_SECRET_HEADERS = frozenset({b"cookie", b"x-api-key"})
+_UNKEPT_FIELDS = ("cookie.", "header.x-api-key")
 
 
 def _no_spend(_: int) -> None:
@@ -296,6 +301,8 @@ class Inspector:
                     # A body follows, or the framing is ambiguous: the verdict is not
                     # a function of the key.
                     return None
+            elif name in _SECRET_HEADERS:
+                return None  # its value is a secret: not kept (flag left unlearnt)
             elif self._headers.role_of(name):
                 flags[name] = True
                 key += (name, value)
@@ -368,8 +375,9 @@ class Inspector:
                     )
                     best.setdefault("code-script-upload", finding)
             length = len(raw)
-            if length <= _MEMO_MAX_VALUE and not secret:  # a credential is never memoized
-                # Route paths, user agents, cookies and common query values repeat
+            if length <= _MEMO_MAX_VALUE and not secret and not name.startswith(_UNKEPT_FIELDS):
+                # A credential, a cookie or an API key is never memoized.
+                # Route paths, user agents and common query values repeat
                 # across requests: the scan of a short value is memoized (bounded), so
                 # a repeated value costs one dict lookup. The path has its own memo:
                 # it is decoded differently (_text).

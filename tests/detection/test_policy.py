@@ -161,7 +161,7 @@ def test_known_clean_requests_do_not_hide_a_changed_value() -> None:
     and a route-specific pass (route policy) is never answered from that memory."""
     inspector = Inspector()
     ua = (b"user-agent", b"Mozilla/5.0")
-    clean = RequestParts("GET", "/items", b"page=2", (ua, (b"cookie", b"sid=abc")))
+    clean = RequestParts("GET", "/items", b"page=2", (ua, (b"x-app-version", b"2.1")))
 
     def key(parts: RequestParts) -> tuple[object, ...] | None:
         return inspector.request_key(parts.path, parts.query_string, parts.headers)
@@ -172,11 +172,12 @@ def test_known_clean_requests_do_not_hide_a_changed_value() -> None:
     assert clean_key is not None and not inspector.known_clean(clean_key)
     inspector.remember_clean(clean_key)  # what the middleware does with a clean verdict
     assert inspector.known_clean(clean_key)
-    sid = (b"cookie", b"sid=abc")
+    sid = (b"x-app-version", b"2.1")
     shellshock = (b"user-agent", b"() { :; }; /bin/cat /etc/passwd")
     jndi = (b"x-api-version", b"${jndi:ldap://x/a}")
     attacks = [
         RequestParts("GET", "/items", b"page=2", (shellshock, sid)),
+        RequestParts("GET", "/items", b"page=2", (ua, (b"x-app-version", b"' OR '1'='1"))),
         RequestParts("GET", "/items", b"page=2", (ua, (b"cookie", b"sid=' OR '1'='1"))),
         RequestParts("GET", "/items", b"page=2' OR '1'='1", (ua, sid)),
         RequestParts("GET", "/items/../../etc/passwd", b"page=2", (ua, sid)),
@@ -194,3 +195,22 @@ def test_known_clean_requests_do_not_hide_a_changed_value() -> None:
     # A request that announces a body has no key: its body decides its verdict.
     with_body = RequestParts("GET", "/items", b"page=2", (ua, (b"content-length", b"12")))
     assert key(with_body) is None
+
+
+def test_sessions_and_api_keys_are_never_remembered() -> None:
+    """A request carrying a cookie or an API key is inspected every time and kept
+    nowhere: not in the memory of clean requests, not in the value memo (either
+    would hold the secret)."""
+    inspector = Inspector()
+    secret = "s3cr3t-session-9f8e7d"
+    for headers in (
+        ((b"cookie", f"sid={secret}".encode()),),
+        ((b"x-api-key", secret.encode()),),
+    ):
+        parts = RequestParts("GET", "/items", b"page=2", headers)
+        for _ in range(2):
+            assert not inspector.inspect(parts).findings
+        assert inspector.request_key(parts.path, parts.query_string, parts.headers) is None
+    assert secret not in repr(vars(inspector))
+    attack = RequestParts("GET", "/items", b"", ((b"cookie", b"sid=' OR '1'='1 --"),))
+    assert inspector.inspect(attack).blocked and inspector.inspect(attack).blocked
