@@ -9,6 +9,10 @@ password, plus a code once MFA is enrolled) before ``POST /mfa/enroll``,
 ``POST /logout`` (ends the session), ``POST /logout-all``, and ``GET /me`` with
 ``Authorization: Bearer <access token>``. Demo users alice and bob exist from
 start-up. Run it with ``make demo`` (which calls ``python -m examples``).
+
+The demo's users live in the process's memory (sessions, lockouts and limits are in
+the shared store): under ``uvicorn --workers N`` each worker has its own users, and a
+sign-up on one is unknown to the others. A real app keeps its users in its database.
 """
 
 from __future__ import annotations
