@@ -74,12 +74,12 @@ def test_inspected_header_bytes_past_the_cap_are_refused(
 
 def test_the_header_cap_is_a_setting_and_ordinary_headers_pass() -> None:
     """Browser-sized headers pass; the cap is ``max_header_bytes``; headers that are
-    not inspected (``Accept-Language``) do not count."""
+    not inspected (``Accept-Encoding``) do not count."""
     browser = (
         (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
         (b"cookie", "; ".join(f"pref{i}=value-{i}" for i in range(200)).encode()),
         (b"referer", b"https://example.com/some/page?with=query"),
-        (b"accept-language", b"en;q=0.9," * 10_000),
+        (b"accept-encoding", b"gzip, br, " * 10_000),
     )
     inspector = Inspector(clock=_frozen)
     assert _refusal(inspector.inspect(RequestParts("GET", "/", b"", browser))) == (None, None)
