@@ -17,6 +17,13 @@ import pytest
 from starlette.types import ASGIApp
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# The suite is about the package's defaults and what each test sets itself: a
+# developer's exported PYNOMALY_SECURITY__* or PYNOMALY_MASTER_KEY must not change
+# it. Cleared at import, before any fixture (session-scoped ones included) reads
+# the environment and before any server the tests start inherits it.
+for _name in [name for name in os.environ if name.startswith("PYNOMALY_")]:
+    del os.environ[_name]
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
