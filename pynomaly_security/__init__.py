@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pynomaly_security.api.deps import AdminAPIKey
 from pynomaly_security.api.router import add_security_endpoints, create_security_router
+from pynomaly_security.audit import AuditLogger
 from pynomaly_security.auth import (
     CurrentUser,
     LockoutManager,
@@ -21,6 +22,7 @@ from pynomaly_security.auth import (
     build_auth_router,
     install_authenticator,
 )
+from pynomaly_security.auth.login_guard import LoginLockoutMiddleware
 from pynomaly_security.crypto import DataEncryption, FieldEncryption, KeyRing
 from pynomaly_security.detection import Finding, Inspector, RequestParts, Verdict
 from pynomaly_security.exceptions import (
@@ -31,9 +33,12 @@ from pynomaly_security.exceptions import (
     SecurityError,
     StorageError,
 )
+from pynomaly_security.middleware.audit import AuditMiddleware
 from pynomaly_security.middleware.headers import SecurityHeadersMiddleware
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
+from pynomaly_security.middleware.masking import ResponseMaskingMiddleware
 from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
+from pynomaly_security.middleware.stack import SecurityMiddleware
 from pynomaly_security.middleware.tracking import UserTrackingMiddleware
 from pynomaly_security.monitor import (
     AnomalousAccessDetector,
@@ -59,6 +64,8 @@ __all__ = [
     "AdvancedDataProtection",
     "AnomalousAccessDetector",
     "AuditIntegrityError",
+    "AuditLogger",
+    "AuditMiddleware",
     "AuthenticationError",
     "BruteForceDetector",
     "ClientIPResolver",
@@ -74,14 +81,17 @@ __all__ = [
     "InvalidToken",
     "KeyRing",
     "LockoutManager",
+    "LoginLockoutMiddleware",
     "RateLimitMiddleware",
     "RequestParts",
     "RequireUser",
+    "ResponseMaskingMiddleware",
     "RouteRateLimit",
     "SecurityAlert",
     "SecurityError",
     "SecurityEvent",
     "SecurityHeadersMiddleware",
+    "SecurityMiddleware",
     "SecurityMonitor",
     "SecuritySettings",
     "SecurityStack",

@@ -28,3 +28,16 @@ def test_env_example_lists_every_setting() -> None:
             "PYNOMALY_MASTER_KEY" if name == "master_key" else f"PYNOMALY_SECURITY__{name.upper()}"
         )
         assert f"# {env}=" in text
+
+
+def test_what_the_stack_installs_can_be_wired_by_hand() -> None:
+    """The middlewares setup_security_middleware installs, and the audit logger, are
+    importable from the package (a user wiring the layers by hand needs them)."""
+    for name in (
+        "AuditLogger",
+        "AuditMiddleware",
+        "LoginLockoutMiddleware",
+        "ResponseMaskingMiddleware",
+        "SecurityMiddleware",
+    ):
+        assert name in pynomaly_security.__all__, name
