@@ -214,7 +214,7 @@ class InputInspectionMiddleware:
             # detect mode): one weak signal, like a curl User-Agent, raises no alert.
             self._report(scope, verdict)
             if verdict.blocked:
-                await self._reject(scope, receive, send, 403, "request_blocked")
+                await error_response(scope, 403, "request_blocked")(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -282,8 +282,3 @@ class InputInspectionMiddleware:
         audit record, a ``BLOCKED`` event, a warning line); the reason is one of the
         caps table's fixed strings, never request content."""
         await refuse(scope, receive, send, status, reason, monitor=self.monitor)
-
-    async def _reject(
-        self, scope: Scope, receive: Receive, send: Send, status: int, error: str
-    ) -> None:
-        await error_response(scope, status, error)(scope, receive, send)
