@@ -57,6 +57,7 @@ from pynomaly_security.detection.types import InspectionLimits, InspectionRefuse
 __all__ = [
     "CREDENTIAL_HEADERS",
     "DEFAULT_LIMITS",
+    "SECRET_HEADERS",
     "UNINSPECTED_HEADERS",
     "Budget",
     "Framing",
@@ -111,6 +112,10 @@ UNINSPECTED_HEADERS = frozenset(
 )
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
 """Never inspected, even when named: no excerpt of a credential may be recorded."""
+SECRET_HEADERS = frozenset({"cookie", "x-api-key"})
+"""Inspected, but they carry a session or an API key: a request with one is never
+remembered as clean and their values are never memoized (an app adds its own
+API-key headers, ``API_KEY_HEADERS``)."""
 
 
 class HeaderSelector:

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 
 from pynomaly_security.detection._engine import Hit, RuleEngine
 from pynomaly_security.detection.budget import Budget
-from pynomaly_security.detection.extract import HeaderSelector, extract_fields
+from pynomaly_security.detection.extract import SECRET_HEADERS, HeaderSelector, extract_fields
 from pynomaly_security.detection.normalize import Spend, is_plain, normalize
 from pynomaly_security.detection.policy import (
     DEFAULT_CREDENTIAL_FIELDS,
@@ -107,11 +107,6 @@ _MEMO_MAX_KEY = _MEMO_MAX_VALUE * 4  # bytes of path, query and header values in
 _MAX_KEY_FLAGS = 1024
 _MAX_REMEMBERED_NAME = 128  # longer field names are checked each time, not kept
 _BODY_HEADER = "body"  # a request-key flag: neither True nor False
-# Headers that carry a session or an API key: a request with one is never kept in
-# the memory of clean requests, and their values are never memoized (the memo
-# would hold the secret). They are still inspected, every time.
-_SECRET_HEADERS = frozenset({b"cookie", b"x-api-key"})
-_UNKEPT_FIELDS = ("cookie.", "header.x-api-key")
 
 
 def _no_spend(_: int) -> None:
@@ -153,6 +148,10 @@ class Inspector:
             connection and trace-context headers; never ``Authorization``).
         credential_fields: keys of fields holding credentials (passwords, one-time
             codes, tokens): not inspected in a body, never quoted in a finding.
+        secret_headers: an app's own API-key headers, besides
+            :data:`~pynomaly_security.detection.extract.SECRET_HEADERS`: inspected,
+            but never kept in the memory of clean requests nor in the value memo
+            (either would hold the secret).
         max_input_length: longest value (characters); a longer one is refused
             (413 ``value_too_long``), never cut.
         max_json_depth: deeper JSON bodies are rejected with 400.
@@ -170,6 +169,7 @@ class Inspector:
         exclusions: Mapping[str, Sequence[str]] | None = None,
         inspect_headers: Sequence[str] = ("*",),
         credential_fields: Sequence[str] = DEFAULT_CREDENTIAL_FIELDS,
+        secret_headers: Sequence[str] = (),
         max_input_length: int = 1_048_576,
         max_json_depth: int = 64,
         limits: InspectionLimits | None = None,
@@ -202,6 +202,12 @@ class Inspector:
         self._credentials = CredentialFields(credential_fields)
         self._secret_fields: dict[str, bool] = {}
         """Field name -> whether it holds a credential (bounded, like the memos)."""
+        secrets = SECRET_HEADERS | {name.lower() for name in secret_headers}
+        self._secret_headers = frozenset(name.encode("latin-1") for name in secrets)
+        self._unkept_fields = tuple(
+            "cookie." if name == "cookie" else f"header.{name}" for name in sorted(secrets)
+        )
+        """Fields whose values are never memoized: cookies and the secret headers."""
         active = [rule for rule in ALL_RULES if rule.level <= level]
         self._engine = RuleEngine(active)
         self._plain_engine = RuleEngine([rule for rule in active if rule.plain])
@@ -226,6 +232,7 @@ class Inspector:
             exclusions=settings.detection_exclusions,
             inspect_headers=settings.inspect_headers,
             credential_fields=settings.credential_fields,
+            secret_headers=settings.api_key_headers,
             max_input_length=settings.max_input_length,
             max_json_depth=settings.inspection_max_json_depth,
             limits=InspectionLimits(
@@ -301,7 +308,7 @@ class Inspector:
                     # A body follows, or the framing is ambiguous: the verdict is not
                     # a function of the key.
                     return None
-            elif name in _SECRET_HEADERS:
+            elif name in self._secret_headers:
                 return None  # its value is a secret: not kept (flag left unlearnt)
             elif self._headers.role_of(name):
                 flags[name] = True
@@ -351,6 +358,7 @@ class Inspector:
         path_memo = self._path_memo
         max_length = self.max_input_length
         secret_fields = self._secret_fields
+        unkept = self._unkept_fields
         spend = budget.spend
         for name, raw in fields:
             if not raw:
@@ -375,20 +383,22 @@ class Inspector:
                     )
                     best.setdefault("code-script-upload", finding)
             length = len(raw)
-            if length <= _MEMO_MAX_VALUE and not secret and not name.startswith(_UNKEPT_FIELDS):
-                # A credential, a cookie or an API key is never memoized.
-                # Route paths, user agents and common query values repeat
-                # across requests: the scan of a short value is memoized (bounded), so
-                # a repeated value costs one dict lookup. The path has its own memo:
-                # it is decoded differently (_text).
+            if length <= _MEMO_MAX_VALUE:
+                # Route paths, user agents and common query values repeat across
+                # requests: the scan of a short value is memoized (bounded), so a
+                # repeated value costs one dict lookup. The path has its own memo: it
+                # is decoded differently (_text). A credential, a cookie or an API key
+                # is scanned the same way but never memoized (the memo would hold it).
+                kept = not secret and not name.startswith(unkept)
                 table = path_memo if name == "path" else memo
-                cached = table.get(raw)
+                cached = table.get(raw) if kept else None
                 if cached is None:
                     cached = self._scan(raw, name == "path")
                     # Counted as the text scanned (NFKC may have made it 18 times
                     # longer) and the rule checks its matches ran.
                     spend(cached[0] + 16 + HIT_UNITS * len(cached[1]))
-                    if cached[0] <= _MEMO_MAX_TEXT:  # expanded ones are not kept (memory)
+                    # Expanded ones are not kept (memory).
+                    if kept and cached[0] <= _MEMO_MAX_TEXT:
                         if len(table) >= _MEMO_MAX_ENTRIES:
                             table.clear()
                         table[raw] = cached

@@ -51,6 +51,7 @@ from pynomaly_security._context import (
     RequestContext,
     note_refusal,
 )
+from pynomaly_security.detection import extract
 from pynomaly_security.logsafe import safe_text
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
 from pynomaly_security.middleware._refusal import (
@@ -86,7 +87,9 @@ _PLAIN_MAX_BYTES = 8 * 1024
 _name = operator.itemgetter(0)
 _value = operator.itemgetter(1)
 _SHAPE_HEADERS = 6  # where a request's headers start in its shape (method, path, ...)
-CREDENTIAL_HEADERS = frozenset({b"authorization", b"proxy-authorization", b"cookie", b"x-api-key"})
+CREDENTIAL_HEADERS = frozenset(
+    name.encode("latin-1") for name in extract.CREDENTIAL_HEADERS | extract.SECRET_HEADERS
+)
 """Headers carrying credentials: a request with one is never remembered (``_plain``)."""
 _perf_counter = time.perf_counter
 _time = time.time

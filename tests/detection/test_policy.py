@@ -200,12 +200,13 @@ def test_known_clean_requests_do_not_hide_a_changed_value() -> None:
 def test_sessions_and_api_keys_are_never_remembered() -> None:
     """A request carrying a cookie or an API key is inspected every time and kept
     nowhere: not in the memory of clean requests, not in the value memo (either
-    would hold the secret)."""
-    inspector = Inspector()
+    would hold the secret). An app's own API-key header (API_KEY_HEADERS) too."""
+    inspector = Inspector(secret_headers=["X-Tenant-Key"])
     secret = "s3cr3t-session-9f8e7d"
     for headers in (
         ((b"cookie", f"sid={secret}".encode()),),
         ((b"x-api-key", secret.encode()),),
+        ((b"x-tenant-key", secret.encode()),),
     ):
         parts = RequestParts("GET", "/items", b"page=2", headers)
         for _ in range(2):
