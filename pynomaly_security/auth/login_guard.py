@@ -65,6 +65,19 @@ LOGIN_LIMITED = "login_rate_counted"
 _LOGIN_BODY_LIMIT = 64 * 1024
 
 
+async def _answer_limited(
+    scope: Scope, receive: Receive, send: Send, refusal: JSONResponse
+) -> None:
+    """Send a login rate limit's 429 (or 503, store down) and mark it: skipped by
+    the access audit, one ``request_refused`` record per client and window."""
+    ctx = get_request_context(scope)
+    if ctx is not None:
+        ctx.extra[RATE_LIMITED] = True
+    reason = "rate_limited" if refusal.status_code == 429 else "rate_limit_unavailable"
+    note_refusal(scope, reason, refusal.status_code, repeating=True)
+    await refusal(scope, receive, send)
+
+
 class LoginLockoutMiddleware:
     """Refuse locked or over-limit logins with 429; reserve and settle each attempt.
 
@@ -143,16 +156,7 @@ class LoginLockoutMiddleware:
         receive = replay_receive(buffered.body, receive)
         refusal = await self._limited(self._ip_limited(scope["path"], ip))
         if refusal is not None:
-            if ctx is not None:
-                ctx.extra[RATE_LIMITED] = True
-            limited = refusal.status_code == 429
-            note_refusal(
-                scope,
-                "rate_limited" if limited else "rate_limit_unavailable",
-                refusal.status_code,
-                repeating=True,
-            )
-            await refusal(scope, receive, send)
+            await _answer_limited(scope, receive, send, refusal)
             return
         reservation = await self.lockouts.reserve(names, ip)
         if reservation.status.locked:
@@ -182,9 +186,7 @@ class LoginLockoutMiddleware:
         refusal = await self._limited(self._account_limited(names, ip))
         if refusal is not None:
             await self.lockouts.settle(reservation, "void")
-            if ctx is not None:
-                ctx.extra[RATE_LIMITED] = True
-            await refusal(scope, receive, send)
+            await _answer_limited(scope, receive, send, refusal)
             return
         state = scope.setdefault("state", {})
         state[LOGIN_RESERVATION] = reservation
