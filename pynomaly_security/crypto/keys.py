@@ -16,10 +16,11 @@ Rotating a version: bump ``PYNOMALY_SECURITY__KEY_VERSION`` on every instance,
 run ``python -m pynomaly_security keys rotate`` to re-encrypt stored values,
 then raise ``PYNOMALY_SECURITY__KEY_MIN_VERSION``. Replacing the master key:
 set the new one, keep the old one in ``PYNOMALY_SECURITY__RETIRED_MASTER_KEYS``
-(values written under it still read; ``keys rotate`` rewrites them under the
-new one), and drop it once ``keys status`` counts nothing under it. Instances
-never disagree about key material (nothing to sync), and a lost keyring file
-cannot lose data.
+(values written under it still read; ``keys rotate`` rewrites fields and vault
+entries under the new one), and drop it once that has run everywhere -- unless
+audit history under it must stay readable (the chain is never rewritten).
+Instances never disagree about key material (nothing to sync), and a lost
+keyring file cannot lose data.
 
 Each purpose declares what its key changes with (:class:`Purpose.rotates`):
 most change with the version; the audit trail's change only with the master
