@@ -23,6 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from pynomaly_security.__main__ import main as cli_main
 from pynomaly_security.audit import AuditTrail
 from pynomaly_security.audit.anchor import load_anchor_file
 from pynomaly_security.audit.sealing import AuditKeys, signing_key_id
@@ -191,3 +192,26 @@ def test_a_wrong_master_key_reads_nothing() -> None:
         DataEncryption(keyring=ring).decrypt(
             sample["token"], context=EncryptionContext(*sample["context"])
         )
+
+
+def test_audit_cli_reads_history_with_the_retired_master_key(
+    trail_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`audit verify`, `export` and `public-key` take the retired master keys from
+    PYNOMALY_SECURITY__RETIRED_MASTER_KEYS: the legacy trail verifies pinned to both
+    checkpoint keys, exports every record readable, and both public keys are printed."""
+    monkeypatch.setenv("PYNOMALY_MASTER_KEY", NEW)
+    monkeypatch.setenv("PYNOMALY_SECURITY__RETIRED_MASTER_KEYS", OLD)
+    anchors = str(DATA / "legacy_keys.anchors.jsonl")
+    assert cli_main(["audit", "verify", "--db", trail_db, "--anchor", anchors]) == 0
+    assert capsys.readouterr().out.startswith("OK: 7 records verified")
+    assert cli_main(["audit", "export", "--db", trail_db]) == 0
+    exported = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert _summary(exported) == FIXTURE["audit"]["rows"]
+    assert cli_main(["audit", "public-key"]) == 0
+    printed = capsys.readouterr().out.split("-----END PUBLIC KEY-----\n")
+    assert sorted(printed) == sorted(
+        FIXTURE["audit"]["public_keys_pem"].split("-----END PUBLIC KEY-----\n")
+    )
