@@ -102,67 +102,53 @@ class Purpose:
 
     name: str
     rotates: Literal["version", "master"]
+    label: bytes | None
+    qualified: bool
     use: str
-    label: bytes | None = None
-    qualified: bool = False
 
 
-def _audit_label(name: str) -> bytes:
-    # The labels the audit trail was written with before the one ring (issue 13):
-    # kept verbatim, or every record, subject key and checkpoint key written
-    # before would be unreadable (tests/crypto/test_legacy_keys.py).
-    return f"pynomaly-security/audit/{name}/v1".encode()
+_V: Literal["version"] = "version"
+_M: Literal["master"] = "master"
+# fmt: off
+_TABLE: tuple[tuple[str, Literal["version", "master"], bool, str | None, str], ...] = (
+    # name                rotates qualified  audit label   what the key protects
+    ("fields",              _V, False, None,               "application fields (the default)"),
+    ("tokens",              _V, False, None,               "token vault ciphertexts"),
+    ("blind-index",         _V, True,  None,               "HMAC of a table.field's index"),
+    ("token-fingerprint",   _V, False, None,               "HMAC finding deterministic tokens"),
+    ("totp",                _V, False, None,               "Fernet keys of TOTP secrets"),
+    ("totp-recovery",       _V, False, None,               "HMAC of recovery-code digests"),
+    ("jwt",                 _V, False, None,               "derived HS* secret, first half"),
+    ("jwt-2",               _V, False, None,               "derived HS* secret, second half"),
+    ("app",                 _V, True,  None,               "an application's own (app:<name>)"),
+    ("key-id",              _M, False, "key-id",             "the master key's public id"),
+    ("audit-records",       _M, False, "payload",            "AES-GCM of audit records"),
+    ("audit-subject-kek",   _M, False, "subject-kek",        "wrapping of per-subject keys"),
+    ("audit-subject-index", _M, False, "subject-index",      "HMAC of a subject's ref"),
+    ("audit-signing",       _M, False, "checkpoint-signing", "Ed25519 seed of checkpoints"),
+)
+# fmt: on
+
+
+def _label(audit_name: str | None) -> bytes | None:
+    # The labels the audit trail was written with before the one ring (issue 13)
+    # are kept verbatim ("/v1" is their format, not a key version), or every
+    # record, subject key and checkpoint key written before would be unreadable
+    # (tests/crypto/test_legacy_keys.py). Their purposes rotate with the master
+    # key: see the module docstring.
+    return None if audit_name is None else f"pynomaly-security/audit/{audit_name}/v1".encode()
 
 
 PURPOSES: Mapping[str, Purpose] = MappingProxyType(
     {
-        p.name: p
-        for p in (
-            Purpose("fields", "version", "DataEncryption of application fields (the default)"),
-            Purpose("tokens", "version", "ciphertexts of the token vault"),
-            Purpose(
-                "blind-index",
-                "version",
-                "HMAC of a field's blind index, one key per table.field",
-                qualified=True,
-            ),
-            Purpose("token-fingerprint", "version", "HMAC finding deterministic tokens"),
-            Purpose("totp", "version", "Fernet keys of TOTP secrets at rest"),
-            Purpose("totp-recovery", "version", "HMAC of recovery-code digests"),
-            Purpose("jwt", "version", "first half of the derived HS* session-token secret"),
-            Purpose("jwt-2", "version", "second half of it (64 bytes suit HS512)"),
-            Purpose(
-                "app",
-                "version",
-                "keys an application derives for its own uses (app:<name>)",
-                qualified=True,
-            ),
-            # The audit trail's keys change with the master key only (module docstring).
-            Purpose("key-id", "master", "the master key's public id", _audit_label("key-id")),
-            Purpose("audit-records", "master", "AES-GCM of audit records", _audit_label("payload")),
-            Purpose(
-                "audit-subject-kek",
-                "master",
-                "AES-GCM wrapping the random per-subject keys "
-                "(random, so destroying one crypto-shreds its subject)",
-                _audit_label("subject-kek"),
-            ),
-            Purpose(
-                "audit-subject-index",
-                "master",
-                "HMAC of a subject's blind-index ref",
-                _audit_label("subject-index"),
-            ),
-            Purpose(
-                "audit-signing",
-                "master",
-                "Ed25519 seed of checkpoint signatures",
-                _audit_label("checkpoint-signing"),
-            ),
-        )
+        name: Purpose(name, rotates, _label(audit), qualified, use)
+        for name, rotates, qualified, audit, use in _TABLE
     }
 )
-"""Every purpose key of the package; :meth:`KeyRing.key` derives only these."""
+"""Every purpose key of the package; :meth:`KeyRing.key` derives only these.
+Per-subject keys of the audit trail are random, not derived (destroying one
+crypto-shreds its subject; a derived key could be derived again); per-tenant
+keys are the ``tenant=`` of a ``"version"`` purpose."""
 
 
 def purpose_of(name: str) -> Purpose:
