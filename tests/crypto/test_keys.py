@@ -8,7 +8,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from pynomaly_security.crypto import KeyRing, generate_master_key, load_master_key
-from pynomaly_security.crypto.keys import EPHEMERAL_KEY_EVENT, PURPOSES
+from pynomaly_security.crypto.keys import EPHEMERAL_KEY_EVENT
+from pynomaly_security.crypto.purposes import PURPOSES
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.settings import SecuritySettings
 
