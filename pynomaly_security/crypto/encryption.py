@@ -234,7 +234,8 @@ class DataEncryption:
             raise InvalidToken from None
 
     def needs_rotation(self, token: str) -> bool:
-        """Whether ``token`` was written with an older key or another algorithm."""
+        """Whether ``token`` was written with an older version or another algorithm, by its
+        header alone (one under a retired master key is found by :meth:`open`)."""
         code = token.split(".", 2)[1] if token.count(".") >= 3 else ""
         return (
             self.key_id(token) != self.keyring.current_version or code != _CODE_OF[self.algorithm]

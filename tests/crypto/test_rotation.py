@@ -234,6 +234,8 @@ def test_status_counts_versions_and_reports_due_rotation(tmp_path: Path) -> None
     before = keys_cli.status(_parse(argv), settings, now=t0)
     assert before["values_by_key_version"] == {"sqlite:users": {"1": 8}}
     assert before["current_version_since"] == t0.isoformat() and not before["rotation_due"]
+    assert before["master_key_id"] == KeyRing(master).master_ids[0]
+    assert before["retired_master_key_ids"] == []
     conn = sqlite3.connect(db)
     rotate_sqlite_table(conn, _fields(master, 2), "users")
     conn.close()
