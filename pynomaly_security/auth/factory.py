@@ -75,7 +75,9 @@ def auth_parts(
         totp=TOTPManager(
             store,
             ring.fernet("totp"),
-            ring.key("totp-recovery"),
+            # Every readable key: codes handed out before a version bump or a
+            # master-key change still work (the first key digests new ones).
+            [k for v in reversed(ring.versions) for k in ring.reading_keys("totp-recovery", v)],
             issuer=settings.totp_issuer,
             failure_policy=failure_policy(policies, "totp"),
             **clock,

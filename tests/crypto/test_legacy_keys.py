@@ -215,3 +215,25 @@ def test_audit_cli_reads_history_with_the_retired_master_key(
     assert sorted(printed) == sorted(
         FIXTURE["audit"]["public_keys_pem"].split("-----END PUBLIC KEY-----\n")
     )
+
+
+def test_recovery_codes_survive_a_version_bump_and_a_master_key_change() -> None:
+    """A recovery code digested under the old master key at version 1 (as the old
+    factory did) still matches after KEY_VERSION=2 and a new master key with the old
+    one retired; new codes are digested under the new master key's current version."""
+    code = "ABCDE-FGHIJ"
+    old_key = KeyRing.from_secret(OLD).key("totp-recovery")
+    stored = hmac.new(old_key, b"ABCDEFGHIJ", hashlib.sha256).hexdigest()
+    settings = SecuritySettings(
+        _env_file=None,  # type: ignore[call-arg]
+        master_key=NEW,
+        retired_master_keys=[OLD],
+        key_version=2,
+    )
+    totp = auth_parts(settings, MemoryStore())["totp"]
+    assert totp.match_recovery_code(["0" * 64, stored], code) == stored
+    assert totp.match_recovery_code(["0" * 64], code) is None
+    codes, digests = totp.new_recovery_codes(1)
+    new_key = KeyRing.from_secret(NEW, current_version=2).key("totp-recovery")
+    normalized = codes[0].replace("-", "").encode()
+    assert digests[0] == hmac.new(new_key, normalized, hashlib.sha256).hexdigest()
