@@ -29,6 +29,7 @@ from pynomaly_security.audit.anchor import load_anchor_file
 from pynomaly_security.audit.sealing import AuditKeys, signing_key_id
 from pynomaly_security.audit.stores.sqlite import SQLiteAuditStore
 from pynomaly_security.auth.factory import auth_parts
+from pynomaly_security.auth.totp import TOTPManager
 from pynomaly_security.crypto import (
     DataEncryption,
     EncryptionContext,
@@ -170,15 +171,20 @@ def test_legacy_fields_records_vault_and_totp_decrypt(retired: bool) -> None:
         assert totp.decrypt(sample["token"].encode()).decode() == sample["plain"]
 
 
-def test_legacy_totp_secret_reads_through_the_authenticator_cipher() -> None:
-    """The authenticator's TOTP cipher comes from the ring and reads the old secrets."""
+def _rotated_totp() -> TOTPManager:
+    """The authenticator's TOTP part after KEY_VERSION=2 and a master-key change."""
     settings = SecuritySettings(
         _env_file=None,  # type: ignore[call-arg]
         master_key=NEW,
         retired_master_keys=[OLD],
         key_version=2,
     )
-    totp = auth_parts(settings, MemoryStore())["totp"]
+    return auth_parts(settings, MemoryStore())["totp"]
+
+
+def test_legacy_totp_secret_reads_through_the_authenticator_cipher() -> None:
+    """The authenticator's TOTP cipher comes from the ring and reads the old secrets."""
+    totp = _rotated_totp()
     for sample in FIXTURE["totp"]:
         expected = pyotp.TOTP(sample["plain"]).at(1_700_000_000)
         assert totp.now_code(sample["token"], at=1_700_000_000) == expected
@@ -224,13 +230,7 @@ def test_recovery_codes_survive_a_version_bump_and_a_master_key_change() -> None
     code = "ABCDE-FGHIJ"
     old_key = KeyRing.from_secret(OLD).key("totp-recovery")
     stored = hmac.new(old_key, b"ABCDEFGHIJ", hashlib.sha256).hexdigest()
-    settings = SecuritySettings(
-        _env_file=None,  # type: ignore[call-arg]
-        master_key=NEW,
-        retired_master_keys=[OLD],
-        key_version=2,
-    )
-    totp = auth_parts(settings, MemoryStore())["totp"]
+    totp = _rotated_totp()
     assert totp.match_recovery_code(["0" * 64, stored], code) == stored
     assert totp.match_recovery_code(["0" * 64], code) is None
     codes, digests = totp.new_recovery_codes(1)
