@@ -47,11 +47,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from pynomaly_security.audit import AuditLogger, SecurityEventType, create_store
-from pynomaly_security.audit._keys import AuditKeys
+from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores.postgres import PostgresAuditStore
+from pynomaly_security.crypto import KeyRing
 from pynomaly_security.middleware.audit import AuditMiddleware
 
-KEYS = AuditKeys([os.urandom(32)])
+KEYS = AuditKeys(KeyRing(os.urandom(32)))
 
 
 async def events_per_second(

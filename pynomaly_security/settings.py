@@ -141,6 +141,11 @@ class SecuritySettings(BaseSettings):
     )
     """Base64 of 32 random bytes; every purpose key derives from it (HKDF).
     Generate one with ``python -m pynomaly_security keys generate``."""
+    retired_master_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Earlier master keys (comma-separated), still accepted for reading after
+    ``PYNOMALY_MASTER_KEY`` was replaced: audit history, encrypted fields, vault
+    entries and TOTP secrets written under them stay readable (``keys rotate``
+    rewrites fields and vault entries under the new key)."""
 
     # -- audit (issue 2, 4) ------------------------------------------------------------------
     enable_audit_logging: bool = True
@@ -341,6 +346,11 @@ class SecuritySettings(BaseSettings):
     )  # fmt: skip
     @classmethod
     def _issue12_login_lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("retired_master_keys", mode="before")
+    @classmethod
+    def _retired_keys(cls, value: Any) -> Any:
         return _split_list(value)
 
     @field_validator("rate_limits", "rate_limit_exempt_paths", mode="before")

@@ -50,12 +50,11 @@ import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from pynomaly_security._context import AccessRow
-from pynomaly_security.audit._keys import AuditKeys, open_with, seal_with
 from pynomaly_security.audit.bounds import cut
+from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores.base import SealedRecord
+from pynomaly_security.crypto.aead import AESGCM, open_sealed, seal
 from pynomaly_security.exceptions import InvalidToken
 
 __all__ = [
@@ -171,7 +170,7 @@ def seal_batch(
         out_rows = listed
     error = max(map(_STATUS, rows)) >= 500
     ts_us = min(map(_TS, rows))
-    key_id = keys.current.key_id
+    key_id = keys.key_id
     head = header(
         seq, ts_us, ACCESS_BATCH, "http_request", "error" if error else "info", ",,",
         None, None, key_id, prev,
@@ -179,12 +178,12 @@ def seal_batch(
     payload = _dumps(
         {"v": _VERSION, "cols": COLUMNS, "subjects": list(subject_index), "rows": out_rows}
     )
-    sealed = keys.encrypt(key_id, payload, aad_prefix + b"payload|" + head)
+    sealed = keys.encrypt(payload, aad_prefix + b"payload|" + head)
     blob: bytes | None = None
     if personal:
         blobs = {
             ref: base64.b64encode(
-                seal_with(subject_keys[ref], _dumps(items), aad_prefix + _part(ref) + b"|" + head)
+                seal(subject_keys[ref], _dumps(items), aad_prefix + _part(ref) + b"|" + head)
             ).decode()
             for ref, items in personal.items()
         }
@@ -248,7 +247,7 @@ def open_batch(
             try:
                 key = keys.unwrap_subject_key(wrapped[0], ref, wrapped[1])
                 blob = base64.b64decode(blobs[ref])
-                items = json.loads(open_with(key, blob, aad(rec, _part(ref))))
+                items = json.loads(open_sealed(key, blob, aad(rec, _part(ref))))
                 for index, user, ip in items:
                     people[int(index)] = (user, ip)
             except (InvalidToken, KeyError, ValueError, TypeError):

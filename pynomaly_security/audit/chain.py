@@ -23,12 +23,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from pynomaly_security.audit._keys import AuditKeys, open_with, seal_with, signing_key_id
 from pynomaly_security.audit.batch import ACCESS_BATCH, AccessRow, row_users, seal_batch
 from pynomaly_security.audit.records import AuditEntry, AuditLevel, EntryKind, SecurityEventType
+from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores.base import AppendTxn, Checkpoint, SealedRecord
+from pynomaly_security.crypto.aead import AESGCM, open_sealed, seal
 from pynomaly_security.exceptions import InvalidToken, StorageError
 
 __all__ = [
@@ -172,7 +171,7 @@ class Sealer:
         self._anchored_at = (0, self._origin_us)
         self._every = checkpoint_every
         self._max_age_us = int(checkpoint_seconds * 1_000_000)
-        self.signing_key_id = signing_key_id(keys.current.public_key)
+        self.signing_key_id = keys.signing_key_id
         self._refs: dict[str, str] = {}
         self._aeads: OrderedDict[str, tuple[bytes, AESGCM]] = OrderedDict()
 
@@ -205,7 +204,7 @@ class Sealer:
             for user in row_users(itertools.chain.from_iterable(batches))
         }
         subject_keys = await self._subject_keys(txn, entries, refs.values())
-        key_id = self.keys.current.key_id
+        key_id = self.keys.key_id
         rows: list[SealedRecord] = []
         index: list[tuple[str, int]] = []
         for batch in batches:
@@ -260,8 +259,8 @@ class Sealer:
             personal = None
             if ref is not None and entry.erased_ref is None:
                 aad = _AAD + b"personal|" + head
-                personal = seal_with(subject_keys[ref], _json(personal_body), aad)
-            sealed = self.keys.encrypt(key_id, _json(payload), _AAD + b"payload|" + head)
+                personal = seal(subject_keys[ref], _json(personal_body), aad)
+            sealed = self.keys.encrypt(_json(payload), _AAD + b"payload|" + head)
             digest = hashlib.sha256(prev + _canonical(head, sealed, personal)).digest()
             rows.append(
                 SealedRecord(
@@ -369,7 +368,7 @@ class Sealer:
         elif not (force or due or always):
             return None
         anchor = force or due
-        sig = self.keys.current.signer.sign(
+        sig = self.keys.sign(
             checkpoint_message(seq, head_hash, now_us, anchored=anchor and self.anchored)
         )
         cp = Checkpoint(
@@ -431,7 +430,7 @@ class Sealer:
             else:
                 raw = os.urandom(32)
                 wrapped = self.keys.wrap_subject_key(ref, raw)
-                new.append((ref, self.keys.current.key_id, wrapped))
+                new.append((ref, self.keys.key_id, wrapped))
             keys[ref] = AESGCM(raw)
             if len(self._aeads) >= _CACHE:
                 self._aeads.popitem(last=False)
@@ -457,7 +456,7 @@ class Sealer:
             if wrapped is None:
                 raise _Erased
             key = self.keys.unwrap_subject_key(wrapped[0], rec.subject_ref, wrapped[1])
-            personal = json.loads(open_with(key, rec.personal, payload_aad(rec, b"personal")))
+            personal = json.loads(open_sealed(key, rec.personal, payload_aad(rec, b"personal")))
         except (InvalidToken, _Erased) as exc:
             mark = ERASED if isinstance(exc, _Erased) else UNREADABLE
             personal = {"user_id": mark, "source_ip": mark}

@@ -19,7 +19,6 @@ from typing import Any, ParamSpec, TypeVar
 import structlog
 
 from pynomaly_security._context import AccessRow, access_row
-from pynomaly_security.audit._keys import AuditKeys
 from pynomaly_security.audit._writer import BatchWriter
 from pynomaly_security.audit.actions import audit_action, audit_context
 from pynomaly_security.audit.anchor import (
@@ -40,8 +39,10 @@ from pynomaly_security.audit.records import (
     SecurityEventType,
     ambient,
 )
+from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores import AuditStore, Checkpoint, create_store
 from pynomaly_security.audit.trail import AuditTrail
+from pynomaly_security.crypto.keys import KeyRing
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.settings import SecuritySettings
 
@@ -74,7 +75,7 @@ class AuditLogger(AuditTrail):
 
     Args:
         store: where records live (see :func:`create_store`).
-        keys: the key ring derived from ``PYNOMALY_MASTER_KEY``.
+        keys: the audit keys of the key ring (``AuditKeys(KeyRing.from_settings(settings))``).
         flush_interval_ms: longest wait of a per-request access record.
         checkpoint_every / checkpoint_seconds: when an access-only commit's checkpoint
             is anchored (every commit is signed; see ``chain.Sealer``).
@@ -138,12 +139,17 @@ class AuditLogger(AuditTrail):
 
     @classmethod
     def from_settings(
-        cls, settings: SecuritySettings, *, store: AuditStore | None = None, prefix: str = "audit"
+        cls,
+        settings: SecuritySettings,
+        *,
+        store: AuditStore | None = None,
+        prefix: str = "audit",
+        keyring: KeyRing | None = None,
     ) -> AuditLogger:
         """Build from settings; raises ConfigurationError without a master key
-        outside development mode."""
-        secret = settings.master_key.get_secret_value() if settings.master_key else None
-        keys = AuditKeys.from_secret(secret, development_mode=settings.development_mode)
+        outside development mode. Pass ``keyring`` to share the application's
+        (in development mode without a master key, one ephemeral key for all)."""
+        keys = AuditKeys(keyring if keyring is not None else KeyRing.from_settings(settings))
         sinks: list[ComplianceHandler] = []
         if settings.audit_anchor_syslog:
             sinks.append(SyslogAnchor(settings.audit_anchor_syslog))

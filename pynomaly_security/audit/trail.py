@@ -11,11 +11,11 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pynomaly_security.audit._keys import AuditKeys
 from pynomaly_security.audit.anchor import load_anchor_file
 from pynomaly_security.audit.chain import Sealer
 from pynomaly_security.audit.reader import AuditReader
 from pynomaly_security.audit.records import ComplianceStandard
+from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores import AuditStore, Checkpoint
 from pynomaly_security.audit.verify import Expectations, VerifyResult, verify_store
 

@@ -42,10 +42,10 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pynomaly_security.audit._keys import AuditKeys
 from pynomaly_security.audit.batch import ACCESS_BATCH
 from pynomaly_security.audit.chain import ZERO_HASH, checkpoint_message, payload_aad, record_hash
 from pynomaly_security.audit.records import SecurityEventType
+from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores.base import AuditStore, Checkpoint, SealedRecord
 from pynomaly_security.exceptions import InvalidToken
 

@@ -39,6 +39,7 @@ from pynomaly_security.auth.errors import (
     RiskTooHigh,
     SignupRefused,
 )
+from pynomaly_security.auth.factory import auth_parts
 from pynomaly_security.auth.lockout import (
     AlertSink,
     LockoutManager,
@@ -157,13 +158,19 @@ class ZeroTrustAuthenticator:
 
     @classmethod
     def from_settings(
-        cls, settings: SecuritySettings, store: Store, **kwargs: Any
+        cls,
+        settings: SecuritySettings,
+        store: Store,
+        *,
+        event_sink: EventSink | None = None,
+        alert_sink: AlertSink | None = None,
+        **kwargs: Any,
     ) -> ZeroTrustAuthenticator:
-        """Every part wired from the settings and one shared store; see
-        :func:`pynomaly_security.auth.factory.authenticator_from_settings`."""
-        from pynomaly_security.auth.factory import authenticator_from_settings
-
-        return authenticator_from_settings(settings, store, **kwargs)
+        """Every part wired from the settings and one shared store; ``kwargs``
+        (``users``, ``passwords``, ``lockouts``, ``keyring``, clocks) go to
+        :func:`pynomaly_security.auth.factory.auth_parts`."""
+        parts = auth_parts(settings, store, alert_sink=alert_sink, **kwargs)
+        return cls(**parts, event_sink=event_sink, alert_sink=alert_sink)
 
     # -- sign-up ---------------------------------------------------------------------
     async def signup(self, username: str, password: str) -> UserRecord:

@@ -1,21 +1,21 @@
-"""Build a :class:`ZeroTrustAuthenticator` from the settings and one shared store.
+"""The parts of a :class:`~pynomaly_security.auth.ZeroTrustAuthenticator` the
+settings describe, over one shared store.
 
-Keys: TOTP secrets and recovery-code digests use keys derived by HKDF from the
-master key through the crypto key ring (so ``keys rotate`` and key versions
-cover them); the HS* JWT secret is ``jwt_secret`` or, when unset, derived the
-same way. Without a master key only development mode starts (an ephemeral key,
-with a warning): then tokens and TOTP secrets do not survive a restart and are
-not shared between workers.
+``ZeroTrustAuthenticator.from_settings`` composes them; this module does not
+import the authenticator (issue 13: the two imported each other).
+
+Keys: TOTP secrets and recovery-code digests use keys of the crypto key ring
+(so ``keys rotate``, key versions and retired master keys cover them); the HS*
+JWT secret is ``jwt_secret`` or, when unset, derived the same way. Without a
+master key only development mode starts (an ephemeral key, with a warning):
+then tokens and TOTP secrets do not survive a restart and are not shared
+between workers.
 """
 
 from __future__ import annotations
 
-import base64
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from cryptography.fernet import Fernet, MultiFernet
-
-from pynomaly_security.auth.authenticator import EventSink, ZeroTrustAuthenticator
 from pynomaly_security.auth.lockout import AlertSink, LockoutManager
 from pynomaly_security.auth.passwords import PasswordHasher
 from pynomaly_security.auth.risk import RiskEngine
@@ -29,27 +29,38 @@ from pynomaly_security.storage.base import Store, failure_policy
 if TYPE_CHECKING:
     from pynomaly_security.settings import SecuritySettings
 
-__all__ = ["authenticator_from_settings"]
+__all__ = ["AuthParts", "auth_parts"]
 
 
-def authenticator_from_settings(
+class AuthParts(TypedDict):
+    """Keyword arguments of ``ZeroTrustAuthenticator`` built from the settings."""
+
+    users: UserRepository
+    passwords: PasswordHasher
+    totp: TOTPManager
+    tokens: TokenService
+    lockouts: LockoutManager
+    risk: RiskEngine
+    recovery_codes: int
+    reauth_max_age: int
+    usernames: UsernamePolicy
+
+
+def auth_parts(
     settings: SecuritySettings,
     store: Store,
     *,
     users: UserRepository | None = None,
     passwords: PasswordHasher | None = None,
     lockouts: LockoutManager | None = None,
-    event_sink: EventSink | None = None,
     alert_sink: AlertSink | None = None,
+    keyring: KeyRing | None = None,
     **clock: Any,
-) -> ZeroTrustAuthenticator:
-    """The authenticator the settings describe. Pass ``lockouts`` to share the
-    plugin's (one lockout for the login guard, the router and the admin API)."""
-
-    ring = KeyRing.from_settings(settings)
-    cipher = MultiFernet(
-        [Fernet(base64.urlsafe_b64encode(ring.key("totp", v))) for v in reversed(ring.versions)]
-    )
+) -> AuthParts:
+    """The parts the settings describe. Pass ``lockouts`` to share the plugin's
+    (one lockout for the login guard, the router and the admin API), and
+    ``keyring`` to share the application's key ring."""
+    ring = keyring if keyring is not None else KeyRing.from_settings(settings)
     policies = settings.store_failure_policy
     # 64 derived bytes: long enough for HS512 too (RFC 7518 3.2).
     secret = (
@@ -58,13 +69,15 @@ def authenticator_from_settings(
         else ring.key("jwt") + ring.key("jwt-2")
     )
     private = settings.jwt_private_key.get_secret_value() if settings.jwt_private_key else None
-    return ZeroTrustAuthenticator(
+    return AuthParts(
         users=users or InMemoryUserRepository(max_users=settings.max_tracked_keys),
         passwords=passwords or PasswordHasher.from_settings(settings),
         totp=TOTPManager(
             store,
-            cipher,
-            ring.key("totp-recovery"),
+            ring.fernet("totp"),
+            # Every readable key: codes handed out before a version bump or a
+            # master-key change still work (the first key digests new ones).
+            [k for v in reversed(ring.versions) for k in ring.reading_keys("totp-recovery", v)],
             issuer=settings.totp_issuer,
             failure_policy=failure_policy(policies, "totp"),
             **clock,
@@ -87,7 +100,5 @@ def authenticator_from_settings(
         risk=RiskEngine.from_settings(settings, store, **clock),
         recovery_codes=settings.totp_recovery_codes,
         reauth_max_age=settings.reauth_max_age,
-        event_sink=event_sink,
-        alert_sink=alert_sink,
         usernames=UsernamePolicy.from_settings(settings),
     )

@@ -55,7 +55,9 @@ class TOTPManager:
     Args:
         store: where used time steps are claimed (shared across workers).
         cipher: encrypts secrets at rest.
-        recovery_key: 32-byte key of the recovery-code digests.
+        recovery_key: 32-byte key of the recovery-code digests, or several: the
+            first digests new codes, every one matches stored codes (the key
+            ring's readable versions and retired master keys).
         issuer: shown by authenticator apps.
         clock: seconds since the epoch (tests inject it).
         failure_policy: when the store is down, ``fail_closed`` refuses codes
@@ -66,7 +68,7 @@ class TOTPManager:
         self,
         store: KeyValueStore,
         cipher: MultiFernet,
-        recovery_key: bytes,
+        recovery_key: bytes | Sequence[bytes],
         *,
         issuer: str = "pynomaly-security",
         interval: int = 30,
@@ -74,13 +76,14 @@ class TOTPManager:
         clock: Callable[[], float] = time.time,
         failure_policy: FailurePolicy = "fail_closed",
     ) -> None:
-        if len(recovery_key) < 32:
+        keys = (recovery_key,) if isinstance(recovery_key, bytes) else tuple(recovery_key)
+        if not keys or any(len(key) < 32 for key in keys):
             raise ConfigurationError("recovery_key must be at least 32 bytes")
         if digits not in (6, 8) or interval < 15:
             raise ConfigurationError("TOTP needs 6 or 8 digits and an interval of >= 15 s")
         self._store = store
         self._cipher = cipher
-        self._recovery_key = recovery_key
+        self._recovery_keys = keys
         self._issuer = issuer
         self._interval = interval
         self._digits = digits
@@ -139,10 +142,12 @@ class TOTPManager:
         return False
 
     # -- recovery codes ---------------------------------------------------------------
-    def _digest(self, code: str) -> str:
+    def _digest(self, code: str, key: bytes | None = None) -> str:
         normalized = code.strip().replace("-", "").replace(" ", "").upper()
         return hmac.new(
-            self._recovery_key, normalized.encode("ascii", "ignore"), hashlib.sha256
+            self._recovery_keys[0] if key is None else key,
+            normalized.encode("ascii", "ignore"),
+            hashlib.sha256,
         ).hexdigest()
 
     def new_recovery_codes(self, count: int) -> tuple[list[str], tuple[str, ...]]:
@@ -166,9 +171,11 @@ class TOTPManager:
 
     def match_recovery_code(self, digests: Sequence[str], code: str) -> str | None:
         """The stored digest ``code`` matches (the caller removes it), or None."""
-        candidate = self._digest(code)
+        candidates = [self._digest(code, key) for key in self._recovery_keys]
         found = None
-        for digest in digests:  # no early exit: time does not reveal the position
-            if hmac.compare_digest(digest, candidate):
-                found = digest
+        # No early exit: time does not reveal the position (nor which key matched).
+        for digest in digests:
+            for candidate in candidates:
+                if hmac.compare_digest(digest, candidate):
+                    found = digest
         return found

@@ -43,14 +43,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pynomaly_security.audit import AuditTrail, ComplianceStandard, verify_store
-from pynomaly_security.audit._keys import AuditKeys, signing_key_id
 from pynomaly_security.audit.anchor import (
     default_anchor_path,
     load_anchor_file,
     load_redis_anchors,
 )
+from pynomaly_security.audit.sealing import AuditKeys, signing_key_id
 from pynomaly_security.audit.stores import Checkpoint, create_store
 from pynomaly_security.audit.verify import Expectations
+from pynomaly_security.crypto.keys import KeyRing
 from pynomaly_security.exceptions import SecurityError
 from pynomaly_security.settings import load_settings
 
@@ -160,7 +161,13 @@ def _keys_from_env() -> AuditKeys | None:
     settings = load_settings()
     if settings.master_key is None:
         return None
-    return AuditKeys.from_secret(settings.master_key.get_secret_value(), development_mode=False)
+    # The retired master keys read history written before the master key changed.
+    return AuditKeys(
+        KeyRing.from_secret(
+            settings.master_key.get_secret_value(),
+            retired=[r.get_secret_value() for r in settings.retired_master_keys],
+        )
+    )
 
 
 def _db(args: argparse.Namespace) -> str:

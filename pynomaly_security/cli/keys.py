@@ -165,6 +165,10 @@ def status(
     result: dict[str, Any] = {
         "key_version": ring.current_version,
         "key_min_version": ring.min_version,
+        # Public ids (digests of derived keys), so an operator sees which master
+        # keys this instance loaded without any secret being printed.
+        "master_key_id": ring.master_ids[0],
+        "retired_master_key_ids": list(ring.master_ids[1:]),
         "rotation_enabled": settings.enable_key_rotation,
         "key_rotation_days": settings.key_rotation_days,
         "current_version_since": None,

@@ -19,6 +19,8 @@ Fernet keys: the key id in the header selects the one Fernet key to try, so
 ``MultiFernet``'s try-every-key loop is not needed on the hot path (and an
 unknown id fails without trying any key); :meth:`DataEncryption.fernet_ring`
 still returns the ``MultiFernet`` of all readable versions, newest first.
+After a master-key change the retired master keys are tried after the
+current one (:meth:`DataEncryption.open` says the token is then stale).
 
 Every failure to decrypt (malformed, tampered, unknown key id, wrong context)
 raises :class:`~pynomaly_security.exceptions.InvalidToken` without a reason.
@@ -35,16 +37,15 @@ import binascii
 import hashlib
 import hmac
 import json
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-import cryptography.exceptions
 import cryptography.fernet
 import pydantic
 import pydantic_core
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from pynomaly_security.crypto import aead
 from pynomaly_security.crypto.keys import KeyRing
 from pynomaly_security.exceptions import ConfigurationError, InvalidToken
 
@@ -58,7 +59,6 @@ Algorithm = Literal["fernet", "aes_gcm"]
 _PREFIX = "pn1"
 _ALG_CODES: dict[str, Algorithm] = {"a": "aes_gcm", "f": "fernet"}
 _CODE_OF: dict[Algorithm, str] = {"aes_gcm": "a", "fernet": "f"}
-_NONCE = 12
 _DIGEST = 16
 # Type tags inside the plaintext, so ``str`` and ``bytes`` round-trip without JSON.
 _TAG_STR, _TAG_BYTES, _TAG_JSON = b"s", b"b", b"j"
@@ -127,29 +127,29 @@ class DataEncryption:
         self.keyring = keyring
         self.algorithm: Algorithm = algorithm
         self.purpose = purpose
-        self._aead: dict[int, AESGCM] = {}
-        self._fernet: dict[int, cryptography.fernet.Fernet] = {}
+        # Bounded by the ring: (master key, readable version) pairs.
+        self._aead: dict[tuple[int, int], AESGCM] = {}
+        self._fernet: dict[tuple[int, int], cryptography.fernet.Fernet] = {}
         self._adapters: dict[Any, pydantic.TypeAdapter[Any]] = {}
 
     # -- keys ------------------------------------------------------------------------
-    def _aesgcm(self, version: int) -> AESGCM:
-        cipher = self._aead.get(version)
+    def _aesgcm(self, version: int, master: int = 0) -> AESGCM:
+        cipher = self._aead.get((master, version))
         if cipher is None:
-            cipher = self._aead[version] = AESGCM(self.keyring.key(self.purpose, version))
+            key = self.keyring.key(self.purpose, version, master=master)
+            cipher = self._aead[master, version] = AESGCM(key)
         return cipher
 
-    def _fernet_for(self, version: int) -> cryptography.fernet.Fernet:
-        cipher = self._fernet.get(version)
+    def _fernet_for(self, version: int, master: int = 0) -> cryptography.fernet.Fernet:
+        cipher = self._fernet.get((master, version))
         if cipher is None:
-            key = base64.urlsafe_b64encode(self.keyring.key(self.purpose, version))
-            cipher = self._fernet[version] = cryptography.fernet.Fernet(key)
+            key = base64.urlsafe_b64encode(self.keyring.key(self.purpose, version, master=master))
+            cipher = self._fernet[master, version] = cryptography.fernet.Fernet(key)
         return cipher
 
     def fernet_ring(self) -> cryptography.fernet.MultiFernet:
-        """A ``MultiFernet`` over every readable version, newest first (for interop)."""
-        return cryptography.fernet.MultiFernet(
-            [self._fernet_for(v) for v in reversed(self.keyring.versions)]
-        )
+        """A ``MultiFernet`` over every readable key, newest first (for interop)."""
+        return self.keyring.fernet(self.purpose)
 
     # -- bytes API -------------------------------------------------------------------
     def encrypt(self, data: bytes, *, context: EncryptionContext | None = None) -> str:
@@ -159,8 +159,7 @@ class DataEncryption:
         header = f"{_PREFIX}.{code}.{version}."
         bound = header.encode() + (context.encode() if context else b"")
         if self.algorithm == "aes_gcm":
-            nonce = os.urandom(_NONCE)
-            body = _b64e(nonce + self._aesgcm(version).encrypt(nonce, data, bound))
+            body = _b64e(aead.seal(self._aesgcm(version), data, bound))
         else:
             digest = hashlib.sha256(bound).digest()[:_DIGEST]
             body = self._fernet_for(version).encrypt(digest + data).decode("ascii")
@@ -172,6 +171,17 @@ class DataEncryption:
         Raises:
             InvalidToken: for any failure; the reason is deliberately not given.
         """
+        return self.open(token, context=context)[0]
+
+    def open(
+        self, token: str | bytes, *, context: EncryptionContext | None = None
+    ) -> tuple[bytes, bool]:
+        """Decrypt like :meth:`decrypt`; also say whether the token should be
+        rewritten (an older version, another algorithm, or a retired master key).
+
+        The token names its version, not its master key: the current master key
+        is tried first, then each retired one (only after a master-key change).
+        """
         try:
             text = token.decode("ascii") if isinstance(token, bytes) else token
             if not isinstance(text, str):  # e.g. a raw number left in an encrypted column
@@ -181,22 +191,33 @@ class DataEncryption:
             if prefix != _PREFIX or code not in _ALG_CODES or kid != str(version):
                 raise InvalidToken
             bound = f"{prefix}.{code}.{kid}.".encode() + (context.encode() if context else b"")
+            stale = version != self.keyring.current_version or code != _CODE_OF[self.algorithm]
             if code == "a":
                 raw = _b64d(body)
-                return self._aesgcm(version).decrypt(raw[:_NONCE], raw[_NONCE:], bound)
-            plain = self._fernet_for(version).decrypt(body.encode("ascii"))
-            expected = hashlib.sha256(bound).digest()[:_DIGEST]
-            if not hmac.compare_digest(plain[:_DIGEST], expected):
+                for master in self.keyring.masters:
+                    try:
+                        plain = aead.open_sealed(self._aesgcm(version, master), raw, bound)
+                    except InvalidToken:
+                        continue
+                    return plain, stale or master != 0
                 raise InvalidToken
-            return plain[_DIGEST:]
+            fernet_token = body.encode("ascii")
+            for master in self.keyring.masters:
+                try:
+                    plain = self._fernet_for(version, master).decrypt(fernet_token)
+                except cryptography.fernet.InvalidToken:
+                    continue
+                expected = hashlib.sha256(bound).digest()[:_DIGEST]
+                if not hmac.compare_digest(plain[:_DIGEST], expected):
+                    raise InvalidToken
+                return plain[_DIGEST:], stale or master != 0
+            raise InvalidToken
         except InvalidToken:
-            raise
+            raise InvalidToken from None
         except (
-            ValueError,  # split/int/base64/ascii problems, short nonce
+            ValueError,  # split/int/base64/ascii problems
             KeyError,  # unknown key id
             binascii.Error,
-            cryptography.exceptions.InvalidTag,
-            cryptography.fernet.InvalidToken,
         ):
             # ``from None``: the cause could hint at which check failed.
             raise InvalidToken from None
@@ -213,14 +234,16 @@ class DataEncryption:
             raise InvalidToken from None
 
     def needs_rotation(self, token: str) -> bool:
-        """Whether ``token`` was written with an older key or another algorithm."""
+        """Whether ``token`` was written with an older version or another algorithm, by its
+        header alone (one under a retired master key is found by :meth:`open`)."""
         code = token.split(".", 2)[1] if token.count(".") >= 3 else ""
         return (
             self.key_id(token) != self.keyring.current_version or code != _CODE_OF[self.algorithm]
         )
 
     def rotate(self, token: str, *, context: EncryptionContext | None = None) -> str:
-        """Re-encrypt ``token`` with the newest key (``InvalidToken`` if it does not decrypt)."""
+        """Re-encrypt ``token`` with the newest key of the current master key
+        (``InvalidToken`` if it does not decrypt)."""
         return self.encrypt(self.decrypt(token, context=context), context=context)
 
     # -- object API (the seed's) -------------------------------------------------------

@@ -160,11 +160,12 @@ class FieldEncryption:
         return out
 
     def rotate_record(self, table: str, record: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Re-encrypt fields written with an old key; ``None`` when nothing changed."""
+        """Re-encrypt fields written with an old key (an older version, another
+        algorithm, a retired master key); ``None`` when nothing changed."""
         plain = self.decrypt_record(table, record)
         stale = any(
             isinstance(record.get(spec.field), str)
-            and self.encryption.needs_rotation(record[spec.field])
+            and self.encryption.open(record[spec.field], context=self.context(spec, record))[1]
             for spec in self.fields(table)
         )
         stale = stale or any(
@@ -176,8 +177,11 @@ class FieldEncryption:
         )
         return self.encrypt_record(table, plain) if stale else None
 
-    def blind_index(self, table: str, field: str, value: Any, *, version: int | None = None) -> str:
-        """The blind index of ``value`` for ``table.field`` (current key version by default).
+    def blind_index(
+        self, table: str, field: str, value: Any, *, version: int | None = None, master: int = 0
+    ) -> str:
+        """The blind index of ``value`` for ``table.field`` (current key version and
+        master key by default).
 
         The key version prefixes the digest (``"3:..."``), so indexes written
         before a rotation stay distinguishable; look up with
@@ -192,15 +196,21 @@ class FieldEncryption:
         ring = self.encryption.keyring
         version = ring.current_version if version is None else version
         # One key per column: equal values in different columns get unrelated indexes.
-        key = ring.key(f"blind-index:{table}.{field}", version)
+        key = ring.key(f"blind-index:{table}.{field}", version, master=master)
         digest = hmac.new(key, text.encode(), hashlib.sha256).digest()[:_BIDX_BYTES]
         return f"{version}:{digest.hex()}"
 
     def blind_index_candidates(self, table: str, field: str, value: Any) -> list[str]:
-        """Indexes of ``value`` under every readable key version, newest first.
+        """Indexes of ``value`` under every readable key version (and master key),
+        newest first.
 
         Use in ``WHERE <field>_bidx IN (...)``; after rotation and raising
-        ``key_min_version`` this is a single value again.
+        ``key_min_version`` (and dropping retired master keys) this is a single
+        value again.
         """
-        versions = reversed(self.encryption.keyring.versions)
-        return [self.blind_index(table, field, value, version=v) for v in versions]
+        ring = self.encryption.keyring
+        return [
+            self.blind_index(table, field, value, version=v, master=m)
+            for v in reversed(ring.versions)
+            for m in ring.masters
+        ]

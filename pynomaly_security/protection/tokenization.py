@@ -52,11 +52,11 @@ class Tokenizer:
         self.vault = vault
         self.encryption = encryption
 
-    def fingerprint(self, value: str, version: int | None = None) -> str:
+    def fingerprint(self, value: str, version: int | None = None, *, master: int = 0) -> str:
         """Keyed HMAC of ``value`` (purpose ``token-fingerprint``) for deterministic tokens."""
         ring = self.encryption.keyring
         version = ring.current_version if version is None else version
-        key = ring.key("token-fingerprint", version)
+        key = ring.key("token-fingerprint", version, master=master)
         return f"{version}:" + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
     @staticmethod
@@ -101,11 +101,15 @@ class Tokenizer:
         """
         fingerprint = self.fingerprint(value) if deterministic else None
         if deterministic:
-            # Tokens stored before a key rotation carry an older fingerprint.
-            for version in reversed(self.encryption.keyring.versions):
-                existing = await self.vault.find(self.fingerprint(value, version))
-                if existing is not None:
-                    return existing
+            # Tokens stored before a key rotation (or a master-key change) carry
+            # an older fingerprint.
+            ring = self.encryption.keyring
+            for version in reversed(ring.versions):
+                for master in ring.masters:
+                    fingerprint_then = self.fingerprint(value, version, master=master)
+                    existing = await self.vault.find(fingerprint_then)
+                    if existing is not None:
+                        return existing
         for _ in range(_ATTEMPTS):
             token = self.shape_token(value)
             ciphertext = self.encryption.encrypt(value.encode(), context=_context(token))
@@ -148,6 +152,7 @@ class Tokenizer:
         """
         report = RotationReport()
         current = self.encryption.keyring.current_version
+        retired = len(self.encryption.keyring.masters) > 1
         async for batch in self.vault.entries(batch_size):
             report.batches += 1
             for entry in batch:
@@ -155,9 +160,13 @@ class Tokenizer:
                 fp_stale = entry.fingerprint is not None and not entry.fingerprint.startswith(
                     f"{current}:"
                 )
-                if not (self.encryption.needs_rotation(entry.ciphertext) or fp_stale):
+                # Only a retired master key makes a current-version entry stale;
+                # without one the header says it all, nothing is decrypted.
+                if not (retired or self.encryption.needs_rotation(entry.ciphertext) or fp_stale):
                     continue
-                plain = self.encryption.decrypt(entry.ciphertext, context=_context(entry.token))
+                plain, stale = self.encryption.open(entry.ciphertext, context=_context(entry.token))
+                if not (stale or fp_stale):
+                    continue
                 new_ct = self.encryption.encrypt(plain, context=_context(entry.token))
                 new_fp = self.fingerprint(plain.decode()) if entry.fingerprint else None
                 if await self.vault.replace(entry.token, entry.ciphertext, new_ct, new_fp):

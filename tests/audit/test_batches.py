@@ -11,10 +11,11 @@ import pytest
 
 from pynomaly_security.__main__ import main
 from pynomaly_security.audit import AuditLogger, SecurityEventType
-from pynomaly_security.audit._keys import AuditKeys
 from pynomaly_security.audit.batch import MAX_ROWS, MAX_SPAN_US, open_batch, split_batches
+from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores.base import SealedRecord
 from pynomaly_security.audit.stores.sqlite import SQLiteAuditStore
+from pynomaly_security.crypto import KeyRing
 from pynomaly_security.settings import SecuritySettings
 
 Settings = Callable[..., SecuritySettings]
@@ -41,7 +42,7 @@ def _request(
 @pytest.mark.anyio
 async def test_many_requests_become_few_chain_records(db_url: str, master_key: str) -> None:
     """Thousands of access records take one chain record per MAX_ROWS; all read back."""
-    keys = AuditKeys.from_secret(master_key, development_mode=False)
+    keys = AuditKeys(KeyRing.from_secret(master_key))
     db = Path(db_url.removeprefix("sqlite:///"))
     total = MAX_ROWS * 2 + 10
     async with AuditLogger(SQLiteAuditStore(db_url), keys, flush_interval_ms=200) as audit:
@@ -64,9 +65,9 @@ async def test_many_requests_become_few_chain_records(db_url: str, master_key: s
 
 def test_version_1_batches_still_read() -> None:
     """Batches written before durations were whole microseconds read back unchanged."""
-    keys = AuditKeys.from_secret(None, development_mode=True)
+    keys = AuditKeys(KeyRing.from_secret(None, development_mode=True))
     rec = SealedRecord(1, 5, "access_batch", "http_request", "info", ",,", None, None,
-                       keys.current.key_id, b"", None, b"\0" * 32, b"\0" * 32)  # fmt: skip
+                       keys.key_id, b"", None, b"\0" * 32, b"\0" * 32)  # fmt: skip
     row = [5, "GET", "/r", 200, 1.25, "rid", None, "192.0.2.1"]
     for version, stored, expected in ((1, 1.25, 1.25), (2, 1250, 1.25)):
         body = {"v": version, "subjects": [], "rows": [[*row[:4], stored, *row[5:]]]}
@@ -80,7 +81,7 @@ async def test_query_interleaves_access_rows_and_events_in_time_order(
 ) -> None:
     """A batch spanning security events is merged into them by time; filters and paging apply
     to the expanded rows."""
-    keys = AuditKeys.from_secret(master_key, development_mode=False)
+    keys = AuditKeys(KeyRing.from_secret(master_key))
     clock = [100.0]
     store = SQLiteAuditStore(db_url)
     async with AuditLogger(store, keys, flush_interval_ms=200, clock=lambda: clock[0]) as audit:
@@ -125,7 +126,7 @@ async def test_query_interleaves_access_rows_and_events_in_time_order(
 @pytest.mark.anyio
 async def test_since_finds_rows_late_in_an_old_batch(db_url: str, master_key: str) -> None:
     """A batch is found by rows up to MAX_SPAN_US after its oldest; longer spans are cut."""
-    keys = AuditKeys.from_secret(master_key, development_mode=False)
+    keys = AuditKeys(KeyRing.from_secret(master_key))
     span = MAX_SPAN_US / 1_000_000
     async with AuditLogger(SQLiteAuditStore(db_url), keys, flush_interval_ms=200) as audit:
         _request(audit, 1, 1_000.0)
@@ -143,7 +144,7 @@ async def test_since_finds_rows_late_in_an_old_batch(db_url: str, master_key: st
 async def test_erase_subject_shreds_batched_rows(db_url: str, master_key: str) -> None:
     """After erase_subject, that user's rows in a batch read [erased] (user id and IP), other
     rows of the same batch stay readable, and the chain verifies."""
-    keys = AuditKeys.from_secret(master_key, development_mode=False)
+    keys = AuditKeys(KeyRing.from_secret(master_key))
     db = Path(db_url.removeprefix("sqlite:///"))
     async with AuditLogger(SQLiteAuditStore(db_url), keys, flush_interval_ms=200) as audit:
         _request(audit, 1, 10.0, user="erin")
@@ -244,7 +245,7 @@ def test_export_expands_batches(batched: Path, capsys: pytest.CaptureFixture[str
 @pytest.mark.anyio
 async def test_retention_prunes_batches_with_their_segment(db_url: str, master_key: str) -> None:
     """A batch inside a checkpointed segment is pruned whole; the rest verifies."""
-    keys = AuditKeys.from_secret(master_key, development_mode=False)
+    keys = AuditKeys(KeyRing.from_secret(master_key))
     day = 86_400.0
     clock = [0.0]
     async with AuditLogger(
@@ -308,7 +309,7 @@ def test_export_of_a_store_without_the_subject_index(
 @pytest.mark.anyio
 async def test_a_restarted_logger_accepts_access_records(db_url: str, master_key: str) -> None:
     """After aclose, start() opens the queue again (aclose had closed it)."""
-    keys = AuditKeys.from_secret(master_key, development_mode=False)
+    keys = AuditKeys(KeyRing.from_secret(master_key))
     audit = AuditLogger(SQLiteAuditStore(db_url), keys, flush_interval_ms=200)
     await audit.start()
     await audit.aclose()

@@ -167,7 +167,7 @@ async def test_development_mode_uses_an_ephemeral_key_with_a_warning(
         logger = AuditLogger.from_settings(
             settings_for(db_url, master_key=None, development_mode=True)
         )
-    assert any(e["event"] == "audit_ephemeral_master_key" for e in logs)
+    assert any(e["event"] == "master_key_missing_using_ephemeral_key" for e in logs)
     async with logger:
         await logger.log_security_event(SecurityEventType.CONFIG_CHANGE, "x")
     # A restart gets a new ephemeral key: the old record is unreadable, the trail verifies.
@@ -213,9 +213,10 @@ def test_bad_options_fail_at_construction(
 ) -> None:
     """Invalid options raise ConfigurationError naming the option and its range."""
     from pynomaly_security.audit import create_store
-    from pynomaly_security.audit._keys import AuditKeys
+    from pynomaly_security.audit.sealing import AuditKeys
+    from pynomaly_security.crypto import KeyRing
 
-    keys = AuditKeys([bytes(32)])
+    keys = AuditKeys(KeyRing(bytes(32)))
     with pytest.raises(ConfigurationError, match=message):
         AuditLogger(create_store(db_url), keys, **{option: value})  # type: ignore[arg-type]
 
@@ -239,9 +240,10 @@ async def test_sync_action_on_the_event_loop_is_recorded(audit: AuditLogger, db_
 async def test_access_queue_is_bounded(db_url: str, master_key: str) -> None:
     """Beyond max_pending queued access records, new ones are dropped, never blocking."""
     from pynomaly_security.audit import create_store
-    from pynomaly_security.audit._keys import AuditKeys
+    from pynomaly_security.audit.sealing import AuditKeys
+    from pynomaly_security.crypto import KeyRing
 
-    keys = AuditKeys.from_secret(master_key, development_mode=False)
+    keys = AuditKeys(KeyRing.from_secret(master_key))
     audit = AuditLogger(create_store(db_url), keys, max_pending=5, flush_interval_ms=200)
     await audit.start()
     for i in range(50):  # no await in between: the writer cannot drain meanwhile

@@ -22,8 +22,9 @@ from pynomaly_security.audit import (
     SecurityEventType,
     create_store,
 )
-from pynomaly_security.audit._keys import AuditKeys
+from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores.postgres import PostgresAuditStore
+from pynomaly_security.crypto import KeyRing
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +50,7 @@ async def make_logger(
     def make(keys: AuditKeys | None = None, **options: object) -> AuditLogger:
         logger = AuditLogger(
             create_store(url, prefix=prefix),
-            keys or AuditKeys.from_secret(master_key, development_mode=False),
+            keys or AuditKeys(KeyRing.from_secret(master_key)),
             flush_interval_ms=10,
             **options,  # type: ignore[arg-type]
         )
@@ -200,7 +201,7 @@ async def test_key_rotation_reads_history(make_logger: StoreFactory, master_key:
     new_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     async with make_logger() as audit:
         await audit.log_security_event(SecurityEventType.KEY_ROTATION, "before", user_id="kim")
-    rotated = AuditKeys.from_secret(new_key, development_mode=False, retired=(master_key,))
+    rotated = AuditKeys(KeyRing.from_secret(new_key, retired=(master_key,)))
     async with make_logger(keys=rotated) as audit:
         await audit.log_security_event(SecurityEventType.KEY_ROTATION, "after", user_id="kim")
         rows = await audit.query(user_id="kim")

@@ -205,8 +205,8 @@ def test_checkpoint_signed_by_an_impostor(trail: Path, capsys: pytest.CaptureFix
     """A checkpoint re-signed with another key fails against the pinned key."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from pynomaly_security.audit._keys import signing_key_id
     from pynomaly_security.audit.chain import checkpoint_message
+    from pynomaly_security.audit.sealing import signing_key_id
 
     impostor = Ed25519PrivateKey.generate()
     raw = impostor.public_key().public_bytes_raw()

@@ -12,14 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pynomaly_security.audit import AuditLogger, AuditStore, SecurityEventType, verify_store
-from pynomaly_security.audit._keys import AuditKeys
+from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores.sqlite import SQLiteAuditStore
+from pynomaly_security.crypto import KeyRing
 
 COLUMNS = ["ts_us", "kind", "event_type", "level", "standards", "request_id", "key_id", "payload"]
 
 
 async def _populate(db: Path, master_key: str, anchor: Path | None = None) -> None:
-    keys = AuditKeys.from_secret(master_key, development_mode=False)
+    keys = AuditKeys(KeyRing.from_secret(master_key))
     store = SQLiteAuditStore(f"sqlite:///{db}")
     async with AuditLogger(store, keys, checkpoint_every=7, anchor_file=anchor) as audit:
         for i in range(30):
@@ -27,7 +28,7 @@ async def _populate(db: Path, master_key: str, anchor: Path | None = None) -> No
 
 
 async def _verify(db: Path, master_key: str) -> bool:
-    keys = AuditKeys.from_secret(master_key, development_mode=False)
+    keys = AuditKeys(KeyRing.from_secret(master_key))
     store: AuditStore = SQLiteAuditStore(f"sqlite:///{db}")
     await store.open()
     try:
@@ -115,7 +116,7 @@ def test_any_truncation_is_detected(
                 conn.execute("DELETE FROM audit_checkpoints WHERE seq > ?", (keep,))
 
     async def verify() -> bool:
-        keys = AuditKeys.from_secret(master_key, development_mode=False)
+        keys = AuditKeys(KeyRing.from_secret(master_key))
         store: AuditStore = SQLiteAuditStore(f"sqlite:///{db}")
         anchors = load_anchor_file(Path(f"{pristine_anchored}.anchors.jsonl"))
         expect = Expectations(anchors=anchors, anchor_given=True, retention_days=365)

@@ -8,6 +8,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from pynomaly_security.crypto import KeyRing, generate_master_key, load_master_key
+from pynomaly_security.crypto.keys import EPHEMERAL_KEY_EVENT
+from pynomaly_security.crypto.purposes import PURPOSES
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.settings import SecuritySettings
 
@@ -104,3 +106,92 @@ def test_min_version_above_current_is_a_configuration_error() -> None:
 def test_repr_shows_no_key_material() -> None:
     """repr() names versions only."""
     assert repr(KeyRing(b"k" * 32)) == "KeyRing(current_version=1, min_version=1)"
+
+
+# -- the label table (issue 13: one ring for every purpose) -----------------------------
+
+
+@pytest.mark.parametrize(
+    "purpose",
+    [
+        pytest.param("field", id="typo"),
+        pytest.param("blind-index", id="qualifier-missing"),
+        pytest.param("blind-index:", id="qualifier-empty"),
+        pytest.param("fields:users", id="qualifier-not-taken"),
+    ],
+)
+def test_purposes_outside_the_table_are_refused(purpose: str) -> None:
+    """A purpose not in PURPOSES (or a qualifier where none is taken) is a ConfigurationError."""
+    with pytest.raises(ConfigurationError, match="unknown key purpose"):
+        KeyRing(b"k" * 32).key(purpose)
+
+
+def test_every_purpose_of_the_table_derives_a_distinct_key() -> None:
+    """Each purpose in the table gives its own key; qualified ones one per qualifier."""
+    ring = KeyRing(b"k" * 32)
+    names = [f"{p.name}:x" if p.qualified else p.name for p in PURPOSES.values()]
+    keys = {ring.key(name) for name in names} | {ring.key("blind-index:y"), ring.key("app:y")}
+    assert len(keys) == len(names) + 2
+
+
+def test_master_scoped_purposes_ignore_the_version() -> None:
+    """Audit keys change with the master key only: a version bump keeps them (and the pin)."""
+    v1, v3 = KeyRing(b"k" * 32), KeyRing(b"k" * 32, current_version=3, min_version=3)
+    for name, spec in PURPOSES.items():
+        if spec.rotates == "master":
+            assert v1.key(name) == v3.key(name, 1) == v3.key(name)
+    assert v1.master_ids == v3.master_ids
+    with pytest.raises(ConfigurationError, match="no per-tenant keys"):
+        v1.key("audit-records", tenant="acme")
+
+
+def test_retired_master_keys_read_and_never_write() -> None:
+    """Retired master keys come after the current one; new keys use the current one."""
+    old, new = b"o" * 32, b"n" * 32
+    ring = KeyRing(new, retired=[old])
+    assert list(ring.masters) == [0, 1]
+    assert ring.key("fields") == KeyRing(new).key("fields")
+    assert ring.reading_keys("fields") == [KeyRing(new).key("fields"), KeyRing(old).key("fields")]
+    assert ring.master_ids == (KeyRing(new).master_ids[0], KeyRing(old).master_ids[0])
+    assert ring.master_index(KeyRing(old).master_ids[0]) == 1
+    assert ring.master_index("0" * 16) is None
+    assert repr(ring) == "KeyRing(current_version=1, min_version=1, retired=1)"
+
+
+def test_retired_master_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PYNOMALY_SECURITY__RETIRED_MASTER_KEYS (comma-separated) feeds the ring; a bad one
+    is refused by its name, without echoing it."""
+    old = [generate_master_key(), generate_master_key()]
+    monkeypatch.setenv("PYNOMALY_MASTER_KEY", generate_master_key())
+    monkeypatch.setenv("PYNOMALY_SECURITY__RETIRED_MASTER_KEYS", ",".join(old))
+    ring = KeyRing.from_settings(_settings())
+    assert ring.reading_keys("tokens")[1:] == [
+        KeyRing(base64.urlsafe_b64decode(k)).key("tokens") for k in old
+    ]
+    monkeypatch.setenv("PYNOMALY_SECURITY__RETIRED_MASTER_KEYS", "short")
+    with pytest.raises(ConfigurationError, match="RETIRED_MASTER_KEYS must be base64") as info:
+        KeyRing.from_settings(_settings())
+    assert "short" not in str(info.value)
+
+
+def test_fernet_reads_every_version_and_master_and_writes_the_newest() -> None:
+    """ring.fernet(purpose) (the TOTP cipher) decrypts what any readable key wrote and
+    encrypts with the current master key's current version."""
+    old, new = b"o" * 32, b"n" * 32
+    written = [
+        KeyRing(old).fernet("totp").encrypt(b"a"),
+        KeyRing(new).fernet("totp").encrypt(b"b"),
+        KeyRing(new, current_version=2).fernet("totp").encrypt(b"c"),
+    ]
+    ring = KeyRing(new, current_version=2, retired=[old])
+    assert [ring.fernet("totp").decrypt(t) for t in written] == [b"a", b"b", b"c"]
+    only_current = KeyRing(new, current_version=2, min_version=2).fernet("totp")
+    assert only_current.decrypt(ring.fernet("totp").encrypt(b"d")) == b"d"
+
+
+def test_one_ephemeral_key_path_for_every_component() -> None:
+    """In development mode without a master key the ring is ephemeral and warns once."""
+    with capture_logs() as logs:
+        ring = KeyRing.from_settings(_settings(development_mode=True))
+    assert ring.ephemeral and not KeyRing(b"k" * 32).ephemeral
+    assert [entry["event"] for entry in logs] == [EPHEMERAL_KEY_EVENT]

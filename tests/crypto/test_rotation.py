@@ -165,6 +165,29 @@ def test_cli_rotate_sqlite_and_vault(
     assert _key_ids(sqlite3.connect(db), _fields(master, 2)) == {2}
 
 
+def test_cli_rotate_moves_data_off_a_retired_master_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After PYNOMALY_MASTER_KEY is replaced and the old key listed in RETIRED_MASTER_KEYS,
+    `keys rotate` rewrites every row (same version) so the new key alone reads them."""
+    old, new = generate_master_key(), generate_master_key()
+    db = tmp_path / "app.db"
+    _db(db, _fields(base64.urlsafe_b64decode(old), 1), 3).close()
+    monkeypatch.setenv("PYNOMALY_MASTER_KEY", new)
+    monkeypatch.setenv("PYNOMALY_SECURITY__RETIRED_MASTER_KEYS", old)
+    monkeypatch.setenv("PYNOMALY_SECURITY__ENCRYPTION_ALGORITHM", "aes_gcm")
+    args = ["keys", "rotate", "--db", str(db), "--field", "users.ssn"]
+    assert cli_main([*args, "--blind-index", "users.email"]) == 0
+    assert '"rotated": 3' in capsys.readouterr().out
+    alone = _fields(base64.urlsafe_b64decode(new), 1)
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT id, ssn, email, email_bidx FROM users ORDER BY id").fetchall()
+    for row in rows:
+        record = dict(zip(("id", "ssn", "email", "email_bidx"), row, strict=True))
+        assert alone.decrypt_record("users", record)["ssn"].startswith("123-45-")
+        assert record["email_bidx"] == alone.blind_index("users", "email", f"{row[0]}@example.com")
+
+
 def test_cli_rotate_without_master_key_fails(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -211,6 +234,8 @@ def test_status_counts_versions_and_reports_due_rotation(tmp_path: Path) -> None
     before = keys_cli.status(_parse(argv), settings, now=t0)
     assert before["values_by_key_version"] == {"sqlite:users": {"1": 8}}
     assert before["current_version_since"] == t0.isoformat() and not before["rotation_due"]
+    assert before["master_key_id"] == KeyRing(master).master_ids[0]
+    assert before["retired_master_key_ids"] == []
     conn = sqlite3.connect(db)
     rotate_sqlite_table(conn, _fields(master, 2), "users")
     conn.close()

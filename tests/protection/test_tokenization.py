@@ -204,3 +204,22 @@ def test_malformed_sqlite_url(url: str) -> None:
     """A SQLite URL without a path is refused at construction."""
     with pytest.raises(ConfigurationError, match="sqlite:///"):
         create_token_vault(url)
+
+
+@pytest.mark.anyio
+async def test_master_key_change_keeps_the_vault_readable(vault: TokenVault) -> None:
+    """After the master key is replaced (the old one retired), entries and deterministic
+    tokens still resolve; rotate rewrites them under the new key, which then reads alone."""
+    old = _tokenizer(vault, master=b"o" * 32)
+    token = await old.tokenize("4111-1111-1111-1111")
+    det = await old.tokenize("ada@example.com", deterministic=True)
+    ring = KeyRing(b"n" * 32, retired=[b"o" * 32])
+    new = Tokenizer(vault, DataEncryption(keyring=ring, algorithm="aes_gcm", purpose="tokens"))
+    assert await new.detokenize(token) == "4111-1111-1111-1111"
+    assert await new.tokenize("ada@example.com", deterministic=True) == det
+    report = await new.rotate(batch_size=1)
+    assert (report.scanned, report.rotated) == (2, 2)
+    assert (await new.rotate()).rotated == 0
+    alone = _tokenizer(vault, master=b"n" * 32)
+    assert await alone.detokenize(token) == "4111-1111-1111-1111"
+    assert await alone.tokenize("ada@example.com", deterministic=True) == det
