@@ -59,10 +59,10 @@ from pynomaly_security.detection.policy import (
 )
 from pynomaly_security.detection.rules import ALL_RULES
 from pynomaly_security.detection.types import (
-    Finding,
     InspectionLimits,
     InspectionRefused,
     RequestParts,
+    RuleFinding,
     Verdict,
 )
 from pynomaly_security.exceptions import ConfigurationError
@@ -350,7 +350,7 @@ class Inspector:
         fields: list[tuple[str, str]],
         policy: RoutePolicy | None,
         budget: Budget,
-        best: dict[str, Finding],
+        best: dict[str, RuleFinding],
     ) -> None:
         """Scan every field into ``best`` (rule id -> its strongest finding); raises
         :class:`InspectionRefused` for a value too long or past the budget."""
@@ -378,7 +378,7 @@ class Inspector:
                 upload = _SCRIPT_UPLOAD.search(raw[-256:])
                 if upload is not None:
                     excerpt = _encodable(upload.group(0)[:EXCERPT_CHARS])
-                    finding = Finding(
+                    finding = RuleFinding(
                         "code_injection", "code-script-upload", _encodable(name), excerpt, 5
                     )
                     best.setdefault("code-script-upload", finding)
@@ -431,13 +431,13 @@ class Inspector:
         return secret
 
     def _without_credentials(
-        self, findings: tuple[Finding, ...], body: bytes
-    ) -> tuple[Finding, ...]:
+        self, findings: tuple[RuleFinding, ...], body: bytes
+    ) -> tuple[RuleFinding, ...]:
         """``findings`` with no excerpt where it may quote a credential: a field named
         like one (a query ``password``, an ``X-API-Key``), or a body read whole as
         text that names one (a login sent as ``text/plain``)."""
         names_one: bool | None = None
-        kept: list[Finding] = []
+        kept: list[RuleFinding] = []
         for finding in findings:
             private = self._credentials(finding.field)
             if not private and finding.field == "body":
@@ -448,14 +448,14 @@ class Inspector:
         return tuple(kept)
 
     @staticmethod
-    def _record(name: str, hits: Sequence[Hit], best: dict[str, Finding]) -> None:
+    def _record(name: str, hits: Sequence[Hit], best: dict[str, RuleFinding]) -> None:
         for hit in hits:
             rule_id = hit.rule.rule_id
             # The field decides too: a URL in a Referer is no SSRF (policy.context_score).
             score = context_score(name, hit.rule.family, hit.score, rule_id)
             known = best.get(rule_id)
             if score > 0 and (known is None or score > known.score):
-                best[rule_id] = Finding(
+                best[rule_id] = RuleFinding(
                     hit.rule.family,
                     rule_id,
                     _encodable(name),
@@ -488,7 +488,7 @@ class Inspector:
         limits = self.limits
         size = len(parts.body) + len(parts.query_string) + len(parts.path)
         budget = Budget(limits.budget_ms, clock=self._clock, started=size >= BUDGET_MIN_BYTES)
-        best: dict[str, Finding] = {}
+        best: dict[str, RuleFinding] = {}
         try:
             fields = extract_fields(parts, self._headers, limits=limits, budget=budget)
             self._match(fields, policy, budget, best)
