@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 import pynomaly_security
 from pynomaly_security import add_security_endpoints, setup_security_middleware
 from pynomaly_security._env_example import render_env_example
-from pynomaly_security.settings import SecuritySettings
+from pynomaly_security.settings import SECTIONS, SecuritySettings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,11 +27,19 @@ def test_env_example_lists_every_setting() -> None:
     """.env.example is generated from the settings and names every variable."""
     text = (ROOT / ".env.example").read_text()
     assert text == render_env_example(), "run `make env-example`"
+    expected = []
     for name in SecuritySettings.model_fields:
-        env = (
-            "PYNOMALY_MASTER_KEY" if name == "master_key" else f"PYNOMALY_SECURITY__{name.upper()}"
-        )
-        assert f"# {env}=" in text
+        if name in SECTIONS:  # a section's fields keep flat names
+            expected += [
+                f"PYNOMALY_SECURITY__{name}_{inner}".upper()
+                for inner in SECTIONS[name].model_fields
+            ]
+        elif name == "master_key":
+            expected.append("PYNOMALY_MASTER_KEY")
+        else:
+            expected.append(f"PYNOMALY_SECURITY__{name.upper()}")
+    assert [env for env in expected if f"# {env}=" not in text] == []
+    assert "PYNOMALY_SECURITY__INSPECTION_MAX_FIELDS" in expected
 
 
 def _modules(*, private: bool) -> list[ModuleType]:

@@ -224,7 +224,8 @@ class Inspector:
 
     @classmethod
     def from_settings(cls, settings: SecuritySettings) -> Inspector:
-        """The inspector configured by ``detection_*`` and ``inspect_headers``."""
+        """The inspector configured by ``detection_*``, ``inspect_headers`` and the
+        ``inspection`` section."""
         return cls(
             level=settings.detection_level,
             mode=settings.detection_mode,
@@ -234,15 +235,9 @@ class Inspector:
             credential_fields=settings.credential_fields,
             secret_headers=settings.api_key_headers,
             max_input_length=settings.max_input_length,
-            max_json_depth=settings.inspection_max_json_depth,
-            limits=InspectionLimits(
-                max_fields=settings.inspection_max_fields,
-                max_headers=settings.inspection_max_headers,
-                max_parts=settings.inspection_max_parts,
-                budget_ms=settings.inspection_budget_ms,
-                max_header_bytes=settings.inspection_max_header_bytes,
-                max_json_elements=settings.inspection_max_json_elements,
-            ),
+            max_json_depth=settings.inspection.max_json_depth,
+            # The settings section names the same bounds (its fields are validated there).
+            limits=InspectionLimits(**settings.inspection.model_dump()),
         )
 
     def clear_memo(self) -> None:
