@@ -6,13 +6,25 @@ One line wires it::
 
     stack = setup_security_middleware(app)
     add_security_endpoints(app)
+
+``__all__`` is what users import to wire the layers by hand or to call them: every
+middleware, the settings, the plugin and its installers, the monitor, the audit
+logger and its event types, the exceptions. Subpackages are public for advanced
+use; ``tests/test_public_api.py`` checks both directions (httpx's
+``test_exported_members``).
 """
 
 from __future__ import annotations
 
 from pynomaly_security.api.deps import AdminAPIKey
 from pynomaly_security.api.router import add_security_endpoints, create_security_router
-from pynomaly_security.audit import AuditLogger
+from pynomaly_security.audit import (
+    AuditLevel,
+    AuditLogger,
+    ComplianceStandard,
+    SecurityEventType,
+    audit_context,
+)
 from pynomaly_security.auth import (
     CurrentUser,
     LockoutManager,
@@ -24,7 +36,8 @@ from pynomaly_security.auth import (
 )
 from pynomaly_security.auth.login_guard import LoginLockoutMiddleware
 from pynomaly_security.crypto import DataEncryption, FieldEncryption, KeyRing
-from pynomaly_security.detection import Finding, Inspector, RequestParts, Verdict
+from pynomaly_security.detection import Inspector, RequestParts, RuleFinding, Verdict
+from pynomaly_security.detection.exemptions import inspection_exempt
 from pynomaly_security.exceptions import (
     AuditIntegrityError,
     AuthenticationError,
@@ -34,6 +47,7 @@ from pynomaly_security.exceptions import (
     StorageError,
 )
 from pynomaly_security.middleware.audit import AuditMiddleware
+from pynomaly_security.middleware.errors import secure_server_errors
 from pynomaly_security.middleware.headers import SecurityHeadersMiddleware
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.middleware.masking import ResponseMaskingMiddleware
@@ -53,9 +67,10 @@ from pynomaly_security.monitor import (
 )
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.plugin import SecurityStack, setup_security_middleware
-from pynomaly_security.protection import AdvancedDataProtection, classify
-from pynomaly_security.sanitize import InputSanitizer
-from pynomaly_security.settings import SecuritySettings, load_settings
+from pynomaly_security.protection import AdvancedDataProtection, SensitiveSpan, classify
+from pynomaly_security.sanitize import InputSanitizer, SanitizedStr
+from pynomaly_security.settings import SanitizationLevel, SecuritySettings, load_settings
+from pynomaly_security.validation import install_validation_handler
 
 __version__ = "0.1.0"
 
@@ -64,16 +79,17 @@ __all__ = [
     "AdvancedDataProtection",
     "AnomalousAccessDetector",
     "AuditIntegrityError",
+    "AuditLevel",
     "AuditLogger",
     "AuditMiddleware",
     "AuthenticationError",
     "BruteForceDetector",
     "ClientIPResolver",
+    "ComplianceStandard",
     "ConfigurationError",
     "CurrentUser",
     "DataEncryption",
     "FieldEncryption",
-    "Finding",
     "InjectionAttackDetector",
     "InputInspectionMiddleware",
     "InputSanitizer",
@@ -87,14 +103,19 @@ __all__ = [
     "RequireUser",
     "ResponseMaskingMiddleware",
     "RouteRateLimit",
+    "RuleFinding",
+    "SanitizationLevel",
+    "SanitizedStr",
     "SecurityAlert",
     "SecurityError",
     "SecurityEvent",
+    "SecurityEventType",
     "SecurityHeadersMiddleware",
     "SecurityMiddleware",
     "SecurityMonitor",
     "SecuritySettings",
     "SecurityStack",
+    "SensitiveSpan",
     "StorageError",
     "ThreatDetector",
     "ThreatLevel",
@@ -104,10 +125,14 @@ __all__ = [
     "ZeroTrustAuthenticator",
     "__version__",
     "add_security_endpoints",
+    "audit_context",
     "build_auth_router",
     "classify",
     "create_security_router",
+    "inspection_exempt",
     "install_authenticator",
+    "install_validation_handler",
     "load_settings",
+    "secure_server_errors",
     "setup_security_middleware",
 ]

@@ -8,10 +8,11 @@ import json
 from typing import Any
 
 from pydantic import SecretStr
+from pydantic.fields import FieldInfo
 
-from pynomaly_security.settings import ENV_PREFIX, MASTER_KEY_ENV, SecuritySettings
+from pynomaly_security.settings import ENV_PREFIX, MASTER_KEY_ENV, SECTIONS, SecuritySettings
 
-__all__ = ["render_env_example"]
+__all__ = ["env_names", "render_env_example"]
 
 _HEADER = """\
 # Every setting of pynomaly-security, with its default and meaning.
@@ -31,13 +32,25 @@ def _default_text(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
+def env_names() -> dict[str, FieldInfo]:
+    """Every environment variable of the settings -> its field, in declaration order
+    (a section's fields under their flat names, ``..._INSPECTION_MAX_FIELDS``)."""
+    names: dict[str, FieldInfo] = {}
+    for name, field in SecuritySettings.model_fields.items():
+        if name in SECTIONS:
+            for inner, inner_field in SECTIONS[name].model_fields.items():
+                names[f"{ENV_PREFIX}{name}_{inner}".upper()] = inner_field
+        else:
+            names[MASTER_KEY_ENV if name == "master_key" else ENV_PREFIX + name.upper()] = field
+    return names
+
+
 def render_env_example() -> str:
     lines = [_HEADER]
-    for name, field in SecuritySettings.model_fields.items():
-        env = MASTER_KEY_ENV if name == "master_key" else ENV_PREFIX + name.upper()
+    for env, field in env_names().items():
         default = field.get_default(call_default_factory=True)
         description = " ".join((field.description or "").split())
-        lines.append(f"# {description}" if description else f"# {name}")
+        lines.append(f"# {description or env.removeprefix(ENV_PREFIX).lower()}")
         lines.append(f"# {env}={_default_text(default)}")
         lines.append("")
     return "\n".join(lines)

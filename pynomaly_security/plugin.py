@@ -126,18 +126,22 @@ def _wrap_lifespan(app: Starlette, stack: SecurityStack) -> None:
 
 def setup_security_middleware(
     app: Starlette,
+    *,
     enable_security_headers: bool = True,
     enable_user_tracking: bool = True,
     enable_audit_logging: bool = True,
     enable_security_monitoring: bool = True,
     development_mode: bool = False,
     settings: SecuritySettings | None = None,
-    *,
     enable_input_inspection: bool = True,
     enable_rate_limiting: bool = True,
     store: Store | None = None,
 ) -> SecurityStack:
     """Wire the security stack into ``app`` in one line.
+
+    Every option is keyword-only (``setup_security_middleware(app, development_mode=True)``):
+    a row of positional booleans says nothing at the call site. ``app`` may be given
+    by name too, as the integration guide does (``app=app``).
 
     Args:
         app: a FastAPI or Starlette application (before it starts serving).

@@ -6,7 +6,9 @@ them byte for byte); sanitizing is applied where the app chooses: call
 :data:`SanitizedStr` / ``Annotated[str, sanitizer.validator]``.
 
 Levels, when ``allow_html`` is true (with ``allow_html`` false every tag is
-removed and only text is kept, whatever the level):
+removed and only text is kept, whatever the level; the text is returned
+unescaped, and never holds a tag, even one written with entities such as
+``&lt;script&gt;``):
 
 - ``strict``: inline emphasis only (``b i em strong code br``); control
   characters removed; Unicode NFKC-normalized.
@@ -24,11 +26,17 @@ from typing import Annotated, Any
 import nh3
 from pydantic import AfterValidator
 
+from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.settings import SanitizationLevel, SecuritySettings
 
 __all__ = ["InputSanitizer", "SanitizedStr"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# What an HTML parser reads as the start of a tag, a comment or a declaration.
+_TAG_START = re.compile(r"<[A-Za-z!/?]")
+_PLAIN_ROUNDS = 4
+"""Times plain text is cleaned (each round peels one layer of entities or of nested
+``<``); text nested deeper loses every ``<`` left after the last round."""
 _STRICT_TAGS = {"b", "i", "em", "strong", "code", "br"}
 _MODERATE_TAGS = _STRICT_TAGS | {
     "p",
@@ -53,7 +61,10 @@ class InputSanitizer:
     Args:
         level: ``strict``, ``moderate`` or ``permissive``.
         allow_html: keep the allowed tags of the level; false removes every tag.
-        max_length: longer input is cut to this many characters first.
+        max_length: longer input is cut to this many characters first (>= 1).
+
+    Raises:
+        ConfigurationError: an unknown level, or ``max_length`` below 1.
     """
 
     def __init__(
@@ -63,7 +74,15 @@ class InputSanitizer:
         allow_html: bool = False,
         max_length: int | None = None,
     ) -> None:
-        self.level = SanitizationLevel(level)
+        try:
+            self.level = SanitizationLevel(level)
+        except ValueError:
+            choices = ", ".join(member.value for member in SanitizationLevel)
+            raise ConfigurationError(
+                f"sanitization level must be one of {choices}, got {level!r}"
+            ) from None
+        if max_length is not None and max_length < 1:
+            raise ConfigurationError(f"max_length must be >= 1, got {max_length!r}")
         self.allow_html = allow_html
         self.max_length = max_length
         if not allow_html:
@@ -78,9 +97,11 @@ class InputSanitizer:
 
     @classmethod
     def from_settings(cls, settings: SecuritySettings) -> InputSanitizer:
+        """The sanitizer of ``SANITIZATION_LEVEL`` and ``ALLOW_HTML``."""
         return cls(settings.sanitization_level, allow_html=settings.allow_html)
 
     def sanitize(self, text: str) -> str:
+        """``text`` cut to ``max_length``, cleaned for the level (see the module)."""
         if self.max_length is not None:
             text = text[: self.max_length]
         if self.level is not SanitizationLevel.PERMISSIVE:
@@ -92,18 +113,18 @@ class InputSanitizer:
             kwargs["tags"] = self._tags
         if self._attrs is not None:
             kwargs["attributes"] = self._attrs
-        cleaned = nh3.clean(text, **kwargs)
-        if not self.allow_html:
-            # With no tags allowed nh3 escapes what is left ("&lt;" for a lone "<"):
-            # keep plain text plain, it is not HTML.
-            cleaned = (
-                cleaned.replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", '"')
-                .replace("&#39;", "'")
-                .replace("&amp;", "&")
-            )
-        return cleaned
+        if self.allow_html:
+            return nh3.clean(text, **kwargs)
+        # With no tags allowed nh3 escapes what is left ("&lt;" for a lone "<"): plain
+        # text is kept plain, unescaped. But nh3 decodes the input's own entities too,
+        # so "&lt;script&gt;" would come out as "<script>", a tag in text promised to
+        # have none: the text is cleaned again while it still holds one.
+        for _ in range(_PLAIN_ROUNDS):
+            cleaned = _unescape(nh3.clean(text, **kwargs))
+            if cleaned == text or _TAG_START.search(cleaned) is None:
+                return cleaned
+            text = cleaned
+        return cleaned.replace("<", "")  # nested past the rounds: no "<" is kept at all
 
     def sanitize_data(self, value: Any, *, max_depth: int = 32) -> Any:
         """Sanitize every string in a JSON-like structure (keys included)."""
@@ -128,7 +149,19 @@ class InputSanitizer:
 
     @property
     def validator(self) -> AfterValidator:
+        """A pydantic ``AfterValidator``: ``Annotated[str, sanitizer.validator]``."""
         return AfterValidator(self.sanitize)
+
+
+def _unescape(text: str) -> str:
+    """Undo the five escapes nh3 writes in text."""
+    return (
+        text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", '"')
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+    )
 
 
 SanitizedStr = Annotated[str, InputSanitizer().validator]

@@ -4,6 +4,11 @@ Every field maps to ``PYNOMALY_SECURITY__<FIELD NAME IN UPPER CASE>``; nested
 values use ``__`` again (``PYNOMALY_SECURITY__DETECTION_MODE_OVERRIDES__SQLI``).
 The master key is the one exception: it is ``PYNOMALY_MASTER_KEY``.
 
+Where a group of fields reads better as one object, it is a section model
+(:data:`SECTIONS`: ``settings.inspection.max_fields``) whose names stay flat:
+``inspection_max_fields=`` as a keyword argument and
+``PYNOMALY_SECURITY__INSPECTION_MAX_FIELDS`` in the environment, as before.
+
 Components receive this object (or the values they need) from the plugin; no
 module here reads the environment on its own, and there is no module-level
 instance. ``.env.example`` at the repository root lists every variable.
@@ -14,18 +19,41 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from pynomaly_security.auth.usernames import DEFAULT_RESERVED
 from pynomaly_security.detection.policy import DEFAULT_CREDENTIAL_FIELDS
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.network.hosts import DEFAULT_ALLOWED_HOSTS
 
-__all__ = ["ENV_PREFIX", "SanitizationLevel", "SecuritySettings", "load_settings"]
+__all__ = [
+    "ENV_PREFIX",
+    "SECTIONS",
+    "InspectionSection",
+    "SanitizationLevel",
+    "SecuritySettings",
+    "load_settings",
+]
 
 ENV_PREFIX = "PYNOMALY_SECURITY__"
 MASTER_KEY_ENV = "PYNOMALY_MASTER_KEY"
@@ -51,6 +79,76 @@ def _split_list(value: Any) -> Any:
 
 StrList = Annotated[list[str], NoDecode]
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+class InspectionSection(BaseModel):
+    """Every bound of one request's inspection; each fails closed (issue 12).
+
+    A section of :class:`SecuritySettings` (``settings.inspection.max_fields``) whose
+    names stay flat: ``inspection_max_fields=`` as a keyword argument,
+    ``PYNOMALY_SECURITY__INSPECTION_MAX_FIELDS`` in the environment.
+    """
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+    max_fields: int = Field(default=10_000, ge=1)
+    """Values inspected per request (query pairs, cookies, form fields, JSON strings
+    and keys); a request with more is refused 413 ``too_many_fields``."""
+    max_json_depth: int = Field(default=64, ge=1)
+    """Nesting of a JSON body; deeper is refused 400 ``json_too_deep``."""
+    max_headers: int = Field(default=100, ge=1)
+    """Header lines of a request; more is refused 431 ``too_many_headers``."""
+    max_header_bytes: int = Field(default=65_536, ge=1)
+    """Bytes of the inspected header values of a request together (cookies,
+    ``User-Agent``, ``Referer``, ``X-*``...); more is refused 431
+    ``headers_too_large`` before any is scanned (nginx reads 4 x 8 KiB of headers
+    by default, Node.js 16 KiB, h11 16 KiB; uvicorn's httptools reads any size)."""
+    max_json_elements: int = Field(default=20_000, ge=1)
+    """Elements of a JSON body (array items, object members, containers), counted
+    before it is parsed; more is refused 413 ``json_too_many_elements``."""
+    max_parts: int = Field(default=2_000, ge=1)
+    """Parts of a multipart body (Starlette's own limits: 1,000 fields and 1,000
+    files); more is refused 413 ``too_many_parts``."""
+    budget_ms: float = Field(default=50.0, gt=0)
+    """CPU milliseconds inspection may spend on one request; past it the request is
+    refused 413 ``inspection_budget_exceeded`` (no request stalls the event loop
+    longer)."""
+
+
+SECTIONS: dict[str, type[BaseModel]] = {"inspection": InspectionSection}
+"""Section field -> its model. A section's fields keep flat names: ``<section>_<field>``
+as keyword arguments and ``PYNOMALY_SECURITY__<SECTION>_<FIELD>`` in the environment."""
+
+
+def _flat_name(section: str, name: str) -> str:
+    return f"{section}_{name}"
+
+
+class _FlatSectionNames(PydanticBaseSettingsSource):
+    """Hands a section's flat environment names (``..._INSPECTION_MAX_FIELDS``) from the
+    environment and the ``.env`` file to the settings: the sources of pydantic-settings
+    read only the names of fields, and a section is one field."""
+
+    def __init__(self, settings_cls: type[BaseSettings], *sources: object) -> None:
+        super().__init__(settings_cls)
+        self._sources = sources
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the sources' variables
+
+    def __call__(self) -> dict[str, Any]:
+        # Flat keys, like the keyword arguments: pydantic-settings merges them by the
+        # sources' priority (keyword arguments, then this, then the .env file's).
+        found: dict[str, Any] = {}
+        for source in self._sources:  # the first has priority, as in pydantic-settings
+            variables: Mapping[str, str | None] = getattr(source, "env_vars", {})
+            for section, model in SECTIONS.items():
+                for name in model.model_fields:
+                    flat = _flat_name(section, name)
+                    value = variables.get((ENV_PREFIX + flat).lower())
+                    if value is not None:
+                        found.setdefault(flat, value)
+        return found
 
 
 class SecuritySettings(BaseSettings):
@@ -102,28 +200,8 @@ class SecuritySettings(BaseSettings):
     form, multipart) is not inspected, and no finding quotes one; empty: none."""
 
     # -- inspection limits and body reading (issue 12: fail closed) -----------------------
-    inspection_max_fields: int = Field(default=10_000, ge=1)
-    """Values inspected per request (query pairs, cookies, form fields, JSON strings
-    and keys); a request with more is refused 413 ``too_many_fields``."""
-    inspection_max_json_depth: int = Field(default=64, ge=1)
-    """Nesting of a JSON body; deeper is refused 400 ``json_too_deep``."""
-    inspection_max_headers: int = Field(default=100, ge=1)
-    """Header lines of a request; more is refused 431 ``too_many_headers``."""
-    inspection_max_header_bytes: int = Field(default=65_536, ge=1)
-    """Bytes of the inspected header values of a request together (cookies,
-    ``User-Agent``, ``Referer``, ``X-*``...); more is refused 431
-    ``headers_too_large`` before any is scanned (nginx reads 4 x 8 KiB of headers
-    by default, Node.js 16 KiB, h11 16 KiB; uvicorn's httptools reads any size)."""
-    inspection_max_json_elements: int = Field(default=20_000, ge=1)
-    """Elements of a JSON body (array items, object members, containers), counted
-    before it is parsed; more is refused 413 ``json_too_many_elements``."""
-    inspection_max_parts: int = Field(default=2_000, ge=1)
-    """Parts of a multipart body (Starlette's own limits: 1,000 fields and 1,000
-    files); more is refused 413 ``too_many_parts``."""
-    inspection_budget_ms: float = Field(default=50.0, gt=0)
-    """CPU milliseconds inspection may spend on one request; past it the request is
-    refused 413 ``inspection_budget_exceeded`` (no request stalls the event loop
-    longer)."""
+    inspection: InspectionSection = Field(default_factory=lambda: InspectionSection())
+    """Limits of one request's inspection: ``PYNOMALY_SECURITY__INSPECTION_<NAME>``."""
     body_read_timeout: float = Field(default=30.0, gt=0)
     """Seconds a client has to send a body that one of our layers reads (the inspection
     middleware; on login paths the tracking layer and the login guard, for the user
@@ -395,6 +473,38 @@ class SecuritySettings(BaseSettings):
     """List ``/api/security/*`` in the app's OpenAPI schema (``/docs``); off by default,
     so the public docs do not map the admin API (the routes work either way)."""
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        flat = _FlatSectionNames(settings_cls, env_settings, dotenv_settings)
+        return init_settings, flat, env_settings, dotenv_settings, file_secret_settings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _group_sections(cls, data: Any) -> Any:
+        """Flat section names (keyword arguments, environment, ``.env``) into their
+        section; a section given whole (``inspection={...}``, a keyword argument) has
+        priority over flat names."""
+        if not isinstance(data, dict):
+            return data
+        for section, model in SECTIONS.items():
+            flat = {
+                name: data.pop(_flat_name(section, name))
+                for name in model.model_fields
+                if _flat_name(section, name) in data
+            }
+            if flat:
+                given = data.get(section)
+                whole = given.model_dump() if isinstance(given, BaseModel) else dict(given or {})
+                data[section] = {**flat, **whole}
+        return data
+
     @field_validator("allowed_hosts", "csp_docs_paths", "csp_docs_asset_origins", mode="before")
     @classmethod
     def _issue12_surface_lists(cls, value: Any) -> Any:
@@ -457,6 +567,8 @@ class SecuritySettings(BaseSettings):
 def _env_name(loc: tuple[int | str, ...]) -> str:
     if loc and loc[0] in ("master_key", MASTER_KEY_ENV):
         return MASTER_KEY_ENV
+    if len(loc) > 1 and loc[0] in SECTIONS:
+        loc = (_flat_name(str(loc[0]), str(loc[1])), *loc[2:])
     return ENV_PREFIX + "__".join(str(part).upper() for part in loc)
 
 

@@ -89,7 +89,7 @@ async def test_brute_force_alert_acknowledge_and_activity(client: httpx.AsyncCli
 
     status = (await client.get("/api/security/status", headers=ADMIN)).json()
     assert status["monitoring_enabled"] and status["recent_metrics"]["failed_logins"] == 5
-    assert status["recent_alerts"]["high"] >= 1
+    assert status["recent_alerts"] == {"low": 0, "medium": 0, "high": 1, "critical": 0}
 
     ack = await client.post(f"/api/security/alerts/{alert['alert_id']}/acknowledge", headers=ADMIN)
     assert ack.status_code == 200 and ack.json()["acknowledged"]
@@ -196,7 +196,10 @@ async def test_every_redirect_stays_on_an_allowed_host(
     url = httpx.URL("http://127.0.0.1:8000").copy_with(raw_path=path.encode())
     assert url.raw_path == path.encode()
     response = await client.get(url)
-    assert response.status_code < 500
+    # A route's path with a trailing slash is redirected; a path naming another host
+    # matches no route.
+    routed = path.startswith(("/items/", "/api/security/status/", "/docs/"))
+    assert response.status_code == (307 if routed else 404)
     if "location" in response.headers:
         location = httpx.URL(response.headers["location"])
         assert location.scheme == "http" and location.netloc == b"127.0.0.1:8000", location
@@ -339,7 +342,8 @@ async def test_repeated_requests_keep_every_decision(
     locked = await client.post("/login", json={"username": "bob", "password": "guess"})
     assert locked.status_code == 429
     activity = await client.get("/api/security/users/ip:198.51.100.23/activity", headers=ADMIN)
-    assert sum(1 for a in activity.json()["activities"] if a["path"] == "/search") >= 7
+    searches = [a["status_code"] for a in activity.json()["activities"] if a["path"] == "/search"]
+    assert sorted(searches) == [200] * 6 + [403] * 2  # 4 plain, 2 with an id, 2 attacks
 
 
 def test_the_demo_server_shows_no_banner_and_logs_no_query_string(tmp_path: Path) -> None:

@@ -154,7 +154,9 @@ async def test_no_request_forges_or_breaks_our_log_lines(
     async with app.router.lifespan_context(app):
         for bad in NASTY:
             host = [(b"host", b"localhost")]
-            assert await _call(app, f"/p{bad}FORGED level=critical", host) in (200, 404)
+            # Starlette's path convertor is ".*", which stops at a newline: no route.
+            expected = 404 if bad == "\n" else 200
+            assert await _call(app, f"/p{bad}FORGED level=critical", host) == expected
             name = json.dumps({"username": f"al{bad}ice", "password": "x"}).encode()
             ctype = [(b"content-type", b"application/json")]
             assert await _call(app, "/login", host + ctype, name) == 401

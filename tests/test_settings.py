@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from pynomaly_security import ConfigurationError, load_settings
-from pynomaly_security.settings import SanitizationLevel
+from pynomaly_security import ConfigurationError, Inspector, SecuritySettings, load_settings
+from pynomaly_security.settings import InspectionSection, SanitizationLevel
 
 
 def test_defaults_are_secure() -> None:
@@ -86,3 +88,44 @@ def test_bad_values_name_the_variable(
     with pytest.raises(ConfigurationError) as info:
         load_settings(_env_file=None)
     assert name in str(info.value) and message in str(info.value)
+
+
+def test_a_section_keeps_flat_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inspection limits are one section (``settings.inspection.max_fields``), read
+    under the flat names they always had: keyword arguments, environment, ``.env``."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "PYNOMALY_SECURITY__INSPECTION_MAX_PARTS=321\nPYNOMALY_SECURITY__INSPECTION_MAX_FIELDS=1\n"
+    )
+    monkeypatch.setenv("PYNOMALY_SECURITY__INSPECTION_MAX_FIELDS", "77")
+    monkeypatch.setenv("PYNOMALY_SECURITY__INSPECTION_BUDGET_MS", "12.5")
+    from_env = load_settings(_env_file=env_file).inspection
+    # The environment has priority over the .env file, as for every other setting.
+    assert (from_env.max_fields, from_env.max_parts, from_env.budget_ms) == (77, 321, 12.5)
+    assert from_env.max_headers == 100  # the default
+    flat = load_settings(_env_file=None, inspection_max_fields=5).inspection
+    nested = load_settings(_env_file=None, inspection={"max_fields": 3}).inspection
+    # Keyword arguments have priority over the environment, in either form.
+    assert (flat.max_fields, flat.budget_ms, nested.max_fields) == (5, 12.5, 3)
+    assert SecuritySettings(_env_file=None).inspection == InspectionSection(  # type: ignore[call-arg]
+        max_fields=77, budget_ms=12.5
+    )
+
+
+def test_a_section_error_names_the_flat_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYNOMALY_SECURITY__INSPECTION_MAX_HEADERS", "0")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(_env_file=None)
+    assert str(raised.value) == (
+        "invalid security settings:\n"
+        "  PYNOMALY_SECURITY__INSPECTION_MAX_HEADERS: Input should be greater than or equal to 1"
+    )
+
+
+def test_the_inspector_takes_the_section() -> None:
+    """Inspector.from_settings reads the section's bounds into its InspectionLimits."""
+    settings = load_settings(
+        _env_file=None, inspection_max_fields=7, inspection_max_parts=9, inspection_budget_ms=5.0
+    )
+    limits = Inspector.from_settings(settings).limits
+    assert (limits.max_fields, limits.max_parts, limits.budget_ms) == (7, 9, 5.0)

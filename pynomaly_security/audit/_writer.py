@@ -5,7 +5,8 @@ callers wait for the commit; access records (plain tuples appended to
 :attr:`BatchWriter.access` by ``AuditLogger.log_request``) wait at most
 ``interval`` seconds and are sealed as access batches (``batch.py``).
 Whatever piled up while a commit was in flight goes into the next one, so N
-concurrent writers share one fsync instead of paying N.
+concurrent writers share one fsync instead of paying N. :meth:`BatchWriter.flush`
+asks the task to commit what is queued now, without waiting for the interval.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class BatchWriter:
         self.limit = max_pending
         """Queue bound read by the logger's fast path; 0 once closing."""
         self._urgent: list[tuple[AuditEntry, asyncio.Future[int]]] = []
+        self._flushes: list[asyncio.Future[None]] = []
+        """Callers of :meth:`flush` waiting for the next commit."""
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -92,6 +95,19 @@ class BatchWriter:
         self._wake.set()
         return await fut
 
+    async def flush(self) -> None:
+        """Commit everything queued so far now, and return once it is committed (access
+        records a failed commit drops are logged, as on every flush). The task does
+        it, so a flush never runs beside another commit."""
+        if not self.running or self._wake is None:
+            raise StorageError(
+                "the audit logger is not started (call `await audit_logger.start()`)"
+            )
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flushes.append(fut)
+        self._wake.set()
+        await fut
+
     async def aclose(self) -> None:
         """Flush everything queued, then stop."""
         if self._task is None or self._wake is None:
@@ -105,14 +121,23 @@ class BatchWriter:
     async def _run(self) -> None:
         assert self._wake is not None
         while True:
-            if not self._urgent and not self._closing:
+            if not self._urgent and not self._closing and not self._flushes:
                 try:
                     async with asyncio.timeout(self._interval):
                         await self._wake.wait()
                 except TimeoutError:
                     pass
             self._wake.clear()
-            await self._flush()
+            flushes, self._flushes = self._flushes, []
+            # A flush() commits all that was queued when it ran: one _flush takes at
+            # most _MAX_ACCESS rows, so a longer queue takes several (a bounded count,
+            # whatever other threads append meanwhile).
+            queued = len(self.access)
+            for _ in range(1 + (queued - 1) // _MAX_ACCESS if flushes and queued else 1):
+                await self._flush()
+            for fut in flushes:
+                if not fut.done():
+                    fut.set_result(None)
             if self._closing and not self._urgent and not self.access:
                 return
             if self._idle is not None and not self._urgent:

@@ -215,6 +215,11 @@ class AuditLogger(AuditTrail):
             await self._dispatch.aclose()
             await self.store.aclose()
 
+    async def flush(self) -> None:
+        """Commit every queued access record (and pending event) now, instead of after
+        ``flush_interval_ms``; returns once they are in the store."""
+        await self._writer.flush()
+
     async def __aenter__(self) -> AuditLogger:
         await self.start()
         return self

@@ -4,6 +4,6 @@
 from __future__ import annotations
 
 from pynomaly_security.detection.inspector import Inspector
-from pynomaly_security.detection.types import Finding, RequestParts, Verdict
+from pynomaly_security.detection.types import RequestParts, RuleFinding, Verdict
 
-__all__ = ["Finding", "Inspector", "RequestParts", "Verdict"]
+__all__ = ["Inspector", "RequestParts", "RuleFinding", "Verdict"]

@@ -59,10 +59,10 @@ from pynomaly_security.detection.policy import (
 )
 from pynomaly_security.detection.rules import ALL_RULES
 from pynomaly_security.detection.types import (
-    Finding,
     InspectionLimits,
     InspectionRefused,
     RequestParts,
+    RuleFinding,
     Verdict,
 )
 from pynomaly_security.exceptions import ConfigurationError
@@ -224,7 +224,8 @@ class Inspector:
 
     @classmethod
     def from_settings(cls, settings: SecuritySettings) -> Inspector:
-        """The inspector configured by ``detection_*`` and ``inspect_headers``."""
+        """The inspector configured by ``detection_*``, ``inspect_headers`` and the
+        ``inspection`` section."""
         return cls(
             level=settings.detection_level,
             mode=settings.detection_mode,
@@ -234,15 +235,9 @@ class Inspector:
             credential_fields=settings.credential_fields,
             secret_headers=settings.api_key_headers,
             max_input_length=settings.max_input_length,
-            max_json_depth=settings.inspection_max_json_depth,
-            limits=InspectionLimits(
-                max_fields=settings.inspection_max_fields,
-                max_headers=settings.inspection_max_headers,
-                max_parts=settings.inspection_max_parts,
-                budget_ms=settings.inspection_budget_ms,
-                max_header_bytes=settings.inspection_max_header_bytes,
-                max_json_elements=settings.inspection_max_json_elements,
-            ),
+            max_json_depth=settings.inspection.max_json_depth,
+            # The settings section names the same bounds (its fields are validated there).
+            limits=InspectionLimits(**settings.inspection.model_dump()),
         )
 
     def clear_memo(self) -> None:
@@ -350,7 +345,7 @@ class Inspector:
         fields: list[tuple[str, str]],
         policy: RoutePolicy | None,
         budget: Budget,
-        best: dict[str, Finding],
+        best: dict[str, RuleFinding],
     ) -> None:
         """Scan every field into ``best`` (rule id -> its strongest finding); raises
         :class:`InspectionRefused` for a value too long or past the budget."""
@@ -378,7 +373,7 @@ class Inspector:
                 upload = _SCRIPT_UPLOAD.search(raw[-256:])
                 if upload is not None:
                     excerpt = _encodable(upload.group(0)[:EXCERPT_CHARS])
-                    finding = Finding(
+                    finding = RuleFinding(
                         "code_injection", "code-script-upload", _encodable(name), excerpt, 5
                     )
                     best.setdefault("code-script-upload", finding)
@@ -431,13 +426,13 @@ class Inspector:
         return secret
 
     def _without_credentials(
-        self, findings: tuple[Finding, ...], body: bytes
-    ) -> tuple[Finding, ...]:
+        self, findings: tuple[RuleFinding, ...], body: bytes
+    ) -> tuple[RuleFinding, ...]:
         """``findings`` with no excerpt where it may quote a credential: a field named
         like one (a query ``password``, an ``X-API-Key``), or a body read whole as
         text that names one (a login sent as ``text/plain``)."""
         names_one: bool | None = None
-        kept: list[Finding] = []
+        kept: list[RuleFinding] = []
         for finding in findings:
             private = self._credentials(finding.field)
             if not private and finding.field == "body":
@@ -448,14 +443,14 @@ class Inspector:
         return tuple(kept)
 
     @staticmethod
-    def _record(name: str, hits: Sequence[Hit], best: dict[str, Finding]) -> None:
+    def _record(name: str, hits: Sequence[Hit], best: dict[str, RuleFinding]) -> None:
         for hit in hits:
             rule_id = hit.rule.rule_id
             # The field decides too: a URL in a Referer is no SSRF (policy.context_score).
             score = context_score(name, hit.rule.family, hit.score, rule_id)
             known = best.get(rule_id)
             if score > 0 and (known is None or score > known.score):
-                best[rule_id] = Finding(
+                best[rule_id] = RuleFinding(
                     hit.rule.family,
                     rule_id,
                     _encodable(name),
@@ -488,7 +483,7 @@ class Inspector:
         limits = self.limits
         size = len(parts.body) + len(parts.query_string) + len(parts.path)
         budget = Budget(limits.budget_ms, clock=self._clock, started=size >= BUDGET_MIN_BYTES)
-        best: dict[str, Finding] = {}
+        best: dict[str, RuleFinding] = {}
         try:
             fields = extract_fields(parts, self._headers, limits=limits, budget=budget)
             self._match(fields, policy, budget, best)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Finding", "InspectionLimits", "InspectionRefused", "RequestParts", "Verdict"]
+__all__ = ["InspectionLimits", "InspectionRefused", "RequestParts", "RuleFinding", "Verdict"]
 
 
 @dataclass(slots=True)
@@ -39,7 +39,7 @@ class RequestParts:
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
+class RuleFinding:
     """One rule that matched one field."""
 
     family: str  # "sqli", "xss", "path_traversal", "cmdi", "code_injection", ...
@@ -58,7 +58,7 @@ class Verdict:
     malicious (e.g. JSON nested deeper than allowed: 400).
     """
 
-    findings: tuple[Finding, ...] = ()
+    findings: tuple[RuleFinding, ...] = ()
     score: int = 0
     blocked: bool = False
     reject_status: int | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pynomaly_security.protection.advanced import AdvancedDataProtection
-from pynomaly_security.protection.classify import Classifier, DataClass, Finding, classify
+from pynomaly_security.protection.classify import Classifier, DataClass, SensitiveSpan, classify
 from pynomaly_security.protection.logging import MaskSensitiveValues
 from pynomaly_security.protection.masking import (
     DEFAULT_POLICY,
@@ -31,12 +31,12 @@ __all__ = [
     "AdvancedDataProtection",
     "Classifier",
     "DataClass",
-    "Finding",
     "MaskSensitiveValues",
     "MaskStrategy",
     "Masker",
     "PrivacyAccountant",
     "PrivacyBudgetExhausted",
+    "SensitiveSpan",
     "TokenVault",
     "Tokenizer",
     "apply_differential_privacy",

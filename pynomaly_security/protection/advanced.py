@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pynomaly_security.crypto.encryption import DataEncryption
 from pynomaly_security.crypto.keys import KeyRing
-from pynomaly_security.protection.classify import Classifier, Finding
+from pynomaly_security.protection.classify import Classifier, SensitiveSpan
 from pynomaly_security.protection.masking import Masker, MaskStrategy
 from pynomaly_security.protection.privacy import PrivacyAccountant
 from pynomaly_security.protection.tokenization import Tokenizer
@@ -51,7 +51,7 @@ class AdvancedDataProtection:
         self._tokenizer: Tokenizer | None = None
         self.accountant = PrivacyAccountant(settings.privacy_budget_epsilon)
 
-    def classify(self, value_or_record: Any) -> list[Finding]:
+    def classify(self, value_or_record: Any) -> list[SensitiveSpan]:
         """Findings in a value or record (see :func:`~.classify.classify`)."""
         return self.classifier.classify(value_or_record)
 

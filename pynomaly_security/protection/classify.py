@@ -25,7 +25,7 @@ from typing import Any
 
 from pynomaly_security.protection import _validators as v
 
-__all__ = ["Classifier", "DataClass", "Finding", "classify"]
+__all__ = ["Classifier", "DataClass", "SensitiveSpan", "classify"]
 
 
 class DataClass(StrEnum):
@@ -36,7 +36,7 @@ class DataClass(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
+class SensitiveSpan:
     """One classified span: ``value[start:end]`` of the field at ``path`` (``None`` for a bare
     string). ``kind`` is ``email``, ``phone``, ``credit_card``, ``ssn``, ``iban``,
     ``ip_address``, ``date_of_birth``, ``api_key``, ``secret`` or ``confidential``."""
@@ -130,11 +130,11 @@ class Classifier:
         self.max_depth = max_depth
 
     # -- records ------------------------------------------------------------------------
-    def classify(self, value: Any, *, path: str | None = None) -> list[Finding]:
+    def classify(self, value: Any, *, path: str | None = None) -> list[SensitiveSpan]:
         """Findings in a string, or in every string/number/date of a mapping or sequence."""
         return list(self._walk(value, path, 0))
 
-    def _walk(self, value: Any, path: str | None, depth: int) -> Iterator[Finding]:
+    def _walk(self, value: Any, path: str | None, depth: int) -> Iterator[SensitiveSpan]:
         if depth > self.max_depth:
             return
         if isinstance(value, Mapping):
@@ -148,14 +148,14 @@ class Classifier:
 
     def classify_value(
         self, value: str | int | dt.date, *, field: str | None = None, path: str | None = None
-    ) -> list[Finding]:
+    ) -> list[SensitiveSpan]:
         """Findings in one value; ``field`` (its name) enables name-based rules."""
         text = value.isoformat() if isinstance(value, dt.date) else str(value)
         name = _norm(field) if field else ""
         if name and text:
             whole = self._by_field_name(name, value, text)
             if whole is not None:
-                return [Finding(whole[0], whole[1], 0, len(text), path)]
+                return [SensitiveSpan(whole[0], whole[1], 0, len(text), path)]
         return self.classify_text(text, path=path, ssn_field=name in _SSN_FIELDS)
 
     def _by_field_name(self, name: str, value: Any, text: str) -> tuple[str, DataClass] | None:
@@ -170,7 +170,7 @@ class Classifier:
     # -- text ---------------------------------------------------------------------------
     def classify_text(
         self, text: str, *, path: str | None = None, ssn_field: bool = False
-    ) -> list[Finding]:
+    ) -> list[SensitiveSpan]:
         """Validated findings in free text, non-overlapping, in order of position."""
         text = text[: self.max_length]
         # Every detector needs a digit, an "@" or a PEM marker; most log values and prose
@@ -183,12 +183,12 @@ class Classifier:
         hits = [*self._candidates(text, ssn_field)]
         hits.sort(key=lambda h: (_PRIORITY[h[0]], h[2]))
         taken: list[tuple[int, int]] = []
-        found: list[Finding] = []
+        found: list[SensitiveSpan] = []
         for kind, data_class, start, end in hits:
             if any(start < e and s < end for s, e in taken):
                 continue
             taken.append((start, end))
-            found.append(Finding(kind, data_class, start, end, path))
+            found.append(SensitiveSpan(kind, data_class, start, end, path))
         return sorted(found, key=lambda f: f.start)
 
     def _candidates(self, text: str, ssn_field: bool) -> Iterator[tuple[str, DataClass, int, int]]:
@@ -280,6 +280,6 @@ def _is_date(text: str) -> bool:
     return False
 
 
-def classify(value_or_record: Any, **options: Any) -> list[Finding]:
+def classify(value_or_record: Any, **options: Any) -> list[SensitiveSpan]:
     """Classify a string or a record with a :class:`Classifier` built from ``options``."""
     return Classifier(**options).classify(value_or_record)

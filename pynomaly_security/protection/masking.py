@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from pynomaly_security.protection.classify import Classifier, DataClass, Finding
+from pynomaly_security.protection.classify import Classifier, DataClass, SensitiveSpan
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -112,11 +112,11 @@ class Masker:
         self.classifier = classifier or Classifier()
         self.policy: dict[str, MaskStrategy] = {**DEFAULT_POLICY, **(policy or {})}
 
-    def strategy(self, finding: Finding) -> MaskStrategy:
+    def strategy(self, finding: SensitiveSpan) -> MaskStrategy:
         """The strategy for ``finding``: by kind, then by class, else :func:`redact`."""
         return self.policy.get(finding.kind) or self.policy.get(finding.data_class) or redact
 
-    def apply(self, text: str, findings: Sequence[Finding]) -> str:
+    def apply(self, text: str, findings: Sequence[SensitiveSpan]) -> str:
         """Replace each finding's span of ``text`` by its mask."""
         for f in sorted(findings, key=lambda f: f.start, reverse=True):
             text = text[: f.start] + self.strategy(f)(text[f.start : f.end]) + text[f.end :]

@@ -92,14 +92,14 @@ async def test_query_interleaves_access_rows_and_events_in_time_order(
         _request(audit, 3, 104.0, user="bob", status=503)
         clock[0] = 103.0
         await audit.log_security_event(SecurityEventType.ACCESS_DENIED, "e2", user_id="bob")
-        await audit._writer._flush()  # the test drives the batch window
+        await audit.flush()  # the test drives the batch window
         _request(audit, 4, 105.0, user="ann")
-        await audit._writer._flush()
+        await audit.flush()
 
         def names(rows: list[dict[str, object]]) -> list[object]:
             return [r.get("path") or r.get("message") for r in rows]
 
-        assert [kind for _, kind in _chain(Path(store._path))] == [
+        assert [kind for _, kind in _chain(Path(db_url.removeprefix("sqlite:///")))] == [
             "access_batch",
             "security",
             "access_batch",
@@ -132,7 +132,7 @@ async def test_since_finds_rows_late_in_an_old_batch(db_url: str, master_key: st
         _request(audit, 1, 1_000.0)
         _request(audit, 2, 1_000.0 + span - 1)
         _request(audit, 3, 1_000.0 + span + 5)  # too far from the first: a new batch
-        await audit._writer._flush()
+        await audit.flush()
         assert [r["path"] for r in await audit.query(since=1_000.0 + span - 2)] == [
             "/r/2",
             "/r/3",
@@ -151,7 +151,7 @@ async def test_erase_subject_shreds_batched_rows(db_url: str, master_key: str) -
         _request(audit, 2, 11.0, user="frank")
         _request(audit, 3, 12.0, user="erin")
         _request(audit, 4, 13.0)
-        await audit._writer._flush()
+        await audit.flush()
         assert [r["path"] for r in await audit.query(user_id="erin")] == ["/r/1", "/r/3"]
         assert await audit.erase_subject("erin") == 1
         rows = await audit.query(event_type="http_request")
@@ -188,7 +188,7 @@ def batched(
                 await audit.log_security_event(SecurityEventType.ACCESS_DENIED, f"e{i}")
             for n in range(50):
                 _request(audit, n, 1_000.0 + n, user="ann" if n % 2 else None)
-            await audit._writer._flush()
+            await audit.flush()
             await audit.log_security_event(SecurityEventType.ACCESS_DENIED, "e3")
 
     asyncio.run(populate())
@@ -254,11 +254,11 @@ async def test_retention_prunes_batches_with_their_segment(db_url: str, master_k
     ) as audit:  # fmt: skip
         for n in range(5):
             _request(audit, n, 0.0, user="old")
-        await audit._writer._flush()
+        await audit.flush()
         await audit.log_security_event(SecurityEventType.ACCESS_DENIED, "old")
         clock[0] = 40 * day
         _request(audit, 9, clock[0], user="new")
-        await audit._writer._flush()
+        await audit.flush()
         assert await audit.prune_expired() == 2
         rows = await audit.query()
         assert [r["path"] for r in rows] == ["/r/9"]

@@ -88,6 +88,43 @@ async def test_access_records_are_flushed_on_close(db_url: str, settings_for: Se
 
 
 @pytest.mark.anyio
+async def test_flush_commits_queued_records_now(db_url: str, settings_for: Settings) -> None:
+    """flush() writes what log_request queued without waiting for the interval, and
+    returns once it is in the store (no await runs between the calls below and the
+    row counts, so the interval's timer cannot write them first)."""
+    settings = settings_for(db_url, audit_flush_interval_ms=200)
+    async with AuditLogger.from_settings(settings) as audit:
+        for i in range(3):
+            audit.log_request(method="GET", path=f"/f/{i}", status_code=200, duration_ms=1.0)
+        assert _rows(db_url) == 0
+        await audit.flush()
+        assert _rows(db_url) == 1  # one access batch
+        await audit.flush()  # nothing queued: nothing written
+        assert _rows(db_url) == 1
+        assert [r["path"] for r in await audit.query()] == ["/f/0", "/f/1", "/f/2"]
+
+
+@pytest.mark.anyio
+async def test_flush_takes_a_queue_longer_than_one_commit(
+    db_url: str, settings_for: Settings
+) -> None:
+    """A queue longer than one commit takes (20,000 rows) is written whole by one flush."""
+    settings = settings_for(db_url, audit_flush_interval_ms=200)
+    async with AuditLogger.from_settings(settings) as audit:
+        for i in range(20_001):
+            audit.log_request(method="GET", path="/", status_code=200, duration_ms=1.0, timestamp=i)
+        await audit.flush()
+        assert len(await audit.query(limit=20_001)) == 20_001
+
+
+@pytest.mark.anyio
+async def test_flush_before_start_is_refused(db_url: str, settings_for: Settings) -> None:
+    audit = AuditLogger.from_settings(settings_for(db_url))
+    with pytest.raises(StorageError, match="the audit logger is not started"):
+        await audit.flush()
+
+
+@pytest.mark.anyio
 async def test_audit_event_and_ambient_request_context(audit: AuditLogger) -> None:
     """Request id and client ip default to what tracking bound in structlog contextvars."""
     with structlog.contextvars.bound_contextvars(request_id="req-1", client_ip="192.0.2.9"):

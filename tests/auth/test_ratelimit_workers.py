@@ -95,4 +95,5 @@ def test_limit_holds_across_four_workers(four_workers: str) -> None:
             served_by.add(response.text)
     assert statuses.count(200) == LIMIT
     assert statuses.count(429) == REQUESTS - LIMIT
-    assert len(served_by) >= 2, "requests were not spread over several workers"
+    # A range: which worker accepts a connection is the kernel's choice.
+    assert 2 <= len(served_by) <= 4, "requests were not spread over several workers"

@@ -37,7 +37,8 @@ async def test_route_limit_per_client(make_client: object) -> None:
         refused = await client.post("/reset/u9")
         assert (await client.get("/free")).status_code == 200
     assert codes == [200, 200, 429]
-    assert int(refused.headers["Retry-After"]) >= 1
+    # A range: the window is the real clock's day, so the seconds left depend on the hour.
+    assert 1 <= int(refused.headers["Retry-After"]) <= 86_400
     assert refused.headers["RateLimit-Policy"] == '"2-per-1-day";q=2;w=86400'
     other = httpx.ASGITransport(app=app, client=("203.0.113.2", 1))
     async with httpx.AsyncClient(transport=other, base_url="http://testserver") as client:

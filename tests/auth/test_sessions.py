@@ -318,14 +318,14 @@ async def test_concurrent_reauth_guesses_are_capped_per_session(
     passwords are checked, and the session ends; the right password then fails."""
     stolen = await signup_and_login(client)
     answers = await asyncio.gather(*(reauth(client, stolen, password=f"g{i}") for i in range(20)))
-    assert {r.status_code for r in answers} <= {401, 429}
+    assert [r.status_code for r in answers] == [401] * 20  # refused as a wrong password
     failed = [
         e.details
         for e in sinks.events
         if e.details.get("type") == ACCOUNT_EVENT and e.details["action"] == "reauth_failed"
     ]
     checked = [d for d in failed if d["reason"] == "bad_password"]
-    assert 1 <= len(checked) <= 5
+    assert len(checked) == 5
     assert any(d.get("session_ended") for d in failed)
     assert (await reauth(client, stolen)).status_code == 401
     assert await status(client, stolen) == (401, 401)

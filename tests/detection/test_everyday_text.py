@@ -58,6 +58,7 @@ async def _blocked(client: httpx.AsyncClient, agent: str) -> list[str]:
             await client.get("/search", params={"q": text}, headers=headers),
             await client.post("/notes", json={"text": text}, headers=headers),
         ):
+            # Either answer (no 4xx/5xx of another kind): the caller counts the 403s.
             assert response.status_code in (200, 403), (text, response.status_code)
             if response.status_code == 403:
                 blocked.append(text)

@@ -77,8 +77,13 @@ def test_settings_read_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_memory_and_refusal_log_are_bounded() -> None:
+    """1000 distinct allowed names and 1000 refused ones: the memory of allowed names
+    is emptied when full, and only the first 256 refused names are worth a log line."""
     hosts = TrustedHosts(["*.example.com"])
+    first = []
     for i in range(1000):
         assert hosts.allows(b"h%d.example.com" % i)
-        hosts.first_refusal(b"h%d.evil" % i)
-    assert len(hosts.seen) <= 256 and len(hosts._refused) <= 256
+        first.append(hosts.first_refusal(b"h%d.evil" % i))
+    assert len(hosts.seen) == 1000 % 256  # emptied at 256, three times
+    assert first == [True] * 256 + [False] * 744
+    assert hosts.first_refusal(b"h0.evil") is False  # already named once

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from pynomaly_security.crypto import DataEncryption, KeyRing
@@ -43,7 +44,11 @@ async def vault(vault_spec: tuple[str, str]) -> AsyncIterator[TokenVault]:
         store = PostgresTokenVault(url, table=table)
     yield store
     if kind == "postgres":
-        await store._query("execute", f"DROP TABLE IF EXISTS {table}")  # type: ignore[attr-defined]
+        connection = await asyncpg.connect(url)  # the test's own clean-up, past the vault
+        try:
+            await connection.execute(f"DROP TABLE IF EXISTS {table}")
+        finally:
+            await connection.close()
     await store.aclose()
 
 
