@@ -46,13 +46,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from pynomaly_security.audit import AuditLogger, SecurityEventType, create_store
+from pynomaly_security.audit import AuditLogger, AuditStore, SecurityEventType
 from pynomaly_security.audit.sealing import AuditKeys
-from pynomaly_security.audit.stores.postgres import PostgresAuditStore
 from pynomaly_security.crypto import KeyRing
 from pynomaly_security.middleware.audit import AuditMiddleware
+from pynomaly_security.storage import StorageRegistry
 
 KEYS = AuditKeys(KeyRing(os.urandom(32)))
+
+
+def create_store(url: str, *, prefix: str) -> AuditStore:
+    """An audit store with a pool of its own (closed with the store)."""
+    return StorageRegistry().audit_log(url, prefix=prefix)
 
 
 async def events_per_second(
@@ -268,8 +273,10 @@ async def in_process(args: argparse.Namespace, sqlite_url: str) -> None:
             rate = await events_per_second(url, prefix, writers, args.duration, anchor)
             print(f"{name:<10}{writers:>8}{rate:>12,.0f}")
             if name == "postgres":
-                async with PostgresAuditStore(url, prefix=prefix) as store:
-                    await store.drop()
+                store: Any = create_store(url, prefix=prefix)
+                await store.open()
+                await store.drop()
+                await store.aclose()
     bare, audited = await middleware_overhead(sqlite_url, args.requests)
     print()
     print(f"request cost, in-process ASGI, median of 5 x {args.requests // 5} GETs")
