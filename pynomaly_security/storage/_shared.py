@@ -69,6 +69,21 @@ class Shared(Generic[T]):
                 value, self._value = self._value, None
                 await self._disconnect(value)
 
+    async def check(self, probe: Callable[[T], Awaitable[object]]) -> bool:
+        """Whether ``probe(connection)`` succeeds, holding a use for the probe
+        (any failure at all means "not healthy")."""
+        try:
+            value = await self.acquire()
+        except Exception:
+            return False
+        try:
+            await probe(value)
+            return True
+        except Exception:
+            return False
+        finally:
+            await self.release()
+
     async def close(self) -> None:
         """Close the connection whoever still holds a use (the owner's shutdown);
         a later :meth:`acquire` opens it again."""

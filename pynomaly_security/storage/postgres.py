@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pynomaly_security.exceptions import ConfigurationError, StorageError
-from pynomaly_security.storage._shared import Lease, Shared
+from pynomaly_security.storage._shared import Shared
 from pynomaly_security.storage.base import BackendOptions
 
 if TYPE_CHECKING:
@@ -76,13 +76,7 @@ class PostgresBackend:
         await pool.close()
 
     async def healthcheck(self) -> bool:
-        lease = Lease(self.connection)
-        try:
-            return bool(await (await lease.get()).fetchval("SELECT 1") == 1)
-        except Exception:  # any failure at all means "not healthy"
-            return False
-        finally:
-            await lease.release()
+        return await self.connection.check(lambda pool: pool.fetchval("SELECT 1"))
 
     # -- capabilities --------------------------------------------------------------------------
     def audit_log(self, *, prefix: str = "audit") -> PostgresAuditStore:

@@ -83,13 +83,7 @@ class RedisBackend:
         await client.aclose()
 
     async def healthcheck(self) -> bool:
-        lease = Lease(self.connection)
-        try:
-            return bool(await (await lease.get()).ping())
-        except Exception:  # any failure at all means "not healthy"
-            return False
-        finally:
-            await lease.release()
+        return await self.connection.check(lambda client: client.ping())
 
     # -- capabilities --------------------------------------------------------------------------
     def store(self, *, key_prefix: str = "pns:") -> RedisStore:

@@ -34,7 +34,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 from pynomaly_security.exceptions import ConfigurationError, StorageError
-from pynomaly_security.storage._shared import Lease, Shared
+from pynomaly_security.storage._shared import Shared
 from pynomaly_security.storage.base import BackendOptions
 
 if TYPE_CHECKING:
@@ -55,6 +55,10 @@ def sqlite_path(url: str) -> str:
     if not path:
         raise ConfigurationError(f"{url!r} names no file: expected sqlite:///<path>")
     return path
+
+
+def _select_one(conn: sqlite3.Connection) -> object:
+    return conn.execute("SELECT 1").fetchone()
 
 
 class SQLiteConnection:
@@ -171,14 +175,7 @@ class SQLiteBackend:
         await connection.close()
 
     async def healthcheck(self) -> bool:
-        lease = Lease(self.connection)
-        try:
-            await (await lease.get()).run(lambda c: c.execute("SELECT 1").fetchone())
-            return True
-        except StorageError:
-            return False
-        finally:
-            await lease.release()
+        return await self.connection.check(lambda connection: connection.run(_select_one))
 
     # -- capabilities --------------------------------------------------------------------------
     def audit_log(self, *, prefix: str = "audit") -> SQLiteAuditStore:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Self
 
-from pynomaly_security.exceptions import ConfigurationError, StorageError
-from pynomaly_security.protection.vault.base import VaultEntry
+from pynomaly_security.exceptions import StorageError
+from pynomaly_security.protection.vault.base import VaultEntry, check_table
 from pynomaly_security.storage._shared import Lease
 
 if TYPE_CHECKING:
     from pynomaly_security.storage.postgres import PostgresBackend
 
 __all__ = ["PostgresTokenVault"]
-
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 class PostgresTokenVault:
@@ -27,11 +24,9 @@ class PostgresTokenVault:
     """
 
     def __init__(self, backend: PostgresBackend, *, table: str = "pynomaly_token_vault") -> None:
-        if not _IDENT.match(table):
-            raise ConfigurationError(f"token vault table must be a plain identifier, got {table!r}")
         self.backend = backend
         self._lease: Lease[Any] = Lease(backend.connection)
-        self._table = table
+        self._table = check_table(table)
         self._ready = False
 
     async def _query(self, method: str, sql: str, *args: Any) -> Any:

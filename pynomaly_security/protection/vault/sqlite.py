@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Self, TypeVar
 
-from pynomaly_security.exceptions import ConfigurationError
-from pynomaly_security.protection.vault.base import VaultEntry
+from pynomaly_security.protection.vault.base import VaultEntry, check_table
 from pynomaly_security.storage._shared import Lease
 
 if TYPE_CHECKING:
@@ -17,7 +15,6 @@ if TYPE_CHECKING:
 __all__ = ["SQLiteTokenVault"]
 
 T = TypeVar("T")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 class SQLiteTokenVault:
@@ -29,11 +26,9 @@ class SQLiteTokenVault:
     """
 
     def __init__(self, backend: SQLiteBackend, *, table: str = "pynomaly_token_vault") -> None:
-        if not _IDENT.match(table):
-            raise ConfigurationError(f"token vault table must be a plain identifier, got {table!r}")
         self.backend = backend
         self._lease = Lease(backend.connection)
-        self._table = table
+        self._table = check_table(table)
         self._ready = False
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
