@@ -17,12 +17,9 @@ blocked ones included (a flood refused by the rate limiter is not written to the
 audit trail one by one).
 Counters, lockouts and revocations live in one shared store: Redis when
 ``REDIS_URL`` is set (limits and locks hold across workers), else a bounded
-in-memory store. Every store comes from one
-:class:`~pynomaly_security.storage.StorageRegistry` (one connection pool per
-URL), opened first and closed last by the stack's lifespan. On a FastAPI app,
-request validation errors are rendered by :mod:`~pynomaly_security.validation`
-(FastAPI's own 422 raised on input it could not encode back) unless the app has
-its own handler.
+in-memory store. On a FastAPI app, request validation errors are rendered by
+:mod:`~pynomaly_security.validation` (FastAPI's own 422 raised on input it
+could not encode back) unless the app has its own handler.
 """
 
 from __future__ import annotations
@@ -76,7 +73,9 @@ class SecurityStack:
     """Shared state of rate limits, lockouts and revocations (issue 5)."""
     lockouts: LockoutManager | None = None
     storage: StorageRegistry | None = None
-    """One backend (connection pool) per URL, shared by the store, the audit log, ..."""
+    """One backend (connection pool) per URL, shared by the store, the audit log and
+    whatever the app builds on it (``AdvancedDataProtection(settings, storage=...)``);
+    opened first and closed last by the lifespan."""
     _started: bool = False
 
     async def start(self) -> None:
