@@ -264,3 +264,22 @@ async def test_the_stack_lifespan_opens_and_closes_the_pools(
         assert await storage.healthcheck() == {redis_url: True, settings.audit_db_url: True}
     assert redis_backend.connection.value is None
     assert sqlite_backend.connection.value is None
+
+
+@pytest.mark.anyio
+async def test_data_protection_shares_the_stack_registry(tmp_path: Path) -> None:
+    """AdvancedDataProtection given the stack's registry keeps its vault on the
+    registry's connection to TOKEN_VAULT_URL, and tokens round-trip through it."""
+    from pynomaly_security.protection import AdvancedDataProtection
+
+    url = f"sqlite:///{tmp_path / 'tokens.db'}"
+    settings = _settings(tmp_path, token_vault_url=url)
+    async with StorageRegistry.from_settings(settings) as registry:
+        async with AdvancedDataProtection(settings, storage=registry) as protection:
+            token = await protection.tokenize("4111 1111 1111 1111")
+            assert await protection.detokenize(token) == "4111 1111 1111 1111"
+            assert protection.tokenizer.vault.backend is registry.backend(url)  # type: ignore[attr-defined]
+            # Built after the registry started: the vault is its only user, and
+            # closing the vault closes the file (the registry would close it too).
+            assert registry.backend(url).connection.users == 1
+        assert registry.backend(url).connection.value is None
