@@ -11,7 +11,6 @@ registry share one pool that the registry's lifespan closes last.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -37,9 +36,8 @@ class Shared(Generic[T]):
         self._disconnect = disconnect
         self._value: T | None = None
         self._users = 0
-        # Two first users racing must not open two pools (asyncpg's and SQLite's
-        # opens await); the lock binds to a loop only when it is contended.
-        self._lock = asyncio.Lock()
+        self.generation = 0
+        """Which open period this is: a use taken in an earlier one ended with it."""
 
     @property
     def users(self) -> int:
@@ -53,21 +51,31 @@ class Shared(Generic[T]):
 
     async def acquire(self) -> T:
         """Take one use of the connection, opening it if nobody holds it."""
-        async with self._lock:
-            if self._value is None:
-                self._value = await self._connect()
-            self._users += 1
-            return self._value
+        # Counted before the first await, so a release meanwhile cannot close what
+        # this caller is about to use. No asyncio.Lock: a backend outlives event
+        # loops (one per TestClient, per CLI command), and a lock binds to one.
+        self._users += 1
+        try:
+            while self._value is None:
+                value = await self._connect()
+                if self._value is None:
+                    self._value = value
+                else:  # a concurrent first user opened it meanwhile: keep theirs
+                    await self._disconnect(value)
+        except BaseException:
+            await self.release()
+            raise
+        return self._value
 
     async def release(self) -> None:
         """Give one use back; the last one closes the connection."""
-        async with self._lock:
-            if self._users == 0:
-                return
-            self._users -= 1
-            if self._users == 0 and self._value is not None:
-                value, self._value = self._value, None
-                await self._disconnect(value)
+        if self._users == 0:
+            return
+        self._users -= 1
+        if self._users == 0 and self._value is not None:
+            value, self._value = self._value, None
+            self.generation += 1
+            await self._disconnect(value)
 
     async def check(self, probe: Callable[[T], Awaitable[object]]) -> bool:
         """Whether ``probe(connection)`` succeeds, holding a use for the probe
@@ -87,11 +95,11 @@ class Shared(Generic[T]):
     async def close(self) -> None:
         """Close the connection whoever still holds a use (the owner's shutdown);
         a later :meth:`acquire` opens it again."""
-        async with self._lock:
-            self._users = 0
-            if self._value is not None:
-                value, self._value = self._value, None
-                await self._disconnect(value)
+        self._users = 0
+        if self._value is not None:
+            value, self._value = self._value, None
+            self.generation += 1
+            await self._disconnect(value)
 
 
 class Lease(Generic[T]):
@@ -101,20 +109,22 @@ class Lease(Generic[T]):
 
     def __init__(self, shared: Shared[T]) -> None:
         self.shared = shared
-        self._held = False
+        self._held: int | None = None  # the generation of the use held
 
     async def get(self) -> T:
         """The connection, taking this component's use of it on the first call."""
-        if self._held and self.shared.value is not None:
-            return self.shared.value
-        value = await self.shared.acquire()
-        if self._held:  # a concurrent first call of this component took the use already
-            await self.shared.release()
-        self._held = True
+        shared = self.shared
+        if self._held == shared.generation and shared.value is not None:
+            return shared.value
+        value = await shared.acquire()
+        if self._held == shared.generation:  # a concurrent first call took the use already
+            await shared.release()
+        self._held = shared.generation
         return value
 
     async def release(self) -> None:
-        """Give this component's use back (idempotent)."""
-        if self._held:
-            self._held = False
+        """Give this component's use back (idempotent; a use the owner's close
+        already ended is not given back twice)."""
+        held, self._held = self._held, None
+        if held is not None and held == self.shared.generation:
             await self.shared.release()
