@@ -46,13 +46,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from pynomaly_security.audit import AuditLogger, SecurityEventType, create_store
+from pynomaly_security.audit import AuditLogger, AuditStore, SecurityEventType
 from pynomaly_security.audit.sealing import AuditKeys
-from pynomaly_security.audit.stores.postgres import PostgresAuditStore
 from pynomaly_security.crypto import KeyRing
 from pynomaly_security.middleware.audit import AuditMiddleware
+from pynomaly_security.storage import StorageRegistry
 
 KEYS = AuditKeys(KeyRing(os.urandom(32)))
+
+
+def audit_store(url: str, *, prefix: str) -> AuditStore:
+    """An audit store with a pool of its own (closed with the store)."""
+    return StorageRegistry().audit_log(url, prefix=prefix)
 
 
 async def events_per_second(
@@ -61,7 +66,7 @@ async def events_per_second(
     """Each commit also signs a checkpoint and (security events) appends it to
     ``anchor``, the file anchor a default SQLite setup writes."""
     audit = AuditLogger(
-        create_store(url, prefix=prefix), KEYS, checkpoint_every=1000, anchor_file=anchor
+        audit_store(url, prefix=prefix), KEYS, checkpoint_every=1000, anchor_file=anchor
     )
     count = 0
     async with audit:
@@ -116,7 +121,7 @@ async def _drive(app: Any, n: int) -> float:
 
 async def middleware_overhead(db_url: str, n: int) -> tuple[float, float]:
     bare = _app(None)
-    audit = AuditLogger(create_store(db_url, prefix="bench_mw"), KEYS)
+    audit = AuditLogger(audit_store(db_url, prefix="bench_mw"), KEYS)
     async with audit:
         audited = _app(audit)
         runs_bare, runs_audit = [], []
@@ -134,7 +139,7 @@ async def access_record_cost(db_url: str, n: int, users: int) -> tuple[float, fl
     each distinct subject in a batch costs one subject-key encryption.
     """
     prefix = f"bench_flush_{users}"
-    audit = AuditLogger(create_store(db_url, prefix=prefix), KEYS)
+    audit = AuditLogger(audit_store(db_url, prefix=prefix), KEYS)
     await audit.start()
     names = [None] * n if not users else [f"user-{i % users}" for i in range(n)]
     started = time.perf_counter()
@@ -148,7 +153,7 @@ async def access_record_cost(db_url: str, n: int, users: int) -> tuple[float, fl
     cpu = time.process_time()
     await audit.aclose()
     per_record = (time.process_time() - cpu) / n * 1e6
-    store = create_store(db_url, prefix=prefix)
+    store = audit_store(db_url, prefix=prefix)
     await store.open()
     records = len(await store.records(0, 1_000_000))
     await store.aclose()
@@ -169,7 +174,7 @@ def _serve(kind: str, port: int, db_url: str) -> None:
     """Child process: serve the bare or the audited app with uvicorn."""
     import uvicorn
 
-    audit = None if kind == "bare" else AuditLogger(create_store(db_url, prefix="bench_http"), KEYS)
+    audit = None if kind == "bare" else AuditLogger(audit_store(db_url, prefix="bench_http"), KEYS)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> Any:
@@ -268,8 +273,10 @@ async def in_process(args: argparse.Namespace, sqlite_url: str) -> None:
             rate = await events_per_second(url, prefix, writers, args.duration, anchor)
             print(f"{name:<10}{writers:>8}{rate:>12,.0f}")
             if name == "postgres":
-                async with PostgresAuditStore(url, prefix=prefix) as store:
-                    await store.drop()
+                store: Any = audit_store(url, prefix=prefix)
+                await store.open()
+                await store.drop()
+                await store.aclose()
     bare, audited = await middleware_overhead(sqlite_url, args.requests)
     print()
     print(f"request cost, in-process ASGI, median of 5 x {args.requests // 5} GETs")

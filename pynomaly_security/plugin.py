@@ -48,7 +48,7 @@ from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.network.hosts import TrustedHosts
 from pynomaly_security.settings import SecuritySettings, load_settings
-from pynomaly_security.storage import Store, create_store
+from pynomaly_security.storage import StorageRegistry, Store
 
 if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
@@ -72,12 +72,18 @@ class SecurityStack:
     store: Store | None = None
     """Shared state of rate limits, lockouts and revocations (issue 5)."""
     lockouts: LockoutManager | None = None
+    storage: StorageRegistry | None = None
+    """One backend (connection pool) per URL, shared by the store, the audit log and
+    whatever the app builds on it (``AdvancedDataProtection(settings, storage=...)``);
+    opened first and closed last by the lifespan."""
     _started: bool = False
 
     async def start(self) -> None:
         if self._started:
             return
         self._started = True
+        if self.storage is not None:
+            await self.storage.start()
         if self.store is not None:
             await self.store.start()
         if self.settings.enable_security_monitoring:
@@ -94,6 +100,8 @@ class SecurityStack:
             await self.audit_logger.aclose()
         if self.store is not None:
             await self.store.aclose()
+        if self.storage is not None:
+            await self.storage.aclose()
 
     async def __aenter__(self) -> SecurityStack:
         await self.start()
@@ -169,11 +177,12 @@ def setup_security_middleware(
     if not enable_security_monitoring:
         monitor.enabled = False
     tracker = UserTracker(max_users=settings.max_tracked_keys) if enable_user_tracking else None
+    storage = StorageRegistry.from_settings(settings)
     audit_logger: AuditLogger | None = None
     if enable_audit_logging and settings.enable_audit_logging:
         from pynomaly_security.audit import AuditLogger
 
-        audit_logger = AuditLogger.from_settings(settings)
+        audit_logger = AuditLogger.from_settings(settings, storage=storage)
     inspector = (
         Inspector.from_settings(settings)
         if enable_input_inspection and settings.threat_detection_enabled
@@ -182,11 +191,7 @@ def setup_security_middleware(
     # One store for rate limits, lockouts and (via the authenticator) token
     # revocation and TOTP replay claims; the stack's lifespan opens and closes it.
     if store is None:
-        store = (
-            create_store(settings.redis_url)
-            if settings.redis_url
-            else create_store("memory://", max_keys=settings.max_tracked_keys)
-        )
+        store = storage.store(settings.redis_url or "memory://", setting="REDIS_URL")
     lockouts = LockoutManager.from_settings(settings, store, alert_sink=monitor.raise_alert)
     stack = SecurityStack(
         settings=settings,
@@ -197,6 +202,7 @@ def setup_security_middleware(
         client_ip_resolver=resolver,
         store=store,
         lockouts=lockouts,
+        storage=storage,
     )
     stack.admin_routers.append(build_lockout_router(lockouts))
     if audit_logger is not None:

@@ -1,7 +1,8 @@
 """Tamper-evident, encrypted audit trail (issue 2 part 3, issue 4).
 
 The public surface: :class:`AuditLogger` (write, query, verify, erase), the
-vocabulary enums, the compliance map and SIEM handlers, and the stores.
+vocabulary enums, the compliance map and SIEM handlers, and the store Protocol
+(stores are built by ``pynomaly_security.storage.StorageRegistry.audit_log``).
 """
 
 from pynomaly_security.audit.actions import audit_action, audit_context
@@ -15,7 +16,7 @@ from pynomaly_security.audit.records import (
     SecurityEventType,
 )
 from pynomaly_security.audit.siem import SyslogHandler, WebhookHandler
-from pynomaly_security.audit.stores import AuditStore, create_store
+from pynomaly_security.audit.stores import AuditStore
 from pynomaly_security.audit.trail import AuditTrail
 from pynomaly_security.audit.verify import VerifyResult, verify_store
 
@@ -35,7 +36,6 @@ __all__ = [
     "audit_action",
     "audit_context",
     "controls_for",
-    "create_store",
     "standards_for",
     "verify_store",
 ]

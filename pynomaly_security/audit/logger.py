@@ -40,11 +40,12 @@ from pynomaly_security.audit.records import (
     ambient,
 )
 from pynomaly_security.audit.sealing import AuditKeys
-from pynomaly_security.audit.stores import AuditStore, Checkpoint, create_store
+from pynomaly_security.audit.stores import AuditStore, Checkpoint
 from pynomaly_security.audit.trail import AuditTrail
 from pynomaly_security.crypto.keys import KeyRing
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.settings import SecuritySettings
+from pynomaly_security.storage.registry import StorageRegistry
 
 __all__ = ["AuditLogger"]
 
@@ -74,7 +75,7 @@ class AuditLogger(AuditTrail):
     :meth:`start` / :meth:`aclose` from the lifespan.
 
     Args:
-        store: where records live (see :func:`create_store`).
+        store: where records live (``StorageRegistry.audit_log(url)``).
         keys: the audit keys of the key ring (``AuditKeys(KeyRing.from_settings(settings))``).
         flush_interval_ms: longest wait of a per-request access record.
         checkpoint_every / checkpoint_seconds: when an access-only commit's checkpoint
@@ -143,12 +144,15 @@ class AuditLogger(AuditTrail):
         settings: SecuritySettings,
         *,
         store: AuditStore | None = None,
+        storage: StorageRegistry | None = None,
         prefix: str = "audit",
         keyring: KeyRing | None = None,
     ) -> AuditLogger:
         """Build from settings; raises ConfigurationError without a master key
         outside development mode. Pass ``keyring`` to share the application's
-        (in development mode without a master key, one ephemeral key for all)."""
+        (in development mode without a master key, one ephemeral key for all).
+        The store is ``AUDIT_DB_URL`` on ``storage`` (the application's registry;
+        one of its own when omitted)."""
         keys = AuditKeys(keyring if keyring is not None else KeyRing.from_settings(settings))
         sinks: list[ComplianceHandler] = []
         if settings.audit_anchor_syslog:
@@ -160,7 +164,11 @@ class AuditLogger(AuditTrail):
         if settings.audit_anchor_webhook_url:
             sinks.append(WebhookAnchor(settings.audit_anchor_webhook_url))
         return cls(
-            store if store is not None else create_store(settings.audit_db_url, prefix=prefix),
+            store
+            if store is not None
+            else (storage or StorageRegistry.from_settings(settings)).audit_log(
+                settings.audit_db_url, prefix=prefix, setting="AUDIT_DB_URL"
+            ),
             keys,
             flush_interval_ms=settings.audit_flush_interval_ms,
             checkpoint_every=settings.audit_checkpoint_every,

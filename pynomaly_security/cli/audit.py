@@ -49,11 +49,12 @@ from pynomaly_security.audit.anchor import (
     load_redis_anchors,
 )
 from pynomaly_security.audit.sealing import AuditKeys, signing_key_id
-from pynomaly_security.audit.stores import Checkpoint, create_store
+from pynomaly_security.audit.stores import AuditStore, Checkpoint
 from pynomaly_security.audit.verify import Expectations
 from pynomaly_security.crypto.keys import KeyRing
 from pynomaly_security.exceptions import SecurityError
 from pynomaly_security.settings import load_settings
+from pynomaly_security.storage import StorageRegistry
 
 __all__ = ["load_anchors", "load_public_keys", "register"]
 
@@ -174,6 +175,12 @@ def _db(args: argparse.Namespace) -> str:
     return str(args.db) if args.db else load_settings().audit_db_url
 
 
+def _reader(url: str, prefix: str) -> AuditStore:
+    # create=False: a reader must neither write to the evidence nor report an
+    # empty new database as a valid trail.
+    return StorageRegistry(create=False).audit_log(url, prefix=prefix)
+
+
 def _verify(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
@@ -231,7 +238,7 @@ async def _run_verify(
     keys: AuditKeys | None,
     expect: Expectations,
 ) -> Any:
-    store = create_store(url, prefix=prefix, create=False)
+    store = _reader(url, prefix)
     await store.open()
     try:
         return await verify_store(store, public_keys=pinned, keys=keys, expect=expect)
@@ -255,7 +262,7 @@ def _export(args: argparse.Namespace) -> int:
 
 async def _run_export(url: str, args: argparse.Namespace, keys: AuditKeys) -> int:
     # The read side only: nothing is written, no writer task is started.
-    logger = AuditTrail(create_store(url, prefix=args.prefix, create=False), keys)
+    logger = AuditTrail(_reader(url, args.prefix), keys)
     await logger.store.open()
     count = 0
     try:

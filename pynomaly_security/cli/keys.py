@@ -49,8 +49,8 @@ from pynomaly_security.crypto.rotation import (
 )
 from pynomaly_security.exceptions import SecurityError
 from pynomaly_security.protection.tokenization import Tokenizer
-from pynomaly_security.protection.vault import create_token_vault
 from pynomaly_security.settings import SecuritySettings, load_settings
+from pynomaly_security.storage import StorageRegistry
 
 __all__ = ["register"]
 
@@ -140,7 +140,7 @@ def rotate(args: argparse.Namespace, settings: SecuritySettings) -> list[dict[st
         encryption = DataEncryption(settings, keyring=ring, purpose="tokens")
 
         async def run() -> dict[str, Any]:
-            vault = create_token_vault(url)
+            vault = StorageRegistry().token_vault(url)
             try:
                 report = await Tokenizer(vault, encryption).rotate(batch_size=args.batch_size)
             finally:
@@ -194,7 +194,7 @@ def status(
         encryption = DataEncryption(settings, keyring=ring, purpose="tokens")
 
         async def run() -> Counter[int]:
-            vault = create_token_vault(url)
+            vault = StorageRegistry().token_vault(url)
             try:
                 return await Tokenizer(vault, encryption).key_versions(batch_size=args.batch_size)
             finally:

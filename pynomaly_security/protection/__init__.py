@@ -23,7 +23,7 @@ from pynomaly_security.protection.privacy import (
     apply_differential_privacy,
 )
 from pynomaly_security.protection.tokenization import Tokenizer
-from pynomaly_security.protection.vault import TokenVault, create_token_vault
+from pynomaly_security.protection.vault import TokenVault
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -41,7 +41,6 @@ __all__ = [
     "Tokenizer",
     "apply_differential_privacy",
     "classify",
-    "create_token_vault",
     "mask_email",
     "mask_iban",
     "mask_ip",

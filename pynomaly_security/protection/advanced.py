@@ -11,7 +11,8 @@ from pynomaly_security.protection.classify import Classifier, SensitiveSpan
 from pynomaly_security.protection.masking import Masker, MaskStrategy
 from pynomaly_security.protection.privacy import PrivacyAccountant
 from pynomaly_security.protection.tokenization import Tokenizer
-from pynomaly_security.protection.vault import TokenVault, create_token_vault
+from pynomaly_security.protection.vault import TokenVault
+from pynomaly_security.storage.registry import StorageRegistry
 
 if TYPE_CHECKING:
     from pynomaly_security.settings import SecuritySettings
@@ -28,6 +29,8 @@ class AdvancedDataProtection:
         classifier: what counts as sensitive (default :class:`Classifier`).
         policy: masking overrides per kind or class (see :mod:`.masking`).
         vault: token vault to use instead of ``settings.token_vault_url``.
+        storage: the application's registry, whose pool of ``TOKEN_VAULT_URL`` the
+            vault shares (one of its own when omitted).
 
     The vault is opened lazily on the first tokenization, so building this
     object does no I/O; close it with ``await protection.aclose()`` (or
@@ -41,6 +44,7 @@ class AdvancedDataProtection:
         classifier: Classifier | None = None,
         policy: Mapping[str, MaskStrategy] | None = None,
         vault: TokenVault | None = None,
+        storage: StorageRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.classifier = classifier or Classifier()
@@ -48,6 +52,7 @@ class AdvancedDataProtection:
         # Fails here (not at first use) when the master key is missing.
         self._keyring = KeyRing.from_settings(settings)
         self._vault = vault
+        self._storage = storage
         self._tokenizer: Tokenizer | None = None
         self.accountant = PrivacyAccountant(settings.privacy_budget_epsilon)
 
@@ -63,7 +68,9 @@ class AdvancedDataProtection:
     def tokenizer(self) -> Tokenizer:
         """The tokenizer (opens the vault on first use)."""
         if self._tokenizer is None:
-            vault = self._vault or create_token_vault(self.settings.token_vault_url)
+            vault = self._vault or (self._storage or StorageRegistry()).token_vault(
+                self.settings.token_vault_url, setting="TOKEN_VAULT_URL"
+            )
             self._vault = vault
             encryption = DataEncryption(self.settings, keyring=self._keyring, purpose="tokens")
             self._tokenizer = Tokenizer(vault, encryption)

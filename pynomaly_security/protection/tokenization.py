@@ -44,7 +44,7 @@ class Tokenizer:
     """Tokenize and detokenize values through a :class:`TokenVault`.
 
     Args:
-        vault: where tokens live (``create_token_vault(settings.token_vault_url)``).
+        vault: where tokens live (``StorageRegistry.token_vault(settings.token_vault_url)``).
         encryption: a :class:`DataEncryption` built with ``purpose="tokens"``.
     """
 

@@ -1,20 +1,26 @@
-"""Shared state for abuse control: one Protocol, a bounded memory backend and Redis.
+"""Every kind of state behind one registry of backends, selected by URL.
 
-``create_store(url)`` picks the backend by URL scheme from an explicit registry
-(like limits' ``storage_from_string``)::
+``StorageRegistry`` (``registry.py``) builds one backend per URL, and every
+component naming that URL shares its one connection pool; the capability
+Protocols are in ``base.py``, one module per backend (``memory.py``,
+``sqlite.py``, ``redis.py``, ``postgres.py``)::
 
-    memory://          MemoryStore (default; one process)
-    redis://host/0     RedisStore (shared by workers and hosts); also rediss://
+    memory://          shared state in one process (default)
+    sqlite:///path     audit trail, token vault (durable, no server)
+    redis://host/0     shared state and token vault for every worker and host;
+                       also rediss://, unix://
+    postgresql://...   audit trail, token vault (durable, shared); also postgres://
+
+``create_store(url)`` builds one store with a backend of its own, for scripts
+and tests.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any, cast
-
-from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.storage.base import (
     DEFAULT_FAILURE_POLICIES,
+    Backend,
+    BackendOptions,
     CounterStore,
     FailurePolicy,
     KeyValueStore,
@@ -23,38 +29,26 @@ from pynomaly_security.storage.base import (
     Store,
     failure_policy,
 )
+from pynomaly_security.storage.registry import (
+    BACKENDS,
+    StorageRegistry,
+    backend_from_url,
+    create_store,
+)
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_FAILURE_POLICIES",
-    "STORE_SCHEMES",
+    "Backend",
+    "BackendOptions",
     "CounterStore",
     "FailurePolicy",
     "KeyValueStore",
     "MemberStore",
     "SlidingWindowStore",
+    "StorageRegistry",
     "Store",
+    "backend_from_url",
     "create_store",
     "failure_policy",
 ]
-
-STORE_SCHEMES: dict[str, str] = {
-    "memory": "pynomaly_security.storage.memory:MemoryStore",
-    "redis": "pynomaly_security.storage.redis:RedisStore",
-    "rediss": "pynomaly_security.storage.redis:RedisStore",
-    "unix": "pynomaly_security.storage.redis:RedisStore",
-}
-
-
-def create_store(url: str = "memory://", **options: Any) -> Store:
-    """Build the store a URL names; ``options`` go to its constructor
-    (``max_keys=`` for memory, ``key_prefix=`` for Redis, ``clock=`` for both)."""
-    scheme, sep, _ = url.partition("://")
-    if not sep or scheme not in STORE_SCHEMES:
-        raise ConfigurationError(
-            f"unknown store URL scheme {scheme!r}; expected one of {sorted(STORE_SCHEMES)}"
-        )
-    module_name, _, class_name = STORE_SCHEMES[scheme].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    if scheme == "memory":
-        return cast(Store, cls(**options))
-    return cast(Store, cls(url, **options))

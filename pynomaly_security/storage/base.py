@@ -9,17 +9,33 @@ the protocols, never on a backend (like limits' ``aio/storage/base.py``).
 Every method raises :class:`~pynomaly_security.exceptions.StorageError` (the
 driver's exception chained) when the backend fails; what a feature then does
 is its :data:`FailurePolicy`.
+
+A :class:`Backend` is what a URL names (``storage/registry.py`` maps schemes to
+modules): one connection pool, opened by its first user and closed by its last,
+shared by every capability built on it. A capability is a method of the backend
+returning an object that implements its Protocol; a backend without the method
+does not have the capability, and the registry says so at construction:
+
+    store()        :class:`Store` (the four Protocols below)  memory, redis
+    audit_log()    the audit trail's append-only log,
+                   ``audit.stores.base.AuditStore``           sqlite, postgresql
+    token_vault()  ``protection.vault.base.TokenVault``       sqlite, redis, postgresql
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Literal, Protocol, runtime_checkable
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pynomaly_security.exceptions import ConfigurationError
+from pynomaly_security.storage._shared import Shared
 
 __all__ = [
     "DEFAULT_FAILURE_POLICIES",
+    "Backend",
+    "BackendOptions",
     "CounterStore",
     "FailurePolicy",
     "KeyValueStore",
@@ -128,6 +144,47 @@ class MemberStore(Protocol):
 
     async def has_member(self, key: str, member: str, window: float) -> bool:
         """Whether ``member`` was recorded under ``key`` within ``window`` seconds."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BackendOptions:
+    """What a registry tells every backend it builds (each takes what applies to it).
+
+    Args:
+        max_keys: memory: most keys kept (LRU beyond).
+        max_members: memory and Redis: most members kept per member set.
+        socket_timeout: Redis: seconds before a command or connect fails.
+        pool_size: PostgreSQL: most connections of the pool.
+        create: SQLite: create a missing file and its tables; ``False`` for
+            readers (verify, export), which must neither write nor report an
+            empty new file as a valid store.
+        client_name: the name Redis (``CLIENT SETNAME``) and PostgreSQL
+            (``application_name``) show for our connections.
+        clock: seconds since the epoch; injected by tests.
+    """
+
+    max_keys: int = 100_000
+    max_members: int = 1_000
+    socket_timeout: float = 1.0
+    pool_size: int = 10
+    create: bool = True
+    client_name: str = "pynomaly-security"
+    clock: Callable[[], float] = time.time
+
+
+class Backend(Protocol):
+    """The server or file one URL names, with the one connection its capabilities share."""
+
+    url: str
+    shared: bool
+    """Whether other processes see the same state (False for memory)."""
+    connection: Shared[Any]
+    """Opened by the first user (the registry's lifespan, or a component built
+    alone), closed by the last."""
+
+    async def healthcheck(self) -> bool:
+        """True when the backend answers."""
         ...
 
 

@@ -7,6 +7,10 @@ are dropped when touched and swept from the cold end on every write.
 
 Not shared between processes: with several workers each has its own counts,
 which multiplies every limit by the number of workers (the plugin warns).
+
+``memory://`` names one :class:`MemoryStore` per registry: every component
+asking for ``memory://`` shares it (its "pool" is the map itself). It keeps no
+audit trail and no token vault: those must survive a restart.
 """
 
 from __future__ import annotations
@@ -18,14 +22,48 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pynomaly_security.exceptions import ConfigurationError
+from pynomaly_security.storage._shared import Shared
 from pynomaly_security.storage._window import sliding_windows
+from pynomaly_security.storage.base import BackendOptions
 
-__all__ = ["MemoryStore"]
+__all__ = ["MemoryBackend", "MemoryStore"]
 
 _NEVER = math.inf
 # How many cold entries each write inspects for expiry; amortised sweeping keeps
 # writes O(1) while dead entries do not wait for LRU pressure to leave.
 _SWEEP = 2
+
+
+class MemoryBackend:
+    """``memory://``: one bounded :class:`MemoryStore` shared by everything on the URL.
+
+    Capabilities: :meth:`store`.
+    """
+
+    shared = False
+
+    def __init__(self, url: str, options: BackendOptions) -> None:
+        if url != "memory://":
+            raise ConfigurationError(f"a memory store URL is memory://, got {url!r}")
+        self.url = url
+        self._store = MemoryStore(
+            max_keys=options.max_keys, max_members=options.max_members, clock=options.clock
+        )
+
+        async def connect() -> MemoryStore:
+            return self._store
+
+        async def disconnect(store: MemoryStore) -> None:
+            await store.aclose()
+
+        self.connection: Shared[MemoryStore] = Shared(connect, disconnect)
+
+    async def healthcheck(self) -> bool:
+        return True
+
+    def store(self) -> MemoryStore:
+        """The one store of this URL."""
+        return self._store
 
 
 class MemoryStore:

@@ -1,12 +1,18 @@
-"""Redis store: state shared by every worker and host.
+"""Redis (``redis://``, ``rediss://``, ``unix://``): state shared by every worker and host.
+
+:class:`RedisBackend` owns one ``redis.asyncio`` client (one connection pool)
+per URL; every capability on the URL uses it:
+
+    store()        :class:`RedisStore`: counters, sliding windows, key-value, members
+    token_vault()  ``protection.vault.redis.RedisTokenVault``
 
 Multi-step updates run as Lua scripts (``_lua/*.lua``) so concurrent workers
 never interleave a read-check-write; single commands (SET NX, GET, DEL) are
-atomic already. The client is created in :meth:`RedisStore.start`, called from
-the application's lifespan, because a ``redis.asyncio`` client binds to the
-event loop that first uses it (a client made at import time breaks under
-uvicorn's reloader and in tests). A call before ``start()`` starts it lazily,
-so the store also works in apps that never run a lifespan.
+atomic already. The client is created by the first user of the URL (the
+registry in the application's lifespan), because a ``redis.asyncio`` client
+binds to the event loop that first uses it (a client made at import time breaks
+under uvicorn's reloader and in tests). A call before that opens it lazily, so
+the store also works in apps that never run a lifespan.
 """
 
 from __future__ import annotations
@@ -20,13 +26,17 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from pynomaly_security.exceptions import ConfigurationError, StorageError
+from pynomaly_security.storage._shared import Lease, Shared
 from pynomaly_security.storage._window import sliding_windows
+from pynomaly_security.storage.base import BackendOptions
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
-__all__ = ["RedisStore"]
+    from pynomaly_security.protection.vault.redis import RedisTokenVault
+
+__all__ = ["RedisBackend", "RedisStore"]
 
 _SCRIPTS = ("incr_expire", "sliding_acquire", "add_member")
 # What a driver raises when Redis is down, slow or refuses: wrapped as StorageError.
@@ -37,15 +47,68 @@ def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
 
 
+class RedisBackend:
+    """One Redis server (database) and its connection pool.
+
+    Args:
+        url: ``redis://``, ``rediss://`` or ``unix://`` URL (database in the path).
+        options: ``socket_timeout`` (keeps a dead Redis from hanging requests: the
+            failure policy then applies), ``client_name``, ``max_members``, ``clock``.
+    """
+
+    shared = True
+
+    def __init__(self, url: str, options: BackendOptions) -> None:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigurationError(f"not a Redis URL: {url.split('@')[-1]!r}")
+        if options.socket_timeout <= 0:
+            raise ConfigurationError(f"socket_timeout must be > 0, got {options.socket_timeout}")
+        self.url = url
+        self.options = options
+        self.connection: Shared[Redis] = Shared(self._connect, self._disconnect)
+
+    async def _connect(self) -> Redis:
+        from redis.asyncio import Redis
+
+        return Redis.from_url(
+            self.url,
+            decode_responses=True,
+            socket_timeout=self.options.socket_timeout,
+            socket_connect_timeout=self.options.socket_timeout,
+            client_name=self.options.client_name,
+        )
+
+    @staticmethod
+    async def _disconnect(client: Redis) -> None:
+        await client.aclose()
+
+    async def healthcheck(self) -> bool:
+        return await self.connection.check(lambda client: client.ping())
+
+    # -- capabilities --------------------------------------------------------------------------
+    def store(self, *, key_prefix: str = "pns:") -> RedisStore:
+        """Shared state under ``key_prefix`` (one Redis can serve several apps)."""
+        return RedisStore(
+            self,
+            key_prefix=key_prefix,
+            max_members=self.options.max_members,
+            clock=self.options.clock,
+        )
+
+    def token_vault(self, *, prefix: str = "pynomaly:tokens:") -> RedisTokenVault:
+        """The token vault under ``prefix``."""
+        from pynomaly_security.protection.vault.redis import RedisTokenVault
+
+        return RedisTokenVault(self, prefix=prefix)
+
+
 class RedisStore:
     """:class:`~pynomaly_security.storage.base.Store` on Redis (``redis.asyncio``).
 
     Args:
-        url: ``redis://`` or ``rediss://`` URL (database in the path).
+        backend: the Redis whose connection pool the store uses.
         key_prefix: prepended to every key, so one Redis can serve several apps.
         max_members: cap of each member set.
-        socket_timeout: seconds before a command or connect attempt fails; keeps
-            a dead Redis from hanging requests (the failure policy then applies).
         clock: seconds since the epoch, used to name windows and score members.
     """
 
@@ -53,21 +116,16 @@ class RedisStore:
 
     def __init__(
         self,
-        url: str,
+        backend: RedisBackend,
         *,
         key_prefix: str = "pns:",
         max_members: int = 1_000,
-        socket_timeout: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigurationError(f"not a Redis URL: {url.split('@')[-1]!r}")
-        if socket_timeout <= 0:
-            raise ConfigurationError(f"socket_timeout must be > 0, got {socket_timeout}")
-        self._url = url
+        self.backend = backend
+        self._lease = Lease(backend.connection)
         self._prefix = key_prefix
         self._max_members = max_members
-        self._timeout = socket_timeout
         self._clock = clock
         self._client: Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
@@ -80,27 +138,12 @@ class RedisStore:
         await self.aclose()
 
     async def start(self) -> None:
-        if self._client is not None:
-            return
-        from redis.asyncio import Redis
-
-        client: Redis = Redis.from_url(
-            self._url,
-            decode_responses=True,
-            socket_timeout=self._timeout,
-            socket_connect_timeout=self._timeout,
-        )
-        package = resources.files("pynomaly_security.storage")
-        self._scripts = {
-            name: client.register_script(package.joinpath(f"_lua/{name}.lua").read_text())
-            for name in _SCRIPTS
-        }
-        self._client = client
+        await self._redis()
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        """Give back this store's use of the pool (the last user closes it)."""
+        self._client = None
+        await self._lease.release()
 
     async def healthcheck(self) -> bool:
         try:
@@ -109,10 +152,15 @@ class RedisStore:
             return False
 
     async def _redis(self) -> Redis:
-        if self._client is None:
-            await self.start()
-        assert self._client is not None
-        return self._client
+        client = await self._lease.get()
+        if client is not self._client:  # scripts belong to the client they were registered on
+            package = resources.files("pynomaly_security.storage")
+            self._scripts = {
+                name: client.register_script(package.joinpath(f"_lua/{name}.lua").read_text())
+                for name in _SCRIPTS
+            }
+            self._client = client
+        return client
 
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         await self._redis()

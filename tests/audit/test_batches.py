@@ -13,12 +13,17 @@ from pynomaly_security.__main__ import main
 from pynomaly_security.audit import AuditLogger, SecurityEventType
 from pynomaly_security.audit.batch import MAX_ROWS, MAX_SPAN_US, open_batch, split_batches
 from pynomaly_security.audit.sealing import AuditKeys
-from pynomaly_security.audit.stores.base import SealedRecord
-from pynomaly_security.audit.stores.sqlite import SQLiteAuditStore
+from pynomaly_security.audit.stores.base import AuditStore, SealedRecord
 from pynomaly_security.crypto import KeyRing
 from pynomaly_security.settings import SecuritySettings
+from pynomaly_security.storage import StorageRegistry
 
 Settings = Callable[..., SecuritySettings]
+
+
+def _store(url: str) -> AuditStore:
+    """An audit store on a registry of its own (closed with the store)."""
+    return StorageRegistry().audit_log(url)
 
 
 def _chain(db: Path) -> list[tuple[int, str]]:
@@ -45,12 +50,12 @@ async def test_many_requests_become_few_chain_records(db_url: str, master_key: s
     keys = AuditKeys(KeyRing.from_secret(master_key))
     db = Path(db_url.removeprefix("sqlite:///"))
     total = MAX_ROWS * 2 + 10
-    async with AuditLogger(SQLiteAuditStore(db_url), keys, flush_interval_ms=200) as audit:
+    async with AuditLogger(_store(db_url), keys, flush_interval_ms=200) as audit:
         for n in range(total):
             _request(audit, n, 1_000.0 + n / 1000, user=f"u{n % 3}" if n % 2 else None)
     chain = _chain(db)
     assert [kind for _, kind in chain] == ["access_batch"] * 3
-    async with AuditLogger(SQLiteAuditStore(db_url), keys) as audit:
+    async with AuditLogger(_store(db_url), keys) as audit:
         rows = await audit.query(limit=total + 1)
         result = await audit.verify()
     assert result.ok, result.message
@@ -83,7 +88,7 @@ async def test_query_interleaves_access_rows_and_events_in_time_order(
     to the expanded rows."""
     keys = AuditKeys(KeyRing.from_secret(master_key))
     clock = [100.0]
-    store = SQLiteAuditStore(db_url)
+    store = _store(db_url)
     async with AuditLogger(store, keys, flush_interval_ms=200, clock=lambda: clock[0]) as audit:
         _request(audit, 1, 100.0, user="ann")
         clock[0] = 101.0
@@ -128,7 +133,7 @@ async def test_since_finds_rows_late_in_an_old_batch(db_url: str, master_key: st
     """A batch is found by rows up to MAX_SPAN_US after its oldest; longer spans are cut."""
     keys = AuditKeys(KeyRing.from_secret(master_key))
     span = MAX_SPAN_US / 1_000_000
-    async with AuditLogger(SQLiteAuditStore(db_url), keys, flush_interval_ms=200) as audit:
+    async with AuditLogger(_store(db_url), keys, flush_interval_ms=200) as audit:
         _request(audit, 1, 1_000.0)
         _request(audit, 2, 1_000.0 + span - 1)
         _request(audit, 3, 1_000.0 + span + 5)  # too far from the first: a new batch
@@ -146,7 +151,7 @@ async def test_erase_subject_shreds_batched_rows(db_url: str, master_key: str) -
     rows of the same batch stay readable, and the chain verifies."""
     keys = AuditKeys(KeyRing.from_secret(master_key))
     db = Path(db_url.removeprefix("sqlite:///"))
-    async with AuditLogger(SQLiteAuditStore(db_url), keys, flush_interval_ms=200) as audit:
+    async with AuditLogger(_store(db_url), keys, flush_interval_ms=200) as audit:
         _request(audit, 1, 10.0, user="erin")
         _request(audit, 2, 11.0, user="frank")
         _request(audit, 3, 12.0, user="erin")
@@ -249,7 +254,7 @@ async def test_retention_prunes_batches_with_their_segment(db_url: str, master_k
     day = 86_400.0
     clock = [0.0]
     async with AuditLogger(
-        SQLiteAuditStore(db_url), keys, flush_interval_ms=200, checkpoint_every=2,
+        _store(db_url), keys, flush_interval_ms=200, checkpoint_every=2,
         retention_days=30, clock=lambda: clock[0],
     ) as audit:  # fmt: skip
         for n in range(5):
@@ -310,7 +315,7 @@ def test_export_of_a_store_without_the_subject_index(
 async def test_a_restarted_logger_accepts_access_records(db_url: str, master_key: str) -> None:
     """After aclose, start() opens the queue again (aclose had closed it)."""
     keys = AuditKeys(KeyRing.from_secret(master_key))
-    audit = AuditLogger(SQLiteAuditStore(db_url), keys, flush_interval_ms=200)
+    audit = AuditLogger(_store(db_url), keys, flush_interval_ms=200)
     await audit.start()
     await audit.aclose()
     await audit.start()

@@ -249,13 +249,13 @@ def test_bad_options_fail_at_construction(
     db_url: str, settings_for: Settings, option: str, value: int, message: str
 ) -> None:
     """Invalid options raise ConfigurationError naming the option and its range."""
-    from pynomaly_security.audit import create_store
     from pynomaly_security.audit.sealing import AuditKeys
     from pynomaly_security.crypto import KeyRing
+    from pynomaly_security.storage import StorageRegistry
 
     keys = AuditKeys(KeyRing(bytes(32)))
     with pytest.raises(ConfigurationError, match=message):
-        AuditLogger(create_store(db_url), keys, **{option: value})  # type: ignore[arg-type]
+        AuditLogger(StorageRegistry().audit_log(db_url), keys, **{option: value})  # type: ignore[arg-type]
 
 
 @pytest.mark.anyio
@@ -276,12 +276,13 @@ async def test_sync_action_on_the_event_loop_is_recorded(audit: AuditLogger, db_
 @pytest.mark.anyio
 async def test_access_queue_is_bounded(db_url: str, master_key: str) -> None:
     """Beyond max_pending queued access records, new ones are dropped, never blocking."""
-    from pynomaly_security.audit import create_store
     from pynomaly_security.audit.sealing import AuditKeys
     from pynomaly_security.crypto import KeyRing
+    from pynomaly_security.storage import StorageRegistry
 
     keys = AuditKeys(KeyRing.from_secret(master_key))
-    audit = AuditLogger(create_store(db_url), keys, max_pending=5, flush_interval_ms=200)
+    store = StorageRegistry().audit_log(db_url)
+    audit = AuditLogger(store, keys, max_pending=5, flush_interval_ms=200)
     await audit.start()
     for i in range(50):  # no await in between: the writer cannot drain meanwhile
         audit.log_request(method="GET", path=f"/{i}", status_code=200, duration_ms=0.1)

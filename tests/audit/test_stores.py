@@ -20,11 +20,11 @@ from pynomaly_security.audit import (
     AuditLogger,
     ComplianceStandard,
     SecurityEventType,
-    create_store,
 )
 from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores.postgres import PostgresAuditStore
 from pynomaly_security.crypto import KeyRing
+from pynomaly_security.storage import StorageRegistry
 
 pytestmark = pytest.mark.anyio
 
@@ -46,10 +46,11 @@ async def make_logger(
     else:
         url = request.getfixturevalue("postgres_url")
     made: list[AuditLogger] = []
+    storage = StorageRegistry()  # every logger of the test on one pool, like one process
 
     def make(keys: AuditKeys | None = None, **options: object) -> AuditLogger:
         logger = AuditLogger(
-            create_store(url, prefix=prefix),
+            storage.audit_log(url, prefix=prefix),
             keys or AuditKeys(KeyRing.from_secret(master_key)),
             flush_interval_ms=10,
             **options,  # type: ignore[arg-type]
@@ -59,9 +60,11 @@ async def make_logger(
 
     yield make
     if request.param == "postgres":
-        store = PostgresAuditStore(url, prefix=prefix)
+        store = storage.audit_log(url, prefix=prefix)
+        assert isinstance(store, PostgresAuditStore)
         async with store:
             await store.drop()
+    await storage.aclose()
 
 
 async def test_round_trip_and_verify(make_logger: StoreFactory) -> None:

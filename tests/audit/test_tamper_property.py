@@ -13,15 +13,20 @@ from hypothesis import strategies as st
 
 from pynomaly_security.audit import AuditLogger, AuditStore, SecurityEventType, verify_store
 from pynomaly_security.audit.sealing import AuditKeys
-from pynomaly_security.audit.stores.sqlite import SQLiteAuditStore
 from pynomaly_security.crypto import KeyRing
+from pynomaly_security.storage import StorageRegistry
 
 COLUMNS = ["ts_us", "kind", "event_type", "level", "standards", "request_id", "key_id", "payload"]
 
 
+def _store(url: str) -> AuditStore:
+    """An audit store on a registry of its own (closed with the store)."""
+    return StorageRegistry().audit_log(url)
+
+
 async def _populate(db: Path, master_key: str, anchor: Path | None = None) -> None:
     keys = AuditKeys(KeyRing.from_secret(master_key))
-    store = SQLiteAuditStore(f"sqlite:///{db}")
+    store = _store(f"sqlite:///{db}")
     async with AuditLogger(store, keys, checkpoint_every=7, anchor_file=anchor) as audit:
         for i in range(30):
             await audit.log_security_event(SecurityEventType.ACCESS_DENIED, f"m{i}", user_id="u")
@@ -29,7 +34,7 @@ async def _populate(db: Path, master_key: str, anchor: Path | None = None) -> No
 
 async def _verify(db: Path, master_key: str) -> bool:
     keys = AuditKeys(KeyRing.from_secret(master_key))
-    store: AuditStore = SQLiteAuditStore(f"sqlite:///{db}")
+    store: AuditStore = _store(f"sqlite:///{db}")
     await store.open()
     try:
         return (await verify_store(store, public_keys=keys.public_keys)).ok
@@ -117,7 +122,7 @@ def test_any_truncation_is_detected(
 
     async def verify() -> bool:
         keys = AuditKeys(KeyRing.from_secret(master_key))
-        store: AuditStore = SQLiteAuditStore(f"sqlite:///{db}")
+        store: AuditStore = _store(f"sqlite:///{db}")
         anchors = load_anchor_file(Path(f"{pristine_anchored}.anchors.jsonl"))
         expect = Expectations(anchors=anchors, anchor_given=True, retention_days=365)
         await store.open()

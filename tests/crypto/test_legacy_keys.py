@@ -27,7 +27,6 @@ from pynomaly_security.__main__ import main as cli_main
 from pynomaly_security.audit import AuditTrail
 from pynomaly_security.audit.anchor import load_anchor_file
 from pynomaly_security.audit.sealing import AuditKeys, signing_key_id
-from pynomaly_security.audit.stores.sqlite import SQLiteAuditStore
 from pynomaly_security.auth.factory import auth_parts
 from pynomaly_security.auth.totp import TOTPManager
 from pynomaly_security.crypto import (
@@ -39,6 +38,7 @@ from pynomaly_security.crypto import (
 )
 from pynomaly_security.exceptions import InvalidToken
 from pynomaly_security.settings import SecuritySettings
+from pynomaly_security.storage import StorageRegistry
 from pynomaly_security.storage.memory import MemoryStore
 
 DATA = Path(__file__).parent / "data"
@@ -64,7 +64,7 @@ def trail_db(tmp_path: Path) -> str:
 
 
 async def _read(db_url: str, ring: KeyRing) -> tuple[Any, list[dict[str, Any]]]:
-    trail = AuditTrail(SQLiteAuditStore(db_url, create=False), AuditKeys(ring))
+    trail = AuditTrail(StorageRegistry(create=False).audit_log(db_url), AuditKeys(ring))
     await trail.store.open()
     try:
         anchors = load_anchor_file(DATA / "legacy_keys.anchors.jsonl")

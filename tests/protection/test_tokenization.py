@@ -11,10 +11,9 @@ import pytest
 
 from pynomaly_security.crypto import DataEncryption, KeyRing
 from pynomaly_security.exceptions import ConfigurationError, InvalidToken, StorageError
-from pynomaly_security.protection import Tokenizer, TokenVault, create_token_vault
+from pynomaly_security.protection import Tokenizer, TokenVault
 from pynomaly_security.protection._validators import luhn_valid
-from pynomaly_security.protection.vault.postgres import PostgresTokenVault
-from pynomaly_security.protection.vault.redis import RedisTokenVault
+from pynomaly_security.storage import StorageRegistry
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -35,13 +34,14 @@ def vault_spec(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str
 @pytest.fixture
 async def vault(vault_spec: tuple[str, str]) -> AsyncIterator[TokenVault]:
     kind, url = vault_spec
+    storage = StorageRegistry()
     if kind == "sqlite":
-        store: TokenVault = create_token_vault(url)
+        store = storage.token_vault(url)
     elif kind == "redis":
-        store = RedisTokenVault(url, prefix=f"test:{uuid.uuid4().hex}:")
+        store = storage.token_vault(url, prefix=f"test:{uuid.uuid4().hex}:")
     else:
         table = f"vault_{uuid.uuid4().hex[:12]}"
-        store = PostgresTokenVault(url, table=table)
+        store = storage.token_vault(url, table=table)
     yield store
     if kind == "postgres":
         connection = await asyncpg.connect(url)  # the test's own clean-up, past the vault
@@ -181,22 +181,27 @@ def test_card_tokens_never_pass_luhn() -> None:
 def test_unknown_vault_scheme() -> None:
     """An unknown URL scheme is a ConfigurationError naming the accepted ones."""
     with pytest.raises(ConfigurationError, match="sqlite"):
-        create_token_vault("mongodb://x")
+        StorageRegistry().token_vault("mongodb://x")
+
+
+def test_memory_has_no_vault() -> None:
+    """memory:// keeps no token vault (tokens must outlive the process): refused at
+    construction, naming the backends that have one."""
+    with pytest.raises(ConfigurationError, match=r"memory backend has no token vault.*sqlite://"):
+        StorageRegistry().token_vault("memory://", setting="TOKEN_VAULT_URL")
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    "vault_factory",
+    "url",
     [
-        pytest.param(lambda: RedisTokenVault("redis://127.0.0.1:1/0"), id="redis"),
-        pytest.param(
-            lambda: PostgresTokenVault("postgresql://postgres@127.0.0.1:1/x"), id="postgres"
-        ),
+        pytest.param("redis://127.0.0.1:1/0", id="redis"),
+        pytest.param("postgresql://postgres@127.0.0.1:1/x", id="postgres"),
     ],
 )
-async def test_unreachable_backend_is_a_storage_error(vault_factory: object) -> None:
+async def test_unreachable_backend_is_a_storage_error(url: str) -> None:
     """A backend that is down surfaces as StorageError (driver error chained), not a driver type."""
-    vault = vault_factory()  # type: ignore[operator]
+    vault = StorageRegistry(socket_timeout=0.5).token_vault(url)
     tokenizer = _tokenizer(vault)
     with pytest.raises(StorageError) as info:
         await tokenizer.tokenize("4111111111111111")
@@ -208,7 +213,7 @@ async def test_unreachable_backend_is_a_storage_error(vault_factory: object) -> 
 def test_malformed_sqlite_url(url: str) -> None:
     """A SQLite URL without a path is refused at construction."""
     with pytest.raises(ConfigurationError, match="sqlite:///"):
-        create_token_vault(url)
+        StorageRegistry().token_vault(url)
 
 
 @pytest.mark.anyio

@@ -9,7 +9,6 @@ import pytest
 
 from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.storage import create_store, failure_policy
-from pynomaly_security.storage.redis import RedisStore
 from tests.storage._redis_server import free_port, run_redis_server
 
 
@@ -40,7 +39,7 @@ def throwaway_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
 async def test_redis_stopped_mid_run(throwaway_redis: tuple[str, subprocess.Popen[bytes]]) -> None:
     """Working calls turn into StorageError once the server goes away mid-run."""
     url, proc = throwaway_redis
-    store = RedisStore(url, socket_timeout=0.5)
+    store = create_store(url, socket_timeout=0.5)
     try:
         assert await store.acquire_sliding_window("k", 5, 60) is True
         proc.terminate()

@@ -1,4 +1,9 @@
-"""Audit stores, selected by URL (``sqlite:///...`` or ``postgresql://...``)."""
+"""The audit trail's append-only log: its Protocol (``base.py``) and its SQL per backend.
+
+A store is a capability of a storage backend, built by the registry from
+``AUDIT_DB_URL``: ``StorageRegistry.audit_log("sqlite:///...")`` or
+``...("postgresql://...")`` (see ``pynomaly_security.storage``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,6 @@ from pynomaly_security.audit.stores.base import (
     RecordFilter,
     SealedRecord,
 )
-from pynomaly_security.exceptions import ConfigurationError
 
 __all__ = [
     "AppendTxn",
@@ -17,25 +21,4 @@ __all__ = [
     "Checkpoint",
     "RecordFilter",
     "SealedRecord",
-    "create_store",
 ]
-
-
-def create_store(url: str, *, prefix: str = "audit", create: bool = True) -> AuditStore:
-    """Build (not open) the store for ``url``; drivers are imported lazily.
-
-    ``create=False`` (readers: verify, export) refuses a missing SQLite file
-    instead of creating an empty one.
-    """
-    scheme = url.split(":", 1)[0].lower()
-    if scheme == "sqlite":
-        from pynomaly_security.audit.stores.sqlite import SQLiteAuditStore
-
-        return SQLiteAuditStore(url, prefix=prefix, create=create)
-    if scheme in ("postgresql", "postgres"):
-        from pynomaly_security.audit.stores.postgres import PostgresAuditStore
-
-        return PostgresAuditStore(url, prefix=prefix)
-    raise ConfigurationError(
-        f"audit_db_url scheme {scheme!r} is not supported; use sqlite:///<path> or postgresql://..."
-    )

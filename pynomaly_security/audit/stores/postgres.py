@@ -1,4 +1,4 @@
-"""PostgreSQL audit store (asyncpg; ``pip install pynomaly-security[postgres]``).
+"""The audit trail's SQL on PostgreSQL (``storage/postgres.py`` owns the pool).
 
 Appends run in one transaction holding ``pg_advisory_xact_lock`` on a key
 derived from the table prefix: every worker of every process serializes on
@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynomaly_security.audit.stores._sql import (
     Statements,
@@ -24,7 +24,11 @@ from pynomaly_security.audit.stores._sql import (
     to_record,
 )
 from pynomaly_security.audit.stores.base import Checkpoint, RecordFilter, SealedRecord
-from pynomaly_security.exceptions import ConfigurationError, StorageError
+from pynomaly_security.exceptions import StorageError
+from pynomaly_security.storage._shared import Lease
+
+if TYPE_CHECKING:
+    from pynomaly_security.storage.postgres import PostgresBackend
 
 __all__ = ["PostgresAuditStore"]
 
@@ -33,33 +37,17 @@ _ZERO = bytes(32)
 
 class PostgresAuditStore:
     """Args:
-    url: ``postgresql://user@host:port/db``.
+    backend: the database (``StorageRegistry.audit_log("postgresql://...")``).
     prefix: table name prefix (one chain per prefix).
-    min_size / max_size: connection pool bounds.
     """
 
-    def __init__(
-        self, url: str, *, prefix: str = "audit", min_size: int = 1, max_size: int = 10
-    ) -> None:
-        try:
-            import asyncpg
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ConfigurationError(
-                "the PostgreSQL audit store needs asyncpg:"
-                " pip install 'pynomaly-security[postgres]'"
-            ) from exc
-        self._asyncpg: Any = asyncpg
-        # Server errors, protocol/connection errors, and socket errors.
-        self._errors: tuple[type[Exception], ...] = (
-            asyncpg.PostgresError,
-            asyncpg.InterfaceError,
-            OSError,
-        )
-        self._url = url
+    def __init__(self, backend: PostgresBackend, *, prefix: str = "audit") -> None:
+        self.backend = backend
+        self._lease: Lease[Any] = Lease(backend.connection)
+        self._errors = backend.errors
         self.sql = Statements(prefix, numbered=True)
         digest = hashlib.sha256(f"pynomaly-audit:{prefix}".encode()).digest()
         self._lock_key = int.from_bytes(digest[:8], "big", signed=True)
-        self._sizes = (min_size, max_size)
         self._pool: Any = None
 
     async def __aenter__(self) -> PostgresAuditStore:
@@ -75,25 +63,22 @@ class PostgresAuditStore:
     async def open(self) -> None:
         if self._pool is not None:
             return
+        pool = await self._lease.get()
         try:
-            self._pool = await self._asyncpg.create_pool(
-                self._url, min_size=self._sizes[0], max_size=self._sizes[1]
-            )
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with pool.acquire() as conn, conn.transaction():
                 # Schema creation races between workers; the advisory lock orders it.
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_key)
                 for statement in self.sql.schema("BYTEA", "BIGINT"):
                     await conn.execute(statement)
         except self._errors as exc:
-            if self._pool is not None:
-                await self._pool.close()
-                self._pool = None
+            await self._lease.release()
             raise self._wrap(exc) from exc
+        self._pool = pool
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        """Give back this store's use of the pool (the last user closes it)."""
+        self._pool = None
+        await self._lease.release()
 
     def _need_pool(self) -> Any:
         if self._pool is None:

@@ -1,20 +1,16 @@
-"""SQLite audit store: WAL mode, one dedicated thread, ``synchronous=FULL``.
+"""The audit trail's SQL on SQLite (``storage/sqlite.py`` owns the file's connection).
 
-Every call runs on one single-thread executor owning the connection, so the
-event loop never blocks on disk and calls are naturally serialized. Appends
-use ``BEGIN IMMEDIATE``, which takes SQLite's write lock before the head is
-read, so several processes sharing the file still extend one chain.
+Every call runs on the file's one thread, so the event loop never blocks on
+disk. Appends use ``BEGIN IMMEDIATE``, which takes SQLite's write lock before
+the head is read, so several processes sharing the file still extend one chain.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pynomaly_security.audit.stores._sql import (
     Statements,
@@ -24,7 +20,11 @@ from pynomaly_security.audit.stores._sql import (
     to_record,
 )
 from pynomaly_security.audit.stores.base import Checkpoint, RecordFilter, SealedRecord
-from pynomaly_security.exceptions import ConfigurationError, StorageError
+from pynomaly_security.exceptions import StorageError
+from pynomaly_security.storage._shared import Lease
+
+if TYPE_CHECKING:
+    from pynomaly_security.storage.sqlite import InTransaction, SQLiteBackend
 
 __all__ = ["SQLiteAuditStore"]
 
@@ -32,33 +32,19 @@ T = TypeVar("T")
 _ZERO = bytes(32)
 
 
-def sqlite_path(url: str) -> str:
-    """``sqlite:///./a.db`` -> ``./a.db``; ``sqlite:////abs/a.db`` -> ``/abs/a.db``."""
-    if not url.startswith("sqlite:///"):
-        raise ConfigurationError(
-            f"audit_db_url {url!r}: expected sqlite:///<path> or sqlite:///:memory:"
-        )
-    path = url[len("sqlite:///") :]
-    if not path:
-        raise ConfigurationError(f"audit_db_url {url!r} names no file")
-    return path
-
-
 class SQLiteAuditStore:
     """Args:
-    url: ``sqlite:///<path>`` or ``sqlite:///:memory:``.
+    backend: the SQLite file (``StorageRegistry.audit_log("sqlite:///<path>")``); a
+        backend with ``create=False`` (the verifier and exporter) neither creates
+        the tables nor reports an empty new database as a valid trail.
     prefix: table name prefix (lets tests and tenants share a file).
-    create: create the file and tables if missing; ``False`` for the verifier and
-        exporter, which must neither write to the evidence nor report an empty
-        new database as a valid trail.
     """
 
-    def __init__(self, url: str, *, prefix: str = "audit", create: bool = True) -> None:
-        self._path = sqlite_path(url)
-        self._create = create
+    def __init__(self, backend: SQLiteBackend, *, prefix: str = "audit") -> None:
+        self.backend = backend
+        self._lease = Lease(backend.connection)
         self.sql = Statements(prefix)
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._open = False
 
     async def __aenter__(self) -> SQLiteAuditStore:
         await self.open()
@@ -68,79 +54,46 @@ class SQLiteAuditStore:
         await self.aclose()
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(connection)`` on the store's thread."""
-        if self._executor is None or self._conn is None:
+        """Run ``fn(connection)`` on the file's thread."""
+        if not self._open:
             raise StorageError("the SQLite audit store is not open")
-        conn = self._conn
-
-        def call() -> T:
-            try:
-                return fn(conn)
-            except sqlite3.Error as exc:
-                raise StorageError(f"SQLite audit store: {exc}") from exc
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return await (await self._lease.get()).run(fn)
 
     async def open(self) -> None:
-        if self._executor is not None:
+        if self._open:
             return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pynomaly-audit")
+        connection = await self._lease.get()
+        sql, path = self.sql, self.backend.path
 
-        def connect() -> sqlite3.Connection:
-            if self._create or self._path == ":memory:":
-                conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            else:
-                uri = "file:" + urllib.parse.quote(self._path) + "?mode=rw"
-                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-            # Invalid UTF-8 written by hand must reach the verifier (as a hash mismatch),
-            # not crash the read.
-            conn.text_factory = lambda raw: raw.decode("utf-8", "surrogateescape")
-            conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit is on disk when it returns (the durability promise);
-            # group commit amortizes the fsync. secure_delete overwrites shredded keys.
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA secure_delete=ON")
-            if self._create:
-                for statement in self.sql.schema("BLOB", "INTEGER"):
+        def prepare(conn: sqlite3.Connection) -> None:
+            if connection.create:
+                for statement in sql.schema("BLOB", "INTEGER"):
                     conn.execute(statement)
-            elif conn.execute(self.sql.table_exists, (self.sql.records,)).fetchone() is None:
-                conn.close()
-                raise StorageError(f"{self._path!r} holds no audit trail ({self.sql.records})")
-            exists = conn.execute(self.sql.table_exists, (self.sql.record_subjects,)).fetchone()
+            elif conn.execute(sql.table_exists, (sql.records,)).fetchone() is None:
+                raise StorageError(f"{path!r} holds no audit trail ({sql.records})")
+            exists = conn.execute(sql.table_exists, (sql.record_subjects,)).fetchone()
             if exists is None:  # a read-only open of a store older than access batches
-                self.sql.subject_index = None
-            return conn
+                sql.subject_index = None
 
         try:
-            loop = asyncio.get_running_loop()
-            self._conn = await loop.run_in_executor(self._executor, connect)
-        except (sqlite3.Error, StorageError) as exc:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-            if isinstance(exc, StorageError):
-                raise
-            raise StorageError(f"cannot open SQLite audit store {self._path!r}: {exc}") from exc
+            await connection.run(prepare)
+        except StorageError:
+            await self._lease.release()
+            raise
+        self._open = True
 
     async def aclose(self) -> None:
-        if self._executor is None:
-            return
-        if self._conn is not None:
-            conn = self._conn
-            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
-        self._executor.shutdown(wait=True)
-        self._executor, self._conn = None, None
+        """Give back this store's use of the file (the last user closes it)."""
+        self._open = False
+        await self._lease.release()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SQLiteTxn]:
+        if not self._open:
+            raise StorageError("the SQLite audit store is not open")
         # IMMEDIATE takes the write lock now, before the head is read.
-        await self.run(lambda c: c.execute("BEGIN IMMEDIATE"))
-        try:
-            yield _SQLiteTxn(self)
-        except BaseException:
-            await self.run(lambda c: c.execute("ROLLBACK"))
-            raise
-        await self.run(lambda c: c.execute("COMMIT"))
+        async with (await self._lease.get()).transaction() as txn:
+            yield _SQLiteTxn(txn, self.sql)
 
     async def records(self, after_seq: int, limit: int) -> list[SealedRecord]:
         sql = self.sql.select_after
@@ -202,8 +155,8 @@ def _subject_keys(
 
 
 class _SQLiteTxn:
-    def __init__(self, store: SQLiteAuditStore) -> None:
-        self._s, self._sql = store, store.sql
+    def __init__(self, txn: InTransaction, sql: Statements) -> None:
+        self._s, self._sql = txn, sql
 
     async def head(self) -> tuple[int, bytes]:
         sql = self._sql

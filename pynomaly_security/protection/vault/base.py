@@ -7,11 +7,23 @@ dump of the vault is useless without the master key.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["TokenVault", "VaultEntry"]
+from pynomaly_security.exceptions import ConfigurationError
+
+__all__ = ["TokenVault", "VaultEntry", "check_table"]
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def check_table(table: str) -> str:
+    """``table`` if it is a plain SQL identifier (it is formatted into statements)."""
+    if not _IDENT.match(table):
+        raise ConfigurationError(f"token vault table must be a plain identifier, got {table!r}")
+    return table
 
 
 @dataclass(frozen=True, slots=True)

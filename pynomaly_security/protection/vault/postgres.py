@@ -1,60 +1,47 @@
-"""PostgreSQL token vault via asyncpg (extra ``postgres``)."""
+"""The token vault on PostgreSQL (``storage/postgres.py`` owns the pool)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from pynomaly_security.exceptions import ConfigurationError, StorageError
-from pynomaly_security.protection.vault.base import VaultEntry
+from pynomaly_security.exceptions import StorageError
+from pynomaly_security.protection.vault.base import VaultEntry, check_table
+from pynomaly_security.storage._shared import Lease
+
+if TYPE_CHECKING:
+    from pynomaly_security.storage.postgres import PostgresBackend
 
 __all__ = ["PostgresTokenVault"]
-
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 class PostgresTokenVault:
     """Token vault in PostgreSQL; the table is created on first use.
 
     Args:
-        url: ``postgresql://user@host:port/db``.
+        backend: the database (``StorageRegistry.token_vault("postgresql://...")``).
         table: table name (a plain identifier).
     """
 
-    def __init__(self, url: str, *, table: str = "pynomaly_token_vault") -> None:
-        if not _IDENT.match(table):
-            raise ConfigurationError(f"token vault table must be a plain identifier, got {table!r}")
-        try:
-            import asyncpg  # noqa: F401
-        except ImportError as exc:
-            raise ConfigurationError(
-                "the PostgreSQL token vault needs asyncpg: "
-                "pip install 'pynomaly-security[postgres]'"
-            ) from exc
-        self._url = url
-        self._table = table
-        self._pool: Any = None
-
-    @classmethod
-    def from_url(cls, url: str) -> Self:
-        return cls(url)
+    def __init__(self, backend: PostgresBackend, *, table: str = "pynomaly_token_vault") -> None:
+        self.backend = backend
+        self._lease: Lease[Any] = Lease(backend.connection)
+        self._table = check_table(table)
+        self._ready = False
 
     async def _query(self, method: str, sql: str, *args: Any) -> Any:
-        import asyncpg
-
+        pool = await self._lease.get()
         try:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=4)
-                await self._pool.execute(
+            if not self._ready:
+                await pool.execute(
                     f"CREATE TABLE IF NOT EXISTS {self._table} ("
                     "token TEXT PRIMARY KEY, ciphertext TEXT NOT NULL, fingerprint TEXT UNIQUE)"
                 )
+                self._ready = True
             # The table name is a validated identifier; values are always parameters.
-            return await getattr(self._pool, method)(
-                sql.replace("pynomaly_token_vault", self._table), *args
-            )
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            sql = sql.replace("pynomaly_token_vault", self._table)
+            return await getattr(pool, method)(sql, *args)
+        except self.backend.errors as exc:
             raise StorageError("token vault (postgresql) failed") from exc
 
     async def put(self, token: str, ciphertext: str, fingerprint: str | None = None) -> str | None:
@@ -116,9 +103,8 @@ class PostgresTokenVault:
             yield [VaultEntry(r["token"], r["ciphertext"], r["fingerprint"]) for r in rows]
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        """Give back this vault's use of the pool (the last user closes it)."""
+        await self._lease.release()
 
     async def __aenter__(self) -> Self:
         return self

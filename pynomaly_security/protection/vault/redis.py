@@ -1,4 +1,6 @@
-"""Redis token vault: a hash per token, a string per fingerprint, Lua for atomicity.
+"""The token vault on Redis (``storage/redis.py`` owns the pool).
+
+A hash per token, a string per fingerprint, Lua for atomicity.
 
 Keys (``prefix`` defaults to ``pynomaly:tokens:``): ``<prefix>t:<token>`` is a
 hash ``{c: ciphertext, f: fingerprint}``; ``<prefix>f:<fingerprint>`` holds the
@@ -8,10 +10,14 @@ token. Multi-key scripts assume a single Redis (not Cluster) for this prefix.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from pynomaly_security.exceptions import StorageError
 from pynomaly_security.protection.vault.base import VaultEntry
+from pynomaly_security.storage._shared import Lease
+
+if TYPE_CHECKING:
+    from pynomaly_security.storage.redis import RedisBackend
 
 __all__ = ["RedisTokenVault"]
 
@@ -46,19 +52,14 @@ class RedisTokenVault:
     """Token vault in Redis (shared by every instance of the application).
 
     Args:
-        url: ``redis://host:port/db``.
+        backend: the Redis (``StorageRegistry.token_vault("redis://...")``).
         prefix: key prefix.
     """
 
-    def __init__(self, url: str, *, prefix: str = "pynomaly:tokens:") -> None:
-        import redis.asyncio as aioredis
-
-        self._redis: Any = aioredis.from_url(url, decode_responses=True)
+    def __init__(self, backend: RedisBackend, *, prefix: str = "pynomaly:tokens:") -> None:
+        self.backend = backend
+        self._lease: Lease[Any] = Lease(backend.connection)
         self._prefix = prefix
-
-    @classmethod
-    def from_url(cls, url: str) -> Self:
-        return cls(url)
 
     def _t(self, token: str) -> str:
         return f"{self._prefix}t:{token}"
@@ -69,9 +70,10 @@ class RedisTokenVault:
     async def _call(self, name: str, *args: Any) -> Any:
         import redis.exceptions
 
+        client = await self._lease.get()
         try:
-            return await getattr(self._redis, name)(*args)
-        except redis.exceptions.RedisError as exc:
+            return await getattr(client, name)(*args)
+        except (redis.exceptions.RedisError, OSError) as exc:
             raise StorageError("token vault (redis) failed") from exc
 
     async def put(self, token: str, ciphertext: str, fingerprint: str | None = None) -> str | None:
@@ -113,7 +115,8 @@ class RedisTokenVault:
                 return
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        """Give back this vault's use of the pool (the last user closes it)."""
+        await self._lease.release()
 
     async def __aenter__(self) -> Self:
         return self

@@ -1,122 +1,102 @@
-"""SQLite token vault (the default): one table, blocking calls run in a worker thread."""
+"""The token vault on SQLite (the default): one table on the file's shared connection."""
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Self, TypeVar
 
-import anyio.to_thread
+from pynomaly_security.protection.vault.base import VaultEntry, check_table
+from pynomaly_security.storage._shared import Lease
 
-from pynomaly_security.exceptions import ConfigurationError, StorageError
-from pynomaly_security.protection.vault.base import VaultEntry
+if TYPE_CHECKING:
+    from pynomaly_security.storage.sqlite import SQLiteBackend
 
 __all__ = ["SQLiteTokenVault"]
 
 T = TypeVar("T")
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS pynomaly_token_vault ("
-    "token TEXT PRIMARY KEY, ciphertext TEXT NOT NULL, fingerprint TEXT UNIQUE)"
-)
 
 
 class SQLiteTokenVault:
-    """Token vault in a SQLite file.
+    """Token vault in a SQLite file; the table is created on first use.
 
     Args:
-        path: database file (``":memory:"`` for tests).
+        backend: the file (``StorageRegistry.token_vault("sqlite:///<path>")``).
+        table: table name (a plain identifier).
     """
 
-    def __init__(self, path: str) -> None:
-        try:
-            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open token vault database {path!r}") from exc
-        # One connection shared by worker threads: serialise access.
-        self._lock = threading.Lock()
+    def __init__(self, backend: SQLiteBackend, *, table: str = "pynomaly_token_vault") -> None:
+        self.backend = backend
+        self._lease = Lease(backend.connection)
+        self._table = check_table(table)
+        self._ready = False
 
-    @classmethod
-    def from_url(cls, url: str) -> Self:
-        """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite:///:memory:``."""
-        path = url.removeprefix("sqlite:///")
-        if path == url or not path:
-            raise ConfigurationError(f"expected sqlite:///<path> for the token vault, got {url!r}")
-        return cls(path)
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        connection = await self._lease.get()
+        if not self._ready:
+            # The table name is a validated identifier; values are always parameters.
+            schema = (
+                f"CREATE TABLE IF NOT EXISTS {self._table} ("
+                "token TEXT PRIMARY KEY, ciphertext TEXT NOT NULL, fingerprint TEXT UNIQUE)"
+            )
+            await connection.run(lambda c: c.execute(schema))
+            self._ready = True
+        return await connection.run(fn)
 
-    async def _run(self, func: Callable[..., T], *args: Any) -> T:
-        def locked() -> T:
-            with self._lock:
-                try:
-                    return func(*args)
-                except sqlite3.Error as exc:
-                    raise StorageError("token vault (sqlite) failed") from exc
+    def _sql(self, sql: str) -> str:
+        return sql.replace("pynomaly_token_vault", self._table)
 
-        return await anyio.to_thread.run_sync(locked)
-
-    def _put(self, token: str, ciphertext: str, fingerprint: str | None) -> str | None:
-        cur = self._conn.execute(
-            "INSERT OR IGNORE INTO pynomaly_token_vault VALUES (?, ?, ?)",
-            (token, ciphertext, fingerprint),
-        )
-        if cur.rowcount == 1:
-            return token
-        return self._find(fingerprint) if fingerprint else None
-
-    def _find(self, fingerprint: str) -> str | None:
-        row = self._conn.execute(
-            "SELECT token FROM pynomaly_token_vault WHERE fingerprint = ?", (fingerprint,)
-        ).fetchone()
+    def _find(self, c: sqlite3.Connection, fingerprint: str) -> str | None:
+        sql = self._sql("SELECT token FROM pynomaly_token_vault WHERE fingerprint = ?")
+        row = c.execute(sql, (fingerprint,)).fetchone()
         return None if row is None else str(row[0])
 
     async def put(self, token: str, ciphertext: str, fingerprint: str | None = None) -> str | None:
-        return await self._run(self._put, token, ciphertext, fingerprint)
+        sql = self._sql("INSERT OR IGNORE INTO pynomaly_token_vault VALUES (?, ?, ?)")
+
+        def put(c: sqlite3.Connection) -> str | None:
+            if c.execute(sql, (token, ciphertext, fingerprint)).rowcount == 1:
+                return token
+            return self._find(c, fingerprint) if fingerprint else None
+
+        return await self._run(put)
 
     async def find(self, fingerprint: str) -> str | None:
-        return await self._run(self._find, fingerprint)
+        return await self._run(lambda c: self._find(c, fingerprint))
 
     async def get(self, token: str) -> str | None:
-        def get() -> str | None:
-            row = self._conn.execute(
-                "SELECT ciphertext FROM pynomaly_token_vault WHERE token = ?", (token,)
-            ).fetchone()
+        sql = self._sql("SELECT ciphertext FROM pynomaly_token_vault WHERE token = ?")
+
+        def get(c: sqlite3.Connection) -> str | None:
+            row = c.execute(sql, (token,)).fetchone()
             return None if row is None else str(row[0])
 
         return await self._run(get)
 
     async def delete(self, token: str) -> bool:
-        def delete() -> bool:
-            sql = "DELETE FROM pynomaly_token_vault WHERE token = ?"
-            return self._conn.execute(sql, (token,)).rowcount == 1
-
-        return await self._run(delete)
+        sql = self._sql("DELETE FROM pynomaly_token_vault WHERE token = ?")
+        return await self._run(lambda c: c.execute(sql, (token,)).rowcount == 1)
 
     async def replace(
         self, token: str, old_ciphertext: str, ciphertext: str, fingerprint: str | None
     ) -> bool:
-        def replace() -> bool:
-            cur = self._conn.execute(
-                "UPDATE pynomaly_token_vault SET ciphertext = ?, fingerprint = ? "
-                "WHERE token = ? AND ciphertext = ?",
-                (ciphertext, fingerprint, token, old_ciphertext),
-            )
-            return cur.rowcount == 1
-
-        return await self._run(replace)
+        sql = self._sql(
+            "UPDATE pynomaly_token_vault SET ciphertext = ?, fingerprint = ? "
+            "WHERE token = ? AND ciphertext = ?"
+        )
+        values = (ciphertext, fingerprint, token, old_ciphertext)
+        return await self._run(lambda c: c.execute(sql, values).rowcount == 1)
 
     async def entries(self, batch_size: int) -> AsyncIterator[list[VaultEntry]]:
+        sql = self._sql(
+            "SELECT token, ciphertext, fingerprint FROM pynomaly_token_vault "
+            "WHERE token > ? ORDER BY token LIMIT ?"
+        )
         last = ""
         while True:
 
-            def page(after: str = last) -> list[VaultEntry]:
-                rows = self._conn.execute(
-                    "SELECT token, ciphertext, fingerprint FROM pynomaly_token_vault "
-                    "WHERE token > ? ORDER BY token LIMIT ?",
-                    (after, batch_size),
-                ).fetchall()
-                return [VaultEntry(*row) for row in rows]
+            def page(c: sqlite3.Connection, after: str = last) -> list[VaultEntry]:
+                return [VaultEntry(*row) for row in c.execute(sql, (after, batch_size))]
 
             batch = await self._run(page)
             if not batch:
@@ -125,8 +105,8 @@ class SQLiteTokenVault:
             yield batch
 
     async def aclose(self) -> None:
-        with self._lock:
-            self._conn.close()
+        """Give back this vault's use of the file (the last user closes it)."""
+        await self._lease.release()
 
     async def __aenter__(self) -> Self:
         return self

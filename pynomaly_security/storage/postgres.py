@@ -1,0 +1,92 @@
+"""PostgreSQL (``postgresql://``, ``postgres://``): durable state shared by every worker
+and host (``pip install 'pynomaly-security[postgres]'``, asyncpg).
+
+:class:`PostgresBackend` owns one asyncpg pool per URL, shared by every
+capability on the URL:
+
+    audit_log()    ``audit.stores.postgres.PostgresAuditStore`` (the audit trail's SQL)
+    token_vault()  ``protection.vault.postgres.PostgresTokenVault``
+
+It has no counters, sliding windows, key-value records or member sets yet (use
+``redis://`` for state every request touches).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pynomaly_security.exceptions import ConfigurationError, StorageError
+from pynomaly_security.storage._shared import Shared
+from pynomaly_security.storage.base import BackendOptions
+
+if TYPE_CHECKING:
+    from pynomaly_security.audit.stores.postgres import PostgresAuditStore
+    from pynomaly_security.protection.vault.postgres import PostgresTokenVault
+
+__all__ = ["PostgresBackend"]
+
+
+class PostgresBackend:
+    """One PostgreSQL database and its connection pool.
+
+    Args:
+        url: ``postgresql://user@host:port/db``.
+        options: ``pool_size`` (most connections), ``client_name`` (``application_name``).
+
+    ``errors`` are the driver's exceptions a capability wraps as ``StorageError``:
+    server errors, protocol/connection errors, and socket errors.
+    """
+
+    shared = True
+
+    def __init__(self, url: str, options: BackendOptions) -> None:
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ConfigurationError(f"not a PostgreSQL URL: {url.split('@')[-1]!r}")
+        if options.pool_size < 1:
+            raise ConfigurationError(f"pool_size must be >= 1, got {options.pool_size}")
+        try:
+            import asyncpg
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ConfigurationError(
+                "PostgreSQL needs asyncpg: pip install 'pynomaly-security[postgres]'"
+            ) from exc
+        self._asyncpg: Any = asyncpg
+        self.errors: tuple[type[Exception], ...] = (
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            OSError,
+        )
+        self.url = url
+        self.options = options
+        self.connection: Shared[Any] = Shared(self._connect, self._disconnect)
+
+    async def _connect(self) -> Any:
+        try:
+            return await self._asyncpg.create_pool(
+                self.url,
+                min_size=1,
+                max_size=self.options.pool_size,
+                server_settings={"application_name": self.options.client_name},
+            )
+        except self.errors as exc:
+            raise StorageError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
+
+    @staticmethod
+    async def _disconnect(pool: Any) -> None:
+        await pool.close()
+
+    async def healthcheck(self) -> bool:
+        return await self.connection.check(lambda pool: pool.fetchval("SELECT 1"))
+
+    # -- capabilities --------------------------------------------------------------------------
+    def audit_log(self, *, prefix: str = "audit") -> PostgresAuditStore:
+        """The audit trail in tables named ``<prefix>_*`` (one chain per prefix)."""
+        from pynomaly_security.audit.stores.postgres import PostgresAuditStore
+
+        return PostgresAuditStore(self, prefix=prefix)
+
+    def token_vault(self, *, table: str = "pynomaly_token_vault") -> PostgresTokenVault:
+        """The token vault in ``table``."""
+        from pynomaly_security.protection.vault.postgres import PostgresTokenVault
+
+        return PostgresTokenVault(self, table=table)
