@@ -151,3 +151,128 @@ class Store(CounterStore, SlidingWindowStore, KeyValueStore, MemberStore, Protoc
     async def healthcheck(self) -> bool:
         """True when the backend answers."""
         ...
+
+
+# -- monitor state: alerts, activity, tallies (issue 13, item 5) ----------------------------
+# Three more capabilities, each small enough for a SQL table to implement: the
+# monitor's alerts are documents with queries on declared fields, user activity
+# is a family of bounded append-only logs, and the monitor's counters are tallies.
+# (Imported here, not at the top, so this block merges as one addition.)
+from typing import Any, TypeVar  # noqa: E402
+
+__all__ += [
+    "DocumentCollection",
+    "DocumentStore",
+    "EntryLog",
+    "LogStore",
+    "Scalar",
+    "TallyStore",
+    "require_capability",
+]
+
+Scalar = str | int | float | bool | None
+"""A value an indexed document field, or a query on one, may hold."""
+
+
+@runtime_checkable
+class DocumentCollection(Protocol):
+    """JSON objects by id, newest first, queried by equality on the declared fields.
+
+    SQL: one table (``id``, ``seq``, one column per indexed field, ``body``); a
+    query is ``WHERE`` on the columns ``ORDER BY seq DESC``, a count ``GROUP BY``.
+    """
+
+    async def put(self, doc_id: str, document: Mapping[str, Any]) -> None:
+        """Insert (or replace) a document; beyond the collection's bound the oldest go."""
+        ...
+
+    async def get(self, doc_id: str) -> dict[str, Any] | None:
+        """One document, or None."""
+        ...
+
+    async def update(
+        self,
+        doc_id: str,
+        changes: Mapping[str, Any],
+        *,
+        only_if: Mapping[str, Scalar] | None = None,
+    ) -> dict[str, Any] | None:
+        """Set ``changes`` atomically when the document's fields equal ``only_if``;
+        the document as it is afterwards (changed or not), None for an unknown id."""
+        ...
+
+    async def find(
+        self, where: Mapping[str, Scalar] | None = None, *, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` documents whose indexed fields equal ``where``, newest first."""
+        ...
+
+    async def count(
+        self, where: Mapping[str, Scalar] | None = None, *, group_by: str
+    ) -> dict[Scalar, int]:
+        """How many documents match ``where``, per value of the indexed field ``group_by``."""
+        ...
+
+
+@runtime_checkable
+class DocumentStore(Protocol):
+    def documents(self, name: str, *, indexed: Sequence[str], keep: int) -> DocumentCollection:
+        """The collection ``name`` (the same one for every caller of the store), holding at
+        most ``keep`` documents; ``where`` and ``group_by`` may name only ``indexed`` fields."""
+        ...
+
+
+@runtime_checkable
+class EntryLog(Protocol):
+    """Bounded append-only logs by stream (one per user, say), the least recently
+    used stream dropped first.
+
+    SQL: one table (``stream``, ``seq``, ``entry``) trimmed per stream and by stream.
+    """
+
+    async def append(self, chunks: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Append each chunk's entries (JSON values, oldest first) to its stream, in order."""
+        ...
+
+    async def read(self, stream: str, *, limit: int | None = None) -> list[Any]:
+        """The stream's entries, newest first (JSON arrays may come back as lists)."""
+        ...
+
+    async def streams(self) -> int:
+        """How many streams are kept."""
+        ...
+
+
+@runtime_checkable
+class LogStore(Protocol):
+    def log(self, name: str, *, max_entries: int, max_streams: int) -> EntryLog:
+        """The log family ``name`` (the same one for every caller of the store): at
+        most ``max_entries`` per stream and ``max_streams`` streams."""
+        ...
+
+
+@runtime_checkable
+class TallyStore(Protocol):
+    """Named sets of counters that never expire (SQL: ``(name, field, value)``, upserted)."""
+
+    async def add_tallies(self, name: str, deltas: Mapping[str, int]) -> None:
+        """Add each delta to its counter, atomically for the whole mapping."""
+        ...
+
+    async def tallies(self, name: str) -> dict[str, int]:
+        """Every counter of ``name``."""
+        ...
+
+
+CapabilityT = TypeVar("CapabilityT")
+
+
+def require_capability(store: object, protocol: type[CapabilityT], feature: str) -> CapabilityT:
+    """``store`` as ``protocol``, or a ConfigurationError naming what needs it (checked
+    when the feature is built, like limits' ``MovingWindowSupport``)."""
+    if not isinstance(store, protocol):
+        raise ConfigurationError(
+            f"{feature} needs a store with {protocol.__name__}; "
+            f"{type(store).__name__} does not have it"
+        )
+    return store
