@@ -22,7 +22,7 @@ the caller gets a fresh session in the answer.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -40,7 +40,7 @@ from pynomaly_security.auth.errors import (
     SignupRefused,
 )
 from pynomaly_security.auth.lockout import (
-    AlertSink,
+    EventSink,
     LockoutManager,
     LockoutStatus,
     Outcome,
@@ -72,7 +72,7 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-EventSink = Callable[[SecurityEvent], object]
+AlertSink = Callable[[SecurityAlert], Awaitable[None]]
 LOGIN_SUCCEEDED = "login_succeeded"
 LOGIN_FAILED = "login_failed"
 HIGH_RISK_LOGIN = "high_risk_login"

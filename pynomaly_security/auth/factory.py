@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, MultiFernet
 
-from pynomaly_security.auth.authenticator import EventSink, ZeroTrustAuthenticator
-from pynomaly_security.auth.lockout import AlertSink, LockoutManager
+from pynomaly_security.auth.authenticator import AlertSink, EventSink, ZeroTrustAuthenticator
+from pynomaly_security.auth.lockout import LockoutManager
 from pynomaly_security.auth.passwords import PasswordHasher
 from pynomaly_security.auth.risk import RiskEngine
 from pynomaly_security.auth.tokens import TokenService
@@ -83,7 +83,7 @@ def authenticator_from_settings(
             **clock,
         ),
         lockouts=lockouts
-        or LockoutManager.from_settings(settings, store, alert_sink=alert_sink, **clock),
+        or LockoutManager.from_settings(settings, store, event_sink=event_sink, **clock),
         risk=RiskEngine.from_settings(settings, store, **clock),
         recovery_codes=settings.totp_recovery_codes,
         reauth_max_age=settings.reauth_max_age,

@@ -158,7 +158,7 @@ class Store(CounterStore, SlidingWindowStore, KeyValueStore, MemberStore, Protoc
 # monitor's alerts are documents with queries on declared fields, user activity
 # is a family of bounded append-only logs, and the monitor's counters are tallies.
 # (Imported here, not at the top, so this block merges as one addition.)
-from typing import Any, TypeVar  # noqa: E402
+from typing import Any  # noqa: E402
 
 __all__ += [
     "DocumentCollection",
@@ -167,7 +167,7 @@ __all__ += [
     "LogStore",
     "Scalar",
     "TallyStore",
-    "require_capability",
+    "missing_capability",
 ]
 
 Scalar = str | int | float | bool | None
@@ -264,15 +264,10 @@ class TallyStore(Protocol):
         ...
 
 
-CapabilityT = TypeVar("CapabilityT")
-
-
-def require_capability(store: object, protocol: type[CapabilityT], feature: str) -> CapabilityT:
-    """``store`` as ``protocol``, or a ConfigurationError naming what needs it (checked
-    when the feature is built, like limits' ``MovingWindowSupport``)."""
-    if not isinstance(store, protocol):
-        raise ConfigurationError(
-            f"{feature} needs a store with {protocol.__name__}; "
-            f"{type(store).__name__} does not have it"
-        )
-    return store
+def missing_capability(store: object, protocol: object, feature: str) -> ConfigurationError:
+    """The error for a feature built on a store without the capability it needs
+    (checked when the feature is built, like limits' ``MovingWindowSupport``)."""
+    name = getattr(protocol, "__name__", repr(protocol))
+    return ConfigurationError(
+        f"{feature} needs a store with {name}; {type(store).__name__} does not have it"
+    )

@@ -14,7 +14,7 @@ from pynomaly_security.storage.base import (
     DocumentStore,
     LogStore,
     TallyStore,
-    require_capability,
+    missing_capability,
 )
 
 
@@ -42,8 +42,8 @@ def _alert(n: int, level: str, *, acknowledged: bool = False) -> dict[str, Any]:
 @pytest.mark.anyio
 class TestDocuments:
     def _alerts(self, store: Store, keep: int = 100) -> Any:
-        documents = require_capability(store, DocumentStore, "alerts")
-        return documents.documents("t-alerts", indexed=("threat_level", "acknowledged"), keep=keep)
+        assert isinstance(store, DocumentStore)
+        return store.documents("t-alerts", indexed=("threat_level", "acknowledged"), keep=keep)
 
     async def test_put_get_round_trip(self, store: Store) -> None:
         """A document comes back as stored (floats, empty lists, non-ASCII text included)."""
@@ -109,7 +109,8 @@ class TestDocuments:
 class TestLogs:
     async def test_streams_are_bounded_newest_first(self, store: Store) -> None:
         """Each stream keeps its newest entries; the least recently appended stream goes."""
-        logs = require_capability(store, LogStore, "activity")
+        assert isinstance(store, LogStore)
+        logs = store
         log = logs.log("t-activity", max_entries=3, max_streams=2)
         await log.append([("alice", [[1, "a"], [2, "b"]]), ("bob", [[1, "x"]])])
         await log.append([("alice", [[3, "c"], [4, "d"]])])
@@ -124,7 +125,8 @@ class TestLogs:
 @pytest.mark.anyio
 async def test_tallies_add_up(store: Store) -> None:
     """Tallies add deltas (negative too) and read back as a mapping."""
-    tallies = require_capability(store, TallyStore, "metrics")
+    assert isinstance(store, TallyStore)
+    tallies = store
     assert await tallies.tallies("t-metrics") == {}
     await tallies.add_tallies("t-metrics", {"requests": 3, "failed_logins": 1})
     await tallies.add_tallies("t-metrics", {"requests": 2})
@@ -133,6 +135,12 @@ async def test_tallies_add_up(store: Store) -> None:
 
 
 def test_a_store_without_the_capability_is_refused_by_name() -> None:
-    """A feature built on a store lacking a capability fails at construction, saying which."""
+    """A monitor or tracker built on a store lacking a capability fails at construction,
+    saying which."""
+    from pynomaly_security.monitor import SecurityMonitor, UserTracker
+
     with pytest.raises(ConfigurationError, match="alerts needs a store with DocumentStore"):
-        require_capability(object(), DocumentStore, "alerts")
+        SecurityMonitor(store=object())  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="activity needs a store with LogStore"):
+        UserTracker(store=object())  # type: ignore[arg-type]
+    assert "x needs a store with TallyStore" in str(missing_capability(object(), TallyStore, "x"))
