@@ -192,10 +192,13 @@ class UserTracker:
         """The user's actions in the last ``hours`` (every worker's), newest first."""
         await self.flush()
         since = (self._clock() - hours * 3600) * 1_000_000
+        rows = [row for row in await self._log.read(user_id) if row[0] >= since]
+        # Workers flush on their own schedules, so a log shared by several is in
+        # flush order: sort by the request's time (stable, so ties keep log order).
+        rows.sort(key=lambda row: -row[0])
         return [
             ActivityRecord(ts / 1_000_000, method, path, status, ip, rid or "", us / 1000)
-            for ts, method, path, status, us, rid, _, ip in await self._log.read(user_id)
-            if ts >= since
+            for ts, method, path, status, us, rid, _, ip in rows
         ]
 
     async def tracked_users(self) -> int:
