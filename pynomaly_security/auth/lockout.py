@@ -355,7 +355,7 @@ class LockoutManager:
             record = await self._lock(key, user, ip, failures)
         except StorageError as exc:
             return self._unavailable(exc)
-        self._locked_alert(record, key, user, ip, failures)
+        self._report_lock(record, key, user, ip, failures)
         return LockoutStatus(True, math.ceil(record.locked_until - record.locked_at), failures)
 
     async def _account_failed(self, user: str, account: str, ip: str | None) -> None:
@@ -382,7 +382,7 @@ class LockoutManager:
             account_key=account,
         )
 
-    def _locked_alert(
+    def _report_lock(
         self, record: LockRecord, key: str, user: str | None, ip: str | None, failures: int
     ) -> None:
         self._report(
@@ -438,7 +438,7 @@ class LockoutManager:
             record = await self._lock(key, user, ip, failures)
         except StorageError as exc:
             return self._unavailable(exc)
-        self._locked_alert(record, key, user, ip, failures)
+        self._report_lock(record, key, user, ip, failures)
         return LockoutStatus(True, math.ceil(record.locked_until - record.locked_at), failures)
 
     async def _lock(self, key: str, user: str | None, ip: str | None, failures: int) -> LockRecord:
@@ -472,12 +472,12 @@ class LockoutManager:
         if ip is not None and user is not None:
             users = await self._store.add_member(f"lock:users_by_ip:{ip}", user, self.window)
             if users >= self._stuffing:
-                await self._stuffing_alert("ip", ip, users, source_ip=ip)
+                await self._report_stuffing("ip", ip, users, source_ip=ip)
             ips = await self._store.add_member(f"lock:ips_by_user:{user}", ip, self.window)
             if ips >= self._stuffing:
-                await self._stuffing_alert("user", user, ips, user_id=user)
+                await self._report_stuffing("user", user, ips, user_id=user)
 
-    async def _stuffing_alert(
+    async def _report_stuffing(
         self,
         kind: str,
         subject: str,

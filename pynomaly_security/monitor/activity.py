@@ -164,6 +164,9 @@ class UserTracker:
             except StorageError as exc:
                 self.dropped += len(rows)
                 log.warning(EVENT_ACTIVITY_STORE_FAILED, rows=len(rows), error=safe_text(str(exc)))
+            except Exception:  # a flush started from add_row has nobody to raise to
+                self.dropped += len(rows)
+                log.exception(EVENT_ACTIVITY_STORE_FAILED, rows=len(rows))
 
     async def start(self) -> None:
         """Start the periodic flush (idempotent); called from the stack's lifespan."""
@@ -182,10 +185,7 @@ class UserTracker:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            try:
-                await self.flush()
-            except Exception:  # never let the flusher die: the next interval retries
-                log.exception(EVENT_ACTIVITY_STORE_FAILED)
+            await self.flush()  # never raises: failures are logged and counted
 
     # -- reads --------------------------------------------------------------------------
     async def get_user_activity(self, user_id: str, hours: float = 24) -> list[ActivityRecord]:

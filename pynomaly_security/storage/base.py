@@ -158,6 +158,7 @@ class Store(CounterStore, SlidingWindowStore, KeyValueStore, MemberStore, Protoc
 # monitor's alerts are documents with queries on declared fields, user activity
 # is a family of bounded append-only logs, and the monitor's counters are tallies.
 # (Imported here, not at the top, so this block merges as one addition.)
+from collections.abc import Iterable  # noqa: E402
 from typing import Any  # noqa: E402
 
 __all__ += [
@@ -167,11 +168,15 @@ __all__ += [
     "LogStore",
     "Scalar",
     "TallyStore",
+    "Where",
+    "check_indexed",
     "missing_capability",
 ]
 
 Scalar = str | int | float | bool | None
 """A value an indexed document field, or a query on one, may hold."""
+Where = Mapping[str, Scalar] | None
+"""Equality conditions on indexed fields (all must hold); None: every document."""
 
 
 @runtime_checkable
@@ -191,27 +196,26 @@ class DocumentCollection(Protocol):
         ...
 
     async def update(
-        self,
-        doc_id: str,
-        changes: Mapping[str, Any],
-        *,
-        only_if: Mapping[str, Scalar] | None = None,
+        self, doc_id: str, changes: Mapping[str, Any], *, only_if: Where = None
     ) -> dict[str, Any] | None:
         """Set ``changes`` atomically when the document's fields equal ``only_if``;
         the document as it is afterwards (changed or not), None for an unknown id."""
         ...
 
-    async def find(
-        self, where: Mapping[str, Scalar] | None = None, *, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    async def find(self, where: Where = None, *, limit: int = 100) -> list[dict[str, Any]]:
         """Up to ``limit`` documents whose indexed fields equal ``where``, newest first."""
         ...
 
-    async def count(
-        self, where: Mapping[str, Scalar] | None = None, *, group_by: str
-    ) -> dict[Scalar, int]:
+    async def count(self, where: Where = None, *, group_by: str) -> dict[Scalar, int]:
         """How many documents match ``where``, per value of the indexed field ``group_by``."""
         ...
+
+
+def check_indexed(indexed: Sequence[str], names: Iterable[str]) -> None:
+    """Refuse a query on a field the collection does not index (it would be a scan)."""
+    for name in names:
+        if name not in indexed:
+            raise ConfigurationError(f"{name!r} is not an indexed field of this collection")
 
 
 @runtime_checkable

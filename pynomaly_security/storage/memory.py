@@ -247,10 +247,10 @@ class MemoryStore:
 # Imports of the monitor-state block (kept with it so it merges as one addition).
 import json  # noqa: E402
 from collections import deque  # noqa: E402
-from collections.abc import Iterable, Mapping  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
 
 from pynomaly_security._bounded import BoundedDict  # noqa: E402
-from pynomaly_security.storage.base import Scalar  # noqa: E402
+from pynomaly_security.storage.base import Scalar, Where, check_indexed  # noqa: E402
 
 __all__ += ["MemoryDocuments", "MemoryLog"]
 
@@ -274,11 +274,6 @@ class MemoryDocuments:
         # id -> (JSON text, indexed fields); insertion order is age.
         self._docs: OrderedDict[str, tuple[str, dict[str, Scalar]]] = OrderedDict()
 
-    def _check(self, names: Iterable[str]) -> None:
-        for name in names:
-            if name not in self._indexed:
-                raise ConfigurationError(f"{name!r} is not an indexed field of this collection")
-
     def _index(self, document: Mapping[str, Any]) -> dict[str, Scalar]:
         return {name: document.get(name) for name in self._indexed}
 
@@ -293,11 +288,7 @@ class MemoryDocuments:
         return json.loads(found[0]) if found is not None else None
 
     async def update(
-        self,
-        doc_id: str,
-        changes: Mapping[str, Any],
-        *,
-        only_if: Mapping[str, Scalar] | None = None,
+        self, doc_id: str, changes: Mapping[str, Any], *, only_if: Where = None
     ) -> dict[str, Any] | None:
         document = await self.get(doc_id)
         if document is None:
@@ -307,11 +298,9 @@ class MemoryDocuments:
             self._docs[doc_id] = (json.dumps(document), self._index(document))
         return document
 
-    async def find(
-        self, where: Mapping[str, Scalar] | None = None, *, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    async def find(self, where: Where = None, *, limit: int = 100) -> list[dict[str, Any]]:
         where = where or {}
-        self._check(where)
+        check_indexed(self._indexed, where)
         found: list[dict[str, Any]] = []
         for text, fields in reversed(self._docs.values()):
             if len(found) >= limit:
@@ -320,11 +309,9 @@ class MemoryDocuments:
                 found.append(json.loads(text))
         return found
 
-    async def count(
-        self, where: Mapping[str, Scalar] | None = None, *, group_by: str
-    ) -> dict[Scalar, int]:
+    async def count(self, where: Where = None, *, group_by: str) -> dict[Scalar, int]:
         where = where or {}
-        self._check([*where, group_by])
+        check_indexed(self._indexed, [*where, group_by])
         counts: dict[Scalar, int] = {}
         for _, fields in self._docs.values():
             if _matches(fields, where):

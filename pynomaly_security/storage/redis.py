@@ -263,16 +263,22 @@ class RedisStore:
 
 # Imports of the monitor-state block (kept with it so it merges as one addition).
 import json  # noqa: E402
-from collections.abc import Iterable, Mapping  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
 
-from pynomaly_security.storage.base import Scalar  # noqa: E402
+from pynomaly_security.storage.base import Scalar, Where, check_indexed  # noqa: E402
 
 __all__ += ["RedisDocuments", "RedisLog"]
 
 
 def _json(value: Any) -> str:
-    # One encoding for what is stored and what is compared (only_if, combos).
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    # One encoding for what is stored and what is compared (only_if, combos); ASCII,
+    # so text a JSON body smuggled in (a lone surrogate) is escaped, not an encoding error.
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _name(text: str) -> bytes:
+    # A stream name is attacker text (a login's user name): bytes, whatever it holds.
+    return text.encode("utf-8", "surrogatepass")
 
 
 class RedisDocuments:
@@ -293,11 +299,6 @@ class RedisDocuments:
         self._keep = keep
         self._keys = [prefix + "order", prefix + "combo", prefix + "tally", prefix + "seq"]
 
-    def _check(self, names: Iterable[str]) -> None:
-        for name in names:
-            if name not in self._indexed:
-                raise ConfigurationError(f"{name!r} is not an indexed field of this collection")
-
     def _args(self, op: str, doc_id: str, count: int) -> list[Any]:
         return [op, self._prefix, doc_id, count, len(self._indexed), *self._indexed]
 
@@ -312,11 +313,7 @@ class RedisDocuments:
         return {k: json.loads(v) for k, v in fields.items()} if fields else None
 
     async def update(
-        self,
-        doc_id: str,
-        changes: Mapping[str, Any],
-        *,
-        only_if: Mapping[str, Scalar] | None = None,
+        self, doc_id: str, changes: Mapping[str, Any], *, only_if: Where = None
     ) -> dict[str, Any] | None:
         only_if = only_if or {}
         args = self._args("update", doc_id, len(only_if))
@@ -337,11 +334,9 @@ class RedisDocuments:
                 found.append((combo, values, int(count)))
         return found
 
-    async def find(
-        self, where: Mapping[str, Scalar] | None = None, *, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    async def find(self, where: Where = None, *, limit: int = 100) -> list[dict[str, Any]]:
         where = where or {}
-        self._check(where)
+        check_indexed(self._indexed, where)
         combos = await self._combos(where)
         if not combos or limit < 1:
             return []
@@ -361,11 +356,9 @@ class RedisDocuments:
         documents = [{k: json.loads(v) for k, v in b.items()} for b in bodies if b]
         return [d for d in documents if all(d.get(k) == v for k, v in where.items())]
 
-    async def count(
-        self, where: Mapping[str, Scalar] | None = None, *, group_by: str
-    ) -> dict[Scalar, int]:
+    async def count(self, where: Where = None, *, group_by: str) -> dict[Scalar, int]:
         where = where or {}
-        self._check([*where, group_by])
+        check_indexed(self._indexed, [*where, group_by])
         position = self._indexed.index(group_by)
         counts: dict[Scalar, int] = {}
         for _, values, count in await self._combos(where):
@@ -393,7 +386,7 @@ class RedisLog:
         args: list[Any] = []
         entries = 0
         for stream, values in chunks:
-            args += [stream, len(values), *map(_json, values)]
+            args += [_name(stream), len(values), *map(_json, values)]
             entries += len(values)
             if entries >= self._BATCH:
                 await self._store._run_script("log_append", self._keys, self._head + args)
@@ -403,7 +396,8 @@ class RedisLog:
 
     async def read(self, stream: str, *, limit: int | None = None) -> list[Any]:
         end = -1 if limit is None else limit - 1
-        values = await self._store._call("lrange", self._prefix + "s:" + stream, 0, end)
+        key = (self._prefix + "s:").encode() + _name(stream)
+        values = await self._store._call("lrange", key, 0, end)
         return [json.loads(v) for v in values]
 
     async def streams(self) -> int:

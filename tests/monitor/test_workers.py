@@ -5,11 +5,6 @@ them over the workers; the answers record which worker gave them."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +14,7 @@ import httpx
 import pytest
 
 from pynomaly_security.crypto import generate_master_key
+from tests._uvicorn import uvicorn_workers
 
 WORKERS = 4
 ADMIN_KEY = "test-admin-key-0123456789abcdef-workers"
@@ -29,73 +25,27 @@ AGREEING_ANSWERS = 16
 TRIES = 400
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def example_on_four_workers(redis_db: str, tmp_path: Path) -> Iterator[str]:
     """``uvicorn --workers 4`` serving the example app on the test's Redis database."""
-    port = _free_port()
-    root = Path(__file__).resolve().parents[2]
     env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
         "PYNOMALY_SECURITY__REDIS_URL": redis_db,
         "PYNOMALY_SECURITY__ADMIN_API_KEY": ADMIN_KEY,
         "PYNOMALY_MASTER_KEY": generate_master_key(),  # one key: tokens valid on every worker
         "PYNOMALY_SECURITY__ENABLE_AUDIT_LOGGING": "false",
         "PYNOMALY_SECURITY__AUDIT_DB_URL": f"sqlite:///{tmp_path / 'audit.db'}",
     }
-    log_path = tmp_path / "uvicorn.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "example_workers_app:app",
-                "--app-dir",
-                str(Path(__file__).parent),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(WORKERS),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-                "--no-proxy-headers",
-            ],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            seen: set[str] = set()
-            for _ in range(2000):
-                if proc.poll() is not None:
-                    pytest.fail("uvicorn exited: " + log_path.read_text()[-3000:])
-                with contextlib.suppress(httpx.TransportError):
-                    seen.add(_get(base, "/health").headers["x-test-worker"])
-                if len(seen) == WORKERS:
-                    break
-                time.sleep(0.05)
-            if len(seen) < WORKERS:
-                pytest.fail(f"only {len(seen)} workers answered: " + log_path.read_text()[-3000:])
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with uvicorn_workers(
+        "example_workers_app:app",
+        Path(__file__).parent,
+        workers=WORKERS,
+        env=env,
+        log_path=tmp_path / "uvicorn.log",
+        ready_workers=WORKERS,
+        worker_of=lambda response: response.headers["x-test-worker"],
+        cwd=tmp_path,
+    ) as base:
+        yield base
 
 
 def _get(base: str, path: str, **kwargs: Any) -> httpx.Response:

@@ -144,3 +144,14 @@ def test_a_store_without_the_capability_is_refused_by_name() -> None:
     with pytest.raises(ConfigurationError, match="activity needs a store with LogStore"):
         UserTracker(store=object())  # type: ignore[arg-type]
     assert "x needs a store with TallyStore" in str(missing_capability(object(), TallyStore, "x"))
+
+
+@pytest.mark.anyio
+async def test_a_log_takes_any_text(store: Store) -> None:
+    """A stream name or entry holding a lone surrogate (a JSON login body can carry
+    one as the user name) is stored and read back, not an encoding error."""
+    assert isinstance(store, LogStore)
+    log = store.log("t-odd", max_entries=3, max_streams=3)
+    odd = "mallory\ud800"
+    await log.append([(odd, [[1, odd]])])
+    assert [list(e) for e in await log.read(odd)] == [[1, odd]]
