@@ -1,10 +1,10 @@
 """Per-user activity: who did what, when, with what outcome (bounded, shared).
 
 The tracking layer calls :meth:`UserTracker.add_row` on every request. That call
-only appends to a bounded in-memory buffer (no I/O, never blocks); a background
-task adds the buffered rows to the store's ``activity`` log every
-``flush_interval`` seconds, or at once when a batch has gathered. Reads flush
-this worker's buffer first. With the stack's Redis store every worker's rows land
+only appends to a bounded in-memory buffer (a ``deque`` with a ``maxlen``: no
+I/O, no check, never blocks); a background task adds the buffered rows to the
+store's ``activity`` log every ``flush_interval`` seconds. Reads flush this
+worker's buffer first. With the stack's Redis store every worker's rows land
 in one log per user, so an admin sees the same activity whichever worker answers.
 """
 
@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import structlog
@@ -29,10 +32,12 @@ __all__ = ["ActivityRecord", "UserTracker"]
 
 log = structlog.get_logger(__name__)
 
-EVENT_ACTIVITY_DROPPED = "user_activity_dropped"
+EVENT_ACTIVITY_BUFFER_FULL = "user_activity_buffer_full"
 EVENT_ACTIVITY_STORE_FAILED = "user_activity_store_failed"
 
 _Pending = tuple["str | None", "str | None", AccessRow]
+_WHO = itemgetter(0, 1)
+_ROW = itemgetter(2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +67,11 @@ class UserTracker:
         store: where the activity log lives (a store with
             :class:`~pynomaly_security.storage.base.LogStore`); default: memory.
         clock: injected for tests.
-        max_pending: rows buffered at most between two flushes; beyond, rows
-            are dropped and counted (:attr:`dropped`) rather than slow a request.
+        max_pending: rows buffered at most between two flushes; beyond, the
+            oldest are dropped rather than slow a request (a flush that finds the
+            buffer full logs ``user_activity_buffer_full``). 50,000 rows in half a
+            second is more than one worker serves.
         flush_interval: seconds between two background flushes.
-        batch: buffered rows that start a flush without waiting for the interval.
     """
 
     def __init__(
@@ -75,43 +81,27 @@ class UserTracker:
         max_users: int = 100_000,
         store: Store | None = None,
         clock: Callable[[], float] = time.time,
-        max_pending: int = 10_000,
+        max_pending: int = 50_000,
         flush_interval: float = 0.5,
-        batch: int = 512,
     ) -> None:
         logs = store if store is not None else MemoryStore()
         if not isinstance(logs, LogStore):
             raise missing_capability(logs, LogStore, "user activity")
         self._log = logs.log("activity", max_entries=per_user, max_streams=max_users)
         self._clock = clock
-        self._pending: list[_Pending] = []
-        self._max_pending = max_pending
-        self._batch = min(batch, max_pending)
+        self._pending: deque[_Pending] = deque(maxlen=max_pending)
+        self._append = self._pending.append
         self._interval = flush_interval
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-        self._kicked: asyncio.Task[None] | None = None
         self.dropped = 0
-        """Rows dropped because the buffer was full (the store slower than the traffic)."""
+        """Rows the store refused (they are logged, not retried)."""
 
     # -- input (the request path) -------------------------------------------------------
     def add_row(self, user_id: str | None, client_ip: str | None, row: AccessRow) -> None:
         """Record one request's row under its user id, else ``ip:<client IP>``
-        (what the tracking layer does): one append to a buffer."""
-        pending = self._pending
-        pending.append((user_id, client_ip, row))
-        if len(pending) >= self._batch:
-            self._full()
-
-    def _full(self) -> None:
-        if len(self._pending) > self._max_pending:
-            self._pending.pop()
-            self.dropped += 1
-            if self.dropped % 1000 == 1:
-                log.warning(EVENT_ACTIVITY_DROPPED, dropped=self.dropped)
-        if self._kicked is None or self._kicked.done():
-            with contextlib.suppress(RuntimeError):  # no running loop: the next read flushes
-                self._kicked = asyncio.get_running_loop().create_task(self.flush())
+        (what the tracking layer does): one append to a bounded buffer."""
+        self._append((user_id, client_ip, row))
 
     def add(
         self,
@@ -146,19 +136,19 @@ class UserTracker:
     async def flush(self) -> None:
         """Add the buffered rows to the store's log, in the order they came."""
         async with self._lock:  # one flush at a time keeps the order
-            rows, self._pending = self._pending, []
-            if not rows:
+            pending = self._pending
+            if not pending:
                 return
-            # A client's requests come in runs: a run is one chunk, named once.
-            chunks: list[tuple[str, list[AccessRow]]] = []
-            last: tuple[str | None, str | None] | None = None
-            entries: list[AccessRow] = []
-            for user_id, client_ip, row in rows:
-                if last is None or user_id != last[0] or client_ip != last[1]:
-                    last = (user_id, client_ip)
-                    entries = []
-                    chunks.append((user_id or f"ip:{client_ip or 'unknown'}", entries))
-                entries.append(row)
+            if len(pending) == pending.maxlen:
+                log.warning(EVENT_ACTIVITY_BUFFER_FULL, rows=len(pending))
+            rows = list(pending)
+            pending.clear()
+            # A client's requests come in runs: a run is one chunk, named once
+            # (groupby and itemgetter keep the per-row work in C).
+            chunks = [
+                (user_id or f"ip:{client_ip or 'unknown'}", list(map(_ROW, run)))
+                for (user_id, client_ip), run in groupby(rows, _WHO)
+            ]
             try:
                 await self._log.append(chunks)
             except StorageError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from structlog.testing import capture_logs
 
 from pynomaly_security.monitor import UserTracker
 from pynomaly_security.storage import create_store
@@ -48,18 +49,17 @@ async def test_rows_land_under_their_user_or_ip_across_runs() -> None:
 @pytest.mark.anyio
 async def test_the_request_path_only_buffers_and_the_buffer_is_bounded() -> None:
     """add_row() appends to a buffer (nothing reaches the log until a flush); past
-    ``max_pending`` rows are dropped and counted instead of slowing requests."""
+    ``max_pending`` rows the oldest are dropped, and the flush that finds the buffer
+    full says so."""
     store = create_store("memory://")
-    tracker = UserTracker(store=store, max_pending=3, batch=2)
+    tracker = UserTracker(store=store, max_pending=3)
     for n in range(5):
         tracker.add_row("alice", "192.0.2.1", _row(1_700_000_000.0 + n, f"/{n}", "alice", None))
     assert await store.log("activity", max_entries=1000, max_streams=100_000).read("alice") == []
-    assert tracker.dropped == 2
-    assert [r.path for r in await tracker.get_user_activity("alice", hours=10**6)] == [
-        "/2",
-        "/1",
-        "/0",
-    ]
+    with capture_logs() as logs:
+        got = await tracker.get_user_activity("alice", hours=10**6)
+    assert [r.path for r in got] == ["/4", "/3", "/2"]
+    assert [e["event"] for e in logs] == ["user_activity_buffer_full"]
 
 
 @pytest.mark.anyio
