@@ -154,7 +154,7 @@ class UserTracker:
             except StorageError as exc:
                 self.dropped += len(rows)
                 log.warning(EVENT_ACTIVITY_STORE_FAILED, rows=len(rows), error=safe_text(str(exc)))
-            except Exception:  # a flush started from add_row has nobody to raise to
+            except Exception:  # the periodic flush has nobody to raise to
                 self.dropped += len(rows)
                 log.exception(EVENT_ACTIVITY_STORE_FAILED, rows=len(rows))
 
