@@ -332,7 +332,10 @@ class SecurityMonitor:
     async def _run(self, queue: asyncio.Queue[SecurityEvent]) -> None:
         while True:
             try:
-                event = await asyncio.wait_for(queue.get(), self._flush_interval)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel
+                # that arrives as the get completes, and this loop would never stop.
+                async with asyncio.timeout(self._flush_interval):
+                    event = await queue.get()
             except TimeoutError:  # idle: counts made without an event (count()) go out
                 await self._flush_tallies()
                 continue

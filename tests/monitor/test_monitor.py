@@ -173,3 +173,27 @@ async def test_failing_detector_does_not_stop_the_others() -> None:
         alerts = await monitor.process_event(_locked())
     assert [a.alert_type for a in alerts] == ["brute_force"]
     assert any(e["event"] == "security_detector_failed" for e in logs)
+
+
+def test_the_monitor_task_stops_when_its_loop_closes() -> None:
+    """An event submitted just before the loop closes does not keep the monitor's task
+    alive: the loop's shutdown cancels it and the loop closes (on Python 3.11,
+    ``asyncio.wait_for`` swallowed that cancel and the shutdown waited for ever)."""
+    import asyncio
+    import threading
+
+    async def serve_one_event() -> None:
+        monitor = SecurityMonitor(detectors=[])
+        await monitor.start_monitoring()
+        await asyncio.sleep(0)  # the task now waits for an event
+        monitor.submit(SecurityEvent(kind=EventKind.CUSTOM))
+
+    closed = threading.Event()
+
+    def run() -> None:
+        asyncio.run(serve_one_event())  # closing cancels every task left
+        closed.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert closed.wait(60), "the loop never closed: the monitor's task ignored its cancel"
