@@ -22,7 +22,7 @@ the caller gets a fresh session in the answer.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -40,6 +40,7 @@ from pynomaly_security.auth.errors import (
     SignupRefused,
 )
 from pynomaly_security.auth.lockout import (
+    AlertSink,
     EventSink,
     LockoutManager,
     LockoutStatus,
@@ -72,7 +73,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-AlertSink = Callable[[SecurityAlert], Awaitable[None]]
 LOGIN_SUCCEEDED = "login_succeeded"
 LOGIN_FAILED = "login_failed"
 HIGH_RISK_LOGIN = "high_risk_login"

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, MultiFernet
 
-from pynomaly_security.auth.authenticator import AlertSink, EventSink, ZeroTrustAuthenticator
-from pynomaly_security.auth.lockout import LockoutManager
+from pynomaly_security.auth.authenticator import EventSink, ZeroTrustAuthenticator
+from pynomaly_security.auth.lockout import AlertSink, LockoutManager
 from pynomaly_security.auth.passwords import PasswordHasher
 from pynomaly_security.auth.risk import RiskEngine
 from pynomaly_security.auth.tokens import TokenService

@@ -44,7 +44,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -58,6 +58,7 @@ from pynomaly_security.monitor.events import (
     CREDENTIAL_STUFFING,
     DISTRIBUTED_GUESSING,
     EventKind,
+    SecurityAlert,
     SecurityEvent,
 )
 from pynomaly_security.storage.base import FailurePolicy, Store, failure_policy
@@ -70,6 +71,7 @@ __all__ = [
     "CREDENTIAL_STUFFING",
     "DISTRIBUTED_GUESSING",
     "LOCKOUT_REPORTED",
+    "AlertSink",
     "EventSink",
     "LockRecord",
     "LockoutManager",
@@ -80,6 +82,9 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
+# The authenticator awaits its own alerts (high-risk sign-ins, session changes)
+# with an AlertSink; the lockout reports through an EventSink (the monitor's submit).
+AlertSink = Callable[[SecurityAlert], Awaitable[None]]
 EventSink = Callable[[SecurityEvent], object]
 LockoutBy = Literal["user", "ip", "user_and_ip"]
 Outcome = Literal["failure", "success", "void"]
