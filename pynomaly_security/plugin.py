@@ -88,6 +88,8 @@ class SecurityStack:
             await self.store.start()
         if self.settings.enable_security_monitoring:
             await self.security_monitor.start_monitoring()
+        if self.user_tracker is not None:
+            await self.user_tracker.start()
         if self.audit_logger is not None:
             await self.audit_logger.start()
 
@@ -96,6 +98,8 @@ class SecurityStack:
             return
         self._started = False
         await self.security_monitor.stop()
+        if self.user_tracker is not None:
+            await self.user_tracker.aclose()
         if self.audit_logger is not None:
             await self.audit_logger.aclose()
         if self.store is not None:
@@ -173,10 +177,6 @@ def setup_security_middleware(
         settings = settings.model_copy(update={"development_mode": True})
 
     resolver = ClientIPResolver(settings.trusted_proxies, settings.trusted_proxy_hops)
-    monitor = SecurityMonitor.from_settings(settings)
-    if not enable_security_monitoring:
-        monitor.enabled = False
-    tracker = UserTracker(max_users=settings.max_tracked_keys) if enable_user_tracking else None
     storage = StorageRegistry.from_settings(settings)
     audit_logger: AuditLogger | None = None
     if enable_audit_logging and settings.enable_audit_logging:
@@ -192,7 +192,18 @@ def setup_security_middleware(
     # revocation and TOTP replay claims; the stack's lifespan opens and closes it.
     if store is None:
         store = storage.store(settings.redis_url or "memory://", setting="REDIS_URL")
-    lockouts = LockoutManager.from_settings(settings, store, alert_sink=monitor.raise_alert)
+    # Alerts, activity and the monitor's counters live in the same store, so every
+    # worker sees them; the lockout reports to the monitor, whose brute-force
+    # detector makes its alerts (one count of login failures: the lockout's).
+    monitor = SecurityMonitor.from_settings(settings, store=store, injection=inspector is not None)
+    if not enable_security_monitoring:
+        monitor.enabled = False
+    tracker = (
+        UserTracker(max_users=settings.max_tracked_keys, store=store)
+        if enable_user_tracking
+        else None
+    )
+    lockouts = LockoutManager.from_settings(settings, store, event_sink=monitor.submit)
     stack = SecurityStack(
         settings=settings,
         security_monitor=monitor,

@@ -3,14 +3,18 @@
 Thin handlers: validate, ask the monitor or tracker, return a schema model.
 Every route requires the admin key by default; without a key configured the
 router refuses to be built unless an explicit auth dependency is given.
+Alerts, acknowledgements, activity and the status counters come from the
+shared store, so every worker answers the same; a store that fails is a 503.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import SecretStr
 
 from pynomaly_security.api.deps import AdminAPIKey
@@ -21,7 +25,7 @@ from pynomaly_security.api.schemas import (
     StatusOut,
     UserActivityOut,
 )
-from pynomaly_security.exceptions import ConfigurationError
+from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.monitor.activity import UserTracker
 from pynomaly_security.monitor.events import ThreatLevel
 from pynomaly_security.monitor.monitor import SecurityMonitor
@@ -50,7 +54,12 @@ def create_security_router(
         if admin_api_key is None:
             raise ConfigurationError(_NO_AUTH)
         auth_dependency = AdminAPIKey(admin_api_key)
-    router = APIRouter(prefix=prefix, tags=["security"], dependencies=[Depends(auth_dependency)])
+    router = APIRouter(
+        prefix=prefix,
+        tags=["security"],
+        dependencies=[Depends(auth_dependency)],
+        route_class=_StoreFailureRoute,
+    )
     monitor = security_monitor
 
     @router.get("/status", response_model=StatusOut)
@@ -59,9 +68,11 @@ def create_security_router(
         return StatusOut(**await monitor.get_security_summary())
 
     @router.get("/alerts", response_model=AlertsOut)
-    async def list_alerts(threat_level: ThreatLevel | None = None) -> AlertsOut:
+    async def list_alerts(
+        threat_level: ThreatLevel | None = None, limit: int = Query(1000, ge=1, le=10_000)
+    ) -> AlertsOut:
         await monitor.flush(timeout=0.2)
-        alerts = await monitor.get_active_alerts(threat_level)
+        alerts = await monitor.get_active_alerts(threat_level, limit=limit)
         return AlertsOut(count=len(alerts), alerts=[AlertOut.from_alert(a) for a in alerts])
 
     @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut)
@@ -87,7 +98,7 @@ def create_security_router(
     async def user_activity(
         user_id: str, hours: float = Query(24, gt=0, le=24 * 90)
     ) -> UserActivityOut:
-        records = user_tracker.get_user_activity(user_id, hours) if user_tracker else []
+        records = await user_tracker.get_user_activity(user_id, hours) if user_tracker else []
         return UserActivityOut(
             user_id=user_id,
             hours=hours,
@@ -98,6 +109,26 @@ def create_security_router(
     for extra in extra_routers:
         router.include_router(extra)
     return router
+
+
+class _StoreFailureRoute(APIRoute):
+    """A route that answers 503 when the shared store fails (Redis down), instead
+    of a 500: the admin sees that the state is unreachable, not a crash."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except StorageError:
+                return JSONResponse(
+                    {"detail": "security state unavailable"},
+                    status_code=503,
+                    headers={"Retry-After": "5"},
+                )
+
+        return route
 
 
 def add_security_endpoints(

@@ -12,22 +12,25 @@ __all__ = ["ActivityOut", "AlertOut", "AlertsOut", "RecentMetrics", "StatusOut",
 
 
 class RecentMetrics(BaseModel):
+    """Counts of every worker (each adds its own from the background)."""
+
     failed_logins: int
     successful_logins: int
     injection_attempts: int
     blocked_requests: int = 0
     requests: int = 0
+    lockouts: int = 0
     dropped_events: int = 0
 
 
 class StatusOut(BaseModel):
     monitoring_enabled: bool
-    running: bool
+    running: bool = Field(description="Whether this worker's monitor task runs.")
     active_alerts_count: int
     recent_alerts: dict[str, int] = Field(description="Active alerts by threat level.")
     recent_metrics: RecentMetrics
-    detectors: list[str]
-    queue_depth: int
+    detectors: list[str] = Field(description="The detectors that run.")
+    queue_depth: int = Field(description="Events this worker has yet to analyse.")
 
 
 class AlertOut(BaseModel):

@@ -22,7 +22,7 @@ the caller gets a fresh session in the answer.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -42,6 +42,7 @@ from pynomaly_security.auth.errors import (
 from pynomaly_security.auth.factory import auth_parts
 from pynomaly_security.auth.lockout import (
     AlertSink,
+    EventSink,
     LockoutManager,
     LockoutStatus,
     Outcome,
@@ -73,7 +74,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-EventSink = Callable[[SecurityEvent], object]
 LOGIN_SUCCEEDED = "login_succeeded"
 LOGIN_FAILED = "login_failed"
 HIGH_RISK_LOGIN = "high_risk_login"
@@ -169,7 +169,7 @@ class ZeroTrustAuthenticator:
         """Every part wired from the settings and one shared store; ``kwargs``
         (``users``, ``passwords``, ``lockouts``, ``keyring``, clocks) go to
         :func:`pynomaly_security.auth.factory.auth_parts`."""
-        parts = auth_parts(settings, store, alert_sink=alert_sink, **kwargs)
+        parts = auth_parts(settings, store, event_sink=event_sink, **kwargs)
         return cls(**parts, event_sink=event_sink, alert_sink=alert_sink)
 
     # -- sign-up ---------------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from pynomaly_security.auth.lockout import AlertSink, LockoutManager
+from pynomaly_security.auth.lockout import EventSink, LockoutManager
 from pynomaly_security.auth.passwords import PasswordHasher
 from pynomaly_security.auth.risk import RiskEngine
 from pynomaly_security.auth.tokens import TokenService
@@ -53,7 +53,7 @@ def auth_parts(
     users: UserRepository | None = None,
     passwords: PasswordHasher | None = None,
     lockouts: LockoutManager | None = None,
-    alert_sink: AlertSink | None = None,
+    event_sink: EventSink | None = None,
     keyring: KeyRing | None = None,
     **clock: Any,
 ) -> AuthParts:
@@ -96,7 +96,7 @@ def auth_parts(
             **clock,
         ),
         lockouts=lockouts
-        or LockoutManager.from_settings(settings, store, alert_sink=alert_sink, **clock),
+        or LockoutManager.from_settings(settings, store, event_sink=event_sink, **clock),
         risk=RiskEngine.from_settings(settings, store, **clock),
         recovery_codes=settings.totp_recovery_codes,
         reauth_max_age=settings.reauth_max_age,

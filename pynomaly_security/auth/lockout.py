@@ -8,8 +8,13 @@
   lock time, up to ``max_lock_seconds``.
 * A success resets the failure count of its key (not the progression).
 * Credential stuffing is watched independently of the lock key: one IP
-  failing for many user names, or one user name failing from many IPs, raises
-  its own alert once per window.
+  failing for many user names, or one user name failing from many IPs, is
+  reported once per window.
+* What the lockout sees is reported as a ``LOCKOUT`` :class:`SecurityEvent`
+  (``details["reason"]``: ``brute_force`` for a lock, ``credential_stuffing``,
+  ``distributed_guessing``) to its ``event_sink`` (the monitor's ``submit``),
+  each once across workers (set-if-absent keys in the store); the monitor's
+  brute-force detector turns it into the alert. Failures are counted here only.
 * Attempts are *reserved* before the password is checked (:meth:`reserve`):
   one atomic increment in the shared store per key, refused when it passes the
   limit, so however many guesses arrive at once, on however many workers, at
@@ -48,15 +53,26 @@ import structlog
 from pynomaly_security.auth.users import normalize_username
 from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.logsafe import safe_text
-from pynomaly_security.monitor.events import SecurityAlert, ThreatLevel
+from pynomaly_security.monitor.events import (
+    ACCOUNT_LOCKED,
+    CREDENTIAL_STUFFING,
+    DISTRIBUTED_GUESSING,
+    EventKind,
+    SecurityAlert,
+    SecurityEvent,
+)
 from pynomaly_security.storage.base import FailurePolicy, Store, failure_policy
 
 if TYPE_CHECKING:
     from pynomaly_security.settings import SecuritySettings
 
 __all__ = [
+    "ACCOUNT_LOCKED",
+    "CREDENTIAL_STUFFING",
+    "DISTRIBUTED_GUESSING",
     "LOCKOUT_REPORTED",
     "AlertSink",
+    "EventSink",
     "LockRecord",
     "LockoutManager",
     "LockoutStatus",
@@ -66,15 +82,13 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
+# The authenticator awaits its own alerts (high-risk sign-ins, session changes)
+# with an AlertSink; the lockout reports through an EventSink (the monitor's submit).
 AlertSink = Callable[[SecurityAlert], Awaitable[None]]
+EventSink = Callable[[SecurityEvent], object]
 LockoutBy = Literal["user", "ip", "user_and_ip"]
 Outcome = Literal["failure", "success", "void"]
 
-# The same alert type as the monitor's BruteForceDetector: one name per threat,
-# whichever component saw it (the audit trail maps it to brute_force_detected).
-ACCOUNT_LOCKED = "brute_force"
-CREDENTIAL_STUFFING = "credential_stuffing"
-DISTRIBUTED_GUESSING = "distributed_guessing"
 LOCKOUT_STORE_FAILED = "lockout_store_failed"
 LOCKOUT_REPORTED = "lockout_reported"
 """``RequestContext.extra`` flag: this login was already reported to the lockout."""
@@ -139,8 +153,9 @@ class LockoutManager:
         lock_seconds: first lock duration; doubled per repeat when ``progressive``.
         max_lock_seconds: longest lock.
         stuffing_threshold: distinct user names per IP (or IPs per user name)
-            failing within ``window`` that raise a credential-stuffing alert.
-        alert_sink: awaited with each alert (e.g. ``SecurityMonitor.raise_alert``).
+            failing within ``window`` that are reported as credential stuffing.
+        event_sink: called with each ``LOCKOUT`` event (e.g. ``SecurityMonitor.submit``:
+            synchronous, never blocks).
         clock: seconds since the epoch.
         failure_policy: ``fail_closed`` refuses logins while the store is down.
     """
@@ -158,7 +173,7 @@ class LockoutManager:
         stuffing_threshold: int = 10,
         account_max_attempts: int = 20,
         account_window: int = 900,
-        alert_sink: AlertSink | None = None,
+        event_sink: EventSink | None = None,
         clock: Callable[[], float] = time.time,
         failure_policy: FailurePolicy = "fail_closed",
     ) -> None:
@@ -182,7 +197,7 @@ class LockoutManager:
         self._stuffing = stuffing_threshold
         self.account_max_attempts = account_max_attempts
         self.account_window = account_window
-        self._alert = alert_sink
+        self._event = event_sink
         self._clock = clock
         self._policy = failure_policy
 
@@ -345,7 +360,7 @@ class LockoutManager:
             record = await self._lock(key, user, ip, failures)
         except StorageError as exc:
             return self._unavailable(exc)
-        await self._locked_alert(record, key, user, ip, failures)
+        self._report_lock(record, key, user, ip, failures)
         return LockoutStatus(True, math.ceil(record.locked_until - record.locked_at), failures)
 
     async def _account_failed(self, user: str, account: str, ip: str | None) -> None:
@@ -362,37 +377,28 @@ class LockoutManager:
             self._store_failed(exc)
             return
         log.warning(DISTRIBUTED_GUESSING, username=safe_text(user), failures=used, sources=sources)
-        await self._raise(
-            SecurityAlert(
-                alert_type=DISTRIBUTED_GUESSING,
-                threat_level=ThreatLevel.HIGH,
-                message=f"{used} failed sign-ins for one account from {sources} address(es): "
-                f"its sign-ins are refused for up to {self.account_window} s",
-                source_ip=ip,
-                user_id=user,
-                details={
-                    "pattern": "one_account_many_guesses",
-                    "failures": used,
-                    "distinct_ips": sources,
-                    "window": self.account_window,
-                    "account_key": account,
-                },
-            )
+        self._report(
+            DISTRIBUTED_GUESSING,
+            ip,
+            user,
+            failures=used,
+            distinct_ips=sources,
+            window=self.account_window,
+            account_key=account,
         )
 
-    async def _locked_alert(
+    def _report_lock(
         self, record: LockRecord, key: str, user: str | None, ip: str | None, failures: int
     ) -> None:
-        await self._raise(
-            SecurityAlert(
-                alert_type=ACCOUNT_LOCKED,
-                threat_level=ThreatLevel.HIGH,
-                message=f"{failures} failed sign-ins: locked for "
-                f"{int(record.locked_until - record.locked_at)} s",
-                source_ip=ip,
-                user_id=user,
-                details={"lock_key": key, "lock_number": record.lock_number, "by": self.by},
-            )
+        self._report(
+            ACCOUNT_LOCKED,
+            ip,
+            user,
+            failures=failures,
+            duration=int(record.locked_until - record.locked_at),
+            lock_key=key,
+            lock_number=record.lock_number,
+            by=self.by,
         )
 
     def _store_failed(self, exc: StorageError) -> None:
@@ -437,7 +443,7 @@ class LockoutManager:
             record = await self._lock(key, user, ip, failures)
         except StorageError as exc:
             return self._unavailable(exc)
-        await self._locked_alert(record, key, user, ip, failures)
+        self._report_lock(record, key, user, ip, failures)
         return LockoutStatus(True, math.ceil(record.locked_until - record.locked_at), failures)
 
     async def _lock(self, key: str, user: str | None, ip: str | None, failures: int) -> LockRecord:
@@ -471,12 +477,12 @@ class LockoutManager:
         if ip is not None and user is not None:
             users = await self._store.add_member(f"lock:users_by_ip:{ip}", user, self.window)
             if users >= self._stuffing:
-                await self._stuffing_alert("ip", ip, users, source_ip=ip)
+                await self._report_stuffing("ip", ip, users, source_ip=ip)
             ips = await self._store.add_member(f"lock:ips_by_user:{user}", ip, self.window)
             if ips >= self._stuffing:
-                await self._stuffing_alert("user", user, ips, user_id=user)
+                await self._report_stuffing("user", user, ips, user_id=user)
 
-    async def _stuffing_alert(
+    async def _report_stuffing(
         self,
         kind: str,
         subject: str,
@@ -488,35 +494,33 @@ class LockoutManager:
         # One alert per subject per window, whatever the number of workers.
         if not await self._store.add(f"lock:stuffing_alerted:{kind}:{subject}", "1", self.window):
             return
-        message = (
-            f"one IP failed sign-in for {count} user names"
-            if kind == "ip"
-            else f"one user name failed sign-in from {count} IPs"
-        )
         # The subject (a user name, or an address) is the attacker's text.
         log.warning(CREDENTIAL_STUFFING, kind=kind, subject=safe_text(subject), count=count)
-        await self._raise(
-            SecurityAlert(
-                alert_type=CREDENTIAL_STUFFING,
-                threat_level=ThreatLevel.HIGH,
-                message=message,
-                source_ip=source_ip,
-                user_id=user_id,
-                details={
-                    "pattern": f"one_{kind}_many_{'users' if kind == 'ip' else 'ips'}",
-                    "distinct": count,
-                    "window": self.window,
-                },
-            )
+        self._report(
+            CREDENTIAL_STUFFING,
+            source_ip,
+            user_id,
+            kind=kind,
+            distinct=count,
+            window=self.window,
         )
 
-    async def _raise(self, alert: SecurityAlert) -> None:
-        if self._alert is None:
+    def _report(self, reason: str, ip: str | None, user: str | None, **details: Any) -> None:
+        """One LOCKOUT event for the monitor (its brute-force detector makes the alert)."""
+        if self._event is None:
             return
         try:
-            await self._alert(alert)
-        except Exception:  # an alert sink failure must never break sign-in
-            log.exception("lockout_alert_sink_failed", alert_type=alert.alert_type)
+            self._event(
+                SecurityEvent(
+                    kind=EventKind.LOCKOUT,
+                    source_ip=ip,
+                    user_id=user,
+                    timestamp=self._clock(),
+                    details={"reason": reason, **details},
+                )
+            )
+        except Exception:  # an event sink failure must never break sign-in
+            log.exception("lockout_event_sink_failed", reason=reason)
 
     async def report_auth_success(self, username: str | None, ip: str | None) -> None:
         """Reset the failure count of this key (django-axes ``AXES_RESET_ON_SUCCESS``)."""

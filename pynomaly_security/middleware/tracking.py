@@ -30,7 +30,6 @@ import contextvars
 import functools
 import itertools
 import json
-import math
 import operator
 import re
 import secrets
@@ -63,7 +62,6 @@ from pynomaly_security.middleware._refusal import (
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.monitor.activity import UserTracker
 from pynomaly_security.monitor.events import EventKind, SecurityEvent
-from pynomaly_security.monitor.login_attempts import LoginAttemptTracker
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.network.hosts import TrustedHosts
@@ -231,7 +229,6 @@ class UserTrackingMiddleware:
         resolver: client IP resolver (trusted proxies); default: the socket peer.
         tracker: where per-user activity is kept; ``None`` keeps none.
         monitor: receives login and request events; ``None`` sends none.
-        login_attempts: failed-login counts; locked IPs get 429 on login routes.
         login_paths: paths (exact) treated as login routes for ``POST``.
         hosts: the ``Host`` names the app answers to; ``None`` checks none.
         credential_headers: further headers that carry a credential (an app's own
@@ -247,7 +244,6 @@ class UserTrackingMiddleware:
         resolver: ClientIPResolver | None = None,
         tracker: UserTracker | None = None,
         monitor: SecurityMonitor | None = None,
-        login_attempts: LoginAttemptTracker | None = None,
         login_paths: Iterable[str] = ("/login",),
         hosts: TrustedHosts | None = None,
         credential_headers: Iterable[str] = (),
@@ -259,7 +255,6 @@ class UserTrackingMiddleware:
         self.hosts = hosts if hosts is not None and not hosts.allow_any else None
         self.tracker = tracker
         self.monitor = monitor
-        self.login_attempts = login_attempts
         self.login_paths = frozenset(login_paths)
         self._plain_peer = not self.resolver.trusts_forwarding
         self._ids = _request_ids(secrets.token_hex(8), secrets.randbelow(1 << 32))
@@ -578,21 +573,8 @@ class UserTrackingMiddleware:
         if buffered.outcome is BodyOutcome.DISCONNECTED:
             return None
         ctx.login_username = _username_from_body(buffered.body, _header(scope, b"content-type"))
+        # Login failures are counted once, by the shared lockout (auth/lockout.py).
         refusal: ASGIApp | None = None
-        if self.login_attempts is not None:
-            until = self.login_attempts.locked_until(ctx.client_ip)
-            if until is not None:
-                retry = max(1, math.ceil(until - self.login_attempts.clock()))
-                ctx.extra["login_locked"] = True
-                refusal = JSONResponse(
-                    {
-                        "error": "too_many_login_attempts",
-                        "request_id": ctx.request_id,
-                        "retry_after": retry,
-                    },
-                    status_code=429,
-                    headers={"Retry-After": str(retry)},
-                )
         return replay_receive(buffered.body, receive), refusal
 
     def _after(
@@ -633,13 +615,8 @@ class UserTrackingMiddleware:
         username = ctx.login_username
         if status in (401, 403):
             details: dict[str, Any] = {"username": username}
-            if self.login_attempts is not None:
-                counts = self.login_attempts.record_failure(ctx.client_ip, username)
-                details.update(ip_failures=counts.ip_failures, user_failures=counts.user_failures)
             kind = EventKind.LOGIN_FAILURE
         elif 200 <= status < 300:
-            if self.login_attempts is not None:
-                self.login_attempts.record_success(ctx.client_ip, username)
             details = {"username": username}
             kind = EventKind.LOGIN_SUCCESS
         else:

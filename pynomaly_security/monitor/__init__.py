@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pynomaly_security.monitor.activity import ActivityRecord, UserTracker
-from pynomaly_security.monitor.alerts import AlertStore, InMemoryAlertStore
+from pynomaly_security.monitor.alerts import AlertStore, StoredAlerts
 from pynomaly_security.monitor.detectors import (
     AnomalousAccessDetector,
     BruteForceDetector,
@@ -12,7 +12,6 @@ from pynomaly_security.monitor.detectors import (
     ThreatDetector,
 )
 from pynomaly_security.monitor.events import EventKind, SecurityAlert, SecurityEvent, ThreatLevel
-from pynomaly_security.monitor.login_attempts import LoginAttemptTracker, LoginCounts
 from pynomaly_security.monitor.monitor import AlertHandler, SecurityMonitor
 
 __all__ = [
@@ -23,13 +22,11 @@ __all__ = [
     "BruteForceDetector",
     "Detector",
     "EventKind",
-    "InMemoryAlertStore",
     "InjectionAttackDetector",
-    "LoginAttemptTracker",
-    "LoginCounts",
     "SecurityAlert",
     "SecurityEvent",
     "SecurityMonitor",
+    "StoredAlerts",
     "ThreatDetector",
     "ThreatLevel",
     "UserTracker",

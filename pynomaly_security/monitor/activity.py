@@ -1,17 +1,43 @@
-"""Per-user activity: who did what, when, with what outcome (bounded)."""
+"""Per-user activity: who did what, when, with what outcome (bounded, shared).
+
+The tracking layer calls :meth:`UserTracker.add_row` on every request. That call
+only appends to a bounded in-memory buffer (a ``deque`` with a ``maxlen``: no
+I/O, no check, never blocks); a background task adds the buffered rows to the
+store's ``activity`` log every ``flush_interval`` seconds. Reads flush this
+worker's buffer first. With the stack's Redis store every worker's rows land
+in one log per user, so an admin sees the same activity whichever worker answers.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
-from pynomaly_security._bounded import BoundedDict
+import structlog
+
 from pynomaly_security._context import AccessRow, access_row
+from pynomaly_security.exceptions import StorageError
+from pynomaly_security.logsafe import safe_text
+from pynomaly_security.storage.base import LogStore, Store, missing_capability
+from pynomaly_security.storage.memory import MemoryStore
 
 __all__ = ["ActivityRecord", "UserTracker"]
+
+log = structlog.get_logger(__name__)
+
+EVENT_ACTIVITY_BUFFER_FULL = "user_activity_buffer_full"
+EVENT_ACTIVITY_STORE_FAILED = "user_activity_store_failed"
+
+_Pending = tuple["str | None", "str | None", AccessRow]
+_WHO = itemgetter(0, 1)
+_ROW = itemgetter(2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +60,18 @@ class UserTracker:
     Requests without an authenticated user are kept under ``ip:<address>``.
     Rows are the request's :data:`~pynomaly_security._context.AccessRow`, the
     same tuple the audit logger queues; records are built when read.
+
+    Args:
+        per_user: actions kept per user (the oldest dropped first).
+        max_users: users kept (the least recently active dropped first).
+        store: where the activity log lives (a store with
+            :class:`~pynomaly_security.storage.base.LogStore`); default: memory.
+        clock: injected for tests.
+        max_pending: rows buffered at most between two flushes; beyond, the
+            oldest are dropped rather than slow a request (a flush that finds the
+            buffer full logs ``user_activity_buffer_full``). 50,000 rows in half a
+            second is more than one worker serves.
+        flush_interval: seconds between two background flushes.
     """
 
     def __init__(
@@ -41,19 +79,29 @@ class UserTracker:
         *,
         per_user: int = 1000,
         max_users: int = 100_000,
+        store: Store | None = None,
         clock: Callable[[], float] = time.time,
+        max_pending: int = 50_000,
+        flush_interval: float = 0.5,
     ) -> None:
-        self._per_user = per_user
-        self._users: BoundedDict[str, deque[AccessRow]] = BoundedDict(max_users)
+        logs = store if store is not None else MemoryStore()
+        if not isinstance(logs, LogStore):
+            raise missing_capability(logs, LogStore, "user activity")
+        self._log = logs.log("activity", max_entries=per_user, max_streams=max_users)
         self._clock = clock
-        self._new_history: Callable[[], deque[AccessRow]] = lambda: deque(maxlen=per_user)
-        # The client IP of the last anonymous row and its history: a client's
-        # requests come in runs, and the key used last is already the most recently
-        # used one (nothing to move, never the one evicted), so a run skips the key
-        # string and the LRU upkeep. Every other use of _users (add, reads) moves
-        # another key to the end, so it resets this.
-        self._last_ip: str | None = None
-        self._last_rows: deque[AccessRow] | None = None
+        self._pending: deque[_Pending] = deque(maxlen=max_pending)
+        self._append = self._pending.append
+        self._interval = flush_interval
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+        """Rows the store refused (they are logged, not retried)."""
+
+    # -- input (the request path) -------------------------------------------------------
+    def add_row(self, user_id: str | None, client_ip: str | None, row: AccessRow) -> None:
+        """Record one request's row under its user id, else ``ip:<client IP>``
+        (what the tracking layer does): one append to a bounded buffer."""
+        self._append((user_id, client_ip, row))
 
     def add(
         self,
@@ -67,32 +115,10 @@ class UserTracker:
         duration_ms: float,
     ) -> None:
         """Record one request under ``key`` (a user id, or ``ip:<address>``)."""
-        self._last_rows = None
-        self._users.setdefault(key, self._new_history).append(
-            access_row(
-                timestamp,
-                method,
-                path,
-                status_code,
-                duration_ms / 1000,
-                request_id,
-                None,
-                client_ip,
-            )
+        row = access_row(
+            timestamp, method, path, status_code, duration_ms / 1000, request_id, None, client_ip
         )
-
-    def add_row(self, user_id: str | None, client_ip: str | None, row: AccessRow) -> None:
-        """Record one request's row under its user id, else ``ip:<client IP>``
-        (what the tracking layer does)."""
-        if user_id is None and client_ip == self._last_ip and self._last_rows is not None:
-            self._last_rows.append(row)
-            return
-        rows = self._users.setdefault(user_id or f"ip:{client_ip or 'unknown'}", self._new_history)
-        rows.append(row)
-        if user_id is None:
-            self._last_ip, self._last_rows = client_ip, rows
-        else:
-            self._last_rows = None
+        self.add_row(key, client_ip, row)
 
     def record(self, key: str, record: ActivityRecord) -> None:
         self.add(
@@ -106,19 +132,66 @@ class UserTracker:
             record.duration_ms,
         )
 
-    def get_user_activity(self, user_id: str, hours: float = 24) -> list[ActivityRecord]:
-        """The user's actions in the last ``hours``, newest first."""
-        self._last_rows = None  # the read below makes user_id the most recent key
-        rows = self._users.get(user_id)
-        if not rows:
-            return []
+    # -- background ---------------------------------------------------------------------
+    async def flush(self) -> None:
+        """Add the buffered rows to the store's log, in the order they came."""
+        async with self._lock:  # one flush at a time keeps the order
+            pending = self._pending
+            if not pending:
+                return
+            if len(pending) == pending.maxlen:
+                log.warning(EVENT_ACTIVITY_BUFFER_FULL, rows=len(pending))
+            rows = list(pending)
+            pending.clear()
+            # A client's requests come in runs: a run is one chunk, named once
+            # (groupby and itemgetter keep the per-row work in C).
+            chunks = [
+                (user_id or f"ip:{client_ip or 'unknown'}", list(map(_ROW, run)))
+                for (user_id, client_ip), run in groupby(rows, _WHO)
+            ]
+            try:
+                await self._log.append(chunks)
+            except StorageError as exc:
+                self.dropped += len(rows)
+                log.warning(EVENT_ACTIVITY_STORE_FAILED, rows=len(rows), error=safe_text(str(exc)))
+            except Exception:  # the periodic flush has nobody to raise to
+                self.dropped += len(rows)
+                log.exception(EVENT_ACTIVITY_STORE_FAILED, rows=len(rows))
+
+    async def start(self) -> None:
+        """Start the periodic flush (idempotent); called from the stack's lifespan."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def aclose(self) -> None:
+        """Stop the periodic flush and flush what is buffered."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.flush()  # never raises: failures are logged and counted
+
+    # -- reads --------------------------------------------------------------------------
+    async def get_user_activity(self, user_id: str, hours: float = 24) -> list[ActivityRecord]:
+        """The user's actions in the last ``hours`` (every worker's), newest first."""
+        await self.flush()
         since = (self._clock() - hours * 3600) * 1_000_000
+        rows = [row for row in await self._log.read(user_id) if row[0] >= since]
+        # Workers flush on their own schedules, so a log shared by several is in
+        # flush order: sort by the request's time (stable, so ties keep log order).
+        rows.sort(key=lambda row: -row[0])
         return [
             ActivityRecord(ts / 1_000_000, method, path, status, ip, rid or "", us / 1000)
-            for ts, method, path, status, us, rid, _, ip in reversed(rows)
-            if ts >= since
+            for ts, method, path, status, us, rid, _, ip in rows
         ]
 
-    @property
-    def tracked_users(self) -> int:
-        return len(self._users)
+    async def tracked_users(self) -> int:
+        """How many users (and anonymous addresses) have activity kept."""
+        await self.flush()
+        return await self._log.streams()

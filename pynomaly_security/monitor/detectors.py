@@ -2,18 +2,34 @@
 
 Custom detectors subclass :class:`ThreatDetector` (or are any object with an
 ``async analyze(event)``) and are added with ``monitor.register_detector``.
-Every per-key map is bounded; clocks come from the events' timestamps.
+
+Every worker runs the detectors on the events it saw, against state in the
+shared store (the stack's: Redis when workers share one): a user's profile, and
+each alert's cool-down as one set-if-absent key, so a threat seen by several
+workers at once raises one alert. Login failures are counted once, by the
+shared lockout (``auth/lockout.py``): the brute-force detector only turns the
+lockout's events into alerts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 
 from pynomaly_security._bounded import BoundedDict
-from pynomaly_security.monitor.events import EventKind, SecurityAlert, SecurityEvent, ThreatLevel
+from pynomaly_security.monitor.events import (
+    ACCOUNT_LOCKED,
+    CREDENTIAL_STUFFING,
+    DISTRIBUTED_GUESSING,
+    EventKind,
+    SecurityAlert,
+    SecurityEvent,
+    ThreatLevel,
+)
+from pynomaly_security.storage.base import CounterStore, KeyValueStore, MemberStore
+from pynomaly_security.storage.memory import MemoryStore
 
 __all__ = [
     "AnomalousAccessDetector",
@@ -21,6 +37,7 @@ __all__ = [
     "Detector",
     "InjectionAttackDetector",
     "ThreatDetector",
+    "lockout_alert",
 ]
 
 
@@ -41,151 +58,180 @@ class ThreatDetector:
         raise NotImplementedError
 
 
+class _DetectorStore(CounterStore, KeyValueStore, MemberStore, Protocol):
+    """What the built-in detectors keep in the shared store."""
+
+
+def _key(*parts: str) -> str:
+    # Parts are attacker text (user names, paths): a digest keeps store keys short.
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 class _Cooldown:
-    """Remembers which keys alerted recently, so one attack raises one alert."""
+    """Which keys alerted recently, in the shared store: one attack raises one alert,
+    however many workers see it (the first set-if-absent wins)."""
 
-    def __init__(self, seconds: float, max_keys: int) -> None:
+    def __init__(self, store: KeyValueStore, name: str, seconds: float) -> None:
         self.seconds = seconds
-        self._until: BoundedDict[str, float] = BoundedDict(max_keys)
+        self._store = store
+        self._prefix = f"monitor:cooldown:{name}:"
 
-    def ready(self, key: str, now: float) -> bool:
-        until = self._until.get(key)
-        if until is not None and until > now:
-            return False
-        self._until[key] = now + self.seconds
-        return True
+    async def ready(self, *parts: str) -> bool:
+        return await self._store.add(self._prefix + _key(*parts), "1", self.seconds)
+
+
+def lockout_alert(event: SecurityEvent) -> SecurityAlert | None:
+    """The alert a LOCKOUT event stands for (None for any other event): a lock, one
+    IP failing for many user names or one name from many IPs, or one account's
+    budget spent from many addresses. The lockout reports each once across workers
+    (its own set-if-absent keys), so this needs no cool-down."""
+    if event.kind is not EventKind.LOCKOUT:
+        return None
+    d: Mapping[str, Any] = event.details
+    reason = d.get("reason")
+    if reason == ACCOUNT_LOCKED:
+        message = f"{d['failures']} failed sign-ins: locked for {int(d['duration'])} s"
+        details = {"lock_key": d["lock_key"], "lock_number": d["lock_number"], "by": d["by"]}
+    elif reason == CREDENTIAL_STUFFING:
+        by_ip = d["kind"] == "ip"
+        message = (
+            f"one IP failed sign-in for {d['distinct']} user names"
+            if by_ip
+            else f"one user name failed sign-in from {d['distinct']} IPs"
+        )
+        details = {
+            "pattern": "one_ip_many_users" if by_ip else "one_user_many_ips",
+            "distinct": d["distinct"],
+            "window": d["window"],
+        }
+    elif reason == DISTRIBUTED_GUESSING:
+        message = (
+            f"{d['failures']} failed sign-ins for one account from {d['distinct_ips']} "
+            f"address(es): its sign-ins are refused for up to {d['window']} s"
+        )
+        details = {
+            "pattern": "one_account_many_guesses",
+            "failures": d["failures"],
+            "distinct_ips": d["distinct_ips"],
+            "window": d["window"],
+            "account_key": d["account_key"],
+        }
+    else:
+        return None
+    return SecurityAlert(
+        alert_type=reason,
+        threat_level=ThreatLevel.HIGH,
+        message=message,
+        source_ip=event.source_ip,
+        user_id=event.user_id,
+        details=details,
+        timestamp=event.timestamp,
+    )
 
 
 class BruteForceDetector(ThreatDetector):
-    """HIGH alert when an IP or a user name reaches ``max_attempts`` failed
-    logins within the window (counts come from the login-attempt tracker)."""
+    """HIGH alert for each lock, credential-stuffing pattern or spent account budget
+    the shared lockout reports (:func:`lockout_alert`). Failures are counted once,
+    by the lockout (``auth/lockout.py``, django-axes semantics), never here."""
 
     name = "brute_force"
 
-    def __init__(self, max_attempts: int = 5, window: float = 300.0, max_keys: int = 100_000):
-        self.max_attempts = max_attempts
-        self.window = window
-        self._cooldown = _Cooldown(window, max_keys)
-
     async def analyze(self, event: SecurityEvent) -> SecurityAlert | None:
-        if event.kind is not EventKind.LOGIN_FAILURE:
-            return None
-        ip_n = int(event.details.get("ip_failures", 0))
-        user_n = int(event.details.get("user_failures", 0))
-        username = event.details.get("username")
-        ip_hit = ip_n >= self.max_attempts and self._cooldown.ready(
-            f"ip:{event.source_ip}", event.timestamp
-        )
-        user_hit = bool(username) and user_n >= self.max_attempts
-        if user_hit:
-            # Arm the user's cooldown even when the IP alert fires, so one attack
-            # (one IP guessing one user) raises one alert, not two.
-            user_hit = self._cooldown.ready(f"user:{username}", event.timestamp)
-        if not (ip_hit or user_hit):
-            return None
-        scope, failures = ("ip", ip_n) if ip_hit else ("user", user_n)
-        return SecurityAlert(
-            alert_type="brute_force",
-            threat_level=ThreatLevel.HIGH,
-            message=f"{failures} failed logins for one {'IP' if ip_hit else 'user'} "
-            f"within {int(self.window)} s",
-            source_ip=event.source_ip,
-            user_id=username,
-            details={
-                "failures": failures,
-                "window_seconds": self.window,
-                "scope": scope,
-                "path": event.path,
-            },
-            timestamp=event.timestamp,
-        )
-
-
-@dataclass(slots=True)
-class _UserProfile:
-    ips: dict[str, float] = field(default_factory=dict)
-    hours: Counter[int] = field(default_factory=Counter)
-    seen: int = 0
+        return lockout_alert(event)
 
 
 class AnomalousAccessDetector(ThreatDetector):
     """MEDIUM alert when a known user appears from a new IP; LOW when a known
     user is active at an hour (UTC) they have never been active at.
 
-    A user is "known" after ``min_history`` events; each profile keeps at most
-    ``max_ips_per_user`` addresses and the profiles map is bounded.
+    A user is "known" after ``min_history`` events. The profile (events seen,
+    addresses, hours) lives in the shared store for ``retention`` seconds, so
+    every worker judges a request against all of the user's requests. Once a
+    profile is mature and an (address, hour) known, the same pair is remembered
+    here for ``memo_seconds`` (at most ``max_users`` pairs): it cannot alert, and
+    skipping the store for it keeps a busy user's requests cheap.
     """
 
     name = "anomalous_access"
 
     def __init__(
         self,
+        store: _DetectorStore | None = None,
         *,
         min_history: int = 10,
         hour_min_history: int = 50,
-        max_ips_per_user: int = 32,
+        retention: float = 30 * 86_400.0,
         max_users: int = 100_000,
+        memo_seconds: float = 600.0,
     ) -> None:
         self.min_history = min_history
         self.hour_min_history = hour_min_history
-        self.max_ips = max_ips_per_user
-        self._profiles: BoundedDict[str, _UserProfile] = BoundedDict(max_users)
-        self._cooldown = _Cooldown(3600.0, max_users)
+        self._store: _DetectorStore = store if store is not None else MemoryStore()
+        self._retention = retention
+        self._cooldown = _Cooldown(self._store, self.name, 3600.0)
+        self._known: BoundedDict[tuple[str, str | None, int], float] = BoundedDict(max_users)
+        self._memo_seconds = memo_seconds
 
     async def analyze(self, event: SecurityEvent) -> SecurityAlert | None:
-        if event.user_id is None or event.kind not in (EventKind.REQUEST, EventKind.LOGIN_SUCCESS):
+        user = event.user_id
+        if user is None or event.kind not in (EventKind.REQUEST, EventKind.LOGIN_SUCCESS):
             return None
-        profile = self._profiles.setdefault(event.user_id, _UserProfile)
         hour = time.gmtime(event.timestamp).tm_hour
-        alert: SecurityAlert | None = None
         ip = event.source_ip
-        if profile.seen >= self.min_history and ip is not None and ip not in profile.ips:
-            if self._cooldown.ready(f"ip:{event.user_id}:{ip}", event.timestamp):
+        memo = (user, ip, hour)
+        until = self._known.get(memo)
+        if until is not None and until > event.timestamp:
+            return None
+        store, ttl, profile = self._store, self._retention, _key(user)
+        seen = await store.incr(f"monitor:profile:{profile}:seen", ttl) - 1
+        ips_key = f"monitor:profile:{profile}:ips"
+        known_ip = ip is None or await store.has_member(ips_key, ip, ttl)
+        ips = await store.add_member(ips_key, ip, ttl) if ip is not None else 0
+        hour_seen = await store.incr(f"monitor:profile:{profile}:hour:{hour}", ttl) - 1
+        alert: SecurityAlert | None = None
+        if seen >= self.min_history and not known_ip:
+            if await self._cooldown.ready("ip", user, ip or ""):
                 alert = SecurityAlert(
                     alert_type="anomalous_access",
                     threat_level=ThreatLevel.MEDIUM,
                     message="known user seen from a new IP address",
                     source_ip=ip,
-                    user_id=event.user_id,
-                    details={"reason": "new_ip", "known_ips": len(profile.ips)},
+                    user_id=user,
+                    details={"reason": "new_ip", "known_ips": ips - 1},
                     timestamp=event.timestamp,
                 )
-        elif profile.seen >= self.hour_min_history and profile.hours[hour] == 0:  # noqa: SIM102
-            if self._cooldown.ready(f"hour:{event.user_id}:{hour}", event.timestamp):
+        elif seen >= self.hour_min_history and hour_seen == 0:  # noqa: SIM102
+            if await self._cooldown.ready("hour", user, str(hour)):
                 alert = SecurityAlert(
                     alert_type="anomalous_access",
                     threat_level=ThreatLevel.LOW,
                     message="known user active at an unusual hour",
                     source_ip=ip,
-                    user_id=event.user_id,
+                    user_id=user,
                     details={"reason": "unusual_hour", "hour_utc": hour},
                     timestamp=event.timestamp,
                 )
-        profile.seen += 1
-        profile.hours[hour] += 1
-        if ip is not None:
-            profile.ips[ip] = event.timestamp
-            if len(profile.ips) > self.max_ips:
-                oldest = min(profile.ips, key=profile.ips.__getitem__)
-                del profile.ips[oldest]
+        if seen >= self.hour_min_history and known_ip and hour_seen > 0:
+            self._known[memo] = event.timestamp + self._memo_seconds
         return alert
 
 
 class InjectionAttackDetector(ThreatDetector):
     """HIGH alert for an injection attempt (CRITICAL when it was not blocked),
-    at most one per client IP and family per ``cooldown`` seconds."""
+    at most one per client IP and family per ``cooldown`` seconds, across workers."""
 
     name = "injection"
 
-    def __init__(self, cooldown: float = 60.0, max_keys: int = 100_000) -> None:
-        self._cooldown = _Cooldown(cooldown, max_keys)
+    def __init__(self, store: KeyValueStore | None = None, *, cooldown: float = 60.0) -> None:
+        self._cooldown = _Cooldown(
+            store if store is not None else MemoryStore(), self.name, cooldown
+        )
 
     async def analyze(self, event: SecurityEvent) -> SecurityAlert | None:
         if event.kind is not EventKind.INJECTION:
             return None
         families = sorted(event.details.get("families", ()))
-        key = f"{event.source_ip}:{','.join(families)}"
-        if not self._cooldown.ready(key, event.timestamp):
+        if not await self._cooldown.ready(event.source_ip or "", ",".join(families)):
             return None
         blocked = bool(event.details.get("blocked"))
         return SecurityAlert(

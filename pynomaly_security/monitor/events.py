@@ -9,7 +9,21 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["EventKind", "SecurityAlert", "SecurityEvent", "ThreatLevel"]
+__all__ = [
+    "ACCOUNT_LOCKED",
+    "CREDENTIAL_STUFFING",
+    "DISTRIBUTED_GUESSING",
+    "EventKind",
+    "SecurityAlert",
+    "SecurityEvent",
+    "ThreatLevel",
+]
+
+# What the shared lockout reports (a LOCKOUT event's ``details["reason"]``), named
+# as the alerts the brute-force detector makes of them: one name per threat.
+ACCOUNT_LOCKED = "brute_force"
+CREDENTIAL_STUFFING = "credential_stuffing"
+DISTRIBUTED_GUESSING = "distributed_guessing"
 
 
 class ThreatLevel(StrEnum):
@@ -32,6 +46,9 @@ class EventKind(StrEnum):
     LOGIN_FAILURE = "login_failure"
     INJECTION = "injection"
     BLOCKED = "blocked"
+    LOCKOUT = "lockout"
+    """The shared lockout locked a key or saw credential stuffing (``auth/lockout.py``);
+    ``details["reason"]`` says which, the brute-force detector makes the alert."""
     CUSTOM = "custom"
 
 
@@ -82,3 +99,19 @@ class SecurityAlert:
             "acknowledged": self.acknowledged,
             "acknowledged_at": self.acknowledged_at,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SecurityAlert:
+        """The alert :meth:`to_dict` gave (read back from a store)."""
+        return cls(
+            alert_type=data["alert_type"],
+            threat_level=ThreatLevel(data["threat_level"]),
+            message=data["message"],
+            source_ip=data.get("source_ip"),
+            user_id=data.get("user_id"),
+            details=dict(data.get("details") or {}),
+            alert_id=data["alert_id"],
+            timestamp=float(data["timestamp"]),
+            acknowledged=bool(data.get("acknowledged")),
+            acknowledged_at=data.get("acknowledged_at"),
+        )

@@ -5,6 +5,18 @@ when the queue is full the event is counted as dropped). One background task
 runs the detectors and the alert handlers, so a slow webhook never slows a
 request. A handler or detector that raises is logged and skipped.
 
+State shared across workers (issue 13, item 5) lives in the store the monitor
+is given (the stack's: Redis when ``REDIS_URL`` is set, else memory): alerts
+and their acknowledgement (:class:`~pynomaly_security.monitor.alerts.StoredAlerts`),
+the counters of :meth:`get_security_summary` (tallies: each worker counts in
+memory on the request path and adds its counts to the store from the background
+task, after each batch of events and every ``flush_interval`` seconds), and the
+detectors' state. Each worker analyses the events it saw; detectors decide
+against the shared state and a set-if-absent cool-down, so a threshold fires
+once across workers. (Chosen over one stream consumed by a consumer group:
+the detectors would need the shared state anyway, as a group hands each worker
+only part of the events, and the request path would gain a write per event.)
+
 Every alert is bounded before it is stored or handed on, whoever raised it (a
 detector, the lockout, the app): detectors copy what they saw (a path, a user
 name, findings), which is the attacker's to size and to fill with control
@@ -27,7 +39,9 @@ from typing import Any
 import structlog
 
 from pynomaly_security.audit.bounds import RecordBounds
-from pynomaly_security.monitor.alerts import AlertStore, InMemoryAlertStore
+from pynomaly_security.exceptions import StorageError
+from pynomaly_security.logsafe import safe_text
+from pynomaly_security.monitor.alerts import AlertStore, StoredAlerts
 from pynomaly_security.monitor.detectors import (
     AnomalousAccessDetector,
     BruteForceDetector,
@@ -36,8 +50,15 @@ from pynomaly_security.monitor.detectors import (
 )
 from pynomaly_security.monitor.events import EventKind, SecurityAlert, SecurityEvent, ThreatLevel
 from pynomaly_security.settings import SecuritySettings
+from pynomaly_security.storage.base import (
+    DocumentStore,
+    Store,
+    TallyStore,
+    missing_capability,
+)
+from pynomaly_security.storage.memory import MemoryStore
 
-__all__ = ["ALERT_BOUNDS", "AlertHandler", "SecurityMonitor"]
+__all__ = ["ALERT_BOUNDS", "METRICS", "AlertHandler", "SecurityMonitor", "default_detectors"]
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +68,7 @@ EVENT_DETECTOR_FAILED = "security_detector_failed"
 EVENT_HANDLER_FAILED = "security_alert_handler_failed"
 EVENT_ALERT = "security_alert"
 EVENT_DROPPED = "security_event_dropped"
+EVENT_STORE_FAILED = "security_monitor_store_failed"
 
 ALERT_BOUNDS = RecordBounds(max_field_chars=256, max_record_bytes=8192, escape_controls=True)
 """Bounds of an alert: 256 characters per string (a finding's excerpt is 40), 8 KB
@@ -58,18 +80,47 @@ _METRIC_BY_KIND = {
     EventKind.INJECTION: "injection_attempts",
     EventKind.BLOCKED: "blocked_requests",
     EventKind.REQUEST: "requests",
+    EventKind.LOCKOUT: "lockouts",
 }
+
+METRICS = (
+    "failed_logins",
+    "successful_logins",
+    "injection_attempts",
+    "blocked_requests",
+    "requests",
+    "lockouts",
+    "dropped_events",
+)
+"""The counters :meth:`SecurityMonitor.get_security_summary` reports (all workers')."""
+
+_TALLIES = "monitor"
+
+
+def default_detectors(store: Store, *, injection: bool = True) -> list[Detector]:
+    """The built-in detectors on ``store``: brute force (lockout events), anomalous
+    access, and injection when an inspection layer reports injection attempts."""
+    detectors: list[Detector] = [BruteForceDetector(), AnomalousAccessDetector(store)]
+    if injection:
+        detectors.append(InjectionAttackDetector(store))
+    return detectors
 
 
 class SecurityMonitor:
     """Consumes security events and raises alerts.
 
     Args:
-        detectors: the detectors to run; ``None`` installs the built-in ones.
+        detectors: the detectors to run; ``None`` installs :func:`default_detectors`.
         queue_size: bound of the event queue.
-        alert_store: where alerts are kept (default: bounded, in memory).
+        store: where alerts, counters and the detectors' state live (a
+            :class:`~pynomaly_security.storage.base.Store` with documents and
+            tallies); default: a bounded memory store of this process.
+        alert_store: where alerts are kept instead (default: the store's ``alerts``).
         clock: injected for tests.
         enabled: when false, events are counted but no detector runs.
+        max_alerts: most alerts kept (oldest dropped first).
+        flush_interval: seconds between two flushes of this worker's counters
+            when no event comes.
     """
 
     def __init__(
@@ -77,41 +128,59 @@ class SecurityMonitor:
         *,
         detectors: Iterable[Detector] | None = None,
         queue_size: int = 10_000,
+        store: Store | None = None,
         alert_store: AlertStore | None = None,
         clock: Callable[[], float] = time.time,
         enabled: bool = True,
-        brute_force_max_attempts: int = 5,
-        brute_force_time_window: float = 300.0,
         max_keys: int = 100_000,
+        max_alerts: int = 10_000,
         alert_bounds: RecordBounds = ALERT_BOUNDS,
+        flush_interval: float = 1.0,
     ) -> None:
+        if store is None:
+            store = MemoryStore(max_keys=max_keys)
+        self._store = store
         if detectors is None:
-            detectors = [
-                BruteForceDetector(brute_force_max_attempts, brute_force_time_window, max_keys),
-                AnomalousAccessDetector(max_users=max_keys),
-                InjectionAttackDetector(max_keys=max_keys),
-            ]
+            detectors = default_detectors(store)
         self._detectors: list[Detector] = list(detectors)
         self._handlers: list[AlertHandler] = []
         self._queue: asyncio.Queue[SecurityEvent] | None = None
         self._queue_size = queue_size
-        self._alerts: AlertStore = alert_store or InMemoryAlertStore()
+        if alert_store is None:
+            if not isinstance(store, DocumentStore):
+                raise missing_capability(store, DocumentStore, "the monitor's alerts")
+            alert_store = StoredAlerts(store, max_alerts)
+        self._alerts: AlertStore = alert_store
+        if not isinstance(store, TallyStore):
+            raise missing_capability(store, TallyStore, "the monitor's counters")
+        self._tallies: TallyStore = store
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        # This worker's counts (the request path adds to them) and how much of
+        # them the shared tallies already have.
         self._metrics: Counter[str] = Counter()
-        self._alert_counts: Counter[str] = Counter()
+        self._flushed: Counter[str] = Counter()
+        self._flush_lock = asyncio.Lock()
+        self._flush_interval = flush_interval
         self.enabled = enabled
         self._started_at: float | None = None
         self._bounds = alert_bounds
 
     @classmethod
-    def from_settings(cls, settings: SecuritySettings, **kwargs: Any) -> SecurityMonitor:
+    def from_settings(
+        cls, settings: SecuritySettings, *, injection: bool = True, **kwargs: Any
+    ) -> SecurityMonitor:
+        """The monitor the settings describe; ``injection``: whether an inspection
+        layer reports injection attempts (its detector runs only then)."""
+        store = kwargs.pop("store", None)
+        if store is None:
+            store = MemoryStore(max_keys=settings.max_tracked_keys)
+        kwargs.setdefault("detectors", default_detectors(store, injection=injection))
         return cls(
             queue_size=settings.monitor_queue_size,
             enabled=settings.enable_security_monitoring and settings.threat_detection_enabled,
-            brute_force_max_attempts=settings.brute_force_max_attempts,
-            brute_force_time_window=settings.brute_force_time_window,
             max_keys=settings.max_tracked_keys,
+            store=store,
             **kwargs,
         )
 
@@ -155,11 +224,25 @@ class SecurityMonitor:
         await self.stop()
 
     async def flush(self, timeout: float = 1.0) -> None:
-        """Wait (at most ``timeout`` seconds) until queued events are processed."""
-        if self._queue is None or not self.running:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), timeout)
+        """Wait (at most ``timeout`` seconds) until queued events are processed,
+        then add this worker's counts to the shared tallies."""
+        if self._queue is not None and self.running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), timeout)
+        await self._flush_tallies()
+
+    async def _flush_tallies(self) -> None:
+        async with self._flush_lock:  # two flushes at once would add the same counts twice
+            deltas = {k: v - self._flushed[k] for k, v in self._metrics.items()}
+            deltas = {k: v for k, v in deltas.items() if v}
+            if not deltas:
+                return
+            try:
+                await self._tallies.add_tallies(_TALLIES, deltas)
+            except StorageError as exc:  # kept for the next flush
+                log.warning(EVENT_STORE_FAILED, what="tallies", error=safe_text(str(exc)))
+                return
+            self._flushed.update(deltas)
 
     # -- input ---------------------------------------------------------------------------
     def submit(self, event: SecurityEvent) -> bool:
@@ -196,6 +279,13 @@ class SecurityMonitor:
         for detector in self._detectors:
             try:
                 alert = await detector.analyze(event)
+            except StorageError as exc:
+                log.warning(
+                    EVENT_STORE_FAILED,
+                    what=getattr(detector, "name", "detector"),
+                    error=safe_text(str(exc)),
+                )
+                continue
             except Exception:
                 log.exception(EVENT_DETECTOR_FAILED, detector=getattr(detector, "name", "?"))
                 continue
@@ -208,8 +298,10 @@ class SecurityMonitor:
         """Store an alert and pass it to every handler (also for app code), bounded
         first (:data:`ALERT_BOUNDS`)."""
         self._bound(alert)
-        await self._alerts.add(alert)
-        self._alert_counts[alert.threat_level.value] += 1
+        try:
+            await self._alerts.add(alert)
+        except StorageError as exc:  # the log line and the handlers still get it
+            log.warning(EVENT_STORE_FAILED, what="alerts", error=safe_text(str(exc)))
         log.warning(
             EVENT_ALERT,
             alert_id=alert.alert_id,
@@ -239,11 +331,20 @@ class SecurityMonitor:
 
     async def _run(self, queue: asyncio.Queue[SecurityEvent]) -> None:
         while True:
-            event = await queue.get()
+            try:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel
+                # that arrives as the get completes, and this loop would never stop.
+                async with asyncio.timeout(self._flush_interval):
+                    event = await queue.get()
+            except TimeoutError:  # idle: counts made without an event (count()) go out
+                await self._flush_tallies()
+                continue
             try:
                 await self.process_event(event)
             finally:
                 queue.task_done()
+            if queue.empty():
+                await self._flush_tallies()
 
     # -- configuration -----------------------------------------------------------------
     def register_detector(self, detector: Detector) -> None:
@@ -262,10 +363,10 @@ class SecurityMonitor:
 
     # -- queries -------------------------------------------------------------------------
     async def get_active_alerts(
-        self, threat_level: ThreatLevel | None = None
+        self, threat_level: ThreatLevel | None = None, *, limit: int = 1000
     ) -> list[SecurityAlert]:
-        """Unacknowledged alerts, newest first, optionally of one level."""
-        return await self._alerts.list(threat_level=threat_level)
+        """Unacknowledged alerts (every worker's), newest first, optionally of one level."""
+        return await self._alerts.list(threat_level=threat_level, limit=limit)
 
     async def get_alert(self, alert_id: str) -> SecurityAlert | None:
         return await self._alerts.get(alert_id)
@@ -276,26 +377,26 @@ class SecurityMonitor:
 
     @property
     def metrics(self) -> dict[str, int]:
+        """This worker's counts since it started (the summary has every worker's)."""
         return dict(self._metrics)
 
     async def get_security_summary(self) -> dict[str, Any]:
-        active = await self._alerts.list()
-        by_level = {level.value: 0 for level in ThreatLevel}
-        for alert in active:
-            by_level[alert.threat_level.value] += 1
+        """Alerts and counters of every worker (this one's counts flushed first);
+        ``running`` and ``queue_depth`` are this worker's."""
+        await self._flush_tallies()
+        by_level = await self._alerts.count_active()
+        shared = await self._tallies.tallies(_TALLIES)
         return {
             "monitoring_enabled": self.enabled,
             "running": self.running,
-            "active_alerts_count": len(active),
-            "recent_alerts": by_level,
-            "recent_metrics": {
-                "failed_logins": self._metrics["failed_logins"],
-                "successful_logins": self._metrics["successful_logins"],
-                "injection_attempts": self._metrics["injection_attempts"],
-                "blocked_requests": self._metrics["blocked_requests"],
-                "requests": self._metrics["requests"],
-                "dropped_events": self._metrics["dropped_events"],
-            },
-            "detectors": [getattr(d, "name", type(d).__name__) for d in self._detectors],
+            "active_alerts_count": sum(by_level.values()),
+            "recent_alerts": {level.value: by_level.get(level, 0) for level in ThreatLevel},
+            "recent_metrics": {name: shared.get(name, 0) for name in METRICS},
+            # Only the detectors that run: none while monitoring is off.
+            "detectors": (
+                [getattr(d, "name", type(d).__name__) for d in self._detectors]
+                if self.enabled
+                else []
+            ),
             "queue_depth": self._queue.qsize() if self._queue is not None else 0,
         }

@@ -25,7 +25,7 @@ does not have the capability, and the registry says so at construction:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -37,12 +37,21 @@ __all__ = [
     "Backend",
     "BackendOptions",
     "CounterStore",
+    "DocumentCollection",
+    "DocumentStore",
+    "EntryLog",
     "FailurePolicy",
     "KeyValueStore",
+    "LogStore",
     "MemberStore",
+    "Scalar",
     "SlidingWindowStore",
     "Store",
+    "TallyStore",
+    "Where",
+    "check_indexed",
     "failure_policy",
+    "missing_capability",
 ]
 
 FailurePolicy = Literal["fail_open", "fail_closed"]
@@ -208,3 +217,112 @@ class Store(CounterStore, SlidingWindowStore, KeyValueStore, MemberStore, Protoc
     async def healthcheck(self) -> bool:
         """True when the backend answers."""
         ...
+
+
+# -- monitor state: alerts, activity, tallies (issue 13, item 5) ----------------------------
+# Three more capabilities, each small enough for a SQL table to implement: the
+# monitor's alerts are documents with queries on declared fields, user activity
+# is a family of bounded append-only logs, and the monitor's counters are tallies.
+
+Scalar = str | int | float | bool | None
+"""A value an indexed document field, or a query on one, may hold."""
+Where = Mapping[str, Scalar] | None
+"""Equality conditions on indexed fields (all must hold); None: every document."""
+
+
+@runtime_checkable
+class DocumentCollection(Protocol):
+    """JSON objects by id, newest first, queried by equality on the declared fields.
+
+    SQL: one table (``id``, ``seq``, one column per indexed field, ``body``); a
+    query is ``WHERE`` on the columns ``ORDER BY seq DESC``, a count ``GROUP BY``.
+    """
+
+    async def put(self, doc_id: str, document: Mapping[str, Any]) -> None:
+        """Insert (or replace) a document; beyond the collection's bound the oldest go."""
+        ...
+
+    async def get(self, doc_id: str) -> dict[str, Any] | None:
+        """One document, or None."""
+        ...
+
+    async def update(
+        self, doc_id: str, changes: Mapping[str, Any], *, only_if: Where = None
+    ) -> dict[str, Any] | None:
+        """Set ``changes`` atomically when the document's fields equal ``only_if``;
+        the document as it is afterwards (changed or not), None for an unknown id."""
+        ...
+
+    async def find(self, where: Where = None, *, limit: int = 100) -> list[dict[str, Any]]:
+        """Up to ``limit`` documents whose indexed fields equal ``where``, newest first."""
+        ...
+
+    async def count(self, where: Where = None, *, group_by: str) -> dict[Scalar, int]:
+        """How many documents match ``where``, per value of the indexed field ``group_by``."""
+        ...
+
+
+def check_indexed(indexed: Sequence[str], names: Iterable[str]) -> None:
+    """Refuse a query on a field the collection does not index (it would be a scan)."""
+    for name in names:
+        if name not in indexed:
+            raise ConfigurationError(f"{name!r} is not an indexed field of this collection")
+
+
+@runtime_checkable
+class DocumentStore(Protocol):
+    def documents(self, name: str, *, indexed: Sequence[str], keep: int) -> DocumentCollection:
+        """The collection ``name`` (the same one for every caller of the store), holding at
+        most ``keep`` documents; ``where`` and ``group_by`` may name only ``indexed`` fields."""
+        ...
+
+
+@runtime_checkable
+class EntryLog(Protocol):
+    """Bounded append-only logs by stream (one per user, say), the least recently
+    used stream dropped first.
+
+    SQL: one table (``stream``, ``seq``, ``entry``) trimmed per stream and by stream.
+    """
+
+    async def append(self, chunks: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Append each chunk's entries (JSON values, oldest first) to its stream, in order."""
+        ...
+
+    async def read(self, stream: str, *, limit: int | None = None) -> list[Any]:
+        """The stream's entries, newest first (JSON arrays may come back as lists)."""
+        ...
+
+    async def streams(self) -> int:
+        """How many streams are kept."""
+        ...
+
+
+@runtime_checkable
+class LogStore(Protocol):
+    def log(self, name: str, *, max_entries: int, max_streams: int) -> EntryLog:
+        """The log family ``name`` (the same one for every caller of the store): at
+        most ``max_entries`` per stream and ``max_streams`` streams."""
+        ...
+
+
+@runtime_checkable
+class TallyStore(Protocol):
+    """Named sets of counters that never expire (SQL: ``(name, field, value)``, upserted)."""
+
+    async def add_tallies(self, name: str, deltas: Mapping[str, int]) -> None:
+        """Add each delta to its counter, atomically for the whole mapping."""
+        ...
+
+    async def tallies(self, name: str) -> dict[str, int]:
+        """Every counter of ``name``."""
+        ...
+
+
+def missing_capability(store: object, protocol: object, feature: str) -> ConfigurationError:
+    """The error for a feature built on a store without the capability it needs
+    (checked when the feature is built, like limits' ``MovingWindowSupport``)."""
+    name = getattr(protocol, "__name__", repr(protocol))
+    return ConfigurationError(
+        f"{feature} needs a store with {name}; {type(store).__name__} does not have it"
+    )

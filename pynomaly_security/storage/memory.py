@@ -247,3 +247,139 @@ class MemoryStore:
             return False
         seen = entry[0].get(member)
         return seen is not None and seen > now - window
+
+    # -- monitor state: documents, logs, tallies (issue 13, item 5) ------------------------
+    def _families(self) -> dict[tuple[str, str], Any]:
+        # Kept apart from _data, so a flood of rate-limit keys never evicts an alert;
+        # made on first use so this block stays one addition to the class.
+        families: dict[tuple[str, str], Any] | None = self.__dict__.get("_monitor_families")
+        if families is None:
+            families = self.__dict__["_monitor_families"] = {}
+        return families
+
+    def documents(self, name: str, *, indexed: Sequence[str], keep: int) -> MemoryDocuments:
+        """The collection ``name`` (see :class:`~pynomaly_security.storage.base.DocumentStore`)."""
+        families = self._families()
+        found = families.get(("documents", name))
+        if found is None:
+            found = families["documents", name] = MemoryDocuments(indexed, keep)
+        return found
+
+    def log(self, name: str, *, max_entries: int, max_streams: int) -> MemoryLog:
+        """The log family ``name`` (see :class:`~pynomaly_security.storage.base.LogStore`)."""
+        families = self._families()
+        found = families.get(("log", name))
+        if found is None:
+            found = families["log", name] = MemoryLog(max_entries, max_streams)
+        return found
+
+    async def add_tallies(self, name: str, deltas: Mapping[str, int]) -> None:
+        counts: dict[str, int] = self._families().setdefault(("tallies", name), {})
+        for field_name, delta in deltas.items():
+            counts[field_name] = counts.get(field_name, 0) + delta
+
+    async def tallies(self, name: str) -> dict[str, int]:
+        return dict(self._families().get(("tallies", name), {}))
+
+
+# Imports of the monitor-state block (kept with it so it merges as one addition).
+import json  # noqa: E402
+from collections import deque  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
+
+from pynomaly_security._bounded import BoundedDict  # noqa: E402
+from pynomaly_security.storage.base import Scalar, Where, check_indexed  # noqa: E402
+
+__all__ += ["MemoryDocuments", "MemoryLog"]
+
+
+def _matches(fields: Mapping[str, Scalar], where: Mapping[str, Scalar]) -> bool:
+    return all(fields.get(name) == value for name, value in where.items())
+
+
+class MemoryDocuments:
+    """:class:`~pynomaly_security.storage.base.DocumentCollection` in one process.
+
+    Documents are kept as JSON text, as Redis keeps them, so what a caller gets
+    back never aliases what it stored and a value JSON cannot hold fails here too.
+    """
+
+    def __init__(self, indexed: Sequence[str], keep: int) -> None:
+        if keep < 1:
+            raise ConfigurationError(f"keep must be >= 1, got {keep}")
+        self._indexed = tuple(indexed)
+        self._keep = keep
+        # id -> (JSON text, indexed fields); insertion order is age.
+        self._docs: OrderedDict[str, tuple[str, dict[str, Scalar]]] = OrderedDict()
+
+    def _index(self, document: Mapping[str, Any]) -> dict[str, Scalar]:
+        return {name: document.get(name) for name in self._indexed}
+
+    async def put(self, doc_id: str, document: Mapping[str, Any]) -> None:
+        self._docs.pop(doc_id, None)
+        self._docs[doc_id] = (json.dumps(dict(document)), self._index(document))
+        while len(self._docs) > self._keep:
+            self._docs.popitem(last=False)
+
+    async def get(self, doc_id: str) -> dict[str, Any] | None:
+        found = self._docs.get(doc_id)
+        return json.loads(found[0]) if found is not None else None
+
+    async def update(
+        self, doc_id: str, changes: Mapping[str, Any], *, only_if: Where = None
+    ) -> dict[str, Any] | None:
+        document = await self.get(doc_id)
+        if document is None:
+            return None
+        if only_if is None or all(document.get(k) == v for k, v in only_if.items()):
+            document.update(changes)
+            self._docs[doc_id] = (json.dumps(document), self._index(document))
+        return document
+
+    async def find(self, where: Where = None, *, limit: int = 100) -> list[dict[str, Any]]:
+        where = where or {}
+        check_indexed(self._indexed, where)
+        found: list[dict[str, Any]] = []
+        for text, fields in reversed(self._docs.values()):
+            if len(found) >= limit:
+                break
+            if _matches(fields, where):
+                found.append(json.loads(text))
+        return found
+
+    async def count(self, where: Where = None, *, group_by: str) -> dict[Scalar, int]:
+        where = where or {}
+        check_indexed(self._indexed, [*where, group_by])
+        counts: dict[Scalar, int] = {}
+        for _, fields in self._docs.values():
+            if _matches(fields, where):
+                value = fields[group_by]
+                counts[value] = counts.get(value, 0) + 1
+        return counts
+
+
+class MemoryLog:
+    """:class:`~pynomaly_security.storage.base.EntryLog` in one process: a bounded
+    LRU map of bounded deques. Entries are kept as given (no JSON round trip: the
+    tracker appends on every request), so callers append immutable values."""
+
+    def __init__(self, max_entries: int, max_streams: int) -> None:
+        if max_entries < 1 or max_streams < 1:
+            raise ConfigurationError("max_entries and max_streams must be >= 1")
+        self._streams: BoundedDict[str, deque[Any]] = BoundedDict(max_streams)
+        self._new: Callable[[], deque[Any]] = lambda: deque(maxlen=max_entries)
+
+    async def append(self, chunks: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        streams, new = self._streams, self._new
+        for stream, entries in chunks:
+            streams.setdefault(stream, new).extend(entries)
+
+    async def read(self, stream: str, *, limit: int | None = None) -> list[Any]:
+        entries = self._streams.get(stream)  # a read is a use, as in any LRU
+        if not entries:
+            return []
+        newest_first = list(reversed(entries))
+        return newest_first[:limit] if limit is not None else newest_first
+
+    async def streams(self) -> int:
+        return len(self._streams)

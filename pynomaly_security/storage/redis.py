@@ -263,3 +263,190 @@ class RedisStore:
     async def has_member(self, key: str, member: str, window: float) -> bool:
         score = await self._call("zscore", self._k(key), member)
         return score is not None and float(score) > self._clock() - window
+
+    # -- monitor state: documents, logs, tallies (issue 13, item 5) ------------------------
+    async def _run_script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run ``_lua/<name>.lua``, registered on first use with the current client."""
+        client = await self._redis()
+        if name not in self._scripts:
+            source = resources.files("pynomaly_security.storage").joinpath(f"_lua/{name}.lua")
+            self._scripts[name] = client.register_script(source.read_text())
+        return await self._run(name, keys, args)
+
+    async def _pipelined(self, what: str, commands: Callable[[Any], object]) -> list[Any]:
+        """Several commands in one round trip (not a transaction: reads only)."""
+        client = await self._redis()
+        try:
+            async with client.pipeline(transaction=False) as pipe:
+                commands(pipe)
+                return list(await pipe.execute())
+        except _ERRORS as exc:
+            raise StorageError(f"redis {what} failed: {type(exc).__name__}") from exc
+
+    def documents(self, name: str, *, indexed: Sequence[str], keep: int) -> RedisDocuments:
+        """The collection ``name`` (see :class:`~pynomaly_security.storage.base.DocumentStore`)."""
+        return RedisDocuments(self, self._k(f"doc:{name}:"), indexed, keep)
+
+    def log(self, name: str, *, max_entries: int, max_streams: int) -> RedisLog:
+        """The log family ``name`` (see :class:`~pynomaly_security.storage.base.LogStore`)."""
+        return RedisLog(self, self._k(f"log:{name}:"), max_entries, max_streams)
+
+    async def add_tallies(self, name: str, deltas: Mapping[str, int]) -> None:
+        if not deltas:
+            return
+        client = await self._redis()
+        key = self._k(f"tally:{name}")
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                for field_name, delta in deltas.items():
+                    pipe.hincrby(key, field_name, delta)
+                await pipe.execute()
+        except _ERRORS as exc:
+            raise StorageError(f"redis hincrby failed: {type(exc).__name__}") from exc
+
+    async def tallies(self, name: str) -> dict[str, int]:
+        values = await self._call("hgetall", self._k(f"tally:{name}"))
+        return {str(k): int(v) for k, v in values.items()}
+
+
+# Imports of the monitor-state block (kept with it so it merges as one addition).
+import json  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
+
+from pynomaly_security.storage.base import Scalar, Where, check_indexed  # noqa: E402
+
+__all__ += ["RedisDocuments", "RedisLog"]
+
+
+def _json(value: Any) -> str:
+    # One encoding for what is stored and what is compared (only_if, combos); ASCII,
+    # so text a JSON body smuggled in (a lone surrogate) is escaped, not an encoding error.
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _name(text: str) -> bytes:
+    # A stream name is attacker text (a login's user name): bytes, whatever it holds.
+    return text.encode("utf-8", "surrogatepass")
+
+
+class RedisDocuments:
+    """:class:`~pynomaly_security.storage.base.DocumentCollection` on Redis.
+
+    Each document is a hash of its fields as JSON texts; writes are one Lua step
+    (``_lua/documents.lua``) that also keeps, per combination of indexed values, a
+    sorted set of ids and a count, so a query reads only matching ids and a count
+    reads one small hash.
+    """
+
+    def __init__(self, store: RedisStore, prefix: str, indexed: Sequence[str], keep: int) -> None:
+        if keep < 1:
+            raise ConfigurationError(f"keep must be >= 1, got {keep}")
+        self._store = store
+        self._prefix = prefix
+        self._indexed = tuple(indexed)
+        self._keep = keep
+        self._keys = [prefix + "order", prefix + "combo", prefix + "tally", prefix + "seq"]
+
+    def _args(self, op: str, doc_id: str, count: int) -> list[Any]:
+        return [op, self._prefix, doc_id, count, len(self._indexed), *self._indexed]
+
+    async def put(self, doc_id: str, document: Mapping[str, Any]) -> None:
+        args = self._args("put", doc_id, self._keep)
+        for name, value in document.items():
+            args += [name, _json(value)]
+        await self._store._run_script("documents", self._keys, args)
+
+    async def get(self, doc_id: str) -> dict[str, Any] | None:
+        fields = await self._store._call("hgetall", self._prefix + "d:" + doc_id)
+        return {k: json.loads(v) for k, v in fields.items()} if fields else None
+
+    async def update(
+        self, doc_id: str, changes: Mapping[str, Any], *, only_if: Where = None
+    ) -> dict[str, Any] | None:
+        only_if = only_if or {}
+        args = self._args("update", doc_id, len(only_if))
+        for name, value in [*only_if.items(), *changes.items()]:
+            args += [name, _json(value)]
+        if not await self._store._run_script("documents", self._keys, args):
+            return None
+        return await self.get(doc_id)
+
+    async def _combos(self, where: Mapping[str, Scalar]) -> list[tuple[str, list[Any], int]]:
+        """(combo, its indexed values, document count) of every combination matching ``where``."""
+        tally = await self._store._call("hgetall", self._prefix + "tally")
+        positions = {name: i for i, name in enumerate(self._indexed)}
+        found = []
+        for combo, count in tally.items():
+            values = json.loads(combo)
+            if all(values[positions[k]] == v for k, v in where.items()):
+                found.append((combo, values, int(count)))
+        return found
+
+    async def find(self, where: Where = None, *, limit: int = 100) -> list[dict[str, Any]]:
+        where = where or {}
+        check_indexed(self._indexed, where)
+        combos = await self._combos(where)
+        if not combos or limit < 1:
+            return []
+        prefix = self._prefix
+        ranges = await self._store._pipelined(
+            "zrevrange",
+            lambda pipe: [
+                pipe.zrevrange(prefix + "c:" + c, 0, limit - 1, withscores=True)
+                for c, _, _ in combos
+            ],
+        )
+        newest = sorted((pair for r in ranges for pair in r), key=lambda p: -p[1])[:limit]
+        bodies = await self._store._pipelined(
+            "hgetall", lambda pipe: [pipe.hgetall(prefix + "d:" + i) for i, _ in newest]
+        )
+        # A document dropped or changed between the two reads is left out, not half-read.
+        documents = [{k: json.loads(v) for k, v in b.items()} for b in bodies if b]
+        return [d for d in documents if all(d.get(k) == v for k, v in where.items())]
+
+    async def count(self, where: Where = None, *, group_by: str) -> dict[Scalar, int]:
+        where = where or {}
+        check_indexed(self._indexed, [*where, group_by])
+        position = self._indexed.index(group_by)
+        counts: dict[Scalar, int] = {}
+        for _, values, count in await self._combos(where):
+            counts[values[position]] = counts.get(values[position], 0) + count
+        return counts
+
+
+class RedisLog:
+    """:class:`~pynomaly_security.storage.base.EntryLog` on Redis: a list per stream
+    and a sorted set of streams by last append, both trimmed in one Lua step
+    (``_lua/log_append.lua``)."""
+
+    # Entries per script call: a big flush is cut so Redis is never busy long.
+    _BATCH = 1000
+
+    def __init__(self, store: RedisStore, prefix: str, max_entries: int, max_streams: int) -> None:
+        if max_entries < 1 or max_streams < 1:
+            raise ConfigurationError("max_entries and max_streams must be >= 1")
+        self._store = store
+        self._prefix = prefix
+        self._keys = [prefix + "streams", prefix + "seq"]
+        self._head = [prefix + "s:", max_entries, max_streams]
+
+    async def append(self, chunks: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        args: list[Any] = []
+        entries = 0
+        for stream, values in chunks:
+            args += [_name(stream), len(values), *map(_json, values)]
+            entries += len(values)
+            if entries >= self._BATCH:
+                await self._store._run_script("log_append", self._keys, self._head + args)
+                args, entries = [], 0
+        if args:
+            await self._store._run_script("log_append", self._keys, self._head + args)
+
+    async def read(self, stream: str, *, limit: int | None = None) -> list[Any]:
+        end = -1 if limit is None else limit - 1
+        key = (self._prefix + "s:").encode() + _name(stream)
+        values = await self._store._call("lrange", key, 0, end)
+        return [json.loads(v) for v in values]
+
+    async def streams(self) -> int:
+        return int(await self._store._call("zcard", self._prefix + "streams"))

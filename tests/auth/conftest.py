@@ -17,6 +17,7 @@ from pynomaly_security.auth import (
     ZeroTrustAuthenticator,
 )
 from pynomaly_security.auth.risk import GeoLookup
+from pynomaly_security.monitor.detectors import lockout_alert
 from pynomaly_security.monitor.events import SecurityAlert, SecurityEvent
 from pynomaly_security.storage.memory import MemoryStore
 
@@ -45,7 +46,8 @@ def hasher() -> PasswordHasher:
 
 
 class Sinks:
-    """Collects what the authenticator reports (stands in for the monitor)."""
+    """Collects what the authenticator reports (stands in for the monitor: a lockout
+    event becomes the alert the monitor's brute-force detector makes of it)."""
 
     def __init__(self) -> None:
         self.alerts: list[SecurityAlert] = []
@@ -56,6 +58,9 @@ class Sinks:
 
     def event(self, event: SecurityEvent) -> None:
         self.events.append(event)
+        alert = lockout_alert(event)
+        if alert is not None:
+            self.alerts.append(alert)
 
 
 @pytest.fixture
@@ -86,7 +91,7 @@ def make_authenticator(clock: Clock, hasher: PasswordHasher, sinks: Sinks) -> Ma
             lockouts=LockoutManager(
                 store,
                 max_attempts=max_attempts,
-                alert_sink=sinks.alert,
+                event_sink=sinks.event,
                 clock=clock,
                 **lockout,  # type: ignore[arg-type]
             ),

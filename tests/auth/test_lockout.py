@@ -31,7 +31,7 @@ async def store(store_url: str, clock: Clock) -> AsyncIterator[Store]:
 def manager(store: Store, clock: Clock, sinks: Sinks, **kwargs: Any) -> LockoutManager:
     options: dict[str, Any] = {"max_attempts": 3, "window": 300, "lock_seconds": 60}
     options.update(kwargs)
-    return LockoutManager(store, alert_sink=sinks.alert, clock=clock, **options)
+    return LockoutManager(store, event_sink=sinks.event, clock=clock, **options)
 
 
 @pytest.mark.anyio

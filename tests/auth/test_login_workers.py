@@ -4,12 +4,6 @@ workers sharing Redis, for JSON, form and multipart logins (issue 12, item 9).""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,77 +12,29 @@ import httpx
 import pytest
 import redis
 
+from tests._uvicorn import uvicorn_workers
+
 ATTEMPTS = 5
 GUESSES = 50
 RIGHT = "guess-30-is-right"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def two_workers(redis_db: str, tmp_path: Path) -> Iterator[str]:
     """uvicorn --workers 2 running login_workers_app, stopped afterwards."""
-    port = free_port()
-    env = dict(
-        os.environ,
-        PNS_TEST_REDIS_URL=redis_db,
-        PNS_TEST_AUDIT_DB=str(tmp_path / "audit.db"),
-        PNS_TEST_ATTEMPTS=str(ATTEMPTS),
-    )
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")]
-    )
-    log_path = tmp_path / "uvicorn.log"
-    log_file = log_path.open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "login_workers_app:app",
-            "--app-dir",
-            str(Path(__file__).parent),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--no-proxy-headers",
-        ],
+    env = {
+        "PNS_TEST_REDIS_URL": redis_db,
+        "PNS_TEST_AUDIT_DB": str(tmp_path / "audit.db"),
+        "PNS_TEST_ATTEMPTS": str(ATTEMPTS),
+    }
+    with uvicorn_workers(
+        "login_workers_app:app",
+        Path(__file__).parent,
+        workers=2,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log_file,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        pids: set[str] = set()
-        for _ in range(600):
-            if proc.poll() is not None:
-                pytest.fail("uvicorn exited: " + log_path.read_text()[-2000:])
-            with contextlib.suppress(httpx.TransportError):
-                pids.add(httpx.get(base + "/health", headers={"Connection": "close"}).text)
-            if len(pids) >= 2:
-                break
-            time.sleep(0.05)
-        if len(pids) < 2:
-            pytest.fail("two workers did not both answer: " + log_path.read_text()[-2000:])
+        log_path=tmp_path / "uvicorn.log",
+    ) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log_file.close()
 
 
 def _guess(path: str, i: int) -> dict[str, Any]:

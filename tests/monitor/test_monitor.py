@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
+from pynomaly_security.auth.lockout import LockoutManager
 from pynomaly_security.monitor import (
     AnomalousAccessDetector,
     BruteForceDetector,
@@ -15,28 +16,66 @@ from pynomaly_security.monitor import (
     ThreatDetector,
     ThreatLevel,
 )
+from pynomaly_security.storage.memory import MemoryStore
 
 T0 = 1_700_000_000.0  # a Tuesday, 22:13 UTC
 
 
-def _failure(ip: str, n: int, user: str = "alice", at: float = T0) -> SecurityEvent:
+def _locked(user: str = "alice", ip: str = "9.9.9.9") -> SecurityEvent:
     return SecurityEvent(
-        kind=EventKind.LOGIN_FAILURE,
+        kind=EventKind.LOCKOUT,
         source_ip=ip,
-        timestamp=at,
-        details={"username": user, "ip_failures": n, "user_failures": n},
+        user_id=user,
+        timestamp=T0,
+        details={
+            "reason": "brute_force",
+            "failures": 5,
+            "duration": 900,
+            "lock_key": "k",
+            "lock_number": 1,
+            "by": "user_and_ip",
+        },
     )
 
 
 @pytest.mark.anyio
-async def test_brute_force_alerts_once_per_window() -> None:
-    """The N-th failure raises one HIGH alert; more failures in the window do not repeat it."""
-    detector = BruteForceDetector(max_attempts=5, window=300)
-    assert await detector.analyze(_failure("1.2.3.4", 4)) is None
-    alert = await detector.analyze(_failure("1.2.3.4", 5))
-    assert alert is not None and alert.threat_level is ThreatLevel.HIGH
-    assert await detector.analyze(_failure("1.2.3.4", 6, at=T0 + 10)) is None
-    assert await detector.analyze(_failure("1.2.3.4", 5, at=T0 + 301)) is not None
+async def test_brute_force_alerts_are_the_lockouts_events() -> None:
+    """Failed logins are counted once, by the shared lockout: its lock becomes one HIGH
+    brute_force alert through the monitor (more failures while locked add none), and a
+    LOGIN_FAILURE event alone raises nothing."""
+    clock = lambda: T0  # noqa: E731
+    store = MemoryStore(clock=clock)
+    monitor = SecurityMonitor(store=store, clock=clock)
+    lockouts = LockoutManager(store, max_attempts=5, clock=clock, event_sink=monitor.submit)
+    async with monitor:
+        for _ in range(7):
+            await lockouts.report_auth_failure("alice", "203.0.113.7")
+        monitor.submit(SecurityEvent(kind=EventKind.LOGIN_FAILURE, source_ip="203.0.113.7"))
+        await monitor.flush()
+        alerts = await monitor.get_active_alerts()
+    assert [(a.alert_type, a.threat_level) for a in alerts] == [("brute_force", ThreatLevel.HIGH)]
+    (alert,) = alerts
+    assert (alert.user_id, alert.source_ip) == ("alice", "203.0.113.7")
+    assert alert.message == "5 failed sign-ins: locked for 900 s"
+    assert alert.details["lock_number"] == 1 and alert.details["by"] == "user_and_ip"
+    summary = await monitor.get_security_summary()
+    assert summary["recent_metrics"]["lockouts"] == 1
+    assert summary["recent_metrics"]["failed_logins"] == 1
+
+
+@pytest.mark.anyio
+async def test_status_lists_only_the_detectors_that_run() -> None:
+    """Without an inspection layer the injection detector is not built; with
+    monitoring off, no detector runs and none is listed."""
+    from pynomaly_security import SecuritySettings
+
+    settings = SecuritySettings(_env_file=None)  # type: ignore[call-arg]
+    on = SecurityMonitor.from_settings(settings, injection=False)
+    assert (await on.get_security_summary())["detectors"] == ["brute_force", "anomalous_access"]
+    off = SecurityMonitor.from_settings(
+        settings.model_copy(update={"threat_detection_enabled": False})
+    )
+    assert (await off.get_security_summary())["detectors"] == []
 
 
 @pytest.mark.anyio
@@ -115,6 +154,7 @@ async def test_queue_is_bounded_and_drops_are_counted() -> None:
     results = [monitor.submit(SecurityEvent(kind=EventKind.CUSTOM)) for _ in range(5)]
     assert results == [True, True, False, False, False]
     assert monitor.metrics["dropped_events"] == 3
+    assert (await monitor.get_security_summary())["recent_metrics"]["dropped_events"] == 3
     await monitor.stop()
 
 
@@ -128,8 +168,32 @@ async def test_failing_detector_does_not_stop_the_others() -> None:
         async def analyze(self, event: SecurityEvent) -> SecurityAlert | None:
             raise ValueError("bug")
 
-    monitor = SecurityMonitor(detectors=[Broken(), BruteForceDetector(1, 60)])
+    monitor = SecurityMonitor(detectors=[Broken(), BruteForceDetector()])
     with capture_logs() as logs:
-        alerts = await monitor.process_event(_failure("9.9.9.9", 1))
+        alerts = await monitor.process_event(_locked())
     assert [a.alert_type for a in alerts] == ["brute_force"]
     assert any(e["event"] == "security_detector_failed" for e in logs)
+
+
+def test_the_monitor_task_stops_when_its_loop_closes() -> None:
+    """An event submitted just before the loop closes does not keep the monitor's task
+    alive: the loop's shutdown cancels it and the loop closes (on Python 3.11,
+    ``asyncio.wait_for`` swallowed that cancel and the shutdown waited for ever)."""
+    import asyncio
+    import threading
+
+    async def serve_one_event() -> None:
+        monitor = SecurityMonitor(detectors=[])
+        await monitor.start_monitoring()
+        await asyncio.sleep(0)  # the task now waits for an event
+        monitor.submit(SecurityEvent(kind=EventKind.CUSTOM))
+
+    closed = threading.Event()
+
+    def run() -> None:
+        asyncio.run(serve_one_event())  # closing cancels every task left
+        closed.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert closed.wait(60), "the loop never closed: the monitor's task ignored its cancel"

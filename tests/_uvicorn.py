@@ -1,0 +1,90 @@
+"""Real ``uvicorn --workers N`` servers for the multi-worker tests, started and
+stopped (with their workers) around a test."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.storage._redis_server import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def uvicorn_workers(
+    app: str,
+    app_dir: Path,
+    *,
+    workers: int,
+    env: Mapping[str, str],
+    log_path: Path,
+    ready_workers: int = 2,
+    worker_of: Callable[[httpx.Response], str] = lambda response: response.text,
+    health: str = "/health",
+    cwd: Path | None = None,
+) -> Iterator[str]:
+    """Serve ``app`` (``module:attribute`` in ``app_dir``) on a free port; yields the base
+    URL once ``ready_workers`` distinct workers answered ``health`` (``worker_of`` names
+    the worker of an answer), fails with the server's log otherwise."""
+    port = free_port()
+    full_env = {
+        **os.environ,
+        **env,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                app,
+                "--app-dir",
+                str(app_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+                "--no-proxy-headers",
+            ],
+            cwd=cwd,
+            env=full_env,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            seen: set[str] = set()
+            for _ in range(2000):
+                if proc.poll() is not None:
+                    pytest.fail("uvicorn exited: " + log_path.read_text()[-3000:])
+                with contextlib.suppress(httpx.TransportError):
+                    # A new connection each time, so the kernel spreads them over workers.
+                    seen.add(worker_of(httpx.get(base + health, headers={"Connection": "close"})))
+                if len(seen) >= ready_workers:
+                    break
+                time.sleep(0.05)
+            if len(seen) < ready_workers:
+                pytest.fail(f"{len(seen)} workers answered: " + log_path.read_text()[-3000:])
+            yield base
+        finally:
+            proc.terminate()  # uvicorn's supervisor stops its workers on SIGTERM
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

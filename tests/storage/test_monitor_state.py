@@ -1,0 +1,157 @@
+"""The monitor-state capabilities (documents, logs, tallies), one contract run
+against every store backend: what the monitor and the user tracker rely on."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from pynomaly_security.exceptions import ConfigurationError
+from pynomaly_security.storage import Store, create_store
+from pynomaly_security.storage.base import (
+    DocumentStore,
+    LogStore,
+    TallyStore,
+    missing_capability,
+)
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    options: dict[str, object] = {}
+    if store_url.startswith("redis"):
+        options["key_prefix"] = "pns-state-test:"
+    backend = create_store(store_url, **options)
+    await backend.start()
+    yield backend
+    await backend.aclose()
+
+
+def _alert(n: int, level: str, *, acknowledged: bool = False) -> dict[str, Any]:
+    return {
+        "alert_id": f"a{n}",
+        "threat_level": level,
+        "acknowledged": acknowledged,
+        "details": {"findings": [], "n": n, "path": "/é"},
+        "timestamp": 1_700_000_000.123456 + n,
+    }
+
+
+@pytest.mark.anyio
+class TestDocuments:
+    def _alerts(self, store: Store, keep: int = 100) -> Any:
+        assert isinstance(store, DocumentStore)
+        return store.documents("t-alerts", indexed=("threat_level", "acknowledged"), keep=keep)
+
+    async def test_put_get_round_trip(self, store: Store) -> None:
+        """A document comes back as stored (floats, empty lists, non-ASCII text included)."""
+        alerts = self._alerts(store)
+        await alerts.put("a1", _alert(1, "high"))
+        assert await alerts.get("a1") == _alert(1, "high")
+        assert await alerts.get("nope") is None
+
+    async def test_find_filters_newest_first_and_limits(self, store: Store) -> None:
+        """find() returns matching documents newest first, at most ``limit``."""
+        alerts = self._alerts(store)
+        for n, level in enumerate(["high", "low", "high", "critical", "high"]):
+            await alerts.put(f"a{n}", _alert(n, level))
+        assert [d["alert_id"] for d in await alerts.find()] == ["a4", "a3", "a2", "a1", "a0"]
+        high = await alerts.find({"threat_level": "high"}, limit=2)
+        assert [d["alert_id"] for d in high] == ["a4", "a2"]
+        assert await alerts.find({"threat_level": "medium"}) == []
+
+    async def test_update_is_compare_and_set(self, store: Store) -> None:
+        """update() applies only when ``only_if`` holds and re-indexes the document;
+        an unknown id is None."""
+        alerts = self._alerts(store)
+        await alerts.put("a1", _alert(1, "high"))
+        await alerts.put("a2", _alert(2, "high"))
+        done = await alerts.update(
+            "a1", {"acknowledged": True, "acknowledged_at": 5.5}, only_if={"acknowledged": False}
+        )
+        assert done is not None and done["acknowledged"] is True and done["acknowledged_at"] == 5.5
+        again = await alerts.update(
+            "a1", {"acknowledged": True, "acknowledged_at": 9.0}, only_if={"acknowledged": False}
+        )
+        assert again is not None and again["acknowledged_at"] == 5.5  # the first one stands
+        assert await alerts.update("nope", {"acknowledged": True}) is None
+        active = await alerts.find({"acknowledged": False})
+        assert [d["alert_id"] for d in active] == ["a2"]
+        assert await alerts.count({"acknowledged": False}, group_by="threat_level") == {"high": 1}
+        assert await alerts.count(group_by="acknowledged") == {True: 1, False: 1}
+
+    async def test_bounded_oldest_dropped(self, store: Store) -> None:
+        """Beyond ``keep`` the oldest documents go, from queries and counts too."""
+        alerts = self._alerts(store, keep=3)
+        for n in range(5):
+            await alerts.put(f"a{n}", _alert(n, "low"))
+        assert [d["alert_id"] for d in await alerts.find()] == ["a4", "a3", "a2"]
+        assert await alerts.get("a0") is None
+        assert await alerts.count(group_by="threat_level") == {"low": 3}
+
+    async def test_only_indexed_fields_are_queried(self, store: Store) -> None:
+        """A query on a field that is not indexed is a configuration error, not a scan."""
+        alerts = self._alerts(store)
+        with pytest.raises(ConfigurationError, match="not an indexed field"):
+            await alerts.find({"alert_id": "a1"})
+        with pytest.raises(ConfigurationError, match="not an indexed field"):
+            await alerts.count(group_by="alert_id")
+
+    async def test_same_name_same_collection(self, store: Store) -> None:
+        """Two callers naming one collection share it (a second monitor on the store)."""
+        await self._alerts(store).put("a1", _alert(1, "high"))
+        assert await self._alerts(store).get("a1") is not None
+
+
+@pytest.mark.anyio
+class TestLogs:
+    async def test_streams_are_bounded_newest_first(self, store: Store) -> None:
+        """Each stream keeps its newest entries; the least recently appended stream goes."""
+        assert isinstance(store, LogStore)
+        logs = store
+        log = logs.log("t-activity", max_entries=3, max_streams=2)
+        await log.append([("alice", [[1, "a"], [2, "b"]]), ("bob", [[1, "x"]])])
+        await log.append([("alice", [[3, "c"], [4, "d"]])])
+        assert [list(e) for e in await log.read("alice")] == [[4, "d"], [3, "c"], [2, "b"]]
+        assert [list(e) for e in await log.read("alice", limit=1)] == [[4, "d"]]
+        await log.append([("carol", [[1, "z"]])])  # bob is the least recently appended
+        assert await log.read("bob") == []
+        assert await log.streams() == 2
+        assert await logs.log("t-activity", max_entries=3, max_streams=2).read("carol") != []
+
+
+@pytest.mark.anyio
+async def test_tallies_add_up(store: Store) -> None:
+    """Tallies add deltas (negative too) and read back as a mapping."""
+    assert isinstance(store, TallyStore)
+    tallies = store
+    assert await tallies.tallies("t-metrics") == {}
+    await tallies.add_tallies("t-metrics", {"requests": 3, "failed_logins": 1})
+    await tallies.add_tallies("t-metrics", {"requests": 2})
+    await tallies.add_tallies("t-metrics", {})
+    assert await tallies.tallies("t-metrics") == {"requests": 5, "failed_logins": 1}
+
+
+def test_a_store_without_the_capability_is_refused_by_name() -> None:
+    """A monitor or tracker built on a store lacking a capability fails at construction,
+    saying which."""
+    from pynomaly_security.monitor import SecurityMonitor, UserTracker
+
+    with pytest.raises(ConfigurationError, match="alerts needs a store with DocumentStore"):
+        SecurityMonitor(store=object())  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="activity needs a store with LogStore"):
+        UserTracker(store=object())  # type: ignore[arg-type]
+    assert "x needs a store with TallyStore" in str(missing_capability(object(), TallyStore, "x"))
+
+
+@pytest.mark.anyio
+async def test_a_log_takes_any_text(store: Store) -> None:
+    """A stream name or entry holding a lone surrogate (a JSON login body can carry
+    one as the user name) is stored and read back, not an encoding error."""
+    assert isinstance(store, LogStore)
+    log = store.log("t-odd", max_entries=3, max_streams=3)
+    odd = "mallory\ud800"
+    await log.append([(odd, [[1, odd]])])
+    assert [list(e) for e in await log.read(odd)] == [[1, odd]]
