@@ -1,0 +1,356 @@
+"""The shapes of SQL injection, found on a statement's tokens.
+
+Each check reads the token sequence (comments aside, where they do not matter)
+and reports where a shape starts and ends. The names are the readable ones
+:class:`~pynomaly_security.sql.analysis.QueryAnalysis` lists. Every check is a
+single pass (a bounded look-ahead at most), so a scan is linear in the tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pynomaly_security.sql.lexer import Token, TokenKind
+
+__all__ = ["THREAT_WEIGHTS", "QueryThreat", "scan"]
+
+_K = TokenKind
+
+TAUTOLOGY = "Tautology injection"
+STACKED = "Stacked queries"
+COMMENT_TRUNCATION = "Comment truncation"
+COMMENT_OBFUSCATION = "Comment obfuscation"
+UNION = "UNION-based"
+TIME = "Time-based blind"
+ERROR_BASED = "Error-based"
+CONCATENATION = "Literal concatenation"
+UNTERMINATED = "Unterminated literal"
+
+# How much each shape alone says about an attack (the risk score combines them as
+# independent evidence: 1 - prod(1 - w)).
+THREAT_WEIGHTS = {
+    STACKED: 0.9,
+    UNION: 0.9,
+    TIME: 0.9,
+    TAUTOLOGY: 0.8,
+    ERROR_BASED: 0.8,
+    COMMENT_TRUNCATION: 0.6,
+    UNTERMINATED: 0.6,
+    COMMENT_OBFUSCATION: 0.5,
+    CONCATENATION: 0.5,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class QueryThreat:
+    """One shape found: its name and the span of the statement it covers."""
+
+    name: str
+    start: int
+    end: int
+
+
+_COMPARISONS = frozenset({"=", "==", "<=>", "!=", "<>", "<", ">", "<=", ">=", "LIKE", "IS"})
+_SLEEPS = frozenset({"SLEEP", "PG_SLEEP", "PG_SLEEP_FOR", "PG_SLEEP_UNTIL", "BENCHMARK"})
+_ERROR_FUNCTIONS = frozenset({"EXTRACTVALUE", "UPDATEXML", "NAME_CONST", "GTID_SUBSET"})
+_CHAR_FUNCTIONS = frozenset({"CHAR", "CHR", "NCHAR"})
+_SYSTEM_TEXT = """VERSION @@VERSION USER CURRENT_USER SESSION_USER SYSTEM_USER DATABASE SCHEMA
+    INFORMATION_SCHEMA SQLITE_MASTER SQLITE_SCHEMA SQLITE_VERSION PG_CATALOG PG_SHADOW
+    PG_USER PG_TABLES MYSQL LOAD_FILE @@DATADIR @@HOSTNAME"""
+_SYSTEM = frozenset(_SYSTEM_TEXT.split())
+_SELECT_END = frozenset({"FROM", "UNION", "WHERE", "ORDER", "LIMIT", "GROUP", "INTO", "HAVING"})
+_STATEMENT_OBJECTS = frozenset(
+    {"TABLE", "DATABASE", "SCHEMA", "VIEW", "INDEX", "USER", "FUNCTION", "PROCEDURE", "TRIGGER"}
+)
+_WORDS = (_K.KEYWORD, _K.IDENTIFIER)
+
+
+def _word(token: Token | None) -> str:
+    """The upper-cased text of a keyword or identifier, else ``""``."""
+    if token is not None and token.kind in _WORDS:
+        return token.text.upper()
+    return ""
+
+
+def _at(tokens: Sequence[Token], index: int) -> Token | None:
+    return tokens[index] if 0 <= index < len(tokens) else None
+
+
+def literal_value(token: Token) -> str | float | None:
+    """The value of a number or string token (``None`` for anything else)."""
+    if token.kind is _K.NUMBER:
+        text = token.text
+        try:
+            if text[:2] in ("0x", "0X"):
+                return float(int(text, 16))
+            if text[:2] in ("0b", "0B"):
+                return float(int(text, 2))
+            return float(text)
+        except ValueError:
+            return None
+    if token.kind is _K.STRING:
+        return string_content(token.text)
+    word = _word(token)
+    if word == "TRUE":
+        return 1.0
+    if word == "FALSE":
+        return 0.0
+    return None
+
+
+def string_content(text: str) -> str:
+    """The characters a string literal stands for (delimiters and escapes removed)."""
+    if text.startswith("$"):  # PostgreSQL $tag$...$tag$
+        tag_end = text.index("$", 1) + 1
+        return text[tag_end:-tag_end]
+    quote = text.find("'")
+    double = text.find('"')
+    if quote < 0 or (0 <= double < quote):
+        quote = double
+    delimiter = text[quote]
+    body = text[quote + 1 : -1]
+    if "\\" in body and (quote == 0 or text[0] in "eE_"):
+        body = body.replace("\\\\", "\x00").replace("\\" + delimiter, delimiter)
+        body = body.replace("\x00", "\\")
+    return body.replace(delimiter * 2, delimiter)
+
+
+def _number(value: str | float) -> float | None:
+    if isinstance(value, float):
+        return value
+    try:
+        return float(value.strip())
+    except ValueError:
+        return None
+
+
+def _compare(left: str | float, op: str, right: str | float) -> bool:
+    """The outcome of ``left op right`` as the databases would judge two constants."""
+    a, b = _number(left), _number(right)
+    if a is None or b is None:  # text comparison (case-insensitive, as MySQL's collations)
+        x, y = str(left).lower(), str(right).lower()
+        if op == "LIKE":
+            return x == y or y == "%"
+        ordered = {"<": x < y, ">": x > y, "<=": x <= y, ">=": x >= y}
+        return ordered.get(op, x == y if op not in ("!=", "<>") else x != y)
+    outcomes = {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b, "!=": a != b, "<>": a != b}
+    return outcomes.get(op, a == b)
+
+
+def _constant_truth(tokens: Sequence[Token], index: int, *, bare: bool) -> int:
+    """If the tokens from ``index`` are a constant true condition (``1=1``, ``'a'='a'``,
+    ``x=x``, ``2>1``; with ``bare`` also ``1`` or ``TRUE`` alone), the index after it,
+    else ``-1``."""
+    while _at(tokens, index) is not None and (
+        tokens[index].text == "(" or _word(tokens[index]) == "NOT"
+    ):
+        if _word(tokens[index]) == "NOT":
+            return -1  # negations are rare in injections and easy to misjudge: skip
+        index += 1
+    left = _at(tokens, index)
+    if left is None:
+        return -1
+    op_token = _at(tokens, index + 1)
+    op = op_token.text.upper() if op_token is not None else ""
+    right = _at(tokens, index + 2)
+    if op in _COMPARISONS and right is not None:
+        if op == "IS":
+            return index + 3 if _word(left) == "NULL" and _word(right) == "NULL" else -1
+        a, b = literal_value(left), literal_value(right)
+        if a is not None and b is not None:
+            return index + 3 if _compare(a, op, b) else -1
+        same = left.kind in _WORDS and right.kind is left.kind
+        if same and left.text.lower() == right.text.lower() and op in ("=", "==", "LIKE"):
+            return index + 3
+        return -1
+    value = literal_value(left)
+    if not bare or value is None:
+        return -1
+    truthy = _number(value) not in (None, 0.0)
+    follower = _at(tokens, index + 1)
+    alone = follower is None or follower.kind is _K.SEMICOLON or follower.text == ")"
+    return index + 1 if truthy and (alone or _word(follower) in ("AND", "OR")) else -1
+
+
+def _tautologies(tokens: Sequence[Token], mysql: bool, bare: bool) -> list[QueryThreat]:
+    found = []
+    for index, token in enumerate(tokens):
+        word = _word(token)
+        if word in ("OR", "XOR") or (mysql and token.text == "||"):
+            end = _constant_truth(tokens, index + 1, bare=bare)
+            if end > 0:
+                found.append(QueryThreat(TAUTOLOGY, token.start, tokens[end - 1].end))
+    return found
+
+
+def _union(tokens: Sequence[Token], index: int) -> QueryThreat | None:
+    """``UNION [ALL] SELECT`` of constants only or of system objects."""
+    start = tokens[index].start
+    index += 1
+    if _word(_at(tokens, index)) in ("ALL", "DISTINCT"):
+        index += 1
+    while _at(tokens, index) is not None and tokens[index].text == "(":
+        index += 1
+    if _word(_at(tokens, index)) != "SELECT":
+        return None
+    constants = True
+    items = 0
+    end = tokens[index].end
+    depth = 0
+    for token in tokens[index + 1 :]:
+        word = _word(token)
+        if word in _SYSTEM:
+            return QueryThreat(UNION, start, token.end)
+        if depth == 0 and (word in _SELECT_END or token.kind is _K.SEMICOLON or token.text == ")"):
+            break
+        depth += (token.text == "(") - (token.text == ")")
+        end = token.end
+        if token.text != ",":
+            items += 1
+            constants = constants and (token.kind in (_K.NUMBER, _K.STRING) or word == "NULL")
+    return QueryThreat(UNION, start, end) if constants and items else None
+
+
+def _call_args(tokens: Sequence[Token], index: int) -> list[Token] | None:
+    """The tokens between the parentheses of a call whose name is at ``index``."""
+    if _at(tokens, index + 1) is None or tokens[index + 1].text != "(":
+        return None
+    depth = 0
+    for end in range(index + 1, len(tokens)):
+        depth += (tokens[end].text == "(") - (tokens[end].text == ")")
+        if depth == 0:
+            return list(tokens[index + 2 : end])
+    return list(tokens[index + 2 :])
+
+
+def _atom_end(tokens: Sequence[Token], index: int) -> int:
+    """Index after a literal atom (a string, or ``CHAR(n)``/``CHR(n)``), else ``-1``."""
+    token = _at(tokens, index)
+    if token is None:
+        return -1
+    if token.kind is _K.STRING:
+        return index + 1
+    if _word(token) in _CHAR_FUNCTIONS:
+        args = _call_args(tokens, index)
+        if args and all(t.kind is _K.NUMBER or t.text in ",+" for t in args):
+            return index + len(args) + 3
+    return -1
+
+
+def _functions(tokens: Sequence[Token], mysql: bool) -> list[QueryThreat]:
+    found = []
+    for index, token in enumerate(tokens):
+        word = _word(token)
+        if not word:
+            if token.text in ("||", "+") and not mysql:
+                after = _atom_end(tokens, index + 1)
+                first = next(
+                    (i for i in range(max(0, index - 8), index) if _atom_end(tokens, i) == index),
+                    -1,
+                )
+                if after > 0 and first >= 0:
+                    found.append(
+                        QueryThreat(CONCATENATION, tokens[first].start, tokens[after - 1].end)
+                    )
+            continue
+        args = _call_args(tokens, index)
+        if args is None:
+            if word == "WAITFOR" and _word(_at(tokens, index + 1)) in ("DELAY", "TIME"):
+                found.append(QueryThreat(TIME, token.start, tokens[index + 1].end))
+            continue
+        span_end = (args[-1].end if args else tokens[index + 1].end) + 1
+        name = _call_threat(word, args)
+        if name:
+            found.append(QueryThreat(name, token.start, span_end))
+    return found
+
+
+def _call_threat(word: str, args: list[Token]) -> str:
+    """The shape a call of ``word`` with ``args`` is, or ``""``."""
+    if word in _SLEEPS:
+        return TIME
+    if word == "RANDOMBLOB":  # a huge blob takes seconds: SQLite's sleep
+        big = any(t.kind is _K.NUMBER and (_number(t.text) or 0.0) >= 100_000 for t in args)
+        return TIME if big else ""
+    if word in _ERROR_FUNCTIONS:
+        return ERROR_BASED
+    first = args[0] if args else None
+    if (word == "FLOOR" and _word(first) == "RAND") or (word == "EXP" and _text(first) == "~"):
+        return ERROR_BASED
+    if word == "CAST" and any(t.text == "||" or _word(t) in _CHAR_FUNCTIONS for t in args):
+        return ERROR_BASED  # PostgreSQL's error-based: CAST((CHR(113)||...) AS NUMERIC)
+    if word in _CHAR_FUNCTIONS and sum(t.kind is _K.NUMBER for t in args) >= 2:
+        return CONCATENATION  # CHAR(83,69,76,...): text spelled as codes
+    if word == "CONCAT" and len(args) >= 3 and all(_literal_part(t) for t in args):
+        return CONCATENATION
+    return ""
+
+
+def _text(token: Token | None) -> str:
+    return "" if token is None else token.text
+
+
+def _literal_part(token: Token) -> bool:
+    """Part of a call made of literals only (strings, numbers, CHAR(...))."""
+    return (
+        token.kind in (_K.STRING, _K.NUMBER)
+        or token.text in (",", "(", ")")
+        or _word(token) in _CHAR_FUNCTIONS
+    )
+
+
+def _stacked(tokens: Sequence[Token], index: int) -> bool:
+    """A statement starts after the semicolon at ``index``."""
+    word = _word(_at(tokens, index + 1))
+    follower = _word(_at(tokens, index + 2))
+    if word in ("SELECT", "SHUTDOWN", "WAITFOR", "DECLARE", "EXEC", "EXECUTE"):
+        return True
+    if word in ("DROP", "CREATE", "ALTER", "TRUNCATE"):
+        return follower in _STATEMENT_OBJECTS or word == "TRUNCATE"
+    if word in ("INSERT", "DELETE"):
+        return follower in ("INTO", "FROM")
+    if word == "UPDATE":
+        return _word(_at(tokens, index + 3)) == "SET"
+    return False
+
+
+def scan(
+    tokens: Sequence[Token], text: str, *, mysql: bool = False, bare: bool = True
+) -> list[QueryThreat]:
+    """The injection shapes in ``tokens`` (read from ``text``).
+
+    Args:
+        tokens: the statement's tokens, comments included.
+        text: the statement (for the ends of comments).
+        mysql: ``||`` is OR (MySQL without ``PIPES_AS_CONCAT``), not concatenation.
+        bare: a constant alone after OR (``OR 1``) counts as a tautology; off for the
+            content of string literals, where "1 or 2" is prose.
+    """
+    found: list[QueryThreat] = []
+    code = [t for t in tokens if t.kind is not _K.COMMENT]
+    last = len(tokens) - 1
+    for position, token in enumerate(tokens):
+        if token.kind is _K.COMMENT:
+            if token.text.startswith(("--", "#")) and position > 0 and position == last:
+                found.append(QueryThreat(COMMENT_TRUNCATION, token.start, token.end))
+            elif token.text.startswith("/*!") or (
+                token.text.startswith("/*")  # UNION/**/SELECT: a comment as a space
+                and 0 < position < last
+                and tokens[position - 1].end == token.start
+                and tokens[position + 1].start == token.end
+            ):
+                found.append(QueryThreat(COMMENT_OBFUSCATION, token.start, token.end))
+        elif token.kind is _K.ERROR and len(token.text) > 1:
+            name = COMMENT_TRUNCATION if token.text.startswith("/*") else UNTERMINATED
+            found.append(QueryThreat(name, token.start, token.end))
+    for index, token in enumerate(code):
+        if token.kind is _K.SEMICOLON and _stacked(code, index):
+            found.append(QueryThreat(STACKED, token.start, code[index + 1].end))
+        elif _word(token) == "UNION":
+            union = _union(code, index)
+            if union is not None:
+                found.append(union)
+    found += _tautologies(code, mysql, bare)
+    found += _functions(code, mysql)
+    return found
