@@ -27,10 +27,16 @@ __all__ = ["QueryAnalysis", "SQLInjectionProtector"]
 # semicolon, ||, or one of the words the checks look for. Tested with ``in`` and a
 # set of words, not a regular expression: a case-insensitive alternation costs
 # about 10 µs on a typical statement, this about 1 µs.
-_MARKS = ("'", '"', "`", "$", "#", ";", "--", "/*", "||")
+_MARKS = ("'", '"', "`", "$", "#", ";", "--", "/*", "||", "&&")
 _TRIGGER_TEXT = """OR XOR UNION SLEEP PG_SLEEP PG_SLEEP_FOR PG_SLEEP_UNTIL BENCHMARK WAITFOR
     RANDOMBLOB EXTRACTVALUE UPDATEXML NAME_CONST GTID_SUBSET FLOOR EXP CAST CHAR CHR NCHAR CONCAT"""
 _TRIGGER_WORDS = frozenset(_TRIGGER_TEXT.split())
+# Two numbers compared (AND 3098=3098, WHERE 2>1, 5 BETWEEN 5 AND 5): the only
+# other shape a text without quotes can have. Digits are rare enough in
+# statements that the search is cheap.
+_NUMBER_COMPARISON = re.compile(
+    r"(?<![\w.])\d[\d.]*\s*(?:[=<>!]=?|<>|(?i:between))\s*[-+]?\.?\d"
+)
 _SEPARATORS = str.maketrans(dict.fromkeys("(),.=<>!*+-/%?[]{}|&^~", " "))
 
 
@@ -39,7 +45,11 @@ def _plain(query: str) -> bool:
     for mark in _MARKS:
         if mark in query:
             return False
-    return _TRIGGER_WORDS.isdisjoint(query.upper().translate(_SEPARATORS).split())
+    if query.count("(") != query.count(")"):
+        return False
+    if not _TRIGGER_WORDS.isdisjoint(query.upper().translate(_SEPARATORS).split()):
+        return False
+    return _NUMBER_COMPARISON.search(query) is None
 
 
 def _count_placeholders(query: str) -> int:

@@ -26,6 +26,8 @@ TIME = "Time-based blind"
 ERROR_BASED = "Error-based"
 CONCATENATION = "Literal concatenation"
 UNTERMINATED = "Unterminated literal"
+BOOLEAN_BLIND = "Boolean-based blind"
+UNBALANCED = "Unbalanced parentheses"
 
 # How much each shape alone says about an attack (the risk score combines them as
 # independent evidence: 1 - prod(1 - w)).
@@ -37,8 +39,10 @@ THREAT_WEIGHTS = {
     ERROR_BASED: 0.8,
     COMMENT_TRUNCATION: 0.6,
     UNTERMINATED: 0.6,
+    BOOLEAN_BLIND: 0.6,
     COMMENT_OBFUSCATION: 0.5,
     CONCATENATION: 0.5,
+    UNBALANCED: 0.5,
 }
 
 
@@ -51,7 +55,9 @@ class QueryThreat:
     end: int
 
 
-_COMPARISONS = frozenset({"=", "==", "<=>", "!=", "<>", "<", ">", "<=", ">=", "LIKE", "IS"})
+_COMPARISONS = frozenset(
+    {"=", "==", "<=>", "!=", "<>", "<", ">", "<=", ">=", "LIKE", "IS", "BETWEEN"}
+)
 _SLEEPS = frozenset({"SLEEP", "PG_SLEEP", "PG_SLEEP_FOR", "PG_SLEEP_UNTIL", "BENCHMARK"})
 _ERROR_FUNCTIONS = frozenset({"EXTRACTVALUE", "UPDATEXML", "NAME_CONST", "GTID_SUBSET"})
 _CHAR_FUNCTIONS = frozenset({"CHAR", "CHR", "NCHAR"})
@@ -154,6 +160,14 @@ def _constant_truth(tokens: Sequence[Token], index: int, *, bare: bool) -> int:
     op_token = _at(tokens, index + 1)
     op = op_token.text.upper() if op_token is not None else ""
     right = _at(tokens, index + 2)
+    if op == "BETWEEN" and right is not None:
+        high = _at(tokens, index + 4)
+        if _word(_at(tokens, index + 3)) != "AND" or high is None:
+            return -1
+        value, low, top = (_number(literal_value(t) or "") for t in (left, right, high))
+        if value is None or low is None or top is None:
+            return -1
+        return index + 5 if low <= value <= top else -1
     if op in _COMPARISONS and right is not None:
         if op == "IS":
             return index + 3 if _word(left) == "NULL" and _word(right) == "NULL" else -1
@@ -164,10 +178,10 @@ def _constant_truth(tokens: Sequence[Token], index: int, *, bare: bool) -> int:
         if same and left.text.lower() == right.text.lower() and op in ("=", "==", "LIKE"):
             return index + 3
         return -1
-    value = literal_value(left)
-    if not bare or value is None:
+    constant = literal_value(left)
+    if not bare or constant is None:
         return -1
-    truthy = _number(value) not in (None, 0.0)
+    truthy = _number(constant) not in (None, 0.0)
     follower = _at(tokens, index + 1)
     alone = follower is None or follower.kind is _K.SEMICOLON or follower.text == ")"
     return index + 1 if truthy and (alone or _word(follower) in ("AND", "OR")) else -1
@@ -181,7 +195,41 @@ def _tautologies(tokens: Sequence[Token], mysql: bool, bare: bool) -> list[Query
             end = _constant_truth(tokens, index + 1, bare=bare)
             if end > 0:
                 found.append(QueryThreat(TAUTOLOGY, token.start, tokens[end - 1].end))
+        elif word in ("AND", "WHERE", "HAVING") or (mysql and token.text == "&&"):
+            end = _constant_comparison(tokens, index + 1)
+            if end > 0:
+                found.append(QueryThreat(BOOLEAN_BLIND, token.start, tokens[end - 1].end))
     return found
+
+
+# ORMs and query builders write these constant conditions themselves
+# (``WHERE 1=1 AND ...``, SQLAlchemy's ``1 != 1`` for an empty IN).
+_ORM_CONSTANTS = frozenset({0.0, 1.0})
+
+
+def _constant_comparison(tokens: Sequence[Token], index: int) -> int:
+    """If a comparison of two literals (true or false) starts at ``index``, the
+    index after it, else ``-1``; comparisons of only 0s and 1s do not count."""
+    while _at(tokens, index) is not None and tokens[index].text == "(":
+        index += 1
+    left, op, right = _at(tokens, index), _at(tokens, index + 1), _at(tokens, index + 2)
+    if left is None or op is None or right is None or op.text.upper() not in _COMPARISONS:
+        return -1
+    a, b = literal_value(left), literal_value(right)
+    if a is None or b is None or op.text.upper() == "IS":
+        return -1
+    numbers = left.kind is _K.NUMBER and right.kind is _K.NUMBER
+    if numbers and {_number(a), _number(b)} <= _ORM_CONSTANTS:
+        return -1
+    if op.text.upper() == "BETWEEN":
+        high = _at(tokens, index + 4)
+        if _word(_at(tokens, index + 3)) != "AND" or high is None or literal_value(high) is None:
+            return -1
+        return index + 5
+    follower = _at(tokens, index + 3)
+    if follower is not None and follower.kind is _K.OPERATOR and follower.text not in ("||",):
+        return -1  # part of a larger expression (1=1+x), not a constant condition
+    return index + 3
 
 
 def _union(tokens: Sequence[Token], index: int) -> QueryThreat | None:
@@ -341,16 +389,24 @@ def scan(
                 and tokens[position + 1].start == token.end
             ):
                 found.append(QueryThreat(COMMENT_OBFUSCATION, token.start, token.end))
-        elif token.kind is _K.ERROR and len(token.text) > 1:
+        elif token.kind is _K.ERROR and (len(token.text) > 1 or token.text in "'\"`[$"):
             name = COMMENT_TRUNCATION if token.text.startswith("/*") else UNTERMINATED
             found.append(QueryThreat(name, token.start, token.end))
+    depth = 0
     for index, token in enumerate(code):
+        if token.kind is _K.PUNCTUATION and token.text in "()":
+            depth += 1 if token.text == "(" else -1
+            if depth < 0:  # a ")" closes what the statement never opened: 1) AND (1=1
+                found.append(QueryThreat(UNBALANCED, token.start, token.end))
+                depth = 0
         if token.kind is _K.SEMICOLON and _stacked(code, index):
             found.append(QueryThreat(STACKED, token.start, code[index + 1].end))
         elif _word(token) == "UNION":
             union = _union(code, index)
             if union is not None:
                 found.append(union)
+    if depth > 0:
+        found.append(QueryThreat(UNBALANCED, code[-1].start, code[-1].end))
     found += _tautologies(code, mysql, bare)
     found += _functions(code, mysql)
     return found
