@@ -19,7 +19,16 @@ from typing import Any
 
 from pynomaly_security.sql.dialect import Dialect
 from pynomaly_security.sql.lexer import DEFAULT_MAX_LENGTH, Token, TokenKind, tokenize
-from pynomaly_security.sql.threats import THREAT_WEIGHTS, QueryThreat, scan, string_content
+from pynomaly_security.sql.threats import (
+    COMMENT_OBFUSCATION,
+    COMMENT_TRUNCATION,
+    THREAT_WEIGHTS,
+    UNBALANCED,
+    UNTERMINATED,
+    QueryThreat,
+    scan,
+    string_content,
+)
 
 __all__ = ["QueryAnalysis", "SQLInjectionProtector"]
 
@@ -67,6 +76,7 @@ _SQL_IN_TEXT = re.compile(
     r"|EXTRACTVALUE|UPDATEXML|DROP|INSERT|DELETE|UPDATE|SELECT|CHR|CHAR)\b",
     re.IGNORECASE,
 )
+_PROSE_SHAPES = frozenset({COMMENT_TRUNCATION, COMMENT_OBFUSCATION, UNBALANCED, UNTERMINATED})
 _QUOTE = {Dialect.SQLITE: "'", Dialect.POSTGRESQL: "'", Dialect.MYSQL: "'"}
 
 
@@ -150,11 +160,17 @@ class SQLInjectionProtector:
             return []
         mysql = self.dialect is Dialect.MYSQL
         names: dict[str, None] = {}
+        # Bare, the content's own comments and parentheses are prose ("5 -- or not");
+        # between quotes, only a content that breaks out of them counts.
+        for threat in scan(tokenize(content, self.dialect), content, mysql=mysql, bare=False):
+            if threat.name not in _PROSE_SHAPES:
+                names[threat.name] = None
         quote = _QUOTE[self.dialect]
-        for text in (content, quote + content + quote):
-            inner = tokenize(text, self.dialect, max_length=self.max_length)
-            for threat in scan(inner, text, mysql=mysql, bare=False):
-                if threat.name != "Unterminated literal":  # a lone quote is prose
+        quoted = quote + content + quote
+        inner = tokenize(quoted, self.dialect)
+        if len(inner) > 1:
+            for threat in scan(inner, quoted, mysql=mysql, bare=False):
+                if threat.name != UNTERMINATED:  # a lone quote is prose ("it's")
                     names[threat.name] = None
         return [QueryThreat(name, token.start, token.end) for name in names]
 

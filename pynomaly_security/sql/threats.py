@@ -246,17 +246,21 @@ def _union(tokens: Sequence[Token], index: int) -> QueryThreat | None:
     items = 0
     end = tokens[index].end
     depth = 0
+    in_list = True  # the select list; after it, only system objects are looked for
     for token in tokens[index + 1 :]:
         word = _word(token)
         if word in _SYSTEM:
             return QueryThreat(UNION, start, token.end)
-        if depth == 0 and (word in _SELECT_END or token.kind is _K.SEMICOLON or token.text == ")"):
-            break
         depth += (token.text == "(") - (token.text == ")")
-        end = token.end
-        if token.text != ",":
-            items += 1
-            constants = constants and (token.kind in (_K.NUMBER, _K.STRING) or word == "NULL")
+        if depth < 0 or token.kind is _K.SEMICOLON or word == "UNION":
+            break
+        if depth == 0 and word in _SELECT_END:
+            in_list = False
+        if in_list:
+            end = token.end
+            if token.text != ",":
+                items += 1
+                constants = constants and (token.kind in (_K.NUMBER, _K.STRING) or word == "NULL")
     return QueryThreat(UNION, start, end) if constants and items else None
 
 

