@@ -55,7 +55,9 @@ class SinkFinding:
 
     Attributes:
         reason: ``"spans_tokens"`` (the value covers more than one token),
-            ``"unterminated"`` (it leaves a literal, identifier or comment open) or
+            ``"unterminated"`` (it leaves a literal, identifier or comment open),
+            ``"opens_literal"`` (it opens a comment or literal that runs on over the
+            application's text after it) or
             ``"too_long"`` (a value occurs in a statement longer than the lexer's
             cap, which is refused rather than read in part).
         value_index: which of the values given (0-based).
@@ -140,11 +142,15 @@ def _judge(
     kinds = tuple(token.kind for token in covered)
     if any(token.kind is _K.ERROR for token in covered):
         return "unterminated", kinds
-    if first == last:
-        return None
-    if all(t.kind in _LIST_KINDS or t.text in _LIST_PUNCTUATION for t in covered):
-        return None
-    return "spans_tokens", kinds
+    if first < last and not all(
+        t.kind in _LIST_KINDS or t.text in _LIST_PUNCTUATION for t in covered
+    ):
+        return "spans_tokens", kinds
+    if tail.kind in _CONTAINERS and tail.start >= start and tail.end > end:
+        # The value opens a literal or comment that swallows the application's
+        # text after it ("1 -- " before "ORDER BY id").
+        return "opens_literal", kinds
+    return None
 
 
 def _finding(
