@@ -77,7 +77,6 @@ _SQL_IN_TEXT = re.compile(
     re.IGNORECASE,
 )
 _PROSE_SHAPES = frozenset({COMMENT_TRUNCATION, COMMENT_OBFUSCATION, UNBALANCED, UNTERMINATED})
-_QUOTE = {Dialect.SQLITE: "'", Dialect.POSTGRESQL: "'", Dialect.MYSQL: "'"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +161,15 @@ class SQLInjectionProtector:
         names: dict[str, None] = {}
         # Bare, the content's own comments and parentheses are prose ("5 -- or not");
         # between quotes, only a content that breaks out of them counts.
-        for threat in scan(tokenize(content, self.dialect), content, mysql=mysql, bare=False):
+        # The content is shorter than the statement, which passed the cap: no cap here
+        # (the quoted reading is two characters longer).
+        cap = len(content) + 2
+        bare = tokenize(content, self.dialect, max_length=cap)
+        for threat in scan(bare, content, mysql=mysql, bare=False):
             if threat.name not in _PROSE_SHAPES:
                 names[threat.name] = None
-        quote = _QUOTE[self.dialect]
-        quoted = quote + content + quote
-        inner = tokenize(quoted, self.dialect)
+        quoted = "'" + content + "'"  # the string quote of all three dialects
+        inner = tokenize(quoted, self.dialect, max_length=cap)
         if len(inner) > 1:
             for threat in scan(inner, quoted, mysql=mysql, bare=False):
                 if threat.name != UNTERMINATED:  # a lone quote is prose ("it's")

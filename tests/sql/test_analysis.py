@@ -151,6 +151,10 @@ def test_statements_over_the_cap_are_refused() -> None:
         protector.analyze_query("SELECT 1 -- " + "x" * 100)
     with pytest.raises(StatementTooLong):
         protector.analyze_query("SELECT a FROM t WHERE b = c" + " " * 100)
+    # A statement within the cap is read whole, its literals too (read again with quotes).
+    at_cap = "SELECT '" + "a OR 1=1 " * 10 + "'"
+    analysis = SQLInjectionProtector(max_length=len(at_cap)).analyze_query(at_cap)
+    assert analysis.detected_threats == ["Tautology injection"]
     with pytest.raises(ValueError, match="max_length must be positive"):
         SQLInjectionProtector(max_length=0)
 
