@@ -142,7 +142,14 @@ def _judge(
     kinds = tuple(token.kind for token in covered)
     if any(token.kind is _K.ERROR for token in covered):
         return "unterminated", kinds
-    if first < last and not all(
+    if (
+        len(covered) > 1
+        and covered[0].text in ("-", "+")
+        and covered[1].kind is _K.NUMBER
+        and covered[0].end == covered[1].start
+    ):
+        covered = covered[1:]  # a signed number ("-5") is one value, as sqlparse reads it
+    if len(covered) > 1 and not all(
         t.kind in _LIST_KINDS or t.text in _LIST_PUNCTUATION for t in covered
     ):
         return "spans_tokens", kinds

@@ -48,6 +48,10 @@ CORPORA = Path(__file__).resolve().parents[3] / "shared" / "corpora"
                      "spans_tokens", id="executable-comment"),
         pytest.param("sqlite", "SELECT * FROM u WHERE id = {v}", "1;DROP TABLE u",
                      "spans_tokens", id="stacked"),
+        pytest.param("sqlite", "SELECT * FROM u WHERE id = {v}", "0+id",
+                     "spans_tokens", id="arithmetic-tautology"),
+        pytest.param("sqlite", "SELECT * FROM u WHERE id = {v}", "-1 OR 1",
+                     "spans_tokens", id="signed-then-sql"),
     ],
 )
 def test_injections_are_found(dialect: str, template: str, value: str, reason: str) -> None:
@@ -76,6 +80,7 @@ def test_injections_are_found(dialect: str, template: str, value: str, reason: s
         pytest.param("sqlite", "SELECT id, name FROM u", "id, name", id="column-list"),
         pytest.param("sqlite", "SELECT * FROM u ORDER BY name DESC", "DESC", id="one-keyword"),
         pytest.param("sqlite", "SELECT * FROM u WHERE id = 42", "42", id="one-number"),
+        pytest.param("sqlite", "SELECT * FROM u WHERE balance > -5", "-5", id="signed-number"),
         pytest.param("sqlite", "SELECT * FROM u WHERE note = '-- not a comment; /* */'",
                      "-- not a comment; /* */", id="comment-marks-in-a-literal"),
         pytest.param("postgresql", "SELECT * FROM u WHERE note = $$it's$$", "it's",
