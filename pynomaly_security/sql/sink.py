@@ -47,6 +47,8 @@ _CONTAINERS = frozenset({_K.STRING, _K.QUOTED_IDENTIFIER, _K.COMMENT, _K.ERROR})
 # application pastes on purpose (IN lists, column lists) stay allowed.
 _LIST_KINDS = frozenset({_K.IDENTIFIER, _K.NUMBER, _K.QUOTED_IDENTIFIER})
 _LIST_PUNCTUATION = frozenset({",", "."})
+# Characters that end or escape a literal or quoted identifier.
+_QUOTING = frozenset("'\"`\\$]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,8 @@ class SinkFinding:
         reason: ``"spans_tokens"`` (the value covers more than one token),
             ``"unterminated"`` (it leaves a literal, identifier or comment open),
             ``"opens_literal"`` (it opens a comment or literal that runs on over the
-            application's text after it) or
+            application's text after it), ``"changes_structure"`` (it stays inside
+            one literal but moves where that literal ends) or
             ``"too_long"`` (a value occurs in a statement longer than the lexer's
             cap, which is refused rather than read in part).
         value_index: which of the values given (0-based).
@@ -100,6 +103,7 @@ def check_statement(
     """
     tokens: list[Token] | None = None
     ends: list[int] = []
+    shape: list[TokenKind] | None = None
     for index, value in enumerate(values):
         if len(value) < min_length:
             continue
@@ -111,8 +115,18 @@ def check_statement(
                 return _finding("too_long", index, at, value, (), statement)
             tokens = tokenize(statement, dialect, max_length=max_length)
             ends = [token.end for token in tokens]
+        quoting = not _QUOTING.isdisjoint(value)
         while at >= 0:
             found = _judge(tokens, ends, at, at + len(value))
+            if found is None and quoting:
+                # Inside one literal, a quote in the value may still move where the
+                # literal ends ("x'" in 'x'' AND b = 'y'): compare the statement's
+                # token kinds with those it has when the value is plain letters.
+                if shape is None:
+                    shape = [token.kind for token in tokens]
+                neutral = statement[:at] + "a" * len(value) + statement[at + len(value) :]
+                if [token.kind for token in tokenize(neutral, dialect)] != shape:
+                    found = "changes_structure", ()
             if found is not None:
                 reason, kinds = found
                 return _finding(reason, index, at, value, kinds, statement)
