@@ -129,19 +129,17 @@ def test_prose_in_literals_is_safe(literal: str) -> None:
 
 
 def test_injected_statements_are_found() -> None:
-    """Of the sqlmap-style payloads pasted into statements (every technique and
-    tamper), analyze_query finds all but: the parenthesis probes that leave the
-    statement well-formed, and UNIONs of a real table after ORM-like 1=1."""
+    """Of the 1,662 sqlmap-style payloads pasted into statements (every technique
+    and tamper), analyze_query finds all but the 12 UNIONs of a real table whose
+    only other sign is an ORM-like ``WHERE 1=1`` (in the numeric contexts)."""
     missed: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
     for technique, _tamper, dialect, statement, _value in attacks():
         total[technique] += 1
         if SQLInjectionProtector(dialect).analyze_query(statement).is_safe:
             missed[technique] += 1
-    assert set(missed) <= {"union", "probe"}
-    assert missed["union"] <= 12
-    assert missed["probe"] <= 36
-    assert sum(missed.values()) / sum(total.values()) < 0.03
+    assert dict(missed) == {"union": 12}
+    assert sum(total.values()) == 1662
 
 
 def test_statements_over_the_cap_are_refused() -> None:
