@@ -70,6 +70,7 @@ from pynomaly_security.plugin import SecurityStack, setup_security_middleware
 from pynomaly_security.protection import AdvancedDataProtection, SensitiveSpan, classify
 from pynomaly_security.sanitize import InputSanitizer, SanitizedStr
 from pynomaly_security.settings import SanitizationLevel, SecuritySettings, load_settings
+from pynomaly_security.sql import QueryAnalysis, SafeQueryBuilder, SQLInjectionProtector
 from pynomaly_security.validation import install_validation_handler
 
 __version__ = "0.1.0"
@@ -98,12 +99,15 @@ __all__ = [
     "KeyRing",
     "LockoutManager",
     "LoginLockoutMiddleware",
+    "QueryAnalysis",
     "RateLimitMiddleware",
     "RequestParts",
     "RequireUser",
     "ResponseMaskingMiddleware",
     "RouteRateLimit",
     "RuleFinding",
+    "SQLInjectionProtector",
+    "SafeQueryBuilder",
     "SanitizationLevel",
     "SanitizedStr",
     "SecurityAlert",

@@ -1,0 +1,123 @@
+"""Speed of the SQL tools (issue 15 targets).
+
+    PYTHONPATH=. .venv/bin/python bench/sql.py [--number 20000] [--repeat 7]
+
+- ``analyze_query`` in statements per second on one core, over typical statements:
+  what ORMs send (placeholders, no literal: ruled out before tokenizing) and a mix
+  where a quarter carry string literals (tokenized and read). Target >= 50,000/s.
+- ``check_statement`` in microseconds per statement, with the request values of a
+  typical request (query parameters, path, a few headers and cookies): when no
+  value occurs in the statement (target <= 5 µs) and when one does (<= 30 µs), the
+  statement then being tokenized once.
+- ``tokenize`` alone, for reference, and sqlparse on the same statement.
+
+Prints the median of ``--repeat`` runs (and the best). Timings move by several
+percent on a shared machine; compare runs on the same machine only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import timeit
+from collections.abc import Callable
+
+import sqlparse
+
+from pynomaly_security.sql import SQLInjectionProtector, check_statement, tokenize
+
+ORM = [
+    "SELECT users.id, users.name, users.email FROM users WHERE users.id = ?",
+    "SELECT users.id AS users_id, users.name AS users_name FROM users "
+    "WHERE users.active = ? AND users.role = ? ORDER BY users.id LIMIT ? OFFSET ?",
+    "INSERT INTO users (name, email, created_at) VALUES (?, ?, ?)",
+    "UPDATE users SET name=?, updated_at=? WHERE users.id = ?",
+    "DELETE FROM sessions WHERE sessions.expires_at < ?",
+    "SELECT count(*) AS count_1 FROM (SELECT users.id AS users_id FROM users "
+    "WHERE users.active = ?) AS anon_1",
+    "SELECT orders.id, orders.total FROM orders JOIN users ON users.id = orders.user_id "
+    "WHERE users.id IN (?, ?, ?) ORDER BY orders.created DESC",
+    "SELECT id FROM t WHERE x = :x AND y = :y",
+]
+LITERALS = [
+    "SELECT * FROM orders WHERE status = 'shipped' AND total > ? ORDER BY id DESC",
+    "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'",
+]
+# The values a typical request hands the sink: query parameters, path, headers, cookies.
+VALUES = [
+    "bob",
+    "20",
+    "/api/orders",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "gzip, deflate, br",
+    "en-US,en;q=0.5",
+    "2b7f3c1e9a0d4e8f",
+    "keep-alive",
+]
+SINK_STATEMENT = (
+    "SELECT orders.id, orders.total FROM orders WHERE orders.owner = 'alice' "
+    "AND orders.status = 'open' ORDER BY orders.id LIMIT 50"
+)
+SINK_STATEMENT_WITH_VALUE = SINK_STATEMENT.replace("alice", "bob")
+
+
+def _measure(func: Callable[[], object], number: int, repeat: int) -> tuple[float, float]:
+    runs = timeit.repeat(func, number=number, repeat=repeat)
+    per_op = [r / number * 1e6 for r in runs]
+    return statistics.median(per_op), min(per_op)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--number", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    print(f"# {platform.python_implementation()} {platform.python_version()}, "
+          f"pid {os.getpid()}, number={args.number}, repeat={args.repeat}")
+
+    protector = SQLInjectionProtector()
+    analyze = protector.analyze_query
+    mixed = ORM * 3 + LITERALS * 4  # 24 + 8: a quarter with literals
+
+    def orm() -> None:
+        for statement in ORM:
+            analyze(statement)
+
+    def mix() -> None:
+        for statement in mixed:
+            analyze(statement)
+
+    def literal() -> None:
+        for statement in LITERALS:
+            analyze(statement)
+
+    print("\nanalyze_query                       statements/s (median)   best")
+    for label, func, count in (("ORM statements (placeholders)", orm, len(ORM)),
+                               ("mix, 1/4 with literals", mix, len(mixed)),
+                               ("statements with literals only", literal, len(LITERALS))):
+        median, best = _measure(func, max(1, args.number // count), args.repeat)
+        print(f"  {label:34s} {count / median * 1e6:12,.0f}     {count / best * 1e6:12,.0f}")
+
+    assert check_statement(SINK_STATEMENT, VALUES) is None
+    assert check_statement(SINK_STATEMENT_WITH_VALUE, VALUES) is None  # "bob" in one literal
+    print(f"\ncheck_statement ({len(VALUES)} request values)  µs/statement (median)   best")
+    for label, statement in (("no value occurs", SINK_STATEMENT),
+                             ("one value occurs (tokenized)", SINK_STATEMENT_WITH_VALUE)):
+        median, best = _measure(lambda s=statement: check_statement(s, VALUES),  # type: ignore[misc]
+                                args.number, args.repeat)
+        print(f"  {label:34s} {median:12.2f}     {best:12.2f}")
+
+    print("\ntokenize, for reference              µs/statement (median)   best")
+    for label, func in (("ours", lambda: tokenize(SINK_STATEMENT)),
+                        ("sqlparse", lambda: list(sqlparse.parse(SINK_STATEMENT)[0].flatten()))):
+        number = args.number if label == "ours" else max(1, args.number // 20)
+        median, best = _measure(func, number, args.repeat)
+        print(f"  {label:34s} {median:12.2f}     {best:12.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
