@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -53,6 +54,17 @@ def require_redis() -> str:
 def require_postgres() -> str:
     require(_port_open("127.0.0.1", 5432), "PostgreSQL is not running on 127.0.0.1:5432")
     return POSTGRES_URL
+
+
+SHARED = Path(os.environ.get("SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
+"""The project's ``../shared`` data (corpora, datasets); ``SHARED_DIR`` names another place."""
+
+
+def require_shared(*parts: str) -> Path:
+    """A path under ``../shared``: skips (locally) or fails (under CI=true) when missing."""
+    path = SHARED.joinpath(*parts)
+    require(path.exists(), f"the shared data {'/'.join(parts)} is not at {path}")
+    return path
 
 
 def require_program(name: str) -> str:

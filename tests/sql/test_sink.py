@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import collections
 import json
-from pathlib import Path
 
 import pytest
 
 from pynomaly_security.sql import SinkFinding, TokenKind, check_statement, tokenize
 from pynomaly_security.sql.sink import SHAPE_LIMIT
+from tests.conftest import require_shared
 from tests.sql._statements import TEMPLATES, attacks
-
-CORPORA = Path(__file__).resolve().parents[3] / "shared" / "corpora"
 
 
 @pytest.mark.parametrize(
@@ -146,10 +144,8 @@ def test_sqlmap_techniques_and_tampers_are_all_found() -> None:
 
 
 def _corpus(label: str) -> list[str]:
-    if not CORPORA.is_dir():
-        pytest.skip(f"the labelled corpora are not at {CORPORA}")
     values = []
-    for path in sorted(CORPORA.glob("*.jsonl")):
+    for path in sorted(require_shared("corpora").glob("*.jsonl")):
         for line in path.read_text().split("\n"):
             if not line:
                 continue
