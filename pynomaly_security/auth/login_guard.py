@@ -113,9 +113,6 @@ class LoginLockoutMiddleware:
         body_read_timeout: float = 30.0,
     ) -> None:
         self.app = app
-        self.login_lockout_bypass = app
-        """What a request to any path but the login paths reaches: the app itself
-        (an outer layer with the same ``login_paths`` may call it directly)."""
         self.lockouts = lockouts
         self.login_paths = frozenset(login_paths)
         self._resolver = resolver or ClientIPResolver()

@@ -42,6 +42,7 @@ from pynomaly_security.middleware._body import (
     read_body,
     replay_receive,
 )
+from pynomaly_security.middleware._clean import CleanRequests
 from pynomaly_security.middleware._refusal import (
     BODY_READ_TIMEOUT,
     REQUEST_TOO_LARGE,
@@ -119,32 +120,31 @@ class InputInspectionMiddleware:
         self.monitor = monitor
         self.max_body_size = max_body_size
         self.body_read_timeout = check_body_read_timeout(body_read_timeout)
+        self.clean = CleanRequests(self.inspector)
+        """This layer's memory of bodiless requests found clean (no credential in it)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        key = self.request_key(scope)
-        if key is not None and self.inspector.known_clean(key):
+        key = self._request_key(scope)
+        if key is not None and self.clean.known(key):
             await self.app(scope, receive, send)
             return
-        await self.screen(scope, receive, send, key)
+        await self._screen(scope, receive, send, key)
 
-    def request_key(self, scope: Scope) -> tuple[object, ...] | None:
-        """The request's key in the inspector's memory of clean requests, or ``None``
-        (:meth:`Inspector.request_key`). An outer layer (the stack's tracking layer)
-        may look it up itself, call ``self.app`` directly when the request is known
-        clean and :meth:`screen` otherwise, saving this layer's frame."""
+    def _request_key(self, scope: Scope) -> tuple[object, ...] | None:
+        """The request's key in :attr:`clean`, or ``None`` (:meth:`CleanRequests.key`)."""
         if scope.get("http_version", "1.1") not in _FRAMED_BY_HEADERS:
             return None  # HTTP/2 and /3: a body needs no header, so no key stands for one
         # The path as sent, undecoded: the key only has to tell requests apart.
-        return self.inspector.request_key(
+        return self.clean.key(
             scope.get("raw_path") or scope["path"],
             scope.get("query_string", b""),
             scope.get("headers", ()),
         )
 
-    async def screen(
+    async def _screen(
         self,
         scope: Scope,
         receive: Receive,
@@ -152,7 +152,7 @@ class InputInspectionMiddleware:
         key: tuple[object, ...] | None,
     ) -> None:
         """Inspect an HTTP request not known clean; serve it or answer it. A clean
-        verdict is remembered under ``key`` (from :meth:`request_key`)."""
+        verdict is remembered under ``key`` (from :meth:`_request_key`)."""
         path = _raw_path(scope)
         query_string = scope.get("query_string", b"")
         headers = scope.get("headers", ())
@@ -192,7 +192,7 @@ class InputInspectionMiddleware:
             if key is not None:
                 # Clean on its own (not thanks to a route's exemptions): repeats of it
                 # pass after one pass over their headers.
-                self.inspector.remember_clean(key)
+                self.clean.add(key)
             await self.app(scope, receive, send)  # the usual case: nothing found
             return
         if verdict.findings and verdict.reject_status is None:
