@@ -25,9 +25,8 @@ from pynomaly_security.detection import Inspector
 __all__ = ["CleanRequests"]
 
 _MAX_ENTRIES = 8192  # emptied when full: bounded memory, no LRU upkeep
-_MAX_KEY_BYTES = 2048  # path, query and header values; longer requests rarely repeat
+_MAX_KEY_BYTES = 4096  # path, query, header names and values; longer requests rarely repeat
 _MAX_FLAGS = 1024
-_BODY_HEADER = "body"  # a header-name flag: neither True nor False
 
 
 class CleanRequests:
@@ -42,51 +41,47 @@ class CleanRequests:
         self._max_headers = inspector.limits.max_headers
         self._reads = inspector.reads_header
         self._secret = inspector.secret_headers
-        self._flags: dict[bytes, object] = {}
-        """Header name -> ``True`` (part of the key), ``False`` (not read) or
-        :data:`_BODY_HEADER`; learnt by :meth:`_key_checked`."""
-        self._clean: set[tuple[object, ...]] = set()
+        self._flags: dict[bytes, bool] = {}
+        """Header name -> ``True`` (part of the key) or ``False`` (not read); learnt
+        by :meth:`_key_checked`. Unknown names and the framing headers (whose
+        values decide) are not in it."""
+        self._clean: set[tuple[str | bytes, ...]] = set()
         self.known: Callable[[object], bool] = self._clean.__contains__
         """Whether the request with this :meth:`key` was found clean: the set's own
         ``__contains__``, a C call on every request instead of a Python one."""
 
     def key(
         self, path: str | bytes, query_string: bytes, headers: Sequence[Sequence[bytes]]
-    ) -> tuple[object, ...] | None:
+    ) -> tuple[str | bytes, ...] | None:
         """The key of a bodiless HTTP/1 request, or ``None`` when it is not kept.
         One cached flag per header name; an unseen name, or a header that may
-        announce a body, takes :meth:`_key_checked`."""
+        announce a body, takes :meth:`_key_checked`. (Its size is checked when it
+        is remembered, :meth:`add`: a long key is looked up, never kept.)"""
         if len(headers) > self._max_headers:
             return None
         get = self._flags.get
-        key: list[object] = [path, query_string]
-        size = len(path) + len(query_string)
+        key: list[str | bytes] = [path, query_string]
         for name, value in headers:
             flag = get(name)
-            if flag is False:
-                continue  # not read by the inspector: not part of the key
-            if flag is not True:
+            if flag:
+                key += (name, value)
+            elif flag is None:
                 return self._key_checked(path, query_string, headers)
-            key += (name, value)
-            size += len(value)
-        if size > _MAX_KEY_BYTES:
-            return None
+            # else: not read by the inspector, not part of the key
         return tuple(key)
 
     def _key_checked(
         self, path: str | bytes, query_string: bytes, headers: Sequence[Sequence[bytes]]
-    ) -> tuple[object, ...] | None:
+    ) -> tuple[str | bytes, ...] | None:
         """:meth:`key` with each header name's role looked up (and its flag learnt),
         and the body headers' values read."""
         flags = self._flags
         if len(flags) >= _MAX_FLAGS:
             flags.clear()  # bounded: header names are the clients' few, but not trusted
-        key: list[object] = [path, query_string]
-        size = len(path) + len(query_string)
+        key: list[str | bytes] = [path, query_string]
         lengths = 0
         for name, value in headers:
             if name == b"transfer-encoding" or name == b"content-length":
-                flags[name] = _BODY_HEADER
                 lengths += 1
                 if name == b"transfer-encoding" or value.strip() not in (b"0", b"") or lengths > 1:
                     # A body follows, or the framing is ambiguous: the verdict is not
@@ -97,15 +92,15 @@ class CleanRequests:
             elif self._reads(name):
                 flags[name] = True
                 key += (name, value)
-                size += len(value)
             else:
                 flags[name] = False
-        if size > _MAX_KEY_BYTES:
-            return None
         return tuple(key)
 
-    def add(self, key: tuple[object, ...]) -> None:
-        """Remember a request the inspector found clean with no route policy."""
+    def add(self, key: tuple[str | bytes, ...]) -> None:
+        """Remember a request the inspector found clean with no route policy; a long
+        one (path, query and header values) is not kept: long requests rarely repeat."""
+        if sum(map(len, key)) > _MAX_KEY_BYTES:
+            return
         if len(self._clean) >= _MAX_ENTRIES:
             self._clean.clear()  # the same set: ``known`` (its __contains__) stays bound
         self._clean.add(key)

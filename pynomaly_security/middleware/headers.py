@@ -296,26 +296,32 @@ class HeaderPolicy:
             self._forwarded_https is not None and self._forwarded_https(scope)
         )
 
-    def for_request(self, scope: Scope) -> tuple[tuple[tuple[bytes, bytes], ...], bool]:
-        """``(common, buffered)`` for a request: the common headers its response gets
-        (the docs variant on a docs path) and whether the response is a docs page to
-        buffer for its hashed CSP (:meth:`docs_responder`)."""
+    def for_request(self, scope: Scope) -> tuple[tuple[tuple[bytes, bytes], ...], bool, bool]:
+        """``(common, buffered, secure)`` for a request: the common headers its
+        response gets (the docs variant on a docs path), whether the response is a
+        docs page to buffer for its hashed CSP (:meth:`docs_responder`), and whether
+        the request came over HTTPS (:meth:`is_secure`). One call per request."""
+        secure = scope.get("scheme") in ("https", "wss") or (
+            self._forwarded_https is not None and self._forwarded_https(scope)
+        )
         cached = self._docs_for
         app = scope.get("app")
+        path: str = scope["path"]
         if cached is not None and cached[0] is app:
             paths, redirect = cached[1], cached[2]
+            if path not in paths and not scope.get("root_path"):
+                return self.common_headers, False, secure  # the usual request
         else:
             paths, redirect = self._paths_of(app)
         if not paths:
-            return self.common_headers, False
+            return self.common_headers, False, secure
         root = scope.get("root_path", "")
-        path: str = scope["path"]
         if root and path.startswith(root):
             path = path[len(root) :]
         if path not in paths:
-            return self.common_headers, False
+            return self.common_headers, False, secure
         docs = self._redirect_common if path in redirect else self._docs_common
-        return docs, self.csp
+        return docs, self.csp, secure
 
     def apply(
         self,
@@ -401,8 +407,7 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         policy = self.policy
-        common, buffered = policy.for_request(scope)
-        secure = policy.is_secure(scope)
+        common, buffered, secure = policy.for_request(scope)
         if buffered:
             await self.app(scope, receive, policy.docs_responder(send, common, secure))
             return

@@ -127,32 +127,31 @@ class InputInspectionMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        key = self._request_key(scope)
-        if key is not None and self.clean.known(key):
+        # The request's key in the memory of clean requests (CleanRequests.key): the
+        # path as sent, undecoded (the key only has to tell requests apart). None
+        # over HTTP/2 and /3, where a body needs no header, so no key stands for one.
+        clean = self.clean
+        key = (
+            clean.key(
+                scope.get("raw_path") or scope["path"], scope["query_string"], scope["headers"]
+            )
+            if scope.get("http_version", "1.1") in _FRAMED_BY_HEADERS
+            else None
+        )
+        if key is not None and clean.known(key):
             await self.app(scope, receive, send)
             return
         await self._screen(scope, receive, send, key)
-
-    def _request_key(self, scope: Scope) -> tuple[object, ...] | None:
-        """The request's key in :attr:`clean`, or ``None`` (:meth:`CleanRequests.key`)."""
-        if scope.get("http_version", "1.1") not in _FRAMED_BY_HEADERS:
-            return None  # HTTP/2 and /3: a body needs no header, so no key stands for one
-        # The path as sent, undecoded: the key only has to tell requests apart.
-        return self.clean.key(
-            scope.get("raw_path") or scope["path"],
-            scope.get("query_string", b""),
-            scope.get("headers", ()),
-        )
 
     async def _screen(
         self,
         scope: Scope,
         receive: Receive,
         send: Send,
-        key: tuple[object, ...] | None,
+        key: tuple[str | bytes, ...] | None,
     ) -> None:
         """Inspect an HTTP request not known clean; serve it or answer it. A clean
-        verdict is remembered under ``key`` (from :meth:`_request_key`)."""
+        verdict is remembered under ``key`` (:meth:`CleanRequests.key`)."""
         path = _raw_path(scope)
         query_string = scope.get("query_string", b"")
         headers = scope.get("headers", ())

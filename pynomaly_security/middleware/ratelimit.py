@@ -213,22 +213,20 @@ class RateLimitMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self.app(scope, self._lifespan_receive(receive), send)
-            return
-        if scope["type"] != "http":
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "lifespan":
+                receive = self._lifespan_receive(receive)
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
         if (
-            path in self._exempt_exact
-            or path.startswith(self._exempt_prefixes)
-            or (
-                self._only_routes
-                and path not in self._limited_exact
-                and not path.startswith(self._limited_prefixes)
-            )
-        ):
+            # Only listed routes counted (the sign-up/MFA limits): the usual request
+            # passes here.
+            self._only_routes
+            and path not in self._limited_exact
+            and not path.startswith(self._limited_prefixes)
+        ) or (path in self._exempt_exact or path.startswith(self._exempt_prefixes)):
             await self.app(scope, receive, send)
             return
         pattern, items = self._limits_for(path)

@@ -266,9 +266,16 @@ class UserTrackingMiddleware:
                 sent = True
                 if _CLIENT_REQUEST_ID.fullmatch(value) is not None:
                     client_rid = bytes(value)
+        if self.hosts is None:
+            return client_rid, True
+        return client_rid, self._host_allowed(host, hosts)
+
+    def _host_allowed(self, host: bytes | None, hosts: int) -> bool:
+        """Whether a request with ``hosts`` ``Host`` headers, the last ``host``, is
+        for a host the app answers to (a refusal is logged once per host)."""
         trusted = self.hosts
         if trusted is None:
-            return client_rid, True
+            return True
         host_ok = hosts == 1 and (host in trusted.seen or trusted.allows(host))
         if not host_ok and trusted.first_refusal(host if hosts == 1 else b"<%d>" % hosts):
             log.warning(
@@ -277,7 +284,7 @@ class UserTrackingMiddleware:
                 host_headers=hosts,
                 hint="add the app's host names to PYNOMALY_SECURITY__ALLOWED_HOSTS",
             )
-        return client_rid, host_ok
+        return host_ok
 
     def _open(self, scope: Scope) -> tuple[RequestContext, bool]:
         """The request context of a websocket (request id, client IP, the client's
@@ -315,7 +322,20 @@ class UserTrackingMiddleware:
         method = scope["method"]
         path = scope["path"]
         request_id, rid_header = next(self._ids)
-        client_rid, host_ok = self._scan(scope)
+        # The client's X-Request-ID and the Host, from one dict built in C; a
+        # request that repeats a header name (rare) takes the loop of _scan.
+        headers = scope["headers"]
+        named = dict(headers)
+        if len(named) == len(headers):
+            client_rid = named.get(_RID)
+            if client_rid is not None:
+                client_rid = bytes(client_rid) if _CLIENT_REQUEST_ID.fullmatch(client_rid) else None
+            trusted = self.hosts
+            host_ok = trusted is None or named.get(b"host") in trusted.seen
+            if not host_ok:
+                host_ok = self._host_allowed(named.get(b"host"), 1 if b"host" in named else 0)
+        else:
+            client_rid, host_ok = self._scan(scope)
         is_login = method == "POST" and path in self.login_paths
         app = self.app
         if not host_ok:
@@ -327,8 +347,7 @@ class UserTrackingMiddleware:
         common: tuple[tuple[bytes, bytes], ...] = ()
         secure = False
         if policy is not None:
-            secure = policy.is_secure(scope)
-            common, buffered = policy.for_request(scope)
+            common, buffered, secure = policy.for_request(scope)
             if buffered:
                 # The docs page is buffered to hash its inline scripts into its
                 # CSP; the responder applies the headers itself.
