@@ -103,6 +103,8 @@ _MAX_BLOCKS = 64
 # Headers that act only when the response is rendered as a document.
 _DOCUMENT_ONLY = frozenset({b"referrer-policy", b"permissions-policy", _COOP})
 _MAX_DOCS_BODY = 512 * 1024
+_SECURE_SCHEMES = ("https", "wss")
+_NO_APP = object()  # no app's docs paths read yet
 _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
 # Directives of the docs policy that take the asset origins (docs_asset_origins).
 _ASSET_DIRECTIVES = ("script-src", "style-src", "img-src", "font-src")
@@ -234,7 +236,11 @@ class HeaderPolicy:
         # The docs paths read from the last app seen (scope["app"]): FastAPI fixes
         # docs_url/redoc_url before it serves, so this is configuration, computed
         # once per app instead of on every request.
-        self._docs_for: tuple[object, frozenset[str], frozenset[str]] | None = None
+        self._docs_for: tuple[object, frozenset[str], frozenset[str]] = (
+            _NO_APP,
+            frozenset(),
+            frozenset(),
+        )
         self._blocks: dict[tuple[bytes, bool], tuple[tuple[bytes, bytes], ...]] = {}
         # Every name a block may hold: an app that set one of them itself keeps its own.
         self._block_names = frozenset(name for name, _ in common) | {_HSTS, _CSP}
@@ -301,25 +307,19 @@ class HeaderPolicy:
         response gets (the docs variant on a docs path), whether the response is a
         docs page to buffer for its hashed CSP (:meth:`docs_responder`), and whether
         the request came over HTTPS (:meth:`is_secure`). One call per request."""
-        secure = scope.get("scheme") in ("https", "wss") or (
-            self._forwarded_https is not None and self._forwarded_https(scope)
+        forwarded = self._forwarded_https
+        secure = scope.get("scheme") in _SECURE_SCHEMES or (
+            forwarded is not None and forwarded(scope)
         )
-        cached = self._docs_for
-        app = scope.get("app")
+        app, paths, redirect = self._docs_for
+        if app is not scope.get("app"):
+            paths, redirect = self._paths_of(scope.get("app"))
         path: str = scope["path"]
-        if cached is not None and cached[0] is app:
-            paths, redirect = cached[1], cached[2]
-            if path not in paths and not scope.get("root_path"):
-                return self.common_headers, False, secure  # the usual request
-        else:
-            paths, redirect = self._paths_of(app)
-        if not paths:
-            return self.common_headers, False, secure
-        root = scope.get("root_path", "")
+        root = scope.get("root_path")
         if root and path.startswith(root):
             path = path[len(root) :]
         if path not in paths:
-            return self.common_headers, False, secure
+            return self.common_headers, False, secure  # the usual request
         docs = self._redirect_common if path in redirect else self._docs_common
         return docs, self.csp, secure
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import structlog
@@ -36,6 +37,7 @@ from pynomaly_security.detection.exemptions import match_route_policy
 from pynomaly_security.detection.extract import Framing, read_framing
 from pynomaly_security.detection.types import InspectionRefused
 from pynomaly_security.logsafe import safe_text
+from pynomaly_security.middleware._asgi import passes_through
 from pynomaly_security.middleware._body import (
     BodyOutcome,
     content_length,
@@ -122,26 +124,26 @@ class InputInspectionMiddleware:
         self.body_read_timeout = check_body_read_timeout(body_read_timeout)
         self.clean = CleanRequests(self.inspector)
         """This layer's memory of bodiless requests found clean (no credential in it)."""
+        self._key = self.clean.key
+        self._known = self.clean.known
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    @passes_through
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         # The request's key in the memory of clean requests (CleanRequests.key): the
         # path as sent, undecoded (the key only has to tell requests apart). None
         # over HTTP/2 and /3, where a body needs no header, so no key stands for one.
-        clean = self.clean
         key = (
-            clean.key(
+            self._key(
                 scope.get("raw_path") or scope["path"], scope["query_string"], scope["headers"]
             )
             if scope.get("http_version", "1.1") in _FRAMED_BY_HEADERS
             else None
         )
-        if key is not None and clean.known(key):
-            await self.app(scope, receive, send)
-            return
-        await self._screen(scope, receive, send, key)
+        if key is not None and self._known(key):
+            return self.app(scope, receive, send)  # known clean: no frame of this layer
+        return self._screen(scope, receive, send, key)
 
     async def _screen(
         self,
