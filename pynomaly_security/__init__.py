@@ -33,8 +33,8 @@ from pynomaly_security.exceptions import (
     SecurityError,
     StorageError,
 )
-from pynomaly_security.middleware.audit import AuditMiddleware
-from pynomaly_security.middleware.headers import SecurityHeadersMiddleware
+from pynomaly_security.middleware.audit import AccessRecorder, AuditMiddleware
+from pynomaly_security.middleware.headers import HeaderPolicy, SecurityHeadersMiddleware
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.middleware.masking import ResponseMaskingMiddleware
 from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
@@ -60,6 +60,7 @@ from pynomaly_security.settings import SecuritySettings, load_settings
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessRecorder",
     "AdminAPIKey",
     "AdvancedDataProtection",
     "AnomalousAccessDetector",
@@ -74,6 +75,7 @@ __all__ = [
     "DataEncryption",
     "FieldEncryption",
     "Finding",
+    "HeaderPolicy",
     "InjectionAttackDetector",
     "InputInspectionMiddleware",
     "InputSanitizer",

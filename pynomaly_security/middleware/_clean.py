@@ -60,7 +60,7 @@ class CleanRequests:
         if len(headers) > self._max_headers:
             return None
         get = self._flags.get
-        key: list[str | bytes] = [path, query_string]
+        key: tuple[str | bytes, ...] = (path, query_string)  # built as a tuple: few kept
         for name, value in headers:
             flag = get(name)
             if flag:
@@ -68,7 +68,7 @@ class CleanRequests:
             elif flag is None:
                 return self._key_checked(path, query_string, headers)
             # else: not read by the inspector, not part of the key
-        return tuple(key)
+        return key
 
     def _key_checked(
         self, path: str | bytes, query_string: bytes, headers: Sequence[Sequence[bytes]]
@@ -78,7 +78,7 @@ class CleanRequests:
         flags = self._flags
         if len(flags) >= _MAX_FLAGS:
             flags.clear()  # bounded: header names are the clients' few, but not trusted
-        key: list[str | bytes] = [path, query_string]
+        key: tuple[str | bytes, ...] = (path, query_string)
         lengths = 0
         for name, value in headers:
             if name == b"transfer-encoding" or name == b"content-length":
@@ -94,7 +94,7 @@ class CleanRequests:
                 key += (name, value)
             else:
                 flags[name] = False
-        return tuple(key)
+        return key
 
     def add(self, key: tuple[str | bytes, ...]) -> None:
         """Remember a request the inspector found clean with no route policy; a long

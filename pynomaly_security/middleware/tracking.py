@@ -412,7 +412,10 @@ class UserTrackingMiddleware:
                 client_ip,
             )
             if access is not None:
-                access.finish(row, ctx.extra, error, ctx.client_request_id)
+                if ctx.extra or access.log_line:
+                    access.finish(row, ctx.extra, error, ctx.client_request_id)
+                else:
+                    access.queue(row)  # finish() of a request with nothing in its context
             user_id = ctx.user_id or (_user_from_scope(scope) if "user" in scope else None)
             if is_login or (user_id is not None and self.monitor is not None):
                 self._after(scope, ctx, user_id, status, now, row)
