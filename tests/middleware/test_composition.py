@@ -33,7 +33,9 @@ class AccessLog:
     def log_request(self, **fields: Any) -> None:
         self.requests.append(fields)
 
-    async def log_security_event(self, event_type: Any, message: str, level: Any, **kw: Any) -> None:
+    async def log_security_event(
+        self, event_type: Any, message: str, level: Any, **kw: Any
+    ) -> None:
         self.events.append((str(event_type.value), kw["details"]))
 
 
@@ -48,7 +50,11 @@ def _inner() -> Starlette:
         return JSONResponse({"ok": False}, status_code=401)
 
     return Starlette(
-        routes=[Route("/data", data), Route("/page", page), Route("/login", login, methods=["POST"])]
+        routes=[
+            Route("/data", data),
+            Route("/page", page),
+            Route("/login", login, methods=["POST"]),
+        ]
     )
 
 
@@ -92,11 +98,15 @@ async def test_the_fused_layer_answers_as_the_three_layers(make_client: MakeClie
     def rows(log: AccessLog) -> list[tuple[object, ...]]:
         return [(r["method"], r["path"], r["status_code"]) for r in log.requests]
 
-    assert rows(fused_log) == rows(stacked_log) == [
-        ("GET", "/data", 200),
-        ("GET", "/page", 200),
-        ("POST", "/login", 401),
-    ]
+    assert (
+        rows(fused_log)
+        == rows(stacked_log)
+        == [
+            ("GET", "/data", 200),
+            ("GET", "/page", 200),
+            ("POST", "/login", 401),
+        ]
+    )
     assert [kind for kind, _ in fused_log.events] == [kind for kind, _ in stacked_log.events]
     assert [d["username"] for _, d in fused_log.events] == ["ada"]
 
