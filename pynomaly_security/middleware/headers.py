@@ -219,6 +219,8 @@ class HeaderPolicy:
         )
         self.common_headers = tuple(common)
         """The headers every (non-docs) response gets, CSP and HSTS aside."""
+        # for_request's answers to a usual request, over HTTP and over HTTPS.
+        self._usual = ((self.common_headers, False, False), (self.common_headers, False, True))
         self._json_common = tuple(item for item in common if item[0] not in _DOCUMENT_ONLY)
         # The docs variants of the common headers (see the module docstring, COOP).
         self._docs_common = tuple(
@@ -307,21 +309,30 @@ class HeaderPolicy:
         response gets (the docs variant on a docs path), whether the response is a
         docs page to buffer for its hashed CSP (:meth:`docs_responder`), and whether
         the request came over HTTPS (:meth:`is_secure`). One call per request."""
+        docs = self._docs_for
+        path: str = scope["path"]
+        if (
+            docs[0] is scope.get("app")
+            and path not in docs[1]
+            and not scope.get("root_path")
+            and self._forwarded_https is None
+        ):
+            # The usual request (no docs page, no proxy to ask): answers made once.
+            return self._usual[scope.get("scheme") in _SECURE_SCHEMES]
         forwarded = self._forwarded_https
         secure = scope.get("scheme") in _SECURE_SCHEMES or (
             forwarded is not None and forwarded(scope)
         )
-        app, paths, redirect = self._docs_for
+        app, paths, redirect = docs
         if app is not scope.get("app"):
             paths, redirect = self._paths_of(scope.get("app"))
-        path: str = scope["path"]
         root = scope.get("root_path")
         if root and path.startswith(root):
             path = path[len(root) :]
         if path not in paths:
-            return self.common_headers, False, secure  # the usual request
-        docs = self._redirect_common if path in redirect else self._docs_common
-        return docs, self.csp, secure
+            return self.common_headers, False, secure
+        common = self._redirect_common if path in redirect else self._docs_common
+        return common, self.csp, secure
 
     def apply(
         self,
