@@ -488,7 +488,7 @@ def _server(kind: str, audit_db: str, cores: str | None) -> Iterator[Server]:
                 sys.exit(f"the {kind} server exited with {proc.returncode}")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                    s.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    s.sendall(b"GET /small HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
                     if s.recv(64).startswith(b"HTTP/1.1 200"):
                         break
             except OSError:
