@@ -134,6 +134,8 @@ def serve(kind: str, port: int, audit_db: str) -> None:
     )
 
 
+_PROBE = b"GET /small HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+
 # -- instructions per request, under valgrind (``--instructions``) -----------------------
 
 _FLUSH_AT_EXIT = "OVERHEAD_AUDIT_FLUSH_AT_EXIT"
@@ -488,7 +490,8 @@ def _server(kind: str, audit_db: str, cores: str | None) -> Iterator[Server]:
                 sys.exit(f"the {kind} server exited with {proc.returncode}")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                    s.sendall(b"GET /small HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                    # A Host the stack allows (ALLOWED_HOSTS: local names by default).
+                    s.sendall(_PROBE)
                     if s.recv(64).startswith(b"HTTP/1.1 200"):
                         break
             except OSError:
