@@ -237,7 +237,7 @@ SHAPES: list[tuple[str, str, bytes, bytes, list[tuple[bytes, bytes]], bytes]] = 
         b"",
         [(b"content-type", MP)],
         _mp(
-            b'Content-Disposition: form-data; name="f"; '
+            b"Content-Disposition: form-data; name=\"f\"; "
             b"filename*=utf-8''%3Cs%3E.txt\r\n\r\n<body>",
         ),
     ),

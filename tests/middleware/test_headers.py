@@ -210,7 +210,9 @@ async def test_docs_pages_are_found_wherever_they_are_mounted(make_client) -> No
 @pytest.mark.anyio
 async def test_docs_asset_origins_extend_the_docs_policy_only(make_client) -> None:  # type: ignore[no-untyped-def]
     app = FastAPI()
-    app.add_middleware(SecurityHeadersMiddleware, docs_asset_origins=["https://static.example.com"])
+    app.add_middleware(
+        SecurityHeadersMiddleware, docs_asset_origins=["https://static.example.com"]
+    )
     async with make_client(app) as client:
         docs = (await client.get("/docs")).headers["content-security-policy"]
         api = (await client.get("/openapi.json")).headers["content-security-policy"]
