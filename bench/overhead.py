@@ -14,6 +14,7 @@ Usage::
     python bench/overhead.py [--duration 5] [--rounds 3] [--connections 32]
     python bench/overhead.py --components    # in-process µs per component
     python bench/overhead.py --instructions  # valgrind: instructions per request
+    python bench/overhead.py --instructions --only post  # the 1 KB POST only
     python bench/overhead.py --components --instructions  # valgrind, per component
 
 wrk is Debian's package; run as root, the script installs it when missing.
@@ -133,6 +134,8 @@ def serve(kind: str, port: int, audit_db: str) -> None:
     )
 
 
+_PROBE = b"GET /small HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+
 # -- instructions per request, under valgrind (``--instructions``) -----------------------
 
 _FLUSH_AT_EXIT = "OVERHEAD_AUDIT_FLUSH_AT_EXIT"
@@ -172,9 +175,10 @@ def _instructions_in(log: Path) -> int:
     sys.exit("valgrind printed no instruction count")
 
 
-def _serve_counted(valgrind: str, kind: str, requests: int) -> int:
+def _serve_counted(valgrind: str, kind: str, requests: int, post: bool = False) -> int:
     """Instructions a uvicorn server (under cachegrind) executes from start to exit
-    while serving ``requests`` GETs of /small over 8 keep-alive connections."""
+    while serving ``requests`` GETs of /small (``post``: POSTs of the 1 KB JSON body
+    to /items) over 8 keep-alive connections."""
     import http.client
     import threading
 
@@ -197,10 +201,17 @@ def _serve_counted(valgrind: str, kind: str, requests: int) -> int:
                         sys.exit(f"the {kind} server under valgrind did not start")
                     time.sleep(0.5)
 
+            # wrk's request headers; the POST adds its body's type, as overhead.lua does.
+            headers = {"User-Agent": "wrk", "Accept": "*/*"}
+            method, path, body = "GET", "/small", None
+            if post:
+                method, path, body = "POST", "/items", _body_bytes()
+                headers["Content-Type"] = "application/json"
+
             def client(n: int) -> None:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
                 for _ in range(n):
-                    conn.request("GET", "/small", headers={"User-Agent": "wrk", "Accept": "*/*"})
+                    conn.request(method, path, body=body, headers=headers)
                     response = conn.getresponse()
                     response.read()
                     if response.status != 200:
@@ -218,23 +229,29 @@ def _serve_counted(valgrind: str, kind: str, requests: int) -> int:
         return _instructions_in(log)
 
 
-def instructions(requests: int) -> None:
+def instructions(requests: int, only: str | None = None) -> None:
     """Instructions per request, bare and stack: deterministic where wall-clock
     figures on a shared machine are not (the difference of two runs, ``requests``
-    and ``requests // 6`` GETs, so start-up and shutdown cancel out)."""
+    and ``requests // 6`` requests, so start-up and shutdown cancel out). The GET
+    of /small, then the 1 KB JSON POST (``only`` picks one)."""
     valgrind = _require_valgrind()
     small = requests // 6
-    per_request = {}
-    for kind in ("bare", "stack"):
-        counts = [_serve_counted(valgrind, kind, n) for n in (small, requests)]
-        per_request[kind] = (counts[1] - counts[0]) / (requests - small)
-        print(f"{kind:<6} {per_request[kind]:>10,.0f} instructions per GET /small")
-    ratio = per_request["bare"] / per_request["stack"]
-    print(
-        f"\nthe stack executes {per_request['stack'] / per_request['bare']:.3f}x the bare "
-        f"app's instructions per request: it would keep {ratio:.1%} of bare requests/s on "
-        "a CPU-bound core (goal >= 80%); every audit row is sealed in this count"
-    )
+    loads = {"get": "GET /small", "post": "POST /items (1 KB JSON)"}
+    for load, name in loads.items():
+        if only is not None and load != only:
+            continue
+        per_request = {}
+        for kind in ("bare", "stack"):
+            counts = [_serve_counted(valgrind, kind, n, load == "post") for n in (small, requests)]
+            per_request[kind] = (counts[1] - counts[0]) / (requests - small)
+            print(f"{kind:<6} {per_request[kind]:>10,.0f} instructions per {name}")
+        ratio = per_request["bare"] / per_request["stack"]
+        goal = " (goal >= 80%)" if load == "get" else ""
+        print(
+            f"{name}: the stack executes {per_request['stack'] / per_request['bare']:.3f}x "
+            f"the bare app's instructions per request: it would keep {ratio:.1%} of bare "
+            f"requests/s on a CPU-bound core{goal}; every audit row is sealed in this count\n"
+        )
 
 
 # -- per-component cost, in-process (``--components``) -----------------------------------
@@ -473,7 +490,8 @@ def _server(kind: str, audit_db: str, cores: str | None) -> Iterator[Server]:
                 sys.exit(f"the {kind} server exited with {proc.returncode}")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                    s.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    # A Host the stack allows (ALLOWED_HOSTS: local names by default).
+                    s.sendall(_PROBE)
                     if s.recv(64).startswith(b"HTTP/1.1 200"):
                         break
             except OSError:
@@ -569,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         components(args.requests or 5000, args.rounds)
         return 0
     if args.instructions:
-        instructions(args.requests or 2400)
+        instructions(args.requests or 2400, args.only)
         return 0
 
     wrk = _ensure_wrk()

@@ -46,9 +46,9 @@ from pynomaly_security.exceptions import (
     SecurityError,
     StorageError,
 )
-from pynomaly_security.middleware.audit import AuditMiddleware
+from pynomaly_security.middleware.audit import AccessRecorder, AuditMiddleware
 from pynomaly_security.middleware.errors import secure_server_errors
-from pynomaly_security.middleware.headers import SecurityHeadersMiddleware
+from pynomaly_security.middleware.headers import HeaderPolicy, SecurityHeadersMiddleware
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.middleware.masking import ResponseMaskingMiddleware
 from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
@@ -76,6 +76,7 @@ from pynomaly_security.validation import install_validation_handler
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessRecorder",
     "AdminAPIKey",
     "AdvancedDataProtection",
     "AnomalousAccessDetector",
@@ -91,6 +92,7 @@ __all__ = [
     "CurrentUser",
     "DataEncryption",
     "FieldEncryption",
+    "HeaderPolicy",
     "InjectionAttackDetector",
     "InputInspectionMiddleware",
     "InputSanitizer",

@@ -38,8 +38,9 @@ from pynomaly_security.auth.lockout import LockoutManager
 from pynomaly_security.auth.login_guard import LoginLockoutMiddleware
 from pynomaly_security.auth.router import build_lockout_router
 from pynomaly_security.detection import Inspector
+from pynomaly_security.middleware.audit import AccessRecorder
 from pynomaly_security.middleware.errors import secure_server_errors
-from pynomaly_security.middleware.headers import SecurityHeadersMiddleware
+from pynomaly_security.middleware.headers import HeaderPolicy
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
 from pynomaly_security.middleware.stack import SecurityMiddleware
@@ -226,9 +227,8 @@ def setup_security_middleware(
     from pynomaly_security.storage.base import failure_policy
 
     if enable_rate_limiting and settings.rate_limit_enabled and settings.auth_rate_limits_enabled:
-        # Sign-up and MFA limits (login's are the login guard's), innermost: a plain
-        # request passes it with one path lookup, and the tracking layer's memory of
-        # clean requests still skips the inspection layer (issue 12, item 8).
+        # Sign-up and MFA limits (login's are the login guard's), innermost: any
+        # other request passes it with one path lookup (issue 12, item 8).
         app.add_middleware(
             RateLimitMiddleware,
             store=store,
@@ -282,10 +282,10 @@ def setup_security_middleware(
             failure_policy=failure_policy(settings.store_failure_policy, "rate_limit"),
         )
     # Tracking, headers and audit run as one layer with one send wrapper (see
-    # middleware/stack.py); the two policies' own app is never called.
+    # middleware/stack.py), sharing the policy and the recorder their standalone
+    # middlewares use.
     headers = (
-        SecurityHeadersMiddleware(
-            app,
+        HeaderPolicy(
             hsts=settings.hsts_enabled and not settings.development_mode,
             hsts_max_age=settings.hsts_max_age,
             csp=settings.csp_enabled,
@@ -296,15 +296,15 @@ def setup_security_middleware(
         if enable_security_headers and settings.security_headers_enabled
         else None
     )
-    audit = None
-    if audit_logger is not None:
-        from pynomaly_security.middleware.audit import AuditMiddleware
-
-        audit = AuditMiddleware(app, audit_logger=audit_logger, log_line=settings.audit_log_line)
+    access = (
+        AccessRecorder(audit_logger, log_line=settings.audit_log_line)
+        if audit_logger is not None
+        else None
+    )
     app.add_middleware(
         SecurityMiddleware,
         headers=headers,
-        audit=audit,
+        access=access,
         resolver=resolver,
         tracker=tracker,
         monitor=monitor,
@@ -313,8 +313,6 @@ def setup_security_middleware(
         login_paths=settings.login_paths,
         # Requests for a host the app is not are refused before any other layer.
         hosts=TrustedHosts(settings.allowed_hosts),
-        # Requests carrying these are never remembered by the tracking layer.
-        credential_headers=settings.api_key_headers,
         # A login body is read here first (the user name), bounded like every body read.
         body_read_timeout=settings.body_read_timeout,
     )

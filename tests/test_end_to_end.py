@@ -292,9 +292,9 @@ async def test_a_client_request_id_is_labelled_in_the_audit_trail(
     assert [d["client_request_id"] for d in details] == ["same-client-id", "same-client-id", issued]
 
 
-def _security_layer(app: FastAPI) -> object:
+def _inspection_layer(app: FastAPI) -> object:
     layer = app.middleware_stack
-    while layer is not None and type(layer).__name__ != "SecurityMiddleware":
+    while layer is not None and type(layer).__name__ != "InputInspectionMiddleware":
         layer = getattr(layer, "app", None)
     assert layer is not None
     return layer
@@ -304,10 +304,10 @@ def _security_layer(app: FastAPI) -> object:
 async def test_repeated_requests_keep_every_decision(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    """The stack remembers requests it has seen to be plain (same method, path, query
-    and headers) and skips their header scans; what makes a request not plain is
-    still decided on every request: the client's X-Request-ID, an attack in one
-    header, a body, the docs page's policy, a login."""
+    """The inspection layer remembers a bodiless request it found clean (same path,
+    query and inspected headers); everything else is still decided on every
+    request: the client's X-Request-ID, an attack in one header, a body, the docs
+    page's policy, a login."""
     search = {"q": "brass lamp"}
     ids = set()
     for _ in range(4):
@@ -317,7 +317,7 @@ async def test_repeated_requests_keep_every_decision(
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
         ids.add(response.headers["x-request-id"])
     assert len(ids) == 4  # a fresh id each time, remembered or not
-    assert len(_security_layer(app)._plain) == 1  # type: ignore[attr-defined]
+    assert len(_inspection_layer(app).clean) == 1  # type: ignore[attr-defined]
 
     for _ in range(2):  # the client's own id is echoed apart from the server's, every time
         own = await client.get(

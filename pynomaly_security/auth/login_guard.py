@@ -44,6 +44,7 @@ from pynomaly_security.auth.login_body import DEFAULT_USERNAME_FIELDS, login_nam
 from pynomaly_security.auth.route_limits import KeyedLimits
 from pynomaly_security.exceptions import StorageError
 from pynomaly_security.logsafe import safe_text
+from pynomaly_security.middleware._asgi import passes_through
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
 from pynomaly_security.middleware._refusal import (
     BODY_READ_TIMEOUT,
@@ -113,9 +114,6 @@ class LoginLockoutMiddleware:
         body_read_timeout: float = 30.0,
     ) -> None:
         self.app = app
-        self.login_lockout_bypass = app
-        """What a request to any path but the login paths reaches: the app itself
-        (an outer layer with the same ``login_paths`` may call it directly)."""
         self.lockouts = lockouts
         self.login_paths = frozenset(login_paths)
         self._resolver = resolver or ClientIPResolver()
@@ -130,14 +128,17 @@ class LoginLockoutMiddleware:
         self._rate_policy = rate_limit_policy
         self._body_timeout = check_body_read_timeout(body_read_timeout)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    @passes_through
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if (
             scope["type"] != "http"
             or scope["method"] != "POST"
             or scope["path"] not in self.login_paths
         ):
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)  # not a login: no frame of this layer
+        return self._login(scope, receive, send)
+
+    async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = get_request_context(scope)
         ip = ctx.client_ip if ctx is not None else self._resolver.resolve(scope)
         buffered = await read_body(receive, _LOGIN_BODY_LIMIT, self._body_timeout)

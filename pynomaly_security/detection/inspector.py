@@ -103,10 +103,7 @@ _CLEAN = Verdict()  # immutable: every clean request shares it
 _MEMO_MAX_VALUE = 512  # longer values are rarely repeated; never memoized
 _MEMO_MAX_ENTRIES = 8192  # the memo is emptied when full: bounded memory, no LRU upkeep
 _MEMO_MAX_TEXT = 2 * _MEMO_MAX_VALUE  # normalized text of a kept entry (its hits hold it)
-_MEMO_MAX_KEY = _MEMO_MAX_VALUE * 4  # bytes of path, query and header values in a key
-_MAX_KEY_FLAGS = 1024
 _MAX_REMEMBERED_NAME = 128  # longer field names are checked each time, not kept
-_BODY_HEADER = "body"  # a request-key flag: neither True nor False
 
 
 def _no_spend(_: int) -> None:
@@ -150,8 +147,8 @@ class Inspector:
             codes, tokens): not inspected in a body, never quoted in a finding.
         secret_headers: an app's own API-key headers, besides
             :data:`~pynomaly_security.detection.extract.SECRET_HEADERS`: inspected,
-            but never kept in the memory of clean requests nor in the value memo
-            (either would hold the secret).
+            but never kept in the value memo (it would hold the secret), nor by a
+            caller's memory of requests (:attr:`secret_headers`).
         max_input_length: longest value (characters); a longer one is refused
             (413 ``value_too_long``), never cut.
         max_json_depth: deeper JSON bodies are rejected with 400.
@@ -203,7 +200,8 @@ class Inspector:
         self._secret_fields: dict[str, bool] = {}
         """Field name -> whether it holds a credential (bounded, like the memos)."""
         secrets = SECRET_HEADERS | {name.lower() for name in secret_headers}
-        self._secret_headers = frozenset(name.encode("latin-1") for name in secrets)
+        self.secret_headers = frozenset(name.encode("latin-1") for name in secrets)
+        """Raw names of the headers whose values are secrets (cookies, API keys)."""
         self._unkept_fields = tuple(
             "cookie." if name == "cookie" else f"header.{name}" for name in sorted(secrets)
         )
@@ -213,14 +211,6 @@ class Inspector:
         self._plain_engine = RuleEngine([rule for rule in active if rule.plain])
         self._memo: dict[str, tuple[int, tuple[Hit, ...]]] = {}
         self._path_memo: dict[str, tuple[int, tuple[Hit, ...]]] = {}
-        self._clean: set[tuple[object, ...]] = set()
-        self.known_clean: Callable[[object], bool] = self._clean.__contains__
-        """Whether the request with this :meth:`request_key` was inspected and found
-        clean (the middleware's shortcut for repeated requests). The set's own
-        ``__contains__``: a C call on every request instead of a Python one."""
-        self._key_flags: dict[bytes, object] = {}
-        """Header name -> ``True`` (part of the key), ``False`` (not inspected) or
-        :data:`_BODY_HEADER`; learnt by :meth:`_request_key_checked`."""
 
     @classmethod
     def from_settings(cls, settings: SecuritySettings) -> Inspector:
@@ -244,82 +234,10 @@ class Inspector:
         """Forget memoized scans (benchmarks time cold passes with it)."""
         self._memo.clear()
         self._path_memo.clear()
-        self._clean.clear()
 
-    def request_key(
-        self, path: str | bytes, query_string: bytes, headers: Sequence[Sequence[bytes]]
-    ) -> tuple[object, ...] | None:
-        """The key of a request without a body in the memory of clean requests, or
-        ``None`` when it is not kept (too long, or it announces a body).
-
-        The key is what a bodiless request's verdict depends on: its path (as
-        sent), query and inspected headers (cookies included). Clients repeat the
-        same requests (polling, health checks, the same page's API calls), so a
-        request known clean is answered with one set lookup instead of extracting
-        and looking up every value. Only requests clean without a route's
-        exemptions are to be remembered (:meth:`remember_clean`); exemptions only
-        clear findings.
-
-        Every request computes this: one cached flag per header name, and an
-        unseen name or a header that may announce a body (``Content-Length``,
-        ``Transfer-Encoding``) takes :meth:`_request_key_checked`.
-
-        Never a key for a request :meth:`inspect` could refuse on something the key
-        leaves out (more header lines than ``max_headers``, framing headers): such
-        a request must not match a clean one that differs only there."""
-        if len(headers) > self._max_headers:
-            return None
-        get = self._key_flags.get
-        key: list[object] = [path, query_string]
-        size = len(path) + len(query_string)
-        for name, value in headers:
-            flag = get(name)
-            if flag is False:
-                continue  # not inspected: not part of the key
-            if flag is not True:
-                return self._request_key_checked(path, query_string, headers)
-            key += (name, value)
-            size += len(value)
-        if size > _MEMO_MAX_KEY:
-            return None  # long requests rarely repeat; not kept
-        return tuple(key)
-
-    def _request_key_checked(
-        self, path: str | bytes, query_string: bytes, headers: Sequence[Sequence[bytes]]
-    ) -> tuple[object, ...] | None:
-        """:meth:`request_key` with each header name's role looked up (and its flag
-        learnt), and the body headers' values read."""
-        flags = self._key_flags
-        if len(flags) >= _MAX_KEY_FLAGS:
-            flags.clear()  # bounded: header names are the clients' few, but not trusted
-        key: list[object] = [path, query_string]
-        size = len(path) + len(query_string)
-        lengths = 0
-        for name, value in headers:
-            if name == b"transfer-encoding" or name == b"content-length":
-                flags[name] = _BODY_HEADER
-                lengths += 1
-                if name == b"transfer-encoding" or value.strip() not in (b"0", b"") or lengths > 1:
-                    # A body follows, or the framing is ambiguous: the verdict is not
-                    # a function of the key.
-                    return None
-            elif name in self._secret_headers:
-                return None  # its value is a secret: not kept (flag left unlearnt)
-            elif self._headers.role_of(name):
-                flags[name] = True
-                key += (name, value)
-                size += len(value)
-            else:
-                flags[name] = False
-        if size > _MEMO_MAX_KEY:
-            return None
-        return tuple(key)
-
-    def remember_clean(self, key: tuple[object, ...]) -> None:
-        """Remember a request :meth:`inspect` found clean with no route policy."""
-        if len(self._clean) >= _MEMO_MAX_ENTRIES:
-            self._clean.clear()  # the same set: known_clean (its __contains__) stays bound
-        self._clean.add(key)
+    def reads_header(self, raw_name: bytes) -> bool:
+        """Whether :meth:`inspect` reads the header ``raw_name`` (ASGI, lowercase)."""
+        return bool(self._headers.role_of(raw_name))
 
     def _text(self, raw: str, is_path: bool, spend: Spend, max_chars: int) -> str:
         """The normalized text of one value, metered by ``spend`` and no longer than

@@ -22,10 +22,18 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pynomaly_security._bounded import BoundedDict
-from pynomaly_security._context import REFUSED, AccessRow, Refusal, access_row, get_request_context
+from pynomaly_security._context import (
+    RATE_LIMITED,
+    REFUSED,
+    AccessRow,
+    Refusal,
+    access_row,
+    get_request_context,
+)
+from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.logsafe import safe_text
 
-__all__ = ["REQUEST_EVENT", "AuditMiddleware"]
+__all__ = ["REQUEST_EVENT", "AccessRecorder", "AuditMiddleware"]
 
 log = structlog.get_logger(__name__)
 
@@ -51,11 +59,13 @@ class _AccessLog(Protocol):
     ) -> None: ...
 
 
-class AuditMiddleware:
-    """Record every HTTP request in the audit trail.
+class AccessRecorder:
+    """What the access audit does for each request: commit the request's security
+    events before its response starts, queue its access row and emit its log line.
+    Used by :class:`AuditMiddleware` and by the stack's fused layer
+    (:class:`~pynomaly_security.middleware.stack.SecurityMiddleware`).
 
     Args:
-        app: the ASGI app to wrap.
         audit_logger: a started :class:`~pynomaly_security.audit.AuditLogger`
             (anything with its ``log_request``).
         log_line: also emit the canonical structlog line (event ``http_request``).
@@ -64,27 +74,86 @@ class AuditMiddleware:
 
     def __init__(
         self,
-        app: ASGIApp,
-        *,
         audit_logger: _AccessLog,
+        *,
         log_line: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.app = app
         self.audit_logger = audit_logger
         self.log_line = log_line
         queue = getattr(audit_logger, "queue_access", None)
-        self.queue_access: Callable[[AccessRow], None] = (
+        self.queue: Callable[[AccessRow], None] = (
             queue if queue is not None else _LogRequestAdapter(audit_logger)
         )
+        """Queues an :data:`~pynomaly_security._context.AccessRow` (no I/O)."""
         log_security_event = getattr(audit_logger, "log_security_event", None)
-        self.commit_events: Callable[[Scope, int], Awaitable[None]] | None = (
+        self.commit: Callable[[Scope, int], Awaitable[None]] | None = (
             _SecurityEventCommitter(log_security_event, clock)
             if log_security_event is not None
             else None
         )
         """Commits the request's security events (login outcome, injection
-        verdict) before the response starts; ``None`` for a plain access log."""
+        verdict, refusal) before the response starts: call it on a login route or
+        when ``ctx.extra`` holds anything; ``None`` for a plain access log."""
+
+    def finish(
+        self,
+        row: AccessRow,
+        extra: dict[str, Any],
+        error: str | None,
+        client_request_id: str | None,
+    ) -> None:
+        """Queue a finished request's row and its log line; ``extra`` is its
+        ``RequestContext.extra``: a request the rate limiter refused is not written
+        (a flood is not recorded one request at a time)."""
+        if RATE_LIMITED in extra:
+            return
+        self.queue(row)
+        if self.log_line:
+            self.log_access(row, error, client_request_id)
+
+    def log_access(
+        self, row: AccessRow, error: str | None, client_request_id: str | None = None
+    ) -> None:
+        """Emit the canonical log line of a request (callers check :attr:`log_line`).
+        The path is attacker text: its control characters are escaped
+        (:func:`~pynomaly_security.logsafe.safe_text`); the client's own request id,
+        when it sent one, is its own field (``client_request_id``)."""
+        fields = _row_fields(row)
+        fields["path"] = safe_text(fields["path"])
+        if client_request_id is not None:
+            fields["client_request_id"] = client_request_id
+        log.info(REQUEST_EVENT, **fields, error=error)
+
+
+class AuditMiddleware:
+    """Record every HTTP request in the audit trail.
+
+    Args:
+        app: the ASGI app to wrap.
+        recorder: what is recorded and where (:class:`AccessRecorder`); or its
+            ``audit_logger`` (with ``log_line`` and ``clock``) given here.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        recorder: AccessRecorder | None = None,
+        audit_logger: _AccessLog | None = None,
+        log_line: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if recorder is None:
+            if audit_logger is None:
+                raise ConfigurationError("AuditMiddleware needs a recorder or an audit_logger")
+            recorder = AccessRecorder(audit_logger, log_line=log_line, clock=clock)
+        elif audit_logger is not None:
+            raise ConfigurationError(
+                "AuditMiddleware takes a recorder or an audit_logger, not both"
+            )
+        self.app = app
+        self.recorder = recorder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,7 +162,8 @@ class AuditMiddleware:
         started = time.time()
         t0 = time.perf_counter()
         status = 500
-        commit = self.commit_events
+        recorder = self.recorder
+        commit = recorder.commit
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -116,55 +186,29 @@ class AuditMiddleware:
             error = type(exc).__name__
             raise
         finally:
-            self._record(scope, status, started, time.perf_counter() - t0, error)
-
-    def _record(
-        self, scope: Scope, status: int, started: float, elapsed: float, error: str | None
-    ) -> None:
-        # The context is read after the app ran: authentication may have set user_id.
-        ctx = get_request_context(scope)
-        if ctx is not None:
-            request_id, client_ip, user_id = ctx.request_id, ctx.client_ip, ctx.user_id
-        else:
-            client = scope.get("client")
-            request_id, client_ip, user_id = None, client[0] if client else None, None
-        self.record_row(
-            access_row(
+            # The context is read after the app ran: authentication may have set user_id.
+            ctx = get_request_context(scope)
+            request_id: str | None
+            user_id: str | None
+            if ctx is not None:
+                request_id, client_ip, user_id = ctx.request_id, ctx.client_ip, ctx.user_id
+            else:
+                client = scope.get("client")
+                request_id, client_ip, user_id = None, client[0] if client else None, None
+            row = access_row(
                 started,
                 scope["method"],
                 scope["path"],
                 status,
-                elapsed,
+                time.perf_counter() - t0,
                 request_id,
                 user_id,
                 client_ip,
-            ),
-            error,
-            ctx.client_request_id if ctx is not None else None,
-        )
-
-    def record_row(
-        self, row: AccessRow, error: str | None, client_request_id: str | None = None
-    ) -> None:
-        """Queue a request's :data:`~pynomaly_security._context.AccessRow` (and the log
-        line). The stack's tracking layer calls :attr:`queue_access` and
-        :meth:`log_access` itself."""
-        self.queue_access(row)
-        if self.log_line:
-            self.log_access(row, error, client_request_id)
-
-    def log_access(
-        self, row: AccessRow, error: str | None, client_request_id: str | None = None
-    ) -> None:
-        """Emit the canonical log line of a request (callers check :attr:`log_line`).
-        The path is attacker text: its control characters are escaped
-        (:func:`~pynomaly_security.logsafe.safe_text`); the client's own request id,
-        when it sent one, is its own field (``client_request_id``)."""
-        fields = _row_fields(row)
-        fields["path"] = safe_text(fields["path"])
-        if client_request_id is not None:
-            fields["client_request_id"] = client_request_id
-        log.info(REQUEST_EVENT, **fields, error=error)
+            )
+            if ctx is not None:
+                recorder.finish(row, ctx.extra, error, ctx.client_request_id)
+            else:
+                recorder.finish(row, {}, error, None)
 
 
 def _row_fields(row: AccessRow) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message
 
 from pynomaly_security._context import get_request_context
-from pynomaly_security.middleware.headers import SecurityHeadersMiddleware
+from pynomaly_security.middleware.headers import HeaderPolicy
 
 __all__ = ["ServerErrorHeaders", "secure_server_errors"]
 
@@ -66,7 +66,7 @@ class ServerErrorHeaders(ServerErrorMiddleware):
         handler: ErrorHandler | None = None,
         debug: bool = False,
         *,
-        headers: SecurityHeadersMiddleware,
+        headers: HeaderPolicy,
     ) -> None:
         self._headers = headers
         super().__init__(app, handler=self._secured(handler), debug=debug)
@@ -112,7 +112,7 @@ class ServerErrorHeaders(ServerErrorMiddleware):
         return response
 
 
-def secure_server_errors(app: Starlette, headers: SecurityHeadersMiddleware) -> None:
+def secure_server_errors(app: Starlette, headers: HeaderPolicy) -> None:
     """Make ``app`` answer unhandled exceptions with :class:`ServerErrorHeaders`.
 
     Starlette offers no place outside ``ServerErrorMiddleware`` for a middleware,

@@ -56,6 +56,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Callable, Iterable
+from typing import TypedDict, Unpack
 
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -68,6 +69,7 @@ __all__ = [
     "DEFAULT_DOCS_CSP",
     "DEFAULT_HTML_CSP",
     "DEFAULT_JSON_CSP",
+    "HeaderPolicy",
     "SecurityHeadersMiddleware",
     "check_source",
 ]
@@ -101,6 +103,8 @@ _MAX_BLOCKS = 64
 # Headers that act only when the response is rendered as a document.
 _DOCUMENT_ONLY = frozenset({b"referrer-policy", b"permissions-policy", _COOP})
 _MAX_DOCS_BODY = 512 * 1024
+_SECURE_SCHEMES = ("https", "wss")
+_NO_APP = object()  # no app's docs paths read yet
 _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
 # Directives of the docs policy that take the asset origins (docs_asset_origins).
 _ASSET_DIRECTIVES = ("script-src", "style-src", "img-src", "font-src")
@@ -151,11 +155,14 @@ def _docs_urls(app: object, prefix: str, depth: int) -> tuple[set[str], set[str]
     return pages, redirect
 
 
-class SecurityHeadersMiddleware:
-    """Add security headers to every HTTP response without buffering bodies.
+class HeaderPolicy:
+    """What the security headers are for each response: the common headers, the CSP
+    by content type (the docs pages' with their inline scripts hashed), HSTS on
+    HTTPS requests. Used by :class:`SecurityHeadersMiddleware`, by the stack's
+    fused layer (:class:`~pynomaly_security.middleware.stack.SecurityMiddleware`)
+    and by the 500 of an unhandled exception (:mod:`.errors`).
 
     Args:
-        app: the ASGI app.
         hsts: send ``Strict-Transport-Security`` on responses to HTTPS requests
             (RFC 6797 §7.2: never over plain HTTP, where a browser ignores it).
         hsts_max_age: its ``max-age`` in seconds.
@@ -178,7 +185,6 @@ class SecurityHeadersMiddleware:
 
     def __init__(
         self,
-        app: ASGIApp,
         *,
         hsts: bool = True,
         hsts_max_age: int = 31_536_000,
@@ -192,7 +198,6 @@ class SecurityHeadersMiddleware:
         docs_asset_origins: Iterable[str] = (),
         resolver: ClientIPResolver | None = None,
     ) -> None:
-        self.app = app
         # Whether a trusted proxy says the request came over HTTPS; None: none trusted.
         self._forwarded_https: Callable[[Scope], bool] | None = None
         if resolver is not None and resolver.trusts_forwarding:
@@ -214,6 +219,8 @@ class SecurityHeadersMiddleware:
         )
         self.common_headers = tuple(common)
         """The headers every (non-docs) response gets, CSP and HSTS aside."""
+        # for_request's answers to a usual request, over HTTP and over HTTPS.
+        self._usual = ((self.common_headers, False, False), (self.common_headers, False, True))
         self._json_common = tuple(item for item in common if item[0] not in _DOCUMENT_ONLY)
         # The docs variants of the common headers (see the module docstring, COOP).
         self._docs_common = tuple(
@@ -231,7 +238,11 @@ class SecurityHeadersMiddleware:
         # The docs paths read from the last app seen (scope["app"]): FastAPI fixes
         # docs_url/redoc_url before it serves, so this is configuration, computed
         # once per app instead of on every request.
-        self._docs_for: tuple[object, frozenset[str], frozenset[str]] | None = None
+        self._docs_for: tuple[object, frozenset[str], frozenset[str]] = (
+            _NO_APP,
+            frozenset(),
+            frozenset(),
+        )
         self._blocks: dict[tuple[bytes, bool], tuple[tuple[bytes, bytes], ...]] = {}
         # Every name a block may hold: an app that set one of them itself keeps its own.
         self._block_names = frozenset(name for name, _ in common) | {_HSTS, _CSP}
@@ -293,44 +304,35 @@ class SecurityHeadersMiddleware:
             self._forwarded_https is not None and self._forwarded_https(scope)
         )
 
-    def for_request(self, scope: Scope) -> tuple[tuple[tuple[bytes, bytes], ...], bool]:
-        """``(common, buffered)`` for a request: the common headers its response gets
-        (the docs variant on a docs path) and whether the response is a docs page to
-        buffer for its hashed CSP (:meth:`docs_responder`). One call per request, for
-        the stack's layer too."""
-        cached = self._docs_for
-        app = scope.get("app")
-        if cached is not None and cached[0] is app:
-            paths, redirect = cached[1], cached[2]
-        else:
-            paths, redirect = self._paths_of(app)
-        if not paths:
-            return self.common_headers, False
-        root = scope.get("root_path", "")
+    def for_request(self, scope: Scope) -> tuple[tuple[tuple[bytes, bytes], ...], bool, bool]:
+        """``(common, buffered, secure)`` for a request: the common headers its
+        response gets (the docs variant on a docs path), whether the response is a
+        docs page to buffer for its hashed CSP (:meth:`docs_responder`), and whether
+        the request came over HTTPS (:meth:`is_secure`). One call per request."""
+        docs = self._docs_for
         path: str = scope["path"]
+        if (
+            docs[0] is scope.get("app")
+            and path not in docs[1]
+            and not scope.get("root_path")
+            and self._forwarded_https is None
+        ):
+            # The usual request (no docs page, no proxy to ask): answers made once.
+            return self._usual[scope.get("scheme") in _SECURE_SCHEMES]
+        forwarded = self._forwarded_https
+        secure = scope.get("scheme") in _SECURE_SCHEMES or (
+            forwarded is not None and forwarded(scope)
+        )
+        app, paths, redirect = docs
+        if app is not scope.get("app"):
+            paths, redirect = self._paths_of(scope.get("app"))
+        root = scope.get("root_path")
         if root and path.startswith(root):
             path = path[len(root) :]
         if path not in paths:
-            return self.common_headers, False
-        docs = self._redirect_common if path in redirect else self._docs_common
-        return docs, self.csp
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        common, buffered = self.for_request(scope)
-        secure = self.is_secure(scope)
-        if buffered:
-            await _DocsResponder(self, send, common, secure).run(self.app, scope, receive)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                self.apply(message, common, secure)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+            return self.common_headers, False, secure
+        common = self._redirect_common if path in redirect else self._docs_common
+        return common, self.csp, secure
 
     def apply(
         self,
@@ -371,6 +373,64 @@ class SecurityHeadersMiddleware:
         message["headers"] = merged
 
 
+class _PolicyOptions(TypedDict, total=False):
+    """:class:`HeaderPolicy`'s options, also taken by :class:`SecurityHeadersMiddleware`."""
+
+    hsts: bool
+    hsts_max_age: int
+    csp: bool
+    api_csp: str
+    json_csp: str
+    html_csp: str
+    docs_csp: str
+    docs_paths: Iterable[str] | None
+    extra_docs_paths: Iterable[str]
+    docs_asset_origins: Iterable[str]
+    resolver: ClientIPResolver | None
+
+
+class SecurityHeadersMiddleware:
+    """Add security headers to every HTTP response without buffering bodies.
+
+    Args:
+        app: the ASGI app.
+        policy: the headers (:class:`HeaderPolicy`); or its options given here
+            (``hsts=``, ``csp=``, ``resolver=``...), not both.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        policy: HeaderPolicy | None = None,
+        **options: Unpack[_PolicyOptions],
+    ) -> None:
+        if policy is not None and options:
+            raise ConfigurationError(
+                "SecurityHeadersMiddleware takes a policy or its options, not both: "
+                f"got policy= and {', '.join(sorted(options))}"
+            )
+        self.app = app
+        self.policy = policy if policy is not None else HeaderPolicy(**options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        policy = self.policy
+        common, buffered, secure = policy.for_request(scope)
+        if buffered:
+            await self.app(scope, receive, policy.docs_responder(send, common, secure))
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                policy.apply(message, common, secure)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def _is_html(message: Message) -> bool:
     for name, value in message.get("headers", ()):
         if name.lower() == b"content-type":
@@ -388,7 +448,7 @@ class _DocsResponder:
 
     def __init__(
         self,
-        owner: SecurityHeadersMiddleware,
+        owner: HeaderPolicy,
         send: Send,
         common: tuple[tuple[bytes, bytes], ...],
         secure: bool,
@@ -401,9 +461,6 @@ class _DocsResponder:
         self.chunks: list[bytes] = []
         self.size = 0
         self.passthrough = False
-
-    async def run(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
-        await app(scope, receive, self.on_send)
 
     async def on_send(self, message: Message) -> None:
         if self.passthrough:

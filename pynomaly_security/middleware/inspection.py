@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import structlog
@@ -36,12 +37,14 @@ from pynomaly_security.detection.exemptions import match_route_policy
 from pynomaly_security.detection.extract import Framing, read_framing
 from pynomaly_security.detection.types import InspectionRefused
 from pynomaly_security.logsafe import safe_text
+from pynomaly_security.middleware._asgi import passes_through
 from pynomaly_security.middleware._body import (
     BodyOutcome,
     content_length,
     read_body,
     replay_receive,
 )
+from pynomaly_security.middleware._clean import CleanRequests
 from pynomaly_security.middleware._refusal import (
     BODY_READ_TIMEOUT,
     REQUEST_TOO_LARGE,
@@ -119,40 +122,38 @@ class InputInspectionMiddleware:
         self.monitor = monitor
         self.max_body_size = max_body_size
         self.body_read_timeout = check_body_read_timeout(body_read_timeout)
+        self.clean = CleanRequests(self.inspector)
+        """This layer's memory of bodiless requests found clean (no credential in it)."""
+        self._key = self.clean.key
+        self._known = self.clean.known
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    @passes_through
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        key = self.request_key(scope)
-        if key is not None and self.inspector.known_clean(key):
-            await self.app(scope, receive, send)
-            return
-        await self.screen(scope, receive, send, key)
-
-    def request_key(self, scope: Scope) -> tuple[object, ...] | None:
-        """The request's key in the inspector's memory of clean requests, or ``None``
-        (:meth:`Inspector.request_key`). An outer layer (the stack's tracking layer)
-        may look it up itself, call ``self.app`` directly when the request is known
-        clean and :meth:`screen` otherwise, saving this layer's frame."""
-        if scope.get("http_version", "1.1") not in _FRAMED_BY_HEADERS:
-            return None  # HTTP/2 and /3: a body needs no header, so no key stands for one
-        # The path as sent, undecoded: the key only has to tell requests apart.
-        return self.inspector.request_key(
-            scope.get("raw_path") or scope["path"],
-            scope.get("query_string", b""),
-            scope.get("headers", ()),
+            return self.app(scope, receive, send)
+        # The request's key in the memory of clean requests (CleanRequests.key): the
+        # path as sent, undecoded (the key only has to tell requests apart). None
+        # over HTTP/2 and /3, where a body needs no header, so no key stands for one.
+        key = (
+            self._key(
+                scope.get("raw_path") or scope["path"], scope["query_string"], scope["headers"]
+            )
+            if scope.get("http_version", "1.1") in _FRAMED_BY_HEADERS
+            else None
         )
+        if key is not None and self._known(key):
+            return self.app(scope, receive, send)  # known clean: no frame of this layer
+        return self._screen(scope, receive, send, key)
 
-    async def screen(
+    async def _screen(
         self,
         scope: Scope,
         receive: Receive,
         send: Send,
-        key: tuple[object, ...] | None,
+        key: tuple[str | bytes, ...] | None,
     ) -> None:
         """Inspect an HTTP request not known clean; serve it or answer it. A clean
-        verdict is remembered under ``key`` (from :meth:`request_key`)."""
+        verdict is remembered under ``key`` (:meth:`CleanRequests.key`)."""
         path = _raw_path(scope)
         query_string = scope.get("query_string", b"")
         headers = scope.get("headers", ())
@@ -192,7 +193,7 @@ class InputInspectionMiddleware:
             if key is not None:
                 # Clean on its own (not thanks to a route's exemptions): repeats of it
                 # pass after one pass over their headers.
-                self.inspector.remember_clean(key)
+                self.clean.add(key)
             await self.app(scope, receive, send)  # the usual case: nothing found
             return
         if verdict.findings and verdict.reject_status is None:

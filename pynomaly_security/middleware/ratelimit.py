@@ -33,6 +33,7 @@ from pynomaly_security._context import RATE_LIMITED as REFUSED
 from pynomaly_security._context import get_request_context, note_refusal
 from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.logsafe import safe_text
+from pynomaly_security.middleware._asgi import passes_through
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.storage._limits import LimitsStorageAdapter
 from pynomaly_security.storage.base import FailurePolicy, Store, failure_policy
@@ -212,25 +213,26 @@ class RateLimitMiddleware:
             **kwargs,  # type: ignore[arg-type]
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self.app(scope, self._lifespan_receive(receive), send)
-            return
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    @passes_through
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "lifespan":
+                receive = self._lifespan_receive(receive)
+            return self.app(scope, receive, send)
         path: str = scope["path"]
         if (
-            path in self._exempt_exact
-            or path.startswith(self._exempt_prefixes)
-            or (
-                self._only_routes
-                and path not in self._limited_exact
-                and not path.startswith(self._limited_prefixes)
-            )
-        ):
-            await self.app(scope, receive, send)
-            return
+            # Only listed routes counted (the sign-up/MFA limits): the usual request
+            # passes here, with no frame of this layer.
+            self._only_routes
+            and path not in self._limited_exact
+            and not (self._limited_prefixes and path.startswith(self._limited_prefixes))
+        ) or (path in self._exempt_exact or path.startswith(self._exempt_prefixes)):
+            return self.app(scope, receive, send)
+        return self._limit(scope, receive, send, path)
+
+    async def _limit(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        """A request to a limited route: counted, refused past its limit."""
         pattern, items = self._limits_for(path)
         account = (
             self._account_limits_for(path)

@@ -6,12 +6,13 @@ coroutine frame and a ``send`` wrapper to every request (measured with
 three wrappers each rebuilt the response headers). ``setup_security_middleware``
 installs this class instead: the tracking middleware's request flow (request id,
 client IP, structlog context, login bodies, activity) with one ``send`` wrapper
-that also adds the security headers and ``X-Request-ID`` in a single pass over
-the app's headers, commits the request's security events before the response
-starts, and queues the access record when the request ends. The behaviour is the
-same as ``UserTrackingMiddleware(SecurityHeadersMiddleware(AuditMiddleware(app)))``:
-the header and audit middlewares passed in supply their policies, and their own
-``app`` is never called.
+that also applies the :class:`~pynomaly_security.middleware.headers.HeaderPolicy`
+and ``X-Request-ID`` in a single pass over the app's headers, commits the
+request's security events before the response starts, and hands the access row
+to the :class:`~pynomaly_security.middleware.audit.AccessRecorder` when the
+request ends. ``SecurityMiddleware(app, headers=policy, access=recorder)``
+behaves as ``UserTrackingMiddleware(SecurityHeadersMiddleware(AuditMiddleware(app,
+recorder=recorder), policy=policy))``: the same two objects do the work in both.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp
 
-from pynomaly_security.middleware.audit import AuditMiddleware
-from pynomaly_security.middleware.headers import SecurityHeadersMiddleware
+from pynomaly_security.middleware.audit import AccessRecorder
+from pynomaly_security.middleware.headers import HeaderPolicy
 from pynomaly_security.middleware.tracking import UserTrackingMiddleware
 from pynomaly_security.monitor.activity import UserTracker
 from pynomaly_security.monitor.monitor import SecurityMonitor
@@ -36,10 +37,9 @@ class SecurityMiddleware(UserTrackingMiddleware):
 
     Args:
         app: the ASGI app (the rest of the stack).
-        headers: the security headers policy; ``None`` adds none.
-        audit: the access audit; ``None`` records nothing.
-        resolver, tracker, monitor, login_paths, hosts, credential_headers, body_read_timeout:
-            as for
+        headers: the security headers; ``None`` adds none.
+        access: the access audit; ``None`` records nothing.
+        resolver, tracker, monitor, login_paths, hosts, body_read_timeout: as for
             :class:`~pynomaly_security.middleware.tracking.UserTrackingMiddleware`.
     """
 
@@ -47,14 +47,13 @@ class SecurityMiddleware(UserTrackingMiddleware):
         self,
         app: ASGIApp,
         *,
-        headers: SecurityHeadersMiddleware | None = None,
-        audit: AuditMiddleware | None = None,
+        headers: HeaderPolicy | None = None,
+        access: AccessRecorder | None = None,
         resolver: ClientIPResolver | None = None,
         tracker: UserTracker | None = None,
         monitor: SecurityMonitor | None = None,
         login_paths: Iterable[str] = ("/login",),
         hosts: TrustedHosts | None = None,
-        credential_headers: Iterable[str] = (),
         body_read_timeout: float = 30.0,
     ) -> None:
         super().__init__(
@@ -64,7 +63,7 @@ class SecurityMiddleware(UserTrackingMiddleware):
             monitor=monitor,
             login_paths=login_paths,
             hosts=hosts,
-            credential_headers=credential_headers,
             body_read_timeout=body_read_timeout,
         )
-        self.serve_with(headers, audit)
+        self._headers = headers
+        self._access = access

@@ -20,22 +20,27 @@ With :class:`~pynomaly_security.network.hosts.TrustedHosts`, a request whose
 answered ``400`` before any inner layer or the app sees it.
 
 On routes marked as login routes it reads the user name from the (small,
-bounded) JSON or form body, refuses a locked-out client IP with ``429``, and
-turns the answer into a login success (2xx) or failure (401/403) event.
+bounded) JSON or form body and turns the answer into a login success (2xx) or
+failure (401/403) event for the monitor. Counting failures and locking out is
+the shared lockout's work (:class:`~pynomaly_security.auth.login_guard.LoginLockoutMiddleware`).
+
+It knows only the app it wraps. The stack's fused layer
+(:class:`~pynomaly_security.middleware.stack.SecurityMiddleware`) runs this
+flow with a :class:`~pynomaly_security.middleware.headers.HeaderPolicy` and an
+:class:`~pynomaly_security.middleware.audit.AccessRecorder` in its one ``send``
+wrapper.
 """
 
 from __future__ import annotations
 
 import contextvars
-import functools
 import itertools
 import json
-import operator
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 import structlog
@@ -44,13 +49,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
 from pynomaly_security._context import (
-    RATE_LIMITED,
     STATE_KEY,
     AccessRow,
     RequestContext,
     note_refusal,
 )
-from pynomaly_security.detection import extract
 from pynomaly_security.logsafe import safe_text
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
 from pynomaly_security.middleware._refusal import (
@@ -59,16 +62,13 @@ from pynomaly_security.middleware._refusal import (
     check_body_read_timeout,
     refuse,
 )
-from pynomaly_security.middleware.inspection import InputInspectionMiddleware
+from pynomaly_security.middleware.audit import AccessRecorder
+from pynomaly_security.middleware.headers import HeaderPolicy
 from pynomaly_security.monitor.activity import UserTracker
 from pynomaly_security.monitor.events import EventKind, SecurityEvent
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.network.hosts import TrustedHosts
-
-if TYPE_CHECKING:
-    from pynomaly_security.middleware.audit import AuditMiddleware
-    from pynomaly_security.middleware.headers import SecurityHeadersMiddleware
 
 __all__ = ["CLIENT_REQUEST_ID_HEADER", "UserTrackingMiddleware"]
 
@@ -78,17 +78,6 @@ HOST_REFUSED = "host_refused"
 CLIENT_REQUEST_ID_HEADER = b"x-client-request-id"
 
 _CLIENT_REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-# Bounds of the memory of plain requests (UserTrackingMiddleware._plain).
-_PLAIN_MAX_ENTRIES = 4096
-_PLAIN_MAX_HEADERS = 59
-_PLAIN_MAX_BYTES = 8 * 1024
-_name = operator.itemgetter(0)
-_value = operator.itemgetter(1)
-_SHAPE_HEADERS = 6  # where a request's headers start in its shape (method, path, ...)
-CREDENTIAL_HEADERS = frozenset(
-    name.encode("latin-1") for name in extract.CREDENTIAL_HEADERS | extract.SECRET_HEADERS
-)
-"""Headers carrying credentials: a request with one is never remembered (``_plain``)."""
 _perf_counter = time.perf_counter
 _time = time.time
 _LOGIN_BODY_LIMIT = 64 * 1024
@@ -231,8 +220,6 @@ class UserTrackingMiddleware:
         monitor: receives login and request events; ``None`` sends none.
         login_paths: paths (exact) treated as login routes for ``POST``.
         hosts: the ``Host`` names the app answers to; ``None`` checks none.
-        credential_headers: further headers that carry a credential (an app's own
-            API-key header), besides :data:`CREDENTIAL_HEADERS`.
         body_read_timeout: seconds a login body may take to arrive; slower gets
             ``408 body_read_timeout``.
     """
@@ -246,7 +233,6 @@ class UserTrackingMiddleware:
         monitor: SecurityMonitor | None = None,
         login_paths: Iterable[str] = ("/login",),
         hosts: TrustedHosts | None = None,
-        credential_headers: Iterable[str] = (),
         body_read_timeout: float = 30.0,
     ) -> None:
         self.app = app
@@ -259,61 +245,15 @@ class UserTrackingMiddleware:
         self._plain_peer = not self.resolver.trusts_forwarding
         self._ids = _request_ids(secrets.token_hex(8), secrets.randbelow(1 << 32))
         self._request_id_var, self._client_ip_var, self._client_rid_var = _structlog_vars()
-        # A login-lockout layer right inside passes every other request through
-        # untouched; those requests skip its frame (same login paths, so the same
-        # requests reach it).
-        self._non_login_app: ASGIApp = app
-        inner = getattr(app, "login_lockout_bypass", None)
-        if inner is not None and getattr(app, "login_paths", None) == self.login_paths:
-            self._non_login_app = inner
-        # An input-inspection layer next: this layer looks the request up in its
-        # memory of clean requests itself, and a repeated clean request goes straight
-        # to what it wraps (InputInspectionMiddleware.request_key / screen).
-        inner_app = self._non_login_app
-        self._inspection = inner_app if isinstance(inner_app, InputInspectionMiddleware) else None
-        # Set by SecurityMiddleware (serve_with), which serves headers and audit here;
-        # the bound methods and values below are read on every request.
-        self._headers: SecurityHeadersMiddleware | None = None
-        self._audit: AuditMiddleware | None = None
-        self._queue_access: Callable[[AccessRow], None] | None = None
-        self._log_line = False
-        self._commit: Callable[[Scope, int], Awaitable[None]] | None = None
-        self._common: tuple[tuple[bytes, bytes], ...] | None = None
-        self._apply: Callable[..., None] | None = None
-        # Requests seen before whose every header-dependent decision came out plain
-        # (no X-Request-ID sent, not a login or docs request, known clean to the
-        # inspector): keyed by method, HTTP version, path, query and all headers, one
-        # set lookup stands for those decisions when the same request comes again
-        # (clients repeat theirs: polling, health checks, a page's API calls).
-        # Bounded; never a request carrying a credential (the set would keep the
-        # secret: secrets are never cached); ``None`` once a server's headers turn
-        # out unhashable (lists, not tuples).
-        self._plain: set[tuple[object, ...]] | None = set()
-        self._credentials = CREDENTIAL_HEADERS | {
-            name.lower().encode("latin-1") for name in credential_headers
-        }
-        # The app a plain request is served by: past the lockout and inspection layers.
-        self._plain_app: ASGIApp = (
-            self._inspection.app if self._inspection is not None else self._non_login_app
-        )
+        # The security headers and the access audit, served in this layer's send
+        # wrapper by the stack's fused layer (SecurityMiddleware sets them).
+        self._headers: HeaderPolicy | None = None
+        self._access: AccessRecorder | None = None
 
-    def serve_with(
-        self, headers: SecurityHeadersMiddleware | None, audit: AuditMiddleware | None
-    ) -> None:
-        """Serve the security headers and the access audit in this layer; their own
-        ``app`` is never called (see :mod:`~pynomaly_security.middleware.stack`)."""
-        self._headers = headers
-        self._audit = audit
-        self._queue_access = audit.queue_access if audit is not None else None
-        self._log_line = audit is not None and audit.log_line
-        self._commit = audit.commit_events if audit is not None else None
-        self._common = headers.common_headers if headers is not None else None
-        self._apply = headers.apply if headers is not None else None
-
-    def _scan(self, scope: Scope) -> tuple[bytes | None, bool, bool]:
+    def _scan(self, scope: Scope) -> tuple[bytes | None, bool]:
         """One pass over the request headers: the client's ``X-Request-ID`` (the
-        first, when well-formed; else ``None``), whether the client sent any, and
-        whether the ``Host`` header is one the app answers to."""
+        first, when well-formed; else ``None``) and whether the ``Host`` header is
+        one the app answers to."""
         client_rid: bytes | None = None
         sent = False
         host: bytes | None = None
@@ -326,9 +266,16 @@ class UserTrackingMiddleware:
                 sent = True
                 if _CLIENT_REQUEST_ID.fullmatch(value) is not None:
                     client_rid = bytes(value)
+        if self.hosts is None:
+            return client_rid, True
+        return client_rid, self._host_allowed(host, hosts)
+
+    def _host_allowed(self, host: bytes | None, hosts: int) -> bool:
+        """Whether a request with ``hosts`` ``Host`` headers, the last ``host``, is
+        for a host the app answers to (a refusal is logged once per host)."""
         trusted = self.hosts
         if trusted is None:
-            return client_rid, sent, True
+            return True
         host_ok = hosts == 1 and (host in trusted.seen or trusted.allows(host))
         if not host_ok and trusted.first_refusal(host if hosts == 1 else b"<%d>" % hosts):
             log.warning(
@@ -337,12 +284,12 @@ class UserTrackingMiddleware:
                 host_headers=hosts,
                 hint="add the app's host names to PYNOMALY_SECURITY__ALLOWED_HOSTS",
             )
-        return client_rid, sent, host_ok
+        return host_ok
 
     def _open(self, scope: Scope) -> tuple[RequestContext, bool]:
         """The request context of a websocket (request id, client IP, the client's
         own id) and whether its ``Host`` is allowed."""
-        client_rid, _, host_ok = self._scan(scope)
+        client_rid, host_ok = self._scan(scope)
         ctx = RequestContext(next(self._ids)[0], self._client_ip(scope))
         if client_rid is not None:
             ctx.client_request_id = client_rid.decode("ascii")
@@ -359,30 +306,12 @@ class UserTrackingMiddleware:
             return client[0]  # type: ignore[no-any-return]  # no proxies trusted: the IPv4 peer
         return self.resolver.resolve(scope)
 
-    def _remember_plain(self, shape: tuple[object, ...]) -> None:
-        plain = self._plain
-        if plain is None or len(shape) - _SHAPE_HEADERS > _PLAIN_MAX_HEADERS:
-            return
-        headers = shape[_SHAPE_HEADERS:]
-        if not self._credentials.isdisjoint(map(_name, headers)):  # type: ignore[arg-type]
-            return  # a token, a session cookie, an API key: never kept
-        values = map(_value, headers)  # type: ignore[arg-type]
-        if sum(map(len, values)) > _PLAIN_MAX_BYTES:
-            return  # long requests rarely repeat; not kept
-        if len(plain) >= _PLAIN_MAX_ENTRIES:
-            plain.clear()  # bounded memory, no LRU upkeep
-        plain.add(shape)
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """One request: the app behind one ``send`` wrapper, which captures the status
-        and adds ``X-Request-ID`` and, in the assembled stack
-        (:class:`~pynomaly_security.middleware.stack.SecurityMiddleware`), the
-        security headers and the audit's pre-response commit; then the access record
-        and the activity/monitor bookkeeping. One coroutine frame per request.
-
-        This runs on every request, so it is written for few bytecodes and calls:
-        a request this layer has seen before as plain (``_plain``) skips the
-        header scans and the docs, login and inspection decisions."""
+        and adds ``X-Request-ID`` and, in the fused layer, the security headers and
+        the audit's pre-response commit; then the access record and the
+        activity/monitor bookkeeping. One coroutine frame per request: this runs on
+        every request, so it is written for few bytecodes and calls."""
         if scope["type"] != "http":
             if scope["type"] == "websocket":
                 await self._websocket(scope, receive, send)
@@ -392,72 +321,38 @@ class UserTrackingMiddleware:
         started = _perf_counter()
         method = scope["method"]
         path = scope["path"]
-        plain = self._plain
-        known = False
-        if plain is not None:
-            try:
-                shape: tuple[object, ...] | None = (
-                    method,
-                    # HTTP/2 and /3 may carry a body no header announces: a request
-                    # remembered over HTTP/1.1 must not stand for one over HTTP/2.
-                    scope["http_version"],
-                    path,
-                    scope["raw_path"],
-                    scope["root_path"],
-                    scope["query_string"],
-                    *scope["headers"],
-                )
-                known = shape in plain
-            except KeyError:  # optional ASGI keys missing: this server's requests aren't kept
-                self._plain = shape = None
-            except TypeError:  # header pairs that are lists, unhashable: likewise
-                self._plain = shape = None
-        else:
-            shape = None
-        headers = self._headers
-        secure = headers is not None and headers.is_secure(scope)
         request_id, rid_header = next(self._ids)
-        client_rid: bytes | None = None
-        if known:
-            shape = None  # remembered already (its Host was allowed then)
-            is_login = False
-            app = self._plain_app
-            common = self._common
-        else:
-            # The long way: each decision taken, and whether all came out plain.
-            client_rid, sent, host_ok = self._scan(scope)
-            is_plain = not sent  # a client's own id: not to be remembered
-            is_login = method == "POST" and path in self.login_paths
-            common = None
-            if headers is not None:
-                common, buffered = headers.for_request(scope)
-                if buffered:
-                    # The docs page is buffered to hash its inline scripts into its
-                    # CSP; the responder applies the headers itself.
-                    send = headers.docs_responder(send, common, secure)
-                    common = None
-                    is_plain = False
-                elif common is not self._common:
-                    is_plain = False
-            app = self._non_login_app
-            inspection = self._inspection
-            if is_login:
-                app = self.app
-                is_plain = False
-            elif inspection is not None:
-                key = inspection.request_key(scope)
-                if key is not None and inspection.inspector.known_clean(key):
-                    app = inspection.app
-                else:
-                    app = functools.partial(inspection.screen, key=key)
-                    is_plain = False
+        # The client's X-Request-ID and the Host, from one dict built in C; a
+        # request that repeats a header name (rare) takes the loop of _scan.
+        headers = scope["headers"]
+        named = dict(headers)
+        if len(named) == len(headers):
+            client_rid = named.get(_RID)
+            if client_rid is not None:
+                client_rid = bytes(client_rid) if _CLIENT_REQUEST_ID.fullmatch(client_rid) else None
+            trusted = self.hosts
+            host_ok = trusted is None or named.get(b"host") in trusted.seen
             if not host_ok:
-                # An unknown Host: refused before any inner layer (or the app, which
-                # would build its URLs and redirects from it) sees the request.
-                app = _refuse_host
-                is_login = is_plain = False
-            if not is_plain:
-                shape = None
+                host_ok = self._host_allowed(named.get(b"host"), 1 if b"host" in named else 0)
+        else:
+            client_rid, host_ok = self._scan(scope)
+        is_login = method == "POST" and path in self.login_paths
+        app = self.app
+        if not host_ok:
+            # An unknown Host: refused before any inner layer (or the app, which
+            # would build its URLs and redirects from it) sees the request.
+            app = _refuse_host
+            is_login = False
+        policy = self._headers
+        common: tuple[tuple[bytes, bytes], ...] = ()
+        secure = False
+        if policy is not None:
+            common, buffered, secure = policy.for_request(scope)
+            if buffered:
+                # The docs page is buffered to hash its inline scripts into its
+                # CSP; the responder applies the headers itself.
+                send = policy.docs_responder(send, common, secure)
+                policy = None
         client_ip = self._client_ip(scope)
         ctx = RequestContext(request_id, client_ip, is_login)
         try:
@@ -467,12 +362,12 @@ class UserTrackingMiddleware:
         rid_token = self._request_id_var.set(request_id)
         ip_token = self._client_ip_var.set(client_ip)
         client_token: contextvars.Token[Any] | None = None
-        if client_rid is not None:  # the long way only: no cost to the usual request
+        if client_rid is not None:
             ctx.client_request_id = client_rid.decode("ascii")
             client_token = self._client_rid_var.set(ctx.client_request_id)
             send = _adding_header(send, (CLIENT_REQUEST_ID_HEADER, client_rid))
-        apply = self._apply if common is not None else None
-        commit = self._commit
+        access = self._access
+        commit = access.commit if access is not None else None
         status = 500
 
         # A plain function returning the awaitable, not a coroutine function: the
@@ -482,8 +377,8 @@ class UserTrackingMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if apply is not None:
-                    apply(message, common, secure, rid_header)
+                if policy is not None:
+                    policy.apply(message, common, secure, rid_header)
                 else:
                     add_header_once(message, rid_header)
                 if commit is not None and (is_login or ctx.extra):
@@ -494,12 +389,10 @@ class UserTrackingMiddleware:
         error: str | None = None
         try:
             if is_login:
-                prepared = await self._prepare_login(scope, receive, send_tracked, ctx)
-                if prepared is None:
+                replay = await self._read_login(scope, receive, send_tracked, ctx)
+                if replay is None:
                     return
-                receive, refusal = prepared
-                if refusal is not None:
-                    app = refusal
+                receive = replay
             await app(scope, receive, send_tracked)
         except BaseException as exc:
             error = type(exc).__name__
@@ -518,11 +411,11 @@ class UserTrackingMiddleware:
                 ctx.user_id,  # read after the app ran: its authentication may set it
                 client_ip,
             )
-            if self._queue_access is not None and RATE_LIMITED not in ctx.extra:
-                # A flood refused by the rate limiter is not written one record at a time.
-                self._queue_access(row)
-                if self._log_line:
-                    self._audit.log_access(row, error, ctx.client_request_id)  # type: ignore[union-attr]
+            if access is not None:
+                if ctx.extra or access.log_line:
+                    access.finish(row, ctx.extra, error, ctx.client_request_id)
+                else:
+                    access.queue(row)  # finish() of a request with nothing in its context
             user_id = ctx.user_id or (_user_from_scope(scope) if "user" in scope else None)
             if is_login or (user_id is not None and self.monitor is not None):
                 self._after(scope, ctx, user_id, status, now, row)
@@ -533,8 +426,6 @@ class UserTrackingMiddleware:
                 self._client_rid_var.reset(client_token)
             self._client_ip_var.reset(ip_token)
             self._request_id_var.reset(rid_token)
-            if shape is not None and error is None:
-                self._remember_plain(shape)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx, host_ok = self._open(scope)
@@ -557,12 +448,12 @@ class UserTrackingMiddleware:
             self._client_ip_var.reset(ip_token)
             self._request_id_var.reset(rid_token)
 
-    async def _prepare_login(
+    async def _read_login(
         self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext
-    ) -> tuple[Receive, ASGIApp | None] | None:
-        """Read the user name from the body and decide whether the client IP is
-        locked out. Returns the replaying ``receive`` and, for a locked IP, the
-        429 response to serve instead of the app; ``None`` when already answered."""
+    ) -> Receive | None:
+        """Read the user name from a login body; the ``receive`` that replays the
+        body, or ``None`` when the request was answered (too large, too slow) or
+        the client left."""
         buffered = await read_body(receive, _LOGIN_BODY_LIMIT, self.body_read_timeout)
         if buffered.outcome is BodyOutcome.TOO_LARGE:
             await refuse(scope, receive, send, 413, REQUEST_TOO_LARGE, monitor=self.monitor)
@@ -573,9 +464,7 @@ class UserTrackingMiddleware:
         if buffered.outcome is BodyOutcome.DISCONNECTED:
             return None
         ctx.login_username = _username_from_body(buffered.body, _header(scope, b"content-type"))
-        # Login failures are counted once, by the shared lockout (auth/lockout.py).
-        refusal: ASGIApp | None = None
-        return replay_receive(buffered.body, receive), refusal
+        return replay_receive(buffered.body, receive)
 
     def _after(
         self,
@@ -614,10 +503,8 @@ class UserTrackingMiddleware:
     def _login_outcome(self, scope: Scope, ctx: RequestContext, status: int, now: float) -> None:
         username = ctx.login_username
         if status in (401, 403):
-            details: dict[str, Any] = {"username": username}
             kind = EventKind.LOGIN_FAILURE
         elif 200 <= status < 300:
-            details = {"username": username}
             kind = EventKind.LOGIN_SUCCESS
         else:
             return
@@ -632,6 +519,6 @@ class UserTrackingMiddleware:
                     status_code=status,
                     request_id=ctx.request_id,
                     timestamp=now,
-                    details=details,
+                    details={"username": username},
                 )
             )

@@ -155,52 +155,11 @@ def test_match_route_policy_resolves_the_decorated_route() -> None:
     assert match_route_policy(app.router.routes, {**scope, "path": "/nope"}) == (None, None)
 
 
-def test_known_clean_requests_do_not_hide_a_changed_value() -> None:
-    """A bodiless request seen clean is remembered by path, query and inspected
-    headers; any change in those (a header, a cookie, the query) is inspected again,
-    and a route-specific pass (route policy) is never answered from that memory."""
-    inspector = Inspector()
-    ua = (b"user-agent", b"Mozilla/5.0")
-    clean = RequestParts("GET", "/items", b"page=2", (ua, (b"x-app-version", b"2.1")))
-
-    def key(parts: RequestParts) -> tuple[object, ...] | None:
-        return inspector.request_key(parts.path, parts.query_string, parts.headers)
-
-    for _ in range(3):
-        assert not inspector.inspect(clean).findings
-    clean_key = key(clean)
-    assert clean_key is not None and not inspector.known_clean(clean_key)
-    inspector.remember_clean(clean_key)  # what the middleware does with a clean verdict
-    assert inspector.known_clean(clean_key)
-    sid = (b"x-app-version", b"2.1")
-    shellshock = (b"user-agent", b"() { :; }; /bin/cat /etc/passwd")
-    jndi = (b"x-api-version", b"${jndi:ldap://x/a}")
-    attacks = [
-        RequestParts("GET", "/items", b"page=2", (shellshock, sid)),
-        RequestParts("GET", "/items", b"page=2", (ua, (b"x-app-version", b"' OR '1'='1"))),
-        RequestParts("GET", "/items", b"page=2", (ua, (b"cookie", b"sid=' OR '1'='1"))),
-        RequestParts("GET", "/items", b"page=2' OR '1'='1", (ua, sid)),
-        RequestParts("GET", "/items/../../etc/passwd", b"page=2", (ua, sid)),
-        RequestParts("GET", "/items", b"page=2", (ua, sid, jndi)),
-    ]
-    for parts in attacks:
-        attack_key = key(parts)
-        assert attack_key is None or not inspector.known_clean(attack_key), parts
-        assert inspector.inspect(parts).blocked, parts
-        assert inspector.inspect(parts).blocked, parts  # and again: findings are never kept
-    # Headers outside the inspected list do not change the verdict (nor the memory).
-    other = RequestParts("GET", "/items", b"page=2", (ua, sid, (b"accept-encoding", b"br")))
-    assert not inspector.inspect(other).findings
-    assert key(other) == clean_key
-    # A request that announces a body has no key: its body decides its verdict.
-    with_body = RequestParts("GET", "/items", b"page=2", (ua, (b"content-length", b"12")))
-    assert key(with_body) is None
-
-
 def test_sessions_and_api_keys_are_never_remembered() -> None:
-    """A request carrying a cookie or an API key is inspected every time and kept
-    nowhere: not in the memory of clean requests, not in the value memo (either
-    would hold the secret). An app's own API-key header (API_KEY_HEADERS) too."""
+    """A request carrying a cookie or an API key is inspected every time and its
+    value is not in the value memo (which would hold the secret). An app's own
+    API-key header (API_KEY_HEADERS) too. The inspection layer's memory of clean
+    requests: tests/middleware/test_clean_memory.py."""
     inspector = Inspector(secret_headers=["X-Tenant-Key"])
     secret = "s3cr3t-session-9f8e7d"
     for headers in (
@@ -211,7 +170,6 @@ def test_sessions_and_api_keys_are_never_remembered() -> None:
         parts = RequestParts("GET", "/items", b"page=2", headers)
         for _ in range(2):
             assert not inspector.inspect(parts).findings
-        assert inspector.request_key(parts.path, parts.query_string, parts.headers) is None
     assert secret not in repr(vars(inspector))
     attack = RequestParts("GET", "/items", b"", ((b"cookie", b"sid=' OR '1'='1 --"),))
     assert inspector.inspect(attack).blocked and inspector.inspect(attack).blocked
