@@ -67,6 +67,7 @@ def create_app(settings: SecuritySettings | None = None, *, store: Store | None 
         stack.settings,
         stack.store,
         lockouts=stack.lockouts,
+        keyring=stack.keyring,
         event_sink=stack.security_monitor.submit,
         alert_sink=stack.security_monitor.raise_alert,
     )

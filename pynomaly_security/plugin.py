@@ -37,6 +37,7 @@ from starlette.applications import Starlette
 from pynomaly_security.auth.lockout import LockoutManager
 from pynomaly_security.auth.login_guard import LoginLockoutMiddleware
 from pynomaly_security.auth.router import build_lockout_router
+from pynomaly_security.crypto.keys import KeyRing
 from pynomaly_security.detection import Inspector
 from pynomaly_security.middleware.audit import AccessRecorder
 from pynomaly_security.middleware.errors import secure_server_errors
@@ -74,6 +75,9 @@ class SecurityStack:
     """Shared state of rate limits, lockouts and revocations (issue 5)."""
     lockouts: LockoutManager | None = None
     storage: StorageRegistry | None = None
+    keyring: KeyRing | None = None
+    """The key ring the audit trail uses; pass it to components built by hand (the
+    authenticator) so that, in development mode, they share one ephemeral key."""
     """One backend (connection pool) per URL, shared by the store, the audit log and
     whatever the app builds on it (``AdvancedDataProtection(settings, storage=...)``);
     opened first and closed last by the lifespan."""
@@ -180,10 +184,12 @@ def setup_security_middleware(
     resolver = ClientIPResolver(settings.trusted_proxies, settings.trusted_proxy_hops)
     storage = StorageRegistry.from_settings(settings)
     audit_logger: AuditLogger | None = None
+    keyring: KeyRing | None = None
     if enable_audit_logging and settings.enable_audit_logging:
         from pynomaly_security.audit import AuditLogger
 
-        audit_logger = AuditLogger.from_settings(settings, storage=storage)
+        keyring = KeyRing.from_settings(settings)
+        audit_logger = AuditLogger.from_settings(settings, storage=storage, keyring=keyring)
     inspector = (
         Inspector.from_settings(settings)
         if enable_input_inspection and settings.threat_detection_enabled
@@ -215,6 +221,7 @@ def setup_security_middleware(
         store=store,
         lockouts=lockouts,
         storage=storage,
+        keyring=keyring,
     )
     stack.admin_routers.append(build_lockout_router(lockouts))
     if audit_logger is not None:

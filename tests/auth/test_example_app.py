@@ -211,3 +211,22 @@ async def test_risk_reasons_are_returned_and_audited(app: FastAPI) -> None:
     records = [r for r in await audit.query(limit=500) if r["event_type"] == "login_success"]
     risks = {r["details"]["risk"]["level"]: r["details"]["risk"]["reasons"] for r in records}
     assert risks == {"low": [], "medium": ["new_device", "new_network"]}
+
+
+def test_development_mode_makes_one_ephemeral_key_for_the_whole_app(tmp_path: Path) -> None:
+    """Without PYNOMALY_MASTER_KEY in development mode, the audit trail and the
+    authenticator share the stack's one throw-away key (one warning), instead of each
+    deriving from a key of its own."""
+    from structlog.testing import capture_logs
+
+    settings = SecuritySettings(
+        _env_file=None,
+        admin_api_key=KEY,
+        development_mode=True,
+        audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
+    )
+    with capture_logs() as logs:
+        application = create_app(settings)
+    events = [entry["event"] for entry in logs]
+    assert events.count("master_key_missing_using_ephemeral_key") == 1
+    assert application.state.pynomaly_security.keyring is not None
