@@ -257,18 +257,14 @@ class LockoutManager:
             for name in names:
                 key = self.lock_key(name, ip)
                 # With lockout_by=ip every name shares the address's key: count it once.
-                count = (
-                    await self._store.incr(f"lock:fail:{key}", self.window)
-                    if all(k != key for _, k in keys)
-                    else 0
-                )
-                if count:
+                if all(k != key for _, k in keys):
+                    count = await self._store.incr(f"lock:fail:{key}", self.window)
                     keys.append((name, key))
-                if count > self.max_attempts:
-                    # Every attempt is taken by guesses still being checked (a
-                    # confirmed Nth failure becomes a lock record instead).
-                    refusal = LockoutStatus(True, 1, count - 1)
-                    break
+                    if count > self.max_attempts:
+                        # Every attempt is taken by guesses still being checked (a
+                        # confirmed Nth failure becomes a lock record instead).
+                        refusal = LockoutStatus(True, 1, count - 1)
+                        break
                 if name is not None:
                     account = self.account_key(name)
                     used = await self._store.incr(f"lock:acct:{account}", self.account_window)

@@ -97,3 +97,20 @@ async def test_one_address_key_is_counted_once_per_attempt(
         assert not reservation.status.locked
         await lockouts.settle(reservation, "failure")
     assert (await lockouts.reserve(["alice"], "192.0.2.1")).status.locked
+
+
+@pytest.mark.anyio
+async def test_a_counter_left_below_zero_by_a_reset_race_still_reserves(
+    store: Store, clock: Clock, sinks: Sinks
+) -> None:
+    """A success's reset while other guesses are held lets their give-backs drive the
+    count below zero for a moment; a guess counted then (its increment answers 0) is
+    reserved like any other, not a 500 (seen with fifty guesses on two workers)."""
+    lockouts = manager(store, clock, sinks)
+    key = f"lock:fail:{lockouts.lock_key('alice', '192.0.2.1')}"
+    assert await store.incr(key, 300, -1) == -1
+    reservation = await lockouts.reserve(["alice"], "192.0.2.1")
+    assert not reservation.status.locked
+    assert reservation.status.failures == 0
+    await lockouts.settle(reservation, "void")
+    assert await store.get_count(key) == 0  # the give-back never leaves it negative
