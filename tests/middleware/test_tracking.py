@@ -181,9 +181,10 @@ async def test_activity_is_recorded_per_user_or_ip(make_client) -> None:  # type
     async with make_client(_app(tracker=tracker)) as client:
         await client.get("/me")
         await client.get("/whoami")
-    [mine] = tracker.get_user_activity("alice")
+    await tracker.flush()
+    [mine] = await tracker.get_user_activity("alice")
     assert (mine.path, mine.status_code, mine.client_ip) == ("/me", 200, "203.0.113.7")
-    assert [r.path for r in tracker.get_user_activity("ip:203.0.113.7")] == ["/whoami"]
+    assert [r.path for r in await tracker.get_user_activity("ip:203.0.113.7")] == ["/whoami"]
 
 
 @pytest.mark.anyio
