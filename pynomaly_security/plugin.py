@@ -322,6 +322,7 @@ def setup_security_middleware(
         hosts=TrustedHosts(settings.allowed_hosts),
         # A login body is read here first (the user name), bounded like every body read.
         body_read_timeout=settings.body_read_timeout,
+        username_fields=settings.login_username_fields,
     )
     if headers is not None:
         # An exception the app did not handle is answered by Starlette's

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp
 
+from pynomaly_security.auth.login_body import DEFAULT_USERNAME_FIELDS
 from pynomaly_security.middleware.audit import AccessRecorder
 from pynomaly_security.middleware.headers import HeaderPolicy
 from pynomaly_security.middleware.tracking import UserTrackingMiddleware
@@ -39,7 +40,8 @@ class SecurityMiddleware(UserTrackingMiddleware):
         app: the ASGI app (the rest of the stack).
         headers: the security headers; ``None`` adds none.
         access: the access audit; ``None`` records nothing.
-        resolver, tracker, monitor, login_paths, hosts, body_read_timeout: as for
+        resolver, tracker, monitor, login_paths, hosts, body_read_timeout,
+        username_fields: as for
             :class:`~pynomaly_security.middleware.tracking.UserTrackingMiddleware`.
     """
 
@@ -55,6 +57,7 @@ class SecurityMiddleware(UserTrackingMiddleware):
         login_paths: Iterable[str] = ("/login",),
         hosts: TrustedHosts | None = None,
         body_read_timeout: float = 30.0,
+        username_fields: Iterable[str] = DEFAULT_USERNAME_FIELDS,
     ) -> None:
         super().__init__(
             app,
@@ -64,6 +67,7 @@ class SecurityMiddleware(UserTrackingMiddleware):
             login_paths=login_paths,
             hosts=hosts,
             body_read_timeout=body_read_timeout,
+            username_fields=username_fields,
         )
         self._headers = headers
         self._access = access

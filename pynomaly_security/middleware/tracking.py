@@ -35,13 +35,11 @@ from __future__ import annotations
 
 import contextvars
 import itertools
-import json
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
-from urllib.parse import parse_qsl
 
 import structlog
 from starlette.responses import JSONResponse
@@ -54,6 +52,7 @@ from pynomaly_security._context import (
     RequestContext,
     note_refusal,
 )
+from pynomaly_security.auth.login_body import DEFAULT_USERNAME_FIELDS, login_names
 from pynomaly_security.logsafe import safe_text
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
 from pynomaly_security.middleware._refusal import (
@@ -81,7 +80,6 @@ _CLIENT_REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _perf_counter = time.perf_counter
 _time = time.time
 _LOGIN_BODY_LIMIT = 64 * 1024
-_USERNAME_FIELDS = ("username", "email", "login", "user")
 
 
 def _structlog_vars() -> tuple[
@@ -173,32 +171,14 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-def _username_from_body(body: bytes, content_type: bytes | None) -> str | None:
-    ctype = (content_type or b"").split(b";", 1)[0].strip().lower()
-    data: Any
+def _display_name(name: str) -> str:
+    # A lone surrogate ("\ud800" in JSON): no account has it, and every later use
+    # of this name (monitor events, logs, audit) encodes it. Kept distinct.
     try:
-        if ctype == b"application/json" or ctype.endswith(b"+json"):
-            data = json.loads(body)
-        elif ctype == b"application/x-www-form-urlencoded":
-            data = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-        else:
-            return None
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    for name in _USERNAME_FIELDS:
-        value = data.get(name)
-        if isinstance(value, str) and value:
-            username = value[:256]
-            try:
-                username.encode()
-            except UnicodeEncodeError:
-                # A lone surrogate ("\ud800" in JSON): no account has it, and every
-                # later use (lock keys, logs, audit) encodes the name. Kept distinct.
-                username = username.encode("utf-8", "backslashreplace").decode()
-            return username
-    return None
+        name.encode()
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "backslashreplace").decode()
+    return name
 
 
 def _user_from_scope(scope: Scope) -> str | None:
@@ -222,6 +202,8 @@ class UserTrackingMiddleware:
         hosts: the ``Host`` names the app answers to; ``None`` checks none.
         body_read_timeout: seconds a login body may take to arrive; slower gets
             ``408 body_read_timeout``.
+        username_fields: the login body's user-name fields, read as
+            :func:`~pynomaly_security.auth.login_body.login_names` reads them.
     """
 
     def __init__(
@@ -234,8 +216,10 @@ class UserTrackingMiddleware:
         login_paths: Iterable[str] = ("/login",),
         hosts: TrustedHosts | None = None,
         body_read_timeout: float = 30.0,
+        username_fields: Iterable[str] = DEFAULT_USERNAME_FIELDS,
     ) -> None:
         self.app = app
+        self.username_fields = tuple(username_fields)
         self.resolver = resolver or ClientIPResolver()
         self.body_read_timeout = check_body_read_timeout(body_read_timeout)
         self.hosts = hosts if hosts is not None and not hosts.allow_any else None
@@ -463,7 +447,10 @@ class UserTrackingMiddleware:
             return None
         if buffered.outcome is BodyOutcome.DISCONNECTED:
             return None
-        ctx.login_username = _username_from_body(buffered.body, _header(scope, b"content-type"))
+        # The login guard's reader: the name FastAPI will read, normalized as the
+        # lockout counts it (the first of the configured fields the body gives).
+        names = await login_names(scope, buffered.body, self.username_fields)
+        ctx.login_username = _display_name(names[0]) if names else None
         return replay_receive(buffered.body, receive)
 
     def _after(

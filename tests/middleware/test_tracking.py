@@ -275,3 +275,43 @@ async def test_any_host_is_the_old_behaviour(make_client) -> None:  # type: igno
         async with make_client(_app(hosts=hosts)) as client:
             response = await client.get("/whoami", headers={"Host": "anything.example"})
             assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("content", "headers"),
+    [
+        # No Content-Type: FastAPI reads JSON.
+        (b'{"username": "Alice", "password": "x"}', {}),
+        (b"username=Alice&password=x", {"Content-Type": "application/x-www-form-urlencoded"}),
+        (
+            b'--b\r\nContent-Disposition: form-data; name="username"\r\n\r\nAlice\r\n--b--\r\n',
+            {"Content-Type": "multipart/form-data; boundary=b"},
+        ),
+    ],
+    ids=["json-without-content-type", "form", "multipart"],
+)
+@pytest.mark.anyio
+async def test_login_name_is_read_as_the_lockout_reads_it(
+    make_client,  # type: ignore[no-untyped-def]
+    content: bytes,
+    headers: dict[str, str],
+) -> None:
+    """The login's user name comes from the login guard's reader (auth/login_body.py):
+    every body shape FastAPI reads, normalized as the lockout counts it, so the
+    login's activity lands under the account the lockout counts, ``alice``."""
+
+    async def login(request: Request) -> JSONResponse:
+        await request.body()
+        return JSONResponse({"ok": False}, status_code=401)
+
+    tracker = UserTracker()
+    app = Starlette(
+        routes=[Route("/login", login, methods=["POST"])],
+        middleware=[Middleware(UserTrackingMiddleware, tracker=tracker)],
+    )
+    async with make_client(app) as client:
+        response = await client.post("/login", content=content, headers=headers)
+    assert response.status_code == 401
+    await tracker.flush()
+    [row] = await tracker.get_user_activity("alice")
+    assert (row.path, row.status_code) == ("/login", 401)
