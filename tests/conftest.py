@@ -109,6 +109,32 @@ def postgres_url() -> str:
     return require_postgres()
 
 
+@pytest.fixture
+def postgres_schema() -> Iterator[str]:
+    """The real PostgreSQL with a schema of the test's own (dropped after it): the URL
+    sets ``search_path``, so every table the test's code creates lands there."""
+    import asyncio
+    import secrets
+
+    import asyncpg
+
+    url = require_postgres()
+    schema = f"test_{secrets.token_hex(6)}"
+
+    async def run(statement: str) -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}search_path={schema}"
+    finally:
+        asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
+
+
 ALL_STORES = [
     pytest.param("memory", id="memory"),
     pytest.param("redis", id="redis", marks=pytest.mark.redis),

@@ -20,6 +20,9 @@ does not have the capability, and the registry says so at construction:
     audit_log()    the audit trail's append-only log,
                    ``audit.stores.base.AuditStore``           sqlite, postgresql
     token_vault()  ``protection.vault.base.TokenVault``       sqlite, redis, postgresql
+    state()        :class:`MonitorState` (documents, logs,    memory, sqlite, redis,
+                   tallies: the monitor's alerts, activity    postgresql
+                   and counters)
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ __all__ = [
     "KeyValueStore",
     "LogStore",
     "MemberStore",
+    "MonitorState",
     "Scalar",
     "SlidingWindowStore",
     "Store",
@@ -317,6 +321,13 @@ class TallyStore(Protocol):
     async def tallies(self, name: str) -> dict[str, int]:
         """Every counter of ``name``."""
         ...
+
+
+@runtime_checkable
+class MonitorState(DocumentStore, LogStore, TallyStore, Protocol):
+    """The three above on one backend: where the monitor keeps alerts, activity and
+    counters (``STATE_URL``; memory and Redis stores have them, and
+    ``storage/sql_state.py`` on SQLite and PostgreSQL)."""
 
 
 def missing_capability(store: object, protocol: object, feature: str) -> ConfigurationError:

@@ -65,6 +65,10 @@ class MemoryBackend:
         """The one store of this URL."""
         return self._store
 
+    def state(self) -> MemoryStore:
+        """The monitor's state: the same store (documents, logs, tallies)."""
+        return self._store
+
 
 class MemoryStore:
     """In-memory :class:`~pynomaly_security.storage.base.Store`.

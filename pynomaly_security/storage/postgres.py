@@ -6,6 +6,8 @@ capability on the URL:
 
     audit_log()    ``audit.stores.postgres.PostgresAuditStore`` (the audit trail's SQL)
     token_vault()  ``protection.vault.postgres.PostgresTokenVault``
+    state()        ``storage.sql_state.SQLState``: the monitor's alerts, activity
+                   and counters, shared by every worker and durable
 
 It has no counters, sliding windows, key-value records or member sets yet (use
 ``redis://`` for state every request touches).
@@ -13,11 +15,14 @@ It has no counters, sliding windows, key-value records or member sets yet (use
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from pynomaly_security.exceptions import ConfigurationError, StorageError
-from pynomaly_security.storage._shared import Shared
+from pynomaly_security.storage._shared import Lease, Shared
 from pynomaly_security.storage.base import BackendOptions
+from pynomaly_security.storage.sql_state import POSTGRES, SQLState, numbered
 
 if TYPE_CHECKING:
     from pynomaly_security.audit.stores.postgres import PostgresAuditStore
@@ -90,3 +95,54 @@ class PostgresBackend:
         from pynomaly_security.protection.vault.postgres import PostgresTokenVault
 
         return PostgresTokenVault(self, table=table)
+
+    def state(self, *, prefix: str = "pns") -> SQLState:
+        """The monitor's state (documents, logs, tallies) in tables named ``<prefix>_*``."""
+        return SQLState(_PostgresSessions(self), POSTGRES, prefix=prefix)
+
+
+class _PostgresSession:
+    """:class:`~pynomaly_security.storage.sql_state.Session` on one pooled connection."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._conn.execute(numbered(sql), *args)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._conn.executemany(numbered(sql), rows)
+
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self._conn.fetch(numbered(sql), *args)]
+
+
+class _PostgresSessions:
+    """:class:`~pynomaly_security.storage.sql_state.Sessions` on the URL's pool; the
+    driver's errors come out as ``StorageError``."""
+
+    def __init__(self, backend: PostgresBackend) -> None:
+        self._lease: Lease[Any] = Lease(backend.connection)
+        self._errors = backend.errors
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        try:
+            pool = await self._lease.get()
+            async with pool.acquire() as conn:
+                yield conn
+        except self._errors as exc:
+            # The type only: a server message may quote the row's values.
+            raise StorageError(f"PostgreSQL state failed: {type(exc).__name__}") from exc
+
+    @asynccontextmanager
+    async def transaction(self, lock: int | None = None) -> AsyncIterator[_PostgresSession]:
+        async with self._connection() as conn, conn.transaction():
+            if lock is not None:  # released by the commit (or the rollback)
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
+            yield _PostgresSession(conn)
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[_PostgresSession]:
+        async with self._connection() as conn:
+            yield _PostgresSession(conn)

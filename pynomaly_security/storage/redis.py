@@ -95,6 +95,10 @@ class RedisBackend:
             clock=self.options.clock,
         )
 
+    def state(self, *, key_prefix: str = "pns:") -> RedisStore:
+        """The monitor's state (documents, logs, tallies): the store under ``key_prefix``."""
+        return self.store(key_prefix=key_prefix)
+
     def token_vault(self, *, prefix: str = "pynomaly:tokens:") -> RedisTokenVault:
         """The token vault under ``prefix``."""
         from pynomaly_security.protection.vault.redis import RedisTokenVault

@@ -4,12 +4,12 @@
 ``storage_from_string`` and uvicorn's import strings; drivers are imported only
 when their scheme is used)::
 
-    memory://               storage/memory.py    MemoryBackend    store
-    sqlite:///path          storage/sqlite.py    SQLiteBackend    audit_log, token_vault
+    memory://               storage/memory.py    MemoryBackend    store, state
+    sqlite:///path          storage/sqlite.py    SQLiteBackend    audit_log, token_vault, state
     redis:// rediss:// unix://
-                            storage/redis.py     RedisBackend     store, token_vault
+                            storage/redis.py     RedisBackend     store, token_vault, state
     postgresql:// postgres://
-                            storage/postgres.py  PostgresBackend  audit_log, token_vault
+                            storage/postgres.py  PostgresBackend  audit_log, token_vault, state
 
 A :class:`StorageRegistry` builds one backend per URL, so every component that
 names a URL shares its one connection pool (a Redis pool, an asyncpg pool, one
@@ -20,7 +20,7 @@ from its settings and passes it to the components; its lifespan opens the pools
 Adding a backend: a module with a class taking ``(url, BackendOptions)``, with
 ``url``, ``shared``, ``connection`` (a :class:`~pynomaly_security.storage._shared.Shared`)
 and ``healthcheck()``, plus one method per capability it provides (``store``,
-``audit_log``, ``token_vault``; see ``storage/base.py``); then one line in
+``audit_log``, ``token_vault``, ``state``; see ``storage/base.py``); then one line in
 ``BACKENDS``. ``storage/redis.py`` is the example to read.
 """
 
@@ -32,7 +32,7 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Any, cast
 
 from pynomaly_security.exceptions import ConfigurationError
-from pynomaly_security.storage.base import Backend, BackendOptions, Store
+from pynomaly_security.storage.base import Backend, BackendOptions, MonitorState, Store
 
 if TYPE_CHECKING:
     from pynomaly_security.audit.stores.base import AuditStore
@@ -56,6 +56,7 @@ _CAPABILITIES = {
     "store": "counters, sliding windows, key-value records or member sets (shared state)",
     "audit_log": "append-only audit log",
     "token_vault": "token vault",
+    "state": "monitor state (documents, logs, tallies)",
 }
 
 
@@ -146,6 +147,11 @@ class StorageRegistry:
     def token_vault(self, url: str, *, setting: str | None = None, **options: Any) -> TokenVault:
         """The token vault on ``url`` (``table=`` on SQL, ``prefix=`` on Redis)."""
         return cast("TokenVault", self._capability(url, "token_vault", setting)(**options))
+
+    def state(self, url: str, *, setting: str | None = None, **options: Any) -> MonitorState:
+        """The monitor's alerts, activity and counters on ``url`` (``prefix=`` on SQL,
+        ``key_prefix=`` on Redis; memory: the URL's one store)."""
+        return cast(MonitorState, self._capability(url, "state", setting)(**options))
 
     async def start(self) -> None:
         """Open the pool of every backend built so far (idempotent)."""

@@ -5,6 +5,8 @@ shared by every capability on the file:
 
     audit_log()    ``audit.stores.sqlite.SQLiteAuditStore`` (the audit trail's SQL)
     token_vault()  ``protection.vault.sqlite.SQLiteTokenVault``
+    state()        ``storage.sql_state.SQLState``: the monitor's alerts, activity
+                   and counters (written from background tasks, never per request)
 
 It has no counters, sliding windows, key-value records or member sets: those
 change on every request, and one writer thread per file would queue every
@@ -28,14 +30,15 @@ import asyncio
 import os
 import sqlite3
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pynomaly_security.exceptions import ConfigurationError, StorageError
-from pynomaly_security.storage._shared import Shared
+from pynomaly_security.storage._shared import Lease, Shared
 from pynomaly_security.storage.base import BackendOptions
+from pynomaly_security.storage.sql_state import SQLITE, SQLState
 
 if TYPE_CHECKING:
     from pynomaly_security.audit.stores.sqlite import SQLiteAuditStore
@@ -189,3 +192,43 @@ class SQLiteBackend:
         from pynomaly_security.protection.vault.sqlite import SQLiteTokenVault
 
         return SQLiteTokenVault(self, table=table)
+
+    def state(self, *, prefix: str = "pns") -> SQLState:
+        """The monitor's state (documents, logs, tallies) in tables named ``<prefix>_*``."""
+        return SQLState(_SQLiteSessions(self), SQLITE, prefix=prefix)
+
+
+class _SQLiteSession:
+    """:class:`~pynomaly_security.storage.sql_state.Session` on the file's thread."""
+
+    def __init__(self, run: Callable[[Callable[[sqlite3.Connection], Any]], Any]) -> None:
+        self._run = run
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._run(lambda c: c.execute(sql, args))
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._run(lambda c: c.executemany(sql, rows))
+
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = await self._run(lambda c: c.execute(sql, args).fetchall())
+        return rows
+
+
+class _SQLiteSessions:
+    """:class:`~pynomaly_security.storage.sql_state.Sessions` on the file's one connection."""
+
+    def __init__(self, backend: SQLiteBackend) -> None:
+        self._lease = Lease(backend.connection)
+
+    @asynccontextmanager
+    async def transaction(self, lock: int | None = None) -> AsyncIterator[_SQLiteSession]:
+        # `lock` is for PostgreSQL: BEGIN IMMEDIATE already holds the file's write lock.
+        connection = await self._lease.get()
+        async with connection.transaction() as tx:
+            yield _SQLiteSession(tx.run)
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[_SQLiteSession]:
+        connection = await self._lease.get()
+        yield _SQLiteSession(connection.run)
