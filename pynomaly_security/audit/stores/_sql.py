@@ -15,6 +15,7 @@ from typing import Any
 from pynomaly_security.audit.batch import ACCESS_BATCH, MAX_SPAN_US
 from pynomaly_security.audit.stores.base import Checkpoint, RecordFilter, SealedRecord
 from pynomaly_security.exceptions import ConfigurationError
+from pynomaly_security.storage.sql_state import numbered as numbered_placeholders
 
 __all__ = [
     "COLUMNS",
@@ -152,10 +153,7 @@ class Statements:
         self.subject_index: str | None = self.record_subjects
 
         def q(sql: str) -> str:
-            if not numbered:
-                return sql
-            parts = sql.split("?")
-            return "".join(f"{a}${i}" for i, a in enumerate(parts[:-1], 1)) + parts[-1]
+            return numbered_placeholders(sql) if numbered else sql
 
         cp_cols = "seq, head_hash, ts_us, key_id, signature"
         # SQLite columns are dynamically typed: a tampered BLOB may come back as
