@@ -51,6 +51,7 @@ from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.network.hosts import TrustedHosts
 from pynomaly_security.settings import SecuritySettings, load_settings
 from pynomaly_security.storage import StorageRegistry, Store
+from pynomaly_security.storage.base import MonitorState
 
 if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
@@ -73,6 +74,9 @@ class SecurityStack:
     admin_routers: list[APIRouter] = field(default_factory=list)
     store: Store | None = None
     """Shared state of rate limits, lockouts and revocations (issue 5)."""
+    state: MonitorState | None = None
+    """Where the monitor's alerts, user activity and counters live (``STATE_URL``);
+    None: in ``store``."""
     lockouts: LockoutManager | None = None
     storage: StorageRegistry | None = None
     keyring: KeyRing | None = None
@@ -199,14 +203,22 @@ def setup_security_middleware(
     # revocation and TOTP replay claims; the stack's lifespan opens and closes it.
     if store is None:
         store = storage.store(settings.redis_url or "memory://", setting="REDIS_URL")
-    # Alerts, activity and the monitor's counters live in the same store, so every
-    # worker sees them; the lockout reports to the monitor, whose brute-force
-    # detector makes its alerts (one count of login failures: the lockout's).
-    monitor = SecurityMonitor.from_settings(settings, store=store, injection=inspector is not None)
+    # Alerts, activity and the monitor's counters live in STATE_URL's backend (a
+    # durable SQLite file, PostgreSQL), else in the same store, so every worker
+    # sees them; the detectors' state stays in the store. The lockout reports to
+    # the monitor, whose brute-force detector makes its alerts (one count of login
+    # failures: the lockout's).
+    state: MonitorState | None = (
+        storage.state(settings.state_url, setting="STATE_URL") if settings.state_url else None
+    )
+    monitor = SecurityMonitor.from_settings(
+        settings, store=store, state=state, injection=inspector is not None
+    )
     if not enable_security_monitoring:
         monitor.enabled = False
+    activity = state if state is not None else store
     tracker = (
-        UserTracker(max_users=settings.max_tracked_keys, store=store)
+        UserTracker(max_users=settings.max_tracked_keys, store=activity)
         if enable_user_tracking
         else None
     )
@@ -219,6 +231,7 @@ def setup_security_middleware(
         inspector=inspector,
         client_ip_resolver=resolver,
         store=store,
+        state=state,
         lockouts=lockouts,
         storage=storage,
         keyring=keyring,

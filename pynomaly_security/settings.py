@@ -314,6 +314,10 @@ class SecuritySettings(BaseSettings):
     # -- shared state (issue 5) ---------------------------------------------------------------
     redis_url: str | None = None
     """redis://host:port/db for state shared by workers (counters, lockouts, alerts)."""
+    state_url: str | None = None
+    """Where the monitor's alerts (with acknowledgement), user activity and counters live:
+    memory://, sqlite:///path (durable, one host), redis://... or postgresql://...
+    (shared by every worker and host); default: the store of REDIS_URL (memory without)."""
 
     # -- authentication and abuse control (issue 5) --
     lockout_by: Literal["user", "ip", "user_and_ip"] = "user_and_ip"

@@ -4,8 +4,9 @@ The tracking layer calls :meth:`UserTracker.add_row` on every request. That call
 only appends to a bounded in-memory buffer (a ``deque`` with a ``maxlen``: no
 I/O, no check, never blocks); a background task adds the buffered rows to the
 store's ``activity`` log every ``flush_interval`` seconds. Reads flush this
-worker's buffer first. With the stack's Redis store every worker's rows land
-in one log per user, so an admin sees the same activity whichever worker answers.
+worker's buffer first. With the stack's shared state (``STATE_URL``: Redis or
+PostgreSQL; else the store of ``REDIS_URL``) every worker's rows land in one log
+per user, so an admin sees the same activity whichever worker answers.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import structlog
 from pynomaly_security._context import AccessRow, access_row
 from pynomaly_security.exceptions import StorageError
 from pynomaly_security.logsafe import safe_text
-from pynomaly_security.storage.base import LogStore, Store, missing_capability
+from pynomaly_security.storage.base import LogStore, MonitorState, Store, missing_capability
 from pynomaly_security.storage.memory import MemoryStore
 
 __all__ = ["ActivityRecord", "UserTracker"]
@@ -64,7 +65,7 @@ class UserTracker:
     Args:
         per_user: actions kept per user (the oldest dropped first).
         max_users: users kept (the least recently active dropped first).
-        store: where the activity log lives (a store with
+        store: where the activity log lives (a store or state with
             :class:`~pynomaly_security.storage.base.LogStore`); default: memory.
         clock: injected for tests.
         max_pending: rows buffered at most between two flushes; beyond, the
@@ -79,7 +80,7 @@ class UserTracker:
         *,
         per_user: int = 1000,
         max_users: int = 100_000,
-        store: Store | None = None,
+        store: Store | MonitorState | None = None,
         clock: Callable[[], float] = time.time,
         max_pending: int = 50_000,
         flush_interval: float = 0.5,

@@ -5,17 +5,19 @@ when the queue is full the event is counted as dropped). One background task
 runs the detectors and the alert handlers, so a slow webhook never slows a
 request. A handler or detector that raises is logged and skipped.
 
-State shared across workers (issue 13, item 5) lives in the store the monitor
-is given (the stack's: Redis when ``REDIS_URL`` is set, else memory): alerts
-and their acknowledgement (:class:`~pynomaly_security.monitor.alerts.StoredAlerts`),
+State shared across workers (issue 13, item 5) lives in the state the monitor
+is given (the stack's: ``STATE_URL``, else the store of ``REDIS_URL``, else
+memory; SQLite and PostgreSQL through ``storage/sql_state.py``): alerts and
+their acknowledgement (:class:`~pynomaly_security.monitor.alerts.StoredAlerts`),
 the counters of :meth:`get_security_summary` (tallies: each worker counts in
 memory on the request path and adds its counts to the store from the background
-task, after each batch of events and every ``flush_interval`` seconds), and the
-detectors' state. Each worker analyses the events it saw; detectors decide
-against the shared state and a set-if-absent cool-down, so a threshold fires
-once across workers. (Chosen over one stream consumed by a consumer group:
-the detectors would need the shared state anyway, as a group hands each worker
-only part of the events, and the request path would gain a write per event.)
+task, after each batch of events and every ``flush_interval`` seconds); the
+detectors' state (profiles, cool-downs) stays in the store (``REDIS_URL``).
+Each worker analyses the events it saw; detectors decide against the shared
+state and a set-if-absent cool-down, so a threshold fires once across workers.
+(Chosen over one stream consumed by a consumer group: the detectors would need
+the shared state anyway, as a group hands each worker only part of the events,
+and the request path would gain a write per event.)
 
 Every alert is bounded before it is stored or handed on, whoever raised it (a
 detector, the lockout, the app): detectors copy what they saw (a path, a user
@@ -52,6 +54,7 @@ from pynomaly_security.monitor.events import EventKind, SecurityAlert, SecurityE
 from pynomaly_security.settings import SecuritySettings
 from pynomaly_security.storage.base import (
     DocumentStore,
+    MonitorState,
     Store,
     TallyStore,
     missing_capability,
@@ -112,10 +115,13 @@ class SecurityMonitor:
     Args:
         detectors: the detectors to run; ``None`` installs :func:`default_detectors`.
         queue_size: bound of the event queue.
-        store: where alerts, counters and the detectors' state live (a
-            :class:`~pynomaly_security.storage.base.Store` with documents and
-            tallies); default: a bounded memory store of this process.
-        alert_store: where alerts are kept instead (default: the store's ``alerts``).
+        store: where the detectors' state lives, and alerts and counters unless
+            ``state`` is given (a :class:`~pynomaly_security.storage.base.Store`
+            with documents and tallies); default: a bounded memory store of this process.
+        state: where alerts and counters live instead (a
+            :class:`~pynomaly_security.storage.base.MonitorState`, e.g.
+            ``StorageRegistry.state("postgresql://...")``).
+        alert_store: where alerts are kept instead (default: the state's ``alerts``).
         clock: injected for tests.
         enabled: when false, events are counted but no detector runs.
         max_alerts: most alerts kept (oldest dropped first).
@@ -129,6 +135,7 @@ class SecurityMonitor:
         detectors: Iterable[Detector] | None = None,
         queue_size: int = 10_000,
         store: Store | None = None,
+        state: MonitorState | None = None,
         alert_store: AlertStore | None = None,
         clock: Callable[[], float] = time.time,
         enabled: bool = True,
@@ -146,14 +153,15 @@ class SecurityMonitor:
         self._handlers: list[AlertHandler] = []
         self._queue: asyncio.Queue[SecurityEvent] | None = None
         self._queue_size = queue_size
+        shared: object = state if state is not None else store
         if alert_store is None:
-            if not isinstance(store, DocumentStore):
-                raise missing_capability(store, DocumentStore, "the monitor's alerts")
-            alert_store = StoredAlerts(store, max_alerts)
+            if not isinstance(shared, DocumentStore):
+                raise missing_capability(shared, DocumentStore, "the monitor's alerts")
+            alert_store = StoredAlerts(shared, max_alerts)
         self._alerts: AlertStore = alert_store
-        if not isinstance(store, TallyStore):
-            raise missing_capability(store, TallyStore, "the monitor's counters")
-        self._tallies: TallyStore = store
+        if not isinstance(shared, TallyStore):
+            raise missing_capability(shared, TallyStore, "the monitor's counters")
+        self._tallies: TallyStore = shared
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
         # This worker's counts (the request path adds to them) and how much of

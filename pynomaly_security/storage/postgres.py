@@ -102,7 +102,7 @@ class PostgresBackend:
 
 
 class _PostgresSession:
-    """:class:`~pynomaly_security.storage.sql_state.Session` on one pooled connection."""
+    """:class:`~pynomaly_security.storage.sql_state.SQLSession` on one pooled connection."""
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
@@ -118,7 +118,7 @@ class _PostgresSession:
 
 
 class _PostgresSessions:
-    """:class:`~pynomaly_security.storage.sql_state.Sessions` on the URL's pool; the
+    """:class:`~pynomaly_security.storage.sql_state.SQLSessions` on the URL's pool; the
     driver's errors come out as ``StorageError``."""
 
     def __init__(self, backend: PostgresBackend) -> None:

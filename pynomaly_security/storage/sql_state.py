@@ -4,8 +4,8 @@
 :class:`~pynomaly_security.storage.base.LogStore` and
 :class:`~pynomaly_security.storage.base.TallyStore` with the same semantics as the
 memory and Redis stores (``tests/storage/test_monitor_state.py`` runs one contract
-over all four). A backend supplies only how statements run (:class:`Sessions`:
-SQLite on its file's thread, PostgreSQL on its pool) and its :class:`Dialect`;
+over all four). A backend supplies only how statements run (:class:`SQLSessions`:
+SQLite on its file's thread, PostgreSQL on its pool) and its :class:`SQLDialect`;
 every statement is written here, with ``?`` placeholders (numbered ``$n`` for
 asyncpg by :func:`numbered`).
 
@@ -48,12 +48,14 @@ from pynomaly_security.storage.base import Scalar, Where, check_indexed
 
 __all__ = [
     "MAX_INDEXED",
-    "Dialect",
+    "POSTGRES",
+    "SQLITE",
+    "SQLDialect",
     "SQLDocuments",
     "SQLLog",
+    "SQLSession",
+    "SQLSessions",
     "SQLState",
-    "Session",
-    "Sessions",
     "numbered",
 ]
 
@@ -73,7 +75,7 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-class Session(Protocol):
+class SQLSession(Protocol):
     """Statements on one connection (inside a transaction or not); ``?`` placeholders."""
 
     async def execute(self, sql: str, *args: Any) -> None: ...
@@ -83,21 +85,21 @@ class Session(Protocol):
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]: ...
 
 
-class Sessions(Protocol):
+class SQLSessions(Protocol):
     """How a backend runs statements; driver errors come out as ``StorageError``."""
 
-    def transaction(self, lock: int | None = None) -> AbstractAsyncContextManager[Session]:
+    def transaction(self, lock: int | None = None) -> AbstractAsyncContextManager[SQLSession]:
         """A transaction, committed on exit; ``lock``: an advisory lock it holds
         (PostgreSQL; SQLite's write lock already serializes every transaction)."""
         ...
 
-    def reader(self) -> AbstractAsyncContextManager[Session]:
+    def reader(self) -> AbstractAsyncContextManager[SQLSession]:
         """A connection for reads (no transaction)."""
         ...
 
 
 @dataclass(frozen=True, slots=True)
-class Dialect:
+class SQLDialect:
     """What differs between the two: an auto-increasing key and row locks."""
 
     serial: str
@@ -106,8 +108,8 @@ class Dialect:
     """Appended to a SELECT that must lock its row until the transaction ends."""
 
 
-SQLITE = Dialect(serial="INTEGER PRIMARY KEY AUTOINCREMENT", for_update="")
-POSTGRES = Dialect(serial="BIGSERIAL PRIMARY KEY", for_update=" FOR UPDATE")
+SQLITE = SQLDialect(serial="INTEGER PRIMARY KEY AUTOINCREMENT", for_update="")
+POSTGRES = SQLDialect(serial="BIGSERIAL PRIMARY KEY", for_update=" FOR UPDATE")
 
 
 def _lock_key(*parts: str) -> int:
@@ -126,7 +128,7 @@ class SQLState:
 
     shared = True
 
-    def __init__(self, sessions: Sessions, dialect: Dialect, *, prefix: str = "pns") -> None:
+    def __init__(self, sessions: SQLSessions, dialect: SQLDialect, *, prefix: str = "pns") -> None:
         if not _PREFIX.match(prefix):
             raise ConfigurationError(
                 f"state table prefix {prefix!r} must match {_PREFIX.pattern}"

@@ -199,7 +199,7 @@ class SQLiteBackend:
 
 
 class _SQLiteSession:
-    """:class:`~pynomaly_security.storage.sql_state.Session` on the file's thread."""
+    """:class:`~pynomaly_security.storage.sql_state.SQLSession` on the file's thread."""
 
     def __init__(self, run: Callable[[Callable[[sqlite3.Connection], Any]], Any]) -> None:
         self._run = run
@@ -216,7 +216,7 @@ class _SQLiteSession:
 
 
 class _SQLiteSessions:
-    """:class:`~pynomaly_security.storage.sql_state.Sessions` on the file's one connection."""
+    """:class:`~pynomaly_security.storage.sql_state.SQLSessions` on the file's one connection."""
 
     def __init__(self, backend: SQLiteBackend) -> None:
         self._lease = Lease(backend.connection)
