@@ -1,17 +1,23 @@
-"""The example app under ``uvicorn --workers 4`` on Redis: alerts, acknowledgement,
-user activity and ``/api/security/status`` agree whichever worker answers
-(issue 13, item 5). Each request opens a fresh connection, so the kernel spreads
-them over the workers; the answers record which worker gave them."""
+"""The example app under ``uvicorn --workers 4``: alerts, acknowledgement, user
+activity and ``/api/security/status`` agree whichever worker answers (issue 13,
+item 5), with the monitor's state in Redis (the store of ``REDIS_URL``) and in
+PostgreSQL (``STATE_URL``; the lockout's counts stay in Redis). Each request
+opens a fresh connection, so the kernel spreads them over the workers; the
+answers record which worker gave them."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+import redis
 
 from pynomaly_security.crypto import generate_master_key
 from tests._uvicorn import uvicorn_workers
@@ -25,17 +31,16 @@ AGREEING_ANSWERS = 16
 TRIES = 400
 
 
-@pytest.fixture
-def example_on_four_workers(redis_db: str, tmp_path: Path) -> Iterator[str]:
-    """``uvicorn --workers 4`` serving the example app on the test's Redis database."""
+def serve_example(env: Mapping[str, str], tmp_path: Path) -> contextlib.AbstractContextManager[str]:
+    """``uvicorn --workers 4`` serving the example app with ``env`` added to the settings."""
     env = {
-        "PYNOMALY_SECURITY__REDIS_URL": redis_db,
         "PYNOMALY_SECURITY__ADMIN_API_KEY": ADMIN_KEY,
         "PYNOMALY_MASTER_KEY": generate_master_key(),  # one key: tokens valid on every worker
         "PYNOMALY_SECURITY__ENABLE_AUDIT_LOGGING": "false",
         "PYNOMALY_SECURITY__AUDIT_DB_URL": f"sqlite:///{tmp_path / 'audit.db'}",
+        **env,
     }
-    with uvicorn_workers(
+    return uvicorn_workers(
         "example_workers_app:app",
         Path(__file__).parent,
         workers=WORKERS,
@@ -44,7 +49,25 @@ def example_on_four_workers(redis_db: str, tmp_path: Path) -> Iterator[str]:
         ready_workers=WORKERS,
         worker_of=lambda response: response.headers["x-test-worker"],
         cwd=tmp_path,
-    ) as base:
+    )
+
+
+@pytest.fixture
+def example_on_four_workers(redis_db: str, tmp_path: Path) -> Iterator[str]:
+    """The example app on four workers, every kind of state in the test's Redis database."""
+    with serve_example({"PYNOMALY_SECURITY__REDIS_URL": redis_db}, tmp_path) as base:
+        yield base
+
+
+@pytest.fixture
+def example_on_postgres_state(redis_db: str, postgres_schema: str, tmp_path: Path) -> Iterator[str]:
+    """The example app on four workers, the monitor's state in PostgreSQL (a schema of
+    the test's own), the lockout's counts and the detectors' state in Redis."""
+    env = {
+        "PYNOMALY_SECURITY__REDIS_URL": redis_db,
+        "PYNOMALY_SECURITY__STATE_URL": postgres_schema,
+    }
+    with serve_example(env, tmp_path) as base:
         yield base
 
 
@@ -92,7 +115,50 @@ def test_alerts_activity_and_status_agree_on_every_worker(example_on_four_worker
     event), eight injection attempts raise one injection alert (one cool-down across
     workers), bob signs in and /me answers him twelve times: every worker then lists
     the same alerts, counts and activity; an acknowledgement on one worker is seen on all."""
-    base = example_on_four_workers
+    check_agreement(example_on_four_workers)
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_every_worker_agrees_with_the_state_in_postgres(
+    example_on_postgres_state: str, redis_db: str, postgres_schema: str
+) -> None:
+    """The same scenario with STATE_URL on PostgreSQL: every worker agrees, and the
+    alerts, activity and counters are PostgreSQL's rows, none of them in Redis."""
+    check_agreement(example_on_postgres_state)
+
+    async def rows() -> tuple[dict[str, int], dict[str, int], int]:
+        conn = await asyncpg.connect(postgres_schema)
+        try:
+            documents = await conn.fetch(
+                "SELECT collection, COUNT(*) FROM pns_documents GROUP BY collection"
+            )
+            tallies = await conn.fetch(
+                "SELECT field, value FROM pns_tallies WHERE name = 'monitor'"
+            )
+            streams = await conn.fetchval("SELECT COUNT(*) FROM pns_log_streams")
+        finally:
+            await conn.close()
+        return dict(documents), dict(tallies), streams
+
+    documents, tallies, streams = asyncio.run(rows())
+    assert documents == {"alerts": 2}
+    assert tallies["requests"] == 12 and tallies["lockouts"] == 1
+    assert streams >= 2  # alice, bob (and the addresses of anonymous requests)
+    client = redis.Redis.from_url(redis_db)
+    try:
+        assert [k for k in client.scan_iter("pns:*") if k.split(b":")[1] in MONITOR_KEYS] == []
+    finally:
+        client.close()
+
+
+# What the monitor's state is called in Redis (storage/redis.py: doc:, log:, tally:).
+MONITOR_KEYS = (b"doc", b"log", b"tally")
+
+
+def check_agreement(base: str) -> None:
+    """The scenario of the four-worker tests, on the server at ``base``."""
     answered: set[str] = set()
 
     for _ in range(7):
