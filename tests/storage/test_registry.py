@@ -283,3 +283,27 @@ async def test_data_protection_shares_the_stack_registry(tmp_path: Path) -> None
             # closing the vault closes the file (the registry would close it too).
             assert registry.backend(url).connection.users == 1
         assert registry.backend(url).connection.value is None
+
+
+@pytest.mark.anyio
+async def test_state_url_puts_the_monitor_state_on_the_registry_backend(tmp_path: Path) -> None:
+    """STATE_URL naming the audit trail's SQLite file: the monitor's alerts land in that
+    file through the backend (one connection) the audit log already uses; unset, they
+    stay in the store of REDIS_URL (memory here)."""
+    from pynomaly_security.monitor import SecurityAlert, ThreatLevel
+    from pynomaly_security.storage.sql_state import SQLState
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    stack = setup_security_middleware(FastAPI(), settings=_settings(tmp_path, state_url=url))
+    assert isinstance(stack.state, SQLState) and stack.storage is not None
+    assert stack.storage.backend(url) is stack.storage.backend(stack.settings.audit_db_url)
+    async with stack:
+        await stack.security_monitor.raise_alert(SecurityAlert("probe", ThreatLevel.LOW, "p"))
+        assert [a.alert_type for a in await stack.security_monitor.get_active_alerts()] == [
+            "probe"
+        ]
+    with sqlite3.connect(tmp_path / "audit.db") as conn:
+        assert conn.execute("SELECT collection FROM pns_documents").fetchall() == [("alerts",)]
+
+    default = setup_security_middleware(FastAPI(), settings=_settings(tmp_path / "other"))
+    assert default.state is None
