@@ -299,9 +299,8 @@ async def test_state_url_puts_the_monitor_state_on_the_registry_backend(tmp_path
     assert stack.storage.backend(url) is stack.storage.backend(stack.settings.audit_db_url)
     async with stack:
         await stack.security_monitor.raise_alert(SecurityAlert("probe", ThreatLevel.LOW, "p"))
-        assert [a.alert_type for a in await stack.security_monitor.get_active_alerts()] == [
-            "probe"
-        ]
+        alerts = await stack.security_monitor.get_active_alerts()
+        assert [a.alert_type for a in alerts] == ["probe"]
     with sqlite3.connect(tmp_path / "audit.db") as conn:
         assert conn.execute("SELECT collection FROM pns_documents").fetchall() == [("alerts",)]
 
