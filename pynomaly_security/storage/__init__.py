@@ -5,11 +5,12 @@ component naming that URL shares its one connection pool; the capability
 Protocols are in ``base.py``, one module per backend (``memory.py``,
 ``sqlite.py``, ``redis.py``, ``postgres.py``)::
 
-    memory://          shared state in one process (default)
-    sqlite:///path     audit trail, token vault (durable, no server)
-    redis://host/0     shared state and token vault for every worker and host;
-                       also rediss://, unix://
-    postgresql://...   audit trail, token vault (durable, shared); also postgres://
+    memory://          shared state in one process (default), monitor state
+    sqlite:///path     audit trail, token vault, monitor state (durable, no server)
+    redis://host/0     shared state, token vault and monitor state for every worker
+                       and host; also rediss://, unix://
+    postgresql://...   audit trail, token vault, monitor state (durable, shared);
+                       also postgres://
 
 ``create_store(url)`` builds one store with a backend of its own, for scripts
 and tests.
