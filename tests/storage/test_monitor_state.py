@@ -239,3 +239,24 @@ async def test_concurrent_tallies_and_appends_all_land(store: MonitorState, stat
         await asyncio.gather(*(logs[n % 2].append([("alice", [[n]])]) for n in range(20)))
         assert sorted(e[0] for e in await logs[0].read("alice")) == list(range(20))
         assert await logs[1].streams() == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("postgresql://postgres@127.0.0.1:1/test", id="postgres-down"),
+        pytest.param("sqlite:///{tmp}/missing-dir/state.db", id="sqlite-unwritable"),
+    ],
+)
+async def test_an_unreachable_state_backend_is_a_storage_error(url: str, tmp_path: Path) -> None:
+    """A database that cannot be reached fails each call with StorageError (which the
+    monitor logs and the admin routes answer 503), never with the driver's exception."""
+    from pynomaly_security.exceptions import StorageError
+
+    state = StorageRegistry().state(url.format(tmp=tmp_path))
+    alerts = state.documents("alerts", indexed=("threat_level",), keep=10)
+    with pytest.raises(StorageError):
+        await alerts.find()
+    with pytest.raises(StorageError):
+        await state.add_tallies("monitor", {"requests": 1})
