@@ -111,10 +111,16 @@ class _PostgresSession:
         await self._conn.execute(numbered(sql), *args)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self._conn.executemany(numbered(sql), rows)
+        if rows:
+            await self._conn.executemany(numbered(sql), rows)
 
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in await self._conn.fetch(numbered(sql), *args)]
+
+    async def fetchmany(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        if not rows:
+            return []
+        return [tuple(row) for row in await self._conn.fetchmany(numbered(sql), rows)]
 
 
 class _PostgresSessions:

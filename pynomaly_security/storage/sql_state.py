@@ -84,6 +84,11 @@ class SQLSession(Protocol):
 
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]: ...
 
+    async def fetchmany(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        """Run ``sql`` once per row of parameters, in order, in one batch; the first
+        row each run returned."""
+        ...
+
 
 class SQLSessions(Protocol):
     """How a backend runs statements; driver errors come out as ``StorageError``."""
@@ -173,7 +178,7 @@ class SQLState:
               family TEXT NOT NULL, stream TEXT NOT NULL, entry TEXT NOT NULL)""",
             f"CREATE INDEX IF NOT EXISTS {e}_stream ON {e} (family, stream, seq)",
             f"""CREATE TABLE IF NOT EXISTS {st} (family TEXT NOT NULL, stream TEXT NOT NULL,
-              last BIGINT NOT NULL, PRIMARY KEY (family, stream))""",
+              last BIGINT NOT NULL, born BIGINT NOT NULL, PRIMARY KEY (family, stream))""",
             f"CREATE INDEX IF NOT EXISTS {st}_last ON {st} (family, last)",
             f"""CREATE TABLE IF NOT EXISTS {t} (name TEXT NOT NULL, field TEXT NOT NULL,
               value BIGINT NOT NULL, PRIMARY KEY (name, field))""",
@@ -342,18 +347,21 @@ class SQLLog:
         self._lock = _lock_key(state.prefix, "log", name)
         e, st = state.entries_table, state.streams_table
         self._entries, self._streams = e, st
+        nxt = f"(SELECT COALESCE(MAX(last), 0) + 1 FROM {st} WHERE family = ?)"
         self._insert = f"INSERT INTO {e} (family, stream, entry) VALUES (?, ?, ?)"
         self._trim = (
             f"DELETE FROM {e} WHERE family = ? AND stream = ? AND seq <= (SELECT seq FROM {e}"
             " WHERE family = ? AND stream = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)"
         )
-        # Appends of a family are serialized (the transaction's lock), so MAX + 1 is unique.
+        # Appends of a family are serialized (the transaction's lock), so MAX + 1 is
+        # unique. `born` is set once, so a row whose `born` is its `last` was just
+        # inserted: the statement says whether the stream is new, with no lookup
+        # whose plan would depend on the table's statistics.
         self._touch = (
-            f"INSERT INTO {st} (family, stream, last) VALUES (?, ?, (SELECT COALESCE(MAX(last), 0)"
-            f" + 1 FROM {st} WHERE family = ?)) ON CONFLICT (family, stream)"
-            " DO UPDATE SET last = excluded.last"
+            f"INSERT INTO {st} (family, stream, last, born) VALUES (?, ?, {nxt}, {nxt})"
+            " ON CONFLICT (family, stream) DO UPDATE SET last = excluded.last"
+            " RETURNING CASE WHEN born = last THEN 1 ELSE 0 END"
         )
-        self._known = f"SELECT 1 FROM {st} WHERE family = ? AND stream = ?"
         self._beyond = (
             f"SELECT stream FROM {st} WHERE family = ? ORDER BY last DESC LIMIT ? OFFSET ?"
         )
@@ -362,27 +370,40 @@ class SQLLog:
         if not chunks:
             return
         name = self._name
+        keyed = [(_json(stream), values) for stream, values in chunks]
+        appended: dict[str, int] = {}  # entries per distinct stream, in first-seen order
+        for key, values in keyed:
+            appended[key] = appended.get(key, 0) + len(values)
+        # A handful of statements per flush whatever its number of streams (a flush is
+        # one per worker every half second): each executemany is one batch of rows.
         await self._state.ready()
         async with self._state.sessions.transaction(self._lock) as s:
-            new_streams = 0
-            for stream, values in chunks:
-                key = _json(stream)
-                new_streams += not await s.fetch(self._known, name, key)
-                if values:
-                    await s.executemany(self._insert, [(name, key, _json(v)) for v in values])
-                    await s.execute(self._trim, name, key, name, key, self._max_entries)
-                await s.execute(self._touch, name, key, name)
-            if not new_streams:
+            entries = [(name, key, _json(v)) for key, values in keyed for v in values]
+            if entries:  # inserted in order: seq orders a stream's entries
+                await s.executemany(self._insert, entries)
+            touched = await s.fetchmany(self._touch, [(name, key, name, name) for key, _ in keyed])
+            new = {key for (key, _), (born,) in zip(keyed, touched, strict=True) if born}
+            # A stream new to the log holds only what was just appended.
+            await s.executemany(
+                self._trim,
+                [
+                    (name, key, name, key, self._max_entries)
+                    for key, count in appended.items()
+                    if count and (key not in new or count > self._max_entries)
+                ],
+            )
+            if not new:
                 return  # the number of streams did not grow: nothing to drop
             # The least recently appended beyond the bound (reading past `max_streams`
             # rows of the index, so only when a stream was added).
-            rows = await s.fetch(self._beyond, name, new_streams, self._max_streams)
-            for (dropped,) in rows:
-                await s.execute(
-                    f"DELETE FROM {self._entries} WHERE family = ? AND stream = ?", name, dropped
+            rows = await s.fetch(self._beyond, name, len(new), self._max_streams)
+            dropped = [(name, stream) for (stream,) in rows]
+            if dropped:
+                await s.executemany(
+                    f"DELETE FROM {self._entries} WHERE family = ? AND stream = ?", dropped
                 )
-                await s.execute(
-                    f"DELETE FROM {self._streams} WHERE family = ? AND stream = ?", name, dropped
+                await s.executemany(
+                    f"DELETE FROM {self._streams} WHERE family = ? AND stream = ?", dropped
                 )
 
     async def read(self, stream: str, *, limit: int | None = None) -> list[Any]:

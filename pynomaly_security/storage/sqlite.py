@@ -208,11 +208,20 @@ class _SQLiteSession:
         await self._run(lambda c: c.execute(sql, args))
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self._run(lambda c: c.executemany(sql, rows))
+        if rows:
+            await self._run(lambda c: c.executemany(sql, rows))
 
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = await self._run(lambda c: c.execute(sql, args).fetchall())
         return rows
+
+    async def fetchmany(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        # One hop to the file's thread for the whole batch (sqlite3's executemany
+        # returns no rows, RETURNING included).
+        found: list[tuple[Any, ...]] = await self._run(
+            lambda c: [c.execute(sql, row).fetchone() for row in rows]
+        )
+        return found
 
 
 class _SQLiteSessions:
