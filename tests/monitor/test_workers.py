@@ -1,9 +1,9 @@
 """The example app under ``uvicorn --workers 4``: alerts, acknowledgement, user
 activity and ``/api/security/status`` agree whichever worker answers (issue 13,
-item 5), with the monitor's state in Redis (the store of ``REDIS_URL``) and in
-PostgreSQL (``STATE_URL``; the lockout's counts stay in Redis). Each request
-opens a fresh connection, so the kernel spreads them over the workers; the
-answers record which worker gave them."""
+item 5), with the monitor's state in Redis (the store of ``REDIS_URL``), in
+PostgreSQL and in one SQLite file (``STATE_URL``; the lockout's counts stay in
+Redis). Each request opens a fresh connection, so the kernel spreads them over
+the workers; the answers record which worker gave them."""
 
 from __future__ import annotations
 
@@ -151,6 +151,27 @@ def test_every_worker_agrees_with_the_state_in_postgres(
         assert [k for k in client.scan_iter("pns:*") if k.split(b":")[1] in MONITOR_KEYS] == []
     finally:
         client.close()
+
+
+@pytest.fixture
+def example_on_sqlite_state(redis_db: str, tmp_path: Path) -> Iterator[str]:
+    """The example app on four workers, the monitor's state in one SQLite file."""
+    env = {
+        "PYNOMALY_SECURITY__REDIS_URL": redis_db,
+        "PYNOMALY_SECURITY__STATE_URL": f"sqlite:///{tmp_path / 'state.db'}",
+    }
+    with serve_example(env, tmp_path) as base:
+        yield base
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_every_worker_agrees_with_the_state_in_one_sqlite_file(
+    example_on_sqlite_state: str,
+) -> None:
+    """The workers of one host share a SQLite state file (each its own connection,
+    writes serialized by the file's lock): the same scenario agrees on every worker."""
+    check_agreement(example_on_sqlite_state)
 
 
 # What the monitor's state is called in Redis (storage/redis.py: doc:, log:, tally:).
