@@ -13,7 +13,7 @@ Four tables per prefix (``pns`` by default)::
 
     <prefix>_documents    collection, id, seq, k0..k3 (indexed values), body
     <prefix>_log_entries  family, stream, seq, entry
-    <prefix>_log_streams  family, stream, last (order of last append)
+    <prefix>_log_streams  family, stream, last (order of last append), born
     <prefix>_tallies      name, field, value
 
 Every value, ids and stream names included, is stored as its JSON text (ASCII):
