@@ -438,7 +438,10 @@ class SecurityMonitor:
         level = None if threat_level is None else ThreatLevel(threat_level)
 
         async def fresh() -> list[SecurityAlert]:
-            return await self._alerts.list(threat_level=level, limit=limit)
+            alerts = await self._alerts.list(threat_level=level, limit=limit)
+            if level is None and limit >= self._snapshot_size:  # as good as a refresh
+                self._snap_alerts = alerts[: self._snapshot_size]
+            return alerts
 
         if in_running_loop():
             now = [a for a in self._snap_alerts if level is None or a.threat_level is level]
@@ -495,7 +498,9 @@ class SecurityMonitor:
         async def fresh() -> dict[str, Any]:
             await self._flush_tallies()
             levels = await self._alerts.count_active()
-            return self._summary(levels, await self._tallies.tallies(_TALLIES))
+            tallies = await self._tallies.tallies(_TALLIES)
+            self._snap_levels, self._snap_tallies = levels, tallies
+            return self._summary(levels, tallies)
 
         if in_running_loop():
             # The snapshot's shared counts plus what this worker has not flushed yet.
