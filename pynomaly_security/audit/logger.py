@@ -16,9 +16,8 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-import structlog
-
 from pynomaly_security._context import AccessRow, access_row
+from pynomaly_security._log import get_logger
 from pynomaly_security.audit._writer import BatchWriter
 from pynomaly_security.audit.actions import audit_action, audit_context
 from pynomaly_security.audit.anchor import (
@@ -49,7 +48,7 @@ from pynomaly_security.storage.registry import StorageRegistry
 
 __all__ = ["AuditLogger"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NO_ANCHOR_EVENT = "audit_no_anchor"
 _NO_ANCHOR_HINT = (

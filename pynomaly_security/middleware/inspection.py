@@ -28,10 +28,10 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pynomaly_security._context import get_request_context
+from pynomaly_security._log import get_logger
 from pynomaly_security.detection import Inspector, RequestParts, Verdict
 from pynomaly_security.detection.exemptions import match_route_policy
 from pynomaly_security.detection.extract import Framing, read_framing
@@ -57,7 +57,7 @@ from pynomaly_security.monitor.monitor import SecurityMonitor
 
 __all__ = ["PARSED_CONTENT_TYPES", "InputInspectionMiddleware"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 EVENT_INJECTION = "injection_detected"
 EVENT_BLOCKED = "request_blocked"

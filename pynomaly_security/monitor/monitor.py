@@ -46,8 +46,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-import structlog
-
 from pynomaly_security._dual import (
     AwaitableBool,
     AwaitableDict,
@@ -55,6 +53,7 @@ from pynomaly_security._dual import (
     SyncPortal,
     in_running_loop,
 )
+from pynomaly_security._log import get_logger
 from pynomaly_security.audit.bounds import RecordBounds
 from pynomaly_security.exceptions import StorageError
 from pynomaly_security.logsafe import safe_text
@@ -77,7 +76,7 @@ from pynomaly_security.storage.memory import MemoryStore
 
 __all__ = ["ALERT_BOUNDS", "METRICS", "AlertHandler", "SecurityMonitor", "default_detectors"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 AlertHandler = Callable[[SecurityAlert], Awaitable[None] | None]
 
@@ -86,6 +85,8 @@ EVENT_HANDLER_FAILED = "security_alert_handler_failed"
 EVENT_ALERT = "security_alert"
 EVENT_DROPPED = "security_event_dropped"
 EVENT_STORE_FAILED = "security_monitor_store_failed"
+EVENT_STARTED = "security_monitor_started"
+EVENT_STOPPED = "security_monitor_stopped"
 
 ALERT_BOUNDS = RecordBounds(max_field_chars=256, max_record_bytes=8192, escape_controls=True)
 """Bounds of an alert: 256 characters per string (a finding's excerpt is 40), 8 KB
@@ -230,6 +231,8 @@ class SecurityMonitor:
         except StorageError as exc:
             log.warning(EVENT_STORE_FAILED, what="snapshot", error=safe_text(str(exc)))
         self._task = asyncio.get_running_loop().create_task(self._run(self._queue))
+        # Debug: the guide's debug mode shows the monitor's life cycle (never per event).
+        log.debug(EVENT_STARTED, detectors=len(self._detectors), enabled=self.enabled)
 
     async def stop(self) -> None:
         """Process what is queued, then stop the background task."""
@@ -243,6 +246,7 @@ class SecurityMonitor:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        log.debug(EVENT_STOPPED, dropped=self._metrics["dropped_events"])
 
     stop_monitoring = stop
 
