@@ -188,6 +188,21 @@ class AuditLogger(AuditTrail):
         """The event loop the logger was started on (sync callers submit to it)."""
         return self._loop
 
+    @property
+    def running(self) -> bool:
+        """Whether the writer task runs (records can be committed)."""
+        return self._writer.running
+
+    @property
+    def queue_depth(self) -> int:
+        """Access records waiting for the next commit."""
+        return len(self._writer.access)
+
+    @property
+    def dropped(self) -> int:
+        """Access records dropped because the queue was full."""
+        return self._writer.dropped
+
     def schedule(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background; :meth:`aclose` waits for it."""
         task = asyncio.get_running_loop().create_task(coro)

@@ -490,6 +490,11 @@ class SecurityMonitor:
             log.warning(EVENT_STORE_FAILED, what="acknowledge", error=safe_text(str(exc)))
 
     @property
+    def queue_depth(self) -> int:
+        """Events this worker has yet to analyse."""
+        return self._queue.qsize() if self._queue is not None else 0
+
+    @property
     def metrics(self) -> dict[str, int]:
         """This worker's counts since it started (the summary has every worker's)."""
         return dict(self._metrics)
@@ -526,5 +531,5 @@ class SecurityMonitor:
                 if self.enabled
                 else []
             ),
-            "queue_depth": self._queue.qsize() if self._queue is not None else 0,
+            "queue_depth": self.queue_depth,
         }
