@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pynomaly_security.plugin import SecurityStack
 
-__all__ = ["check_health"]
+__all__ = ["check_health", "component_states"]
 
 
 async def _answers(probe: Any, timeout: float) -> Any:
@@ -28,37 +28,25 @@ async def _answers(probe: Any, timeout: float) -> Any:
         return None
 
 
-async def check_health(stack: SecurityStack, *, timeout: float = 2.0) -> dict[str, Any]:
-    """``{"status": "up"|"down", "components": {...}, "backends": {url: bool}}``;
-    backend URLs carry no password."""
-    backends: dict[str, bool] = {}
-    if stack.storage is not None:
-        found = await _answers(stack.storage.healthcheck(), timeout)
-        backends = dict(found) if found is not None else {"storage": False}
-    store_ok = True
-    if stack.store is not None:
-        store_ok = bool(await _answers(stack.store.healthcheck(), timeout))
+def component_states(stack: SecurityStack) -> dict[str, Any]:
+    """Each component's state as this process knows it, without I/O."""
     monitor = stack.security_monitor
-    metrics = monitor.metrics
     components: dict[str, Any] = {
         "monitor": {
             "enabled": monitor.enabled,
             "running": monitor.running,
             "detectors": [getattr(d, "name", type(d).__name__) for d in monitor.detectors],
             "queue_depth": monitor.queue_depth,
-            "dropped_events": metrics.get("dropped_events", 0),
+            "dropped_events": monitor.metrics.get("dropped_events", 0),
         },
-        "shared_store": {"reachable": store_ok},
         "inspection": {"enabled": stack.inspector is not None},
         "user_tracking": {"enabled": stack.user_tracker is not None},
         "lockout": {"enabled": stack.lockouts is not None},
     }
-    audit_ok = True
     audit = stack.audit_logger
     if audit is None:
         components["audit"] = {"enabled": False}
     else:
-        audit_ok = audit.running
         last = audit.last_verification
         components["audit"] = {
             "enabled": True,
@@ -74,5 +62,21 @@ async def check_health(stack: SecurityStack, *, timeout: float = 2.0) -> dict[st
                 "problem": last[1].problem,
             },
         }
+    return components
+
+
+async def check_health(stack: SecurityStack, *, timeout: float = 2.0) -> dict[str, Any]:
+    """``{"status": "up"|"down", "components": {...}, "backends": {url: bool}}``;
+    backend URLs carry no password."""
+    backends: dict[str, bool] = {}
+    if stack.storage is not None:
+        found = await _answers(stack.storage.healthcheck(), timeout)
+        backends = dict(found) if found is not None else {"storage": False}
+    store_ok = True
+    if stack.store is not None:
+        store_ok = bool(await _answers(stack.store.healthcheck(), timeout))
+    components = component_states(stack)
+    components["shared_store"] = {"reachable": store_ok}
+    audit_ok = stack.audit_logger is None or stack.audit_logger.running
     up = store_ok and audit_ok and all(backends.values())
     return {"status": "up" if up else "down", "components": components, "backends": backends}

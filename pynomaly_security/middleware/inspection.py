@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Awaitable
-from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -230,23 +229,7 @@ class InputInspectionMiddleware:
 
     def _report(self, scope: Scope, verdict: Verdict) -> None:
         ctx = get_request_context(scope)
-        findings: list[dict[str, Any]] = [
-            {
-                "family": f.family,
-                "rule_id": f.rule_id,
-                "field": f.field,
-                "excerpt": f.excerpt,
-                "score": f.score,
-            }
-            for f in verdict.findings[:20]
-        ]
-        summary = {
-            "blocked": verdict.blocked,
-            "score": verdict.score,
-            "families": sorted(verdict.families),
-            "rules": list(verdict.rules),
-            "findings": findings,
-        }
+        summary = verdict.summary()
         if ctx is not None:
             ctx.extra["inspection"] = summary
         log.warning(
