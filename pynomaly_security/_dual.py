@@ -53,6 +53,13 @@ def in_running_loop() -> bool:
     return True
 
 
+def _runs_here(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
 class AwaitableDict(dict[str, Any]):
     """A plain ``dict`` now; awaiting it gives the fresh ``dict``."""
 
@@ -189,6 +196,16 @@ class SyncPortal:
         except TimeoutError:
             future.cancel()
             raise StorageError(f"no answer within {self.timeout} s") from None
+
+    def call(self, fn: Callable[..., object], *args: object) -> None:
+        """Call a loop-bound sync function (``monitor.submit``: an asyncio queue is
+        not thread-safe) in the component's loop when that loop runs in another
+        thread; at once otherwise."""
+        loop = self._loop
+        if loop is not None and loop.is_running() and not _runs_here(loop):
+            loop.call_soon_threadsafe(fn, *args)
+        else:
+            fn(*args)
 
     def _own_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
