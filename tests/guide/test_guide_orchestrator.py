@@ -4,7 +4,6 @@ from sync code; the same facade over an app's stack, awaited in async code."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,10 +23,9 @@ KEY = "guide-admin-key-0123456789abcdef"
 
 
 @pytest.fixture
-def orchestrator_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def orchestrator_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The environment the guide assumes: a master key (nothing else)."""
     monkeypatch.setenv("PYNOMALY_MASTER_KEY", MASTER_KEY)
-    yield
 
 
 def test_basic_security_orchestration_example(orchestrator_env: None) -> None:
