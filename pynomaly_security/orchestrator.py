@@ -34,7 +34,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlencode
 
 from pynomaly_security._dual import AwaitableDict, Deferred, SyncPortal, in_running_loop
@@ -223,7 +223,8 @@ class AdvancedSecurityOrchestrator:
                 "risk": result.risk.to_dict(),
             }
 
-        return self._call("authenticate_user", run)  # type: ignore[no-any-return]
+        # Typed as the sync answer; inside a loop it is the awaitable (module docstring).
+        return cast("dict[str, Any]", self._call("authenticate_user", run))
 
     def create_user(self, username: str, password: str) -> dict[str, Any]:
         """Sign a user up (the authenticator's policy: name rules, password length);
@@ -236,7 +237,7 @@ class AdvancedSecurityOrchestrator:
                 return {"created": False, "reason": str(exc)}
             return {"created": True, "user_id": user.user_id, "username": user.username}
 
-        return self._call("create_user", run)  # type: ignore[no-any-return]
+        return cast("dict[str, Any]", self._call("create_user", run))
 
     # -- request screening ---------------------------------------------------------------
     def monitor_request(self, request_data: Mapping[str, Any]) -> list[dict[str, Any]]:

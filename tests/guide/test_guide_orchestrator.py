@@ -146,9 +146,9 @@ async def test_the_facade_shares_an_apps_stack(tmp_path: Path) -> None:
         await stack.security_monitor.flush()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            alerts = (
-                await c.get("/api/security/alerts", headers={"X-API-Key": KEY})
-            ).json()["alerts"]
+            alerts = (await c.get("/api/security/alerts", headers={"X-API-Key": KEY})).json()[
+                "alerts"
+            ]
         assert [a["alert_type"] for a in alerts] == ["injection_attack"]
         now = orchestrator.get_comprehensive_security_dashboard()  # sync: the snapshot
         assert now["status"] == "unknown" and now["monitoring"]["active_alerts_count"] == 1
