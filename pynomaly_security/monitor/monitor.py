@@ -466,7 +466,8 @@ class SecurityMonitor:
 
         if not in_running_loop():
             done = self._portal.run(act)
-            self._forget(alert_id)
+            # The snapshot belongs to the loop's thread: changed there.
+            self._portal.call(self._forget, alert_id)
             return AwaitableBool(done)
         known = self._forget(alert_id)
         task = asyncio.get_running_loop().create_task(act())
