@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from pynomaly_security import (
     SecurityAlert,
@@ -34,6 +34,13 @@ def _app(tmp_path: Path, **overrides: object) -> FastAPI:
     app = FastAPI()
     setup_security_middleware(app, settings=settings)
     add_security_endpoints(app)
+
+    @app.get("/wp-admin")
+    async def wp_admin(request: Request) -> dict[str, str]:
+        # The app's authentication names the user; the stack reports the request.
+        request.state.pynomaly_security.user_id = "mallory"
+        return {"ok": "yes"}
+
     return app
 
 
@@ -118,3 +125,34 @@ async def test_health_is_down_when_the_shared_store_is_unreachable(
         detail = await client.get("/api/security/health", headers=ADMIN)
     assert detail.status_code == 503
     assert detail.json()["components"]["shared_store"] == {"reachable": False}
+
+
+@pytest.mark.anyio
+async def test_guide_detector_and_health_check_in_the_assembled_stack(
+    client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The guide's custom detector registered on the app's monitor sees the app's
+    requests (a signed-in user's: the stack reports those, logins and attacks); its
+    alert, with the guide's fields, is listed by the admin API; the guide's "Health
+    Checks" lines run as written on the same monitor."""
+    from tests.guide.test_guide_monitor import CustomThreatDetector
+
+    security_monitor = client.app.state.pynomaly_security.security_monitor  # type: ignore[attr-defined]
+    security_monitor.register_detector(CustomThreatDetector())
+    assert (await client.get("/wp-admin")).status_code == 200
+    await security_monitor.flush()
+    alerts = (
+        await client.get("/api/security/alerts", params={"threat_level": "HIGH"}, headers=ADMIN)
+    ).json()["alerts"]
+    [alert] = [a for a in alerts if a["alert_type"] == "custom_threat"]
+    assert alert["title"] == "Custom Threat Detected"
+    assert alert["indicators"] == {"custom_indicator": "value"}
+    assert alert["recommended_actions"] == ["Take action A", "Take action B"]
+
+    # -- verbatim from the guide ("Health Checks") --------------------------------------
+    # Check if security services are running
+    status = security_monitor.get_security_summary()
+    print(f"Security monitoring: {'enabled' if status['monitoring_enabled'] else 'disabled'}")
+    # -- end ------------------------------------------------------------------------------
+    assert "Security monitoring: enabled" in capsys.readouterr().out
+    assert status["recent_alerts"]["HIGH"] >= 1
