@@ -153,11 +153,14 @@ class Deferred(Generic[T]):
 
 
 def _shutdown(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
-    if not loop.is_closed():
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=5.0)
-        if not loop.is_running():
-            loop.close()
+    if loop.is_closed():
+        return
+    loop.call_soon_threadsafe(loop.stop)
+    if thread is threading.current_thread():
+        return  # closed from one of its own callbacks: it stops when they return
+    thread.join(timeout=5.0)
+    if not loop.is_running():
+        loop.close()
 
 
 class SyncPortal:
