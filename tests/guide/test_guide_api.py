@@ -156,3 +156,28 @@ async def test_guide_detector_and_health_check_in_the_assembled_stack(
     # -- end ------------------------------------------------------------------------------
     assert "Security monitoring: enabled" in capsys.readouterr().out
     assert status["recent_alerts"]["HIGH"] >= 1
+
+
+@pytest.mark.anyio
+async def test_sync_endpoint_reads_and_acknowledges_through_the_apps_loop(
+    tmp_path: Path,
+) -> None:
+    """A sync FastAPI endpoint (run in the thread pool, no loop of its own) calls the
+    guide's sync methods: they run on the app's loop and answer the store's truth."""
+    app = _app(tmp_path)
+    monitor = app.state.pynomaly_security.security_monitor
+
+    @app.post("/ack/{alert_id}")
+    def ack(alert_id: str) -> dict[str, object]:
+        done = monitor.acknowledge_alert(alert_id)
+        summary = monitor.get_security_summary()
+        return {"done": bool(done), "active": summary["active_alerts_count"]}
+
+    async with app.router.lifespan_context(app):
+        await monitor.raise_alert(SecurityAlert("a", ThreatLevel.HIGH, "x", alert_id="a-1"))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            assert (await c.post("/ack/a-1")).json() == {"done": True, "active": 0}
+            assert (await c.post("/ack/unknown")).json() == {"done": False, "active": 0}
+        stored = await monitor.get_alert("a-1")
+        assert stored is not None and stored.acknowledged
