@@ -66,6 +66,7 @@ from pynomaly_security.monitor import (
     UserTracker,
 )
 from pynomaly_security.network.client_ip import ClientIPResolver
+from pynomaly_security.orchestrator import AdvancedSecurityOrchestrator
 from pynomaly_security.plugin import SecurityStack, setup_security_middleware
 from pynomaly_security.protection import AdvancedDataProtection, SensitiveSpan, classify
 from pynomaly_security.sanitize import InputSanitizer, SanitizedStr
@@ -79,6 +80,7 @@ __all__ = [
     "AccessRecorder",
     "AdminAPIKey",
     "AdvancedDataProtection",
+    "AdvancedSecurityOrchestrator",
     "AnomalousAccessDetector",
     "AuditIntegrityError",
     "AuditLevel",

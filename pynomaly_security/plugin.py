@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from fastapi import APIRouter, FastAPI
 from starlette.applications import Starlette
 
+from pynomaly_security._log import get_logger
 from pynomaly_security.auth.lockout import LockoutManager
 from pynomaly_security.auth.login_guard import LoginLockoutMiddleware
 from pynomaly_security.auth.router import build_lockout_router
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SecurityStack", "setup_security_middleware"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(eq=False)

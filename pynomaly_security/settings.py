@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Mapping
 from enum import StrEnum
@@ -458,6 +459,20 @@ class SecuritySettings(BaseSettings):
     """Token vault: ``sqlite:///path``, ``redis://...`` or ``postgresql://...``."""
     privacy_budget_epsilon: float = Field(default=1.0, gt=0)
     """Total differential-privacy epsilon each dataset may spend."""
+    privacy_field_bounds: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    """Declared clamping bounds per field for differential privacy, JSON:
+    ``{"age": [0, 120], "salary": [0, 500000]}``. From what a field can hold, never
+    from the data (its extremes are individual records)."""
+
+    @field_validator("privacy_field_bounds")
+    @classmethod
+    def _finite_bounds(
+        cls, value: dict[str, tuple[float, float]]
+    ) -> dict[str, tuple[float, float]]:
+        for name, (lo, hi) in value.items():
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+                raise ValueError(f"bounds of {name!r} must be finite with lower <= upper")
+        return value
 
     # -- request identity and our own surface (issue 12: hosts, docs, schema) --
     allowed_hosts: StrList = Field(default_factory=lambda: list(DEFAULT_ALLOWED_HOSTS))

@@ -89,7 +89,7 @@ async def test_brute_force_alert_acknowledge_and_activity(client: httpx.AsyncCli
 
     status = (await client.get("/api/security/status", headers=ADMIN)).json()
     assert status["monitoring_enabled"] and status["recent_metrics"]["failed_logins"] == 5
-    assert status["recent_alerts"] == {"low": 0, "medium": 0, "high": 1, "critical": 0}
+    assert status["recent_alerts"] == {"LOW": 0, "MEDIUM": 0, "HIGH": 1, "CRITICAL": 0}
 
     ack = await client.post(f"/api/security/alerts/{alert['alert_id']}/acknowledge", headers=ADMIN)
     assert ack.status_code == 200 and ack.json()["acknowledged"]

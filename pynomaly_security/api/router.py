@@ -146,6 +146,8 @@ def add_security_endpoints(
     Defaults come from the :class:`~pynomaly_security.plugin.SecurityStack`
     that :func:`~pynomaly_security.setup_security_middleware` stored on
     ``app.state``: its monitor, tracker, admin key and extra routers (audit, lockouts).
+    With a stack, ``GET {prefix}/health`` is mounted too: up/down for anyone, the
+    detail for the admin key (``api/health_routes.py``).
     ``include_in_schema`` (default: the ``ADMIN_ROUTES_IN_SCHEMA`` setting, off)
     lists the routes in the app's OpenAPI schema: a public ``/docs`` should not
     map the admin API for every visitor (the routes work either way).
@@ -177,4 +179,13 @@ def add_security_endpoints(
         audit_logger=audit_logger,
     )
     app.include_router(router, include_in_schema=bool(include_in_schema))
+    if stack is not None:
+        # Outside the admin router's auth: a probe without the key gets up/down.
+        from pynomaly_security.api.health_routes import build_health_router
+
+        app.include_router(
+            build_health_router(stack, admin_api_key),
+            prefix=prefix,
+            include_in_schema=bool(include_in_schema),
+        )
     return router

@@ -27,7 +27,9 @@ class StatusOut(BaseModel):
     monitoring_enabled: bool
     running: bool = Field(description="Whether this worker's monitor task runs.")
     active_alerts_count: int
-    recent_alerts: dict[str, int] = Field(description="Active alerts by threat level.")
+    recent_alerts: dict[str, int] = Field(
+        description='Active alerts by threat level name, as the guide shows: {"HIGH": 2}.'
+    )
     recent_metrics: RecentMetrics
     detectors: list[str] = Field(description="The detectors that run.")
     queue_depth: int = Field(description="Events this worker has yet to analyse.")
@@ -44,6 +46,10 @@ class AlertOut(BaseModel):
     timestamp: float
     acknowledged: bool
     acknowledged_at: float | None
+    title: str = ""
+    description: str = ""
+    indicators: dict[str, Any] = Field(default_factory=dict)
+    recommended_actions: list[str] = Field(default_factory=list)
 
     @classmethod
     def from_alert(cls, alert: SecurityAlert) -> AlertOut:

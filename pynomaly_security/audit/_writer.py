@@ -15,15 +15,14 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
-import structlog
-
+from pynomaly_security._log import get_logger
 from pynomaly_security.audit.batch import AccessRow, split_batches
 from pynomaly_security.audit.records import AuditEntry
 from pynomaly_security.exceptions import StorageError
 
 __all__ = ["BatchWriter"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 FLUSH_FAILED = "audit_flush_failed"
 ACCESS_DROPPED = "audit_access_records_dropped"

@@ -36,8 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import structlog
-
+from pynomaly_security._log import get_logger
 from pynomaly_security.audit.stores.base import Checkpoint
 from pynomaly_security.exceptions import ConfigurationError, SecurityError
 from pynomaly_security.settings import SecuritySettings
@@ -53,7 +52,7 @@ __all__ = [
     "parse_anchor_lines",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 ANCHOR_FAILED = "audit_anchor_write_failed"
 SYSLOG_TAG = "pynomaly-audit-anchor: "

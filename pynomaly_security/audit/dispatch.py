@@ -12,13 +12,12 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import structlog
-
+from pynomaly_security._log import get_logger
 from pynomaly_security.audit.records import AuditEntry, ComplianceStandard
 
 __all__ = ["ComplianceDispatcher", "ComplianceHandler"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 HANDLER_FAILED = "audit_compliance_handler_failed"
 QUEUE_FULL = "audit_compliance_queue_full"

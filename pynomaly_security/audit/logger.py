@@ -16,9 +16,8 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-import structlog
-
 from pynomaly_security._context import AccessRow, access_row
+from pynomaly_security._log import get_logger
 from pynomaly_security.audit._writer import BatchWriter
 from pynomaly_security.audit.actions import audit_action, audit_context
 from pynomaly_security.audit.anchor import (
@@ -49,7 +48,7 @@ from pynomaly_security.storage.registry import StorageRegistry
 
 __all__ = ["AuditLogger"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NO_ANCHOR_EVENT = "audit_no_anchor"
 _NO_ANCHOR_HINT = (
@@ -188,6 +187,21 @@ class AuditLogger(AuditTrail):
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The event loop the logger was started on (sync callers submit to it)."""
         return self._loop
+
+    @property
+    def running(self) -> bool:
+        """Whether the writer task runs (records can be committed)."""
+        return self._writer.running
+
+    @property
+    def queue_depth(self) -> int:
+        """Access records waiting for the next commit."""
+        return len(self._writer.access)
+
+    @property
+    def dropped(self) -> int:
+        """Access records dropped because the queue was full."""
+        return self._writer.dropped
 
     def schedule(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background; :meth:`aclose` waits for it."""

@@ -55,6 +55,9 @@ class AuditTrail:
         self._checkpoint_seconds = checkpoint_seconds
         self._retention_s = None if retention_days is None else retention_days * _DAY
         self._clock = clock
+        self.last_verification: tuple[float, VerifyResult] | None = None
+        """When this process last verified the trail, and the result (the health
+        endpoint shows it; the CLI's runs are another process's)."""
         self.anchor_file: Path | None = None
         """The file anchor (set by AuditLogger); :meth:`verify` checks against it."""
 
@@ -128,7 +131,9 @@ class AuditTrail:
             retention_days=None if self._retention_s is None else self._retention_s / _DAY,
             now=self._clock(),
         )
-        return await verify_store(self.store, public_keys=pinned, keys=self.keys, expect=expect)
+        result = await verify_store(self.store, public_keys=pinned, keys=self.keys, expect=expect)
+        self.last_verification = (self._clock(), result)
+        return result
 
     async def prune_expired(self) -> int:
         """Apply the retention now (writers also do it periodically); returns rows pruned."""

@@ -26,9 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import structlog
 from starlette.types import Scope
 
+from pynomaly_security._log import get_logger
 from pynomaly_security.auth.errors import (
     AccountLocked,
     AuthUnavailable,
@@ -72,7 +72,7 @@ __all__ = [
     "ZeroTrustAuthenticator",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 LOGIN_SUCCEEDED = "login_succeeded"
 LOGIN_FAILED = "login_failed"

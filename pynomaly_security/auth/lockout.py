@@ -48,8 +48,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import structlog
-
+from pynomaly_security._log import get_logger
 from pynomaly_security.auth.users import normalize_username
 from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.logsafe import safe_text
@@ -80,7 +79,7 @@ __all__ = [
     "Reservation",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # The authenticator awaits its own alerts (high-risk sign-ins, session changes)
 # with an AlertSink; the lockout reports through an EventSink (the monitor's submit).

@@ -34,11 +34,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable, Sequence
 
-import structlog
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pynomaly_security._context import RATE_LIMITED, get_request_context, note_refusal
+from pynomaly_security._log import get_logger
 from pynomaly_security.auth.lockout import LOCKOUT_REPORTED, LockoutManager, Reservation
 from pynomaly_security.auth.login_body import DEFAULT_USERNAME_FIELDS, login_names
 from pynomaly_security.auth.route_limits import KeyedLimits
@@ -57,7 +57,7 @@ from pynomaly_security.storage.base import FailurePolicy
 
 __all__ = ["LOGIN_LIMITED", "LOGIN_RESERVATION", "LoginLockoutMiddleware"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 LOGIN_RESERVATION = "login_reservation"
 """``RequestContext.extra`` (or ``scope["state"]``) key: this login's :class:`Reservation`."""

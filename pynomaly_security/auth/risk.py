@@ -37,8 +37,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from pynomaly_security._log import get_logger
 from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.storage.base import FailurePolicy, Store
 
@@ -55,7 +54,7 @@ __all__ = [
     "user_agent_family",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 RISK_STORE_FAILED = "risk_store_failed"
 HISTORY_SECONDS = 90 * 86_400

@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jwt
-import structlog
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
+from pynomaly_security._log import get_logger
 from pynomaly_security.auth.errors import AuthUnavailable
 from pynomaly_security.exceptions import ConfigurationError, InvalidToken, StorageError
 from pynomaly_security.logsafe import safe_text
@@ -45,7 +45,7 @@ from pynomaly_security.storage.base import CounterStore, FailurePolicy, KeyValue
 
 __all__ = ["RefreshTokenReused", "TokenPair", "TokenService"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 TOKEN_STORE_FAILED = "token_store_failed"  # noqa: S105 - a log event name
 REFRESH_REUSE = "refresh_token_reuse"

@@ -21,17 +21,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pyotp
-import structlog
 from cryptography.fernet import InvalidToken as FernetInvalidToken
 from cryptography.fernet import MultiFernet
 
+from pynomaly_security._log import get_logger
 from pynomaly_security.auth.errors import AuthUnavailable
 from pynomaly_security.exceptions import ConfigurationError, InvalidToken, StorageError
 from pynomaly_security.storage.base import FailurePolicy, KeyValueStore
 
 __all__ = ["TOTPEnrollment", "TOTPManager"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 TOTP_STORE_FAILED = "totp_store_failed"
 _DRIFT_STEPS = (0, -1, 1)

@@ -45,7 +45,6 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-import structlog
 from cryptography.fernet import Fernet, MultiFernet
 from cryptography.hazmat.primitives import hashes
 
@@ -54,6 +53,7 @@ from cryptography.hazmat.primitives import hashes
 # about not hand-assembling *ciphers*; AESGCM is the only cipher primitive used).
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from pynomaly_security._log import get_logger
 from pynomaly_security.crypto.purposes import purpose_of
 from pynomaly_security.exceptions import ConfigurationError
 
@@ -69,7 +69,7 @@ __all__ = [
     "load_master_key",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 KEY_SIZE = 32
 EPHEMERAL_KEY_EVENT = "master_key_missing_using_ephemeral_key"

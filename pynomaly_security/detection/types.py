@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["InspectionLimits", "InspectionRefused", "RequestParts", "RuleFinding", "Verdict"]
 
@@ -72,6 +73,27 @@ class Verdict:
     @property
     def suspicious(self) -> bool:
         return bool(self.findings)
+
+    def summary(self, max_findings: int = 20) -> dict[str, Any]:
+        """What a report of this verdict carries (the monitor's injection event, the
+        orchestrator's answer): decision, score, families, rules, the first findings
+        with their redacted excerpts."""
+        return {
+            "blocked": self.blocked,
+            "score": self.score,
+            "families": sorted(self.families),
+            "rules": list(self.rules),
+            "findings": [
+                {
+                    "family": f.family,
+                    "rule_id": f.rule_id,
+                    "field": f.field,
+                    "excerpt": f.excerpt,
+                    "score": f.score,
+                }
+                for f in self.findings[:max_findings]
+            ],
+        }
 
 
 @dataclass(frozen=True, slots=True)

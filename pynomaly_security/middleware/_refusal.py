@@ -24,11 +24,11 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-import structlog
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from pynomaly_security._context import get_request_context, note_refusal
+from pynomaly_security._log import get_logger
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.logsafe import safe_text
 from pynomaly_security.monitor.events import EventKind, SecurityEvent
@@ -45,7 +45,7 @@ __all__ = [
     "refuse",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 EVENT_REFUSED = "request_refused"
 BODY_READ_TIMEOUT = "body_read_timeout"

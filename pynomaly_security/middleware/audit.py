@@ -18,7 +18,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pynomaly_security._bounded import BoundedDict
@@ -30,12 +29,13 @@ from pynomaly_security._context import (
     access_row,
     get_request_context,
 )
+from pynomaly_security._log import get_logger
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.logsafe import safe_text
 
 __all__ = ["REQUEST_EVENT", "AccessRecorder", "AuditMiddleware"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 REQUEST_EVENT = "http_request"
 REPEAT_WINDOW = 60.0

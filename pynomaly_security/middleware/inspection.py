@@ -26,12 +26,11 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Awaitable
-from typing import Any
 
-import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pynomaly_security._context import get_request_context
+from pynomaly_security._log import get_logger
 from pynomaly_security.detection import Inspector, RequestParts, Verdict
 from pynomaly_security.detection.exemptions import match_route_policy
 from pynomaly_security.detection.extract import Framing, read_framing
@@ -57,7 +56,7 @@ from pynomaly_security.monitor.monitor import SecurityMonitor
 
 __all__ = ["PARSED_CONTENT_TYPES", "InputInspectionMiddleware"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 EVENT_INJECTION = "injection_detected"
 EVENT_BLOCKED = "request_blocked"
@@ -230,23 +229,7 @@ class InputInspectionMiddleware:
 
     def _report(self, scope: Scope, verdict: Verdict) -> None:
         ctx = get_request_context(scope)
-        findings: list[dict[str, Any]] = [
-            {
-                "family": f.family,
-                "rule_id": f.rule_id,
-                "field": f.field,
-                "excerpt": f.excerpt,
-                "score": f.score,
-            }
-            for f in verdict.findings[:20]
-        ]
-        summary = {
-            "blocked": verdict.blocked,
-            "score": verdict.score,
-            "families": sorted(verdict.families),
-            "rules": list(verdict.rules),
-            "findings": findings,
-        }
+        summary = verdict.summary()
         if ctx is not None:
             ctx.extra["inspection"] = summary
         log.warning(

@@ -25,16 +25,16 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pynomaly_security._log import get_logger
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.protection.masking import Masker
 
 __all__ = ["ResponseMaskingMiddleware"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 MASKING_SKIPPED = "response_masking_skipped"
 

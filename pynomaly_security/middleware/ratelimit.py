@@ -22,7 +22,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
-import structlog
 from limits import RateLimitItem, parse_many
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from starlette.datastructures import MutableHeaders
@@ -31,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pynomaly_security._context import RATE_LIMITED as REFUSED
 from pynomaly_security._context import get_request_context, note_refusal
+from pynomaly_security._log import get_logger
 from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.logsafe import safe_text
 from pynomaly_security.middleware._asgi import passes_through
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RateLimitKey", "RateLimitMiddleware", "worker_count"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 RateLimitKey = Literal["ip", "user", "api_key", "route"]
 UserKeyFunc = Callable[[Scope], str | None]

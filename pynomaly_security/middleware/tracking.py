@@ -52,6 +52,7 @@ from pynomaly_security._context import (
     RequestContext,
     note_refusal,
 )
+from pynomaly_security._log import get_logger
 from pynomaly_security.auth.login_body import DEFAULT_USERNAME_FIELDS, login_names
 from pynomaly_security.logsafe import safe_text
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
@@ -71,7 +72,7 @@ from pynomaly_security.network.hosts import TrustedHosts
 
 __all__ = ["CLIENT_REQUEST_ID_HEADER", "UserTrackingMiddleware"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 HOST_REFUSED = "host_refused"
 CLIENT_REQUEST_ID_HEADER = b"x-client-request-id"

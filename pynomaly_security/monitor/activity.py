@@ -21,9 +21,8 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-import structlog
-
 from pynomaly_security._context import AccessRow, access_row
+from pynomaly_security._log import get_logger
 from pynomaly_security.exceptions import StorageError
 from pynomaly_security.logsafe import safe_text
 from pynomaly_security.storage.base import LogStore, MonitorState, Store, missing_capability
@@ -31,7 +30,7 @@ from pynomaly_security.storage.memory import MemoryStore
 
 __all__ = ["ActivityRecord", "UserTracker"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 EVENT_ACTIVITY_BUFFER_FULL = "user_activity_buffer_full"
 EVENT_ACTIVITY_STORE_FAILED = "user_activity_store_failed"

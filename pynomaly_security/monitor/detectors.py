@@ -50,9 +50,19 @@ class Detector(Protocol):
 
 
 class ThreatDetector:
-    """Base class for custom detectors."""
+    """Base class for custom detectors.
+
+    Name one with a class attribute (``name = "admin_probe"``) or, as the
+    integration guide does, ``super().__init__("custom_threat")``. ``analyze``
+    gets the :class:`SecurityEvent`, also readable as a mapping
+    (``event_data["path"]``), and returns an alert or ``None``.
+    """
 
     name: str = "custom"
+
+    def __init__(self, name: str | None = None) -> None:
+        if name is not None:
+            self.name = name
 
     async def analyze(self, event: SecurityEvent) -> SecurityAlert | None:
         raise NotImplementedError

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -27,6 +28,10 @@ DISTRIBUTED_GUESSING = "distributed_guessing"
 
 
 class ThreatLevel(StrEnum):
+    """How serious an alert is. Any case is accepted (``ThreatLevel("HIGH")``,
+    ``?threat_level=HIGH`` as the integration guide writes it); the value stays
+    lower case."""
+
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
@@ -35,6 +40,13 @@ class ThreatLevel(StrEnum):
     @property
     def rank(self) -> int:
         return _RANK[self]
+
+    @classmethod
+    def _missing_(cls, value: object) -> ThreatLevel | None:
+        # Enum lookup is by exact value; the guide spells levels by their names.
+        if isinstance(value, str):
+            return cls.__members__.get(value.strip().upper())
+        return None
 
 
 _RANK = {ThreatLevel.LOW: 1, ThreatLevel.MEDIUM: 2, ThreatLevel.HIGH: 3, ThreatLevel.CRITICAL: 4}
@@ -53,11 +65,13 @@ class EventKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class SecurityEvent:
+class SecurityEvent(Mapping[str, Any]):
     """Something the middlewares (or the app) observed.
 
     ``details`` never holds request bodies or secrets: detection findings carry
-    redacted excerpts only.
+    redacted excerpts only. Also readable as a read-only mapping of its fields
+    (``event["path"]``, ``event.get("source_ip")``, ``dict(event)``): the
+    integration guide's detectors take ``event_data: dict``.
     """
 
     kind: EventKind
@@ -70,14 +84,34 @@ class SecurityEvent:
     timestamp: float = field(default_factory=time.time)
     details: Mapping[str, Any] = field(default_factory=dict)
 
+    def __getitem__(self, key: str) -> Any:
+        if key not in _EVENT_FIELDS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_EVENT_FIELDS)
+
+    def __len__(self) -> int:
+        return len(_EVENT_FIELDS)
+
+
+_EVENT_FIELDS = tuple(f.name for f in fields(SecurityEvent))
+
 
 @dataclass(slots=True)
 class SecurityAlert:
-    """A threat a detector concluded from one or more events."""
+    """A threat a detector concluded from one or more events.
+
+    Built positionally (``SecurityAlert("admin_probe", ThreatLevel.LOW, "WordPress
+    probe")``) or as the integration guide does, by name with ``title``,
+    ``description``, a ``datetime`` ``timestamp``, ``indicators`` and
+    ``recommended_actions``: ``message`` is then the title.
+    """
 
     alert_type: str
     threat_level: ThreatLevel
-    message: str
+    message: str = ""
     source_ip: str | None = None
     user_id: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
@@ -85,6 +119,23 @@ class SecurityAlert:
     timestamp: float = field(default_factory=time.time)
     acknowledged: bool = False
     acknowledged_at: float | None = None
+    title: str = ""
+    description: str = ""
+    indicators: dict[str, Any] = field(default_factory=dict)
+    recommended_actions: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.threat_level = ThreatLevel(self.threat_level)
+        if isinstance(self.timestamp, dt.datetime):
+            # A naive datetime is taken as UTC (the guide passes aware ones).
+            stamp = self.timestamp
+            if stamp.tzinfo is None:
+                stamp = stamp.replace(tzinfo=dt.UTC)
+            self.timestamp = stamp.timestamp()
+        if not self.message:
+            self.message = self.title or self.description or self.alert_type
+        if not self.title:
+            self.title = self.message
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +149,10 @@ class SecurityAlert:
             "timestamp": self.timestamp,
             "acknowledged": self.acknowledged,
             "acknowledged_at": self.acknowledged_at,
+            "title": self.title,
+            "description": self.description,
+            "indicators": dict(self.indicators),
+            "recommended_actions": list(self.recommended_actions),
         }
 
     @classmethod
@@ -114,4 +169,8 @@ class SecurityAlert:
             timestamp=float(data["timestamp"]),
             acknowledged=bool(data.get("acknowledged")),
             acknowledged_at=data.get("acknowledged_at"),
+            title=data.get("title") or "",
+            description=data.get("description") or "",
+            indicators=dict(data.get("indicators") or {}),
+            recommended_actions=list(data.get("recommended_actions") or ()),
         )

@@ -25,6 +25,16 @@ name, findings), which is the attacker's to size and to fill with control
 characters. Each string is cut with a marker, the same text kept once, control
 characters escaped, and the details capped in size (:data:`ALERT_BOUNDS`, the
 audit trail's :class:`~pynomaly_security.audit.bounds.RecordBounds`).
+
+Sync and async callers (the integration guide calls the getters without
+``await``; see :mod:`pynomaly_security._dual`): awaited, or called from a thread
+outside the event loop, a getter reads the store. Called without ``await``
+inside the loop, it answers from this worker's snapshot: the background task
+refreshes it from the store at most every ``flush_interval`` seconds (one read
+of the counts, the tallies and the newest ``snapshot_size`` active alerts), and
+this worker's own alerts, acknowledgements and counts enter it at once. So a
+sync getter in async code lags another worker's change by about a second while
+the monitor runs, and shows only this worker's changes when it does not.
 """
 
 from __future__ import annotations
@@ -38,8 +48,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-import structlog
-
+from pynomaly_security._dual import (
+    AwaitableBool,
+    AwaitableDict,
+    AwaitableList,
+    SyncPortal,
+    in_running_loop,
+)
+from pynomaly_security._log import get_logger
 from pynomaly_security.audit.bounds import RecordBounds
 from pynomaly_security.exceptions import StorageError
 from pynomaly_security.logsafe import safe_text
@@ -63,7 +79,7 @@ from pynomaly_security.storage.memory import MemoryStore
 
 __all__ = ["ALERT_BOUNDS", "METRICS", "AlertHandler", "SecurityMonitor", "default_detectors"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 AlertHandler = Callable[[SecurityAlert], Awaitable[None] | None]
 
@@ -72,6 +88,8 @@ EVENT_HANDLER_FAILED = "security_alert_handler_failed"
 EVENT_ALERT = "security_alert"
 EVENT_DROPPED = "security_event_dropped"
 EVENT_STORE_FAILED = "security_monitor_store_failed"
+EVENT_STARTED = "security_monitor_started"
+EVENT_STOPPED = "security_monitor_stopped"
 
 ALERT_BOUNDS = RecordBounds(max_field_chars=256, max_record_bytes=8192, escape_controls=True)
 """Bounds of an alert: 256 characters per string (a finding's excerpt is 40), 8 KB
@@ -126,7 +144,8 @@ class SecurityMonitor:
         enabled: when false, events are counted but no detector runs.
         max_alerts: most alerts kept (oldest dropped first).
         flush_interval: seconds between two flushes of this worker's counters
-            when no event comes.
+            when no event comes, and between two refreshes of the snapshot.
+        snapshot_size: active alerts the snapshot keeps (newest first).
     """
 
     def __init__(
@@ -143,6 +162,7 @@ class SecurityMonitor:
         max_alerts: int = 10_000,
         alert_bounds: RecordBounds = ALERT_BOUNDS,
         flush_interval: float = 1.0,
+        snapshot_size: int = 1000,
     ) -> None:
         if store is None:
             store = MemoryStore(max_keys=max_keys)
@@ -173,6 +193,14 @@ class SecurityMonitor:
         self.enabled = enabled
         self._started_at: float | None = None
         self._bounds = alert_bounds
+        # What a sync getter inside the loop answers (see the module docstring).
+        self._portal = SyncPortal()
+        self._snapshot_size = snapshot_size
+        self._snap_levels: dict[ThreatLevel, int] = dict.fromkeys(ThreatLevel, 0)
+        self._snap_tallies: dict[str, int] = {}
+        self._snap_alerts: list[SecurityAlert] = []
+        self._snap_at = float("-inf")
+        self._pending: set[asyncio.Task[bool]] = set()
 
     @classmethod
     def from_settings(
@@ -202,13 +230,23 @@ class SecurityMonitor:
         first event, so apps served without lifespan events still work."""
         if self.running:
             return
+        self._portal.adopt()
         if self._queue is None:
             self._queue = asyncio.Queue(self._queue_size)
         self._started_at = self._clock()
+        try:  # sync getters right after start answer the store's state
+            await self._refresh_snapshot()
+        except StorageError as exc:
+            log.warning(EVENT_STORE_FAILED, what="snapshot", error=safe_text(str(exc)))
         self._task = asyncio.get_running_loop().create_task(self._run(self._queue))
+        # Debug: the guide's debug mode shows the monitor's life cycle (never per event).
+        log.debug(EVENT_STARTED, detectors=len(self._detectors), enabled=self.enabled)
 
     async def stop(self) -> None:
         """Process what is queued, then stop the background task."""
+        if self._pending:  # acknowledgements made without await
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        self._portal.close()
         if self._task is None:
             return
         await self.flush(timeout=5.0)
@@ -216,6 +254,7 @@ class SecurityMonitor:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        log.debug(EVENT_STOPPED, dropped=self._metrics["dropped_events"])
 
     stop_monitoring = stop
 
@@ -310,6 +349,11 @@ class SecurityMonitor:
             await self._alerts.add(alert)
         except StorageError as exc:  # the log line and the handlers still get it
             log.warning(EVENT_STORE_FAILED, what="alerts", error=safe_text(str(exc)))
+        else:
+            if not alert.acknowledged:
+                self._snap_alerts.insert(0, alert)
+                del self._snap_alerts[self._snapshot_size :]
+                self._snap_levels[alert.threat_level] += 1
         log.warning(
             EVENT_ALERT,
             alert_id=alert.alert_id,
@@ -330,12 +374,20 @@ class SecurityMonitor:
         text = bounds.text
         alert.alert_type = text(alert.alert_type)
         alert.message = text(alert.message)
+        alert.title = text(alert.title)
+        alert.description = text(alert.description)
         alert.source_ip = None if alert.source_ip is None else text(alert.source_ip)
         alert.user_id = None if alert.user_id is None else text(alert.user_id)
         # The identity seeds the de-duplication: a detail repeating the user name
         # refers to it instead of copying it again.
         identity = {"source_ip": alert.source_ip, "user_id": alert.user_id}
         alert.details = bounds.apply({"details": alert.details}, identity)["details"]
+        # A custom detector's indicators and actions are its input's to size too.
+        extra = bounds.apply(
+            {"details": alert.indicators, "actions": list(alert.recommended_actions)[:20]},
+            identity,
+        )
+        alert.indicators, alert.recommended_actions = extra["details"], extra["actions"]
 
     async def _run(self, queue: asyncio.Queue[SecurityEvent]) -> None:
         while True:
@@ -346,6 +398,7 @@ class SecurityMonitor:
                     event = await queue.get()
             except TimeoutError:  # idle: counts made without an event (count()) go out
                 await self._flush_tallies()
+                await self._refresh_if_due()
                 continue
             try:
                 await self.process_event(event)
@@ -353,6 +406,22 @@ class SecurityMonitor:
                 queue.task_done()
             if queue.empty():
                 await self._flush_tallies()
+                await self._refresh_if_due()
+
+    async def _refresh_if_due(self) -> None:
+        if self._clock() - self._snap_at < self._flush_interval:
+            return
+        try:
+            await self._refresh_snapshot()
+        except StorageError as exc:  # the snapshot stays as it was; retried next time
+            log.warning(EVENT_STORE_FAILED, what="snapshot", error=safe_text(str(exc)))
+
+    async def _refresh_snapshot(self) -> None:
+        levels = await self._alerts.count_active()
+        tallies = await self._tallies.tallies(_TALLIES)
+        alerts = await self._alerts.list(limit=self._snapshot_size)
+        self._snap_levels, self._snap_tallies, self._snap_alerts = levels, tallies, alerts
+        self._snap_at = self._clock()
 
     # -- configuration -----------------------------------------------------------------
     def register_detector(self, detector: Detector) -> None:
@@ -369,36 +438,101 @@ class SecurityMonitor:
     def detectors(self) -> tuple[Detector, ...]:
         return tuple(self._detectors)
 
-    # -- queries -------------------------------------------------------------------------
-    async def get_active_alerts(
-        self, threat_level: ThreatLevel | None = None, *, limit: int = 1000
-    ) -> list[SecurityAlert]:
-        """Unacknowledged alerts (every worker's), newest first, optionally of one level."""
-        return await self._alerts.list(threat_level=threat_level, limit=limit)
+    # -- queries ----------------------------------------------------------------------
+    # Each query is usable sync or awaited (module docstring): one coroutine reads
+    # the store, one function builds the answer from what was read, and a sync
+    # call inside the loop builds it from the snapshot instead.
+    def get_active_alerts(
+        self, threat_level: ThreatLevel | str | None = None, *, limit: int = 1000
+    ) -> AwaitableList[SecurityAlert]:
+        """Unacknowledged alerts (every worker's), newest first, optionally of one
+        level (any case: ``"HIGH"``)."""
+        level = None if threat_level is None else ThreatLevel(threat_level)
+
+        async def fresh() -> list[SecurityAlert]:
+            alerts = await self._alerts.list(threat_level=level, limit=limit)
+            if level is None and limit >= self._snapshot_size:  # as good as a refresh
+                self._snap_alerts = alerts[: self._snapshot_size]
+            return alerts
+
+        if in_running_loop():
+            now = [a for a in self._snap_alerts if level is None or a.threat_level is level]
+            return AwaitableList(now[:limit], fresh)
+        return AwaitableList(self._portal.run(fresh), fresh)
 
     async def get_alert(self, alert_id: str) -> SecurityAlert | None:
         return await self._alerts.get(alert_id)
 
-    async def acknowledge_alert(self, alert_id: str) -> bool:
-        """Acknowledge an alert; ``False`` when the id is unknown."""
-        return await self._alerts.acknowledge(alert_id, self._clock()) is not None
+    def acknowledge_alert(self, alert_id: str) -> AwaitableBool:
+        """Acknowledge an alert; false when the id is unknown. Without ``await``
+        inside the loop the store write runs as a task (finished by :meth:`stop`)
+        and the answer is the snapshot's until it is done."""
+        at = self._clock()
+
+        async def act() -> bool:
+            return await self._alerts.acknowledge(alert_id, at) is not None
+
+        if not in_running_loop():
+            done = self._portal.run(act)
+            # The snapshot belongs to the loop's thread: changed there.
+            self._portal.call(self._forget, alert_id)
+            return AwaitableBool(done)
+        known = self._forget(alert_id)
+        task = asyncio.get_running_loop().create_task(act())
+        self._pending.add(task)
+        task.add_done_callback(self._settled)
+        return AwaitableBool(known, task)
+
+    def _forget(self, alert_id: str) -> bool:
+        for i, alert in enumerate(self._snap_alerts):
+            if alert.alert_id == alert_id:
+                del self._snap_alerts[i]
+                self._snap_levels[alert.threat_level] = max(
+                    0, self._snap_levels[alert.threat_level] - 1
+                )
+                return True
+        return False
+
+    def _settled(self, task: asyncio.Task[bool]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning(EVENT_STORE_FAILED, what="acknowledge", error=safe_text(str(exc)))
+
+    @property
+    def queue_depth(self) -> int:
+        """Events this worker has yet to analyse."""
+        return self._queue.qsize() if self._queue is not None else 0
 
     @property
     def metrics(self) -> dict[str, int]:
         """This worker's counts since it started (the summary has every worker's)."""
         return dict(self._metrics)
 
-    async def get_security_summary(self) -> dict[str, Any]:
+    def get_security_summary(self) -> AwaitableDict:
         """Alerts and counters of every worker (this one's counts flushed first);
-        ``running`` and ``queue_depth`` are this worker's."""
-        await self._flush_tallies()
-        by_level = await self._alerts.count_active()
-        shared = await self._tallies.tallies(_TALLIES)
+        ``running`` and ``queue_depth`` are this worker's. ``recent_alerts`` is
+        keyed by level name as in the integration guide (``{"HIGH": 2, ...}``)."""
+
+        async def fresh() -> dict[str, Any]:
+            await self._flush_tallies()
+            levels = await self._alerts.count_active()
+            tallies = await self._tallies.tallies(_TALLIES)
+            self._snap_levels, self._snap_tallies = levels, tallies
+            return self._summary(levels, tallies)
+
+        if in_running_loop():
+            # The snapshot's shared counts plus what this worker has not flushed yet.
+            unflushed = self._metrics - self._flushed
+            tallies = dict(Counter(self._snap_tallies) + unflushed)
+            return AwaitableDict(self._summary(self._snap_levels, tallies), fresh)
+        return AwaitableDict(self._portal.run(fresh), fresh)
+
+    def _summary(self, by_level: dict[ThreatLevel, int], shared: dict[str, int]) -> dict[str, Any]:
         return {
             "monitoring_enabled": self.enabled,
             "running": self.running,
             "active_alerts_count": sum(by_level.values()),
-            "recent_alerts": {level.value: by_level.get(level, 0) for level in ThreatLevel},
+            "recent_alerts": {level.name: by_level.get(level, 0) for level in ThreatLevel},
             "recent_metrics": {name: shared.get(name, 0) for name in METRICS},
             # Only the detectors that run: none while monitoring is off.
             "detectors": (
@@ -406,5 +540,5 @@ class SecurityMonitor:
                 if self.enabled
                 else []
             ),
-            "queue_depth": self._queue.qsize() if self._queue is not None else 0,
+            "queue_depth": self.queue_depth,
         }

@@ -144,7 +144,7 @@ async def test_acknowledge_and_filter() -> None:
     assert not await monitor.acknowledge_alert("nope")
     assert [a.alert_id for a in await monitor.get_active_alerts()] == [low.alert_id]
     summary = await monitor.get_security_summary()
-    assert summary["active_alerts_count"] == 1 and summary["recent_alerts"]["low"] == 1
+    assert summary["active_alerts_count"] == 1 and summary["recent_alerts"]["LOW"] == 1
 
 
 @pytest.mark.anyio

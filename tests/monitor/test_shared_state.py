@@ -59,7 +59,7 @@ async def test_alerts_and_acknowledgement_are_shared(
     for monitor in workers:
         summary = await monitor.get_security_summary()
         assert summary["active_alerts_count"] == 1
-        assert summary["recent_alerts"] == {"low": 1, "medium": 0, "high": 0, "critical": 0}
+        assert summary["recent_alerts"] == {"LOW": 1, "MEDIUM": 0, "HIGH": 0, "CRITICAL": 0}
 
 
 @pytest.mark.anyio

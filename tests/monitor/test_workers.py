@@ -223,7 +223,7 @@ def check_agreement(base: str) -> None:
     expected_status = {
         "monitoring_enabled": True,
         "active_alerts_count": 2,
-        "recent_alerts": {"low": 0, "medium": 0, "high": 2, "critical": 0},
+        "recent_alerts": {"LOW": 0, "MEDIUM": 0, "HIGH": 2, "CRITICAL": 0},
         "recent_metrics": {
             "failed_logins": 5,
             "successful_logins": 1,
@@ -276,7 +276,7 @@ def check_agreement(base: str) -> None:
     )
     expected_status |= {
         "active_alerts_count": 1,
-        "recent_alerts": {"low": 0, "medium": 0, "high": 1, "critical": 0},
+        "recent_alerts": {"LOW": 0, "MEDIUM": 0, "HIGH": 1, "CRITICAL": 0},
     }
     status |= _agree(base, "/api/security/status", _status_view, expected_status)
 

@@ -1,4 +1,4 @@
-"""Masking policies, AdvancedDataProtection.apply_data_protection and the structlog processor."""
+"""Masking policies, AdvancedDataProtection.mask and the structlog processor."""
 
 from __future__ import annotations
 
@@ -56,8 +56,8 @@ def test_mask_field_redacts_unrecognised_values() -> None:
     assert masker.mask_field(None) is None
 
 
-def test_apply_data_protection_on_a_customer_record(settings: SecuritySettings) -> None:
-    """apply_data_protection returns a masked copy and leaves the input alone."""
+def test_mask_on_a_customer_record(settings: SecuritySettings) -> None:
+    """mask() returns a masked copy and leaves the input alone."""
     customer = {
         "id": 17,
         "name": "Ada Lovelace",
@@ -69,7 +69,7 @@ def test_apply_data_protection_on_a_customer_record(settings: SecuritySettings) 
         "password": "correct horse",
         "orders": [{"iban": "GB82WEST12345698765432", "total": 12.5}],
     }
-    protected = AdvancedDataProtection(settings).apply_data_protection(customer)
+    protected = AdvancedDataProtection(settings).mask(customer)
     assert protected == {
         "id": 17,
         "name": "Ada Lovelace",

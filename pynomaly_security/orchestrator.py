@@ -1,0 +1,398 @@
+"""``AdvancedSecurityOrchestrator``: one facade over the stack's parts.
+
+The framework summary's entry point. It builds nothing of its own: sign-in goes
+through the zero-trust authenticator (``auth/``), request screening through the
+inspector the inspection middleware uses (``detection/``) and reports to the
+same monitor, and the dashboard gathers the monitor's summary with
+:func:`~pynomaly_security.health.check_health`. Later parts (policy engine,
+incident response) add their sections to the dashboard here.
+
+Two ways to get one:
+
+* ``AdvancedSecurityOrchestrator.from_stack(stack)`` (or ``(stack=stack)``)
+  shares an app's parts (``setup_security_middleware`` returns the stack, also
+  ``app.state.pynomaly_security``): the same store, lockout, monitor, key ring and
+  audit trail; the app's lifespan starts and stops them.
+* ``AdvancedSecurityOrchestrator()`` reads :class:`SecuritySettings` from the
+  environment and builds a stack without middleware: a memory store (Redis with
+  ``REDIS_URL``), a monitor, the lockout, the inspector; no audit trail unless
+  one is passed. It starts on first use; ``close()`` / ``await aclose()`` stop it.
+  Outside development mode it needs ``PYNOMALY_MASTER_KEY`` (the tokens are
+  signed with a key from the key ring) and says so.
+
+Sync or awaited (:mod:`pynomaly_security._dual`): ``monitor_request`` is pure
+and answers at once everywhere; ``authenticate_user`` and ``create_user`` run to
+completion from sync code and must be awaited inside async code (unawaited there
+they do nothing and say so when read); ``get_comprehensive_security_dashboard``
+returns a dict from what this process knows now (monitor snapshot, component
+states, the last backend probe) that, awaited, probes again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any, cast
+from urllib.parse import quote, urlencode
+
+from pynomaly_security._dual import AwaitableDict, Deferred, SyncPortal, in_running_loop
+from pynomaly_security.auth.authenticator import ZeroTrustAuthenticator
+from pynomaly_security.auth.errors import (
+    AccountLocked,
+    AuthUnavailable,
+    InvalidCredentials,
+    MFARequired,
+    RiskTooHigh,
+)
+from pynomaly_security.auth.lockout import LockoutManager
+from pynomaly_security.auth.passwords import HashingBusy
+from pynomaly_security.crypto.keys import KeyRing
+from pynomaly_security.detection import Inspector, RequestParts, Verdict
+from pynomaly_security.exceptions import AuthenticationError, ConfigurationError
+from pynomaly_security.health import check_health, component_states
+from pynomaly_security.monitor.events import EventKind, SecurityEvent
+from pynomaly_security.monitor.monitor import SecurityMonitor
+from pynomaly_security.network.client_ip import ClientIPResolver
+from pynomaly_security.plugin import SecurityStack
+from pynomaly_security.settings import SecuritySettings, load_settings
+from pynomaly_security.storage import StorageRegistry
+
+__all__ = ["AdvancedSecurityOrchestrator"]
+
+_FAILURE_REASONS = 32
+"""Distinct failure reasons counted (the authenticator's exception names: a few)."""
+
+
+_REASONS: tuple[tuple[type[AuthenticationError], str], ...] = (
+    (InvalidCredentials, "invalid_credentials"),
+    (MFARequired, "mfa_required"),
+    (AccountLocked, "locked"),
+    (RiskTooHigh, "risk_too_high"),
+    (AuthUnavailable, "unavailable"),
+    (HashingBusy, "busy"),
+)
+
+
+def _reason(exc: AuthenticationError) -> str:
+    return next((name for kind, name in _REASONS if isinstance(exc, kind)), "refused")
+
+
+class AdvancedSecurityOrchestrator:
+    """One object for sign-in, request screening and the security dashboard.
+
+    Args:
+        settings: default: read from the environment.
+        stack: share an application's parts (see :meth:`from_stack`).
+        authenticator: the app's :class:`ZeroTrustAuthenticator` (its user
+            repository); default: one on the stack's store and lockout, with an
+            in-memory user repository.
+    """
+
+    def __init__(
+        self,
+        settings: SecuritySettings | None = None,
+        *,
+        stack: SecurityStack | None = None,
+        authenticator: ZeroTrustAuthenticator | None = None,
+    ) -> None:
+        self._owned = stack is None
+        if stack is None:
+            stack = _standalone_stack(settings if settings is not None else load_settings())
+        self.stack = stack
+        self.settings = stack.settings
+        self.monitor: SecurityMonitor = stack.security_monitor
+        # The inspector the middleware uses; a stack without inspection still screens
+        # here with one from the same settings (the dashboard shows the layer is off).
+        self.inspector: Inspector = stack.inspector or Inspector.from_settings(stack.settings)
+        if authenticator is None:
+            if stack.store is None:
+                raise ConfigurationError("the stack has no shared store to sign users in on")
+            authenticator = ZeroTrustAuthenticator.from_settings(
+                stack.settings,
+                stack.store,
+                event_sink=self.monitor.submit,
+                lockouts=stack.lockouts,
+                keyring=stack.keyring,
+            )
+        self.authenticator = authenticator
+        self._portal = SyncPortal()
+        self._started = not self._owned
+        # Counts of this facade's own work (bounded: a few fixed keys).
+        self._requests = 0
+        self._threats: Counter[str] = Counter()
+        self._logins: Counter[str] = Counter()
+        self._last_health: dict[str, Any] | None = None
+
+    @classmethod
+    def from_stack(
+        cls, stack: SecurityStack, *, authenticator: ZeroTrustAuthenticator | None = None
+    ) -> AdvancedSecurityOrchestrator:
+        """The facade over an app's stack (``setup_security_middleware``'s return)."""
+        return cls(stack=stack, authenticator=authenticator)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start a stack this object built (an app's stack is its lifespan's)."""
+        if not self._started:
+            self._started = True
+            await self.stack.start()
+
+    async def aclose(self) -> None:
+        if self._owned and self._started:
+            self._started = False
+            await self.stack.aclose()
+
+    def close(self) -> None:
+        """Stop what :meth:`start` started, from sync code; then the private loop."""
+        if self._owned and self._started:
+            self._portal.run(self.aclose)
+        self._portal.close()
+
+    async def __aenter__(self) -> AdvancedSecurityOrchestrator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> AdvancedSecurityOrchestrator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, name: str, factory: Any) -> Any:
+        """Run an action for a sync caller; inside a loop, hand back the awaitable."""
+
+        async def started() -> Any:
+            await self.start()
+            return await factory()
+
+        if in_running_loop():
+            return Deferred(name, started)
+        return self._portal.run(started)
+
+    # -- authentication ------------------------------------------------------------------
+    def authenticate_user(
+        self,
+        username: str,
+        password: str,
+        source_ip: str | None = None,
+        user_agent: str | None = None,
+        *,
+        totp_code: str | None = None,
+    ) -> dict[str, Any]:
+        """Sign a user in through the zero-trust authenticator (lockout, Argon2, risk,
+        second factor), never raising for a refusal: ``{"authenticated": False,
+        "reason": "invalid_credentials" | "mfa_required" | "locked" | "risk_too_high"
+        | "unavailable" | "busy", ...}``; on success the tokens, the user id and the
+        risk assessment. Awaited inside async code (see the module docstring)."""
+
+        async def run() -> dict[str, Any]:
+            try:
+                result = await self.authenticator.authenticate_user(
+                    username, password, source_ip, user_agent, totp_code=totp_code
+                )
+            except AuthenticationError as exc:
+                reason = _reason(exc)
+                if reason in self._logins or len(self._logins) < _FAILURE_REASONS:
+                    self._logins[reason] += 1
+                out: dict[str, Any] = {
+                    "authenticated": False,
+                    "reason": reason,
+                    "requires_mfa": isinstance(exc, MFARequired),
+                }
+                if isinstance(exc, AccountLocked):
+                    out["retry_after"] = exc.retry_after
+                if isinstance(exc, MFARequired | RiskTooHigh):
+                    out["risk_reasons"] = list(exc.reasons)
+                return out
+            self._logins["success"] += 1
+            return {
+                "authenticated": True,
+                "reason": None,
+                "requires_mfa": False,
+                "user_id": result.user.user_id,
+                "username": result.user.username,
+                "access_token": result.tokens.access_token,
+                "refresh_token": result.tokens.refresh_token,
+                "token_type": result.tokens.token_type,
+                "expires_in": result.tokens.expires_in,
+                "risk": result.risk.to_dict(),
+            }
+
+        # Typed as the sync answer; inside a loop it is the awaitable (module docstring).
+        return cast("dict[str, Any]", self._call("authenticate_user", run))
+
+    def create_user(self, username: str, password: str) -> dict[str, Any]:
+        """Sign a user up (the authenticator's policy: name rules, password length);
+        ``{"created": True, "user_id": ...}`` or ``{"created": False, "reason": ...}``."""
+
+        async def run() -> dict[str, Any]:
+            try:
+                user = await self.authenticator.signup(username, password)
+            except AuthenticationError as exc:
+                return {"created": False, "reason": str(exc)}
+            return {"created": True, "user_id": user.user_id, "username": user.username}
+
+        return cast("dict[str, Any]", self._call("create_user", run))
+
+    # -- request screening ---------------------------------------------------------------
+    def monitor_request(self, request_data: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Screen a request described as a dict (``method``, ``path``, ``headers``,
+        ``params``, ``body``, ``source_ip``, ``user_id``) with the middleware's
+        inspector; report it to the monitor as the middleware would; return the
+        threats found, one per family: ``{"type": "sqli", "blocked": True,
+        "score": 14, "fields": [...], "rules": [...], "findings": [...]}``
+        (excerpts are short and redacted). ``blocked`` is what the inspection layer
+        would have decided. A request past the inspection limits is one threat of
+        type ``"refused"`` with the status the layer answers."""
+        verdict = self.inspector.inspect(_request_parts(request_data))
+        self._requests += 1
+        threats = _threats(verdict)
+        for threat in threats:
+            self._threats[threat["type"]] += 1
+        if verdict.findings:
+            summary = verdict.summary()
+            self._portal.call(
+                self.monitor.submit,
+                SecurityEvent(
+                    kind=EventKind.INJECTION,
+                    source_ip=_text(request_data.get("source_ip")),
+                    user_id=_text(request_data.get("user_id")),
+                    path=str(request_data.get("path") or "/"),
+                    method=str(request_data.get("method") or "GET").upper(),
+                    timestamp=time.time(),
+                    details=summary,
+                ),
+            )
+            if verdict.blocked:
+                self._portal.call(self.monitor.count, "blocked_requests")
+        return threats
+
+    # -- dashboard -----------------------------------------------------------------------
+    def get_comprehensive_security_dashboard(self) -> AwaitableDict:
+        """Every part's status, counts and health in one dict: the monitor's summary
+        (alerts by level, counters of every worker), each component's state, the
+        backends' reachability, this facade's screening and sign-in counts."""
+
+        async def fresh() -> dict[str, Any]:
+            await self.start()
+            summary = await self.monitor.get_security_summary()
+            self._last_health = await check_health(self.stack)
+            return self._dashboard(summary, self._last_health)
+
+        if in_running_loop():
+            health = self._last_health or {
+                "status": "unknown",
+                "components": component_states(self.stack),
+                "backends": {},
+            }
+            return AwaitableDict(
+                self._dashboard(self.monitor.get_security_summary(), health), fresh
+            )
+        return AwaitableDict(self._portal.run(fresh), fresh)
+
+    def _dashboard(self, summary: Mapping[str, Any], health: Mapping[str, Any]) -> dict[str, Any]:
+        logins = dict(self._logins)
+        return {
+            "generated_at": time.time(),
+            "status": health["status"],
+            "monitoring": dict(summary),
+            "threat_detection": {
+                "inspection_layer": self.stack.inspector is not None,
+                "requests_screened": self._requests,
+                "threats_found": sum(self._threats.values()),
+                "threats_by_type": dict(self._threats),
+            },
+            "authentication": {
+                "attempts": sum(logins.values()),
+                "succeeded": logins.get("success", 0),
+                "failed": sum(v for k, v in logins.items() if k != "success"),
+                "failures_by_reason": {k: v for k, v in logins.items() if k != "success"},
+                "lockout_by": self.settings.lockout_by,
+            },
+            "components": health["components"],
+            "backends": health["backends"],
+        }
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _request_parts(data: Mapping[str, Any]) -> RequestParts:
+    """The request a dict describes, as the middleware would have read it."""
+    headers = [
+        (str(k).lower().encode("latin-1", "replace"), str(v).encode("latin-1", "replace"))
+        for k, v in dict(data.get("headers") or {}).items()
+    ]
+    params = data.get("params") or data.get("query") or {}
+    query = params if isinstance(params, str) else urlencode(params, doseq=True)
+    body = data.get("body")
+    if isinstance(body, Mapping | list):
+        raw = json.dumps(body).encode()
+        headers.append((b"content-type", b"application/json"))
+    elif isinstance(body, str):
+        raw = body.encode()
+    else:
+        raw = body if isinstance(body, bytes) else b""
+    return RequestParts(
+        method=str(data.get("method") or "GET").upper(),
+        # The middleware reads the raw (percent-encoded) path.
+        path=quote(str(data.get("path") or "/"), safe="/%:@!$&'()*+,;=-._~"),
+        query_string=query.encode(),
+        headers=headers,
+        body=raw,
+    )
+
+
+def _threats(verdict: Verdict) -> list[dict[str, Any]]:
+    if verdict.reject_status is not None:
+        return [
+            {
+                "type": "refused",
+                "blocked": True,
+                "status": verdict.reject_status,
+                "reason": verdict.reject_reason,
+            }
+        ]
+    summary = verdict.summary()
+    threats = []
+    for family in summary["families"]:
+        found = [f for f in summary["findings"] if f["family"] == family]
+        threats.append(
+            {
+                "type": family,
+                "blocked": verdict.blocked,
+                "score": sum(f["score"] for f in found),
+                "fields": sorted({f["field"] for f in found}),
+                "rules": list(dict.fromkeys(f["rule_id"] for f in found)),
+                "findings": found,
+            }
+        )
+    return threats
+
+
+def _standalone_stack(settings: SecuritySettings) -> SecurityStack:
+    """The parts an app's stack has, without middleware or audit trail."""
+    storage = StorageRegistry.from_settings(settings)
+    store = storage.store(settings.redis_url or "memory://", setting="REDIS_URL")
+    inspector = Inspector.from_settings(settings) if settings.threat_detection_enabled else None
+    monitor = SecurityMonitor.from_settings(settings, store=store, injection=True)
+    lockouts = LockoutManager.from_settings(settings, store, event_sink=monitor.submit)
+    return SecurityStack(
+        settings=settings,
+        security_monitor=monitor,
+        user_tracker=None,
+        audit_logger=None,
+        inspector=inspector,
+        client_ip_resolver=ClientIPResolver(settings.trusted_proxies, settings.trusted_proxy_hops),
+        store=store,
+        lockouts=lockouts,
+        storage=storage,
+        # Fails here, naming PYNOMALY_MASTER_KEY, outside development mode without one.
+        keyring=KeyRing.from_settings(settings),
+    )
