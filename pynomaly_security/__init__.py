@@ -68,7 +68,7 @@ from pynomaly_security.monitor import (
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.plugin import SecurityStack, setup_security_middleware
 from pynomaly_security.protection import AdvancedDataProtection, SensitiveSpan, classify
-from pynomaly_security.sanitize import InputSanitizer, SanitizedStr
+from pynomaly_security.sanitize import InputSanitizer, SanitizationConfig, SanitizedStr
 from pynomaly_security.settings import SanitizationLevel, SecuritySettings, load_settings
 from pynomaly_security.sql import QueryAnalysis, SafeQueryBuilder, SQLInjectionProtector
 from pynomaly_security.validation import install_validation_handler
@@ -110,6 +110,7 @@ __all__ = [
     "RuleFinding",
     "SQLInjectionProtector",
     "SafeQueryBuilder",
+    "SanitizationConfig",
     "SanitizationLevel",
     "SanitizedStr",
     "SecurityAlert",
