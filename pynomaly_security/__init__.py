@@ -19,10 +19,13 @@ from __future__ import annotations
 from pynomaly_security.api.deps import AdminAPIKey
 from pynomaly_security.api.router import add_security_endpoints, create_security_router
 from pynomaly_security.audit import (
+    AuditEvent,
     AuditLevel,
     AuditLogger,
+    AuditReceipt,
     ComplianceStandard,
     SecurityEventType,
+    audit_action,
     audit_context,
 )
 from pynomaly_security.auth import (
@@ -80,10 +83,12 @@ __all__ = [
     "AdminAPIKey",
     "AdvancedDataProtection",
     "AnomalousAccessDetector",
+    "AuditEvent",
     "AuditIntegrityError",
     "AuditLevel",
     "AuditLogger",
     "AuditMiddleware",
+    "AuditReceipt",
     "AuthenticationError",
     "BruteForceDetector",
     "ClientIPResolver",
@@ -132,6 +137,7 @@ __all__ = [
     "ZeroTrustAuthenticator",
     "__version__",
     "add_security_endpoints",
+    "audit_action",
     "audit_context",
     "build_auth_router",
     "classify",
