@@ -19,9 +19,9 @@ and the process's key ring, and starts itself on first use in a background threa
 from __future__ import annotations
 
 import asyncio
-import atexit
 import threading
 import time
+import weakref
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -260,7 +260,7 @@ class AuditLogger(AuditTrail):
         await self._writer.flush()
 
     def close(self) -> None:
-        """:meth:`aclose` for code without an event loop (scripts; ``atexit`` for a
+        """:meth:`aclose` for code without an event loop (scripts; at exit for a
         logger that started itself). On the logger's own loop, ``await aclose()``."""
         background = self._background
         if background is not None:
@@ -282,7 +282,6 @@ class AuditLogger(AuditTrail):
         with self._background_lock:
             background, self._background = self._background, None
         if background is not None:
-            atexit.unregister(self.close)
             background.stop()
 
     async def __aenter__(self) -> AuditLogger:
@@ -400,7 +399,7 @@ class AuditLogger(AuditTrail):
 
             background.submit(start()).result(COMMIT_TIMEOUT)
             # What was queued when the process ends is committed and the tail signed.
-            atexit.register(self.close)
+            _at_exit(self)
 
     def _entry(
         self,
@@ -614,3 +613,31 @@ def _from_settings(
         ),
     }
     return store, keys, options
+
+
+def _at_exit(logger: AuditLogger) -> None:
+    """Close ``logger`` when the interpreter exits, before thread pools stop.
+
+    ``atexit`` is too late: threading's shutdown hooks run first and stop every
+    ``ThreadPoolExecutor`` (the SQLite store's thread among them), so a close from
+    ``atexit`` could no longer commit. ``concurrent.futures`` registers its own hook
+    the same way; ours, registered later, runs before it. A weak reference, so the
+    hook keeps no logger alive.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    ref = weakref.ref(logger)
+    if register is None:  # not CPython's threading: the standard hook, best effort
+        import atexit
+
+        atexit.register(_close_ref, ref)
+    else:
+        register(_close_ref, ref)
+
+
+def _close_ref(ref: weakref.ref[AuditLogger]) -> None:
+    logger = ref()
+    if logger is not None:
+        try:
+            logger.close()
+        except Exception as exc:  # exiting: say so, never raise from the hook
+            log.error(CLOSE_FAILED, error=type(exc).__name__)
