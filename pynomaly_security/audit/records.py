@@ -147,6 +147,15 @@ class ComplianceStandard(StrEnum):
     ISO27001 = "ISO27001"
     NIST = "NIST"
 
+    @classmethod
+    def _missing_(cls, value: object) -> ComplianceStandard | None:
+        # The guide writes "PCI DSS"; users write "sox": one standard, however spelled.
+        if isinstance(value, str):
+            key = value.strip().upper().replace(" ", "_").replace("-", "_")
+            key = "ISO27001" if key in ("ISO_27001", "ISO/IEC_27001") else key
+            return cls.__members__.get(key)
+        return None
+
 
 class EntryKind(StrEnum):
     """Durability class: ``security`` and ``audit`` entries are committed before

@@ -268,3 +268,14 @@ def test_the_taxonomy_keeps_the_first_release_names() -> None:
         "AUTH", "AUTHZ", "DATA", "SECURITY", "SYSTEM", "ADMIN", "COMPLIANCE", "AUDIT",
     }  # fmt: skip
     assert sorted(set(CONTROLS)) == sorted(member.value for member in E)
+
+
+def test_compliance_standards_read_however_spelled() -> None:
+    """The guide lists "PCI DSS" and "ISO27001"; users write "sox": one standard each,
+    and an unknown one is still refused."""
+    assert ComplianceStandard("sox") is ComplianceStandard.SOX
+    pci = ComplianceStandard.PCI_DSS
+    assert ComplianceStandard("PCI DSS") is ComplianceStandard("pci-dss") is pci
+    assert ComplianceStandard("ISO 27001") is ComplianceStandard.ISO27001
+    with pytest.raises(ValueError, match="'SOC2' is not a valid ComplianceStandard"):
+        ComplianceStandard("SOC2")
