@@ -8,10 +8,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import weakref
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["BackgroundLoop"]
+import structlog
+
+__all__ = ["BackgroundLoop", "close_at_exit"]
+
+log = structlog.get_logger(__name__)
+
+CLOSE_FAILED = "audit_close_failed"
 
 T = TypeVar("T")
 _JOIN_SECONDS = 10.0
@@ -46,3 +53,35 @@ class BackgroundLoop:
         self.loop.call_soon_threadsafe(self.loop.stop)
         if threading.current_thread() is not self._thread:
             self._thread.join(_JOIN_SECONDS)
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+def close_at_exit(owner: _Closable) -> None:
+    """Call ``owner.close()`` when the interpreter exits, before thread pools stop.
+
+    ``atexit`` is too late: threading's shutdown hooks run first and stop every
+    ``ThreadPoolExecutor`` (the SQLite store's thread among them), so a close from
+    ``atexit`` could no longer commit. ``concurrent.futures`` registers its own hook
+    the same way; ours, registered later, runs before it. A weak reference, so the
+    hook keeps nothing alive.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    ref = weakref.ref(owner)
+    if register is None:  # not CPython's threading: the standard hook, best effort
+        import atexit
+
+        atexit.register(_close_ref, ref)
+    else:
+        register(_close_ref, ref)
+
+
+def _close_ref(ref: weakref.ref[_Closable]) -> None:
+    owner = ref()
+    if owner is not None:
+        try:
+            owner.close()
+        except Exception as exc:  # exiting: say so, never raise from the hook
+            log.error(CLOSE_FAILED, error=type(exc).__name__)

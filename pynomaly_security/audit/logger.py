@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import weakref
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -29,7 +28,7 @@ from typing import Any, ParamSpec, TypeVar
 import structlog
 
 from pynomaly_security._context import AccessRow, access_row
-from pynomaly_security.audit._background import BackgroundLoop
+from pynomaly_security.audit._background import BackgroundLoop, close_at_exit
 from pynomaly_security.audit._writer import BatchWriter
 from pynomaly_security.audit.actions import AuditContext, audit_action, audit_context
 from pynomaly_security.audit.anchor import (
@@ -69,6 +68,7 @@ log = structlog.get_logger(__name__)
 
 NO_ANCHOR_EVENT = "audit_no_anchor"
 CLOSE_FAILED = "audit_close_failed"
+START_FAILED = "audit_start_failed"
 _NO_ANCHOR_HINT = (
     "no anchor keeps the signed checkpoints outside the database, so a truncation that also"
     " deletes checkpoints cannot be detected; set PYNOMALY_SECURITY__AUDIT_ANCHOR_FILE or"
@@ -395,11 +395,19 @@ class AuditLogger(AuditTrail):
 
             async def start() -> None:
                 self._background_start = asyncio.ensure_future(self.start())
-                await self._background_start
+                try:
+                    await self._background_start
+                except Exception as exc:
+                    log.error(START_FAILED, error=type(exc).__name__)
+                    raise
 
-            background.submit(start()).result(COMMIT_TIMEOUT)
+            started = background.submit(start())
+            if _running_loop() is None:
+                started.result(COMMIT_TIMEOUT)  # a start failure reaches this caller at once
+            # Else the caller's loop must not wait for the store to open: calls queue
+            # behind the start (its coroutine runs first), a failure is logged by start().
             # What was queued when the process ends is committed and the tail signed.
-            _at_exit(self)
+            close_at_exit(self)
 
     def _entry(
         self,
@@ -613,31 +621,3 @@ def _from_settings(
         ),
     }
     return store, keys, options
-
-
-def _at_exit(logger: AuditLogger) -> None:
-    """Close ``logger`` when the interpreter exits, before thread pools stop.
-
-    ``atexit`` is too late: threading's shutdown hooks run first and stop every
-    ``ThreadPoolExecutor`` (the SQLite store's thread among them), so a close from
-    ``atexit`` could no longer commit. ``concurrent.futures`` registers its own hook
-    the same way; ours, registered later, runs before it. A weak reference, so the
-    hook keeps no logger alive.
-    """
-    register = getattr(threading, "_register_atexit", None)
-    ref = weakref.ref(logger)
-    if register is None:  # not CPython's threading: the standard hook, best effort
-        import atexit
-
-        atexit.register(_close_ref, ref)
-    else:
-        register(_close_ref, ref)
-
-
-def _close_ref(ref: weakref.ref[AuditLogger]) -> None:
-    logger = ref()
-    if logger is not None:
-        try:
-            logger.close()
-        except Exception as exc:  # exiting: say so, never raise from the hook
-            log.error(CLOSE_FAILED, error=type(exc).__name__)

@@ -279,3 +279,30 @@ def test_compliance_standards_read_however_spelled() -> None:
     assert ComplianceStandard("ISO 27001") is ComplianceStandard.ISO27001
     with pytest.raises(ValueError, match="'SOC2' is not a valid ComplianceStandard"):
         ComplianceStandard("SOC2")
+
+
+def test_a_store_that_cannot_open_fails_each_call_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail closed: with an audit database that cannot be opened, every guide-style call
+    raises StorageError naming it (logged once as audit_start_failed), never hangs or
+    passes silently; awaited in a loop, the receipt raises the same."""
+    from pynomaly_security import StorageError
+
+    from .conftest import MASTER_KEY
+
+    monkeypatch.setenv("PYNOMALY_MASTER_KEY", MASTER_KEY)
+    monkeypatch.setenv(
+        "PYNOMALY_SECURITY__AUDIT_DB_URL", f"sqlite:///{tmp_path / 'missing-dir' / 'a.db'}"
+    )
+    audit_logger = AuditLogger()
+    for _ in range(2):
+        with pytest.raises(StorageError, match="cannot open SQLite database"):
+            audit_logger.log_security_event(SecurityEventType.AUTH_LOGOUT, "bye")
+
+    async def in_a_loop() -> None:
+        receipt = audit_logger.log_security_event(SecurityEventType.AUTH_LOGOUT, "bye")
+        with pytest.raises(StorageError, match="cannot open SQLite database"):
+            await receipt
+
+    asyncio.run(in_a_loop())
