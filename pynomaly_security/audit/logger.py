@@ -217,10 +217,16 @@ class AuditLogger(AuditTrail):
         if self._background is not None and asyncio.get_running_loop() is not self._background.loop:
             return
         self._closed = False
-        self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         await self.store.open()
-        for key_id, public in self.keys.public_keys.items():
-            await self.store.put_public_key(key_id, public)
+        try:
+            for key_id, public in self.keys.public_keys.items():
+                await self.store.put_public_key(key_id, public)
+        except BaseException:
+            await self.store.aclose()
+            raise
+        # Only once the store is open: a failed start leaves nothing for aclose to close.
+        self._loop = loop
         self._dispatch.start()
         self._writer.start()
         if not self._sealer.anchored:
