@@ -173,10 +173,16 @@ async def test_inside_a_running_loop_the_call_queues_and_returns(guide_env: Path
                 "read", "invoice:7", event_type=SecurityEventType.DATA_ACCESS_READ
             )
         assert receipt.done() and receipt.seq == 1 and awaited == 2
+        async with audit_context(audit_logger, "export", "report:q3", correlation_id="c-2") as d:
+            d["rows"] = 3
     records, verified = await asyncio.to_thread(_trail, guide_env)
     assert verified
     assert [r["message"] for r in records[:1]] == ["dropped receipt"]
     assert (records[1]["correlation_id"], records[1]["user_id"]) == ("c-1", "u-9")
+    assert (records[2]["action"], records[2]["outcome"], records[2]["details"]) == (
+        "export", "success", {"rows": 3},
+    )
+    assert records[2]["correlation_id"] == "c-2" and records[2]["user_id"] is None
 
 
 @pytest.mark.anyio
