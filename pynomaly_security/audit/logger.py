@@ -57,6 +57,7 @@ from pynomaly_security.audit.records import (
 from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores import AuditStore, Checkpoint
 from pynomaly_security.audit.trail import AuditTrail
+from pynomaly_security.audit.verify import VerifyResult
 from pynomaly_security.crypto.keys import KeyRing
 from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.settings import SecuritySettings
@@ -551,7 +552,32 @@ class AuditLogger(AuditTrail):
         :class:`~pynomaly_security.audit.events.AuditEvent` objects (``.dict()``)."""
         self._dispatch.register(ComplianceStandard(standard), handler, self._reader.export_dict)
 
+    # -- a self-started logger's store lives on its background loop ----------------------
+    async def _at_home(self, coro: Coroutine[Any, Any, R]) -> R:
+        """Run a store coroutine on the logger's loop: a self-started logger's store
+        belongs to its background thread's loop (asyncpg's pool serves only its own)."""
+        background = self._background
+        if background is None or asyncio.get_running_loop() is background.loop:
+            return await coro
+        return await asyncio.wrap_future(background.submit(coro))
+
+    async def query(self, **filters: Any) -> list[dict[str, Any]]:
+        """:meth:`AuditTrail.query`, on the logger's loop."""
+        return await self._at_home(super().query(**filters))
+
+    async def verify(self, *args: Any, **kwargs: Any) -> VerifyResult:
+        """:meth:`AuditTrail.verify`, on the logger's loop."""
+        return await self._at_home(super().verify(*args, **kwargs))
+
+    async def prune_expired(self) -> int:
+        """:meth:`AuditTrail.prune_expired`, on the logger's loop."""
+        return await self._at_home(super().prune_expired())
+
     async def erase_subject(self, user_id: str) -> int:
+        """Crypto-shred a subject (see :meth:`_erase_subject`), on the logger's loop."""
+        return await self._at_home(self._erase_subject(user_id))
+
+    async def _erase_subject(self, user_id: str) -> int:
         """Crypto-shred a subject: destroy their key; returns keys destroyed.
 
         The erasure is recorded first (one ``subject_erased`` record per key,

@@ -195,6 +195,10 @@ async def test_a_self_started_logger_called_from_a_loop(guide_env: Path) -> None
     assert await receipt == 1
     decorated = audit_action("charge", "payment")(_charge)
     assert await decorated(5) == 10
+    # Reads run on the logger's own loop too (its store belongs to that loop).
+    types = [r["event_type"] for r in await audit_logger.query()]
+    assert types == ["system_startup", "audit_action"]
+    assert (await audit_logger.verify()).ok
     await audit_logger.aclose()  # from this loop: closes its background thread's loop
     records, _ = await asyncio.to_thread(_trail, guide_env)
     assert [(r["event_type"], r.get("action")) for r in records] == [
