@@ -45,7 +45,7 @@ from pynomaly_security.audit.dispatch import (
     ComplianceDispatcher,
     ComplianceHandler,
 )
-from pynomaly_security.audit.receipt import AuditReceipt
+from pynomaly_security.audit.receipt import AuditReceipt, result_within
 from pynomaly_security.audit.records import (
     AuditEntry,
     AuditLevel,
@@ -272,7 +272,7 @@ class AuditLogger(AuditTrail):
         background = self._background
         if background is not None:
             if not background.loop.is_closed():
-                background.submit(self.aclose()).result(COMMIT_TIMEOUT)
+                result_within(background.submit(self.aclose()), COMMIT_TIMEOUT)
             self._stop_background()
             return
         home = self._loop
@@ -281,7 +281,7 @@ class AuditLogger(AuditTrail):
         if _running_loop() is home:
             raise RuntimeError("close() would block the logger's own loop: await aclose()")
         try:
-            asyncio.run_coroutine_threadsafe(self.aclose(), home).result(COMMIT_TIMEOUT)
+            result_within(asyncio.run_coroutine_threadsafe(self.aclose(), home), COMMIT_TIMEOUT)
         except RuntimeError:  # its loop is gone (never closed properly): nothing can run
             log.warning(CLOSE_FAILED, reason="event loop closed")
 
@@ -410,7 +410,7 @@ class AuditLogger(AuditTrail):
 
             started = background.submit(start())
             if _running_loop() is None:
-                started.result(COMMIT_TIMEOUT)  # a start failure reaches this caller at once
+                result_within(started, COMMIT_TIMEOUT)  # a start failure reaches this caller
             # Else the caller's loop must not wait for the store to open: calls queue
             # behind the start (its coroutine runs first), a failure is logged by start().
             # What was queued when the process ends is committed and the tail signed.

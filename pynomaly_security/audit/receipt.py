@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Generator
-from typing import Any
+from typing import Any, TypeVar
 
 from pynomaly_security.exceptions import StorageError
 
-__all__ = ["AuditReceipt"]
+__all__ = ["AuditReceipt", "result_within"]
+
+T = TypeVar("T")
 
 
 class AuditReceipt:
@@ -62,14 +64,20 @@ class AuditReceipt:
         future = self._future
         if not isinstance(future, concurrent.futures.Future):
             raise RuntimeError("wait() blocks: await the receipt on its event loop")
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            raise StorageError(f"the audit commit did not finish within {timeout:g} s") from None
+        return result_within(future, timeout)
 
     def __repr__(self) -> str:
         state = "pending" if not self.done() else f"seq={self.seq}"
         return f"AuditReceipt({state})"
+
+
+def result_within(future: concurrent.futures.Future[T], timeout: float) -> T:
+    """``future``'s result, waiting at most ``timeout`` seconds (a thread without an
+    event loop only); past it :class:`StorageError`, never a hang."""
+    try:
+        return future.result(timeout)
+    except concurrent.futures.TimeoutError:
+        raise StorageError(f"the audit store did not answer within {timeout:g} s") from None
 
 
 def _retrieve(future: asyncio.Future[int] | concurrent.futures.Future[int]) -> None:
