@@ -19,10 +19,13 @@ from __future__ import annotations
 from pynomaly_security.api.deps import AdminAPIKey
 from pynomaly_security.api.router import add_security_endpoints, create_security_router
 from pynomaly_security.audit import (
+    AuditEvent,
     AuditLevel,
     AuditLogger,
+    AuditReceipt,
     ComplianceStandard,
     SecurityEventType,
+    audit_action,
     audit_context,
 )
 from pynomaly_security.auth import (
@@ -69,7 +72,7 @@ from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.orchestrator import AdvancedSecurityOrchestrator
 from pynomaly_security.plugin import SecurityStack, setup_security_middleware
 from pynomaly_security.protection import AdvancedDataProtection, SensitiveSpan, classify
-from pynomaly_security.sanitize import InputSanitizer, SanitizedStr
+from pynomaly_security.sanitize import InputSanitizer, SanitizationConfig, SanitizedStr
 from pynomaly_security.settings import SanitizationLevel, SecuritySettings, load_settings
 from pynomaly_security.sql import QueryAnalysis, SafeQueryBuilder, SQLInjectionProtector
 from pynomaly_security.validation import install_validation_handler
@@ -82,10 +85,12 @@ __all__ = [
     "AdvancedDataProtection",
     "AdvancedSecurityOrchestrator",
     "AnomalousAccessDetector",
+    "AuditEvent",
     "AuditIntegrityError",
     "AuditLevel",
     "AuditLogger",
     "AuditMiddleware",
+    "AuditReceipt",
     "AuthenticationError",
     "BruteForceDetector",
     "ClientIPResolver",
@@ -112,6 +117,7 @@ __all__ = [
     "RuleFinding",
     "SQLInjectionProtector",
     "SafeQueryBuilder",
+    "SanitizationConfig",
     "SanitizationLevel",
     "SanitizedStr",
     "SecurityAlert",
@@ -133,6 +139,7 @@ __all__ = [
     "ZeroTrustAuthenticator",
     "__version__",
     "add_security_endpoints",
+    "audit_action",
     "audit_context",
     "build_auth_router",
     "classify",

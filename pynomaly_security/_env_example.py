@@ -19,6 +19,8 @@ _HEADER = """\
 # Generated from pynomaly_security/settings.py by `make env-example`; do not edit by hand.
 # Lists take JSON ('["a","b"]') or commas ('a,b'); maps take JSON or nested names
 # (PYNOMALY_SECURITY__DETECTION_MODE_OVERRIDES__XSS=detect).
+# PYNOMALY_SECURITY_CONFIG=settings.json reads these settings from a JSON object too
+# (lower-case names, {"detection_mode": "detect"}); these variables win over it.
 """
 
 

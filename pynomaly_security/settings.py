@@ -9,6 +9,9 @@ Where a group of fields reads better as one object, it is a section model
 ``inspection_max_fields=`` as a keyword argument and
 ``PYNOMALY_SECURITY__INSPECTION_MAX_FIELDS`` in the environment, as before.
 
+A JSON file named by ``PYNOMALY_SECURITY_CONFIG`` may hold the same settings
+(``_config_file.py``); the environment and ``.env`` win over it.
+
 Components receive this object (or the values they need) from the plugin; no
 module here reads the environment on its own, and there is no module-level
 instance. ``.env.example`` at the repository root lists every variable.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import os
 import re
 from collections.abc import Mapping
 from enum import StrEnum
@@ -42,6 +46,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from pynomaly_security._config_file import CONFIG_ENV, JsonConfigFile
 from pynomaly_security.auth.usernames import DEFAULT_RESERVED
 from pynomaly_security.detection.policy import DEFAULT_CREDENTIAL_FIELDS
 from pynomaly_security.exceptions import ConfigurationError
@@ -175,8 +180,9 @@ class SecuritySettings(BaseSettings):
     """Relaxes checks meant for production (e.g. a missing master key only warns)."""
 
     # -- input inspection (issue 2, 3) ------------------------------------------------
-    sanitization_level: SanitizationLevel = SanitizationLevel.STRICT
-    """How much markup InputSanitizer keeps: strict, moderate or permissive."""
+    sanitization_level: SanitizationLevel = SanitizationLevel.MODERATE
+    """How much markup InputSanitizer keeps when ALLOW_HTML is on: strict, moderate or
+    permissive (with ALLOW_HTML off, the default, every level keeps text only)."""
     max_input_length: int = Field(default=1_048_576, ge=1)
     """Largest request body (bytes) the inspection middleware buffers (more is 413
     ``request_too_large``), and longest single value (413 ``value_too_long``)."""
@@ -210,7 +216,11 @@ class SecuritySettings(BaseSettings):
 
     # -- encryption / keys (issue 6) -----------------------------------------------------
     encryption_algorithm: Literal["fernet", "aes_gcm"] = "fernet"
-    """Cipher of DataEncryption: fernet or aes_gcm (binds ciphertext to its context)."""
+    """Cipher of DataEncryption: fernet or aes_gcm (binds ciphertext to its context);
+    aes_cbc is refused (CBC without a MAC is malleable)."""
+    encryption_key_length: int = 32
+    """Bytes of each derived data key: 32, the length both offered algorithms take
+    (AES-256-GCM; Fernet's 16-byte AES key plus its 16-byte HMAC key)."""
     enable_key_rotation: bool = True
     """Keep a key ring so keys can rotate while old data still decrypts."""
     key_rotation_days: int = Field(default=90, ge=1)
@@ -229,9 +239,9 @@ class SecuritySettings(BaseSettings):
     # -- audit (issue 2, 4) ------------------------------------------------------------------
     enable_audit_logging: bool = True
     """Record one audit entry per request and every security event."""
-    enable_compliance_logging: bool = True
+    enable_compliance_logging: bool = True  # the guide says false: see the README
     """Tag audit entries with the compliance controls they evidence and forward them."""
-    audit_retention_days: int = Field(default=365, ge=1)
+    audit_retention_days: int = Field(default=2555, ge=1)
     """Audit entries older than this are pruned (whole signed segments only)."""
     audit_db_url: str = "sqlite:///./pynomaly_audit.db"
     """Audit store: sqlite:///path or postgresql://user@host/db."""
@@ -502,7 +512,33 @@ class SecuritySettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         flat = _FlatSectionNames(settings_cls, env_settings, dotenv_settings)
-        return init_settings, flat, env_settings, dotenv_settings, file_secret_settings
+        sources = [init_settings, flat, env_settings, dotenv_settings]
+        config_file = os.environ.get(CONFIG_ENV)
+        if config_file:  # below the environment and .env: they win over the file
+            sources.append(JsonConfigFile(settings_cls, config_file, SECTIONS))
+        return (*sources, file_secret_settings)
+
+    # -- the integration guide's encryption settings (issue 14) --
+    @field_validator("encryption_algorithm", mode="before")
+    @classmethod
+    def _no_cbc(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "aes_cbc":
+            raise ValueError(
+                "aes_cbc is not offered: CBC without a MAC is malleable (bit flipping, "
+                "padding oracles); use aes_gcm (AES-256-GCM) or fernet (AES-CBC with "
+                "HMAC-SHA256, encrypt-then-MAC), both authenticated"
+            )
+        return value
+
+    @field_validator("encryption_key_length")
+    @classmethod
+    def _key_length(cls, value: int) -> int:
+        if value != 32:
+            raise ValueError(
+                "must be 32: aes_gcm (AES-256) and fernet (AES key + HMAC key) both take "
+                "32-byte keys"
+            )
+        return value
 
     @model_validator(mode="before")
     @classmethod

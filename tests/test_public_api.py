@@ -94,6 +94,7 @@ GUIDE_IMPORTS = [
     *("AuditLevel", "AuditLogger", "ComplianceStandard", "DataEncryption", "InputSanitizer"),
     *("SecurityAlert", "SecurityEventType", "SecurityMonitor", "ThreatDetector", "ThreatLevel"),
     *("add_security_endpoints", "audit_context", "setup_security_middleware"),
+    *("SanitizationConfig", "audit_action", "SQLInjectionProtector", "SafeQueryBuilder"),
 ]
 # What setup_security_middleware installs besides middlewares, for those who wire by hand.
 INSTALLERS = ["inspection_exempt", "install_validation_handler", "secure_server_errors"]

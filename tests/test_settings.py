@@ -11,9 +11,10 @@ from pynomaly_security.settings import InspectionSection, SanitizationLevel
 
 
 def test_defaults_are_secure() -> None:
-    """Out of the box: strict sanitizing, block mode, headers on, brute force 5 in 300 s."""
+    """Out of the box: moderate sanitizing (text only: HTML is off), block mode, headers on,
+    brute force 5 in 300 s."""
     s = load_settings(_env_file=None)
-    assert s.sanitization_level is SanitizationLevel.STRICT
+    assert s.sanitization_level is SanitizationLevel.MODERATE and not s.allow_html
     assert s.detection_mode == "block" and s.detection_level == 2
     assert s.security_headers_enabled and s.csp_enabled and s.hsts_enabled
     assert (s.brute_force_max_attempts, s.brute_force_time_window) == (5, 300)

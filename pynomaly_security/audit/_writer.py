@@ -83,8 +83,8 @@ class BatchWriter:
             return
         self.access.append(row)
 
-    async def submit(self, entry: AuditEntry) -> int:
-        """Queue an urgent entry and wait until it is committed."""
+    def enqueue(self, entry: AuditEntry) -> asyncio.Future[int]:
+        """Queue an urgent entry (on the writer's loop); the future of its commit."""
         if not self.running or self._wake is None:
             raise StorageError(
                 "the audit logger is not started (call `await audit_logger.start()`)"
@@ -92,7 +92,11 @@ class BatchWriter:
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._urgent.append((entry, fut))
         self._wake.set()
-        return await fut
+        return fut
+
+    async def submit(self, entry: AuditEntry) -> int:
+        """Queue an urgent entry and wait until it is committed."""
+        return await self.enqueue(entry)
 
     async def flush(self) -> None:
         """Commit everything queued so far now, and return once it is committed (access

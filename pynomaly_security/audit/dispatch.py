@@ -3,6 +3,10 @@
 Handlers run in one background task fed by a bounded queue: a slow or failing
 SIEM delays nothing and loses at most what overflows the queue (counted and
 logged). Sync handlers run in a worker thread so they cannot block the loop.
+
+A compliance handler receives an :class:`~pynomaly_security.audit.events.AuditEvent`
+(``.dict()`` / ``.model_dump()`` give the export document); a checkpoint (anchor)
+handler receives the checkpoint's document, a ``dict``.
 """
 
 from __future__ import annotations
@@ -13,16 +17,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pynomaly_security._log import get_logger
+from pynomaly_security.audit.events import AuditEvent
 from pynomaly_security.audit.records import AuditEntry, ComplianceStandard
 
-__all__ = ["ComplianceDispatcher", "ComplianceHandler"]
+__all__ = ["AnchorHandler", "ComplianceDispatcher", "ComplianceHandler"]
 
 log = get_logger(__name__)
 
 HANDLER_FAILED = "audit_compliance_handler_failed"
 QUEUE_FULL = "audit_compliance_queue_full"
 
-ComplianceHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
+ComplianceHandler = Callable[[AuditEvent], Awaitable[None] | None]
+AnchorHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
 Render = Callable[[AuditEntry, int], dict[str, Any]]
 _Item = tuple[str, AuditEntry | dict[str, Any], int]
 
@@ -30,7 +36,7 @@ _Item = tuple[str, AuditEntry | dict[str, Any], int]
 class ComplianceDispatcher:
     def __init__(self, *, max_queue: int = 10_000) -> None:
         self._handlers: list[tuple[ComplianceStandard, ComplianceHandler, Render]] = []
-        self._anchors: list[ComplianceHandler] = []
+        self._anchors: list[AnchorHandler] = []
         self._max_queue = max_queue
         self._queue: asyncio.Queue[_Item | None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -40,7 +46,7 @@ class ComplianceDispatcher:
     def active(self) -> bool:
         return bool(self._handlers) and self._queue is not None
 
-    def register_anchor(self, handler: ComplianceHandler) -> None:
+    def register_anchor(self, handler: AnchorHandler) -> None:
         self._anchors.append(handler)
 
     def submit_checkpoint(self, doc: dict[str, Any]) -> None:
@@ -101,15 +107,15 @@ class ComplianceDispatcher:
                 if standard in body.standards:
                     doc = render(body, seq)
                     doc["forwarded_for"] = standard.value
-                    await _call(handler, doc, standard.value)
+                    await _call(handler, AuditEvent.from_document(doc), standard.value)
 
 
-async def _call(handler: ComplianceHandler, doc: dict[str, Any], label: str) -> None:
+async def _call(handler: Callable[[Any], Any], doc: Any, label: str) -> None:
     try:
         if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
             getattr(handler, "__call__", None)  # noqa: B004 - callable instances
         ):
-            await handler(doc)  # type: ignore[misc]
+            await handler(doc)
         else:
             result = await asyncio.to_thread(handler, doc)
             if inspect.isawaitable(result):

@@ -5,21 +5,31 @@ commit), one chain record each; per-request access records are queued as
 tuples without blocking and sealed in batches, one chain record per flush
 (``batch.py``), within ``audit_flush_interval_ms`` (and fully on
 :meth:`AuditLogger.aclose`).
+
+The integration guide's calls are the same methods (issue 14): ``log_security_event``
+and ``log_audit_event`` return an :class:`~pynomaly_security.audit.receipt.AuditReceipt`.
+On the logger's own loop they queue the record and return at once (await the receipt
+to wait for the commit); from a thread without a running loop they commit before
+returning; from another loop they hand the record over and return. ``AuditLogger()``
+without arguments reads the settings from the environment, uses the default store
+and the process's key ring, and starts itself on first use in a background thread
+(``_background.py``) unless it was started first, as the stack starts its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from pynomaly_security._context import AccessRow, access_row
 from pynomaly_security._log import get_logger
+from pynomaly_security.audit._background import BackgroundLoop, close_at_exit
 from pynomaly_security.audit._writer import BatchWriter
-from pynomaly_security.audit.actions import audit_action, audit_context
+from pynomaly_security.audit.actions import AuditContext, audit_action, audit_context
 from pynomaly_security.audit.anchor import (
     FileAnchor,
     RedisAnchor,
@@ -29,7 +39,12 @@ from pynomaly_security.audit.anchor import (
 )
 from pynomaly_security.audit.bounds import RecordBounds, column_text, cut
 from pynomaly_security.audit.compliance import standards_for
-from pynomaly_security.audit.dispatch import ComplianceDispatcher, ComplianceHandler
+from pynomaly_security.audit.dispatch import (
+    AnchorHandler,
+    ComplianceDispatcher,
+    ComplianceHandler,
+)
+from pynomaly_security.audit.receipt import AuditReceipt, result_within
 from pynomaly_security.audit.records import (
     AuditEntry,
     AuditLevel,
@@ -41,8 +56,9 @@ from pynomaly_security.audit.records import (
 from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores import AuditStore, Checkpoint
 from pynomaly_security.audit.trail import AuditTrail
+from pynomaly_security.audit.verify import VerifyResult
 from pynomaly_security.crypto.keys import KeyRing
-from pynomaly_security.exceptions import ConfigurationError
+from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.settings import SecuritySettings
 from pynomaly_security.storage.registry import StorageRegistry
 
@@ -51,6 +67,8 @@ __all__ = ["AuditLogger"]
 log = get_logger(__name__)
 
 NO_ANCHOR_EVENT = "audit_no_anchor"
+CLOSE_FAILED = "audit_close_failed"
+START_FAILED = "audit_start_failed"
 _NO_ANCHOR_HINT = (
     "no anchor keeps the signed checkpoints outside the database, so a truncation that also"
     " deletes checkpoints cannot be detected; set PYNOMALY_SECURITY__AUDIT_ANCHOR_FILE or"
@@ -59,6 +77,9 @@ _NO_ANCHOR_HINT = (
 
 P = ParamSpec("P")
 R = TypeVar("R")
+COMMIT_TIMEOUT = 30.0
+"""Seconds a caller without an event loop waits for its record's commit; past it the
+call raises StorageError instead of hanging (a store that stopped answering)."""
 
 
 def _check(name: str, value: float, low: float, high: float | None = None) -> None:
@@ -71,10 +92,12 @@ class AuditLogger(AuditTrail):
     """Writes the tamper-evident, encrypted audit trail (and reads it: see AuditTrail).
 
     Use ``async with AuditLogger.from_settings(settings) as audit:`` or call
-    :meth:`start` / :meth:`aclose` from the lifespan.
+    :meth:`start` / :meth:`aclose` from the lifespan. ``AuditLogger()`` (the guide's
+    form, see the module) needs neither.
 
     Args:
-        store: where records live (``StorageRegistry.audit_log(url)``).
+        store: where records live (``StorageRegistry.audit_log(url)``); with ``keys``
+            left out too, everything comes from the environment's settings.
         keys: the audit keys of the key ring (``AuditKeys(KeyRing.from_settings(settings))``).
         flush_interval_ms: longest wait of a per-request access record.
         checkpoint_every / checkpoint_seconds: when an access-only commit's checkpoint
@@ -90,8 +113,8 @@ class AuditLogger(AuditTrail):
 
     def __init__(
         self,
-        store: AuditStore,
-        keys: AuditKeys,
+        store: AuditStore | None = None,
+        keys: AuditKeys | None = None,
         *,
         flush_interval_ms: int = 200,
         checkpoint_every: int = 1000,
@@ -100,10 +123,24 @@ class AuditLogger(AuditTrail):
         compliance: bool = True,
         max_pending: int = 100_000,
         anchor_file: Path | None = None,
-        anchor_sinks: Sequence[ComplianceHandler] = (),
+        anchor_sinks: Sequence[AnchorHandler] = (),
         bounds: RecordBounds | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self_managed = store is None and keys is None
+        if self_managed:  # the guide's AuditLogger(): all from the environment's settings
+            from pynomaly_security import defaults
+
+            settings = defaults.settings()
+            store, keys, options = _from_settings(settings, None, None, "audit", defaults.keyring())
+            (flush_interval_ms, checkpoint_every, checkpoint_seconds, retention_days) = (
+                options["flush_interval_ms"], options["checkpoint_every"],
+                options["checkpoint_seconds"], options["retention_days"],
+            )  # fmt: skip
+            compliance, anchor_file = options["compliance"], options["anchor_file"]
+            anchor_sinks, bounds = options["anchor_sinks"], options["bounds"]
+        if store is None or keys is None:
+            raise ConfigurationError("AuditLogger takes both store and keys, or neither")
         _check("flush_interval_ms", flush_interval_ms, 1, 200)
         _check("checkpoint_every", checkpoint_every, 1)
         _check("checkpoint_seconds", checkpoint_seconds, 0.001)
@@ -136,6 +173,13 @@ class AuditLogger(AuditTrail):
         self._last_maintenance = clock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._background: BackgroundLoop | None = None
+        self._background_start: asyncio.Future[None] | None = None
+        self._background_lock = threading.Lock()
+        self._closed = False
+        self._self_managed = self_managed
+        if self_managed:
+            defaults.adopt_audit_logger(self)
 
     @classmethod
     def from_settings(
@@ -152,35 +196,8 @@ class AuditLogger(AuditTrail):
         (in development mode without a master key, one ephemeral key for all).
         The store is ``AUDIT_DB_URL`` on ``storage`` (the application's registry;
         one of its own when omitted)."""
-        keys = AuditKeys(keyring if keyring is not None else KeyRing.from_settings(settings))
-        sinks: list[ComplianceHandler] = []
-        if settings.audit_anchor_syslog:
-            sinks.append(SyslogAnchor(settings.audit_anchor_syslog))
-        if settings.audit_anchor_redis_url:
-            sinks.append(
-                RedisAnchor(settings.audit_anchor_redis_url, settings.audit_anchor_redis_key)
-            )
-        if settings.audit_anchor_webhook_url:
-            sinks.append(WebhookAnchor(settings.audit_anchor_webhook_url))
-        return cls(
-            store
-            if store is not None
-            else (storage or StorageRegistry.from_settings(settings)).audit_log(
-                settings.audit_db_url, prefix=prefix, setting="AUDIT_DB_URL"
-            ),
-            keys,
-            flush_interval_ms=settings.audit_flush_interval_ms,
-            checkpoint_every=settings.audit_checkpoint_every,
-            checkpoint_seconds=settings.audit_checkpoint_seconds,
-            retention_days=settings.audit_retention_days,
-            compliance=settings.enable_compliance_logging,
-            anchor_file=default_anchor_path(settings),
-            anchor_sinks=sinks,
-            bounds=RecordBounds(
-                max_field_chars=settings.audit_max_field_chars,
-                max_record_bytes=settings.audit_max_record_bytes,
-            ),
-        )
+        store, keys, options = _from_settings(settings, store, storage, prefix, keyring)
+        return cls(store, keys, **options)
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -210,10 +227,21 @@ class AuditLogger(AuditTrail):
         task.add_done_callback(self._tasks.discard)
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        """Open the store and start the writer on the running loop (a logger already
+        running in its background thread stays there)."""
+        if self._background is not None and asyncio.get_running_loop() is not self._background.loop:
+            return
+        self._closed = False
+        loop = asyncio.get_running_loop()
         await self.store.open()
-        for key_id, public in self.keys.public_keys.items():
-            await self.store.put_public_key(key_id, public)
+        try:
+            for key_id, public in self.keys.public_keys.items():
+                await self.store.put_public_key(key_id, public)
+        except BaseException:
+            await self.store.aclose()
+            raise
+        # Only once the store is open: a failed start leaves nothing for aclose to close.
+        self._loop = loop
         self._dispatch.start()
         self._writer.start()
         if not self._sealer.anchored:
@@ -223,9 +251,15 @@ class AuditLogger(AuditTrail):
 
     async def aclose(self) -> None:
         """Flush every queued record, sign the tail, stop handlers, close the store."""
+        background = self._background
+        if background is not None and asyncio.get_running_loop() is not background.loop:
+            await asyncio.wrap_future(background.submit(self.aclose()))
+            await asyncio.to_thread(self._stop_background)
+            return
         if self._loop is None:
             return  # never started, or already closed
         self._loop = None
+        self._closed = True
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
@@ -240,7 +274,36 @@ class AuditLogger(AuditTrail):
     async def flush(self) -> None:
         """Commit every queued access record (and pending event) now, instead of after
         ``flush_interval_ms``; returns once they are in the store."""
+        background = self._background
+        if background is not None and asyncio.get_running_loop() is not background.loop:
+            await asyncio.wrap_future(background.submit(self.flush()))
+            return
         await self._writer.flush()
+
+    def close(self) -> None:
+        """:meth:`aclose` for code without an event loop (scripts; at exit for a
+        logger that started itself). On the logger's own loop, ``await aclose()``."""
+        background = self._background
+        if background is not None:
+            if not background.loop.is_closed():
+                result_within(background.submit(self.aclose()), COMMIT_TIMEOUT)
+            self._stop_background()
+            return
+        home = self._loop
+        if home is None:
+            return
+        if _running_loop() is home:
+            raise RuntimeError("close() would block the logger's own loop: await aclose()")
+        try:
+            result_within(asyncio.run_coroutine_threadsafe(self.aclose(), home), COMMIT_TIMEOUT)
+        except RuntimeError:  # its loop is gone (never closed properly): nothing can run
+            log.warning(CLOSE_FAILED, reason="event loop closed")
+
+    def _stop_background(self) -> None:
+        with self._background_lock:
+            background, self._background = self._background, None
+        if background is not None:
+            background.stop()
 
     async def __aenter__(self) -> AuditLogger:
         await self.start()
@@ -250,69 +313,140 @@ class AuditLogger(AuditTrail):
         await self.aclose()
 
     # -- writing -----------------------------------------------------------------------
-    async def log_security_event(
+    def log_security_event(
         self,
         event_type: SecurityEventType | str,
         message: str,
         level: AuditLevel = AuditLevel.WARNING,
         details: Mapping[str, Any] | None = None,
-        compliance_standards: Sequence[ComplianceStandard] | None = None,
+        compliance_standards: Sequence[ComplianceStandard | str] | None = None,
         *,
         user_id: str | None = None,
         source_ip: str | None = None,
         request_id: str | None = None,
-    ) -> int:
-        """Record a security event; returns its sequence number once committed."""
+    ) -> AuditReceipt:
+        """Record a security event (see the module: queued on the logger's loop,
+        committed before returning without one); await the receipt for its sequence
+        number once committed."""
         # Custom event types (strings outside the enum) are allowed; they get base controls.
-        kind = event_type.value if isinstance(event_type, SecurityEventType) else str(event_type)
         payload = {"message": message, "details": dict(details or {})}
-        return await self._submit(
-            EntryKind.SECURITY, kind, level, compliance_standards, payload,
+        return self._enqueue(
+            EntryKind.SECURITY, event_type, level, compliance_standards, payload,
             user_id=user_id, source_ip=source_ip, request_id=request_id,
         )  # fmt: skip
 
-    async def log_audit_event(
+    def log_audit_event(
         self,
         action: str,
         resource: str,
         outcome: str = "success",
         *,
+        message: str | None = None,
         user_id: str | None = None,
         details: Mapping[str, Any] | None = None,
-        compliance_standards: Sequence[ComplianceStandard] | None = None,
+        compliance_standards: Sequence[ComplianceStandard | str] | None = None,
         level: AuditLevel = AuditLevel.INFO,
-        event_type: SecurityEventType = SecurityEventType.AUDIT_ACTION,
+        event_type: SecurityEventType | str = SecurityEventType.AUDIT_ACTION,
         source_ip: str | None = None,
         request_id: str | None = None,
-    ) -> int:
-        """Record who did what to which resource; committed before it returns."""
-        payload = {
+    ) -> AuditReceipt:
+        """Record who did what to which resource (``event_type`` e.g. ``"data_access"``,
+        the guide's; ``message`` optional); delivered as :meth:`log_security_event`."""
+        payload: dict[str, Any] = {
             "action": action,
             "resource": resource,
             "outcome": outcome,
             "details": dict(details or {}),
         }
-        return await self._submit(
-            EntryKind.AUDIT, event_type.value, level, compliance_standards, payload,
+        if message is not None:
+            payload["message"] = message
+        return self._enqueue(
+            EntryKind.AUDIT, event_type, level, compliance_standards, payload,
             user_id=user_id, source_ip=source_ip, request_id=request_id,
         )  # fmt: skip
 
-    async def _submit(
+    def _enqueue(
         self,
         kind: EntryKind,
-        event_type: str,
+        event_type: SecurityEventType | str,
         level: AuditLevel,
-        standards: Sequence[ComplianceStandard] | None,
+        standards: Sequence[ComplianceStandard | str] | None,
         payload: dict[str, Any],
         *,
         user_id: str | None,
         source_ip: str | None,
         request_id: str | None,
-    ) -> int:
+    ) -> AuditReceipt:
+        # Built here, in the caller's context: the ambient ids (tracking's, or an
+        # audit_context's) are the caller's, whichever thread commits the record.
+        entry = self._entry(
+            kind, event_type, level, standards, payload,
+            user_id=user_id, source_ip=source_ip, request_id=request_id,
+        )  # fmt: skip
+        running = _running_loop()
+        if self._self_managed and self._loop is None and not self._closed:
+            self._start_background()
+        background = self._background
+        home = background.loop if background is not None else self._loop
+        if home is None:
+            raise StorageError(
+                "the audit logger is closed"
+                if self._closed
+                else "the audit logger is not started (call `await audit_logger.start()`)"
+            )
+        if running is home:
+            return AuditReceipt(self._writer.enqueue(entry))  # never waits
+        receipt = AuditReceipt(asyncio.run_coroutine_threadsafe(self._submit(entry), home))
+        if running is None:
+            receipt.wait(COMMIT_TIMEOUT)  # no loop to block: committed before returning
+        return receipt
+
+    async def _submit(self, entry: AuditEntry) -> int:
+        """On the logger's loop: (start itself, in background mode, then) commit."""
+        if self._background_start is not None:
+            await asyncio.shield(self._background_start)
+        return await self._writer.submit(entry)
+
+    def _start_background(self) -> None:
+        with self._background_lock:
+            if self._background is not None or self._loop is not None:
+                return
+            background = BackgroundLoop("pynomaly-audit-logger")
+            self._background = background
+
+            async def start() -> None:
+                self._background_start = asyncio.ensure_future(self.start())
+                try:
+                    await self._background_start
+                except Exception as exc:
+                    log.error(START_FAILED, error=type(exc).__name__)
+                    raise
+
+            started = background.submit(start())
+            if _running_loop() is None:
+                result_within(started, COMMIT_TIMEOUT)  # a start failure reaches this caller
+            # Else the caller's loop must not wait for the store to open: calls queue
+            # behind the start (its coroutine runs first), a failure is logged by start().
+            # What was queued when the process ends is committed and the tail signed.
+            close_at_exit(self)
+
+    def _entry(
+        self,
+        kind: EntryKind,
+        event_type: SecurityEventType | str,
+        level: AuditLevel,
+        standards: Sequence[ComplianceStandard | str] | None,
+        payload: dict[str, Any],
+        *,
+        user_id: str | None,
+        source_ip: str | None,
+        request_id: str | None,
+    ) -> AuditEntry:
+        type_name = str(getattr(event_type, "value", event_type))
         if standards is not None:
             tags = tuple(ComplianceStandard(s) for s in standards)
         else:
-            tags = standards_for(event_type) if self._compliance else ()
+            tags = standards_for(type_name) if self._compliance else ()
         limit = self._bounds.max_field_chars
         ident = {
             "user_id": ambient("user_id", user_id),
@@ -320,11 +454,14 @@ class AuditLogger(AuditTrail):
             "request_id": ambient("request_id", request_id),
         }
         ident = {k: None if v is None else cut(v, limit) for k, v in ident.items()}
+        correlation = ambient("correlation_id", None)
+        if correlation is not None:  # an audit_context(correlation_id=...) around the call
+            payload["correlation_id"] = cut(correlation, limit)
         request = ident["request_id"]
-        entry = AuditEntry(
+        return AuditEntry(
             kind=kind,
             # Plaintext columns: storable whatever the input (payload JSON escapes itself).
-            event_type=column_text(event_type, 128),
+            event_type=column_text(type_name, 128),
             level=AuditLevel(level),
             standards=tags,
             request_id=None if request is None else column_text(request, limit),
@@ -334,7 +471,6 @@ class AuditLogger(AuditTrail):
             payload=self._bounds.apply(payload, ident),
             timestamp=self._clock(),
         )
-        return await self._writer.submit(entry)
 
     def log_request(
         self,
@@ -376,10 +512,8 @@ class AuditLogger(AuditTrail):
         else:
             writer.dropped += 1
 
-    def audit_context(
-        self, action: str, resource: str, **kwargs: Any
-    ) -> AbstractAsyncContextManager[dict[str, Any]]:
-        """``async with audit.audit_context("delete", "item:42") as details:``"""
+    def audit_context(self, action: str, resource: str, **kwargs: Any) -> AuditContext:
+        """``async with audit.audit_context("delete", "item:42") as details:`` (or ``with``)"""
         return audit_context(self, action, resource, **kwargs)
 
     def audit_action(
@@ -417,7 +551,7 @@ class AuditLogger(AuditTrail):
         await self.prune_expired()
 
     # -- reading -------------------------------------------------------------------------
-    def register_checkpoint_handler(self, handler: ComplianceHandler) -> None:
+    def register_checkpoint_handler(self, handler: AnchorHandler) -> None:
         """Send every signed checkpoint (``Checkpoint.to_dict()``) to ``handler`` once
         committed: kept outside the database (SIEM, WORM bucket), they let
         ``audit verify --anchors`` catch a truncation that also deleted the
@@ -428,10 +562,36 @@ class AuditLogger(AuditTrail):
     def register_compliance_handler(
         self, standard: ComplianceStandard, handler: ComplianceHandler
     ) -> None:
-        """Forward committed events tagged ``standard`` to ``handler`` (non-blocking)."""
+        """Forward committed events tagged ``standard`` to ``handler`` (non-blocking), as
+        :class:`~pynomaly_security.audit.events.AuditEvent` objects (``.dict()``)."""
         self._dispatch.register(ComplianceStandard(standard), handler, self._reader.export_dict)
 
+    # -- a self-started logger's store lives on its background loop ----------------------
+    async def _at_home(self, coro: Coroutine[Any, Any, R]) -> R:
+        """Run a store coroutine on the logger's loop: a self-started logger's store
+        belongs to its background thread's loop (asyncpg's pool serves only its own)."""
+        background = self._background
+        if background is None or asyncio.get_running_loop() is background.loop:
+            return await coro
+        return await asyncio.wrap_future(background.submit(coro))
+
+    async def query(self, **filters: Any) -> list[dict[str, Any]]:
+        """:meth:`AuditTrail.query`, on the logger's loop."""
+        return await self._at_home(super().query(**filters))
+
+    async def verify(self, *args: Any, **kwargs: Any) -> VerifyResult:
+        """:meth:`AuditTrail.verify`, on the logger's loop."""
+        return await self._at_home(super().verify(*args, **kwargs))
+
+    async def prune_expired(self) -> int:
+        """:meth:`AuditTrail.prune_expired`, on the logger's loop."""
+        return await self._at_home(super().prune_expired())
+
     async def erase_subject(self, user_id: str) -> int:
+        """Crypto-shred a subject (see :meth:`_erase_subject`), on the logger's loop."""
+        return await self._at_home(self._erase_subject(user_id))
+
+    async def _erase_subject(self, user_id: str) -> int:
         """Crypto-shred a subject: destroy their key; returns keys destroyed.
 
         The erasure is recorded first (one ``subject_erased`` record per key,
@@ -463,3 +623,47 @@ class AuditLogger(AuditTrail):
         destroyed = await self.store.delete_subject_keys(refs)
         self._sealer.forget(refs)
         return destroyed
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _from_settings(
+    settings: SecuritySettings,
+    store: AuditStore | None,
+    storage: StorageRegistry | None,
+    prefix: str,
+    keyring: KeyRing | None,
+) -> tuple[AuditStore, AuditKeys, dict[str, Any]]:
+    """The store, keys and options of a logger built from ``settings`` (one place for
+    ``from_settings`` and ``AuditLogger()``)."""
+    keys = AuditKeys(keyring if keyring is not None else KeyRing.from_settings(settings))
+    sinks: list[AnchorHandler] = []
+    if settings.audit_anchor_syslog:
+        sinks.append(SyslogAnchor(settings.audit_anchor_syslog))
+    if settings.audit_anchor_redis_url:
+        sinks.append(RedisAnchor(settings.audit_anchor_redis_url, settings.audit_anchor_redis_key))
+    if settings.audit_anchor_webhook_url:
+        sinks.append(WebhookAnchor(settings.audit_anchor_webhook_url))
+    if store is None:
+        store = (storage or StorageRegistry.from_settings(settings)).audit_log(
+            settings.audit_db_url, prefix=prefix, setting="AUDIT_DB_URL"
+        )
+    options: dict[str, Any] = {
+        "flush_interval_ms": settings.audit_flush_interval_ms,
+        "checkpoint_every": settings.audit_checkpoint_every,
+        "checkpoint_seconds": settings.audit_checkpoint_seconds,
+        "retention_days": settings.audit_retention_days,
+        "compliance": settings.enable_compliance_logging,
+        "anchor_file": default_anchor_path(settings),
+        "anchor_sinks": sinks,
+        "bounds": RecordBounds(
+            max_field_chars=settings.audit_max_field_chars,
+            max_record_bytes=settings.audit_max_record_bytes,
+        ),
+    }
+    return store, keys, options

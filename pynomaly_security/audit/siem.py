@@ -1,7 +1,9 @@
 """Compliance handlers that forward events to a SIEM: webhook (httpx) and syslog.
 
 Register them with :meth:`AuditLogger.register_compliance_handler`; they run
-in the dispatcher's background task, never on the request path.
+in the dispatcher's background task, never on the request path. Each takes the
+:class:`~pynomaly_security.audit.events.AuditEvent` a compliance handler receives, or
+a document (a checkpoint, when used as an anchor sink).
 
 References:
     RFC 5424 (syslog protocol), RFC 5426 (syslog over UDP).
@@ -18,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from pynomaly_security.audit.events import AuditEvent
 from pynomaly_security.exceptions import ConfigurationError
 
 __all__ = ["SyslogHandler", "WebhookHandler"]
@@ -52,8 +55,8 @@ class WebhookHandler:
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._headers = dict(headers or {})
 
-    async def __call__(self, event: dict[str, Any]) -> None:
-        response = await self._client.post(self._url, json=event, headers=self._headers)
+    async def __call__(self, event: AuditEvent | Mapping[str, Any]) -> None:
+        response = await self._client.post(self._url, json=_document(event), headers=self._headers)
         response.raise_for_status()
 
     async def aclose(self) -> None:
@@ -88,7 +91,8 @@ class SyslogHandler:
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
 
-    def format(self, event: Mapping[str, Any]) -> bytes:
+    def format(self, event: AuditEvent | Mapping[str, Any]) -> bytes:
+        event = _document(event)
         severity = _SEVERITY.get(str(event.get("level", "info")), 6)
         ts = event.get("ts")
         when = (
@@ -104,10 +108,14 @@ class SyslogHandler:
         )
         return (header + " " + body).encode()
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: AuditEvent | Mapping[str, Any]) -> None:
         # Non-blocking UDP: a full socket buffer raises (logged by the dispatcher)
         # instead of waiting; RFC 5426 syslog is lossy by design.
         self._sock.sendto(self.format(event), self._address)
 
     async def aclose(self) -> None:
         self._sock.close()
+
+
+def _document(event: AuditEvent | Mapping[str, Any]) -> Mapping[str, Any]:
+    return event.model_dump() if isinstance(event, AuditEvent) else event

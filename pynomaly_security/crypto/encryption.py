@@ -50,6 +50,7 @@ from pynomaly_security.crypto.keys import KeyRing
 from pynomaly_security.exceptions import ConfigurationError, InvalidToken
 
 if TYPE_CHECKING:
+    from pynomaly_security.crypto.fields import FieldEncryption
     from pynomaly_security.settings import SecuritySettings
 
 __all__ = ["Algorithm", "DataEncryption", "EncryptionContext"]
@@ -104,6 +105,11 @@ class DataEncryption:
     Tokens written with either algorithm are readable whatever the configured
     algorithm is, so switching algorithms needs no migration.
 
+    ``DataEncryption()`` without settings or ring (the integration guide's form) uses the
+    process's defaults (:mod:`pynomaly_security.defaults`): the settings from the
+    environment and their one shared key ring. :attr:`field_encryption` is the
+    :class:`~pynomaly_security.crypto.FieldEncryption` over this object.
+
     Raises:
         ConfigurationError: at construction, for a missing or invalid master key.
     """
@@ -118,8 +124,11 @@ class DataEncryption:
     ) -> None:
         if keyring is None:
             if settings is None:
-                raise ConfigurationError("DataEncryption needs settings or a keyring")
-            keyring = KeyRing.from_settings(settings)
+                from pynomaly_security import defaults
+
+                settings, keyring = defaults.settings(), defaults.keyring()
+            else:
+                keyring = KeyRing.from_settings(settings)
         if algorithm is None:
             algorithm = settings.encryption_algorithm if settings is not None else "aes_gcm"
         if algorithm not in _CODE_OF:
@@ -131,6 +140,18 @@ class DataEncryption:
         self._aead: dict[tuple[int, int], AESGCM] = {}
         self._fernet: dict[tuple[int, int], cryptography.fernet.Fernet] = {}
         self._adapters: dict[Any, pydantic.TypeAdapter[Any]] = {}
+        self._fields: FieldEncryption | None = None
+
+    @property
+    def field_encryption(self) -> FieldEncryption:
+        """Field-level encryption of records with this object (the guide's
+        ``encryption.field_encryption.register_encrypted_field("users", "ssn")``); one
+        per ``DataEncryption``, so registrations persist."""
+        if self._fields is None:
+            from pynomaly_security.crypto.fields import FieldEncryption
+
+            self._fields = FieldEncryption(self)
+        return self._fields
 
     # -- keys ------------------------------------------------------------------------
     def _aesgcm(self, version: int, master: int = 0) -> AESGCM:

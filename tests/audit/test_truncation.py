@@ -221,7 +221,7 @@ def test_oldest_records_deleted_inside_the_retention_period(trail: Path, capsys:
     code, out = _verify(trail, capsys)
     assert code == 1
     assert out.startswith(f"FAIL seq=1 pruned_early: records 1..{k} were deleted")
-    assert "inside the retention period of 365 days" in out
+    assert "inside the retention period of 2555 days" in out
     # An auditor told of a retention shorter than the records' age accepts the pruning.
     code, out = _verify(trail, capsys, "--retention-days", "0")
     assert code == 0, out

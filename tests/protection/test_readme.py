@@ -34,6 +34,9 @@ def test_readme_data_protection_walkthrough(
             monkeypatch.delenv(name)
     monkeypatch.setenv("PYNOMALY_MASTER_KEY", generate_master_key())
     monkeypatch.chdir(tmp_path)
+    # The README's commands name the repository's venv (.venv/bin/python), as a user
+    # types them at the repository's root: here, the venv running the tests.
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     namespace: dict[str, object] = {"__name__": "readme"}
     outputs: list[str] = []
