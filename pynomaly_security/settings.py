@@ -445,6 +445,21 @@ class SecuritySettings(BaseSettings):
             return {k: _split_list(v) for k, v in value.items()}
         return value
 
+    @field_validator("rate_limits", "route_rate_limits")
+    @classmethod
+    def _limit_specs(cls, value: Any) -> Any:
+        # Parsed here, as the rate limiter will: a typo fails at start-up (or is a
+        # 422 for a live change) naming the setting, not a 500 on a request.
+        from limits import parse_many
+
+        for spec in value.values() if isinstance(value, dict) else [value]:
+            for item in spec:
+                try:
+                    parse_many(item)
+                except ValueError:
+                    raise ValueError(f"{item!r} is not a rate limit (e.g. '100/minute')") from None
+        return value
+
     # -- data protection (issue 6) --
     key_version: int = Field(default=1, ge=1, le=0xFFFFFFFF)
     """Key id new data is encrypted with; bump it to rotate, then run ``keys rotate``."""
