@@ -1,7 +1,7 @@
 """Live settings: the few settings safe to change while the app serves.
 
 :data:`LIVE_FIELDS` is the allow-list (detection level and mode, the monitor's
-brute-force thresholds, the global rate limits, the header policy); every other
+thresholds, the global rate limits, the header policy); every other
 setting is read once at start-up and a change is refused naming the field
 (:class:`NotLiveError`). A change is validated by :class:`SecuritySettings`
 itself (the model the start-up settings went through, not a second schema) and
@@ -9,9 +9,9 @@ stored as one versioned document in the stack's store, so every worker sharing
 that store (Redis) sees it: each worker reads the document's version every
 :data:`POLL_SECONDS` from a background task of the lifespan, and applies a new
 version by calling the appliers the composition root subscribed (the inspector,
-the rate limiter, the lockout, the header policy); nothing on the request path
-reads the store. With a store of one process (memory) a change is applied where
-it is made and no task runs.
+the rate limiter, the lockout and detectors, the header policy); nothing on the
+request path reads the store. With a store of one process (memory) a change is
+applied where it is made and no task runs.
 
 The document holds only the overrides (fields changed live), never whole
 settings: a field nobody changed keeps each worker's start-up value, and a
@@ -57,6 +57,8 @@ LIVE_FIELDS: Mapping[str, str] = {
     "brute_force_max_attempts": "failed sign-ins that lock (the brute-force alert)",
     "credential_stuffing_threshold": "distinct names per IP (or IPs per name) that alert",
     "account_max_attempts": "failed sign-ins per account from any address",
+    "anomaly_min_history": "a user's requests before a new IP raises anomalous_access",
+    "anomaly_hour_min_history": "a user's requests before a new hour raises anomalous_access",
     "rate_limits": "the global rate limits",
     "route_rate_limits": "the rate limits per route",
     "rate_limit_exempt_paths": "paths the global rate limits skip",

@@ -47,6 +47,7 @@ from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
 from pynomaly_security.middleware.stack import SecurityMiddleware
 from pynomaly_security.monitor.activity import UserTracker
+from pynomaly_security.monitor.detectors import AnomalousAccessDetector
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.network.hosts import TrustedHosts
@@ -218,7 +219,7 @@ def setup_security_middleware(
         else None
     )
     lockouts = LockoutManager.from_settings(settings, store, event_sink=monitor.submit)
-    live = _live_settings(settings, store, inspector, lockouts)
+    live = _live_settings(settings, store, inspector, lockouts, monitor)
     stack = SecurityStack(
         settings=settings,
         security_monitor=monitor,
@@ -361,10 +362,22 @@ def _live_settings(
     store: Store,
     inspector: Inspector | None,
     lockouts: LockoutManager,
+    monitor: SecurityMonitor,
 ) -> LiveSettings:
     """The stack's live settings, with the components built here subscribed (the
     rate limiter and header policy subscribe where they are built)."""
     live = LiveSettings(settings, store)
+
+    def detector_thresholds(s: SecuritySettings) -> None:
+        for detector in monitor.detectors:
+            if isinstance(detector, AnomalousAccessDetector):
+                detector.min_history = s.anomaly_min_history
+                detector.hour_min_history = s.anomaly_hour_min_history
+
+    # The built-in detectors are made with their defaults (default_detectors takes no
+    # settings): their thresholds come from the settings here, at start-up and live.
+    detector_thresholds(settings)
+    live.subscribe(detector_thresholds)
     if inspector is not None:
         live.subscribe(
             lambda s: inspector.reconfigure(

@@ -285,6 +285,12 @@ class SecuritySettings(BaseSettings):
     """Bound of the monitor's event queue; events beyond it are dropped and counted."""
     max_tracked_keys: int = Field(default=100_000, ge=1)
     """Bound of every per-key map kept in memory (IPs, users, counters)."""
+    anomaly_min_history: int = Field(default=10, ge=1)
+    """Requests of a user seen before a new IP address raises an ``anomalous_access``
+    alert (medium); changeable live."""
+    anomaly_hour_min_history: int = Field(default=50, ge=1)
+    """Requests of a user seen before activity at a new hour (UTC) raises one (low);
+    changeable live."""
 
     # -- headers (issue 2) ------------------------------------------------------------------
     security_headers_enabled: bool = True

@@ -226,3 +226,26 @@ async def test_two_stacks_on_one_store_converge(store_url: str, tmp_path: Path) 
         assert one.current.version == 2 and one.current.settings.detection_level == 3
     finally:
         await store.aclose()
+
+
+@pytest.mark.anyio
+async def test_detector_thresholds_change_live(app: FastAPI, client: httpx.AsyncClient) -> None:
+    """With ANOMALY_MIN_HISTORY lowered to 2 live, bob's third request as a signed-in
+    user, from a new address, raises an anomalous_access alert (the default, 10,
+    would not)."""
+    headers = await admin_session(client)
+    done = await patch(client, headers, {"anomaly_min_history": 2}, 0)
+    assert done.status_code == 200, done.text
+    creds = {"username": "bob", "password": DEMO_USERS["bob"]}
+    bob = {
+        "Authorization": f"Bearer {(await client.post('/login', json=creds)).json()['access_token']}"
+    }
+    for _ in range(2):
+        assert (await client.get("/me", headers=bob)).status_code == 200
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.99", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as elsewhere:
+        assert (await elsewhere.get("/me", headers=bob)).status_code == 200
+    alerts = (await client.get("/api/security/alerts", headers=ADMIN)).json()["alerts"]
+    assert [a["details"]["reason"] for a in alerts if a["alert_type"] == "anomalous_access"] == [
+        "new_ip"
+    ]
