@@ -35,6 +35,7 @@ import structlog
 from pydantic import ValidationError
 
 from pynomaly_security.exceptions import ConfigurationError, SecurityError, StorageError
+from pynomaly_security.middleware.ratelimit import worker_count
 from pynomaly_security.settings import SecuritySettings
 from pynomaly_security.storage.base import DocumentStore, KeyValueStore, missing_capability
 
@@ -273,11 +274,11 @@ class LiveSettings:
         say) is logged and skipped: the worker keeps the last version it could apply.
         """
         document = await self._docs.get(_DOC_ID)
-        if document is None or int(document.get("version", 0)) == self.current.version:
+        if document is None or document.get("version") == self.current.version:
             return False
         try:
             version = self._version_of(document)
-        except (NotLiveError, InvalidLiveValue) as exc:
+        except (NotLiveError, InvalidLiveValue, KeyError, TypeError, ValueError) as exc:
             log.error("live_settings_refused", version=document.get("version"), error=str(exc))
             return False
         self._apply(version)
@@ -296,6 +297,12 @@ class LiveSettings:
             log.warning("live_settings_unavailable", error=str(exc))
         if self._shared:
             self._task = asyncio.get_running_loop().create_task(self._watch())
+        elif worker_count() > 1:
+            log.warning(
+                "live_settings_memory_store_with_workers",
+                hint="a change applies to the worker that answered it only; "
+                "set PYNOMALY_SECURITY__REDIS_URL",
+            )
 
     async def _watch(self) -> None:
         failing = False
