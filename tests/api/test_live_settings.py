@@ -5,6 +5,7 @@ effect in the layer it names (inspection, rate limits, header policy, lockout)."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -210,7 +211,9 @@ async def test_a_change_is_audited_with_who_and_what(
 @pytest.mark.anyio
 async def test_two_stacks_on_one_store_converge(store_url: str, tmp_path: Path) -> None:
     """Two LiveSettings on one store (two workers): a change through one is seen by the
-    other's refresh; a change against a version the other already replaced conflicts."""
+    other's refresh; a change against a version the other already replaced conflicts,
+    of two concurrent changes one wins, and a third started later begins at the
+    stored version."""
     store = create_store(store_url, **({"key_prefix": "pns-live:"} if "redis" in store_url else {}))
     base = settings(tmp_path)
     seen: list[str] = []
@@ -224,6 +227,25 @@ async def test_two_stacks_on_one_store_converge(store_url: str, tmp_path: Path) 
         with pytest.raises(VersionConflict):
             await one.update({"detection_level": 1}, expected_version=1, actor="u1")
         assert one.current.version == 2 and one.current.settings.detection_level == 3
+
+        # Two changes at once from the same version: the store's compare-and-set
+        # lets exactly one through.
+        results = await asyncio.gather(
+            one.update({"hsts_max_age": 60}, expected_version=2, actor="u1"),
+            two.update({"hsts_max_age": 120}, expected_version=2, actor="u2"),
+            return_exceptions=True,
+        )
+        assert sorted(type(r).__name__ for r in results) == ["VersionConflict", "tuple"]
+
+        # A worker that starts later applies the stored version before it serves.
+        late = LiveSettings(base, store)
+        await late.start()
+        try:
+            assert late.current.version == 3
+            assert late.current.settings.detection_mode == "detect"
+            assert late.current.settings.hsts_max_age in (60, 120)
+        finally:
+            await late.aclose()
     finally:
         await store.aclose()
 
@@ -237,9 +259,8 @@ async def test_detector_thresholds_change_live(app: FastAPI, client: httpx.Async
     done = await patch(client, headers, {"anomaly_min_history": 2}, 0)
     assert done.status_code == 200, done.text
     creds = {"username": "bob", "password": DEMO_USERS["bob"]}
-    bob = {
-        "Authorization": f"Bearer {(await client.post('/login', json=creds)).json()['access_token']}"
-    }
+    token = (await client.post("/login", json=creds)).json()["access_token"]
+    bob = {"Authorization": f"Bearer {token}"}
     for _ in range(2):
         assert (await client.get("/me", headers=bob)).status_code == 200
     transport = httpx.ASGITransport(app=app, client=("203.0.113.99", 40000))
