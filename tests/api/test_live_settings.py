@@ -18,6 +18,7 @@ from examples.app import DEMO_USERS, create_app
 from pynomaly_security.live import LIVE_FIELDS, LiveSettings, VersionConflict
 from pynomaly_security.settings import SecuritySettings
 from pynomaly_security.storage import create_store
+from tests.storage._redis_server import run_redis_server
 
 KEY = "test-admin-key-0123456789abcdef-live"
 ADMIN = {"X-API-Key": KEY}
@@ -270,3 +271,23 @@ async def test_detector_thresholds_change_live(app: FastAPI, client: httpx.Async
     assert [a["details"]["reason"] for a in alerts if a["alert_type"] == "anomalous_access"] == [
         "new_ip"
     ]
+
+
+@pytest.mark.anyio
+@pytest.mark.redis
+async def test_store_down_is_503_never_500(tmp_path: Path) -> None:
+    """With the shared Redis stopped, GET and PATCH answer 503 with Retry-After, and
+    the app keeps serving with the settings it had."""
+    with run_redis_server() as (url, proc):
+        application = create_app(settings(tmp_path, redis_url=url))
+        async with application.router.lifespan_context(application):
+            transport = httpx.ASGITransport(app=application, client=("198.51.100.7", 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                headers = await admin_session(c)
+                proc.terminate()
+                proc.wait()
+                down = await c.get(LIVE, headers=ADMIN)
+                assert down.status_code == 503 and down.headers["retry-after"]
+                change = await patch(c, headers, {"detection_mode": "detect"}, 0)
+                assert change.status_code == 503, change.text
+                assert (await c.get("/search", params=ATTACK)).status_code == 403
