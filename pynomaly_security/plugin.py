@@ -39,6 +39,7 @@ from pynomaly_security.auth.login_guard import LoginLockoutMiddleware
 from pynomaly_security.auth.router import build_lockout_router
 from pynomaly_security.crypto.keys import KeyRing
 from pynomaly_security.detection import Inspector
+from pynomaly_security.live import LiveSettings
 from pynomaly_security.middleware.audit import AccessRecorder
 from pynomaly_security.middleware.errors import secure_server_errors
 from pynomaly_security.middleware.headers import HeaderPolicy
@@ -46,6 +47,7 @@ from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
 from pynomaly_security.middleware.stack import SecurityMiddleware
 from pynomaly_security.monitor.activity import UserTracker
+from pynomaly_security.monitor.detectors import AnomalousAccessDetector
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.network.hosts import TrustedHosts
@@ -82,6 +84,8 @@ class SecurityStack:
     keyring: KeyRing | None = None
     """The key ring the audit trail uses; pass it to components built by hand (the
     authenticator) so that, in development mode, they share one ephemeral key."""
+    live: LiveSettings | None = None
+    """The settings that change while serving (``/api/security/settings/live``)."""
     """One backend (connection pool) per URL, shared by the store, the audit log and
     whatever the app builds on it (``AdvancedDataProtection(settings, storage=...)``);
     opened first and closed last by the lifespan."""
@@ -95,6 +99,8 @@ class SecurityStack:
             await self.storage.start()
         if self.store is not None:
             await self.store.start()
+        if self.live is not None:
+            await self.live.start()
         if self.settings.enable_security_monitoring:
             await self.security_monitor.start_monitoring()
         if self.user_tracker is not None:
@@ -107,6 +113,8 @@ class SecurityStack:
             return
         self._started = False
         await self.security_monitor.stop()
+        if self.live is not None:
+            await self.live.aclose()
         if self.user_tracker is not None:
             await self.user_tracker.aclose()
         if self.audit_logger is not None:
@@ -223,6 +231,7 @@ def setup_security_middleware(
         else None
     )
     lockouts = LockoutManager.from_settings(settings, store, event_sink=monitor.submit)
+    live = _live_settings(settings, store, inspector, lockouts, monitor)
     stack = SecurityStack(
         settings=settings,
         security_monitor=monitor,
@@ -235,6 +244,7 @@ def setup_security_middleware(
         lockouts=lockouts,
         storage=storage,
         keyring=keyring,
+        live=live,
     )
     stack.admin_routers.append(build_lockout_router(lockouts))
     if audit_logger is not None:
@@ -242,6 +252,9 @@ def setup_security_middleware(
 
         stack.admin_routers.append(build_audit_router(audit_logger))
         monitor.register_alert_handler(_audit_alert_handler(audit_logger))
+    from pynomaly_security.api.live_routes import build_live_settings_router
+
+    stack.admin_routers.append(build_live_settings_router(live, audit_logger))
 
     # add_middleware puts each new layer outside the previous one: innermost first.
     from pynomaly_security.storage.base import failure_policy
@@ -286,11 +299,9 @@ def setup_security_middleware(
         rate_limit_policy=failure_policy(settings.store_failure_policy, "rate_limit"),
         body_read_timeout=settings.body_read_timeout,
     )
-    if (
-        enable_rate_limiting
-        and settings.rate_limit_enabled
-        and (settings.rate_limits or settings.route_rate_limits)
-    ):
+    if enable_rate_limiting and settings.rate_limit_enabled:
+        # Installed without limits too: a live change may set them (with none, a
+        # request passes it after one set lookup).
         app.add_middleware(
             RateLimitMiddleware,
             store=store,
@@ -300,6 +311,7 @@ def setup_security_middleware(
             exempt_paths=settings.rate_limit_exempt_paths,
             resolver=resolver,
             failure_policy=failure_policy(settings.store_failure_policy, "rate_limit"),
+            live=live,
         )
     # Tracking, headers and audit run as one layer with one send wrapper (see
     # middleware/stack.py), sharing the policy and the recorder their standalone
@@ -338,6 +350,14 @@ def setup_security_middleware(
         username_fields=settings.login_username_fields,
     )
     if headers is not None:
+        policy = headers
+        live.subscribe(
+            lambda s: policy.reconfigure(
+                hsts=s.hsts_enabled and not s.development_mode,
+                hsts_max_age=s.hsts_max_age,
+                csp=s.csp_enabled,
+            )
+        )
         # An exception the app did not handle is answered by Starlette's
         # ServerErrorMiddleware, outside every layer above: its 500 gets the headers too.
         secure_server_errors(app, headers)
@@ -348,6 +368,45 @@ def setup_security_middleware(
     _wrap_lifespan(app, stack)
     app.state.pynomaly_security = stack
     return stack
+
+
+def _live_settings(
+    settings: SecuritySettings,
+    store: Store,
+    inspector: Inspector | None,
+    lockouts: LockoutManager,
+    monitor: SecurityMonitor,
+) -> LiveSettings:
+    """The stack's live settings, with the components built here subscribed (the
+    rate limiter and header policy subscribe where they are built)."""
+    live = LiveSettings(settings, store)
+
+    def detector_thresholds(s: SecuritySettings) -> None:
+        for detector in monitor.detectors:
+            if isinstance(detector, AnomalousAccessDetector):
+                detector.min_history = s.anomaly_min_history
+                detector.hour_min_history = s.anomaly_hour_min_history
+
+    # The built-in detectors are made with their defaults (default_detectors takes no
+    # settings): their thresholds come from the settings here, at start-up and live.
+    detector_thresholds(settings)
+    live.subscribe(detector_thresholds)
+    if inspector is not None:
+        live.subscribe(
+            lambda s: inspector.reconfigure(
+                level=s.detection_level,
+                mode=s.detection_mode,
+                mode_overrides=s.detection_mode_overrides,
+            )
+        )
+    live.subscribe(
+        lambda s: lockouts.set_thresholds(
+            max_attempts=s.brute_force_max_attempts,
+            stuffing_threshold=s.credential_stuffing_threshold,
+            account_max_attempts=s.account_max_attempts,
+        )
+    )
+    return live
 
 
 def _audit_alert_handler(audit_logger: AuditLogger) -> Callable[[Any], Any]:

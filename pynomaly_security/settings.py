@@ -296,6 +296,12 @@ class SecuritySettings(BaseSettings):
     """Bound of the monitor's event queue; events beyond it are dropped and counted."""
     max_tracked_keys: int = Field(default=100_000, ge=1)
     """Bound of every per-key map kept in memory (IPs, users, counters)."""
+    anomaly_min_history: int = Field(default=10, ge=1)
+    """Requests of a user seen before a new IP address raises an ``anomalous_access``
+    alert (medium); changeable live."""
+    anomaly_hour_min_history: int = Field(default=50, ge=1)
+    """Requests of a user seen before activity at a new hour (UTC) raises one (low);
+    changeable live."""
 
     # -- headers (issue 2) ------------------------------------------------------------------
     security_headers_enabled: bool = True
@@ -458,6 +464,21 @@ class SecuritySettings(BaseSettings):
             value = json.loads(value) if value.strip() else {}
         if isinstance(value, dict):
             return {k: _split_list(v) for k, v in value.items()}
+        return value
+
+    @field_validator("rate_limits", "route_rate_limits")
+    @classmethod
+    def _limit_specs(cls, value: Any) -> Any:
+        # Parsed here, as the rate limiter will: a typo fails at start-up (or is a
+        # 422 for a live change) naming the setting, not a 500 on a request.
+        from limits import parse_many
+
+        for spec in value.values() if isinstance(value, dict) else [value]:
+            for item in spec:
+                try:
+                    parse_many(item)
+                except ValueError:
+                    raise ValueError(f"{item!r} is not a rate limit (e.g. '100/minute')") from None
         return value
 
     # -- data protection (issue 6) --

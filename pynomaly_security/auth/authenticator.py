@@ -532,7 +532,10 @@ class ZeroTrustAuthenticator:
             raise AuthUnavailable("re-authentication temporarily unavailable")
         raise InvalidCredentials("invalid credentials")
 
-    async def _require_reauth(self, session: Session, action: str, source_ip: str | None) -> None:
+    async def require_reauth(self, session: Session, action: str, source_ip: str | None) -> None:
+        """Refuse (:class:`ReauthRequired`) unless ``session`` re-authenticated within
+        ``reauth_max_age`` seconds; ``action`` names the change in the account event.
+        Every sensitive change calls it: credentials here, live settings in the admin API."""
         if not await self.tokens.reauthenticated_within(session.session_id, self.reauth_max_age):
             self._account_event(
                 "reauth_required",
@@ -550,7 +553,7 @@ class ZeroTrustAuthenticator:
         Raises:
             ReauthRequired: the session has not re-authenticated recently.
         """
-        await self._require_reauth(session, "mfa_enroll", source_ip)
+        await self.require_reauth(session, "mfa_enroll", source_ip)
         user = await self._user(session.user.user_id)
         enrollment = self.totp.enroll(user.username)
         await self.users.update(user.but(totp_pending=enrollment.encrypted_secret))
@@ -570,7 +573,7 @@ class ZeroTrustAuthenticator:
             ReauthRequired: the session has not re-authenticated recently.
             InvalidCredentials: no pending secret, or a wrong code.
         """
-        await self._require_reauth(session, "mfa_confirm", source_ip)
+        await self.require_reauth(session, "mfa_confirm", source_ip)
         user = await self._user(session.user.user_id)
         if user.totp_pending is None or not await self.totp.verify(
             user.user_id, user.totp_pending, code
@@ -597,7 +600,7 @@ class ZeroTrustAuthenticator:
             ReauthRequired: the session has not re-authenticated recently.
             ChangeRefused: MFA is not enrolled.
         """
-        await self._require_reauth(session, "mfa_disable", source_ip)
+        await self.require_reauth(session, "mfa_disable", source_ip)
         user = await self._user(session.user.user_id)
         if not user.mfa_enabled and user.totp_pending is None:
             raise ChangeRefused("mfa is not enrolled")
@@ -615,7 +618,7 @@ class ZeroTrustAuthenticator:
             ReauthRequired: the session has not re-authenticated recently.
             ChangeRefused: MFA is not enrolled.
         """
-        await self._require_reauth(session, "mfa_recovery_codes", source_ip)
+        await self.require_reauth(session, "mfa_recovery_codes", source_ip)
         user = await self._user(session.user.user_id)
         if not user.mfa_enabled:
             raise ChangeRefused("mfa is not enrolled")
@@ -640,7 +643,7 @@ class ZeroTrustAuthenticator:
                 (re-authentication checks the current password).
             ChangeRefused: the new password fails the policy.
         """
-        await self._require_reauth(session, "password_change", source_ip)
+        await self.require_reauth(session, "password_change", source_ip)
         problem = self.passwords.check_policy(new_password)
         if problem is not None:
             raise ChangeRefused(problem)

@@ -200,6 +200,19 @@ class LockoutManager:
         self._clock = clock
         self._policy = failure_policy
 
+    def set_thresholds(
+        self, *, max_attempts: int, stuffing_threshold: int, account_max_attempts: int
+    ) -> None:
+        """Change the thresholds while serving (a live settings change): the next
+        failure is judged by them; counts already made are kept."""
+        if max_attempts < 1 or stuffing_threshold < 2 or account_max_attempts < 1:
+            raise ConfigurationError(
+                "need max_attempts >= 1, stuffing_threshold >= 2 and account_max_attempts >= 1"
+            )
+        self.max_attempts = max_attempts
+        self._stuffing = stuffing_threshold
+        self.account_max_attempts = account_max_attempts
+
     @classmethod
     def from_settings(
         cls, settings: SecuritySettings, store: Store, **kwargs: Any

@@ -46,7 +46,13 @@ from pynomaly_security.auth.users import UserRecord
 from pynomaly_security.exceptions import AuthenticationError, InvalidToken
 from pynomaly_security.network.client_ip import ClientIPResolver
 
-__all__ = ["REAUTH_ROUTES", "SIGN_IN_RISK", "build_auth_router", "build_lockout_router"]
+__all__ = [
+    "REAUTH_ROUTES",
+    "SIGN_IN_RISK",
+    "build_auth_router",
+    "build_lockout_router",
+    "refusal_response",
+]
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 SIGN_IN_RISK = "sign_in_risk"
@@ -102,7 +108,7 @@ def _tokens(pair: TokenPair, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _refusal(exc: AuthenticationError, request: Request) -> JSONResponse:
+def refusal_response(exc: AuthenticationError, request: Request) -> JSONResponse:
     """One HTTP answer per refusal; bodies never say which credential was wrong.
     A refusal at a limit (a lock, a busy hashing pool, the store down) is noted
     for the audit trail (``request_refused``)."""
@@ -175,7 +181,7 @@ def build_auth_router(
         try:
             user = await authenticator.signup(body.username, body.password)
         except (SignupRefused, HashingBusy) as exc:
-            return _refusal(exc, request)
+            return refusal_response(exc, request)
         return {"user_id": user.user_id, "username": user.username}
 
     @router.post("/login")
@@ -202,9 +208,9 @@ def build_auth_router(
         except RiskTooHigh as exc:
             if ctx is not None:
                 ctx.extra[SIGN_IN_RISK] = {"level": "high", "reasons": list(exc.reasons)}
-            return _refusal(exc, request)
+            return refusal_response(exc, request)
         except AuthenticationError as exc:
-            return _refusal(exc, request)
+            return refusal_response(exc, request)
         if ctx is not None:
             ctx.user_id = result.user.user_id
             # For the audit trail: why this sign-in scored what it did.
@@ -232,7 +238,7 @@ def build_auth_router(
                 session, body.password, body.code, client_ip(request)
             )
         except AuthenticationError as exc:
-            return _refusal(exc, request)
+            return refusal_response(exc, request)
         return {"reauthenticated": True, "max_age": max_age}
 
     @router.post("/mfa/enroll")
@@ -240,7 +246,7 @@ def build_auth_router(
         try:
             enrollment = await authenticator.enroll_mfa(session, client_ip(request))
         except AuthenticationError as exc:
-            return _refusal(exc, request)
+            return refusal_response(exc, request)
         return {"secret": enrollment.secret, "otpauth_uri": enrollment.provisioning_uri}
 
     @router.post("/mfa/confirm")
@@ -250,7 +256,7 @@ def build_auth_router(
         try:
             codes, pair = await authenticator.confirm_mfa(session, body.code, client_ip(request))
         except AuthenticationError as exc:
-            return _refusal(exc, request)
+            return refusal_response(exc, request)
         return _tokens(pair, mfa_enabled=True, recovery_codes=codes, sessions_ended=True)
 
     @router.post("/mfa/disable")
@@ -258,7 +264,7 @@ def build_auth_router(
         try:
             pair = await authenticator.disable_mfa(session, client_ip(request))
         except AuthenticationError as exc:
-            return _refusal(exc, request)
+            return refusal_response(exc, request)
         return _tokens(pair, mfa_enabled=False, sessions_ended=True)
 
     @router.post("/mfa/recovery-codes")
@@ -266,7 +272,7 @@ def build_auth_router(
         try:
             codes, pair = await authenticator.regenerate_recovery_codes(session, client_ip(request))
         except AuthenticationError as exc:
-            return _refusal(exc, request)
+            return refusal_response(exc, request)
         return _tokens(pair, recovery_codes=codes, sessions_ended=True)
 
     @router.post("/password")
@@ -278,7 +284,7 @@ def build_auth_router(
                 session, body.new_password, client_ip(request)
             )
         except AuthenticationError as exc:
-            return _refusal(exc, request)
+            return refusal_response(exc, request)
         return _tokens(pair, sessions_ended=True)
 
     @router.post("/refresh")
@@ -288,7 +294,7 @@ def build_auth_router(
         except InvalidToken:
             return JSONResponse({"detail": "invalid token"}, 401, headers=_CHALLENGE)
         except AuthenticationError as exc:
-            return _refusal(exc, request)
+            return refusal_response(exc, request)
         return _tokens(pair)
 
     @router.post("/logout", status_code=204)
@@ -300,7 +306,7 @@ def build_auth_router(
                 bearer_token(request), body.refresh_token if body else None, client_ip(request)
             )
         except AuthenticationError as exc:
-            return _refusal(exc, request)
+            return refusal_response(exc, request)
         return Response(status_code=204)
 
     @router.post("/logout-all", status_code=204)
@@ -308,7 +314,7 @@ def build_auth_router(
         try:
             await authenticator.logout_all(user.user_id, client_ip(request))
         except AuthenticationError as exc:
-            return _refusal(exc, request)
+            return refusal_response(exc, request)
         return Response(status_code=204)
 
     @router.get("/me")

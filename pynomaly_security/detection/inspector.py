@@ -172,18 +172,10 @@ class Inspector:
         limits: InspectionLimits | None = None,
         clock: Callable[[], float] = time.thread_time,
     ) -> None:
-        if level not in THRESHOLDS:
-            raise ConfigurationError(f"detection level must be 1..4, got {level!r}")
-        overrides = dict(mode_overrides or {})
-        for value in (mode, *overrides.values()):
-            if value not in _MODES:
-                raise ConfigurationError(f"detection mode must be block or detect, got {value!r}")
         if max_input_length < 1 or max_json_depth < 1:
             raise ConfigurationError("max_input_length and max_json_depth must be >= 1")
-        self.level = level
-        self.mode = mode
-        self.mode_overrides = overrides
-        self.threshold = THRESHOLDS[level]
+        self._listeners: list[Callable[[], None]] = []
+        self.reconfigure(level=level, mode=mode, mode_overrides=mode_overrides)
         self.max_input_length = max_input_length
         self.max_json_depth = max_json_depth
         self.limits = dataclasses.replace(
@@ -206,11 +198,38 @@ class Inspector:
             "cookie." if name == "cookie" else f"header.{name}" for name in sorted(secrets)
         )
         """Fields whose values are never memoized: cookies and the secret headers."""
-        active = [rule for rule in ALL_RULES if rule.level <= level]
-        self._engine = RuleEngine(active)
-        self._plain_engine = RuleEngine([rule for rule in active if rule.plain])
+
+    def reconfigure(
+        self, *, level: int, mode: str, mode_overrides: Mapping[str, str] | None = None
+    ) -> None:
+        """Set the detection level and modes (at start-up, and for a live change):
+        the rules of the level, its threshold; memoized scans and the listeners'
+        memories (:meth:`on_reconfigure`) are forgotten, since they hold verdicts
+        of the rules that ran before."""
+        if level not in THRESHOLDS:
+            raise ConfigurationError(f"detection level must be 1..4, got {level!r}")
+        overrides = dict(mode_overrides or {})
+        for value in (mode, *overrides.values()):
+            if value not in _MODES:
+                raise ConfigurationError(f"detection mode must be block or detect, got {value!r}")
+        if getattr(self, "level", None) != level:
+            active = [rule for rule in ALL_RULES if rule.level <= level]
+            self._engine = RuleEngine(active)
+            self._plain_engine = RuleEngine([rule for rule in active if rule.plain])
+        self.level = level
+        self.mode = mode
+        self.mode_overrides = overrides
+        self.threshold = THRESHOLDS[level]
+        # New dicts, not clear(): a verdict of the old rules is never kept in them.
         self._memo: dict[str, tuple[int, tuple[Hit, ...]]] = {}
         self._path_memo: dict[str, tuple[int, tuple[Hit, ...]]] = {}
+        for listener in self._listeners:
+            listener()
+
+    def on_reconfigure(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every :meth:`reconfigure` (a memory of verdicts
+        to forget, like the inspection layer's memory of clean requests)."""
+        self._listeners.append(listener)
 
     @classmethod
     def from_settings(cls, settings: SecuritySettings) -> Inspector:

@@ -49,6 +49,8 @@ class CleanRequests:
         self.known: Callable[[object], bool] = self._clean.__contains__
         """Whether the request with this :meth:`key` was found clean: the set's own
         ``__contains__``, a C call on every request instead of a Python one."""
+        # A live change of the detection level or mode makes earlier verdicts stale.
+        inspector.on_reconfigure(self._clean.clear)
 
     def key(
         self, path: str | bytes, query_string: bytes, headers: Sequence[Sequence[bytes]]

@@ -214,9 +214,6 @@ class HeaderPolicy:
             (b"cross-origin-opener-policy", b"same-origin"),
             (b"cross-origin-resource-policy", b"same-origin"),
         ]
-        self._hsts: tuple[bytes, bytes] | None = (
-            (_HSTS, f"max-age={hsts_max_age}; includeSubDomains".encode()) if hsts else None
-        )
         self.common_headers = tuple(common)
         """The headers every (non-docs) response gets, CSP and HSTS aside."""
         # for_request's answers to a usual request, over HTTP and over HTTPS.
@@ -228,7 +225,6 @@ class HeaderPolicy:
             for name, value in common
         )
         self._redirect_common = tuple(item for item in common if item[0] != _COOP)
-        self.csp = csp
         self._api_csp = api_csp.encode()
         self._json_csp = json_csp.encode()
         self._html_csp = html_csp.encode()
@@ -243,9 +239,20 @@ class HeaderPolicy:
             frozenset(),
             frozenset(),
         )
-        self._blocks: dict[tuple[bytes, bool], tuple[tuple[bytes, bytes], ...]] = {}
         # Every name a block may hold: an app that set one of them itself keeps its own.
         self._block_names = frozenset(name for name, _ in common) | {_HSTS, _CSP}
+        self.reconfigure(hsts=hsts, hsts_max_age=hsts_max_age, csp=csp)
+
+    def reconfigure(self, *, hsts: bool, hsts_max_age: int, csp: bool) -> None:
+        """Switch HSTS and the CSP, set HSTS's max-age (at start-up, and for a live
+        change); the blocks built for earlier responses are dropped."""
+        if hsts_max_age < 0:
+            raise ConfigurationError(f"hsts_max_age must be >= 0, got {hsts_max_age}")
+        self._hsts: tuple[bytes, bytes] | None = (
+            (_HSTS, f"max-age={hsts_max_age}; includeSubDomains".encode()) if hsts else None
+        )
+        self.csp = csp
+        self._blocks: dict[tuple[bytes, bool], tuple[tuple[bytes, bytes], ...]] = {}
 
     def _block(
         self,

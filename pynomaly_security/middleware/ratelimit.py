@@ -40,6 +40,7 @@ from pynomaly_security.storage.base import FailurePolicy, Store, failure_policy
 from pynomaly_security.storage.memory import MemoryStore
 
 if TYPE_CHECKING:
+    from pynomaly_security.live import LiveSettings
     from pynomaly_security.settings import SecuritySettings
 
 __all__ = ["RateLimitKey", "RateLimitMiddleware", "worker_count"]
@@ -132,6 +133,9 @@ class RateLimitMiddleware:
         on_reject: awaited before a 429 is sent (report to the monitor).
         failure_policy: when the store fails: ``fail_open`` lets requests
             through (and logs), ``fail_closed`` answers ``503``.
+        live: the stack's live settings: ``rate_limits``, ``route_rate_limits`` and
+            ``rate_limit_exempt_paths`` of each new version replace ``limits``,
+            ``route_limits`` and ``exempt_paths`` (:meth:`reconfigure`).
     """
 
     def __init__(
@@ -149,6 +153,7 @@ class RateLimitMiddleware:
         api_key_header: str = "x-api-key",
         on_reject: RejectHook | None = None,
         failure_policy: FailurePolicy = "fail_open",
+        live: LiveSettings | None = None,
     ) -> None:
         if key not in ("ip", "user", "api_key", "route"):
             raise ConfigurationError(f"key must be ip, user, api_key or route, got {key!r}")
@@ -160,7 +165,41 @@ class RateLimitMiddleware:
         self.store: Store = store if store is not None else MemoryStore()
         self._owns_store = store is None
         self._limiter = SlidingWindowCounterRateLimiter(LimitsStorageAdapter(self.store))
-        self._default = _parse(limits, "rate_limits")
+        self.reconfigure(
+            limits=limits,
+            route_limits=route_limits,
+            account_route_limits=account_route_limits,
+            exempt_paths=exempt_paths,
+        )
+        self._key = key
+        self._resolver = resolver or ClientIPResolver()
+        self._user_key = user_key
+        self._api_key_header = api_key_header.lower().encode("latin-1")
+        self._on_reject = on_reject
+        self._policy = failure_policy
+        if live is not None:
+            live.subscribe(self._apply_live)
+
+    def _apply_live(self, settings: SecuritySettings) -> None:
+        self.reconfigure(
+            limits=settings.rate_limits,
+            route_limits=settings.route_rate_limits,
+            exempt_paths=settings.rate_limit_exempt_paths,
+        )
+
+    def reconfigure(
+        self,
+        *,
+        limits: Sequence[str],
+        route_limits: Mapping[str, Sequence[str]] | None = None,
+        account_route_limits: Mapping[str, Sequence[str]] | None = None,
+        exempt_paths: Sequence[str] = (),
+    ) -> None:
+        """Set the limits (at start-up, and for a live change): every table is parsed
+        first and then set with no await in between, so a request sees the old limits
+        or the new ones, never a mix. Counts already made are kept (a limit's counter
+        is keyed by the limit itself, so a changed limit starts its own count)."""
+        default = _parse(limits, "rate_limits")
         exact: dict[str, tuple[RateLimitItem, ...]] = {}
         prefixes: list[tuple[str, tuple[RateLimitItem, ...]]] = []
         for pattern, specs in (route_limits or {}).items():
@@ -169,8 +208,6 @@ class RateLimitMiddleware:
                 prefixes.append((pattern[:-1], items))
             else:
                 exact[pattern] = items
-        self._exact = exact
-        self._prefixes = tuple(sorted(prefixes, key=lambda p: -len(p[0])))  # longest wins
         account_exact: dict[str, tuple[RateLimitItem, ...]] = {}
         account_prefixes: list[tuple[str, tuple[RateLimitItem, ...]]] = []
         for pattern, specs in (account_route_limits or {}).items():
@@ -179,22 +216,19 @@ class RateLimitMiddleware:
                 account_prefixes.append((pattern[:-1], items))
             else:
                 account_exact[pattern] = items
+        self._exact = exact
+        self._prefixes = tuple(sorted(prefixes, key=lambda p: -len(p[0])))  # longest wins
         self._account_exact = account_exact
         self._account_prefixes = tuple(sorted(account_prefixes, key=lambda p: -len(p[0])))
         # Without a default limit only the listed routes are counted: every other
         # request passes after one set lookup and one C-level prefix test (the
         # login/sign-up/MFA limits are installed by default, on the hot path).
-        self._only_routes = not self._default
+        self._default = default
+        self._only_routes = not default
         self._limited_exact = frozenset(exact) | frozenset(account_exact)
         self._limited_prefixes = tuple(p for p, _ in (*self._prefixes, *self._account_prefixes))
         self._exempt_exact = frozenset(p for p in exempt_paths if not p.endswith("*"))
         self._exempt_prefixes = tuple(p[:-1] for p in exempt_paths if p.endswith("*"))
-        self._key = key
-        self._resolver = resolver or ClientIPResolver()
-        self._user_key = user_key
-        self._api_key_header = api_key_header.lower().encode("latin-1")
-        self._on_reject = on_reject
-        self._policy = failure_policy
 
     @classmethod
     def from_settings(
