@@ -2,8 +2,11 @@
 
 Never copy this code. It exists so users and tests can watch the SQL sink stop an
 injection the edge inspection may let through: ``GET /demo/users?name=...``
-pastes ``name`` between quotes into a SQLite statement, ``GET /demo/users/{id}``
-pastes the path segment as a number. Mounted only when
+pastes ``name`` between quotes into a SQLite statement, ``GET /demo/users/by-id/{id}``
+pastes the path segment as a number, ``POST /demo/users/search`` pastes a JSON
+field, and ``GET /demo/users/legacy?name=`` first decodes the value once more
+(percent-decoding, NFKC) as legacy code does for clients that double-encode.
+``GET /demo/users-safe?name=`` is the fix: a ``?`` parameter. Mounted only when
 ``PYNOMALY_DEMO_VULNERABLE=1`` (``create_app(demo_vulnerable=True)``).
 
 The connection is a :class:`~pynomaly_security.sql.hooks.ProtectedSQLiteConnection`:
@@ -17,9 +20,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import Any
+import unicodedata
+from typing import Annotated, Any
+from urllib.parse import unquote
 
-from fastapi import FastAPI, HTTPException
+from fastapi import Body, FastAPI, HTTPException
 
 from pynomaly_security.sql.hooks import ProtectedSQLiteConnection
 
@@ -54,10 +59,21 @@ def add_vulnerable_routes(app: FastAPI) -> None:
         # VULNERABLE ON PURPOSE: string formatting instead of a ? parameter.
         return run(f"SELECT id, name, email FROM users WHERE name = '{name}'")
 
-    @app.get("/demo/users/{user_id}", tags=["deliberately vulnerable demo"])
+    @app.get("/demo/users/by-id/{user_id}", tags=["deliberately vulnerable demo"])
     def demo_user_by_id(user_id: str) -> list[dict[str, Any]]:
         # VULNERABLE ON PURPOSE: a "number" pasted into the statement unquoted.
         return run(f"SELECT id, name, email FROM users WHERE id = {user_id}")
+
+    @app.post("/demo/users/search", tags=["deliberately vulnerable demo"])
+    def demo_users_search(name: Annotated[str, Body(embed=True)]) -> list[dict[str, Any]]:
+        # VULNERABLE ON PURPOSE: a JSON field pasted between quotes.
+        return run(f"SELECT id, name, email FROM users WHERE name = '{name}'")
+
+    @app.get("/demo/users/legacy", tags=["deliberately vulnerable demo"])
+    def demo_users_legacy(name: str = "") -> list[dict[str, Any]]:
+        # VULNERABLE ON PURPOSE, twice: decoded again, then pasted between quotes.
+        name = unicodedata.normalize("NFKC", unquote(name))
+        return run(f"SELECT id, name, email FROM users WHERE name = '{name}'")
 
     @app.get("/demo/users-safe", tags=["deliberately vulnerable demo"])
     def demo_users_safe(name: str = "") -> list[dict[str, Any]]:
