@@ -14,6 +14,8 @@ query, path, headers, cookies, form, multipart and JSON fields), plus the
 decoded path segments (path parameters) and the readings an application
 commonly applies itself (one or two more rounds of percent-decoding, HTML
 entities, NFKC): a value the app decodes again still matches the statement.
+Plain words and numbers (``orders``, ``42``) are left out: one token wherever
+they land, they cannot change a statement's structure.
 The body is the part the app has read so far (a statement can only carry
 what the app read), kept for the request only and bounded.
 
@@ -24,6 +26,7 @@ the monitor and the audit trail are fed from the event loop by the middleware.
 from __future__ import annotations
 
 import html
+import re
 import unicodedata
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
@@ -54,6 +57,11 @@ MAX_FINDINGS = 8
 value in detect mode does not grow the request's memory."""
 
 _DECODE_ROUNDS = 2
+# A plain word or number is one token wherever it lands in a statement (and inside
+# another token it is a coincidence check_statement ignores): it cannot change the
+# structure, so it is not looked for. Without this, the table names a REST path
+# carries (/orders/7) occur in most statements and each would be tokenized.
+_PLAIN_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
 _ALL_HEADERS = HeaderSelector(["*"])
 
 _CURRENT: ContextVar[RequestSink | None] = ContextVar("pynomaly_security_sql_sink", default=None)
@@ -141,7 +149,9 @@ class RequestSink:
         fields: list[str] = []
         for name, value in pairs:
             for reading in _readings(value):
-                if len(reading) >= minimum and reading not in seen:
+                if len(reading) < minimum or _PLAIN_WORD.fullmatch(reading):
+                    continue
+                if reading not in seen:
                     seen.add(reading)
                     values.append(reading)
                     fields.append(name)
