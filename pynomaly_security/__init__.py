@@ -52,6 +52,7 @@ from pynomaly_security.middleware.headers import HeaderPolicy, SecurityHeadersMi
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.middleware.masking import ResponseMaskingMiddleware
 from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
+from pynomaly_security.middleware.sqlsink import SQLSinkMiddleware
 from pynomaly_security.middleware.stack import SecurityMiddleware
 from pynomaly_security.middleware.tracking import UserTrackingMiddleware
 from pynomaly_security.monitor import (
@@ -71,6 +72,13 @@ from pynomaly_security.protection import AdvancedDataProtection, SensitiveSpan, 
 from pynomaly_security.sanitize import InputSanitizer, SanitizedStr
 from pynomaly_security.settings import SanitizationLevel, SecuritySettings, load_settings
 from pynomaly_security.sql import QueryAnalysis, SafeQueryBuilder, SQLInjectionProtector
+from pynomaly_security.sql.errors import SQLInjectionBlocked
+from pynomaly_security.sql.hooks import (
+    ProtectedSQLiteConnection,
+    install_sql_protection,
+    protect_psycopg,
+    protect_sqlalchemy,
+)
 from pynomaly_security.validation import install_validation_handler
 
 __version__ = "0.1.0"
@@ -101,6 +109,7 @@ __all__ = [
     "KeyRing",
     "LockoutManager",
     "LoginLockoutMiddleware",
+    "ProtectedSQLiteConnection",
     "QueryAnalysis",
     "RateLimitMiddleware",
     "RequestParts",
@@ -108,7 +117,9 @@ __all__ = [
     "ResponseMaskingMiddleware",
     "RouteRateLimit",
     "RuleFinding",
+    "SQLInjectionBlocked",
     "SQLInjectionProtector",
+    "SQLSinkMiddleware",
     "SafeQueryBuilder",
     "SanitizationLevel",
     "SanitizedStr",
@@ -137,8 +148,11 @@ __all__ = [
     "create_security_router",
     "inspection_exempt",
     "install_authenticator",
+    "install_sql_protection",
     "install_validation_handler",
     "load_settings",
+    "protect_psycopg",
+    "protect_sqlalchemy",
     "secure_server_errors",
     "setup_security_middleware",
 ]
