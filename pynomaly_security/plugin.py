@@ -153,6 +153,7 @@ def setup_security_middleware(
     enable_input_inspection: bool = True,
     enable_rate_limiting: bool = True,
     store: Store | None = None,
+    enable_sql_protection: bool = True,
 ) -> SecurityStack:
     """Wire the security stack into ``app`` in one line.
 
@@ -163,7 +164,10 @@ def setup_security_middleware(
     Args:
         app: a FastAPI or Starlette application (before it starts serving).
         enable_*: switch a component off; the settings can switch them off too
-            (``SECURITY_HEADERS_ENABLED``, ``ENABLE_AUDIT_LOGGING``, ...).
+            (``SECURITY_HEADERS_ENABLED``, ``ENABLE_AUDIT_LOGGING``,
+            ``SQL_INJECTION_PROTECTION``, ...). ``enable_sql_protection``: the SQL
+            sink (:class:`~pynomaly_security.middleware.sqlsink.SQLSinkMiddleware`,
+            innermost, and SQLAlchemy's hook on every engine).
         development_mode: relaxes production-only checks (no HSTS, an ephemeral
             master key is allowed).
         settings: the settings; ``None`` reads them from the environment, and an
@@ -233,7 +237,7 @@ def setup_security_middleware(
     # add_middleware puts each new layer outside the previous one: innermost first.
     from pynomaly_security.storage.base import failure_policy
 
-    if settings.sql_injection_protection:
+    if enable_sql_protection and settings.sql_injection_protection:
         # Innermost: it keeps the body the app reads and hands the request's values
         # to the driver hooks; SQLAlchemy engines are hooked here, other drivers by
         # the app's connection classes (issue 15).
