@@ -169,6 +169,16 @@ def main() -> int:
     rows, revision = load(Path(args.corpora))
     parts: list[RequestParts] = [request_parts_from_record(r) for _, r in rows]
 
+    # The SQL sink on every benign row (its values pasted between quotes): a benign
+    # value never changes the statement's structure unless it holds a quote.
+    sink_benign = [0, 0, 0]
+    for (_, row), p in zip(rows, parts, strict=True):
+        if row["label"] != "attack":
+            flagged, quoted = sink_flags(p)
+            sink_benign[0] += flagged
+            sink_benign[1] += flagged and quoted
+            sink_benign[2] += 1
+
     verdicts = [inspector.inspect(p) for p in parts]  # also warms RE2's lazy DFA
     blocked = [v.blocked or v.reject_status is not None for v in verdicts]
     # Speed: best of three timed passes (the machine is shared; the minimum
@@ -241,6 +251,11 @@ def main() -> int:
         print(f"  {name:26} {fmt(*benign_file[name])}", file=out)
     print(f"  {'ALL benign':26} {fmt(*totals['benign'])}", file=out)
     print(f"  {'hard negatives':26} {fmt(*totals['hard'])}", file=out)
+    print(
+        f"  {'SQL sink flags a value':26} {fmt(sink_benign[0], sink_benign[2])}, "
+        f"{sink_benign[1]} of them a value with a quote",
+        file=out,
+    )
     print(
         f"speed: {rps:,.0f} requests/s on one core ({elapsed:.2f} s for {len(parts)} requests); "
         f"slowest request (warm, best pass) {slowest * 1000:.2f} ms",
