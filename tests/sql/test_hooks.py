@@ -338,3 +338,65 @@ async def test_psycopg_cursors(pg_table: tuple[str, str]) -> None:
         await exercise(run_sync)
     finally:
         conn.close()
+
+
+# -- what the sink cannot read fails closed
+
+
+def plain_app(policy: SinkPolicy, db: sqlite3.Connection) -> Starlette:
+    async def endpoint(request: Request) -> JSONResponse:
+        await request.body()
+        rows = db.execute("SELECT id FROM people WHERE name = 'alice'").fetchall()
+        return JSONResponse([r[0] for r in rows])
+
+    return Starlette(
+        routes=[Route("/", endpoint, methods=["POST"])],
+        middleware=[Middleware(SQLSinkMiddleware, policy=policy)],  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.anyio
+async def test_a_body_longer_than_the_sink_keeps_blocks_its_statements(
+    sqlite_db: sqlite3.Connection,
+) -> None:
+    """Block mode: a body past max_body_size was not all kept, so none of the
+    request's statements is known safe (403); detect mode runs them."""
+    body = b"name=" + b"a" * 64
+    async with client(plain_app(SinkPolicy(max_body_size=16), sqlite_db)) as c:
+        refused = await c.post("/", content=body)
+        short = await c.post("/", content=b"name=bob")
+    async with client(plain_app(SinkPolicy(mode="detect", max_body_size=16), sqlite_db)) as c:
+        detected = await c.post("/", content=body)
+    assert refused.status_code == 403 and refused.json()["error"] == "request_blocked"
+    assert short.status_code == 200 and short.json() == [1]
+    assert detected.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_a_request_past_the_reading_caps_blocks_its_statements(
+    sqlite_db: sqlite3.Connection,
+) -> None:
+    """A request that cannot be read as the framework reads it (more fields than the
+    caps allow) has unknown values: its statements are refused in block mode."""
+    from pynomaly_security.detection.types import InspectionLimits
+
+    policy = SinkPolicy(limits=InspectionLimits(max_fields=5))
+    async with client(plain_app(policy, sqlite_db)) as c:
+        refused = await c.post("/?a=1&b=2&c=3&d=4", content=b"")
+        fine = await c.post("/?a=1", content=b"")
+    assert refused.status_code == 403
+    assert fine.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_words_of_the_path_are_not_looked_for(sqlite_db: sqlite3.Connection) -> None:
+    """A REST path names the tables its statements use (/people/...): plain words and
+    numbers cannot change a statement's structure, and are not looked for."""
+    from pynomaly_security.sql.guard import RequestSink
+
+    sink = RequestSink(
+        {"type": "http", "method": "GET", "path": "/people/7", "raw_path": b"/people/7",
+         "query_string": b"q=bob%20smith", "headers": []},
+        SinkPolicy(),
+    )
+    assert sink.values() == ["/people/7", "bob smith"]
