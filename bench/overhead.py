@@ -267,6 +267,7 @@ _COMPONENTS: dict[str, dict[str, bool]] = {
     "+ inspection": {"enable_input_inspection": True},
     "+ monitoring": {"enable_security_monitoring": True},
     "+ rate limiting": {"enable_rate_limiting": True},
+    "+ SQL sink": {"enable_sql_protection": True},
     "full default stack": {},  # every enable_* flag left at its default (all on)
 }
 

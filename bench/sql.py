@@ -9,6 +9,10 @@
   typical request (query parameters, path, a few headers and cookies): when no
   value occurs in the statement (target <= 5 µs) and when one does (<= 30 µs), the
   statement then being tokenized once.
+- the driver hook end to end: ``execute`` on a ``ProtectedSQLiteConnection`` inside
+  a request bound by the sink middleware, minus the same ``execute`` on a plain
+  sqlite3 connection (in-memory table, the statement above); and what reading a
+  request's values costs once per request (at its first statement).
 - ``tokenize`` alone, for reference, and sqlparse on the same statement.
 
 Prints the median of ``--repeat`` runs (and the best). Timings move by several
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sqlite3
 import statistics
 import timeit
 from collections.abc import Callable
@@ -27,6 +32,8 @@ from collections.abc import Callable
 import sqlparse
 
 from pynomaly_security.sql import SQLInjectionProtector, check_statement, tokenize
+from pynomaly_security.sql.guard import RequestSink, SinkPolicy, bind, unbind
+from pynomaly_security.sql.hooks import ProtectedSQLiteConnection
 
 ORM = [
     "SELECT users.id, users.name, users.email FROM users WHERE users.id = ?",
@@ -62,6 +69,23 @@ SINK_STATEMENT = (
     "AND orders.status = 'open' ORDER BY orders.id LIMIT 50"
 )
 SINK_STATEMENT_WITH_VALUE = SINK_STATEMENT.replace("alice", "bob")
+# The same typical request as an ASGI scope, for the hook measured end to end.
+SCOPE = {
+    "type": "http",
+    "method": "GET",
+    "path": "/api/orders",
+    "raw_path": b"/api/orders",
+    "query_string": b"owner=bob%20smith&limit=20",
+    "headers": [
+        (b"host", b"shop.example"),
+        (b"user-agent", VALUES[3].encode()),
+        (b"accept", VALUES[4].encode()),
+        (b"accept-encoding", VALUES[5].encode()),
+        (b"accept-language", VALUES[6].encode()),
+        (b"cookie", b"session=" + VALUES[7].encode()),
+        (b"connection", b"keep-alive"),
+    ],
+}
 
 
 def _measure(func: Callable[[], object], number: int, repeat: int) -> tuple[float, float]:
@@ -109,6 +133,32 @@ def main() -> int:
         median, best = _measure(lambda s=statement: check_statement(s, VALUES),  # type: ignore[misc]
                                 args.number, args.repeat)
         print(f"  {label:34s} {median:12.2f}     {best:12.2f}")
+
+    print("\ndriver hook, sqlite3 execute          µs/statement (median)   best")
+    plain = sqlite3.connect(":memory:")
+    protected = sqlite3.connect(":memory:", factory=ProtectedSQLiteConnection)
+    for db in (plain, protected):
+        db.execute("CREATE TABLE orders (id INTEGER, total REAL, owner TEXT, status TEXT)")
+    sink = RequestSink(SCOPE, SinkPolicy())
+    token = bind(sink)
+    try:
+        with_value = SINK_STATEMENT.replace("alice", "bob smith")  # the query's owner
+        for label, statement in (("no value occurs", SINK_STATEMENT),
+                                 ("one value occurs", with_value)):
+            base, _ = _measure(lambda s=statement: plain.execute(s), args.number, args.repeat)  # type: ignore[misc]
+            with_hook, best = _measure(lambda s=statement: protected.execute(s),  # type: ignore[misc]
+                                       args.number, args.repeat)
+            print(f"  {label + ', added':34s} {with_hook - base:12.2f}     (execute alone "
+                  f"{base:.2f})")
+    finally:
+        unbind(token)
+    print(f"  {'values read (' + str(len(sink.values())) + ')':34s}", end="")
+
+    def read_values() -> None:
+        RequestSink(SCOPE, SinkPolicy()).values()
+
+    median, best = _measure(read_values, max(1, args.number // 4), args.repeat)
+    print(f" {median:12.2f}     {best:12.2f}   once per request, at its first statement")
 
     print("\ntokenize, for reference              µs/statement (median)   best")
     for label, func in (("ours", lambda: tokenize(SINK_STATEMENT)),

@@ -18,6 +18,7 @@ sign-up on one is unknown to the others. A real app keeps its users in its datab
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -47,8 +48,15 @@ class Item(ItemIn):
     id: int
 
 
-def create_app(settings: SecuritySettings | None = None, *, store: Store | None = None) -> FastAPI:
-    """The example app; ``store``: the stack's shared store (default: from the settings)."""
+def create_app(
+    settings: SecuritySettings | None = None,
+    *,
+    store: Store | None = None,
+    demo_vulnerable: bool | None = None,
+) -> FastAPI:
+    """The example app; ``store``: the stack's shared store (default: from the settings);
+    ``demo_vulnerable``: mount the deliberately vulnerable SQL routes of
+    ``examples/vulnerable.py`` (default: ``PYNOMALY_DEMO_VULNERABLE=1``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -128,6 +136,13 @@ def create_app(settings: SecuritySettings | None = None, *, store: Store | None 
             for i in items.values()
             if needle in i.name.casefold() or needle in i.description.casefold()
         ]
+
+    if demo_vulnerable is None:
+        demo_vulnerable = os.environ.get("PYNOMALY_DEMO_VULNERABLE") == "1"
+    if demo_vulnerable:
+        from examples.vulnerable import add_vulnerable_routes
+
+        add_vulnerable_routes(app)
 
     app.state.example_stack = stack
     app.state.example_authenticator = authenticator

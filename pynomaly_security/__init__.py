@@ -55,6 +55,7 @@ from pynomaly_security.middleware.headers import HeaderPolicy, SecurityHeadersMi
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.middleware.masking import ResponseMaskingMiddleware
 from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
+from pynomaly_security.middleware.sqlsink import SQLSinkMiddleware
 from pynomaly_security.middleware.stack import SecurityMiddleware
 from pynomaly_security.middleware.tracking import UserTrackingMiddleware
 from pynomaly_security.monitor import (
@@ -75,6 +76,13 @@ from pynomaly_security.protection import AdvancedDataProtection, SensitiveSpan, 
 from pynomaly_security.sanitize import InputSanitizer, SanitizationConfig, SanitizedStr
 from pynomaly_security.settings import SanitizationLevel, SecuritySettings, load_settings
 from pynomaly_security.sql import QueryAnalysis, SafeQueryBuilder, SQLInjectionProtector
+from pynomaly_security.sql.errors import SQLInjectionBlocked
+from pynomaly_security.sql.hooks import (
+    ProtectedSQLiteConnection,
+    install_sql_protection,
+    protect_psycopg,
+    protect_sqlalchemy,
+)
 from pynomaly_security.validation import install_validation_handler
 
 __version__ = "0.1.0"
@@ -108,6 +116,7 @@ __all__ = [
     "KeyRing",
     "LockoutManager",
     "LoginLockoutMiddleware",
+    "ProtectedSQLiteConnection",
     "QueryAnalysis",
     "RateLimitMiddleware",
     "RequestParts",
@@ -115,7 +124,9 @@ __all__ = [
     "ResponseMaskingMiddleware",
     "RouteRateLimit",
     "RuleFinding",
+    "SQLInjectionBlocked",
     "SQLInjectionProtector",
+    "SQLSinkMiddleware",
     "SafeQueryBuilder",
     "SanitizationConfig",
     "SanitizationLevel",
@@ -146,8 +157,11 @@ __all__ = [
     "create_security_router",
     "inspection_exempt",
     "install_authenticator",
+    "install_sql_protection",
     "install_validation_handler",
     "load_settings",
+    "protect_psycopg",
+    "protect_sqlalchemy",
     "secure_server_errors",
     "setup_security_middleware",
 ]

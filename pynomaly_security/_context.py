@@ -14,6 +14,7 @@ from starlette.types import Scope
 __all__ = [
     "RATE_LIMITED",
     "REFUSED",
+    "SQL_SINK",
     "STATE_KEY",
     "AccessRow",
     "Refusal",
@@ -32,6 +33,11 @@ REFUSED = "refused"
 answered itself because a security check hit a limit (a cap of inspection, an
 unknown ``Host``, a rate limit, a lockout, a busy hashing pool). The audit layer
 commits it as a ``request_refused`` record before the answer is sent."""
+SQL_SINK = "sql_injection"
+"""``RequestContext.extra`` key: the SQL sink's findings of the request (statements
+a request value changed the structure of; their shapes with the value redacted),
+set by the sink middleware before the response starts and committed by the audit
+layer as an ``injection_attempt`` record."""
 
 
 class Refusal(NamedTuple):

@@ -8,7 +8,7 @@ outside every layer, gets the security headers too (``middleware/errors.py``).
 
 Order (outermost first): tracking + security headers + audit (one layer,
 :class:`~pynomaly_security.middleware.stack.SecurityMiddleware`) -> rate limit
--> login lockout -> inspection -> app.
+-> login lockout -> inspection -> SQL sink -> app.
 Tracking runs first so every layer and the endpoint see the request id and
 client IP, and refuses a request for a host not in ``ALLOWED_HOSTS`` before any
 other layer or the app builds a URL from it; headers cover everything so even
@@ -165,6 +165,7 @@ def setup_security_middleware(
     enable_input_inspection: bool = True,
     enable_rate_limiting: bool = True,
     store: Store | None = None,
+    enable_sql_protection: bool = True,
 ) -> SecurityStack:
     """Wire the security stack into ``app`` in one line.
 
@@ -175,7 +176,10 @@ def setup_security_middleware(
     Args:
         app: a FastAPI or Starlette application (before it starts serving).
         enable_*: switch a component off; the settings can switch them off too
-            (``SECURITY_HEADERS_ENABLED``, ``ENABLE_AUDIT_LOGGING``, ...).
+            (``SECURITY_HEADERS_ENABLED``, ``ENABLE_AUDIT_LOGGING``,
+            ``SQL_INJECTION_PROTECTION``, ...). ``enable_sql_protection``: the SQL
+            sink (:class:`~pynomaly_security.middleware.sqlsink.SQLSinkMiddleware`,
+            innermost, and SQLAlchemy's hook on every engine).
         development_mode: relaxes production-only checks (no HSTS, an ephemeral
             master key is allowed).
         settings: the settings; ``None`` reads them from the environment, and an
@@ -258,6 +262,27 @@ def setup_security_middleware(
 
     # add_middleware puts each new layer outside the previous one: innermost first.
     from pynomaly_security.storage.base import failure_policy
+
+    if enable_sql_protection and settings.sql_injection_protection:
+        # Innermost: it keeps the body the app reads and hands the request's values
+        # to the driver hooks; SQLAlchemy engines are hooked here, other drivers by
+        # the app's connection classes (issue 15).
+        from pynomaly_security.detection.types import InspectionLimits
+        from pynomaly_security.middleware.sqlsink import SQLSinkMiddleware
+        from pynomaly_security.sql.guard import SinkPolicy
+        from pynomaly_security.sql.hooks import install_sql_protection
+
+        app.add_middleware(
+            SQLSinkMiddleware,
+            policy=SinkPolicy(
+                mode=settings.sql_injection_mode,
+                min_length=settings.sql_injection_min_length,
+                max_body_size=settings.max_input_length,
+                limits=inspector.limits if inspector is not None else InspectionLimits(),
+            ),
+            monitor=monitor,
+        )
+        install_sql_protection()
 
     if enable_rate_limiting and settings.rate_limit_enabled and settings.auth_rate_limits_enabled:
         # Sign-up and MFA limits (login's are the login guard's), innermost: any

@@ -194,6 +194,15 @@ class SecuritySettings(BaseSettings):
     """block: answer 403 and stop the request; detect: let it pass and report it."""
     detection_mode_overrides: dict[str, Literal["block", "detect"]] = Field(default_factory=dict)
     """Per-family mode, e.g. ``{"xss": "detect"}``."""
+    sql_injection_protection: bool = True
+    """Check each SQL statement at the database driver against the current request's
+    values (issue 15): SQLAlchemy engines are hooked by setup_security_middleware,
+    sqlite3/asyncpg/psycopg connections by the app (see the README)."""
+    sql_injection_mode: Literal["block", "detect"] = "block"
+    """block: a statement a request value changes the structure of never runs and the
+    request is answered 403; detect: it runs, and is reported and audited."""
+    sql_injection_min_length: int = Field(default=2, ge=1)
+    """Request values shorter than this are not looked for in statements."""
     detection_exclusions: dict[str, StrList] = Field(default_factory=dict)
     """Route path (exact or prefix ending in ``*``) -> field names not scanned,
     e.g. ``{"/cms/pages": ["body.content"]}``; ``["*"]`` exempts the route."""

@@ -24,6 +24,7 @@ from pynomaly_security._bounded import BoundedDict
 from pynomaly_security._context import (
     RATE_LIMITED,
     REFUSED,
+    SQL_SINK,
     AccessRow,
     Refusal,
     access_row,
@@ -290,12 +291,16 @@ class _SecurityEventCommitter:
                 source_ip=ctx.client_ip,
                 request_id=ctx.request_id,
             )
-        inspection = ctx.extra.get("inspection")
-        if inspection is not None:
+        for key in ("inspection", SQL_SINK):
+            # The edge's verdict and the SQL sink's findings: one record each.
+            inspection = ctx.extra.get(key)
+            if inspection is None:
+                continue
+            blocked = bool(inspection.get("blocked"))
             await self._log(
                 self._types.INJECTION_ATTEMPT,
-                "injection attempt blocked" if inspection.get("blocked") else "injection attempt",
-                self._level.WARNING if inspection.get("blocked") else self._level.CRITICAL,
+                "injection attempt blocked" if blocked else "injection attempt",
+                self._level.WARNING if blocked else self._level.CRITICAL,
                 details={**common, **inspection},
                 user_id=ctx.user_id,
                 source_ip=ctx.client_ip,
