@@ -30,6 +30,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping
 from typing import Any, Generic, NoReturn, TypeVar
 
+from pynomaly_security._background import BackgroundLoop
 from pynomaly_security.exceptions import StorageError
 
 __all__ = [
@@ -152,17 +153,6 @@ class Deferred(Generic[T]):
         return f"<Deferred {self._name}(): await it>"
 
 
-def _shutdown(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
-    if loop.is_closed():
-        return
-    loop.call_soon_threadsafe(loop.stop)
-    if thread is threading.current_thread():
-        return  # closed from one of its own callbacks: it stops when they return
-    thread.join(timeout=5.0)
-    if not loop.is_running():
-        loop.close()
-
-
 class SyncPortal:
     """Runs a component's coroutines for callers outside any event loop.
 
@@ -178,7 +168,7 @@ class SyncPortal:
     def __init__(self, timeout: float = 30.0) -> None:
         self.timeout = timeout
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._own: asyncio.AbstractEventLoop | None = None
+        self._own: BackgroundLoop | None = None
         self._lock = threading.Lock()
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
@@ -212,22 +202,19 @@ class SyncPortal:
 
     def _own_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
-            if self._own is None or self._own.is_closed():
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=loop.run_forever, name="pynomaly-security-sync", daemon=True
-                )
-                thread.start()
-                self._own = loop
-                self._finalizer = weakref.finalize(self, _shutdown, loop, thread)
-            self._loop = self._own
-            return self._own
+            if self._own is None or self._own.loop.is_closed():
+                self._own = BackgroundLoop("pynomaly-security-sync")
+                # Stops the loop when the portal is collected; the finalizer holds
+                # the BackgroundLoop, never the portal.
+                self._finalizer = weakref.finalize(self, self._own.stop)
+            self._loop = self._own.loop
+            return self._own.loop
 
     def close(self) -> None:
         """Stop the private loop, if one was made."""
         if self._finalizer is not None:
             self._finalizer()
             self._finalizer = None
-        if self._loop is self._own:
+        if self._own is not None and self._loop is self._own.loop:
             self._loop = None
         self._own = None

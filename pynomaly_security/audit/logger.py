@@ -13,7 +13,7 @@ to wait for the commit); from a thread without a running loop they commit before
 returning; from another loop they hand the record over and return. ``AuditLogger()``
 without arguments reads the settings from the environment, uses the default store
 and the process's key ring, and starts itself on first use in a background thread
-(``_background.py``) unless it was started first, as the stack starts its own.
+(``pynomaly_security/_background.py``) unless it was started first, as the stack starts its own.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from pynomaly_security._background import BackgroundLoop, close_at_exit
 from pynomaly_security._context import AccessRow, access_row
 from pynomaly_security._log import get_logger
-from pynomaly_security.audit._background import BackgroundLoop, close_at_exit
 from pynomaly_security.audit._writer import BatchWriter
 from pynomaly_security.audit.actions import AuditContext, audit_action, audit_context
 from pynomaly_security.audit.anchor import (

@@ -1,7 +1,8 @@
-"""An event loop in a daemon thread, for an ``AuditLogger()`` used before anything
-started it (the integration guide's scripts never do): the logger starts itself there,
-and every call reaches it thread-safely, so a caller on its own loop never waits for
-the store and a caller without one waits only for its own commit."""
+"""An event loop in a daemon thread: the one way the package runs its coroutines for
+callers that have no loop (the integration guide's sync calls). A self-started
+``AuditLogger()`` lives on one (every call reaches it thread-safely, so a caller on its
+own loop never waits for the store and a caller without one waits only for its own
+commit), and ``_dual.SyncPortal`` makes one for a component nothing started."""
 
 from __future__ import annotations
 
