@@ -36,6 +36,11 @@ def example_on_four_workers(redis_db: str, tmp_path: Path) -> Iterator[str]:
         "PYNOMALY_MASTER_KEY": generate_master_key(),
         "PYNOMALY_SECURITY__ENABLE_AUDIT_LOGGING": "false",
         "PYNOMALY_SECURITY__AUDIT_DB_URL": f"sqlite:///{tmp_path / 'audit.db'}",
+        # The session lives in one worker's memory, so /reauth is retried until it
+        # lands there (1 in 4 per try): the default 5/minute per user ran out first
+        # in about one run in four. The limit itself is tested in tests/auth.
+        "PYNOMALY_SECURITY__MFA_RATE_LIMITS": '["1000/minute"]',
+        "PYNOMALY_SECURITY__MFA_ACCOUNT_RATE_LIMITS": '["1000/minute"]',
     }
     with uvicorn_workers(
         "example_workers_app:app",
