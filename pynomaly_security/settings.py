@@ -657,6 +657,16 @@ def _env_name(loc: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + "__".join(str(part).upper() for part in loc)
 
 
+def _source_name(loc: tuple[int | str, ...]) -> str:
+    """The environment variable at fault or, when it is not set and a configuration
+    file is, the key in that file (environment variables win over the file)."""
+    env = _env_name(loc)
+    config = os.environ.get(CONFIG_ENV)
+    if config and env.upper() not in {name.upper() for name in os.environ}:
+        return f"{'.'.join(str(part) for part in loc)} in {CONFIG_ENV} ({config}; or {env})"
+    return env
+
+
 def load_settings(**overrides: Any) -> SecuritySettings:
     """Read the settings from the environment, turning validation errors into a
     :class:`ConfigurationError` that names each environment variable at fault
@@ -666,5 +676,5 @@ def load_settings(**overrides: Any) -> SecuritySettings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors(include_url=False, include_input=False):
-            lines.append(f"{_env_name(tuple(err['loc']))}: {err['msg']}")
+            lines.append(f"{_source_name(tuple(err['loc']))}: {err['msg']}")
         raise ConfigurationError("invalid security settings:\n  " + "\n  ".join(lines)) from exc

@@ -138,5 +138,24 @@ def test_a_bad_file_is_refused_clearly(tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(ConfigurationError, match="must hold one JSON object"):
         load_settings(_env_file=None)
     _config(tmp_path, monkeypatch, {"encryption_algorithm": "aes_cbc"})
-    with pytest.raises(ConfigurationError, match=r"ENCRYPTION_ALGORITHM: .*malleable"):
+    from_file = r"encryption_algorithm in PYNOMALY_SECURITY_CONFIG .*malleable"
+    with pytest.raises(ConfigurationError, match=from_file):
         load_settings(_env_file=None)
+
+
+def test_a_bad_value_names_where_it_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad value from the file is reported as the file's key (with the variable that
+    would override it); the same value from the environment names the variable."""
+    _config(tmp_path, monkeypatch, {"rate_limit_key": "bogus"})
+    with pytest.raises(ConfigurationError) as from_file:
+        load_settings(_env_file=None)
+    [line] = [x.strip() for x in str(from_file.value).splitlines()[1:]]
+    assert line.startswith("rate_limit_key in PYNOMALY_SECURITY_CONFIG (")
+    assert "or PYNOMALY_SECURITY__RATE_LIMIT_KEY)" in line
+    monkeypatch.setenv("PYNOMALY_SECURITY__RATE_LIMIT_KEY", "also-bogus")
+    with pytest.raises(ConfigurationError) as from_env:
+        load_settings(_env_file=None)
+    [line] = [x.strip() for x in str(from_env.value).splitlines()[1:]]
+    assert line.startswith("PYNOMALY_SECURITY__RATE_LIMIT_KEY: ")
