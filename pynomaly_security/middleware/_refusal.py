@@ -20,7 +20,6 @@ trickled byte by byte held its request, and a login slot, forever).
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -31,7 +30,7 @@ from pynomaly_security._context import get_request_context, note_refusal
 from pynomaly_security._log import get_logger
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.logsafe import safe_text
-from pynomaly_security.monitor.events import EventKind, SecurityEvent
+from pynomaly_security.monitor.events import EventKind, request_event
 
 if TYPE_CHECKING:  # the monitor imports the settings, which import the auth package
     from pynomaly_security.monitor.monitor import SecurityMonitor
@@ -80,21 +79,15 @@ async def refuse(
 ) -> None:
     """Answer ``status`` with ``reason``, and record it: the audit record (through the
     request context), a warning line and, with ``monitor``, a ``BLOCKED`` event."""
-    ctx = get_request_context(scope)
     note_refusal(scope, reason, status)
     path, method = safe_text(scope["path"]), safe_text(scope["method"])
     log.warning(EVENT_REFUSED, path=path, method=method, status=status, reason=reason)
     if monitor is not None:
         monitor.submit(
-            SecurityEvent(
-                kind=EventKind.BLOCKED,
-                source_ip=ctx.client_ip if ctx is not None else None,
-                user_id=ctx.user_id if ctx is not None else None,
-                path=scope["path"],
-                method=scope["method"],
+            request_event(
+                EventKind.BLOCKED,
+                scope,
                 status_code=status,
-                request_id=ctx.request_id if ctx is not None else None,
-                timestamp=time.time(),
                 details={"refused": reason, "status": status},
             )
         )

@@ -24,7 +24,6 @@ inspected. Each refusal is a ``BLOCKED`` monitor event (not an injection verdict
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -51,7 +50,7 @@ from pynomaly_security.middleware._refusal import (
     error_response,
     refuse,
 )
-from pynomaly_security.monitor.events import EventKind, SecurityEvent
+from pynomaly_security.monitor.events import EventKind, request_event
 from pynomaly_security.monitor.monitor import SecurityMonitor
 
 __all__ = ["PARSED_CONTENT_TYPES", "InputInspectionMiddleware"]
@@ -243,18 +242,7 @@ class InputInspectionMiddleware:
             fields=sorted({safe_text(f.field) for f in verdict.findings}),
         )
         if self.monitor is not None:
-            self.monitor.submit(
-                SecurityEvent(
-                    kind=EventKind.INJECTION,
-                    source_ip=ctx.client_ip if ctx else None,
-                    user_id=ctx.user_id if ctx else None,
-                    path=scope["path"],
-                    method=scope["method"],
-                    request_id=ctx.request_id if ctx else None,
-                    timestamp=time.time(),
-                    details=summary,
-                )
-            )
+            self.monitor.submit(request_event(EventKind.INJECTION, scope, details=summary))
             if verdict.blocked:
                 self.monitor.count("blocked_requests")
 

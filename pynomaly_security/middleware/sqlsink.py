@@ -19,7 +19,6 @@ an ``INJECTION`` event of the ``sqli`` family. Values are never logged.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import structlog
@@ -28,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pynomaly_security._context import SQL_SINK, get_request_context
 from pynomaly_security.logsafe import safe_text
 from pynomaly_security.middleware._refusal import error_response
-from pynomaly_security.monitor.events import EventKind, SecurityEvent
+from pynomaly_security.monitor.events import EventKind, request_event
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.sql.errors import SQLInjectionBlocked
 from pynomaly_security.sql.guard import RequestSink, SinkPolicy, SinkReport, bind, unbind
@@ -132,18 +131,7 @@ class SQLSinkMiddleware:
             fields=sorted({safe_text(r.field) for r in reports}),
         )
         if self.monitor is not None:
-            self.monitor.submit(
-                SecurityEvent(
-                    kind=EventKind.INJECTION,
-                    source_ip=ctx.client_ip if ctx else None,
-                    user_id=ctx.user_id if ctx else None,
-                    path=scope["path"],
-                    method=scope["method"],
-                    request_id=ctx.request_id if ctx else None,
-                    timestamp=time.time(),
-                    details=summary,
-                )
-            )
+            self.monitor.submit(request_event(EventKind.INJECTION, scope, details=summary))
             if blocked:
                 self.monitor.count("blocked_requests")
         return len(reports)

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
+from starlette.types import Scope
+
+from pynomaly_security._context import get_request_context
+
 __all__ = [
     "ACCOUNT_LOCKED",
     "CREDENTIAL_STUFFING",
@@ -18,6 +22,7 @@ __all__ = [
     "SecurityAlert",
     "SecurityEvent",
     "ThreatLevel",
+    "request_event",
 ]
 
 # What the shared lockout reports (a LOCKOUT event's ``details["reason"]``), named
@@ -97,6 +102,28 @@ class SecurityEvent(Mapping[str, Any]):
 
 
 _EVENT_FIELDS = tuple(f.name for f in fields(SecurityEvent))
+
+
+def request_event(
+    kind: EventKind,
+    scope: Scope,
+    *,
+    status_code: int | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> SecurityEvent:
+    """The event a layer reports about the request it is serving: the client, user
+    and request id from the request's context (``None`` each without one)."""
+    ctx = get_request_context(scope)
+    return SecurityEvent(
+        kind=kind,
+        source_ip=ctx.client_ip if ctx is not None else None,
+        user_id=ctx.user_id if ctx is not None else None,
+        path=scope["path"],
+        method=scope["method"],
+        status_code=status_code,
+        request_id=ctx.request_id if ctx is not None else None,
+        details=details if details is not None else {},
+    )
 
 
 @dataclass(slots=True)
