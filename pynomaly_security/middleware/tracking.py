@@ -357,7 +357,21 @@ class UserTrackingMiddleware:
         # A plain function returning the awaitable, not a coroutine function: the
         # response's two messages then cost two calls, not two coroutines. Only a
         # request with security events to commit first (rare) gets a coroutine.
-        def send_tracked(message: Message) -> Awaitable[None]:
+        # What it reads is bound as default values, not closed over: only ``status``
+        # is a cell, instead of ten cells made on every request (about 2,000
+        # instructions per request under valgrind, the cells and their GC).
+        def send_tracked(
+            message: Message,
+            send: Send = send,
+            policy: HeaderPolicy | None = policy,
+            common: tuple[tuple[bytes, bytes], ...] = common,
+            secure: bool = secure,
+            rid_header: tuple[bytes, bytes] = rid_header,
+            commit: Callable[[Scope, int], Awaitable[None]] | None = commit,
+            is_login: bool = is_login,
+            ctx: RequestContext = ctx,
+            scope: Scope = scope,
+        ) -> Awaitable[None]:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
