@@ -152,20 +152,22 @@ def seal_batch(
     header: Callable[..., bytes],
     aad_prefix: bytes,
     limit: int = 1024,
+    users: set[str] | None = None,
 ) -> SealedBatch:
     """The sealed parts of one chain record holding ``rows`` (from :func:`split_batches`).
 
     ``refs`` maps each user id to its blind-index ref, ``subject_keys`` each ref
     to an AESGCM of its key; ``header`` is ``chain.header``. Paths and request
     ids longer than ``limit`` characters are cut (``bounds.cut``): a row is
-    bounded whatever the request's size.
+    bounded whatever the request's size. ``users`` is :func:`row_users` of
+    ``rows`` when the caller has it.
     """
     rows = _bounded(rows, limit)
     subject_index: dict[str, int] = {}
     personal: dict[str, list[list[Any]]] = {}
     # map/itemgetter: these run over every row of every batch, so in C.
     out_rows: Sequence[Sequence[Any]] = rows  # anonymous rows are already the stored form
-    if row_users(rows):
+    if row_users(rows) if users is None else users:
         listed: list[Sequence[Any]] = []
         for i, row in enumerate(rows):
             user = row[6]
