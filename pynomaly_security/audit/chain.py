@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 import json
 import os
 import time
@@ -199,19 +198,19 @@ class Sealer:
                 entries = [report, *entries]
         else:
             report = None
-        refs = {
-            user: self.subject_ref(user)
-            for user in row_users(itertools.chain.from_iterable(batches))
-        }
+        # Each batch's user ids, read once (a pass over every row) for the refs, the
+        # sealing and the subject index.
+        users = [row_users(batch) for batch in batches]
+        refs = {user: self.subject_ref(user) for user in set().union(*users)}
         subject_keys = await self._subject_keys(txn, entries, refs.values())
         key_id = self.keys.key_id
         rows: list[SealedRecord] = []
         index: list[tuple[str, int]] = []
-        for batch in batches:
+        for batch, batch_users in zip(batches, users, strict=True):
             seq += 1
             part = seal_batch(
                 self.keys, batch, seq=seq, prev=prev, refs=refs, subject_keys=subject_keys,
-                header=header, aad_prefix=_AAD, limit=self.field_limit,
+                header=header, aad_prefix=_AAD, limit=self.field_limit, users=batch_users,
             )  # fmt: skip
             digest = hashlib.sha256(
                 prev + _canonical(part.head, part.payload, part.personal)
@@ -233,7 +232,7 @@ class Sealer:
                     digest,
                 )
             )
-            index.extend((ref, seq) for ref in {refs[user] for user in row_users(batch)})
+            index.extend((ref, seq) for ref in {refs[user] for user in batch_users})
             prev = digest
         first_entry = len(rows)
         for entry in entries:

@@ -78,8 +78,11 @@ HOST_REFUSED = "host_refused"
 CLIENT_REQUEST_ID_HEADER = b"x-client-request-id"
 
 _CLIENT_REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-_perf_counter = time.perf_counter
-_time = time.time
+# Nanosecond clocks: the access row's whole microseconds come from integer
+# arithmetic, with no float products and int() calls (about 600 instructions per
+# request under valgrind).
+_perf_ns = time.perf_counter_ns
+_time_ns = time.time_ns
 _LOGIN_BODY_LIMIT = 64 * 1024
 
 
@@ -303,7 +306,7 @@ class UserTrackingMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
-        started = _perf_counter()
+        started = _perf_ns()
         method = scope["method"]
         path = scope["path"]
         request_id, rid_header = next(self._ids)
@@ -358,7 +361,21 @@ class UserTrackingMiddleware:
         # A plain function returning the awaitable, not a coroutine function: the
         # response's two messages then cost two calls, not two coroutines. Only a
         # request with security events to commit first (rare) gets a coroutine.
-        def send_tracked(message: Message) -> Awaitable[None]:
+        # What it reads is bound as default values, not closed over: only ``status``
+        # is a cell, instead of ten cells made on every request (about 2,000
+        # instructions per request under valgrind, the cells and their GC).
+        def send_tracked(
+            message: Message,
+            send: Send = send,
+            policy: HeaderPolicy | None = policy,
+            common: tuple[tuple[bytes, bytes], ...] = common,
+            secure: bool = secure,
+            rid_header: tuple[bytes, bytes] = rid_header,
+            commit: Callable[[Scope, int], Awaitable[None]] | None = commit,
+            is_login: bool = is_login,
+            ctx: RequestContext = ctx,
+            scope: Scope = scope,
+        ) -> Awaitable[None]:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -383,15 +400,15 @@ class UserTrackingMiddleware:
             error = type(exc).__name__
             raise
         finally:
-            elapsed = _perf_counter() - started
-            now = _time()
+            elapsed = _perf_ns() - started
+            now = _time_ns()
             # access_row(), inlined: this runs on every request.
             row: AccessRow = (
-                int((now - elapsed) * 1_000_000),
+                (now - elapsed) // 1000,
                 method,
                 path,
                 status,
-                int(elapsed * 1_000_000 + 0.5),
+                (elapsed + 500) // 1000,
                 request_id,
                 ctx.user_id,  # read after the app ran: its authentication may set it
                 client_ip,
@@ -403,7 +420,7 @@ class UserTrackingMiddleware:
                     access.queue(row)  # finish() of a request with nothing in its context
             user_id = ctx.user_id or (_user_from_scope(scope) if "user" in scope else None)
             if is_login or (user_id is not None and self.monitor is not None):
-                self._after(scope, ctx, user_id, status, now, row)
+                self._after(scope, ctx, user_id, status, now / 1e9, row)
             elif self.tracker is not None:
                 # The usual request (not a login, nobody monitored): its activity row only.
                 self.tracker.add_row(user_id, client_ip, row)

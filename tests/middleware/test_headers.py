@@ -230,3 +230,40 @@ def test_a_docs_asset_origin_must_be_an_origin(origin: str) -> None:
     """An origin that would inject a directive or a keyword into the policy is refused."""
     with pytest.raises(ConfigurationError, match="not an origin"):
         SecurityHeadersMiddleware(FastAPI(), docs_asset_origins=[origin])
+
+
+@pytest.mark.anyio
+async def test_header_names_are_read_whatever_the_case_and_repeats() -> None:
+    """An app that sends non-lowercase names (against the ASGI spec) keeps its own
+    X-Frame-Options and gets the CSP of its Content-Type, on every repeat of the same
+    response and interleaved with lowercase ones (the layer remembers plain sets of names)."""
+    answers = [
+        [(b"content-type", b"application/json")],
+        [(b"Content-Type", b"text/html"), (b"X-Frame-Options", b"SAMEORIGIN")],
+        [(b"content-type", b"text/html"), (b"x-frame-options", b"SAMEORIGIN")],
+    ]
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        headers = answers[int(str(scope["path"])[1:])]
+        await send({"type": "http.response.start", "status": 200, "headers": list(headers)})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"x"})  # type: ignore[operator]
+
+    middleware = SecurityHeadersMiddleware(app)  # type: ignore[arg-type]
+    for path in ("/0", "/1", "/2", "/0", "/1", "/2", "/0"):
+        sent: list[dict[str, object]] = []
+
+        async def send(message: dict[str, object]) -> None:
+            sent.append(message)  # noqa: B023
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        scope = {"type": "http", "method": "GET", "path": path, "headers": [], "scheme": "http"}
+        await middleware(scope, receive, send)  # type: ignore[arg-type]
+        headers = [(bytes(n).lower(), bytes(v)) for n, v in sent[0]["headers"]]  # type: ignore[attr-defined]
+        frames = [v for n, v in headers if n == b"x-frame-options"]
+        csp = [v for n, v in headers if n == b"content-security-policy"]
+        if path == "/0":
+            assert frames == [b"DENY"] and csp == [DEFAULT_JSON_CSP.encode()]
+        else:
+            assert frames == [b"SAMEORIGIN"] and csp == [DEFAULT_HTML_CSP.encode()]
