@@ -7,8 +7,8 @@
    detect mode (only the sink stands in the way): one run per technique (boolean
    B, error E, union U, stacked S, time T, inline query Q) at ``--level 5 --risk 3``,
    plain and with ``--tamper=space2comment,between,randomcase,charencode``, with
-   the sink blocking; and one run per technique with the sink off, at sqlmap's
-   default level, to show the technique finds the route when nothing stops it.
+   the sink blocking; and the same plain run with the sink off, to show which
+   techniques find the route when nothing stops it.
    A row is "stopped" when sqlmap reports the parameter not injectable and no
    probe got a 500 (a database error tells a scanner the parameter reaches SQL).
 2. Every benign row of ``../shared/corpora/*.jsonl`` (its ``payload``) and every
@@ -58,9 +58,8 @@ def sqlmap_rows(markdown: bool) -> None:
 
     runs: list[tuple[str, str, bool, tuple[str, ...]]] = []
     for letter in TECHNIQUES:
-        runs.append((letter, "none", False, (f"--technique={letter}",)))
-    for letter in TECHNIQUES:
         options = (f"--technique={letter}", "--level=5", "--risk=3")
+        runs.append((letter, "none", False, options))
         runs.append((letter, "none", True, options))
         runs.append((letter, "all four", True, (*options, f"--tamper={TAMPER}")))
     rows = []
@@ -179,7 +178,7 @@ def benign_rows(markdown: bool) -> None:
     for source, values in quoted_examples.items():
         print(f"  with a quote, {source}: " + ", ".join(repr(v[:40]) for v in values[:3]))
     if markdown:
-        print("\n| benign source | values | false blocks (no quote) | flagged, value holds a quote |")
+        print("\n| benign source | values | false blocks (no quote) | flagged, holds a quote |")
         print("|---|---:|---:|---:|")
         for source, (false, quoted, n) in counts.items():
             print(f"| {source} | {n} | {false} | {quoted} |")
