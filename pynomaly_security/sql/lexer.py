@@ -191,9 +191,17 @@ def _block_end(text: str, start: int, nested: bool) -> int:
 
 
 def tokenize(
-    text: str, dialect: Dialect | str = Dialect.SQLITE, *, max_length: int = DEFAULT_MAX_LENGTH
+    text: str,
+    dialect: Dialect | str = Dialect.SQLITE,
+    *,
+    max_length: int = DEFAULT_MAX_LENGTH,
+    until: int | None = None,
 ) -> list[Token]:
     """The tokens of ``text`` read as ``dialect`` (whitespace skipped).
+
+    With ``until``, reading may stop after the first token that starts at or past
+    that index: the tokens returned are then the first ones of the whole text's
+    (the sink reads a statement only as far as a request value in it).
 
     Raises:
         StatementTooLong: ``text`` is longer than ``max_length`` characters.
@@ -216,6 +224,8 @@ def tokenize(
     executable = False  # inside MySQL's /*! ... */, whose content is SQL
     pos = 0
     size = len(text)
+    if until is None:
+        until = size  # no token starts at the end: never stops early
     # One finditer walks the text (every alternative consumes a character, and
     # only trailing whitespace matches nothing); a block comment, whose end the
     # pattern does not find, makes it start again after the comment.
@@ -248,6 +258,8 @@ def tokenize(
                 break
             else:
                 append(new(Token, (action, start, end, text[start:end])))
+            if start >= until:
+                return tokens
         if restart < 0:
             break
         pos = restart

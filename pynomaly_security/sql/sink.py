@@ -101,20 +101,27 @@ def check_statement(
         max_length: the lexer's cap; a value occurring in a longer statement is
             reported (``"too_long"``): fail closed.
     """
-    tokens: list[Token] | None = None
-    ends: list[int] = []
-    shape: list[TokenKind] | None = None
+    # One substring scan per value first: most statements hold none of them.
+    occurring: list[tuple[int, str, int]] = []
     for index, value in enumerate(values):
-        if len(value) < min_length:
-            continue
-        at = statement.find(value)
-        if at < 0:
-            continue
-        if tokens is None:
-            if len(statement) > max_length:
-                return _finding("too_long", index, at, value, (), statement)
-            tokens = tokenize(statement, dialect, max_length=max_length)
-            ends = [token.end for token in tokens]
+        if len(value) >= min_length:
+            at = statement.find(value)
+            if at >= 0:
+                occurring.append((index, value, at))
+    if not occurring:
+        return None
+    if len(statement) > max_length:
+        index, value, at = occurring[0]
+        return _finding("too_long", index, at, value, (), statement)
+    # The tokens are read only as far as the last occurrence, unless a value holds
+    # a quote: comparing the structure then needs them all.
+    until = len(statement)
+    if all(_QUOTING.isdisjoint(value) for _, value, _ in occurring):
+        until = max(statement.rfind(value) + len(value) for _, value, _ in occurring)
+    tokens = tokenize(statement, dialect, max_length=max_length, until=until)
+    ends = [token.end for token in tokens]
+    shape: list[TokenKind] | None = None
+    for index, value, at in occurring:
         quoting = not _QUOTING.isdisjoint(value)
         while at >= 0:
             found = _judge(tokens, ends, at, at + len(value))
