@@ -101,28 +101,28 @@ def check_statement(
         max_length: the lexer's cap; a value occurring in a longer statement is
             reported (``"too_long"``): fail closed.
     """
-    # One substring scan per value first: most statements hold none of them.
-    occurring: list[tuple[int, str, int]] = []
-    for index, value in enumerate(values):
-        if len(value) >= min_length:
-            at = statement.find(value)
-            if at >= 0:
-                occurring.append((index, value, at))
-    if not occurring:
-        return None
-    if len(statement) > max_length:
-        index, value, at = occurring[0]
-        return _finding("too_long", index, at, value, (), statement)
-    # The tokens are read only as far as the last occurrence, unless a value holds
-    # a quote: comparing the structure then needs them all.
-    until = len(statement)
-    if all(_QUOTING.isdisjoint(value) for _, value, _ in occurring):
-        until = max(statement.rfind(value) + len(value) for _, value, _ in occurring)
-    tokens = tokenize(statement, dialect, max_length=max_length, until=until)
-    ends = [token.end for token in tokens]
+    tokens: list[Token] = []
+    ends: list[int] = []
+    read = -1  # the tokens are those of the statement as far as this (-1: none yet)
     shape: list[TokenKind] | None = None
-    for index, value, at in occurring:
+    for index, value in enumerate(values):
+        if len(value) < min_length:
+            continue
+        at = statement.find(value)
+        if at < 0:
+            continue
         quoting = not _QUOTING.isdisjoint(value)
+        # The tokens are read only as far as the value's last occurrence (the
+        # tokens of a prefix are the first tokens of the whole), unless the value
+        # holds a quote: comparing the structure then needs them all.
+        need = len(statement) if quoting else statement.rfind(value) + len(value)
+        if need > read:
+            if len(statement) > max_length:
+                return _finding("too_long", index, at, value, (), statement)
+            tokens = tokenize(statement, dialect, max_length=max_length, until=need)
+            ends = [token.end for token in tokens]
+            read = need
+            shape = None
         while at >= 0:
             found = _judge(tokens, ends, at, at + len(value))
             if found is None and quoting:
