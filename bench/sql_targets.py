@@ -50,10 +50,11 @@ TECHNIQUES = {
 }
 # The demo's statement (examples/vulnerable.py, /demo/users?name=).
 DEMO_STATEMENT = "SELECT id, name, email FROM users WHERE name = '{}'"
-# Against the unprotected demo, sqlmap's SQLite payloads of these techniques find
-# nothing (it has no SQLite error-based or inline-query payloads, sqlite3 runs one
-# statement per execute, and its time-based probes there end in a 500): they are
-# also run with the payloads of every database, whose shapes the sink must stop too.
+# Against the unprotected demo, sqlmap's SQLite payloads of E, S and Q find nothing
+# (it has no SQLite error-based or inline-query payloads, and sqlite3 runs one
+# statement per execute); its SQLite time-based probe is a heavy query whose delay
+# depends on the machine's load. These are also run with the payloads of every
+# database, whose shapes the sink must stop too.
 DBMS_ANY = "ESTQ"
 _ERRORS = re.compile(r"^(\d{3}) \([^)]*\) - (\d+) times", re.MULTILINE)
 
