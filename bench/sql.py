@@ -17,6 +17,12 @@
 
 Prints the median of ``--repeat`` runs (and the best). Timings move by several
 percent on a shared machine; compare runs on the same machine only.
+
+    PYTHONPATH=. .venv/bin/python bench/sql.py --instructions
+
+counts instead the instructions per statement under valgrind (cachegrind), which
+do not depend on the machine's load: each case runs ``--number`` and twice as many
+times in a fresh interpreter and the difference is divided by ``--number``.
 """
 
 from __future__ import annotations
@@ -24,10 +30,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import sqlite3
 import statistics
+import subprocess
+import sys
+import tempfile
 import timeit
 from collections.abc import Callable
+from pathlib import Path
 
 import sqlparse
 
@@ -94,11 +105,75 @@ def _measure(func: Callable[[], object], number: int, repeat: int) -> tuple[floa
     return statistics.median(per_op), min(per_op)
 
 
+def _cases() -> dict[str, tuple[Callable[[], object], int]]:
+    """What ``--instructions`` counts: name -> (one call, statements per call)."""
+    analyze = SQLInjectionProtector().analyze_query
+
+    def run_all(statements: list[str]) -> Callable[[], object]:
+        return lambda: [analyze(statement) for statement in statements]
+
+    return {
+        "analyze_query, ORM statements (placeholders)": (run_all(ORM), len(ORM)),
+        "analyze_query, statements with literals only": (run_all(LITERALS), len(LITERALS)),
+        "check_statement, no value occurs": (lambda: check_statement(SINK_STATEMENT, VALUES), 1),
+        "check_statement, one value occurs": (
+            lambda: check_statement(SINK_STATEMENT_WITH_VALUE, VALUES), 1
+        ),
+        "tokenize (sink statement)": (lambda: tokenize(SINK_STATEMENT), 1),
+    }
+
+
+def _count_run(name: str, number: int) -> None:
+    """Run case ``name`` ``number`` times (the process valgrind counts)."""
+    func, _ = _cases()[name]
+    func()  # warm: imports, regex compilation and caches are not counted twice
+    for _ in range(number):
+        func()
+
+
+def instructions(number: int) -> None:
+    """Instructions per statement of each case, under cachegrind."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
+    print(f"# instructions per statement (cachegrind; runs of {number} and {2 * number})")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (_, per_call) in _cases().items():
+            counts = []
+            for runs in (number, 2 * number):
+                log = Path(tmp) / "valgrind.log"
+                subprocess.run(
+                    [valgrind, "--tool=cachegrind", "--cache-sim=no",
+                     "--cachegrind-out-file=/dev/null", f"--log-file={log}", sys.executable,
+                     str(Path(__file__).resolve()), "--count-run", name, "--number", str(runs)],
+                    check=True,
+                )  # fmt: skip
+                counts.append(_instructions_in(log))
+            per_statement = (counts[1] - counts[0]) / number / per_call
+            print(f"  {name:48s} {per_statement:10,.0f}")
+
+
+def _instructions_in(log: Path) -> int:
+    for line in log.read_text().splitlines():
+        if "I" in line and "refs:" in line:
+            return int(line.split("refs:")[1].strip().replace(",", ""))
+    sys.exit("valgrind printed no instruction count")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--number", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions per statement under valgrind instead")
+    parser.add_argument("--count-run", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.count_run:
+        _count_run(args.count_run, args.number)
+        return 0
+    if args.instructions:
+        instructions(args.number if args.number != 20_000 else 200)
+        return 0
     print(f"# {platform.python_implementation()} {platform.python_version()}, "
           f"pid {os.getpid()}, number={args.number}, repeat={args.repeat}")
 

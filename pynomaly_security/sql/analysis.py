@@ -145,11 +145,21 @@ class SQLInjectionProtector:
         tokens = tokenize(query, self.dialect, max_length=self.max_length)
         mysql = self.dialect is Dialect.MYSQL
         threats = scan(tokens, query, mysql=mysql)
+        placeholders = 0
+        string, placeholder, sql_in_text = TokenKind.STRING, TokenKind.PLACEHOLDER, _SQL_IN_TEXT
         for token in tokens:
-            if token.kind is TokenKind.STRING and len(token.text) > 4:
-                threats += self._literal(token)
-        threats.sort(key=lambda threat: threat.start)
-        placeholders = sum(token.kind is TokenKind.PLACEHOLDER for token in tokens)
+            kind = token.kind
+            if kind is string:
+                text = token.text
+                # The literal's text without its outer quotes holds every character
+                # of its content (escapes only add quotes and backslashes, which the
+                # search counts too): most literals are ruled out before decoding.
+                if len(text) > 4 and sql_in_text.search(text[1:-1]) is not None:
+                    threats += self._literal(token)
+            elif kind is placeholder:
+                placeholders += 1
+        if len(threats) > 1:
+            threats.sort(key=lambda threat: threat.start)
         return _analysis(threats, placeholders)
 
     def _literal(self, token: Token) -> list[QueryThreat]:

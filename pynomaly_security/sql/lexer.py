@@ -144,7 +144,6 @@ _PATTERNS = {
 _COMPILED = {d: re.compile(r"\s*+(?:" + p + ")") for d, p in _PATTERNS.items()}
 _KINDS = {
     "line": _K.COMMENT,
-    "exec": _K.COMMENT,
     "string": _K.STRING,
     "qident": _K.QUOTED_IDENTIFIER,
     "unterminated": _K.ERROR,
@@ -155,6 +154,25 @@ _KINDS = {
     "semi": _K.SEMICOLON,
     "bad": _K.ERROR,
 }
+# What the lexer does with a match, by the number of the group that matched
+# (``Match.lastindex``: an int, cheaper than the group's name): a kind, or one
+# of these markers for the groups that need more than a slice.
+_WORD_MARK = 1
+_BLOCK_MARK = 2
+_EXEC_MARK = 3
+_ACTIONS: dict[Dialect, tuple[TokenKind | int | None, ...]] = {}
+for _dialect, _pattern in _COMPILED.items():
+    _by_index: list[TokenKind | int | None] = [None] * (_pattern.groups + 1)
+    for _name, _index in _pattern.groupindex.items():
+        if _name in ("word", "word2"):
+            _by_index[_index] = _WORD_MARK
+        elif _name == "block":
+            _by_index[_index] = _BLOCK_MARK
+        elif _name == "exec":
+            _by_index[_index] = _EXEC_MARK
+        elif _name in _KINDS:
+            _by_index[_index] = _KINDS[_name]
+    _ACTIONS[_dialect] = tuple(_by_index)
 _BLOCK_PARTS = re.compile(r"/\*|\*/")
 
 
@@ -173,9 +191,17 @@ def _block_end(text: str, start: int, nested: bool) -> int:
 
 
 def tokenize(
-    text: str, dialect: Dialect | str = Dialect.SQLITE, *, max_length: int = DEFAULT_MAX_LENGTH
+    text: str,
+    dialect: Dialect | str = Dialect.SQLITE,
+    *,
+    max_length: int = DEFAULT_MAX_LENGTH,
+    until: int | None = None,
 ) -> list[Token]:
     """The tokens of ``text`` read as ``dialect`` (whitespace skipped).
+
+    With ``until``, reading may stop after the first token that starts at or past
+    that index: the tokens returned are then the first ones of the whole text's
+    (the sink reads a statement only as far as a request value in it).
 
     Raises:
         StatementTooLong: ``text`` is longer than ``max_length`` characters.
@@ -185,46 +211,56 @@ def tokenize(
             f"SQL statement of {len(text)} characters exceeds the lexer's cap of {max_length}"
         )
     dialect = Dialect.of(dialect)
-    match = _COMPILED[dialect].match
+    finditer = _COMPILED[dialect].finditer
+    actions = _ACTIONS[dialect]
     nested = dialect is Dialect.POSTGRESQL
-    mysql = dialect is Dialect.MYSQL
     tokens: list[Token] = []
     append = tokens.append
     keywords = KEYWORDS
     # tuple.__new__ directly: NamedTuple's own __new__ is a Python function, and
     # one call per token is a fifth of the lexer's time.
     new = tuple.__new__
-    keyword, identifier = _K.KEYWORD, _K.IDENTIFIER
+    keyword, identifier, operator = _K.KEYWORD, _K.IDENTIFIER, _K.OPERATOR
+    executable = False  # inside MySQL's /*! ... */, whose content is SQL
     pos = 0
     size = len(text)
-    executable = False  # inside MySQL's /*! ... */, whose content is SQL
+    if until is None:
+        until = size  # no token starts at the end: never stops early
+    # One finditer walks the text (every alternative consumes a character, and
+    # only trailing whitespace matches nothing); a block comment, whose end the
+    # pattern does not find, makes it start again after the comment.
     while pos < size:
-        found = match(text, pos)
-        if found is None:  # only trailing whitespace is left
-            break
-        group = found.lastgroup or "bad"
-        start = found.start(group)
-        end = found.end()
-        if start == end:  # pragma: no cover - every alternative consumes a character
-            break
-        if group == "word" or group == "word2":
-            word = text[start:end]
-            kind = keyword if word.upper() in keywords else identifier
-            append(new(Token, (kind, start, end, word)))
-        elif group == "block":
-            close = _block_end(text, start, nested)
-            if close < 0:
-                append(Token(_K.ERROR, start, size, text[start:]))
+        restart = -1
+        for found in finditer(text, pos):
+            index = found.lastindex or 0
+            action = actions[index]
+            start = found.start(index)
+            end = found.end()
+            if action is _WORD_MARK:
+                word = text[start:end]
+                kind = keyword if word.upper() in keywords else identifier
+                append(new(Token, (kind, start, end, word)))
+            elif action is _BLOCK_MARK:
+                close = _block_end(text, start, nested)
+                if close < 0:
+                    append(Token(_K.ERROR, start, size, text[start:]))
+                    return tokens
+                append(Token(_K.COMMENT, start, close, text[start:close]))
+                restart = close
                 break
-            append(Token(_K.COMMENT, start, close, text[start:close]))
-            end = close
-        elif mysql and executable and group == "operator" and text.startswith("*/", start):
-            executable = False
-            end = start + 2
-            append(Token(_K.COMMENT, start, end, "*/"))
-        else:
-            if group == "exec":
+            elif action is _EXEC_MARK:
                 executable = True
-            append(new(Token, (_KINDS[group], start, end, text[start:end])))
-        pos = end
+                append(Token(_K.COMMENT, start, end, text[start:end]))
+            elif executable and action is operator and text.startswith("*/", start):
+                executable = False  # the end of /*! ... */
+                append(Token(_K.COMMENT, start, start + 2, "*/"))
+                restart = start + 2
+                break
+            else:
+                append(new(Token, (action, start, end, text[start:end])))
+            if start >= until:
+                return tokens
+        if restart < 0:
+            break
+        pos = restart
     return tokens

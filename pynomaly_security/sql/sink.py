@@ -101,8 +101,9 @@ def check_statement(
         max_length: the lexer's cap; a value occurring in a longer statement is
             reported (``"too_long"``): fail closed.
     """
-    tokens: list[Token] | None = None
+    tokens: list[Token] = []
     ends: list[int] = []
+    read = -1  # the tokens are those of the statement as far as this (-1: none yet)
     shape: list[TokenKind] | None = None
     for index, value in enumerate(values):
         if len(value) < min_length:
@@ -110,12 +111,18 @@ def check_statement(
         at = statement.find(value)
         if at < 0:
             continue
-        if tokens is None:
+        quoting = not _QUOTING.isdisjoint(value)
+        # The tokens are read only as far as the value's last occurrence (the
+        # tokens of a prefix are the first tokens of the whole), unless the value
+        # holds a quote: comparing the structure then needs them all.
+        need = len(statement) if quoting else statement.rfind(value) + len(value)
+        if need > read:
             if len(statement) > max_length:
                 return _finding("too_long", index, at, value, (), statement)
-            tokens = tokenize(statement, dialect, max_length=max_length)
+            tokens = tokenize(statement, dialect, max_length=max_length, until=need)
             ends = [token.end for token in tokens]
-        quoting = not _QUOTING.isdisjoint(value)
+            read = need
+            shape = None
         while at >= 0:
             found = _judge(tokens, ends, at, at + len(value))
             if found is None and quoting:

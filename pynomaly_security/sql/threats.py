@@ -79,6 +79,7 @@ _STATEMENT_OBJECTS = frozenset(
     {"TABLE", "DATABASE", "SCHEMA", "VIEW", "INDEX", "USER", "FUNCTION", "PROCEDURE", "TRIGGER"}
 )
 _WORDS = (_KEYWORD, _IDENTIFIER)
+_BOOLEANS = ("TRUE", "FALSE")  # the words literal_value reads as a constant
 
 
 def _word(token: Token | None) -> str:
@@ -207,7 +208,12 @@ def _constant_comparison(tokens: Sequence[Token], index: int) -> int:
     while _at(tokens, index) is not None and tokens[index].text == "(":
         index += 1
     left, op, right = _at(tokens, index), _at(tokens, index + 1), _at(tokens, index + 2)
-    if left is None or op is None or right is None or op.text.upper() not in _COMPARISONS:
+    if left is None or op is None or right is None:
+        return -1
+    # Most conditions start with a column: no literal, nothing more to read.
+    if left.kind is not _NUMBER and left.kind is not _STRING and _word(left) not in _BOOLEANS:
+        return -1
+    if op.text.upper() not in _COMPARISONS:
         return -1
     a, b = literal_value(left), literal_value(right)
     if a is None or b is None or op.text.upper() == "IS":
@@ -363,6 +369,14 @@ _CALLS = frozenset(
     {*_SLEEPS, *_ERROR_FUNCTIONS, *_CHAR_FUNCTIONS, "RANDOMBLOB", "FLOOR", "EXP", "CAST"}
     | {"CONCAT", "WAITFOR"}
 )
+# The check each such word starts, found with one look-up per word.
+_OR_CHECK, _AND_CHECK, _UNION_CHECK, _CALL_CHECK = range(4)
+_WORD_CHECKS = {
+    **dict.fromkeys(_CALLS, _CALL_CHECK),
+    **dict.fromkeys(("OR", "XOR"), _OR_CHECK),
+    **dict.fromkeys(("AND", "WHERE", "HAVING"), _AND_CHECK),
+    "UNION": _UNION_CHECK,
+}
 
 
 def scan(
@@ -381,24 +395,11 @@ def scan(
             content of string literals, where "1 or 2" is prose.
     """
     found: list[QueryThreat] = []
-    code: list[Token] = []
-    last = len(tokens) - 1
-    for position, token in enumerate(tokens):
-        if token.kind is _COMMENT:
-            if token.text.startswith(("--", "#")) and position > 0 and position == last:
-                found.append(QueryThreat(COMMENT_TRUNCATION, token.start, token.end))
-            elif token.text.startswith("/*!") or (
-                token.text.startswith("/*")  # UNION/**/SELECT: a comment as a space
-                and 0 < position < last
-                and tokens[position - 1].end == token.start
-                and tokens[position + 1].start == token.end
-            ):
-                found.append(QueryThreat(COMMENT_OBFUSCATION, token.start, token.end))
-            continue
-        if token.kind is _ERROR and (len(token.text) > 1 or token.text in "'\"`[$"):
-            name = COMMENT_TRUNCATION if token.text.startswith("/*") else UNTERMINATED
-            found.append(QueryThreat(name, token.start, token.end))
-        code.append(token)
+    kinds = {token.kind for token in tokens}
+    # Most statements have no comment or unfinished token: nothing to set aside.
+    plain = _COMMENT not in kinds and _ERROR not in kinds
+    code: Sequence[Token] = tokens if plain else _code(tokens, found)
+    word_checks = _WORD_CHECKS
     depth = 0
     threat: QueryThreat | None
     for index, token in enumerate(code):
@@ -424,19 +425,46 @@ def scan(
                 threat = _concatenation(code, index)
         elif kind is _KEYWORD or kind is _IDENTIFIER:
             word = token.text.upper()
-            if word == "OR" or word == "XOR":
+            check = word_checks.get(word)
+            if check is None:  # most words: one dictionary look-up
+                continue
+            if check is _OR_CHECK:
                 threat = _after_or(code, index, bare)
-            elif word == "AND" or word == "WHERE" or word == "HAVING":
+            elif check is _AND_CHECK:
                 threat = _after_and(code, index)
-            elif word == "UNION":
+            elif check is _UNION_CHECK:
                 threat = _union(code, index)
-            elif word in _CALLS:
+            else:
                 threat = _call(code, index, word)
         if threat is not None:
             found.append(threat)
     if depth > 0:
         found.append(QueryThreat(UNBALANCED, code[-1].start, code[-1].end))
     return found
+
+
+def _code(tokens: Sequence[Token], found: list[QueryThreat]) -> list[Token]:
+    """The tokens but comments; the shapes comments and unfinished tokens make are
+    added to ``found``."""
+    code: list[Token] = []
+    last = len(tokens) - 1
+    for position, token in enumerate(tokens):
+        if token.kind is _COMMENT:
+            if token.text.startswith(("--", "#")) and position > 0 and position == last:
+                found.append(QueryThreat(COMMENT_TRUNCATION, token.start, token.end))
+            elif token.text.startswith("/*!") or (
+                token.text.startswith("/*")  # UNION/**/SELECT: a comment as a space
+                and 0 < position < last
+                and tokens[position - 1].end == token.start
+                and tokens[position + 1].start == token.end
+            ):
+                found.append(QueryThreat(COMMENT_OBFUSCATION, token.start, token.end))
+            continue
+        if token.kind is _ERROR and (len(token.text) > 1 or token.text in "'\"`[$"):
+            name = COMMENT_TRUNCATION if token.text.startswith("/*") else UNTERMINATED
+            found.append(QueryThreat(name, token.start, token.end))
+        code.append(token)
+    return code
 
 
 def _after_or(tokens: Sequence[Token], index: int, bare: bool) -> QueryThreat | None:

@@ -142,6 +142,33 @@ def test_every_character_belongs_to_one_token(text: str, dialect: str) -> None:
     assert all(covered[i] or text[i].isspace() for i in range(len(text)))
 
 
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab1 '\"`$;-/*#!\\()=?:%\n")), max_size=60),
+       st.sampled_from(["sqlite", "postgresql", "mysql"]), st.integers(0, 61))
+def test_reading_until_gives_the_first_tokens_of_the_whole(
+    text: str, dialect: str, until: int
+) -> None:
+    """``until`` (the sink reads a statement as far as a value in it): the tokens are
+    the first ones of the whole text's, through the first token starting at or past
+    ``until`` (or all of them)."""
+    whole = tokenize(text, dialect)
+    head = tokenize(text, dialect, until=until)
+    assert head == whole[: len(head)]
+    if len(head) < len(whole):
+        assert head[-1].start >= until
+
+
+def test_reading_until_on_the_shared_statements() -> None:
+    statements = [s for _, s in BENIGN] + [s for _, _, _, s, _ in attacks()][::7]
+    for text in statements:
+        for dialect in ("sqlite", "postgresql", "mysql"):
+            whole = tokenize(text, dialect)
+            for until in range(0, len(text) + 1, 5):
+                head = tokenize(text, dialect, until=until)
+                assert head == whole[: len(head)]
+                assert len(head) == len(whole) or head[-1].start >= until
+
 # -- compared with sqlparse --------------------------------------------------------------
 
 # sqlparse reads some keyword groups as one token ("ORDER BY", "UNION ALL", "NOT NULL",

@@ -59,13 +59,14 @@ def demo_server(tmp_path: Path, *, protected: bool) -> Iterator[str]:
         sock.close()
 
 
-def sqlmap(tmp_path: Path, url: str, *options: str) -> str:
-    """Run sqlmap non-interactively on ``url``'s ``name`` parameter; its output."""
+def sqlmap(tmp_path: Path, url: str, *options: str, dbms: str | None = "SQLite") -> str:
+    """Run sqlmap non-interactively on ``url``'s ``name`` parameter; its output
+    (``dbms=None``: sqlmap tries the payloads of every database it knows)."""
     program = require_program("sqlmap")
     out = tmp_path / "sqlmap"
     result = subprocess.run(
         [
-            program, "-u", url, "-p", "name", "--batch", "--dbms=SQLite",
+            program, "-u", url, "-p", "name", "--batch", *([f"--dbms={dbms}"] if dbms else []),
             "--output-dir", str(out), "--flush-session", "--disable-coloring",
             "--time-sec=2", "--timeout=10", "--retries=0", *options,
         ],
