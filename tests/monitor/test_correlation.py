@@ -224,10 +224,24 @@ async def test_temporal_ordered_needs_the_order_and_the_window() -> None:
     clock = Clock()
     engine = engine_for(clock, {**COUNT_RULE, "alert": False}, ORDERED)
     assert await observe_all(engine, [success(clock)]) == []
+    clock.now += 1
     assert await observe_all(engine, [failure(clock) for _ in range(5)]) == []
     assert await observe_all(engine, [success(clock, ip="198.51.100.7")]) == []
     clock.now += 601
     assert await observe_all(engine, [success(clock)]) == []
+
+
+@pytest.mark.anyio
+async def test_temporal_ordered_follows_event_times_not_processing_order() -> None:
+    """The success processed before the failure that completes the burst (another
+    worker was behind) still completes the pattern: order is the events' times."""
+    clock = Clock()
+    engine = engine_for(clock, {**COUNT_RULE, "alert": False}, ORDERED)
+    early = [failure(clock) for _ in range(4)]
+    late = failure(clock)
+    clock.now += 5
+    assert await observe_all(engine, [*early, success(clock)]) == []
+    assert await observe_all(engine, [late]) == ["takeover"]
 
 
 @pytest.mark.anyio

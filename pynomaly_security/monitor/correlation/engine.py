@@ -8,7 +8,8 @@ workers see one attacker as one:
   previous fixed window weighted by its overlap; one atomic round trip);
 - ``value_count``: a member set per rule and group, trimmed to the window (one round trip);
 - ``temporal``/``temporal_ordered``: the time each step was last seen per group, kept for
-  the window (one write), and one read of the other steps when the pattern can complete;
+  the window (one write), and one read of the other steps; order is by the events' own
+  times, so events processed late by another worker still complete the pattern;
 - suppression: one set-if-absent key per rule and group, so a pattern seen by several
   workers at once raises one match.
 
@@ -323,9 +324,9 @@ class CorrelationEngine:
             return
         now = event.timestamp
         await self._store.put(self._key(rule, f"s{s}", group), repr(now), rule.window)
-        last = len(rule.steps) - 1
-        if rule.type == "temporal_ordered" and s != last:
-            return  # the pattern can only complete with its last step
+        # Every step checks for completion, the last one as well as the others: the
+        # order is the events' times, not the order workers happen to process them
+        # in (a success processed before the failures' threshold still completes).
         others = [i for i in range(len(rule.steps)) if i != s]
         seen = await self._store.get_many([self._key(rule, f"s{i}", group) for i in others])
         if any(v is None for v in seen):
