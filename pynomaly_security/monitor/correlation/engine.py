@@ -33,7 +33,15 @@ from typing import Any, Protocol
 from pynomaly_security._log import get_logger
 from pynomaly_security.monitor.correlation.rules import CorrelationRule, event_value, load_rules
 from pynomaly_security.monitor.events import EventKind, SecurityAlert, SecurityEvent, ThreatLevel
-from pynomaly_security.storage.base import KeyValueStore, MemberStore, SlidingWindowStore
+from pynomaly_security.storage.base import (
+    BATCHABLE,
+    BatchCall,
+    BatchStore,
+    KeyValueStore,
+    MemberStore,
+    SlidingWindowStore,
+    missing_capability,
+)
 
 __all__ = ["CorrelationEngine", "CorrelationMatch", "CorrelationStore", "MatchHandler"]
 
@@ -45,7 +53,7 @@ EVENT_HANDLER_FAILED = "correlation_match_handler_failed"
 _NO_LIMIT = 1 << 40
 
 
-class CorrelationStore(SlidingWindowStore, KeyValueStore, MemberStore, Protocol):
+class CorrelationStore(SlidingWindowStore, KeyValueStore, MemberStore, BatchStore, Protocol):
     """What the engine keeps in the shared store (memory and Redis stores have it)."""
 
 
@@ -134,6 +142,16 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
+def _part(*parts: str) -> str:
+    """A key part for attacker text: short plain text as it is (an address, a short
+    name; hashing every key was the engine's largest cost), anything else digested.
+    The two forms are marked apart, so a name cannot pose as another value's digest."""
+    text = "\x1f".join(parts)
+    if len(text) <= 48 and text.isprintable():
+        return "=" + text
+    return "#" + _digest(text)
+
+
 def _summary(event: SecurityEvent) -> dict[str, Any]:
     return {
         "kind": event.kind.value,
@@ -196,6 +214,8 @@ class CorrelationEngine:
         prefix: str = "corr:",
     ) -> None:
         self.rules = load_rules(rules)
+        if not isinstance(store, BatchStore):
+            raise missing_capability(store, BatchStore, "the correlation engine")
         self._store = store
         self._sink = alert_sink
         self._handlers: list[MatchHandler] = list(handlers)
@@ -254,125 +274,180 @@ class CorrelationEngine:
 
     async def observe(self, event: SecurityEvent) -> list[CorrelationMatch]:
         """Count ``event`` in every rule it concerns; the matches it completes (after
-        suppression). Raises :class:`StorageError` when the store fails."""
+        suppression). Raises :class:`StorageError` when the store fails.
+
+        One batch (one Redis round trip) for the counts and the steps; a pattern's
+        condition holding adds one for the steps it stands for, and one for suppression.
+        """
         counting = self._counting.get(event.kind)
         stepping = self._stepping.get(event.kind)
         if counting is None and stepping is None:
             return []
-        matches: list[CorrelationMatch] = []
-        hits: list[tuple[_Compiled, int]] = []  # temporal (rule, step) seen in this event
+        groups: dict[tuple[str, ...], dict[str, str] | None] = {}
+        calls: list[BatchCall] = []
+        counted: list[tuple[_Compiled, dict[str, str]]] = []
         for c in counting or ():
-            if c.accepts is not None and c.accepts(event):
-                await self._count(c, event, matches, hits)
+            if c.accepts is None or not c.accepts(event):
+                continue
+            rule = c.rule
+            group = self._group(rule, event, groups)
+            if group is None:
+                continue
+            if rule.type == "event_count":
+                calls.append(
+                    (
+                        "acquire_sliding_window_stats",
+                        (self._key(rule, "n", group), _NO_LIMIT, rule.window),
+                    )
+                )
+            else:
+                value = event_value(event, rule.field or "")
+                if value is None or value == "":
+                    continue
+                key = self._key(rule, "v", group)
+                calls.append(("add_member", (key, _part(str(value)), rule.window)))
+            counted.append((c, group))
+        steps: list[tuple[_Compiled, int, dict[str, str]]] = []
         for c, s in stepping or ():
             step = c.steps[s]
             if step is not None and step(event):
-                hits.append((c, s))
-        for c, s in hits:
-            await self._step(c, s, event, matches)
-        return matches
+                group = self._group(c.rule, event, groups)
+                if group is not None:
+                    steps.append((c, s, group))
+        results = await self._batch(calls + self._step_calls(steps, event))
+        candidates: list[tuple[CorrelationRule, dict[str, str], int, float | None]] = []
+        chained: list[tuple[_Compiled, int, dict[str, str]]] = []
+        for (c, group), result in zip(counted, results, strict=False):
+            rule = c.rule
+            if rule.type == "event_count":
+                _, (prev, prev_ttl, current, _ttl) = result
+                count = math.floor(prev * prev_ttl / rule.window) + current
+            else:
+                count = int(result)
+            if count < rule.threshold:
+                continue
+            for t, s in c.chained_into:  # the condition holds: a step of temporal rules
+                temporal = self._compiled[t]
+                chained_group = self._group(temporal.rule, event, groups)
+                if chained_group is not None:
+                    chained.append((temporal, s, chained_group))
+            if rule.alert:
+                candidates.append((rule, group, count, None))
+        candidates += self._completed(steps, results[len(counted) :], event)
+        if chained:
+            done = await self._batch(self._step_calls(chained, event))
+            candidates += self._completed(chained, done, event)
+        if not candidates:
+            return []
+        # One match per group and suppression window, whichever worker gets there first.
+        fresh = await self._batch(
+            [
+                ("add", (self._key(rule, "x", group), "1", rule.suppression))
+                for rule, group, _, _ in candidates
+            ]
+        )
+        return [
+            self._match(rule, group, event, count, first_seen)
+            for (rule, group, count, first_seen), new in zip(candidates, fresh, strict=True)
+            if new
+        ]
+
+    async def _batch(self, calls: list[BatchCall]) -> list[Any]:
+        if len(calls) == 1:  # a call alone costs less than a pipeline of one
+            name, args = calls[0]
+            if name not in BATCHABLE:
+                raise ValueError(f"{name!r} cannot be batched")
+            return [await getattr(self._store, name)(*args)]
+        return await self._store.batch(calls) if calls else []
 
     # -- rule types --------------------------------------------------------------------
-    def _group(self, rule: CorrelationRule, event: SecurityEvent) -> dict[str, str] | None:
-        group: dict[str, str] = {}
-        for name in rule.group_by:
+    def _group(
+        self,
+        rule: CorrelationRule,
+        event: SecurityEvent,
+        cache: dict[tuple[str, ...], dict[str, str] | None],
+    ) -> dict[str, str] | None:
+        # Rules mostly group by the same fields: each grouping is read once per event.
+        fields = tuple(rule.group_by)
+        if fields in cache:
+            return cache[fields]
+        group: dict[str, str] | None = {}
+        for name in fields:
             value = event_value(event, name)
             if value is None or value == "":
-                return None  # an event without the field cannot be grouped by it
-            group[name] = str(value)
+                group = None  # an event without the field cannot be grouped by it
+                break
+            group[name] = str(value)  # type: ignore[index]
+        cache[fields] = group
         return group
 
     def _key(self, rule: CorrelationRule, part: str, group: Mapping[str, str]) -> str:
-        return f"{self._prefix}{rule.id}:{part}:{_digest(*group.values())}"
+        return f"{self._prefix}{rule.id}:{part}:{_part(*group.values())}"
 
-    async def _count(
+    def _step_calls(
+        self, steps: list[tuple[_Compiled, int, dict[str, str]]], event: SecurityEvent
+    ) -> list[BatchCall]:
+        """Per step seen: record its time, read the other steps' times."""
+        calls: list[BatchCall] = []
+        for c, s, group in steps:
+            rule = c.rule
+            calls.append(
+                ("put", (self._key(rule, f"s{s}", group), repr(event.timestamp), rule.window))
+            )
+            others = [self._key(rule, f"s{i}", group) for i in range(len(rule.steps)) if i != s]
+            calls.append(("get_many", (others,)))
+        return calls
+
+    def _completed(
         self,
-        c: _Compiled,
+        steps: list[tuple[_Compiled, int, dict[str, str]]],
+        results: Sequence[Any],
         event: SecurityEvent,
-        matches: list[CorrelationMatch],
-        hits: list[tuple[_Compiled, int]],
-    ) -> None:
-        rule = c.rule
-        group = self._group(rule, event)
-        if group is None:
-            return
-        if rule.type == "event_count":
-            _, (prev, prev_ttl, current, _ttl) = await self._store.acquire_sliding_window_stats(
-                self._key(rule, "n", group), _NO_LIMIT, rule.window
-            )
-            count = math.floor(prev * prev_ttl / rule.window) + current
-        else:
-            value = event_value(event, rule.field or "")
-            if value is None or value == "":
-                return
-            count = await self._store.add_member(
-                self._key(rule, "v", group), _digest(str(value)), rule.window
-            )
-        if count < rule.threshold:
-            return
-        for t, s in c.chained_into:  # the condition holds: a step of temporal rules
-            hits.append((self._compiled[t], s))
-        if rule.alert:
-            await self._matched(rule, group, event, count, None, matches)
+    ) -> list[tuple[CorrelationRule, dict[str, str], int, float | None]]:
+        """The temporal patterns the steps complete. Every step checks, the last one as
+        well as the others: the order is the events' times, not the order workers
+        happen to process them in (a success processed before the failures' threshold
+        still completes the pattern)."""
+        done: list[tuple[CorrelationRule, dict[str, str], int, float | None]] = []
+        for n, (c, s, group) in enumerate(steps):
+            rule = c.rule
+            seen: list[str | None] = results[2 * n + 1]
+            if any(v is None for v in seen):
+                continue
+            times = [float(v) for v in seen if v is not None]
+            times.insert(s, event.timestamp)
+            if event.timestamp - min(times) > rule.window:
+                continue
+            if rule.type == "temporal_ordered" and any(a > b for a, b in itertools.pairwise(times)):
+                continue
+            if rule.alert:
+                done.append((rule, group, len(times), min(times)))
+        return done
 
-    async def _step(
-        self, c: _Compiled, s: int, event: SecurityEvent, matches: list[CorrelationMatch]
-    ) -> None:
-        rule = c.rule
-        group = self._group(rule, event)
-        if group is None:
-            return
-        now = event.timestamp
-        await self._store.put(self._key(rule, f"s{s}", group), repr(now), rule.window)
-        # Every step checks for completion, the last one as well as the others: the
-        # order is the events' times, not the order workers happen to process them
-        # in (a success processed before the failures' threshold still completes).
-        others = [i for i in range(len(rule.steps)) if i != s]
-        seen = await self._store.get_many([self._key(rule, f"s{i}", group) for i in others])
-        if any(v is None for v in seen):
-            return
-        times = dict(zip(others, (float(v) for v in seen if v is not None), strict=True))
-        times[s] = now
-        ordered = [times[i] for i in range(len(rule.steps))]
-        if now - min(ordered) > rule.window:
-            return
-        if rule.type == "temporal_ordered" and any(
-            a > b for a, b in itertools.pairwise(ordered)
-        ):
-            return
-        if rule.alert:
-            await self._matched(rule, group, event, len(ordered), min(ordered), matches)
-
-    async def _matched(
+    def _match(
         self,
         rule: CorrelationRule,
         group: dict[str, str],
         event: SecurityEvent,
         count: int,
         first_seen: float | None,
-        matches: list[CorrelationMatch],
-    ) -> None:
-        # One match per group and suppression window, whichever worker gets there first.
-        if not await self._store.add(self._key(rule, "x", group), "1", rule.suppression):
-            return
-        matches.append(
-            CorrelationMatch(
-                rule_id=rule.id,
-                rule_type=rule.type,
-                title=rule.title,
-                severity=rule.severity,
-                group=group,
-                group_key=_digest(rule.id, *group.values()),
-                count=count,
-                threshold=rule.threshold,
-                window=rule.window,
-                timestamp=event.timestamp,
-                first_seen=first_seen,
-                events=(_summary(event),),
-                observables=_observables(event, group),
-                response=rule.response,
-                playbook=rule.playbook,
-                alert_id=uuid.uuid4().hex,
-                recommended_actions=tuple(rule.recommended_actions),
-            )
+    ) -> CorrelationMatch:
+        return CorrelationMatch(
+            rule_id=rule.id,
+            rule_type=rule.type,
+            title=rule.title,
+            severity=rule.severity,
+            group=group,
+            group_key=_digest(rule.id, *group.values()),
+            count=count,
+            threshold=rule.threshold,
+            window=rule.window,
+            timestamp=event.timestamp,
+            first_seen=first_seen,
+            events=(_summary(event),),
+            observables=_observables(event, group),
+            response=rule.response,
+            playbook=rule.playbook,
+            alert_id=uuid.uuid4().hex,
+            recommended_actions=tuple(rule.recommended_actions),
         )
