@@ -16,7 +16,7 @@ shared by every capability built on it. A capability is a method of the backend
 returning an object that implements its Protocol; a backend without the method
 does not have the capability, and the registry says so at construction:
 
-    store()        :class:`Store` (the four Protocols below)  memory, redis
+    store()        :class:`Store` (the five Protocols below)  memory, redis
     audit_log()    the audit trail's append-only log,
                    ``audit.stores.base.AuditStore``           sqlite, postgresql
     token_vault()  ``protection.vault.base.TokenVault``       sqlite, redis, postgresql
