@@ -72,6 +72,29 @@ async def test_burst_then_success_raises_one_alert_in_process(app: FastAPI) -> N
     assert alert["details"]["response"] == "off"
 
 
+@pytest.mark.anyio
+async def test_scanner_sweep_and_token_reuse_in_process(app: FastAPI) -> None:
+    """Thirty 404s from one address raise one ``scanner_sweep`` alert (any client's 404
+    is reported); a spent refresh token used again raises one ``token_reuse``."""
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.77", 40000))
+    monitor = app.state.pynomaly_security.security_monitor
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        for n in range(35):
+            assert (await client.get(f"/wp-admin/setup-{n}.php")).status_code == 404
+        tokens = (
+            await client.post("/login", json={"username": "bob", "password": "builder-2024"})
+        ).json()
+        spent = {"refresh_token": tokens["refresh_token"]}
+        assert (await client.post("/refresh", json=spent)).status_code == 200
+        assert (await client.post("/refresh", json=spent)).status_code == 401
+        await monitor.flush(timeout=10.0)
+        body = (await client.get("/api/security/alerts", headers=ADMIN)).json()
+    assert correlation_alerts(body) == {
+        "correlation:scanner_sweep": 1,
+        "correlation:token_reuse": 1,
+    }
+
+
 @pytest.fixture
 def example_on_two_workers(redis_db: str, tmp_path: Path) -> Iterator[str]:
     env = {
