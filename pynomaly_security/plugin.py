@@ -47,6 +47,7 @@ from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
 from pynomaly_security.middleware.stack import SecurityMiddleware
 from pynomaly_security.monitor.activity import UserTracker
+from pynomaly_security.monitor.correlation import CorrelationEngine, configured_rules
 from pynomaly_security.monitor.detectors import AnomalousAccessDetector
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
@@ -89,6 +90,9 @@ class SecurityStack:
     """One backend (connection pool) per URL, shared by the store, the audit log and
     whatever the app builds on it (``AdvancedDataProtection(settings, storage=...)``);
     opened first and closed last by the lifespan."""
+    correlation: CorrelationEngine | None = None
+    """The correlation rules the monitor runs (``CORRELATION_*``); handlers of its
+    matches (incidents, playbooks) register with ``register_match_handler``."""
     _started: bool = False
 
     async def start(self) -> None:
@@ -235,6 +239,7 @@ def setup_security_middleware(
         else None
     )
     lockouts = LockoutManager.from_settings(settings, store, event_sink=monitor.submit)
+    correlation = _correlation(settings, store, monitor)
     live = _live_settings(settings, store, inspector, lockouts, monitor)
     stack = SecurityStack(
         settings=settings,
@@ -249,6 +254,7 @@ def setup_security_middleware(
         storage=storage,
         keyring=keyring,
         live=live,
+        correlation=correlation,
     )
     stack.admin_routers.append(build_lockout_router(lockouts))
     if audit_logger is not None:
@@ -393,6 +399,26 @@ def setup_security_middleware(
     _wrap_lifespan(app, stack)
     app.state.pynomaly_security = stack
     return stack
+
+
+def _correlation(
+    settings: SecuritySettings, store: Store, monitor: SecurityMonitor
+) -> CorrelationEngine | None:
+    """The correlation engine the settings describe, one of the monitor's detectors:
+    its windows and counts in the store (shared when the store is Redis), its matches
+    raised as the monitor's alerts. Bad rules fail here, at start-up."""
+    if not settings.correlation_enabled:
+        return None
+    rules = configured_rules(
+        builtin=settings.correlation_builtin_rules,
+        disabled=settings.correlation_disabled_rules,
+        rules_file=settings.correlation_rules_file,
+    )
+    if not rules:
+        return None
+    engine = CorrelationEngine(rules, store, alert_sink=monitor.raise_alert)
+    monitor.register_detector(engine)
+    return engine
 
 
 def _live_settings(

@@ -311,6 +311,16 @@ class SecuritySettings(BaseSettings):
     anomaly_hour_min_history: int = Field(default=50, ge=1)
     """Requests of a user seen before activity at a new hour (UTC) raises one (low);
     changeable live."""
+    correlation_enabled: bool = True
+    """Run the correlation rules over the monitor's events (``monitor/correlation/``)."""
+    correlation_builtin_rules: bool = True
+    """Run the built-in rules (brute force, credential stuffing, password spraying,
+    injection campaigns, scanner sweeps, token reuse)."""
+    correlation_disabled_rules: StrList = Field(default_factory=list)
+    """Ids of built-in rules not to run (comma-separated)."""
+    correlation_rules_file: str | None = None
+    """A YAML file of correlation rules, validated at start-up; a rule with a built-in
+    rule's id replaces it."""
 
     # -- headers (issue 2) ------------------------------------------------------------------
     security_headers_enabled: bool = True
@@ -454,6 +464,11 @@ class SecuritySettings(BaseSettings):
     )  # fmt: skip
     @classmethod
     def _issue12_login_lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("correlation_disabled_rules", mode="before")
+    @classmethod
+    def _issue16_lists(cls, value: Any) -> Any:
         return _split_list(value)
 
     @field_validator("retired_master_keys", mode="before")

@@ -424,6 +424,10 @@ class UserTrackingMiddleware:
             elif self.tracker is not None:
                 # The usual request (not a login, nobody monitored): its activity row only.
                 self.tracker.add_row(user_id, client_ip, row)
+            if status == 404 and self.monitor is not None:
+                # Any client's 404, for scanner sweeps (issue 16): one comparison on
+                # every request, an event only on a miss.
+                self._not_found(scope, ctx, status, now)
             if client_token is not None:
                 self._client_rid_var.reset(client_token)
             self._client_ip_var.reset(ip_token)
@@ -497,6 +501,21 @@ class UserTrackingMiddleware:
                     kind=EventKind.REQUEST,
                     source_ip=ctx.client_ip,
                     user_id=user_id,
+                    path=scope["path"],
+                    method=scope["method"],
+                    status_code=status,
+                    request_id=ctx.request_id,
+                    timestamp=now,
+                )
+            )
+
+    def _not_found(self, scope: Scope, ctx: RequestContext, status: int, now: float) -> None:
+        if self.monitor is not None:
+            self.monitor.submit(
+                SecurityEvent(
+                    kind=EventKind.NOT_FOUND,
+                    source_ip=ctx.client_ip,
+                    user_id=ctx.user_id,
                     path=scope["path"],
                     method=scope["method"],
                     status_code=status,

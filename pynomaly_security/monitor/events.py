@@ -66,6 +66,8 @@ class EventKind(StrEnum):
     LOCKOUT = "lockout"
     """The shared lockout locked a key or saw credential stuffing (``auth/lockout.py``);
     ``details["reason"]`` says which, the brute-force detector makes the alert."""
+    NOT_FOUND = "not_found"
+    """A 404 answer, of any client (scanner sweeps); reported by the tracking layer."""
     CUSTOM = "custom"
 
 

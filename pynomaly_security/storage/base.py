@@ -16,7 +16,7 @@ shared by every capability built on it. A capability is a method of the backend
 returning an object that implements its Protocol; a backend without the method
 does not have the capability, and the registry says so at construction:
 
-    store()        :class:`Store` (the four Protocols below)  memory, redis
+    store()        :class:`Store` (the five Protocols below)  memory, redis
     audit_log()    the audit trail's append-only log,
                    ``audit.stores.base.AuditStore``           sqlite, postgresql
     token_vault()  ``protection.vault.base.TokenVault``       sqlite, redis, postgresql
@@ -36,9 +36,12 @@ from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.storage._shared import Shared
 
 __all__ = [
+    "BATCHABLE",
     "DEFAULT_FAILURE_POLICIES",
     "Backend",
     "BackendOptions",
+    "BatchCall",
+    "BatchStore",
     "CounterStore",
     "DocumentCollection",
     "DocumentStore",
@@ -160,6 +163,24 @@ class MemberStore(Protocol):
         ...
 
 
+BatchCall = tuple[str, tuple[Any, ...]]
+"""One call of a :class:`BatchStore` batch: a method's name and its arguments."""
+
+BATCHABLE = frozenset({"acquire_sliding_window_stats", "add_member", "put", "add", "get_many"})
+"""The methods a batch may call."""
+
+
+@runtime_checkable
+class BatchStore(Protocol):
+    """Several calls in one round trip (the correlation engine's per-event work, issue 16)."""
+
+    async def batch(self, calls: Sequence[BatchCall]) -> list[Any]:
+        """Run ``calls`` (methods named in :data:`BATCHABLE`, with their arguments) in order,
+        in one round trip; each call's result as the method returns it. Not a transaction:
+        each call is atomic on its own, as when called alone."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class BackendOptions:
     """What a registry tells every backend it builds (each takes what applies to it).
@@ -202,7 +223,7 @@ class Backend(Protocol):
 
 
 @runtime_checkable
-class Store(CounterStore, SlidingWindowStore, KeyValueStore, MemberStore, Protocol):
+class Store(CounterStore, SlidingWindowStore, KeyValueStore, MemberStore, BatchStore, Protocol):
     """Everything above, plus a lifecycle driven by the application's lifespan."""
 
     @property

@@ -24,7 +24,7 @@ from typing import Any
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.storage._shared import Shared
 from pynomaly_security.storage._window import sliding_windows
-from pynomaly_security.storage.base import BackendOptions
+from pynomaly_security.storage.base import BATCHABLE, BackendOptions
 
 __all__ = ["MemoryBackend", "MemoryStore"]
 
@@ -143,6 +143,15 @@ class MemoryStore:
         while len(self._data) > self._max_keys:
             self._data.popitem(last=False)
         return entry
+
+    async def batch(self, calls: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        """:class:`~pynomaly_security.storage.base.BatchStore`: the calls one after the other."""
+        results: list[Any] = []
+        for name, args in calls:
+            if name not in BATCHABLE:
+                raise ConfigurationError(f"{name!r} cannot be batched")
+            results.append(await getattr(self, name)(*args))
+        return results
 
     # -- counters -----------------------------------------------------------------------------
     async def incr(self, key: str, ttl: float, amount: int = 1) -> int:

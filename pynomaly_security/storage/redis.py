@@ -133,6 +133,7 @@ class RedisStore:
         self._clock = clock
         self._client: Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
+        self._loaded: Redis | None = None  # the client batch() loaded the scripts on
 
     async def __aenter__(self) -> RedisStore:
         await self.start()
@@ -182,6 +183,73 @@ class RedisStore:
 
     def _k(self, key: str) -> str:
         return self._prefix + key
+
+    async def batch(self, calls: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        """:class:`~pynomaly_security.storage.base.BatchStore`: one pipeline (not a
+        transaction), scripts by EVALSHA. A pipeline cannot fall back to loading a
+        script mid-way without running its other calls twice, so the scripts are
+        loaded before the first batch of each client (and again after Redis lost them:
+        that batch fails, the next one reloads)."""
+        client = await self._redis()
+        parsers: list[Callable[[Any], Any] | None] = []
+        try:
+            if self._loaded is not client:
+                for script in self._scripts.values():
+                    await client.script_load(script.script)
+                self._loaded = client
+            async with client.pipeline(transaction=False) as pipe:
+                for name, args in calls:
+                    parsers.append(self._queue(pipe, name, *args))
+                raw = iter(await pipe.execute())
+        except _ERRORS as exc:
+            self._loaded = None
+            raise StorageError(f"redis batch failed: {type(exc).__name__}") from exc
+        return [[] if parse is None else parse(next(raw)) for parse in parsers]
+
+    def _queue(self, pipe: Any, name: str, *args: Any) -> Callable[[Any], Any] | None:
+        """Queue one call on ``pipe``; how to read its reply (None: no command, an
+        empty ``get_many``)."""
+        if name == "acquire_sliding_window_stats":
+            key, limit, expiry, *rest = args
+            amount = rest[0] if rest else 1
+            w = sliding_windows(self._k(key), expiry, self._clock())
+            sha = self._scripts["sliding_acquire"].sha
+            pipe.evalsha(
+                sha, 2, w.previous_key, w.current_key,
+                limit, amount, repr(w.previous_ttl / expiry), _ms(2 * expiry),
+            )  # fmt: skip
+
+            def window(reply: Any) -> tuple[bool, tuple[int, float, int, float]]:
+                allowed, previous, current = reply
+                prev = int(previous)
+                return bool(allowed), (
+                    prev, w.previous_ttl if prev else 0.0, int(current), w.current_ttl
+                )
+
+            return window
+        if name == "add_member":
+            key, member, span = args
+            sha = self._scripts["add_member"].sha
+            pipe.evalsha(
+                sha, 1, self._k(key), member, repr(self._clock()), repr(span), self._max_members
+            )
+            return int
+        if name == "put":
+            key, value, *rest = args
+            ttl = rest[0] if rest else None
+            pipe.set(self._k(key), value, px=_ms(ttl) if ttl is not None else None)
+            return lambda reply: None
+        if name == "add":
+            key, value, ttl = args
+            pipe.set(self._k(key), value, px=_ms(ttl), nx=True)
+            return bool
+        if name == "get_many":
+            (keys,) = args
+            if not keys:
+                return None
+            pipe.mget([self._k(k) for k in keys])
+            return lambda reply: [str(v) if v is not None else None for v in reply]
+        raise ConfigurationError(f"{name!r} cannot be batched")
 
     # -- counters -----------------------------------------------------------------------------
     async def incr(self, key: str, ttl: float, amount: int = 1) -> int:

@@ -233,7 +233,7 @@ def check_agreement(base: str) -> None:
             "lockouts": 1,
             "dropped_events": 0,
         },
-        "detectors": ["brute_force", "anomalous_access", "injection"],
+        "detectors": ["brute_force", "anomalous_access", "injection", "correlation"],
     }
     status = _agree(base, "/api/security/status", _status_view, expected_status)
 

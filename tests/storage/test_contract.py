@@ -50,6 +50,28 @@ class TestStoreContract:
         assert await store.add("totp:u:123", "1", 90) is False
         assert await store.get("totp:u:123") == "1"
 
+    async def test_batch_runs_calls_in_order(self, store: Store) -> None:
+        """batch() gives each call's result as the method alone would, in order: a later
+        call sees an earlier one's write (the correlation engine's one round trip)."""
+        results = await store.batch(
+            [
+                ("put", ("b:a", "1", 60)),
+                ("get_many", (["b:a", "b:missing"],)),
+                ("add", ("b:x", "1", 60)),
+                ("add", ("b:x", "1", 60)),
+                ("add_member", ("b:m", "alice", 60)),
+                ("add_member", ("b:m", "bob", 60)),
+                ("acquire_sliding_window_stats", ("b:w", 100, 60)),
+                ("get_many", ([],)),
+            ]
+        )
+        assert results[:6] == [None, ["1", None], True, False, 1, 2]
+        allowed, (_, _, current, _) = results[6]
+        assert allowed is True and current == 1
+        assert results[7] == []
+        with pytest.raises(ValueError, match="cannot be batched"):
+            await store.batch([("delete", ("b:a",))])
+
     async def test_put_get_delete(self, store: Store) -> None:
         """Records round-trip and delete reports whether the key existed."""
         await store.put("k", "v", 60)

@@ -1,0 +1,209 @@
+"""Incident response benchmarks (issue 16). Correlation part: events per second the
+correlation engine sustains on one core, with the built-in rules, in memory and on Redis.
+
+    python bench/incidents.py [--events 50000] [--redis redis://127.0.0.1:6379/15]
+
+The events are a mix an attacked app reports: requests of signed-in users, sign-in
+failures and successes from many addresses (some bursts), injection attempts, 404s
+of scanners, refusals, and account events. Each is run through
+``CorrelationEngine.observe`` one after the other, as the monitor's one background
+task does (no concurrency: what one worker's monitor sustains). Printed per backend:
+events per CPU second of this process (what one core sustains, whatever else the
+machine runs) and per wall-clock second, matches, and memory: the Python heap the
+engine's state adds (tracemalloc, memory store) or Redis's ``used_memory`` growth.
+Redis keys use the prefix ``pns-bench-corr:`` and are deleted after; Redis is skipped
+when it does not answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import random
+import time
+import tracemalloc
+
+from pynomaly_security.exceptions import StorageError
+from pynomaly_security.monitor.correlation import CorrelationEngine, builtin_rules
+from pynomaly_security.monitor.events import EventKind, SecurityEvent
+from pynomaly_security.storage import create_store
+from pynomaly_security.storage.base import Store
+
+TARGETS = {"memory": 20_000, "redis": 5_000}
+
+
+def events(n: int, seed: int = 16) -> list[SecurityEvent]:
+    """``n`` events: 40% requests of signed-in users, 25% sign-in failures (a tenth of
+    them from ten attacking addresses), 10% successes, 10% 404s, 5% injections, 5%
+    refusals, 5% account events."""
+    rng = random.Random(seed)
+    now = time.time()
+    out: list[SecurityEvent] = []
+    for i in range(n):
+        ip = f"198.51.{rng.randrange(256)}.{rng.randrange(256)}"
+        user = f"user{rng.randrange(5000)}"
+        roll = rng.random()
+        t = now + i * 0.0001
+        if roll < 0.40:
+            out.append(
+                SecurityEvent(
+                    kind=EventKind.REQUEST,
+                    source_ip=ip,
+                    user_id=user,
+                    path=f"/items/{rng.randrange(100)}",
+                    method="GET",
+                    status_code=200,
+                    timestamp=t,
+                )
+            )
+        elif roll < 0.65:
+            if rng.random() < 0.1:
+                ip = f"203.0.113.{rng.randrange(10)}"
+            out.append(
+                SecurityEvent(
+                    kind=EventKind.LOGIN_FAILURE,
+                    source_ip=ip,
+                    user_id=user,
+                    path="/login",
+                    method="POST",
+                    status_code=401,
+                    timestamp=t,
+                    details={"username": user},
+                )
+            )
+        elif roll < 0.75:
+            out.append(
+                SecurityEvent(
+                    kind=EventKind.LOGIN_SUCCESS,
+                    source_ip=ip,
+                    user_id=user,
+                    path="/login",
+                    method="POST",
+                    status_code=200,
+                    timestamp=t,
+                    details={"username": user},
+                )
+            )
+        elif roll < 0.85:
+            out.append(
+                SecurityEvent(
+                    kind=EventKind.NOT_FOUND,
+                    source_ip=f"203.0.113.{rng.randrange(10)}",
+                    path=f"/wp-{rng.randrange(1000)}.php",
+                    method="GET",
+                    status_code=404,
+                    timestamp=t,
+                )
+            )
+        elif roll < 0.90:
+            out.append(
+                SecurityEvent(
+                    kind=EventKind.INJECTION,
+                    source_ip=f"203.0.113.{rng.randrange(10)}",
+                    path=f"/search/{rng.randrange(20)}",
+                    method="GET",
+                    timestamp=t,
+                    details={"families": ["sqli"], "blocked": True},
+                )
+            )
+        elif roll < 0.95:
+            out.append(
+                SecurityEvent(
+                    kind=EventKind.BLOCKED,
+                    source_ip=ip,
+                    path="/items",
+                    status_code=429,
+                    timestamp=t,
+                )
+            )
+        else:
+            out.append(
+                SecurityEvent(
+                    kind=EventKind.CUSTOM,
+                    source_ip=ip,
+                    user_id=user,
+                    timestamp=t,
+                    details={"type": "account_security", "action": "logout"},
+                )
+            )
+    return out
+
+
+async def run(store: Store, batch: list[SecurityEvent]) -> tuple[float, float, int]:
+    """(events per CPU second of this process, events per wall-clock second, matches).
+    The CPU rate is what one core sustains whatever else the machine runs; the wall
+    rate also pays for the machine's load (and for Redis's own process)."""
+    engine = CorrelationEngine(builtin_rules(), store, prefix="pns-bench-corr:")
+    for event in batch[:500]:  # warm-up (connections, caches)
+        await engine.observe(event)
+    matches = 0
+    cpu, wall = time.process_time(), time.perf_counter()
+    for event in batch:
+        matches += len(await engine.observe(event))
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return len(batch) / cpu, len(batch) / wall, matches
+
+
+async def bench_memory(batch: list[SecurityEvent]) -> None:
+    store = create_store("memory://")
+    per_cpu, per_wall, matches = await run(store, batch)
+    await store.aclose()
+    # The heap the state takes, in a second pass under tracemalloc (which slows it):
+    # the events are allocated before tracing starts.
+    gc.collect()
+    tracemalloc.start()
+    store = create_store("memory://")
+    await run(store, batch)
+    heap, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(
+        f"memory  {per_cpu:>9,.0f} events/CPU-s  ({per_wall:,.0f}/s wall)  {matches} matches  "
+        f"state {heap / 1e6:.1f} MB in {len(store)} keys  (target >= {TARGETS['memory']:,})"
+    )
+    await store.aclose()
+
+
+async def bench_redis(batch: list[SecurityEvent], url: str) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url)
+    try:
+        await client.ping()
+    except Exception as exc:
+        print(f"redis   skipped: {url} does not answer ({type(exc).__name__})")
+        return
+    before = int((await client.info("memory"))["used_memory"])
+    store = create_store(url, key_prefix="pns-bench-corr:")
+    try:
+        per_cpu, per_wall, matches = await run(store, batch)
+    except StorageError as exc:
+        print(f"redis   failed: {exc}")
+        return
+    finally:
+        await store.aclose()
+    after = int((await client.info("memory"))["used_memory"])
+    keys = 0
+    async for key in client.scan_iter("pns-bench-corr:*", count=1000):
+        await client.delete(key)
+        keys += 1
+    await client.aclose()
+    print(
+        f"redis   {per_cpu:>9,.0f} events/CPU-s  ({per_wall:,.0f}/s wall)  {matches} matches  "
+        f"used_memory +{(after - before) / 1e6:.1f} MB in {keys} keys  "
+        f"(target >= {TARGETS['redis']:,})"
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    batch = events(args.events)
+    await bench_memory(batch)
+    await bench_redis(events(args.redis_events or args.events), args.redis)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--redis-events", type=int, default=0, help="default: --events")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    asyncio.run(main(parser.parse_args()))
