@@ -233,7 +233,9 @@ async def test_an_alert_is_acknowledged_once_under_concurrency(
 
 
 @pytest.mark.anyio
-async def test_one_add_of_an_id_lands_under_concurrency(store: MonitorState, state_url: str) -> None:
+async def test_one_add_of_an_id_lands_under_concurrency(
+    store: MonitorState, state_url: str
+) -> None:
     """Twenty adds of one id at once, from two connections: exactly one lands, and a
     compare-and-set on a token answers each caller the document its own step left."""
     async with _second(state_url, store) as other:
