@@ -57,6 +57,7 @@ from pynomaly_security.storage.base import MonitorState
 
 if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
+    from pynomaly_security.incidents.automation import IncidentResponseAutomation
 
 __all__ = ["SecurityStack", "setup_security_middleware"]
 
@@ -89,6 +90,9 @@ class SecurityStack:
     """One backend (connection pool) per URL, shared by the store, the audit log and
     whatever the app builds on it (``AdvancedDataProtection(settings, storage=...)``);
     opened first and closed last by the lifespan."""
+    incidents: IncidentResponseAutomation | None = None
+    """Incidents in ``state`` (else ``store``), their timeline in the audit trail
+    (``/api/security/incidents``)."""
     _started: bool = False
 
     async def start(self) -> None:
@@ -259,6 +263,11 @@ def setup_security_middleware(
     from pynomaly_security.api.live_routes import build_live_settings_router
 
     stack.admin_routers.append(build_live_settings_router(live, audit_logger))
+    from pynomaly_security.api.incident_routes import build_incident_router
+    from pynomaly_security.incidents.automation import IncidentResponseAutomation
+
+    stack.incidents = IncidentResponseAutomation.from_stack(stack)
+    stack.admin_routers.append(build_incident_router(stack.incidents))
 
     # add_middleware puts each new layer outside the previous one: innermost first.
     from pynomaly_security.storage.base import failure_policy
