@@ -39,6 +39,7 @@ __all__ = ["IncidentCreate", "IncidentOut", "IncidentPatch", "build_incident_rou
 _ID = re.compile(r"inc-[0-9a-f]{1,32}(-[0-9]{1,12})?")
 _SENSITIVE = frozenset({IncidentStatus.CLOSED, IncidentStatus.FALSE_POSITIVE})
 _ADMIN = "admin"
+IncidentId = Annotated[str, Path(max_length=64)]
 
 
 class IncidentCreate(BaseModel):
@@ -164,7 +165,6 @@ async def _answer(call: Callable[[], Any]) -> Any:
 def build_incident_router(incidents: IncidentResponseAutomation) -> APIRouter:
     """The incident routes on one stack's automation (include behind admin auth)."""
     router = APIRouter(tags=["security"])
-    IncidentId = Annotated[str, Path(max_length=64)]
 
     @router.get("/incidents", response_model=IncidentsOut)
     async def list_incidents(
