@@ -16,8 +16,8 @@ def test_guide_creates_an_incident_from_a_script(guide_env: Path) -> None:
     trail and verifies."""
     # fmt: off
     incident_response = IncidentResponseAutomation()
-    incident_id = incident_response.create_incident(title="SQL Injection Attack", description="Malicious SQL injection detected",
-                                                    severity=IncidentSeverity.HIGH, affected_assets=["web_server", "database"])
+    incident_id = incident_response.create_incident(title="SQL Injection Attack", description="Malicious SQL injection detected",  # noqa: E501 (verbatim)
+                                                    severity=IncidentSeverity.HIGH, affected_assets=["web_server", "database"])  # noqa: E501
     # fmt: on
     try:
         incident = incident_response.get_incident(incident_id)
