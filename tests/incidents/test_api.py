@@ -222,3 +222,20 @@ async def test_pagination_newest_first(client: httpx.AsyncClient) -> None:
     assert [i["incident_id"] for i in page["incidents"]] == [ids[3], ids[2]]
     low = (await client.get(BASE, params={"severity": "LOW"}, headers=ADMIN)).json()
     assert [i["incident_id"] for i in low["incidents"]] == [ids[3], ids[1]]
+
+
+@pytest.mark.anyio
+async def test_dashboard_and_health_show_incidents(app: FastAPI, client: httpx.AsyncClient) -> None:
+    """The orchestrator's dashboard counts the app's incidents by status (open ones
+    apart) and the health detail lists the incident component with its timeline."""
+    from pynomaly_security import AdvancedSecurityOrchestrator
+
+    incident_id = (await create(client))["incident_id"]
+    await create(client, title="other")
+    assert (await patch(client, incident_id, status="triaged")).status_code == 200
+    orchestrator = AdvancedSecurityOrchestrator.from_stack(app.state.pynomaly_security)
+    assert orchestrator.incidents is app.state.pynomaly_security.incidents
+    dashboard = await orchestrator.get_comprehensive_security_dashboard()
+    assert dashboard["incidents"] == {"by_status": {"new": 1, "triaged": 1}, "open": 2}
+    health = (await client.get("/api/security/health", headers=ADMIN)).json()
+    assert health["components"]["incidents"] == {"enabled": True, "timeline": True}
