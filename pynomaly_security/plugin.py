@@ -111,6 +111,8 @@ class SecurityStack:
             await self.user_tracker.start()
         if self.audit_logger is not None:
             await self.audit_logger.start()
+        if self.incidents is not None:
+            await self.incidents.start()
 
     async def aclose(self) -> None:
         if not self._started:

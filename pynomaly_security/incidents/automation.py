@@ -136,6 +136,10 @@ class IncidentResponseAutomation:
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         """Open the state this object built (an app's is its lifespan's)."""
+        if self._registry is None:
+            # Given state (an app's stack): its connections belong to the loop that runs
+            # it, so sync callers (a sync endpoint's thread) run there, as the monitor's.
+            self._portal.adopt()
         if self._started:
             return
         self._started = True
