@@ -71,6 +71,9 @@ class IncidentPatch(BaseModel):
     reason: str | None = Field(None, max_length=MAX_TEXT, description="Why (with status).")
     assignee: str | None = Field(None, max_length=MAX_NAME, description='"" unassigns.')
     note: str | None = Field(None, min_length=1, max_length=MAX_TEXT)
+    alert_id: str | None = Field(
+        None, min_length=1, max_length=MAX_NAME, description="A monitor alert to link."
+    )
 
 
 class NoteOut(BaseModel):
@@ -223,7 +226,9 @@ def build_incident_router(incidents: IncidentResponseAutomation) -> APIRouter:
         _check_id(incident_id)
         given = body.model_fields_set - {"reason"}
         if not given:
-            return JSONResponse({"detail": "nothing to change: status, assignee or note"}, 400)
+            return JSONResponse(
+                {"detail": "nothing to change: status, assignee, note or alert_id"}, 400
+            )
         actor = _ADMIN
         if body.status in _SENSITIVE:
             user = await reauthenticated_user(
@@ -232,7 +237,7 @@ def build_incident_router(incidents: IncidentResponseAutomation) -> APIRouter:
             if not isinstance(user, str):
                 return user
             actor = user
-        note, status = body.note, body.status
+        note, status, alert_id = body.note, body.status, body.alert_id
         try:
             # Existence first: a change to an unknown id is 404 whatever the body says.
             found = await _answer(lambda: incidents.get_incident(incident_id))
@@ -248,6 +253,10 @@ def build_incident_router(incidents: IncidentResponseAutomation) -> APIRouter:
             if "assignee" in given:
                 found = await _answer(
                     lambda: incidents.assign(incident_id, body.assignee, actor=actor)
+                )
+            if alert_id is not None:
+                found = await _answer(
+                    lambda: incidents.link_alert(incident_id, alert_id, actor=actor)
                 )
             if note is not None:
                 found = await _answer(lambda: incidents.add_note(incident_id, note, actor=actor))

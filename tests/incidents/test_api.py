@@ -91,6 +91,8 @@ async def test_an_incident_opens_is_triaged_contained_and_closed(client: httpx.A
     triaged = await patch(client, incident_id, status="TRIAGED", assignee="alice", note="looking")
     assert triaged.status_code == 200, triaged.text
     assert triaged.json()["assignee"] == "alice" and triaged.json()["notes"][0]["text"] == "looking"
+    linked = await patch(client, incident_id, alert_id="alert-42")
+    assert linked.status_code == 200 and linked.json()["alert_ids"] == ["alert-42"]
     contained = await patch(client, incident_id, status="contained", reason="IP banned")
     assert contained.status_code == 200, contained.text
     assert contained.json()["metrics"]["time_to_contain"] >= 0
@@ -112,6 +114,7 @@ async def test_an_incident_opens_is_triaged_contained_and_closed(client: httpx.A
         ("status", "triaged"),
         ("assign", "alice"),
         ("note", None),
+        ("alert_linked", None),
         ("status", "contained"),
         ("status", "closed"),
     ]
