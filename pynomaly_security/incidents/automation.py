@@ -39,6 +39,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from pynomaly_security._dual import Deferred, SyncPortal, in_running_loop
+from pynomaly_security.audit.bounds import cut
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.incidents.model import (
     MAX_ALERTS,
@@ -53,7 +54,6 @@ from pynomaly_security.incidents.model import (
     bounded_names,
     check_transition,
     clean_observables,
-    cut,
     dedup_digest,
     merge_names,
 )

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from pynomaly_security.audit.bounds import cut
+
 __all__ = [
     "CLOSED_STATES",
     "MAX_ALERTS",
@@ -133,13 +135,6 @@ def check_transition(incident_id: str, current: IncidentStatus, wanted: Incident
 def dedup_digest(dedup_key: str) -> str:
     """The indexed form of a dedup key: fixed length whatever the key (an IP, a user)."""
     return hashlib.sha256(dedup_key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def cut(text: str, limit: int) -> str:
-    """``text`` within ``limit`` characters, with a marker saying how much went."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}…[+{len(text) - limit} chars]"
 
 
 def _looks_like_token(value: str) -> bool:
