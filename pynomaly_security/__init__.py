@@ -49,6 +49,9 @@ from pynomaly_security.exceptions import (
     SecurityError,
     StorageError,
 )
+from pynomaly_security.incidents.automation import IncidentResponseAutomation
+from pynomaly_security.incidents.model import IncidentSeverity, IncidentStatus
+from pynomaly_security.incidents.store import IncidentNotFound
 from pynomaly_security.middleware.audit import AccessRecorder, AuditMiddleware
 from pynomaly_security.middleware.errors import secure_server_errors
 from pynomaly_security.middleware.headers import HeaderPolicy, SecurityHeadersMiddleware
@@ -108,6 +111,10 @@ __all__ = [
     "DataEncryption",
     "FieldEncryption",
     "HeaderPolicy",
+    "IncidentNotFound",
+    "IncidentResponseAutomation",
+    "IncidentSeverity",
+    "IncidentStatus",
     "InjectionAttackDetector",
     "InputInspectionMiddleware",
     "InputSanitizer",

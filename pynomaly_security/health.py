@@ -42,6 +42,10 @@ def component_states(stack: SecurityStack) -> dict[str, Any]:
         "inspection": {"enabled": stack.inspector is not None},
         "user_tracking": {"enabled": stack.user_tracker is not None},
         "lockout": {"enabled": stack.lockouts is not None},
+        "incidents": {
+            "enabled": stack.incidents is not None,
+            "timeline": stack.incidents is not None and stack.incidents.audit_logger is not None,
+        },
     }
     audit = stack.audit_logger
     if audit is None:

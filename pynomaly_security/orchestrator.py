@@ -4,8 +4,9 @@ The framework summary's entry point. It builds nothing of its own: sign-in goes
 through the zero-trust authenticator (``auth/``), request screening through the
 inspector the inspection middleware uses (``detection/``) and reports to the
 same monitor, and the dashboard gathers the monitor's summary with
-:func:`~pynomaly_security.health.check_health`. Later parts (policy engine,
-incident response) add their sections to the dashboard here.
+:func:`~pynomaly_security.health.check_health` and the incidents by status
+(``orchestrator.incidents``: the stack's :class:`IncidentResponseAutomation`).
+Later parts (policy engine, playbooks) add their sections to the dashboard here.
 
 Two ways to get one:
 
@@ -52,6 +53,8 @@ from pynomaly_security.crypto.keys import KeyRing
 from pynomaly_security.detection import Inspector, RequestParts, Verdict
 from pynomaly_security.exceptions import AuthenticationError, ConfigurationError
 from pynomaly_security.health import check_health, component_states
+from pynomaly_security.incidents.automation import IncidentResponseAutomation
+from pynomaly_security.incidents.model import IncidentStatus
 from pynomaly_security.monitor.events import EventKind, SecurityEvent
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
@@ -117,6 +120,13 @@ class AdvancedSecurityOrchestrator:
                 keyring=stack.keyring,
             )
         self.authenticator = authenticator
+        # The app's incidents (its state, its audit trail); a standalone stack's in its store.
+        self.incidents = (
+            stack.incidents
+            if stack.incidents is not None
+            else IncidentResponseAutomation.from_stack(stack)
+        )
+        self._incident_counts: dict[str, int] = {}
         self._portal = SyncPortal()
         self._started = not self._owned
         # Counts of this facade's own work (bounded: a few fixed keys).
@@ -282,6 +292,7 @@ class AdvancedSecurityOrchestrator:
             await self.start()
             summary = await self.monitor.get_security_summary()
             self._last_health = await check_health(self.stack)
+            self._incident_counts = await self.incidents.store.count("status")
             return self._dashboard(summary, self._last_health)
 
         if in_running_loop():
@@ -313,6 +324,12 @@ class AdvancedSecurityOrchestrator:
                 "failed": sum(v for k, v in logins.items() if k != "success"),
                 "failures_by_reason": {k: v for k, v in logins.items() if k != "success"},
                 "lockout_by": self.settings.lockout_by,
+            },
+            "incidents": {
+                "by_status": dict(self._incident_counts),
+                "open": sum(
+                    n for k, n in self._incident_counts.items() if IncidentStatus(k).is_open
+                ),
             },
             "components": health["components"],
             "backends": health["backends"],

@@ -58,6 +58,7 @@ from pynomaly_security.storage.base import MonitorState
 
 if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
+    from pynomaly_security.incidents.automation import IncidentResponseAutomation
 
 __all__ = ["SecurityStack", "setup_security_middleware"]
 
@@ -93,6 +94,9 @@ class SecurityStack:
     correlation: CorrelationEngine | None = None
     """The correlation rules the monitor runs (``CORRELATION_*``); handlers of its
     matches (incidents, playbooks) register with ``register_match_handler``."""
+    incidents: IncidentResponseAutomation | None = None
+    """Incidents in ``state`` (else ``store``), their timeline in the audit trail
+    (``/api/security/incidents``)."""
     _started: bool = False
 
     async def start(self) -> None:
@@ -111,6 +115,8 @@ class SecurityStack:
             await self.user_tracker.start()
         if self.audit_logger is not None:
             await self.audit_logger.start()
+        if self.incidents is not None:
+            await self.incidents.start()
 
     async def aclose(self) -> None:
         if not self._started:
@@ -265,6 +271,11 @@ def setup_security_middleware(
     from pynomaly_security.api.live_routes import build_live_settings_router
 
     stack.admin_routers.append(build_live_settings_router(live, audit_logger))
+    from pynomaly_security.api.incident_routes import build_incident_router
+    from pynomaly_security.incidents.automation import IncidentResponseAutomation
+
+    stack.incidents = IncidentResponseAutomation.from_stack(stack)
+    stack.admin_routers.append(build_incident_router(stack.incidents))
 
     # add_middleware puts each new layer outside the previous one: innermost first.
     from pynomaly_security.storage.base import failure_policy

@@ -24,11 +24,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from pynomaly_security._context import RequestContext, get_request_context
-from pynomaly_security.auth.authenticator import ZeroTrustAuthenticator
-from pynomaly_security.auth.deps import APP_STATE_KEY, bearer_token
-from pynomaly_security.auth.errors import AuthUnavailable
-from pynomaly_security.auth.router import refusal_response
-from pynomaly_security.exceptions import AuthenticationError, InvalidToken, StorageError
+from pynomaly_security.api.reauth import UNAVAILABLE, reauthenticated_user
+from pynomaly_security.exceptions import StorageError
 from pynomaly_security.live import (
     LIVE_FIELDS,
     InvalidLiveValue,
@@ -41,20 +38,6 @@ from pynomaly_security.live import (
 __all__ = ["LiveSettingsOut", "build_live_settings_router"]
 
 log = structlog.get_logger(__name__)
-
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
-_NO_SESSION = (
-    "a live settings change needs a signed-in session that re-authenticated recently: "
-    "send its access token as Authorization: Bearer and the admin key as X-API-Key"
-)
-_NO_AUTHENTICATOR = (
-    "live settings changes need a re-authenticated session, and this app has no "
-    "authenticator (pynomaly_security.auth.install_authenticator)"
-)
-_UNAVAILABLE = JSONResponse(
-    {"detail": "security state unavailable"}, 503, headers={"Retry-After": "5"}
-)
-
 
 class LiveSettingsOut(BaseModel):
     version: int = Field(description="Send it back as If-Match to change the settings.")
@@ -134,7 +117,7 @@ def build_live_settings_router(live: LiveSettings, audit_logger: Any = None) -> 
         try:
             await live.refresh()  # this worker may be up to a poll behind
         except StorageError:
-            return _UNAVAILABLE
+            return UNAVAILABLE
         return _out(live.current)
 
     @router.patch("/settings/live", response_model=LiveSettingsOut)
@@ -152,27 +135,13 @@ def build_live_settings_router(live: LiveSettings, audit_logger: Any = None) -> 
             return JSONResponse({"detail": "no settings to change"}, 400)
         ctx = get_request_context(request.scope)
         source_ip = ctx.client_ip if ctx is not None else None
-        authenticator = getattr(request.app.state, APP_STATE_KEY, None)
-        if not isinstance(authenticator, ZeroTrustAuthenticator):
-            return JSONResponse({"detail": _NO_AUTHENTICATOR}, 403)
-        token = bearer_token(request)
-        if token is None:
-            return JSONResponse({"detail": _NO_SESSION}, 401, headers=_CHALLENGE)
-        try:
-            session = await authenticator.current_session(token)
-            if ctx is not None:
-                ctx.user_id = session.user.user_id
-            await authenticator.require_reauth(session, "live_settings", source_ip)
-        except InvalidToken:
-            return JSONResponse({"detail": _NO_SESSION}, 401, headers=_CHALLENGE)
-        except AuthUnavailable:
-            return _UNAVAILABLE
-        except AuthenticationError as exc:  # ReauthRequired: RFC 9470's challenge
-            return refusal_response(exc, request)
+        actor = await reauthenticated_user(request, "live_settings", "a live settings change")
+        if not isinstance(actor, str):
+            return actor
 
         try:
             version, diff = await live.update(
-                changes, expected_version=expected, actor=session.user.user_id
+                changes, expected_version=expected, actor=actor
             )
         except NotLiveError as exc:
             return JSONResponse({"detail": "not changeable live", "fields": exc.fields}, 400)
@@ -185,9 +154,9 @@ def build_live_settings_router(live: LiveSettings, audit_logger: Any = None) -> 
                 headers={"ETag": f'"{exc.current}"'},
             )
         except StorageError:
-            return _UNAVAILABLE
+            return UNAVAILABLE
         if audit_logger is not None:
-            await _audit(audit_logger, version, diff, session.user.user_id, source_ip, ctx)
+            await _audit(audit_logger, version, diff, actor, source_ip, ctx)
         return _out(version, diff)
 
     return router

@@ -68,6 +68,15 @@ _KEYS = {
     S.NIST: ("SC-12",),
 }
 
+# Incident handling: ISO/IEC 27001:2022 A.5.24-A.5.28 (planning, assessment, response,
+# learning, evidence), NIST SP 800-53 IR-4/IR-5/IR-6, PCI DSS v4.0 12.10, GDPR Art. 33.
+_INCIDENT = {
+    S.PCI_DSS: ("12.10.1",),
+    S.ISO27001: ("A.5.24", "A.5.25", "A.5.26", "A.5.28"),
+    S.NIST: ("IR-4", "IR-5", "IR-6"),
+    S.GDPR: ("Art. 33",),
+}
+
 _SYSTEM = {
     S.PCI_DSS: ("10.2.1.6",),
     S.ISO27001: ("A.8.15",),
@@ -120,6 +129,8 @@ _BY_EVENT: dict[SecurityEventType, tuple[Mapping[ComplianceStandard, tuple[str, 
     E.ADMIN_USER_CREATED: (_ADMIN, {S.PCI_DSS: ("10.2.1.5",)}),
     E.ADMIN_USER_MODIFIED: (_ADMIN, {S.PCI_DSS: ("10.2.1.5",)}),
     E.ADMIN_USER_DELETED: (_ADMIN, {S.PCI_DSS: ("10.2.1.5",)}),
+    E.INCIDENT_CREATED: (_INCIDENT,),
+    E.INCIDENT_UPDATED: (_INCIDENT,),
     E.COMPLIANCE_SUBJECT_ERASED: ({S.GDPR: ("Art. 17",)},),
     E.COMPLIANCE_DATA_RETENTION: ({S.GDPR: ("Art. 5(1)(e)",)}, {S.NIST: ("AU-11",)}),
     E.COMPLIANCE_EXPORT_REQUEST: ({S.GDPR: ("Art. 15", "Art. 20")}, _DATA),

@@ -579,6 +579,10 @@ class AuditLogger(AuditTrail):
         """:meth:`AuditTrail.query`, on the logger's loop."""
         return await self._at_home(super().query(**filters))
 
+    async def records_at(self, seqs: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """:meth:`AuditTrail.records_at`, on the logger's loop."""
+        return await self._at_home(super().records_at(seqs))
+
     async def verify(self, *args: Any, **kwargs: Any) -> VerifyResult:
         """:meth:`AuditTrail.verify`, on the logger's loop."""
         return await self._at_home(super().verify(*args, **kwargs))

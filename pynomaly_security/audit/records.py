@@ -39,7 +39,8 @@ class SecurityEventType(StrEnum):
 
     Families: ``AUTH_`` (authentication), ``AUTHZ_`` (authorization), ``DATA_`` (access
     to and movement of data), ``SECURITY_`` (attacks and defences), ``SYSTEM_``
-    (configuration, keys, lifecycle), ``ADMIN_`` (administration), ``COMPLIANCE_``
+    (configuration, keys, lifecycle), ``ADMIN_`` (administration), ``INCIDENT_``
+    (incident response: each incident's timeline), ``COMPLIANCE_``
     (data-subject and retention duties), ``AUDIT_`` (the trail itself).
     """
 
@@ -98,6 +99,11 @@ class SecurityEventType(StrEnum):
     ADMIN_USER_CREATED = "admin_user_created"
     ADMIN_USER_MODIFIED = "admin_user_modified"
     ADMIN_USER_DELETED = "admin_user_deleted"
+    # -- incident response (issue 16): an incident's timeline is these records --
+    INCIDENT_CREATED = "incident_created"
+    INCIDENT_UPDATED = "incident_updated"
+    """A change of an incident (``details.action``: status, note, assign, alert_linked,
+    recurred, ...); ``details.incident_id`` names it."""
     # -- compliance duties --
     COMPLIANCE_SUBJECT_ERASED = "subject_erased"
     COMPLIANCE_DATA_RETENTION = "compliance_data_retention"

@@ -84,6 +84,11 @@ class AuditTrail:
             offset=offset,
         )
 
+    async def records_at(self, seqs: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The decrypted records at these sequence numbers (an incident's timeline),
+        by number; what is missing (pruned, deleted) is absent."""
+        return await self._reader.records_at(seqs)
+
     def iter_entries(
         self,
         *,

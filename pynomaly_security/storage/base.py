@@ -267,6 +267,11 @@ class DocumentCollection(Protocol):
         """Insert (or replace) a document; beyond the collection's bound the oldest go."""
         ...
 
+    async def add(self, doc_id: str, document: Mapping[str, Any]) -> bool:
+        """Insert a document only if its id is absent (atomic, like SET NX): of two
+        workers adding one id, one gets True and the other False, nothing written."""
+        ...
+
     async def get(self, doc_id: str) -> dict[str, Any] | None:
         """One document, or None."""
         ...

@@ -334,6 +334,12 @@ class MemoryDocuments:
         while len(self._docs) > self._keep:
             self._docs.popitem(last=False)
 
+    async def add(self, doc_id: str, document: Mapping[str, Any]) -> bool:
+        if doc_id in self._docs:
+            return False
+        await self.put(doc_id, document)
+        return True
+
     async def get(self, doc_id: str) -> dict[str, Any] | None:
         found = self._docs.get(doc_id)
         return json.loads(found[0]) if found is not None else None

@@ -428,6 +428,12 @@ class RedisDocuments:
             args += [name, _json(value)]
         await self._store._run_script("documents", self._keys, args)
 
+    async def add(self, doc_id: str, document: Mapping[str, Any]) -> bool:
+        args = self._args("add", doc_id, self._keep)
+        for name, value in document.items():
+            args += [name, _json(value)]
+        return bool(await self._store._run_script("documents", self._keys, args))
+
     async def get(self, doc_id: str) -> dict[str, Any] | None:
         fields = await self._store._call("hgetall", self._prefix + "d:" + doc_id)
         return {k: json.loads(v) for k, v in fields.items()} if fields else None
@@ -439,9 +445,13 @@ class RedisDocuments:
         args = self._args("update", doc_id, len(only_if))
         for name, value in [*only_if.items(), *changes.items()]:
             args += [name, _json(value)]
-        if not await self._store._run_script("documents", self._keys, args):
+        # The script answers the document as its own step left it: a compare-and-set
+        # caller learns whether its change landed, not what a later writer made of it.
+        fields = await self._store._run_script("documents", self._keys, args)
+        if not fields:
             return None
-        return await self.get(doc_id)
+        pairs = iter(fields)
+        return {str(k): json.loads(v) for k, v in zip(pairs, pairs, strict=True)}
 
     async def _combos(self, where: Mapping[str, Scalar]) -> list[tuple[str, list[Any], int]]:
         """(combo, its indexed values, document count) of every combination matching ``where``."""

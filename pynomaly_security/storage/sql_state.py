@@ -279,6 +279,18 @@ class SQLDocuments:
             await s.execute(self._insert, self._name, _json(doc_id), *self._keys(document), body)
             await s.execute(self._trim, self._name, self._name, self._keep)
 
+    async def add(self, doc_id: str, document: Mapping[str, Any]) -> bool:
+        body = _json(dict(document))
+        await self._state.ready()
+        # Under the collection's lock (as put): the check and the insert are one step
+        # for every worker, so of two adds of one id exactly one lands.
+        async with self._state.sessions.transaction(self._lock) as s:
+            if await s.fetch(self._select_body, self._name, _json(doc_id)):
+                return False
+            await s.execute(self._insert, self._name, _json(doc_id), *self._keys(document), body)
+            await s.execute(self._trim, self._name, self._name, self._keep)
+        return True
+
     async def get(self, doc_id: str) -> dict[str, Any] | None:
         await self._state.ready()
         async with self._state.sessions.reader() as s:

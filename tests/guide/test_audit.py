@@ -275,7 +275,7 @@ def test_the_taxonomy_keeps_the_first_release_names() -> None:
     assert E.DATA_MODIFICATION is E.DATA_ACCESS_WRITE
     assert E.SUBJECT_ERASED is E.COMPLIANCE_SUBJECT_ERASED
     assert {member.name.split("_")[0] for member in E} == {
-        "AUTH", "AUTHZ", "DATA", "SECURITY", "SYSTEM", "ADMIN", "COMPLIANCE", "AUDIT",
+        "AUTH", "AUTHZ", "DATA", "SECURITY", "SYSTEM", "ADMIN", "INCIDENT", "COMPLIANCE", "AUDIT",
     }  # fmt: skip
     assert sorted(set(CONTROLS)) == sorted(member.value for member in E)
 

@@ -105,6 +105,14 @@ class TestDocuments:
         assert await alerts.count({"acknowledged": False}, group_by="threat_level") == {"high": 1}
         assert await alerts.count(group_by="acknowledged") == {True: 1, False: 1}
 
+    async def test_add_inserts_only_an_absent_id(self, store: MonitorState) -> None:
+        """add() writes a new id and refuses an existing one without touching it."""
+        alerts = self._alerts(store)
+        assert await alerts.add("a1", _alert(1, "high")) is True
+        assert await alerts.add("a1", _alert(2, "low")) is False
+        assert await alerts.get("a1") == _alert(1, "high")
+        assert await alerts.count(group_by="threat_level") == {"high": 1}
+
     async def test_bounded_oldest_dropped(self, store: MonitorState) -> None:
         """Beyond ``keep`` the oldest documents go, from queries and counts too."""
         alerts = self._alerts(store, keep=3)
@@ -222,6 +230,29 @@ async def test_an_alert_is_acknowledged_once_under_concurrency(
             "acknowledged_at": times.pop(),
         }
         assert await mine.count(group_by="acknowledged") == {True: 1}
+
+
+@pytest.mark.anyio
+async def test_one_add_of_an_id_lands_under_concurrency(
+    store: MonitorState, state_url: str
+) -> None:
+    """Twenty adds of one id at once, from two connections: exactly one lands, and a
+    compare-and-set on a token answers each caller the document its own step left."""
+    async with _second(state_url, store) as other:
+        mine = store.documents("t-claims", indexed=("threat_level",), keep=10)
+        theirs = other.documents("t-claims", indexed=("threat_level",), keep=10)
+        landed = await asyncio.gather(
+            *((mine if n % 2 else theirs).add("c1", {"n": n, "rev": "r0"}) for n in range(20))
+        )
+        assert landed.count(True) == 1
+        answers = await asyncio.gather(
+            *(
+                (mine if n % 2 else theirs).update("c1", {"rev": f"r{n}"}, only_if={"rev": "r0"})
+                for n in range(1, 21)
+            )
+        )
+        won = [n for n, a in zip(range(1, 21), answers, strict=True) if a and a["rev"] == f"r{n}"]
+        assert len(won) == 1
 
 
 @pytest.mark.anyio

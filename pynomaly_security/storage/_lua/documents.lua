@@ -5,10 +5,12 @@
 -- queries and counts without reading the documents.
 -- KEYS[1] ids by age (zset), KEYS[2] combo of each id (hash), KEYS[3] documents
 -- per combo (hash), KEYS[4] age counter.
--- ARGV[1] 'put' | 'update', ARGV[2] prefix of document and combo keys, ARGV[3] id,
--- ARGV[4] keep (put) or number of only_if pairs (update), ARGV[5] number n of
+-- ARGV[1] 'put' | 'add' | 'update', ARGV[2] prefix of document and combo keys, ARGV[3] id,
+-- ARGV[4] keep (put, add) or number of only_if pairs (update), ARGV[5] number n of
 -- indexed fields, ARGV[6 .. 5+n] their names, then field/JSON pairs (update:
 -- the only_if pairs first, then the changes).
+-- Returns: put 1; add 1, or 0 when the id exists (nothing written); update the
+-- document's fields as they are after it (a flat HGETALL list), or 0 for an unknown id.
 local prefix, id = ARGV[2], ARGV[3]
 local n = tonumber(ARGV[5])
 local first = 6 + n
@@ -40,7 +42,10 @@ local function index(member, doc, seq)
 end
 
 local doc = prefix .. 'd:' .. id
-if ARGV[1] == 'put' then
+if ARGV[1] == 'add' and redis.call('EXISTS', doc) == 1 then
+  return 0
+end
+if ARGV[1] == 'put' or ARGV[1] == 'add' then
   unindex(id)
   redis.call('DEL', doc)
   for i = first, #ARGV, 2 do
@@ -66,7 +71,7 @@ end
 local changes = first + 2 * tonumber(ARGV[4])
 for i = first, changes - 1, 2 do
   if (redis.call('HGET', doc, ARGV[i]) or 'null') ~= ARGV[i + 1] then
-    return 1
+    return redis.call('HGETALL', doc)
   end
 end
 if changes <= #ARGV then
@@ -77,4 +82,4 @@ if changes <= #ARGV then
   end
   index(id, doc, seq)
 end
-return 1
+return redis.call('HGETALL', doc)

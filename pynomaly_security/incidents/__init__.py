@@ -1,0 +1,1 @@
+"""Incident response (issue 16): incidents and their lifecycle, decisions, playbooks."""
