@@ -330,10 +330,10 @@ class AuditLogger(AuditTrail):
         number once committed."""
         # Custom event types (strings outside the enum) are allowed; they get base controls.
         payload = {"message": message, "details": dict(details or {})}
-        return self._enqueue(
+        return self._enqueue(self._entry(
             EntryKind.SECURITY, event_type, level, compliance_standards, payload,
             user_id=user_id, source_ip=source_ip, request_id=request_id,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     def log_audit_event(
         self,
@@ -360,29 +360,15 @@ class AuditLogger(AuditTrail):
         }
         if message is not None:
             payload["message"] = message
-        return self._enqueue(
+        return self._enqueue(self._entry(
             EntryKind.AUDIT, event_type, level, compliance_standards, payload,
             user_id=user_id, source_ip=source_ip, request_id=request_id,
-        )  # fmt: skip
+        ))  # fmt: skip
 
-    def _enqueue(
-        self,
-        kind: EntryKind,
-        event_type: SecurityEventType | str,
-        level: AuditLevel,
-        standards: Sequence[ComplianceStandard | str] | None,
-        payload: dict[str, Any],
-        *,
-        user_id: str | None,
-        source_ip: str | None,
-        request_id: str | None,
-    ) -> AuditReceipt:
-        # Built here, in the caller's context: the ambient ids (tracking's, or an
-        # audit_context's) are the caller's, whichever thread commits the record.
-        entry = self._entry(
-            kind, event_type, level, standards, payload,
-            user_id=user_id, source_ip=source_ip, request_id=request_id,
-        )  # fmt: skip
+    def _enqueue(self, entry: AuditEntry) -> AuditReceipt:
+        # ``entry`` is built by the caller, in its context: the ambient ids
+        # (tracking's, or an audit_context's) are the caller's, whichever thread
+        # commits the record.
         running = _running_loop()
         if self._self_managed and self._loop is None and not self._closed:
             self._start_background()
