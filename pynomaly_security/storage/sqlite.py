@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +61,28 @@ def sqlite_path(url: str) -> str:
     return path
 
 
+_BUSY_TIMEOUT_MS = 30_000
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL, waiting out another process doing the same.
+
+    Turning a new file to WAL takes an exclusive lock, and SQLite answers "database is
+    locked" at once, without the busy handler, while another connection (another worker
+    opening the same new file) holds it. WAL is a property of the file: once one
+    connection has switched it, the others find it already set.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _select_one(conn: sqlite3.Connection) -> object:
     return conn.execute("SELECT 1").fetchone()
 
@@ -85,9 +108,9 @@ class SQLiteConnection:
             # Invalid UTF-8 written by hand must reach the audit verifier (as a hash
             # mismatch), not crash the read.
             conn.text_factory = lambda raw: raw.decode("utf-8", "surrogateescape")
-            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            _use_wal(conn)
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA secure_delete=ON")
             return conn
 
