@@ -7,8 +7,9 @@ an exception the app did not handle, sent by Starlette's ``ServerErrorMiddleware
 outside every layer, gets the security headers too (``middleware/errors.py``).
 
 Order (outermost first): tracking + security headers + audit (one layer,
-:class:`~pynomaly_security.middleware.stack.SecurityMiddleware`) -> rate limit
--> login lockout -> inspection -> SQL sink -> app.
+:class:`~pynomaly_security.middleware.stack.SecurityMiddleware`, which also
+binds each request's values for the SQL sink) -> rate limit (with the sign-up/MFA
+table) -> login lockout -> inspection -> app.
 Tracking runs first so every layer and the endpoint see the request id and
 client IP, and refuses a request for a host not in ``ALLOWED_HOSTS`` before any
 other layer or the app builds a URL from it; headers cover everything so even
@@ -45,6 +46,7 @@ from pynomaly_security.middleware.errors import secure_server_errors
 from pynomaly_security.middleware.headers import HeaderPolicy
 from pynomaly_security.middleware.inspection import InputInspectionMiddleware
 from pynomaly_security.middleware.ratelimit import RateLimitMiddleware
+from pynomaly_security.middleware.sqlsink import SinkGuard
 from pynomaly_security.middleware.stack import SecurityMiddleware
 from pynomaly_security.monitor.activity import UserTracker
 from pynomaly_security.monitor.correlation import CorrelationEngine, configured_rules
@@ -280,44 +282,26 @@ def setup_security_middleware(
     # add_middleware puts each new layer outside the previous one: innermost first.
     from pynomaly_security.storage.base import failure_policy
 
+    sql_sink: SinkGuard | None = None
     if enable_sql_protection and settings.sql_injection_protection:
-        # Innermost: it keeps the body the app reads and hands the request's values
-        # to the driver hooks; SQLAlchemy engines are hooked here, other drivers by
-        # the app's connection classes (issue 15).
+        # The outer layer binds each request's values for the driver hooks (the
+        # guard is served in its coroutine); SQLAlchemy engines are hooked here,
+        # other drivers by the app's connection classes (issue 15).
         from pynomaly_security.detection.types import InspectionLimits
-        from pynomaly_security.middleware.sqlsink import SQLSinkMiddleware
         from pynomaly_security.sql.guard import SinkPolicy
         from pynomaly_security.sql.hooks import install_sql_protection
 
-        app.add_middleware(
-            SQLSinkMiddleware,
-            policy=SinkPolicy(
+        sql_sink = SinkGuard(
+            SinkPolicy(
                 mode=settings.sql_injection_mode,
                 min_length=settings.sql_injection_min_length,
                 max_body_size=settings.max_input_length,
                 limits=inspector.limits if inspector is not None else InspectionLimits(),
             ),
-            monitor=monitor,
+            monitor,
         )
         install_sql_protection()
 
-    if enable_rate_limiting and settings.rate_limit_enabled and settings.auth_rate_limits_enabled:
-        # Sign-up and MFA limits (login's are the login guard's), innermost: any
-        # other request passes it with one path lookup (issue 12, item 8).
-        app.add_middleware(
-            RateLimitMiddleware,
-            store=store,
-            limits=(),
-            route_limits={
-                **dict.fromkeys(settings.signup_paths, settings.signup_rate_limits),
-                **dict.fromkeys(settings.mfa_paths, settings.mfa_rate_limits),
-            },
-            account_route_limits=dict.fromkeys(
-                settings.mfa_paths, settings.mfa_account_rate_limits
-            ),
-            resolver=resolver,
-            failure_policy=failure_policy(settings.store_failure_policy, "rate_limit"),
-        )
     if inspector is not None:
         app.add_middleware(
             InputInspectionMiddleware,
@@ -354,6 +338,19 @@ def setup_security_middleware(
             resolver=resolver,
             failure_policy=failure_policy(settings.store_failure_policy, "rate_limit"),
             live=live,
+            # Sign-up and MFA limits (login's are the login guard's): a table of
+            # this layer, not a layer of their own (issue 12, item 8; issue 13).
+            auth_route_limits={
+                **dict.fromkeys(settings.signup_paths, settings.signup_rate_limits),
+                **dict.fromkeys(settings.mfa_paths, settings.mfa_rate_limits),
+            }
+            if settings.auth_rate_limits_enabled
+            else None,
+            auth_account_route_limits=dict.fromkeys(
+                settings.mfa_paths, settings.mfa_account_rate_limits
+            )
+            if settings.auth_rate_limits_enabled
+            else None,
         )
     # Tracking, headers and audit run as one layer with one send wrapper (see
     # middleware/stack.py), sharing the policy and the recorder their standalone
@@ -379,6 +376,7 @@ def setup_security_middleware(
         SecurityMiddleware,
         headers=headers,
         access=access,
+        sql_sink=sql_sink,
         resolver=resolver,
         tracker=tracker,
         monitor=monitor,

@@ -13,6 +13,9 @@ to the :class:`~pynomaly_security.middleware.audit.AccessRecorder` when the
 request ends. ``SecurityMiddleware(app, headers=policy, access=recorder)``
 behaves as ``UserTrackingMiddleware(SecurityHeadersMiddleware(AuditMiddleware(app,
 recorder=recorder), policy=policy))``: the same two objects do the work in both.
+With ``sql_sink=guard`` it also binds each request's SQL sink, as
+``SQLSinkMiddleware`` around the app would (the same guard object), without a
+coroutine frame of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from starlette.types import ASGIApp
 from pynomaly_security.auth.login_body import DEFAULT_USERNAME_FIELDS
 from pynomaly_security.middleware.audit import AccessRecorder
 from pynomaly_security.middleware.headers import HeaderPolicy
+from pynomaly_security.middleware.sqlsink import SinkGuard
 from pynomaly_security.middleware.tracking import UserTrackingMiddleware
 from pynomaly_security.monitor.activity import UserTracker
 from pynomaly_security.monitor.monitor import SecurityMonitor
@@ -40,6 +44,8 @@ class SecurityMiddleware(UserTrackingMiddleware):
         app: the ASGI app (the rest of the stack).
         headers: the security headers; ``None`` adds none.
         access: the access audit; ``None`` records nothing.
+        sql_sink: the SQL sink (as :class:`~pynomaly_security.middleware.sqlsink.SQLSinkMiddleware`
+            around the app would serve it); ``None``: no sink.
         resolver, tracker, monitor, login_paths, hosts, body_read_timeout,
         username_fields: as for
             :class:`~pynomaly_security.middleware.tracking.UserTrackingMiddleware`.
@@ -51,6 +57,7 @@ class SecurityMiddleware(UserTrackingMiddleware):
         *,
         headers: HeaderPolicy | None = None,
         access: AccessRecorder | None = None,
+        sql_sink: SinkGuard | None = None,
         resolver: ClientIPResolver | None = None,
         tracker: UserTracker | None = None,
         monitor: SecurityMonitor | None = None,
@@ -71,3 +78,4 @@ class SecurityMiddleware(UserTrackingMiddleware):
         )
         self._headers = headers
         self._access = access
+        self._sql_sink = sql_sink

@@ -64,11 +64,14 @@ from pynomaly_security.middleware._refusal import (
 )
 from pynomaly_security.middleware.audit import AccessRecorder
 from pynomaly_security.middleware.headers import HeaderPolicy
+from pynomaly_security.middleware.sqlsink import SinkGuard
 from pynomaly_security.monitor.activity import UserTracker
 from pynomaly_security.monitor.events import EventKind, SecurityEvent
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.network.hosts import TrustedHosts
+from pynomaly_security.sql.errors import SQLInjectionBlocked
+from pynomaly_security.sql.guard import CURRENT_SINK, RequestSink
 
 __all__ = ["CLIENT_REQUEST_ID_HEADER", "UserTrackingMiddleware"]
 
@@ -84,6 +87,7 @@ _CLIENT_REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _perf_ns = time.perf_counter_ns
 _time_ns = time.time_ns
 _LOGIN_BODY_LIMIT = 64 * 1024
+_FRAMED_BY_HEADERS = frozenset({"1.0", "1.1"})
 
 
 def _structlog_vars() -> tuple[
@@ -237,6 +241,8 @@ class UserTrackingMiddleware:
         # wrapper by the stack's fused layer (SecurityMiddleware sets them).
         self._headers: HeaderPolicy | None = None
         self._access: AccessRecorder | None = None
+        # The SQL sink, served in this layer's coroutine by the fused layer.
+        self._sql_sink: SinkGuard | None = None
 
     def _scan(self, scope: Scope) -> tuple[bytes | None, bool]:
         """One pass over the request headers: the client's ``X-Request-ID`` (the
@@ -356,7 +362,22 @@ class UserTrackingMiddleware:
             send = _adding_header(send, (CLIENT_REQUEST_ID_HEADER, client_rid))
         access = self._access
         commit = access.commit if access is not None else None
-        status = 500
+        # The SQL sink (SinkGuard.open and .close, inlined: this runs on every request).
+        sql_sink = self._sql_sink
+        sink: RequestSink | None = None
+        if sql_sink is not None:
+            sink = RequestSink(scope, sql_sink.policy, ctx.extra)
+            sink_token = CURRENT_SINK.set(sink)
+            if (
+                b"content-length" in named
+                or b"transfer-encoding" in named
+                or len(named) != len(headers)
+                or scope.get("http_version") not in _FRAMED_BY_HEADERS
+            ):
+                # A body may follow (HTTP/1 announces one in these headers): the
+                # sink keeps what the app reads of it.
+                receive = sink.reading(receive)
+        status = 0  # until the response starts
 
         # A plain function returning the awaitable, not a coroutine function: the
         # response's two messages then cost two calls, not two coroutines. Only a
@@ -396,10 +417,21 @@ class UserTrackingMiddleware:
                     return
                 receive = replay
             await app(scope, receive, send_tracked)
+        except SQLInjectionBlocked:
+            if sql_sink is None or status:
+                error = SQLInjectionBlocked.__name__
+                raise  # not ours, or a streaming response was under way
+            await sql_sink.refuse(scope, receive, send_tracked)
         except BaseException as exc:
             error = type(exc).__name__
             raise
         finally:
+            if not status:
+                status = 500  # no response: what the server answers
+            if sink is not None:
+                CURRENT_SINK.reset(sink_token)
+                if sink.reports:
+                    sql_sink.report(scope, sink)  # type: ignore[union-attr]  # set with sink
             elapsed = _perf_ns() - started
             now = _time_ns()
             # access_row(), inlined: this runs on every request.

@@ -30,18 +30,21 @@ import re
 import unicodedata
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, unquote_plus
 
+from pynomaly_security._context import SQL_SINK
 from pynomaly_security.detection.extract import HeaderSelector, extract_fields
 from pynomaly_security.detection.types import InspectionLimits, InspectionRefused, RequestParts
+from pynomaly_security.logsafe import safe_text
 from pynomaly_security.sql.errors import SQLInjectionBlocked
 from pynomaly_security.sql.sink import DEFAULT_MIN_LENGTH, SinkFinding, check_statement
 
 if TYPE_CHECKING:
-    from starlette.types import Scope
+    from starlette.types import Message, Receive, Scope
 
 __all__ = [
+    "CURRENT_SINK",
     "MAX_FINDINGS",
     "RequestSink",
     "SinkPolicy",
@@ -64,7 +67,11 @@ _DECODE_ROUNDS = 2
 _PLAIN_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
 _ALL_HEADERS = HeaderSelector(["*"])
 
-_CURRENT: ContextVar[RequestSink | None] = ContextVar("pynomaly_security_sql_sink", default=None)
+CURRENT_SINK: ContextVar[RequestSink | None] = ContextVar(
+    "pynomaly_security_sql_sink", default=None
+)
+"""The sink of the request being served (:func:`bind`; the fused outer layer sets it
+itself)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,16 +108,44 @@ class RequestSink:
     """One HTTP request as the sink sees it: its values (read when first needed)
     and what it found. Lives as long as the request."""
 
-    __slots__ = ("_body", "_fields", "_values", "body_truncated", "policy", "reports", "scope")
+    __slots__ = (
+        "_body",
+        "_fields",
+        "_values",
+        "body_truncated",
+        "extra",
+        "policy",
+        "reports",
+        "scope",
+        "token",
+    )
 
-    def __init__(self, scope: Scope, policy: SinkPolicy) -> None:
+    def __init__(
+        self, scope: Scope, policy: SinkPolicy, extra: dict[str, Any] | None = None
+    ) -> None:
         self.scope = scope
         self.policy = policy
+        # The request context's annotations: each finding is summarised there when it
+        # is made (from whatever thread the driver runs in: one dict assignment), so
+        # the audit commits it before the response starts.
+        self.extra = extra
         self.reports: list[SinkReport] = []
         self.body_truncated = False
+        self.token: Token[RequestSink | None] | None = None
         self._body = bytearray()
         self._values: list[str] | None = None
         self._fields: list[str] = []
+
+    def reading(self, receive: Receive) -> Receive:
+        """``receive`` that keeps the body chunks the app reads (see :meth:`add_body`)."""
+
+        async def receive_body() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                self.add_body(message.get("body", b""))
+            return message
+
+        return receive_body
 
     def add_body(self, chunk: bytes) -> None:
         """Keep ``chunk`` of the body the app read (up to the policy's size)."""
@@ -178,8 +213,32 @@ class RequestSink:
         blocked = self.policy.mode == "block"
         if len(self.reports) < MAX_FINDINGS:
             self.reports.append(SinkReport(finding, field, dialect, blocked))
+        if self.extra is not None:
+            self.extra[SQL_SINK] = self.summary()
         if blocked:
             raise SQLInjectionBlocked(finding)
+
+
+    def summary(self) -> dict[str, Any]:
+        """The findings as the audit records them: field names and statement shapes
+        (the statement with the value replaced by ``[value]``), never values."""
+        reports = self.reports
+        return {
+            "blocked": any(r.blocked for r in reports),
+            "sink": True,
+            "families": ["sqli"],
+            "findings": [
+                {
+                    "field": safe_text(r.field),
+                    "reason": r.finding.reason,
+                    "dialect": r.dialect,
+                    "token_kinds": [str(kind) for kind in r.finding.token_kinds],
+                    "shape": r.finding.shape,
+                    "blocked": r.blocked,
+                }
+                for r in reports
+            ],
+        }
 
 
 def _readings(value: str) -> list[str]:
@@ -208,23 +267,25 @@ def _readings(value: str) -> list[str]:
 
 def current_sink() -> RequestSink | None:
     """The sink of the request being served, or None (outside a request)."""
-    return _CURRENT.get()
+    return CURRENT_SINK.get()
 
 
-def bind(sink: RequestSink) -> Token[RequestSink | None]:
+def bind(sink: RequestSink) -> None:
     """Make ``sink`` the current request's (the middleware; pair with :func:`unbind`)."""
-    return _CURRENT.set(sink)
+    sink.token = CURRENT_SINK.set(sink)
 
 
-def unbind(token: Token[RequestSink | None]) -> None:
+def unbind(sink: RequestSink) -> None:
     """Undo :func:`bind` when the request ends."""
-    _CURRENT.reset(token)
+    if sink.token is not None:
+        CURRENT_SINK.reset(sink.token)
+        sink.token = None
 
 
 def guard_statement(statement: str, dialect: str) -> None:
     """What every driver hook calls before a statement runs: nothing outside a
     request with sink protection; else check it against the request's values
     (raises :class:`SQLInjectionBlocked` in block mode)."""
-    sink = _CURRENT.get()
+    sink = CURRENT_SINK.get()
     if sink is not None:
         sink.check(statement, dialect)

@@ -22,7 +22,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from pynomaly_security._context import SQL_SINK, STATE_KEY, RequestContext
-from pynomaly_security.middleware.sqlsink import SQLSinkMiddleware
+from pynomaly_security.middleware.sqlsink import SinkGuard, SQLSinkMiddleware
+from pynomaly_security.middleware.stack import SecurityMiddleware
 from pynomaly_security.sql.errors import SQLInjectionBlocked
 from pynomaly_security.sql.guard import SinkPolicy
 from pynomaly_security.sql.hooks import ProtectedSQLiteConnection, protect_sqlalchemy
@@ -33,9 +34,17 @@ Run = Callable[[str, str], Awaitable[list[Any]]]
 """(vulnerable or safe, the request's name) -> rows."""
 
 
-def sink_app(run: Run, *, mode: str = "block", seen: list[dict[str, Any]] | None = None) -> ASGIApp:
+def sink_app(
+    run: Run,
+    *,
+    mode: str = "block",
+    seen: list[dict[str, Any]] | None = None,
+    layer: str = "standalone",
+) -> ASGIApp:
     """A Starlette app whose endpoints run SQL with ``run``; the context the tracking
-    layer would set is set by a tiny outer layer so the findings can be read."""
+    layer would set is set by a tiny outer layer so the findings can be read.
+    ``layer``: the sink as ``SQLSinkMiddleware`` (``standalone``) or served by the
+    stack's fused outer layer (``fused``, which sets the request context itself)."""
 
     async def vulnerable(request: Request) -> JSONResponse:
         return JSONResponse(await run("vulnerable", request.query_params.get("name", "")))
@@ -59,8 +68,16 @@ def sink_app(run: Run, *, mode: str = "block", seen: list[dict[str, Any]] | None
             try:
                 await self.app(scope, receive, send)
             finally:
+                ctx = scope["state"][STATE_KEY]  # the fused layer's own, with it
                 if seen is not None and SQL_SINK in ctx.extra:
                     seen.append(ctx.extra[SQL_SINK])
+
+    policy = SinkPolicy(mode=mode)  # type: ignore[arg-type]
+    sink_layer = (
+        Middleware(SQLSinkMiddleware, policy=policy)
+        if layer == "standalone"
+        else Middleware(SecurityMiddleware, sql_sink=SinkGuard(policy))
+    )
 
     return Starlette(
         routes=[
@@ -68,10 +85,7 @@ def sink_app(run: Run, *, mode: str = "block", seen: list[dict[str, Any]] | None
             Route("/safe", safe),
             Route("/body", body, methods=["POST"]),
         ],
-        middleware=[
-            Middleware(WithContext),
-            Middleware(SQLSinkMiddleware, policy=SinkPolicy(mode=mode)),  # type: ignore[arg-type]
-        ],
+        middleware=[Middleware(WithContext), sink_layer],
     )
 
 
@@ -83,10 +97,10 @@ def vulnerable_sql(name: str) -> str:
     return f"SELECT id FROM people WHERE name = '{name}'"
 
 
-async def exercise(run: Run) -> None:
+async def exercise(run: Run, layer: str = "standalone") -> None:
     """The behaviour every driver must show, in block mode and in detect mode."""
     seen: list[dict[str, Any]] = []
-    async with client(sink_app(run, seen=seen)) as c:
+    async with client(sink_app(run, seen=seen, layer=layer)) as c:
         ok = await c.get("/vulnerable", params={"name": "alice"})
         assert ok.status_code == 200 and ok.json() == [1]
         blocked = await c.get("/vulnerable", params={"name": HOSTILE})
@@ -106,7 +120,7 @@ async def exercise(run: Run) -> None:
     assert seen[1]["findings"][0]["field"] == "body.name"
 
     seen.clear()
-    async with client(sink_app(run, mode="detect", seen=seen)) as c:
+    async with client(sink_app(run, mode="detect", seen=seen, layer=layer)) as c:
         let_through = await c.get("/vulnerable", params={"name": HOSTILE})
         assert let_through.status_code == 200 and let_through.json() == [1, 2]
     assert seen[0]["blocked"] is False and seen[0]["findings"][0]["reason"] == "spans_tokens"
@@ -126,8 +140,10 @@ def sqlite_db() -> sqlite3.Connection:
 
 
 @pytest.mark.anyio
-async def test_sqlite3_connection_class(sqlite_db: sqlite3.Connection) -> None:
-    """sqlite3 through ProtectedSQLiteConnection: its execute and its cursors check."""
+@pytest.mark.parametrize("layer", ["standalone", "fused"])
+async def test_sqlite3_connection_class(sqlite_db: sqlite3.Connection, layer: str) -> None:
+    """sqlite3 through ProtectedSQLiteConnection: its execute and its cursors check;
+    the sink served by its own layer or by the stack's fused outer layer."""
     cursors = iter([False, True] * 100)
 
     async def run(kind: str, name: str) -> list[Any]:
@@ -139,7 +155,7 @@ async def test_sqlite3_connection_class(sqlite_db: sqlite3.Connection) -> None:
             rows = target.execute(vulnerable_sql(name))
         return [r[0] for r in rows.fetchall()]
 
-    await exercise(run)
+    await exercise(run, layer)
 
 
 @pytest.mark.anyio
@@ -351,7 +367,7 @@ def plain_app(policy: SinkPolicy, db: sqlite3.Connection) -> Starlette:
 
     return Starlette(
         routes=[Route("/", endpoint, methods=["POST"])],
-        middleware=[Middleware(SQLSinkMiddleware, policy=policy)],  # type: ignore[arg-type]
+        middleware=[Middleware(SQLSinkMiddleware, policy=policy)],
     )
 
 
@@ -400,3 +416,25 @@ async def test_words_of_the_path_are_not_looked_for(sqlite_db: sqlite3.Connectio
         SinkPolicy(),
     )
     assert sink.values() == ["/people/7", "bob smith"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("layer", ["standalone", "fused"])
+async def test_a_body_on_a_get_reaches_the_sink(sqlite_db: sqlite3.Connection, layer: str) -> None:
+    """A GET that carries a body (Content-Length) has its body read by the sink too:
+    the fused layer keeps the body of any request whose headers announce one."""
+
+    async def run(kind: str, name: str) -> list[Any]:
+        return [r[0] for r in sqlite_db.execute(vulnerable_sql(name)).fetchall()]
+
+    async def get_body(request: Request) -> JSONResponse:
+        return JSONResponse(await run("vulnerable", (await request.json())["name"]))
+
+    app = sink_app(run, layer=layer)
+    assert isinstance(app, Starlette)
+    app.router.routes.append(Route("/get-body", get_body, methods=["GET"]))
+    async with client(app) as c:
+        hostile = await c.request("GET", "/get-body", json={"name": HOSTILE})
+        fine = await c.request("GET", "/get-body", json={"name": "alice"})
+    assert hostile.status_code == 403 and hostile.json()["error"] == "request_blocked"
+    assert fine.status_code == 200 and fine.json() == [1]
