@@ -29,18 +29,25 @@ suspension of the app passes through.
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from contextvars import Token
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pynomaly_security._context import get_request_context
 from pynomaly_security.logsafe import safe_text
 from pynomaly_security.middleware._asgi import passes_through
 from pynomaly_security.middleware._refusal import error_response
 from pynomaly_security.monitor.events import EventKind, request_event
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.sql.errors import SQLInjectionBlocked
-from pynomaly_security.sql.guard import RequestSink, SinkPolicy, bind, unbind
+from pynomaly_security.sql.guard import (
+    RequestSink,
+    SinkPolicy,
+    bind,
+    keeping_body,
+    made_sink,
+    unbind,
+)
 
 __all__ = ["SQLSinkMiddleware", "SinkGuard"]
 
@@ -65,22 +72,21 @@ class SinkGuard:
         self.policy = policy or SinkPolicy()
         self.monitor = monitor
 
-    def open(self, scope: Scope) -> RequestSink:
-        """Bind the request's sink (its findings go to the request context, if any)."""
-        ctx = get_request_context(scope)
-        sink = RequestSink(scope, self.policy, ctx.extra if ctx is not None else None)
-        bind(sink)
-        return sink
+    def open(self, scope: Scope) -> Token[Scope | None]:
+        """Bind the request (its sink, made when first needed, writes its findings to
+        the request context, if any); pair with :meth:`close`."""
+        return bind(scope, self.policy)
 
     def refuse(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         """The answer to a request whose statement was blocked (the response has
         not started)."""
         return error_response(scope, 403, "request_blocked")(scope, receive, send)
 
-    def close(self, scope: Scope, sink: RequestSink) -> None:
-        """Unbind the sink; log and report its findings to the monitor."""
-        unbind(sink)
-        if sink.reports:
+    def close(self, scope: Scope, token: Token[Scope | None]) -> None:
+        """Unbind the request; log and report its sink's findings to the monitor."""
+        unbind(token)
+        sink = made_sink(scope)
+        if sink is not None and sink.reports:
             self.report(scope, sink)
 
     def report(self, scope: Scope, sink: RequestSink) -> None:
@@ -127,7 +133,7 @@ class SQLSinkMiddleware:
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         guard = self.guard
-        sink = guard.open(scope)
+        token = guard.open(scope)
         started = False
 
         def send_watched(message: Message) -> Awaitable[None]:
@@ -137,10 +143,10 @@ class SQLSinkMiddleware:
             return send(message)
 
         try:
-            await self.app(scope, sink.reading(receive), send_watched)
+            await self.app(scope, keeping_body(scope, receive), send_watched)
         except SQLInjectionBlocked:
             if started:
                 raise  # a streaming response was under way: nothing else can be sent
             await guard.refuse(scope, receive, send)
         finally:
-            guard.close(scope, sink)
+            guard.close(scope, token)

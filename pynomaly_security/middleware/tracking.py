@@ -71,7 +71,8 @@ from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.network.hosts import TrustedHosts
 from pynomaly_security.sql.errors import SQLInjectionBlocked
-from pynomaly_security.sql.guard import CURRENT_SINK, RequestSink
+from pynomaly_security.sql.guard import CURRENT_REQUEST, keeping_body, made_sink
+from pynomaly_security.sql.guard import POLICY_KEY as SQL_POLICY
 
 __all__ = ["CLIENT_REQUEST_ID_HEADER", "UserTrackingMiddleware"]
 
@@ -364,10 +365,9 @@ class UserTrackingMiddleware:
         commit = access.commit if access is not None else None
         # The SQL sink (SinkGuard.open and .close, inlined: this runs on every request).
         sql_sink = self._sql_sink
-        sink: RequestSink | None = None
         if sql_sink is not None:
-            sink = RequestSink(scope, sql_sink.policy, ctx.extra)
-            sink_token = CURRENT_SINK.set(sink)
+            scope["state"][SQL_POLICY] = sql_sink.policy
+            sink_token = CURRENT_REQUEST.set(scope)
             if (
                 b"content-length" in named
                 or b"transfer-encoding" in named
@@ -376,7 +376,7 @@ class UserTrackingMiddleware:
             ):
                 # A body may follow (HTTP/1 announces one in these headers): the
                 # sink keeps what the app reads of it.
-                receive = sink.reading(receive)
+                receive = keeping_body(scope, receive)
         status = 0  # until the response starts
 
         # A plain function returning the awaitable, not a coroutine function: the
@@ -428,10 +428,11 @@ class UserTrackingMiddleware:
         finally:
             if not status:
                 status = 500  # no response: what the server answers
-            if sink is not None:
-                CURRENT_SINK.reset(sink_token)
-                if sink.reports:
-                    sql_sink.report(scope, sink)  # type: ignore[union-attr]  # set with sink
+            if sql_sink is not None:
+                CURRENT_REQUEST.reset(sink_token)
+                sink = made_sink(scope)
+                if sink is not None and sink.reports:
+                    sql_sink.report(scope, sink)
             elapsed = _perf_ns() - started
             now = _time_ns()
             # access_row(), inlined: this runs on every request.

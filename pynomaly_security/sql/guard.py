@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, unquote_plus
 
-from pynomaly_security._context import SQL_SINK
+from pynomaly_security._context import SQL_SINK, STATE_KEY, RequestContext
 from pynomaly_security.detection.extract import HeaderSelector, extract_fields
 from pynomaly_security.detection.types import InspectionLimits, InspectionRefused, RequestParts
 from pynomaly_security.logsafe import safe_text
@@ -44,14 +44,18 @@ if TYPE_CHECKING:
     from starlette.types import Message, Receive, Scope
 
 __all__ = [
-    "CURRENT_SINK",
+    "CURRENT_REQUEST",
     "MAX_FINDINGS",
+    "POLICY_KEY",
     "RequestSink",
     "SinkPolicy",
     "SinkReport",
     "bind",
     "current_sink",
     "guard_statement",
+    "keeping_body",
+    "made_sink",
+    "sink_of",
     "unbind",
 ]
 
@@ -67,11 +71,17 @@ _DECODE_ROUNDS = 2
 _PLAIN_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
 _ALL_HEADERS = HeaderSelector(["*"])
 
-CURRENT_SINK: ContextVar[RequestSink | None] = ContextVar(
-    "pynomaly_security_sql_sink", default=None
+CURRENT_REQUEST: ContextVar[Scope | None] = ContextVar(
+    "pynomaly_security_sql_request", default=None
 )
-"""The sink of the request being served (:func:`bind`; the fused outer layer sets it
-itself)."""
+"""The scope of the request being served with sink protection (:func:`bind`). Its
+:class:`RequestSink` is made the first time it is needed (a body chunk, a statement)
+and kept in the scope's state: most requests run no statement, and making one for each
+cost about 4,000 instructions per request (``bench/overhead.py --components
+--instructions``)."""
+POLICY_KEY = "pynomaly_security.sql_policy"
+"""``scope["state"]`` key of a bound request's :class:`SinkPolicy`."""
+_SINK = "pynomaly_security.sql_sink"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +127,6 @@ class RequestSink:
         "policy",
         "reports",
         "scope",
-        "token",
     )
 
     def __init__(
@@ -131,21 +140,9 @@ class RequestSink:
         self.extra = extra
         self.reports: list[SinkReport] = []
         self.body_truncated = False
-        self.token: Token[RequestSink | None] | None = None
         self._body = bytearray()
         self._values: list[str] | None = None
         self._fields: list[str] = []
-
-    def reading(self, receive: Receive) -> Receive:
-        """``receive`` that keeps the body chunks the app reads (see :meth:`add_body`)."""
-
-        async def receive_body() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                self.add_body(message.get("body", b""))
-            return message
-
-        return receive_body
 
     def add_body(self, chunk: bytes) -> None:
         """Keep ``chunk`` of the body the app read (up to the policy's size)."""
@@ -265,27 +262,61 @@ def _readings(value: str) -> list[str]:
     return readings
 
 
+def bind(scope: Scope, policy: SinkPolicy) -> Token[Scope | None]:
+    """Make ``scope`` the request being served, checked under ``policy`` (the
+    middleware; pair with :func:`unbind`)."""
+    state = scope.get("state")
+    if state is None:
+        scope["state"] = {POLICY_KEY: policy}
+    else:
+        state[POLICY_KEY] = policy
+    return CURRENT_REQUEST.set(scope)
+
+
+def unbind(token: Token[Scope | None]) -> None:
+    """Undo :func:`bind` when the request ends."""
+    CURRENT_REQUEST.reset(token)
+
+
+def sink_of(scope: Scope) -> RequestSink:
+    """The sink of a bound request, made on first use (from the driver's thread too:
+    ``setdefault`` keeps one when two threads make it at once)."""
+    state = scope["state"]
+    sink = state.get(_SINK)
+    if sink is None:
+        ctx = state.get(STATE_KEY)
+        extra = ctx.extra if isinstance(ctx, RequestContext) else None
+        sink = state.setdefault(_SINK, RequestSink(scope, state[POLICY_KEY], extra))
+    return sink  # type: ignore[no-any-return]
+
+
+def made_sink(scope: Scope) -> RequestSink | None:
+    """The sink of a bound request if one was made (else it found nothing)."""
+    return scope["state"].get(_SINK)  # type: ignore[no-any-return]
+
+
+def keeping_body(scope: Scope, receive: Receive) -> Receive:
+    """``receive`` that keeps the body chunks the app reads in the request's sink."""
+
+    async def receive_body() -> Message:
+        message = await receive()
+        if message["type"] == "http.request":
+            sink_of(scope).add_body(message.get("body", b""))
+        return message
+
+    return receive_body
+
+
 def current_sink() -> RequestSink | None:
     """The sink of the request being served, or None (outside a request)."""
-    return CURRENT_SINK.get()
-
-
-def bind(sink: RequestSink) -> None:
-    """Make ``sink`` the current request's (the middleware; pair with :func:`unbind`)."""
-    sink.token = CURRENT_SINK.set(sink)
-
-
-def unbind(sink: RequestSink) -> None:
-    """Undo :func:`bind` when the request ends."""
-    if sink.token is not None:
-        CURRENT_SINK.reset(sink.token)
-        sink.token = None
+    scope = CURRENT_REQUEST.get()
+    return sink_of(scope) if scope is not None else None
 
 
 def guard_statement(statement: str, dialect: str) -> None:
     """What every driver hook calls before a statement runs: nothing outside a
     request with sink protection; else check it against the request's values
     (raises :class:`SQLInjectionBlocked` in block mode)."""
-    sink = CURRENT_SINK.get()
-    if sink is not None:
-        sink.check(statement, dialect)
+    scope = CURRENT_REQUEST.get()
+    if scope is not None:
+        sink_of(scope).check(statement, dialect)

@@ -193,6 +193,28 @@ async def test_signup_is_rate_limited_per_address(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
+async def test_signup_limit_holds_with_a_global_limit_and_an_exemption(tmp_path: Path) -> None:
+    """The sign-up table is served by the global rate-limit layer: a global default
+    limit does not replace it, and exempting the path from the global limit does
+    not exempt it from the sign-up limit."""
+    for extra in (
+        {"rate_limits": ["1000/minute"]},
+        {"rate_limits": ["1000/minute"], "rate_limit_exempt_paths": ["/signup"]},
+    ):
+        async for app in _app(_settings(tmp_path, **extra), fixed_time=True):
+            async with client_for(app) as client:
+                answers = [
+                    await client.post(
+                        "/signup",
+                        json={"username": f"user{i}", "password": "long-enough-1"},
+                        headers=source(8),
+                    )
+                    for i in range(6)
+                ]
+        assert [a.status_code for a in answers] == [201] * 5 + [429], extra
+
+
+@pytest.mark.anyio
 async def test_login_is_rate_limited_per_address_and_per_account(tmp_path: Path) -> None:
     """Logins beyond the per-IP limit (any user names) and beyond the per-account
     limit (any addresses) are 429."""
