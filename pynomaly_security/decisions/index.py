@@ -79,6 +79,9 @@ class DecisionIndex:
     decisions: tuple[Decision, ...] = ()
     empty: bool = True
     needs_ip_key: bool = False
+    next_expiry: float = float("inf")
+    """When the first entry expires: the sync rebuilds then, so an index whose entries
+    all expired becomes empty again (the middleware's fast path) without a change."""
 
     @classmethod
     def build(
@@ -106,6 +109,9 @@ class DecisionIndex:
         index.all_lists = every
         index.lists = tuple(v for v in every if v.action != "flag")
         index.needs_ip_key = bool(index.cidrs or index.lists)
+        index.next_expiry = min(
+            [d.expires_at for d in kept] + [v.expires_at for v in every], default=float("inf")
+        )
         index.empty = not (index.exact or index.needs_ip_key)
         return index
 

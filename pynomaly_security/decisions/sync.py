@@ -61,6 +61,9 @@ class DecisionSync:
             versions = await self.decisions.versions()
             seen = self._seen
             if not force and seen is not None and versions == seen:
+                if self.view.index.next_expiry <= self.decisions.clock():
+                    self.rebuild()  # something expired: drop it from the index
+                    return True
                 return False
             if force or seen is None or versions.get("decisions") != seen.get("decisions"):
                 self._live = await self.decisions.live()
