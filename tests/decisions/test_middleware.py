@@ -5,7 +5,6 @@ without a frame of its own (issue 16, item 3)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -158,7 +157,8 @@ async def test_require_mfa_answers_rfc_9470_unless_the_context_shows_mfa() -> No
         refused = await c.get("/")
     assert refused.status_code == 401
     challenge = refused.headers["www-authenticate"]
-    assert challenge.startswith("Bearer ") and 'error="insufficient_user_authentication"' in challenge
+    assert challenge.startswith("Bearer ")
+    assert 'error="insufficient_user_authentication"' in challenge
     with_mfa = make_app(view, Clock(), context={"user": "bob", MFA_VERIFIED: True})
     async with client(with_mfa) as c:
         assert (await c.get("/")).status_code == 200
@@ -203,9 +203,7 @@ async def test_a_raised_level_blocks_what_the_default_level_lets_through() -> No
 
     stack = setup_security_middleware(
         app,
-        settings=SecuritySettings(
-            _env_file=None, development_mode=True, admin_api_key="k" * 32
-        ),
+        settings=SecuritySettings(_env_file=None, development_mode=True, admin_api_key="k" * 32),
         enable_audit_logging=False,
     )
     weak = {"q": "<i #{x}"}
@@ -293,5 +291,3 @@ async def _done() -> None:
 
 async def _never(*args: Any) -> Any:
     raise AssertionError("not called")
-
-
