@@ -65,9 +65,7 @@ async def test_a_decision_is_made_enforced_listed_and_reverted(
         listed = await admin.get(BASE, params={"scope": "ip", "value": "203.0.113.50"},
                                  headers=ADMIN)  # fmt: skip
         assert [d["decision_id"] for d in listed.json()["decisions"]] == [decision["decision_id"]]
-        assert (await admin.get(BASE, params={"scope": "user"}, headers=ADMIN)).json()[
-            "count"
-        ] == 0
+        assert (await admin.get(BASE, params={"scope": "user"}, headers=ADMIN)).json()["count"] == 0
         one = await admin.get(f"{BASE}/{decision['decision_id']}", headers=ADMIN)
         assert one.status_code == 200 and one.json()["reason"] == "probe"
 
@@ -76,7 +74,9 @@ async def test_a_decision_is_made_enforced_listed_and_reverted(
         assert (await other.get("/search", params={"q": "x"})).status_code == 200
         again = await admin.delete(f"{BASE}/{decision['decision_id']}", headers=session)
         assert again.status_code == 404
-        assert (await admin.get(f"{BASE}/{decision['decision_id']}", headers=ADMIN)).status_code == 404
+        assert (
+            await admin.get(f"{BASE}/{decision['decision_id']}", headers=ADMIN)
+        ).status_code == 404
 
     await app.state.pynomaly_security.audit_logger.flush()
     with sqlite3.connect(tmp_path / "audit.db") as db:
