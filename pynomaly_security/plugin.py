@@ -165,6 +165,13 @@ def _wrap_lifespan(app: Starlette, stack: SecurityStack) -> None:
     @contextlib.asynccontextmanager
     async def lifespan(app_: Any) -> AsyncIterator[Mapping[str, Any] | None]:
         async with stack, original(app_) as state:
+            if stack.decisions is not None and isinstance(app_, Starlette):
+                # While no decision is in force its layer is taken out of the request
+                # path, so the built stack is needed: Starlette builds it on the first
+                # call (the lifespan's, under a server), or here, as it would.
+                if app_.middleware_stack is None:
+                    app_.middleware_stack = app_.build_middleware_stack()
+                stack.decisions.view.attach(app_.middleware_stack)
             yield state
 
     # Starlette types lifespan_context as a union of two shapes; ours yields either.

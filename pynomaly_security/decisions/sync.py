@@ -75,8 +75,10 @@ class DecisionSync:
 
     def rebuild(self) -> None:
         """A new index from what was read (also after a change of the allow-list)."""
-        self.view.index = DecisionIndex.build(
-            self._live, self._lists, allow=self.decisions.allow, now=self.decisions.clock()
+        self.view.set(
+            DecisionIndex.build(
+                self._live, self._lists, allow=self.decisions.allow, now=self.decisions.clock()
+            )
         )
 
     async def start(self) -> None:

@@ -291,3 +291,36 @@ async def _done() -> None:
 
 async def _never(*args: Any) -> Any:
     raise AssertionError("not called")
+
+
+@pytest.mark.anyio
+async def test_with_nothing_in_force_the_layer_is_out_of_the_request_path() -> None:
+    """After the lifespan started, the tracking layer calls the rate limiter directly
+    (the decision layer costs nothing); a decision puts the layer back and refuses;
+    its revert takes it out again."""
+    from pynomaly_security.middleware.stack import SecurityMiddleware
+
+    app = FastAPI()
+
+    @app.get("/")
+    async def index() -> dict[str, bool]:
+        return {"ok": True}
+
+    stack = setup_security_middleware(
+        app,
+        settings=SecuritySettings(_env_file=None, development_mode=True, admin_api_key="k" * 32),
+        enable_audit_logging=False,
+    )
+    assert stack.decisions is not None
+    async with app.router.lifespan_context(app), client(app) as c:
+        assert (await c.get("/")).status_code == 200
+        outer = app.middleware_stack
+        while not isinstance(outer, SecurityMiddleware):
+            outer = outer.app  # type: ignore[union-attr]
+        assert not isinstance(outer.app, DecisionMiddleware)
+        ban = await stack.decisions.add("ip", CLIENT, "ban")
+        assert isinstance(outer.app, DecisionMiddleware)
+        assert (await c.get("/")).status_code == 403
+        await stack.decisions.revert(ban.decision_id)
+        assert not isinstance(outer.app, DecisionMiddleware)
+        assert (await c.get("/")).status_code == 200
