@@ -80,6 +80,9 @@ class DecisionIndex:
     decisions: tuple[Decision, ...] = ()
     empty: bool = True
     needs_ip_key: bool = False
+    needs_identity: bool = False
+    """A ``user``/``session`` decision or an MFA requirement is in force: the middleware
+    reads the request's bearer token (signature only) for its user, session and ``amr``."""
     next_expiry: float = float("inf")
     """When the first entry expires: the sync rebuilds then, so an index whose entries
     all expired becomes empty again (the middleware's fast path) without a change."""
@@ -110,6 +113,11 @@ class DecisionIndex:
         index.all_lists = every
         index.lists = tuple(v for v in every if v.action != "flag")
         index.needs_ip_key = bool(index.cidrs or index.lists)
+        index.needs_identity = any(
+            d.scope in (DecisionScope.USER, DecisionScope.SESSION)
+            or d.action is DecisionAction.REQUIRE_MFA
+            for d in kept
+        ) or any(v.action == "require_mfa" for v in index.lists)
         index.next_expiry = min(
             [d.expires_at for d in kept] + [v.expires_at for v in every], default=float("inf")
         )

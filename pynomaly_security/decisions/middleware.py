@@ -9,8 +9,9 @@ action of what applies:
 * ``ban``: 403 ``banned``;
 * ``read_only``: 403 ``read_only`` for unsafe methods (RFC 9110 section 9.2.1);
 * ``require_mfa``: 401 with ``WWW-Authenticate: Bearer
-  error="insufficient_user_authentication"`` (RFC 9470) unless the request context
-  shows MFA (``ctx.extra["mfa"]`` true, set by an authentication layer outside);
+  error="insufficient_user_authentication"`` (RFC 9470) unless the request shows
+  MFA: its bearer token's ``amr`` names a second factor (``otp``), or
+  ``ctx.extra["mfa"]`` is true (set by an authentication layer outside);
 * ``throttle``: 429 with ``Retry-After`` beyond ``DECISION_THROTTLE_PER_MINUTE``
   requests of that decision per minute, counted in the shared store (a store that
   fails refuses: fail closed);
@@ -23,6 +24,10 @@ never refused. What a request is looked up by: its client address (``ip``, ``cid
 and lists), ``ctx.user_id`` (or an outer authentication's ``scope["user"]``), the
 session id an outer layer put in ``ctx.extra["session_id"]``, the SHA-256 of its
 ``X-API-Key``, its path (``route``) and its ``X-Tenant-ID`` header (``tenant``).
+While a ``user``/``session`` decision or an MFA requirement is in force, a request's
+``Authorization: Bearer`` token is decoded with the app's authenticator
+(``install_authenticator``): its signature and claims only, no store read, for its
+user (``sub``), session (``sid``) and ``amr``; a token that does not verify adds nothing.
 """
 
 from __future__ import annotations
@@ -33,10 +38,11 @@ from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pynomaly_security._context import get_request_context, note_refusal
+from pynomaly_security._context import RequestContext, get_request_context, note_refusal
+from pynomaly_security.auth.deps import APP_STATE_KEY
 from pynomaly_security.decisions.index import AllowList, DecisionView, Match
 from pynomaly_security.decisions.model import DecisionAction, api_key_fingerprint
-from pynomaly_security.exceptions import StorageError
+from pynomaly_security.exceptions import InvalidToken, StorageError
 from pynomaly_security.middleware._asgi import passes_through
 from pynomaly_security.middleware._refusal import error_response
 from pynomaly_security.middleware.inspection import RAISED_DETECTION
@@ -48,6 +54,8 @@ MFA_VERIFIED = "mfa"
 """``RequestContext.extra`` key: true when the request's session used a second factor."""
 SESSION_ID = "session_id"
 """``RequestContext.extra`` key: the request's session id, for ``session`` decisions."""
+_SECOND_FACTORS = frozenset({"otp", "mfa", "hwk", "swk", "sms", "fido"})
+"""RFC 8176 ``amr`` values of a second factor (the authenticator writes ``otp``)."""
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _MFA_CHALLENGE = (
     'Bearer error="insufficient_user_authentication", '
@@ -95,8 +103,37 @@ class DecisionMiddleware:
             return self.app(scope, receive, send)  # nothing in force: no frame of this layer
         return self._check(scope, receive, send)
 
+    def _identity(self, scope: Scope, ctx: RequestContext | None) -> None:
+        """User, session and MFA from the bearer token, into the context (see above)."""
+        if ctx is None:
+            return
+        token = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, rest = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer" and rest.strip():
+                    token = rest.strip()
+                break
+        app = scope.get("app")
+        authenticator = getattr(getattr(app, "state", None), APP_STATE_KEY, None)
+        if token is None or authenticator is None:
+            return
+        try:
+            claims = authenticator.tokens.decode(token, "access")
+        except (InvalidToken, AttributeError):
+            return
+        if ctx.user_id is None and isinstance(claims.get("sub"), str):
+            ctx.user_id = claims["sub"]
+        if isinstance(claims.get("sid"), str):
+            ctx.extra.setdefault(SESSION_ID, claims["sid"])
+        amr = claims.get("amr")
+        if isinstance(amr, list) and any(m in _SECOND_FACTORS for m in amr):
+            ctx.extra.setdefault(MFA_VERIFIED, True)
+
     def _pairs(self, scope: Scope) -> tuple[str | None, list[tuple[str, str]]]:
         ctx = get_request_context(scope)
+        if self.view.index.needs_identity:
+            self._identity(scope, ctx)
         ip = ctx.client_ip if ctx is not None else None
         if ip is None and scope.get("client"):
             ip = scope["client"][0]

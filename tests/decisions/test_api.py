@@ -117,3 +117,24 @@ async def test_bad_input_and_refused_decisions_answer_4xx_with_a_reason(app: Fas
         bad_filter = await admin.get(BASE, params={"scope": "ip", "value": "x"}, headers=ADMIN)
         assert bad_filter.status_code == 422
         assert (await admin.get(BASE, params={"limit": 0}, headers=ADMIN)).status_code == 422
+
+
+@pytest.mark.anyio
+async def test_user_session_and_mfa_decisions_read_the_bearer_token(app: FastAPI) -> None:
+    """alice signed in with a password only: a ``require_mfa`` decision on her user id
+    answers her requests RFC 9470's challenge (a request without her token passes);
+    a ban of her session refuses that session's requests."""
+    decisions = app.state.pynomaly_security.decisions
+    async with _client(app, "192.0.2.40") as c:
+        session = await admin_session(c)
+        bearer = {"Authorization": session["Authorization"]}
+        claims = app.state.pynomaly_auth.tokens.decode(bearer["Authorization"][7:])
+        mfa = await decisions.add("user", claims["sub"], "require_mfa", origin="playbook:ato")
+        asked = await c.get("/search", params={"q": "x"}, headers=bearer)
+        assert asked.status_code == 401, asked.text
+        assert 'error="insufficient_user_authentication"' in asked.headers["www-authenticate"]
+        assert (await c.get("/search", params={"q": "x"})).status_code == 200
+        await decisions.revert(mfa.decision_id)
+        await decisions.add("session", claims["sid"], "ban", origin="playbook:ato")
+        banned = await c.get("/search", params={"q": "x"}, headers=bearer)
+        assert banned.status_code == 403 and banned.json()["error"] == "banned"
