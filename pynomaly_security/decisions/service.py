@@ -57,7 +57,11 @@ class DecisionService:
         self.intel = IntelStore(state, clock=clock)
         self.view = DecisionView()
         self.sync = DecisionSync(
-            self.store, self.intel, self.view, poll_seconds=settings.decision_poll_seconds
+            self.store,
+            self.intel,
+            self.view,
+            poll_seconds=settings.decision_poll_seconds,
+            shared=bool(getattr(state, "shared", True)),
         )
         self.clock = clock
 

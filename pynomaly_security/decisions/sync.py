@@ -8,6 +8,11 @@ middleware reads. A worker that made a change reloads at once (read-your-writes)
 the others within a poll. Expiry needs no reload: a lookup compares ``expires_at``
 with the clock, and the next rebuild drops what expired.
 
+With a store only this process sees (``memory://``) there is nothing to poll: every
+change is made here and reloads at once, and the task only wakes to drop what
+expired (at the first expiry, at least every :data:`LOCAL_WAKE` seconds), so an idle
+worker spends nothing on it.
+
 A store that fails keeps the last index in force (decisions already made stay
 enforced; the failure is logged once per outage).
 """
@@ -24,9 +29,11 @@ from pynomaly_security.decisions.store import DecisionStore
 from pynomaly_security.exceptions import StorageError
 from pynomaly_security.intel.store import IntelList, IntelStore
 
-__all__ = ["DecisionSync"]
+__all__ = ["LOCAL_WAKE", "DecisionSync"]
 
 log = get_logger(__name__)
+
+LOCAL_WAKE = 60.0
 
 
 class DecisionSync:
@@ -35,6 +42,7 @@ class DecisionSync:
     intel: the imported lists' store.
     view: what the middleware reads.
     poll_seconds: how often the versions are read.
+    shared: whether other processes change the state (a memory state: False).
     """
 
     def __init__(
@@ -44,7 +52,9 @@ class DecisionSync:
         view: DecisionView,
         *,
         poll_seconds: float = 0.5,
+        shared: bool = True,
     ) -> None:
+        self.shared = shared
         self.decisions = decisions
         self.intel = intel
         self.view = view
@@ -93,7 +103,11 @@ class DecisionSync:
     async def _watch(self) -> None:
         failing = False
         while True:
-            await asyncio.sleep(self._poll)
+            delay = self._poll
+            if not self.shared:
+                left = self.view.index.next_expiry - self.decisions.clock()
+                delay = max(self._poll, min(left, LOCAL_WAKE))
+            await asyncio.sleep(delay)
             try:
                 await self.refresh()
                 failing = False
