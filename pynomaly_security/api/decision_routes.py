@@ -1,4 +1,5 @@
-"""``/decisions``: list, make and revert the decisions the middleware enforces.
+"""``/decisions``: list, make and revert the decisions the middleware enforces;
+``/intel``: the imported reputation lists.
 
 Included by the main router under ``/api/security`` behind the admin key (no check
 here). Making or reverting a decision changes who the app serves, so it also needs
@@ -65,6 +66,16 @@ class DecisionOut(BaseModel):
     actor: str
 
 
+class IntelListOut(BaseModel):
+    name: str
+    action: str = Field(description="ban, require_mfa, or flag (alerts name it, nothing enforced)")
+    created_at: float
+    expires_at: float
+    entries: int
+    ranges: int = Field(description="Ranges once overlapping and adjacent entries merged.")
+    origin: str
+
+
 class DecisionsOut(BaseModel):
     count: int
     offset: int
@@ -93,6 +104,14 @@ def build_decision_router(decisions: DecisionService) -> APIRouter:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         return DecisionsOut(count=len(found), offset=offset, decisions=[_out(d) for d in found])
+
+    @router.get("/intel", response_model=list[IntelListOut])
+    async def list_intel() -> Any:
+        """The imported reputation lists (``python -m pynomaly_security intel import``)."""
+        try:
+            return await decisions.intel.summaries()
+        except StorageError:
+            return UNAVAILABLE
 
     @router.get("/decisions/{decision_id}", response_model=DecisionOut)
     async def get_decision(decision_id: DecisionId) -> Any:

@@ -114,6 +114,8 @@ async def test_bad_input_and_refused_decisions_answer_4xx_with_a_reason(app: Fas
         own = {"scope": "user", "value": mine.json()["actor"], "action": "ban"}
         answer = await admin.post(BASE, json=own, headers=session)
         assert answer.status_code == 409 and "acting_admin" in answer.text
+        assert (await admin.get("/api/security/intel", headers=ADMIN)).json() == []
+        assert (await admin.get("/api/security/intel")).status_code == 401
         bad_filter = await admin.get(BASE, params={"scope": "ip", "value": "x"}, headers=ADMIN)
         assert bad_filter.status_code == 422
         assert (await admin.get(BASE, params={"limit": 0}, headers=ADMIN)).status_code == 422

@@ -226,3 +226,38 @@ def test_durations_read_as_the_cli_writes_them() -> None:
     for bad in ("", "0", "1w", "-5m", "24 h x"):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+@pytest.mark.anyio
+async def test_lists_are_stored_reloaded_only_when_changed_and_removed(
+    state_url: str, clock: Clock
+) -> None:
+    """A list imported on the backend reads back with the same answers; a reload with
+    the previous lists reuses the unchanged one (not decoded again); a replaced list
+    is decoded anew; a removed one is gone; bad names and actions are refused."""
+    from pynomaly_security.intel import IntelStore, IPRangeSet
+
+    async with StorageRegistry() as registry:
+        options = {"key_prefix": "intel-test:"} if state_url.startswith("redis") else {}
+        state = registry.state(state_url, **options)
+        await registry.start()
+        intel = IntelStore(state, clock=clock)  # type: ignore[arg-type]
+        before = (await state.tallies("decisions")).get("intel", 0)
+        await intel.import_list(
+            "drop", IPRangeSet(["192.0.2.0/24", "2001:db8::/32"]), action="ban", ttl=60
+        )
+        await intel.import_list("tor", IPRangeSet(["203.0.113.5"]), action="flag", ttl=60)
+        first = await intel.load({})
+        assert first["drop"].ranges.contains("2001:db8::7")
+        assert not first["drop"].ranges.contains("198.51.100.1")
+        await intel.import_list("tor", IPRangeSet(["203.0.113.6"]), action="flag", ttl=60)
+        second = await intel.load(first)
+        assert second["drop"] is first["drop"] and second["tor"] is not first["tor"]
+        assert second["tor"].ranges.contains("203.0.113.6")
+        assert await intel.remove("tor") and not await intel.remove("tor")
+        assert [s["name"] for s in await intel.summaries()] == ["drop"]
+        assert (await state.tallies("decisions"))["intel"] == before + 4
+        with pytest.raises(ValueError, match="list name"):
+            await intel.import_list("a b", IPRangeSet(), action="ban", ttl=60)
+        with pytest.raises(ValueError, match="action"):
+            await intel.import_list("x", IPRangeSet(), action="throttle", ttl=60)
