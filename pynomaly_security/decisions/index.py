@@ -147,7 +147,7 @@ class DecisionIndex:
                                 for d in hit
                             )
                 for listed in self.lists:
-                    if key in listed.ranges:
+                    if listed.ranges.has(version, value):
                         matches.append(
                             Match(
                                 DecisionAction(listed.action),
@@ -165,7 +165,7 @@ class DecisionIndex:
         key = ip_key(ip)
         if key is None:
             return []
-        return [v.name for v in self.all_lists if v.expires_at > now and key in v.ranges]
+        return [v.name for v in self.all_lists if v.expires_at > now and v.ranges.has(*key)]
 
 
 class DecisionView:

@@ -27,6 +27,10 @@ __all__ = ["IPRangeSet", "ip_key"]
 _V4 = 4
 _V6 = 6
 _MASK64 = (1 << 64) - 1
+_bisect = bisect.bisect_right
+_pton = socket.inet_pton
+_INET, _INET6 = socket.AF_INET, socket.AF_INET6
+_from_bytes = int.from_bytes
 
 
 def ip_key(text: str) -> tuple[int, int] | None:
@@ -35,15 +39,14 @@ def ip_key(text: str) -> tuple[int, int] | None:
     ``inet_pton`` rather than :mod:`ipaddress`: this runs per request when a list or
     CIDR decision exists, and is several times cheaper."""
     try:
-        if ":" in text:
-            packed = socket.inet_pton(socket.AF_INET6, text.split("%", 1)[0])
-            value = int.from_bytes(packed, "big")
-            if value >> 32 == 0xFFFF:  # an IPv4-mapped address is the IPv4 one
-                return _V4, value & 0xFFFFFFFF
-            return _V6, value
-        return _V4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+        if ":" not in text:
+            return _V4, _from_bytes(_pton(_INET, text), "big")
+        value = _from_bytes(_pton(_INET6, text.split("%", 1)[0]), "big")
     except (OSError, ValueError):
         return None
+    if value >> 32 == 0xFFFF:  # an IPv4-mapped address is the IPv4 one
+        return _V4, value & 0xFFFFFFFF
+    return _V6, value
 
 
 class _Wide:
@@ -124,19 +127,20 @@ class IPRangeSet:
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, tuple):
             return False
-        version, value = key
+        return self.has(*key)
+
+    def has(self, version: int, value: int) -> bool:
+        """Whether the address ``value`` (an integer of IP ``version``) is in the set."""
         if version == _V4:
-            starts: Any = self._v4_starts
-            ends: Any = self._v4_ends
-        else:
-            starts, ends = self._v6_starts, self._v6_ends
-        i = bisect.bisect_right(starts, value) - 1
-        return i >= 0 and value <= ends[i]
+            i = _bisect(self._v4_starts, value) - 1
+            return i >= 0 and value <= self._v4_ends[i]
+        i = _bisect(self._v6_starts, value) - 1
+        return i >= 0 and value <= self._v6_ends[i]
 
     def contains(self, address: str) -> bool:
         """Whether ``address`` (text) is in the set; False for text that is no address."""
         key = ip_key(address)
-        return key is not None and key in self
+        return key is not None and self.has(*key)
 
     def nbytes(self) -> int:
         """Bytes of the four arrays (what a worker holds per list)."""
