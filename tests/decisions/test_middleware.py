@@ -324,3 +324,24 @@ async def test_with_nothing_in_force_the_layer_is_out_of_the_request_path() -> N
         await stack.decisions.revert(ban.decision_id)
         assert not isinstance(outer.app, DecisionMiddleware)
         assert (await c.get("/")).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_once_everything_expired_the_index_is_empty_again() -> None:
+    """A decision that expired (fake clock) leaves the index at the next refresh even
+    though nothing changed in the store: the layer's fast path comes back."""
+    from pynomaly_security.decisions import DecisionService
+    from pynomaly_security.storage import StorageRegistry
+
+    clock = Clock()
+    settings = SecuritySettings(_env_file=None, development_mode=True)
+    async with StorageRegistry() as registry:
+        store = registry.store("memory://")
+        service = DecisionService(settings, store, store, clock=clock)
+        await service.start()
+        await service.add("ip", CLIENT, "ban", ttl=60)
+        assert not service.view.index.empty
+        clock.now += 61
+        assert await service.sync.refresh()
+        assert service.view.index.empty
+        await service.aclose()
