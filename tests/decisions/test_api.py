@@ -115,6 +115,12 @@ async def test_bad_input_and_refused_decisions_answer_4xx_with_a_reason(app: Fas
         answer = await admin.post(BASE, json=own, headers=session)
         assert answer.status_code == 409 and "acting_admin" in answer.text
         assert (await admin.get("/api/security/intel", headers=ADMIN)).json() == []
+        health = (await admin.get("/api/security/health", headers=ADMIN)).json()
+        assert health["components"]["decisions"] == {
+            "enabled": True,
+            "in_force": 1,  # the tenant decision above
+            "intel_lists": [],
+        }
         assert (await admin.get("/api/security/intel")).status_code == 401
         bad_filter = await admin.get(BASE, params={"scope": "ip", "value": "x"}, headers=ADMIN)
         assert bad_filter.status_code == 422
