@@ -18,7 +18,9 @@ path never reads the store.
   (:class:`DecisionRefused`, the API's 409), expired ones dropped from the count.
 
 The collection has no delete: a reverted decision is written back expired and
-``reverted``; the collection's bound drops the oldest documents. Every change is an
+``reverted``; the collection keeps twice ``DECISION_MAX`` documents and drops the
+oldest beyond, and a decision still in force is re-written before it would be the
+one dropped. Every change is an
 ``admin_action`` record in the audit trail (scope, action, origin, id; never the value).
 """
 
@@ -99,8 +101,9 @@ class DecisionStore:
         audit_logger: AuditLogger | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._keep = 2 * max_decisions
         self._docs = state.documents(
-            "decisions", indexed=("scope", "value", "action"), keep=2 * max_decisions
+            "decisions", indexed=("scope", "value", "action"), keep=self._keep
         )
         self._state = state
         self._store = store
@@ -121,7 +124,7 @@ class DecisionStore:
     async def live(self) -> list[Decision]:
         """Every decision not expired nor reverted (at most twice the bound are read)."""
         now = self.clock()
-        docs = await self._docs.find(limit=2 * self.max_decisions)
+        docs = await self._docs.find(limit=self._keep)
         return [d for d in map(Decision.from_dict, docs) if d.live(now)]
 
     async def get(self, decision_id: str) -> Decision | None:
@@ -145,7 +148,7 @@ class DecisionStore:
         if value is not None:
             where["value"] = value
         now = self.clock()
-        docs = await self._docs.find(where, limit=2 * self.max_decisions)
+        docs = await self._docs.find(where, limit=self._keep)
         found = [d for d in map(Decision.from_dict, docs) if d.live(now)]
         return found[offset : offset + limit]
 
@@ -194,11 +197,19 @@ class DecisionStore:
             existing.expires_at = expires
             await self._changed(existing, "decision_extended", actor, actor_ip)
             return existing
-        live = await self.live()
-        if len(live) >= self.max_decisions:
+        kept = [Decision.from_dict(d) for d in await self._docs.find(limit=self._keep)]
+        if sum(d.live(now) for d in kept) >= self.max_decisions:
             raise DecisionRefused(
                 "limit", f"{self.max_decisions} decisions are in force (DECISION_MAX)"
             )
+        if len(kept) >= self._keep:
+            # At the collection's bound the next write drops its oldest document: keep
+            # decisions in force out of the way (re-written, they are the newest), so
+            # only expired or reverted ones are ever dropped (at most half are live).
+            for old in reversed(kept):
+                if not old.live(now):
+                    break
+                await self._docs.put(old.decision_id, old.to_dict())
         repeats = 0
         if automatic:
             repeats = await self._store.incr(_REPEAT + target, self.escalation_window) - 1

@@ -261,3 +261,16 @@ async def test_lists_are_stored_reloaded_only_when_changed_and_removed(
             await intel.import_list("a b", IPRangeSet(), action="ban", ttl=60)
         with pytest.raises(ValueError, match="action"):
             await intel.import_list("x", IPRangeSet(), action="throttle", ttl=60)
+
+
+@pytest.mark.anyio
+async def test_a_long_decision_outlives_many_short_ones(
+    decisions: DecisionStore, clock: Clock
+) -> None:
+    """The collection keeps twice the bound of documents, expired ones included; a
+    long ban made first is never the document dropped while short ones come and go."""
+    long_ban = await decisions.add("user", "keeper", "ban", ttl=300)
+    for n in range(14):
+        await decisions.add("user", f"short{n}", "ban", ttl=1)
+        clock.now += 2
+    assert [d.decision_id for d in await decisions.live()] == [long_ban.decision_id]
