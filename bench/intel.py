@@ -6,7 +6,8 @@ list), writes it as a FireHOL-style netset, and measures:
 
 * parsing the text and merging it into an :class:`~pynomaly_security.intel.IPRangeSet`;
 * the bytes a worker keeps per list (the four arrays) and the traced allocation of
-  the set, and the size it is stored with (compressed, base64);
+  the set, the size it is stored with (compressed, base64), and the time a worker
+  takes to decode it when the list changed;
 * a lookup, as the middleware does it: the address text to a key (``ip_key``) and a
   bisect (``IPRangeSet.contains``), for addresses on the list and random ones; and
   the whole :meth:`DecisionIndex.lookup` of a request with that list in force.
@@ -78,7 +79,11 @@ def main() -> None:
     tracemalloc.stop()
     del again
     del parsed
-    stored = len(json.dumps(ranges.dump()))
+    dumped = ranges.dump()
+    stored = len(json.dumps(dumped))
+    start = time.perf_counter()
+    IPRangeSet.load(dumped)
+    load_s = time.perf_counter() - start
 
     listed = [line for line in lines[2:] if "/" not in line]
     on_list = [rng.choice(listed) for _ in range(args.lookups)]
@@ -98,6 +103,7 @@ def main() -> None:
     print(f"peak while merging  {peak / 2**20:>12.1f} MiB (traced: the import, not the workers)")
     print(f"kept per worker     {ranges.nbytes() / 2**20:>12.2f} MiB (the four arrays)")
     print(f"stored document     {stored / 2**20:>12.2f} MiB (zlib + base64)")
+    print(f"load on a worker    {load_s * 1e3:>12.1f} ms (decode the stored arrays)")
     print(f"lookup, on list     {hit * 1e6:>12.2f} µs (text -> key -> bisect)")
     print(f"lookup, random IPv4 {miss * 1e6:>12.2f} µs")
     print(f"index.lookup        {whole * 1e6:>12.2f} µs (a request's pairs + the list)")
