@@ -29,6 +29,7 @@ from pynomaly_security.decisions.index import DecisionIndex, DecisionView
 from pynomaly_security.decisions.store import DecisionStore
 from pynomaly_security.exceptions import StorageError
 from pynomaly_security.intel.store import IntelList, IntelStore
+from pynomaly_security.middleware.ratelimit import worker_count
 
 __all__ = ["DecisionSync"]
 
@@ -113,6 +114,12 @@ class DecisionSync:
             log.warning("decisions_unavailable", error=str(exc))
         if self.shared:
             self._task = asyncio.get_running_loop().create_task(self._watch())
+        elif worker_count() > 1:
+            log.warning(
+                "decisions_memory_store_with_workers",
+                hint="a decision applies to the worker that made it only; "
+                "set PYNOMALY_SECURITY__REDIS_URL or STATE_URL",
+            )
 
     async def _watch(self) -> None:
         failing = False
