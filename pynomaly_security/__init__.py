@@ -39,6 +39,7 @@ from pynomaly_security.auth import (
 )
 from pynomaly_security.auth.login_guard import LoginLockoutMiddleware
 from pynomaly_security.crypto import DataEncryption, FieldEncryption, KeyRing
+from pynomaly_security.decisions.middleware import DecisionMiddleware
 from pynomaly_security.detection import Inspector, RequestParts, RuleFinding, Verdict
 from pynomaly_security.detection.exemptions import inspection_exempt
 from pynomaly_security.exceptions import (
@@ -109,6 +110,7 @@ __all__ = [
     "ConfigurationError",
     "CurrentUser",
     "DataEncryption",
+    "DecisionMiddleware",
     "FieldEncryption",
     "HeaderPolicy",
     "IncidentNotFound",

@@ -15,6 +15,7 @@ COMMANDS = {
     "replay": "Replay captured requests through the inspection stack (JSON Lines).",
     "audit": "Verify or export the audit trail.",
     "keys": "Generate and rotate encryption keys.",
+    "intel": "Import, list and remove IP reputation lists (threat intelligence).",
 }
 
 

@@ -28,6 +28,18 @@ async def _answers(probe: Any, timeout: float) -> Any:
         return None
 
 
+def _decisions(stack: SecurityStack) -> dict[str, Any]:
+    """What this worker enforces (its index as last loaded): counts, never values."""
+    if stack.decisions is None:
+        return {"enabled": False}
+    index = stack.decisions.view.index
+    return {
+        "enabled": True,
+        "in_force": len(index.decisions),
+        "intel_lists": [v.name for v in index.all_lists],
+    }
+
+
 def component_states(stack: SecurityStack) -> dict[str, Any]:
     """Each component's state as this process knows it, without I/O."""
     monitor = stack.security_monitor
@@ -46,6 +58,7 @@ def component_states(stack: SecurityStack) -> dict[str, Any]:
             "enabled": stack.incidents is not None,
             "timeline": stack.incidents is not None and stack.incidents.audit_logger is not None,
         },
+        "decisions": _decisions(stack),
     }
     audit = stack.audit_logger
     if audit is None:

@@ -8,8 +8,8 @@ outside every layer, gets the security headers too (``middleware/errors.py``).
 
 Order (outermost first): tracking + security headers + audit (one layer,
 :class:`~pynomaly_security.middleware.stack.SecurityMiddleware`, which also
-binds each request's values for the SQL sink) -> rate limit (with the sign-up/MFA
-table) -> login lockout -> inspection -> app.
+binds each request's values for the SQL sink) -> decisions -> rate limit (with the
+sign-up/MFA table) -> login lockout -> inspection -> app.
 Tracking runs first so every layer and the endpoint see the request id and
 client IP, and refuses a request for a host not in ``ALLOWED_HOSTS`` before any
 other layer or the app builds a URL from it; headers cover everything so even
@@ -60,6 +60,7 @@ from pynomaly_security.storage.base import MonitorState
 
 if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
+    from pynomaly_security.decisions.service import DecisionService
     from pynomaly_security.incidents.automation import IncidentResponseAutomation
 
 __all__ = ["SecurityStack", "setup_security_middleware"]
@@ -99,6 +100,9 @@ class SecurityStack:
     incidents: IncidentResponseAutomation | None = None
     """Incidents in ``state`` (else ``store``), their timeline in the audit trail
     (``/api/security/incidents``)."""
+    decisions: DecisionService | None = None
+    """Decisions and imported lists the middleware enforces (``/api/security/decisions``,
+    ``python -m pynomaly_security intel``)."""
     _started: bool = False
 
     async def start(self) -> None:
@@ -111,6 +115,8 @@ class SecurityStack:
             await self.store.start()
         if self.live is not None:
             await self.live.start()
+        if self.decisions is not None:
+            await self.decisions.start()
         if self.settings.enable_security_monitoring:
             await self.security_monitor.start_monitoring()
         if self.user_tracker is not None:
@@ -125,6 +131,8 @@ class SecurityStack:
             return
         self._started = False
         await self.security_monitor.stop()
+        if self.decisions is not None:
+            await self.decisions.aclose()
         if self.live is not None:
             await self.live.aclose()
         if self.user_tracker is not None:
@@ -159,6 +167,13 @@ def _wrap_lifespan(app: Starlette, stack: SecurityStack) -> None:
     @contextlib.asynccontextmanager
     async def lifespan(app_: Any) -> AsyncIterator[Mapping[str, Any] | None]:
         async with stack, original(app_) as state:
+            if stack.decisions is not None and isinstance(app_, Starlette):
+                # While no decision is in force its layer is taken out of the request
+                # path, so the built stack is needed: Starlette builds it on the first
+                # call (the lifespan's, under a server), or here, as it would.
+                if app_.middleware_stack is None:
+                    app_.middleware_stack = app_.build_middleware_stack()
+                stack.decisions.view.attach(app_.middleware_stack)
             yield state
 
     # Starlette types lifespan_context as a union of two shapes; ours yields either.
@@ -278,6 +293,17 @@ def setup_security_middleware(
 
     stack.incidents = IncidentResponseAutomation.from_stack(stack)
     stack.admin_routers.append(build_incident_router(stack.incidents))
+    if settings.decisions_enabled:
+        from pynomaly_security.api.decision_routes import build_decision_router
+        from pynomaly_security.decisions.service import DecisionService
+
+        decisions = DecisionService(
+            settings, state if state is not None else store, store, audit_logger=audit_logger
+        )
+        stack.decisions = decisions
+        monitor.register_alert_enricher(decisions.enrich_alert)
+        stack.incidents.intel_lookup = decisions.intel_lists
+        stack.admin_routers.append(build_decision_router(decisions))
 
     # add_middleware puts each new layer outside the previous one: innermost first.
     from pynomaly_security.storage.base import failure_policy
@@ -351,6 +377,19 @@ def setup_security_middleware(
             )
             if settings.auth_rate_limits_enabled
             else None,
+        )
+    if stack.decisions is not None:
+        # Right inside tracking (it needs the client address and request id; its
+        # refusals get the headers and the audit), outside everything that costs:
+        # a banned client is refused before the rate limiter counts it.
+        from pynomaly_security.decisions.middleware import DecisionMiddleware
+
+        app.add_middleware(
+            DecisionMiddleware,
+            view=stack.decisions.view,
+            allow=stack.decisions.allow,
+            store=store,
+            throttle_per_minute=settings.decision_throttle_per_minute,
         )
     # Tracking, headers and audit run as one layer with one send wrapper (see
     # middleware/stack.py), sharing the policy and the recorder their standalone

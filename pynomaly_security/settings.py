@@ -321,6 +321,29 @@ class SecuritySettings(BaseSettings):
     correlation_rules_file: str | None = None
     """A YAML file of correlation rules, validated at start-up; a rule with a built-in
     rule's id replaces it."""
+    decisions_enabled: bool = True
+    """Enforce decisions (ban, throttle, read-only, MFA step-up, raised detection) on
+    requests (``decisions/``; ``/api/security/decisions``, ``intel import``)."""
+    decision_max: int = Field(default=10_000, ge=1, le=1_000_000)
+    """Most decisions kept; a new one beyond is refused (expired ones are dropped first)."""
+    decision_default_ttl: float = Field(default=3600.0, gt=0)
+    """Seconds a decision lasts when its maker gives no duration (the first offence)."""
+    decision_escalation_window: float = Field(default=86_400.0, gt=0)
+    """Seconds in which a new decision on the same value counts as a repeat: each
+    repeat doubles the duration."""
+    decision_max_ttl: float = Field(default=30 * 86_400.0, gt=0)
+    """Longest duration an escalated decision gets."""
+    decision_grace_period: float = Field(default=600.0, ge=0)
+    """Seconds after a manual revert in which no automatic decision is made on that value."""
+    decision_allow_networks: StrList = Field(default_factory=list)
+    """CIDRs never refused by a decision (admin networks), and never the target of one."""
+    decision_allow_paths: StrList = Field(default_factory=lambda: ["/health", "/healthz"])
+    """Paths no decision applies to (health checks)."""
+    decision_throttle_per_minute: int = Field(default=30, ge=1)
+    """Requests per minute a ``throttle`` decision lets through, per value (all workers)."""
+    decision_poll_seconds: float = Field(default=0.5, gt=0)
+    """How often a worker reads the decisions' version (a change reaches every worker
+    within about this)."""
 
     # -- headers (issue 2) ------------------------------------------------------------------
     security_headers_enabled: bool = True
@@ -466,7 +489,10 @@ class SecuritySettings(BaseSettings):
     def _issue12_login_lists(cls, value: Any) -> Any:
         return _split_list(value)
 
-    @field_validator("correlation_disabled_rules", mode="before")
+    @field_validator(
+        "correlation_disabled_rules", "decision_allow_networks", "decision_allow_paths",
+        mode="before",
+    )  # fmt: skip
     @classmethod
     def _issue16_lists(cls, value: Any) -> Any:
         return _split_list(value)
@@ -656,7 +682,7 @@ class SecuritySettings(BaseSettings):
             return {k: _split_list(v) for k, v in value.items()}
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "decision_allow_networks")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
         for item in value:

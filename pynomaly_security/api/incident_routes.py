@@ -111,6 +111,9 @@ class IncidentOut(BaseModel):
     timeline_dropped: int
     source: str
     created_by: str | None
+    intel_lists: list[str] = Field(
+        default_factory=list, description="Imported reputation lists its addresses are on."
+    )
     metrics: MetricsOut
 
 

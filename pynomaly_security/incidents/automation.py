@@ -119,6 +119,18 @@ class IncidentResponseAutomation:
         self._clock = clock
         self._portal = SyncPortal()
         self._started = _stack is not None
+        self.intel_lookup: Callable[[str], list[str]] | None = None
+        """The imported lists an address is on (the stack's decisions); an incident's
+        addresses are looked up when it is created and when it recurs."""
+
+    def _intel(self, seen: Mapping[str, Sequence[str]]) -> list[str]:
+        lookup = self.intel_lookup
+        if lookup is None:
+            return []
+        names: list[str] = []
+        for ip in seen.get("ips", ()):
+            names = merge_names(names, lookup(ip), MAX_OBSERVABLES)
+        return names
 
     @classmethod
     def from_stack(cls, stack: SecurityStack) -> IncidentResponseAutomation:
@@ -271,6 +283,7 @@ class IncidentResponseAutomation:
                     status_times={IncidentStatus.NEW.value: now},
                     source=cut(source, MAX_NAME),
                     created_by=who,
+                    intel_lists=self._intel(seen),
                 )
                 if await self.store.add(incident):
                     await self._record(
@@ -304,6 +317,7 @@ class IncidentResponseAutomation:
         actor: str,
     ) -> None:
         """The pattern repeated: one more occurrence, new alerts, observables, assets."""
+        intel = self._intel(seen)
 
         def apply(inc: Incident) -> None:
             inc.occurrences += 1
@@ -317,6 +331,7 @@ class IncidentResponseAutomation:
                 inc.observables[kind] = merge_names(
                     inc.observables.get(kind, []), values, MAX_OBSERVABLES
                 )
+            inc.intel_lists = merge_names(inc.intel_lists, intel, MAX_OBSERVABLES)
 
         after = await self.store.change(incident.incident_id, apply)
         await self._record(

@@ -213,6 +213,8 @@ class Incident:
     timeline_dropped: int = 0
     source: str = "api"
     created_by: str | None = None
+    intel_lists: list[str] = field(default_factory=list)
+    """Imported reputation lists one of its addresses is on (threat intelligence)."""
     rev: str = ""
     """Changes with each write (compare-and-set token)."""
 
@@ -252,6 +254,7 @@ class Incident:
             "timeline_dropped": self.timeline_dropped,
             "source": self.source,
             "created_by": self.created_by,
+            "intel_lists": list(self.intel_lists),
             "rev": self.rev,
         }
 
@@ -281,6 +284,7 @@ class Incident:
             timeline_dropped=int(doc.get("timeline_dropped", 0)),
             source=str(doc.get("source") or "api"),
             created_by=doc.get("created_by"),
+            intel_lists=[str(n) for n in doc.get("intel_lists") or []],
             rev=str(doc.get("rev") or ""),
         )
 

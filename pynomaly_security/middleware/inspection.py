@@ -23,6 +23,7 @@ inspected. Each refusal is a ``BLOCKED`` monitor event (not an injection verdict
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Awaitable
 
@@ -53,11 +54,15 @@ from pynomaly_security.middleware._refusal import (
 from pynomaly_security.monitor.events import EventKind, request_event
 from pynomaly_security.monitor.monitor import SecurityMonitor
 
-__all__ = ["PARSED_CONTENT_TYPES", "InputInspectionMiddleware"]
+__all__ = ["PARSED_CONTENT_TYPES", "RAISED_DETECTION", "InputInspectionMiddleware"]
 
 log = get_logger(__name__)
 
 EVENT_INJECTION = "injection_detected"
+RAISED_DETECTION = "pynomaly_security.raised_detection"
+"""Scope key a ``raise_detection_level`` decision sets (``decisions/middleware.py``):
+the request is inspected at the paranoid level (4) in block mode, never passed from
+the memory of clean requests."""
 EVENT_BLOCKED = "request_blocked"
 
 PARSED_CONTENT_TYPES = (
@@ -124,6 +129,22 @@ class InputInspectionMiddleware:
         """This layer's memory of bodiless requests found clean (no credential in it)."""
         self._key = self.clean.key
         self._known = self.clean.known
+        self._raised: Inspector | None = None
+        self.inspector.on_reconfigure(self._forget_raised)
+
+    def _forget_raised(self) -> None:
+        self._raised = None
+
+    def _raised_inspector(self) -> Inspector:
+        """The inspector at level 4, block mode: a copy sharing the configured limits,
+        exclusions and header choice, rebuilt after a live change of the original."""
+        raised = self._raised
+        if raised is None:
+            raised = copy.copy(self.inspector)
+            raised._listeners = []
+            raised.reconfigure(level=4, mode="block")
+            self._raised = raised
+        return raised
 
     @passes_through
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
@@ -139,7 +160,7 @@ class InputInspectionMiddleware:
             if scope.get("http_version", "1.1") in _FRAMED_BY_HEADERS
             else None
         )
-        if key is not None and self._known(key):
+        if key is not None and self._known(key) and RAISED_DETECTION not in scope:
             return self.app(scope, receive, send)  # known clean: no frame of this layer
         return self._screen(scope, receive, send, key)
 
@@ -186,9 +207,11 @@ class InputInspectionMiddleware:
             receive = replay_receive(body, receive)
 
         parts = RequestParts(scope["method"], path, query_string, headers, body)
-        verdict = self.inspector.inspect(parts)
+        raised = RAISED_DETECTION in scope
+        inspector = self._raised_inspector() if raised else self.inspector
+        verdict = inspector.inspect(parts)
         if not verdict.findings and verdict.reject_status is None:
-            if key is not None:
+            if key is not None and not raised:
                 # Clean on its own (not thanks to a route's exemptions): repeats of it
                 # pass after one pass over their headers.
                 self.clean.add(key)
@@ -201,14 +224,14 @@ class InputInspectionMiddleware:
             template, policy = match_route_policy(routes or (), scope)
             if template is not None:
                 # The template also lets settings exclusions name the route as declared.
-                verdict = self.inspector.inspect(
+                verdict = inspector.inspect(
                     dataclasses.replace(parts, route=template), route_policy=policy
                 )
         if verdict.reject_status is not None:
             reason = verdict.reject_reason or "bad_request"
             await self._refuse(scope, receive, send, verdict.reject_status, reason)
             return
-        if verdict.blocked or verdict.score >= self.inspector.threshold:
+        if verdict.blocked or verdict.score >= inspector.threshold:
             # Reported only past the anomaly threshold (blocked, or would have been in
             # detect mode): one weak signal, like a curl User-Agent, raises no alert.
             self._report(scope, verdict)

@@ -171,6 +171,7 @@ class SecurityMonitor:
             detectors = default_detectors(store)
         self._detectors: list[Detector] = list(detectors)
         self._handlers: list[AlertHandler] = []
+        self._enrichers: list[Callable[[SecurityAlert], None]] = []
         self._queue: asyncio.Queue[SecurityEvent] | None = None
         self._queue_size = queue_size
         shared: object = state if state is not None else store
@@ -343,7 +344,12 @@ class SecurityMonitor:
 
     async def raise_alert(self, alert: SecurityAlert) -> None:
         """Store an alert and pass it to every handler (also for app code), bounded
-        first (:data:`ALERT_BOUNDS`)."""
+        first (:data:`ALERT_BOUNDS`), after the enrichers added what they know."""
+        for enrich in self._enrichers:
+            try:
+                enrich(alert)
+            except Exception as exc:  # an enricher never loses the alert
+                log.error("alert_enricher_failed", error=repr(exc))
         self._bound(alert)
         try:
             await self._alerts.add(alert)
@@ -428,6 +434,12 @@ class SecurityMonitor:
         if not callable(getattr(detector, "analyze", None)):
             raise TypeError("a detector needs an async analyze(event) method")
         self._detectors.append(detector)
+
+    def register_alert_enricher(self, enricher: Callable[[SecurityAlert], None]) -> None:
+        """Call ``enricher(alert)`` before an alert is stored (threat intelligence adds
+        the lists its address is on, and advice); it may change ``details`` and
+        ``recommended_actions``, and must not block."""
+        self._enrichers.append(enricher)
 
     def register_alert_handler(self, handler: AlertHandler) -> None:
         if not callable(handler):
