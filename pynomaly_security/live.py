@@ -23,8 +23,6 @@ store's compare-and-set.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -34,8 +32,8 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from pynomaly_security.exceptions import ConfigurationError, SecurityError, StorageError
-from pynomaly_security.middleware.ratelimit import worker_count
+from pynomaly_security._poller import StorePoller
+from pynomaly_security.exceptions import ConfigurationError, SecurityError
 from pynomaly_security.settings import SecuritySettings
 from pynomaly_security.storage.base import DocumentStore, KeyValueStore, missing_capability
 
@@ -160,11 +158,16 @@ class LiveSettings:
         self._base = settings
         self._kv: KeyValueStore = store
         self._docs = store.documents(_COLLECTION, indexed=("version",), keep=1)
-        self._shared = bool(getattr(store, "shared", False))
-        self._poll = poll_seconds
         self._clock = clock
         self._appliers: list[Applier] = []
-        self._task: asyncio.Task[None] | None = None
+        self._poller = StorePoller(
+            self.refresh,
+            interval=poll_seconds,
+            shared=bool(getattr(store, "shared", False)),
+            name="live_settings",
+            memory_hint="a change applies to the worker that answered it only; "
+            "set PYNOMALY_SECURITY__REDIS_URL",
+        )
         self.current = LiveVersion(0, settings)
 
     # -- who reads the live values ------------------------------------------------------
@@ -288,40 +291,7 @@ class LiveSettings:
     async def start(self) -> None:
         """Apply the stored version before serving; with a shared store, start the
         task that applies later versions (idempotent)."""
-        if self._task is not None:
-            return
-        try:
-            await self.refresh()
-        except StorageError as exc:
-            # Serve with the start-up values; the task applies the version once it can.
-            log.warning("live_settings_unavailable", error=str(exc))
-        if self._shared:
-            self._task = asyncio.get_running_loop().create_task(self._watch())
-        elif worker_count() > 1:
-            log.warning(
-                "live_settings_memory_store_with_workers",
-                hint="a change applies to the worker that answered it only; "
-                "set PYNOMALY_SECURITY__REDIS_URL",
-            )
-
-    async def _watch(self) -> None:
-        failing = False
-        while True:
-            await asyncio.sleep(self._poll)
-            try:
-                await self.refresh()
-                failing = False
-            except StorageError as exc:
-                if not failing:  # once per outage, not twice a second
-                    log.warning("live_settings_unavailable", error=str(exc))
-                failing = True
-            except Exception as exc:  # the task outlives any one bad read
-                log.error("live_settings_watch_failed", error=repr(exc))
+        await self._poller.start()
 
     async def aclose(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        await self._poller.aclose()

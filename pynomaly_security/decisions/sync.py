@@ -21,15 +21,13 @@ enforced; the failure is logged once per outage).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from pynomaly_security._log import get_logger
+from pynomaly_security._poller import StorePoller
 from pynomaly_security.decisions.index import DecisionIndex, DecisionView
 from pynomaly_security.decisions.store import DecisionStore
-from pynomaly_security.exceptions import StorageError
 from pynomaly_security.intel.store import IntelList, IntelStore
-from pynomaly_security.middleware.ratelimit import worker_count
 
 __all__ = ["DecisionSync"]
 
@@ -58,11 +56,17 @@ class DecisionSync:
         self.decisions = decisions
         self.intel = intel
         self.view = view
-        self._poll = poll_seconds
+        self._poller = StorePoller(
+            self.refresh,
+            interval=poll_seconds,
+            shared=shared,
+            name="decisions",
+            memory_hint="a decision applies to the worker that made it only; "
+            "set PYNOMALY_SECURITY__REDIS_URL or STATE_URL",
+        )
         self._seen: dict[str, int] | None = None
         self._lists: dict[str, IntelList] = {}
         self._live: list[Any] = []
-        self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._lock = asyncio.Lock()
 
@@ -106,40 +110,8 @@ class DecisionSync:
         self._timer = loop.call_later(max(delay, 0.0) + 0.001, self.rebuild)
 
     async def start(self) -> None:
-        if self._task is not None:
-            return
-        try:
-            await self.refresh()
-        except StorageError as exc:
-            log.warning("decisions_unavailable", error=str(exc))
-        if self.shared:
-            self._task = asyncio.get_running_loop().create_task(self._watch())
-        elif worker_count() > 1:
-            log.warning(
-                "decisions_memory_store_with_workers",
-                hint="a decision applies to the worker that made it only; "
-                "set PYNOMALY_SECURITY__REDIS_URL or STATE_URL",
-            )
-
-    async def _watch(self) -> None:
-        failing = False
-        while True:
-            await asyncio.sleep(self._poll)
-            try:
-                await self.refresh()
-                failing = False
-            except StorageError as exc:
-                if not failing:  # once per outage, not twice a second
-                    log.warning("decisions_unavailable", error=str(exc))
-                failing = True
-            except Exception as exc:  # the task outlives any one bad read
-                log.error("decisions_watch_failed", error=repr(exc))
+        await self._poller.start()
 
     async def aclose(self) -> None:
         self._expire_at(float("inf"))
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        await self._poller.aclose()
