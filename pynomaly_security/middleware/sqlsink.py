@@ -45,7 +45,7 @@ from pynomaly_security.sql.guard import (
     SinkPolicy,
     bind,
     keeping_body,
-    made_sink,
+    release_sink,
     unbind,
 )
 
@@ -85,7 +85,7 @@ class SinkGuard:
     def close(self, scope: Scope, token: Token[Scope | None]) -> None:
         """Unbind the request; log and report its sink's findings to the monitor."""
         unbind(token)
-        sink = made_sink(scope)
+        sink = release_sink(scope)
         if sink is not None and sink.reports:
             self.report(scope, sink)
 

@@ -71,7 +71,7 @@ from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.network.hosts import TrustedHosts
 from pynomaly_security.sql.errors import SQLInjectionBlocked
-from pynomaly_security.sql.guard import CURRENT_REQUEST, keeping_body, made_sink
+from pynomaly_security.sql.guard import CURRENT_REQUEST, keeping_body, release_sink
 from pynomaly_security.sql.guard import POLICY_KEY as SQL_POLICY
 
 __all__ = ["CLIENT_REQUEST_ID_HEADER", "UserTrackingMiddleware"]
@@ -430,7 +430,7 @@ class UserTrackingMiddleware:
                 status = 500  # no response: what the server answers
             if sql_sink is not None:
                 CURRENT_REQUEST.reset(sink_token)
-                sink = made_sink(scope)
+                sink = release_sink(scope)
                 if sink is not None and sink.reports:
                     sql_sink.report(scope, sink)
             elapsed = _perf_ns() - started
