@@ -101,7 +101,7 @@ def main() -> None:
         overrides["master_key"] = key_file.read_text().strip()
         print(
             f"  Demo master key kept in {key_file} (demo only: set PYNOMALY_MASTER_KEY in "
-            "production, e.g. from `python -m pynomaly_security keys generate`).\n",
+            "production, e.g. from `.venv/bin/python -m pynomaly_security keys generate`).\n",
             file=sys.stderr,
         )
     configure_structlog()
