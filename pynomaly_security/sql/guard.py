@@ -48,6 +48,7 @@ __all__ = [
     "MAX_FINDINGS",
     "POLICY_KEY",
     "RequestSink",
+    "SinkActivity",
     "SinkPolicy",
     "SinkReport",
     "bind",
@@ -84,6 +85,19 @@ POLICY_KEY = "pynomaly_security.sql_policy"
 _SINK = "pynomaly_security.sql_sink"
 
 
+class SinkActivity:
+    """Whether a hooked driver has checked a statement during one of the app's
+    requests: the evidence that the app's database access goes through the hooks.
+    ``SQLI_EDGE_MODE=auto`` leaves SQL injection to the sink only once it has it; an
+    app whose driver is not hooked (a plain ``sqlite3.connect``) keeps its edge
+    blocking."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        self.seen = False
+
+
 @dataclass(frozen=True, slots=True)
 class SinkPolicy:
     """How an app's sink protection acts; built once by the middleware.
@@ -95,12 +109,14 @@ class SinkPolicy:
         max_body_size: bytes of body kept for the check; a request whose body is
             longer is refused at its first statement in block mode (fail closed).
         limits: the caps of reading the request's values (the inspection's).
+        activity: set by the first statement checked (see :class:`SinkActivity`).
     """
 
     mode: Literal["block", "detect"] = "block"
     min_length: int = DEFAULT_MIN_LENGTH
     max_body_size: int = 1_048_576
     limits: InspectionLimits = field(default_factory=InspectionLimits)
+    activity: SinkActivity = field(default_factory=SinkActivity, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +208,7 @@ class RequestSink:
     def check(self, statement: str, dialect: str) -> None:
         """Check ``statement``; record a finding, and raise in block mode."""
         policy = self.policy
+        policy.activity.seen = True
         try:
             values = self.values()
         except InspectionRefused:
