@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 from pynomaly_security.detection._engine import Hit, RuleEngine
 from pynomaly_security.detection.budget import Budget
 from pynomaly_security.detection.extract import SECRET_HEADERS, HeaderSelector, extract_fields
+from pynomaly_security.detection.noise import incidental
 from pynomaly_security.detection.normalize import Spend, is_plain, normalize
 from pynomaly_security.detection.policy import (
     DEFAULT_CREDENTIAL_FIELDS,
@@ -164,6 +165,9 @@ class Inspector:
             and reported (``detect``), or passed as ``sink_confirmed`` for the SQL
             sink to block (only right when that sink is installed in block mode).
             A request with a finding of another blocking family is blocked as ever.
+        discount_noise: a match of a few symbols inside a machine-made value (token,
+            blob, beacon, sensor string) scores half
+            (:func:`~pynomaly_security.detection.noise.incidental`).
     """
 
     def __init__(
@@ -181,6 +185,7 @@ class Inspector:
         limits: InspectionLimits | None = None,
         clock: Callable[[], float] = time.thread_time,
         sqli_edge: str = "block",
+        discount_noise: bool = True,
     ) -> None:
         if max_input_length < 1 or max_json_depth < 1:
             raise ConfigurationError("max_input_length and max_json_depth must be >= 1")
@@ -189,6 +194,7 @@ class Inspector:
                 f"sqli_edge must be one of {', '.join(SQLI_EDGE_MODES)}, got {sqli_edge!r}"
             )
         self.sqli_edge = sqli_edge
+        self.discount_noise = discount_noise
         self._listeners: list[Callable[[], None]] = []
         self.reconfigure(level=level, mode=mode, mode_overrides=mode_overrides)
         self.max_input_length = max_input_length
@@ -406,12 +412,19 @@ class Inspector:
             kept.append(dataclasses.replace(finding, excerpt=REDACTED) if private else finding)
         return tuple(kept)
 
-    @staticmethod
-    def _record(name: str, hits: Sequence[Hit], best: dict[str, RuleFinding]) -> None:
+    def _record(self, name: str, hits: Sequence[Hit], best: dict[str, RuleFinding]) -> None:
+        noise = self.discount_noise
         for hit in hits:
             rule_id = hit.rule.rule_id
             # The field decides too: a URL in a Referer is no SSRF (policy.context_score).
             score = context_score(name, hit.rule.family, hit.score, rule_id)
+            if noise and not hit.rule.plain and incidental(hit.text, hit.start, hit.end):
+                # A few symbols matched by chance inside a token, blob or sensor
+                # string (detection/noise.py) count half: alone they block nothing,
+                # with other evidence (an attack padded with noise) they still add.
+                # Rules for encoded payloads (plain) are meant to match inside such
+                # values and count whole.
+                score //= 2
             known = best.get(rule_id)
             if score > 0 and (known is None or score > known.score):
                 best[rule_id] = RuleFinding(
