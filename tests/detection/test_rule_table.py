@@ -102,6 +102,10 @@ CASES: dict[str, Case] = {
     "xss-event-handler-generic": Case("x onzzz=1", "bonus=1"),
     "xss-dangerous-tag": Case("<iframe src=x>", "<i>frame</i>"),
     "xss-cookie-write": Case("document.cookie='a=b'", "cookie=chocolate"),
+    "xss-xml-stylesheet": Case(
+        '<?xml-stylesheet type="text/xsl" href="#"?>',
+        '<?xml-stylesheet type="text/xsl" href="style.xsl"?>',
+    ),
     "xss-namespaced-markup": Case("<html:img src=x>", "html:img"),
     "xss-indirect-call": Case("(alert)(1)", "(alert) 1"),
     "xss-probe-call": Case("alert(1)", "alert level 1"),

@@ -37,6 +37,17 @@ _ACTIVE = frozenset(_ACTIVE_TAGS.split("|"))
 _RISKY_VALUE = re2.compile(r"(?:javascript|vbscript|livescript)\s*:|data\s*:\s*text/html|expression\s*\(")
 
 
+_PLAIN_STYLESHEET = re2.compile(r"""\bhref\s*=\s*["']?[\w./-]{1,200}\.(?:xsl|xslt|css)["'\s?]""")
+
+
+def _foreign_stylesheet(text: str, start: int, end: int) -> int:
+    """CRITICAL for an ``<?xml-stylesheet`` processing instruction unless it names a
+    plain stylesheet file (``href="style.xsl"``): a ``data:``, ``javascript:`` or
+    ``#`` (inline) sheet, or none at all (``style=expression()`` follows), runs
+    the attacker's transform or script."""
+    return 0 if _PLAIN_STYLESHEET.search(text[start:end]) else CRITICAL
+
+
 def _markup(text: str) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     for tag in _TAG.finditer(text):
@@ -79,7 +90,8 @@ RULES: tuple[Rule, ...] = (
     Rule("xss-event-handler", "xss", r"(?:^|[\s\"'`/;])on(?:" + _HANDLERS + r")[a-z]*\s*=", CRITICAL),
     Rule("xss-event-handler-generic", "xss", r"(?:^|[\s\"'`;/0-9=])on[a-z]{3,25}\s*=", ERROR),
     Rule("xss-dangerous-tag", "xss", r"<\s*/?\s*(?:svg|math|iframe|frame|frameset|object|embed|applet|meta|base|isindex|import|plaintext|xmp|portal|bgsound|layer|ilayer|vmlframe|handler|listener|svg:[a-z]+|xml:[a-z]+|\?import)\b", CRITICAL),
-    Rule("xss-cookie-write", "xss", r"document\s*\.\s*cookie\s*=[^=]|<\?xml-stylesheet\b|\+adw-|\+ad4-", CRITICAL),
+    Rule("xss-cookie-write", "xss", r"document\s*\.\s*cookie\s*=[^=]|\+adw-|\+ad4-", CRITICAL),
+    Rule("xss-xml-stylesheet", "xss", r"<\?xml-stylesheet\b[^>]{0,400}", CRITICAL, check=_foreign_stylesheet),
     Rule("xss-namespaced-markup", "xss", r"<[a-z]+[^>]{0,100}\bxmlns:(?:xss|t|ev|x|v|html)\b|<\s*(?:xss|svg|html|t|ev|x|v|xhtml|xlink|math):[a-z]+[\s>]", ERROR),
     Rule("xss-indirect-call", "xss", r"\(\s*(?:alert|prompt|confirm|eval)\s*\)\s*\(|(?:alert|prompt|confirm|eval)\s*\?\.\s*\(|=\s*(?:alert|prompt|confirm|eval)\s*[,;]|\b(?:top|self|parent|window|this|frames|globalthis)\s*\[\s*['\"][^'\"]{0,20}['\"]\s*(?:\+\s*['\"][^'\"]{0,20}['\"]\s*)*\]\s*\(|\d\.\.tostring\s*\(\s*\d+\s*\)|['\"]\s*[;,)]\s*(?:alert|prompt|confirm)\s*\(", CRITICAL),
     Rule("xss-probe-call", "xss", r"(?:alert|prompt|confirm)\s*(?:\(\s*(?:\d+|['\"`][^'\"`]{0,40}['\"`]|document\.\w+|/[^/]{0,40}/|\w*)\s*\)|`[^`]{0,40}`|\.\s*(?:call|apply)\s*\()", CRITICAL),
