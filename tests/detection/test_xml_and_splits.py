@@ -68,3 +68,26 @@ def test_split_keywords_and_download_commands(value: str, blocked: bool) -> None
     """Split UNION SELECT and whole-value download commands block; prose does not."""
     assert Inspector().inspect(query(value)).blocked is blocked
     assert Inspector().inspect(form(value)).blocked is blocked
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "/etc/mail/access",
+        "/etc/wtmp",
+        "/proc/config.gz",
+        "/var/mysql.log",
+        "\\mysql\\bin\\my.ini",
+        "/master.passwd",
+        "/Library/WebServer/Documents/index.html",
+    ],
+)
+def test_system_files_and_commands_as_values_are_blocked(value: str) -> None:
+    """Sensitive system files (CRS's restricted-files list) used as the whole value."""
+    assert Inspector().inspect(query(value)).blocked
+
+
+@pytest.mark.parametrize("value", ["check your mail settings", "see my.ini for the port"])
+def test_the_same_words_in_prose_pass(value: str) -> None:
+    """Mentioned in a sentence, they are not read."""
+    assert not Inspector().inspect(query(value)).blocked
