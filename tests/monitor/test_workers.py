@@ -235,6 +235,7 @@ def check_agreement(base: str) -> None:
             "dropped_events": 0,
         },
         "detectors": ["brute_force", "anomalous_access", "injection", "correlation"],
+        "sqli_edge": "block",  # SQLI_EDGE_MODE=block in serve_example's environment
     }
     status = _agree(base, "/api/security/status", _status_view, expected_status)
 
