@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/detection.py ../shared/corpora [--level N] [--markdown]
         [--misses CATEGORY] [--fps FILE_OR_all] [--csic ../shared/datasets/csic2010 [--csic-only]]
+        [--sqli-at-sink] [--noise]
 
 Replays every ``*.jsonl`` file of the corpora directory through the same
 ``Inspector`` the middleware uses (requests built by
@@ -19,6 +20,15 @@ attacks) as a second benign and attack set: the share the edge blocks per set,
 and the SQL sink's decision on every value of every request pasted between
 quotes into ``SELECT ... WHERE name = '<value>'`` (a benign value that contains a
 quote really does change that statement: counted apart).
+
+``--sqli-at-sink`` runs the edge as ``SQLI_EDGE_MODE=auto`` does with the SQL sink
+blocking (the default stack): an attack counts as caught when blocked or
+sink-confirmed (only SQL injection findings, left to the sink); a benign row counts
+as a false block only when blocked, and the benign rows sink-confirmed are printed
+apart (they reach the app; the sink blocks them only where a value really changes
+a statement). ``--noise`` also runs every row without the noise measure
+(``detection/noise.py``) and lists what it changed: benign rows it unblocked,
+attack rows it let through (should be none), and per family how many scores fell.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from urllib.parse import unquote
 
 from pynomaly_security.detection import Inspector
 from pynomaly_security.detection.records import request_parts_from_record
-from pynomaly_security.detection.types import InspectionRefused, RequestParts
+from pynomaly_security.detection.types import InspectionRefused, RequestParts, Verdict
 from pynomaly_security.sql.guard import RequestSink, SinkPolicy
 
 TARGET_CATEGORIES = ("sqli", "xss", "path_traversal", "cmdi", "code_injection")
@@ -119,7 +129,18 @@ def sink_flags(parts: RequestParts) -> tuple[bool, bool]:
     return False, False
 
 
-def csic_report(inspector: Inspector, directory: Path, markdown: bool) -> None:
+def edge_blocked(verdict: Verdict) -> bool:
+    return verdict.blocked or verdict.reject_status is not None
+
+
+def caught(verdict: Verdict, at_sink: bool) -> bool:
+    """Blocked at the edge, or (``--sqli-at-sink``) passed to the SQL sink."""
+    return edge_blocked(verdict) or (at_sink and verdict.sink_confirmed)
+
+
+def csic_report(
+    inspector: Inspector, directory: Path, markdown: bool, at_sink: bool = False
+) -> None:
     path = directory / "csic2010_dev.jsonl.gz"
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     start = time.perf_counter()
@@ -130,7 +151,9 @@ def csic_report(inspector: Inspector, directory: Path, markdown: bool) -> None:
             verdict = inspector.inspect(parts)
             flagged, quoted = sink_flags(parts)
             tally = counts[(row["set"], row["label"])]
-            tally[0] += verdict.blocked or verdict.reject_status is not None
+            # An anomalous request passed to the sink is caught; a normal one is no
+            # false block (it reaches the app): counted as edge hits only for attacks.
+            tally[0] += caught(verdict, at_sink and row["label"] == "anomalous")
             tally[1] += flagged
             tally[2] += flagged and quoted
             tally[3] += 1
@@ -149,6 +172,36 @@ def csic_report(inspector: Inspector, directory: Path, markdown: bool) -> None:
             print(f"| {label} | {share} | {quoted} | {n} |")
 
 
+def noise_report(
+    rows: list[tuple[str, dict[str, Any]]],
+    parts: list[RequestParts],
+    verdicts: list[Verdict],
+    args: argparse.Namespace,
+) -> None:
+    """Every row again without the noise measure: what the measure changed."""
+    plain = Inspector(
+        level=args.level,
+        inspect_headers=args.headers.split(","),
+        sqli_edge="sink_confirmed" if args.sqli_at_sink else "block",
+        discount_noise=False,
+    )
+    lowered: dict[str, int] = defaultdict(int)
+    unblocked: list[str] = []
+    lost: list[str] = []
+    for (name, row), p, with_noise in zip(rows, parts, verdicts, strict=True):
+        without = plain.inspect(p)
+        if without.score != with_noise.score:
+            lowered[f"{row['label']}:{row['category']}"] += 1
+        attack = row["label"] == "attack"
+        at_sink = args.sqli_at_sink and attack
+        if caught(without, at_sink) and not caught(with_noise, at_sink):
+            (lost if attack else unblocked).append(f"{row['id']} ({name})")
+    print("noise measure (detection/noise.py), against the same rows without it:")
+    print(f"  benign rows it unblocked: {len(unblocked)} {unblocked[:20]}")
+    print(f"  attack rows it let through: {len(lost)} {lost[:20]}")
+    print("  rows whose score it lowered, by label:category: " + json.dumps(dict(lowered)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("corpora", nargs="?", default="../shared/corpora")
@@ -159,11 +212,20 @@ def main() -> int:
     parser.add_argument("--fps", help="list falsely blocked rows of this file (or 'all')")
     parser.add_argument("--csic", help="the CSIC 2010 data set's directory (its dev part)")
     parser.add_argument("--csic-only", action="store_true", help="skip the corpora")
+    parser.add_argument(
+        "--sqli-at-sink",
+        action="store_true",
+        help="SQLI_EDGE_MODE=auto with the sink blocking: sink-confirmed SQLi counts as caught",
+    )
+    parser.add_argument(
+        "--noise", action="store_true", help="report what the noise measure changed"
+    )
     args = parser.parse_args()
 
-    inspector = Inspector(level=args.level, inspect_headers=args.headers.split(","))
+    edge = "sink_confirmed" if args.sqli_at_sink else "block"
+    inspector = Inspector(level=args.level, inspect_headers=args.headers.split(","), sqli_edge=edge)
     if args.csic:
-        csic_report(inspector, Path(args.csic), args.markdown)
+        csic_report(inspector, Path(args.csic), args.markdown, args.sqli_at_sink)
         if args.csic_only:
             return 0
     rows, revision = load(Path(args.corpora))
@@ -180,7 +242,17 @@ def main() -> int:
             sink_benign[2] += 1
 
     verdicts = [inspector.inspect(p) for p in parts]  # also warms RE2's lazy DFA
-    blocked = [v.blocked or v.reject_status is not None for v in verdicts]
+    # Attack rows: caught (blocked, or sink-confirmed with --sqli-at-sink); benign
+    # rows: blocked at the edge (a sink-confirmed benign request reaches the app).
+    blocked = [
+        caught(v, args.sqli_at_sink and row["label"] == "attack")
+        for (_, row), v in zip(rows, verdicts, strict=True)
+    ]
+    sink_benign_confirmed = sum(
+        v.sink_confirmed
+        for (_, row), v in zip(rows, verdicts, strict=True)
+        if row["label"] != "attack"
+    )
     # Speed: best of three timed passes (the machine is shared; the minimum
     # is the least disturbed run, as timeit recommends).
     elapsed = float("inf")
@@ -237,7 +309,7 @@ def main() -> int:
     out = sys.stdout
     print(
         f"# corpus {args.corpora}: {len(rows)} rows, "
-        f"revision sha256:{revision}; level {args.level}",
+        f"revision sha256:{revision}; level {args.level}; sqli edge {edge}",
         file=out,
     )
     print(f"{'attack category':28} share blocked [95% CI] (hits/n)", file=out)
@@ -251,6 +323,11 @@ def main() -> int:
         print(f"  {name:26} {fmt(*benign_file[name])}", file=out)
     print(f"  {'ALL benign':26} {fmt(*totals['benign'])}", file=out)
     print(f"  {'hard negatives':26} {fmt(*totals['hard'])}", file=out)
+    if args.sqli_at_sink:
+        print(
+            f"  {'sink-confirmed (passed)':26} {fmt(sink_benign_confirmed, totals['benign'][1])}",
+            file=out,
+        )
     print(
         f"  {'SQL sink flags a value':26} {fmt(sink_benign[0], sink_benign[2])}, "
         f"{sink_benign[1]} of them a value with a quote",
@@ -285,6 +362,9 @@ def main() -> int:
             h, n = totals[key]
             lo, hi = wilson(h, n)
             print(f"| benign: {label} | {h / n:.4f} | {lo:.4f}-{hi:.4f} | {n} |")
+
+    if args.noise:
+        noise_report(rows, parts, verdicts, args)
 
     if args.misses or args.fps:
         for (name, row), hit, v in zip(rows, blocked, verdicts, strict=True):

@@ -397,7 +397,12 @@ def _standalone_stack(settings: SecuritySettings) -> SecurityStack:
     """The parts an app's stack has, without middleware or audit trail."""
     storage = StorageRegistry.from_settings(settings)
     store = storage.store(settings.redis_url or "memory://", setting="REDIS_URL")
-    inspector = Inspector.from_settings(settings) if settings.threat_detection_enabled else None
+    # No app, so no SQL sink behind this inspector: SQLI_EDGE_MODE=auto blocks here.
+    inspector = (
+        Inspector.from_settings(settings, sql_sink_blocks=False)
+        if settings.threat_detection_enabled
+        else None
+    )
     monitor = SecurityMonitor.from_settings(settings, store=store, injection=True)
     lockouts = LockoutManager.from_settings(settings, store, event_sink=monitor.submit)
     return SecurityStack(

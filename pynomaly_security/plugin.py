@@ -234,7 +234,13 @@ def setup_security_middleware(
         keyring = KeyRing.from_settings(settings)
         audit_logger = AuditLogger.from_settings(settings, storage=storage, keyring=keyring)
     inspector = (
-        Inspector.from_settings(settings)
+        # SQLI_EDGE_MODE=auto leaves SQL injection to the sink only where it blocks.
+        Inspector.from_settings(
+            settings,
+            sql_sink_blocks=enable_sql_protection
+            and settings.sql_injection_protection
+            and settings.sql_injection_mode == "block",
+        )
         if enable_input_inspection and settings.threat_detection_enabled
         else None
     )

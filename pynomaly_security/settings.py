@@ -203,6 +203,13 @@ class SecuritySettings(BaseSettings):
     request is answered 403; detect: it runs, and is reported and audited."""
     sql_injection_min_length: int = Field(default=2, ge=1)
     """Request values shorter than this are not looked for in statements."""
+    sqli_edge_mode: Literal["auto", "block", "detect"] = "auto"
+    """What SQL injection findings do at the inspection layer. auto: when the SQL sink
+    blocks (SQL_INJECTION_PROTECTION on, SQL_INJECTION_MODE=block) a request whose only
+    blocking findings are SQL injection passes, reported as sink-confirmed, and the
+    sink blocks it if a value reaches a statement; otherwise as block. block: 403 at
+    the edge. detect: only reported. Other families, and a request with another
+    family's finding too, are blocked at the edge whatever this says."""
     detection_exclusions: dict[str, StrList] = Field(default_factory=dict)
     """Route path (exact or prefix ending in ``*``) -> field names not scanned,
     e.g. ``{"/cms/pages": ["body.content"]}``; ``["*"]`` exempts the route."""

@@ -27,6 +27,9 @@ async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
         admin_api_key=KEY,
         development_mode=True,
         audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
+        # The example's /search runs no SQL: these tests are about the edge blocking
+        # (tests/sql/test_edge_mode.py has the default, SQL injection left to the sink).
+        sqli_edge_mode="block",
     )
     application = create_app(settings)
     async with application.router.lifespan_context(application):

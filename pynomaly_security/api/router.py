@@ -47,9 +47,11 @@ def create_security_router(
     prefix: str = "/api/security",
     extra_routers: Sequence[APIRouter] = (),
     audit_logger: Any = None,
+    sqli_edge: str | None = None,
 ) -> APIRouter:
     """Build the router. ``auth_dependency`` replaces the admin-key check;
-    with an ``audit_logger``, admin actions are committed to the audit trail."""
+    with an ``audit_logger``, admin actions are committed to the audit trail;
+    ``sqli_edge`` is the inspection's effective ``SQLI_EDGE_MODE`` for ``/status``."""
     if auth_dependency is None:
         if admin_api_key is None:
             raise ConfigurationError(_NO_AUTH)
@@ -65,7 +67,7 @@ def create_security_router(
     @router.get("/status", response_model=StatusOut)
     async def security_status() -> StatusOut:
         await monitor.flush(timeout=0.2)  # read-your-writes for events just submitted
-        return StatusOut(**await monitor.get_security_summary())
+        return StatusOut(**await monitor.get_security_summary(), sqli_edge=sqli_edge)
 
     @router.get("/alerts", response_model=AlertsOut)
     async def list_alerts(
@@ -155,8 +157,10 @@ def add_security_endpoints(
     stack = getattr(app.state, "pynomaly_security", None)
     extra: list[APIRouter] = []
     audit_logger = None
+    sqli_edge = None
     if stack is not None:
         audit_logger = stack.audit_logger
+        sqli_edge = stack.inspector.sqli_edge if stack.inspector is not None else None
         security_monitor = security_monitor or stack.security_monitor
         user_tracker = user_tracker or stack.user_tracker
         if admin_api_key is None:
@@ -177,6 +181,7 @@ def add_security_endpoints(
         prefix=prefix,
         extra_routers=extra,
         audit_logger=audit_logger,
+        sqli_edge=sqli_edge,
     )
     app.include_router(router, include_in_schema=bool(include_in_schema))
     if stack is not None:

@@ -33,6 +33,14 @@ class StatusOut(BaseModel):
     recent_metrics: RecentMetrics
     detectors: list[str] = Field(description="The detectors that run.")
     queue_depth: int = Field(description="Events this worker has yet to analyse.")
+    sqli_edge: str | None = Field(
+        default=None,
+        description=(
+            "What SQL injection findings do at the inspection layer (SQLI_EDGE_MODE, "
+            "effective): block, detect, or sink_confirmed (passed to the SQL sink, "
+            "which blocks); null without inspection."
+        ),
+    )
 
 
 class AlertOut(BaseModel):

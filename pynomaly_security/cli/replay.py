@@ -7,7 +7,11 @@ middleware builds, runs them through ``Inspector.from_settings`` (the
 settings come from the environment, as in the application, with ``--level``
 and ``--mode`` on top) and writes one verdict per line on stdout::
 
-    {"id": "...", "verdict": "block"|"allow", "score": 9, "families": [...], "rules": [...]}
+    {"id": "...", "verdict": "block"|"allow"|"sink", "score": 9, "families": [...], "rules": [...]}
+
+``sink``: only SQL injection findings, passed to the SQL sink (``SQLI_EDGE_MODE``
+auto with the sink blocking, the default): the edge lets it through and the sink
+blocks it at any statement it would change.
 
 A summary goes to stderr. Operators use it to tune exclusions and levels on
 real traffic before switching from ``detect`` to ``block``. Values of the
@@ -43,7 +47,13 @@ def verdict_record(record_id: Any, verdict: Verdict) -> dict[str, Any]:
     """The JSON line for one verdict (``reject_reason`` only when set)."""
     out: dict[str, Any] = {
         "id": record_id,
-        "verdict": "block" if verdict.blocked or verdict.reject_status else "allow",
+        "verdict": (
+            "block"
+            if verdict.blocked or verdict.reject_status
+            else "sink"
+            if verdict.sink_confirmed
+            else "allow"
+        ),
         "score": verdict.score,
         "families": sorted(verdict.families),
         "rules": list(verdict.rules),
@@ -76,14 +86,16 @@ def replay(lines: TextIO, inspector: Inspector, out: TextIO, err: TextIO) -> int
         if record.get("label") in ("attack", "benign"):
             totals[f"{record['label']}:{result['verdict']}"] += 1
         families.update(verdict.families)
-    total = totals["block"] + totals["allow"]
+    total = totals["block"] + totals["allow"] + totals["sink"]
     summary = {
         "requests": total,
         "blocked": totals["block"],
         "allowed": totals["allow"],
+        "sink_confirmed": totals["sink"],
         "families": dict(families.most_common()),
         "level": inspector.level,
         "mode": inspector.mode,
+        "sqli_edge": inspector.sqli_edge,
     }
     labelled = {k: v for k, v in totals.items() if ":" in k}
     if labelled:

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 from pynomaly_security.detection._engine import Hit, RuleEngine
 from pynomaly_security.detection.budget import Budget
 from pynomaly_security.detection.extract import SECRET_HEADERS, HeaderSelector, extract_fields
+from pynomaly_security.detection.noise import incidental
 from pynomaly_security.detection.normalize import Spend, is_plain, normalize
 from pynomaly_security.detection.policy import (
     DEFAULT_CREDENTIAL_FIELDS,
@@ -84,6 +85,10 @@ _SCRIPT_UPLOAD = re.compile(
     r"(?i)\.\s*(?:php\d*|phtml|phar|pht|phps|pgif|shtml|jsp|jspx|asp|aspx|asa|cer)\b[\s.]*(?:\.\w{1,5})?$"
 )
 _MODES = ("block", "detect")
+SQLI_EDGE_MODES = ("block", "detect", "sink_confirmed")
+"""What SQL injection findings do at the edge: block the request; only report it;
+or report it as sink-confirmed and let the SQL sink block the statement it would
+change (what ``SQLI_EDGE_MODE=auto`` means when the sink blocks)."""
 _DIGITS = re.compile(r"\d{4,}")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 SEGMENT_CHARS = 65_536
@@ -155,6 +160,14 @@ class Inspector:
         limits: the other bounds (:class:`InspectionLimits`); ``max_input_length``
             and ``max_json_depth`` override its value length and depth.
         clock: the CPU clock the budget reads (seconds; tests inject one).
+        sqli_edge: one of :data:`SQLI_EDGE_MODES`: whether a request whose only
+            blocking findings are SQL injection is blocked here (``block``), passed
+            and reported (``detect``), or passed as ``sink_confirmed`` for the SQL
+            sink to block (only right when that sink is installed in block mode).
+            A request with a finding of another blocking family is blocked as ever.
+        discount_noise: a match of a few symbols inside a machine-made value (token,
+            blob, beacon, sensor string) scores half
+            (:func:`~pynomaly_security.detection.noise.incidental`).
     """
 
     def __init__(
@@ -171,9 +184,17 @@ class Inspector:
         max_json_depth: int = 64,
         limits: InspectionLimits | None = None,
         clock: Callable[[], float] = time.thread_time,
+        sqli_edge: str = "block",
+        discount_noise: bool = True,
     ) -> None:
         if max_input_length < 1 or max_json_depth < 1:
             raise ConfigurationError("max_input_length and max_json_depth must be >= 1")
+        if sqli_edge not in SQLI_EDGE_MODES:
+            raise ConfigurationError(
+                f"sqli_edge must be one of {', '.join(SQLI_EDGE_MODES)}, got {sqli_edge!r}"
+            )
+        self.sqli_edge = sqli_edge
+        self.discount_noise = discount_noise
         self._listeners: list[Callable[[], None]] = []
         self.reconfigure(level=level, mode=mode, mode_overrides=mode_overrides)
         self.max_input_length = max_input_length
@@ -232,10 +253,22 @@ class Inspector:
         self._listeners.append(listener)
 
     @classmethod
-    def from_settings(cls, settings: SecuritySettings) -> Inspector:
-        """The inspector configured by ``detection_*``, ``inspect_headers`` and the
-        ``inspection`` section."""
+    def from_settings(
+        cls, settings: SecuritySettings, *, sql_sink_blocks: bool | None = None
+    ) -> Inspector:
+        """The inspector configured by ``detection_*``, ``inspect_headers``,
+        ``sqli_edge_mode`` and the ``inspection`` section. ``sql_sink_blocks``:
+        whether the SQL sink is installed in block mode for the app (``None``: as
+        the settings say); ``sqli_edge_mode=auto`` leaves SQL injection to it then."""
+        if sql_sink_blocks is None:
+            sql_sink_blocks = (
+                settings.sql_injection_protection and settings.sql_injection_mode == "block"
+            )
+        edge: str = settings.sqli_edge_mode
+        if edge == "auto":
+            edge = "sink_confirmed" if sql_sink_blocks else "block"
         return cls(
+            sqli_edge=edge,
             level=settings.detection_level,
             mode=settings.detection_mode,
             mode_overrides=settings.detection_mode_overrides,
@@ -379,12 +412,19 @@ class Inspector:
             kept.append(dataclasses.replace(finding, excerpt=REDACTED) if private else finding)
         return tuple(kept)
 
-    @staticmethod
-    def _record(name: str, hits: Sequence[Hit], best: dict[str, RuleFinding]) -> None:
+    def _record(self, name: str, hits: Sequence[Hit], best: dict[str, RuleFinding]) -> None:
+        noise = self.discount_noise
         for hit in hits:
             rule_id = hit.rule.rule_id
             # The field decides too: a URL in a Referer is no SSRF (policy.context_score).
             score = context_score(name, hit.rule.family, hit.score, rule_id)
+            if noise and not hit.rule.plain and incidental(hit.text, hit.start, hit.end):
+                # A few symbols matched by chance inside a token, blob or sensor
+                # string (detection/noise.py) count half: alone they block nothing,
+                # with other evidence (an attack padded with noise) they still add.
+                # Rules for encoded payloads (plain) are meant to match inside such
+                # values and count whole.
+                score //= 2
             known = best.get(rule_id)
             if score > 0 and (known is None or score > known.score):
                 best[rule_id] = RuleFinding(
@@ -433,9 +473,22 @@ class Inspector:
             findings = self._without_credentials(findings, parts.body)
         score = sum(f.score for f in findings)
         blocking = sum(f.score for f in findings if self.blocks_family(f.family))
+        blocked = blocking >= self.threshold
+        sink_confirmed = False
+        if blocked and self.sqli_edge != "block":
+            # Only SQL injection would block: a value that can only matter at a
+            # database is left to the sink (or reported). Any other blocking family
+            # keeps the request blocked here: the sink sees SQL, not markup or shells.
+            others = sum(
+                f.score for f in findings if f.family != "sqli" and self.blocks_family(f.family)
+            )
+            if others == 0:
+                blocked = False
+                sink_confirmed = self.sqli_edge == "sink_confirmed"
         return Verdict(
             findings=findings,
             score=score,
-            blocked=blocking >= self.threshold,
+            blocked=blocked,
             families=frozenset(f.family for f in findings),
+            sink_confirmed=sink_confirmed,
         )

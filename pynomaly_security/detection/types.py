@@ -56,7 +56,10 @@ class Verdict:
 
     ``blocked`` is the decision after levels, modes and exclusions;
     ``reject_status`` is set when the request is unusable rather than
-    malicious (e.g. JSON nested deeper than allowed: 400).
+    malicious (e.g. JSON nested deeper than allowed: 400). ``sink_confirmed``:
+    only SQL injection findings would have blocked it, and the SQL sink (in block
+    mode) is left to decide, at the statement the value would change
+    (``SQLI_EDGE_MODE``, issue 15 item 4); the request is not blocked here.
     """
 
     findings: tuple[RuleFinding, ...] = ()
@@ -65,6 +68,7 @@ class Verdict:
     reject_status: int | None = None
     reject_reason: str | None = None
     families: frozenset[str] = field(default_factory=frozenset)
+    sink_confirmed: bool = False
 
     @property
     def rules(self) -> tuple[str, ...]:
@@ -80,6 +84,7 @@ class Verdict:
         with their redacted excerpts."""
         return {
             "blocked": self.blocked,
+            "sink_confirmed": self.sink_confirmed,
             "score": self.score,
             "families": sorted(self.families),
             "rules": list(self.rules),

@@ -100,6 +100,10 @@ def _is_parsed(framing: Framing) -> bool:
 class InputInspectionMiddleware:
     """Inspect requests for SQL injection, XSS, path traversal, command injection.
 
+    A request only SQL injection findings would block is passed on as
+    ``sink_confirmed`` when the inspector says so (``SQLI_EDGE_MODE``): reported
+    here, blocked by the SQL sink at the statement it would change.
+
     Args:
         app: the ASGI app.
         inspector: the detection engine (shared with ``python -m pynomaly_security replay``).
@@ -260,6 +264,7 @@ class InputInspectionMiddleware:
             path=safe_text(scope["path"]),
             method=safe_text(scope["method"]),
             score=verdict.score,
+            sink_confirmed=verdict.sink_confirmed,
             families=summary["families"],
             rules=summary["rules"],
             fields=sorted({safe_text(f.field) for f in verdict.findings}),

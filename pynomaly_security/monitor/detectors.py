@@ -227,7 +227,8 @@ class AnomalousAccessDetector(ThreatDetector):
 
 
 class InjectionAttackDetector(ThreatDetector):
-    """HIGH alert for an injection attempt (CRITICAL when it was not blocked),
+    """HIGH alert for an injection attempt (CRITICAL when it was neither blocked nor
+    sink-confirmed),
     at most one per client IP and family per ``cooldown`` seconds, across workers."""
 
     name = "injection"
@@ -244,16 +245,21 @@ class InjectionAttackDetector(ThreatDetector):
         if not await self._cooldown.ready(event.source_ip or "", ",".join(families)):
             return None
         blocked = bool(event.details.get("blocked"))
+        # Sink-confirmed (SQLI_EDGE_MODE): not blocked here, but the SQL sink blocks
+        # it at any statement it would change, so it is no unguarded hit.
+        guarded = blocked or bool(event.details.get("sink_confirmed"))
+        outcome = "blocked" if blocked else "passed to the SQL sink" if guarded else None
         return SecurityAlert(
             alert_type="injection_attack",
-            threat_level=ThreatLevel.HIGH if blocked else ThreatLevel.CRITICAL,
+            threat_level=ThreatLevel.HIGH if guarded else ThreatLevel.CRITICAL,
             message=f"{'/'.join(families) or 'injection'} attempt "
-            + ("blocked" if blocked else "detected (not blocked)"),
+            + (outcome or "detected (not blocked)"),
             source_ip=event.source_ip,
             user_id=event.user_id,
             details={
                 "families": families,
                 "blocked": blocked,
+                "sink_confirmed": bool(event.details.get("sink_confirmed")),
                 "score": event.details.get("score"),
                 "findings": list(event.details.get("findings", ())),
                 "path": event.path,

@@ -32,6 +32,7 @@ def settings(tmp_path: Path, **extra: Any) -> SecuritySettings:
         admin_api_key=KEY,
         development_mode=True,
         audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
+        sqli_edge_mode="block",  # ATTACK is SQL injection: these tests watch the edge
         **extra,
     )
 

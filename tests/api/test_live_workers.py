@@ -35,6 +35,7 @@ def example_on_four_workers(redis_db: str, tmp_path: Path) -> Iterator[str]:
         "PYNOMALY_SECURITY__ADMIN_API_KEY": ADMIN_KEY,
         "PYNOMALY_MASTER_KEY": generate_master_key(),
         "PYNOMALY_SECURITY__ENABLE_AUDIT_LOGGING": "false",
+        "PYNOMALY_SECURITY__SQLI_EDGE_MODE": "block",  # the attack below is SQL injection
         "PYNOMALY_SECURITY__AUDIT_DB_URL": f"sqlite:///{tmp_path / 'audit.db'}",
         # The session lives in one worker's memory, so /reauth is retried until it
         # lands there (1 in 4 per try): the default 5/minute per user ran out first

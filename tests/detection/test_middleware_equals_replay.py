@@ -5,6 +5,7 @@ one Inspector."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,8 @@ def replayed(tmp_path: Path) -> dict[str, str]:
     source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS_SENT))
     out = subprocess.run(
         [sys.executable, "-m", "pynomaly_security", "replay", str(source)],
+        # The middleware here runs without the SQL sink: the edge blocks SQL injection.
+        env={**os.environ, "PYNOMALY_SECURITY__SQLI_EDGE_MODE": "block"},
         capture_output=True,
         text=True,
         check=True,

@@ -64,6 +64,7 @@ def test_replay_matches_direct_inspection(
     """Each replayed line carries the verdict Inspector.inspect gives the same request."""
     monkeypatch.delenv("PYNOMALY_SECURITY__DETECTION_MODE", raising=False)
     monkeypatch.delenv("PYNOMALY_SECURITY__DETECTION_LEVEL", raising=False)
+    monkeypatch.setenv("PYNOMALY_SECURITY__SQLI_EDGE_MODE", "block")  # as Inspector's default
     status = main(["replay", str(capture), "--level", "2", "--mode", "block"])
     out, err = capsys.readouterr()
     lines = [json.loads(line) for line in out.splitlines()]
@@ -109,3 +110,23 @@ def test_replay_reads_stdin(
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(RECORDS[0]) + "\n"))
     assert main(["replay", "-"]) == 0
     assert json.loads(capsys.readouterr().out)["id"] == "r1"
+
+
+def test_replay_marks_sql_injection_for_the_sink_by_default(
+    capture: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With SQLI_EDGE_MODE=auto and the SQL sink on (the defaults) a request only SQL
+    injection findings would block is "sink"; the others keep their verdicts."""
+    for name in ("DETECTION_MODE", "DETECTION_LEVEL", "SQLI_EDGE_MODE", "SQL_INJECTION_MODE"):
+        monkeypatch.delenv(f"PYNOMALY_SECURITY__{name}", raising=False)
+    main(["replay", str(capture)])
+    out, err = capsys.readouterr()
+    verdicts = {line["id"]: line for line in map(json.loads, out.splitlines())}
+    inspector = Inspector(level=2, sqli_edge="sink_confirmed")
+    for record in RECORDS:
+        verdict = inspector.inspect(request_parts_from_record(record))
+        expected = "block" if verdict.blocked else "sink" if verdict.sink_confirmed else "allow"
+        assert verdicts[record["id"]]["verdict"] == expected
+    assert "sink" in {line["verdict"] for line in verdicts.values()}
+    summary = json.loads(err.strip().splitlines()[-1])
+    assert summary["sqli_edge"] == "sink_confirmed" and summary["sink_confirmed"] >= 1

@@ -50,6 +50,7 @@ CASES: dict[str, Case] = {
     # -- SQL injection -------------------------------------------------------------
     "sqli-grammar": Case("x' or 1=1 --", "x or y is fine"),
     "sqli-union": Case("0 union select 1,2", "the union selected a leader"),
+    "sqli-union-split": Case("0 un/**/ion sel/**/ect 1,2", "labour un ion selection"),
     "sqli-union-probe": Case("1 union--", "local 1 union members"),
     "sqli-tautology-quoted": Case("x' or 'a'='a", "rock 'n' roll or jazz"),
     "sqli-tautology": Case("id=1 or 1=1", "1 or 2 people"),
@@ -101,6 +102,10 @@ CASES: dict[str, Case] = {
     "xss-event-handler-generic": Case("x onzzz=1", "bonus=1"),
     "xss-dangerous-tag": Case("<iframe src=x>", "<i>frame</i>"),
     "xss-cookie-write": Case("document.cookie='a=b'", "cookie=chocolate"),
+    "xss-xml-stylesheet": Case(
+        '<?xml-stylesheet type="text/xsl" href="#"?>',
+        '<?xml-stylesheet type="text/xsl" href="style.xsl"?>',
+    ),
     "xss-namespaced-markup": Case("<html:img src=x>", "html:img"),
     "xss-indirect-call": Case("(alert)(1)", "(alert) 1"),
     "xss-probe-call": Case("alert(1)", "alert level 1"),
@@ -185,6 +190,7 @@ CASES: dict[str, Case] = {
     "cmdi-shell-path": Case("/bin/sh", "/binary/sh"),
     "cmdi-redirect": Case("2>&1", "2>x"),
     "cmdi-download-exec": Case("curl http://x.example", "curly http"),
+    "cmdi-download-value": Case("wget http://x.example/a.sh", "try curl http://x.example first"),
     "cmdi-ping-sleep": Case("ping -c3", "ping me at 3"),
     "cmdi-win-cmd": Case("net user", "net income"),
     "cmdi-metachar-leading": Case("|x", "x|y"),

@@ -124,6 +124,7 @@ async def test_the_facade_shares_an_apps_stack(tmp_path: Path) -> None:
         admin_api_key=KEY,
         development_mode=True,
         audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
+        sqli_edge_mode="block",  # this test is about the edge blocking SQL injection
     )
     app = FastAPI()
     stack = setup_security_middleware(app, settings=settings)

@@ -53,6 +53,7 @@ def _app(max_input_length: int = 1_048_576) -> FastAPI:
         _env_file=None,  # type: ignore[call-arg]
         development_mode=True,
         enable_audit_logging=False,
+        sqli_edge_mode="block",  # this test is about the edge blocking SQL injection
         max_input_length=max_input_length,
     )
     setup_security_middleware(app, settings=settings)

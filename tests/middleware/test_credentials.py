@@ -59,6 +59,7 @@ def _app(tmp_path: Path) -> FastAPI:
         development_mode=True,
         audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
         auth_rate_limits_enabled=False,
+        sqli_edge_mode="block",  # this test is about the edge blocking SQL injection
     )
     setup_security_middleware(app, settings=settings)
     add_security_endpoints(app)

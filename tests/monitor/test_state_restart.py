@@ -53,6 +53,7 @@ async def test_monitor_state_on_sqlite_survives_a_restart(tmp_path: Path) -> Non
         enable_audit_logging=False,
         audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
         state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        sqli_edge_mode="block",  # ATTACK is SQL injection, answered 403 at the edge
     )
     async with serving(settings) as client:
         for _ in range(7):

@@ -38,6 +38,7 @@ def serve_example(env: Mapping[str, str], tmp_path: Path) -> contextlib.Abstract
         "PYNOMALY_MASTER_KEY": generate_master_key(),  # one key: tokens valid on every worker
         "PYNOMALY_SECURITY__ENABLE_AUDIT_LOGGING": "false",
         "PYNOMALY_SECURITY__AUDIT_DB_URL": f"sqlite:///{tmp_path / 'audit.db'}",
+        "PYNOMALY_SECURITY__SQLI_EDGE_MODE": "block",  # the attacks below are SQL injection
         **env,
     }
     return uvicorn_workers(
@@ -234,6 +235,7 @@ def check_agreement(base: str) -> None:
             "dropped_events": 0,
         },
         "detectors": ["brute_force", "anomalous_access", "injection", "correlation"],
+        "sqli_edge": "block",  # SQLI_EDGE_MODE=block in serve_example's environment
     }
     status = _agree(base, "/api/security/status", _status_view, expected_status)
 

@@ -275,6 +275,8 @@ RULES: tuple[Rule, ...] = (
     Rule("cmdi-shellshock", "cmdi", r"\(\s*\)\s*\{[^}]{0,40};\s*\}\s*;|(?:^|[=:'\";])\s*\(\s*\)\s*\{", CRITICAL),
     Rule("cmdi-shell-path", "cmdi", r"(?:^|[\s;|&`'\"(=:>])(?:/usr)?(?:/local)?/s?bin/(?:ba|z|k|c|da|tc)?sh\b|/bin/(?:cat|ls|id|nc|busybox|echo|ping|uname|whoami|bash|python\w*|perl|sleep|wget|curl)\b|\bcmd(?:\.exe)?\s*/[ck]\b|\bpowershell(?:\.exe)?\s+-|\bnc(?:at)?\s+-[elvnpu]|\b(?:ba|z|k|c|da|tc)?sh\s+-[ci]\b|/dev/(?:tcp|udp)/|(?:^|[\s;|&'\"=(])/(?:usr/)?s?bin/\w", CRITICAL, check=_path_mentioned(CRITICAL)),
     Rule("cmdi-redirect", "cmdi", r"(?:>>?|<)\s*/(?:tmp|dev|etc|var|proc)/|2>&1|>\s*&\s*\d", WARNING),
+    # The whole value is a download command: what a shell runs, not a mention in prose.
+    Rule("cmdi-download-value", "cmdi", r"^\s*[;|&`$(]*\s*(?:wget|curl)\s+(?:-[a-z]+\s+)*(?:https?|ftp)://\S+\s*$", CRITICAL),
     Rule("cmdi-download-exec", "cmdi", r"\b(?:wget|curl)\s+(?:-[a-z]+\s+)*(?:https?|ftp)://|\|\s*(?:ba)?sh\b|\bchmod\s+[+0-7]", ERROR),
     Rule("cmdi-ping-sleep", "cmdi", r"\bping\s+-[a-z]\s*\d|\bping\s+\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|\bsleep\s+\d+\s*(?:$|[;|&`])|\btimeout\s+/t\b", ERROR),
     Rule("cmdi-win-cmd", "cmdi", r"\b(?:net\s+(?:user|localgroup|view|share)|reg\s+(?:query|add|delete|save|export)\b|for\s+/[fdlr]\b|%comspec%|%systemroot%|%windir%|type\s+[a-z]:\\)", ERROR),

@@ -162,10 +162,21 @@ _GRAMMAR = (
     r"|\bcase\b[^;]{0,40}\bwhen\b|\bhaving\s*\(|\b(?:declare\s+@|binary\s*\(|select\s+(?:top|@|\*))|(?:--|#)\s*$|\bdesc\s+\w+\s*;"
 )
 
+_SPLIT_WORDS = (["union", "select"], ["union", "all", "select"])
+
+
+def _split_keyword(text: str, start: int, end: int) -> int:
+    """CRITICAL for ``UNION SELECT`` with a keyword cut by a comment (``un/**/ion
+    sel/**/ect``; normalization made the comment a blank): a filter that strips
+    comments joins it back. An intact ``union select`` is :data:`sqli-union`'s."""
+    return 0 if text[start:end].split() in _SPLIT_WORDS else CRITICAL
+
+
 # fmt: off
 RULES: tuple[Rule, ...] = (
     Rule("sqli-grammar", "sqli", _GRAMMAR, ERROR, check=_unless_prose(sql_score)),
     Rule("sqli-union", "sqli", r"union[\s(]*(?:all\b|distinct\b|distinctrow\b)?[\s(]*select(?:\b|\d|from)", CRITICAL, check=_unless_prose(CRITICAL)),
+    Rule("sqli-union-split", "sqli", r"\bu ?n ?i ?o ?n(?:\s+all)?\s+s ?e ?l ?e ?c ?t\b", CRITICAL, check=_split_keyword),
     Rule("sqli-union-probe", "sqli", r"\d[\s#/*-]{0,8}union\s*(?:#|--|/\*|$|\r|\n)", CRITICAL),
     Rule("sqli-tautology-quoted", "sqli", _Q + r"\s*\)*\s*" + _LOGIC + r"\s*\(*\s*" + _VAL + r"\s*" + _OP, CRITICAL),
     Rule("sqli-tautology", "sqli", r"(?:\bor\b|\band\b|\|\||&&|\bhaving\b|\bwhere\b)\s+\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\")\s*(?:=|<>|!=|<=|>=|<|>|\blike\b)\s*\(*\s*(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\"|[a-z_]\w*)", ERROR, check=_unless_prose(ERROR)),

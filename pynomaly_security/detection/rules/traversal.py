@@ -21,9 +21,11 @@ _UNIX_FILES = (
     r"|mysql|apache2?|httpd|nginx|ssh|profile|bashrc|security|pam\.d|resolv\.conf|ldap"
     r"|init\.d|environment|master\.passwd|php|redhat-release|lsb-release|os-release|inittab"
     r"|exports|ftp|vsftpd|samba|aliases|network|sysconfig|cron|syslog|logrotate|modules|"
-    r"netplan|inetd|xinetd|shells|passwd-|gshadow|mtab|knockd|opt|default|x11|ssl|pki)"
-    r"|proc[/\\]+(?:self|version|cmdline|mounts|net|sched_debug|\d+)\b"
-    r"|var[/\\]+(?:log|www|lib|mail|run|spool|adm|apache|backups|cache|tmp)\b"
+    r"netplan|inetd|xinetd|shells|passwd-|gshadow|mtab|knockd|opt|default|x11|ssl|pki"
+    # Login records, mail routing and daemon configs (CRS lfi-os-files.data).
+    r"|mail|wtmp|utmp|btmp|lastlog|securetty|login\.defs|nsswitch\.conf|sysctl\.conf|proftpd?\.conf)"
+    r"|proc[/\\]+(?:self|version|cmdline|mounts|net|sched_debug|config\.gz|kcore|\d+)\b"
+    r"|var[/\\]+(?:log|www|lib|mail|run|spool|adm|apache|backups|cache|tmp|[\w-]+\.log)\b"
     r"|(?:root|home[/\\]+[\w.-]+)[/\\]+\.(?:ssh|bash|profile|history|mysql|viminfo|netrc|git|aws)"
     r"|usr[/\\]+(?:local|share|lib|bin|sbin|pkg)" r"[/\\]"
     r"|(?:s?bin)[/\\]+(?:sh|bash|ls|cat|id|busybox)\b|opt[/\\]+(?:lampp?|xampp)[/\\]"
@@ -42,6 +44,7 @@ _SENSITIVE_NAMES = (
     r"|\.aws[/\\]+credentials|\.docker[/\\]|\.npmrc|\.ds_store|php\.ini|my\.cnf"
     r"|httpd\.conf|nginx\.conf|access[._]log|error[._]log|server\.xml|tomcat-users\.xml"
     r"|applicationhost\.config|\bsecrets?\.(?:json|ya?ml)"
+    r"|my\.ini|master\.passwd|phpmyadmin[/\\]+config\.inc|library[/\\]+webserver[/\\]"
 )
 
 # Files whose content is a secret or an account list: reading one is the

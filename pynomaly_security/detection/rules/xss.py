@@ -37,6 +37,25 @@ _ACTIVE = frozenset(_ACTIVE_TAGS.split("|"))
 _RISKY_VALUE = re2.compile(r"(?:javascript|vbscript|livescript)\s*:|data\s*:\s*text/html|expression\s*\(")
 
 
+_PLAIN_STYLESHEET = re2.compile(r"""\bhref\s*=\s*["']?[\w./-]{1,200}\.(?:xsl|xslt|css)["'\s?]""")
+
+
+def _foreign_stylesheet(text: str, start: int, end: int) -> int:
+    """CRITICAL for an ``<?xml-stylesheet`` processing instruction unless it names a
+    plain stylesheet file (``href="style.xsl"``): a ``data:``, ``javascript:`` or
+    ``#`` (inline) sheet, or none at all (``style=expression()`` follows), runs
+    the attacker's transform or script."""
+    return 0 if _PLAIN_STYLESHEET.search(text[start:end]) else CRITICAL
+
+
+def _called(text: str, start: int, end: int) -> int:
+    """CRITICAL unless the name ends a longer identifier (``1alert(1)``, ``xalert``
+    call nothing)."""
+    if start and (text[start - 1].isalnum() or text[start - 1] in "_$"):
+        return 0
+    return CRITICAL
+
+
 def _markup(text: str) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     for tag in _TAG.finditer(text):
@@ -79,10 +98,11 @@ RULES: tuple[Rule, ...] = (
     Rule("xss-event-handler", "xss", r"(?:^|[\s\"'`/;])on(?:" + _HANDLERS + r")[a-z]*\s*=", CRITICAL),
     Rule("xss-event-handler-generic", "xss", r"(?:^|[\s\"'`;/0-9=])on[a-z]{3,25}\s*=", ERROR),
     Rule("xss-dangerous-tag", "xss", r"<\s*/?\s*(?:svg|math|iframe|frame|frameset|object|embed|applet|meta|base|isindex|import|plaintext|xmp|portal|bgsound|layer|ilayer|vmlframe|handler|listener|svg:[a-z]+|xml:[a-z]+|\?import)\b", CRITICAL),
-    Rule("xss-cookie-write", "xss", r"document\s*\.\s*cookie\s*=[^=]|<\?xml-stylesheet\b|\+adw-|\+ad4-", CRITICAL),
+    Rule("xss-cookie-write", "xss", r"document\s*\.\s*cookie\s*=[^=]|\+adw-|\+ad4-", CRITICAL),
+    Rule("xss-xml-stylesheet", "xss", r"<\?xml-stylesheet\b[^>]{0,400}", CRITICAL, check=_foreign_stylesheet),
     Rule("xss-namespaced-markup", "xss", r"<[a-z]+[^>]{0,100}\bxmlns:(?:xss|t|ev|x|v|html)\b|<\s*(?:xss|svg|html|t|ev|x|v|xhtml|xlink|math):[a-z]+[\s>]", ERROR),
     Rule("xss-indirect-call", "xss", r"\(\s*(?:alert|prompt|confirm|eval)\s*\)\s*\(|(?:alert|prompt|confirm|eval)\s*\?\.\s*\(|=\s*(?:alert|prompt|confirm|eval)\s*[,;]|\b(?:top|self|parent|window|this|frames|globalthis)\s*\[\s*['\"][^'\"]{0,20}['\"]\s*(?:\+\s*['\"][^'\"]{0,20}['\"]\s*)*\]\s*\(|\d\.\.tostring\s*\(\s*\d+\s*\)|['\"]\s*[;,)]\s*(?:alert|prompt|confirm)\s*\(", CRITICAL),
-    Rule("xss-probe-call", "xss", r"(?:alert|prompt|confirm)\s*(?:\(\s*(?:\d+|['\"`][^'\"`]{0,40}['\"`]|document\.\w+|/[^/]{0,40}/|\w*)\s*\)|`[^`]{0,40}`|\.\s*(?:call|apply)\s*\()", CRITICAL),
+    Rule("xss-probe-call", "xss", r"(?:alert|prompt|confirm)\s*(?:\(\s*(?:\d+|['\"`][^'\"`]{0,40}['\"`]|document\.\w+|/[^/]{0,40}/|\w*)\s*\)|`[^`]{0,40}`|\.\s*(?:call|apply)\s*\()", CRITICAL, check=_called),
     Rule("xss-js-entity", "xss", r"&\{[^}]{0,200}\}", CRITICAL),
     Rule("xss-data-binding", "xss", r"\b(?:datasrc|datafld|dataformatas)\s*=", CRITICAL),
     Rule("xss-spaced-tag", "xss", r"<\s*(?:f\s+o\s*r\s*m|s\s+c\s*r\s*i\s*p\s*t|i\s+f\s*r\s*a\s*m\s*e|s\s+v\s*g|o\s+b\s*j\s*e\s*c\s*t|e\s+m\s*b\s*e\s*d|i\s+m\s*g)\b", CRITICAL),
