@@ -55,6 +55,7 @@ from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.network.hosts import TrustedHosts
 from pynomaly_security.settings import SecuritySettings, load_settings
+from pynomaly_security.sql.guard import SinkActivity
 from pynomaly_security.storage import StorageRegistry, Store
 from pynomaly_security.storage.base import MonitorState
 
@@ -233,13 +234,17 @@ def setup_security_middleware(
 
         keyring = KeyRing.from_settings(settings)
         audit_logger = AuditLogger.from_settings(settings, storage=storage, keyring=keyring)
+    # Set by the SQL sink's first statement checked during a request.
+    sink_activity = SinkActivity()
     inspector = (
-        # SQLI_EDGE_MODE=auto leaves SQL injection to the sink only where it blocks.
+        # SQLI_EDGE_MODE=auto leaves SQL injection to the sink only where it blocks,
+        # and only once the sink has seen one of the app's statements.
         Inspector.from_settings(
             settings,
             sql_sink_blocks=enable_sql_protection
             and settings.sql_injection_protection
             and settings.sql_injection_mode == "block",
+            sink_ready=sink_activity.ready,
         )
         if enable_input_inspection and settings.threat_detection_enabled
         else None
@@ -329,6 +334,7 @@ def setup_security_middleware(
                 min_length=settings.sql_injection_min_length,
                 max_body_size=settings.max_input_length,
                 limits=inspector.limits if inspector is not None else InspectionLimits(),
+                activity=sink_activity,
             ),
             monitor,
         )

@@ -47,11 +47,12 @@ def create_security_router(
     prefix: str = "/api/security",
     extra_routers: Sequence[APIRouter] = (),
     audit_logger: Any = None,
-    sqli_edge: str | None = None,
+    sqli_edge: Callable[[], str] | None = None,
 ) -> APIRouter:
     """Build the router. ``auth_dependency`` replaces the admin-key check;
     with an ``audit_logger``, admin actions are committed to the audit trail;
-    ``sqli_edge`` is the inspection's effective ``SQLI_EDGE_MODE`` for ``/status``."""
+    ``sqli_edge`` reads the inspection's effective ``SQLI_EDGE_MODE`` for ``/status``
+    (``auto`` moves from ``block`` to ``sink_confirmed`` at the sink's first statement)."""
     if auth_dependency is None:
         if admin_api_key is None:
             raise ConfigurationError(_NO_AUTH)
@@ -67,7 +68,10 @@ def create_security_router(
     @router.get("/status", response_model=StatusOut)
     async def security_status() -> StatusOut:
         await monitor.flush(timeout=0.2)  # read-your-writes for events just submitted
-        return StatusOut(**await monitor.get_security_summary(), sqli_edge=sqli_edge)
+        return StatusOut(
+            **await monitor.get_security_summary(),
+            sqli_edge=sqli_edge() if sqli_edge is not None else None,
+        )
 
     @router.get("/alerts", response_model=AlertsOut)
     async def list_alerts(
@@ -160,7 +164,9 @@ def add_security_endpoints(
     sqli_edge = None
     if stack is not None:
         audit_logger = stack.audit_logger
-        sqli_edge = stack.inspector.sqli_edge if stack.inspector is not None else None
+        inspector = stack.inspector
+        if inspector is not None:
+            sqli_edge = lambda: inspector.sqli_edge  # noqa: E731  # read at each request
         security_monitor = security_monitor or stack.security_monitor
         user_tracker = user_tracker or stack.user_tracker
         if admin_api_key is None:

@@ -165,6 +165,9 @@ class Inspector:
             and reported (``detect``), or passed as ``sink_confirmed`` for the SQL
             sink to block (only right when that sink is installed in block mode).
             A request with a finding of another blocking family is blocked as ever.
+        sink_ready: with ``sink_confirmed``, whether the sink has shown it sees the
+            app's statements (a hooked driver checked one during a request); until
+            then SQL injection is blocked here. ``None``: trusted from the start.
         discount_noise: a match of a few symbols inside a machine-made value (token,
             blob, beacon, sensor string) scores half
             (:func:`~pynomaly_security.detection.noise.incidental`).
@@ -186,6 +189,7 @@ class Inspector:
         clock: Callable[[], float] = time.thread_time,
         sqli_edge: str = "block",
         discount_noise: bool = True,
+        sink_ready: Callable[[], bool] | None = None,
     ) -> None:
         if max_input_length < 1 or max_json_depth < 1:
             raise ConfigurationError("max_input_length and max_json_depth must be >= 1")
@@ -193,7 +197,8 @@ class Inspector:
             raise ConfigurationError(
                 f"sqli_edge must be one of {', '.join(SQLI_EDGE_MODES)}, got {sqli_edge!r}"
             )
-        self.sqli_edge = sqli_edge
+        self._sqli_edge = sqli_edge
+        self._sink_ready = sink_ready
         self.discount_noise = discount_noise
         self._listeners: list[Callable[[], None]] = []
         self.reconfigure(level=level, mode=mode, mode_overrides=mode_overrides)
@@ -252,14 +257,30 @@ class Inspector:
         to forget, like the inspection layer's memory of clean requests)."""
         self._listeners.append(listener)
 
+    @property
+    def sqli_edge(self) -> str:
+        """What a request whose only blocking findings are SQL injection gets now:
+        ``sink_confirmed`` waits for the sink's first statement (``sink_ready``)."""
+        if self._sqli_edge == "sink_confirmed" and not (
+            self._sink_ready is None or self._sink_ready()
+        ):
+            return "block"
+        return self._sqli_edge
+
     @classmethod
     def from_settings(
-        cls, settings: SecuritySettings, *, sql_sink_blocks: bool | None = None
+        cls,
+        settings: SecuritySettings,
+        *,
+        sql_sink_blocks: bool | None = None,
+        sink_ready: Callable[[], bool] | None = None,
     ) -> Inspector:
         """The inspector configured by ``detection_*``, ``inspect_headers``,
         ``sqli_edge_mode`` and the ``inspection`` section. ``sql_sink_blocks``:
         whether the SQL sink is installed in block mode for the app (``None``: as
-        the settings say); ``sqli_edge_mode=auto`` leaves SQL injection to it then."""
+        the settings say); ``sqli_edge_mode=auto`` leaves SQL injection to it then,
+        once ``sink_ready`` says a hooked driver has checked one of the app's
+        statements (an app whose driver is not hooked keeps the edge blocking)."""
         if sql_sink_blocks is None:
             sql_sink_blocks = (
                 settings.sql_injection_protection and settings.sql_injection_mode == "block"
@@ -269,6 +290,7 @@ class Inspector:
             edge = "sink_confirmed" if sql_sink_blocks else "block"
         return cls(
             sqli_edge=edge,
+            sink_ready=sink_ready,
             level=settings.detection_level,
             mode=settings.detection_mode,
             mode_overrides=settings.detection_mode_overrides,
@@ -484,7 +506,7 @@ class Inspector:
             )
             if others == 0:
                 blocked = False
-                sink_confirmed = self.sqli_edge == "sink_confirmed"
+                sink_confirmed = self._sqli_edge == "sink_confirmed"
         return Verdict(
             findings=findings,
             score=score,

@@ -97,6 +97,10 @@ class SinkActivity:
     def __init__(self) -> None:
         self.seen = False
 
+    def ready(self) -> bool:
+        """Whether a statement has been checked (the inspector's ``sink_ready``)."""
+        return self.seen
+
 
 @dataclass(frozen=True, slots=True)
 class SinkPolicy:

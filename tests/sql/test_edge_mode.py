@@ -28,8 +28,10 @@ MIXED = "x' UNION SELECT id FROM users-- <script>alert(1)</script>"
 
 @asynccontextmanager
 async def serve(
-    tmp_path: Path, **overrides: Any
+    tmp_path: Path, *, warm: bool = False, **overrides: Any
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The example app; ``warm``: after one plain request whose statement went through
+    the hooked driver (what ``auto`` waits for before it leaves SQL injection to the sink)."""
     settings = SecuritySettings(
         _env_file=None,  # type: ignore[call-arg]
         admin_api_key=KEY,
@@ -43,6 +45,9 @@ async def serve(
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
     ):
+        if warm:
+            warmed = await client.get("/demo/users-safe", params={"name": "alice"})
+            assert warmed.status_code == 200
         yield app, client
 
 
@@ -59,7 +64,7 @@ async def attempts(app: FastAPI, request_id: str) -> dict[str, dict[str, Any]]:
 async def test_auto_with_the_sink_passes_sql_injection_to_a_safe_query(tmp_path: Path) -> None:
     """Default settings: the parameterized route gets the value and answers 200; the edge
     recorded it as sink-confirmed, not blocked."""
-    async with serve(tmp_path) as (app, client):
+    async with serve(tmp_path, warm=True) as (app, client):
         response = await client.get("/demo/users-safe", params={"name": SQLI})
         found = await attempts(app, response.headers["x-request-id"])
     assert response.status_code == 200 and response.json() == []
@@ -71,7 +76,7 @@ async def test_auto_with_the_sink_passes_sql_injection_to_a_safe_query(tmp_path:
 async def test_auto_with_the_sink_blocks_at_the_statement(tmp_path: Path) -> None:
     """On the vulnerable route the same value reaches the statement: the sink answers
     403 and the audit trail has both the edge's and the sink's record."""
-    async with serve(tmp_path) as (app, client):
+    async with serve(tmp_path, warm=True) as (app, client):
         response = await client.get("/demo/users", params={"name": SQLI})
         found = await attempts(app, response.json()["request_id"])
     assert response.status_code == 403 and response.json()["error"] == "request_blocked"
@@ -144,7 +149,8 @@ async def test_sqli_and_xss_in_two_fields_are_blocked_at_the_edge(tmp_path: Path
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        pytest.param({}, "sink_confirmed", id="auto-sink-on"),
+        pytest.param({"warm": True}, "sink_confirmed", id="auto-sink-on"),
+        pytest.param({}, "block", id="auto-sink-on-no-statement-yet"),
         pytest.param({"sql_injection_protection": False}, "block", id="auto-sink-off"),
         pytest.param({"sqli_edge_mode": "block"}, "block", id="block"),
         pytest.param({"sqli_edge_mode": "detect"}, "detect", id="detect"),
@@ -160,9 +166,25 @@ async def test_status_shows_the_effective_mode(
 
 
 @pytest.mark.anyio
+async def test_auto_blocks_at_the_edge_until_the_sink_has_seen_a_statement(
+    tmp_path: Path,
+) -> None:
+    """An app whose driver is not hooked (a plain sqlite3.connect) would get nothing
+    from the sink: until a hooked driver has checked one of the app's statements,
+    auto keeps blocking SQL injection at the edge; then it leaves it to the sink."""
+    async with serve(tmp_path) as (_, client):
+        before = await client.get("/demo/users-safe", params={"name": SQLI})
+        plain = await client.get("/demo/users-safe", params={"name": "alice"})
+        after = await client.get("/demo/users-safe", params={"name": SQLI})
+    assert before.status_code == 403 and before.json()["error"] == "request_blocked"
+    assert plain.status_code == 200
+    assert after.status_code == 200 and after.json() == []
+
+
+@pytest.mark.anyio
 async def test_the_alert_says_it_was_passed_to_the_sink(tmp_path: Path) -> None:
     """The injection alert of a sink-confirmed request is HIGH (guarded), not CRITICAL."""
-    async with serve(tmp_path) as (_, client):
+    async with serve(tmp_path, warm=True) as (_, client):
         await client.get("/demo/users-safe", params={"name": SQLI})
         alerts = (await client.get("/api/security/alerts", headers=ADMIN)).json()["alerts"]
     [alert] = [a for a in alerts if a["alert_type"] == "injection_attack"]
