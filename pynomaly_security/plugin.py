@@ -303,8 +303,15 @@ def setup_security_middleware(
         stack.decisions = decisions
         monitor.register_alert_enricher(decisions.enrich_alert)
         stack.incidents.intel_lookup = decisions.intel_lists
+        stack.incidents.decisions = decisions
         stack.admin_routers.append(build_decision_router(decisions))
 
+    if correlation is not None:
+        from pynomaly_security.incidents.respond import correlation_responder
+
+        correlation.register_match_handler(
+            correlation_responder(stack.incidents, settings.correlation_responses)
+        )
     # add_middleware puts each new layer outside the previous one: innermost first.
     from pynomaly_security.storage.base import failure_policy
 
