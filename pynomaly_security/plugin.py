@@ -293,6 +293,9 @@ def setup_security_middleware(
 
     stack.incidents = IncidentResponseAutomation.from_stack(stack)
     stack.admin_routers.append(build_incident_router(stack.incidents))
+    from pynomaly_security.api.playbook_routes import build_playbook_router
+
+    stack.admin_routers.append(build_playbook_router(stack.incidents))
     if settings.decisions_enabled:
         from pynomaly_security.api.decision_routes import build_decision_router
         from pynomaly_security.decisions.service import DecisionService

@@ -122,7 +122,11 @@ def plan(ctx: StepContext, found: list[str]) -> list[dict[str, Any]]:
         if ctx.revoker is None:
             raise StepSkipped("no authenticator on this app (auth.install_authenticator)")
         return [
-            {"target": v, "change": "end every session and refresh token", "refused": _protected(ctx, "user", v)}  # noqa: E501
+            {
+                "target": v,
+                "change": "end every session and refresh token",
+                "refused": _protected(ctx, "user", v),
+            }
             for v in found
         ]
     if ctx.decisions is None:

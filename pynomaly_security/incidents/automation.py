@@ -149,7 +149,12 @@ class IncidentResponseAutomation:
 
     @property
     def clock(self) -> Callable[[], float]:
+        """Seconds since the epoch (incident times, approvals' time-to-live, rates)."""
         return self._clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
 
     def _intel(self, seen: Mapping[str, Sequence[str]]) -> list[str]:
         lookup = self.intel_lookup

@@ -147,7 +147,11 @@ BUILTIN_PLAYBOOKS: tuple[dict[str, Any], ...] = (
         "tell the team and open a ticket.",
         "steps": _steps(
             ("ban_source", "decision", {"scope": "ip", "action": "ban", "ttl": "24h"}),
-            ("raise_routes", "decision", {"scope": "route", "action": "raise_detection_level", "ttl": "1h"}),  # noqa: E501
+            (
+                "raise_routes",
+                "decision",
+                {"scope": "route", "action": "raise_detection_level", "ttl": "1h"},
+            ),
             ("notify_team", "notify", {"channel": "webhook"}),
             ("open_ticket", "open_ticket", {}),
         ),
@@ -166,7 +170,11 @@ BUILTIN_PLAYBOOKS: tuple[dict[str, Any], ...] = (
         "description": "Ban the address, throttle its network, require MFA of the accounts.",
         "steps": _steps(
             ("ban_source", "decision", {"scope": "ip", "action": "ban", "ttl": "24h"}),
-            ("throttle_network", "decision", {"scope": "cidr", "action": "throttle", "prefix": 24, "ttl": "1h"}),  # noqa: E501
+            (
+                "throttle_network",
+                "decision",
+                {"scope": "cidr", "action": "throttle", "prefix": 24, "ttl": "1h"},
+            ),
             ("require_mfa", "decision", {"scope": "user", "action": "require_mfa", "ttl": "24h"}),
             ("notify_team", "notify", {"channel": "webhook"}),
         ),

@@ -297,7 +297,9 @@ class PlaybookRunner:
         if found["status"] != "pending":
             raise ApprovalRefused("used", f"the approval is already {found['status']}")
         if self.automation.clock() >= float(found["expires_at"]):
-            await self._approvals.update(approval_id, {"status": "expired"}, only_if={"status": "pending"})  # noqa: E501
+            await self._approvals.update(
+                approval_id, {"status": "expired"}, only_if={"status": "pending"}
+            )
             raise ApprovalRefused("expired", "the approval expired: run the playbook again")
         if actor not in found["approvers"]:
             raise ApprovalRefused("not_an_approver", f"{actor!r} may not decide this approval")
@@ -305,7 +307,12 @@ class PlaybookRunner:
         status = "approved" if approve else "rejected"
         after = await self._approvals.update(
             approval_id,
-            {"status": status, "decided_by": actor, "decided_at": self.automation.clock(), "token": token},  # noqa: E501
+            {
+                "status": status,
+                "decided_by": actor,
+                "decided_at": self.automation.clock(),
+                "token": token,
+            },
             only_if={"status": "pending"},
         )
         if after is None or after.get("token") != token:  # single use: another got it first
@@ -360,14 +367,16 @@ class PlaybookRunner:
                     incident,
                     "playbook_revert",
                     actor,
-                    {"playbook": name, "step": step.id, "decision_ids": [u["decision_id"] for u in undone]},  # noqa: E501
+                    {
+                        "playbook": name,
+                        "step": step.id,
+                        "decision_ids": [u["decision_id"] for u in undone],
+                    },
                 )
         return {"incident_id": incident_id, "playbook": name, "steps": reverted}
 
 
-def _with_params(
-    playbook: Playbook, params: Mapping[str, Mapping[str, Any]]
-) -> list[PlaybookStep]:
+def _with_params(playbook: Playbook, params: Mapping[str, Mapping[str, Any]]) -> list[PlaybookStep]:
     """The steps with the caller's parameters merged (``{step id: {name: value}}``),
     validated as the playbook's own are."""
     unknown = set(params) - {s.id for s in playbook.steps}
