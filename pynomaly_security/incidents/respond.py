@@ -6,7 +6,8 @@ pattern from the same group, on any worker, updates one open incident. Whether t
 playbook runs is per rule: ``CORRELATION_RESPONSES`` names a rule's mode (``off``,
 ``dry_run``, ``on``), else the rule's own ``response`` (``dry_run`` for the built-in
 rules: an app sees what would be done, on each incident's timeline, before it turns
-a rule ``on``). A failure is logged and never reaches the request path: the
+a rule ``on``). A rule that raises no alert (a disabled built-in that another rule
+needs as a step) opens no incident. A failure is logged and never reaches the request path: the
 handler runs in the monitor's task.
 """
 
@@ -31,6 +32,10 @@ def correlation_responder(
     """A match handler for ``stack.correlation.register_match_handler``."""
 
     async def respond(match: CorrelationMatch) -> None:
+        if match.alert_id is None:
+            # A rule that does not alert (a disabled built-in kept as another rule's
+            # step): its pattern is part of that rule's incident, not one of its own.
+            return
         observables = {
             kind: list(match.observables.get(name, ()))
             for name, kind in _KINDS.items()
