@@ -312,6 +312,15 @@ def setup_security_middleware(
     if correlation is not None:
         from pynomaly_security.incidents.respond import correlation_responder
 
+        # A rule naming a playbook nobody defined fails here, at start-up, not on a match.
+        unknown = sorted(
+            {r.playbook for r in correlation.rules if r.playbook}
+            - {p.name for p in stack.incidents.playbooks.all()}
+        )
+        if unknown:
+            from pynomaly_security.exceptions import ConfigurationError
+
+            raise ConfigurationError(f"correlation rules name unknown playbooks: {unknown}")
         correlation.register_match_handler(
             correlation_responder(stack.incidents, settings.correlation_responses)
         )
