@@ -138,8 +138,11 @@ class IncidentResponseAutomation:
         if self._registry is not None:
             from pynomaly_security.decisions.service import DecisionService
 
-            url = settings.state_url or settings.redis_url or "memory://"
-            self.counters = self._registry.store(url, setting="STATE_URL")
+            # Counters live where the stack keeps them (REDIS_URL, else this process's
+            # memory): SQL state backends have documents, not counters.
+            self.counters = self._registry.store(
+                settings.redis_url or "memory://", setting="REDIS_URL"
+            )
             if settings.decisions_enabled:
                 self.decisions = DecisionService(
                     settings, state, self.counters, audit_logger=audit_logger, clock=clock
