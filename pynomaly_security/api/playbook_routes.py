@@ -42,7 +42,7 @@ class StepOut(BaseModel):
     step: str
     action: str
     status: str = Field(
-        description="done, already_done, planned, skipped, refused, failed, "
+        description="done, already_done, in_progress, planned, skipped, refused, failed, "
         "awaiting_approval, pending"
     )
     params: dict[str, Any] = Field(default_factory=dict)

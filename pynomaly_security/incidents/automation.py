@@ -537,8 +537,9 @@ class IncidentResponseAutomation:
     ) -> dict[str, Any]:
         """Run playbook ``name`` against the incident (``runner.py``); the run's outcome:
         ``status`` (``completed``, ``failed``, ``awaiting_approval``, ``dry_run``) and
-        per step its ``status`` (``done``, ``already_done``, ``planned``, ``skipped``,
-        ``refused``, ``failed``, ``awaiting_approval``, ``pending``), plan and results.
+        per step its ``status`` (``done``, ``already_done``, ``in_progress``, ``planned``,
+        ``skipped``, ``refused``, ``failed``, ``awaiting_approval``, ``pending``), plan and
+        results.
         ``params``: ``{step id: {parameter: value}}`` over the playbook's.
 
         Raises:

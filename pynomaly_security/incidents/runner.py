@@ -49,6 +49,7 @@ _DONE = "pb:done:"
 _RATE = "pb:rate:"
 _DONE_TTL = 30 * 86_400.0
 """How long a step's digest is remembered: the longest a decision lasts by default."""
+_RUNNING_TTL = 120.0
 MAX_APPROVALS = 1000
 
 
@@ -185,9 +186,12 @@ class PlaybookRunner:
         if step.approval is not None and approved != key:
             approval = await self._request_approval(ctx, key, stale=approved is not None)
             return {**out, "status": "awaiting_approval", **approval}
-        if not await self._kv.add(_DONE + key, "running", _DONE_TTL):
+        # "running" expires soon: a worker that dies mid-step does not block it for good.
+        if not await self._kv.add(_DONE + key, "running", _RUNNING_TTL):
             earlier = await self._kv.get(_DONE + key)
-            done = json.loads(earlier) if earlier and earlier != "running" else {}
+            if earlier is None or earlier == "running":
+                return {**out, "status": "in_progress", "detail": "another run is executing it"}
+            done = json.loads(earlier)
             return {**out, "status": "already_done", "results": done.get("results", [])}
         changes = sum(1 for p in planned if not p.get("refused"))
         minute = math.floor(self.automation.clock() / 60)
