@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	$(PY) -m examples.incident_demo
 	PORT=$(PORT) $(PY) -m examples
 
 test: $(STAMP)

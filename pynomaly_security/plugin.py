@@ -304,6 +304,9 @@ def setup_security_middleware(
 
     stack.incidents = IncidentResponseAutomation.from_stack(stack)
     stack.admin_routers.append(build_incident_router(stack.incidents))
+    from pynomaly_security.api.playbook_routes import build_playbook_router
+
+    stack.admin_routers.append(build_playbook_router(stack.incidents))
     if settings.decisions_enabled:
         from pynomaly_security.api.decision_routes import build_decision_router
         from pynomaly_security.decisions.service import DecisionService
@@ -314,8 +317,24 @@ def setup_security_middleware(
         stack.decisions = decisions
         monitor.register_alert_enricher(decisions.enrich_alert)
         stack.incidents.intel_lookup = decisions.intel_lists
+        stack.incidents.decisions = decisions
         stack.admin_routers.append(build_decision_router(decisions))
 
+    if correlation is not None:
+        from pynomaly_security.incidents.respond import correlation_responder
+
+        # A rule naming a playbook nobody defined fails here, at start-up, not on a match.
+        unknown = sorted(
+            {r.playbook for r in correlation.rules if r.playbook}
+            - {p.name for p in stack.incidents.playbooks.all()}
+        )
+        if unknown:
+            from pynomaly_security.exceptions import ConfigurationError
+
+            raise ConfigurationError(f"correlation rules name unknown playbooks: {unknown}")
+        correlation.register_match_handler(
+            correlation_responder(stack.incidents, settings.correlation_responses)
+        )
     # add_middleware puts each new layer outside the previous one: innermost first.
     from pynomaly_security.storage.base import failure_policy
 

@@ -351,6 +351,26 @@ class SecuritySettings(BaseSettings):
     decision_poll_seconds: float = Field(default=0.5, gt=0)
     """How often a worker reads the decisions' version (a change reaches every worker
     within about this)."""
+    playbooks_file: str | None = None
+    """A YAML file of playbooks (``playbooks:`` list), validated at start-up; one with a
+    built-in playbook's name replaces it (``incidents/playbooks.py``)."""
+    correlation_responses: dict[str, str] = Field(default_factory=dict)
+    """Per correlation rule id, whether its match runs the rule's playbook: ``off``,
+    ``dry_run`` (plan only, on the incident's timeline) or ``on``; a rule not named
+    keeps its own (``dry_run`` for the built-in rules). JSON, e.g.
+    ``{"brute_force_success": "on"}``."""
+    playbook_webhook_url: SecretStr | None = None
+    """Where a playbook's ``notify`` (channel ``webhook``) POSTs its JSON message."""
+    playbook_slack_webhook_url: SecretStr | None = None
+    """A Slack-compatible incoming webhook (``{"text": ...}``) for channel ``slack``."""
+    playbook_ticket_webhook_url: SecretStr | None = None
+    """Where ``open_ticket`` POSTs a ticket (title, description, severity, incident id)."""
+    playbook_smtp_url: SecretStr | None = None
+    """``smtp://[user:password@]host:port`` (or ``smtps://``) for channel ``email``."""
+    playbook_email_from: str = "pynomaly-security@localhost"
+    """The sender of playbook e-mail."""
+    playbook_email_to: StrList = Field(default_factory=list)
+    """Recipients of playbook e-mail (comma-separated)."""
 
     # -- headers (issue 2) ------------------------------------------------------------------
     security_headers_enabled: bool = True
@@ -498,11 +518,19 @@ class SecuritySettings(BaseSettings):
 
     @field_validator(
         "correlation_disabled_rules", "decision_allow_networks", "decision_allow_paths",
-        mode="before",
+        "playbook_email_to", mode="before",
     )  # fmt: skip
     @classmethod
     def _issue16_lists(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("correlation_responses")
+    @classmethod
+    def _responses(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = {k: v for k, v in value.items() if v not in ("off", "dry_run", "on")}
+        if bad:
+            raise ValueError(f"CORRELATION_RESPONSES: each value is off, dry_run or on: {bad}")
+        return value
 
     @field_validator("retired_master_keys", mode="before")
     @classmethod

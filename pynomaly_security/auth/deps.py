@@ -41,8 +41,18 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 def install_authenticator(app: FastAPI, authenticator: ZeroTrustAuthenticator) -> None:
-    """Make ``authenticator`` the one :class:`RequireUser` finds on this app."""
+    """Make ``authenticator`` the one :class:`RequireUser` finds on this app, and the
+    one whose sessions the stack's playbooks end (``revoke_sessions``)."""
     setattr(app.state, APP_STATE_KEY, authenticator)
+    incidents = getattr(getattr(app.state, "pynomaly_security", None), "incidents", None)
+    if incidents is not None:
+
+        async def revoke(user: str) -> None:
+            # Incidents name users as they signed in; sessions are kept by user id.
+            record = await authenticator.users.get_by_username(user)
+            await authenticator.logout_all(record.user_id if record is not None else user)
+
+        incidents.session_revoker = revoke
 
 
 def bearer_token(request: Request) -> str | None:

@@ -63,6 +63,7 @@ class DecisionService:
             poll_seconds=settings.decision_poll_seconds,
             shared=bool(getattr(state, "shared", True)),
         )
+        self.store.on_change = self.sync.refresh
         self.clock = clock
 
     async def start(self) -> None:
@@ -72,16 +73,13 @@ class DecisionService:
         await self.sync.aclose()
 
     async def add(self, *args: Any, **kwargs: Any) -> Decision:
-        """:meth:`DecisionStore.add`, in force on this worker when it returns."""
-        decision = await self.store.add(*args, **kwargs)
-        await self.sync.refresh()
-        return decision
+        """:meth:`DecisionStore.add`, in force on this worker when it returns (from before
+        its audit record is written: ``DecisionStore.on_change``)."""
+        return await self.store.add(*args, **kwargs)
 
     async def revert(self, decision_id: str, **kwargs: Any) -> Decision | None:
         """:meth:`DecisionStore.revert`, lifted on this worker when it returns."""
-        decision = await self.store.revert(decision_id, **kwargs)
-        await self.sync.refresh()
-        return decision
+        return await self.store.revert(decision_id, **kwargs)
 
     async def import_list(
         self, name: str, ranges: IPRangeSet, *, action: str, ttl: float

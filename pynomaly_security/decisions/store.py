@@ -27,7 +27,7 @@ one dropped. Every change is an
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pynomaly_security._log import get_logger
@@ -115,6 +115,9 @@ class DecisionStore:
         self.allow = allow if allow is not None else AllowList()
         self.audit_logger = audit_logger
         self.clock = clock
+        self.on_change: Callable[[], Awaitable[object]] | None = None
+        """Called after a change is stored and before it is audited: the service puts it
+        in force on this worker there, so a ban does not wait for an audit commit."""
 
     # -- reading -----------------------------------------------------------------------
     async def versions(self) -> dict[str, int]:
@@ -260,6 +263,8 @@ class DecisionStore:
         self, decision: Decision, action: str, actor: str, actor_ip: str | None
     ) -> None:
         await self._state.add_tallies(VERSIONS, {"decisions": 1})
+        if self.on_change is not None:
+            await self.on_change()
         if self.audit_logger is None:
             return
         from pynomaly_security.audit import SecurityEventType

@@ -57,12 +57,17 @@ from pynomaly_security.incidents.model import (
     dedup_digest,
     merge_names,
 )
+from pynomaly_security.incidents.notify import Notifier
+from pynomaly_security.incidents.playbooks import PlaybookLibrary
+from pynomaly_security.incidents.runner import PlaybookRunner
 from pynomaly_security.incidents.store import IncidentConflict, IncidentNotFound, IncidentStore
 from pynomaly_security.settings import SecuritySettings
 from pynomaly_security.storage.base import DocumentStore, missing_capability
 
 if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
+    from pynomaly_security.decisions.service import DecisionService
+    from pynomaly_security.incidents.actions import SessionRevoker
     from pynomaly_security.plugin import SecurityStack
     from pynomaly_security.storage.registry import StorageRegistry
 
@@ -122,6 +127,37 @@ class IncidentResponseAutomation:
         self.intel_lookup: Callable[[str], list[str]] | None = None
         """The imported lists an address is on (the stack's decisions); an incident's
         addresses are looked up when it is created and when it recurs."""
+        self.decisions: DecisionService | None = None
+        """Where playbook decisions are made: the stack's (``from_stack``), else one on
+        this object's state (standalone)."""
+        self.counters: Any = None
+        """Keys and counters of playbook runs (idempotency, rate): the stack's store."""
+        self.session_revoker: SessionRevoker | None = None
+        """Ends every session of a user (``revoke_sessions``); set by
+        ``auth.install_authenticator`` on an app with a stack."""
+        if self._registry is not None:
+            from pynomaly_security.decisions.service import DecisionService
+
+            # Counters live where the stack keeps them (REDIS_URL, else this process's
+            # memory): SQL state backends have documents, not counters.
+            self.counters = self._registry.store(
+                settings.redis_url or "memory://", setting="REDIS_URL"
+            )
+            if settings.decisions_enabled:
+                self.decisions = DecisionService(
+                    settings, state, self.counters, audit_logger=audit_logger, clock=clock
+                )
+        self.playbooks = PlaybookLibrary(file=settings.playbooks_file)
+        self.runner = PlaybookRunner(self, self.playbooks, Notifier(settings))
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """Seconds since the epoch (incident times, approvals' time-to-live, rates)."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
 
     def _intel(self, seen: Mapping[str, Sequence[str]]) -> list[str]:
         lookup = self.intel_lookup
@@ -138,12 +174,14 @@ class IncidentResponseAutomation:
         state = stack.state if stack.state is not None else stack.store
         if state is None:
             raise ConfigurationError("the stack has no state to keep incidents in")
-        return cls(
+        automation = cls(
             stack.settings,
             state=cast(DocumentStore, state),
             audit_logger=stack.audit_logger,
             _stack=stack,
         )
+        automation.counters = stack.store
+        return automation
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -160,10 +198,16 @@ class IncidentResponseAutomation:
         start = getattr(self.state, "start", None)
         if start is not None:
             await start()
+        if self._registry is not None and self.counters is not None:
+            await self.counters.start()
+        if self._registry is not None and self.decisions is not None:
+            await self.decisions.start()
 
     async def aclose(self) -> None:
         if self._started and self._registry is not None:
             self._started = False
+            if self.decisions is not None:
+                await self.decisions.aclose()
             await self._registry.aclose()
 
     def close(self) -> None:
@@ -479,6 +523,65 @@ class IncidentResponseAutomation:
         if found is None:  # evicted in between: as good as unknown
             raise IncidentNotFound(incident_id)
         return found.public()
+
+    # -- playbooks ------------------------------------------------------------------------
+    def execute_containment_playbook(
+        self,
+        incident_id: str,
+        name: str,
+        *,
+        dry_run: bool = False,
+        actor: str | None = None,
+        actor_ip: str | None = None,
+        params: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Run playbook ``name`` against the incident (``runner.py``); the run's outcome:
+        ``status`` (``completed``, ``failed``, ``awaiting_approval``, ``dry_run``) and
+        per step its ``status`` (``done``, ``already_done``, ``in_progress``, ``planned``,
+        ``skipped``, ``refused``, ``failed``, ``awaiting_approval``, ``pending``), plan and
+        results.
+        ``params``: ``{step id: {parameter: value}}`` over the playbook's.
+
+        Raises:
+            IncidentNotFound: unknown incident. PlaybookNotFound: unknown playbook.
+            ValueError: bad ``params``.
+        """
+        who = _actor(actor)
+
+        async def run() -> dict[str, Any]:
+            return await self.runner.run(
+                incident_id, name, dry_run=dry_run, actor=who, actor_ip=actor_ip, params=params
+            )
+
+        return cast("dict[str, Any]", self._call("execute_containment_playbook", run))
+
+    def revert_containment_playbook(
+        self, incident_id: str, name: str, *, actor: str | None = None, actor_ip: str | None = None
+    ) -> dict[str, Any]:
+        """Revert the decisions playbook ``name`` made for the incident."""
+        who = _actor(actor)
+
+        async def run() -> dict[str, Any]:
+            return await self.runner.revert(incident_id, name, actor=who, actor_ip=actor_ip)
+
+        return cast("dict[str, Any]", self._call("revert_containment_playbook", run))
+
+    def decide_approval(
+        self, approval_id: str, *, approve: bool, actor: str, actor_ip: str | None = None
+    ) -> dict[str, Any]:
+        """Approve (running the playbook on from the approved step) or reject an
+        approval; raises :class:`~pynomaly_security.incidents.runner.ApprovalRefused`."""
+
+        async def run() -> dict[str, Any]:
+            return await self.runner.decide(
+                approval_id, approve=approve, actor=actor, actor_ip=actor_ip
+            )
+
+        return cast("dict[str, Any]", self._call("decide_approval", run))
+
+    def list_playbooks(self) -> list[dict[str, Any]]:
+        """The playbooks this object runs: name, version, description, steps."""
+        return [p.model_dump() for p in self.playbooks.all()]
 
     # -- the timeline, read back -------------------------------------------------------------
     def get_timeline(self, incident_id: str, *, verify: bool = True) -> dict[str, Any]:

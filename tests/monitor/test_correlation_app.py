@@ -69,7 +69,7 @@ async def test_burst_then_success_raises_one_alert_in_process(app: FastAPI) -> N
     assert alert["threat_level"] == "critical" and alert["source_ip"] == "203.0.113.50"
     assert alert["indicators"]["user"] == ["alice"]
     assert alert["details"]["playbook"] == "account_takeover_response"
-    assert alert["details"]["response"] == "off"
+    assert alert["details"]["response"] == "dry_run"
 
 
 @pytest.mark.anyio

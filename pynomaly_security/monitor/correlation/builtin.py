@@ -32,6 +32,7 @@ BUILTIN_RULES: tuple[dict[str, Any], ...] = (
         "threshold": 10,
         "window": "5m",
         "suppress": "15m",
+        "response": "dry_run",
         "playbook": "brute_force_response",
         "recommended_actions": ["block or throttle the address", "check the targeted accounts"],
     },
@@ -44,6 +45,7 @@ BUILTIN_RULES: tuple[dict[str, Any], ...] = (
         "group_by": ["source_ip"],
         "window": "10m",
         "suppress": "1h",
+        "response": "dry_run",
         "playbook": "account_takeover_response",
         "recommended_actions": [
             "revoke the signed-in account's sessions and require MFA",
@@ -61,6 +63,7 @@ BUILTIN_RULES: tuple[dict[str, Any], ...] = (
         "threshold": 10,
         "window": "10m",
         "suppress": "30m",
+        "response": "dry_run",
         "playbook": "credential_stuffing_response",
         "recommended_actions": ["block the address", "force resets of accounts that then succeed"],
     },
@@ -75,6 +78,7 @@ BUILTIN_RULES: tuple[dict[str, Any], ...] = (
         "threshold": 10,
         "window": "10m",
         "suppress": "30m",
+        "response": "dry_run",
         "playbook": "brute_force_response",
         "recommended_actions": ["require MFA for the account", "notify its owner"],
     },
@@ -89,6 +93,7 @@ BUILTIN_RULES: tuple[dict[str, Any], ...] = (
         "threshold": 20,
         "window": "1h",
         "suppress": "1h",
+        "response": "dry_run",
         "playbook": "credential_stuffing_response",
         "recommended_actions": ["throttle the network", "check for successes from it"],
     },
@@ -103,6 +108,7 @@ BUILTIN_RULES: tuple[dict[str, Any], ...] = (
         "threshold": 3,
         "window": "10m",
         "suppress": "30m",
+        "response": "dry_run",
         "playbook": "sql_injection_response",
         "recommended_actions": ["block the address", "review the targeted routes' queries"],
     },
@@ -118,6 +124,7 @@ BUILTIN_RULES: tuple[dict[str, Any], ...] = (
         "group_by": ["source_ip"],
         "window": "30m",
         "suppress": "1h",
+        "response": "dry_run",
         "playbook": "sql_injection_response",
         "description": "requests are reported for signed-in users only",
         "recommended_actions": ["revoke the user's sessions", "audit the admin actions taken"],
@@ -132,6 +139,7 @@ BUILTIN_RULES: tuple[dict[str, Any], ...] = (
         "threshold": 30,
         "window": "1m",
         "suppress": "30m",
+        "response": "dry_run",
         "playbook": "scanner_response",
         "recommended_actions": ["throttle or block the address"],
     },
@@ -148,11 +156,13 @@ BUILTIN_RULES: tuple[dict[str, Any], ...] = (
         "threshold": 1,
         "window": "1h",
         "suppress": "1h",
+        "response": "dry_run",
         "playbook": "account_takeover_response",
         "recommended_actions": ["revoke every session of the user", "require MFA"],
     },
 )
-"""The rules as data (the same shape a YAML file has)."""
+"""The rules as data (the same shape a YAML file has). Each runs its playbook as a
+dry run (``response``; ``CORRELATION_RESPONSES`` turns a rule ``on`` or ``off``)."""
 
 
 def builtin_rules(disabled: tuple[str, ...] | list[str] = ()) -> tuple[CorrelationRule, ...]:

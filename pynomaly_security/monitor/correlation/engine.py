@@ -130,7 +130,7 @@ def _first(observables: Mapping[str, tuple[str, ...]], name: str) -> str | None:
 
 
 class MatchHandler(Protocol):
-    """Gets every match after its alert was raised (sync or async; errors are logged)."""
+    """Gets every match before its alert is raised (sync or async; errors are logged)."""
 
     def __call__(self, match: CorrelationMatch) -> Awaitable[None] | None: ...
 
@@ -198,7 +198,7 @@ class CorrelationEngine:
         store: where windows, counts and suppression keys live (the stack's store).
         alert_sink: raises a match's alert (the monitor's ``raise_alert``); without it,
             :meth:`analyze` only hands matches to the handlers.
-        handlers: called with each match, after its alert.
+        handlers: called with each match, before its alert (containment first).
         prefix: the store key prefix.
     """
 
@@ -257,12 +257,14 @@ class CorrelationEngine:
 
     # -- the detector ------------------------------------------------------------------
     async def analyze(self, event: SecurityEvent) -> SecurityAlert | None:
-        """Observe ``event``; raise each match's alert through the sink, then hand the
-        match to the handlers. Returns ``None``: the alerts are raised here, as one
-        event can complete several patterns."""
+        """Observe ``event``; hand each match to the handlers, then raise its alert
+        through the sink. Returns ``None``: the alerts are raised here, as one event
+        can complete several patterns.
+
+        Handlers first: they contain (a playbook's ban), the alert reports; its audit
+        record would otherwise delay the ban by a commit (issue 16: time to contain).
+        The match carries its alert's id already."""
         for match in await self.observe(event):
-            if self._sink is not None and match.alert_id is not None:
-                await self._sink(match.to_alert())
             for handler in list(self._handlers):
                 try:
                     result = handler(match)
@@ -270,6 +272,8 @@ class CorrelationEngine:
                         await result
                 except Exception:
                     log.exception(EVENT_HANDLER_FAILED, rule=match.rule_id)
+            if self._sink is not None and match.alert_id is not None:
+                await self._sink(match.to_alert())
         return None
 
     async def observe(self, event: SecurityEvent) -> list[CorrelationMatch]:

@@ -20,7 +20,8 @@ A selector names event kinds and conditions on fields: ``where: {"path|startswit
 the user id) and ``source_net`` (the /24 of an IPv4 address, the /64 of an IPv6 one).
 
 ``response`` (``off`` | ``dry_run`` | ``on``) and ``playbook`` are validated and stored, and
-handed to match handlers with every match: playbooks run from them later (issue 16, item 4).
+handed to match handlers with every match: ``incidents/respond.py`` opens the incident and
+runs the playbook per the mode (``CORRELATION_RESPONSES`` overrides it per rule).
 """
 
 from __future__ import annotations

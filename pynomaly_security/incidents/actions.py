@@ -1,0 +1,226 @@
+"""What a playbook step does: its targets, ``plan``, ``execute``, ``verify`` and ``revert``.
+
+Decisions go through the stack's :class:`~pynomaly_security.decisions.DecisionService`
+(origin ``playbook:<name>``, so the same step on the same value names one decision).
+``lock_account`` is a ``ban`` decision on scope ``user``: the shared
+:class:`~pynomaly_security.auth.lockout.LockoutManager` locks on failure counts and has
+no public call to lock an account outright, and a decision is enforced by every
+worker, audited and revertible. ``revoke_sessions`` calls the app's authenticator
+(``logout_all``: a new token generation ends every access and refresh token of the
+user); it cannot be reverted. ``verify`` asks this worker's decision index, the one
+the middleware reads on each request, whether a request from the target would now
+be refused.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pynomaly_security.decisions.index import AllowList
+from pynomaly_security.decisions.model import DecisionScope, normalize_value, parse_duration
+from pynomaly_security.decisions.store import DecisionRefused
+from pynomaly_security.incidents.model import Incident
+from pynomaly_security.incidents.notify import NotConfigured, Notifier
+from pynomaly_security.incidents.playbooks import Playbook, PlaybookStep
+
+if TYPE_CHECKING:
+    from pynomaly_security.decisions.service import DecisionService
+
+__all__ = ["SessionRevoker", "StepContext", "StepSkipped", "execute", "plan", "revert", "targets"]
+
+SessionRevoker = Callable[[str], Awaitable[None]]
+_KIND = {"ip": "ips", "cidr": "ips", "user": "users", "session": "sessions", "route": "routes"}
+
+
+class StepSkipped(Exception):
+    """The step has nothing to act on or no way to act (the reason says which)."""
+
+
+@dataclass(slots=True)
+class StepContext:
+    incident: Incident
+    playbook: Playbook
+    step: PlaybookStep
+    actor: str
+    actor_ip: str | None
+    decisions: DecisionService | None
+    revoker: SessionRevoker | None
+    notifier: Notifier
+
+
+def _scope(step: PlaybookStep) -> str | None:
+    if step.action == "decision":
+        return str(step.params["scope"])
+    if step.action in ("lock_account", "revoke_sessions"):
+        return "user"
+    return None
+
+
+def targets(step: PlaybookStep, incident: Incident) -> list[str]:
+    """The values the step acts on, from the incident's observables (normalized,
+    de-duplicated, in order); ``[]`` for messages."""
+    scope = _scope(step)
+    if scope is None:
+        return []
+    out: list[str] = []
+    for raw in incident.observables.get(_KIND[scope], []):
+        if scope == "cidr":
+            try:
+                ip = ipaddress.ip_address(raw)
+            except ValueError:
+                continue
+            prefix = int(step.params.get("prefix", 24))
+            # A v4 prefix means little for v6: widen a v6 address to its /64 at most.
+            bits = prefix if ip.version == 4 and prefix <= 32 else min(max(prefix, 48), 64)
+            value = str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
+        else:
+            try:
+                value = normalize_value(DecisionScope(scope), raw)
+            except ValueError:
+                continue
+        if value not in out:
+            out.append(value)
+    return out
+
+
+def _protected(ctx: StepContext, scope: str, value: str) -> str | None:
+    """Why ``value`` may not be touched (allow-listed, the acting admin), or None."""
+    if ctx.decisions is not None and ctx.decisions.allow.covers(DecisionScope(scope), value):
+        return "allow_listed"
+    if scope == "user" and value == ctx.actor:
+        return "acting_admin"
+    if ctx.actor_ip is not None and scope in ("ip", "cidr"):
+        net = value if scope == "cidr" else value + ("/128" if ":" in value else "/32")
+        if AllowList([net]).allows_ip(ctx.actor_ip):
+            return "acting_admin"
+    return None
+
+
+def _decision_of(step: PlaybookStep) -> tuple[str, str]:
+    if step.action == "lock_account":
+        return "user", "ban"
+    return str(step.params["scope"]), str(step.params["action"])
+
+
+def plan(ctx: StepContext, found: list[str]) -> list[dict[str, Any]]:
+    """What the step would change: one entry per target (``refused`` with a code for a
+    protected one) or per message. Raises :class:`StepSkipped`."""
+    step = ctx.step
+    if step.action in ("notify", "open_ticket"):
+        channel = "ticket" if step.action == "open_ticket" else str(step.params["channel"])
+        try:
+            where = ctx.notifier.destination(channel)
+        except NotConfigured as exc:
+            raise StepSkipped(str(exc)) from None
+        return [{"change": f"send a {channel} message", "to": where}]
+    if not found:
+        raise StepSkipped(f"the incident has no {_KIND[_scope(step) or 'ip']}")
+    if step.action == "revoke_sessions":
+        if ctx.revoker is None:
+            raise StepSkipped("no authenticator on this app (auth.install_authenticator)")
+        return [
+            {
+                "target": v,
+                "change": "end every session and refresh token",
+                "refused": _protected(ctx, "user", v),
+            }
+            for v in found
+        ]
+    if ctx.decisions is None:
+        raise StepSkipped("decisions are off (DECISIONS_ENABLED)")
+    scope, action = _decision_of(step)
+    return [
+        {"target": v, "change": f"{action} {scope}", "refused": _protected(ctx, scope, v)}
+        for v in found
+    ]
+
+
+def _ttl(step: PlaybookStep) -> float | None:
+    raw = step.params.get("ttl")
+    return None if raw is None else parse_duration(str(raw))
+
+
+async def execute(ctx: StepContext, planned: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Do what :func:`plan` planned; one result per entry (a refusal is a result)."""
+    step = ctx.step
+    out: list[dict[str, Any]] = []
+    if step.action in ("notify", "open_ticket"):
+        channel = "ticket" if step.action == "open_ticket" else str(step.params["channel"])
+        await ctx.notifier.send(channel, _message(ctx))
+        return [{"change": planned[0]["change"], "done": True}]
+    for entry in planned:
+        value = entry["target"]
+        if entry.get("refused"):
+            out.append({"target": value, "done": False, "refused": entry["refused"]})
+            continue
+        if step.action == "revoke_sessions":
+            assert ctx.revoker is not None  # plan() checked it
+            await ctx.revoker(value)
+            out.append({"target": value, "done": True})
+            continue
+        assert ctx.decisions is not None  # plan() checked it
+        scope, action = _decision_of(step)
+        try:
+            made = await ctx.decisions.add(
+                scope,
+                value,
+                action,
+                origin=f"playbook:{ctx.playbook.name}",
+                reason=f"incident {ctx.incident.incident_id}, step {step.id}",
+                ttl=_ttl(step),
+                actor=ctx.actor,
+                actor_ip=ctx.actor_ip,
+            )
+        except DecisionRefused as exc:
+            out.append({"target": value, "done": False, "refused": exc.code, "detail": str(exc)})
+            continue
+        out.append({"target": value, "done": True, "decision_id": made.decision_id})
+    return out
+
+
+def verify(ctx: StepContext, results: list[dict[str, Any]]) -> bool | None:
+    """Whether every decision made is in force on this worker (None: nothing to check)."""
+    if ctx.decisions is None or ctx.step.action not in ("decision", "lock_account"):
+        return None
+    made = [r for r in results if r.get("decision_id")]
+    if not made:
+        return None
+    index = ctx.decisions.view.index
+    now = ctx.decisions.clock()
+    scope, _ = _decision_of(ctx.step)
+    for r in made:
+        value = r["target"]
+        probe_ip = value.split("/")[0] if scope in ("ip", "cidr") else None
+        pairs = [] if scope == "cidr" else [(scope, value)]
+        hits = index.lookup(pairs, probe_ip, now)
+        if not any(m.key == r["decision_id"] for m in hits):
+            return False
+    return True
+
+
+async def revert(ctx: StepContext, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Undo the decisions a step made (sessions ended and messages sent stay so)."""
+    out: list[dict[str, Any]] = []
+    for r in results:
+        if not r.get("decision_id") or ctx.decisions is None:
+            continue
+        gone = await ctx.decisions.revert(r["decision_id"], actor=ctx.actor, actor_ip=ctx.actor_ip)
+        out.append({"decision_id": r["decision_id"], "reverted": gone is not None})
+    return out
+
+
+def _message(ctx: StepContext) -> dict[str, Any]:
+    inc = ctx.incident
+    return {
+        "incident_id": inc.incident_id,
+        "title": inc.title,
+        "severity": inc.severity.value,
+        "status": inc.status.value,
+        "playbook": ctx.playbook.name,
+        "version": ctx.playbook.version,
+        "step": ctx.step.id,
+        "observables": {k: len(v) for k, v in inc.observables.items() if v},
+    }
