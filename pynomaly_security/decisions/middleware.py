@@ -39,16 +39,21 @@ from collections.abc import Awaitable, Callable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pynomaly_security._context import RequestContext, get_request_context, note_refusal
+from pynomaly_security._log import get_logger
 from pynomaly_security.auth.deps import APP_STATE_KEY
+from pynomaly_security.auth.users import normalize_username
 from pynomaly_security.decisions.index import AllowList, DecisionView, Match
 from pynomaly_security.decisions.model import DecisionAction, api_key_fingerprint
 from pynomaly_security.exceptions import InvalidToken, StorageError
+from pynomaly_security.logsafe import safe_text
 from pynomaly_security.middleware._asgi import passes_through
 from pynomaly_security.middleware._refusal import error_response
 from pynomaly_security.middleware.inspection import RAISED_DETECTION
 from pynomaly_security.storage.base import SlidingWindowStore
 
 __all__ = ["MFA_VERIFIED", "SESSION_ID", "DecisionMiddleware"]
+
+log = get_logger(__name__)
 
 MFA_VERIFIED = "mfa"
 """``RequestContext.extra`` key: true when the request's session used a second factor."""
@@ -160,6 +165,8 @@ class DecisionMiddleware:
             await self.app(scope, receive, send)
             return
         ip, pairs = self._pairs(scope)
+        if self.view.index.needs_identity:
+            await self._user_names(scope, pairs)
         matches = self.view.index.lookup(pairs, ip, self.clock())
         if not matches or (ip is not None and self.allow.allows_ip(ip)):
             await self.app(scope, receive, send)
@@ -189,6 +196,32 @@ class DecisionMiddleware:
         if DecisionAction.RAISE_DETECTION_LEVEL in actions:
             scope[RAISED_DETECTION] = True
         await self.app(scope, receive, send)
+
+    async def _user_names(self, scope: Scope, pairs: list[tuple[str, str]]) -> None:
+        """A user decision names the user as they sign in (what incidents and admins
+        see); a token carries the user's id. The name too, then: the one a login
+        request claims, and the signed-in user's, read from the app's user store
+        (only while user decisions are in force). A store that cannot answer adds
+        nothing (the id still matches)."""
+        ctx = get_request_context(scope)
+        if ctx is None:
+            return
+        names = set()
+        if ctx.login_username:
+            names.add(normalize_username(ctx.login_username))
+        app = scope.get("app")
+        authenticator = getattr(getattr(app, "state", None), APP_STATE_KEY, None)
+        if ctx.user_id is not None and authenticator is not None:
+            try:
+                record = await authenticator.users.get(ctx.user_id)
+            except StorageError as exc:
+                log.warning("decisions_user_unresolved", error=safe_text(str(exc)))
+                record = None
+            if record is not None:
+                names.add(record.username)
+        for name in names:
+            if ("user", name) not in pairs:
+                pairs.append(("user", name))
 
     async def _throttled(self, match: Match) -> int | None:
         """None if the request is within the throttle; else seconds to wait."""

@@ -345,3 +345,42 @@ async def test_once_everything_expired_the_index_is_empty_again() -> None:
         assert await service.sync.refresh()
         assert service.view.index.empty
         await service.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_user_decision_by_name_applies_to_the_signed_in_user_and_to_logins(
+    tmp_path: Any,
+) -> None:
+    """Incidents and admins name users as they sign in; a token carries the user's id.
+    A ban on the name refuses the user's authenticated requests and their logins (read
+    from the app's user store while user decisions are in force); others pass."""
+    from examples.app import create_app
+
+    settings = SecuritySettings(
+        _env_file=None,  # type: ignore[call-arg]
+        admin_api_key="test-admin-key-0123456789abcdef",
+        development_mode=True,
+        audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
+    )
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app, client=(CLIENT, 40000))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
+        tokens = {}
+        for name in ("erin", "frank"):
+            creds = {"username": name, "password": "staple-horse-battery-9"}
+            assert (await client.post("/signup", json=creds)).status_code == 201
+            login = await client.post("/login", json=creds)
+            tokens[name] = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        assert (await client.get("/me", headers=tokens["erin"])).status_code == 200
+        await app.state.pynomaly_security.decisions.add("user", "erin", "ban", reason="test")
+        me = await client.get("/me", headers=tokens["erin"])
+        again = await client.post(
+            "/login", json={"username": "Erin", "password": "staple-horse-battery-9"}
+        )
+        other = await client.get("/me", headers=tokens["frank"])
+    assert me.status_code == 403
+    assert again.status_code == 403
+    assert other.status_code == 200
