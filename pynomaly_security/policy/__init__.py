@@ -1,0 +1,27 @@
+"""Security policies (issue 17): the typed model, its evaluator, the versioned engine.
+
+``model.py`` and ``conditions.py`` (what a policy says, validated at load),
+``evaluator.py`` (a decision, pure and indexed), ``engine.py`` (versions in the
+stack's state, activation, shadow, replay; ``stack.policies``), ``enforce.py`` (the
+FastAPI dependency).
+"""
+
+from __future__ import annotations
+
+from pynomaly_security.policy.conditions import Principal, RequestFacts, Resource
+from pynomaly_security.policy.evaluator import Decision, PolicySet
+from pynomaly_security.policy.model import Effect, Mode, Policy, PolicyError, Rule, load_policy
+
+__all__ = [
+    "Decision",
+    "Effect",
+    "Mode",
+    "Policy",
+    "PolicyError",
+    "PolicySet",
+    "Principal",
+    "RequestFacts",
+    "Resource",
+    "Rule",
+    "load_policy",
+]
