@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
     from pynomaly_security.decisions.service import DecisionService
     from pynomaly_security.incidents.automation import IncidentResponseAutomation
+    from pynomaly_security.policy.engine import SecurityPolicyEngine
 
 __all__ = ["SecurityStack", "setup_security_middleware"]
 
@@ -103,6 +104,9 @@ class SecurityStack:
     decisions: DecisionService | None = None
     """Decisions and imported lists the middleware enforces (``/api/security/decisions``,
     ``python -m pynomaly_security intel``)."""
+    policies: SecurityPolicyEngine | None = None
+    """Versioned security policies (``/api/security/policies``); routes enforce them
+    with ``Depends(require("orders:read"))`` (``policy/enforce.py``)."""
     _started: bool = False
 
     async def start(self) -> None:
@@ -117,6 +121,8 @@ class SecurityStack:
             await self.live.start()
         if self.decisions is not None:
             await self.decisions.start()
+        if self.policies is not None:
+            await self.policies.start()
         if self.settings.enable_security_monitoring:
             await self.security_monitor.start_monitoring()
         if self.user_tracker is not None:
@@ -133,6 +139,8 @@ class SecurityStack:
         await self.security_monitor.stop()
         if self.decisions is not None:
             await self.decisions.aclose()
+        if self.policies is not None:
+            await self.policies.aclose()
         if self.live is not None:
             await self.live.aclose()
         if self.user_tracker is not None:
@@ -304,6 +312,15 @@ def setup_security_middleware(
         monitor.register_alert_enricher(decisions.enrich_alert)
         stack.incidents.intel_lookup = decisions.intel_lists
         stack.admin_routers.append(build_decision_router(decisions))
+
+    if settings.policies_enabled:
+        from pynomaly_security.api.policy_routes import build_policy_router
+        from pynomaly_security.policy.engine import SecurityPolicyEngine
+
+        stack.policies = SecurityPolicyEngine.from_settings(
+            settings, state if state is not None else store, audit_logger=audit_logger
+        )
+        stack.admin_routers.append(build_policy_router(stack.policies))
 
     # add_middleware puts each new layer outside the previous one: innermost first.
     from pynomaly_security.storage.base import failure_policy

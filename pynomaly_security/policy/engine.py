@@ -1,0 +1,290 @@
+"""``SecurityPolicyEngine``: versioned policies in the stack's state, the active set
+every worker decides with, a shadow candidate beside it, and replay.
+
+Each worker keeps two :class:`~pynomaly_security.policy.evaluator.PolicySet`: the
+active versions of every policy, and (while some policy has a shadow version) the
+same with each shadow version in place of its active one. :meth:`evaluate` never
+touches the store; a :class:`~pynomaly_security._poller.StorePoller` reads the
+change counter every ``poll_seconds`` and rebuilds the sets only when it moved (the
+worker that made a change rebuilds at once). Each decision names the version it used.
+
+A shadow candidate is evaluated beside the active set on every decision and never
+enforced; where the two disagree the request is counted and listed (bounded).
+:meth:`replay` runs any version against the decisions this worker logged and lists
+which would flip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pynomaly_security._log import get_logger
+from pynomaly_security._poller import StorePoller
+from pynomaly_security.policy.conditions import Principal, RequestFacts, Resource
+from pynomaly_security.policy.evaluator import Decision, PolicySet
+from pynomaly_security.policy.model import Policy, load_policy
+from pynomaly_security.policy.stats import PolicyStats
+from pynomaly_security.policy.store import PolicyConflict, PolicyStatus, PolicyStore, PolicyVersion
+
+if TYPE_CHECKING:
+    from pynomaly_security.audit import AuditLogger
+    from pynomaly_security.settings import SecuritySettings
+
+__all__ = ["ReplayReport", "SecurityPolicyEngine"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayReport:
+    policy_id: str
+    version: int
+    replayed: int
+    flips: list[dict[str, Any]]
+    """At most ``limit`` of the decisions that would change (oldest first)."""
+    flipped: int
+
+
+class SecurityPolicyEngine:
+    """Args:
+    state: documents and tallies (the stack's state, else its store).
+    poll_seconds: how often a worker reads the change counter.
+    shared: whether other processes change the state (a memory state: False).
+    max_versions, max_policies: the bounds of the two collections.
+    max_logged, max_disagreements, max_rule_stats: the bounds of the statistics.
+    audit_logger: where changes (and refusals, by the enforcers) are recorded.
+    clock: seconds since the epoch; injected by tests.
+    """
+
+    def __init__(
+        self,
+        state: Any,
+        *,
+        poll_seconds: float = 0.5,
+        shared: bool | None = None,
+        max_versions: int = 10_000,
+        max_policies: int = 1_000,
+        max_logged: int = 10_000,
+        max_disagreements: int = 1_000,
+        max_rule_stats: int = 100_000,
+        audit_logger: AuditLogger | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = PolicyStore(
+            state,
+            max_versions=max_versions,
+            max_policies=max_policies,
+            audit_logger=audit_logger,
+            clock=clock,
+        )
+        self.audit_logger = audit_logger
+        self.clock = clock
+        self.active = PolicySet()
+        self.shadow: PolicySet | None = None
+        self.stats = PolicyStats(
+            max_rules=max_rule_stats, max_disagreements=max_disagreements, max_logged=max_logged
+        )
+        self._seen: int | None = None
+        self._lock = asyncio.Lock()
+        shared = bool(getattr(state, "shared", True)) if shared is None else shared
+        self._poller = StorePoller(
+            self.refresh,
+            interval=poll_seconds,
+            shared=shared,
+            name="policies",
+            memory_hint="a policy change reaches the worker that made it only; "
+            "set PYNOMALY_SECURITY__REDIS_URL or STATE_URL",
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: SecuritySettings, state: Any, *, audit_logger: AuditLogger | None = None
+    ) -> SecurityPolicyEngine:
+        return cls(
+            state,
+            poll_seconds=settings.policy_poll_seconds,
+            max_versions=settings.policy_max_versions,
+            max_logged=settings.policy_decision_log,
+            max_rule_stats=settings.max_tracked_keys,
+            audit_logger=audit_logger,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        await self._poller.start()
+
+    async def aclose(self) -> None:
+        await self._poller.aclose()
+
+    async def refresh(self, *, force: bool = False) -> bool:
+        """Rebuild the sets if the store's change counter moved; True if rebuilt."""
+        async with self._lock:
+            generation = await self.store.generation()
+            if not force and generation == self._seen:
+                return False
+            active: list[tuple[Policy, int]] = []
+            candidate: list[tuple[Policy, int]] = []
+            shadowing = False
+            for head in await self.store.heads():
+                in_force = await self._read(head, "active")
+                trial = await self._read(head, "shadow")
+                if in_force is not None:
+                    active.append(in_force)
+                if trial is not None:
+                    candidate.append(trial)
+                    shadowing = True
+                elif in_force is not None:
+                    candidate.append(in_force)
+            self.active = PolicySet(active)
+            self.shadow = PolicySet(candidate) if shadowing else None
+            self._seen = generation
+            return True
+
+    async def _read(self, head: dict[str, Any], field: str) -> tuple[Policy, int] | None:
+        number = head.get(field)
+        if number is None:
+            return None
+        version = await self.store.version(head["policy_id"], int(number))
+        return (version.body, version.version) if version is not None else None
+
+    # -- deciding ----------------------------------------------------------------------
+    def evaluate(
+        self,
+        principal: Principal,
+        action: str,
+        resource: Resource,
+        facts: RequestFacts | None = None,
+        *,
+        record: bool = True,
+    ) -> Decision:
+        """The active versions' decision (and, while shadowing, the candidate's beside it)."""
+        if facts is None:
+            facts = RequestFacts(now=self.clock())
+        decision = self.active.evaluate(principal, action, resource, facts)
+        if record:
+            shadow = self.shadow
+            other = shadow.evaluate(principal, action, resource, facts) if shadow else None
+            self.stats.record(principal, action, resource, facts, decision, other)
+            if decision.warn:
+                log.warning("policy_warn_rule_matched", rules=list(decision.dry_run), action=action)
+        return decision
+
+    async def replay(
+        self,
+        policy_id: str,
+        version: int,
+        *,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> ReplayReport:
+        """Run ``version`` of a policy (in place of its active one) over the decisions
+        logged since ``since``; the ones that would flip."""
+        candidate = await self.store.version(policy_id, version)
+        if candidate is None:
+            raise PolicyConflict("not_found", f"no version {version} of policy {policy_id!r}")
+        others = [(v, n) for v, n in await self.active_policies() if v.id != policy_id]
+        trial = PolicySet([*others, (candidate.body, candidate.version)])
+        flips: list[dict[str, Any]] = []
+        replayed = flipped = 0
+        for logged in list(self.stats.logged):
+            if since is not None and logged.at < since:
+                continue
+            replayed += 1
+            d = trial.evaluate(logged.principal, logged.action, logged.resource, logged.facts)
+            if d.allowed == logged.allowed:
+                continue
+            flipped += 1
+            if len(flips) < limit:
+                flips.append(
+                    {
+                        "at": logged.at,
+                        "request_id": logged.facts.request_id,
+                        "principal": logged.principal.id,
+                        "action": logged.action,
+                        "resource": logged.resource.path
+                        or f"{logged.resource.type}:{logged.resource.id}",
+                        "was_allowed": logged.allowed,
+                        "would_allow": d.allowed,
+                        "rule_id": d.rule_id,
+                    }
+                )
+        return ReplayReport(policy_id, version, replayed, flips, flipped)
+
+    async def active_policies(self) -> list[tuple[Policy, int]]:
+        found = []
+        for head in await self.store.heads():
+            if head.get("active") is not None:
+                v = await self.store.version(head["policy_id"], int(head["active"]))
+                if v is not None:
+                    found.append((v.body, v.version))
+        return found
+
+    # -- changing (each in force on this worker when it returns) -----------------------
+    async def add_policy(
+        self, policy: Policy | str | bytes | Mapping[str, Any], *, author: str = "system"
+    ) -> PolicyVersion:
+        """A new policy, version 1, as a draft (:meth:`activate` puts it in force)."""
+        made = await self.store.create(_policy(policy), author=author)
+        await self.refresh()
+        return made
+
+    async def update_policy(
+        self, policy: Policy | str | bytes | Mapping[str, Any], *, author: str = "system"
+    ) -> PolicyVersion:
+        """A new draft version; the active one stays in force until activated."""
+        made = await self.store.update(_policy(policy), author=author)
+        await self.refresh()
+        return made
+
+    async def remove_policy(self, policy_id: str, *, author: str = "system") -> bool:
+        removed = await self.store.remove(policy_id, author=author)
+        await self.refresh()
+        return removed
+
+    async def get_policy(self, policy_id: str, version: int | None = None) -> PolicyVersion | None:
+        return await self.store.get(policy_id, version)
+
+    async def activate(
+        self, policy_id: str, version: int, *, author: str = "system"
+    ) -> PolicyVersion:
+        made = await self.store.set_status(
+            policy_id, version, PolicyStatus.ACTIVE, author=author, action="policy_activated"
+        )
+        await self.refresh()
+        return made
+
+    async def shadow_version(
+        self, policy_id: str, version: int, *, author: str = "system"
+    ) -> PolicyVersion:
+        """Evaluate ``version`` beside the active one on live traffic, not enforced."""
+        made = await self.store.set_status(
+            policy_id, version, PolicyStatus.SHADOW, author=author, action="policy_shadowed"
+        )
+        await self.refresh()
+        return made
+
+    async def rollback(
+        self, policy_id: str, version: int, *, author: str = "system"
+    ) -> PolicyVersion:
+        """Make an earlier version active again."""
+        head = await self.store.head(policy_id)
+        if head is None:
+            raise PolicyConflict("not_found", f"no policy {policy_id!r}")
+        if head.get("active") is None or version >= int(head["active"]):
+            raise PolicyConflict(
+                "not_earlier",
+                f"rollback goes to a version before the active one ({head.get('active')})",
+            )
+        made = await self.store.set_status(
+            policy_id, version, PolicyStatus.ACTIVE, author=author, action="policy_rolled_back"
+        )
+        await self.refresh()
+        return made
+
+
+def _policy(policy: Policy | str | bytes | Mapping[str, Any]) -> Policy:
+    return policy if isinstance(policy, Policy) else load_policy(policy)
