@@ -226,7 +226,7 @@ def build_policy_router(engine: SecurityPolicyEngine) -> APIRouter:
         except PolicyConflict as exc:
             raise _conflict(exc) from None
 
-    @router.delete("/policies/{policy_id}", status_code=204)
+    @router.delete("/policies/{policy_id}", status_code=204, response_model=None)
     async def remove_policy(request: Request, policy_id: PolicyId) -> Any:
         if await engine.store.head(policy_id) is None:
             raise HTTPException(404, "policy not found")
