@@ -8,8 +8,8 @@ outside every layer, gets the security headers too (``middleware/errors.py``).
 
 Order (outermost first): tracking + security headers + audit (one layer,
 :class:`~pynomaly_security.middleware.stack.SecurityMiddleware`, which also
-binds each request's values for the SQL sink) -> decisions -> rate limit (with the
-sign-up/MFA table) -> login lockout -> inspection -> app.
+binds each request's values for the SQL sink) -> decisions -> coarse policy rules ->
+rate limit (with the sign-up/MFA table) -> login lockout -> inspection -> app.
 Tracking runs first so every layer and the endpoint see the request id and
 client IP, and refuses a request for a host not in ``ALLOWED_HOSTS`` before any
 other layer or the app builds a URL from it; headers cover everything so even
@@ -395,6 +395,13 @@ def setup_security_middleware(
             if settings.auth_rate_limits_enabled
             else None,
         )
+    if stack.policies is not None:
+        # Coarse policy rules (IP, time, route) right inside the decisions: a banned
+        # client is refused before a policy is evaluated for it. Out of the path (no
+        # frame) while no active policy has a coarse rule.
+        from pynomaly_security.policy.middleware import PolicyMiddleware
+
+        app.add_middleware(PolicyMiddleware, engine=stack.policies)
     if stack.decisions is not None:
         # Right inside tracking (it needs the client address and request id; its
         # refusals get the headers and the audit), outside everything that costs:

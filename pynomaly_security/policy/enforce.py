@@ -32,7 +32,7 @@ from pynomaly_security.policy.evaluator import Decision
 if TYPE_CHECKING:
     from pynomaly_security.policy.engine import SecurityPolicyEngine
 
-__all__ = ["FORBIDDEN", "enforce", "require"]
+__all__ = ["FORBIDDEN", "audit_denial", "enforce", "require"]
 
 log = get_logger(__name__)
 
@@ -89,11 +89,11 @@ async def enforce(
     if decision.allowed:
         return decision
     note_refusal(request.scope, "policy_denied", 403)
-    await _audit_denial(engine, principal, action, resource, facts, decision)
+    await audit_denial(engine, principal, action, resource, facts, decision)
     raise HTTPException(403, {"error": FORBIDDEN, "request_id": facts.request_id})
 
 
-async def _audit_denial(
+async def audit_denial(
     engine: SecurityPolicyEngine,
     principal: Principal,
     action: str,
@@ -101,6 +101,7 @@ async def _audit_denial(
     facts: RequestFacts,
     decision: Decision,
 ) -> None:
+    """The refusal's full explanation, as an ``access_denied`` event."""
     if engine.audit_logger is None:
         return
     from pynomaly_security.audit import AuditLevel, SecurityEventType

@@ -19,14 +19,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
+
+from starlette.types import Scope
 
 from pynomaly_security._log import get_logger
 from pynomaly_security._poller import StorePoller
 from pynomaly_security.policy.conditions import Principal, RequestFacts, Resource
-from pynomaly_security.policy.evaluator import Decision, PolicySet
-from pynomaly_security.policy.model import Policy, load_policy
+from pynomaly_security.policy.evaluator import ALLOWED, DENIED, Decision, PolicySet
+from pynomaly_security.policy.model import Effect, Policy, Rule, load_policy
 from pynomaly_security.policy.stats import PolicyStats
 from pynomaly_security.policy.store import PolicyConflict, PolicyStatus, PolicyStore, PolicyVersion
 
@@ -85,6 +87,14 @@ class SecurityPolicyEngine:
         self.clock = clock
         self.active = PolicySet()
         self.shadow: PolicySet | None = None
+        self.coarse: PolicySet | None = None
+        """The active coarse rules (``middleware.py``); None while there are none, and
+        the middleware is then out of the request path."""
+        self.coarse_shadow: PolicySet | None = None
+        self.principal_of: Callable[[Scope], Principal | None] = _no_principal
+        """Who a request is at the middleware (before the app's authentication):
+        the app may set it (say, from a verified token's claims); by default the
+        request context's user id."""
         self.stats = PolicyStats(
             max_rules=max_rule_stats, max_disagreements=max_disagreements, max_logged=max_logged
         )
@@ -141,6 +151,10 @@ class SecurityPolicyEngine:
                     candidate.append(in_force)
             self.active = PolicySet(active)
             self.shadow = PolicySet(candidate) if shadowing else None
+            coarse = PolicySet(_coarse(active))
+            coarse_shadow = PolicySet(_coarse(candidate)) if shadowing else None
+            self.coarse = coarse if coarse or coarse_shadow else None
+            self.coarse_shadow = coarse_shadow if coarse_shadow else None
             self._seen = generation
             return True
 
@@ -171,6 +185,23 @@ class SecurityPolicyEngine:
             self.stats.record(principal, action, resource, facts, decision, other)
             if decision.warn:
                 log.warning("policy_warn_rule_matched", rules=list(decision.dry_run), action=action)
+        return decision
+
+    def check_request(
+        self, principal: Principal, method: str, resource: Resource, facts: RequestFacts
+    ) -> Decision | None:
+        """The coarse rules' decision on a request: refused only when a coarse deny
+        applies (the layer never default-denies); None without coarse rules."""
+        coarse = self.coarse
+        if coarse is None:
+            return None
+        decision = _passing(coarse.evaluate(principal, method, resource, facts))
+        shadow = self.coarse_shadow
+        other = _passing(shadow.evaluate(principal, method, resource, facts)) if shadow else None
+        if decision.matched or (other is not None and other.matched):
+            self.stats.record(principal, method, resource, facts, decision, other)
+        if decision.warn:
+            log.warning("policy_warn_rule_matched", rules=list(decision.dry_run), action=method)
         return decision
 
     async def replay(
@@ -284,6 +315,40 @@ class SecurityPolicyEngine:
         )
         await self.refresh()
         return made
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _is_coarse(rule: Rule) -> bool:
+    return (
+        rule.effect is Effect.DENY
+        and all(a in _METHODS for a in rule.actions)
+        and all(r == "*" or r.startswith("/") for r in rule.resources)
+    )
+
+
+def _coarse(policies: list[tuple[Policy, int]]) -> list[tuple[Policy, int]]:
+    """Each policy reduced to its coarse rules (those without any left out)."""
+    found = []
+    for policy, version in policies:
+        rules = [r for r in policy.rules if _is_coarse(r)]
+        if rules:
+            found.append(
+                (Policy.model_construct(id=policy.id, description="", rules=rules), version)
+            )
+    return found
+
+
+def _passing(decision: Decision) -> Decision:
+    """At the coarse layer no rule applying means the request passes."""
+    if decision.code == DENIED:
+        return decision
+    return replace(decision, allowed=True, effect=Effect.ALLOW, code=ALLOWED)
+
+
+def _no_principal(scope: Scope) -> Principal | None:
+    return None
 
 
 def _policy(policy: Policy | str | bytes | Mapping[str, Any]) -> Policy:
