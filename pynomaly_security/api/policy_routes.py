@@ -86,7 +86,7 @@ class EvaluateIn(BaseModel):
     context: ContextIn = Field(default_factory=ContextIn)
 
 
-class DecisionOut(BaseModel):
+class PolicyDecisionOut(BaseModel):
     allowed: bool
     effect: str
     policy_id: str | None
@@ -175,7 +175,7 @@ def build_policy_router(engine: SecurityPolicyEngine) -> APIRouter:
             "compliance": compliance_report(active, routes, matched),
         }
 
-    @router.post("/policies/evaluate", response_model=DecisionOut)
+    @router.post("/policies/evaluate", response_model=PolicyDecisionOut)
     async def evaluate(body: EvaluateIn) -> Any:
         """The active versions' decision with its explanation (and the shadow's);
         not counted in the statistics."""
@@ -196,7 +196,7 @@ def build_policy_router(engine: SecurityPolicyEngine) -> APIRouter:
         )
         decision = engine.evaluate(principal, body.action, resource, facts, record=False)
         shadow = engine.shadow
-        out = DecisionOut(**decision.to_dict())
+        out = PolicyDecisionOut(**decision.to_dict())
         if shadow is not None:
             out.shadow = shadow.evaluate(principal, body.action, resource, facts).to_dict()
         return out

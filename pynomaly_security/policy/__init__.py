@@ -9,19 +9,26 @@ FastAPI dependency).
 from __future__ import annotations
 
 from pynomaly_security.policy.conditions import Principal, RequestFacts, Resource
-from pynomaly_security.policy.evaluator import Decision, PolicySet
-from pynomaly_security.policy.model import Effect, Mode, Policy, PolicyError, Rule, load_policy
+from pynomaly_security.policy.evaluator import PolicyDecision, PolicySet
+from pynomaly_security.policy.model import (
+    Effect,
+    Mode,
+    Policy,
+    PolicyError,
+    PolicyRule,
+    load_policy,
+)
 
 __all__ = [
-    "Decision",
     "Effect",
     "Mode",
     "Policy",
+    "PolicyDecision",
     "PolicyError",
+    "PolicyRule",
     "PolicySet",
     "Principal",
     "RequestFacts",
     "Resource",
-    "Rule",
     "load_policy",
 ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pynomaly_security.policy.model import Effect, Mode, Policy, Rule, route_pattern
+from pynomaly_security.policy.model import Effect, Mode, Policy, PolicyRule, route_pattern
 
 __all__ = ["compliance_report"]
 
@@ -27,7 +27,7 @@ def _covers(outer: list[str], inner: list[str]) -> bool:
     return "*" in outer or set(inner) <= set(outer)
 
 
-def _unconditional_deny(rule: Rule) -> bool:
+def _unconditional_deny(rule: PolicyRule) -> bool:
     return (
         rule.effect is Effect.DENY
         and rule.mode is Mode.ENFORCE

@@ -27,7 +27,7 @@ from fastapi import HTTPException, Request
 from pynomaly_security._context import get_request_context, note_refusal
 from pynomaly_security._log import get_logger
 from pynomaly_security.policy.conditions import Principal, RequestFacts, Resource
-from pynomaly_security.policy.evaluator import Decision
+from pynomaly_security.policy.evaluator import PolicyDecision
 
 if TYPE_CHECKING:
     from pynomaly_security.policy.engine import SecurityPolicyEngine
@@ -69,7 +69,7 @@ async def enforce(
     resource: Resource | None = None,
     *,
     principal: Principal | None = None,
-) -> Decision:
+) -> PolicyDecision:
     """The decision for this request; raises the 403 on a deny."""
     engine = _engine(request)
     if resource is None:
@@ -99,7 +99,7 @@ async def audit_denial(
     action: str,
     resource: Resource,
     facts: RequestFacts,
-    decision: Decision,
+    decision: PolicyDecision,
 ) -> None:
     """The refusal's full explanation, as an ``access_denied`` event."""
     if engine.audit_logger is None:
@@ -129,10 +129,10 @@ def require(
     *,
     resource: ResourceOf | None = None,
     principal: PrincipalOf | None = None,
-) -> Callable[[Request], Awaitable[Decision]]:
+) -> Callable[[Request], Awaitable[PolicyDecision]]:
     """A dependency enforcing ``action`` on the route (or on ``resource(request)``)."""
 
-    async def dependency(request: Request) -> Decision:
+    async def dependency(request: Request) -> PolicyDecision:
         target = await _resolve(resource(request)) if resource is not None else None
         who = await _resolve(principal(request)) if principal is not None else None
         return await enforce(request, action, target, principal=who)

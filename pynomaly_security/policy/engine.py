@@ -27,8 +27,8 @@ from starlette.types import Scope
 from pynomaly_security._log import get_logger
 from pynomaly_security._poller import StorePoller
 from pynomaly_security.policy.conditions import Principal, RequestFacts, Resource
-from pynomaly_security.policy.evaluator import ALLOWED, DENIED, Decision, PolicySet
-from pynomaly_security.policy.model import Effect, Policy, Rule, load_policy
+from pynomaly_security.policy.evaluator import ALLOWED, DENIED, PolicyDecision, PolicySet
+from pynomaly_security.policy.model import Effect, Policy, PolicyRule, load_policy
 from pynomaly_security.policy.stats import PolicyStats
 from pynomaly_security.policy.store import PolicyConflict, PolicyStatus, PolicyStore, PolicyVersion
 
@@ -174,7 +174,7 @@ class SecurityPolicyEngine:
         facts: RequestFacts | None = None,
         *,
         record: bool = True,
-    ) -> Decision:
+    ) -> PolicyDecision:
         """The active versions' decision (and, while shadowing, the candidate's beside it)."""
         if facts is None:
             facts = RequestFacts(now=self.clock())
@@ -189,7 +189,7 @@ class SecurityPolicyEngine:
 
     def check_request(
         self, principal: Principal, method: str, resource: Resource, facts: RequestFacts
-    ) -> Decision | None:
+    ) -> PolicyDecision | None:
         """The coarse rules' decision on a request: refused only when a coarse deny
         applies (the layer never default-denies); None without coarse rules."""
         coarse = self.coarse
@@ -320,7 +320,7 @@ class SecurityPolicyEngine:
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def _is_coarse(rule: Rule) -> bool:
+def _is_coarse(rule: PolicyRule) -> bool:
     return (
         rule.effect is Effect.DENY
         and all(a in _METHODS for a in rule.actions)
@@ -340,7 +340,7 @@ def _coarse(policies: list[tuple[Policy, int]]) -> list[tuple[Policy, int]]:
     return found
 
 
-def _passing(decision: Decision) -> Decision:
+def _passing(decision: PolicyDecision) -> PolicyDecision:
     """At the coarse layer no rule applying means the request passes."""
     if decision.code == DENIED:
         return decision

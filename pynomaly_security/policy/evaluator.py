@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pynomaly_security.policy.conditions import Conditions, Principal, RequestFacts, Resource
 from pynomaly_security.policy.model import Effect, Mode, Policy, route_pattern
 
-__all__ = ["Decision", "PolicySet"]
+__all__ = ["PolicyDecision", "PolicySet"]
 
 NO_MATCH = "no_matching_rule"
 DENIED = "denied_by_rule"
@@ -32,7 +32,7 @@ ALLOWED = "allowed"
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class PolicyDecision:
     """The outcome and why. ``code`` is what a refused client may see; ``reasons``
     are for the audit trail and admins."""
 
@@ -183,7 +183,7 @@ class PolicySet:
 
     def evaluate(
         self, principal: Principal, action: str, resource: Resource, facts: RequestFacts
-    ) -> Decision:
+    ) -> PolicyDecision:
         """Default deny; an applicable enforced deny wins; order-independent."""
         names: frozenset[str] | None = None
         denies: list[_Compiled] = []
@@ -230,7 +230,7 @@ def _decide(
     allows: Sequence[_Compiled],
     other: Sequence[_Compiled],
     notes: list[str],
-) -> Decision:
+) -> PolicyDecision:
     applied = [*denies, *allows, *other]
     matched = tuple(sorted((r.policy_id, r.version, r.rule_id) for r in applied))
     reasons = sorted(f"{r.effect.value}: {r.name} applied" for r in (*denies, *allows))
@@ -242,11 +242,11 @@ def _decide(
     if decider is None:
         target = resource.path or f"{resource.type}:{resource.id}"
         reasons.insert(0, f"no rule allows {action} on {target}: default deny")
-        return Decision(
+        return PolicyDecision(
             False, Effect.DENY, None, None, None, tuple(reasons), NO_MATCH, matched, dry, warn
         )
     allowed = not denies
-    return Decision(
+    return PolicyDecision(
         allowed,
         decider.effect,
         decider.policy_id,

@@ -41,7 +41,7 @@ __all__ = [
     "Mode",
     "Policy",
     "PolicyError",
-    "Rule",
+    "PolicyRule",
     "body_hash",
     "load_policy",
     "route_pattern",
@@ -83,7 +83,7 @@ def route_pattern(template: str) -> re.Pattern[str]:
     return re.compile("".join(parts) + r"/?")
 
 
-class Rule(BaseModel):
+class PolicyRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
@@ -141,7 +141,7 @@ class Policy(BaseModel):
 
     id: str
     description: str = Field("", max_length=2000)
-    rules: list[Rule] = Field(min_length=1, max_length=MAX_RULES)
+    rules: list[PolicyRule] = Field(min_length=1, max_length=MAX_RULES)
 
     @field_validator("id")
     @classmethod

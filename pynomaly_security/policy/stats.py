@@ -13,7 +13,7 @@ from typing import Any
 
 from pynomaly_security._bounded import BoundedDict
 from pynomaly_security.policy.conditions import Principal, RequestFacts, Resource
-from pynomaly_security.policy.evaluator import Decision
+from pynomaly_security.policy.evaluator import PolicyDecision
 
 __all__ = ["LoggedDecision", "PolicyStats", "RuleCounts"]
 
@@ -65,8 +65,8 @@ class PolicyStats:
         action: str,
         resource: Resource,
         facts: RequestFacts,
-        decision: Decision,
-        shadow: Decision | None,
+        decision: PolicyDecision,
+        shadow: PolicyDecision | None,
     ) -> None:
         self.evaluations += 1
         if decision.allowed:
@@ -112,7 +112,7 @@ class PolicyStats:
         ]
 
 
-def _outcome(decision: Decision) -> dict[str, Any]:
+def _outcome(decision: PolicyDecision) -> dict[str, Any]:
     return {
         "allowed": decision.allowed,
         "policy_id": decision.policy_id,
