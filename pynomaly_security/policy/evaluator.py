@@ -75,10 +75,8 @@ class _Compiled:
     resources: tuple[tuple[str, re.Pattern[str] | None], ...]
     when: Conditions | None
     unless: tuple[Conditions, ...]
-
-    @property
-    def name(self) -> str:
-        return f"{self.policy_id}@v{self.version}/{self.rule_id}"
+    name: str  # policy@vN/rule, in reasons
+    applied: str  # the reason when it applied, made once
 
 
 def _resource_key(pattern: str) -> str:
@@ -157,6 +155,8 @@ class PolicySet:
                     ),
                     rule.when,
                     tuple(rule.unless),
+                    f"{policy.id}@v{version}/{rule.id}",
+                    f"{rule.effect.value}: {policy.id}@v{version}/{rule.id} applied",
                 )
                 count += 1
                 keys = {(a, _resource_key(r)) for a in rule.actions for r in rule.resources}
@@ -172,8 +172,9 @@ class PolicySet:
         """The rules filed under the request's keys (each once)."""
         found: list[_Compiled] = []
         get = self._index.get
+        resource_keys = _resource_keys(resource)
         for action_key in _action_keys(action):
-            for resource_key in _resource_keys(resource):
+            for resource_key in resource_keys:
                 bucket = get((action_key, resource_key))
                 if bucket:
                     found.extend(bucket)
@@ -231,9 +232,23 @@ def _decide(
     other: Sequence[_Compiled],
     notes: list[str],
 ) -> PolicyDecision:
+    if not notes and not other and len(denies) + len(allows) == 1:
+        # The common case, one rule applied: nothing to sort.
+        rule = denies[0] if denies else allows[0]
+        allowed = not denies
+        return PolicyDecision(
+            allowed,
+            rule.effect,
+            rule.policy_id,
+            rule.rule_id,
+            rule.version,
+            (rule.applied,),
+            ALLOWED if allowed else DENIED,
+            ((rule.policy_id, rule.version, rule.rule_id),),
+        )
     applied = [*denies, *allows, *other]
     matched = tuple(sorted((r.policy_id, r.version, r.rule_id) for r in applied))
-    reasons = sorted(f"{r.effect.value}: {r.name} applied" for r in (*denies, *allows))
+    reasons = sorted(r.applied for r in (*denies, *allows))
     reasons += sorted(f"{r.effect.value} ({r.mode.value}, not enforced): {r.name}" for r in other)
     reasons += sorted(notes)
     dry = tuple(sorted(f"{r.policy_id}/{r.rule_id}:{r.effect.value}" for r in other))
