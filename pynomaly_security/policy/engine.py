@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -91,7 +91,9 @@ class SecurityPolicyEngine:
         """The active coarse rules (``middleware.py``); None while there are none, and
         the middleware is then out of the request path."""
         self.coarse_shadow: PolicySet | None = None
-        self.principal_of: Callable[[Scope], Principal | None] = _no_principal
+        self.principal_of: Callable[[Scope], Principal | Awaitable[Principal | None] | None] = (
+            _no_principal
+        )
         """Who a request is at the middleware (before the app's authentication):
         the app may set it (say, from a verified token's claims); by default the
         request context's user id."""

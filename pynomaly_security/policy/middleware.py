@@ -16,6 +16,7 @@ as an ``access_denied`` event.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -49,7 +50,8 @@ class PolicyMiddleware:
     async def _check(self, scope: Scope, receive: Receive, send: Send) -> None:
         engine = self.engine
         ctx = get_request_context(scope)
-        principal = engine.principal_of(scope)
+        found = engine.principal_of(scope)
+        principal = await found if inspect.isawaitable(found) else found
         if principal is None:
             principal = Principal(ctx.user_id if ctx is not None and ctx.user_id else "anonymous")
         facts = RequestFacts(

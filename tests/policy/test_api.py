@@ -199,3 +199,38 @@ async def test_bad_input_is_4xx_with_a_reason(app: FastAPI) -> None:
         assert (
             await admin.post(f"{BASE}/evaluate", json=question, headers=ADMIN)
         ).status_code == 422
+
+
+@pytest.mark.anyio
+async def test_the_demo_office_hours_policy(app: FastAPI) -> None:
+    """The issue's demo on the example app: deny DELETE /items/* outside office hours
+    except for admins with MFA. On a Saturday alice (admin, no MFA) and anonymous
+    callers are refused before the app; on Monday at noon the app answers (404: no
+    such item)."""
+    engine = app.state.pynomaly_security.policies
+    office = {"start": "09:00", "end": "18:00", "days": ["mon", "tue", "wed", "thu", "fri"]}
+    policy = {
+        "id": "office",
+        "rules": [
+            {"id": "late-delete", "effect": "deny", "principals": ["*"], "actions": ["DELETE"],
+             "resources": ["/items/*"],
+             "unless": [{"time": office}, {"user": {"roles": ["admin"], "mfa": True}}]},
+        ],
+    }  # fmt: skip
+    saturday = 1_796_472_000.0  # 2026-12-05 12:00 UTC
+    engine.clock = lambda: saturday
+    async with _client(app) as client:
+        session = await admin_session(client)
+        await engine.add_policy(policy)
+        await engine.activate("office", 1)
+        assert (await client.delete("/items/1")).status_code == 403
+        refused = await client.delete("/items/1", headers=session)
+        assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+        engine.clock = lambda: saturday + 2 * 86_400
+        assert (await client.delete("/items/1", headers=session)).status_code == 404
+        # Who the coarse layer saw: alice from her verified token, an admin without MFA.
+        scope = {"type": "http", "method": "DELETE", "path": "/items/1", "query_string": b"",
+                 "headers": [(b"authorization", session["Authorization"].encode())]}  # fmt: skip
+        alice = await engine.principal_of(scope)
+        assert alice is not None and alice.roles == frozenset({"admin"}) and not alice.mfa
+        assert await engine.principal_of({**scope, "headers": []}) is None
