@@ -8,6 +8,7 @@ Two document collections:
   written once with insert-if-absent (``add``), so two workers updating one policy at
   once get two distinct numbers, never one overwritten; only its ``status`` changes
   afterwards.
+  At ``POLICY_MAX_VERSIONS`` a new version is refused rather than the oldest dropped.
 * ``policies``: one head per policy: the latest, active and shadow version numbers,
   changed by compare-and-set (``update(..., only_if=...)``) so two admins activating
   different versions at once cannot both win.
@@ -127,6 +128,7 @@ class PolicyStore:
             "policy_versions", indexed=("policy_id", "status"), keep=max_versions
         )
         self._heads = state.documents("policies", indexed=("deleted",), keep=max_policies)
+        self.max_versions = max_versions
         self.max_policies = max_policies
         self.audit_logger = audit_logger
         self.clock = clock
@@ -164,6 +166,9 @@ class PolicyStore:
     # -- changing ----------------------------------------------------------------------
     async def create(self, policy: Policy, *, author: str) -> PolicyVersion:
         """A new policy at version 1 (draft); a removed id may be used again."""
+        heads = sum((await self._heads.count(group_by="deleted")).values())
+        if heads >= self.max_policies and await self._heads.get(policy.id) is None:
+            raise PolicyConflict("limit", f"{self.max_policies} policies kept")
         head = {"policy_id": policy.id, "latest": 0, "active": None, "shadow": None}
         if not await self._heads.add(policy.id, {**head, "deleted": False}):
             existing = await self._heads.get(policy.id)
@@ -185,6 +190,13 @@ class PolicyStore:
         return await self._new_version(policy, author=author, action="policy_updated")
 
     async def _new_version(self, policy: Policy, *, author: str, action: str) -> PolicyVersion:
+        # At the bound the collection would drop its oldest version, which may be one in
+        # force: refuse instead (the API's 409), so a policy never vanishes by itself.
+        kept = sum((await self._versions.count(group_by="status")).values())
+        if kept >= self.max_versions:
+            raise PolicyConflict(
+                "limit", f"{self.max_versions} versions kept (POLICY_MAX_VERSIONS)"
+            )
         for _ in range(_RETRIES):
             head = await self._heads.get(policy.id)
             if head is None:

@@ -169,3 +169,30 @@ async def test_conflicts(engines: tuple[SecurityPolicyEngine, SecurityPolicyEngi
     await one.remove_policy("items")
     made = await one.add_policy(OPEN)
     assert made.version == 2 and made.parent == 1
+
+
+@pytest.mark.anyio
+async def test_bounds_refuse_rather_than_drop() -> None:
+    """At the version bound (and the policy bound) a change is refused with ``limit``:
+    the collection never drops a version that may be in force."""
+    async with StorageRegistry() as registry:
+        state = registry.state("memory://")
+        await registry.start()
+        engine = SecurityPolicyEngine(state, max_versions=3, max_policies=2)
+        await engine.add_policy(OPEN)
+        await engine.activate("items", 1)
+        await engine.update_policy(OPEN)
+        await engine.update_policy(OPEN)
+        with pytest.raises(PolicyConflict) as info:
+            await engine.update_policy(OPEN)
+        assert info.value.code == "limit"
+        assert (await engine.get_policy("items", 1)) is not None
+    async with StorageRegistry() as registry:
+        state = registry.state("memory://")
+        await registry.start()
+        engine = SecurityPolicyEngine(state, max_policies=2)
+        await engine.add_policy(OPEN)
+        await engine.add_policy({**OPEN, "id": "two"})
+        with pytest.raises(PolicyConflict) as info:
+            await engine.add_policy({**OPEN, "id": "three"})
+        assert info.value.code == "limit"
