@@ -175,13 +175,24 @@ def _wrap_lifespan(app: Starlette, stack: SecurityStack) -> None:
     @contextlib.asynccontextmanager
     async def lifespan(app_: Any) -> AsyncIterator[Mapping[str, Any] | None]:
         async with stack, original(app_) as state:
-            if stack.decisions is not None and isinstance(app_, Starlette):
-                # While no decision is in force its layer is taken out of the request
-                # path, so the built stack is needed: Starlette builds it on the first
-                # call (the lifespan's, under a server), or here, as it would.
+            switched = stack.decisions is not None or stack.policies is not None
+            if switched and isinstance(app_, Starlette):
+                # While no decision (no coarse policy rule) is in force its layer is taken
+                # out of the request path, so the built stack is needed: Starlette builds
+                # it on the first call (the lifespan's, under a server), or here, as it would.
                 if app_.middleware_stack is None:
                     app_.middleware_stack = app_.build_middleware_stack()
-                stack.decisions.view.attach(app_.middleware_stack)
+                # The policy layer first, while the chain is as built: its outer layer is
+                # then the decision layer, whose own switch re-reads what follows it
+                # after every policy switch (else tracking could skip a policy layer
+                # coming back into the path).
+                if stack.policies is not None:
+                    stack.policies.attach(app_.middleware_stack)
+                if stack.decisions is not None:
+                    view = stack.decisions.view
+                    view.attach(app_.middleware_stack)
+                    if stack.policies is not None:
+                        stack.policies.after_switch.append(lambda: view.set(view.index))
             yield state
 
     # Starlette types lifespan_context as a union of two shapes; ours yields either.

@@ -91,6 +91,10 @@ class SecurityPolicyEngine:
         """The active coarse rules (``middleware.py``); None while there are none, and
         the middleware is then out of the request path."""
         self.coarse_shadow: PolicySet | None = None
+        self._switches: list[tuple[Any, Any]] = []
+        self.after_switch: list[Callable[[], None]] = []
+        """Called after the layer went in or out of the path (the decision layer's
+        switch re-reads the layer it skips to)."""
         self.principal_of: Callable[[Scope], Principal | Awaitable[Principal | None] | None] = (
             _no_principal
         )
@@ -157,8 +161,35 @@ class SecurityPolicyEngine:
             coarse_shadow = PolicySet(_coarse(candidate)) if shadowing else None
             self.coarse = coarse if coarse or coarse_shadow else None
             self.coarse_shadow = coarse_shadow if coarse_shadow else None
+            self._switch()
             self._seen = generation
             return True
+
+    def attach(self, root: Any) -> bool:
+        """Find the policy layer reading this engine below ``root`` (a built middleware
+        stack, following ``app`` attributes) and bind its outer layer, so that while no
+        coarse rule is in force the outer layer calls the next one directly (as the
+        decision layer does, ``decisions/index.py``); False if none is found (the layer
+        then stays in place, passing requests without a frame)."""
+        node = root
+        for _ in range(64):  # a stack is a few layers deep; never loop on a cycle
+            inner = getattr(node, "app", None)
+            if inner is None:
+                return False
+            if getattr(inner, "engine", None) is self:
+                self._switches.append((node, inner))
+                self._switch()
+                return True
+            node = inner
+        return False
+
+    def _switch(self) -> None:
+        if not self._switches:
+            return
+        for outer, layer in self._switches:
+            outer.app = layer if self.coarse is not None else layer.app
+        for callback in self.after_switch:
+            callback()
 
     async def _read(self, head: dict[str, Any], field: str) -> tuple[Policy, int] | None:
         number = head.get(field)

@@ -154,3 +154,43 @@ async def test_no_coarse_rule_no_frame(app: FastAPI) -> None:
     assert awaitable.cr_code is inner.__code__  # type: ignore[attr-defined]
     await awaitable
     assert calls == ["/"]
+
+
+@pytest.mark.anyio
+async def test_layer_leaves_and_rejoins_the_path_with_decisions(app: FastAPI) -> None:
+    """While no coarse rule is active the layer is out of the built stack; it comes back
+    on activation whether a decision is in force or not, and a decision made or reverted
+    meanwhile never makes the tracking layer skip it."""
+    stack: SecurityStack = app.state.pynomaly_security
+    engine, decisions = stack.policies, stack.decisions
+    assert engine is not None and decisions is not None
+
+    def in_path() -> bool:
+        node: Any = app.middleware_stack
+        for _ in range(64):
+            if isinstance(node, PolicyMiddleware):
+                return True
+            node = getattr(node, "app", None)
+            if node is None:
+                return False
+        return False
+
+    assert not in_path()
+    await engine.add_policy(late_delete())
+    await engine.activate("office", 1)
+    assert in_path()
+    made = await decisions.add("ip", "203.0.113.9", "ban", actor="tester")
+    assert in_path()
+    await engine.remove_policy("office")
+    assert not in_path()
+    await engine.add_policy(late_delete())
+    await engine.activate("office", 2)
+    assert in_path()
+    await decisions.revert(made.decision_id, actor="tester")
+    assert in_path()
+    async with _client(app) as client:
+        assert (await client.delete("/items/1")).status_code == 403
+    await engine.remove_policy("office")
+    assert not in_path()
+    async with _client(app) as client:
+        assert (await client.delete("/items/1")).status_code == 204
