@@ -9,6 +9,8 @@ FastAPI dependency).
 from __future__ import annotations
 
 from pynomaly_security.policy.conditions import Principal, RequestFacts, Resource
+from pynomaly_security.policy.enforce import enforce, require
+from pynomaly_security.policy.engine import SecurityPolicyEngine
 from pynomaly_security.policy.evaluator import PolicyDecision, PolicySet
 from pynomaly_security.policy.model import (
     Effect,
@@ -30,5 +32,8 @@ __all__ = [
     "Principal",
     "RequestFacts",
     "Resource",
+    "SecurityPolicyEngine",
+    "enforce",
     "load_policy",
+    "require",
 ]

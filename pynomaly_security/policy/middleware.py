@@ -10,9 +10,10 @@ the health check down.
 While no active (or shadow) policy has a coarse rule the layer is taken out of the
 built stack (its outer layer calls the next one: ``SecurityPolicyEngine.attach``, as
 the decision layer does); used alone, ``__call__`` then returns the app's awaitable
-itself, without a coroutine frame of this layer (``middleware/_asgi.py``). A refusal is 403 ``{"error": "forbidden"}`` through
-``_refusal.py`` (audited as a refusal), and the explanation goes to the audit trail
-as an ``access_denied`` event.
+itself, without a coroutine frame of this layer (``middleware/_asgi.py``).
+
+A refusal is 403 ``{"error": "forbidden"}`` through ``_refusal.py`` (audited as a
+refusal), and the explanation goes to the audit trail as an ``access_denied`` event.
 """
 
 from __future__ import annotations
