@@ -186,6 +186,15 @@ async def test_layer_leaves_and_rejoins_the_path_with_decisions(app: FastAPI) ->
     await engine.add_policy(late_delete())
     await engine.activate("office", 2)
     assert in_path()
+    from pynomaly_security.health import component_states
+
+    assert component_states(stack)["policies"] == {
+        "enabled": True,
+        "active": {"office": 2},
+        "rules": 1,
+        "shadowing": False,
+        "coarse_layer_in_path": True,
+    }
     await decisions.revert(made.decision_id, actor="tester")
     assert in_path()
     async with _client(app) as client:
