@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel, Field
+from starlette.types import Scope
 
 from pynomaly_security import SecuritySettings, add_security_endpoints, setup_security_middleware
 from pynomaly_security.auth import (
@@ -32,10 +33,16 @@ from pynomaly_security.auth import (
     build_auth_router,
     install_authenticator,
 )
+from pynomaly_security.auth.deps import bearer_token
+from pynomaly_security.auth.errors import AuthUnavailable
+from pynomaly_security.exceptions import InvalidToken
+from pynomaly_security.policy import Principal
 from pynomaly_security.storage import Store
 
 # Demo users, signed up (Argon2id) when the app starts.
 DEMO_USERS = {"alice": "wonderland-2024", "bob": "builder-2024"}
+DEMO_ADMINS = frozenset({"alice"})
+"""Users the demo's policies see with the role ``admin`` (the app's own roles in real life)."""
 
 
 class ItemIn(BaseModel):
@@ -80,6 +87,8 @@ def create_app(
         alert_sink=stack.security_monitor.raise_alert,
     )
     install_authenticator(app, authenticator)
+    if stack.policies is not None:
+        stack.policies.principal_of = _principal_of(authenticator)
     app.include_router(
         build_auth_router(
             authenticator,
@@ -147,3 +156,27 @@ def create_app(
     app.state.example_stack = stack
     app.state.example_authenticator = authenticator
     return app
+
+
+def _principal_of(
+    authenticator: ZeroTrustAuthenticator,
+) -> Callable[[Scope], Awaitable[Principal | None]]:
+    """Who a request is for the coarse policy rules: the bearer token's verified session
+    (role ``admin`` for ``DEMO_ADMINS``; MFA when the session's ``amr`` has ``otp``)."""
+
+    async def principal_of(scope: Scope) -> Principal | None:
+        token = bearer_token(Request(scope))
+        if token is None:
+            return None
+        try:
+            session = await authenticator.current_session(token)
+        except (InvalidToken, AuthUnavailable):
+            return None
+        admin = session.user.username in DEMO_ADMINS
+        return Principal(
+            session.user.user_id,
+            roles=frozenset({"admin" if admin else "user"}),
+            mfa="otp" in session.amr,
+        )
+
+    return principal_of

@@ -76,6 +76,8 @@ from pynomaly_security.monitor import (
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.orchestrator import AdvancedSecurityOrchestrator
 from pynomaly_security.plugin import SecurityStack, setup_security_middleware
+from pynomaly_security.policy.engine import SecurityPolicyEngine
+from pynomaly_security.policy.middleware import PolicyMiddleware
 from pynomaly_security.protection import AdvancedDataProtection, SensitiveSpan, classify
 from pynomaly_security.sanitize import InputSanitizer, SanitizationConfig, SanitizedStr
 from pynomaly_security.settings import SanitizationLevel, SecuritySettings, load_settings
@@ -125,6 +127,7 @@ __all__ = [
     "KeyRing",
     "LockoutManager",
     "LoginLockoutMiddleware",
+    "PolicyMiddleware",
     "ProtectedSQLiteConnection",
     "QueryAnalysis",
     "RateLimitMiddleware",
@@ -147,6 +150,7 @@ __all__ = [
     "SecurityHeadersMiddleware",
     "SecurityMiddleware",
     "SecurityMonitor",
+    "SecurityPolicyEngine",
     "SecuritySettings",
     "SecurityStack",
     "SensitiveSpan",

@@ -40,6 +40,20 @@ def _decisions(stack: SecurityStack) -> dict[str, Any]:
     }
 
 
+def _policies(stack: SecurityStack) -> dict[str, Any]:
+    """The policy versions this worker decides with (as last loaded): ids and counts."""
+    engine = stack.policies
+    if engine is None:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "active": dict(engine.active.versions),
+        "rules": engine.active.rule_count,
+        "shadowing": engine.shadow is not None,
+        "coarse_layer_in_path": engine.coarse is not None,
+    }
+
+
 def component_states(stack: SecurityStack) -> dict[str, Any]:
     """Each component's state as this process knows it, without I/O."""
     monitor = stack.security_monitor
@@ -59,6 +73,7 @@ def component_states(stack: SecurityStack) -> dict[str, Any]:
             "timeline": stack.incidents is not None and stack.incidents.audit_logger is not None,
         },
         "decisions": _decisions(stack),
+        "policies": _policies(stack),
     }
     audit = stack.audit_logger
     if audit is None:

@@ -8,8 +8,8 @@ outside every layer, gets the security headers too (``middleware/errors.py``).
 
 Order (outermost first): tracking + security headers + audit (one layer,
 :class:`~pynomaly_security.middleware.stack.SecurityMiddleware`, which also
-binds each request's values for the SQL sink) -> decisions -> rate limit (with the
-sign-up/MFA table) -> login lockout -> inspection -> app.
+binds each request's values for the SQL sink) -> decisions -> coarse policy rules ->
+rate limit (with the sign-up/MFA table) -> login lockout -> inspection -> app.
 Tracking runs first so every layer and the endpoint see the request id and
 client IP, and refuses a request for a host not in ``ALLOWED_HOSTS`` before any
 other layer or the app builds a URL from it; headers cover everything so even
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
     from pynomaly_security.decisions.service import DecisionService
     from pynomaly_security.incidents.automation import IncidentResponseAutomation
+    from pynomaly_security.policy.engine import SecurityPolicyEngine
 
 __all__ = ["SecurityStack", "setup_security_middleware"]
 
@@ -104,6 +105,9 @@ class SecurityStack:
     decisions: DecisionService | None = None
     """Decisions and imported lists the middleware enforces (``/api/security/decisions``,
     ``python -m pynomaly_security intel``)."""
+    policies: SecurityPolicyEngine | None = None
+    """Versioned security policies (``/api/security/policies``); routes enforce them
+    with ``Depends(require("orders:read"))`` (``policy/enforce.py``)."""
     _started: bool = False
 
     async def start(self) -> None:
@@ -118,6 +122,8 @@ class SecurityStack:
             await self.live.start()
         if self.decisions is not None:
             await self.decisions.start()
+        if self.policies is not None:
+            await self.policies.start()
         if self.settings.enable_security_monitoring:
             await self.security_monitor.start_monitoring()
         if self.user_tracker is not None:
@@ -134,6 +140,8 @@ class SecurityStack:
         await self.security_monitor.stop()
         if self.decisions is not None:
             await self.decisions.aclose()
+        if self.policies is not None:
+            await self.policies.aclose()
         if self.live is not None:
             await self.live.aclose()
         if self.user_tracker is not None:
@@ -168,13 +176,24 @@ def _wrap_lifespan(app: Starlette, stack: SecurityStack) -> None:
     @contextlib.asynccontextmanager
     async def lifespan(app_: Any) -> AsyncIterator[Mapping[str, Any] | None]:
         async with stack, original(app_) as state:
-            if stack.decisions is not None and isinstance(app_, Starlette):
-                # While no decision is in force its layer is taken out of the request
-                # path, so the built stack is needed: Starlette builds it on the first
-                # call (the lifespan's, under a server), or here, as it would.
+            switched = stack.decisions is not None or stack.policies is not None
+            if switched and isinstance(app_, Starlette):
+                # While no decision (no coarse policy rule) is in force its layer is taken
+                # out of the request path, so the built stack is needed: Starlette builds
+                # it on the first call (the lifespan's, under a server), or here, as it would.
                 if app_.middleware_stack is None:
                     app_.middleware_stack = app_.build_middleware_stack()
-                stack.decisions.view.attach(app_.middleware_stack)
+                # The policy layer first, while the chain is as built: its outer layer is
+                # then the decision layer, whose own switch re-reads what follows it
+                # after every policy switch (else tracking could skip a policy layer
+                # coming back into the path).
+                if stack.policies is not None:
+                    stack.policies.attach(app_.middleware_stack)
+                if stack.decisions is not None:
+                    view = stack.decisions.view
+                    view.attach(app_.middleware_stack)
+                    if stack.policies is not None:
+                        stack.policies.after_switch.append(lambda: view.set(view.index))
             yield state
 
     # Starlette types lifespan_context as a union of two shapes; ours yields either.
@@ -335,6 +354,15 @@ def setup_security_middleware(
         correlation.register_match_handler(
             correlation_responder(stack.incidents, settings.correlation_responses)
         )
+    if settings.policies_enabled:
+        from pynomaly_security.api.policy_routes import build_policy_router
+        from pynomaly_security.policy.engine import SecurityPolicyEngine
+
+        stack.policies = SecurityPolicyEngine.from_settings(
+            settings, state if state is not None else store, audit_logger=audit_logger
+        )
+        stack.admin_routers.append(build_policy_router(stack.policies))
+
     # add_middleware puts each new layer outside the previous one: innermost first.
     from pynomaly_security.storage.base import failure_policy
 
@@ -409,6 +437,13 @@ def setup_security_middleware(
             if settings.auth_rate_limits_enabled
             else None,
         )
+    if stack.policies is not None:
+        # Coarse policy rules (IP, time, route) right inside the decisions: a banned
+        # client is refused before a policy is evaluated for it. Out of the path (no
+        # frame) while no active policy has a coarse rule.
+        from pynomaly_security.policy.middleware import PolicyMiddleware
+
+        app.add_middleware(PolicyMiddleware, engine=stack.policies)
     if stack.decisions is not None:
         # Right inside tracking (it needs the client address and request id; its
         # refusals get the headers and the audit), outside everything that costs:

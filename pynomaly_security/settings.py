@@ -371,6 +371,17 @@ class SecuritySettings(BaseSettings):
     """The sender of playbook e-mail."""
     playbook_email_to: StrList = Field(default_factory=list)
     """Recipients of playbook e-mail (comma-separated)."""
+    policies_enabled: bool = True
+    """The security policy engine (``policy/``; ``stack.policies``,
+    ``/api/security/policies``); nothing is enforced until a policy is activated and a
+    route asks (``Depends(require("orders:read"))``)."""
+    policy_poll_seconds: float = Field(default=0.5, gt=0)
+    """How often a worker reads the policies' change counter (an activation reaches
+    every worker within about this)."""
+    policy_max_versions: int = Field(default=10_000, ge=10, le=1_000_000)
+    """Most policy versions kept over all policies (the oldest are dropped beyond)."""
+    policy_decision_log: int = Field(default=10_000, ge=0, le=1_000_000)
+    """Recent decisions each worker keeps for ``replay`` (0: none)."""
 
     # -- headers (issue 2) ------------------------------------------------------------------
     security_headers_enabled: bool = True

@@ -39,6 +39,7 @@ __all__ = ["LiveSettingsOut", "build_live_settings_router"]
 
 log = structlog.get_logger(__name__)
 
+
 class LiveSettingsOut(BaseModel):
     version: int = Field(description="Send it back as If-Match to change the settings.")
     values: dict[str, Any] = Field(description="Every live setting's value in effect.")
@@ -140,9 +141,7 @@ def build_live_settings_router(live: LiveSettings, audit_logger: Any = None) -> 
             return actor
 
         try:
-            version, diff = await live.update(
-                changes, expected_version=expected, actor=actor
-            )
+            version, diff = await live.update(changes, expected_version=expected, actor=actor)
         except NotLiveError as exc:
             return JSONResponse({"detail": "not changeable live", "fields": exc.fields}, 400)
         except InvalidLiveValue as exc:

@@ -149,9 +149,7 @@ def audit_context(
         if value is not None
     }
     record = {"compliance_standards": compliance_standards, "event_type": event_type}
-    return AuditContext(
-        audit_logger, action, resource, bind=bind, details=details, record=record
-    )
+    return AuditContext(audit_logger, action, resource, bind=bind, details=details, record=record)
 
 
 def audit_action(

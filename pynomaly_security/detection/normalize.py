@@ -86,14 +86,34 @@ _WS = re.compile(
 # Slash look-alikes NFKC keeps: division/set-minus signs, IIS private-use forms.
 _SLASHES = str.maketrans(
     {
-        "\u2215": "/", "\u2044": "/", "\u2216": "\\", "\uefc8": "/", "\uf025": "/",
+        "\u2215": "/",
+        "\u2044": "/",
+        "\u2216": "\\",
+        "\uefc8": "/",
+        "\uf025": "/",
         # Curly quotes: some drivers and charsets fold them to ASCII quotes.
-        "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00b4": "'",
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u00b4": "'",
         # Quote look-alikes NFKC keeps, which best-fit charset conversions (and
         # some drivers) turn into ASCII quotes: modifier letters, primes.
-        "\u02bc": "'", "\u02b9": "'", "\u02bb": "'", "\u02bd": "'", "\u02c8": "'",
-        "\u2032": "'", "\u201b": "'", "\u201a": "'", "\u02ba": '"', "\u02ee": '"',
-        "\u2033": '"', "\u201e": '"', "\u201f": '"', "\u301d": '"', "\u301e": '"',
+        "\u02bc": "'",
+        "\u02b9": "'",
+        "\u02bb": "'",
+        "\u02bd": "'",
+        "\u02c8": "'",
+        "\u2032": "'",
+        "\u201b": "'",
+        "\u201a": "'",
+        "\u02ba": '"',
+        "\u02ee": '"',
+        "\u2033": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u301d": '"',
+        "\u301e": '"',
     }
 )
 # The same characters, found in one C pass: translating a long text through the

@@ -104,7 +104,6 @@ class TrustedHosts:
             return True
         return False
 
-
     def first_refusal(self, raw: bytes | None) -> bool:
         """Whether ``raw`` is refused for the first time (bounded): the refusal is
         then worth a log line naming it (a missing name in the settings shows at

@@ -43,9 +43,7 @@ _TRIGGER_WORDS = frozenset(_TRIGGER_TEXT.split())
 # Two numbers compared (AND 3098=3098, WHERE 2>1, 5 BETWEEN 5 AND 5): the only
 # other shape a text without quotes can have. Digits are rare enough in
 # statements that the search is cheap.
-_NUMBER_COMPARISON = re.compile(
-    r"(?<![\w.])\d[\d.]*\s*(?:[=<>!]=?|<>|(?i:between))\s*[-+]?\.?\d"
-)
+_NUMBER_COMPARISON = re.compile(r"(?<![\w.])\d[\d.]*\s*(?:[=<>!]=?|<>|(?i:between))\s*[-+]?\.?\d")
 _SEPARATORS = str.maketrans(dict.fromkeys("(),.=<>!*+-/%?[]{}|&^~", " "))
 
 
@@ -63,10 +61,14 @@ def _plain(query: str) -> bool:
 
 def _count_placeholders(query: str) -> int:
     """Placeholders of a plain statement (no literal, quote or comment to skip)."""
-    named = sum(
-        word[0] in ":@" and word[1:2] not in (":", "")
-        for word in query.translate(_SEPARATORS).split()
-    ) if (":" in query or "@" in query) else 0
+    named = (
+        sum(
+            word[0] in ":@" and word[1:2] not in (":", "")
+            for word in query.translate(_SEPARATORS).split()
+        )
+        if (":" in query or "@" in query)
+        else 0
+    )
     return query.count("?") + query.count("%s") + query.count("%(") + named
 
 

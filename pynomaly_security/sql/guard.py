@@ -236,7 +236,6 @@ class RequestSink:
         if blocked:
             raise SQLInjectionBlocked(finding)
 
-
     def summary(self) -> dict[str, Any]:
         """The findings as the audit records them: field names and statement shapes
         (the statement with the value replaced by ``[value]``), never values."""

@@ -223,7 +223,10 @@ class RedisStore:
                 allowed, previous, current = reply
                 prev = int(previous)
                 return bool(allowed), (
-                    prev, w.previous_ttl if prev else 0.0, int(current), w.current_ttl
+                    prev,
+                    w.previous_ttl if prev else 0.0,
+                    int(current),
+                    w.current_ttl,
                 )
 
             return window

@@ -23,9 +23,17 @@ __all__ = ["RULES"]
 # Java deserialization gadget names (CRS 944240/944300), also base64-encoded
 # at the three possible byte alignments, as CRS does.
 _GADGETS = (
-    "clonetransformer", "forclosure", "instantiatefactory", "instantiatetransformer",
-    "invokertransformer", "prototypeclonefactory", "prototypeserializationfactory",
-    "whileclosure", "processbuilder", "getruntime", "runtime",
+    "clonetransformer",
+    "forclosure",
+    "instantiatefactory",
+    "instantiatetransformer",
+    "invokertransformer",
+    "prototypeclonefactory",
+    "prototypeserializationfactory",
+    "whileclosure",
+    "processbuilder",
+    "getruntime",
+    "runtime",
 )
 
 

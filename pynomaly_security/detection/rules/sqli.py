@@ -45,7 +45,18 @@ def _stacked_statement(text: str, start: int, end: int) -> int:
         return 0
     head = window.lstrip()
     if head.startswith(
-        ("declare", "waitfor", "shutdown", "truncate", "set @", "begin", "call ", "load ", "if ", "do")
+        (
+            "declare",
+            "waitfor",
+            "shutdown",
+            "truncate",
+            "set @",
+            "begin",
+            "call ",
+            "load ",
+            "if ",
+            "do",
+        )
     ) or _DROP_ANY.match(head):
         return CRITICAL
     if _EXEC_SQL.match(head):

@@ -27,18 +27,22 @@ _UNIX_FILES = (
     r"|proc[/\\]+(?:self|version|cmdline|mounts|net|sched_debug|config\.gz|kcore|\d+)\b"
     r"|var[/\\]+(?:log|www|lib|mail|run|spool|adm|apache|backups|cache|tmp|[\w-]+\.log)\b"
     r"|(?:root|home[/\\]+[\w.-]+)[/\\]+\.(?:ssh|bash|profile|history|mysql|viminfo|netrc|git|aws)"
-    r"|usr[/\\]+(?:local|share|lib|bin|sbin|pkg)" r"[/\\]"
+    r"|usr[/\\]+(?:local|share|lib|bin|sbin|pkg)"
+    r"[/\\]"
     r"|(?:s?bin)[/\\]+(?:sh|bash|ls|cat|id|busybox)\b|opt[/\\]+(?:lampp?|xampp)[/\\]"
     r"|dev[/\\]+(?:tcp|udp|null|stdin|stdout|fd|random|urandom|zero|mem|kmem)\b"
 )
 _WIN_FILES = (
-    r"boot\.ini|win\.ini|system\.ini|autoexec\.bat|config\.sys|win(?:dows|nt)" r"[/\\]"
+    r"boot\.ini|win\.ini|system\.ini|autoexec\.bat|config\.sys|win(?:dows|nt)"
+    r"[/\\]"
     r"+(?:system32|system|repair|win\.ini|php\.ini|debug|panther|temp|\w+\.(?:ini|log|xml))"
-    r"|inetpub[/\\]|program files|documents and settings|\bsam\b" r"[/\\]"
+    r"|inetpub[/\\]|program files|documents and settings|\bsam\b"
+    r"[/\\]"
     r"|system32[/\\]|\bpagefile\.sys|\bntuser\.dat|\bunattend\.xml|\bsysprep"
 )
 _SENSITIVE_NAMES = (
-    r"\.htaccess|\.htpasswd|\.git[/\\]+(?:config|head|index|logs)|\.svn" r"[/\\]"
+    r"\.htaccess|\.htpasswd|\.git[/\\]+(?:config|head|index|logs)|\.svn"
+    r"[/\\]"
     r"|\.bash_history|\.mysql_history|\.ssh[/\\]|id_rsa|id_dsa|authorized_keys"
     r"|known_hosts|web-inf[/\\]|meta-inf[/\\]|wp-config\.php|web\.config"
     r"|\.aws[/\\]+credentials|\.docker[/\\]|\.npmrc|\.ds_store|php\.ini|my\.cnf"

@@ -34,7 +34,9 @@ _ACTIVE_TAGS = (
 _TAG = re2.compile(r"<([a-z][a-z0-9:-]*)([^<>]*)")
 _ATTR = re2.compile(r"([a-z:-]+)\s*=")
 _ACTIVE = frozenset(_ACTIVE_TAGS.split("|"))
-_RISKY_VALUE = re2.compile(r"(?:javascript|vbscript|livescript)\s*:|data\s*:\s*text/html|expression\s*\(")
+_RISKY_VALUE = re2.compile(
+    r"(?:javascript|vbscript|livescript)\s*:|data\s*:\s*text/html|expression\s*\("
+)
 
 
 _PLAIN_STYLESHEET = re2.compile(r"""\bhref\s*=\s*["']?[\w./-]{1,200}\.(?:xsl|xslt|css)["'\s?]""")

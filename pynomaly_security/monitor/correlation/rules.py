@@ -160,6 +160,7 @@ def _condition(key: str, expected: Scalar | list[Scalar]) -> Predicate:
         "lte": operator.le,
         "lt": operator.lt,
     }[modifier]
+
     def numeric(e: SecurityEvent) -> bool:
         v = get(e)
         return isinstance(v, int | float) and not isinstance(v, bool) and compare(float(v), bound)

@@ -1,0 +1,110 @@
+"""A policy activated through one worker is enforced by the other: the example app
+under ``uvicorn --workers 2`` on Redis. Polled with a bounded number of tries until
+both workers refuse (each reloads within about ``POLICY_POLL_SECONDS``), never timed;
+a rollback to the earlier version lets the request through on both again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from examples.app import DEMO_USERS
+from pynomaly_security.crypto import generate_master_key
+from tests._uvicorn import uvicorn_workers
+
+KEY = "test-admin-key-0123456789abcdef-policies"
+ADMIN = {"X-API-Key": KEY}
+BASE = "/api/security/policies"
+TRIES = 400
+
+
+def _policy(deny: bool) -> dict[str, Any]:
+    rules: list[dict[str, Any]] = [
+        {"id": "read", "effect": "allow", "principals": ["*"], "actions": ["GET"]}
+    ]
+    if deny:
+        rules.append(
+            {"id": "no-delete", "effect": "deny", "principals": ["*"], "actions": ["DELETE"],
+             "resources": ["/items/*"]}
+        )  # fmt: skip
+    return {"id": "items", "rules": rules}
+
+
+@pytest.fixture
+def two_workers(redis_db: str, tmp_path: Path) -> Iterator[str]:
+    env = {
+        "PYNOMALY_SECURITY__ADMIN_API_KEY": KEY,
+        "PYNOMALY_MASTER_KEY": generate_master_key(),
+        "PYNOMALY_SECURITY__REDIS_URL": redis_db,
+        "PYNOMALY_SECURITY__AUDIT_DB_URL": f"sqlite:///{tmp_path / 'audit.db'}",
+        "PYNOMALY_SECURITY__MFA_RATE_LIMITS": '["1000/minute"]',
+        "PYNOMALY_SECURITY__MFA_ACCOUNT_RATE_LIMITS": '["1000/minute"]',
+    }
+    with uvicorn_workers(
+        "example_workers_app:app",
+        Path(__file__).parents[1] / "monitor",
+        workers=2,
+        env=env,
+        log_path=tmp_path / "uvicorn.log",
+        ready_workers=2,
+        worker_of=lambda response: response.headers["x-test-worker"],
+        cwd=tmp_path,
+    ) as base:
+        yield base
+
+
+def _send(method: str, base: str, path: str, **kwargs: Any) -> httpx.Response:
+    headers = {"Connection": "close", **kwargs.pop("headers", {})}
+    return httpx.request(method, base + path, headers=headers, timeout=30, **kwargs)
+
+
+def _until(method: str, base: str, path: str, done: int, **kwargs: Any) -> httpx.Response:
+    """Send until a worker answers ``done`` (the session is in one worker's memory)."""
+    for _ in range(TRIES):
+        answer = _send(method, base, path, **kwargs)
+        if answer.status_code == done:
+            return answer
+        assert answer.status_code == 401, answer.text
+    pytest.fail(f"no worker answered {done} to {method} {path}")
+
+
+def _until_both(base: str, status: int) -> None:
+    """DELETE /items/1 until each worker answered ``status``; a worker seen answering it
+    that answers otherwise later is a failure."""
+    seen: set[str] = set()
+    for _ in range(TRIES):
+        answer = _send("DELETE", base, "/items/1")
+        worker = answer.headers["x-test-worker"]
+        if answer.status_code == status:
+            seen.add(worker)
+            if len(seen) == 2:
+                return
+        else:
+            assert worker not in seen, f"worker {worker} went back to {answer.status_code}"
+    pytest.fail(f"only {len(seen)} worker(s) answered {status}")
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_an_activation_on_one_worker_is_enforced_by_the_other(two_workers: str) -> None:
+    """Before: DELETE of an unknown item is 404 on both. alice creates and activates
+    v1 (no coarse deny), then v2 (deny DELETE /items/*): both workers answer 403, the
+    other one within its poll; rollback to v1: both answer 404 again."""
+    base = two_workers
+    _until_both(base, 404)
+    creds = {"username": "alice", "password": DEMO_USERS["alice"]}
+    login = _send("POST", base, "/login", json=creds)
+    assert login.status_code == 200, login.text
+    session = {**ADMIN, "Authorization": f"Bearer {login.json()['access_token']}"}
+    _until("POST", base, "/reauth", 200, json={"password": creds["password"]}, headers=session)
+    _until("POST", base, BASE, 201, json=_policy(False), headers=session)
+    _until("POST", base, f"{BASE}/items/versions/1/activate", 200, headers=session)
+    _until("PUT", base, f"{BASE}/items", 200, json=_policy(True), headers=session)
+    _until("POST", base, f"{BASE}/items/versions/2/activate", 200, headers=session)
+    _until_both(base, 403)
+    _until("POST", base, f"{BASE}/items/versions/1/rollback", 200, headers=session)
+    _until_both(base, 404)
