@@ -14,6 +14,8 @@ make one document.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -100,7 +102,13 @@ class IncidentStore:
             IncidentNotFound: no such incident.
             IncidentConflict: other writers kept winning.
         """
-        for _ in range(_ATTEMPTS):
+        for attempt in range(_ATTEMPTS):
+            if attempt:
+                # Writers that lost together would read and collide together again:
+                # a random pause, growing with the losses, spreads them out (ten
+                # workers recording one repeating pattern at once exhausted the
+                # attempts without it on a loaded machine).
+                await asyncio.sleep(random.random() * min(0.05, 0.001 * 2**attempt))  # noqa: S311  # jitter, not a secret
             incident = await self.get(incident_id)
             if incident is None:
                 raise IncidentNotFound(incident_id)
