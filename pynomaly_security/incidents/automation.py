@@ -67,7 +67,7 @@ from pynomaly_security.storage.base import DocumentStore, missing_capability
 if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
     from pynomaly_security.decisions.service import DecisionService
-    from pynomaly_security.incidents.actions import SessionRevoker
+    from pynomaly_security.incidents.actions import AppRef, SessionRevoker
     from pynomaly_security.plugin import SecurityStack
     from pynomaly_security.storage.registry import StorageRegistry
 
@@ -135,6 +135,10 @@ class IncidentResponseAutomation:
         self.session_revoker: SessionRevoker | None = None
         """Ends every session of a user (``revoke_sessions``); set by
         ``auth.install_authenticator`` on an app with a stack."""
+        self.app: AppRef | None = None
+        """A weak reference to the stack's ASGI app (set by ``setup_security_middleware``):
+        ``verify`` sends its synthetic request through it (``actions.py``). Weak: the
+        app owns the stack, which owns this object; none without an app."""
         if self._registry is not None:
             from pynomaly_security.decisions.service import DecisionService
 
