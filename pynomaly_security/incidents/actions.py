@@ -9,6 +9,19 @@ worker, audited and revertible. ``revoke_sessions`` calls the app's authenticato
 (``logout_all``: a new token generation ends every access and refresh token of the
 user); it cannot be reverted.
 
+``rotate_key`` cannot switch the key version at run time, and does not try: the key
+ring stores no key material and is derived in each process from the settings
+(``KEY_VERSION``, ``KEY_MIN_VERSION``, ``crypto/keys.py``). A worker that raised its
+version alone would write tokens and fields that the other workers (still on the old
+version, which does not know the new one) refuse as invalid, and a restart would
+silently go back to the setting. The rotation is an operator's three ordered moves
+across every instance (raise ``KEY_VERSION`` everywhere, run ``python -m
+pynomaly_security keys rotate``, then raise ``KEY_MIN_VERSION``). So the action does
+what is safe now and asks for the rest: it ends every session and refresh token of the
+incident's users (as ``revoke_sessions``: whatever was stolen under the current key
+stops working at once) and sends, on its ``channel``, the message naming those moves
+(:data:`ROTATE_INSTRUCTIONS`); the step's timeline record says both happened.
+
 ``verify`` checks that the step's decisions are in force. Where the stack's app is
 known (``IncidentResponseAutomation.app``, a weak reference set by
 ``setup_security_middleware``), a ``ban`` of an ip or cidr is checked the way an
@@ -47,6 +60,12 @@ if TYPE_CHECKING:
 __all__ = ["SessionRevoker", "StepContext", "StepSkipped", "execute", "plan", "revert", "targets"]
 
 SessionRevoker = Callable[[str], Awaitable[None]]
+ROTATE_INSTRUCTIONS = (
+    "rotate the key version: raise PYNOMALY_SECURITY__KEY_VERSION on every instance, "
+    "run `.venv/bin/python -m pynomaly_security keys rotate`, then raise "
+    "PYNOMALY_SECURITY__KEY_MIN_VERSION"
+)
+"""What ``rotate_key``'s message asks the operator to do (``crypto/keys.py``)."""
 AppRef = Callable[[], Any]
 """A weak reference to the stack's ASGI app (``weakref.ref(app)``): None once it is gone."""
 log = get_logger(__name__)
@@ -78,7 +97,7 @@ class StepContext:
 def _scope(step: PlaybookStep) -> str | None:
     if step.action == "decision":
         return str(step.params["scope"])
-    if step.action in ("lock_account", "revoke_sessions"):
+    if step.action in ("lock_account", "revoke_sessions", "rotate_key"):
         return "user"
     return None
 
@@ -140,6 +159,8 @@ def plan(ctx: StepContext, found: list[str]) -> list[dict[str, Any]]:
         except NotConfigured as exc:
             raise StepSkipped(str(exc)) from None
         return [{"change": f"send a {channel} message", "to": where}]
+    if step.action == "rotate_key":
+        return _plan_rotate(ctx, found)
     if not found:
         raise StepSkipped(f"the incident has no {_KIND[_scope(step) or 'ip']}")
     if step.action == "revoke_sessions":
@@ -162,6 +183,34 @@ def plan(ctx: StepContext, found: list[str]) -> list[dict[str, Any]]:
     ]
 
 
+def _plan_rotate(ctx: StepContext, found: list[str]) -> list[dict[str, Any]]:
+    """``rotate_key``: the users' sessions (with an authenticator), then the operator's
+    message (with a destination); skipped with neither."""
+    out: list[dict[str, Any]] = []
+    if ctx.revoker is not None:
+        out += [
+            {
+                "target": v,
+                "change": "end every session and refresh token",
+                "refused": _protected(ctx, "user", v),
+            }
+            for v in found
+        ]
+    channel = str(ctx.step.params.get("channel", "webhook"))
+    try:
+        where = ctx.notifier.destination(channel)
+    except NotConfigured:
+        where = None
+    if where is not None:
+        out.append({"change": f"send a {channel} message: {ROTATE_INSTRUCTIONS}", "to": where})
+    if not out:
+        raise StepSkipped(
+            "rotate_key needs an authenticator (auth.install_authenticator) for the "
+            f"sessions or a {channel} destination (PLAYBOOK_*) for the operator's message"
+        )
+    return out
+
+
 def _ttl(step: PlaybookStep) -> float | None:
     raw = step.params.get("ttl")
     return None if raw is None else parse_duration(str(raw))
@@ -176,11 +225,17 @@ async def execute(ctx: StepContext, planned: list[dict[str, Any]]) -> list[dict[
         await ctx.notifier.send(channel, _message(ctx))
         return [{"change": planned[0]["change"], "done": True}]
     for entry in planned:
+        if "target" not in entry:  # rotate_key's message to the operator, sent last
+            message = {**_message(ctx), "operator_action": ROTATE_INSTRUCTIONS}
+            await ctx.notifier.send(str(step.params.get("channel", "webhook")), message)
+            log.warning("key_rotation_requested", incident_id=ctx.incident.incident_id)
+            out.append({"change": entry["change"], "done": True})
+            continue
         value = entry["target"]
         if entry.get("refused"):
             out.append({"target": value, "done": False, "refused": entry["refused"]})
             continue
-        if step.action == "revoke_sessions":
+        if step.action in ("revoke_sessions", "rotate_key"):
             assert ctx.revoker is not None  # plan() checked it
             await ctx.revoker(value)
             out.append({"target": value, "done": True})
