@@ -151,6 +151,14 @@ class IncidentResponseAutomation:
                 self.decisions = DecisionService(
                     settings, state, self.counters, audit_logger=audit_logger, clock=clock
                 )
+        self.playbook_marks: Any = None
+        """Where playbook runs keep their done marks and rate (``incidents/marks.py``):
+        the state's documents when the state is shared and ``REDIS_URL`` is not set
+        (the counters are then this process's memory), else the counters."""
+        if settings.redis_url is None and settings.state_url is not None:
+            from pynomaly_security.incidents.marks import StateMarks
+
+            self.playbook_marks = StateMarks(state, lambda: self._clock())
         self.playbooks = PlaybookLibrary(file=settings.playbooks_file)
         self.runner = PlaybookRunner(self, self.playbooks, Notifier(settings))
 

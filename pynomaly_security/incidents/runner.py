@@ -93,7 +93,9 @@ class PlaybookRunner:
 
     @property
     def _kv(self) -> Any:
-        return self.automation.counters
+        # Marks in the shared state when the counters are per process (marks.py).
+        marks = self.automation.playbook_marks
+        return marks if marks is not None else self.automation.counters
 
     def _verify_args(self) -> dict[str, Any]:
         """Where ``verify`` sends its synthetic request (``actions.verify``): the app,
