@@ -32,8 +32,8 @@ user's signed-in session) and an app not known (the standalone automation, or an
 gone) fall back to this worker's decision index, the one the middleware reads on each
 request. The synthetic request carries ``X-Request-ID: playbook-verify:<incident>:<step>``,
 which the tracking layer keeps as the client's request id, so its access row and its
-``request_refused`` record say what it was; it is anonymous, not a login and not a 404,
-so the monitor gets no event from it and no correlation rule counts it. The marker
+``request_refused`` record say what it was; refused, it is anonymous, not a login and
+not a 404, so the monitor gets no event from it and no correlation rule counts it. The marker
 grants nothing: it only labels the trail (a client sending it is still refused).
 """
 
