@@ -26,6 +26,7 @@ could not encode back) unless the app has its own handler.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -322,6 +323,9 @@ def setup_security_middleware(
     from pynomaly_security.incidents.automation import IncidentResponseAutomation
 
     stack.incidents = IncidentResponseAutomation.from_stack(stack)
+    # Weak: the app holds the stack (app.state); a playbook's verify reaches the app
+    # through it to send its synthetic request (incidents/actions.py).
+    stack.incidents.app = weakref.ref(app)
     stack.admin_routers.append(build_incident_router(stack.incidents))
     from pynomaly_security.api.playbook_routes import build_playbook_router
 

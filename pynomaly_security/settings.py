@@ -359,6 +359,9 @@ class SecuritySettings(BaseSettings):
     ``dry_run`` (plan only, on the incident's timeline) or ``on``; a rule not named
     keeps its own (``dry_run`` for the built-in rules). JSON, e.g.
     ``{"brute_force_success": "on"}``."""
+    playbook_verify_path: str = Field(default="/", pattern=r"^/[^\s?#]{0,255}$")
+    """The path a playbook's ``verify`` requests, in process, as the banned address (it
+    must answer 403): one no allow-list exempts (``DECISION_ALLOW_PATHS``)."""
     playbook_webhook_url: SecretStr | None = None
     """Where a playbook's ``notify`` (channel ``webhook``) POSTs its JSON message."""
     playbook_slack_webhook_url: SecretStr | None = None

@@ -1,4 +1,5 @@
-"""``/playbooks``, ``/incidents/{id}/playbooks/{name}``, ``/approvals/{id}/approve|reject``.
+"""``/playbooks``, ``/incidents/{id}/playbooks/{name}`` (and ``.../revert``),
+``/approvals/{id}/approve|reject``.
 
 Included by the main router under ``/api/security`` behind the admin key (no check
 here). Running a playbook (other than a dry run), reverting one and deciding an
@@ -30,7 +31,7 @@ from pynomaly_security.incidents.automation import IncidentResponseAutomation
 from pynomaly_security.incidents.runner import ApprovalRefused, PlaybookNotFound
 from pynomaly_security.incidents.store import IncidentNotFound
 
-__all__ = ["PlaybookRunOut", "build_playbook_router"]
+__all__ = ["PlaybookRevertOut", "PlaybookRunOut", "build_playbook_router"]
 
 _INCIDENT = re.compile(r"inc-[0-9a-f]{1,32}(-[0-9]{1,12})?")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -87,6 +88,22 @@ class PlaybookOut(BaseModel):
     max_targets: int
     max_actions_per_minute: int
     steps: list[PlaybookStepOut]
+
+
+class RevertedStepOut(BaseModel):
+    step: str
+    reverted: list[dict[str, Any]] = Field(
+        description="Per decision the step made: its id and whether it was still in force."
+    )
+
+
+class PlaybookRevertOut(BaseModel):
+    incident_id: str
+    playbook: str
+    steps: list[RevertedStepOut] = Field(
+        description="The steps whose decisions were reverted (sessions ended and messages "
+        "sent stay so)."
+    )
 
 
 class ApprovalOut(BaseModel):
@@ -150,6 +167,35 @@ def build_playbook_router(incidents: IncidentResponseAutomation) -> APIRouter:
             return UNAVAILABLE
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
+
+    @router.post(
+        "/incidents/{incident_id}/playbooks/{name}/revert", response_model=PlaybookRevertOut
+    )
+    async def revert_playbook(request: Request, incident_id: Ident, name: Ident) -> Any:
+        """Revert the decisions the playbook's done steps made for the incident (each
+        revert audited by the decisions, one ``playbook_revert`` timeline entry per
+        step); its steps can then run again."""
+        if not _INCIDENT.fullmatch(incident_id):
+            raise HTTPException(404, "incident not found")
+        if not _NAME.fullmatch(name) or name not in incidents.playbooks:
+            raise HTTPException(404, "playbook not found")
+        user = await _signed_in(request, "playbook_revert", "reverting a playbook")
+        if not isinstance(user, str):
+            return user
+        ctx = get_request_context(request.scope)
+        try:
+            return await incidents.revert_containment_playbook(  # type: ignore[misc]
+                incident_id,
+                name,
+                actor=user,
+                actor_ip=ctx.client_ip if ctx is not None else None,
+            )
+        except IncidentNotFound:
+            raise HTTPException(404, "incident not found") from None
+        except PlaybookNotFound:
+            raise HTTPException(404, "playbook not found") from None
+        except StorageError:
+            return UNAVAILABLE
 
     async def decide(request: Request, approval_id: str, approve: bool) -> Any:
         if not _APPROVAL.fullmatch(approval_id):

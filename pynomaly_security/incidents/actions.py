@@ -7,18 +7,46 @@ Decisions go through the stack's :class:`~pynomaly_security.decisions.DecisionSe
 no public call to lock an account outright, and a decision is enforced by every
 worker, audited and revertible. ``revoke_sessions`` calls the app's authenticator
 (``logout_all``: a new token generation ends every access and refresh token of the
-user); it cannot be reverted. ``verify`` asks this worker's decision index, the one
-the middleware reads on each request, whether a request from the target would now
-be refused.
+user); it cannot be reverted.
+
+``rotate_key`` cannot switch the key version at run time, and does not try: the key
+ring stores no key material and is derived in each process from the settings
+(``KEY_VERSION``, ``KEY_MIN_VERSION``, ``crypto/keys.py``). A worker that raised its
+version alone would write tokens and fields that the other workers (still on the old
+version, which does not know the new one) refuse as invalid, and a restart would
+silently go back to the setting. The rotation is an operator's three ordered moves
+across every instance (raise ``KEY_VERSION`` everywhere, run ``python -m
+pynomaly_security keys rotate``, then raise ``KEY_MIN_VERSION``). So the action does
+what is safe now and asks for the rest: it ends every session and refresh token of the
+incident's users (as ``revoke_sessions``: whatever was stolen under the current key
+stops working at once) and sends, on its ``channel``, the message naming those moves
+(:data:`ROTATE_INSTRUCTIONS`); the step's timeline record says both happened.
+
+``verify`` checks that the step's decisions are in force. Where the stack's app is
+known (``IncidentResponseAutomation.app``, a weak reference set by
+``setup_security_middleware``), a ``ban`` of an ip or cidr is checked the way an
+attacker meets it: one synthetic ``GET PLAYBOOK_VERIFY_PATH`` (default ``/``) sent
+through the whole app in process from the banned address, which must answer 403.
+Other decisions (a throttle refuses only past a rate; a user's decision needs that
+user's signed-in session) and an app not known (the standalone automation, or an app
+gone) fall back to this worker's decision index, the one the middleware reads on each
+request. The synthetic request carries ``X-Request-ID: playbook-verify:<incident>:<step>``,
+which the tracking layer keeps as the client's request id, so its access row and its
+``request_refused`` record say what it was; refused, it is anonymous, not a login and
+not a 404, so the monitor gets no event from it and no correlation rule counts it. The marker
+grants nothing: it only labels the trail (a client sending it is still refused).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
+from pynomaly_security._log import get_logger
 from pynomaly_security.decisions.index import AllowList
 from pynomaly_security.decisions.model import DecisionScope, normalize_value, parse_duration
 from pynomaly_security.decisions.store import DecisionRefused
@@ -32,6 +60,18 @@ if TYPE_CHECKING:
 __all__ = ["SessionRevoker", "StepContext", "StepSkipped", "execute", "plan", "revert", "targets"]
 
 SessionRevoker = Callable[[str], Awaitable[None]]
+ROTATE_INSTRUCTIONS = (
+    "rotate the key version: raise PYNOMALY_SECURITY__KEY_VERSION on every instance, "
+    "run `.venv/bin/python -m pynomaly_security keys rotate`, then raise "
+    "PYNOMALY_SECURITY__KEY_MIN_VERSION"
+)
+"""What ``rotate_key``'s message asks the operator to do (``crypto/keys.py``)."""
+AppRef = Callable[[], Any]
+"""A weak reference to the stack's ASGI app (``weakref.ref(app)``): None once it is gone."""
+log = get_logger(__name__)
+VERIFY_TIMEOUT = 5.0
+"""Bound of one synthetic verify request: a refused one answers at once; an app that
+serves it slowly is not refusing it."""
 _KIND = {"ip": "ips", "cidr": "ips", "user": "users", "session": "sessions", "route": "routes"}
 
 
@@ -49,12 +89,15 @@ class StepContext:
     decisions: DecisionService | None
     revoker: SessionRevoker | None
     notifier: Notifier
+    app: AppRef | None = None
+    verify_path: str = "/"
+    verify_host: str = "localhost"
 
 
 def _scope(step: PlaybookStep) -> str | None:
     if step.action == "decision":
         return str(step.params["scope"])
-    if step.action in ("lock_account", "revoke_sessions"):
+    if step.action in ("lock_account", "revoke_sessions", "rotate_key"):
         return "user"
     return None
 
@@ -116,6 +159,8 @@ def plan(ctx: StepContext, found: list[str]) -> list[dict[str, Any]]:
         except NotConfigured as exc:
             raise StepSkipped(str(exc)) from None
         return [{"change": f"send a {channel} message", "to": where}]
+    if step.action == "rotate_key":
+        return _plan_rotate(ctx, found)
     if not found:
         raise StepSkipped(f"the incident has no {_KIND[_scope(step) or 'ip']}")
     if step.action == "revoke_sessions":
@@ -138,6 +183,34 @@ def plan(ctx: StepContext, found: list[str]) -> list[dict[str, Any]]:
     ]
 
 
+def _plan_rotate(ctx: StepContext, found: list[str]) -> list[dict[str, Any]]:
+    """``rotate_key``: the users' sessions (with an authenticator), then the operator's
+    message (with a destination); skipped with neither."""
+    out: list[dict[str, Any]] = []
+    if ctx.revoker is not None:
+        out += [
+            {
+                "target": v,
+                "change": "end every session and refresh token",
+                "refused": _protected(ctx, "user", v),
+            }
+            for v in found
+        ]
+    channel = str(ctx.step.params.get("channel", "webhook"))
+    try:
+        where = ctx.notifier.destination(channel)
+    except NotConfigured:
+        where = None
+    if where is not None:
+        out.append({"change": f"send a {channel} message: {ROTATE_INSTRUCTIONS}", "to": where})
+    if not out:
+        raise StepSkipped(
+            "rotate_key needs an authenticator (auth.install_authenticator) for the "
+            f"sessions or a {channel} destination (PLAYBOOK_*) for the operator's message"
+        )
+    return out
+
+
 def _ttl(step: PlaybookStep) -> float | None:
     raw = step.params.get("ttl")
     return None if raw is None else parse_duration(str(raw))
@@ -152,11 +225,17 @@ async def execute(ctx: StepContext, planned: list[dict[str, Any]]) -> list[dict[
         await ctx.notifier.send(channel, _message(ctx))
         return [{"change": planned[0]["change"], "done": True}]
     for entry in planned:
+        if "target" not in entry:  # rotate_key's message to the operator, sent last
+            message = {**_message(ctx), "operator_action": ROTATE_INSTRUCTIONS}
+            await ctx.notifier.send(str(step.params.get("channel", "webhook")), message)
+            log.warning("key_rotation_requested", incident_id=ctx.incident.incident_id)
+            out.append({"change": entry["change"], "done": True})
+            continue
         value = entry["target"]
         if entry.get("refused"):
             out.append({"target": value, "done": False, "refused": entry["refused"]})
             continue
-        if step.action == "revoke_sessions":
+        if step.action in ("revoke_sessions", "rotate_key"):
             assert ctx.revoker is not None  # plan() checked it
             await ctx.revoker(value)
             out.append({"target": value, "done": True})
@@ -181,16 +260,28 @@ async def execute(ctx: StepContext, planned: list[dict[str, Any]]) -> list[dict[
     return out
 
 
-def verify(ctx: StepContext, results: list[dict[str, Any]]) -> bool | None:
-    """Whether every decision made is in force on this worker (None: nothing to check)."""
+async def verify(ctx: StepContext, results: list[dict[str, Any]]) -> bool | None:
+    """Whether every decision made is in force (None: nothing to check); through the
+    app for an ip or cidr ban when the app is known, else in this worker's index (see
+    the module docstring)."""
     if ctx.decisions is None or ctx.step.action not in ("decision", "lock_account"):
         return None
     made = [r for r in results if r.get("decision_id")]
     if not made:
         return None
+    scope, action = _decision_of(ctx.step)
+    app = ctx.app() if ctx.app is not None else None
+    if app is not None and scope in ("ip", "cidr") and action == "ban":
+        marker = f"playbook-verify:{ctx.incident.incident_id}:{ctx.step.id}"
+        for r in made:
+            status = await probe(
+                app, str(r["target"]).split("/")[0], ctx.verify_path, ctx.verify_host, marker
+            )
+            if status != 403:
+                return False
+        return True
     index = ctx.decisions.view.index
     now = ctx.decisions.clock()
-    scope, _ = _decision_of(ctx.step)
     for r in made:
         value = r["target"]
         probe_ip = value.split("/")[0] if scope in ("ip", "cidr") else None
@@ -199,6 +290,49 @@ def verify(ctx: StepContext, results: list[dict[str, Any]]) -> bool | None:
         if not any(m.key == r["decision_id"] for m in hits):
             return False
     return True
+
+
+async def probe(app: Any, ip: str, path: str, host: str, request_id: str) -> int:
+    """The status the app answers a bodiless ``GET path`` from ``ip`` (0: no answer
+    within :data:`VERIFY_TIMEOUT`, or the app failed)."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", host.encode()), (b"x-request-id", request_id.encode())],
+        "client": (ip, 0),
+        "server": (host, 80),
+        "state": {},
+    }
+    status = 0
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await anyio.sleep_forever()  # the app asks again only to wait for a disconnect
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+
+    with anyio.move_on_after(VERIFY_TIMEOUT):
+        try:
+            await app(scope, receive, send)
+        except Exception as exc:  # the app's failure is an answer that is not a refusal
+            log.warning("playbook_verify_failed", error=type(exc).__name__)
+            return 0
+    return status
 
 
 async def revert(ctx: StepContext, results: list[dict[str, Any]]) -> list[dict[str, Any]]:

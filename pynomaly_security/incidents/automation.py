@@ -67,7 +67,7 @@ from pynomaly_security.storage.base import DocumentStore, missing_capability
 if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
     from pynomaly_security.decisions.service import DecisionService
-    from pynomaly_security.incidents.actions import SessionRevoker
+    from pynomaly_security.incidents.actions import AppRef, SessionRevoker
     from pynomaly_security.plugin import SecurityStack
     from pynomaly_security.storage.registry import StorageRegistry
 
@@ -135,6 +135,10 @@ class IncidentResponseAutomation:
         self.session_revoker: SessionRevoker | None = None
         """Ends every session of a user (``revoke_sessions``); set by
         ``auth.install_authenticator`` on an app with a stack."""
+        self.app: AppRef | None = None
+        """A weak reference to the stack's ASGI app (set by ``setup_security_middleware``):
+        ``verify`` sends its synthetic request through it (``actions.py``). Weak: the
+        app owns the stack, which owns this object; none without an app."""
         if self._registry is not None:
             from pynomaly_security.decisions.service import DecisionService
 
@@ -147,6 +151,14 @@ class IncidentResponseAutomation:
                 self.decisions = DecisionService(
                     settings, state, self.counters, audit_logger=audit_logger, clock=clock
                 )
+        self.playbook_marks: Any = None
+        """Where playbook runs keep their done marks and rate (``incidents/marks.py``):
+        the state's documents when the state is shared and ``REDIS_URL`` is not set
+        (the counters are then this process's memory), else the counters."""
+        if settings.redis_url is None and settings.state_url is not None:
+            from pynomaly_security.incidents.marks import StateMarks
+
+            self.playbook_marks = StateMarks(state, lambda: self._clock())
         self.playbooks = PlaybookLibrary(file=settings.playbooks_file)
         self.runner = PlaybookRunner(self, self.playbooks, Notifier(settings))
 

@@ -121,4 +121,5 @@ def _text(message: dict[str, Any]) -> str:
         f"Incident {message['incident_id']} ({message['severity']}): {message['title']}. "
         f"Playbook {message['playbook']} v{message['version']}, step {message['step']}."
         + (f" Observables: {counts}." if counts else "")
+        + (f" Operator: {message['operator_action']}." if "operator_action" in message else "")
     )

@@ -24,9 +24,12 @@ Actions (``ACTIONS``): ``decision`` (``scope`` ip / cidr / user / session / rout
 ``action`` ban / throttle / require_mfa / raise_detection_level / read_only; ``ttl``;
 ``prefix`` for cidr: the incident's addresses widened to that network),
 ``lock_account``, ``revoke_sessions`` (every session and refresh token of the
-incident's users), ``notify`` (``channel`` webhook / slack / email) and
-``open_ticket``. Targets come from the incident's observables: ip and cidr from
-``ips``, user from ``users``, session from ``sessions``, route from ``routes``.
+incident's users), ``rotate_key`` (those users' sessions ended, and a message on
+``channel``, default webhook, asking the operator to rotate the key version: see
+``actions.py`` for why a run cannot rotate it itself), ``notify`` (``channel``
+webhook / slack / email) and ``open_ticket``. Targets come from the incident's
+observables: ip and cidr from ``ips``, user from ``users``, session from
+``sessions``, route from ``routes``.
 """
 
 from __future__ import annotations
@@ -50,7 +53,9 @@ __all__ = [
 ]
 
 _ID = r"^[a-z][a-z0-9_]{0,63}$"
-ActionName = Literal["decision", "lock_account", "revoke_sessions", "notify", "open_ticket"]
+ActionName = Literal[
+    "decision", "lock_account", "revoke_sessions", "rotate_key", "notify", "open_ticket"
+]
 ACTIONS: tuple[str, ...] = ActionName.__args__  # type: ignore[attr-defined]
 _SCOPES = ("ip", "cidr", "user", "session", "route")
 _DECISION_ACTIONS = ("ban", "throttle", "require_mfa", "raise_detection_level", "read_only")
@@ -99,6 +104,10 @@ class PlaybookStep(BaseModel):
         elif self.action == "notify":
             allowed = {"channel"}
             if p.get("channel") not in _CHANNELS:
+                raise ValueError(f"step {self.id}: params.channel must be one of {_CHANNELS}")
+        elif self.action == "rotate_key":
+            allowed = {"channel"}
+            if p.get("channel", "webhook") not in _CHANNELS:
                 raise ValueError(f"step {self.id}: params.channel must be one of {_CHANNELS}")
         elif self.action in ("revoke_sessions", "open_ticket"):
             allowed = set()

@@ -93,7 +93,20 @@ class PlaybookRunner:
 
     @property
     def _kv(self) -> Any:
-        return self.automation.counters
+        # Marks in the shared state when the counters are per process (marks.py).
+        marks = self.automation.playbook_marks
+        return marks if marks is not None else self.automation.counters
+
+    def _verify_args(self) -> dict[str, Any]:
+        """Where ``verify`` sends its synthetic request (``actions.verify``): the app,
+        ``PLAYBOOK_VERIFY_PATH`` and a Host the app's trusted hosts accept."""
+        settings = self.automation.settings
+        hosts = [h for h in settings.allowed_hosts if "*" not in h]
+        return {
+            "app": self.automation.app,
+            "verify_path": settings.playbook_verify_path,
+            "verify_host": hosts[0] if hosts else "localhost",
+        }
 
     # -- running -----------------------------------------------------------------------
     async def run(
@@ -129,6 +142,7 @@ class PlaybookRunner:
                 self.automation.decisions,
                 self.automation.session_revoker,
                 self.notifier,
+                **self._verify_args(),
             )
             result = await self._step(ctx, dry_run, (approved or {}).get(step.id))
             results.append(result)
@@ -211,7 +225,7 @@ class PlaybookRunner:
             await self._kv.delete(_DONE + key)
             log.warning("playbook_step_failed", step=step.id, error=type(exc).__name__)
             return {**out, "status": "failed", "detail": type(exc).__name__}
-        verified = actions.verify(ctx, results)
+        verified = await actions.verify(ctx, results)
         await self._kv.put(_DONE + key, json.dumps({"results": results}), _DONE_TTL)
         return {**out, "status": "done", "results": results, "verified": verified}
 

@@ -10,12 +10,16 @@ import socketserver
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from examples.app import DEMO_USERS
 from pynomaly_security import IncidentResponseAutomation
 from pynomaly_security.settings import SecuritySettings
+from tests.incidents.test_api import ADMIN, BASE, admin_session
+from tests.incidents.test_playbooks import _app, _client
 
 ATTACKER = "203.0.113.44"
 
@@ -131,3 +135,53 @@ def test_notifications_reach_webhook_slack_ticket_and_mail(
         assert received[-1][0] == "/tickets" and received[-1][1]["incident_id"] == incident_id
     finally:
         automation.close()
+
+
+ROTATE = {
+    "name": "rotate_after_leak",
+    "steps": [{"id": "rotate", "action": "rotate_key", "params": {"channel": "webhook"}}],
+}
+
+
+@pytest.mark.anyio
+async def test_rotate_key_ends_the_users_sessions_and_asks_the_operator(
+    far_ends: tuple[str, int, list[Any], list[str], list[bool]], tmp_path: Path
+) -> None:
+    """``rotate_key`` through the admin API: bob's session ends (``/me`` 401), the
+    webhook gets the incident with the operator's instructions (``keys rotate``), the
+    step is on the timeline, and a second run is ``already_done`` (one message)."""
+    url, _, received, _, _ = far_ends
+    async for app in _app(tmp_path, playbook_webhook_url=f"{url}/hook"):
+        app.state.pynomaly_security.incidents.playbooks.add(ROTATE)
+        async with _client(app, "198.51.100.9") as admin:
+            bob = {"username": "bob", "password": DEMO_USERS["bob"]}
+            token = (await admin.post("/login", json=bob)).json()["access_token"]
+            bearer = {"Authorization": f"Bearer {token}"}
+            assert (await admin.get("/me", headers=bearer)).status_code == 200
+            session = await admin_session(admin)
+            made = await admin.post(
+                BASE, json={"title": "Key leak", "observables": {"users": ["bob"]}}, headers=ADMIN
+            )
+            incident_id = made.json()["incident_id"]
+            run_url = f"{BASE}/{incident_id}/playbooks/rotate_after_leak"
+            run = await admin.post(run_url, headers=session)
+            assert run.status_code == 200, run.text
+            [step] = run.json()["steps"]
+            assert step["status"] == "done", step
+            assert [r["done"] for r in step["results"]] == [True, True]
+            assert (await admin.get("/me", headers=bearer)).status_code == 401
+            [(path, message)] = received
+            assert path == "/hook" and message["incident_id"] == incident_id
+            assert "keys rotate" in message["operator_action"]
+            assert "bob" not in json.dumps(message)
+
+            again = await admin.post(run_url, headers=session)
+            assert again.json()["steps"][0]["status"] == "already_done"
+            assert len(received) == 1
+            timeline = (await admin.get(f"{BASE}/{incident_id}/timeline", headers=ADMIN)).json()
+            assert timeline["verified"] is True
+            assert [
+                e["details"]["status"]
+                for e in timeline["entries"]
+                if e["action"] == "playbook_step"
+            ] == ["done", "already_done"]

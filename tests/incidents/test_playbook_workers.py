@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,135 @@ def test_burst_then_success_is_contained_on_both_workers(
     _until("POST", base, "/reauth", 200, json={"password": creds["password"]}, headers=session)
     _until("DELETE", base, f"/api/security/decisions/{ban['decision_id']}", 200, headers=session)
     _until_both(base, 200)
+
+
+APPROVED_YAML = """
+playbooks:
+  - name: approved_ban
+    steps:
+      - id: ban_source
+        action: decision
+        params: {scope: ip, action: ban, ttl: 1h}
+        approval: {approvers: [alice], ttl: 1s}
+"""
+APPROVAL_TTL = 1.0
+
+
+@pytest.fixture
+def two_workers_playbooks(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """Two workers whose playbooks include ``approved_ban``, its approval living 1 s."""
+    (tmp_path / "playbooks.yaml").write_text(APPROVED_YAML)
+    with uvicorn_workers(
+        "example_workers_app:app",
+        Path(__file__).parents[1] / "monitor",
+        workers=2,
+        env={**env, "PYNOMALY_SECURITY__PLAYBOOKS_FILE": str(tmp_path / "playbooks.yaml")},
+        log_path=tmp_path / "uvicorn.log",
+        ready_workers=2,
+        worker_of=lambda response: response.headers["x-test-worker"],
+        cwd=tmp_path,
+    ) as base:
+        yield base
+
+
+def _session_per_worker(base: str) -> dict[str, dict[str, str]]:
+    """Alice's re-authenticated session on each worker (a session lives in the memory
+    of the worker that signed it in), by worker."""
+    creds = {"username": "alice", "password": DEMO_USERS["alice"]}
+    sessions: dict[str, dict[str, str]] = {}
+    for _ in range(TRIES):
+        login = _send("POST", base, "/login", json=creds)
+        assert login.status_code == 200, login.text
+        worker = login.headers["x-test-worker"]
+        if worker not in sessions:
+            headers = {**ADMIN, "Authorization": f"Bearer {login.json()['access_token']}"}
+            again = {"password": creds["password"]}
+            _until("POST", base, "/reauth", 200, json=again, headers=headers)
+            sessions[worker] = headers
+            if len(sessions) == 2:
+                return sessions
+    pytest.fail("alice was signed in by one worker only")
+
+
+def _on_its_worker(method: str, base: str, path: str, session: dict[str, str]) -> httpx.Response:
+    """Send with ``session`` until the worker that knows it answers (others say 401)."""
+    for _ in range(TRIES):
+        answer = _send(method, base, path, headers=session)
+        if answer.status_code != 401:
+            return answer
+    pytest.fail(f"no worker knew the session for {method} {path}")
+
+
+def _decisions(base: str, value: str) -> list[dict[str, Any]]:
+    listed = _send("GET", base, "/api/security/decisions", headers=ADMIN).json()["decisions"]
+    return [d for d in listed if d["value"] == value]
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_dry_run_idempotent_step_revert_and_expired_approval_across_workers(
+    two_workers_playbooks: str,
+) -> None:
+    """On two workers sharing Redis: a dry run through the admin API changes nothing
+    (no decision; both workers serve the address; the incident stays ``new``); the
+    same run from a session on each worker makes one decision (the second run is
+    ``already_done``) that both workers enforce; the revert API lets the address back
+    on both; an approval approved after its time-to-live is refused (409 ``expired``)
+    and bans nothing. Waits are bounded loops on conditions, never timed assertions."""
+    base = two_workers_playbooks
+    _until_both(base, 200)
+    made = _send(
+        "POST", base, "/api/security/incidents", headers=ADMIN,
+        json={"title": "SQL Injection Attack", "observables": {"ips": [ATTACKER]}},
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    incident_id = made.json()["incident_id"]
+    run_path = f"/api/security/incidents/{incident_id}/playbooks/sql_injection_response"
+
+    planned_by: set[str] = set()
+    for _ in range(TRIES):  # dry runs until each worker has planned one
+        dry = _send("POST", base, run_path + "?dry_run=true", headers=ADMIN)
+        assert dry.status_code == 200 and dry.json()["status"] == "dry_run", dry.text
+        planned_by.add(dry.headers["x-test-worker"])
+        if len(planned_by) == 2:
+            break
+    assert len(planned_by) == 2
+    assert _decisions(base, ATTACKER) == []
+    _until_both(base, 200)
+    incident = _send("GET", base, f"/api/security/incidents/{incident_id}", headers=ADMIN).json()
+    assert incident["status"] == "new"
+
+    sessions = list(_session_per_worker(base).values())
+    first = _on_its_worker("POST", base, run_path, sessions[0])
+    assert first.status_code == 200, first.text
+    assert first.json()["steps"][0]["status"] == "done"
+    second = _on_its_worker("POST", base, run_path, sessions[1])  # the other worker
+    assert second.status_code == 200, second.text
+    assert second.json()["steps"][0]["status"] == "already_done"
+    [ban] = _decisions(base, ATTACKER)
+    assert ban["decision_id"] == first.json()["steps"][0]["results"][0]["decision_id"]
+    _until_both(base, 403)
+
+    reverted = _on_its_worker("POST", base, run_path + "/revert", sessions[1])
+    assert reverted.status_code == 200, reverted.text
+    assert reverted.json()["steps"][0]["reverted"][0]["decision_id"] == ban["decision_id"]
+    _until_both(base, 200)
+
+    other = "127.0.0.3"
+    later = _send(
+        "POST", base, "/api/security/incidents", headers=ADMIN,
+        json={"title": "Another source", "observables": {"ips": [other]}},
+    ).json()["incident_id"]  # fmt: skip
+    approve_path = f"/api/security/incidents/{later}/playbooks/approved_ban"
+    paused = _on_its_worker("POST", base, approve_path, sessions[0])
+    asked_by = time.time()  # the approval was made before this: it expires by asked_by + ttl
+    assert paused.json()["status"] == "awaiting_approval", paused.text
+    approval_id = paused.json()["steps"][0]["approval_id"]
+    for _ in range(TRIES):  # bounded wait on a condition: the approval's TTL has passed
+        if time.time() > asked_by + APPROVAL_TTL:
+            break
+        time.sleep(0.05)
+    approve = f"/api/security/approvals/{approval_id}/approve"
+    late = _on_its_worker("POST", base, approve, sessions[1])
+    assert late.status_code == 409 and late.json()["detail"]["code"] == "expired", late.text
+    assert _decisions(base, other) == []

@@ -282,3 +282,60 @@ async def test_a_correlation_match_opens_one_incident_and_contains_it(tmp_path: 
             assert [e["details"].get("step") for e in timeline["entries"] if e["action"] == "playbook_step"] == [  # noqa: E501
                 "ban_source", "revoke_sessions", "require_mfa", "notify_team", "notify_slack", "notify_email",  # noqa: E501
             ]  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_revert_through_the_api_needs_reauth_and_lets_the_address_back(
+    app: FastAPI,
+) -> None:
+    """``POST .../playbooks/{name}/revert``: 401 without a re-authenticated session, 404
+    for an unknown playbook or incident; with one it reverts the ban (the address is
+    served again), names the reverted decision, puts a ``playbook_revert`` entry on a
+    timeline that still verifies; run again, the unban's grace period holds."""
+    async with _client(app, ADMIN_IP) as admin, _client(app, ATTACKER) as attacker:
+        session = await admin_session(admin)
+        incident_id = await _incident(admin, [ATTACKER])
+        url = f"{BASE}/{incident_id}/playbooks/scanner_response"
+        bans = await admin.post(url.replace("scanner", "sql_injection"), headers=session)
+        ban_id = bans.json()["steps"][0]["results"][0]["decision_id"]
+        assert (await attacker.get("/search", params={"q": "x"})).status_code == 403
+        revert = f"{BASE}/{incident_id}/playbooks/sql_injection_response/revert"
+
+        assert (await admin.post(revert, headers=ADMIN)).status_code == 401
+        assert (await admin.post(f"{url}x/revert", headers=session)).status_code == 404
+        gone = await admin.post(f"{BASE}/inc-00/playbooks/scanner_response/revert", headers=session)
+        assert gone.status_code == 404
+        done = await admin.post(revert, headers=session)
+        assert done.status_code == 200, done.text
+        steps = {s["step"]: s["reverted"] for s in done.json()["steps"]}
+        assert steps["ban_source"] == [{"decision_id": ban_id, "reverted": True}]
+        assert (await attacker.get("/search", params={"q": "x"})).status_code == 200
+
+        timeline = (await admin.get(f"{BASE}/{incident_id}/timeline", headers=ADMIN)).json()
+        assert timeline["verified"] is True, timeline["verification"]
+        reverts = [e for e in timeline["entries"] if e["action"] == "playbook_revert"]
+        assert reverts and reverts[0]["details"]["decision_ids"] == [ban_id]
+        again = await admin.post(url.replace("scanner", "sql_injection"), headers=session)
+        # The step runs again (its done mark went with the revert), and the unban's
+        # grace period keeps the address from being banned again at once.
+        [result] = again.json()["steps"][0]["results"]
+        assert result["refused"] == "grace_period"
+        assert (await attacker.get("/search", params={"q": "x"})).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_verify_sends_a_request_through_the_app(tmp_path: Path) -> None:
+    """``verify`` asks the app, not only the index: with ``PLAYBOOK_VERIFY_PATH`` on a
+    path the decisions exempt (``/health``), the banned address is served there, so the
+    ban (in force in the index) is reported not verified; on ``/`` it is verified."""
+    async for application in _app(tmp_path, playbook_verify_path="/health"):
+        async with _client(application, ADMIN_IP) as admin:
+            session = await admin_session(admin)
+            incident_id = await _incident(admin, [ATTACKER])
+            run = await admin.post(
+                f"{BASE}/{incident_id}/playbooks/sql_injection_response", headers=session
+            )
+            ban = run.json()["steps"][0]
+            assert ban["status"] == "done" and ban["verified"] is False
+            # A route decision is checked in the index (a request there is not refused).
+            assert run.json()["steps"][1]["verified"] is True
