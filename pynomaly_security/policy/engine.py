@@ -10,8 +10,10 @@ worker that made a change rebuilds at once). Each decision names the version it 
 
 A shadow candidate is evaluated beside the active set on every decision and never
 enforced; where the two disagree the request is counted and listed (bounded).
-:meth:`replay` runs any version against the decisions this worker logged and lists
-which would flip.
+:meth:`replay` runs any version against the decisions logged over a period (by every
+worker) and lists which would flip. Counts and decisions are made in memory and added
+to the shared state by the poll's task (``ledger.py``), so every worker answers the
+same statistics.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pynomaly_security._log import get_logger
 from pynomaly_security._poller import StorePoller
 from pynomaly_security.policy.conditions import Principal, RequestFacts, Resource
 from pynomaly_security.policy.evaluator import ALLOWED, DENIED, PolicyDecision, PolicySet
+from pynomaly_security.policy.ledger import PolicyLedger
 from pynomaly_security.policy.model import Effect, Policy, PolicyRule, load_policy
 from pynomaly_security.policy.stats import PolicyStats
 from pynomaly_security.policy.store import PolicyConflict, PolicyStatus, PolicyStore, PolicyVersion
@@ -104,11 +107,12 @@ class SecurityPolicyEngine:
         self.stats = PolicyStats(
             max_rules=max_rule_stats, max_disagreements=max_disagreements, max_logged=max_logged
         )
+        self.ledger = PolicyLedger(state, self.stats)
         self._seen: int | None = None
         self._lock = asyncio.Lock()
         shared = bool(getattr(state, "shared", True)) if shared is None else shared
         self._poller = StorePoller(
-            self.refresh,
+            self._tick,
             interval=poll_seconds,
             shared=shared,
             name="policies",
@@ -135,6 +139,11 @@ class SecurityPolicyEngine:
 
     async def aclose(self) -> None:
         await self._poller.aclose()
+        await self.ledger.flush()  # a stopping worker's last counts are not lost
+
+    async def _tick(self) -> None:
+        await self.refresh()
+        await self.ledger.flush()
 
     async def refresh(self, *, force: bool = False) -> bool:
         """Rebuild the sets if the store's change counter moved; True if rebuilt."""
@@ -243,10 +252,11 @@ class SecurityPolicyEngine:
         version: int,
         *,
         since: float | None = None,
+        until: float | None = None,
         limit: int = 100,
     ) -> ReplayReport:
         """Run ``version`` of a policy (in place of its active one) over the decisions
-        logged since ``since``; the ones that would flip."""
+        every worker logged in [``since``, ``until``]; the ones that would flip."""
         candidate = await self.store.version(policy_id, version)
         if candidate is None:
             raise PolicyConflict("not_found", f"no version {version} of policy {policy_id!r}")
@@ -254,9 +264,8 @@ class SecurityPolicyEngine:
         trial = PolicySet([*others, (candidate.body, candidate.version)])
         flips: list[dict[str, Any]] = []
         replayed = flipped = 0
-        for logged in list(self.stats.logged):
-            if since is not None and logged.at < since:
-                continue
+        await self.ledger.flush()
+        for logged in await self.ledger.decisions(since=since, until=until):
             replayed += 1
             d = trial.evaluate(logged.principal, logged.action, logged.resource, logged.facts)
             if d.allowed == logged.allowed:
