@@ -19,11 +19,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, model_validator
-from starlette.routing import Route
 
 from pynomaly_security.api.reauth import UNAVAILABLE, reauthenticated_user
 from pynomaly_security.exceptions import StorageError
-from pynomaly_security.policy.compliance import compliance_report
+from pynomaly_security.policy.compliance import app_routes, compliance_report
 from pynomaly_security.policy.conditions import Principal, RequestFacts, Resource
 from pynomaly_security.policy.engine import SecurityPolicyEngine
 from pynomaly_security.policy.model import Policy
@@ -166,12 +165,7 @@ def build_policy_router(engine: SecurityPolicyEngine) -> APIRouter:
             active = await engine.active_policies()
         except StorageError:
             return UNAVAILABLE
-        routes = [
-            r.path
-            for r in request.app.routes
-            if isinstance(r, Route)
-            and not r.path.startswith(("/api/security", "/docs", "/openapi", "/redoc"))
-        ]
+        routes = app_routes(request.app)
         matched = {key for key, counts in stats.rules.items() if counts.applied}
         return {
             **stats.totals,

@@ -18,9 +18,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from starlette.routing import Route
+
 from pynomaly_security.policy.model import Effect, Mode, Policy, PolicyRule, route_pattern
 
-__all__ = ["compliance_report"]
+__all__ = ["app_routes", "compliance_report"]
+
+
+def app_routes(app: Any) -> list[str]:
+    """The route templates of ``app`` a policy should cover: its own, not the security
+    API's or the docs' (those have their own guard)."""
+    return [
+        r.path
+        for r in getattr(app, "routes", ())
+        if isinstance(r, Route)
+        and not r.path.startswith(("/api/security", "/docs", "/openapi", "/redoc"))
+    ]
 
 
 def _covers(outer: list[str], inner: list[str]) -> bool:
