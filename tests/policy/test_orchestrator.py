@@ -86,9 +86,7 @@ async def test_without_the_engine_evaluate_policy_says_so(tmp_path: Path) -> Non
     stack = setup_security_middleware(app, settings=_settings(tmp_path, policies_enabled=False))
     orchestrator = AdvancedSecurityOrchestrator.from_stack(stack)
     async with app.router.lifespan_context(app):
-        assert orchestrator.get_comprehensive_security_dashboard()["policies"] == {
-            "enabled": False
-        }
+        assert orchestrator.get_comprehensive_security_dashboard()["policies"] == {"enabled": False}
         with pytest.raises(ConfigurationError, match="POLICIES_ENABLED"):
             orchestrator.evaluate_policy("alice", "GET", "/items/1")
 
