@@ -19,6 +19,7 @@ same statistics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -28,12 +29,14 @@ from starlette.types import Scope
 
 from pynomaly_security._log import get_logger
 from pynomaly_security._poller import StorePoller
+from pynomaly_security.exceptions import StorageError
 from pynomaly_security.policy.conditions import Principal, RequestFacts, Resource
 from pynomaly_security.policy.evaluator import ALLOWED, DENIED, PolicyDecision, PolicySet
 from pynomaly_security.policy.ledger import PolicyLedger
 from pynomaly_security.policy.model import Effect, Policy, PolicyRule, load_policy
 from pynomaly_security.policy.stats import PolicyStats
 from pynomaly_security.policy.store import PolicyConflict, PolicyStatus, PolicyStore, PolicyVersion
+from pynomaly_security.storage.base import ChangeNotifier
 
 if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
@@ -108,6 +111,12 @@ class SecurityPolicyEngine:
             max_rules=max_rule_stats, max_disagreements=max_disagreements, max_logged=max_logged
         )
         self.ledger = PolicyLedger(state, self.stats)
+        # Redis pub/sub: the other workers rebuild on a message rather than at their next
+        # poll (issue 17: "within a second"); the poll stays, for a lost message.
+        self._notifier: ChangeNotifier | None = (
+            state if isinstance(state, ChangeNotifier) else None
+        )
+        self._listener: asyncio.Task[None] | None = None
         self._seen: int | None = None
         self._lock = asyncio.Lock()
         shared = bool(getattr(state, "shared", True)) if shared is None else shared
@@ -136,8 +145,41 @@ class SecurityPolicyEngine:
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         await self._poller.start()
+        if self._notifier is not None and self._poller.shared and self._listener is None:
+            self._listener = asyncio.get_running_loop().create_task(self._listen(self._notifier))
+
+    async def _listen(self, notifier: ChangeNotifier) -> None:
+        failing = False
+        while True:
+            try:
+                await notifier.listen(_CHANNEL, self._on_notice)
+            except StorageError as exc:
+                if not failing:  # once per outage; the poll keeps the worker current
+                    log.warning("policies_listen_failed", error=str(exc))
+                failing = True
+            except Exception as exc:  # the task outlives any one bad message
+                log.error("policies_listen_failed", error=repr(exc))
+            await asyncio.sleep(self._poller.interval)
+
+    async def _on_notice(self) -> None:
+        with contextlib.suppress(StorageError):  # the poll retries
+            await self.refresh()
+
+    async def _notify(self) -> None:
+        """Wake the other workers after a change (best effort: they poll anyway)."""
+        if self._notifier is None:
+            return
+        try:
+            await self._notifier.publish(_CHANNEL)
+        except StorageError as exc:
+            log.warning("policies_notify_failed", error=str(exc))
 
     async def aclose(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
         await self._poller.aclose()
         await self.ledger.flush()  # a stopping worker's last counts are not lost
 
@@ -303,6 +345,7 @@ class SecurityPolicyEngine:
         """A new policy, version 1, as a draft (:meth:`activate` puts it in force)."""
         made = await self.store.create(_policy(policy), author=author)
         await self.refresh()
+        await self._notify()
         return made
 
     async def update_policy(
@@ -311,11 +354,13 @@ class SecurityPolicyEngine:
         """A new draft version; the active one stays in force until activated."""
         made = await self.store.update(_policy(policy), author=author)
         await self.refresh()
+        await self._notify()
         return made
 
     async def remove_policy(self, policy_id: str, *, author: str = "system") -> bool:
         removed = await self.store.remove(policy_id, author=author)
         await self.refresh()
+        await self._notify()
         return removed
 
     async def get_policy(self, policy_id: str, version: int | None = None) -> PolicyVersion | None:
@@ -328,6 +373,7 @@ class SecurityPolicyEngine:
             policy_id, version, PolicyStatus.ACTIVE, author=author, action="policy_activated"
         )
         await self.refresh()
+        await self._notify()
         return made
 
     async def shadow_version(
@@ -338,6 +384,7 @@ class SecurityPolicyEngine:
             policy_id, version, PolicyStatus.SHADOW, author=author, action="policy_shadowed"
         )
         await self.refresh()
+        await self._notify()
         return made
 
     async def rollback(
@@ -356,8 +403,11 @@ class SecurityPolicyEngine:
             policy_id, version, PolicyStatus.ACTIVE, author=author, action="policy_rolled_back"
         )
         await self.refresh()
+        await self._notify()
         return made
 
+
+_CHANNEL = "policies"
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 

@@ -234,3 +234,33 @@ async def test_statistics_and_decision_log_are_shared(
     early = await two.replay("items", 2, until=SATURDAY + 30)
     assert (late.replayed, early.replayed) == (2, 1)
     assert early.flips[0]["principal"] == "alice" and early.flips[0]["request_id"] == "r1"
+
+
+@pytest.mark.anyio
+@pytest.mark.redis
+async def test_on_redis_an_activation_reaches_the_other_worker_by_message(redis_db: str) -> None:
+    """With polls an hour apart, the other worker still rebuilds after an activation:
+    the change is published (Redis pub/sub) and its listener refreshes. A bounded
+    number of short waits, never a timed assertion."""
+    import asyncio
+
+    async with StorageRegistry() as registry:
+        state = registry.state(redis_db, key_prefix="policies-notify:")
+        await registry.start()
+        one = SecurityPolicyEngine(state, shared=True, poll_seconds=3600)
+        two = SecurityPolicyEngine(state, shared=True, poll_seconds=3600)
+        await one.start()
+        await two.start()
+        try:
+            await one.add_policy(OPEN)
+            await one.activate("items", 1)  # published; two may not be subscribed yet
+            for _ in range(100):
+                if delete(two):
+                    break
+                await asyncio.sleep(0.05)
+                await state.publish("policies")  # what a later change would send
+            assert delete(two), "the other worker never learned of the activation"
+            assert two.active.versions == {"items": 1}
+        finally:
+            await one.aclose()
+            await two.aclose()
