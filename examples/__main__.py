@@ -24,11 +24,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import structlog
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from examples.app import create_app
+from examples.app import DEMO_MFA_ADMIN, create_app
 from pynomaly_security.crypto import generate_master_key
 from pynomaly_security.logsafe import EscapeControlCharacters
 from pynomaly_security.settings import load_settings
@@ -104,9 +105,16 @@ def main() -> None:
             "production, e.g. from `.venv/bin/python -m pynomaly_security keys generate`).\n",
             file=sys.stderr,
         )
+    totp_secret = os.environ.get("PYNOMALY_DEMO_TOTP_SECRET") or pyotp.random_base32(32)
+    print(
+        f"  Demo admin with MFA: carol / {DEMO_MFA_ADMIN[1]}, TOTP secret {totp_secret}\n"
+        "  (a code: .venv/bin/python -c \"import pyotp; print(pyotp.TOTP('<secret>').now())\";"
+        " set PYNOMALY_DEMO_TOTP_SECRET to keep one across restarts).\n",
+        file=sys.stderr,
+    )
     configure_structlog()
     settings = load_settings(**overrides)
-    app = create_app(settings)
+    app = create_app(settings, demo_totp_secret=totp_secret)
     print(f"  Serving the example on http://{host}:{port}  (docs: /docs)\n", file=sys.stderr)
     uvicorn.Server(server_config(app, host, port)).run()
 

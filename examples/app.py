@@ -8,7 +8,10 @@ password, plus a code once MFA is enrolled) before ``POST /mfa/enroll``,
 (each ends every session and answers a fresh token pair), ``POST /refresh``,
 ``POST /logout`` (ends the session), ``POST /logout-all``, and ``GET /me`` with
 ``Authorization: Bearer <access token>``. Demo users alice and bob exist from
-start-up. Run it with ``make demo`` (which calls ``python -m examples``).
+start-up; with ``demo_totp_secret`` (``PYNOMALY_DEMO_TOTP_SECRET``; ``python -m examples``
+makes one) carol too, an admin with MFA enrolled on that secret, so the policy
+walkthrough's "except admins with MFA" has someone to let through. Run it with
+``make demo`` (which calls ``python -m examples``).
 
 The demo's users live in the process's memory (sessions, lockouts and limits are in
 the shared store): under ``uvicorn --workers N`` each worker has its own users, and a
@@ -41,7 +44,9 @@ from pynomaly_security.storage import Store
 
 # Demo users, signed up (Argon2id) when the app starts.
 DEMO_USERS = {"alice": "wonderland-2024", "bob": "builder-2024"}
-DEMO_ADMINS = frozenset({"alice"})
+DEMO_MFA_ADMIN = ("carol", "cartographer-2024")
+"""Signed up, with TOTP on the demo's secret, only when the app is given one."""
+DEMO_ADMINS = frozenset({"alice", DEMO_MFA_ADMIN[0]})
 """Users the demo's policies see with the role ``admin`` (the app's own roles in real life)."""
 
 
@@ -60,16 +65,23 @@ def create_app(
     *,
     store: Store | None = None,
     demo_vulnerable: bool | None = None,
+    demo_totp_secret: str | None = None,
 ) -> FastAPI:
     """The example app; ``store``: the stack's shared store (default: from the settings);
     ``demo_vulnerable``: mount the deliberately vulnerable SQL routes of
-    ``examples/vulnerable.py`` (default: ``PYNOMALY_DEMO_VULNERABLE=1``)."""
+    ``examples/vulnerable.py`` (default: ``PYNOMALY_DEMO_VULNERABLE=1``);
+    ``demo_totp_secret``: base32 TOTP secret of the admin carol (default:
+    ``PYNOMALY_DEMO_TOTP_SECRET``; without one there is no carol)."""
+    if demo_totp_secret is None:
+        demo_totp_secret = os.environ.get("PYNOMALY_DEMO_TOTP_SECRET") or None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for name, password in DEMO_USERS.items():
             if await authenticator.users.get_by_username(name) is None:
                 await authenticator.signup(name, password)
+        if demo_totp_secret is not None:
+            await _seed_mfa_admin(authenticator, demo_totp_secret)
         yield
 
     app = FastAPI(title="pynomaly-security example", version="1.0", lifespan=lifespan)
@@ -156,6 +168,16 @@ def create_app(
     app.state.example_stack = stack
     app.state.example_authenticator = authenticator
     return app
+
+
+async def _seed_mfa_admin(authenticator: ZeroTrustAuthenticator, secret: str) -> None:
+    """carol, an admin whose second factor is ``secret`` (as after /mfa/confirm)."""
+    name, password = DEMO_MFA_ADMIN
+    user = await authenticator.users.get_by_username(name)
+    if user is None:
+        user = await authenticator.signup(name, password)
+    if not user.mfa_enabled:
+        await authenticator.users.update(user.but(totp_secret=authenticator.totp.seal(secret)))
 
 
 def _principal_of(

@@ -5,8 +5,9 @@ through the zero-trust authenticator (``auth/``), request screening through the
 inspector the inspection middleware uses (``detection/``) and reports to the
 same monitor, and the dashboard gathers the monitor's summary with
 :func:`~pynomaly_security.health.check_health` and the incidents by status
-(``orchestrator.incidents``: the stack's :class:`IncidentResponseAutomation`).
-Later parts (policy engine, playbooks) add their sections to the dashboard here.
+(``orchestrator.incidents``: the stack's :class:`IncidentResponseAutomation`) and the
+policy engine's versions, statistics and compliance score (``orchestrator.policies``:
+the stack's :class:`SecurityPolicyEngine`, which ``evaluate_policy`` asks).
 
 Two ways to get one:
 
@@ -59,6 +60,9 @@ from pynomaly_security.monitor.events import EventKind, SecurityEvent
 from pynomaly_security.monitor.monitor import SecurityMonitor
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.plugin import SecurityStack
+from pynomaly_security.policy.compliance import app_routes, compliance_report
+from pynomaly_security.policy.conditions import Principal, RequestFacts, Resource
+from pynomaly_security.policy.engine import SecurityPolicyEngine
 from pynomaly_security.settings import SecuritySettings, load_settings
 from pynomaly_security.storage import StorageRegistry
 
@@ -91,6 +95,8 @@ class AdvancedSecurityOrchestrator:
         authenticator: the app's :class:`ZeroTrustAuthenticator` (its user
             repository); default: one on the stack's store and lockout, with an
             in-memory user repository.
+        app: the application, whose routes the compliance score's coverage counts
+            (without it the dashboard's score covers no routes, and says so).
     """
 
     def __init__(
@@ -99,6 +105,7 @@ class AdvancedSecurityOrchestrator:
         *,
         stack: SecurityStack | None = None,
         authenticator: ZeroTrustAuthenticator | None = None,
+        app: Any = None,
     ) -> None:
         self._owned = stack is None
         if stack is None:
@@ -127,6 +134,10 @@ class AdvancedSecurityOrchestrator:
             else IncidentResponseAutomation.from_stack(stack)
         )
         self._incident_counts: dict[str, int] = {}
+        self.policies: SecurityPolicyEngine | None = stack.policies
+        self._app = app
+        self._policy_report: dict[str, Any] = {}
+        """The shared statistics and compliance of the last awaited dashboard."""
         self._portal = SyncPortal()
         self._started = not self._owned
         # Counts of this facade's own work (bounded: a few fixed keys).
@@ -137,10 +148,14 @@ class AdvancedSecurityOrchestrator:
 
     @classmethod
     def from_stack(
-        cls, stack: SecurityStack, *, authenticator: ZeroTrustAuthenticator | None = None
+        cls,
+        stack: SecurityStack,
+        *,
+        authenticator: ZeroTrustAuthenticator | None = None,
+        app: Any = None,
     ) -> AdvancedSecurityOrchestrator:
         """The facade over an app's stack (``setup_security_middleware``'s return)."""
-        return cls(stack=stack, authenticator=authenticator)
+        return cls(stack=stack, authenticator=authenticator, app=app)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -282,17 +297,107 @@ class AdvancedSecurityOrchestrator:
                 self._portal.call(self.monitor.count, "blocked_requests")
         return threats
 
+    # -- policies ------------------------------------------------------------------------
+    def evaluate_policy(
+        self,
+        principal: Principal | Mapping[str, Any] | str,
+        action: str,
+        resource: Resource | Mapping[str, Any] | str,
+        context: Mapping[str, Any] | None = None,
+        *,
+        record: bool = False,
+    ) -> dict[str, Any]:
+        """The active policies' decision with its explanation, as the enforcers make it:
+        ``{"allowed", "effect", "policy_id", "rule_id", "version", "reasons", "code",
+        "dry_run", "shadow"}`` (``shadow``: the candidate's decision while a version is
+        in shadow, else None). ``principal`` is a :class:`Principal`, a user id, or a
+        dict of its fields (``id``, ``roles``, ``mfa``...); ``resource`` a
+        :class:`Resource`, a path, or a dict; ``context`` may give ``ip``, ``method``,
+        ``headers`` (names), ``now`` (seconds since the epoch) and ``request_id``.
+        Pure: it answers from the versions this process loaded (a standalone facade
+        loads them first from sync code). ``record=True`` counts it in the statistics.
+
+        Raises:
+            ConfigurationError: the stack has no policy engine (``POLICIES_ENABLED``).
+        """
+        engine = self.policies
+        if engine is None:
+            raise ConfigurationError("policies are disabled (PYNOMALY_SECURITY__POLICIES_ENABLED)")
+        if not self._started and not in_running_loop():
+            # Not loaded yet: deciding now would be default deny for every request.
+            self._portal.run(self.start)
+        context = context or {}
+        facts = RequestFacts(
+            now=float(context.get("now", engine.clock())),
+            ip=_text(context.get("ip")),
+            method=_text(context.get("method")),
+            headers=frozenset(str(h).lower() for h in context.get("headers", ())),
+            request_id=_text(context.get("request_id")),
+        )
+        who, what = _principal(principal), _resource(resource)
+        decision = engine.evaluate(who, action, what, facts, record=record)
+        shadow = engine.shadow
+        return {
+            **decision.to_dict(),
+            "shadow": shadow.evaluate(who, action, what, facts).to_dict() if shadow else None,
+        }
+
+    async def _policy_state(self) -> dict[str, Any]:
+        """Every worker's policy statistics and the compliance score (from the state)."""
+        engine = self.policies
+        if engine is None:
+            return {}
+        await engine.ledger.flush()
+        shared = await engine.ledger.read()
+        active = await engine.active_policies()
+        matched = {key for key, counts in shared.rules.items() if counts.applied}
+        routes = app_routes(self._app) if self._app is not None else []
+        return {
+            "statistics": shared.totals,
+            "compliance": compliance_report(active, routes, matched),
+        }
+
+    def _policies_section(self) -> dict[str, Any]:
+        engine = self.policies
+        if engine is None:
+            return {"enabled": False}
+        section: dict[str, Any] = {
+            "enabled": True,
+            "active_versions": dict(engine.active.versions),
+            "policies": len(engine.active.versions),
+            "rules": engine.active.rule_count,
+            "shadowing": engine.shadow is not None,
+            "routes_known": self._app is not None,
+        }
+        # Until an awaited dashboard read the shared state: this worker's counts.
+        stats = engine.stats
+        section["statistics"] = {
+            "evaluations": stats.evaluations,
+            "allows": stats.allows,
+            "denies": stats.denies,
+            "shadow_evaluations": stats.shadow_evaluations,
+            "shadow_disagreements": stats.shadow_disagreements,
+        }
+        section["compliance"] = None
+        section.update(self._policy_report)
+        compliance = section["compliance"]
+        section["compliance_score"] = compliance["score"] if compliance else None
+        return section
+
     # -- dashboard -----------------------------------------------------------------------
     def get_comprehensive_security_dashboard(self) -> AwaitableDict:
         """Every part's status, counts and health in one dict: the monitor's summary
         (alerts by level, counters of every worker), each component's state, the
-        backends' reachability, this facade's screening and sign-in counts."""
+        backends' reachability, this facade's screening and sign-in counts, the
+        incidents by status, and the policies (active versions, counts, statistics of
+        every worker and the compliance score once awaited)."""
 
         async def fresh() -> dict[str, Any]:
             await self.start()
             summary = await self.monitor.get_security_summary()
             self._last_health = await check_health(self.stack)
             self._incident_counts = await self.incidents.store.count("status")
+            self._policy_report = await self._policy_state()
             return self._dashboard(summary, self._last_health)
 
         if in_running_loop():
@@ -331,6 +436,7 @@ class AdvancedSecurityOrchestrator:
                     n for k, n in self._incident_counts.items() if IncidentStatus(k).is_open
                 ),
             },
+            "policies": self._policies_section(),
             "components": health["components"],
             "backends": health["backends"],
         }
@@ -338,6 +444,32 @@ class AdvancedSecurityOrchestrator:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _principal(value: Principal | Mapping[str, Any] | str) -> Principal:
+    if isinstance(value, Principal):
+        return value
+    if isinstance(value, str):
+        return Principal(value)
+    return Principal(
+        str(value["id"]),
+        roles=frozenset(str(r) for r in value.get("roles", ())),
+        groups=frozenset(str(g) for g in value.get("groups", ())),
+        tenant=_text(value.get("tenant")),
+        api_key=_text(value.get("api_key")),
+        mfa=bool(value.get("mfa", False)),
+        risk=float(value.get("risk", 0.0)),
+        device_known=bool(value.get("device_known", False)),
+    )
+
+
+def _resource(value: Resource | Mapping[str, Any] | str) -> Resource:
+    if isinstance(value, Resource):
+        return value
+    if isinstance(value, str):
+        return Resource(path=value)
+    fields = ("path", "type", "id", "owner", "classification")
+    return Resource(**{k: _text(value.get(k)) for k in fields})
 
 
 def _request_parts(data: Mapping[str, Any]) -> RequestParts:
@@ -405,7 +537,12 @@ def _standalone_stack(settings: SecuritySettings) -> SecurityStack:
     )
     monitor = SecurityMonitor.from_settings(settings, store=store, injection=True)
     lockouts = LockoutManager.from_settings(settings, store, event_sink=monitor.submit)
+    # Policies on the same store an app's stack would use without STATE_URL.
+    policies = (
+        SecurityPolicyEngine.from_settings(settings, store) if settings.policies_enabled else None
+    )
     return SecurityStack(
+        policies=policies,
         settings=settings,
         security_monitor=monitor,
         user_tracker=None,

@@ -18,12 +18,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
-from starlette.routing import Route
+from pydantic import BaseModel, Field, model_validator
 
 from pynomaly_security.api.reauth import UNAVAILABLE, reauthenticated_user
 from pynomaly_security.exceptions import StorageError
-from pynomaly_security.policy.compliance import compliance_report
+from pynomaly_security.policy.compliance import app_routes, compliance_report
 from pynomaly_security.policy.conditions import Principal, RequestFacts, Resource
 from pynomaly_security.policy.engine import SecurityPolicyEngine
 from pynomaly_security.policy.model import Policy
@@ -100,8 +99,15 @@ class PolicyDecisionOut(BaseModel):
 
 class ReplayIn(BaseModel):
     version: int = Field(ge=1)
-    since: float | None = None
+    since: float | None = Field(None, description="Seconds since the epoch (inclusive).")
+    until: float | None = Field(None, description="Seconds since the epoch (inclusive).")
     limit: int = Field(100, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplayIn:
+        if self.since is not None and self.until is not None and self.until < self.since:
+            raise ValueError("until is before since")
+        return self
 
 
 class ReplayOut(BaseModel):
@@ -151,26 +157,19 @@ def build_policy_router(engine: SecurityPolicyEngine) -> APIRouter:
     @router.get("/policies/stats")
     async def policy_stats(request: Request) -> Any:
         """Per rule and version: applied, allows, denies, shadow disagreements, last
-        matched (this worker); the disagreements listed; the compliance score."""
-        stats = engine.stats
+        matched, as every worker flushed them (this one first); the latest disagreements
+        listed; the compliance score."""
         try:
+            await engine.ledger.flush()
+            stats = await engine.ledger.read()
             active = await engine.active_policies()
         except StorageError:
             return UNAVAILABLE
-        routes = [
-            r.path
-            for r in request.app.routes
-            if isinstance(r, Route)
-            and not r.path.startswith(("/api/security", "/docs", "/openapi", "/redoc"))
-        ]
+        routes = app_routes(request.app)
         matched = {key for key, counts in stats.rules.items() if counts.applied}
         return {
-            "evaluations": stats.evaluations,
-            "allows": stats.allows,
-            "denies": stats.denies,
-            "shadow_evaluations": stats.shadow_evaluations,
-            "shadow_disagreements": stats.shadow_disagreements,
-            "disagreements": list(stats.disagreements)[-100:],
+            **stats.totals,
+            "disagreements": stats.disagreements,
             "rules": stats.rule_rows(),
             "compliance": compliance_report(active, routes, matched),
         }
@@ -281,10 +280,11 @@ def build_policy_router(engine: SecurityPolicyEngine) -> APIRouter:
 
     @router.post("/policies/{policy_id}/replay", response_model=ReplayOut)
     async def replay(policy_id: PolicyId, body: ReplayIn) -> Any:
-        """Which of the decisions this worker logged would flip under ``version``."""
+        """Which of the decisions every worker logged in [since, until] would flip
+        under ``version``."""
         try:
             report = await engine.replay(
-                policy_id, body.version, since=body.since, limit=body.limit
+                policy_id, body.version, since=body.since, until=body.until, limit=body.limit
             )
         except StorageError:
             return UNAVAILABLE

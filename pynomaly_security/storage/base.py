@@ -28,7 +28,7 @@ does not have the capability, and the registry says so at construction:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -354,6 +354,20 @@ class MonitorState(DocumentStore, LogStore, TallyStore, Protocol):
     """The three above on one backend: where the monitor keeps alerts, activity and
     counters (``STATE_URL``; memory and Redis stores have them, and
     ``storage/sql_state.py`` on SQLite and PostgreSQL)."""
+
+
+@runtime_checkable
+class ChangeNotifier(Protocol):
+    """Tell the other workers now that something changed (Redis pub/sub): optional, a
+    speed-up over polling, never the only path (a message can be lost; polls are not)."""
+
+    async def publish(self, channel: str) -> None:
+        """Send a wake-up on ``channel`` to every listener (none: nothing happens)."""
+        ...
+
+    async def listen(self, channel: str, on_message: Callable[[], Awaitable[object]]) -> None:
+        """Call ``on_message`` for each wake-up on ``channel`` until cancelled."""
+        ...
 
 
 def missing_capability(store: object, protocol: object, feature: str) -> ConfigurationError:

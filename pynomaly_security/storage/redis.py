@@ -17,9 +17,10 @@ the store also works in apps that never run a lifespan.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -183,6 +184,28 @@ class RedisStore:
 
     def _k(self, key: str) -> str:
         return self._prefix + key
+
+    # -- ChangeNotifier ------------------------------------------------------------------
+    async def publish(self, channel: str) -> None:
+        await self._call("publish", self._k("notify:" + channel), "1")
+
+    async def listen(self, channel: str, on_message: Callable[[], Awaitable[object]]) -> None:
+        # A pub/sub connection of its own (a subscribed connection serves nothing else);
+        # get_message with a timeout shorter than socket_timeout, so an idle channel is
+        # not read as a dead server.
+        client = await self._redis()
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self._k("notify:" + channel))
+            while True:
+                message = await pubsub.get_message(timeout=0.5)
+                if message is not None:
+                    await on_message()
+        except _ERRORS as exc:
+            raise StorageError(f"redis listen failed: {type(exc).__name__}") from exc
+        finally:
+            with contextlib.suppress(*_ERRORS):
+                await pubsub.aclose()
 
     async def batch(self, calls: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Any]:
         """:class:`~pynomaly_security.storage.base.BatchStore`: one pipeline (not a

@@ -196,3 +196,71 @@ async def test_bounds_refuse_rather_than_drop() -> None:
         with pytest.raises(PolicyConflict) as info:
             await engine.add_policy({**OPEN, "id": "three"})
         assert info.value.code == "limit"
+
+
+@pytest.mark.anyio
+async def test_statistics_and_decision_log_are_shared(
+    engines: tuple[SecurityPolicyEngine, SecurityPolicyEngine],
+) -> None:
+    """Two workers decide on one state: once both flushed, each reads the same totals,
+    per-rule counts (with last matched) and disagreements; ``replay`` on one worker
+    runs over the decisions both logged, within [since, until]; a flush with nothing
+    new adds nothing."""
+    one, two = engines
+    await one.add_policy(OPEN)
+    await one.activate("items", 1)
+    await one.update_policy(OFFICE_ONLY)
+    await one.shadow_version("items", 2)
+    await two.refresh()
+    assert delete(one)  # Saturday 12:00: v2 in shadow would refuse
+    one.clock.now += 60  # type: ignore[attr-defined]  # the shared Clock
+    assert delete(two) and delete(two)
+    await one.ledger.flush()
+    await two.ledger.flush()
+    await two.ledger.flush()  # nothing pending: nothing added twice
+    seen = [await engine.ledger.read() for engine in (one, two)]
+    assert seen[0].totals == seen[1].totals
+    assert seen[0].totals["evaluations"] == 3 and seen[0].totals["allows"] == 3
+    assert seen[0].totals["shadow_disagreements"] == 3
+    assert seen[0].rule_rows() == seen[1].rule_rows()
+    rows = {(r["version"], r["rule_id"]): r for r in seen[0].rule_rows()}
+    assert rows[(1, "all")]["allows"] == 3 and rows[(1, "all")]["last_matched"] == SATURDAY + 60
+    assert rows[(2, "late-delete")]["disagreements"] == 3
+    assert [d["shadow"]["rule_id"] for d in seen[1].disagreements] == ["late-delete"] * 3
+
+    everything = await one.replay("items", 2)
+    assert (everything.replayed, everything.flipped) == (3, 3)
+    late = await one.replay("items", 2, since=SATURDAY + 30)
+    early = await two.replay("items", 2, until=SATURDAY + 30)
+    assert (late.replayed, early.replayed) == (2, 1)
+    assert early.flips[0]["principal"] == "alice" and early.flips[0]["request_id"] == "r1"
+
+
+@pytest.mark.anyio
+@pytest.mark.redis
+async def test_on_redis_an_activation_reaches_the_other_worker_by_message(redis_db: str) -> None:
+    """With polls an hour apart, the other worker still rebuilds after an activation:
+    the change is published (Redis pub/sub) and its listener refreshes. A bounded
+    number of short waits, never a timed assertion."""
+    import asyncio
+
+    async with StorageRegistry() as registry:
+        state = registry.state(redis_db, key_prefix="policies-notify:")
+        await registry.start()
+        one = SecurityPolicyEngine(state, shared=True, poll_seconds=3600)
+        two = SecurityPolicyEngine(state, shared=True, poll_seconds=3600)
+        await one.start()
+        await two.start()
+        try:
+            await one.add_policy(OPEN)
+            await one.activate("items", 1)  # published; two may not be subscribed yet
+            for _ in range(100):
+                if delete(two):
+                    break
+                await asyncio.sleep(0.05)
+                await state.publish("policies")  # what a later change would send
+            assert delete(two), "the other worker never learned of the activation"
+            assert two.active.versions == {"items": 1}
+        finally:
+            await one.aclose()
+            await two.aclose()
