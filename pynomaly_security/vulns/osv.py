@@ -156,11 +156,16 @@ def _in_range(rng: _Range, ecosystem: str, version: str) -> bool:
     for bound, kind in events:
         if kind == "introduced" and (bound is None or target >= bound):
             status = True
-        elif bound is not None and kind in ("fixed", "last_affected"):
-            # fixed excludes its own version; last_affected includes it
-            if target > bound or (kind == "fixed" and target == bound):
-                status = False
+        elif bound is not None and _closes(kind, target, bound):
+            status = False
     return status
+
+
+def _closes(kind: str, target: Any, bound: Any) -> bool:
+    # fixed excludes its own version; last_affected includes it
+    if kind == "fixed":
+        return bool(target >= bound)
+    return kind == "last_affected" and bool(target > bound)
 
 
 def _sorted_events(rng: _Range, key: Any) -> list[tuple[Any, str]]:
