@@ -204,7 +204,7 @@ def parse(path: Path) -> list[Package]:
 
 
 def scan_tree(root: Path) -> tuple[list[Package], list[str]]:
-    """Packages of every known lockfile under ``root``, and the errors of files it could not read."""
+    """Packages of every known lockfile under ``root``; the errors of files it could not read."""
     files = (
         [root]
         if root.is_file()

@@ -218,6 +218,14 @@ class OSVDatabase:
         found = {self._canonical(a.id) for a in self.matching(ecosystem, name, version)}
         return sorted(found)
 
+    def key(self, ecosystem: str, name: str) -> tuple[str, str]:
+        """The index key of a package: (ecosystem, normalised name)."""
+        return (ecosystem, normalize_name(ecosystem, name))
+
+    def matching_candidates(self, ecosystem: str, name: str) -> list[Advisory]:
+        """Every record that names the package, whatever the version."""
+        return list(self._by_package.get(self.key(ecosystem, name), []))
+
     def matching(self, ecosystem: str, name: str, version: str) -> list[Advisory]:
         """The records (aliases not merged) that include ``version`` of the package."""
         key = (ecosystem, normalize_name(ecosystem, name))
