@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from packaging.version import InvalidVersion, Version
 
 from pynomaly_security.__main__ import main
