@@ -10,7 +10,8 @@ in an ``ECOSYSTEM`` or ``SEMVER`` range (``introduced`` / ``fixed`` /
 ``last_affected`` / ``limit``, evaluated as the OSV schema says: events sorted by
 version, the last one at or below the version decides). ``GIT`` ranges are ignored:
 a lockfile names versions, not commits. Ecosystems without a comparator in
-:mod:`.versions` are matched by their ``versions`` lists only.
+:mod:`.versions`, a range with a bound its comparator cannot read, and a queried
+version it cannot read are matched by the ``versions`` lists only.
 
 Not here yet (issue 18): SQLite persistence, zip exports, streaming a whole
 ecosystem with bounded memory.
