@@ -16,6 +16,7 @@ COMMANDS = {
     "audit": "Verify or export the audit trail.",
     "keys": "Generate and rotate encryption keys.",
     "intel": "Import, list and remove IP reputation lists (threat intelligence).",
+    "vulns": "Scan lockfiles for known vulnerabilities (OSV records).",
 }
 
 

@@ -1,0 +1,149 @@
+"""Lockfile parsers on our own fixtures, the shared lockfiles, and the scan command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from packaging.version import InvalidVersion, Version
+
+from pynomaly_security.__main__ import main
+from pynomaly_security.vulns.lockfiles import LockfileError, parse, scan_tree
+from pynomaly_security.vulns.osv import OSVDatabase
+from tests.conftest import require_shared
+
+LOCKS = Path(__file__).parent / "data" / "locks"
+OSV = Path(__file__).parent / "data" / "osv"
+
+
+def _pins(path: Path) -> set[tuple[str, str | None]]:
+    return {(p.name, p.version) for p in parse(path)}
+
+
+def test_requirements() -> None:
+    packages = parse(LOCKS / "py" / "requirements.txt")
+    pins = {(p.name, p.version) for p in packages}
+    assert {
+        ("demo-pkg", "1.1.0"),
+        ("requests", "2.31.0"),
+        ("colorama", "0.4.6"),
+        ("flask", None),
+    } <= pins
+    notes = {p.name: p.note for p in packages}
+    assert notes["flask"] == "unpinned (>=2.0)"
+    assert notes["colorama"] == 'sys_platform == "win32"'  # kept, not evaluated
+    assert notes["./local/wheel-1.0-py3-none-any.whl"] == "path or URL"
+    bad = next(p for p in packages if p.note.startswith("not a requirement"))
+    assert bad.line == 9 and bad.version is None
+    assert next(p for p in packages if p.name == "demo-pkg").line == 4  # continuation starts there
+
+
+def test_package_lock_v1_v3_composer_poetry() -> None:
+    assert _pins(LOCKS / "npm3" / "package-lock.json") == {
+        ("left-pad", "1.1.0"),
+        ("@scope/b", "2.0.0"),
+    }
+    assert _pins(LOCKS / "npm1" / "package-lock.json") == {
+        ("left-pad", "1.0.0-beta.2"),
+        ("inner", "0.1.0"),
+    }
+    assert _pins(LOCKS / "php" / "composer.lock") == {
+        ("vendor/lib", "v1.2.3"),
+        ("vendor/dev", "0.1.0"),
+    }
+    assert _pins(LOCKS / "poetry" / "poetry.lock") == {("demo-pkg", "2.0"), ("other", "1.0.0")}
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("package-lock.json", '{\n "packages": [\n', r"package-lock\.json: line 3: invalid JSON"),
+        ("composer.lock", "null", r"composer\.lock: line 1: not a composer\.lock object"),
+        ("poetry.lock", "[[package]]\nname =\n", r"poetry\.lock: line 2: invalid TOML"),
+        (
+            "requirements.txt",
+            "-r missing.txt\n",
+            r"requirements\.txt: line 1: -r include not found",
+        ),
+    ],
+)
+def test_malformed(tmp_path: Path, name: str, text: str, message: str) -> None:
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    with pytest.raises(LockfileError, match=message):
+        parse(tmp_path / name)
+    packages, errors = scan_tree(tmp_path)  # a directory scan reports it and goes on
+    assert packages == [] and len(errors) == 1
+
+
+def test_scan_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["vulns", "scan", str(LOCKS), "--db", str(OSV), "--format", "json", "--fail-on", "high"]
+    )
+    report = json.loads(capsys.readouterr().out)
+    found = {(f["package"], f["version"]): f for f in report["findings"]}
+    assert set(found) == {
+        ("demo-pkg", "1.1.0"),
+        ("demo-pkg", "2.0"),
+        ("left-pad", "1.1.0"),
+        ("left-pad", "1.0.0-beta.2"),
+    }
+    assert found[("demo-pkg", "1.1.0")]["advisories"] == ["GHSA-aaaa-bbbb-cccc"]
+    assert found[("demo-pkg", "1.1.0")]["severity"] == "HIGH"
+    assert found[("demo-pkg", "1.1.0")]["fixed_in"] == "1.2.0"
+    assert found[("left-pad", "1.1.0")]["fixed_in"] == "1.3.0"
+    assert code == 1  # HIGH (and the unranked npm advisory) reach --fail-on high
+    assert main(["vulns", "scan", str(LOCKS / "php"), "--db", str(OSV), "--fail-on", "low"]) == 0
+    assert "0 vulnerable of 2 packages" in capsys.readouterr().out
+
+
+def test_scan_command_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "X.json").write_text("{", encoding="utf-8")
+    assert main(["vulns", "scan", str(LOCKS / "php"), "--db", str(tmp_path)]) == 2
+    assert "X.json: line 1: invalid JSON" in capsys.readouterr().err
+    assert main(["vulns", "scan", str(tmp_path / "nope"), "--db", str(OSV)]) == 2
+
+
+def test_shared_lockfiles_parse() -> None:
+    """Every valid shared lockfile of the built formats parses; every malformed one is an error."""
+    root = require_shared("datasets", "lockfiles")
+    packages, errors = scan_tree(root)
+    assert all("/malformed/" in e for e in errors), errors
+    assert len(errors) == 5
+    assert len(packages) > 200
+
+
+def test_shared_pypi_findings_match_versions_lists() -> None:
+    """On the shared PyPI lockfiles, ranges find exactly the records whose versions list it."""
+    locks = require_shared("datasets", "lockfiles", "pypi")
+    db = OSVDatabase.load([require_shared("datasets", "advisories", "pypa")])
+    packages, _ = scan_tree(locks)
+    checked, hits, mismatches = 0, 0, []
+    for package in {(p.name, p.version) for p in packages if p.version and p.ecosystem == "PyPI"}:
+        name, version = package
+        try:
+            wanted = Version(version)
+        except InvalidVersion:
+            continue
+        by_ranges = {a.id for a in db.matching("PyPI", name, version)}
+        by_lists = set()
+        for advisory in db.matching_candidates("PyPI", name):
+            listed = {
+                v for e in advisory.affected[("PyPI", db.key("PyPI", name)[1])] for v in e.versions
+            }
+            if any(_same(v, wanted) for v in listed):
+                by_lists.add(advisory.id)
+        checked += 1
+        hits += bool(by_ranges)
+        if by_ranges != by_lists:
+            mismatches.append((name, version, sorted(by_ranges ^ by_lists)))
+    print(f"PyPI lockfile pins: {checked}, vulnerable: {hits}, mismatches: {mismatches}")
+    assert checked > 20
+    assert not mismatches
+
+
+def _same(listed: str, wanted: Version) -> bool:
+    try:
+        return Version(listed) == wanted
+    except InvalidVersion:
+        return False
