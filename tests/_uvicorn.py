@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -88,3 +89,29 @@ def uvicorn_workers(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextlib.contextmanager
+def example_app_workers(env: Mapping[str, str], tmp_path: Path) -> Iterator[str]:
+    """The example app (``tests/monitor/example_workers_app.py``) under ``uvicorn
+    --workers 2`` with ``env``, both workers answering (each names itself in
+    ``X-Test-Worker``); its base URL."""
+    with uvicorn_workers(
+        "example_workers_app:app",
+        ROOT / "tests" / "monitor",
+        workers=2,
+        env=env,
+        log_path=tmp_path / "uvicorn.log",
+        ready_workers=2,
+        worker_of=lambda response: response.headers["x-test-worker"],
+        cwd=tmp_path,
+    ) as base:
+        yield base
+
+
+def send(
+    method: str, base: str, path: str, *, headers: Mapping[str, str] | None = None, **kwargs: Any
+) -> httpx.Response:
+    """One request on a new connection (so the kernel spreads them over the workers)."""
+    sent = {"Connection": "close", **(headers or {})}
+    return httpx.request(method, base + path, headers=sent, timeout=30, **kwargs)

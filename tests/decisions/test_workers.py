@@ -15,7 +15,7 @@ import pytest
 
 from examples.app import DEMO_USERS
 from pynomaly_security.crypto import generate_master_key
-from tests._uvicorn import uvicorn_workers
+from tests._uvicorn import example_app_workers, send
 
 KEY = "test-admin-key-0123456789abcdef-decisions"
 ADMIN = {"X-API-Key": KEY}
@@ -35,22 +35,10 @@ def two_workers(redis_db: str, tmp_path: Path) -> Iterator[str]:
         "PYNOMALY_SECURITY__MFA_RATE_LIMITS": '["1000/minute"]',
         "PYNOMALY_SECURITY__MFA_ACCOUNT_RATE_LIMITS": '["1000/minute"]',
     }
-    with uvicorn_workers(
-        "example_workers_app:app",
-        Path(__file__).parents[1] / "monitor",
-        workers=2,
-        env=env,
-        log_path=tmp_path / "uvicorn.log",
-        ready_workers=2,
-        worker_of=lambda response: response.headers["x-test-worker"],
-        cwd=tmp_path,
-    ) as base:
+    with example_app_workers(env, tmp_path) as base:
         yield base
 
 
-def _send(method: str, base: str, path: str, **kwargs: Any) -> httpx.Response:
-    headers = {"Connection": "close", **kwargs.pop("headers", {})}
-    return httpx.request(method, base + path, headers=headers, timeout=30, **kwargs)
 
 
 def _from_attacker(base: str) -> httpx.Response:
@@ -62,7 +50,7 @@ def _from_attacker(base: str) -> httpx.Response:
 def _until(method: str, base: str, path: str, done: int, **kwargs: Any) -> httpx.Response:
     """Send until a worker answers ``done`` (the session is in one worker's memory)."""
     for _ in range(TRIES):
-        answer = _send(method, base, path, **kwargs)
+        answer = send(method, base, path, **kwargs)
         if answer.status_code == done:
             return answer
         assert answer.status_code == 401, answer.text
@@ -94,7 +82,7 @@ def test_a_ban_made_on_one_worker_is_enforced_by_the_other(two_workers: str) -> 
     base = two_workers
     _until_both(base, 200)
     creds = {"username": "alice", "password": DEMO_USERS["alice"]}
-    login = _send("POST", base, "/login", json=creds)
+    login = send("POST", base, "/login", json=creds)
     assert login.status_code == 200, login.text
     session = {**ADMIN, "Authorization": f"Bearer {login.json()['access_token']}"}
     _until("POST", base, "/reauth", 200, json={"password": creds["password"]}, headers=session)
@@ -102,7 +90,7 @@ def test_a_ban_made_on_one_worker_is_enforced_by_the_other(two_workers: str) -> 
     made = _until("POST", base, BASE, 201, json=body, headers=session)
     decision_id = made.json()["decision_id"]
     _until_both(base, 403)
-    listed = _send("GET", base, BASE, params={"scope": "ip"}, headers=ADMIN)
+    listed = send("GET", base, BASE, params={"scope": "ip"}, headers=ADMIN)
     assert [d["decision_id"] for d in listed.json()["decisions"]] == [decision_id]
     _until("DELETE", base, f"{BASE}/{decision_id}", 200, headers=session)
     _until_both(base, 200)

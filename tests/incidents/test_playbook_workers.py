@@ -20,7 +20,7 @@ import pytest
 
 from examples.app import DEMO_USERS
 from pynomaly_security.crypto import generate_master_key
-from tests._uvicorn import ROOT, uvicorn_workers
+from tests._uvicorn import ROOT, example_app_workers, send
 
 KEY = "test-admin-key-0123456789abcdef-playbooks"
 ADMIN = {"X-API-Key": KEY}
@@ -47,22 +47,10 @@ def env(redis_db: str, tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def two_workers(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    with uvicorn_workers(
-        "example_workers_app:app",
-        Path(__file__).parents[1] / "monitor",
-        workers=2,
-        env=env,
-        log_path=tmp_path / "uvicorn.log",
-        ready_workers=2,
-        worker_of=lambda response: response.headers["x-test-worker"],
-        cwd=tmp_path,
-    ) as base:
+    with example_app_workers(env, tmp_path) as base:
         yield base
 
 
-def _send(method: str, base: str, path: str, **kwargs: Any) -> httpx.Response:
-    headers = {"Connection": "close", **kwargs.pop("headers", {})}
-    return httpx.request(method, base + path, headers=headers, timeout=30, **kwargs)
 
 
 def _attacker(method: str, base: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -89,7 +77,7 @@ def _until_both(base: str, status: int) -> None:
 def _until(method: str, base: str, path: str, done: int, **kwargs: Any) -> httpx.Response:
     """Send until a worker answers ``done`` (a session lives in one worker's memory)."""
     for _ in range(TRIES):
-        answer = _send(method, base, path, **kwargs)
+        answer = send(method, base, path, **kwargs)
         if answer.status_code == done:
             return answer
         assert answer.status_code == 401, answer.text
@@ -116,13 +104,13 @@ def test_burst_then_success_is_contained_on_both_workers(
 
     incidents: list[dict[str, Any]] = []
     for _ in range(TRIES):  # the playbook's run finishes after its ban is in force
-        incidents = _send("GET", base, "/api/security/incidents", headers=ADMIN).json()["incidents"]
+        incidents = send("GET", base, "/api/security/incidents", headers=ADMIN).json()["incidents"]
         if incidents and incidents[0]["status"] == "contained":
             break
     [incident] = incidents
     assert incident["source"] == "correlation:brute_force_success"
     assert incident["observables"]["ips"] == [ATTACKER]
-    timeline = _send(
+    timeline = send(
         "GET", base, f"/api/security/incidents/{incident['incident_id']}/timeline", headers=ADMIN
     ).json()
     assert timeline["verified"] is True, timeline["verification"]
@@ -138,7 +126,7 @@ def test_burst_then_success_is_contained_on_both_workers(
     ]
     [ban] = [
         d
-        for d in _send("GET", base, "/api/security/decisions", headers=ADMIN).json()["decisions"]
+        for d in send("GET", base, "/api/security/decisions", headers=ADMIN).json()["decisions"]
         if d["scope"] == "ip"
     ]
     assert ban["value"] == ATTACKER and ban["origin"] == "playbook:account_takeover_response"
@@ -154,7 +142,7 @@ def test_burst_then_success_is_contained_on_both_workers(
     assert verify.returncode == 0 and verify.stdout.startswith("OK"), verify.stdout + verify.stderr
 
     creds = {"username": "alice", "password": DEMO_USERS["alice"]}
-    login = _send("POST", base, "/login", json=creds)
+    login = send("POST", base, "/login", json=creds)
     session = {**ADMIN, "Authorization": f"Bearer {login.json()['access_token']}"}
     _until("POST", base, "/reauth", 200, json={"password": creds["password"]}, headers=session)
     _until("DELETE", base, f"/api/security/decisions/{ban['decision_id']}", 200, headers=session)
@@ -177,16 +165,8 @@ APPROVAL_TTL = 1.0
 def two_workers_playbooks(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """Two workers whose playbooks include ``approved_ban``, its approval living 1 s."""
     (tmp_path / "playbooks.yaml").write_text(APPROVED_YAML)
-    with uvicorn_workers(
-        "example_workers_app:app",
-        Path(__file__).parents[1] / "monitor",
-        workers=2,
-        env={**env, "PYNOMALY_SECURITY__PLAYBOOKS_FILE": str(tmp_path / "playbooks.yaml")},
-        log_path=tmp_path / "uvicorn.log",
-        ready_workers=2,
-        worker_of=lambda response: response.headers["x-test-worker"],
-        cwd=tmp_path,
-    ) as base:
+    playbooks = {"PYNOMALY_SECURITY__PLAYBOOKS_FILE": str(tmp_path / "playbooks.yaml")}
+    with example_app_workers({**env, **playbooks}, tmp_path) as base:
         yield base
 
 
@@ -196,7 +176,7 @@ def _session_per_worker(base: str) -> dict[str, dict[str, str]]:
     creds = {"username": "alice", "password": DEMO_USERS["alice"]}
     sessions: dict[str, dict[str, str]] = {}
     for _ in range(TRIES):
-        login = _send("POST", base, "/login", json=creds)
+        login = send("POST", base, "/login", json=creds)
         assert login.status_code == 200, login.text
         worker = login.headers["x-test-worker"]
         if worker not in sessions:
@@ -212,14 +192,14 @@ def _session_per_worker(base: str) -> dict[str, dict[str, str]]:
 def _on_its_worker(method: str, base: str, path: str, session: dict[str, str]) -> httpx.Response:
     """Send with ``session`` until the worker that knows it answers (others say 401)."""
     for _ in range(TRIES):
-        answer = _send(method, base, path, headers=session)
+        answer = send(method, base, path, headers=session)
         if answer.status_code != 401:
             return answer
     pytest.fail(f"no worker knew the session for {method} {path}")
 
 
 def _decisions(base: str, value: str) -> list[dict[str, Any]]:
-    listed = _send("GET", base, "/api/security/decisions", headers=ADMIN).json()["decisions"]
+    listed = send("GET", base, "/api/security/decisions", headers=ADMIN).json()["decisions"]
     return [d for d in listed if d["value"] == value]
 
 
@@ -236,7 +216,7 @@ def test_dry_run_idempotent_step_revert_and_expired_approval_across_workers(
     and bans nothing. Waits are bounded loops on conditions, never timed assertions."""
     base = two_workers_playbooks
     _until_both(base, 200)
-    made = _send(
+    made = send(
         "POST", base, "/api/security/incidents", headers=ADMIN,
         json={"title": "SQL Injection Attack", "observables": {"ips": [ATTACKER]}},
     )  # fmt: skip
@@ -246,7 +226,7 @@ def test_dry_run_idempotent_step_revert_and_expired_approval_across_workers(
 
     planned_by: set[str] = set()
     for _ in range(TRIES):  # dry runs until each worker has planned one
-        dry = _send("POST", base, run_path + "?dry_run=true", headers=ADMIN)
+        dry = send("POST", base, run_path + "?dry_run=true", headers=ADMIN)
         assert dry.status_code == 200 and dry.json()["status"] == "dry_run", dry.text
         planned_by.add(dry.headers["x-test-worker"])
         if len(planned_by) == 2:
@@ -254,7 +234,7 @@ def test_dry_run_idempotent_step_revert_and_expired_approval_across_workers(
     assert len(planned_by) == 2
     assert _decisions(base, ATTACKER) == []
     _until_both(base, 200)
-    incident = _send("GET", base, f"/api/security/incidents/{incident_id}", headers=ADMIN).json()
+    incident = send("GET", base, f"/api/security/incidents/{incident_id}", headers=ADMIN).json()
     assert incident["status"] == "new"
 
     sessions = list(_session_per_worker(base).values())
@@ -274,7 +254,7 @@ def test_dry_run_idempotent_step_revert_and_expired_approval_across_workers(
     _until_both(base, 200)
 
     other = "127.0.0.3"
-    later = _send(
+    later = send(
         "POST", base, "/api/security/incidents", headers=ADMIN,
         json={"title": "Another source", "observables": {"ips": [other]}},
     ).json()["incident_id"]  # fmt: skip

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from pynomaly_security.crypto import generate_master_key
-from tests._uvicorn import uvicorn_workers
+from tests._uvicorn import example_app_workers
 
 KEY = "test-admin-key-0123456789abcdef-incmodel"
 ADMIN = {"X-API-Key": KEY, "Connection": "close"}
@@ -31,16 +31,7 @@ def two_workers(redis_db: str, tmp_path: Path) -> Iterator[str]:
         "PYNOMALY_SECURITY__REDIS_URL": redis_db,
         "PYNOMALY_SECURITY__AUDIT_DB_URL": f"sqlite:///{tmp_path / 'audit.db'}",
     }
-    with uvicorn_workers(
-        "example_workers_app:app",
-        Path(__file__).parents[1] / "monitor",
-        workers=2,
-        env=env,
-        log_path=tmp_path / "uvicorn.log",
-        ready_workers=2,
-        worker_of=lambda response: response.headers["x-test-worker"],
-        cwd=tmp_path,
-    ) as base:
+    with example_app_workers(env, tmp_path) as base:
         yield base
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from examples.app import DEMO_USERS
 from pynomaly_security.crypto import generate_master_key
-from tests._uvicorn import uvicorn_workers
+from tests._uvicorn import example_app_workers, send
 
 KEY = "test-admin-key-0123456789abcdef-policies"
 ADMIN = {"X-API-Key": KEY}
@@ -44,28 +44,16 @@ def two_workers(redis_db: str, tmp_path: Path) -> Iterator[str]:
         "PYNOMALY_SECURITY__MFA_RATE_LIMITS": '["1000/minute"]',
         "PYNOMALY_SECURITY__MFA_ACCOUNT_RATE_LIMITS": '["1000/minute"]',
     }
-    with uvicorn_workers(
-        "example_workers_app:app",
-        Path(__file__).parents[1] / "monitor",
-        workers=2,
-        env=env,
-        log_path=tmp_path / "uvicorn.log",
-        ready_workers=2,
-        worker_of=lambda response: response.headers["x-test-worker"],
-        cwd=tmp_path,
-    ) as base:
+    with example_app_workers(env, tmp_path) as base:
         yield base
 
 
-def _send(method: str, base: str, path: str, **kwargs: Any) -> httpx.Response:
-    headers = {"Connection": "close", **kwargs.pop("headers", {})}
-    return httpx.request(method, base + path, headers=headers, timeout=30, **kwargs)
 
 
 def _until(method: str, base: str, path: str, done: int, **kwargs: Any) -> httpx.Response:
     """Send until a worker answers ``done`` (the session is in one worker's memory)."""
     for _ in range(TRIES):
-        answer = _send(method, base, path, **kwargs)
+        answer = send(method, base, path, **kwargs)
         if answer.status_code == done:
             return answer
         assert answer.status_code == 401, answer.text
@@ -77,7 +65,7 @@ def _until_both(base: str, status: int) -> None:
     that answers otherwise later is a failure."""
     seen: set[str] = set()
     for _ in range(TRIES):
-        answer = _send("DELETE", base, "/items/1")
+        answer = send("DELETE", base, "/items/1")
         worker = answer.headers["x-test-worker"]
         if answer.status_code == status:
             seen.add(worker)
@@ -97,7 +85,7 @@ def test_an_activation_on_one_worker_is_enforced_by_the_other(two_workers: str) 
     base = two_workers
     _until_both(base, 404)
     creds = {"username": "alice", "password": DEMO_USERS["alice"]}
-    login = _send("POST", base, "/login", json=creds)
+    login = send("POST", base, "/login", json=creds)
     assert login.status_code == 200, login.text
     session = {**ADMIN, "Authorization": f"Bearer {login.json()['access_token']}"}
     _until("POST", base, "/reauth", 200, json={"password": creds["password"]}, headers=session)
@@ -115,7 +103,7 @@ def _from_both(base: str, method: str, path: str, **kwargs: Any) -> dict[str, An
     answers and the other on its poll); the agreed answer."""
     answers: dict[str, Any] = {}
     for _ in range(TRIES):
-        answer = _send(method, base, path, headers=ADMIN, **kwargs)
+        answer = send(method, base, path, headers=ADMIN, **kwargs)
         assert answer.status_code == 200, answer.text
         answers[answer.headers["x-test-worker"]] = answer.json()
         if len(answers) == 2 and len({repr(v) for v in answers.values()}) == 1:
@@ -131,7 +119,7 @@ def test_statistics_and_replay_are_the_same_on_both_workers(two_workers: str) ->
     version over the shared decision log gives the same report on both."""
     base = two_workers
     creds = {"username": "alice", "password": DEMO_USERS["alice"]}
-    login = _send("POST", base, "/login", json=creds)
+    login = send("POST", base, "/login", json=creds)
     assert login.status_code == 200, login.text
     session = {**ADMIN, "Authorization": f"Bearer {login.json()['access_token']}"}
     _until("POST", base, "/reauth", 200, json={"password": creds["password"]}, headers=session)
@@ -144,6 +132,6 @@ def test_statistics_and_replay_are_the_same_on_both_workers(two_workers: str) ->
     assert rows["no-delete"]["last_matched"] is not None
     report = _from_both(base, "POST", f"{BASE}/items/replay", json={"version": 1})
     assert report["replayed"] == stats["evaluations"]
-    refused = _send("POST", base, f"{BASE}/items/replay", headers=ADMIN,
+    refused = send("POST", base, f"{BASE}/items/replay", headers=ADMIN,
                     json={"version": 1, "since": 10.0, "until": 5.0})  # fmt: skip
     assert refused.status_code == 422
