@@ -91,6 +91,28 @@ def uvicorn_workers(
                 proc.wait()
 
 
+def example_env(admin_key: str, redis_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The example app's environment for the worker tests: an admin key, a fresh master
+    key, Redis shared by the workers, the audit trail in ``tmp_path``, plus ``extra``
+    (``PYNOMALY_SECURITY__`` names)."""
+    from pynomaly_security.crypto.keys import generate_master_key
+
+    return {
+        "PYNOMALY_SECURITY__ADMIN_API_KEY": admin_key,
+        "PYNOMALY_MASTER_KEY": generate_master_key(),
+        "PYNOMALY_SECURITY__REDIS_URL": redis_url,
+        "PYNOMALY_SECURITY__AUDIT_DB_URL": f"sqlite:///{tmp_path / 'audit.db'}",
+        **{f"PYNOMALY_SECURITY__{name.upper()}": value for name, value in extra.items()},
+    }
+
+
+# Admin steps retry /reauth until it reaches the worker holding the session.
+LOOSE_MFA_LIMITS = {
+    "mfa_rate_limits": '["1000/minute"]',
+    "mfa_account_rate_limits": '["1000/minute"]',
+}
+
+
 @contextlib.contextmanager
 def example_app_workers(env: Mapping[str, str], tmp_path: Path) -> Iterator[str]:
     """The example app (``tests/monitor/example_workers_app.py``) under ``uvicorn

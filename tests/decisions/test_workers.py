@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from examples.app import DEMO_USERS
-from pynomaly_security.crypto import generate_master_key
-from tests._uvicorn import example_app_workers, send
+from tests._uvicorn import LOOSE_MFA_LIMITS, example_app_workers, example_env, send
 
 KEY = "test-admin-key-0123456789abcdef-decisions"
 ADMIN = {"X-API-Key": KEY}
@@ -26,15 +25,7 @@ TRIES = 400
 
 @pytest.fixture
 def two_workers(redis_db: str, tmp_path: Path) -> Iterator[str]:
-    env = {
-        "PYNOMALY_SECURITY__ADMIN_API_KEY": KEY,
-        "PYNOMALY_MASTER_KEY": generate_master_key(),
-        "PYNOMALY_SECURITY__REDIS_URL": redis_db,
-        "PYNOMALY_SECURITY__AUDIT_DB_URL": f"sqlite:///{tmp_path / 'audit.db'}",
-        # /reauth is retried until it reaches the worker holding the session.
-        "PYNOMALY_SECURITY__MFA_RATE_LIMITS": '["1000/minute"]',
-        "PYNOMALY_SECURITY__MFA_ACCOUNT_RATE_LIMITS": '["1000/minute"]',
-    }
+    env = example_env(KEY, redis_db, tmp_path, **LOOSE_MFA_LIMITS)
     with example_app_workers(env, tmp_path) as base:
         yield base
 

@@ -19,8 +19,7 @@ import httpx
 import pytest
 
 from examples.app import DEMO_USERS
-from pynomaly_security.crypto import generate_master_key
-from tests._uvicorn import ROOT, example_app_workers, send
+from tests._uvicorn import LOOSE_MFA_LIMITS, ROOT, example_app_workers, example_env, send
 
 KEY = "test-admin-key-0123456789abcdef-playbooks"
 ADMIN = {"X-API-Key": KEY}
@@ -32,17 +31,15 @@ BURST = [name for _ in range(4) for name in ("alice", "bob", "mallory")]
 
 @pytest.fixture
 def env(redis_db: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        "PYNOMALY_SECURITY__ADMIN_API_KEY": KEY,
-        "PYNOMALY_MASTER_KEY": generate_master_key(),
-        "PYNOMALY_SECURITY__REDIS_URL": redis_db,
-        "PYNOMALY_SECURITY__AUDIT_DB_URL": f"sqlite:///{tmp_path / 'audit.db'}",
-        "PYNOMALY_SECURITY__CORRELATION_RESPONSES": '{"brute_force_success": "on"}',
+    return example_env(
+        KEY,
+        redis_db,
+        tmp_path,
+        correlation_responses='{"brute_force_success": "on"}',
         # The burst's own rule only as the step of brute_force_success: one incident.
-        "PYNOMALY_SECURITY__CORRELATION_DISABLED_RULES": "brute_force",
-        "PYNOMALY_SECURITY__MFA_RATE_LIMITS": '["1000/minute"]',
-        "PYNOMALY_SECURITY__MFA_ACCOUNT_RATE_LIMITS": '["1000/minute"]',
-    }
+        correlation_disabled_rules="brute_force",
+        **LOOSE_MFA_LIMITS,
+    )
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pynomaly_security.crypto import generate_master_key
-from tests._uvicorn import example_app_workers
+from tests._uvicorn import example_app_workers, example_env
 
 KEY = "test-admin-key-0123456789abcdef-incmodel"
 ADMIN = {"X-API-Key": KEY, "Connection": "close"}
@@ -25,12 +24,7 @@ TRIES = 400  # bounded: until both workers have answered, never timed
 
 @pytest.fixture
 def two_workers(redis_db: str, tmp_path: Path) -> Iterator[str]:
-    env = {
-        "PYNOMALY_SECURITY__ADMIN_API_KEY": KEY,
-        "PYNOMALY_MASTER_KEY": generate_master_key(),
-        "PYNOMALY_SECURITY__REDIS_URL": redis_db,
-        "PYNOMALY_SECURITY__AUDIT_DB_URL": f"sqlite:///{tmp_path / 'audit.db'}",
-    }
+    env = example_env(KEY, redis_db, tmp_path)
     with example_app_workers(env, tmp_path) as base:
         yield base
 
