@@ -137,3 +137,19 @@ def send(
     """One request on a new connection (so the kernel spreads them over the workers)."""
     sent = {"Connection": "close", **(headers or {})}
     return httpx.request(method, base + path, headers=sent, timeout=30, **kwargs)
+
+
+def until_both_answer(request: Callable[[], httpx.Response], status: int, tries: int) -> None:
+    """Send ``request`` until each of the two workers answered ``status``; a worker seen
+    answering it that answers otherwise later is a failure (bounded by ``tries``)."""
+    seen: set[str] = set()
+    for _ in range(tries):
+        answer = request()
+        worker = answer.headers["x-test-worker"]
+        if answer.status_code == status:
+            seen.add(worker)
+            if len(seen) == 2:
+                return
+        else:
+            assert worker not in seen, f"worker {worker} went back to {answer.status_code}"
+    pytest.fail(f"only {len(seen)} worker(s) answered {status}")

@@ -14,7 +14,13 @@ import httpx
 import pytest
 
 from examples.app import DEMO_USERS
-from tests._uvicorn import LOOSE_MFA_LIMITS, example_app_workers, example_env, send
+from tests._uvicorn import (
+    LOOSE_MFA_LIMITS,
+    example_app_workers,
+    example_env,
+    send,
+    until_both_answer,
+)
 
 KEY = "test-admin-key-0123456789abcdef-decisions"
 ADMIN = {"X-API-Key": KEY}
@@ -51,17 +57,7 @@ def _until(method: str, base: str, path: str, done: int, **kwargs: Any) -> httpx
 def _until_both(base: str, status: int) -> None:
     """Requests from the attacker until each worker answered ``status``; a worker seen
     answering it that answers otherwise later is a failure."""
-    seen: set[str] = set()
-    for _ in range(TRIES):
-        answer = _from_attacker(base)
-        worker = answer.headers["x-test-worker"]
-        if answer.status_code == status:
-            seen.add(worker)
-            if len(seen) == 2:
-                return
-        else:
-            assert worker not in seen, f"worker {worker} went back to {answer.status_code}"
-    pytest.fail(f"only {len(seen)} worker(s) answered {status}")
+    until_both_answer(lambda: _from_attacker(base), status, TRIES)
 
 
 @pytest.mark.slow

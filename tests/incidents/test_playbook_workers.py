@@ -19,7 +19,14 @@ import httpx
 import pytest
 
 from examples.app import DEMO_USERS
-from tests._uvicorn import LOOSE_MFA_LIMITS, ROOT, example_app_workers, example_env, send
+from tests._uvicorn import (
+    LOOSE_MFA_LIMITS,
+    ROOT,
+    example_app_workers,
+    example_env,
+    send,
+    until_both_answer,
+)
 
 KEY = "test-admin-key-0123456789abcdef-playbooks"
 ADMIN = {"X-API-Key": KEY}
@@ -58,17 +65,7 @@ def _attacker(method: str, base: str, path: str, **kwargs: Any) -> httpx.Respons
 
 def _until_both(base: str, status: int) -> None:
     """Attacker requests until each worker answered ``status``, never going back."""
-    seen: set[str] = set()
-    for _ in range(TRIES):
-        answer = _attacker("GET", base, "/search", params={"q": "x"})
-        worker = answer.headers["x-test-worker"]
-        if answer.status_code == status:
-            seen.add(worker)
-            if len(seen) == 2:
-                return
-        else:
-            assert worker not in seen, f"worker {worker} went back to {answer.status_code}"
-    pytest.fail(f"only {len(seen)} worker(s) answered {status}")
+    until_both_answer(lambda: _attacker("GET", base, "/search", params={"q": "x"}), status, TRIES)
 
 
 def _until(method: str, base: str, path: str, done: int, **kwargs: Any) -> httpx.Response:

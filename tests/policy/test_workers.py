@@ -13,7 +13,13 @@ import httpx
 import pytest
 
 from examples.app import DEMO_USERS
-from tests._uvicorn import LOOSE_MFA_LIMITS, example_app_workers, example_env, send
+from tests._uvicorn import (
+    LOOSE_MFA_LIMITS,
+    example_app_workers,
+    example_env,
+    send,
+    until_both_answer,
+)
 
 KEY = "test-admin-key-0123456789abcdef-policies"
 ADMIN = {"X-API-Key": KEY}
@@ -55,17 +61,7 @@ def _until(method: str, base: str, path: str, done: int, **kwargs: Any) -> httpx
 def _until_both(base: str, status: int) -> None:
     """DELETE /items/1 until each worker answered ``status``; a worker seen answering it
     that answers otherwise later is a failure."""
-    seen: set[str] = set()
-    for _ in range(TRIES):
-        answer = send("DELETE", base, "/items/1")
-        worker = answer.headers["x-test-worker"]
-        if answer.status_code == status:
-            seen.add(worker)
-            if len(seen) == 2:
-                return
-        else:
-            assert worker not in seen, f"worker {worker} went back to {answer.status_code}"
-    pytest.fail(f"only {len(seen)} worker(s) answered {status}")
+    until_both_answer(lambda: send("DELETE", base, "/items/1"), status, TRIES)
 
 
 @pytest.mark.slow
