@@ -138,7 +138,7 @@ CASES: dict[str, Case] = {
     "pt-windows-drive": Case("c:\\temp\\x", "c:drive", "query.file"),
     "pt-sensitive-name": Case(".htaccess", "htaccess"),
     "pt-sensitive-path": Case("/.htaccess", "/htaccess"),
-    "pt-dotdot-evasion": Case("0x2e0x2e/", "0x2e/"),
+    "pt-dotdot-evasion": Case("0x5c0x2e./", "0x2e/"),
     "pt-system-file-junk": Case("etc//passwd", "etc passwd"),
     "pt-windows-app-dir": Case("c:\\xampp\\", "c:\\projects\\x"),
     "pt-linux-pseudo": Case("/sys/class/net", "sys class"),
@@ -207,7 +207,9 @@ CASES: dict[str, Case] = {
     "code-php-bbcode": Case("[php]", "(php)"),
     "code-php-ini": Case("allow_url_include=1", "allow url include"),
     "code-php-upload-name": Case("shell.php", "shell.php.txt"),
-    "code-php-tag": Case("<?php", '<?xml version="1.0"?>'),
+    # PHP opens code only at "<?php" followed by whitespace (or "<?="); a bare
+    # "<?php" opens nothing (CRS 933100 agrees).
+    "code-php-tag": Case("<?php\tsystem($c);", "<?php"),
     "code-php-function": Case("ini_set(", "ini set"),
     "code-exec-call": Case("eval($x)", "evaluate(x)"),
     "code-php-vars": Case("$_GET", "$_GETTER"),

@@ -74,7 +74,7 @@ RULES: tuple[Rule, ...] = (
     Rule("code-php-bbcode", "code_injection", r"[\[{]/?php[\]}]", CRITICAL),
     Rule("code-php-ini", "code_injection", r"\b(?:opcache|mbstring|pcre|zend|assert|session|allow_url_include|allow_url_fopen|auto_prepend_file|auto_append_file|open_basedir|disable_functions|safe_mode|display_errors|error_log|extension_dir|include_path|sendmail_path|upload_tmp_dir)(?:\.[a-z_]+)?\s*=", ERROR),
     Rule("code-php-upload-name", "code_injection", r"^[^/\\]{0,200}\.(?:php\d?|phtml|phar|pht|phps|pgif|shtml|htaccess|jsp|jspx|asp|aspx|cer|asa)\.*$", WARNING),
-    Rule("code-php-tag", "code_injection", r"<\?\s*(?:php\b|=)|<\?\s+(?:echo|system|eval|print|\$)|<\?xml\s*:", CRITICAL),
+    Rule("code-php-tag", "code_injection", r"<\?(?:php\s|=)|<\?\s+(?:php\b|=|echo|system|eval|print|\$)|<\?xml\s*:", CRITICAL),
     Rule("code-php-function", "code_injection", r"\b(?:phpinfo|shell_exec|passthru|proc_open|pcntl_exec|popen|base64_decode|gzinflate|gzuncompress|str_rot13|create_function|call_user_func(?:_array)?|file_get_contents|file_put_contents|highlight_file|show_source|move_uploaded_file|fsockopen|curl_exec|preg_replace|assert_options|ini_set|ini_get|set_time_limit|stream_get_contents|array_map|array_filter|usort|register_shutdown_function|posix_\w+|getenv|readfile|fopen|fwrite|fputs|var_dump|print_r)\s*\(", ERROR),
     Rule("code-exec-call", "code_injection", r"\b(?:eval|assert|exec|include|include_once|require|require_once|execfile|compile)\s*\(\s*(?:\$|['\"`]|base64|request|\w+\s*\(|@)", ERROR),
     Rule("code-php-vars", "code_injection", r"\$_(?:get|post|request|cookie|server|files|env|session)\b|\$globals\b|\$http_raw_post_data|php://input", CRITICAL),

@@ -111,7 +111,7 @@ RULES: tuple[Rule, ...] = (
     Rule("pt-sensitive-path", "path_traversal", r"[/\\](?:" + _SENSITIVE_NAMES + r")", CRITICAL, check=mentioned(CRITICAL)),
     # Evasion forms of ../ that survive decoding: hex-looking dots (0x2e),
     # IIS junk escapes (..%c0%qf), dots before a bare "2f", runs of ./
-    Rule("pt-dotdot-evasion", "path_traversal", r"(?:0x2e){2}|\.\.(?:0x2f|0x5c|2f|5c)|(?:\.\.[^\w\s.]{1,10}){2,}|(?:^|[/\\=])\.{3,}[/\\]|(?:[/\\]\.){3,}|(?:\.[/\\]){3,}|%u(?:efc8|f025)|%c[01]%", CRITICAL),
+    Rule("pt-dotdot-evasion", "path_traversal", r"(?:0x2e){2}|(?:0x2f|0x5c)0x2e|0x2e\.|\.0x2e|\.\.(?:0x2f|0x5c|2f|5c)|(?:\.\.[^\w\s.]{1,10}){2,}|(?:^|[/\\=])\.{3,}[/\\]|(?:[/\\]\.){3,}|(?:\.[/\\]){3,}|%u(?:efc8|f025)|%c[01]%", CRITICAL),
     Rule("pt-system-file-junk", "path_traversal", r"(?:etc|windows|winnt)[^\w\s]{1,12}(?:passwd|shadow|issue|hosts|group|system32|win\.ini|system\.ini)", CRITICAL, check=mentioned(CRITICAL)),
     Rule("pt-windows-app-dir", "path_traversal", r"\b[a-z]:[/\\]+(?:xampp|wamp|php\d?|apache\d?|inetpub|windows|winnt|program|boot|mysql|tomcat|perl|apache group|nginx|iis|temp|sendmail)\b", CRITICAL, check=mentioned(CRITICAL)),
     Rule("pt-linux-pseudo", "path_traversal", r"(?:^|[\s/=\"'])(?:proc|sys)[/\\]+(?:sys|class|kernel|self|fs|devices|block|bus|module|firmware)\b", CRITICAL, check=mentioned(CRITICAL)),
