@@ -26,6 +26,7 @@ from pynomaly_security.vulns.lockfiles._base import Package, error, read_text
 __all__ = ["parse_requirements"]
 
 _URLISH = re.compile(r"^(\.|/|[a-z+]+://|git\+)|\.(whl|zip|tar\.gz)$", re.IGNORECASE)
+_ARCHIVE = re.compile(r"\.(whl|zip|tar\.gz|tgz|tar\.bz2)$", re.IGNORECASE)
 # A per-requirement option starts a whitespace-separated token with - or --.
 _OPTION = re.compile(r"\s+--?[A-Za-z]")
 _INCLUDE = re.compile(r"^(-r|--requirement)(\s+|=|(?=\S))(?P<target>.+)$")
@@ -74,14 +75,16 @@ def parse_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> list
 
 
 def _requirement(path: Path, number: int, spec: str) -> Package:
-    if _URLISH.search(spec.split(";")[0].strip()):
-        return Package("PyPI", spec, None, path, number, "path or URL")
     try:
         req = Requirement(spec)
     except InvalidRequirement as exc:
+        if _URLISH.search(spec.split(";")[0].strip()):
+            return Package("PyPI", spec, None, path, number, "path or URL")
         # One bad line should not hide the rest of the file: it is reported, with its line.
         first = str(exc).splitlines()[0]
         return Package("PyPI", spec, None, path, number, f"not a requirement: {first}")
+    if _ARCHIVE.search(req.name):  # "pkg-1.0-py3-none-any.whl" is a valid name, and a file
+        return Package("PyPI", spec, None, path, number, "path or URL")
     marker = str(req.marker) if req.marker else ""
     pins = [s for s in req.specifier if s.operator in ("==", "===") and "*" not in s.version]
     if req.url:
