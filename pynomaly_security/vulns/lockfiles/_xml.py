@@ -15,6 +15,7 @@ Namespaces are stripped from tags so callers match ``dependency``, not
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError, TreeBuilder
@@ -26,6 +27,7 @@ from pynomaly_security.vulns.lockfiles._base import error
 
 __all__ = ["children", "parse_xml", "text_of"]
 
+_POSITION = re.compile(r": line \d+, column \d+$")
 _MAX_BYTES = 16 * 1024 * 1024  # a pom or metadata file is kilobytes; refuse a flood
 
 
@@ -56,8 +58,9 @@ def parse_xml(path: Path) -> tuple[Element, dict[int, int]]:
         parser.feed(data)
         root = parser.close()
     except ParseError as exc:
-        line = exc.position[0] if exc.position else None
-        raise error(path, line, f"invalid XML: {exc}") from None
+        line, column = exc.position if exc.position else (None, 0)
+        what = _POSITION.sub("", str(exc))
+        raise error(path, line, f"invalid XML: {what} (column {column})") from None
     except DefusedXmlException as exc:
         line = parser.parser.CurrentLineNumber
         raise error(path, line, f"refused: {type(exc).__name__} (no DTD is allowed)") from None
