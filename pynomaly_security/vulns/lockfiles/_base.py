@@ -114,17 +114,19 @@ class LineFinder:
     """Line numbers for parsers whose decoder keeps none (JSON, TOML, YAML).
 
     ``find(text)`` is the first line at or after the previous hit that contains
-    ``text``: entries come out of these files in file order, so one forward scan
-    places each of them (a cheap approximation; ``None`` when not found).
+    ``text`` (``starts=True``: that begins with it). Entries come out of these files
+    in file order, so one forward scan places each of them (a cheap approximation;
+    ``None`` when not found).
     """
 
     def __init__(self, text: str) -> None:
         self._lines = text.splitlines()
         self._at = 0
 
-    def find(self, needle: str) -> int | None:
+    def find(self, needle: str, *, starts: bool = False) -> int | None:
         for index in range(self._at, len(self._lines)):
-            if needle in self._lines[index]:
+            line = self._lines[index]
+            if line.startswith(needle) if starts else needle in line:
                 self._at = index
                 return index + 1
         return None

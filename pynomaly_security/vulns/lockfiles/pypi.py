@@ -45,7 +45,7 @@ def _entries(data: dict[str, Any], table: str, path: Path) -> list[dict[str, Any
 
 def _named(path: Path, entry: dict[str, Any], lines: LineFinder) -> tuple[str, int | None]:
     name = entry.get("name")
-    line = lines.find(f'name = "{name}"')
+    line = lines.find(f'name = "{name}"', starts=True)
     if not isinstance(name, str) or not name:
         raise error(path, line, "a package entry without a name")
     return name, line
