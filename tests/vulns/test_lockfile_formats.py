@@ -236,3 +236,27 @@ def test_unknown_file_name_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "Gemfile.lock").write_text("", encoding="utf-8")
     with pytest.raises(LockfileError, match="not a lockfile this version reads"):
         parse(tmp_path / "Gemfile.lock")
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("package-lock.json", '{"packages": {"": [], "node_modules/a": {"version": "1"}}}'),
+        ("package-lock.json", '{"dependencies": {"a": {"version": "1", "dependencies": "x"}}}'),
+        ("pnpm-lock.yaml", "lockfileVersion: '9.0'\nimporters: 3\npackages: x\n"),
+        ("poetry.lock", '[[package]]\nname = "a"\nversion = "1"\ngroups = 3\nsource = 2\n'),
+        (
+            "uv.lock",
+            '[[package]]\nname = "a"\nversion = "1"\nsource = { editable = "." }\n'
+            "[package.dev-dependencies]\ndev = 5\n",
+        ),
+        ("composer.lock", '{"packages": [{"name": "a/b", "version": "1", "source": []}]}'),
+        ("yarn.lock", "__metadata:\n  version: 8\nx@npm:1: 7\n"),
+    ],
+)
+def test_odd_shapes_read_or_refuse_cleanly(tmp_path: Path, name: str, text: str) -> None:
+    """A well-formed file with values of unexpected types never escapes as another exception."""
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    packages, errors = scan_tree(tmp_path)  # scan_tree lets only LockfileError through
+    assert all(isinstance(p, Package) for p in packages)
+    assert all(e.startswith(f"{tmp_path / name}: line ") for e in errors)

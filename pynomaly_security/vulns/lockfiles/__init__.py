@@ -91,6 +91,15 @@ def parse(path: Path) -> list[Package]:
         raise LockfileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except RecursionError:
         raise LockfileError(f"{path}: line 1: nested too deeply to read") from None
+    except LockfileError:
+        raise
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        # A well-formed file of an unexpected shape (a list where the format has a
+        # table...): the parsers check the shapes they rely on, and this net keeps any
+        # they missed from becoming a traceback in a scan.
+        raise LockfileError(
+            f"{path}: line 1: unexpected structure ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _files(root: Path) -> list[Path]:

@@ -21,7 +21,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pynomaly_security.vulns.lockfiles._base import LineFinder, Package, read_json, read_text
+from pynomaly_security.vulns.lockfiles._base import (
+    LineFinder,
+    Package,
+    mapping,
+    read_json,
+    read_text,
+)
 
 __all__ = ["parse_package_lock"]
 
@@ -36,7 +42,7 @@ def _commit(resolved: Any) -> str:
 
 
 def _root_names(data: dict[str, Any]) -> set[str]:
-    root = (data.get("packages") or {}).get("") or {}
+    root = mapping(mapping(data.get("packages")).get(""))
     names: set[str] = set()
     for field in ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies"):
         if isinstance(root.get(field), dict):
@@ -76,7 +82,7 @@ def parse_package_lock(path: Path) -> list[Package]:
         requires = data.get("dependencies")
 
         def walk(deps: Any) -> None:
-            for name, entry in (deps or {}).items():
+            for name, entry in mapping(deps).items():
                 if not isinstance(entry, dict) or not isinstance(entry.get("version"), str):
                     continue
                 version: str = entry["version"]

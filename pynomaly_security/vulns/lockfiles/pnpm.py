@@ -26,6 +26,7 @@ from pynomaly_security.vulns.lockfiles._base import (
     LineFinder,
     Package,
     error,
+    mapping,
     read_text,
     read_yaml,
 )
@@ -78,7 +79,7 @@ def _commit(entry: dict[str, Any], key: str) -> str:
 
 
 def _direct_names(data: dict[str, Any]) -> set[str]:
-    holders = [data, *((data.get("importers") or {}).values())]
+    holders = [data, *mapping(data.get("importers")).values()]
     names: set[str] = set()
     for holder in holders:
         if not isinstance(holder, dict):
@@ -96,7 +97,7 @@ def parse_pnpm_lock(path: Path) -> list[Package]:
     lines = LineFinder(text)
     direct = _direct_names(data)
     packages: dict[tuple[str, str, str], Package] = {}
-    for key, entry in (data.get("packages") or {}).items():
+    for key, entry in mapping(data.get("packages")).items():
         key = str(key)
         entry = entry if isinstance(entry, dict) else {}
         line = lines.find(key)

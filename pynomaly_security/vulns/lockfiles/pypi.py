@@ -43,6 +43,10 @@ def _entries(data: dict[str, Any], table: str, path: Path) -> list[dict[str, Any
     return [e for e in entries if isinstance(e, dict)]
 
 
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
 def _named(path: Path, entry: dict[str, Any], lines: LineFinder) -> tuple[str, int | None]:
     name = entry.get("name")
     line = lines.find(f'name = "{name}"', starts=True)
@@ -64,7 +68,7 @@ def parse_poetry_lock(path: Path) -> list[Package]:
     out = []
     for entry in _entries(data, "package", path):
         name, line = _named(path, entry, lines)
-        groups = [str(g) for g in entry.get("groups") or []]
+        groups = _strings(entry.get("groups"))
         dev = entry.get("category") == "dev" or bool(groups and "main" not in groups)
         source = mapping(entry.get("source"))
         commit = str(source.get("resolved_reference") or "") if source.get("type") == "git" else ""
@@ -121,8 +125,8 @@ def _uv_groups(entries: list[dict[str, Any]]) -> dict[str, set[str]]:
         if not {"virtual", "editable"} & set(mapping(entry.get("source"))):
             continue
         for field in ("dev-dependencies", "optional-dependencies"):
-            for group, deps in (entry.get(field) or {}).items():
-                for dep in deps or []:
+            for group, deps in mapping(entry.get(field)).items():
+                for dep in deps if isinstance(deps, list) else []:
                     if isinstance(dep, dict) and isinstance(dep.get("name"), str):
                         groups.setdefault(dep["name"], set()).add(f"{field[:3]}:{group}")
     return groups
@@ -162,7 +166,7 @@ def parse_pdm_lock(path: Path) -> list[Package]:
     out = []
     for entry in _entries(data, "package", path):
         name, line = _named(path, entry, lines)
-        groups = [str(g) for g in entry.get("groups") or []]
+        groups = _strings(entry.get("groups"))
         out.append(
             Package(
                 "PyPI",
