@@ -82,7 +82,8 @@ def scan(path: Path, db_paths: list[Path]) -> dict[str, Any]:
     findings, unpinned = [], []
     for package in packages:
         if package.version is None:
-            unpinned.append(f"{package.source}:{package.line}: {package.name} ({package.note})")
+            where = f"{package.source}:{package.line}" if package.line else str(package.source)
+            unpinned.append(f"{where}: {package.name} ({package.note})")
             continue
         try:
             ids = db.affected(package.ecosystem, package.name, package.version)
