@@ -37,11 +37,9 @@ _SHA = re.compile(r"/([0-9a-f]{40})(?:$|[/?#])")
 
 
 def _major(data: dict[str, Any]) -> int:
-    raw = str(data.get("lockfileVersion", "5"))
-    try:
-        return int(float(raw.split(".")[0] if raw.count(".") > 1 else raw))
-    except ValueError:
-        return 5
+    # "5.3", "5.4-inlineSpecifiers", "6.0", "9.0": the major number picks the key syntax
+    major = str(data.get("lockfileVersion", "5")).split(".", 1)[0]
+    return int(major) if major.isdigit() else 5
 
 
 def _split_key(key: str, major: int) -> tuple[str, str]:
