@@ -4,8 +4,10 @@ Reads the lockfiles under PATH (:mod:`pynomaly_security.vulns.lockfiles`), match
 each pinned package against the OSV records of ``--db`` (in memory, loaded on each
 run) and prints one row per vulnerable package: version, vulnerability ids
 (aliases merged), severity label, and the smallest version that fixes every
-listed advisory by its ``fixed`` events ("-" when none is known). Unpinned
-requirements and files that could not be read are listed after the table.
+listed advisory by its ``fixed`` events ("-" when none is known). Packages
+without a pinned version and files that could not be read (malformed) are listed
+after the table, paths relative to PATH; a pom.xml yields its direct dependencies
+only, and the output says so.
 
 Exit codes: 0 no finding at or above ``--fail-on``; 1 such findings; 2 bad input.
 A finding whose severity is only a CVSS vector or absent counts as reaching any
@@ -80,7 +82,8 @@ def scan(path: Path, db_paths: list[Path]) -> dict[str, Any]:
     findings, unpinned = [], []
     for package in packages:
         if package.version is None:
-            unpinned.append(f"{package.source}:{package.line}: {package.name} ({package.note})")
+            where = f"{package.source}:{package.line}" if package.line else str(package.source)
+            unpinned.append(f"{where}: {package.name} ({package.note})")
             continue
         try:
             ids = db.affected(package.ecosystem, package.name, package.version)
@@ -99,7 +102,20 @@ def scan(path: Path, db_paths: list[Path]) -> dict[str, Any]:
                     "fixed_in": _fix(db, package.ecosystem, package.name, package.version, ids),
                 }
             )
-    return {"findings": findings, "unpinned": unpinned, "errors": errors, "packages": len(packages)}
+    poms = sorted({str(p.source) for p in packages if p.source.name == "pom.xml"})
+    notes = []
+    if poms:
+        notes.append(
+            f"pom.xml lists direct dependencies only; transitive ones are not resolved "
+            f"({len(poms)} files)"
+        )
+    return {
+        "findings": findings,
+        "unpinned": unpinned,
+        "errors": errors,
+        "notes": notes,
+        "packages": len(packages),
+    }
 
 
 def _table(report: dict[str, Any], root: Path) -> str:
@@ -119,11 +135,20 @@ def _table(report: dict[str, Any], root: Path) -> str:
         for r in rows
     ]
     lines.append(f"{len(report['findings'])} vulnerable of {report['packages']} packages")
-    for title in ("unpinned", "errors"):
-        if report[title]:
-            lines.append(f"{title} ({len(report[title])}):")
-            lines += [f"  {item}" for item in report[title]]
+    lines += [f"note: {note}" for note in report["notes"]]
+    prefix = f"{root}/" if root.is_dir() else ""
+    for key, title in _SECTIONS.items():
+        if report[key]:
+            lines.append(f"{title} ({len(report[key])}):")
+            lines += [f"  {item.removeprefix(prefix)}" for item in report[key]]
     return "\n".join(lines)
+
+
+# Listed after the table, so one bad file never hides the findings of the others.
+_SECTIONS = {
+    "unpinned": "not matched: no single pinned version",
+    "errors": "unreadable files, skipped",
+}
 
 
 def _scan(args: argparse.Namespace) -> int:

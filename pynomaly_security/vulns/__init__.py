@@ -1,10 +1,10 @@
 """Dependency vulnerabilities (issue 18, foundation).
 
 ``versions`` orders versions per ecosystem; ``osv`` loads OSV records into memory and
-answers which advisories affect a package version; ``lockfiles`` reads four lockfile
-formats; ``pynomaly_security.cli.vulns`` is the ``vulns scan`` command. The SQLite
-database, the other formats, scoring and the remediation plan are not built yet (see
-the README).
+answers which advisories affect a package version; ``lockfiles`` reads the lockfiles
+and manifests of npm, PyPI, Packagist, Maven and Gradle; ``pynomaly_security.cli.vulns``
+is the ``vulns scan`` command. The SQLite database, scoring and the remediation plan
+are not built yet (see the README).
 """
 
 from __future__ import annotations
