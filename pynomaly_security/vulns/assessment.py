@@ -249,10 +249,16 @@ class AutomatedVulnerabilityAssessment:
             for package in packages:
                 count += 1
                 if package.version is None:
-                    where = f"{package.source}:{package.line}" if package.line else str(package.source)
+                    where = (
+                        f"{package.source}:{package.line}" if package.line else str(package.source)
+                    )
                     unpinned.append(f"{where}: {package.name} ({package.note})")
                     continue
-                key = (package.ecosystem, normalize_name(package.ecosystem, package.name), package.version)
+                key = (
+                    package.ecosystem,
+                    normalize_name(package.ecosystem, package.name),
+                    package.version,
+                )
                 if key not in matches:
                     try:
                         found = db.matching(package.ecosystem, package.name, package.version)
@@ -269,9 +275,20 @@ class AutomatedVulnerabilityAssessment:
                     )
                     findings.append(
                         DependencyFinding(
-                            package.ecosystem, package.name, package.version, str(package.source),
-                            m.vulnerability, m.aliases, m.summary, m.score, m.epss, m.kev_due,
-                            is_imported, points, label, package.line,
+                            package.ecosystem,
+                            package.name,
+                            package.version,
+                            str(package.source),
+                            m.vulnerability,
+                            m.aliases,
+                            m.summary,
+                            m.score,
+                            m.epss,
+                            m.kev_due,
+                            is_imported,
+                            points,
+                            label,
+                            package.line,
                         )
                     )
             findings.sort(key=lambda f: (-f.priority_points, f.package, f.vulnerability))
@@ -311,9 +328,17 @@ class AutomatedVulnerabilityAssessment:
             if step is None:
                 target = safe_version(db, f.ecosystem, f.package, f.version)
                 steps[key] = RemediationStep(
-                    f.ecosystem, f.package, f.version,
-                    "upgrade" if target else "mitigate or remove", target, f.severity,
-                    f.priority, deadline, why, [f.vulnerability], [f.location],
+                    f.ecosystem,
+                    f.package,
+                    f.version,
+                    "upgrade" if target else "mitigate or remove",
+                    target,
+                    f.severity,
+                    f.priority,
+                    deadline,
+                    why,
+                    [f.vulnerability],
+                    [f.location],
                 )
                 continue
             if f.vulnerability not in step.vulnerabilities:
@@ -357,4 +382,3 @@ class AutomatedVulnerabilityAssessment:
         return VulnerabilitySummary(
             counts, counts["CRITICAL"], imported, scan.scanned_at, database, self._last_error
         )
-

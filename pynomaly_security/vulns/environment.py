@@ -22,7 +22,7 @@ _SOURCE = Path("<environment>")
 
 
 def installed_packages() -> list[Package]:
-    """One :class:`Package` (ecosystem ``PyPI``) per installed distribution, first on the path wins."""
+    """One :class:`Package` (``PyPI``) per installed distribution; the first on the path wins."""
     seen: dict[str, Package] = {}
     for dist in metadata.distributions():
         name = dist.metadata.get("Name") if dist.metadata is not None else None

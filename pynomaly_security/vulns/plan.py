@@ -36,7 +36,9 @@ class DeadlinePolicy:
 
     days: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_DEADLINE_DAYS))
 
-    def deadline(self, severity: str, found: dt.date, kev_due: str | None = None) -> tuple[str, str]:
+    def deadline(
+        self, severity: str, found: dt.date, kev_due: str | None = None
+    ) -> tuple[str, str]:
         """``(ISO date, why)``: the KEV due date when there is one, else the policy's."""
         if kev_due:
             return kev_due, "CISA KEV due date"

@@ -149,7 +149,9 @@ def read_epss(path: Path) -> Iterator[tuple[str, float, float | None]]:
             score = float(row["epss"])
             pct = float(row["percentile"]) if row.get("percentile") else None
         except (TypeError, ValueError):
-            raise AdvisoryError(f"{path}: line {number}: not a number: {row.get('epss')!r}") from None
+            raise AdvisoryError(
+                f"{path}: line {number}: not a number: {row.get('epss')!r}"
+            ) from None
         if not 0 <= score <= 1 or not str(row["cve"]).startswith("CVE-"):
             raise AdvisoryError(f"{path}: line {number}: not a CVE with a probability in [0, 1]")
         yield str(row["cve"]), score, pct

@@ -105,7 +105,10 @@ def _affected_rows(record: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
             continue  # no package (OSS-Fuzz style): nothing a lockfile could match
         ecosystem = ecosystem.split(":", 1)[0]  # "Debian:11" -> "Debian"
         ranges = [
-            [str(r.get("type")), [[k, str(v)] for ev in r.get("events") or [] for k, v in ev.items()]]
+            [
+                str(r.get("type")),
+                [[k, str(v)] for ev in r.get("events") or [] for k, v in ev.items()],
+            ]
             for r in entry.get("ranges") or []
             if isinstance(r, dict) and r.get("type") in ("ECOSYSTEM", "SEMVER")
         ]
@@ -151,7 +154,9 @@ class AdvisoryDB:
             self._conn.commit()
         elif found[0] != SCHEMA_VERSION:
             self._conn.close()
-            raise AdvisoryError(f"{self.path}: schema {found[0]}, this version reads {SCHEMA_VERSION}")
+            raise AdvisoryError(
+                f"{self.path}: schema {found[0]}, this version reads {SCHEMA_VERSION}"
+            )
 
     def close(self) -> None:
         self._conn.close()
@@ -183,9 +188,10 @@ class AdvisoryDB:
             pending: set[str] = set()  # ids in the batch not yet written
             for where, record in source.iter_records():
                 rid = record["id"]
-                if rid in pending or conn.execute(
-                    "SELECT 1 FROM advisory WHERE id=?", (rid,)
-                ).fetchone():
+                if (
+                    rid in pending
+                    or conn.execute("SELECT 1 FROM advisory WHERE id=?", (rid,)).fetchone()
+                ):
                     self._flush(advisories, aliases, affected)
                     pending.clear()
                     self._delete(rid)  # a later copy of a record replaces the earlier one
@@ -219,8 +225,15 @@ class AdvisoryDB:
             described.append(desc)
             conn.execute(
                 "INSERT INTO source VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (desc["path"], source.kind, source.sha256, source.commit, source.records,
-                 source.error_count, clock()),
+                (
+                    desc["path"],
+                    source.kind,
+                    source.sha256,
+                    source.commit,
+                    source.records,
+                    source.error_count,
+                    clock(),
+                ),
             )
         # A record withdrawn in one source stays out even if another still carries it.
         conn.execute("DELETE FROM advisory WHERE id IN (SELECT id FROM withdrawn)")
@@ -276,7 +289,11 @@ class AdvisoryDB:
         return list(grouped.values())
 
     def matching(
-        self, ecosystem: str, name: str, version: str, candidates: list[StoredAdvisory] | None = None
+        self,
+        ecosystem: str,
+        name: str,
+        version: str,
+        candidates: list[StoredAdvisory] | None = None,
     ) -> list[StoredAdvisory]:
         """The records whose ranges or versions lists include ``version``."""
         found = self.candidates(ecosystem, name) if candidates is None else candidates
@@ -317,15 +334,21 @@ class AdvisoryDB:
         return {
             "path": self.path,
             "advisories": one("SELECT count(*) FROM advisory").fetchone()[0],
-            "packages": one("SELECT count(*) FROM (SELECT DISTINCT ecosystem, name FROM affected)")
-            .fetchone()[0],
+            "packages": one(
+                "SELECT count(*) FROM (SELECT DISTINCT ecosystem, name FROM affected)"
+            ).fetchone()[0],
             "withdrawn": one("SELECT count(*) FROM withdrawn").fetchone()[0],
             "epss": one("SELECT count(*) FROM epss").fetchone()[0],
             "kev": one("SELECT count(*) FROM kev").fetchone()[0],
             "imported_at": float(imported_at[0]) if imported_at else None,
             "sources": [
-                dict(zip(("path", "kind", "sha256", "commit", "records", "errors", "imported_at"),
-                         row, strict=True))
+                dict(
+                    zip(
+                        ("path", "kind", "sha256", "commit", "records", "errors", "imported_at"),
+                        row,
+                        strict=True,
+                    )
+                )
                 for row in one("SELECT * FROM source ORDER BY imported_at")
             ],
         }
