@@ -158,6 +158,10 @@ class _Matched:
     kev_due: str | None
 
 
+def _known_rank(severity: str) -> int:
+    return -1 if severity == "UNKNOWN" else severity_rank(severity)
+
+
 class AutomatedVulnerabilityAssessment:
     """Dependency vulnerability assessment over a local advisory database.
 
@@ -246,7 +250,11 @@ class AutomatedVulnerabilityAssessment:
             db = self.db
             matches: dict[tuple[str, str, str], list[_Matched]] = {}
             records: dict[str, _Matched] = {}
+            seen: set[Package] = set()
             for package in packages:
+                if package in seen:
+                    continue  # one file reached twice (scanned, and -r included by another)
+                seen.add(package)
                 count += 1
                 if package.version is None:
                     where = (
@@ -345,8 +353,8 @@ class AutomatedVulnerabilityAssessment:
                 step.vulnerabilities.append(f.vulnerability)
             if f.location not in step.locations:
                 step.locations.append(f.location)
-            if severity_rank(f.severity) > severity_rank(step.severity):
-                step.severity = f.severity
+            if _known_rank(f.severity) > _known_rank(step.severity):
+                step.severity = f.severity  # a ranked severity over UNKNOWN, the worst of them
             if deadline < step.deadline:
                 step.deadline, step.deadline_reason = deadline, why
         return sorted(steps.values(), key=lambda s: (s.deadline, s.priority, s.package))
