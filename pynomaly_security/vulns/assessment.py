@@ -103,6 +103,8 @@ class VulnerabilityScan:
     scanned_at: float
     unpinned: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    dependencies: list[dict[str, Any]] = field(default_factory=list)
+    """The environment scan's installed distributions: name, version, imported."""
 
     def counts(self) -> dict[str, int]:
         """Vulnerable packages per severity (each package counted at its worst)."""
@@ -122,6 +124,7 @@ class VulnerabilityScan:
             "plan": [s.to_dict() for s in self.plan],
             "unpinned": self.unpinned,
             "errors": self.errors,
+            **({"dependencies": self.dependencies} if self.dependencies else {}),
         }
 
 
@@ -221,13 +224,20 @@ class AutomatedVulnerabilityAssessment:
         """The running process: installed distributions, imported ones marked."""
         from pynomaly_security.vulns.environment import imported_distributions, installed_packages
 
+        installed, imported = installed_packages(), imported_distributions()
         try:
-            scan = self.scan_packages(
-                installed_packages(), target="environment", imported=imported_distributions()
-            )
+            scan = self.scan_packages(installed, target="environment", imported=imported)
         except AdvisoryError as exc:
             self._last_error = str(exc)
             raise
+        scan.dependencies = [
+            {
+                "name": p.name,
+                "version": p.version,
+                "imported": normalize_name("PyPI", p.name) in imported,
+            }
+            for p in installed
+        ]
         self._last, self._last_error = scan, None
         return scan
 

@@ -25,7 +25,7 @@ def installed_packages() -> list[Package]:
     """One :class:`Package` (``PyPI``) per installed distribution; the first on the path wins."""
     seen: dict[str, Package] = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name") if dist.metadata is not None else None
+        name = dist.metadata["Name"] if dist.metadata is not None else None
         if not name or not dist.version:
             continue  # a broken .dist-info names nothing to check
         key = normalize_name("PyPI", name)

@@ -92,7 +92,7 @@ def refresh(
     new = target.with_name(target.name + ".new")
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".vulndb-") as tmp:
         try:
-            downloads = []
+            downloads: list[tuple[Path, dict[str, Any]]] = []
             for eco in ecosystems:
                 url = f"{base_url.rstrip('/')}/{quote(eco)}/all.zip"
                 dest = Path(tmp) / f"{len(downloads)}.zip"

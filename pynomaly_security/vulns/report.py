@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def render(scan: VulnerabilityScan, fmt: str, root: Path | None = None) -> str:
     return table(scan, root)
 
 
-def _columns(rows: list[tuple[str, ...]]) -> list[str]:
+def _columns(rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return [
         "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
@@ -56,7 +57,9 @@ def _columns(rows: list[tuple[str, ...]]) -> list[str]:
 def table(scan: VulnerabilityScan, root: Path | None = None) -> str:
     lines: list[str] = []
     if scan.findings:
-        rows = [("FILE", "PACKAGE", "VERSION", "SEVERITY", "SCORE", "PRIO", "VULNERABILITY")]
+        rows: list[tuple[str, ...]] = [
+            ("FILE", "PACKAGE", "VERSION", "SEVERITY", "SCORE", "PRIO", "VULNERABILITY")
+        ]
         for f in scan.findings:
             score = f"{f.score.score:.1f}" if f.score.score is not None else "-"
             extra = " KEV" if f.kev_due is not None else ""
@@ -191,11 +194,12 @@ def _purl(ecosystem: str, name: str, version: str) -> Any:
 def cyclonedx(scan: VulnerabilityScan) -> str:
     """The scan as a CycloneDX 1.6 JSON BOM with vulnerabilities (VEX)."""
     try:
+        from cyclonedx.model import XsUri
         from cyclonedx.model.bom import Bom
         from cyclonedx.model.component import Component, ComponentType
+        from cyclonedx.model.impact_analysis import ImpactAnalysisState
         from cyclonedx.model.vulnerability import (
             BomTarget,
-            ImpactAnalysisState,
             Vulnerability,
             VulnerabilityAnalysis,
             VulnerabilityRating,
@@ -254,7 +258,7 @@ def cyclonedx(scan: VulnerabilityScan) -> str:
                 bom_ref=f"{f.vulnerability}@{refs[key]}",
                 id=f.vulnerability,
                 source=VulnerabilitySource(
-                    name="OSV", url=f"https://osv.dev/vulnerability/{f.vulnerability}"
+                    name="OSV", url=XsUri(f"https://osv.dev/vulnerability/{f.vulnerability}")
                 ),
                 ratings=ratings,
                 description=f.summary or None,
