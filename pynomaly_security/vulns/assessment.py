@@ -324,13 +324,13 @@ class AutomatedVulnerabilityAssessment:
         for name, members in sorted(groups.items()):
             if name not in cache:
                 ids = sorted(set().union(*(db.aliases(a.id) for a in members)))
+                records = db.severities(ids)  # every record of the vulnerability
                 score = score_vulnerability(
-                    [v for a in members for v in a.vectors], [a.label for a in members]
+                    [(t, v) for r in records for t, v in r[3]], [r[2] for r in records]
                 )
+                summary = next((r[1] for r in records if r[1]), members[0].summary)
                 cves = [i for i in ids if i.startswith("CVE-")]
-                cache[name] = _Matched(
-                    name, ids, members[0].summary, score, db.epss(cves), db.kev_due(cves)
-                )
+                cache[name] = _Matched(name, ids, summary, score, db.epss(cves), db.kev_due(cves))
             out.append(cache[name])
         return out
 

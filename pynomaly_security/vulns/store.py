@@ -323,6 +323,18 @@ class AdvisoryDB:
                 records.add(other)
         return seen, min(records)
 
+    def severities(self, ids: Iterable[str]) -> list[tuple[str, str, str | None, list[list[str]]]]:
+        """``(id, summary, label, vectors)`` of the records among ``ids`` (a vulnerability's
+        severity is its records', whichever of them matched a version)."""
+        out = []
+        for rid in sorted(set(ids)):
+            row = self._conn.execute(
+                "SELECT id, summary, label, vectors FROM advisory WHERE id=?", (rid,)
+            ).fetchone()
+            if row is not None:
+                out.append((row[0], row[1], row[2], json.loads(row[3])))
+        return out
+
     def is_withdrawn(self, record_id: str) -> bool:
         found = self._conn.execute("SELECT 1 FROM withdrawn WHERE id=?", (record_id,)).fetchone()
         return found is not None
