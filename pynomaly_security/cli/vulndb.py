@@ -99,31 +99,38 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _refresh(args: argparse.Namespace) -> int:
-    from pynomaly_security.vulns.refresh import refresh
+    import anyio
+    import anyio.to_thread
+
+    from pynomaly_security.vulns.refresh import audit_refresh, refresh
 
     settings = load_settings()
-    target = _db_path(args)
-    audit_logger = None
-    if settings.enable_audit_logging:
-        from pynomaly_security.audit import AuditLogger
 
-        try:  # fail closed: a refresh that cannot be audited is not made
-            audit_logger = AuditLogger.from_settings(settings)
-        except SecurityError as exc:
-            return _fail(f"cannot open the audit trail: {exc}")
-    try:
-        summary = refresh(
-            target,
+    def build() -> dict[str, Any]:
+        return refresh(
+            _db_path(args),
             base_url=args.url or settings.vulns.osv_url,
             ecosystems=args.ecosystem or settings.vulns.osv_ecosystems,
             progress=not args.no_progress,
-            audit_logger=audit_logger,
         )
+
+    async def run() -> dict[str, Any]:
+        if not settings.enable_audit_logging:
+            return build()
+        from pynomaly_security.audit import AuditLogger
+
+        # Fail closed: the audit trail is opened first; a refresh it cannot record is not made.
+        async with AuditLogger.from_settings(settings) as audit:
+            summary = await anyio.to_thread.run_sync(build)
+            await audit_refresh(audit, summary)
+            return summary
+
+    try:
+        summary = anyio.run(run)
     except (AdvisoryError, OSError) as exc:
         return _fail(str(exc))
-    finally:
-        if audit_logger is not None:
-            audit_logger.close()
+    except SecurityError as exc:
+        return _fail(f"audit trail: {exc}")
     print(json.dumps(summary))
     return 1 if any(s["errors"] for s in summary["sources"]) else 0
 

@@ -31,7 +31,7 @@ from pynomaly_security.vulns.store import AdvisoryDB
 if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
 
-__all__ = ["MAX_EXPORT_BYTES", "refresh"]
+__all__ = ["MAX_EXPORT_BYTES", "audit_refresh", "refresh"]
 
 MAX_EXPORT_BYTES = 8 * 1024**3
 """A download larger than this is refused (all of npm is a few hundred MB)."""
@@ -79,10 +79,9 @@ def refresh(
     ecosystems: Sequence[str],
     client: httpx.Client | None = None,
     progress: bool = True,
-    audit_logger: AuditLogger | None = None,
     clock: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
-    """Download, build and swap in; returns what was imported (also audited)."""
+    """Download, build and swap in; returns what was imported (:func:`audit_refresh` it)."""
     if not ecosystems:
         raise AdvisoryError("no ecosystems to refresh (VULNS_OSV_ECOSYSTEMS)")
     target = Path(db_path)
@@ -124,15 +123,18 @@ def refresh(
         "withdrawn": result["withdrawn"],
         "sources": described,
     }
-    if audit_logger is not None:
-        from pynomaly_security.audit import AuditLevel, SecurityEventType
-
-        audit_logger.log_audit_event(
-            "vulndb_refresh",
-            f"vulndb:{target.name}",
-            message=f"advisory database refreshed: {advisories} advisories",
-            details=summary,
-            event_type=SecurityEventType.DATA_IMPORT,
-            level=AuditLevel.INFO,
-        )
     return summary
+
+
+async def audit_refresh(audit_logger: AuditLogger, summary: dict[str, Any]) -> None:
+    """Commit the refresh to the audit trail: sources (URL, bytes, SHA-256, records) and time."""
+    from pynomaly_security.audit import AuditLevel, SecurityEventType
+
+    await audit_logger.log_audit_event(
+        "vulndb_refresh",
+        f"vulndb:{Path(summary['database']).name}",
+        message=f"advisory database refreshed: {summary['advisories']} advisories",
+        details=summary,
+        event_type=SecurityEventType.DATA_IMPORT,
+        level=AuditLevel.INFO,
+    )
