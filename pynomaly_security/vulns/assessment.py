@@ -206,9 +206,11 @@ class AutomatedVulnerabilityAssessment:
         return self._db
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        """Close the database once a scan in progress (in another thread) is done."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     # -- scans ----------------------------------------------------------------------
 

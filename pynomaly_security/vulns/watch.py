@@ -110,7 +110,8 @@ class DependencyWatch:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
-        self.assessment.close()
+        # A cancelled check's thread may still be scanning: close after it, off the loop.
+        await asyncio.to_thread(self.assessment.close)
 
     async def check(self) -> VulnerabilityScan:
         """Scan the running process now (one at a time) and alert on imported findings."""
