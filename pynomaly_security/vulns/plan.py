@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pynomaly_security.vulns.versions import UnknownEcosystem, VersionError, sort_key
 
 if TYPE_CHECKING:
-    from pynomaly_security.vulns.store import AdvisoryDB
+    from pynomaly_security.vulns.store import AdvisoryDB, StoredAdvisory
 
 __all__ = ["DEFAULT_DEADLINE_DAYS", "NO_FIX", "DeadlinePolicy", "RemediationStep", "safe_version"]
 
@@ -81,17 +81,29 @@ class RemediationStep:
         }
 
 
-def safe_version(db: AdvisoryDB, ecosystem: str, name: str, version: str) -> str | None:
+def safe_version(
+    db: AdvisoryDB,
+    ecosystem: str,
+    name: str,
+    version: str,
+    candidates: list[StoredAdvisory] | None = None,
+) -> str | None:
     """The smallest known fixed version above ``version`` that no advisory affects."""
-    candidates = db.candidates(ecosystem, name)
+    advisories = db.candidates(ecosystem, name) if candidates is None else list(candidates)
     try:
         key = sort_key(ecosystem)
         current = key(version)
-        fixes = {f for a in candidates for f in a.fixed_versions()}
+        fixes = {f for a in advisories for f in a.fixed_versions()}
         ordered = sorted((f for f in fixes if key(f) > current), key=key)
     except (UnknownEcosystem, VersionError):
         return None
     for fix in ordered:
-        if not db.matching(ecosystem, name, fix, candidates):
+        for i, advisory in enumerate(advisories):
+            if db.matching(ecosystem, name, fix, [advisory]):
+                # The advisory that ruled this candidate out is likely to rule out the
+                # next one too: ask it first (exact, and no longer candidates x advisories).
+                advisories.insert(0, advisories.pop(i))
+                break
+        else:
             return fix
     return None

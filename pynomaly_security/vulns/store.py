@@ -34,6 +34,8 @@ __all__ = ["SCHEMA_VERSION", "AdvisoryDB", "StoredAdvisory"]
 SCHEMA_VERSION = "1"
 _BATCH = 2000
 _ALIAS_WALK_LIMIT = 256  # ids visited per vulnerability; real groups have a handful
+_GROUP_CACHE = 20_000  # alias groups kept between scans
+_PACKAGE_CACHE = 20_000  # packages whose parsed records are kept between scans
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -141,6 +143,8 @@ class AdvisoryDB:
             raise AdvisoryError(
                 f"{self.path}: no advisory database (python -m pynomaly_security vulndb import)"
             )
+        self._groups: dict[str, tuple[set[str], str]] = {}  # record id -> its alias group
+        self._packages: dict[tuple[str, str], list[StoredAdvisory]] = {}  # parsed records
         # Scans run in a worker thread of the app; one connection, guarded by the caller.
         self._conn = sqlite3.connect(self.path, check_same_thread=False)
         try:
@@ -178,6 +182,8 @@ class AdvisoryDB:
     ) -> dict[str, Any]:
         """Stream every record of ``sources`` in; returns counts and each source's digest."""
         conn = self._conn
+        self._groups.clear()
+        self._packages.clear()
         conn.execute("PRAGMA synchronous=OFF")
         imported = withdrawn = 0
         described = []
@@ -269,6 +275,14 @@ class AdvisoryDB:
     def candidates(self, ecosystem: str, name: str) -> list[StoredAdvisory]:
         """Every record naming the package, whatever the version."""
         key = normalize_name(ecosystem, name)
+        cached = self._packages.get((ecosystem, key))
+        if cached is None:
+            if len(self._packages) >= _PACKAGE_CACHE:
+                self._packages.clear()  # bounded; a scan touches far fewer packages
+            cached = self._packages[(ecosystem, key)] = self._read_candidates(ecosystem, key)
+        return list(cached)
+
+    def _read_candidates(self, ecosystem: str, key: str) -> list[StoredAdvisory]:
         rows = self._conn.execute(
             "SELECT a.id, a.summary, a.label, a.vectors, a.published, f.entry"
             " FROM affected f JOIN advisory a ON a.id = f.id"
@@ -308,6 +322,14 @@ class AdvisoryDB:
         return self._walk(record_id)[1]
 
     def _walk(self, record_id: str) -> tuple[set[str], str]:
+        found = self._groups.get(record_id)
+        if found is None:
+            if len(self._groups) >= _GROUP_CACHE:
+                self._groups.clear()  # bounded; rebuilt from the index as scans need it
+            found = self._groups[record_id] = self._walk_index(record_id)
+        return found
+
+    def _walk_index(self, record_id: str) -> tuple[set[str], str]:
         conn = self._conn
         seen, frontier, records = {record_id}, [record_id], {record_id}
         while frontier and len(seen) < _ALIAS_WALK_LIMIT:
