@@ -45,13 +45,13 @@ from pynomaly_security.vulns.sources import OSVSource
 from pynomaly_security.vulns.store import AdvisoryDB
 db_path, *paths = sys.argv[1:]
 sources = [OSVSource(Path(p)) for p in paths]
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 with AdvisoryDB(db_path) as db:
     result = db.import_sources(sources)
-seconds = time.perf_counter() - start
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
 records = sum(s.records for s in sources)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"records": records, "seconds": seconds, "peak_mb": peak}))
+print(json.dumps({"records": records, "seconds": seconds, "cpu": cpu, "peak_mb": peak}))
 """
 
 
@@ -66,6 +66,15 @@ def import_in_child(db: Path, *paths: Path) -> dict[str, float]:
     )
     result: dict[str, float] = json.loads(out.stdout)
     return result
+
+
+def _rate(r: dict[str, float]) -> str:
+    # CPU seconds too: the machine is shared, and wall time counts the other tenants.
+    return (
+        f"{r['records']:,.0f} records in {r['seconds']:.2f} s wall ({r['cpu']:.2f} s CPU)"
+        f" = {r['records'] / r['seconds']:,.0f} records/s wall,"
+        f" {r['records'] / r['cpu']:,.0f} per CPU second; peak RSS {r['peak_mb']:.0f} MB"
+    )
 
 
 def synthetic_zip(path: Path, records: int, rng: random.Random) -> None:
@@ -140,18 +149,19 @@ def lockfile(db_path: Path, path: Path, size: int, *, vulnerable: bool) -> int:
 
 
 def time_scan(db_path: Path, lock: Path, rounds: int) -> tuple[float, float, int, int]:
-    """(first scan, median of ``rounds`` more) in seconds; vulnerable packages; findings."""
+    """(first scan, median of ``rounds`` more) in CPU seconds (one thread; the machine is
+    shared, wall time would count the other tenants); vulnerable packages; findings."""
     from pynomaly_security.vulns.assessment import AutomatedVulnerabilityAssessment
 
     assessment = AutomatedVulnerabilityAssessment(db_path)
-    start = time.perf_counter()
+    start = time.process_time()
     scan = assessment.scan_path(lock)
-    cold = time.perf_counter() - start
+    cold = time.process_time() - start
     times = []
     for _ in range(rounds):
-        start = time.perf_counter()
+        start = time.process_time()
         assessment.scan_path(lock)
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     assessment.close()
     return cold, statistics.median(times), len(scan.plan), len(scan.findings)
 
@@ -170,18 +180,11 @@ def main() -> None:
         work = Path(tmp)
         shared_db = work / "shared.db"
         r = import_in_child(shared_db, advisories)
-        print(
-            f"import shared advisories: {r['records']:,.0f} records in {r['seconds']:.2f} s"
-            f" = {r['records'] / r['seconds']:,.0f} records/s, peak RSS {r['peak_mb']:.0f} MB"
-        )
+        print(f"import shared advisories: {_rate(r)}")
         export = work / "all.zip"
         synthetic_zip(export, args.records, random.Random(18))
         r = import_in_child(work / "big.db", export)
-        print(
-            f"import synthetic all.zip ({export.stat().st_size / 1e6:.0f} MB zipped):"
-            f" {r['records']:,.0f} records in {r['seconds']:.2f} s"
-            f" = {r['records'] / r['seconds']:,.0f} records/s, peak RSS {r['peak_mb']:.0f} MB"
-        )
+        print(f"import synthetic all.zip ({export.stat().st_size / 1e6:.0f} MB zipped): {_rate(r)}")
         for vulnerable in (False, True):
             lock = work / f"requirements-{vulnerable}.txt"
             known = lockfile(shared_db, lock, 1000, vulnerable=vulnerable)
@@ -189,8 +192,8 @@ def main() -> None:
             what = "worst case, at affected versions" if vulnerable else "at their newest fix"
             print(
                 f"scan 1,000-package requirements.txt, {known} named by the database ({what}):"
-                f" {bad} vulnerable, {findings} findings; first scan {cold * 1000:.0f} ms,"
-                f" then median of {args.rounds} {warm * 1000:.0f} ms"
+                f" {bad} vulnerable, {findings} findings; first scan {cold * 1000:.0f} ms CPU,"
+                f" then median of {args.rounds} {warm * 1000:.0f} ms CPU"
             )
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"(this process, scan included: peak RSS {own:.0f} MB)")
