@@ -226,8 +226,10 @@ class AutomatedVulnerabilityAssessment:
         """The running process: installed distributions, imported ones marked."""
         from pynomaly_security.vulns.environment import imported_distributions, installed_packages
 
-        installed, imported = installed_packages(), imported_distributions()
         try:
+            with self._lock:
+                _ = self.db  # no database: fail before reading every distribution's metadata
+            installed, imported = installed_packages(), imported_distributions()
             scan = self.scan_packages(installed, target="environment", imported=imported)
         except AdvisoryError as exc:
             self._last_error = str(exc)
