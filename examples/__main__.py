@@ -30,6 +30,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from examples.app import DEMO_MFA_ADMIN, create_app
+from examples.vulndb import DEMO_DB, ensure_demo_database
 from pynomaly_security.crypto import generate_master_key
 from pynomaly_security.logsafe import EscapeControlCharacters
 from pynomaly_security.settings import load_settings
@@ -110,6 +111,13 @@ def main() -> None:
         f"  Demo admin with MFA: carol / {DEMO_MFA_ADMIN[1]}, TOTP secret {totp_secret}\n"
         "  (a code: .venv/bin/python -c \"import pyotp; print(pyotp.TOTP('<secret>').now())\";"
         " set PYNOMALY_DEMO_TOTP_SECRET to keep one across restarts).\n",
+        file=sys.stderr,
+    )
+    if not os.environ.get("PYNOMALY_SECURITY__VULNS_DB_PATH"):
+        overrides["vulns_db_path"] = DEMO_DB
+    vulndb = ensure_demo_database(os.environ.get("PYNOMALY_SECURITY__VULNS_DB_PATH") or DEMO_DB)
+    print(
+        f"  The app's own dependencies: GET /api/security/vulnerabilities ({vulndb}).\n",
         file=sys.stderr,
     )
     configure_structlog()

@@ -90,6 +90,7 @@ from pynomaly_security.sql.hooks import (
     protect_sqlalchemy,
 )
 from pynomaly_security.validation import install_validation_handler
+from pynomaly_security.vulns.assessment import AutomatedVulnerabilityAssessment
 
 __version__ = "0.1.0"
 
@@ -106,6 +107,7 @@ __all__ = [
     "AuditMiddleware",
     "AuditReceipt",
     "AuthenticationError",
+    "AutomatedVulnerabilityAssessment",
     "BruteForceDetector",
     "ClientIPResolver",
     "ComplianceStandard",

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from pynomaly_security.decisions.service import DecisionService
     from pynomaly_security.incidents.automation import IncidentResponseAutomation
     from pynomaly_security.policy.engine import SecurityPolicyEngine
+    from pynomaly_security.vulns.watch import DependencyWatch
 
 __all__ = ["SecurityStack", "setup_security_middleware"]
 
@@ -109,6 +110,10 @@ class SecurityStack:
     policies: SecurityPolicyEngine | None = None
     """Versioned security policies (``/api/security/policies``); routes enforce them
     with ``Depends(require("orders:read"))`` (``policy/enforce.py``)."""
+    vulnerabilities: DependencyWatch | None = None
+    """The app's own dependencies (issue 18): checked in the background at start-up,
+    ``/api/security/vulnerabilities``; ``vulnerabilities.summary()`` is the read-only
+    view (counts by severity, open criticals, last scan time) other parts read."""
     _started: bool = False
 
     async def start(self) -> None:
@@ -133,11 +138,15 @@ class SecurityStack:
             await self.audit_logger.start()
         if self.incidents is not None:
             await self.incidents.start()
+        if self.vulnerabilities is not None:
+            await self.vulnerabilities.start()  # schedules its check; returns at once
 
     async def aclose(self) -> None:
         if not self._started:
             return
         self._started = False
+        if self.vulnerabilities is not None:
+            await self.vulnerabilities.aclose()
         await self.security_monitor.stop()
         if self.decisions is not None:
             await self.decisions.aclose()
@@ -366,6 +375,12 @@ def setup_security_middleware(
             settings, state if state is not None else store, audit_logger=audit_logger
         )
         stack.admin_routers.append(build_policy_router(stack.policies))
+
+    from pynomaly_security.api.vulnerability_routes import build_vulnerability_router
+    from pynomaly_security.vulns.watch import DependencyWatch
+
+    stack.vulnerabilities = DependencyWatch.from_settings(settings, monitor, store)
+    stack.admin_routers.append(build_vulnerability_router(stack.vulnerabilities))
 
     # add_middleware puts each new layer outside the previous one: innermost first.
     from pynomaly_security.storage.base import failure_policy

@@ -58,6 +58,7 @@ __all__ = [
     "InspectionSection",
     "SanitizationLevel",
     "SecuritySettings",
+    "VulnsSection",
     "load_settings",
 ]
 
@@ -121,7 +122,34 @@ class InspectionSection(BaseModel):
     longer)."""
 
 
-SECTIONS: dict[str, type[BaseModel]] = {"inspection": InspectionSection}
+class VulnsSection(BaseModel):
+    """The dependency vulnerability assessment (issue 18): ``settings.vulns.db_path``,
+    ``PYNOMALY_SECURITY__VULNS_DB_PATH`` in the environment."""
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+    db_path: str = "./pynomaly_vulns.db"
+    """The advisory database (SQLite), built by ``python -m pynomaly_security vulndb
+    import`` or ``refresh``."""
+    osv_url: str = "https://osv-vuln-data.storage.googleapis.com"
+    """Where ``vulndb refresh`` downloads ``<ECOSYSTEM>/all.zip`` exports from."""
+    osv_ecosystems: StrList = Field(default_factory=lambda: ["PyPI", "npm", "Packagist", "Maven"])
+    """The OSV ecosystems ``vulndb refresh`` downloads."""
+    deadline_days: dict[str, int] = Field(
+        default_factory=lambda: {"critical": 7, "high": 30, "medium": 90, "low": 180}
+    )
+    """Days to remediate a vulnerable dependency, by severity (a CISA KEV due date wins)."""
+    check_on_startup: bool = True
+    """Check the app's own installed and imported dependencies in the background at
+    start-up (never delaying it); an imported vulnerable package raises a monitor alert."""
+
+    @field_validator("osv_ecosystems", mode="before")
+    @classmethod
+    def _ecosystems(cls, value: Any) -> Any:
+        return _split_list(value)
+
+
+SECTIONS: dict[str, type[BaseModel]] = {"inspection": InspectionSection, "vulns": VulnsSection}
 """Section field -> its model. A section's fields keep flat names: ``<section>_<field>``
 as keyword arguments and ``PYNOMALY_SECURITY__<SECTION>_<FIELD>`` in the environment."""
 
@@ -225,6 +253,8 @@ class SecuritySettings(BaseSettings):
     # -- inspection limits and body reading (issue 12: fail closed) -----------------------
     inspection: InspectionSection = Field(default_factory=lambda: InspectionSection())
     """Limits of one request's inspection: ``PYNOMALY_SECURITY__INSPECTION_<NAME>``."""
+    vulns: VulnsSection = Field(default_factory=lambda: VulnsSection())
+    """Dependency vulnerability assessment: ``PYNOMALY_SECURITY__VULNS_<NAME>``."""
     body_read_timeout: float = Field(default=30.0, gt=0)
     """Seconds a client has to send a body that one of our layers reads (the inspection
     middleware; on login paths the tracking layer and the login guard, for the user

@@ -98,6 +98,8 @@ GUIDE_IMPORTS = [
 ]
 # What setup_security_middleware installs besides middlewares, for those who wire by hand.
 INSTALLERS = ["inspection_exempt", "install_validation_handler", "secure_server_errors"]
+# The issues' named interfaces (issue 18: dependency vulnerability assessment).
+INTERFACES = ["AutomatedVulnerabilityAssessment"]
 
 
 def test_what_users_wire_by_hand_is_exported() -> None:
@@ -119,6 +121,7 @@ def test_what_users_wire_by_hand_is_exported() -> None:
         *sanitize.__all__,
         *GUIDE_IMPORTS,
         *INSTALLERS,
+        *INTERFACES,
     }
     assert sorted(wanted - set(pynomaly_security.__all__)) == []
     assert "SecurityMiddleware" in middlewares  # the layer the stack installs

@@ -1,35 +1,35 @@
-"""``python -m pynomaly_security vulns scan PATH --db OSV_DIR [--format ...] [--fail-on ...]``.
+"""``python -m pynomaly_security vulns scan PATH [--db DB] [--format ...] [--fail-on ...]``.
 
-Reads the lockfiles under PATH (:mod:`pynomaly_security.vulns.lockfiles`), matches
-each pinned package against the OSV records of ``--db`` (in memory, loaded on each
-run) and prints one row per vulnerable package: version, vulnerability ids
-(aliases merged), severity label, and the smallest version that fixes every
-listed advisory by its ``fixed`` events ("-" when none is known). Packages
-without a pinned version and files that could not be read (malformed) are listed
-after the table, paths relative to PATH; a pom.xml yields its direct dependencies
-only, and the output says so.
+Reads the lockfiles under PATH (:mod:`pynomaly_security.vulns.lockfiles`) and checks
+each pinned package against the advisory database: ``--db`` names the SQLite file
+(``vulndb import`` builds it; default ``VULNS_DB_PATH``), or OSV records (a directory,
+an ``all.zip``, files; repeatable), imported into memory for this run.
 
-Exit codes: 0 no finding at or above ``--fail-on``; 1 such findings; 2 bad input.
-A finding whose severity is only a CVSS vector or absent counts as reaching any
-``--fail-on`` level, because scoring vectors is not built yet and CI should not
-pass on what it could not rank.
+Formats: ``table`` (one row per vulnerability of a package, then the remediation
+plan, then unpinned lines and unreadable files), ``json``, ``sarif`` (SARIF 2.1.0),
+``cyclonedx`` (CycloneDX 1.6 VEX). Exit codes: 0 no finding at or above
+``--fail-on``; 1 such findings; 2 bad input. A finding with neither a CVSS vector
+nor a severity label counts as reaching any ``--fail-on`` level: CI should not pass
+on what the scan could not rank.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from pynomaly_security.vulns.lockfiles import scan_tree
-from pynomaly_security.vulns.osv import AdvisoryError, OSVDatabase
-from pynomaly_security.vulns.versions import UnknownEcosystem, VersionError, sort_key
+from pynomaly_security.vulns.assessment import AutomatedVulnerabilityAssessment, VulnerabilityScan
+from pynomaly_security.vulns.osv import AdvisoryError
+from pynomaly_security.vulns.report import FORMATS, render
+from pynomaly_security.vulns.scoring import severity_rank
+from pynomaly_security.vulns.sources import OSVSource
+from pynomaly_security.vulns.store import AdvisoryDB
 
-__all__ = ["register", "scan"]
+__all__ = ["open_database", "register", "scan"]
 
-LEVELS = {"LOW": 1, "MEDIUM": 2, "MODERATE": 2, "HIGH": 3, "CRITICAL": 4}
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def register(subparsers: Any) -> None:
@@ -41,107 +41,50 @@ def register(subparsers: Any) -> None:
         "--db",
         type=Path,
         action="append",
-        required=True,
-        help="OSV records: a directory or file (repeatable)",
+        help="the advisory database file (default: VULNS_DB_PATH), or OSV records:"
+        " a directory, an all.zip or files (repeatable)",
     )
-    scan_parser.add_argument("--format", choices=("table", "json"), default="table")
+    scan_parser.add_argument("--format", choices=FORMATS, default="table")
     scan_parser.add_argument(
         "--fail-on", choices=("low", "medium", "high", "critical"), default=None
     )
     scan_parser.set_defaults(func=_scan)
 
 
-def _fix(db: OSVDatabase, ecosystem: str, name: str, version: str, ids: list[str]) -> str:
-    """The smallest version past ``version`` that is at or past a fix of every advisory."""
+def _is_sqlite(path: Path) -> bool:
     try:
-        key = sort_key(ecosystem)
-        current = key(version)
-        needed = []
-        for advisory in db.matching(ecosystem, name, version):
-            fixes = [f for f in advisory.fixed_versions(ecosystem, name) if key(f) > current]
-            if not fixes:
-                return "-"
-            needed.append(min(fixes, key=key))
-        return max(needed, key=key) if needed else "-"
-    except (UnknownEcosystem, VersionError):
-        return "-"
+        with path.open("rb") as handle:
+            return handle.read(16) == _SQLITE_MAGIC
+    except OSError:
+        return False
 
 
-def _severity(db: OSVDatabase, ecosystem: str, name: str, version: str) -> str:
-    labels = [a.severity for a in db.matching(ecosystem, name, version)]
-    ranked = [s for s in labels if s in LEVELS]
-    if ranked:
-        best = max(ranked, key=lambda s: LEVELS[s])
-        return "MEDIUM" if best == "MODERATE" else best
-    return "UNKNOWN (CVSS vector)" if any(labels) else "UNKNOWN"
+def open_database(paths: list[Path] | None) -> AdvisoryDB:
+    """The database ``--db`` names: a SQLite file as it is, OSV records imported into
+    memory; none: ``VULNS_DB_PATH`` from the settings."""
+    if not paths:
+        from pynomaly_security.settings import load_settings
+
+        return AdvisoryDB(load_settings().vulns.db_path, create=False)
+    if len(paths) == 1 and paths[0].is_file() and _is_sqlite(paths[0]):
+        return AdvisoryDB(paths[0], create=False)
+    db = AdvisoryDB(":memory:")
+    sources = [OSVSource(p) for p in paths]
+    db.import_sources(sources)
+    bad = [e for s in sources for e in s.errors]
+    if bad:
+        db.close()
+        raise AdvisoryError(str(bad[0]))
+    return db
 
 
-def scan(path: Path, db_paths: list[Path]) -> dict[str, Any]:
-    db = OSVDatabase.load(db_paths)
-    packages, errors = scan_tree(path.resolve())
-    findings, unpinned = [], []
-    for package in packages:
-        if package.version is None:
-            where = f"{package.source}:{package.line}" if package.line else str(package.source)
-            unpinned.append(f"{where}: {package.name} ({package.note})")
-            continue
-        try:
-            ids = db.affected(package.ecosystem, package.name, package.version)
-        except (UnknownEcosystem, VersionError) as exc:
-            errors.append(f"{package.source}: {package.name} {package.version}: {exc}")
-            continue
-        if ids:
-            findings.append(
-                {
-                    "file": str(package.source),
-                    "ecosystem": package.ecosystem,
-                    "package": package.name,
-                    "version": package.version,
-                    "advisories": ids,
-                    "severity": _severity(db, package.ecosystem, package.name, package.version),
-                    "fixed_in": _fix(db, package.ecosystem, package.name, package.version, ids),
-                }
-            )
-    poms = sorted({str(p.source) for p in packages if p.source.name == "pom.xml"})
-    notes = []
-    if poms:
-        notes.append(
-            f"pom.xml lists direct dependencies only; transitive ones are not resolved "
-            f"({len(poms)} files)"
-        )
-    return {
-        "findings": findings,
-        "unpinned": unpinned,
-        "errors": errors,
-        "notes": notes,
-        "packages": len(packages),
-    }
-
-
-def _table(report: dict[str, Any], root: Path) -> str:
-    rows = [("FILE", "PACKAGE", "VERSION", "SEVERITY", "FIXED IN", "ADVISORIES")]
-    for f in report["findings"]:
-        where = Path(f["file"])
-        shown = (
-            str(where.relative_to(root))
-            if root.is_dir() and where.is_relative_to(root)
-            else where.name
-        )
-        ids = ", ".join(f["advisories"])
-        rows.append((shown, f["package"], f["version"], f["severity"], f["fixed_in"], ids))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5]
-        for r in rows
-    ]
-    lines.append(f"{len(report['findings'])} vulnerable of {report['packages']} packages")
-    lines += [f"note: {note}" for note in report["notes"]]
-    prefix = f"{root}/" if root.is_dir() else ""
-    for key, title in _SECTIONS.items():
-        if report[key]:
-            lines.append(f"{title} ({len(report[key])}):")
-            lines += [f"  {item.removeprefix(prefix)}" for item in report[key]]
-    return "\n".join(lines)
+def scan(path: Path, db_paths: list[Path] | None) -> VulnerabilityScan:
+    """One scan of ``path`` against the database of ``db_paths`` (see :func:`open_database`)."""
+    db = open_database(db_paths)
+    try:
+        return AutomatedVulnerabilityAssessment(db).scan_path(path)
+    finally:
+        db.close()
 
 
 # Listed after the table, so one bad file never hides the findings of the others.
@@ -157,16 +100,16 @@ def _scan(args: argparse.Namespace) -> int:
         return 2
     try:
         report = scan(args.path, args.db)
+        text = render(report, args.format, args.path.resolve())
     except AdvisoryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(
-        json.dumps(report, indent=2)
-        if args.format == "json"
-        else _table(report, args.path.resolve())
-    )
+    except RuntimeError as exc:  # an output format's optional library is missing
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(text)
     if args.fail_on is None:
         return 0
-    threshold = LEVELS[args.fail_on.upper()]
-    failing = [f for f in report["findings"] if LEVELS.get(f["severity"], threshold) >= threshold]
+    threshold = severity_rank(args.fail_on.upper())
+    failing = [f for f in report.findings if severity_rank(f.severity) >= threshold]
     return 1 if failing else 0

@@ -1,10 +1,13 @@
-"""Dependency vulnerabilities (issue 18, foundation).
+"""Dependency vulnerabilities (issue 18).
 
-``versions`` orders versions per ecosystem; ``osv`` loads OSV records into memory and
-answers which advisories affect a package version; ``lockfiles`` reads the lockfiles
-and manifests of npm, PyPI, Packagist, Maven and Gradle; ``pynomaly_security.cli.vulns``
-is the ``vulns scan`` command. The SQLite database, scoring and the remediation plan
-are not built yet (see the README).
+``versions`` orders versions per ecosystem; ``osv`` evaluates OSV ranges (and loads
+records into memory); ``sources`` and ``store`` are the SQLite advisory database
+(``vulndb import``), ``refresh`` downloads osv.dev's exports into it; ``lockfiles``
+reads the lockfiles and manifests of npm, PyPI, Packagist, Maven and Gradle; ``scoring``, ``plan`` and ``assessment`` turn matches into scored
+findings and a remediation plan (:class:`~.assessment.AutomatedVulnerabilityAssessment`);
+``report`` renders them; ``environment`` and ``watch`` check the running app's own
+dependencies (``stack.vulnerabilities``). Commands: ``pynomaly_security.cli.vulns``,
+``pynomaly_security.cli.vulndb``.
 """
 
 from __future__ import annotations

@@ -13,12 +13,13 @@ a lockfile names versions, not commits. Ecosystems without a comparator in
 :mod:`.versions`, a range with a bound its comparator cannot read, and a queried
 version it cannot read are matched by the ``versions`` lists only.
 
-Not here yet (issue 18): SQLite persistence, zip exports, streaming a whole
-ecosystem with bounded memory.
+The SQLite database (:mod:`.store`) stores the same records and evaluates them with
+this module's ``_affects``, so both answer alike (``tests/vulns/test_store.py``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -145,15 +146,27 @@ def _parse(record: dict[str, Any], path: Path) -> Advisory:
     return advisory
 
 
+@functools.lru_cache(maxsize=65_536)
+def _key(ecosystem: str, version: str) -> Any:
+    # Parsing a version (PEP 440, Maven) costs more than comparing it; a scan and its
+    # fix loop compare the same bounds many times.
+    return sort_key(ecosystem)(version)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _prepared(rng: _Range, ecosystem: str) -> tuple[list[Any], list[tuple[Any, str]]]:
+    eco = "npm" if rng.kind == "SEMVER" else ecosystem
+    limits = [_key(eco, v) for k, v in rng.events if k == "limit" and v != "*"]
+    return limits, _sorted_events(rng, functools.partial(_key, eco))
+
+
 def _in_range(rng: _Range, ecosystem: str, version: str) -> bool:
-    key = sort_key("npm" if rng.kind == "SEMVER" else ecosystem)
-    target = key(version)
-    limits = [v for k, v in rng.events if k == "limit" and v != "*"]
-    if limits and not any(target < key(v) for v in limits):
+    target = _key("npm" if rng.kind == "SEMVER" else ecosystem, version)
+    limits, events = _prepared(rng, ecosystem)
+    if limits and not any(target < limit for limit in limits):
         return False
     status = False
     # The last event at or below the version decides; "introduced: 0" is below everything.
-    events = _sorted_events(rng, key)
     for bound, kind in events:
         if kind == "introduced" and (bound is None or target >= bound):
             status = True

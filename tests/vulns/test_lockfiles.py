@@ -86,10 +86,11 @@ def test_scan_command(capsys: pytest.CaptureFixture[str]) -> None:
         ("left-pad", "1.1.0"),
         ("left-pad", "1.0.0-beta.2"),
     }
-    assert found[("demo-pkg", "1.1.0")]["advisories"] == ["GHSA-aaaa-bbbb-cccc"]
-    assert found[("demo-pkg", "1.1.0")]["severity"] == "HIGH"
-    assert found[("demo-pkg", "1.1.0")]["fixed_in"] == "1.2.0"
-    assert found[("left-pad", "1.1.0")]["fixed_in"] == "1.3.0"
+    assert found[("demo-pkg", "1.1.0")]["vulnerability"] == "GHSA-aaaa-bbbb-cccc"
+    assert found[("demo-pkg", "1.1.0")]["severity"] == "CRITICAL"  # the GHSA's CVSS 9.8
+    plan = {(s["package"], s["version"]): s for s in report["plan"]}
+    assert plan[("demo-pkg", "1.1.0")]["target"] == "1.2.0"
+    assert plan[("left-pad", "1.1.0")]["target"] == "1.3.0"
     assert code == 1  # HIGH (and the unranked npm advisory) reach --fail-on high
     assert main(["vulns", "scan", str(LOCKS / "php"), "--db", str(OSV), "--fail-on", "low"]) == 0
     assert "0 vulnerable of 2 packages" in capsys.readouterr().out
