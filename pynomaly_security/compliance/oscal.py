@@ -26,7 +26,8 @@ from pynomaly_security.compliance.report import LABEL
 __all__ = ["OSCAL_VERSION", "control_token", "to_oscal"]
 
 OSCAL_VERSION = "1.1.3"
-NS = "urn:pynomaly-security:compliance"
+NS = "https://pynomaly-security.invalid/ns/compliance"
+"""Our props' namespace (a name, never fetched: ``.invalid`` resolves nowhere)."""
 _NAMESPACE = uuid.UUID("8d3e8f0e-5f1b-5c8e-9a51-7f2f3c1f9e19")
 _METHOD = {"probe": "TEST", "settings": "EXAMINE", "data": "TEST"}
 
