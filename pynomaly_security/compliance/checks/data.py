@@ -79,7 +79,16 @@ async def audit_chain(ctx: CheckContext, cid: str, params: Mapping[str, Any]) ->
     )
     if logger is None:
         return ctx.result(cid, F, "no audit trail (audit logging off)", method="data", how=how)
+    await logger.flush()  # this run's probes' access records are part of the chain
     result = await logger.verify()
+    anchor = logger.anchor_file
+    if result.problem == "empty" and not (anchor is not None and anchor.exists()
+                                          and anchor.stat().st_size):  # fmt: skip
+        # A new trail, and no anchor says records were ever written: nothing to verify.
+        return ctx.result(
+            cid, NA, "the audit trail holds no record yet", method="data", how=how,
+            observed={"records": 0, "anchor_file": str(anchor) if anchor else None},
+        )  # fmt: skip
     ctx.scratch["audit_head"] = (result.head_seq, result.head_hash)
     observed = {
         "ok": result.ok, "records": result.count, "problem": result.problem,

@@ -13,9 +13,9 @@ So that probes never pass for attacks or trip a defence: they use ``GET`` only,
 never a login, sign-up, MFA, re-authentication, password or logout path (the
 lockout and the login limits never count them), carry no credential (no key is
 guessed), come from their own address (:data:`PROBE_CLIENT`, ``127.0.0.2``: the rate
-limiter counts them apart from every real client) and name themselves in the
-``User-Agent`` (:data:`PROBE_AGENT`), so the access records they leave in the audit
-trail read as the validator's. A run sends one unknown path (the scanner rule needs 30
+limiter counts them apart from every real client, and the access records they leave in
+the audit trail read as the validator's) and name themselves in the ``User-Agent``
+(:data:`PROBE_AGENT`) for the app's own logs. A run sends one unknown path (the scanner rule needs 30
 a minute) and about as many requests as the app has such routes.
 """
 
@@ -163,7 +163,10 @@ class ProbeSession:
         if self._done:
             return
         self._done = True
-        transport = httpx.ASGITransport(app=self.app, client=PROBE_CLIENT)
+        # A route that raises is a 500 seen as the client sees it (its body is checked).
+        transport = httpx.ASGITransport(
+            app=self.app, client=PROBE_CLIENT, raise_app_exceptions=False
+        )
         base = f"https://{probe_host(self.settings)}"
         try:
             async with httpx.AsyncClient(
