@@ -37,10 +37,10 @@ from pynomaly_security.auth import (
     install_authenticator,
 )
 from pynomaly_security.auth.deps import bearer_token
+from pynomaly_security.auth.errors import AuthUnavailable
 from pynomaly_security.auth.users import InMemoryUserRepository
 from pynomaly_security.compliance import users_from_records
 from pynomaly_security.crypto import DataEncryption, FieldEncryption
-from pynomaly_security.auth.errors import AuthUnavailable
 from pynomaly_security.exceptions import InvalidToken
 from pynomaly_security.policy import Principal
 from pynomaly_security.storage import Store

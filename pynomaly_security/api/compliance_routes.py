@@ -77,7 +77,7 @@ def build_compliance_router(validator: ComplianceValidator) -> APIRouter:
                 "at": run["at_iso"],
                 "digest": run["digest"],
                 "audit_head": run.get("audit"),
-            },  # fmt: skip
+            },
             "frameworks": frameworks,
             "evidence": evidence,
         }

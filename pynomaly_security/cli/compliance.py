@@ -128,7 +128,8 @@ def _run(args: argparse.Namespace) -> int:
     async def go() -> dict[str, Any]:
         async with _validator(args.app) as validator:
             await validator.run("full")
-            return await validator.latest_scores()
+            scores: dict[str, Any] = await validator.latest_scores()
+            return scores
 
     try:
         scores = asyncio.run(go())
@@ -144,7 +145,6 @@ def _verify(args: argparse.Namespace) -> int:
     from pynomaly_security.compliance.verify import (
         ReportCheck,
         check_report_content,
-        check_report_record,
     )
     from pynomaly_security.settings import load_settings
 

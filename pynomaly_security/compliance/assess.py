@@ -39,13 +39,13 @@ def assess(
 ) -> dict[str, Any]:
     """One framework: its controls (status, checks with evidence, waivers) and score."""
     fw = catalogue.framework(framework)
-    controls = []
+    controls: list[dict[str, Any]] = []
     for control in fw.controls:
-        checks = []
+        checks: list[dict[str, Any]] = []
         counted: list[Status] = []
         for check_id in control.checks:
             result = results.get(check_id)
-            status, waiver, expired = effective_status(result, waivers, now)
+            status, check_waiver, check_expired = effective_status(result, waivers, now)
             counted.append(status)
             spec = catalogue.checks[check_id]
             checks.append({
@@ -54,15 +54,15 @@ def assess(
                 "asvs": list(spec.asvs),
                 "status": result.status.value if result is not None else Status.ERROR.value,
                 "counted_as": status.value,
-                "waiver": waiver,
-                "expired_waiver": expired,
+                "waiver": check_waiver,
+                "expired_waiver": check_expired,
                 "evidence": result.to_dict() if result is not None else
                 {"summary": "the check has not run yet"},
             })  # fmt: skip
         status = control_status(counted)
         key = f"{framework}/{control.id}"
         active, expired = waivers.for_control(key, now)
-        waiver = None
+        waiver: dict[str, Any] | None = None
         if status in (Status.FAIL, Status.ERROR) and active is not None:
             status, waiver = Status.PASS, active.to_dict()
         waived = waiver is not None or any(c["waiver"] for c in checks)
@@ -76,7 +76,7 @@ def assess(
             "asvs": catalogue.asvs_of(control),
             "checks": checks,
         })  # fmt: skip
-    statuses = [Status(c["status"]) for c in controls]
+    statuses = [Status(str(c["status"])) for c in controls]
     return {
         "framework": framework,
         "title": fw.title,

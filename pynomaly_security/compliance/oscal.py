@@ -90,7 +90,7 @@ def to_oscal(report: Mapping[str, Any]) -> str:
                         "waiver": check.get("waiver"),
                     },
                     sort_keys=True,
-                ),  # fmt: skip
+                ),
             }
             observations[obs_uuid] = obs
         if control["status"] == "not_applicable":

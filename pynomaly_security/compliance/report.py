@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -44,7 +45,7 @@ def period_view(
         gaps = []
         edges = [start] + [t for t, _ in inside] + [end]
         last_known = before[-1][0] if before else None
-        for a, b in zip(edges, edges[1:], strict=False):
+        for a, b in itertools.pairwise(edges):
             ref = a if a != start or last_known is None else last_known
             if b - ref > max_gap:
                 gaps.append([iso(max(a, start)), iso(b)])

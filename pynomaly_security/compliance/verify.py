@@ -101,6 +101,7 @@ def check_report_record(
         )
         return
     if details.get("digest") != run["digest"]:
-        out.fail(f"binding: the audit record holds digest {details.get('digest')}, not the report's")
+        held = details.get("digest")
+        out.fail(f"binding: the audit record holds digest {held}, not the report's")
         return
     out.good(f"binding: the audit record at the head is run {run['run_id']} with the same digest")

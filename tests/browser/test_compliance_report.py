@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 import uvicorn
@@ -112,9 +113,8 @@ async def test_html_report_renders_with_name_and_score(devtools: int, tmp_path: 
     assert title == "PCI DSS 4.0" and int(weight) >= 700
     png = tmp_path / "report.png"
     png.write_bytes(base64.b64decode(shot["data"]))
-    text = subprocess.run(
-        [tesseract, str(png), "stdout"], capture_output=True, text=True, check=True, timeout=120
-    ).stdout
+    done = await anyio.run_process([tesseract, str(png), "stdout"], check=True)
+    text = done.stdout.decode()
     flat = re.sub(r"\s+", " ", text)
     assert "PCI DSS 4.0" in flat, flat[:500]
     score = f"{expected['score']:g}%"

@@ -48,34 +48,48 @@ def _write(path: Path, text: str) -> Path:
 
 def test_a_loosened_threshold_is_refused(tmp_path: Path) -> None:
     """An app's catalogue may tighten a shipped threshold but never loosen it."""
-    tighter = _write(tmp_path / "t.yaml", """
+    tighter = _write(
+        tmp_path / "t.yaml",
+        """
 checks:
   headers.hsts: {kind: hsts_setting, title: two years, params: {min_max_age: 63072000}}
-""")
+""",
+    )
     assert load_catalogue(tighter).checks["headers.hsts"].params["min_max_age"] == 63072000
-    looser = _write(tmp_path / "l.yaml", """
+    looser = _write(
+        tmp_path / "l.yaml",
+        """
 checks:
   auth.lockout: {kind: lockout_threshold, title: lax, params: {max_attempts: 50}}
-""")
+""",
+    )
     with pytest.raises(ConfigurationError, match="loosens max_attempts"):
         load_catalogue(looser)
-    fewer = _write(tmp_path / "f.yaml", """
+    fewer = _write(
+        tmp_path / "f.yaml",
+        """
 checks:
   headers.csp: {kind: csp_setting, title: lax, params: {forbidden: []}}
-""")
+""",
+    )
     with pytest.raises(ConfigurationError, match="loosens forbidden"):
         load_catalogue(fewer)
-    unknown = _write(tmp_path / "u.yaml", """
+    unknown = _write(
+        tmp_path / "u.yaml",
+        """
 frameworks:
   gdpr: {title: GDPR, controls: [{id: art99, title: x, checks: [no.such.check]}]}
-""")
+""",
+    )
     with pytest.raises(ConfigurationError, match="unknown checks"):
         load_catalogue(unknown)
 
 
 async def test_user_controls_and_check_kinds(tmp_path: Path) -> None:
     """An app adds a framework with a control evidenced by its own check kind."""
-    extra = _write(tmp_path / "mine.yaml", """
+    extra = _write(
+        tmp_path / "mine.yaml",
+        """
 checks:
   app.backups: {kind: backups_recent, title: Backups younger than a day, params: {max_age_h: 24}}
 frameworks:
@@ -87,7 +101,8 @@ frameworks:
     title: PCI DSS 4.0
     controls:
       - {id: "12.10.1", title: Incident response plan, checks: [incidents.overdue]}
-""")
+""",
+    )
     _app, stack, validator = build(tmp_path, compliance_catalogue_file=str(extra))
 
     async def backups(ctx: CheckContext, cid: str, params: Mapping[str, Any]) -> CheckResult:
@@ -105,19 +120,22 @@ frameworks:
 
 async def test_unknown_kind_stops_start(tmp_path: Path) -> None:
     extra = _write(tmp_path / "k.yaml", "checks:\n  x.y: {kind: nothing_like_it, title: t}\n")
-    _app, stack, validator = build(tmp_path, compliance_catalogue_file=str(extra))
+    _app, _stack, validator = build(tmp_path, compliance_catalogue_file=str(extra))
     with pytest.raises(ConfigurationError, match="unknown kinds"):
         await validator.start()
 
 
 def _waivers(tmp_path: Path, expires: dt.date, target: str = "check: mfa.admins") -> Path:
-    return _write(tmp_path / "waivers.yaml", f"""
+    return _write(
+        tmp_path / "waivers.yaml",
+        f"""
 waivers:
   - {target}
     justification: admins sign in through the corporate IdP, which enforces MFA
     owner: security@example.com
     expires: {expires.isoformat()}
-""")
+""",
+    )
 
 
 async def test_a_waiver_passes_a_failing_check_until_it_expires(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ async def test_hsts_off_fails_its_controls_within_one_run(tmp_path: Path) -> Non
     """Switching HSTS off (a live change) fails the setting check, the probe of real
     responses and every control they evidence at the next run, raises one alert and
     opens an incident."""
-    app, stack, validator = build(tmp_path)
+    _app, stack, validator = build(tmp_path)
     async with stack:
         first = await validator.run("full")
         assert status(first, "headers.hsts") == "pass"

@@ -111,7 +111,8 @@ async def lockout_threshold(ctx: CheckContext, cid: str, params: Mapping[str, An
         "; ".join(problems)
         if problems
         else (
-            f"locks after {s.brute_force_max_attempts} attempts, the account after {account_attempts}"
+            f"locks after {s.brute_force_max_attempts} attempts, "
+            f"the account after {account_attempts}"
         )
     )
     return ctx.result(
@@ -149,21 +150,22 @@ async def argon2_parameters(ctx: CheckContext, cid: str, params: Mapping[str, An
         import argon2
 
         hasher = argon2.PasswordHasher(time_cost=3, memory_cost=65_536, parallelism=4)
+    variant = str(getattr(hasher, "type", "?")).rsplit(".", 1)[-1]
     observed = {
-        "type": str(getattr(hasher, "type", "?")).rsplit(".", 1)[-1],
+        "type": variant,
         "memory_kib": hasher.memory_cost,
         "time_cost": hasher.time_cost,
         "parallelism": hasher.parallelism,
     }
     ok = (
-        observed["type"].upper() == "ID"
+        variant.upper() == "ID"
         and hasher.memory_cost >= int(params["min_memory_kib"])
         and hasher.time_cost >= int(params["min_time_cost"])
         and hasher.parallelism >= int(params["min_parallelism"])
     )
     return ctx.result(
         cid, _verdict(ok),
-        f"Argon2{observed['type'].lower()} m={hasher.memory_cost} KiB, t={hasher.time_cost}, "
+        f"Argon2{variant.lower()} m={hasher.memory_cost} KiB, t={hasher.time_cost}, "
         f"p={hasher.parallelism}",
         observed=observed, expected=dict(params),
         how=f"read from {where}; OWASP Password Storage Cheat Sheet minimum m=19 MiB, t=2, p=1",

@@ -15,8 +15,8 @@ lockout and the login limits never count them), carry no credential (no key is
 guessed), come from their own address (:data:`PROBE_CLIENT`, ``127.0.0.2``: the rate
 limiter counts them apart from every real client, and the access records they leave in
 the audit trail read as the validator's) and name themselves in the ``User-Agent``
-(:data:`PROBE_AGENT`) for the app's own logs. A run sends one unknown path (the scanner rule needs 30
-a minute) and about as many requests as the app has such routes.
+(:data:`PROBE_AGENT`) for the app's own logs. A run sends one unknown path (the
+scanner rule needs 30 a minute) and about as many requests as the app has such routes.
 """
 
 from __future__ import annotations
