@@ -163,3 +163,25 @@ async def test_probes_leave_no_misleading_trace(tmp_path: Path) -> None:
         rows = await stack.audit_logger.query(event_type="http_request", limit=1000)
     assert rows and {r["source_ip"] for r in rows} == {PROBE_CLIENT[0]}
     assert {r["method"] for r in rows} == {"GET"}
+
+
+async def test_schedule_runs_cheap_checks_between_full_runs(tmp_path: Path) -> None:
+    """Started, the validator makes a full run, then cheap ones on its interval (polled
+    with a deadline, not timed); stopping it ends the task."""
+    import anyio
+
+    _app, stack, validator = build(tmp_path, compliance_cheap_interval_seconds=1.0)
+    async with stack:
+        await validator.start()
+        await validator.wait_first_run()
+        first = await validator.latest()
+        assert first is not None and first["kind"] == "full"
+        with anyio.fail_after(60):
+            while validator.runs < 2:
+                await anyio.sleep(0.2)
+        latest = await validator.latest()
+        assert latest is not None and latest["kind"] == "cheap"
+        assert set(latest["checks_run"]) < set(validator.catalogue.checks)
+        assert "audit.chain" not in latest["checks_run"]
+        assert latest["results"]["audit.chain"] == first["results"]["audit.chain"]
+        await validator.aclose()
