@@ -147,6 +147,11 @@ class ComplianceValidator:
             self._first_run = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
+    @property
+    def scheduled(self) -> bool:
+        """Whether this process's schedule task runs."""
+        return self._task is not None and not self._task.done()
+
     async def aclose(self) -> None:
         task, self._task = self._task, None
         if task is not None:

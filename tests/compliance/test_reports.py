@@ -67,7 +67,11 @@ def test_status_at_start_up_is_the_start_up_run(tmp_path: Path) -> None:
         r = client.get("/api/security/compliance/status", headers=KEY)
         assert r.status_code == 200
         assert r.json()["run"]["kind"] == "full"
+        health = client.get("/api/security/health", headers=KEY).json()
+        assert health["components"]["compliance"]["enabled"] is True
+        assert health["components"]["compliance"]["scheduled"] is True
     assert validator.runs >= 1
+    assert not validator.scheduled  # the lifespan's end stopped it
 
 
 async def test_formats(tmp_path: Path) -> None:

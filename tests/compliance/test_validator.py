@@ -176,9 +176,10 @@ async def test_schedule_runs_cheap_checks_between_full_runs(tmp_path: Path) -> N
         await validator.wait_first_run()
         first = await validator.latest()
         assert first is not None and first["kind"] == "full"
-        with anyio.fail_after(60):
-            while validator.runs < 2:
-                await anyio.sleep(0.2)
+        for _ in range(600):  # a deadline (two minutes), not a speed check
+            if validator.runs >= 2:
+                break
+            await anyio.sleep(0.2)
         latest = await validator.latest()
         assert latest is not None and latest["kind"] == "cheap"
         assert set(latest["checks_run"]) < set(validator.catalogue.checks)
