@@ -38,6 +38,9 @@ from pynomaly_security.auth import (
 )
 from pynomaly_security.auth.deps import bearer_token
 from pynomaly_security.auth.errors import AuthUnavailable
+from pynomaly_security.auth.users import InMemoryUserRepository
+from pynomaly_security.compliance import users_from_records
+from pynomaly_security.crypto import DataEncryption, FieldEncryption
 from pynomaly_security.exceptions import InvalidToken
 from pynomaly_security.policy import Principal
 from pynomaly_security.storage import Store
@@ -99,6 +102,16 @@ def create_app(
         alert_sink=stack.security_monitor.raise_alert,
     )
     install_authenticator(app, authenticator)
+    if stack.compliance is not None:
+        # What the compliance checks read of the demo's data (issue 19): its users (alice
+        # and carol are admins, carol alone with MFA) and the fields it encrypts.
+        fields = FieldEncryption(DataEncryption(stack.settings, keyring=stack.keyring))
+        fields.register_encrypted_field("customers", "email", blind_index=True)
+        stack.compliance.sources.field_encryption = fields
+        if isinstance(authenticator.users, InMemoryUserRepository):
+            stack.compliance.sources.users = users_from_records(
+                authenticator.users.records, lambda user: user.username in DEMO_ADMINS
+            )
     if stack.policies is not None:
         stack.policies.principal_of = _principal_of(authenticator)
     app.include_router(

@@ -18,6 +18,7 @@ COMMANDS = {
     "intel": "Import, list and remove IP reputation lists (threat intelligence).",
     "vulns": "Scan lockfiles for known vulnerabilities (OSV records).",
     "vulndb": "Import and refresh the advisory database (OSV, EPSS, CISA KEV).",
+    "compliance": "Compliance reports (JSON, HTML, OSCAL, CSV) and their verification.",
 }
 
 

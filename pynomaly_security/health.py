@@ -74,6 +74,13 @@ def component_states(stack: SecurityStack) -> dict[str, Any]:
         },
         "decisions": _decisions(stack),
         "policies": _policies(stack),
+        "compliance": {"enabled": False}
+        if stack.compliance is None
+        else {
+            "enabled": True,
+            "scheduled": stack.compliance.scheduled,
+            "runs_here": stack.compliance.runs,
+        },
     }
     audit = stack.audit_logger
     if audit is None:

@@ -62,6 +62,7 @@ from pynomaly_security.storage.base import MonitorState
 
 if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
+    from pynomaly_security.compliance import ComplianceValidator
     from pynomaly_security.decisions.service import DecisionService
     from pynomaly_security.incidents.automation import IncidentResponseAutomation
     from pynomaly_security.policy.engine import SecurityPolicyEngine
@@ -114,6 +115,9 @@ class SecurityStack:
     """The app's own dependencies (issue 18): checked in the background at start-up,
     ``/api/security/vulnerabilities``; ``vulnerabilities.summary()`` is the read-only
     view (counts by severity, open criticals, last scan time) other parts read."""
+    compliance: ComplianceValidator | None = None
+    """The compliance validator (``COMPLIANCE_*``; ``/api/security/compliance``): checks
+    at start-up and on a schedule, results in ``state``; ``latest_scores()`` per framework."""
     _started: bool = False
 
     async def start(self) -> None:
@@ -147,6 +151,8 @@ class SecurityStack:
         self._started = False
         if self.vulnerabilities is not None:
             await self.vulnerabilities.aclose()
+        if self.compliance is not None:
+            await self.compliance.aclose()
         await self.security_monitor.stop()
         if self.decisions is not None:
             await self.decisions.aclose()
@@ -204,6 +210,9 @@ def _wrap_lifespan(app: Starlette, stack: SecurityStack) -> None:
                     view.attach(app_.middleware_stack)
                     if stack.policies is not None:
                         stack.policies.after_switch.append(lambda: view.set(view.index))
+            if stack.compliance is not None:
+                # After the app's own start-up (its users exist): the first run probes it.
+                await stack.compliance.start()
             yield state
 
     # Starlette types lifespan_context as a union of two shapes; ours yields either.
@@ -339,6 +348,13 @@ def setup_security_middleware(
     from pynomaly_security.api.playbook_routes import build_playbook_router
 
     stack.admin_routers.append(build_playbook_router(stack.incidents))
+    if settings.compliance.enabled:
+        from pynomaly_security.api.compliance_routes import build_compliance_router
+        from pynomaly_security.compliance import ComplianceValidator
+
+        # Weak, as above; a malformed waivers or catalogue file stops start-up here.
+        stack.compliance = ComplianceValidator.from_stack(stack, weakref.ref(app))
+        stack.admin_routers.append(build_compliance_router(stack.compliance))
     if settings.decisions_enabled:
         from pynomaly_security.api.decision_routes import build_decision_router
         from pynomaly_security.decisions.service import DecisionService

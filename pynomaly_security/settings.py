@@ -55,6 +55,7 @@ from pynomaly_security.network.hosts import DEFAULT_ALLOWED_HOSTS
 __all__ = [
     "ENV_PREFIX",
     "SECTIONS",
+    "ComplianceSection",
     "InspectionSection",
     "SanitizationLevel",
     "SecuritySettings",
@@ -149,7 +150,40 @@ class VulnsSection(BaseModel):
         return _split_list(value)
 
 
-SECTIONS: dict[str, type[BaseModel]] = {"inspection": InspectionSection, "vulns": VulnsSection}
+class ComplianceSection(BaseModel):
+    """The compliance validator (issue 19): ``PYNOMALY_SECURITY__COMPLIANCE_<NAME>``."""
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+    enabled: bool = True
+    """Run the compliance checks at start-up and on a schedule (``stack.compliance``,
+    ``/api/security/compliance/status``); off: nothing runs and nothing is mounted."""
+    interval_seconds: float = Field(default=3600.0, ge=60.0)
+    """Every how many seconds every check runs (probes through the app, the audit chain's
+    verification, the users' MFA); also once at start-up."""
+    cheap_interval_seconds: float = Field(default=60.0, ge=1.0)
+    """Every how many seconds the cheap checks run (settings, checkpoint age, keys,
+    incidents past their deadline)."""
+    catalogue_file: str | None = None
+    """A YAML file of the application's own checks and controls, merged into the shipped
+    catalogue (thresholds may be tightened, never loosened)."""
+    waivers_file: str | None = None
+    """A YAML file of waivers (check or control, justification, owner, expiry); a
+    malformed one stops start-up."""
+    keep_runs: int = Field(default=2000, ge=10, le=1_000_000)
+    """Runs kept with their full evidence in the state backend (the newest)."""
+    history_entries: int = Field(default=20_000, ge=100, le=10_000_000)
+    """Status samples kept per check for period reports (a sample per change, and at
+    least one an hour: 20,000 is over two years)."""
+    check_timeout_seconds: float = Field(default=60.0, gt=0)
+    """Longest a check may take; past it the check's result is ``error``."""
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "inspection": InspectionSection,
+    "vulns": VulnsSection,
+    "compliance": ComplianceSection,
+}
 """Section field -> its model. A section's fields keep flat names: ``<section>_<field>``
 as keyword arguments and ``PYNOMALY_SECURITY__<SECTION>_<FIELD>`` in the environment."""
 
@@ -255,6 +289,8 @@ class SecuritySettings(BaseSettings):
     """Limits of one request's inspection: ``PYNOMALY_SECURITY__INSPECTION_<NAME>``."""
     vulns: VulnsSection = Field(default_factory=lambda: VulnsSection())
     """Dependency vulnerability assessment: ``PYNOMALY_SECURITY__VULNS_<NAME>``."""
+    compliance: ComplianceSection = Field(default_factory=lambda: ComplianceSection())
+    """The compliance validator: ``PYNOMALY_SECURITY__COMPLIANCE_<NAME>``."""
     body_read_timeout: float = Field(default=30.0, gt=0)
     """Seconds a client has to send a body that one of our layers reads (the inspection
     middleware; on login paths the tracking layer and the login guard, for the user

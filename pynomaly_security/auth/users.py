@@ -106,3 +106,7 @@ class InMemoryUserRepository:
     async def update(self, user: UserRecord) -> None:
         if user.user_id in self._by_id:
             self._by_id[user.user_id] = user
+
+    def records(self) -> list[UserRecord]:
+        """Every user (a snapshot): what the compliance validator counts for MFA."""
+        return list(self._by_id.values())
