@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from pynomaly_security.decisions.service import DecisionService
     from pynomaly_security.incidents.automation import IncidentResponseAutomation
     from pynomaly_security.policy.engine import SecurityPolicyEngine
+    from pynomaly_security.vulns.assessment import VulnerabilitySummary
     from pynomaly_security.vulns.watch import DependencyWatch
 
 __all__ = ["SecurityStack", "setup_security_middleware"]
@@ -393,10 +394,13 @@ def setup_security_middleware(
         stack.admin_routers.append(build_policy_router(stack.policies))
 
     from pynomaly_security.api.vulnerability_routes import build_vulnerability_router
+    from pynomaly_security.vulns.assessment import VulnerabilitySummary
     from pynomaly_security.vulns.watch import DependencyWatch
 
     stack.vulnerabilities = DependencyWatch.from_settings(settings, monitor, store)
     stack.admin_routers.append(build_vulnerability_router(stack.vulnerabilities))
+    if stack.compliance is not None and stack.compliance.sources.vulnerabilities is None:
+        stack.compliance.sources.vulnerabilities = _scanned_summary(stack.vulnerabilities)
 
     # add_middleware puts each new layer outside the previous one: innermost first.
     from pynomaly_security.storage.base import failure_policy
@@ -634,3 +638,14 @@ def _audit_alert_handler(audit_logger: AuditLogger) -> Callable[[Any], Any]:
         )
 
     return handler
+
+
+def _scanned_summary(watch: DependencyWatch) -> Callable[[], Awaitable[VulnerabilitySummary | None]]:
+    """The compliance validator's vulnerability source: the watch's latest summary, None
+    until its first check has run (the check is then "not applicable", not a pass)."""
+
+    async def summary() -> VulnerabilitySummary | None:
+        current = watch.summary()
+        return current if current.last_scan_at is not None else None
+
+    return summary
