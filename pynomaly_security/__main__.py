@@ -17,6 +17,7 @@ COMMANDS = {
     "keys": "Generate and rotate encryption keys.",
     "intel": "Import, list and remove IP reputation lists (threat intelligence).",
     "vulns": "Scan lockfiles for known vulnerabilities (OSV records).",
+    "anomaly": "Train and evaluate behavioural anomaly models (JSON Lines).",
 }
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "RequestFeatures",
     "char_mask",
     "endpoint_of",
+    "secret_names",
     "extract",
     "shape_of",
     "value_digest",
@@ -204,6 +205,15 @@ def _json_text(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _fold(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")
+
+
+def secret_names(fields: Iterable[str]) -> frozenset[str]:
+    """Credential field names as :func:`extract` compares them (any case, ``_``/``-``)."""
+    return frozenset(_fold(f) for f in fields)
+
+
 def _params(
     pairs: Iterable[tuple[str, str]],
     source: str,
@@ -215,7 +225,7 @@ def _params(
         if len(out) >= MAX_PARAMS:
             return
         name = name[:MAX_NAME_CHARS]
-        hidden = name.lower().replace("-", "_") in secret
+        hidden = _fold(name) in secret
         out.append(
             Param(
                 name,
@@ -240,8 +250,8 @@ def extract(
     secret_fields: frozenset[str] = frozenset(),
 ) -> RequestFeatures:
     """The features of one request (module docstring). ``query`` and ``body`` are
-    text as sent (percent-encoded), read as latin-1; ``secret_fields``: lower-case
-    names whose values keep no digest (credentials)."""
+    text as sent (percent-encoded), read as latin-1; ``secret_fields``: names whose
+    values keep no digest (credentials; :func:`secret_names`)."""
     params: list[Param] = []
     if query:
         _params(
