@@ -61,6 +61,7 @@ from pynomaly_security.storage import StorageRegistry, Store
 from pynomaly_security.storage.base import MonitorState
 
 if TYPE_CHECKING:
+    from pynomaly_security.anomaly.engine import AnomalyEngine
     from pynomaly_security.audit import AuditLogger
     from pynomaly_security.decisions.service import DecisionService
     from pynomaly_security.incidents.automation import IncidentResponseAutomation
@@ -106,6 +107,8 @@ class SecurityStack:
     decisions: DecisionService | None = None
     """Decisions and imported lists the middleware enforces (``/api/security/decisions``,
     ``python -m pynomaly_security intel``)."""
+    anomaly: AnomalyEngine | None = None
+    """Behavioural anomaly detection (``ANOMALY_MODE``; ``/api/security/anomaly``)."""
     policies: SecurityPolicyEngine | None = None
     """Versioned security policies (``/api/security/policies``); routes enforce them
     with ``Depends(require("orders:read"))`` (``policy/enforce.py``)."""
@@ -125,6 +128,8 @@ class SecurityStack:
             await self.decisions.start()
         if self.policies is not None:
             await self.policies.start()
+        if self.anomaly is not None:
+            await self.anomaly.start()
         if self.settings.enable_security_monitoring:
             await self.security_monitor.start_monitoring()
         if self.user_tracker is not None:
@@ -139,6 +144,8 @@ class SecurityStack:
             return
         self._started = False
         await self.security_monitor.stop()
+        if self.anomaly is not None:  # what this worker learned outlives it
+            await self.anomaly.flush()
         if self.decisions is not None:
             await self.decisions.aclose()
         if self.policies is not None:
@@ -391,6 +398,9 @@ def setup_security_middleware(
         )
         install_sql_protection()
 
+    if settings.anomaly.mode != "off":
+        # Innermost, inside inspection; not installed at all while the mode is off.
+        _anomaly(app, stack, settings, monitor, store, state)
     if inspector is not None:
         app.add_middleware(
             InputInspectionMiddleware,
@@ -517,6 +527,40 @@ def setup_security_middleware(
     _wrap_lifespan(app, stack)
     app.state.pynomaly_security = stack
     return stack
+
+
+def _anomaly(
+    app: Starlette,
+    stack: SecurityStack,
+    settings: SecuritySettings,
+    monitor: SecurityMonitor,
+    store: Store,
+    state: MonitorState | None,
+) -> None:
+    """The behavioural engine (issue 22): its layer, its batch job in the monitor's
+    task, its read routes, and the known users' behaviour for the access detector."""
+    from pynomaly_security.anomaly.engine import AnomalyEngine
+    from pynomaly_security.api.anomaly_routes import build_anomaly_router
+    from pynomaly_security.middleware.anomaly import AnomalyMiddleware
+    from pynomaly_security.storage.base import TallyStore, missing_capability
+
+    shared = state if state is not None else store
+    if not isinstance(shared, TallyStore):
+        raise missing_capability(shared, TallyStore, "the behavioural profiles")
+    engine = AnomalyEngine.from_settings(settings, tallies=shared, store=store, monitor=monitor)
+    stack.anomaly = engine
+    monitor.register_batch_job(engine.process)
+    for detector in monitor.detectors:
+        if isinstance(detector, AnomalousAccessDetector):
+            detector.behaviour = engine.behaviour
+            detector.behaviour_alert_score = settings.anomaly.alert_score
+    stack.admin_routers.append(build_anomaly_router(engine))
+    app.add_middleware(
+        AnomalyMiddleware,
+        engine=engine,
+        monitor=monitor,
+        body_read_timeout=settings.body_read_timeout,
+    )
 
 
 def _correlation(

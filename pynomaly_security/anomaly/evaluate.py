@@ -52,9 +52,7 @@ class Metrics:
         }
 
 
-def _point(
-    normal: Any, anomalous: Any, rates: Sequence[float]
-) -> tuple[float, float, list[float]]:
+def _point(normal: Any, anomalous: Any, rates: Sequence[float]) -> tuple[float, float, list[float]]:
     import numpy as np
     from sklearn.metrics import average_precision_score, roc_auc_score
 

@@ -38,8 +38,8 @@ __all__ = [
     "RequestFeatures",
     "char_mask",
     "endpoint_of",
-    "secret_names",
     "extract",
+    "secret_names",
     "shape_of",
     "value_digest",
 ]
@@ -110,9 +110,7 @@ def shape_of(value: str) -> str:
 
 def value_digest(value: str, salt: bytes) -> str:
     """A short keyed digest of a value: profiles count values without keeping them."""
-    return hashlib.blake2b(
-        value.encode("latin-1", "replace"), digest_size=8, key=salt
-    ).hexdigest()
+    return hashlib.blake2b(value.encode("latin-1", "replace"), digest_size=8, key=salt).hexdigest()
 
 
 # -- endpoints ---------------------------------------------------------------------

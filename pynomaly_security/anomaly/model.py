@@ -56,6 +56,7 @@ __all__ = [
     "AnomalyModel",
     "Assessment",
     "ModelError",
+    "assess_profile",
     "load",
     "numpy_available",
     "save",
@@ -107,8 +108,11 @@ class Assessment:
         out = [f.explain() for f in self.findings[:EXPLAIN]]
         if self.forest is not None and self.forest >= 1.0:
             out.append(
-                {"feature": "isolation forest", "where": "request shape",
-                 "surprisal": round(self.forest, 2)}
+                {
+                    "feature": "isolation forest",
+                    "where": "request shape",
+                    "surprisal": round(self.forest, 2),
+                }
             )
         return out
 
@@ -151,8 +155,13 @@ class AnomalyModel:
 
     def assess_one(self, features: RequestFeatures) -> Assessment:
         """The profile's assessment alone (inline use: the forest runs in batches)."""
-        prof, findings = self.profile.score(features)
-        return Assessment(score_of(prof), prof, prof, None, tuple(findings[:EXPLAIN]))
+        return assess_profile(self.profile, features)
+
+
+def assess_profile(profile: Profile, features: RequestFeatures) -> Assessment:
+    """One request's assessment by a profile alone."""
+    prof, findings = profile.score(features)
+    return Assessment(score_of(prof), prof, prof, None, tuple(findings[:EXPLAIN]))
 
 
 # -- files --------------------------------------------------------------------------
@@ -268,9 +277,7 @@ def load(directory: Path, *, bounds: ProfileBounds | None = None) -> AnomalyMode
             forest = _load_forest(blobs["forest.npz"], manifest.get("forest_features"))
         else:
             log.warning("anomaly_forest_skipped", reason="numpy not installed ([ml] extra)")
-    return AnomalyModel(
-        profile, forest, salt, weight, float(manifest.get("created") or 0.0)
-    )
+    return AnomalyModel(profile, forest, salt, weight, float(manifest.get("created") or 0.0))
 
 
 def _load_forest(data: bytes, names: Any) -> Forest:

@@ -250,7 +250,9 @@ class Profile:
                     found.append(Finding("unknown directory", where, _novel(self.dirs, total)))
                 if f.extension not in self.extensions:
                     found.append(
-                        Finding("unknown file extension", f.extension, _novel(self.extensions, total))
+                        Finding(
+                            "unknown file extension", f.extension, _novel(self.extensions, total)
+                        )
                     )
             for bit in _bits(f.path_mask):
                 s = surprisal(self.path_classes[bit], total)
@@ -409,7 +411,9 @@ class Profile:
                 self._load_param(ep, _u(parts[3]), parts[4:], count, b)
 
     @staticmethod
-    def _load_param(ep: _Endpoint, name: str, rest: list[str], count: int, b: ProfileBounds) -> None:
+    def _load_param(
+        ep: _Endpoint, name: str, rest: list[str], count: int, b: ProfileBounds
+    ) -> None:
         ps = ep.params.get(name)
         if ps is None:
             if len(ep.params) >= b.params:

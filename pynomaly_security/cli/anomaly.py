@@ -90,7 +90,11 @@ def _train(args: argparse.Namespace) -> int:
 
         forest = Forest.train(vectors, REQUEST_FEATURES, seed=args.seed)
     manifest = save(AnomalyModel(profile, forest, salt), args.output)
-    print(json.dumps({"output": str(args.output), "forest": forest is not None, **manifest["profile"]}))
+    print(
+        json.dumps(
+            {"output": str(args.output), "forest": forest is not None, **manifest["profile"]}
+        )
+    )
     return 0
 
 
@@ -147,7 +151,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     baselines = {"profile alone": evaluate_scores(profile_only, labels, rounds=args.rounds)}
     if len(forest_only) == len(labels):
-        baselines["isolation forest alone"] = evaluate_scores(forest_only, labels, rounds=args.rounds)
+        baselines["isolation forest alone"] = evaluate_scores(
+            forest_only, labels, rounds=args.rounds
+        )
     bands = _bands(scores, labels)
     if args.json:
         print(
