@@ -32,6 +32,8 @@ profile learned live adds to its counts.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -132,6 +134,9 @@ class AnomalyEngine:
         self._routes = tuple(section.routes)
         self._exclude = tuple(section.exclude)
         self._ready = False
+        self._processing = asyncio.Lock()
+        self._flushing = asyncio.Lock()
+        self._writing: asyncio.Future[None] | None = None
 
     @classmethod
     def from_settings(
@@ -216,7 +221,12 @@ class AnomalyEngine:
             log.warning("anomaly_store_failed", what="profile", error=safe_text(str(exc)))
 
     async def process(self) -> None:
-        """Work through the queue in micro-batches; share learned counts when due."""
+        """Work through the queue in micro-batches; share learned counts when due.
+        One at a time: the monitor's task and its ``stop()`` may both call it."""
+        async with self._processing:
+            await self._process()
+
+    async def _process(self) -> None:
         if not self._ready:
             await self.start()
         size = self.section.batch_size
@@ -234,16 +244,30 @@ class AnomalyEngine:
             await self.flush()
 
     async def flush(self) -> None:
-        """Add this worker's learned counts to the shared tallies, then read them back."""
-        delta, self._delta = self._delta, Counter()
-        try:
-            if delta:
-                await self._tallies.add_tallies(TALLY_NAME, delta)
-            await self._refresh()
-        except StorageError as exc:  # kept for the next flush
-            self._delta.update(delta)
-            log.warning("anomaly_store_failed", what="profile", error=safe_text(str(exc)))
-        self._flushed_at = self._clock()
+        """Add this worker's learned counts to the shared tallies, then read them back.
+
+        The addition runs shielded: cancelled (the monitor stopping), it still lands
+        once, and the next flush (the stack's, at shutdown) waits for it first."""
+        async with self._flushing:
+            if self._writing is not None:
+                with contextlib.suppress(StorageError):
+                    await self._writing
+                self._writing = None
+            delta, self._delta = self._delta, Counter()
+            try:
+                if delta:
+                    self._writing = asyncio.ensure_future(
+                        self._tallies.add_tallies(TALLY_NAME, delta)
+                    )
+                    await asyncio.shield(self._writing)
+                    self._writing = None
+                await self._refresh()
+            except StorageError as exc:  # kept for the next flush
+                if self._writing is not None:
+                    self._writing = None
+                    self._delta.update(delta)
+                log.warning("anomaly_store_failed", what="profile", error=safe_text(str(exc)))
+            self._flushed_at = self._clock()
 
     async def _refresh(self, *, initial: bool = False) -> None:
         shared = await self._tallies.tallies(TALLY_NAME)

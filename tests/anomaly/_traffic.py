@@ -7,10 +7,28 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-WORDS = (
-    "lamp desk chair table brass oak walnut shelf mirror rug vase clock sofa bench "
-    "stool cabinet drawer frame candle pillow"
-).split()
+WORDS = [
+    "lamp",
+    "desk",
+    "chair",
+    "table",
+    "brass",
+    "oak",
+    "walnut",
+    "shelf",
+    "mirror",
+    "rug",
+    "vase",
+    "clock",
+    "sofa",
+    "bench",
+    "stool",
+    "cabinet",
+    "drawer",
+    "frame",
+    "candle",
+    "pillow",
+]
 HEADERS = {"Host": "shop.example", "User-Agent": "Mozilla/5.0", "Accept": "*/*"}
 
 
@@ -24,19 +42,32 @@ def normal(n: int, seed: int = 1) -> Iterator[dict[str, Any]]:
             yield {"method": "GET", "uri": uri, "headers": HEADERS, "body": "", "label": "normal"}
         elif kind == 1:
             q = " ".join(rng.sample(WORDS, rng.randint(1, 2)))
-            yield {"method": "GET", "uri": f"/search?q={q.replace(' ', '+')}",
-                   "headers": HEADERS, "body": "", "label": "normal"}
+            yield {
+                "method": "GET",
+                "uri": f"/search?q={q.replace(' ', '+')}",
+                "headers": HEADERS,
+                "body": "",
+                "label": "normal",
+            }
         elif kind == 2:
             name = rng.choice(WORDS) + str(rng.randint(1, 999))
             body = f"user={name}&email={name}%40mail.example&zip={rng.randint(10000, 99999)}"
-            yield {"method": "POST", "uri": "/signup",
-                   "headers": {**HEADERS, "Content-Type": "application/x-www-form-urlencoded"},
-                   "body": body, "label": "normal"}
+            yield {
+                "method": "POST",
+                "uri": "/signup",
+                "headers": {**HEADERS, "Content-Type": "application/x-www-form-urlencoded"},
+                "body": body,
+                "label": "normal",
+            }
         else:
             body = json.dumps({"name": rng.choice(WORDS).title(), "price": rng.randint(1, 500)})
-            yield {"method": "POST", "uri": "/items",
-                   "headers": {**HEADERS, "Content-Type": "application/json"},
-                   "body": body, "label": "normal"}
+            yield {
+                "method": "POST",
+                "uri": "/items",
+                "headers": {**HEADERS, "Content-Type": "application/json"},
+                "body": body,
+                "label": "normal",
+            }
 
 
 ANOMALIES: dict[str, dict[str, Any]] = {
@@ -61,5 +92,4 @@ ANOMALIES: dict[str, dict[str, Any]] = {
 
 def anomalies() -> Iterator[tuple[str, dict[str, Any]]]:
     for name, req in ANOMALIES.items():
-        yield name, {"headers": HEADERS, "body": "", **req, "label": "anomalous",
-                     "category": name}
+        yield name, {"headers": HEADERS, "body": "", **req, "label": "anomalous", "category": name}

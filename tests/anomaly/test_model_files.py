@@ -37,9 +37,9 @@ def test_forest_scores_equal_scikit_learns() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, len(REQUEST_FEATURES))).astype(np.float32)
     ours = Forest.train(x, REQUEST_FEATURES, n_estimators=25, max_samples=128, seed=3)
-    theirs = sklearn_ensemble.IsolationForest(
-        n_estimators=25, max_samples=128, random_state=3
-    ).fit(x)
+    theirs = sklearn_ensemble.IsolationForest(n_estimators=25, max_samples=128, random_state=3).fit(
+        x
+    )
     probe = rng.normal(scale=2.0, size=(300, len(REQUEST_FEATURES)))
     assert np.allclose(ours.score_samples(probe), theirs.score_samples(probe), atol=1e-12)
 

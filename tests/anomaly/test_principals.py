@@ -37,8 +37,15 @@ def test_window_features() -> None:
     """Rate, spread, errors, auth failures, new address and lowest score of one principal."""
     w = PrincipalWindows(window=60.0)
     w.observe("alice", endpoint="/a", status=200, ip="10.0.0.1", at=1000.0)
-    f = w.observe("alice", endpoint="/b", status=401, ip="10.0.0.2", at=1001.0, score=12,
-                  explanation=[{"feature": "unknown parameter"}])
+    f = w.observe(
+        "alice",
+        endpoint="/b",
+        status=401,
+        ip="10.0.0.2",
+        at=1001.0,
+        score=12,
+        explanation=[{"feature": "unknown parameter"}],
+    )
     assert f["new_ip"] and f["requests"] == 2 and f["distinct_endpoints"] == 2
     assert f["auth_failures"] == 1 and f["error_ratio"] == 0.5 and f["low_score"] == 12
     later = w.behaviour("alice", 1030.0)
