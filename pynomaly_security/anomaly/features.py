@@ -30,7 +30,8 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+from itertools import groupby
+from urllib.parse import unquote_plus
 
 __all__ = [
     "CHAR_CLASSES",
@@ -58,54 +59,69 @@ CHAR_CLASSES: tuple[str, ...] = (
 )
 """Names of the bits of :func:`char_mask`, in bit order."""
 
-_BIT: dict[str, int] = {}
+# Each character of 0-255 is translated to one representative of its class (letters
+# keep a letter, digits become 9, punctuation stays itself), so a value's classes are
+# the few distinct characters of its translation, and its shape is read from it too.
+_LOWER, _UPPER, _LATIN, _HIGH, _CONTROL = "a", "A", "\u0141", "\u0126", "\u2400"
+_CLASS_OF: dict[int, str] = {}
 for _code in range(256):
     _ch = chr(_code)
     if "a" <= _ch <= "z":
-        _BIT[_ch] = 1 << 0
+        _CLASS_OF[_code] = _LOWER
     elif "A" <= _ch <= "Z":
-        _BIT[_ch] = 1 << 1
+        _CLASS_OF[_code] = _UPPER
     elif "0" <= _ch <= "9":
-        _BIT[_ch] = 1 << 2
+        _CLASS_OF[_code] = "9"
     elif _code >= 0xC0 and _code not in (0xD7, 0xF7):
-        _BIT[_ch] = 1 << 3
+        _CLASS_OF[_code] = _LATIN
     elif _code >= 0x80:
-        _BIT[_ch] = 1 << 4
+        _CLASS_OF[_code] = _HIGH
     elif _code < 0x20 or _code == 0x7F:
-        _BIT[_ch] = 1 << 5
-    elif _ch == " ":
-        _BIT[_ch] = 1 << 6
+        _CLASS_OF[_code] = _CONTROL
     else:
-        _BIT[_ch] = 1 << (7 + _PUNCT.index(_ch))
+        _CLASS_OF[_code] = _ch  # space and punctuation: classes of their own
+_BIT: dict[str, int] = {
+    _LOWER: 1 << 0,
+    _UPPER: 1 << 1,
+    "9": 1 << 2,
+    _LATIN: 1 << 3,
+    _HIGH: 1 << 4,
+    _CONTROL: 1 << 5,
+    " ": 1 << 6,
+    **{c: 1 << (7 + i) for i, c in enumerate(_PUNCT)},
+}
 _OTHER_HIGH = 1 << 4
+_LETTERS_AS_A = str.maketrans({_UPPER: "a", _LATIN: "a"})
+
+
+def _mask_of(classes: str) -> int:
+    mask = 0
+    bit = _BIT.get
+    for ch in set(classes):
+        mask |= bit(ch, _OTHER_HIGH)  # beyond latin-1: left as is, "other high"
+    return mask
 
 
 def char_mask(value: str) -> int:
     """The character classes in ``value`` as a bit mask (:data:`CHAR_CLASSES`)."""
-    mask = 0
-    bit = _BIT.get
-    for ch in set(value):
-        mask |= bit(ch, _OTHER_HIGH)
-    return mask
+    return _mask_of(value.translate(_CLASS_OF))
 
 
 # -- shapes ------------------------------------------------------------------------
-_SHAPE_TABLE = {
-    **{c: "a" for c in range(0x41, 0x5B)},
-    **{c: "a" for c in range(0x61, 0x7B)},
-    **{c: "a" for c in range(0xC0, 0x100) if c not in (0xD7, 0xF7)},
-    **{c: "9" for c in range(0x30, 0x3A)},
-}
-_RUNS = re.compile(r"(.)\1+", re.DOTALL)
 SHAPE_CHARS = 24
 """Shapes longer than this are cut (and end in ``~``): free text has many shapes,
 and the profile learns that from how many it sees."""
 
 
-def shape_of(value: str) -> str:
-    """Letters -> ``a``, digits -> ``9``, other characters kept, runs folded."""
-    folded = _RUNS.sub(r"\1", value[: SHAPE_CHARS * 8].translate(_SHAPE_TABLE))
+def _shape(classes: str) -> str:
+    folded = "".join(k for k, _ in groupby(classes[: SHAPE_CHARS * 8].translate(_LETTERS_AS_A)))
     return folded if len(folded) <= SHAPE_CHARS else folded[:SHAPE_CHARS] + "~"
+
+
+def shape_of(value: str) -> str:
+    """Letters -> ``a``, digits -> ``9``, other characters kept (control characters
+    as one symbol), runs folded."""
+    return _shape(value.translate(_CLASS_OF))
 
 
 def value_digest(value: str, salt: bytes) -> str:
@@ -203,6 +219,22 @@ def _json_text(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """``name=value`` pairs as ``parse_qsl(keep_blank_values=True, encoding="latin-1")``
+    reads them, decoding only what is encoded, and at most :data:`MAX_PARAMS`."""
+    out = []
+    for pair in text.split("&", MAX_PARAMS)[:MAX_PARAMS]:
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name, encoding="latin-1")
+        if "%" in value or "+" in value:
+            value = unquote_plus(value, encoding="latin-1")
+        out.append((name, value))
+    return out
+
+
 def _fold(name: str) -> str:
     return name.lower().replace("_", "").replace("-", "")
 
@@ -224,16 +256,49 @@ def _params(
             return
         name = name[:MAX_NAME_CHARS]
         hidden = _fold(name) in secret
+        classes = value.translate(_CLASS_OF)
         out.append(
             Param(
                 name,
                 source,
                 len(value),
-                char_mask(value),
-                shape_of(value),
+                _mask_of(classes),
+                _shape(classes),
                 None if hidden else value_digest(value, salt),
             )
         )
+
+
+_MEMO_MAX = 1024  # memories emptied when full: bounded; the same few keys repeat
+_PATHS: dict[str, tuple[str, int, str, int]] = {}
+
+
+def _path_features(path: str) -> tuple[str, int, str, int]:
+    """Endpoint, depth, extension and character classes of a path (remembered: the
+    same paths repeat; the memory is emptied when full)."""
+    found = _PATHS.get(path)
+    if found is None:
+        if len(_PATHS) >= _MEMO_MAX:
+            _PATHS.clear()
+        last = path.rsplit("/", 1)[-1]
+        dot = last.rfind(".")
+        extension = last[dot + 1 :][:16].lower() if dot >= 0 else ""
+        found = (endpoint_of(path), path.count("/"), extension, char_mask(path))
+        if len(path) <= MAX_PATH_CHARS:
+            _PATHS[path] = found
+    return found
+
+
+_HEADER_SETS: dict[tuple[str, ...], frozenset[str]] = {}
+
+
+def _header_set(names: tuple[str, ...]) -> frozenset[str]:
+    found = _HEADER_SETS.get(names)
+    if found is None:
+        if len(_HEADER_SETS) >= _MEMO_MAX:
+            _HEADER_SETS.clear()
+        found = _HEADER_SETS[names] = frozenset(h.lower()[:MAX_NAME_CHARS] for h in names)
+    return found
 
 
 def extract(
@@ -253,7 +318,7 @@ def extract(
     params: list[Param] = []
     if query:
         _params(
-            parse_qsl(query, keep_blank_values=True, encoding="latin-1"),
+            _pairs(query),
             "q",
             salt,
             secret_fields,
@@ -262,24 +327,22 @@ def extract(
     kind = _body_type(content_type)
     if body:
         if kind == "form":
-            pairs = parse_qsl(body, keep_blank_values=True, encoding="latin-1")
+            pairs = _pairs(body)
         elif kind == "json":
             pairs = _json_pairs(body)
         else:
             pairs = [("(body)", body[:4096])]
         _params(pairs, "b", salt, secret_fields, params)
-    endpoint = endpoint_of(path)
-    last = path.rsplit("/", 1)[-1]
-    dot = last.rfind(".")
+    endpoint, depth, extension, path_mask = _path_features(path)
     return RequestFeatures(
         method=method.upper()[:16],
         endpoint=endpoint,
-        depth=path.count("/"),
-        extension=last[dot + 1 :][:16].lower() if dot >= 0 else "",
+        depth=depth,
+        extension=extension,
         params=tuple(params),
-        header_names=frozenset(h.lower()[:MAX_NAME_CHARS] for h in header_names[:100]),
+        header_names=_header_set(tuple(header_names[:100])),
         body_type=kind,
         body_length=len(body),
         query_length=len(query),
-        path_mask=char_mask(path),
+        path_mask=path_mask,
     )
