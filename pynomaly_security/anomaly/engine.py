@@ -240,8 +240,8 @@ class AnomalyEngine:
                 self.counts["learned"] += len(batch)
             else:
                 await self._detect(batch)
-        if self._delta and self._clock() - self._flushed_at >= self.section.flush_seconds:
-            await self.flush()
+        if self._clock() - self._flushed_at >= self.section.flush_seconds:
+            await self.flush()  # also reads what the other workers added
 
     async def flush(self) -> None:
         """Add this worker's learned counts to the shared tallies, then read them back.
