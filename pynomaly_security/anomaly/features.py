@@ -197,7 +197,7 @@ def _json_pairs(body: str) -> list[tuple[str, str]]:
     """Top-level members of a JSON object (and one level down, dotted) as text."""
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # too deep: one opaque value, never an error
         return [("(json)", body)]
     pairs: list[tuple[str, str]] = []
     if not isinstance(doc, dict):

@@ -23,6 +23,7 @@ from collections.abc import Awaitable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pynomaly_security._context import get_request_context
+from pynomaly_security._log import get_logger
 from pynomaly_security.anomaly.engine import AnomalyEngine, Observation
 from pynomaly_security.anomaly.features import RequestFeatures
 from pynomaly_security.anomaly.model import Assessment
@@ -37,6 +38,8 @@ from pynomaly_security.middleware._refusal import refuse
 from pynomaly_security.monitor.monitor import SecurityMonitor
 
 __all__ = ["ANOMALOUS_REQUEST", "AnomalyMiddleware"]
+
+log = get_logger(__name__)
 
 ANOMALOUS_REQUEST = "anomalous_request"
 _READ_TYPES = (b"application/x-www-form-urlencoded", b"application/json")
@@ -92,14 +95,20 @@ class AnomalyMiddleware:
                 else:
                     body = buffered.body
                     receive = replay_receive(body, receive)
-        features = engine.features(
-            scope["method"],
-            scope["path"],
-            scope["query_string"].decode("latin-1"),
-            body.decode("latin-1"),
-            content_type.decode("latin-1"),
-            names,
-        )
+        try:
+            features = engine.features(
+                scope["method"],
+                scope["path"],
+                scope["query_string"].decode("latin-1"),
+                body.decode("latin-1"),
+                content_type.decode("latin-1"),
+                names,
+            )
+        except Exception:  # a fault of ours never costs the request: it goes unobserved
+            log.exception("anomaly_features_failed")
+            engine.counts["feature_errors"] += 1
+            await self.app(scope, receive, send)
+            return
         ctx = get_request_context(scope)
         if engine.mode == "prevent":
             verdict = engine.verdict(features)

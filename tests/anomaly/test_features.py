@@ -116,3 +116,10 @@ def test_malformed_json_and_caps() -> None:
     assert [p.name for p in f.params] == ["(json)"]
     many = "&".join(f"p{i}=1" for i in range(500))
     assert len(extract("GET", "/x", many, "", "", []).params) == 64
+
+
+def test_json_nested_past_the_recursion_limit_is_one_opaque_value() -> None:
+    """JSON deeper than Python can parse (inspection off) is not an error of ours."""
+    deep = "[" * 100_000 + "]" * 100_000
+    f = extract("POST", "/x", "", deep, "application/json", [])
+    assert [p.name for p in f.params] == ["(json)"]

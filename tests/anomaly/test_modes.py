@@ -124,3 +124,41 @@ async def test_off_adds_nothing_and_exclusions_hold(tmp_path: Path) -> None:
         assert stack.anomaly is not None
         profile = stack.anomaly.profile
         assert set(profile.endpoints) == {"/search"}
+
+
+@pytest.mark.anyio
+async def test_hostile_input_is_never_a_500(tmp_path: Path) -> None:
+    """Without the inspection layer in front, odd input reaches the anomaly layer: deep
+    JSON, broken percent-encoding, thousands of parameters, bytes that are not UTF-8 are
+    observed or passed, and answered by the app, never a 500."""
+    from pynomaly_security import setup_security_middleware
+
+    app = FastAPI()
+
+    @app.post("/echo")
+    async def echo() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    @app.get("/echo")
+    async def echo_get() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    settings = _settings(tmp_path, "prevent")
+    stack = setup_security_middleware(app, settings=settings, enable_input_inspection=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("198.51.100.8", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            deep = "[" * 50_000 + "]" * 50_000
+            answers = [
+                await c.post("/echo", content=deep, headers={"content-type": "application/json"}),
+                await c.post(
+                    "/echo",
+                    content=b"%%%&=&&a=%zz&\xff\xfe=1",
+                    headers={"content-type": "application/x-www-form-urlencoded"},
+                ),
+                await c.get("/echo?" + "&".join(f"p{i}=%ff" for i in range(3000))),
+                await c.get("/echo?q=%C0%AF%00%0d%0a"),
+            ]
+        await stack.security_monitor.flush()
+        assert [a.status_code for a in answers] == [200] * 4
+        assert stack.anomaly is not None and stack.anomaly.counts["scored"] == 4
