@@ -216,7 +216,7 @@ class AnomalyEngine:
             return
         self._ready = True
         try:
-            await self._refresh(initial=True)
+            await self._refresh()
         except StorageError as exc:
             log.warning("anomaly_store_failed", what="profile", error=safe_text(str(exc)))
 
@@ -269,11 +269,11 @@ class AnomalyEngine:
                 log.warning("anomaly_store_failed", what="profile", error=safe_text(str(exc)))
             self._flushed_at = self._clock()
 
-    async def _refresh(self, *, initial: bool = False) -> None:
+    async def _refresh(self) -> None:
         shared = await self._tallies.tallies(TALLY_NAME)
         if self.model is None:
             salts = sorted(k for k in shared if k.startswith(_SALT_PREFIX))
-            if not salts and initial:
+            if not salts:  # the first worker to start (or the first to reach the store)
                 import secrets
 
                 await self._tallies.add_tallies(
