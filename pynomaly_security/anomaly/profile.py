@@ -304,49 +304,11 @@ class Profile:
 
     # -- persistence: the same counts as tally keys -----------------------------------
     def to_tallies(self) -> dict[str, int]:
-        """Every count as a tally key (the shared backend's and the JSON file's form)."""
-        out: Counter[str] = Counter()
-        out["n"] = self.n
-        if self.endpoint_other:
-            out["eo"] = self.endpoint_other
-        for bit, c in enumerate(self.path_classes):
-            if c:
-                out[f"pc|{bit}"] = c
-        for name, c in self.headers.items():
-            out[f"h|{_q(name)}"] = c
-        for head, table in (("m", self.methods), ("d", self.dirs), ("x", self.extensions)):
-            for name, c in table.items():
-                out[f"{head}|{_q(name)}"] = c
-        for epname, ep in self.endpoints.items():
-            e = f"e|{_q(epname)}|"
-            out[e + "n"] = ep.n
-            for m, c in ep.methods.items():
-                out[e + "m|" + _q(m)] = c
-            for t, c in ep.body_types.items():
-                out[e + "t|" + t] = c
-            for g, c in ep.signatures.items():
-                out[e + "g|" + _q(g)] = c
-            if ep.signature_other:
-                out[e + "go"] = ep.signature_other
-            if ep.param_other:
-                out[e + "po"] = ep.param_other
-            for pname, ps in ep.params.items():
-                k = f"{e}p|{_q(pname)}|"
-                out[k + "n"] = ps.n
-                for bit, c in enumerate(ps.classes):
-                    if c:
-                        out[f"{k}c|{bit}"] = c
-                for bucket, c in ps.lengths.items():
-                    out[f"{k}l|{bucket}"] = c
-                for s, c in ps.shapes.items():
-                    out[k + "s|" + _q(s)] = c
-                if ps.shape_other:
-                    out[k + "so"] = ps.shape_other
-                for v, c in ps.values.items():
-                    out[k + "v|" + v] = c
-                if ps.value_other:
-                    out[k + "vo"] = ps.value_other
-        return dict(out)
+        """Every count as a tally key (the shared backend's and the JSON file's form;
+        :mod:`~pynomaly_security.anomaly.tallies`)."""
+        from pynomaly_security.anomaly.tallies import profile_tallies
+
+        return profile_tallies(self)
 
     @classmethod
     def from_tallies(
@@ -356,86 +318,13 @@ class Profile:
         *,
         min_requests: int = 20,
     ) -> Profile:
-        """The profile these counts describe. Keys past a bound (several workers may
-        each have added up to it) keep the most frequent; malformed keys are
-        ignored, so a foreign tally name cannot break scoring."""
-        prof = cls(bounds, min_requests=min_requests)
-        b = prof.bounds
-        # Most frequent first, so the bounds keep what matters.
-        for key, count in sorted(tallies.items(), key=lambda kv: -int(kv[1])):
-            count = int(count)
-            if count <= 0:
-                continue
-            parts = key.split("|")
-            try:
-                prof._load(parts, count, b)
-            except (ValueError, IndexError):
-                continue
-        return prof
+        """The profile these counts describe (:func:`~pynomaly_security.anomaly.tallies.
+        load_tallies`: the bounds keep the most frequent, malformed keys are ignored)."""
+        from pynomaly_security.anomaly.tallies import load_tallies
 
-    def _load(self, parts: list[str], count: int, b: ProfileBounds) -> None:
-        head = parts[0]
-        if head == "n":
-            self.n = count
-        elif head == "eo":
-            self.endpoint_other += count
-        elif head == "pc":
-            self.path_classes[int(parts[1])] = count
-        elif head in ("m", "d", "x"):
-            table = {"m": self.methods, "d": self.dirs, "x": self.extensions}[head]
-            _bounded_add(table, _u(parts[1]), 64 if head == "x" else b.endpoints, count)
-        elif head == "h":
-            _bounded_add(self.headers, _u(parts[1]), b.headers, count)
-        elif head == "e":
-            name = _u(parts[1])
-            ep = self.endpoints.get(name)
-            if ep is None:
-                if len(self.endpoints) >= b.endpoints:
-                    return
-                ep = self.endpoints[name] = _Endpoint()
-            kind = parts[2]
-            if kind == "n":
-                ep.n = count
-            elif kind == "m":
-                ep.methods[_u(parts[3])] = count
-            elif kind == "t":
-                ep.body_types[parts[3]] = count
-            elif kind == "g":
-                if not _bounded_add(ep.signatures, _u(parts[3]), b.signatures, count):
-                    ep.signature_other += count
-            elif kind == "go":
-                ep.signature_other += count
-            elif kind == "po":
-                ep.param_other += count
-            elif kind == "p":
-                self._load_param(ep, _u(parts[3]), parts[4:], count, b)
-
-    @staticmethod
-    def _load_param(
-        ep: _Endpoint, name: str, rest: list[str], count: int, b: ProfileBounds
-    ) -> None:
-        ps = ep.params.get(name)
-        if ps is None:
-            if len(ep.params) >= b.params:
-                return
-            ps = ep.params[name] = _Param()
-        kind = rest[0]
-        if kind == "n":
-            ps.n = count
-        elif kind == "c":
-            ps.classes[int(rest[1])] = count
-        elif kind == "l":
-            ps.lengths[int(rest[1])] = count
-        elif kind == "s":
-            if not _bounded_add(ps.shapes, _u(rest[1]), b.shapes, count):
-                ps.shape_other += count
-        elif kind == "so":
-            ps.shape_other += count
-        elif kind == "v":
-            if not _bounded_add(ps.values, rest[1], b.values, count):
-                ps.value_other += count
-        elif kind == "vo":
-            ps.value_other += count
+        profile = cls(bounds, min_requests=min_requests)
+        load_tallies(profile, tallies)
+        return profile
 
     def summary(self) -> dict[str, int]:
         return {
