@@ -53,6 +53,7 @@ from pynomaly_security.exceptions import (
 from pynomaly_security.incidents.automation import IncidentResponseAutomation
 from pynomaly_security.incidents.model import IncidentSeverity, IncidentStatus
 from pynomaly_security.incidents.store import IncidentNotFound
+from pynomaly_security.middleware.anomaly import AnomalyMiddleware
 from pynomaly_security.middleware.audit import AccessRecorder, AuditMiddleware
 from pynomaly_security.middleware.errors import secure_server_errors
 from pynomaly_security.middleware.headers import HeaderPolicy, SecurityHeadersMiddleware
@@ -100,6 +101,7 @@ __all__ = [
     "AdvancedDataProtection",
     "AdvancedSecurityOrchestrator",
     "AnomalousAccessDetector",
+    "AnomalyMiddleware",
     "AuditEvent",
     "AuditIntegrityError",
     "AuditLevel",

@@ -19,6 +19,7 @@ COMMANDS = {
     "vulns": "Scan lockfiles for known vulnerabilities (OSV records).",
     "vulndb": "Import and refresh the advisory database (OSV, EPSS, CISA KEV).",
     "compliance": "Compliance reports (JSON, HTML, OSCAL, CSV) and their verification.",
+    "anomaly": "Train and evaluate behavioural anomaly models (JSON Lines).",
 }
 
 

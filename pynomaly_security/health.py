@@ -81,6 +81,16 @@ def component_states(stack: SecurityStack) -> dict[str, Any]:
             "scheduled": stack.compliance.scheduled,
             "runs_here": stack.compliance.runs,
         },
+        "anomaly": (
+            {"enabled": False}
+            if stack.anomaly is None
+            else {
+                "enabled": True,
+                "mode": stack.anomaly.mode,
+                "queued": stack.anomaly.status()["queued"],
+                "dropped": stack.anomaly.counts.get("dropped", 0),
+            }
+        ),
     }
     audit = stack.audit_logger
     if audit is None:

@@ -273,10 +273,18 @@ class AdvancedSecurityOrchestrator:
         "score": 14, "fields": [...], "rules": [...], "findings": [...]}``
         (excerpts are short and redacted). ``blocked`` is what the inspection layer
         would have decided. A request past the inspection limits is one threat of
-        type ``"refused"`` with the status the layer answers."""
-        verdict = self.inspector.inspect(_request_parts(request_data))
+        type ``"refused"`` with the status the layer answers. With behavioural
+        detection detecting or preventing (``ANOMALY_MODE``), a request its endpoint's
+        profile scores at or below ``ANOMALY_ALERT_SCORE`` is one threat of type
+        ``"behavioural_anomaly"`` with its 1-99 ``score`` and ``explanation``
+        (``blocked``: prevent mode would refuse it)."""
+        parts = _request_parts(request_data)
+        verdict = self.inspector.inspect(parts)
         self._requests += 1
         threats = _threats(verdict)
+        behavioural = self._behavioural(parts)
+        if behavioural is not None:
+            threats.append(behavioural)
         for threat in threats:
             self._threats[threat["type"]] += 1
         if verdict.findings:
@@ -296,6 +304,35 @@ class AdvancedSecurityOrchestrator:
             if verdict.blocked:
                 self._portal.call(self.monitor.count, "blocked_requests")
         return threats
+
+    def _behavioural(self, parts: RequestParts) -> dict[str, Any] | None:
+        """The behavioural threat of a request (profile alone, as prevent mode scores
+        inline), or None: off, learning, or not unusual enough."""
+        engine = self.stack.anomaly
+        if engine is None or engine.mode == "learn" or not engine.wants(parts.path):
+            return None
+        from urllib.parse import unquote
+
+        content_type = next((v for k, v in parts.headers if k == b"content-type"), b"")
+        features = engine.features(
+            parts.method,
+            unquote(parts.path, encoding="latin-1"),
+            parts.query_string.decode("latin-1"),
+            parts.body[: engine.section.max_body_bytes].decode("latin-1"),
+            content_type.decode("latin-1"),
+            [k.decode("latin-1") for k, _ in parts.headers],
+        )
+        from pynomaly_security.anomaly.model import assess_profile
+
+        found = assess_profile(engine.profile, features)
+        if found.score > engine.section.alert_score:
+            return None
+        return {
+            "type": "behavioural_anomaly",
+            "blocked": engine.mode == "prevent" and engine.verdict(features) is not None,
+            "score": found.score,
+            "explanation": found.explanation(),
+        }
 
     # -- policies ------------------------------------------------------------------------
     def evaluate_policy(
@@ -437,6 +474,8 @@ class AdvancedSecurityOrchestrator:
                 ),
             },
             "policies": self._policies_section(),
+            # This worker's behavioural detection (issue 22): mode, profile, counts.
+            "anomaly": self.stack.anomaly.status() if self.stack.anomaly is not None else None,
             "components": health["components"],
             "backends": health["backends"],
         }

@@ -61,12 +61,13 @@ from pynomaly_security.storage import StorageRegistry, Store
 from pynomaly_security.storage.base import MonitorState
 
 if TYPE_CHECKING:
+    from pynomaly_security.anomaly.engine import AnomalyEngine
     from pynomaly_security.audit import AuditLogger
     from pynomaly_security.compliance import ComplianceValidator
+    from pynomaly_security.compliance.sources import VulnerabilitySummary as ScanFacts
     from pynomaly_security.decisions.service import DecisionService
     from pynomaly_security.incidents.automation import IncidentResponseAutomation
     from pynomaly_security.policy.engine import SecurityPolicyEngine
-    from pynomaly_security.vulns.assessment import VulnerabilitySummary
     from pynomaly_security.vulns.watch import DependencyWatch
 
 __all__ = ["SecurityStack", "setup_security_middleware"]
@@ -109,6 +110,8 @@ class SecurityStack:
     decisions: DecisionService | None = None
     """Decisions and imported lists the middleware enforces (``/api/security/decisions``,
     ``python -m pynomaly_security intel``)."""
+    anomaly: AnomalyEngine | None = None
+    """Behavioural anomaly detection (``ANOMALY_MODE``; ``/api/security/anomaly``)."""
     policies: SecurityPolicyEngine | None = None
     """Versioned security policies (``/api/security/policies``); routes enforce them
     with ``Depends(require("orders:read"))`` (``policy/enforce.py``)."""
@@ -135,6 +138,8 @@ class SecurityStack:
             await self.decisions.start()
         if self.policies is not None:
             await self.policies.start()
+        if self.anomaly is not None:
+            await self.anomaly.start()
         if self.settings.enable_security_monitoring:
             await self.security_monitor.start_monitoring()
         if self.user_tracker is not None:
@@ -155,6 +160,8 @@ class SecurityStack:
         if self.compliance is not None:
             await self.compliance.aclose()
         await self.security_monitor.stop()
+        if self.anomaly is not None:  # what this worker learned outlives it
+            await self.anomaly.flush()
         if self.decisions is not None:
             await self.decisions.aclose()
         if self.policies is not None:
@@ -394,7 +401,6 @@ def setup_security_middleware(
         stack.admin_routers.append(build_policy_router(stack.policies))
 
     from pynomaly_security.api.vulnerability_routes import build_vulnerability_router
-    from pynomaly_security.vulns.assessment import VulnerabilitySummary
     from pynomaly_security.vulns.watch import DependencyWatch
 
     stack.vulnerabilities = DependencyWatch.from_settings(settings, monitor, store)
@@ -426,6 +432,9 @@ def setup_security_middleware(
         )
         install_sql_protection()
 
+    if settings.anomaly.mode != "off":
+        # Innermost, inside inspection; not installed at all while the mode is off.
+        _anomaly(app, stack, settings, monitor, store, state)
     if inspector is not None:
         app.add_middleware(
             InputInspectionMiddleware,
@@ -554,6 +563,40 @@ def setup_security_middleware(
     return stack
 
 
+def _anomaly(
+    app: Starlette,
+    stack: SecurityStack,
+    settings: SecuritySettings,
+    monitor: SecurityMonitor,
+    store: Store,
+    state: MonitorState | None,
+) -> None:
+    """The behavioural engine (issue 22): its layer, its batch job in the monitor's
+    task, its read routes, and the known users' behaviour for the access detector."""
+    from pynomaly_security.anomaly.engine import AnomalyEngine
+    from pynomaly_security.api.anomaly_routes import build_anomaly_router
+    from pynomaly_security.middleware.anomaly import AnomalyMiddleware
+    from pynomaly_security.storage.base import TallyStore, missing_capability
+
+    shared = state if state is not None else store
+    if not isinstance(shared, TallyStore):
+        raise missing_capability(shared, TallyStore, "the behavioural profiles")
+    engine = AnomalyEngine.from_settings(settings, tallies=shared, store=store, monitor=monitor)
+    stack.anomaly = engine
+    monitor.register_batch_job(engine.process)
+    for detector in monitor.detectors:
+        if isinstance(detector, AnomalousAccessDetector):
+            detector.behaviour = engine.behaviour
+            detector.behaviour_alert_score = settings.anomaly.alert_score
+    stack.admin_routers.append(build_anomaly_router(engine))
+    app.add_middleware(
+        AnomalyMiddleware,
+        engine=engine,
+        monitor=monitor,
+        body_read_timeout=settings.body_read_timeout,
+    )
+
+
 def _correlation(
     settings: SecuritySettings, store: Store, monitor: SecurityMonitor
 ) -> CorrelationEngine | None:
@@ -640,12 +683,18 @@ def _audit_alert_handler(audit_logger: AuditLogger) -> Callable[[Any], Any]:
     return handler
 
 
-def _scanned_summary(watch: DependencyWatch) -> Callable[[], Awaitable[VulnerabilitySummary | None]]:
+def _scanned_summary(
+    watch: DependencyWatch,
+) -> Callable[[], Awaitable[ScanFacts | None]]:
     """The compliance validator's vulnerability source: the watch's latest summary, None
     until its first check has run (the check is then "not applicable", not a pass)."""
 
-    async def summary() -> VulnerabilitySummary | None:
+    async def summary() -> ScanFacts | None:
+        from pynomaly_security.compliance.sources import VulnerabilitySummary as Facts
+
         current = watch.summary()
-        return current if current.last_scan_at is not None else None
+        if current.last_scan_at is None:
+            return None
+        return Facts(current.last_scan_at, dict(current.counts), (), current.database or "")
 
     return summary

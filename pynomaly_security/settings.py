@@ -55,6 +55,7 @@ from pynomaly_security.network.hosts import DEFAULT_ALLOWED_HOSTS
 __all__ = [
     "ENV_PREFIX",
     "SECTIONS",
+    "AnomalySection",
     "ComplianceSection",
     "InspectionSection",
     "SanitizationLevel",
@@ -177,12 +178,67 @@ class ComplianceSection(BaseModel):
     least one an hour: 20,000 is over two years)."""
     check_timeout_seconds: float = Field(default=60.0, gt=0)
     """Longest a check may take; past it the check's result is ``error``."""
+class AnomalySection(BaseModel):
+    """Behavioural anomaly detection (issue 22; ``pynomaly_security/anomaly/``).
+
+    A section of :class:`SecuritySettings` (``settings.anomaly.mode``) with flat names:
+    ``PYNOMALY_SECURITY__ANOMALY_MODE`` and so on.
+    """
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+    mode: Literal["off", "learn", "detect", "prevent"] = "off"
+    """off: nothing on the request path; learn: build the per-endpoint profiles from
+    served traffic (shared through STATE_URL, else REDIS_URL); detect: alert on
+    requests scoring at or below ALERT_SCORE; prevent: also refuse (403
+    ``anomalous_request``) those at or below BLOCK_SCORE."""
+    model_path: str | None = None
+    """A model directory written by ``python -m pynomaly_security anomaly train``; the
+    only place a model is loaded from (checked: version and SHA-256 digests)."""
+    routes: StrList = Field(default_factory=list)
+    """Path prefixes observed (comma-separated); empty: every path."""
+    exclude: StrList = Field(
+        default_factory=lambda: ["/api/security", "/health", "/healthz", "/docs", "/redoc",
+                                 "/openapi.json", "/static"]
+    )
+    """Path prefixes never observed."""
+    alert_score: int = Field(default=30, ge=1, le=99)
+    """Detect and prevent: a request scoring at or below this raises an alert (1-99,
+    low: likely an attack)."""
+    block_score: int = Field(default=10, ge=1, le=99)
+    """Prevent: a request scoring at or below this is refused. The operator's
+    confidence: 10 means about 9 digits of surprisal."""
+    min_requests: int = Field(default=50, ge=1)
+    """Learned requests of an endpoint before it is judged."""
+    batch_size: int = Field(default=256, ge=1)
+    """Requests scored together in the monitor's task."""
+    queue_size: int = Field(default=10_000, ge=1)
+    """Requests waiting for the monitor's task; the oldest is dropped beyond it."""
+    flush_seconds: float = Field(default=5.0, gt=0)
+    """How often a learning worker adds its counts to the shared profile."""
+    max_endpoints: int = Field(default=2_000, ge=1)
+    """Endpoints a profile keeps (more are counted as "other")."""
+    max_body_bytes: int = Field(default=65_536, ge=0)
+    """Form and JSON bodies up to this size are read into the features; larger ones
+    count by their length only."""
+
+    @field_validator("routes", "exclude", mode="before")
+    @classmethod
+    def _prefixes(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @model_validator(mode="after")
+    def _scores(self) -> AnomalySection:
+        if self.block_score > self.alert_score:
+            raise ValueError("block_score must not exceed alert_score")
+        return self
 
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "inspection": InspectionSection,
     "vulns": VulnsSection,
     "compliance": ComplianceSection,
+    "anomaly": AnomalySection,
 }
 """Section field -> its model. A section's fields keep flat names: ``<section>_<field>``
 as keyword arguments and ``PYNOMALY_SECURITY__<SECTION>_<FIELD>`` in the environment."""
@@ -291,6 +347,8 @@ class SecuritySettings(BaseSettings):
     """Dependency vulnerability assessment: ``PYNOMALY_SECURITY__VULNS_<NAME>``."""
     compliance: ComplianceSection = Field(default_factory=lambda: ComplianceSection())
     """The compliance validator: ``PYNOMALY_SECURITY__COMPLIANCE_<NAME>``."""
+    anomaly: AnomalySection = Field(default_factory=lambda: AnomalySection())
+    """Behavioural anomaly detection: ``PYNOMALY_SECURITY__ANOMALY_<NAME>`` (issue 22)."""
     body_read_timeout: float = Field(default=30.0, gt=0)
     """Seconds a client has to send a body that one of our layers reads (the inspection
     middleware; on login paths the tracking layer and the login guard, for the user

@@ -42,8 +42,13 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 def install_authenticator(app: FastAPI, authenticator: ZeroTrustAuthenticator) -> None:
     """Make ``authenticator`` the one :class:`RequireUser` finds on this app, and the
-    one whose sessions the stack's playbooks end (``revoke_sessions``)."""
+    one whose sessions the stack's playbooks end (``revoke_sessions``); with
+    behavioural detection on, its risk score counts the user's recent behaviour."""
     setattr(app.state, APP_STATE_KEY, authenticator)
+    anomaly = getattr(getattr(app.state, "pynomaly_security", None), "anomaly", None)
+    if anomaly is not None:  # behavioural detection feeds the sign-in risk (issue 22)
+        authenticator.risk.behaviour = anomaly.behaviour
+        authenticator.risk.behaviour_score = anomaly.section.alert_score
     incidents = getattr(getattr(app.state, "pynomaly_security", None), "incidents", None)
     if incidents is not None:
 

@@ -13,6 +13,8 @@ new_network         15      IPv4 /24 or IPv6 /48 not seen for this user
 unusual_hour        10      UTC hour (±1) never seen in >= 5 past sign-ins
 recent_failures     10 each failed attempts in the lockout window (max 30)
 impossible_travel   70      speed since the last sign-in > 1000 km/h (GeoIP)
+unusual_behaviour   20      the user's recent requests scored at or below
+                            ``ANOMALY_ALERT_SCORE`` (behavioural detection on)
 ==================  ======  ===============================================
 
 Policy: below ``medium`` passes, from ``medium`` a second factor is required,
@@ -209,6 +211,10 @@ class RiskEngine:
         self._max_speed = max_speed_kmh
         self._clock = clock
         self._policy = failure_policy
+        self.behaviour: Callable[[str], Mapping[str, Any] | None] | None = None
+        """A user's recent behaviour (``AnomalyEngine.behaviour``, issue 22); set by
+        ``install_authenticator`` when the app's stack runs behavioural detection."""
+        self.behaviour_score = 30
 
     @classmethod
     def from_settings(cls, settings: SecuritySettings, store: Store, **kwargs: Any) -> RiskEngine:
@@ -242,6 +248,10 @@ class RiskEngine:
             reasons = {}
         if recent_failures > 0:
             reasons["recent_failures"] = min(30, 10 * recent_failures)
+        if self.behaviour is not None:
+            recent = self.behaviour(user_id)
+            if recent is not None and recent.get("low_score", 99) <= self.behaviour_score:
+                reasons["unusual_behaviour"] = 20
         score = sum(reasons.values())
         return RiskAssessment(score, self.level(score), tuple(reasons))
 

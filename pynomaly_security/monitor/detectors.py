@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from pynomaly_security._bounded import BoundedDict
@@ -160,6 +160,13 @@ class AnomalousAccessDetector(ThreatDetector):
     profile is mature and an (address, hour) known, the same pair is remembered
     here for ``memo_seconds`` (at most ``max_users`` pairs): it cannot alert, and
     skipping the store for it keeps a busy user's requests cheap.
+
+    With behavioural detection on (issue 22), ``behaviour`` gives a user's recent
+    behaviour (``AnomalyEngine.behaviour``: the lowest 1-99 score of their recent
+    requests and its explanation, their window's rate, spread and errors): a
+    known user whose requests score at or below ``behaviour_alert_score`` raises a
+    MEDIUM alert (reason ``unusual_behaviour``), once an hour, and every alert of
+    this detector carries the user's behavioural score.
     """
 
     name = "anomalous_access"
@@ -181,11 +188,18 @@ class AnomalousAccessDetector(ThreatDetector):
         self._cooldown = _Cooldown(self._store, self.name, 3600.0)
         self._known: BoundedDict[tuple[str, str | None, int], float] = BoundedDict(max_users)
         self._memo_seconds = memo_seconds
+        self.behaviour: Callable[[str], Mapping[str, Any] | None] | None = None
+        self.behaviour_alert_score = 30
 
     async def analyze(self, event: SecurityEvent) -> SecurityAlert | None:
         user = event.user_id
         if user is None or event.kind not in (EventKind.REQUEST, EventKind.LOGIN_SUCCESS):
             return None
+        behaviour = self.behaviour(user) if self.behaviour is not None else None
+        if behaviour is not None and behaviour.get("low_score", 99) <= self.behaviour_alert_score:
+            unusual = await self._unusual_behaviour(event, user, behaviour)
+            if unusual is not None:
+                return unusual
         hour = time.gmtime(event.timestamp).tm_hour
         ip = event.source_ip
         memo = (user, ip, hour)
@@ -207,7 +221,11 @@ class AnomalousAccessDetector(ThreatDetector):
                     message="known user seen from a new IP address",
                     source_ip=ip,
                     user_id=user,
-                    details={"reason": "new_ip", "known_ips": ips - 1},
+                    details={
+                        "reason": "new_ip",
+                        "known_ips": ips - 1,
+                        **_behaviour_score(behaviour),
+                    },
                     timestamp=event.timestamp,
                 )
         elif seen >= self.hour_min_history and hour_seen == 0:  # noqa: SIM102
@@ -218,12 +236,43 @@ class AnomalousAccessDetector(ThreatDetector):
                     message="known user active at an unusual hour",
                     source_ip=ip,
                     user_id=user,
-                    details={"reason": "unusual_hour", "hour_utc": hour},
+                    details={
+                        "reason": "unusual_hour",
+                        "hour_utc": hour,
+                        **_behaviour_score(behaviour),
+                    },
                     timestamp=event.timestamp,
                 )
         if seen >= self.hour_min_history and known_ip and hour_seen > 0:
             self._known[memo] = event.timestamp + self._memo_seconds
         return alert
+
+    async def _unusual_behaviour(
+        self, event: SecurityEvent, user: str, behaviour: Mapping[str, Any]
+    ) -> SecurityAlert | None:
+        """A known user (``min_history`` requests) whose recent requests look unlike
+        their endpoints' traffic; one alert per user and hour across workers."""
+        seen = await self._store.get_count(f"monitor:profile:{_key(user)}:seen")
+        if seen < self.min_history or not await self._cooldown.ready("behaviour", user):
+            return None
+        return SecurityAlert(
+            alert_type="anomalous_access",
+            threat_level=ThreatLevel.MEDIUM,
+            message="known user's requests unlike their endpoints' traffic",
+            source_ip=event.source_ip,
+            user_id=user,
+            details={"reason": "unusual_behaviour", **_behaviour_score(behaviour)},
+            timestamp=event.timestamp,
+        )
+
+
+def _behaviour_score(behaviour: Mapping[str, Any] | None) -> dict[str, Any]:
+    if behaviour is None:
+        return {}
+    return {
+        "behaviour_score": behaviour.get("low_score"),
+        "behaviour": {k: v for k, v in behaviour.items() if k != "low_score"},
+    }
 
 
 class InjectionAttackDetector(ThreatDetector):

@@ -172,6 +172,8 @@ class SecurityMonitor:
         self._detectors: list[Detector] = list(detectors)
         self._handlers: list[AlertHandler] = []
         self._enrichers: list[Callable[[SecurityAlert], None]] = []
+        self._jobs: list[Callable[[], Awaitable[None]]] = []
+        self._jobs_at = 0.0
         self._queue: asyncio.Queue[SecurityEvent] | None = None
         self._queue_size = queue_size
         shared: object = state if state is not None else store
@@ -277,6 +279,8 @@ class SecurityMonitor:
         if self._queue is not None and self.running:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), timeout)
+        if self._jobs:
+            await self._run_jobs()
         await self._flush_tallies()
 
     async def _flush_tallies(self) -> None:
@@ -403,6 +407,7 @@ class SecurityMonitor:
                 async with asyncio.timeout(self._flush_interval):
                     event = await queue.get()
             except TimeoutError:  # idle: counts made without an event (count()) go out
+                await self._run_jobs()
                 await self._flush_tallies()
                 await self._refresh_if_due()
                 continue
@@ -411,8 +416,21 @@ class SecurityMonitor:
             finally:
                 queue.task_done()
             if queue.empty():
+                await self._run_jobs()
                 await self._flush_tallies()
                 await self._refresh_if_due()
+            elif self._jobs and self._clock() - self._jobs_at >= self._flush_interval:
+                await self._run_jobs()  # a steady stream of events does not starve them
+
+    async def _run_jobs(self) -> None:
+        self._jobs_at = self._clock()
+        for job in self._jobs:
+            try:
+                await job()
+            except StorageError as exc:
+                log.warning(EVENT_STORE_FAILED, what="job", error=safe_text(str(exc)))
+            except Exception:
+                log.exception(EVENT_DETECTOR_FAILED, detector=getattr(job, "__qualname__", "?"))
 
     async def _refresh_if_due(self) -> None:
         if self._clock() - self._snap_at < self._flush_interval:
@@ -434,6 +452,13 @@ class SecurityMonitor:
         if not callable(getattr(detector, "analyze", None)):
             raise TypeError("a detector needs an async analyze(event) method")
         self._detectors.append(detector)
+
+    def register_batch_job(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``await job()`` in the background task whenever the event queue is
+        drained, when idle (every ``flush_interval`` seconds) and at least that often
+        under a steady stream of events: work taken off the request path in
+        micro-batches (the behavioural scores, ``anomaly/engine.py``)."""
+        self._jobs.append(job)
 
     def register_alert_enricher(self, enricher: Callable[[SecurityAlert], None]) -> None:
         """Call ``enricher(alert)`` before an alert is stored (threat intelligence adds
