@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
     from pynomaly_security.decisions.service import DecisionService
     from pynomaly_security.incidents.automation import IncidentResponseAutomation
+    from pynomaly_security.metrics.hub import MetricsHub
     from pynomaly_security.policy.engine import SecurityPolicyEngine
 
 __all__ = ["SecurityStack", "setup_security_middleware"]
@@ -109,6 +110,10 @@ class SecurityStack:
     policies: SecurityPolicyEngine | None = None
     """Versioned security policies (``/api/security/policies``); routes enforce them
     with ``Depends(require("orders:read"))`` (``policy/enforce.py``)."""
+    metrics: MetricsHub | None = None
+    """Prometheus metrics, the summary and the dashboard (``METRICS_*``, issue 20);
+    the compliance and vulnerability tiles take providers:
+    ``stack.metrics.register_provider("compliance", ...)``."""
     _started: bool = False
 
     async def start(self) -> None:
@@ -133,11 +138,15 @@ class SecurityStack:
             await self.audit_logger.start()
         if self.incidents is not None:
             await self.incidents.start()
+        if self.metrics is not None:
+            await self.metrics.start()
 
     async def aclose(self) -> None:
         if not self._started:
             return
         self._started = False
+        if self.metrics is not None:
+            await self.metrics.aclose()  # its last counts, while the state is open
         await self.security_monitor.stop()
         if self.decisions is not None:
             await self.decisions.aclose()
@@ -367,6 +376,16 @@ def setup_security_middleware(
         )
         stack.admin_routers.append(build_policy_router(stack.policies))
 
+    if settings.metrics.enabled:
+        # Counts per worker in the outer layer, added up in the shared state (STATE_URL,
+        # else the store) by the hub's task; /metrics and the summary read them back.
+        from pynomaly_security.api.metrics_routes import build_metrics_summary_router
+        from pynomaly_security.metrics.hub import MetricsHub
+
+        stack.metrics = MetricsHub(settings.metrics, state if state is not None else store)
+        stack.metrics.attach(stack)
+        stack.admin_routers.append(build_metrics_summary_router(stack.metrics))
+
     # add_middleware puts each new layer outside the previous one: innermost first.
     from pynomaly_security.storage.base import failure_policy
 
@@ -486,6 +505,7 @@ def setup_security_middleware(
         headers=headers,
         access=access,
         sql_sink=sql_sink,
+        metrics=stack.metrics.counts if stack.metrics is not None else None,
         resolver=resolver,
         tracker=tracker,
         monitor=monitor,
