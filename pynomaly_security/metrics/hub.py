@@ -136,7 +136,7 @@ class MetricsHub:
         self.counts = RequestCounts(latency_sample=section.latency_sample)
         self._tallies: TallyStore = state
         self._minutes = state.documents(SERIES_COLLECTION, indexed=("minute",), keep=SERIES_KEEP)
-        self._clock = clock
+        self.clock = clock
         self._worker = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._pending: Counter[str] = Counter()
         self._series: dict[int, Counter[str]] = {}
@@ -187,7 +187,7 @@ class MetricsHub:
             try:
                 await self.flush()
                 if self.rules:
-                    await self._evaluate()
+                    await self.evaluate()
             except Exception as exc:  # never let the task die; retried next tick
                 log.warning(EVENT_FLUSH_FAILED, error=safe_text(repr(exc)))
 
@@ -196,7 +196,7 @@ class MetricsHub:
         """Move the request path's counts (and the monitor's new counts) into the pending
         tallies and the current minute's series."""
         deltas = self.counts.drain()
-        minute = int(self._clock() // 60)
+        minute = int(self.clock() // 60)
         series = self._series.get(minute)
         if series is None:
             series = self._series[minute] = Counter()
@@ -227,7 +227,7 @@ class MetricsHub:
             if pending:
                 await self._tallies.add_tallies(TALLIES, pending)
                 self._pending.clear()
-            now_minute = int(self._clock() // 60)
+            now_minute = int(self.clock() // 60)
             for minute in sorted(self._dirty):
                 counts = self._series[minute]
                 await self._minutes.put(
@@ -246,7 +246,7 @@ class MetricsHub:
         except StorageError as exc:
             log.warning(EVENT_FLUSH_FAILED, error=safe_text(str(exc)))
         snap = Snapshot(
-            at=self._clock(),
+            at=self.clock(),
             tallies=await self._tallies.tallies(TALLIES),
             latency_sample=self.counts.latency_sample,
         )
@@ -294,7 +294,7 @@ class MetricsHub:
     def _read_decisions(self, snap: Snapshot, stack: SecurityStack) -> None:
         assert stack.decisions is not None
         # This worker's index of the shared decisions, reloaded within DECISION_POLL_SECONDS.
-        now = self._clock()
+        now = self.clock()
         counts: Counter[str] = Counter()
         for decision in stack.decisions.view.index.decisions:
             if decision.expires_at > now:
@@ -356,7 +356,7 @@ class MetricsHub:
     async def series(self, minutes: int = MINUTES) -> tuple[int, dict[str, list[int]]]:
         """``(first minute, {series: counts})`` of the last ``minutes`` minutes, every
         worker's documents added up (the current minute last)."""
-        now_minute = int(self._clock() // 60)
+        now_minute = int(self.clock() // 60)
         first = now_minute - minutes + 1
         out = {name: [0] * minutes for name in SERIES}
         for doc in await self._minutes.find(None, limit=SERIES_KEEP):
@@ -369,10 +369,10 @@ class MetricsHub:
         return first, out
 
     # -- thresholds -----------------------------------------------------------------------
-    async def _evaluate(self) -> None:
+    async def evaluate(self) -> None:
         """Per-minute rules on the last complete minute (once every worker flushed it);
         current-value rules every :data:`CURRENT_EVERY` seconds."""
-        now = self._clock()
+        now = self.clock()
         complete = int((now - 2 * self.section.flush_seconds - 1) // 60) - 1
         minute_rules = [r for r in self.rules if r.per_minute]
         if minute_rules and complete != self._evaluated_minute:
