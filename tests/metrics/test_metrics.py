@@ -104,7 +104,9 @@ async def test_requests_are_counted_by_route_template_exactly(
     for i in range(37):
         assert (await client.get(f"/items/{i}")).status_code == 200
     text = (await _scrape(client)).text
-    assert _value(text, "pynomaly_security_requests_inspected_total", route="/items/{item_id}") == 37
+    assert (
+        _value(text, "pynomaly_security_requests_inspected_total", route="/items/{item_id}") == 37
+    )
     assert "/items/3" not in text
 
 
@@ -118,7 +120,10 @@ async def test_blocks_count_by_route_and_family_with_their_score(
     assert (await client.get("/search", params=INJECTION)).status_code == 403
     assert (await client.get("/boom")).status_code == 500
     text = (await _scrape(client)).text
-    assert _value(text, "pynomaly_security_requests_blocked_total", route="/search", family="sqli") == 1
+    assert (
+        _value(text, "pynomaly_security_requests_blocked_total", route="/search", family="sqli")
+        == 1
+    )
     assert (
         _value(
             text,
@@ -134,7 +139,9 @@ async def test_blocks_count_by_route_and_family_with_their_score(
 
 
 @pytest.mark.anyio
-async def test_names_follow_the_conventions(served: tuple[httpx.AsyncClient, SecurityStack]) -> None:
+async def test_names_follow_the_conventions(
+    served: tuple[httpx.AsyncClient, SecurityStack],
+) -> None:
     """Every family parses, is prefixed, counters end in _total, units are base units."""
     client, _ = served
     await client.get("/search", params=INJECTION)
@@ -151,8 +158,19 @@ async def test_names_follow_the_conventions(served: tuple[httpx.AsyncClient, Sec
             assert f"# TYPE {family.name}_total counter" in text
         for sample in family.samples:
             for label in sample.labels:
-                assert label in {"route", "family", "action", "type", "level", "status",
-                                 "severity", "effect", "source", "framework", "le"}, label
+                assert label in {
+                    "route",
+                    "family",
+                    "action",
+                    "type",
+                    "level",
+                    "status",
+                    "severity",
+                    "effect",
+                    "source",
+                    "framework",
+                    "le",
+                }, label
 
 
 @pytest.mark.anyio
@@ -221,7 +239,9 @@ async def test_a_flood_of_unique_paths_adds_no_label(
     text = (await _scrape(client)).text
     assert routed(text) == before
     assert len(text) < 20_000
-    assert _value(text, "pynomaly_security_requests_inspected_total", route="__unmatched__") >= 10_001
+    assert (
+        _value(text, "pynomaly_security_requests_inspected_total", route="__unmatched__") >= 10_001
+    )
 
 
 @pytest.mark.anyio
