@@ -140,6 +140,15 @@ async def server(tmp_path: Path) -> AsyncIterator[str]:
         yield base
 
 
+def _ocr(png: Path) -> str:
+    """The screenshot's text as tesseract reads it, lower case, single-spaced."""
+    tesseract = require_program("tesseract")
+    done = subprocess.run(
+        [tesseract, str(png), "stdout"], capture_output=True, text=True, check=True
+    )
+    return " ".join(done.stdout.lower().split())
+
+
 def _console_errors(page: Page) -> list[str]:
     errors = []
     for event in page.events:
@@ -231,13 +240,9 @@ async def test_dashboard_loads_clean_and_acknowledges_an_alert(
         active = (await http.get("/api/security/alerts", headers={"X-API-Key": KEY})).json()
         assert alert_id not in {a["alert_id"] for a in active["alerts"]}
 
-    tesseract = require_program("tesseract")
-    text = subprocess.run(
-        [tesseract, str(artifact), "stdout"], capture_output=True, text=True, check=True
-    ).stdout
-    words = " ".join(text.lower().split())
+    words = _ocr(artifact)
     for heading in HEADINGS:
-        assert heading.lower() in words, (heading, text[:2000])
+        assert heading.lower() in words, (heading, words[:2000])
 
 
 @pytest.mark.anyio

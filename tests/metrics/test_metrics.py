@@ -173,6 +173,12 @@ async def test_names_follow_the_conventions(
                 }, label
 
 
+def _promtool(promtool: str, text: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+
+
 @pytest.mark.anyio
 async def test_promtool_accepts_the_exposition(
     served: tuple[httpx.AsyncClient, SecurityStack],
@@ -185,9 +191,7 @@ async def test_promtool_accepts_the_exposition(
     client, _ = served
     await client.get("/search", params=INJECTION)
     text = (await _scrape(client)).text
-    done = subprocess.run(
-        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
-    )
+    done = _promtool(promtool, text)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
