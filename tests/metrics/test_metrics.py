@@ -360,3 +360,19 @@ async def test_each_worker_keeps_one_document_per_minute(
     docs = await hub._minutes.find(None, limit=SERIES_KEEP)
     assert len(docs) == 1
     assert docs[0]["c"]["requests"] == 3
+
+
+@pytest.mark.anyio
+async def test_the_orchestrator_dashboard_includes_the_metrics_summary(
+    served: tuple[httpx.AsyncClient, SecurityStack],
+) -> None:
+    """``get_comprehensive_security_dashboard()`` awaited carries the page's summary."""
+    from pynomaly_security import AdvancedSecurityOrchestrator
+
+    client, stack = served
+    await client.get("/search", params=INJECTION)
+    orchestrator = AdvancedSecurityOrchestrator(stack=stack)
+    dashboard = await orchestrator.get_comprehensive_security_dashboard()
+    metrics = dashboard["metrics"]
+    assert metrics["posture"]["blocked_requests"] == 1
+    assert len(metrics["series"]["blocked"]) == 60
