@@ -144,7 +144,7 @@ class RequestCounts:
             action = "blocked" if inspection.get("blocked") else "detected"
             for family in families:
                 family_label = self._labels["family"](str(family))
-                rare[f"findings{SEP}{label}{SEP}{family_label}{SEP}{action}"] += 1
+                rare[f"findings{SEP}{family_label}{SEP}{action}"] += 1
             if inspection.get("blocked"):
                 for family in families or ("unknown",):
                     family_label = self._labels["family"](str(family))

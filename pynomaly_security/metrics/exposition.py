@@ -105,12 +105,12 @@ class SnapshotCollector(Collector):
 
         findings = CounterMetricFamily(
             p + "injection_findings",
-            "Requests with injection findings past the anomaly threshold, by route, "
-            "family and action (blocked or detected).",
-            labels=["route", "family", "action"],
+            "Requests with injection findings past the anomaly threshold, by family and "
+            "action (blocked or detected; the blocked ones by route: requests_blocked).",
+            labels=["family", "action"],
         )
         for labels, n in _fields(t, "findings"):
-            if len(labels) == 3:
+            if len(labels) == 2:
                 findings.add_metric(labels, n)
         yield findings
 

@@ -128,7 +128,6 @@ async def test_blocks_count_by_route_and_family_with_their_score(
         _value(
             text,
             "pynomaly_security_injection_findings_total",
-            route="/search",
             family="sqli",
             action="blocked",
         )
@@ -376,3 +375,27 @@ async def test_the_orchestrator_dashboard_includes_the_metrics_summary(
     metrics = dashboard["metrics"]
     assert metrics["posture"]["blocked_requests"] == 1
     assert len(metrics["series"]["blocked"]) == 60
+
+
+def test_the_grafana_dashboard_names_only_our_metrics() -> None:
+    """Every metric examples/grafana_dashboard.json queries is one the exposition has."""
+    import json
+    from pathlib import Path
+
+    import pynomaly_security.metrics.exposition as exposition
+
+    root = Path(__file__).resolve().parents[2]
+    source = Path(exposition.__file__).read_text()
+    # The names the collector builds (``p + "..."`` and the names of its tables).
+    families = set(re.findall(r'"([a-z][a-z_]+)"', source))
+    dashboard = json.loads((root / "examples" / "grafana_dashboard.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"pynomaly_security_([a-z_]+)", target["expr"])
+    }
+    assert queried
+    for name in queried:
+        base = re.sub(r"_(total|bucket|sum|count)$", "", name)
+        assert base in families, name

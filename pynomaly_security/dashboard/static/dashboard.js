@@ -49,7 +49,8 @@
 
   function tile(label, value, detail, state) {
     return el("div", { class: "tile " + (state || ""), "data-tile": label },
-      el("div", { class: "label" }, label), el("div", { class: "value" }, value),
+      el("div", { class: "label" }, label),
+      el("div", { class: typeof value === "string" && /[a-z]/.test(value) ? "value text" : "value" }, value),
       el("div", { class: "detail" }, detail || ""));
   }
 
@@ -116,7 +117,7 @@
     const body = rows.map((r) => {
       const bar = el("span"); bar.style.width = Math.round((r.count / max) * 100) + "%";
       return el("tr", {}, el("td", {}, el("code", {}, r[key])),
-        el("td", { class: "num" }, fmt(r.count)), el("td", { class: "hide-narrow" }, el("div", { class: "meter" }, bar)));
+        el("td", { class: "num" }, fmt(r.count)), el("td", { class: "bar hide-narrow" }, el("div", { class: "meter" }, bar)));
     });
     target.replaceChildren(el("table", {}, el("tbody", {}, ...body)));
   }
@@ -158,6 +159,10 @@
     drawTop($("top-families"), summary.top_families, "family");
     drawAlerts(alerts.alerts);
     $("updated").textContent = "Updated " + new Date(summary.generated_at * 1000).toLocaleTimeString();
+    if (!document.body.dataset.renderMs) {
+      // Navigation start to the first render with data (bench/metrics.py reads it).
+      document.body.dataset.renderMs = String(Math.round(performance.now()));
+    }
     document.body.dataset.loaded = "1";
   }
 
