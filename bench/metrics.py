@@ -143,6 +143,25 @@ async def render_times(scrapes: int) -> tuple[float, int, int]:
             return statistics.median(times), len(text), len(families)
 
 
+def _chromium(chromium: str, profile: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """Headless Chromium, offline (only 127.0.0.1 resolves); the process and DevTools port."""
+    proc = subprocess.Popen(
+        [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    active = profile / "DevToolsActivePort"
+    while not (active.exists() and active.read_text().strip()):
+        time.sleep(0.1)
+    return proc, int(active.read_text().split()[0])
+
+
 def _serve(app: Any) -> tuple[str, Any, threading.Thread, socket.socket]:
     import uvicorn
 
@@ -156,8 +175,9 @@ def _serve(app: Any) -> tuple[str, Any, threading.Thread, socket.socket]:
     return f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread, sock
 
 
-async def first_render(loads: int, screenshot: Path | None) -> list[float]:
-    """The page's render times (ms) in headless Chromium, offline, key in session storage."""
+async def first_render(loads: int) -> tuple[list[float], bytes]:
+    """The page's render times (ms) in headless Chromium, offline, key in session storage,
+    and a PNG screenshot of the last load."""
     import shutil
 
     from tests.browser._cdp import open_page
@@ -166,7 +186,7 @@ async def first_render(loads: int, screenshot: Path | None) -> list[float]:
     if chromium is None:
         sys.exit("chromium is not installed")
     with tempfile.TemporaryDirectory() as tmp:
-        app, stack = build_app(Path(tmp))
+        app, _stack = build_app(Path(tmp))
         base, server, thread, sock = _serve(app)
         try:
             # Traffic through the real server's loop (the stack's state belongs to it).
@@ -178,23 +198,8 @@ async def first_render(loads: int, screenshot: Path | None) -> list[float]:
                     await client.get(f"/r{i}/1", params={"q": INJECTIONS["sqli"]})
                 for _ in range(6):
                     await client.post("/login", json={"username": "alice", "password": "x"})
-            profile = Path(tmp) / "profile"
-            proc = subprocess.Popen(
-                [
-                    chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                    f"--user-data-dir={profile}",
-                    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-                    "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-                    "about:blank",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+            proc, port = _chromium(chromium, Path(tmp) / "profile")
             try:
-                active = profile / "DevToolsActivePort"
-                while not (active.exists() and active.read_text().strip()):
-                    time.sleep(0.1)
-                port = int(active.read_text().split()[0])
                 times: list[float] = []
                 async with open_page(port) as page:
                     await page.call(
@@ -209,10 +214,8 @@ async def first_render(loads: int, screenshot: Path | None) -> list[float]:
                         await page.goto(base + "/api/security/dashboard")
                         await page.wait_for("document.body.dataset.loaded === '1'")
                         times.append(float(await page.evaluate("document.body.dataset.renderMs")))
-                    if screenshot is not None:
-                        shot = await page.call("Page.captureScreenshot", format="png")
-                        screenshot.write_bytes(base64.b64decode(shot["data"]))
-                return times
+                    shot = await page.call("Page.captureScreenshot", format="png")
+                return times, base64.b64decode(shot["data"])
             finally:
                 proc.terminate()
                 proc.wait(timeout=10)
@@ -238,7 +241,9 @@ def main() -> None:
         f"GET /metrics, every metric populated: median {median:.1f} ms over {args.scrapes} "
         f"scrapes ({families} families, {size:,} bytes; target <= 20 ms)"
     )
-    times = asyncio.run(first_render(args.loads, args.screenshot))
+    times, png = asyncio.run(first_render(args.loads))
+    if args.screenshot is not None:
+        args.screenshot.write_bytes(png)
     print(
         f"dashboard first render (navigation start to data drawn): median "
         f"{statistics.median(times):.0f} ms over {len(times)} loads, max {max(times):.0f} ms "
