@@ -148,7 +148,7 @@ class MetricsSection(BaseModel):
     alert_thresholds: StrList = Field(default_factory=list)
     """Alert rules on metrics, ``<series><op><number>`` (``blocked_per_minute>100``,
     ``failed_logins_per_minute>20``, ``audit_verification_failed>0``,
-    ``dropped_events_per_minute>0``); see the README's metrics section."""
+    ``dropped_per_minute>0``); see the README's metrics section."""
 
     @field_validator("latency_sample")
     @classmethod

@@ -68,7 +68,16 @@ TALLIES = "metrics"
 SERIES_COLLECTION = "metrics_minutes"
 SERIES_KEEP = 1440 * 16
 MINUTES = 1440
-SERIES = ("requests", "blocked", "injections", "errors", "alerts", "failed_logins", "lockouts")
+SERIES = (
+    "requests",
+    "blocked",
+    "injections",
+    "errors",
+    "alerts",
+    "failed_logins",
+    "lockouts",
+    "dropped",
+)
 """The one-minute series of the summary (all workers' counts per minute)."""
 PROVIDERS = ("compliance", "vulnerabilities")
 """Optional providers: ``compliance`` -> ``{framework: score 0..100}`` (issue 19),
@@ -78,7 +87,11 @@ EVENT_FLUSH_FAILED = "metrics_flush_failed"
 EVENT_SOURCE_FAILED = "metrics_source_failed"
 
 Provider = Callable[[], Awaitable[Mapping[str, float]] | Mapping[str, float]]
-_MONITOR_SERIES = {"failed_logins": "failed_logins", "lockouts": "lockouts"}
+_MONITOR_SERIES = {
+    "failed_logins": "failed_logins",
+    "lockouts": "lockouts",
+    "dropped_events": "dropped",
+}
 _FIELD_SERIES = {
     "inspected": "requests",
     "blocked": "blocked",

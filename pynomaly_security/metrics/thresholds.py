@@ -22,7 +22,16 @@ from pynomaly_security.exceptions import ConfigurationError
 __all__ = ["COOLDOWN", "CURRENT", "PER_MINUTE", "ThresholdRule", "parse_rules"]
 
 COOLDOWN = 300.0
-PER_MINUTE = ("requests", "blocked", "injections", "errors", "alerts", "failed_logins", "lockouts")
+PER_MINUTE = (
+    "requests",
+    "blocked",
+    "injections",
+    "errors",
+    "alerts",
+    "failed_logins",
+    "lockouts",
+    "dropped",
+)
 """The summary's one-minute series; a rule names one as ``<series>_per_minute``."""
 CURRENT = (
     "audit_verification_failed",
