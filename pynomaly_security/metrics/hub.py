@@ -83,6 +83,7 @@ PROVIDERS = ("compliance", "vulnerabilities")
 """Optional providers: ``compliance`` -> ``{framework: score 0..100}`` (issue 19),
 ``vulnerabilities`` -> ``{severity: findings}`` (issue 18)."""
 CURRENT_EVERY = 15.0
+CHECKPOINTS_EVERY = 30.0
 EVENT_FLUSH_FAILED = "metrics_flush_failed"
 EVENT_SOURCE_FAILED = "metrics_source_failed"
 
@@ -161,6 +162,10 @@ class MetricsHub:
         self.rules: list[ThresholdRule] = parse_rules(list(section.alert_thresholds))
         self._evaluated_minute: int | None = None
         self._current_at = float("-inf")
+        self._checkpoints: tuple[float, tuple[int, int | None, int | None]] = (
+            float("-inf"),
+            (0, None, None),
+        )
         self.stack: SecurityStack | None = None
 
     # -- wiring ---------------------------------------------------------------------------
@@ -352,12 +357,19 @@ class MetricsHub:
             "problem": None if last is None else last[1].problem,
         }
         if audit.running and audit.loop is asyncio.get_running_loop():
-            checkpoints = await audit.store.checkpoints()
-            info["checkpoints"] = len(checkpoints)
-            if checkpoints:
-                newest = checkpoints[-1]
-                info["checkpoint_seq"] = newest.seq
-                info["checkpoint_age_seconds"] = max(0.0, snap.at - newest.ts_us / 1e6)
+            # The store lists every checkpoint: read at most every CHECKPOINTS_EVERY seconds
+            # (a checkpoint is made every AUDIT_CHECKPOINT_SECONDS, 60 by default).
+            at, found = self._checkpoints
+            if snap.at - at >= CHECKPOINTS_EVERY:
+                checkpoints = await audit.store.checkpoints()
+                newest = checkpoints[-1] if checkpoints else None
+                found = (len(checkpoints), newest.seq, newest.ts_us) if newest else (0, None, None)
+                self._checkpoints = (snap.at, found)
+            count, seq, ts_us = found
+            info["checkpoints"] = count
+            if seq is not None and ts_us is not None:
+                info["checkpoint_seq"] = seq
+                info["checkpoint_age_seconds"] = max(0.0, snap.at - ts_us / 1e6)
         snap.audit = info
 
     async def _read_provider(self, snap: Snapshot, name: str, provider: Provider) -> None:
