@@ -187,8 +187,13 @@ async def test_promtool_accepts_the_exposition(
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed")
-    client, _ = served
+    from pynomaly_security import SecurityAlert, ThreatLevel
+
+    client, stack = served
     await client.get("/search", params=INJECTION)
+    await client.get("/boom")
+    await client.get("/items/1")
+    await stack.security_monitor.raise_alert(SecurityAlert("custom_check", ThreatLevel.LOW, "x"))
     text = (await _scrape(client)).text
     done = _promtool(promtool, text)
     assert done.returncode == 0, done.stdout + done.stderr
