@@ -186,18 +186,31 @@ async def first_render(loads: int) -> tuple[list[float], bytes]:
     if chromium is None:
         sys.exit("chromium is not installed")
     with tempfile.TemporaryDirectory() as tmp:
-        app, _stack = build_app(Path(tmp))
+        # The example app (make demo) after the README's walk-through.
+        from examples.app import create_app
+        from pynomaly_security import SecuritySettings
+
+        settings = SecuritySettings(
+            _env_file=None,  # type: ignore[call-arg]
+            development_mode=True,
+            admin_api_key=KEY,
+            audit_db_url=f"sqlite:///{Path(tmp) / 'demo-audit.db'}",
+        )
+        app = create_app(settings)
         base, server, thread, sock = _serve(app)
         try:
             # Traffic through the real server's loop (the stack's state belongs to it).
             import httpx
 
-            async with httpx.AsyncClient(base_url=base) as client:
-                for i in range(10):
-                    await client.get(f"/r{i}/1")
-                    await client.get(f"/r{i}/1", params={"q": INJECTIONS["sqli"]})
-                for _ in range(6):
-                    await client.post("/login", json={"username": "alice", "password": "x"})
+            async with httpx.AsyncClient(base_url=base.replace("127.0.0.1", "localhost")) as c:
+                for _ in range(30):
+                    await c.get("/items")
+                    await c.get("/items/1")
+                await c.get("/search", params={"q": INJECTIONS["sqli"]})
+                await c.get("/search", params={"q": INJECTIONS["xss"]})
+                for _ in range(5):
+                    await c.post("/login", json={"username": "alice", "password": "guess"})
+                await c.post("/login", json={"username": "alice", "password": "wonderland-2024"})
             proc, port = _chromium(chromium, Path(tmp) / "profile")
             try:
                 times: list[float] = []

@@ -147,6 +147,8 @@ class MetricsHub:
 
             raise missing_capability(state, TallyStore, "the metrics")
         self.section = section
+        self.flush_seconds = section.flush_seconds
+        """Seconds between this worker's flushes (``METRICS_FLUSH_SECONDS``)."""
         self.counts = RequestCounts(latency_sample=section.latency_sample)
         self._tallies: TallyStore = state
         self._minutes = state.documents(SERIES_COLLECTION, indexed=("minute",), keep=SERIES_KEEP)
@@ -201,7 +203,7 @@ class MetricsHub:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.section.flush_seconds)
+            await asyncio.sleep(self.flush_seconds)
             try:
                 await self.flush()
                 if self.rules:
@@ -398,7 +400,7 @@ class MetricsHub:
         """Per-minute rules on the last complete minute (once every worker flushed it);
         current-value rules every :data:`CURRENT_EVERY` seconds."""
         now = self.clock()
-        complete = int((now - 2 * self.section.flush_seconds - 1) // 60) - 1
+        complete = int((now - 2 * self.flush_seconds - 1) // 60) - 1
         minute_rules = [r for r in self.rules if r.per_minute]
         if minute_rules and complete != self._evaluated_minute:
             self._evaluated_minute = complete
