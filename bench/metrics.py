@@ -70,6 +70,10 @@ def build_app(tmp: Path) -> Any:
     )
     stack = setup_security_middleware(app, settings=settings)
 
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a 5xx for server_errors_total")
+
     @app.post("/login")
     async def login() -> None:
         from fastapi import HTTPException
@@ -90,8 +94,9 @@ async def populate(app: Any, stack: Any) -> None:
 
     from pynomaly_security import SecurityAlert, ThreatLevel
 
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        await client.get("/boom")
         for i in range(50):
             for _ in range(4):
                 await client.get(f"/r{i}/1")

@@ -36,6 +36,15 @@
     return Math.round(seconds / 3600) + " h ago";
   }
 
+  function when(timestamp) {
+    const t = Number(timestamp);
+    if (!Number.isFinite(t) || t <= 0) return "";
+    // Seconds, as alerts are stamped; a stamp in ms, µs or ns is scaled down.
+    let ms = t * 1000;
+    while (ms > 1e14) ms /= 1000;
+    return " · " + new Date(ms).toLocaleString();
+  }
+
   async function api(path, options) {
     const key = sessionStorage.getItem(KEY);
     const response = await fetch(API + path, Object.assign({
@@ -115,9 +124,11 @@
     if (!rows.length) { target.replaceChildren(el("p", { class: "empty" }, "Nothing blocked yet.")); return; }
     const max = Math.max(...rows.map((r) => r.count));
     const body = rows.map((r) => {
-      const bar = el("span"); bar.style.width = Math.round((r.count / max) * 100) + "%";
+      const bar = svg("svg", { class: "meter", viewBox: "0 0 100 6", preserveAspectRatio: "none", "aria-hidden": "true" });
+      bar.append(svg("rect", { class: "track", x: 0, y: 0, width: 100, height: 6, rx: 3 }));
+      bar.append(svg("rect", { class: "fill", x: 0, y: 0, width: Math.max(2, Math.round((r.count / max) * 100)), height: 6, rx: 3 }));
       return el("tr", {}, el("td", {}, el("code", {}, r[key])),
-        el("td", { class: "num" }, fmt(r.count)), el("td", { class: "bar hide-narrow" }, el("div", { class: "meter" }, bar)));
+        el("td", { class: "num" }, fmt(r.count)), el("td", { class: "bar hide-narrow" }, bar));
     });
     target.replaceChildren(el("table", {}, el("tbody", {}, ...body)));
   }
@@ -132,7 +143,7 @@
         el("td", {}, el("span", { class: "level " + a.threat_level }, a.threat_level)),
         el("td", {}, el("div", {}, a.message || a.alert_type),
           el("div", { class: "muted" }, a.alert_type + (a.source_ip ? " · " + a.source_ip : "") +
-            " · " + new Date(a.timestamp * 1000).toLocaleString())),
+            when(a.timestamp))),
         el("td", {}, button));
     });
     target.replaceChildren(el("table", {},
