@@ -69,8 +69,23 @@ def _match_template(scope: Scope) -> object:
         except Exception:  # noqa: S112  # an odd custom route: it names no template
             continue
         if match is not Match.NONE:
-            return route
+            return _selected(route, scope)
     return None
+
+
+def _selected(route: object, scope: Scope, depth: int = 0) -> object:
+    """The route a FastAPI router included with ``include_router`` would select (FastAPI
+    0.16x keeps an included router as one entry; its ``_match`` names the route)."""
+    select = getattr(route, "_match", None)
+    if select is None or depth > 8:
+        return route
+    try:
+        match, _, found, _ = select(scope)
+    except Exception:  # another FastAPI's internals: the entry itself
+        return route
+    if found is None or match is Match.NONE:
+        return route
+    return _selected(found, scope, depth + 1)
 
 
 class _Capped:

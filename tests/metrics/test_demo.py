@@ -57,6 +57,8 @@ async def test_the_walkthrough_shows_on_the_dashboard(app: FastAPI) -> None:
         assert posture["failed_logins"] >= 5
         assert posture["lockouts_active"] == 1
         assert {"route": "/search", "count": 1} in summary["top_blocked_routes"]
+        # Refused before the router ran, still under its template (the auth router's).
+        assert {"route": "/login", "count": 1} in summary["top_blocked_routes"]
         assert "sqli" in {row["family"] for row in summary["top_families"]}
         assert summary["series"]["blocked"][-1] >= 2
         alerts = (await client.get("/api/security/alerts?limit=20", headers=admin)).json()
