@@ -123,7 +123,11 @@ def main() -> None:
     configure_structlog()
     settings = load_settings(**overrides)
     app = create_app(settings, demo_totp_secret=totp_secret)
-    print(f"  Serving the example on http://{host}:{port}  (docs: /docs)\n", file=sys.stderr)
+    print(
+        f"  Serving the example on http://{host}:{port}  (docs: /docs; security dashboard:"
+        f" http://{host}:{port}/api/security/dashboard with the admin key)\n",
+        file=sys.stderr,
+    )
     uvicorn.Server(server_config(app, host, port)).run()
 
 

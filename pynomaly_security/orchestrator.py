@@ -137,6 +137,7 @@ class AdvancedSecurityOrchestrator:
         self.policies: SecurityPolicyEngine | None = stack.policies
         self._app = app
         self._policy_report: dict[str, Any] = {}
+        self._metrics_summary: dict[str, Any] | None = None
         """The shared statistics and compliance of the last awaited dashboard."""
         self._portal = SyncPortal()
         self._started = not self._owned
@@ -426,8 +427,9 @@ class AdvancedSecurityOrchestrator:
         """Every part's status, counts and health in one dict: the monitor's summary
         (alerts by level, counters of every worker), each component's state, the
         backends' reachability, this facade's screening and sign-in counts, the
-        incidents by status, and the policies (active versions, counts, statistics of
-        every worker and the compliance score once awaited)."""
+        incidents by status, the policies (active versions, counts, statistics of
+        every worker and the compliance score once awaited) and the metrics summary of
+        the dashboard page (posture, top blocked routes, the last hour; once awaited)."""
 
         async def fresh() -> dict[str, Any]:
             await self.start()
@@ -435,6 +437,11 @@ class AdvancedSecurityOrchestrator:
             self._last_health = await check_health(self.stack)
             self._incident_counts = await self.incidents.store.count("status")
             self._policy_report = await self._policy_state()
+            if self.stack.metrics is not None:
+                # The dashboard page's summary (issue 20), its last hour of series.
+                from pynomaly_security.metrics.summary import build_summary
+
+                self._metrics_summary = await build_summary(self.stack.metrics, minutes=60)
             return self._dashboard(summary, self._last_health)
 
         if in_running_loop():
@@ -476,6 +483,8 @@ class AdvancedSecurityOrchestrator:
             "policies": self._policies_section(),
             # This worker's behavioural detection (issue 22): mode, profile, counts.
             "anomaly": self.stack.anomaly.status() if self.stack.anomaly is not None else None,
+            # None until awaited once, or with METRICS_ENABLED=false.
+            "metrics": self._metrics_summary,
             "components": health["components"],
             "backends": health["backends"],
         }

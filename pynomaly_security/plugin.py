@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from pynomaly_security.compliance.sources import VulnerabilitySummary as ScanFacts
     from pynomaly_security.decisions.service import DecisionService
     from pynomaly_security.incidents.automation import IncidentResponseAutomation
+    from pynomaly_security.metrics.hub import MetricsHub
     from pynomaly_security.policy.engine import SecurityPolicyEngine
     from pynomaly_security.vulns.watch import DependencyWatch
 
@@ -122,6 +123,10 @@ class SecurityStack:
     compliance: ComplianceValidator | None = None
     """The compliance validator (``COMPLIANCE_*``; ``/api/security/compliance``): checks
     at start-up and on a schedule, results in ``state``; ``latest_scores()`` per framework."""
+    metrics: MetricsHub | None = None
+    """Prometheus metrics, the summary and the dashboard (``METRICS_*``, issue 20);
+    the compliance and vulnerability tiles take providers:
+    ``stack.metrics.register_provider("compliance", ...)``."""
     _started: bool = False
 
     async def start(self) -> None:
@@ -150,6 +155,8 @@ class SecurityStack:
             await self.incidents.start()
         if self.vulnerabilities is not None:
             await self.vulnerabilities.start()  # schedules its check; returns at once
+        if self.metrics is not None:
+            await self.metrics.start()
 
     async def aclose(self) -> None:
         if not self._started:
@@ -159,6 +166,8 @@ class SecurityStack:
             await self.vulnerabilities.aclose()
         if self.compliance is not None:
             await self.compliance.aclose()
+        if self.metrics is not None:
+            await self.metrics.aclose()  # its last counts, while the state is open
         await self.security_monitor.stop()
         if self.anomaly is not None:  # what this worker learned outlives it
             await self.anomaly.flush()
@@ -407,6 +416,19 @@ def setup_security_middleware(
     stack.admin_routers.append(build_vulnerability_router(stack.vulnerabilities))
     if stack.compliance is not None and stack.compliance.sources.vulnerabilities is None:
         stack.compliance.sources.vulnerabilities = _scanned_summary(stack.vulnerabilities)
+    if settings.metrics.enabled:
+        # Counts per worker in the outer layer, added up in the shared state (STATE_URL,
+        # else the store) by the hub's task; /metrics and the summary read them back.
+        from pynomaly_security.api.metrics_routes import build_metrics_summary_router
+        from pynomaly_security.metrics.hub import MetricsHub
+
+        stack.metrics = MetricsHub(settings.metrics, state if state is not None else store)
+        stack.metrics.attach(stack)
+        stack.admin_routers.append(build_metrics_summary_router(stack.metrics))
+        # The dashboard's compliance and vulnerability tiles read the parts built above.
+        if stack.compliance is not None:
+            stack.metrics.register_provider("compliance", _compliance_scores(stack.compliance))
+        stack.metrics.register_provider("vulnerabilities", stack.vulnerabilities.counts)
 
     # add_middleware puts each new layer outside the previous one: innermost first.
     from pynomaly_security.storage.base import failure_policy
@@ -530,6 +552,7 @@ def setup_security_middleware(
         headers=headers,
         access=access,
         sql_sink=sql_sink,
+        metrics=stack.metrics.counts if stack.metrics is not None else None,
         resolver=resolver,
         tracker=tracker,
         monitor=monitor,
@@ -698,3 +721,15 @@ def _scanned_summary(
         return Facts(current.last_scan_at, dict(current.counts), (), current.database or "")
 
     return summary
+
+
+def _compliance_scores(
+    validator: ComplianceValidator,
+) -> Callable[[], Awaitable[dict[str, float]]]:
+    """The metrics hub's compliance provider: the latest run's score per framework."""
+
+    async def scores() -> dict[str, float]:
+        latest = await validator.latest_scores()
+        return {name: float(v["score"]) for name, v in latest.items() if v.get("score") is not None}
+
+    return scores

@@ -58,6 +58,7 @@ __all__ = [
     "AnomalySection",
     "ComplianceSection",
     "InspectionSection",
+    "MetricsSection",
     "SanitizationLevel",
     "SecuritySettings",
     "VulnsSection",
@@ -234,11 +235,65 @@ class AnomalySection(BaseModel):
         return self
 
 
+class MetricsSection(BaseModel):
+    """Prometheus metrics, the JSON summary and the dashboard page (issue 20).
+
+    Flat names like the inspection section's: ``metrics_enabled=`` as a keyword
+    argument, ``PYNOMALY_SECURITY__METRICS_ENABLED`` in the environment.
+    """
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+    enabled: bool = True
+    """Count requests, blocks and alerts per worker and serve ``GET /metrics``, the
+    summary and the dashboard; off, nothing of it is in the request path."""
+    path: str = Field(default="/metrics", pattern=r"^/[A-Za-z0-9._/-]{0,127}$")
+    """Where the Prometheus exposition is served (with ``add_security_endpoints``)."""
+    token: SecretStr | None = None
+    """A token a scraper presents (``Authorization: Bearer``) instead of the admin key;
+    at least 16 characters. The admin key is always accepted too."""
+    flush_seconds: float = Field(default=1.0, gt=0, le=60)
+    """How often each worker adds its counts to the shared state (the scrape of one
+    worker sees another's counts at most this late)."""
+    latency_sample: int = Field(default=64, ge=1, le=65536)
+    """One request in this many has its duration put in the latency histogram (a power
+    of two; the low bits of its nanosecond duration choose it)."""
+    alert_thresholds: StrList = Field(default_factory=list)
+    """Alert rules on metrics, ``<series><op><number>`` (``blocked_per_minute>100``,
+    ``failed_logins_per_minute>20``, ``audit_verification_failed>0``,
+    ``dropped_per_minute>0``); see the README's metrics section."""
+
+    @field_validator("latency_sample")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError("must be a power of two")
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _token_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("alert_thresholds", mode="before")
+    @classmethod
+    def _rules(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+
 SECTIONS: dict[str, type[BaseModel]] = {
     "inspection": InspectionSection,
     "vulns": VulnsSection,
     "compliance": ComplianceSection,
     "anomaly": AnomalySection,
+    "metrics": MetricsSection,
 }
 """Section field -> its model. A section's fields keep flat names: ``<section>_<field>``
 as keyword arguments and ``PYNOMALY_SECURITY__<SECTION>_<FIELD>`` in the environment."""
@@ -349,6 +404,8 @@ class SecuritySettings(BaseSettings):
     """The compliance validator: ``PYNOMALY_SECURITY__COMPLIANCE_<NAME>``."""
     anomaly: AnomalySection = Field(default_factory=lambda: AnomalySection())
     """Behavioural anomaly detection: ``PYNOMALY_SECURITY__ANOMALY_<NAME>`` (issue 22)."""
+    metrics: MetricsSection = Field(default_factory=lambda: MetricsSection())
+    """Prometheus metrics and the dashboard (``METRICS_*``; see :class:`MetricsSection`)."""
     body_read_timeout: float = Field(default=30.0, gt=0)
     """Seconds a client has to send a body that one of our layers reads (the inspection
     middleware; on login paths the tracking layer and the login guard, for the user

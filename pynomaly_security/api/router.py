@@ -190,6 +190,8 @@ def add_security_endpoints(
         sqli_edge=sqli_edge,
     )
     app.include_router(router, include_in_schema=bool(include_in_schema))
+    if stack is not None and getattr(stack, "metrics", None) is not None:
+        _mount_metrics(app, stack, admin_api_key, prefix)
     if stack is not None:
         # Outside the admin router's auth: a probe without the key gets up/down.
         from pynomaly_security.api.health_routes import build_health_router
@@ -200,3 +202,23 @@ def add_security_endpoints(
             include_in_schema=bool(include_in_schema),
         )
     return router
+
+
+def _mount_metrics(
+    app: FastAPI, stack: Any, admin_api_key: str | SecretStr | None, prefix: str
+) -> None:
+    """``GET /metrics`` (admin key or metrics token) and the dashboard page (no data in
+    it: what it shows comes from the authenticated router above)."""
+    from pynomaly_security.api.metrics_routes import (
+        build_dashboard_router,
+        build_metrics_endpoint_router,
+    )
+
+    section = stack.settings.metrics
+    if admin_api_key is not None or section.token is not None:
+        app.include_router(
+            build_metrics_endpoint_router(
+                stack.metrics, admin_api_key=admin_api_key, token=section.token, path=section.path
+            )
+        )
+    app.include_router(build_dashboard_router(prefix), prefix=prefix, include_in_schema=False)

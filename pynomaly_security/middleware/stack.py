@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp
 
 from pynomaly_security.auth.login_body import DEFAULT_USERNAME_FIELDS
+from pynomaly_security.metrics.counters import RequestCounts
 from pynomaly_security.middleware.audit import AccessRecorder
 from pynomaly_security.middleware.headers import HeaderPolicy
 from pynomaly_security.middleware.sqlsink import SinkGuard
@@ -44,6 +45,9 @@ class SecurityMiddleware(UserTrackingMiddleware):
         app: the ASGI app (the rest of the stack).
         headers: the security headers; ``None`` adds none.
         access: the access audit; ``None`` records nothing.
+        metrics: the metrics' per-worker counts
+            (:class:`~pynomaly_security.metrics.counters.RequestCounts`); ``None``
+            counts nothing (no work on the request path).
         sql_sink: the SQL sink (as :class:`~pynomaly_security.middleware.sqlsink.SQLSinkMiddleware`
             around the app would serve it); ``None``: no sink.
         resolver, tracker, monitor, login_paths, hosts, body_read_timeout,
@@ -58,6 +62,7 @@ class SecurityMiddleware(UserTrackingMiddleware):
         headers: HeaderPolicy | None = None,
         access: AccessRecorder | None = None,
         sql_sink: SinkGuard | None = None,
+        metrics: RequestCounts | None = None,
         resolver: ClientIPResolver | None = None,
         tracker: UserTracker | None = None,
         monitor: SecurityMonitor | None = None,
@@ -79,3 +84,4 @@ class SecurityMiddleware(UserTrackingMiddleware):
         self._headers = headers
         self._access = access
         self._sql_sink = sql_sink
+        self._metrics = metrics

@@ -55,6 +55,7 @@ from pynomaly_security._context import (
 from pynomaly_security._log import get_logger
 from pynomaly_security.auth.login_body import DEFAULT_USERNAME_FIELDS, login_names
 from pynomaly_security.logsafe import safe_text
+from pynomaly_security.metrics.counters import RequestCounts
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
 from pynomaly_security.middleware._refusal import (
     BODY_READ_TIMEOUT,
@@ -244,6 +245,8 @@ class UserTrackingMiddleware:
         self._access: AccessRecorder | None = None
         # The SQL sink, served in this layer's coroutine by the fused layer.
         self._sql_sink: SinkGuard | None = None
+        # The metrics' per-worker counts, filled where the request ends (fused layer).
+        self._metrics: RequestCounts | None = None
 
     def _scan(self, scope: Scope) -> tuple[bytes | None, bool]:
         """One pass over the request headers: the client's ``X-Request-ID`` (the
@@ -453,6 +456,19 @@ class UserTrackingMiddleware:
                     access.finish(row, ctx.extra, error, ctx.client_request_id)
                 else:
                     access.queue(row)  # finish() of a request with nothing in its context
+            counts = self._metrics
+            if counts is not None:
+                # A dict increment per request, keyed by the id of the matched route (the
+                # router left it in the scope; FastAPI's routes are not hashable); labels
+                # are made off the request path. Rare requests (blocked, refused, 5xx,
+                # one in `latency_sample`) say more.
+                route = scope.get("route")
+                try:
+                    counts.routes[id(route)] += 1
+                except KeyError:  # a route's first request (a try costs nothing in 3.11)
+                    counts.first(route)
+                if ctx.extra or status >= 500 or not elapsed & counts.sample_mask:
+                    counts.note(scope, route, ctx.extra, status, elapsed)
             user_id = ctx.user_id or (_user_from_scope(scope) if "user" in scope else None)
             if is_login or (user_id is not None and self.monitor is not None):
                 self._after(scope, ctx, user_id, status, now / 1e9, row)

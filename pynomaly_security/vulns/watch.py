@@ -122,6 +122,10 @@ class DependencyWatch:
         await self._alert(scan)
         return scan
 
+    def counts(self) -> dict[str, int]:
+        """Vulnerable packages per severity at the last check (the dashboard's tile)."""
+        return dict(self.summary().counts)
+
     def summary(self) -> VulnerabilitySummary:
         """Counts by severity, open criticals, last scan time (never scans)."""
         return self.assessment.summary()

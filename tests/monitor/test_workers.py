@@ -144,6 +144,8 @@ def test_every_worker_agrees_with_the_state_in_postgres(
         return dict(documents), dict(tallies), streams
 
     documents, tallies, streams = asyncio.run(rows())
+    # The metrics' series (issue 20): one document per worker and minute, next to the alerts.
+    assert documents.pop("metrics_minutes", 0) >= 1
     assert documents == {"alerts": 2}
     assert tallies["requests"] == 12 and tallies["lockouts"] == 1
     assert streams >= 2  # alice, bob (and the addresses of anonymous requests)

@@ -1,0 +1,297 @@
+"""The Prometheus exposition: a custom collector over one scrape's snapshot.
+
+Each scrape builds a :class:`~prometheus_client.registry.CollectorRegistry` of its
+own holding one :class:`SnapshotCollector` (never the global default registry, so
+the host app's metrics and ours never collide), and renders it in the format the
+scraper asked for (``Accept``: OpenMetrics or the Prometheus text format, through
+``prometheus_client.exposition.choose_encoder``). Names follow the Prometheus
+conventions: ``pynomaly_security_`` prefix, base units in the name (``_seconds``),
+``_total`` on counters (prometheus-client adds it), ``_info``-free gauges.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Iterator, Sequence
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from pynomaly_security.metrics.counters import LATENCY_BUCKETS, SCORE_BUCKETS, SEP
+from pynomaly_security.metrics.hub import Snapshot
+
+__all__ = ["PREFIX", "SnapshotCollector", "render"]
+
+PREFIX = "pynomaly_security_"
+_INCIDENT_BUCKETS = (60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0, 3 * 86400.0)
+
+
+def _fields(tallies: dict[str, int], name: str) -> Iterator[tuple[list[str], int]]:
+    """The label values and count of each tally field named ``name``."""
+    prefix = name + SEP
+    for key, value in tallies.items():
+        if key.startswith(prefix):
+            yield key[len(prefix) :].split(SEP), value
+
+
+def _buckets(
+    tallies: dict[str, int], name: str, bounds: Sequence[float]
+) -> list[tuple[str, float]]:
+    """Cumulative ``(le, count)`` pairs from per-bucket tallies (``name<TAB>index``)."""
+    per = [0] * (len(bounds) + 1)
+    for (index,), value in _fields(tallies, name):
+        if index.isdigit() and int(index) <= len(bounds):
+            per[int(index)] += value
+    out, running = [], 0
+    for bound, n in zip([*map(str, bounds), "+Inf"], per, strict=True):
+        running += n
+        out.append((bound, float(running)))
+    return out
+
+
+def _observed(
+    values: Iterable[float], bounds: Sequence[float]
+) -> tuple[list[tuple[str, float]], float]:
+    per = [0] * (len(bounds) + 1)
+    total = 0.0
+    for v in values:
+        per[bisect.bisect_left(bounds, v)] += 1
+        total += v
+    out, running = [], 0
+    for bound, n in zip([*map(str, bounds), "+Inf"], per, strict=True):
+        running += n
+        out.append((bound, float(running)))
+    return out, total
+
+
+class SnapshotCollector(Collector):
+    """Every ``pynomaly_security_*`` metric family of one snapshot."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+
+    def collect(self) -> Iterable[Metric]:  # one family after another
+        s = self.snap
+        t = s.tallies
+        p = PREFIX
+
+        requests = CounterMetricFamily(
+            p + "requests_inspected",
+            "Requests the security stack handled, by route template "
+            "(__unmatched__: no route matched).",
+            labels=["route"],
+        )
+        for (route,), n in _fields(t, "inspected"):
+            requests.add_metric([route], n)
+        yield requests
+
+        blocked = CounterMetricFamily(
+            p + "requests_blocked",
+            "Requests the stack answered itself, by route template and family "
+            "(an injection family, or the refusal's reason: rate_limited, locked_out, ...).",
+            labels=["route", "family"],
+        )
+        for labels, n in _fields(t, "blocked"):
+            if len(labels) == 2:
+                blocked.add_metric(labels, n)
+        yield blocked
+
+        findings = CounterMetricFamily(
+            p + "injection_findings",
+            "Requests with injection findings past the anomaly threshold, by family and "
+            "action (blocked or detected; the blocked ones by route: requests_blocked).",
+            labels=["family", "action"],
+        )
+        for labels, n in _fields(t, "findings"):
+            if len(labels) == 2:
+                findings.add_metric(labels, n)
+        yield findings
+
+        errors = CounterMetricFamily(
+            p + "server_errors", "Responses with a 5xx status, by route template.", labels=["route"]
+        )
+        for (route,), n in _fields(t, "errors"):
+            errors.add_metric([route], n)
+        yield errors
+
+        score = HistogramMetricFamily(
+            p + "detection_score",
+            "Anomaly score of the requests inspection reported (past the threshold).",
+        )
+        score.add_metric(
+            [], _buckets(t, "score", SCORE_BUCKETS), t.get("score_sum_milli", 0) / 1000
+        )
+        yield score
+
+        latency = HistogramMetricFamily(
+            p + "request_duration_seconds",
+            f"Duration of a request as the stack's outer layer sees it (one request in "
+            f"{s.latency_sample} sampled by the low bits of its nanosecond duration).",
+        )
+        latency.add_metric(
+            [], _buckets(t, "latency", LATENCY_BUCKETS), t.get("latency_sum_ns", 0) / 1e9
+        )
+        yield latency
+
+        alerts = CounterMetricFamily(
+            p + "alerts", "Alerts raised, by type and level.", labels=["type", "level"]
+        )
+        for labels, n in _fields(t, "alerts"):
+            if len(labels) == 2:
+                alerts.add_metric(labels, n)
+        yield alerts
+
+        active = GaugeMetricFamily(
+            p + "alerts_active", "Unacknowledged alerts, by level.", labels=["level"]
+        )
+        for level, n in sorted(s.alerts_active.items()):
+            active.add_metric([level], n)
+        yield active
+
+        monitor_counters = {
+            "login_failures": ("failed_logins", "Failed logins (every worker's)."),
+            "login_successes": ("successful_logins", "Successful logins."),
+            "lockouts": ("lockouts", "Lockouts imposed (account, address or pair)."),
+            "monitor_dropped_events": (
+                "dropped_events",
+                "Events the monitor dropped because its queue was full.",
+            ),
+        }
+        for name, (metric, doc) in monitor_counters.items():
+            counter = CounterMetricFamily(p + name, doc)
+            counter.add_metric([], s.monitor.get(metric, 0))
+            yield counter
+
+        yield GaugeMetricFamily(
+            p + "monitor_queue_depth",
+            "Events the serving worker's monitor has yet to analyse.",
+            value=s.queue_depth,
+        )
+        if s.lockouts_active is not None:
+            yield GaugeMetricFamily(
+                p + "lockouts_active", "Lockouts in force now.", value=s.lockouts_active
+            )
+        if s.decisions_active is not None:
+            decisions = GaugeMetricFamily(
+                p + "decisions_active",
+                "Decisions (bans, throttles) in force, by action.",
+                labels=["action"],
+            )
+            for action, n in sorted(s.decisions_active.items()):
+                decisions.add_metric([action], n)
+            yield decisions
+        if s.incidents_by_status is not None:
+            incidents = GaugeMetricFamily(
+                p + "incidents", "Incidents kept, by status.", labels=["status"]
+            )
+            for status, n in sorted(s.incidents_by_status.items()):
+                incidents.add_metric([status], n)
+            yield incidents
+        if s.incidents_by_severity is not None:
+            severity = GaugeMetricFamily(
+                p + "incidents_by_severity", "Incidents kept, by severity.", labels=["severity"]
+            )
+            for level, n in sorted(s.incidents_by_severity.items()):
+                severity.add_metric([level], n)
+            yield severity
+            for name, values, doc in (
+                ("incident_time_to_contain_seconds", s.time_to_contain, "contained"),
+                ("incident_time_to_resolve_seconds", s.time_to_resolve, "recovered or closed"),
+            ):
+                histogram = GaugeHistogramMetricFamily(
+                    p + name,
+                    f"Seconds from creation until {doc}, over the newest 1,000 incidents kept.",
+                )
+                buckets, total = _observed(values, _INCIDENT_BUCKETS)
+                histogram.add_metric([], buckets, total)
+                yield histogram
+        if s.policy_totals is not None:
+            policy = CounterMetricFamily(
+                p + "policy_decisions", "Policy evaluations, by effect.", labels=["effect"]
+            )
+            policy.add_metric(["allow"], s.policy_totals.get("allows", 0))
+            policy.add_metric(["deny"], s.policy_totals.get("denies", 0))
+            yield policy
+        if s.audit is not None:
+            a = s.audit
+            yield GaugeMetricFamily(
+                p + "audit_queue_depth",
+                "Audit records queued in the serving worker.",
+                value=a.get("queue_depth") or 0,
+            )
+            dropped = CounterMetricFamily(
+                p + "audit_dropped", "Audit records the serving worker dropped (queue full)."
+            )
+            dropped.add_metric([], a.get("dropped") or 0)
+            yield dropped
+            if "checkpoints" in a:
+                yield GaugeMetricFamily(
+                    p + "audit_checkpoints",
+                    "Signed checkpoints in the audit trail.",
+                    value=a["checkpoints"],
+                )
+            if "checkpoint_seq" in a:
+                yield GaugeMetricFamily(
+                    p + "audit_checkpoint_sequence",
+                    "Sequence number of the newest checkpoint (records chained up to it).",
+                    value=a["checkpoint_seq"],
+                )
+                yield GaugeMetricFamily(
+                    p + "audit_chain_head_age_seconds",
+                    "Seconds since the newest signed checkpoint of the chain.",
+                    value=a["checkpoint_age_seconds"],
+                )
+            if a.get("verified_ok") is not None:
+                yield GaugeMetricFamily(
+                    p + "audit_last_verification_ok",
+                    "1 when the serving worker's last verification of the trail passed.",
+                    value=1 if a["verified_ok"] else 0,
+                )
+                yield GaugeMetricFamily(
+                    p + "audit_last_verification_timestamp_seconds",
+                    "When the serving worker last verified the trail (Unix time).",
+                    value=a["verified_at"],
+                )
+        compliance = s.providers.get("compliance")
+        if compliance is not None:
+            scores = GaugeMetricFamily(
+                p + "compliance_score_ratio",
+                "Compliance score per framework (0..1).",
+                labels=["framework"],
+            )
+            for framework, value in sorted(compliance.items()):
+                scores.add_metric([framework], value / 100)
+            yield scores
+        vulns = s.providers.get("vulnerabilities")
+        if vulns is not None:
+            findings_now = GaugeMetricFamily(
+                p + "vulnerability_findings",
+                "Known vulnerabilities in the dependencies, by severity.",
+                labels=["severity"],
+            )
+            for severity_name, found in sorted(vulns.items()):
+                findings_now.add_metric([severity_name], found)
+            yield findings_now
+        up = GaugeMetricFamily(
+            p + "metrics_source_up",
+            "1 when a source of this scrape answered (the shared state, incidents, ...).",
+            labels=["source"],
+        )
+        for source, ok in sorted(s.sources_up.items()):
+            up.add_metric([source], 1 if ok else 0)
+        yield up
+
+
+def render(snap: Snapshot, accept: str | None) -> tuple[bytes, str]:
+    """The exposition of ``snap`` in the format ``accept`` asks for, and its content type."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snap))
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type
