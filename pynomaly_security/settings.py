@@ -51,6 +51,7 @@ from pynomaly_security.auth.usernames import DEFAULT_RESERVED
 from pynomaly_security.detection.policy import DEFAULT_CREDENTIAL_FIELDS
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.network.hosts import DEFAULT_ALLOWED_HOSTS
+from pynomaly_security.tenancy.settings import TenancySection
 
 __all__ = [
     "ENV_PREFIX",
@@ -121,7 +122,11 @@ class InspectionSection(BaseModel):
     longer)."""
 
 
-SECTIONS: dict[str, type[BaseModel]] = {"inspection": InspectionSection}
+# Issue 21: the tenancy section lives with its package (tenancy/settings.py).
+SECTIONS: dict[str, type[BaseModel]] = {
+    "inspection": InspectionSection,
+    "tenancy": TenancySection,
+}
 """Section field -> its model. A section's fields keep flat names: ``<section>_<field>``
 as keyword arguments and ``PYNOMALY_SECURITY__<SECTION>_<FIELD>`` in the environment."""
 
@@ -225,6 +230,8 @@ class SecuritySettings(BaseSettings):
     # -- inspection limits and body reading (issue 12: fail closed) -----------------------
     inspection: InspectionSection = Field(default_factory=lambda: InspectionSection())
     """Limits of one request's inspection: ``PYNOMALY_SECURITY__INSPECTION_<NAME>``."""
+    tenancy: TenancySection = Field(default_factory=lambda: TenancySection())
+    """Secure multi-tenancy (issue 21), off by default: ``PYNOMALY_SECURITY__TENANCY_<NAME>``."""
     body_read_timeout: float = Field(default=30.0, gt=0)
     """Seconds a client has to send a body that one of our layers reads (the inspection
     middleware; on login paths the tracking layer and the login guard, for the user
