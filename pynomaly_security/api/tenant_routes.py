@@ -18,7 +18,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
@@ -59,12 +59,12 @@ class TenantPatch(BaseModel):
     overrides: TenantOverrides | None = None
 
 
-def build_tenant_router(tenancy: Any, admin_api_key: str | SecretStr, audit_logger: Any) -> APIRouter:
+def build_tenant_router(
+    tenancy: Any, admin_api_key: str | SecretStr, audit_logger: Any
+) -> APIRouter:
     """The router over ``stack.tenancy`` (a :class:`~pynomaly_security.tenancy.parts.Tenancy`)."""
     key = (
-        admin_api_key.get_secret_value()
-        if isinstance(admin_api_key, SecretStr)
-        else admin_api_key
+        admin_api_key.get_secret_value() if isinstance(admin_api_key, SecretStr) else admin_api_key
     ).encode()
     registry, settings = tenancy.registry, tenancy.settings
 
@@ -90,7 +90,9 @@ def build_tenant_router(tenancy: Any, admin_api_key: str | SecretStr, audit_logg
         if not who.platform:
             raise HTTPException(403, "the platform admin's")
 
-    async def audit(request: Request, action: str, tenant_id: str, actor: str, **details: Any) -> None:
+    async def audit(
+        request: Request, action: str, tenant_id: str, actor: str, **details: Any
+    ) -> None:
         if audit_logger is None:
             return
         from pynomaly_security.audit import SecurityEventType
@@ -108,10 +110,11 @@ def build_tenant_router(tenancy: Any, admin_api_key: str | SecretStr, audit_logg
     async def step_up(request: Request, action: str) -> str | Response:
         return await reauthenticated_user(request, action, f"a tenant change ({action})")
 
+    Who = Annotated[Caller, Depends(caller)]
     router = APIRouter(prefix="/tenants", tags=["security"])
 
     @router.get("")
-    async def list_tenants(who: Caller = Depends(caller)) -> dict[str, Any]:
+    async def list_tenants(who: Who) -> dict[str, Any]:
         if who.platform:
             tenants = await registry.all()
         else:
@@ -120,9 +123,7 @@ def build_tenant_router(tenancy: Any, admin_api_key: str | SecretStr, audit_logg
         return {"count": len(tenants), "tenants": [t.public() for t in tenants]}
 
     @router.post("", status_code=201)
-    async def create_tenant(
-        body: TenantIn, request: Request, who: Caller = Depends(caller)
-    ) -> Any:
+    async def create_tenant(body: TenantIn, request: Request, who: Who) -> Any:
         platform_only(who)
         plan = body.plan or settings.tenancy.default_plan
         if plan not in settings.tenancy.plans:
@@ -149,7 +150,7 @@ def build_tenant_router(tenancy: Any, admin_api_key: str | SecretStr, audit_logg
         return {**stored.public(), "admin_key": admin_key}
 
     @router.get("/{tenant_id}")
-    async def get_tenant(tenant_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+    async def get_tenant(tenant_id: str, who: Who) -> dict[str, Any]:
         visible(who, tenant_id)
         tenant = await registry.get(tenant_id)
         if tenant is None:
@@ -157,9 +158,7 @@ def build_tenant_router(tenancy: Any, admin_api_key: str | SecretStr, audit_logg
         return {**tenant.public(), "key_versions": await tenancy.keys.versions(tenant_id)}
 
     @router.patch("/{tenant_id}")
-    async def patch_tenant(
-        tenant_id: str, body: TenantPatch, request: Request, who: Caller = Depends(caller)
-    ) -> Any:
+    async def patch_tenant(tenant_id: str, body: TenantPatch, request: Request, who: Who) -> Any:
         visible(who, tenant_id)
         tenant = await registry.get(tenant_id)
         if tenant is None:
@@ -172,7 +171,8 @@ def build_tenant_router(tenancy: Any, admin_api_key: str | SecretStr, audit_logg
             platform_only(who)
             if body.plan is not None and body.plan not in settings.tenancy.plans:
                 return JSONResponse({"detail": f"unknown plan {body.plan!r}"}, 422)
-            stepped = await step_up(request, "tenant_" + ("status" if "status" in changes else "plan"))
+            what = "status" if "status" in changes else "plan"
+            stepped = await step_up(request, "tenant_" + what)
             if not isinstance(stepped, str):
                 return stepped
             actor = stepped
@@ -188,7 +188,7 @@ def build_tenant_router(tenancy: Any, admin_api_key: str | SecretStr, audit_logg
         return updated.public()
 
     @router.delete("/{tenant_id}")
-    async def delete_tenant(tenant_id: str, request: Request, who: Caller = Depends(caller)) -> Any:
+    async def delete_tenant(tenant_id: str, request: Request, who: Who) -> Any:
         visible(who, tenant_id)
         platform_only(who)
         if await registry.get(tenant_id) is None:
@@ -201,7 +201,7 @@ def build_tenant_router(tenancy: Any, admin_api_key: str | SecretStr, audit_logg
         return {"deleted": tenant_id, "crypto_shredded": True, **erased}
 
     @router.get("/{tenant_id}/usage")
-    async def usage(tenant_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+    async def usage(tenant_id: str, who: Who) -> dict[str, Any]:
         visible(who, tenant_id)
         tenant = await registry.get(tenant_id)
         if tenant is None:
@@ -214,7 +214,7 @@ def build_tenant_router(tenancy: Any, admin_api_key: str | SecretStr, audit_logg
         return {"tenant": tenant_id, **figures}
 
     @router.post("/{tenant_id}/keys/rotate")
-    async def rotate_keys(tenant_id: str, request: Request, who: Caller = Depends(caller)) -> Any:
+    async def rotate_keys(tenant_id: str, request: Request, who: Who) -> Any:
         visible(who, tenant_id)
         platform_only(who)
         if await registry.get(tenant_id) is None:

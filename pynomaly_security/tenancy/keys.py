@@ -100,7 +100,9 @@ class TenantKeys:
             self._cache.popitem(last=False)
         return current, keys
 
-    async def _write(self, tenant_id: str, versions: dict[str, dict[str, str]], current: int) -> None:
+    async def _write(
+        self, tenant_id: str, versions: dict[str, dict[str, str]], current: int
+    ) -> None:
         await self._docs.put(tenant_id, {"versions": versions, "current": current})
         self._cache.pop(tenant_id, None)
 

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pynomaly_security.storage.base import MonitorState, Store
+from pynomaly_security.storage.base import MonitorState, Store, missing_capability
 from pynomaly_security.tenancy.keys import TenantKeys
 from pynomaly_security.tenancy.quotas import Quotas
 from pynomaly_security.tenancy.registry import TenantRegistry
@@ -59,10 +59,12 @@ class Tenancy:
         cls,
         settings: SecuritySettings,
         store: Store,
-        state: MonitorState,
+        state: MonitorState | Store,
         keyring: KeyRing,
         monitor: SecurityMonitor | None,
     ) -> Tenancy:
+        if not isinstance(state, MonitorState):
+            raise missing_capability(state, MonitorState, "tenancy (its registry and keys)")
         section = settings.tenancy
         scoped = TenantScopedStore(store)
         alert = _quota_alert(monitor) if monitor is not None else None

@@ -104,7 +104,8 @@ class Quotas:
             headers["RateLimit-Policy"] = ", ".join(
                 f'"{policy}-rate";q={i.amount};w={i.get_expiry()}' for i in items
             )
-            headers["RateLimit"] = f'"{policy}-rate";r={0 if not allowed else int(remaining)};t={reset_in}'
+            left = 0 if not allowed else int(remaining)
+            headers["RateLimit"] = f'"{policy}-rate";r={left};t={reset_in}'
             if not allowed:
                 return await self._refuse(tenant_id, "rate", headers, reset_in)
         if plan.daily:

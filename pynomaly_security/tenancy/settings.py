@@ -40,9 +40,7 @@ class TenancySection(BaseModel):
 
     enabled: bool = False
     """Resolve a tenant for every request and keep each tenant's security state apart."""
-    sources: Annotated[list[Source], NoDecode] = Field(
-        default_factory=lambda: ["claim", "header"]
-    )
+    sources: Annotated[list[Source], NoDecode] = Field(default=["claim", "header"])
     """Where the tenant is read, in order (``claim``, ``header``, ``subdomain``,
     ``path``); the first that names one wins, and every other that names one must
     agree (a token for tenant A with ``X-Tenant: B`` is refused 403)."""
