@@ -13,8 +13,9 @@ checked here: a loosening override is ``422`` naming the field). Every change is
 an audit record.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: the routes' ``Who`` dependency is local to
+# build_tenant_router (it closes over the registry), and FastAPI resolves string
+# annotations in the module's globals only.
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
