@@ -89,6 +89,7 @@ from pynomaly_security.sql.hooks import (
     protect_psycopg,
     protect_sqlalchemy,
 )
+from pynomaly_security.tenancy.middleware import TenancyMiddleware
 from pynomaly_security.validation import install_validation_handler
 
 __version__ = "0.1.0"
@@ -155,6 +156,7 @@ __all__ = [
     "SecurityStack",
     "SensitiveSpan",
     "StorageError",
+    "TenancyMiddleware",
     "ThreatDetector",
     "ThreatLevel",
     "UserTracker",

@@ -18,9 +18,10 @@ __all__ = ["DEFAULT_PLANS", "TenancySection"]
 
 Source = Literal["claim", "header", "subdomain", "path"]
 
-DEFAULT_PLANS: dict[str, Plan] = {
-    "free": Plan(rate=["120/minute"], concurrent=10, daily=20_000),
-    "pro": Plan(rate=["1200/minute"], concurrent=100, daily=1_000_000),
+# Plain data (the settings validate it into Plan objects): .env.example prints it as JSON.
+DEFAULT_PLANS: dict[str, dict[str, Any]] = {
+    "free": {"rate": ["120/minute"], "concurrent": 10, "daily": 20_000},
+    "pro": {"rate": ["1200/minute"], "concurrent": 100, "daily": 1_000_000},
 }
 
 
@@ -56,7 +57,10 @@ class TenancySection(BaseModel):
         default_factory=lambda: ["/api/security", "/health", "/docs", "/openapi.json"]
     )
     """Path prefixes served for the platform (no tenant): the platform admin API."""
-    plans: dict[str, Plan] = Field(default_factory=lambda: dict(DEFAULT_PLANS))
+    plans: dict[str, Plan] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_PLANS.items()},
+        validate_default=True,
+    )
     """Quota tiers, JSON: ``{"free": {"rate": ["120/minute"], "concurrent": 10,
     "daily": 20000}}``."""
     default_plan: str = "free"
@@ -65,8 +69,6 @@ class TenancySection(BaseModel):
     worker within this)."""
     max_tenants: int = Field(default=10_000, ge=1)
     """Tenants a worker keeps in memory (bounded; the registry holds all)."""
-    metrics_label_max: int = Field(default=20, ge=0)
-    """Tenant ids become metric labels only while there are at most this many."""
 
     @field_validator("sources", "exempt_paths", mode="before")
     @classmethod
