@@ -134,6 +134,10 @@ def create_app(
             prefix=tenants.PLATFORM_PREFIX,
         )
         tenants.install_deletion_hook(stack, tenant_users)
+        items_db = os.environ.get("PYNOMALY_DEMO_ITEMS_DB")
+        if items_db:
+            table = os.environ.get("PYNOMALY_DEMO_ITEMS_TABLE", "items")
+            tenants.add_database_items(app, items_db, table)
     add_security_endpoints(app)
 
     # Items per tenant (one dict when tenancy is off): a tenant's routes see only its own.

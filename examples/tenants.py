@@ -7,14 +7,21 @@ items are kept per tenant. The platform admin signs in under ``/platform``
 re-authentication sensitive tenant changes need. Deleting a tenant erases its
 users as audit subjects (their personal data in the trail is crypto-shredded; the
 chain still verifies) after the tenancy layer destroyed its keys.
+
+With ``PYNOMALY_DEMO_ITEMS_DB`` (a PostgreSQL URL of a role that is not a superuser)
+and ``PYNOMALY_DEMO_ITEMS_TABLE`` (a table isolated by ``rls_statements``), items are
+also served from the database under row-level security at ``/db/items``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from pydantic import BaseModel, Field
 
 from pynomaly_security.settings import SecuritySettings
-from pynomaly_security.tenancy.context import platform_scope, tenant_scope
+from pynomaly_security.tenancy.context import current_tenant, platform_scope, tenant_scope
 from pynomaly_security.tenancy.model import Tenant
 from pynomaly_security.tenancy.users import TenantUserRepository
 
@@ -77,3 +84,50 @@ def install_deletion_hook(stack: SecurityStack, users: TenantUserRepository) -> 
         return len(ids)
 
     tenancy.on_delete.append(erase)
+
+
+def add_database_items(app: FastAPI, url: str, table: str) -> None:
+    """``GET/POST /db/items``: items in PostgreSQL under row-level security (the table
+    ``table`` isolated with ``tenancy/rls.py``'s statements). Connected as ``url``'s
+    role, which the start-up check refuses if RLS would not bind it (a superuser,
+    BYPASSRLS, a table without RLS or owned without FORCE). Every query runs in a
+    transaction with the running tenant set for it alone: the queries name no tenant."""
+    import asyncio
+
+    import asyncpg
+
+    from pynomaly_security.tenancy.rls import check_rls_role, quote_ident, tenant_transaction
+
+    checked = table
+    table = quote_ident(table)  # a name from the environment: checked, never SQL text
+    pool: list[asyncpg.Pool] = []
+    lock = asyncio.Lock()
+
+    async def connection_pool() -> asyncpg.Pool:
+        async with lock:
+            if not pool:
+                opened = await asyncpg.create_pool(url, min_size=1, max_size=4)
+                async with opened.acquire() as conn:
+                    await check_rls_role(conn, [checked])
+                pool.append(opened)
+        return pool[0]
+
+    class DbItemIn(BaseModel):
+        name: str = Field(min_length=1, max_length=200)
+
+    @app.get("/db/items")
+    async def list_db_items() -> list[dict[str, Any]]:
+        async with (await connection_pool()).acquire() as conn, tenant_transaction(conn):
+            rows = await conn.fetch(f"SELECT id, tenant_id, name FROM {table} ORDER BY id")
+        return [dict(r) for r in rows]
+
+    @app.post("/db/items", status_code=201)
+    async def create_db_item(body: DbItemIn) -> dict[str, Any]:
+        async with (await connection_pool()).acquire() as conn, tenant_transaction(conn):
+            row = await conn.fetchrow(
+                f"INSERT INTO {table} (tenant_id, name) VALUES ($1, $2)"
+                " RETURNING id, tenant_id, name",
+                current_tenant(),
+                body.name,
+            )
+        return dict(row)

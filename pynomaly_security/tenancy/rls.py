@@ -41,6 +41,7 @@ __all__ = [
     "SETTING",
     "check_rls_role",
     "install_sqlalchemy_tenant_hook",
+    "quote_ident",
     "rls_statements",
     "tenant_database_url",
     "tenant_transaction",
@@ -52,7 +53,9 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _SET = "SELECT set_config('app.tenant_id', $1, true)"
 
 
-def _ident(name: str) -> str:
+def quote_ident(name: str) -> str:
+    """``name`` (``table`` or ``schema.table``) quoted, after checking it is a plain
+    identifier: never SQL text from input."""
     parts = name.split(".")
     if not parts or len(parts) > 2 or not all(_IDENT.fullmatch(p) for p in parts):
         raise ConfigurationError(f"{name!r} is not a plain SQL identifier")
@@ -62,7 +65,7 @@ def _ident(name: str) -> str:
 def rls_statements(table: str, *, column: str = "tenant_id") -> list[str]:
     """The SQL that isolates ``table`` by ``column`` (run it as the table's owner,
     in a migration)."""
-    t, c = _ident(table), _ident(column)
+    t, c = quote_ident(table), quote_ident(column)
     tenant = f"(SELECT current_setting('{SETTING}', true))"
     return [
         f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY",
@@ -113,7 +116,7 @@ async def check_rls_role(conn: Any, tables: Sequence[str]) -> None:
     if role["rolbypassrls"]:
         problems.append(f"role {role['rolname']} has BYPASSRLS")
     for table in tables:
-        _ident(table)
+        quote_ident(table)
         row = await conn.fetchrow(
             "SELECT c.relrowsecurity, c.relforcerowsecurity,"
             " pg_get_userbyid(c.relowner) = current_user AS owned"

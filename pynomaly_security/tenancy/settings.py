@@ -75,6 +75,12 @@ class TenancySection(BaseModel):
     def _lists(cls, value: Any) -> Any:
         return _split(value)
 
+    @field_validator("plans", mode="before")
+    @classmethod
+    def _plans_json(cls, value: Any) -> Any:
+        # A section's flat environment name hands its value over as text.
+        return json.loads(value) if isinstance(value, str) else value
+
     @field_validator("sources")
     @classmethod
     def _distinct(cls, value: list[str]) -> list[str]:

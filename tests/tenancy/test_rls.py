@@ -6,10 +6,6 @@ table without RLS, and an owner without FORCE."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
-
 import pytest
 
 from pynomaly_security.exceptions import ConfigurationError
@@ -21,43 +17,6 @@ from pynomaly_security.tenancy.rls import (
     tenant_database_url,
     tenant_transaction,
 )
-from tests.conftest import require_postgres
-
-
-def _as_role(url: str, role: str) -> str:
-    parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{role}:{role}-pw@{host}"))
-
-
-@pytest.fixture
-async def pg() -> AsyncIterator[tuple[str, str, str]]:
-    """(admin URL, app-role URL, schema): a schema with ``items`` owned by the admin,
-    RLS forced, and a fresh LOGIN role (no superuser, no BYPASSRLS) granted on it."""
-    import asyncpg
-
-    url = require_postgres()
-    tag = secrets.token_hex(4)
-    role, schema = f"ten_app_{tag}", f"ten_rls_{tag}"
-    admin = await asyncpg.connect(url)
-    try:
-        await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{role}-pw' NOSUPERUSER")
-        await admin.execute(f"CREATE SCHEMA {schema}")
-        await admin.execute(
-            f"CREATE TABLE {schema}.items (id serial PRIMARY KEY, tenant_id text NOT NULL,"
-            " name text NOT NULL)"
-        )
-        for sql in rls_statements(f"{schema}.items"):
-            await admin.execute(sql)
-        await admin.execute(f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {role}")
-        await admin.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}.items TO {role}")
-        await admin.execute(f"GRANT USAGE ON SEQUENCE {schema}.items_id_seq TO {role}")
-        yield url, _as_role(url, role), schema
-    finally:
-        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        await admin.execute(f"DROP OWNED BY {role}")
-        await admin.execute(f"DROP ROLE IF EXISTS {role}")
-        await admin.close()
 
 
 @pytest.mark.anyio
