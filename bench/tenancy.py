@@ -127,7 +127,7 @@ def _drive_row(row: str, requests: int) -> None:
         asyncio.run(_drive(app, requests))
 
 
-def instructions() -> None:
+def instructions(only: list[str] | None = None) -> None:
     valgrind = overhead._require_valgrind()
 
     def count(row: str, requests: int) -> int:
@@ -151,9 +151,11 @@ def instructions() -> None:
         "stack + tenancy + rate quota": "stack + tenancy",
     }
     for row in ROWS:
+        if only and row not in only and row not in reference.values():
+            continue
         per[row] = (count(row, 1200) - count(row, 200)) / 1000
         ref = reference.get(row)
-        delta = f"{per[row] - per[ref]:+,.0f}" if ref else ""
+        delta = f"{per[row] - per[ref]:+,.0f}" if ref in per else ""
         print(f"| {row:<30} | {per[row]:>12,.0f} | {delta:>8} |")
     print("\nΔ: tenancy versus the row without it; the quota row versus tenancy alone.")
 
@@ -268,13 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instructions", action="store_true")
     parser.add_argument("--rls", action="store_true")
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rows", help="--instructions: these rows only (comma-separated)")
     parser.add_argument("--drive-row", help=argparse.SUPPRESS)
     parser.add_argument("--requests", type=int, default=1000, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.drive_row:
         _drive_row(args.drive_row, args.requests)
     elif args.instructions:
-        instructions()
+        instructions(args.rows.split(",") if args.rows else None)
     elif args.rls:
         asyncio.run(rls(args.rounds))
     else:

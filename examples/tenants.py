@@ -86,6 +86,10 @@ def install_deletion_hook(stack: SecurityStack, users: TenantUserRepository) -> 
     tenancy.on_delete.append(erase)
 
 
+class DbItemIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
 def add_database_items(app: FastAPI, url: str, table: str) -> None:
     """``GET/POST /db/items``: items in PostgreSQL under row-level security (the table
     ``table`` isolated with ``tenancy/rls.py``'s statements). Connected as ``url``'s
@@ -111,9 +115,6 @@ def add_database_items(app: FastAPI, url: str, table: str) -> None:
                     await check_rls_role(conn, [checked])
                 pool.append(opened)
         return pool[0]
-
-    class DbItemIn(BaseModel):
-        name: str = Field(min_length=1, max_length=200)
 
     @app.get("/db/items")
     async def list_db_items() -> list[dict[str, Any]]:

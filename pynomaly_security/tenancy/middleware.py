@@ -22,32 +22,49 @@ Per request:
    as ``tenant_unknown``, once per client and minute).
 4. The tenant's IP allow list (an override), then its quotas (``tenancy/quotas.py``).
 
-The tenant id is then ``current_tenant()`` and ``request.state.pynomaly_security.extra["tenant"]``.
+The tenant id is then ``current_tenant()`` (``tenancy/context.py``) for every layer inside,
+the endpoint and the tasks it starts.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pynomaly_security._context import get_request_context, note_refusal
-from pynomaly_security.tenancy.context import enter, leave
-from pynomaly_security.tenancy.model import Tenant
+from pynomaly_security.tenancy.context import _NS, CURRENT, enter, leave, namespace
+from pynomaly_security.tenancy.model import Plan
 from pynomaly_security.tenancy.quotas import Quotas
 from pynomaly_security.tenancy.registry import TenantRegistry
 from pynomaly_security.tenancy.settings import TenancySection
 
-__all__ = ["TENANT_KEY", "TenancyMiddleware"]
-
-TENANT_KEY = "tenant"
-"""``RequestContext.extra`` key: the request's tenant id."""
+__all__ = ["TenancyMiddleware"]
 
 _NOT_FOUND = {"detail": "Not Found"}
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class _Served(NamedTuple):
+    """What serving one tenant's request needs, computed once per tenant and period."""
+
+    expires: float
+    tenant_id: str
+    ns: str
+    plan_name: str
+    plan: Plan | None
+    """None: no quota applies."""
+    extra: list[str]
+    ranges: tuple[_Network, ...]
+    simple: bool
+    """No quota and no IP allow list: the request only needs the scope set."""
+
+
 _FORBIDDEN = {"detail": "Forbidden"}
 
 
@@ -81,14 +98,12 @@ class TenancyMiddleware:
         self._suffix = "." + section.base_domain.lower() if section.base_domain else None
         self._prefix = section.path_prefix
         self._token_claims = token_claims or _installed_claims
-        readers: dict[str, Callable[[Scope], str | None]] = {
-            "header": self._from_header,
-            "subdomain": self._from_host,
-            "path": self._from_path,
-        }
         # The claim source is checked separately (it costs a verification, and only
         # requests with a bearer token pay it); here it only marks its precedence.
-        self._readers = [readers[s] for s in section.sources if s != "claim"]
+        self._sources = tuple(s for s in section.sources if s != "claim")
+        self._path_source = "path" in section.sources
+        self._served: dict[str, _Served] = {}
+        self._clock = time.monotonic
         self._claim_first = bool(section.sources) and section.sources[0] == "claim"
 
     # -- sources ---------------------------------------------------------------------
@@ -117,33 +132,34 @@ class TenancyMiddleware:
             return None
         return path[len(self._prefix) :].split("/", 1)[0] or None
 
-    def _bearer(self, scope: Scope) -> str | None:
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, token = value.decode("latin-1").partition(" ")
-                return token.strip() or None if scheme.lower() == "bearer" else None
-        return None
-
     # -- the request -----------------------------------------------------------------
+    # The hot path is written for its cost (``bench/tenancy.py --instructions``): one pass
+    # over the headers, the tenant's facts computed once per tenant and cache period
+    # (:class:`_Served`), the two context variables set inline, no extra coroutine
+    # unless the tenant has quotas, an IP allow list or a path to rewrite.
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] != "http" and scope["type"] != "websocket":
             await self.app(scope, receive, send)
             return
-        if scope["path"].startswith(self._exempt):
-            # The platform's paths (its admin API, health). With the tenant header the
-            # platform admin acts inside that tenant (its lockouts: /api/security/lockouts);
-            # the admin routes' own key check still decides who may.
-            given = self._from_header(scope)
-            tenant = await self.registry.get(given) if given else None
-            tokens = enter(tenant.id if tenant is not None else None)
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                leave(tokens)
+        path: str = scope["path"]
+        if path.startswith(self._exempt):
+            await self._platform(scope, receive, send)
             return
+        header = auth = None
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        for name, value in headers:
+            if name == self._header:
+                header = value
+            elif name == b"authorization":
+                auth = value
         named: str | None = None
-        for read in self._readers:
-            found = read(scope)
+        for source in self._sources:
+            if source == "header":
+                found = header.decode("latin-1").strip().lower() if header is not None else None
+            elif source == "subdomain":
+                found = self._from_host(scope)
+            else:
+                found = self._from_path(scope)
             if found is None:
                 continue
             if named is None:
@@ -151,54 +167,100 @@ class TenancyMiddleware:
             elif found != named:
                 await self._mismatch(scope, receive, send)
                 return
-        token = self._bearer(scope)
-        if token is not None:
-            claims = self._token_claims(scope, token)
-            claimed = claims.get(self._claim) if claims is not None else None
-            if isinstance(claimed, str):
-                if named is not None and claimed != named:
-                    await self._mismatch(scope, receive, send)
-                    return
-                if named is None or self._claim_first:
-                    named = claimed
+        if auth is not None:
+            scheme, _, token = auth.decode("latin-1").partition(" ")
+            token = token.strip()
+            if token and scheme.lower() == "bearer":
+                claims = self._token_claims(scope, token)
+                claimed = claims.get(self._claim) if claims is not None else None
+                if isinstance(claimed, str):
+                    if named is not None and claimed != named:
+                        await self._mismatch(scope, receive, send)
+                        return
+                    if named is None or self._claim_first:
+                        named = claimed
         if named is None:
             await self._unknown(scope, receive, send)
             return
-        fresh, tenant = self.registry.cached(named)
-        if not fresh:
-            tenant = await self.registry.get(named)
-        if tenant is None or tenant.status != "active":
-            await self._unknown(scope, receive, send)
+        served = self._served.get(named)
+        if served is None or served.expires < self._clock():
+            served = await self._resolve(named)
+            if served is None:
+                await self._unknown(scope, receive, send)
+                return
+        if served.simple and not (self._path_source and path.startswith(self._prefix)):
+            t1, t2 = CURRENT.set(served.tenant_id), _NS.set(served.ns)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                CURRENT.reset(t1)
+                _NS.reset(t2)
             return
-        await self._serve(tenant, scope, receive, send)
+        await self._serve(served, scope, receive, send)
 
-    async def _serve(self, tenant: Tenant, scope: Scope, receive: Receive, send: Send) -> None:
-        ctx = get_request_context(scope)
-        ranges = tenant.overrides.allowed_ip_ranges
-        if ranges and not _allowed(ctx.client_ip if ctx is not None else None, ranges):
-            note_refusal(scope, "tenant_ip_not_allowed", 403, repeating=True)
-            await JSONResponse(_FORBIDDEN, 403)(scope, receive, send)
-            return
-        if ctx is not None:
-            ctx.extra[TENANT_KEY] = tenant.id
-        if self._prefix and scope["path"].startswith(self._prefix + tenant.id + "/"):
+    async def _resolve(self, tenant_id: str) -> _Served | None:
+        """The facts of an active tenant, kept for the registry's cache period."""
+        tenant = await self.registry.get(tenant_id)
+        if tenant is None or tenant.status != "active":
+            self._served.pop(tenant_id, None)
+            return None
+        plan = self.section.plan(tenant.plan)
+        extra = list(tenant.overrides.rate_limits)
+        quota = self.quotas is not None and Quotas.active(plan, extra)
+        ranges = tuple(
+            ipaddress.ip_network(r, strict=False) for r in tenant.overrides.allowed_ip_ranges
+        )
+        served = _Served(
+            expires=self._clock() + self.section.cache_seconds,
+            tenant_id=tenant.id,
+            ns=namespace(tenant.id),
+            plan_name=tenant.plan,
+            plan=plan if quota else None,
+            extra=extra,
+            ranges=ranges,
+            simple=not quota and not ranges,
+        )
+        self._served[tenant_id] = served
+        if len(self._served) > self.section.max_tenants:  # bounded: the oldest entry goes
+            del self._served[next(iter(self._served))]
+        return served
+
+    async def _platform(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The platform's paths (its admin API, health). With the tenant header the
+        # platform admin acts inside that tenant (its lockouts: /api/security/lockouts);
+        # the admin routes' own key check still decides who may.
+        given = self._from_header(scope)
+        tenant = await self.registry.get(given) if given else None
+        tokens = enter(tenant.id if tenant is not None and tenant.status == "active" else None)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            leave(tokens)
+
+    async def _serve(self, served: _Served, scope: Scope, receive: Receive, send: Send) -> None:
+        if served.ranges:
+            ctx = get_request_context(scope)
+            if not _allowed(ctx.client_ip if ctx is not None else None, served.ranges):
+                note_refusal(scope, "tenant_ip_not_allowed", 403, repeating=True)
+                await JSONResponse(_FORBIDDEN, 403)(scope, receive, send)
+                return
+        tid = served.tenant_id
+        if self._path_source and scope["path"].startswith(self._prefix + tid + "/"):
             # Path source: the app serves /t/<id>/rest as /rest under root_path /t/<id>.
-            cut = len(self._prefix) + len(tenant.id)
+            cut = len(self._prefix) + len(tid)
             scope = {
                 **scope,
                 "path": scope["path"][cut:],
                 "raw_path": scope.get("raw_path", b"")[cut:] or None,
                 "root_path": scope.get("root_path", "") + scope["path"][:cut],
             }
-        tokens = enter(tenant.id)
+        tokens = enter(tid)
         try:
-            quotas = self.quotas
-            overrides = tenant.overrides.rate_limits
-            plan = self.section.plan(tenant.plan)
-            if quotas is None or not quotas.active(plan, overrides):
+            quotas, plan = self.quotas, served.plan
+            if quotas is None or plan is None:
                 await self.app(scope, receive, send)
                 return
-            verdict = await quotas.acquire(tenant.id, tenant.plan, plan, overrides)
+            verdict = await quotas.acquire(tid, served.plan_name, plan, served.extra)
             if not verdict.allowed:
                 note_refusal(scope, "tenant_quota_" + verdict.which, 429, repeating=True)
                 body = {"detail": "tenant quota exceeded"}
@@ -237,14 +299,14 @@ def _with_headers(send: Send, headers: dict[str, str]) -> Send:
     return wrapped
 
 
-def _allowed(ip: str | None, ranges: list[str]) -> bool:
+def _allowed(ip: str | None, ranges: tuple[_Network, ...]) -> bool:
     if ip is None:
         return False
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
         return False
-    return any(address in ipaddress.ip_network(r, strict=False) for r in ranges)
+    return any(address in network for network in ranges)
 
 
 def _installed_claims(scope: Scope, token: str) -> dict[str, Any] | None:
