@@ -103,6 +103,7 @@ class TenancyMiddleware:
         self._sources = tuple(s for s in section.sources if s != "claim")
         self._path_source = "path" in section.sources
         self._served: dict[str, _Served] = {}
+        registry.on_change.append(lambda tenant_id: self._served.pop(tenant_id, None))
         self._clock = time.monotonic
         self._claim_first = bool(section.sources) and section.sources[0] == "claim"
 

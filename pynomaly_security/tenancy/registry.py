@@ -54,6 +54,9 @@ class TenantRegistry:
         self._max = max_cached
         self._clock = clock
         self._cache: OrderedDict[str, tuple[float, Tenant | None]] = OrderedDict()
+        self.on_change: list[Callable[[str], object]] = []
+        """Called with a tenant id this worker changed (the tenancy layer drops its copy,
+        so a suspension or deletion holds at once here, within ``cache_seconds`` elsewhere)."""
 
     def cached(self, tenant_id: str) -> tuple[bool, Tenant | None]:
         """(fresh, tenant) from this worker's copy: the request path's first try."""
@@ -76,6 +79,8 @@ class TenantRegistry:
         return tenant
 
     def _remember(self, tenant_id: str, tenant: Tenant | None) -> None:
+        for forget in self.on_change:
+            forget(tenant_id)
         self._cache[tenant_id] = (self._clock() + self._ttl, tenant)
         self._cache.move_to_end(tenant_id)
         while len(self._cache) > self._max:

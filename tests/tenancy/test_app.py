@@ -32,7 +32,6 @@ def settings(tmp_path: Path, **extra: Any) -> SecuritySettings:
         development_mode=True,
         audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
         tenancy_enabled=True,
-        tenancy_cache_seconds=0,
         tenancy_plans={"free": {"rate": ["5/minute"]}, "pro": {"concurrent": 50, "daily": 10_000}},
         brute_force_max_attempts=3,
         **extra,
