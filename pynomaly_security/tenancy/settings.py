@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from pynomaly_security.tenancy.model import Plan
@@ -94,6 +94,15 @@ class TenancySection(BaseModel):
         if not (value.startswith("/") and value.endswith("/")):
             raise ValueError("path_prefix starts and ends with '/'")
         return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TenancySection:
+        # Caught at start-up, not on the first request that needs them.
+        if self.default_plan not in self.plans:
+            raise ValueError(f"default_plan {self.default_plan!r} is not one of the plans")
+        if "subdomain" in self.sources and not self.base_domain:
+            raise ValueError("the subdomain source needs base_domain")
+        return self
 
     def plan(self, name: str) -> Plan:
         return self.plans.get(name) or self.plans.get(self.default_plan) or Plan()
