@@ -30,6 +30,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from starlette.types import Scope
 
+from examples import tenants
 from pynomaly_security import SecuritySettings, add_security_endpoints, setup_security_middleware
 from pynomaly_security.auth import (
     ZeroTrustAuthenticator,
@@ -43,7 +44,9 @@ from pynomaly_security.compliance import users_from_records
 from pynomaly_security.crypto import DataEncryption, FieldEncryption
 from pynomaly_security.exceptions import InvalidToken
 from pynomaly_security.policy import Principal
+from pynomaly_security.settings import load_settings
 from pynomaly_security.storage import Store
+from pynomaly_security.tenancy.context import current_tenant
 
 # Demo users, signed up (Argon2id) when the app starts.
 DEMO_USERS = {"alice": "wonderland-2024", "bob": "builder-2024"}
@@ -77,9 +80,21 @@ def create_app(
     ``PYNOMALY_DEMO_TOTP_SECRET``; without one there is no carol)."""
     if demo_totp_secret is None:
         demo_totp_secret = os.environ.get("PYNOMALY_DEMO_TOTP_SECRET") or None
+    # Issue 21: with tenancy on, two demo tenants and a platform sign-in (examples/tenants.py).
+    if settings is None:
+        settings = load_settings()
+    tenancy_on = settings.tenancy.enabled
+    if tenancy_on:
+        settings = tenants.with_platform_paths(settings)
+    tenant_users = tenants.TenantUserRepository() if tenancy_on else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if tenancy_on:
+            for tenant_id, key in (await tenants.seed(stack, authenticator, DEMO_USERS)).items():
+                print(f"demo tenant {tenant_id}: admin key {key} (shown once)")
+            yield
+            return
         for name, password in DEMO_USERS.items():
             if await authenticator.users.get_by_username(name) is None:
                 await authenticator.signup(name, password)
@@ -95,7 +110,8 @@ def create_app(
     # the admin API (/api/security/lockouts) all see the same locks.
     authenticator = ZeroTrustAuthenticator.from_settings(
         stack.settings,
-        stack.store,
+        stack.tenancy.store if stack.tenancy is not None else stack.store,
+        **({"users": tenant_users} if tenant_users is not None else {}),
         lockouts=stack.lockouts,
         keyring=stack.keyring,
         event_sink=stack.security_monitor.submit,
@@ -121,10 +137,28 @@ def create_app(
             secure_cookies=not stack.settings.development_mode,
         )
     )
+    if tenant_users is not None:
+        app.include_router(
+            build_auth_router(
+                authenticator,
+                resolver=stack.client_ip_resolver,
+                secure_cookies=not stack.settings.development_mode,
+            ),
+            prefix=tenants.PLATFORM_PREFIX,
+        )
+        tenants.install_deletion_hook(stack, tenant_users)
+        items_db = os.environ.get("PYNOMALY_DEMO_ITEMS_DB")
+        if items_db:
+            table = os.environ.get("PYNOMALY_DEMO_ITEMS_TABLE", "items")
+            tenants.add_database_items(app, items_db, table)
     add_security_endpoints(app)
 
-    items: dict[int, Item] = {}
+    # Items per tenant (one dict when tenancy is off): a tenant's routes see only its own.
+    items_by_tenant: dict[str | None, dict[int, Item]] = {}
     ids = itertools.count(1)
+
+    def tenant_items() -> dict[int, Item]:
+        return items_by_tenant.setdefault(current_tenant(), {})
 
     @app.get("/")
     async def index() -> dict[str, str]:
@@ -136,22 +170,24 @@ def create_app(
 
     @app.get("/items", response_model=list[Item])
     async def list_items() -> list[Item]:
-        return list(items.values())
+        return list(tenant_items().values())
 
     @app.post("/items", response_model=Item, status_code=201)
     async def create_item(body: ItemIn) -> Item:
         item = Item(id=next(ids), **body.model_dump())
-        items[item.id] = item
+        tenant_items()[item.id] = item
         return item
 
     @app.get("/items/{item_id}", response_model=Item)
     async def get_item(item_id: int) -> Item:
+        items = tenant_items()
         if item_id not in items:
             raise HTTPException(status_code=404, detail="item not found")
         return items[item_id]
 
     @app.put("/items/{item_id}", response_model=Item)
     async def update_item(item_id: int, body: ItemIn) -> Item:
+        items = tenant_items()
         if item_id not in items:
             raise HTTPException(status_code=404, detail="item not found")
         items[item_id] = Item(id=item_id, **body.model_dump())
@@ -159,11 +195,13 @@ def create_app(
 
     @app.delete("/items/{item_id}", status_code=204)
     async def delete_item(item_id: int) -> None:
+        items = tenant_items()
         if items.pop(item_id, None) is None:
             raise HTTPException(status_code=404, detail="item not found")
 
     @app.get("/search", response_model=list[Item])
     async def search(q: Annotated[str, Query(max_length=500)] = "") -> list[Item]:
+        items = tenant_items()
         needle = q.casefold()
         return [
             i

@@ -39,6 +39,7 @@ async def story(say: Callable[[str], None] = print) -> dict[str, Any]:
             audit_db_url=f"sqlite:///{tmp}/audit.db",
             correlation_responses={"brute_force_success": "on"},
             correlation_disabled_rules=["brute_force"],
+            tenancy_enabled=False,  # the story's requests name no tenant, whatever the env says
         )
         app = create_app(settings)
         stack = app.state.pynomaly_security

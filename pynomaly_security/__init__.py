@@ -90,6 +90,7 @@ from pynomaly_security.sql.hooks import (
     protect_psycopg,
     protect_sqlalchemy,
 )
+from pynomaly_security.tenancy.middleware import TenancyMiddleware
 from pynomaly_security.validation import install_validation_handler
 from pynomaly_security.vulns.assessment import AutomatedVulnerabilityAssessment
 
@@ -159,6 +160,7 @@ __all__ = [
     "SecurityStack",
     "SensitiveSpan",
     "StorageError",
+    "TenancyMiddleware",
     "ThreatDetector",
     "ThreatLevel",
     "UserTracker",

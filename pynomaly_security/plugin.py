@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from pynomaly_security.incidents.automation import IncidentResponseAutomation
     from pynomaly_security.metrics.hub import MetricsHub
     from pynomaly_security.policy.engine import SecurityPolicyEngine
+    from pynomaly_security.tenancy.parts import Tenancy
     from pynomaly_security.vulns.watch import DependencyWatch
 
 __all__ = ["SecurityStack", "setup_security_middleware"]
@@ -127,6 +128,9 @@ class SecurityStack:
     """Prometheus metrics, the summary and the dashboard (``METRICS_*``, issue 20);
     the compliance and vulnerability tiles take providers:
     ``stack.metrics.register_provider("compliance", ...)``."""
+    tenancy: Tenancy | None = None
+    """Issue 21 (``TENANCY_ENABLED``): the tenant registry, keys, quotas and the
+    tenant-scoped store to build per-tenant state on; None when tenancy is off."""
     _started: bool = False
 
     async def start(self) -> None:
@@ -321,13 +325,30 @@ def setup_security_middleware(
     )
     if not enable_security_monitoring:
         monitor.enabled = False
+    # Issue 21: with tenancy on, the lockout and the rate limiter count in the running
+    # tenant's namespace (a scoped view of the same store; off: the store itself, and
+    # nothing of tenancy is built). The monitor, decisions, policies, incidents and
+    # live settings stay on the store: platform-wide (see the README's Multi-tenancy).
+    tenancy = None
+    per_tenant: Store = store
+    if settings.tenancy.enabled:
+        from pynomaly_security.tenancy.parts import Tenancy
+
+        tenancy = Tenancy.build(
+            settings,
+            store,
+            state if state is not None else store,
+            keyring if keyring is not None else KeyRing.from_settings(settings),
+            monitor,
+        )
+        per_tenant = tenancy.store
     activity = state if state is not None else store
     tracker = (
         UserTracker(max_users=settings.max_tracked_keys, store=activity)
         if enable_user_tracking
         else None
     )
-    lockouts = LockoutManager.from_settings(settings, store, event_sink=monitor.submit)
+    lockouts = LockoutManager.from_settings(settings, per_tenant, event_sink=monitor.submit)
     correlation = _correlation(settings, store, monitor)
     live = _live_settings(settings, store, inspector, lockouts, monitor)
     stack = SecurityStack(
@@ -344,6 +365,7 @@ def setup_security_middleware(
         keyring=keyring,
         live=live,
         correlation=correlation,
+        tenancy=tenancy,
     )
     stack.admin_routers.append(build_lockout_router(lockouts))
     if audit_logger is not None:
@@ -485,7 +507,7 @@ def setup_security_middleware(
         # request passes it after one set lookup).
         app.add_middleware(
             RateLimitMiddleware,
-            store=store,
+            store=per_tenant,
             limits=settings.rate_limits,
             route_limits=settings.route_rate_limits,
             key=settings.rate_limit_key,
@@ -526,6 +548,17 @@ def setup_security_middleware(
             allow=stack.decisions.allow,
             store=store,
             throttle_per_minute=settings.decision_throttle_per_minute,
+        )
+    if tenancy is not None:
+        # Issue 21: right inside tracking (its refusals get headers and the audit),
+        # outside every layer that keeps per-tenant state, which then runs in scope.
+        from pynomaly_security.tenancy.middleware import TenancyMiddleware
+
+        app.add_middleware(
+            TenancyMiddleware,
+            registry=tenancy.registry,
+            section=settings.tenancy,
+            quotas=tenancy.quotas,
         )
     # Tracking, headers and audit run as one layer with one send wrapper (see
     # middleware/stack.py), sharing the policy and the recorder their standalone

@@ -51,6 +51,7 @@ from pynomaly_security.auth.usernames import DEFAULT_RESERVED
 from pynomaly_security.detection.policy import DEFAULT_CREDENTIAL_FIELDS
 from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.network.hosts import DEFAULT_ALLOWED_HOSTS
+from pynomaly_security.tenancy.settings import TenancySection
 
 __all__ = [
     "ENV_PREFIX",
@@ -294,6 +295,8 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "compliance": ComplianceSection,
     "anomaly": AnomalySection,
     "metrics": MetricsSection,
+    # Issue 21: the tenancy section lives with its package (tenancy/settings.py).
+    "tenancy": TenancySection,
 }
 """Section field -> its model. A section's fields keep flat names: ``<section>_<field>``
 as keyword arguments and ``PYNOMALY_SECURITY__<SECTION>_<FIELD>`` in the environment."""
@@ -406,6 +409,8 @@ class SecuritySettings(BaseSettings):
     """Behavioural anomaly detection: ``PYNOMALY_SECURITY__ANOMALY_<NAME>`` (issue 22)."""
     metrics: MetricsSection = Field(default_factory=lambda: MetricsSection())
     """Prometheus metrics and the dashboard (``METRICS_*``; see :class:`MetricsSection`)."""
+    tenancy: TenancySection = Field(default_factory=lambda: TenancySection())
+    """Secure multi-tenancy (issue 21), off by default: ``PYNOMALY_SECURITY__TENANCY_<NAME>``."""
     body_read_timeout: float = Field(default=30.0, gt=0)
     """Seconds a client has to send a body that one of our layers reads (the inspection
     middleware; on login paths the tracking layer and the login guard, for the user

@@ -201,6 +201,15 @@ def add_security_endpoints(
             prefix=prefix,
             include_in_schema=bool(include_in_schema),
         )
+        if stack.tenancy is not None and admin_api_key is not None:
+            # Issue 21: its own check (platform key, or a tenant admin's key for its tenant).
+            from pynomaly_security.api.tenant_routes import build_tenant_router
+
+            app.include_router(
+                build_tenant_router(stack.tenancy, admin_api_key, audit_logger),
+                prefix=prefix,
+                include_in_schema=bool(include_in_schema),
+            )
     return router
 
 

@@ -42,6 +42,7 @@ from pynomaly_security.auth.errors import AuthUnavailable
 from pynomaly_security.exceptions import ConfigurationError, InvalidToken, StorageError
 from pynomaly_security.logsafe import safe_text
 from pynomaly_security.storage.base import CounterStore, FailurePolicy, KeyValueStore
+from pynomaly_security.tenancy.context import current_tenant
 
 __all__ = ["RefreshTokenReused", "TokenPair", "TokenService"]
 
@@ -198,6 +199,11 @@ class TokenService:
             "sid": sid,
             "amr": list(amr),
         }
+        # Issue 21: a session started inside a tenant names it, so the tenancy layer
+        # refuses the token (403) when it comes back with another tenant.
+        tenant = current_tenant()
+        if tenant is not None:
+            base["tid"] = tenant
         refresh_jti = uuid.uuid4().hex
         access = self._encode(
             {**base, "exp": int(now) + self.access_ttl, "jti": uuid.uuid4().hex, "typ": "access"}

@@ -60,6 +60,9 @@ _TABLE: tuple[tuple[str, Literal["version", "master"], bool, str | None, str], .
     ("audit-subject-kek",   _M, False, "subject-kek",        "wrapping of per-subject keys"),
     ("audit-subject-index", _M, False, "subject-index",      "HMAC of a subject's ref"),
     ("audit-signing",       _M, False, "checkpoint-signing", "Ed25519 seed of checkpoints"),
+    # Issue 21: wraps each tenant's random key (tenancy/keys.py); random, not derived,
+    # so destroying one crypto-shreds that tenant and no other.
+    ("tenant-kek",          _M, False, None,               "wrapping of per-tenant keys"),
 )
 # fmt: on
 

@@ -1,0 +1,125 @@
+"""Which tenant the running code acts for, and the one encoding of it in keys.
+
+The tenancy middleware sets :data:`CURRENT` for the duration of a request (a
+``contextvars.ContextVar``, so every layer inside it, the endpoint and the tasks
+it starts see it, and concurrent requests never see each other's). Code outside
+a request (start-up, background tasks, the platform admin API) says explicitly
+whom it acts for with :func:`tenant_scope` or :func:`platform_scope`; a scoped
+store used with neither refuses (``tenancy/scoped.py``): in a tenant-enabled app
+an un-namespaced key is a programming error, raised, never a silent global key.
+
+:func:`namespace` is the only place a tenant id becomes part of a key. It is
+*injective and prefix-free*: ``t<len>:<id>|`` (the length is decimal, so the
+reader knows where the id ends whatever characters it holds), and ``p|`` for the
+platform's own state. No pair (tenant, key) can produce the key of another pair,
+even for crafted ids and user names full of ``:`` and ``|`` (django-tenants#599
+and #205 are cache keys built by joining with a separator).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Final
+
+from pynomaly_security.exceptions import SecurityError
+
+__all__ = [
+    "CURRENT",
+    "PLATFORM",
+    "TenantScopeError",
+    "current_namespace",
+    "current_tenant",
+    "namespace",
+    "platform_scope",
+    "split_namespace",
+    "tenant_scope",
+]
+
+PLATFORM: Final = "p|"
+"""The namespace of state that belongs to no tenant (the tenant registry, the
+platform admin's own lockouts): explicit, never the absence of a tenant."""
+
+
+class TenantScopeError(SecurityError, RuntimeError):
+    """A scoped store was used outside any tenant or platform scope: a bug in the
+    caller (raised, so tests catch it), never a request's fault."""
+
+
+def namespace(tenant_id: str) -> str:
+    """The key prefix of ``tenant_id``: ``t<len>:<id>|`` (injective, prefix-free)."""
+    return f"t{len(tenant_id)}:{tenant_id}|"
+
+
+def split_namespace(key: str) -> tuple[str | None, str]:
+    """The inverse of a namespaced key: ``(tenant id or None for platform, key)``.
+
+    Raises:
+        ValueError: ``key`` is not namespaced (the test of injectivity uses this).
+    """
+    if key.startswith(PLATFORM):
+        return None, key[len(PLATFORM) :]
+    head, sep, rest = key.partition(":")
+    if not sep or head[:1] != "t" or not head[1:].isdigit():
+        raise ValueError("not a namespaced key")
+    size = int(head[1:])
+    if len(rest) < size + 1 or rest[size] != "|":
+        raise ValueError("not a namespaced key")
+    return rest[:size], rest[size + 1 :]
+
+
+# The namespace string itself is what the context holds: the scoped store's hot
+# path is then one ContextVar.get and one concatenation, no encoding per call.
+_NS: ContextVar[str | None] = ContextVar("pynomaly_tenant_ns", default=None)
+CURRENT: ContextVar[str | None] = ContextVar("pynomaly_tenant", default=None)
+"""The id of the tenant the running code acts for (None: platform or no scope)."""
+
+
+def current_tenant() -> str | None:
+    """The tenant id of the running request or scope (None outside one)."""
+    return CURRENT.get()
+
+
+def current_namespace() -> str:
+    """The namespace of the running scope; :class:`TenantScopeError` outside any."""
+    ns = _NS.get()
+    if ns is None:
+        raise TenantScopeError(
+            "tenant-scoped state used outside a tenant: run it inside the tenancy "
+            "middleware, tenant_scope(tenant_id) or platform_scope()"
+        )
+    return ns
+
+
+def enter(tenant_id: str | None) -> tuple[object, object]:
+    """Set the scope (None: platform); the tokens for :func:`leave` (middleware use)."""
+    return (
+        CURRENT.set(tenant_id),
+        _NS.set(PLATFORM if tenant_id is None else namespace(tenant_id)),
+    )
+
+
+def leave(tokens: tuple[object, object]) -> None:
+    CURRENT.reset(tokens[0])  # type: ignore[arg-type]
+    _NS.reset(tokens[1])  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def tenant_scope(tenant_id: str) -> Iterator[None]:
+    """Run a block as ``tenant_id`` (start-up seeding, background work for a tenant)."""
+    tokens = enter(tenant_id)
+    try:
+        yield
+    finally:
+        leave(tokens)
+
+
+@contextlib.contextmanager
+def platform_scope() -> Iterator[None]:
+    """Run a block as the platform (state that belongs to no tenant)."""
+    tokens = enter(None)
+    try:
+        yield
+    finally:
+        leave(tokens)

@@ -1,0 +1,106 @@
+"""What the stack builds for tenancy (``stack.tenancy``), and a tenant's deletion.
+
+Deleting a tenant (``Tenancy.delete``):
+
+1. the registry's record becomes a tombstone: every worker answers the generic
+   404 within ``TENANCY_CACHE_SECONDS``, and the id is never given out again;
+2. every version of the tenant's key is destroyed: whatever was sealed with
+   :class:`~pynomaly_security.tenancy.keys.TenantKeys` (its encrypted fields) is
+   crypto-shredded;
+3. each hook of :attr:`Tenancy.on_delete` runs (the app's: erase the tenant's
+   users as audit subjects with ``audit_logger.erase_subject``, which destroys
+   their subject keys so their personal data in the audit trail reads
+   ``[erased]`` while the chain, hashing ciphertext, still verifies).
+
+The audit trail stays one hash chain: a per-tenant chain would need a chain head
+per tenant in every backend and would let a deleted tenant's chain vanish whole,
+which is what a truncation looks like. Records are bound to tenants by their
+subjects instead (see the README's "Multi-tenancy" for what is not yet bound).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pynomaly_security.storage.base import MonitorState, Store, missing_capability
+from pynomaly_security.tenancy.keys import TenantKeys
+from pynomaly_security.tenancy.quotas import Quotas
+from pynomaly_security.tenancy.registry import TenantRegistry
+from pynomaly_security.tenancy.scoped import TenantScopedState, TenantScopedStore
+
+if TYPE_CHECKING:
+    from pynomaly_security.crypto.keys import KeyRing
+    from pynomaly_security.monitor.monitor import SecurityMonitor
+    from pynomaly_security.settings import SecuritySettings
+
+__all__ = ["Tenancy"]
+
+DeleteHook = Callable[[str], Awaitable[int]]
+
+
+@dataclass(eq=False)
+class Tenancy:
+    settings: SecuritySettings
+    registry: TenantRegistry
+    keys: TenantKeys
+    quotas: Quotas
+    store: TenantScopedStore
+    """The tenant-scoped view of the stack's store: build per-tenant state on it
+    (the authenticator: ``ZeroTrustAuthenticator.from_settings(settings, stack.tenancy.store)``)."""
+    state: TenantScopedState
+    on_delete: list[DeleteHook] = field(default_factory=list)
+    """Run with the tenant id when it is deleted, after its keys are destroyed; each
+    returns how many things it erased."""
+
+    @classmethod
+    def build(
+        cls,
+        settings: SecuritySettings,
+        store: Store,
+        state: MonitorState | Store,
+        keyring: KeyRing,
+        monitor: SecurityMonitor | None,
+    ) -> Tenancy:
+        if not isinstance(state, MonitorState):
+            raise missing_capability(state, MonitorState, "tenancy (its registry and keys)")
+        section = settings.tenancy
+        scoped = TenantScopedStore(store)
+        alert = _quota_alert(monitor) if monitor is not None else None
+        return cls(
+            settings=settings,
+            registry=TenantRegistry(
+                state, cache_seconds=section.cache_seconds, max_cached=section.max_tenants
+            ),
+            keys=TenantKeys(keyring, state, cache_seconds=section.cache_seconds),
+            quotas=Quotas(scoped, alert=alert),
+            store=scoped,
+            state=TenantScopedState(state, max_tenants=section.max_tenants),
+        )
+
+    async def delete(self, tenant_id: str) -> dict[str, Any]:
+        """Delete and crypto-shred a tenant (see the module docstring)."""
+        await self.registry.delete(tenant_id)
+        versions = len(await self.keys.versions(tenant_id))
+        await self.keys.destroy(tenant_id)
+        erased = 0
+        for hook in self.on_delete:
+            erased += await hook(tenant_id)
+        return {"key_versions_destroyed": versions, "subjects_erased": erased}
+
+
+def _quota_alert(monitor: SecurityMonitor) -> Callable[[str, str], Awaitable[None]]:
+    from pynomaly_security.monitor.events import SecurityAlert, ThreatLevel
+
+    async def alert(tenant_id: str, which: str) -> None:
+        await monitor.raise_alert(
+            SecurityAlert(
+                "tenant_quota_exceeded",
+                ThreatLevel.MEDIUM,
+                f"tenant {tenant_id} over its {which} quota",
+                details={"tenant": tenant_id, "quota": which},
+            )
+        )
+
+    return alert
