@@ -12,7 +12,6 @@ import re
 import subprocess
 import tarfile
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from tests.conftest import require, require_program
 
 from ._fake_cdn import FakeCDN, serve_fake_cdn
+from ._local import OFFLINE, chromium_devtools
 
 # FastAPI's own docs pages decide which packages (and major versions) to fetch.
 _NPM_URL = re.compile(r"https://cdn\.jsdelivr\.net/npm/((?:@[^/@]+/)?[^/@]+@[^/]+)/")
@@ -105,40 +105,6 @@ def devtools_port(
     profile = tmp_path_factory.mktemp("chromium-profile")
     rules = ", ".join(f"MAP {host} 127.0.0.1:{fake_cdn.port}" for host in fake_cdn.hosts)
     # Every other name fails to resolve at once: the test never reaches the network.
-    rules += ", MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
-    args = [
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}",
-        f"--host-resolver-rules={rules}",
-        "--ignore-certificate-errors",
-        "--remote-debugging-address=127.0.0.1",
-        "--remote-debugging-port=0",
-        "about:blank",
-    ]
-    log = (profile.parent / "chromium.log").open("wb")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        active = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (active.exists() and active.read_text().strip()):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"chromium did not start (exit {proc.poll()}); see {log.name}")
-            time.sleep(0.1)
-        yield int(active.read_text().split()[0])
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    rules += ", " + OFFLINE
+    with chromium_devtools(chromium, profile, rules, ("--ignore-certificate-errors",)) as port:
+        yield port

@@ -10,23 +10,18 @@ from __future__ import annotations
 
 import base64
 import re
-import socket
-import subprocess
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
-import uvicorn
 
 from tests.compliance._app import ADMIN_KEY, build
 from tests.conftest import require_program
 
 from ._cdp import open_page
+from ._local import chromium_devtools, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -36,63 +31,18 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@contextmanager
-def _serve(app: object) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                pytest.fail("uvicorn did not start")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-
-
 @pytest.fixture
 def devtools(chromium: str, tmp_path: Path) -> Iterator[int]:
     """A headless Chromium that resolves nothing but 127.0.0.1; its DevTools port."""
-    profile = tmp_path / "profile"
-    args = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank",
-    ]  # fmt: skip
-    log = (tmp_path / "chromium.log").open("wb")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        active = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (active.exists() and active.read_text().strip()):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"chromium did not start (exit {proc.poll()})")
-            time.sleep(0.1)
-        yield int(active.read_text().split()[0])
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with chromium_devtools(chromium, tmp_path / "profile") as port:
+        yield port
 
 
 @pytest.mark.anyio
 async def test_html_report_renders_with_name_and_score(devtools: int, tmp_path: Path) -> None:
     tesseract = require_program("tesseract")
     app, _stack, _validator = build(tmp_path)
-    with _serve(app) as base:
+    with serve(app) as base:
         url = f"{base}/api/security/compliance/report?framework=pci-dss&format=html"
         async with httpx.AsyncClient(headers={"X-API-Key": ADMIN_KEY}, timeout=60) as http:
             expected = (await http.get(url.replace("format=html", "format=json"))).json()

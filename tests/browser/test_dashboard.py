@@ -13,17 +13,12 @@ from __future__ import annotations
 import base64
 import json
 import re
-import socket
 import subprocess
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from pynomaly_security import (
@@ -36,6 +31,7 @@ from pynomaly_security import (
 from tests.conftest import require_program
 
 from ._cdp import Page, open_page
+from ._local import chromium_devtools, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -68,65 +64,13 @@ def _app(tmp_path: Path) -> FastAPI:
     return app
 
 
-@contextmanager
-def _serve(app: FastAPI) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                pytest.fail("uvicorn did not start")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-
-
 @pytest.fixture(scope="module")
 def offline_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """Headless Chromium that can reach 127.0.0.1 only; its DevTools port."""
     chromium = require_program("chromium")
     profile = tmp_path_factory.mktemp("chromium-dashboard")
-    args = [
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        "--remote-debugging-address=127.0.0.1",
-        "--remote-debugging-port=0",
-        "about:blank",
-    ]
-    log = (profile.parent / "chromium-dashboard.log").open("wb")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        active = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (active.exists() and active.read_text().strip()):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"chromium did not start (exit {proc.poll()})")
-            time.sleep(0.1)
-        yield int(active.read_text().split()[0])
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with chromium_devtools(chromium, profile) as port:
+        yield port
 
 
 @pytest.fixture
@@ -136,7 +80,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[str]:
-    with _serve(_app(tmp_path)) as base:
+    with serve(_app(tmp_path)) as base:
         yield base
 
 

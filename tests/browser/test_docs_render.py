@@ -10,16 +10,11 @@ console), so a policy that blocks anything the docs need fails the test.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.openapi.docs import (
     get_redoc_html,
@@ -35,6 +30,7 @@ from pynomaly_security.middleware.headers import DEFAULT_JSON_CSP, SecurityHeade
 
 from ._cdp import open_page
 from ._fake_cdn import IDP_HOST, FakeCDN
+from ._local import serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -66,28 +62,6 @@ def _secured_app(tmp_path: Path) -> FastAPI:
     return app
 
 
-@contextmanager
-def _serve(app: FastAPI) -> Iterator[str]:
-    """Run ``app`` in a real uvicorn on a free 127.0.0.1 port; yield its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                pytest.fail("uvicorn did not start")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-
-
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -95,7 +69,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def secured_server(tmp_path: Path) -> Iterator[str]:
-    with _serve(_secured_app(tmp_path)) as url:
+    with serve(_secured_app(tmp_path)) as url:
         yield url
 
 
@@ -186,7 +160,7 @@ async def test_a_policy_that_blocks_the_docs_is_detected(
     app = FastAPI()
     _routes(app)
     app.add_middleware(SecurityHeadersMiddleware, hsts=False, docs_paths=())
-    with _serve(app) as url:
+    with serve(app) as url:
         async with open_page(devtools_port) as page:
             await page.goto(f"{url}/docs")
             violations = await page.wait_for("window.__cspViolations.length > 0", timeout=10)
@@ -255,7 +229,7 @@ async def test_self_hosted_and_mounted_docs_render_without_csp_violations(
     """Issue 12, item 15: self-hosted Swagger UI and ReDoc (local assets, other paths,
     named in CSP_DOCS_PATHS) and a mounted app's /v1/docs render under the default
     stack, their inline scripts allowed by hashes computed from each response."""
-    with _serve(_self_hosted_app(tmp_path, docs_assets, name_the_paths=True)) as url:
+    with serve(_self_hosted_app(tmp_path, docs_assets, name_the_paths=True)) as url:
         async with httpx.AsyncClient(base_url=url) as http:
             for path in ("/api-docs", "/api-redoc", "/docs/oauth2-redirect", "/v1/docs"):
                 page = await http.get(path)
@@ -286,7 +260,7 @@ async def test_unnamed_self_hosted_docs_stay_under_the_html_policy(
     """Control: a page at a path nobody named as docs keeps the HTML policy, so its
     inline script is blocked and reported (the page stays blank): only the app's own
     docs pages get hashes computed from the response."""
-    with _serve(_self_hosted_app(tmp_path, docs_assets, name_the_paths=False)) as url:
+    with serve(_self_hosted_app(tmp_path, docs_assets, name_the_paths=False)) as url:
         async with open_page(devtools_port) as page:
             await page.goto(f"{url}/api-docs")
             violations = await page.wait_for("window.__cspViolations.length > 0", timeout=10)
