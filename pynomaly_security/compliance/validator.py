@@ -108,6 +108,7 @@ class ComplianceValidator:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._first_run: asyncio.Event | None = None
+        self._stop = asyncio.Event()
         self.runs = 0
         """Runs this process made (the others' are in the state backend)."""
 
@@ -145,6 +146,7 @@ class ComplianceValidator:
         self._check_kinds()
         if self._task is None:
             self._first_run = asyncio.Event()
+            self._stop = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
     @property
@@ -155,6 +157,10 @@ class ComplianceValidator:
     async def aclose(self) -> None:
         task, self._task = self._task, None
         if task is not None:
+            # The flag as well as the cancel: a run probing the app in process can lose a
+            # cancel inside the app's own layers (seen at shut-down during the start-up
+            # run), and the loop must still end at its next wait.
+            self._stop.set()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -168,7 +174,10 @@ class ComplianceValidator:
                 self._first_run.set()
         next_full = self._clock() + section.interval_seconds
         while True:
-            await asyncio.sleep(section.cheap_interval_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), section.cheap_interval_seconds)
+            if self._stop.is_set():
+                return
             if self._clock() >= next_full:
                 next_full = self._clock() + section.interval_seconds
                 await self._scheduled("full", section.interval_seconds)
