@@ -29,6 +29,7 @@ import contextlib
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +65,7 @@ if TYPE_CHECKING:
     from pynomaly_security.anomaly.engine import AnomalyEngine
     from pynomaly_security.audit import AuditLogger
     from pynomaly_security.compliance import ComplianceValidator
-    from pynomaly_security.compliance.sources import VulnerabilitySummary as ScanFacts
+    from pynomaly_security.compliance.sources import VulnerabilityFacts as ScanFacts
     from pynomaly_security.decisions.service import DecisionService
     from pynomaly_security.incidents.automation import IncidentResponseAutomation
     from pynomaly_security.metrics.hub import MetricsHub
@@ -436,8 +437,12 @@ def setup_security_middleware(
 
     stack.vulnerabilities = DependencyWatch.from_settings(settings, monitor, store)
     stack.admin_routers.append(build_vulnerability_router(stack.vulnerabilities))
-    if stack.compliance is not None and stack.compliance.sources.vulnerabilities is None:
-        stack.compliance.sources.vulnerabilities = _scanned_summary(stack.vulnerabilities)
+    # Without an advisory database the compliance check and the dashboard tile say
+    # "not applicable" / "not configured" rather than judge a scan that cannot run.
+    has_advisories = Path(settings.vulns.db_path).exists()
+    compliance = stack.compliance
+    if has_advisories and compliance is not None and compliance.sources.vulnerabilities is None:
+        compliance.sources.vulnerabilities = _scanned_summary(stack.vulnerabilities)
     if settings.metrics.enabled:
         # Counts per worker in the outer layer, added up in the shared state (STATE_URL,
         # else the store) by the hub's task; /metrics and the summary read them back.
@@ -450,7 +455,8 @@ def setup_security_middleware(
         # The dashboard's compliance and vulnerability tiles read the parts built above.
         if stack.compliance is not None:
             stack.metrics.register_provider("compliance", _compliance_scores(stack.compliance))
-        stack.metrics.register_provider("vulnerabilities", stack.vulnerabilities.counts)
+        if has_advisories:
+            stack.metrics.register_provider("vulnerabilities", stack.vulnerabilities.counts)
 
     # add_middleware puts each new layer outside the previous one: innermost first.
     from pynomaly_security.storage.base import failure_policy
@@ -746,11 +752,11 @@ def _scanned_summary(
     until its first check has run (the check is then "not applicable", not a pass)."""
 
     async def summary() -> ScanFacts | None:
-        from pynomaly_security.compliance.sources import VulnerabilitySummary as Facts
+        from pynomaly_security.compliance.sources import VulnerabilityFacts as Facts
 
         current = watch.summary()
-        if current.last_scan_at is None:
-            return None
+        if current.last_scan_at is None or current.database is None or current.error:
+            return None  # never scanned, no database, or the scan failed: no evidence
         return Facts(current.last_scan_at, dict(current.counts), (), current.database or "")
 
     return summary

@@ -21,7 +21,7 @@ from pynomaly_security.compliance.results import CheckResult, Status
 from pynomaly_security.compliance.sources import (
     ComplianceSources,
     UserFacts,
-    VulnerabilitySummary,
+    VulnerabilityFacts,
     users_from_records,
 )
 from pynomaly_security.compliance.validator import ComplianceValidator
@@ -38,7 +38,7 @@ __all__ = [
     "Control",
     "Status",
     "UserFacts",
-    "VulnerabilitySummary",
+    "VulnerabilityFacts",
     "Waiver",
     "Waivers",
     "load_catalogue",

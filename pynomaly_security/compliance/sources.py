@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["ComplianceSources", "UserFacts", "VulnerabilitySummary", "users_from_records"]
+__all__ = ["ComplianceSources", "UserFacts", "VulnerabilityFacts", "users_from_records"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,7 @@ class UserFacts:
 
 
 @dataclass(frozen=True, slots=True)
-class VulnerabilitySummary:
+class VulnerabilityFacts:
     """A scanner's latest result: when it ran and the open findings by severity."""
 
     scanned_at: float
@@ -66,7 +66,7 @@ class ComplianceSources:
     """Every user (at most a few hundred thousand: the check counts them)."""
     field_encryption: Any = None
     """A :class:`~pynomaly_security.crypto.fields.FieldEncryption` (its registry)."""
-    vulnerabilities: Callable[[], Awaitable[VulnerabilitySummary | None]] | None = None
+    vulnerabilities: Callable[[], Awaitable[VulnerabilityFacts | None]] | None = None
     """The vulnerability scanner's latest result (None: never scanned)."""
     authenticator: Any = None
     """The :class:`~pynomaly_security.auth.ZeroTrustAuthenticator` (its password hasher);

@@ -295,9 +295,12 @@ async def probe_admin_auth(ctx: CheckContext, cid: str, params: Mapping[str, Any
         )  # fmt: skip
     routes = {path: route for path, _m, route in app_routes(ctx.app)}
     answered = {p: pr.status for p, pr in session.admin.items()}
-    open_ = sorted(p for p, st in answered.items() if st not in (401, 403))
+    # Pages that hold no data themselves (the dashboard's HTML asks for the key and then
+    # calls the authenticated API) answer anyone; listed in the catalogue, shown apart.
+    shells = {str(p) for p in params.get("page_shells", [])}
+    open_ = sorted(p for p, st in answered.items() if st not in (401, 403) and p not in shells)
     deps = {p: _dependencies(routes.get(p)) for p in answered}
-    no_dep = sorted(p for p, names in deps.items() if not names)
+    no_dep = sorted(p for p, names in deps.items() if not names and p not in shells)
     ok = not open_ and not no_dep
     summary = (
         f"all {len(answered)} admin routes refuse a request without credentials (401/403) "
@@ -309,6 +312,7 @@ async def probe_admin_auth(ctx: CheckContext, cid: str, params: Mapping[str, Any
     return ctx.result(
         cid, P if ok else F, summary,
         observed={"status_without_credentials": answered, "without_auth_dependency": no_dep,
+                  "page_shells": sorted(shells & set(answered)),
                   "dependencies": {p: sorted(set(n)) for p, n in deps.items()}},
         expected={"status": [401, 403], "auth_dependency": True}, method="probe",
         how=_HOW + "; each route's FastAPI dependencies read for the admin key's",
