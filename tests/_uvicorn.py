@@ -114,17 +114,19 @@ LOOSE_MFA_LIMITS = {
 
 
 @contextlib.contextmanager
-def example_app_workers(env: Mapping[str, str], tmp_path: Path) -> Iterator[str]:
+def example_app_workers(
+    env: Mapping[str, str], tmp_path: Path, workers: int = 2
+) -> Iterator[str]:
     """The example app (``tests/monitor/example_workers_app.py``) under ``uvicorn
-    --workers 2`` with ``env``, both workers answering (each names itself in
-    ``X-Test-Worker``); its base URL."""
+    --workers N`` (2 by default) with ``env``, every worker answering (each names itself
+    in ``X-Test-Worker``); its base URL."""
     with uvicorn_workers(
         "example_workers_app:app",
         ROOT / "tests" / "monitor",
-        workers=2,
+        workers=workers,
         env=env,
         log_path=tmp_path / "uvicorn.log",
-        ready_workers=2,
+        ready_workers=workers,
         worker_of=lambda response: response.headers["x-test-worker"],
         cwd=tmp_path,
     ) as base:

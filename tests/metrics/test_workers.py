@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests._uvicorn import ROOT, example_env, send, uvicorn_workers
+from tests._uvicorn import example_app_workers, example_env, send
 
 pytestmark = [pytest.mark.slow]
 
@@ -34,16 +34,7 @@ def test_four_workers_scrape_the_exact_count(tmp_path: Path, redis_db: str) -> N
     as each worker adds its counts within METRICS_FLUSH_SECONDS) reads exactly 240."""
     key = secrets.token_urlsafe(24)
     env = example_env(key, redis_db, tmp_path, metrics_flush_seconds="0.2")
-    with uvicorn_workers(
-        "example_workers_app:app",
-        ROOT / "tests" / "monitor",
-        workers=4,
-        env=env,
-        log_path=tmp_path / "uvicorn.log",
-        ready_workers=4,
-        worker_of=lambda response: response.headers["x-test-worker"],
-        cwd=tmp_path,
-    ) as base:
+    with example_app_workers(env, tmp_path, workers=4) as base:
         workers = set()
         for _ in range(REQUESTS):
             answer = send("GET", base, "/")
