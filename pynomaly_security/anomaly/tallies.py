@@ -11,7 +11,8 @@ parameter. Adding two sets of tallies adds the profiles (workers, restarts).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from pynomaly_security.anomaly.profile import (
     Profile,
@@ -24,6 +25,8 @@ from pynomaly_security.anomaly.profile import (
 )
 
 __all__ = ["load_tallies", "profile_tallies"]
+
+_T = TypeVar("_T")
 
 
 def profile_tallies(profile: Profile) -> dict[str, int]:
@@ -101,12 +104,9 @@ def _load(profile: Profile, parts: list[str], count: int, b: ProfileBounds) -> N
     elif head == "h":
         _bounded_add(profile.headers, _u(parts[1]), b.headers, count)
     elif head == "e":
-        name = _u(parts[1])
-        ep = profile.endpoints.get(name)
+        ep = _entry(profile.endpoints, _u(parts[1]), b.endpoints, _Endpoint)
         if ep is None:
-            if len(profile.endpoints) >= b.endpoints:
-                return
-            ep = profile.endpoints[name] = _Endpoint()
+            return
         kind = parts[2]
         if kind == "n":
             ep.n = count
@@ -125,12 +125,19 @@ def _load(profile: Profile, parts: list[str], count: int, b: ProfileBounds) -> N
             _load_param(ep, _u(parts[3]), parts[4:], count, b)
 
 
+def _entry(table: dict[str, _T], name: str, cap: int, make: Callable[[], _T]) -> _T | None:
+    """``table[name]``, made if the table has room (``cap`` names); None when it is full,
+    so a stored profile never grows past the bounds it was learnt with."""
+    found = table.get(name)
+    if found is None and len(table) < cap:
+        found = table[name] = make()
+    return found
+
+
 def _load_param(ep: _Endpoint, name: str, rest: list[str], count: int, b: ProfileBounds) -> None:
-    ps = ep.params.get(name)
+    ps = _entry(ep.params, name, b.params, _Param)
     if ps is None:
-        if len(ep.params) >= b.params:
-            return
-        ps = ep.params[name] = _Param()
+        return
     kind = rest[0]
     if kind == "n":
         ps.n = count

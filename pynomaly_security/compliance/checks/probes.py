@@ -21,14 +21,15 @@ scanner rule needs 30 a minute) and about as many requests as the app has such r
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from pynomaly_security.compliance.checks.base import CheckContext, CheckKind
+from pynomaly_security.compliance.checks.base import CheckContext, CheckFn, CheckKind
 from pynomaly_security.compliance.results import CheckResult, Status
 
 __all__ = ["MAX_ROUTES", "PROBE_AGENT", "PROBE_CLIENT", "PROBE_KINDS", "ProbeSession"]
@@ -209,6 +210,25 @@ def _errored(ctx: CheckContext, cid: str, session: ProbeSession) -> CheckResult:
     return ctx.result(cid, E, f"the probe failed: {session.error}", method="probe", how=_HOW)
 
 
+_ProbeCheck = Callable[[CheckContext, str, Mapping[str, Any], ProbeSession], Awaitable[CheckResult]]
+
+
+def _probed(check: _ProbeCheck) -> CheckFn:
+    """A check that reads the probe session: not applicable without an app, an error
+    result when the probes failed, else ``check`` with the session (run once per run)."""
+
+    @functools.wraps(check)
+    async def run(ctx: CheckContext, cid: str, params: Mapping[str, Any]) -> CheckResult:
+        session = await _session(ctx)
+        if session is None:
+            return _no_app(ctx, cid)
+        if session.error:
+            return _errored(ctx, cid, session)
+        return await check(ctx, cid, params, session)
+
+    return run
+
+
 def _max_age(value: str | None) -> int | None:
     if value is None:
         return None
@@ -216,12 +236,10 @@ def _max_age(value: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-async def probe_headers(ctx: CheckContext, cid: str, params: Mapping[str, Any]) -> CheckResult:
-    session = await _session(ctx)
-    if session is None:
-        return _no_app(ctx, cid)
-    if session.error:
-        return _errored(ctx, cid, session)
+@_probed
+async def probe_headers(
+    ctx: CheckContext, cid: str, params: Mapping[str, Any], session: ProbeSession
+) -> CheckResult:
     floor = int(params["min_hsts_max_age"])
     forbidden = [str(x) for x in params.get("forbidden", [])]
     seen: dict[str, Any] = {}
@@ -282,12 +300,10 @@ def _dependencies(route: Any) -> list[str]:
     return names
 
 
-async def probe_admin_auth(ctx: CheckContext, cid: str, params: Mapping[str, Any]) -> CheckResult:
-    session = await _session(ctx)
-    if session is None:
-        return _no_app(ctx, cid)
-    if session.error:
-        return _errored(ctx, cid, session)
+@_probed
+async def probe_admin_auth(
+    ctx: CheckContext, cid: str, params: Mapping[str, Any], session: ProbeSession
+) -> CheckResult:
     if not session.admin:
         return ctx.result(
             cid, NA, f"no admin routes under {ADMIN_PREFIX} are mounted", method="probe",
@@ -319,14 +335,10 @@ async def probe_admin_auth(ctx: CheckContext, cid: str, params: Mapping[str, Any
     )  # fmt: skip
 
 
+@_probed
 async def probe_anonymous_routes(
-    ctx: CheckContext, cid: str, params: Mapping[str, Any]
+    ctx: CheckContext, cid: str, params: Mapping[str, Any], session: ProbeSession
 ) -> CheckResult:
-    session = await _session(ctx)
-    if session is None:
-        return _no_app(ctx, cid)
-    if session.error:
-        return _errored(ctx, cid, session)
     public = [str(p) for p in params.get("public_paths", ["*"])]
     anonymous = sorted(p for p, pr in session.probes.items() if 200 <= pr.status < 400)
     refused = sorted(p for p, pr in session.probes.items() if pr.status in (401, 403))
@@ -341,12 +353,10 @@ async def probe_anonymous_routes(
     )  # fmt: skip
 
 
-async def probe_error_bodies(ctx: CheckContext, cid: str, params: Mapping[str, Any]) -> CheckResult:
-    session = await _session(ctx)
-    if session is None:
-        return _no_app(ctx, cid)
-    if session.error:
-        return _errored(ctx, cid, session)
+@_probed
+async def probe_error_bodies(
+    ctx: CheckContext, cid: str, params: Mapping[str, Any], session: ProbeSession
+) -> CheckResult:
     debug = bool(getattr(ctx.app, "debug", False))
     traces = [
         p.path
@@ -381,12 +391,10 @@ def _cookie_flags(value: str) -> dict[str, Any]:
     }
 
 
-async def probe_cookies(ctx: CheckContext, cid: str, params: Mapping[str, Any]) -> CheckResult:
-    session = await _session(ctx)
-    if session is None:
-        return _no_app(ctx, cid)
-    if session.error:
-        return _errored(ctx, cid, session)
+@_probed
+async def probe_cookies(
+    ctx: CheckContext, cid: str, params: Mapping[str, Any], session: ProbeSession
+) -> CheckResult:
     cookies = [
         {"path": p.path, **_cookie_flags(v)}
         for p in [*session.probes.values(), *session.admin.values()]
