@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from examples.app import create_app
 from pynomaly_security.exceptions import InvalidToken
 from pynomaly_security.settings import SecuritySettings
+from tests._example import running_example
 
 KEY = "test-admin-key-0123456789abcdef"
 ADMIN = {"X-API-Key": KEY}
@@ -25,15 +26,7 @@ ADMIN = {"X-API-Key": KEY}
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    settings = SecuritySettings(
-        _env_file=None,
-        admin_api_key=KEY,
-        development_mode=True,
-        audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
-        trusted_proxies=["10.0.0.0/8"],
-    )
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    async with running_example(tmp_path, KEY, trusted_proxies=["10.0.0.0/8"]) as application:
         yield application
 
 

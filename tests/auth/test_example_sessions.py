@@ -15,8 +15,8 @@ import pyotp
 import pytest
 from fastapi import FastAPI
 
-from examples.app import DEMO_USERS, create_app
-from pynomaly_security.settings import SecuritySettings
+from examples.app import DEMO_USERS
+from tests._example import running_example
 
 KEY = "test-admin-key-0123456789abcdef"
 ADMIN = {"X-API-Key": KEY}
@@ -25,14 +25,7 @@ ALICE = {"username": "alice", "password": DEMO_USERS["alice"]}
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    settings = SecuritySettings(
-        _env_file=None,
-        admin_api_key=KEY,
-        development_mode=True,
-        audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
-    )
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    async with running_example(tmp_path, KEY) as application:
         yield application
 
 

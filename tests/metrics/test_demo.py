@@ -11,8 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from examples.app import create_app
-from pynomaly_security.settings import SecuritySettings
+from tests._example import running_example
 
 KEY = "demo-dashboard-admin-key-0123456789"
 
@@ -24,14 +23,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    settings = SecuritySettings(
-        _env_file=None,  # type: ignore[call-arg]
-        admin_api_key=KEY,
-        development_mode=True,
-        audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
-    )
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    async with running_example(tmp_path, KEY) as application:
         yield application
 
 

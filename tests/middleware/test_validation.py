@@ -24,8 +24,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
-from examples.app import create_app
 from pynomaly_security import SecuritySettings, setup_security_middleware
+from tests._example import running_example
 
 KEY = "test-admin-key-0123456789abcdef"
 JSON = {"content-type": "application/json"}
@@ -159,14 +159,7 @@ async def test_nan_in_an_int_field_is_a_422_when_not_inspected() -> None:
 
 @pytest.fixture
 async def example(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    settings = SecuritySettings(
-        _env_file=None,  # type: ignore[call-arg]
-        admin_api_key=KEY,
-        development_mode=True,
-        audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
-    )
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    async with running_example(tmp_path, KEY) as application:
         yield application
 
 

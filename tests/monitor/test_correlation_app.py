@@ -16,8 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from examples.app import create_app
-from pynomaly_security.settings import SecuritySettings
+from tests._example import running_example
 from tests._uvicorn import uvicorn_workers
 from tests.monitor.test_workers import ADMIN, ADMIN_KEY, TRIES, _get, _post
 
@@ -35,14 +34,7 @@ def correlation_alerts(body: dict[str, Any]) -> Counter[str]:
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    settings = SecuritySettings(
-        _env_file=None,
-        admin_api_key=ADMIN_KEY,
-        development_mode=True,
-        audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
-    )
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    async with running_example(tmp_path, ADMIN_KEY) as application:
         yield application
 
 
