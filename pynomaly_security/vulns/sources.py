@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from pynomaly_security.vulns._yaml import safe_load
 from pynomaly_security.vulns.osv import AdvisoryError
 
 __all__ = ["MAX_RECORD_BYTES", "OSVSource", "RecordError"]
@@ -33,8 +34,6 @@ MAX_RECORD_BYTES = 16 * 1024 * 1024
 """A record larger than this is refused (a zip bomb or a wrong file, not an advisory)."""
 
 _SUFFIXES = (".json", ".yaml", ".yml")
-# libyaml when built in: the PyPA database is YAML, and the pure-Python loader is ~10x slower.
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ def decode(name: str, data: bytes) -> dict[str, Any]:
             raise AdvisoryError(f"{name}: line 1: not UTF-8: {exc.reason}") from None
     else:
         try:
-            parsed = yaml.load(data, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
+            parsed = safe_load(data)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}: " if mark is not None else ""
