@@ -262,8 +262,7 @@ class AutomatedVulnerabilityAssessment:
         count = 0
         with self._lock:
             db = self.db
-            matches: dict[tuple[str, str, str], list[_Matched]] = {}
-            records: dict[str, _Matched] = {}
+            pinned: list[tuple[Package, tuple[str, str, str]]] = []
             seen: set[Package] = set()
             for package in packages:
                 if package in seen:
@@ -276,22 +275,18 @@ class AutomatedVulnerabilityAssessment:
                     )
                     unpinned.append(f"{where}: {package.name} ({package.note})")
                     continue
-                key = (
-                    package.ecosystem,
-                    normalize_name(package.ecosystem, package.name),
-                    package.version,
-                )
-                if key not in matches:
-                    try:
-                        found = db.matching(package.ecosystem, package.name, package.version)
-                    except (UnknownEcosystem, VersionError) as exc:
-                        errors.append(f"{package.source}: {package.name} {package.version}: {exc}")
-                        continue
-                    matches[key] = self._merge(db, found, records)
+                name = normalize_name(package.ecosystem, package.name)
+                pinned.append((package, (package.ecosystem, name, package.version)))
+            matches = self._match(db, [key for _, key in pinned])
+            for package, key in pinned:
+                found, version = matches[key], key[2]
+                if isinstance(found, Exception):
+                    errors.append(f"{package.source}: {package.name} {version}: {found}")
+                    continue
                 is_imported = (
                     None if imported is None else normalize_name("PyPI", package.name) in imported
                 )
-                for m in matches[key]:
+                for m in found:
                     points, label = priority(
                         m.score, epss=m.epss, kev=m.kev_due is not None, imported=is_imported
                     )
@@ -299,7 +294,7 @@ class AutomatedVulnerabilityAssessment:
                         DependencyFinding(
                             package.ecosystem,
                             package.name,
-                            package.version,
+                            version,
                             str(package.source),
                             m.vulnerability,
                             m.aliases,
@@ -317,25 +312,54 @@ class AutomatedVulnerabilityAssessment:
             plan = self._plan(db, findings, now)
         return VulnerabilityScan(target, findings, plan, count, now, unpinned, errors)
 
-    def _merge(
-        self, db: AdvisoryDB, found: list[StoredAdvisory], cache: dict[str, _Matched]
-    ) -> list[_Matched]:
-        """One entry per vulnerability: records that alias each other are merged."""
-        groups: dict[str, list[StoredAdvisory]] = {}
-        for advisory in found:
-            groups.setdefault(db.vulnerability(advisory.id), []).append(advisory)
-        out = []
-        for name, members in sorted(groups.items()):
-            if name not in cache:
-                ids = sorted(set().union(*(db.aliases(a.id) for a in members)))
-                records = db.severities(ids)  # every record of the vulnerability
-                score = score_vulnerability(
-                    [(t, v) for r in records for t, v in r[3]], [r[2] for r in records]
-                )
-                summary = next((r[1] for r in records if r[1]), members[0].summary)
-                cves = [i for i in ids if i.startswith("CVE-")]
-                cache[name] = _Matched(name, ids, summary, score, db.epss(cves), db.kev_due(cves))
-            out.append(cache[name])
+    def _match(
+        self, db: AdvisoryDB, keys: list[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], list[_Matched] | Exception]:
+        """The vulnerabilities of each ``(ecosystem, name, version)``, records that alias
+        each other merged. The database is read in batches (records of all packages,
+        then their alias groups, then severities, EPSS and KEV of all vulnerabilities),
+        not package by package."""
+        by_ecosystem: dict[str, set[str]] = {}
+        for ecosystem, name, _version in keys:
+            by_ecosystem.setdefault(ecosystem, set()).add(name)
+        for ecosystem, names in by_ecosystem.items():
+            db.prefetch(ecosystem, names)
+        found: dict[tuple[str, str, str], list[StoredAdvisory] | Exception] = {}
+        for key in keys:
+            if key not in found:
+                try:
+                    found[key] = db.matching(*key)
+                except (UnknownEcosystem, VersionError) as exc:
+                    found[key] = exc
+        records = [a for hit in found.values() if isinstance(hit, list) for a in hit]
+        db.prefetch_groups(a.id for a in records)
+        ids: dict[str, set[str]] = {}  # vulnerability -> every id of it
+        first: dict[str, str] = {}  # vulnerability -> the summary of its first record found
+        for advisory in records:
+            name = db.vulnerability(advisory.id)
+            ids.setdefault(name, set()).update(db.aliases(advisory.id))
+            first.setdefault(name, advisory.summary)
+        everything = {i for group in ids.values() for i in group}
+        severities = {row[0]: row for row in db.severities(everything)}
+        intel = db.intel(i for i in everything if i.startswith("CVE-"))
+        merged: dict[str, _Matched] = {}
+        for name, group in ids.items():
+            members = sorted(group)
+            rows = [severities[i] for i in members if i in severities]
+            score = score_vulnerability(
+                [(t, v) for r in rows for t, v in r[3]], [r[2] for r in rows]
+            )
+            cves = [i for i in members if i.startswith("CVE-")]
+            summary = next((r[1] for r in rows if r[1]), first[name])
+            merged[name] = _Matched(
+                name, members, summary, score, intel.epss(cves), intel.kev_due(cves)
+            )
+        out: dict[tuple[str, str, str], list[_Matched] | Exception] = {}
+        for key, hit in found.items():
+            if isinstance(hit, Exception):
+                out[key] = hit
+            else:
+                out[key] = [merged[n] for n in sorted({db.vulnerability(a.id) for a in hit})]
         return out
 
     def _plan(

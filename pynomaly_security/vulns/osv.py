@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ class _Range:
 class _Affected:
     ecosystem: str
     ranges: tuple[_Range, ...]
-    versions: frozenset[str]
+    versions: Collection[str]  # a frozenset, or the store's listed text
 
 
 @dataclass
@@ -167,19 +167,20 @@ def _in_range(rng: _Range, ecosystem: str, version: str) -> bool:
         return False
     status = False
     # The last event at or below the version decides; "introduced: 0" is below everything.
+    # Events are sorted, so the first one above the version ends the walk; only ``<`` is
+    # asked of the keys (the total_ordering fallbacks cost a call each).
     for bound, kind in events:
-        if kind == "introduced" and (bound is None or target >= bound):
+        if bound is None:
             status = True
-        elif bound is not None and _closes(kind, target, bound):
-            status = False
+        elif target < bound:
+            break
+        elif kind == "introduced":
+            status = True
+        elif kind == "fixed":
+            status = False  # fixed excludes its own version
+        elif kind == "last_affected" and bound < target:
+            status = False  # last_affected includes it
     return status
-
-
-def _closes(kind: str, target: Any, bound: Any) -> bool:
-    # fixed excludes its own version; last_affected includes it
-    if kind == "fixed":
-        return bool(target >= bound)
-    return kind == "last_affected" and bool(target > bound)
 
 
 def _sorted_events(rng: _Range, key: Any) -> list[tuple[Any, str]]:
@@ -246,7 +247,7 @@ class OSVDatabase:
         return [a for a in self._by_package.get(key, []) if _affects(a.affected[key], version)]
 
 
-def _affects(entries: list[_Affected], version: str) -> bool:
+def _affects(entries: Iterable[_Affected], version: str) -> bool:
     for entry in entries:
         if version in entry.versions:
             return True
