@@ -367,9 +367,15 @@ class AutomatedVulnerabilityAssessment:
     ) -> list[RemediationStep]:
         found = dt.datetime.fromtimestamp(now, dt.UTC).date()
         steps: dict[tuple[str, str, str], RemediationStep] = {}
+        deadlines: dict[tuple[str, str | None], tuple[str, str]] = {}  # few distinct ones
         for f in findings:  # highest priority first: the first of a package sets its priority
             key = (f.ecosystem, normalize_name(f.ecosystem, f.package), f.version)
-            deadline, why = self.policy.deadline(f.severity, found, f.kev_due)
+            when = deadlines.get((f.severity, f.kev_due))
+            if when is None:
+                when = deadlines[(f.severity, f.kev_due)] = self.policy.deadline(
+                    f.severity, found, f.kev_due
+                )
+            deadline, why = when
             step = steps.get(key)
             if step is None:
                 target = safe_version(db, f.ecosystem, f.package, f.version)

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from pynomaly_security.exceptions import SecurityError
-from pynomaly_security.vulns.versions import UnknownEcosystem, VersionError, sort_key
+from pynomaly_security.vulns.versions import UnknownEcosystem, VersionError
+from pynomaly_security.vulns.versions import version_key as _key
 
 __all__ = ["Advisory", "AdvisoryError", "OSVDatabase", "normalize_name"]
 
@@ -39,6 +40,7 @@ class AdvisoryError(SecurityError, ValueError):
     """An OSV file that cannot be read; the message names the file (and line)."""
 
 
+@functools.lru_cache(maxsize=65_536)  # a scan asks for each name several times
 def normalize_name(ecosystem: str, name: str) -> str:
     """The name as the ecosystem compares it (PEP 503 for PyPI, lower case for Packagist)."""
     if ecosystem == "PyPI":
@@ -144,13 +146,6 @@ def _parse(record: dict[str, Any], path: Path) -> Advisory:
         key = (ecosystem, normalize_name(ecosystem, name))
         advisory.affected.setdefault(key, []).append(_Affected(ecosystem, ranges, versions))
     return advisory
-
-
-@functools.lru_cache(maxsize=65_536)
-def _key(ecosystem: str, version: str) -> Any:
-    # Parsing a version (PEP 440, Maven) costs more than comparing it; a scan and its
-    # fix loop compare the same bounds many times.
-    return sort_key(ecosystem)(version)
 
 
 @functools.lru_cache(maxsize=16_384)

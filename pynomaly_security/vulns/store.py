@@ -80,6 +80,10 @@ class StoredAdvisory:
     def fixed_versions(self) -> list[str]:
         return [v for e in self.entries for r in e.ranges for k, v in r.events if k == "fixed"]
 
+    def affects(self, version: str) -> bool:
+        """Whether a range or versions list of the record includes ``version``."""
+        return _affects(self.entries, version)
+
 
 @dataclass(frozen=True)
 class Intel:
@@ -401,7 +405,7 @@ class AdvisoryDB:
     ) -> list[StoredAdvisory]:
         """The records whose ranges or versions lists include ``version``."""
         found = self.candidates(ecosystem, name) if candidates is None else candidates
-        return [a for a in found if _affects(a.entries, version)]
+        return [a for a in found if a.affects(version)]
 
     def aliases(self, record_id: str) -> set[str]:
         """Every id of the vulnerability: record ids and the aliases they name."""
@@ -429,6 +433,7 @@ class AdvisoryDB:
         if len(self._groups) + len(starts) > _GROUP_CACHE:
             self._groups.clear()  # bounded; rebuilt from the index as scans need it
         linked: dict[str, set[str]] = {}
+        records: set[str] = set()  # an alias row's own id is a stored record's
         seen, frontier = set(starts), starts
         budget = _ALIAS_WALK_LIMIT * len(starts)  # as walking each group on its own
         while frontier and len(seen) < budget:
@@ -439,18 +444,19 @@ class AdvisoryDB:
                     f" UNION SELECT id, alias FROM alias WHERE alias IN ({marks})",
                     (*chunk, *chunk),
                 ):
+                    records.add(one)
                     linked.setdefault(one, set()).add(other)
                     linked.setdefault(other, set()).add(one)
             frontier = sorted({o for r in frontier for o in linked.get(r, ()) if o not in seen})
             seen.update(frontier)
-        records = {
-            rid
-            for chunk in _chunks(sorted(seen))
-            for (rid,) in self._conn.execute(
-                f"SELECT id FROM advisory WHERE id IN ({_marks(chunk)})",  # noqa: S608 (marks)
-                chunk,
+        for chunk in _chunks(sorted(seen - records)):  # named only as aliases: records too?
+            records.update(
+                rid
+                for (rid,) in self._conn.execute(
+                    f"SELECT id FROM advisory WHERE id IN ({_marks(chunk)})",  # noqa: S608
+                    chunk,
+                )
             )
-        }
         for start in starts:
             if start in self._groups:
                 continue  # in the group of an earlier start
@@ -460,10 +466,12 @@ class AdvisoryDB:
                     if other not in group:
                         group.add(other)
                         todo.append(other)
-            self._groups[start] = (group, min(group & records | {start}))
-            if len(group) < _ALIAS_WALK_LIMIT:  # complete: every member's walk finds it
-                for member in group & records:
-                    self._groups.setdefault(member, (group, min(group & records)))
+            members = group & records
+            self._groups[start] = (group, min(members | {start}))
+            if members and len(group) < _ALIAS_WALK_LIMIT:  # complete: each member's walk
+                named = (group, min(members))
+                for member in members:
+                    self._groups.setdefault(member, named)
 
     def severities(self, ids: Iterable[str]) -> list[tuple[str, str, str | None, list[list[str]]]]:
         """``(id, summary, label, vectors)`` of the records among ``ids`` (a vulnerability's
