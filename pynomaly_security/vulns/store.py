@@ -19,6 +19,7 @@ imported by ``vulndb import-epss`` / ``import-kev``; a refresh carries them over
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import time
@@ -219,10 +220,15 @@ class AdvisoryDB:
     Args:
         path: the SQLite file (created with its schema when absent unless ``create``
             is false, which raises :class:`AdvisoryError` instead).
+        building: a new file that nobody reads before it is complete and swapped in
+            (``vulndb refresh``, ``vulndb import --replace``): written without a
+            rollback journal and without syncs (a failed build is thrown away, not
+            rolled back), then synced once by :meth:`close`, before the swap.
     """
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, building: bool = False) -> None:
         self.path = str(path)
+        self._building = building
         if not create and self.path != ":memory:" and not Path(self.path).is_file():
             raise AdvisoryError(
                 f"{self.path}: no advisory database (python -m pynomaly_security vulndb import)"
@@ -232,6 +238,8 @@ class AdvisoryDB:
         # Scans run in a worker thread of the app; one connection, guarded by the caller.
         self._conn = sqlite3.connect(self.path, check_same_thread=False)
         try:
+            if building:
+                self._conn.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
             self._conn.executescript(_SCHEMA)
             found = self._conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         except sqlite3.DatabaseError as exc:
@@ -248,6 +256,12 @@ class AdvisoryDB:
 
     def close(self) -> None:
         self._conn.close()
+        if self._building and self.path != ":memory:":
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # on disk before it is renamed over the old file
+            finally:
+                os.close(fd)
 
     def __enter__(self) -> AdvisoryDB:
         return self
@@ -331,7 +345,8 @@ class AdvisoryDB:
         conn.execute("DELETE FROM alias WHERE id IN (SELECT id FROM withdrawn)")
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('imported_at', ?)", (str(clock()),))
         conn.commit()
-        conn.execute("PRAGMA synchronous=FULL")
+        if not self._building:
+            conn.execute("PRAGMA synchronous=FULL")
         if progress is not None:
             progress(imported)
         return {"imported": imported, "withdrawn": withdrawn, "sources": described}
