@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pynomaly_security.vulns.lockfiles import Package, scan_tree
+from pynomaly_security.vulns.markers import TargetEnvironment
 from pynomaly_security.vulns.osv import AdvisoryError, normalize_name
 from pynomaly_security.vulns.plan import DeadlinePolicy, RemediationStep, safe_version
 from pynomaly_security.vulns.scoring import (
@@ -103,6 +104,9 @@ class VulnerabilityScan:
     scanned_at: float
     unpinned: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    not_installed: list[str] = field(default_factory=list)
+    """Pinned packages whose environment marker is false for the target: not matched."""
+    environment: str = ""  # what the markers were evaluated for
     dependencies: list[dict[str, Any]] = field(default_factory=list)
     """The environment scan's installed distributions: name, version, imported."""
 
@@ -123,6 +127,8 @@ class VulnerabilityScan:
             "findings": [f.to_dict() for f in self.findings],
             "plan": [s.to_dict() for s in self.plan],
             "unpinned": self.unpinned,
+            "not_installed": self.not_installed,
+            "environment": self.environment,
             "errors": self.errors,
             **({"dependencies": self.dependencies} if self.dependencies else {}),
         }
@@ -173,6 +179,8 @@ class AutomatedVulnerabilityAssessment:
             :class:`~pynomaly_security.vulns.osv.AdvisoryError` then, naming the
             ``vulndb import`` command).
         policy: remediation deadlines by severity.
+        environment: the target whose environment markers decide which locked
+            requirements are installed (default: the running interpreter).
         clock: seconds since the epoch (tests pin it).
 
     References:
@@ -185,10 +193,12 @@ class AutomatedVulnerabilityAssessment:
         *,
         policy: DeadlinePolicy | None = None,
         clock: Callable[[], float] = time.time,
+        environment: TargetEnvironment | None = None,
     ) -> None:
         self._db = db if isinstance(db, AdvisoryDB) else None
         self.db_path = db.path if isinstance(db, AdvisoryDB) else str(db)
         self.policy = policy or DeadlinePolicy()
+        self.environment = environment or TargetEnvironment.running()
         self.clock = clock
         self._lock = threading.Lock()
         self._last: VulnerabilityScan | None = None
@@ -259,6 +269,7 @@ class AutomatedVulnerabilityAssessment:
         errors = list(errors or [])
         findings: list[DependencyFinding] = []
         unpinned: list[str] = []
+        not_installed: list[str] = []
         count = 0
         with self._lock:
             db = self.db
@@ -269,11 +280,14 @@ class AutomatedVulnerabilityAssessment:
                     continue  # one file reached twice (scanned, and -r included by another)
                 seen.add(package)
                 count += 1
+                where = f"{package.source}:{package.line}" if package.line else package.source
                 if package.version is None:
-                    where = (
-                        f"{package.source}:{package.line}" if package.line else str(package.source)
-                    )
                     unpinned.append(f"{where}: {package.name} ({package.note})")
+                    continue
+                if self.environment.applies(package.marker) is False:
+                    not_installed.append(
+                        f"{where}: {package.name} {package.version} (marker: {package.marker})"
+                    )
                     continue
                 name = normalize_name(package.ecosystem, package.name)
                 pinned.append((package, (package.ecosystem, name, package.version)))
@@ -310,7 +324,17 @@ class AutomatedVulnerabilityAssessment:
                     )
             findings.sort(key=lambda f: (-f.priority_points, f.package, f.vulnerability))
             plan = self._plan(db, findings, now)
-        return VulnerabilityScan(target, findings, plan, count, now, unpinned, errors)
+        return VulnerabilityScan(
+            target,
+            findings,
+            plan,
+            count,
+            now,
+            unpinned,
+            errors,
+            not_installed=not_installed,
+            environment=self.environment.describe(),
+        )
 
     def _match(
         self, db: AdvisoryDB, keys: list[tuple[str, str, str]]

@@ -4,11 +4,12 @@ Pins are ``==``/``===`` to one version (no ``*``). ``-r`` includes are followed
 (relative to the including file; each file once, so cycles end); ``-c`` constraint
 files are not packages and are skipped. Per-requirement options (``--hash``,
 ``--config-settings``/``-C``, ``--global-option``) are cut off the line as pip's
-``shlex`` split does; environment markers are kept in ``note``, not evaluated (the
-scan cannot know the target interpreter). Anything not pinned to one version, a
-path or URL, an editable, and a line that is no requirement at all come back with
-``version=None`` and a ``note`` saying why, so the scan reports it rather than
-dropping it silently. A missing ``-r`` file fails the whole file, as it fails pip.
+``shlex`` split does; environment markers are kept (``marker``, and ``note`` as
+before) for the scan to evaluate against its target (:mod:`..markers`). Anything
+not pinned to one version, a path or URL, an editable, and a line that is no
+requirement at all come back with ``version=None`` and a ``note`` saying why, so the
+scan reports it rather than dropping it silently. A missing ``-r`` file fails the
+whole file, as it fails pip.
 
 References: https://pip.pypa.io/en/stable/reference/requirements-file-format/
 """
@@ -90,6 +91,6 @@ def _requirement(path: Path, number: int, spec: str) -> Package:
     if req.url:
         return Package("PyPI", req.name, None, path, number, "URL")
     if len(pins) == 1 and len(req.specifier) == 1:
-        return Package("PyPI", req.name, pins[0].version, path, number, marker)
+        return Package("PyPI", req.name, pins[0].version, path, number, marker, marker=marker)
     why = f"unpinned ({req.specifier or 'any version'})"
     return Package("PyPI", req.name, None, path, number, why)
