@@ -54,9 +54,10 @@ print(json.dumps({"records": records, "seconds": seconds, "cpu": cpu, "peak_mb":
 """
 
 
-def import_in_child(db: Path, *paths: Path) -> dict[str, float]:
+def _in_child(script: str, *args: str) -> dict[str, float]:
+    """Run ``script`` in a fresh interpreter; it prints one JSON object."""
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(db), *map(str, paths)],
+        [sys.executable, "-c", script, *args],
         check=True,
         capture_output=True,
         text=True,
@@ -65,6 +66,10 @@ def import_in_child(db: Path, *paths: Path) -> dict[str, float]:
     )
     result: dict[str, float] = json.loads(out.stdout)
     return result
+
+
+def import_in_child(db: Path, *paths: Path) -> dict[str, float]:
+    return _in_child(_CHILD, str(db), *map(str, paths))
 
 
 def _rate(r: dict[str, float]) -> str:
@@ -178,16 +183,7 @@ def time_scan(db_path: Path, lock: Path, rounds: int) -> dict[str, float]:
     """In a fresh process: the imports, the first scan (opening the database included),
     the median of ``rounds`` more, in CPU seconds (one thread; the machine is shared,
     wall time would count the other tenants); vulnerable packages; findings."""
-    out = subprocess.run(
-        [sys.executable, "-c", _SCAN_CHILD, str(db_path), str(lock), str(rounds)],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )
-    result: dict[str, float] = json.loads(out.stdout)
-    return result
+    return _in_child(_SCAN_CHILD, str(db_path), str(lock), str(rounds))
 
 
 def main() -> None:
