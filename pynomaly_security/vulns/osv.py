@@ -25,7 +25,7 @@ import re
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pynomaly_security.exceptions import SecurityError
 from pynomaly_security.vulns.versions import UnknownEcosystem, VersionError
@@ -50,14 +50,15 @@ def normalize_name(ecosystem: str, name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class _Range:
+# Named tuples, not frozen dataclasses: a scan builds thousands of them from the
+# database, and a tuple is built in C (a frozen dataclass sets each field through
+# object.__setattr__).
+class _Range(NamedTuple):
     kind: str
     events: tuple[tuple[str, str], ...]  # (event kind, version), in record order
 
 
-@dataclass(frozen=True)
-class _Affected:
+class _Affected(NamedTuple):
     ecosystem: str
     ranges: tuple[_Range, ...]
     versions: Collection[str]  # a frozenset, or the store's listed text

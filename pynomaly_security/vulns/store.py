@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -158,7 +157,11 @@ def _marks(chunk: list[str]) -> str:
 
 
 _DECODER = json.JSONDecoder()
-_PLAIN = re.compile(r"[ !#-\[\]-~]*")  # what json.dumps writes as is (no escape)
+
+
+def _plain(text: str) -> bool:
+    # What json.dumps writes as is: printable ASCII (space to ~) but " and \.
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
 class _ListedVersions(Collection[str]):
@@ -181,7 +184,7 @@ class _ListedVersions(Collection[str]):
     def __contains__(self, version: object) -> bool:
         if self._listed is not None:
             return version in self._listed
-        if not isinstance(version, str) or not _PLAIN.fullmatch(version):
+        if not isinstance(version, str) or not _plain(version):
             return False  # it would be escaped, and this list has no escape
         return f',"{version}",' in self._text
 
