@@ -459,7 +459,7 @@ class AdvisoryDB:
                 marks = _marks(chunk)
                 for one, other in self._conn.execute(
                     f"SELECT id, alias FROM alias WHERE id IN ({marks})"  # noqa: S608 (marks)
-                    f" UNION SELECT id, alias FROM alias WHERE alias IN ({marks})",
+                    f" UNION ALL SELECT id, alias FROM alias WHERE alias IN ({marks})",
                     (*chunk, *chunk),
                 ):
                     records.add(one)

@@ -32,6 +32,8 @@ _ARCHIVE = re.compile(r"\.(whl|zip|tar\.gz|tgz|tar\.bz2)$", re.IGNORECASE)
 _OPTION = re.compile(r"\s+--?[A-Za-z]")
 _INCLUDE = re.compile(r"^(-r|--requirement)(\s+|=|(?=\S))(?P<target>.+)$")
 _COMMENT = re.compile(r"(^|\s)#.*$")
+# name==1.2.3 with a PEP 508 name and a plain release number (valid for any reading).
+_SIMPLE_PIN = re.compile(r"([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)==([0-9]+(?:\.[0-9]+)*)")
 
 
 def _logical_lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -76,6 +78,11 @@ def parse_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> list
 
 
 def _requirement(path: Path, number: int, spec: str) -> Package:
+    simple = _SIMPLE_PIN.fullmatch(spec)
+    if simple is not None and not _ARCHIVE.search(simple[1]):
+        # What Requirement() gives for it, without its parser: most lines of a lock
+        # are such pins, and parsing them was most of the time of reading one.
+        return Package("PyPI", simple[1], simple[2], path, number)
     try:
         req = Requirement(spec)
     except InvalidRequirement as exc:
