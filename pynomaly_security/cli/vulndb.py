@@ -77,7 +77,7 @@ def _import(args: argparse.Namespace) -> int:
     if args.replace:
         building.unlink(missing_ok=True)
     try:
-        with AdvisoryDB(building) as db:
+        with AdvisoryDB(building, building=args.replace) as db:
             result = db.import_sources(sources)
             result["advisories"] = db.stats()["advisories"]
         if args.replace:

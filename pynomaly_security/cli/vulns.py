@@ -1,5 +1,9 @@
 """``python -m pynomaly_security vulns scan PATH [--db DB] [--format ...] [--fail-on ...]``.
 
+``--python-version`` / ``--platform``: the target whose environment markers decide
+which locked requirements are installed (default: the running interpreter); a
+requirement whose marker is false there is listed as not installed, not matched.
+
 Reads the lockfiles under PATH (:mod:`pynomaly_security.vulns.lockfiles`) and checks
 each pinned package against the advisory database: ``--db`` names the SQLite file
 (``vulndb import`` builds it; default ``VULNS_DB_PATH``), or OSV records (a directory,
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pynomaly_security.vulns.assessment import AutomatedVulnerabilityAssessment, VulnerabilityScan
+from pynomaly_security.vulns.markers import PLATFORMS, TargetEnvironment
 from pynomaly_security.vulns.osv import AdvisoryError
 from pynomaly_security.vulns.report import FORMATS, render
 from pynomaly_security.vulns.scoring import severity_rank
@@ -47,6 +52,16 @@ def register(subparsers: Any) -> None:
     scan_parser.add_argument("--format", choices=FORMATS, default="table")
     scan_parser.add_argument(
         "--fail-on", choices=("low", "medium", "high", "critical"), default=None
+    )
+    scan_parser.add_argument(
+        "--python-version",
+        metavar="X.Y[.Z]",
+        help="evaluate environment markers for this Python (default: the running one)",
+    )
+    scan_parser.add_argument(
+        "--platform",
+        choices=sorted(PLATFORMS),
+        help="evaluate environment markers for this sys.platform (default: the running one)",
     )
     scan_parser.set_defaults(func=_scan)
 
@@ -78,11 +93,14 @@ def open_database(paths: list[Path] | None) -> AdvisoryDB:
     return db
 
 
-def scan(path: Path, db_paths: list[Path] | None) -> VulnerabilityScan:
-    """One scan of ``path`` against the database of ``db_paths`` (see :func:`open_database`)."""
+def scan(
+    path: Path, db_paths: list[Path] | None, environment: TargetEnvironment | None = None
+) -> VulnerabilityScan:
+    """One scan of ``path`` against the database of ``db_paths`` (see :func:`open_database`),
+    markers evaluated for ``environment`` (default: the running interpreter)."""
     db = open_database(db_paths)
     try:
-        return AutomatedVulnerabilityAssessment(db).scan_path(path)
+        return AutomatedVulnerabilityAssessment(db, environment=environment).scan_path(path)
     finally:
         db.close()
 
@@ -99,7 +117,12 @@ def _scan(args: argparse.Namespace) -> int:
         print(f"error: {args.path}: no such file or directory", file=sys.stderr)
         return 2
     try:
-        report = scan(args.path, args.db)
+        target = TargetEnvironment.of(args.python_version, args.platform)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = scan(args.path, args.db, target)
         text = render(report, args.format, args.path.resolve())
     except AdvisoryError as exc:
         print(f"error: {exc}", file=sys.stderr)

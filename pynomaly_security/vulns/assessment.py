@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pynomaly_security.vulns.lockfiles import Package, scan_tree
+from pynomaly_security.vulns.markers import TargetEnvironment
 from pynomaly_security.vulns.osv import AdvisoryError, normalize_name
 from pynomaly_security.vulns.plan import DeadlinePolicy, RemediationStep, safe_version
 from pynomaly_security.vulns.scoring import (
@@ -103,6 +104,9 @@ class VulnerabilityScan:
     scanned_at: float
     unpinned: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    not_installed: list[str] = field(default_factory=list)
+    """Pinned packages whose environment marker is false for the target: not matched."""
+    environment: str = ""  # what the markers were evaluated for
     dependencies: list[dict[str, Any]] = field(default_factory=list)
     """The environment scan's installed distributions: name, version, imported."""
 
@@ -123,6 +127,8 @@ class VulnerabilityScan:
             "findings": [f.to_dict() for f in self.findings],
             "plan": [s.to_dict() for s in self.plan],
             "unpinned": self.unpinned,
+            "not_installed": self.not_installed,
+            "environment": self.environment,
             "errors": self.errors,
             **({"dependencies": self.dependencies} if self.dependencies else {}),
         }
@@ -173,6 +179,8 @@ class AutomatedVulnerabilityAssessment:
             :class:`~pynomaly_security.vulns.osv.AdvisoryError` then, naming the
             ``vulndb import`` command).
         policy: remediation deadlines by severity.
+        environment: the target whose environment markers decide which locked
+            requirements are installed (default: the running interpreter).
         clock: seconds since the epoch (tests pin it).
 
     References:
@@ -185,10 +193,12 @@ class AutomatedVulnerabilityAssessment:
         *,
         policy: DeadlinePolicy | None = None,
         clock: Callable[[], float] = time.time,
+        environment: TargetEnvironment | None = None,
     ) -> None:
         self._db = db if isinstance(db, AdvisoryDB) else None
         self.db_path = db.path if isinstance(db, AdvisoryDB) else str(db)
         self.policy = policy or DeadlinePolicy()
+        self.environment = environment or TargetEnvironment.running()
         self.clock = clock
         self._lock = threading.Lock()
         self._last: VulnerabilityScan | None = None
@@ -259,39 +269,38 @@ class AutomatedVulnerabilityAssessment:
         errors = list(errors or [])
         findings: list[DependencyFinding] = []
         unpinned: list[str] = []
+        not_installed: list[str] = []
         count = 0
         with self._lock:
             db = self.db
-            matches: dict[tuple[str, str, str], list[_Matched]] = {}
-            records: dict[str, _Matched] = {}
+            pinned: list[tuple[Package, tuple[str, str, str]]] = []
             seen: set[Package] = set()
             for package in packages:
                 if package in seen:
                     continue  # one file reached twice (scanned, and -r included by another)
                 seen.add(package)
                 count += 1
+                where = f"{package.source}:{package.line}" if package.line else package.source
                 if package.version is None:
-                    where = (
-                        f"{package.source}:{package.line}" if package.line else str(package.source)
-                    )
                     unpinned.append(f"{where}: {package.name} ({package.note})")
                     continue
-                key = (
-                    package.ecosystem,
-                    normalize_name(package.ecosystem, package.name),
-                    package.version,
-                )
-                if key not in matches:
-                    try:
-                        found = db.matching(package.ecosystem, package.name, package.version)
-                    except (UnknownEcosystem, VersionError) as exc:
-                        errors.append(f"{package.source}: {package.name} {package.version}: {exc}")
-                        continue
-                    matches[key] = self._merge(db, found, records)
+                if self.environment.applies(package.marker) is False:
+                    not_installed.append(
+                        f"{where}: {package.name} {package.version} (marker: {package.marker})"
+                    )
+                    continue
+                name = normalize_name(package.ecosystem, package.name)
+                pinned.append((package, (package.ecosystem, name, package.version)))
+            matches = self._match(db, [key for _, key in pinned])
+            for package, key in pinned:
+                found, version = matches[key], key[2]
+                if isinstance(found, Exception):
+                    errors.append(f"{package.source}: {package.name} {version}: {found}")
+                    continue
                 is_imported = (
                     None if imported is None else normalize_name("PyPI", package.name) in imported
                 )
-                for m in matches[key]:
+                for m in found:
                     points, label = priority(
                         m.score, epss=m.epss, kev=m.kev_due is not None, imported=is_imported
                     )
@@ -299,7 +308,7 @@ class AutomatedVulnerabilityAssessment:
                         DependencyFinding(
                             package.ecosystem,
                             package.name,
-                            package.version,
+                            version,
                             str(package.source),
                             m.vulnerability,
                             m.aliases,
@@ -315,27 +324,66 @@ class AutomatedVulnerabilityAssessment:
                     )
             findings.sort(key=lambda f: (-f.priority_points, f.package, f.vulnerability))
             plan = self._plan(db, findings, now)
-        return VulnerabilityScan(target, findings, plan, count, now, unpinned, errors)
+        return VulnerabilityScan(
+            target,
+            findings,
+            plan,
+            count,
+            now,
+            unpinned,
+            errors,
+            not_installed=not_installed,
+            environment=self.environment.describe(),
+        )
 
-    def _merge(
-        self, db: AdvisoryDB, found: list[StoredAdvisory], cache: dict[str, _Matched]
-    ) -> list[_Matched]:
-        """One entry per vulnerability: records that alias each other are merged."""
-        groups: dict[str, list[StoredAdvisory]] = {}
-        for advisory in found:
-            groups.setdefault(db.vulnerability(advisory.id), []).append(advisory)
-        out = []
-        for name, members in sorted(groups.items()):
-            if name not in cache:
-                ids = sorted(set().union(*(db.aliases(a.id) for a in members)))
-                records = db.severities(ids)  # every record of the vulnerability
-                score = score_vulnerability(
-                    [(t, v) for r in records for t, v in r[3]], [r[2] for r in records]
-                )
-                summary = next((r[1] for r in records if r[1]), members[0].summary)
-                cves = [i for i in ids if i.startswith("CVE-")]
-                cache[name] = _Matched(name, ids, summary, score, db.epss(cves), db.kev_due(cves))
-            out.append(cache[name])
+    def _match(
+        self, db: AdvisoryDB, keys: list[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], list[_Matched] | Exception]:
+        """The vulnerabilities of each ``(ecosystem, name, version)``, records that alias
+        each other merged. The database is read in batches (records of all packages,
+        then their alias groups, then severities, EPSS and KEV of all vulnerabilities),
+        not package by package."""
+        by_ecosystem: dict[str, set[str]] = {}
+        for ecosystem, name, _version in keys:
+            by_ecosystem.setdefault(ecosystem, set()).add(name)
+        for ecosystem, names in by_ecosystem.items():
+            db.prefetch(ecosystem, names)
+        found: dict[tuple[str, str, str], list[StoredAdvisory] | Exception] = {}
+        for key in keys:
+            if key not in found:
+                try:
+                    found[key] = db.matching(*key)
+                except (UnknownEcosystem, VersionError) as exc:
+                    found[key] = exc
+        records = [a for hit in found.values() if isinstance(hit, list) for a in hit]
+        db.prefetch_groups(a.id for a in records)
+        ids: dict[str, set[str]] = {}  # vulnerability -> every id of it
+        first: dict[str, str] = {}  # vulnerability -> the summary of its first record found
+        for advisory in records:
+            name = db.vulnerability(advisory.id)
+            ids.setdefault(name, set()).update(db.aliases(advisory.id))
+            first.setdefault(name, advisory.summary)
+        everything = {i for group in ids.values() for i in group}
+        severities = {row[0]: row for row in db.severities(everything)}
+        intel = db.intel(i for i in everything if i.startswith("CVE-"))
+        merged: dict[str, _Matched] = {}
+        for name, group in ids.items():
+            members = sorted(group)
+            rows = [severities[i] for i in members if i in severities]
+            score = score_vulnerability(
+                [(t, v) for r in rows for t, v in r[3]], [r[2] for r in rows]
+            )
+            cves = [i for i in members if i.startswith("CVE-")]
+            summary = next((r[1] for r in rows if r[1]), first[name])
+            merged[name] = _Matched(
+                name, members, summary, score, intel.epss(cves), intel.kev_due(cves)
+            )
+        out: dict[tuple[str, str, str], list[_Matched] | Exception] = {}
+        for key, hit in found.items():
+            if isinstance(hit, Exception):
+                out[key] = hit
+            else:
+                out[key] = [merged[n] for n in sorted({db.vulnerability(a.id) for a in hit})]
         return out
 
     def _plan(
@@ -343,9 +391,15 @@ class AutomatedVulnerabilityAssessment:
     ) -> list[RemediationStep]:
         found = dt.datetime.fromtimestamp(now, dt.UTC).date()
         steps: dict[tuple[str, str, str], RemediationStep] = {}
+        deadlines: dict[tuple[str, str | None], tuple[str, str]] = {}  # few distinct ones
         for f in findings:  # highest priority first: the first of a package sets its priority
             key = (f.ecosystem, normalize_name(f.ecosystem, f.package), f.version)
-            deadline, why = self.policy.deadline(f.severity, found, f.kev_due)
+            when = deadlines.get((f.severity, f.kev_due))
+            if when is None:
+                when = deadlines[(f.severity, f.kev_due)] = self.policy.deadline(
+                    f.severity, found, f.kev_due
+                )
+            deadline, why = when
             step = steps.get(key)
             if step is None:
                 target = safe_version(db, f.ecosystem, f.package, f.version)

@@ -22,13 +22,14 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pynomaly_security.exceptions import SecurityError
-from pynomaly_security.vulns.versions import UnknownEcosystem, VersionError, sort_key
+from pynomaly_security.vulns.versions import UnknownEcosystem, VersionError
+from pynomaly_security.vulns.versions import version_key as _key
 
 __all__ = ["Advisory", "AdvisoryError", "OSVDatabase", "normalize_name"]
 
@@ -39,6 +40,7 @@ class AdvisoryError(SecurityError, ValueError):
     """An OSV file that cannot be read; the message names the file (and line)."""
 
 
+@functools.lru_cache(maxsize=65_536)  # a scan asks for each name several times
 def normalize_name(ecosystem: str, name: str) -> str:
     """The name as the ecosystem compares it (PEP 503 for PyPI, lower case for Packagist)."""
     if ecosystem == "PyPI":
@@ -48,17 +50,18 @@ def normalize_name(ecosystem: str, name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class _Range:
+# Named tuples, not frozen dataclasses: a scan builds thousands of them from the
+# database, and a tuple is built in C (a frozen dataclass sets each field through
+# object.__setattr__).
+class _Range(NamedTuple):
     kind: str
     events: tuple[tuple[str, str], ...]  # (event kind, version), in record order
 
 
-@dataclass(frozen=True)
-class _Affected:
+class _Affected(NamedTuple):
     ecosystem: str
     ranges: tuple[_Range, ...]
-    versions: frozenset[str]
+    versions: Collection[str]  # a frozenset, or the store's listed text
 
 
 @dataclass
@@ -146,13 +149,6 @@ def _parse(record: dict[str, Any], path: Path) -> Advisory:
     return advisory
 
 
-@functools.lru_cache(maxsize=65_536)
-def _key(ecosystem: str, version: str) -> Any:
-    # Parsing a version (PEP 440, Maven) costs more than comparing it; a scan and its
-    # fix loop compare the same bounds many times.
-    return sort_key(ecosystem)(version)
-
-
 @functools.lru_cache(maxsize=16_384)
 def _prepared(rng: _Range, ecosystem: str) -> tuple[list[Any], list[tuple[Any, str]]]:
     eco = "npm" if rng.kind == "SEMVER" else ecosystem
@@ -167,19 +163,20 @@ def _in_range(rng: _Range, ecosystem: str, version: str) -> bool:
         return False
     status = False
     # The last event at or below the version decides; "introduced: 0" is below everything.
+    # Events are sorted, so the first one above the version ends the walk; only ``<`` is
+    # asked of the keys (the total_ordering fallbacks cost a call each).
     for bound, kind in events:
-        if kind == "introduced" and (bound is None or target >= bound):
+        if bound is None:
             status = True
-        elif bound is not None and _closes(kind, target, bound):
-            status = False
+        elif target < bound:
+            break
+        elif kind == "introduced":
+            status = True
+        elif kind == "fixed":
+            status = False  # fixed excludes its own version
+        elif kind == "last_affected" and bound < target:
+            status = False  # last_affected includes it
     return status
-
-
-def _closes(kind: str, target: Any, bound: Any) -> bool:
-    # fixed excludes its own version; last_affected includes it
-    if kind == "fixed":
-        return bool(target >= bound)
-    return kind == "last_affected" and bool(target > bound)
 
 
 def _sorted_events(rng: _Range, key: Any) -> list[tuple[Any, str]]:
@@ -246,7 +243,7 @@ class OSVDatabase:
         return [a for a in self._by_package.get(key, []) if _affects(a.affected[key], version)]
 
 
-def _affects(entries: list[_Affected], version: str) -> bool:
+def _affects(entries: Iterable[_Affected], version: str) -> bool:
     for entry in entries:
         if version in entry.versions:
             return True

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pynomaly_security.vulns.versions import UnknownEcosystem, VersionError, sort_key
+from pynomaly_security.vulns.versions import UnknownEcosystem, VersionError, version_key
 
 if TYPE_CHECKING:
     from pynomaly_security.vulns.store import AdvisoryDB, StoredAdvisory
@@ -91,15 +91,14 @@ def safe_version(
     """The smallest known fixed version above ``version`` that no advisory affects."""
     advisories = db.candidates(ecosystem, name) if candidates is None else list(candidates)
     try:
-        key = sort_key(ecosystem)
-        current = key(version)
-        fixes = {f for a in advisories for f in a.fixed_versions()}
-        ordered = sorted((f for f in fixes if key(f) > current), key=key)
+        current = version_key(ecosystem, version)
+        fixes = {f: version_key(ecosystem, f) for a in advisories for f in a.fixed_versions()}
+        ordered = sorted((f for f, k in fixes.items() if current < k), key=fixes.__getitem__)
     except (UnknownEcosystem, VersionError):
         return None
     for fix in ordered:
         for i, advisory in enumerate(advisories):
-            if db.matching(ecosystem, name, fix, [advisory]):
+            if advisory.affects(fix):
                 # The advisory that ruled this candidate out is likely to rule out the
                 # next one too: ask it first (exact, and no longer candidates x advisories).
                 advisories.insert(0, advisories.pop(i))

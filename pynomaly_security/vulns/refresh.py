@@ -102,7 +102,7 @@ def refresh(
         new.unlink(missing_ok=True)
         sources = [OSVSource(dest) for dest, _ in downloads]
         try:
-            with AdvisoryDB(new) as built:
+            with AdvisoryDB(new, building=True) as built:
                 result = built.import_sources(sources, clock=clock)
                 if target.is_file():
                     with AdvisoryDB(target, create=False) as old:

@@ -1,7 +1,8 @@
 """A :class:`~.assessment.VulnerabilityScan` as text: a table, JSON, SARIF 2.1.0, CycloneDX VEX.
 
 - ``table``: one row per vulnerable package (severity, priority, fix, deadline, ids),
-  then the remediation plan, then what was not scanned (unpinned lines, unreadable files).
+  then the remediation plan, then what was not scanned (unpinned lines, requirements
+  whose environment marker is false for the target, unreadable files).
 - ``sarif``: one rule per vulnerability (``security-severity`` is the CVSS score, read by
   GitHub code scanning), one result per package location, lockfile paths relative to
   the scanned directory (``%SRCROOT%``).
@@ -98,7 +99,12 @@ def table(scan: VulnerabilityScan, root: Path | None = None) -> str:
                 )
             )
         lines += _columns(rows)
-    for title, items in (("unpinned", scan.unpinned), ("errors", scan.errors)):
+    sections = (
+        ("unpinned", scan.unpinned),
+        (f"not installed here (marker false for {scan.environment})", scan.not_installed),
+        ("errors", scan.errors),
+    )
+    for title, items in sections:
         if items:
             lines.append(f"{title} ({len(items)}):")
             lines += [f"  {item}" for item in items]

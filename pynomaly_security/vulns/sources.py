@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from pynomaly_security.vulns._yaml import safe_load
 from pynomaly_security.vulns.osv import AdvisoryError
 
 __all__ = ["MAX_RECORD_BYTES", "OSVSource", "RecordError"]
@@ -33,8 +35,6 @@ MAX_RECORD_BYTES = 16 * 1024 * 1024
 """A record larger than this is refused (a zip bomb or a wrong file, not an advisory)."""
 
 _SUFFIXES = (".json", ".yaml", ".yml")
-# libyaml when built in: the PyPA database is YAML, and the pure-Python loader is ~10x slower.
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def decode(name: str, data: bytes) -> dict[str, Any]:
             raise AdvisoryError(f"{name}: line 1: not UTF-8: {exc.reason}") from None
     else:
         try:
-            parsed = yaml.load(data, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
+            parsed = safe_load(data)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -125,15 +125,15 @@ class OSVSource:
             digest.update(data)
             yield from self._one(str(self.path), self.path.name, data)
         else:
-            for file in _record_files(self.path):
-                rel = file.relative_to(self.path).as_posix()
+            for rel, file in _record_files(self.path):
                 try:
-                    data = file.read_bytes()
+                    with open(file, "rb") as handle:
+                        data = handle.read()
                 except OSError as exc:
-                    self._skip(exc, str(file))
+                    self._skip(exc, file)
                     continue
                 digest.update(rel.encode() + b"\0" + data)
-                yield from self._one(str(file), file.name, data)
+                yield from self._one(file, os.path.basename(file), data)
         self.sha256 = digest.hexdigest()
 
     def _zip(self, digest: Any) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -179,13 +179,23 @@ class OSVSource:
         yield where, record
 
 
-def _record_files(root: Path) -> list[Path]:
-    # A git checkout's own metadata is never a record, whatever its suffix.
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.suffix in _SUFFIXES and ".git" not in p.relative_to(root).parts and p.is_file()
-    )
+def _record_files(root: Path) -> list[tuple[str, str]]:
+    # A git checkout's own metadata is never a record, whatever its suffix. os.walk and
+    # strings, not rglob and Path objects: listing 5,000 records that way cost as much
+    # as reading them. ``(relative path with /, path)`` in the order sorted Paths had
+    # (part by part), which the directory's digest depends on; symbolic links to
+    # folders are not followed (nor were they by rglob).
+    found: list[tuple[list[str], str]] = []
+    for folder, folders, files in os.walk(root):
+        folders[:] = [f for f in folders if f != ".git"]
+        rel = os.path.relpath(folder, root)
+        parts = [] if rel == "." else rel.split(os.sep)
+        for name in files:
+            path = os.path.join(folder, name)
+            if os.path.splitext(name)[1] in _SUFFIXES and os.path.isfile(path):
+                found.append(([*parts, name], path))
+    found.sort(key=lambda item: item[0])
+    return [("/".join(parts), path) for parts, path in found]
 
 
 def _git_head(root: Path) -> str | None:

@@ -19,9 +19,10 @@ imported by ``vulndb import-epss`` / ``import-kev``; a refresh carries them over
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,14 @@ from typing import Any
 from pynomaly_security.vulns.osv import AdvisoryError, _Affected, _affects, _Range, normalize_name
 from pynomaly_security.vulns.sources import OSVSource
 
-__all__ = ["SCHEMA_VERSION", "AdvisoryDB", "StoredAdvisory"]
+__all__ = ["SCHEMA_VERSION", "AdvisoryDB", "Intel", "StoredAdvisory"]
 
 SCHEMA_VERSION = "1"
 _BATCH = 2000
 _ALIAS_WALK_LIMIT = 256  # ids visited per vulnerability; real groups have a handful
 _GROUP_CACHE = 20_000  # alias groups kept between scans
 _PACKAGE_CACHE = 20_000  # packages whose parsed records are kept between scans
+_IN_CHUNK = 400  # ids or names per ``IN (...)`` query
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -77,6 +79,30 @@ class StoredAdvisory:
 
     def fixed_versions(self) -> list[str]:
         return [v for e in self.entries for r in e.ranges for k, v in r.events if k == "fixed"]
+
+    def affects(self, version: str) -> bool:
+        """Whether a range or versions list of the record includes ``version``."""
+        return _affects(self.entries, version)
+
+
+@dataclass(frozen=True)
+class Intel:
+    """EPSS scores and KEV due dates read for a set of CVEs (:meth:`AdvisoryDB.intel`)."""
+
+    scores: dict[str, float]  # EPSS probability by CVE
+    due_dates: dict[str, str]  # KEV due date by CVE, "" when listed without one
+
+    def epss(self, ids: Iterable[str]) -> float | None:
+        """The highest EPSS probability among ``ids``, None when none has one."""
+        return max((self.scores[i] for i in ids if i in self.scores), default=None)
+
+    def kev_due(self, ids: Iterable[str]) -> str | None:
+        """The earliest KEV due date among ``ids``; ``""`` when listed only without one;
+        None when none is on the list."""
+        listed = [self.due_dates[i] for i in ids if i in self.due_dates]
+        if not listed:
+            return None
+        return min((d for d in listed if d), default="")
 
 
 def _severities(record: dict[str, Any]) -> tuple[str | None, list[list[str]]]:
@@ -120,12 +146,74 @@ def _affected_rows(record: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
             yield ecosystem, normalize_name(ecosystem, name), blob
 
 
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    # SQLite builds before 3.32 bind at most 999 parameters; stay well under.
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
+
+
+def _marks(chunk: list[str]) -> str:
+    return ",".join("?" * len(chunk))
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _plain(text: str) -> bool:
+    # What json.dumps writes as is: printable ASCII (space to ~) but " and \.
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
+class _ListedVersions(Collection[str]):
+    """An entry's ``versions`` list as stored (its JSON text), searched as text.
+
+    A PyPI record lists every affected release, and building a set of those strings
+    for each record a scan reads was most of a first scan's time. The JSON text of a
+    list of strings with no backslash holds only strings without ``"``, ``\\`` or
+    characters JSON escapes, each as ``"value"`` between ``[``, ``,`` and ``]``: with
+    the brackets made commas, ``,"version",`` occurs in it exactly when the version is
+    in the list. A list with an escape in it is read into a set instead.
+    """
+
+    __slots__ = ("_listed", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = "," + text[1:-1] + ","
+        self._listed: frozenset[str] | None = frozenset(json.loads(text)) if "\\" in text else None
+
+    def __contains__(self, version: object) -> bool:
+        if self._listed is not None:
+            return version in self._listed
+        if not isinstance(version, str) or not _plain(version):
+            return False  # it would be escaped, and this list has no escape
+        return f',"{version}",' in self._text
+
+    def _all(self) -> frozenset[str]:
+        if self._listed is None:
+            return frozenset(json.loads("[" + self._text[1:-1] + "]"))
+        return self._listed
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Collection) and self._all() == frozenset(other)
+
+    def __hash__(self) -> int:
+        return hash(self._all())
+
+
 def _entry(ecosystem: str, blob: str) -> _Affected:
-    ranges, versions = json.loads(blob)
+    # blob: [ranges, versions] (compact JSON); the ranges are small, the versions list
+    # is kept as text (see _ListedVersions).
+    ranges, end = _DECODER.raw_decode(blob, 1)
     return _Affected(
         ecosystem,
         tuple(_Range(kind, tuple((k, v) for k, v in events)) for kind, events in ranges),
-        frozenset(versions),
+        _ListedVersions(blob[end + 1 : -1]),
     )
 
 
@@ -135,10 +223,15 @@ class AdvisoryDB:
     Args:
         path: the SQLite file (created with its schema when absent unless ``create``
             is false, which raises :class:`AdvisoryError` instead).
+        building: a new file that nobody reads before it is complete and swapped in
+            (``vulndb refresh``, ``vulndb import --replace``): written without a
+            rollback journal and without syncs (a failed build is thrown away, not
+            rolled back), then synced once by :meth:`close`, before the swap.
     """
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, building: bool = False) -> None:
         self.path = str(path)
+        self._building = building
         if not create and self.path != ":memory:" and not Path(self.path).is_file():
             raise AdvisoryError(
                 f"{self.path}: no advisory database (python -m pynomaly_security vulndb import)"
@@ -148,6 +241,8 @@ class AdvisoryDB:
         # Scans run in a worker thread of the app; one connection, guarded by the caller.
         self._conn = sqlite3.connect(self.path, check_same_thread=False)
         try:
+            if building:
+                self._conn.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
             self._conn.executescript(_SCHEMA)
             found = self._conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         except sqlite3.DatabaseError as exc:
@@ -164,6 +259,12 @@ class AdvisoryDB:
 
     def close(self) -> None:
         self._conn.close()
+        if self._building and self.path != ":memory:":
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # on disk before it is renamed over the old file
+            finally:
+                os.close(fd)
 
     def __enter__(self) -> AdvisoryDB:
         return self
@@ -247,7 +348,8 @@ class AdvisoryDB:
         conn.execute("DELETE FROM alias WHERE id IN (SELECT id FROM withdrawn)")
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('imported_at', ?)", (str(clock()),))
         conn.commit()
-        conn.execute("PRAGMA synchronous=FULL")
+        if not self._building:
+            conn.execute("PRAGMA synchronous=FULL")
         if progress is not None:
             progress(imported)
         return {"imported": imported, "withdrawn": withdrawn, "sources": described}
@@ -277,30 +379,40 @@ class AdvisoryDB:
         key = normalize_name(ecosystem, name)
         cached = self._packages.get((ecosystem, key))
         if cached is None:
-            if len(self._packages) >= _PACKAGE_CACHE:
-                self._packages.clear()  # bounded; a scan touches far fewer packages
-            cached = self._packages[(ecosystem, key)] = self._read_candidates(ecosystem, key)
+            self.prefetch(ecosystem, [key])
+            cached = self._packages[(ecosystem, key)]
         return list(cached)
 
-    def _read_candidates(self, ecosystem: str, key: str) -> list[StoredAdvisory]:
-        rows = self._conn.execute(
-            "SELECT a.id, a.summary, a.label, a.vectors, a.published, f.entry"
-            " FROM affected f JOIN advisory a ON a.id = f.id"
-            " WHERE f.ecosystem=? AND f.name=? ORDER BY a.id",
-            (ecosystem, key),
-        ).fetchall()
-        grouped: dict[str, StoredAdvisory] = {}
-        for rid, summary, label, vectors, published, blob in rows:
-            entry = _entry(ecosystem, blob)
-            if rid in grouped:
-                old = grouped[rid]
-                grouped[rid] = StoredAdvisory(
-                    rid, summary, label, old.vectors, published, (*old.entries, entry)
-                )
-            else:
-                pairs = tuple((t, v) for t, v in json.loads(vectors))
-                grouped[rid] = StoredAdvisory(rid, summary, label, pairs, published, (entry,))
-        return list(grouped.values())
+    def prefetch(self, ecosystem: str, names: Iterable[str]) -> None:
+        """Read the records of many packages at once (a scan: one query per few hundred
+        names, not one per package) into the bounded cache :meth:`candidates` reads."""
+        keys = sorted({normalize_name(ecosystem, n) for n in names} - self._cached(ecosystem))
+        for chunk in _chunks(keys):
+            if len(self._packages) + len(chunk) > _PACKAGE_CACHE:
+                self._packages.clear()  # bounded; a scan touches far fewer packages
+            grouped: dict[str, dict[str, StoredAdvisory]] = {key: {} for key in chunk}
+            rows = self._conn.execute(
+                "SELECT f.name, a.id, a.summary, a.label, a.vectors, a.published, f.entry"  # noqa: S608
+                " FROM affected f JOIN advisory a ON a.id = f.id"
+                f" WHERE f.ecosystem=? AND f.name IN ({_marks(chunk)})"
+                " ORDER BY f.name, a.id, f.rowid",
+                (ecosystem, *chunk),
+            )
+            for key, rid, summary, label, vectors, published, blob in rows:
+                package, entry = grouped[key], _entry(ecosystem, blob)
+                old = package.get(rid)
+                if old is not None:
+                    package[rid] = StoredAdvisory(
+                        rid, summary, label, old.vectors, published, (*old.entries, entry)
+                    )
+                else:
+                    pairs = tuple((t, v) for t, v in json.loads(vectors))
+                    package[rid] = StoredAdvisory(rid, summary, label, pairs, published, (entry,))
+            for key, package in grouped.items():
+                self._packages[(ecosystem, key)] = list(package.values())
+
+    def _cached(self, ecosystem: str) -> set[str]:
+        return {key for eco, key in self._packages if eco == ecosystem}
 
     def matching(
         self,
@@ -311,7 +423,7 @@ class AdvisoryDB:
     ) -> list[StoredAdvisory]:
         """The records whose ranges or versions lists include ``version``."""
         found = self.candidates(ecosystem, name) if candidates is None else candidates
-        return [a for a in found if _affects(list(a.entries), version)]
+        return [a for a in found if a.affects(version)]
 
     def aliases(self, record_id: str) -> set[str]:
         """Every id of the vulnerability: record ids and the aliases they name."""
@@ -324,37 +436,72 @@ class AdvisoryDB:
     def _walk(self, record_id: str) -> tuple[set[str], str]:
         found = self._groups.get(record_id)
         if found is None:
-            if len(self._groups) >= _GROUP_CACHE:
-                self._groups.clear()  # bounded; rebuilt from the index as scans need it
-            found = self._groups[record_id] = self._walk_index(record_id)
+            self.prefetch_groups([record_id])
+            found = self._groups[record_id]
         return found
 
-    def _walk_index(self, record_id: str) -> tuple[set[str], str]:
-        conn = self._conn
-        seen, frontier, records = {record_id}, [record_id], {record_id}
-        while frontier and len(seen) < _ALIAS_WALK_LIMIT:
-            current = frontier.pop()
-            linked = [r for (r,) in conn.execute("SELECT alias FROM alias WHERE id=?", (current,))]
-            linked += [r for (r,) in conn.execute("SELECT id FROM alias WHERE alias=?", (current,))]
-            for other in linked:
-                if other not in seen:
-                    seen.add(other)
-                    frontier.append(other)
-        for other in seen:
-            if conn.execute("SELECT 1 FROM advisory WHERE id=?", (other,)).fetchone():
-                records.add(other)
-        return seen, min(records)
+    def prefetch_groups(self, record_ids: Iterable[str]) -> None:
+        """The alias groups of many records at once, into the bounded cache
+        :meth:`aliases` and :meth:`vulnerability` read: a walk over the alias rows one
+        level at a time for all of them together (a query per level and few hundred
+        ids, not two per id visited), then each record's group within what was read."""
+        starts = sorted(set(record_ids) - self._groups.keys())
+        if not starts:
+            return
+        if len(self._groups) + len(starts) > _GROUP_CACHE:
+            self._groups.clear()  # bounded; rebuilt from the index as scans need it
+        linked: dict[str, set[str]] = {}
+        records: set[str] = set()  # an alias row's own id is a stored record's
+        seen, frontier = set(starts), starts
+        budget = _ALIAS_WALK_LIMIT * len(starts)  # as walking each group on its own
+        while frontier and len(seen) < budget:
+            for chunk in _chunks(frontier):
+                marks = _marks(chunk)
+                for one, other in self._conn.execute(
+                    f"SELECT id, alias FROM alias WHERE id IN ({marks})"  # noqa: S608 (marks)
+                    f" UNION ALL SELECT id, alias FROM alias WHERE alias IN ({marks})",
+                    (*chunk, *chunk),
+                ):
+                    records.add(one)
+                    linked.setdefault(one, set()).add(other)
+                    linked.setdefault(other, set()).add(one)
+            frontier = sorted({o for r in frontier for o in linked.get(r, ()) if o not in seen})
+            seen.update(frontier)
+        for chunk in _chunks(sorted(seen - records)):  # named only as aliases: records too?
+            records.update(
+                rid
+                for (rid,) in self._conn.execute(
+                    f"SELECT id FROM advisory WHERE id IN ({_marks(chunk)})",  # noqa: S608
+                    chunk,
+                )
+            )
+        for start in starts:
+            if start in self._groups:
+                continue  # in the group of an earlier start
+            group, todo = {start}, [start]
+            while todo and len(group) < _ALIAS_WALK_LIMIT:
+                for other in linked.get(todo.pop(), ()):
+                    if other not in group:
+                        group.add(other)
+                        todo.append(other)
+            members = group & records
+            self._groups[start] = (group, min(members | {start}))
+            if members and len(group) < _ALIAS_WALK_LIMIT:  # complete: each member's walk
+                named = (group, min(members))
+                for member in members:
+                    self._groups.setdefault(member, named)
 
     def severities(self, ids: Iterable[str]) -> list[tuple[str, str, str | None, list[list[str]]]]:
         """``(id, summary, label, vectors)`` of the records among ``ids`` (a vulnerability's
-        severity is its records', whichever of them matched a version)."""
+        severity is its records', whichever of them matched a version), by id."""
         out = []
-        for rid in sorted(set(ids)):
-            row = self._conn.execute(
-                "SELECT id, summary, label, vectors FROM advisory WHERE id=?", (rid,)
-            ).fetchone()
-            if row is not None:
-                out.append((row[0], row[1], row[2], json.loads(row[3])))
+        for chunk in _chunks(sorted(set(ids))):
+            rows = self._conn.execute(
+                "SELECT id, summary, label, vectors FROM advisory"  # noqa: S608 (marks)
+                f" WHERE id IN ({_marks(chunk)}) ORDER BY id",
+                chunk,
+            )
+            out += [(rid, summary, label, json.loads(v)) for rid, summary, label, v in rows]
         return out
 
     def is_withdrawn(self, record_id: str) -> bool:
@@ -401,24 +548,35 @@ class AdvisoryDB:
             self._conn.executemany("INSERT OR REPLACE INTO kev VALUES (?, ?, ?, ?)", rows)
         return int(self._conn.execute("SELECT count(*) FROM kev").fetchone()[0])
 
+    def intel(self, cves: Iterable[str]) -> Intel:
+        """The EPSS scores and KEV due dates of many CVEs at once (a scan asks for all
+        of its vulnerabilities' CVEs together)."""
+        wanted = sorted(set(cves))
+        epss: dict[str, float] = {}
+        kev: dict[str, str] = {}
+        for chunk in _chunks(wanted):
+            marks = _marks(chunk)
+            for cve, score in self._conn.execute(
+                f"SELECT cve, score FROM epss WHERE cve IN ({marks})",  # noqa: S608 (marks)
+                chunk,
+            ):
+                epss[cve] = float(score)
+            for cve, due in self._conn.execute(
+                f"SELECT cve, due_date FROM kev WHERE cve IN ({marks})",  # noqa: S608 (marks)
+                chunk,
+            ):
+                kev[cve] = due or ""
+        return Intel(epss, kev)
+
     def epss(self, ids: Iterable[str]) -> float | None:
         """The highest EPSS probability among ``ids`` (CVE aliases), if any was imported."""
-        best = None
-        for cve in ids:
-            row = self._conn.execute("SELECT score FROM epss WHERE cve=?", (cve,)).fetchone()
-            if row is not None and (best is None or row[0] > best):
-                best = float(row[0])
-        return best
+        ids = list(ids)
+        return self.intel(ids).epss(ids)
 
     def kev_due(self, ids: Iterable[str]) -> str | None:
         """The earliest KEV due date (ISO date) among ``ids``; ``""`` when listed without one."""
-        due: str | None = None
-        for cve in ids:
-            row = self._conn.execute("SELECT due_date FROM kev WHERE cve=?", (cve,)).fetchone()
-            if row is not None:
-                date = row[0] or ""
-                due = date if due is None or (date and (not due or date < due)) else due
-        return due
+        ids = list(ids)
+        return self.intel(ids).kev_due(ids)
 
     def copy_intel_to(self, other: AdvisoryDB) -> None:
         """Carry the EPSS and KEV tables into a freshly built database (refresh)."""

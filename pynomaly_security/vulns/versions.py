@@ -25,7 +25,14 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["ECOSYSTEMS", "UnknownEcosystem", "VersionError", "compare", "sort_key"]
+__all__ = [
+    "ECOSYSTEMS",
+    "UnknownEcosystem",
+    "VersionError",
+    "compare",
+    "sort_key",
+    "version_key",
+]
 
 
 class VersionError(ValueError):
@@ -65,29 +72,19 @@ def _legacy_parts(version: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-@functools.total_ordering
-class _PyPIKey:
-    __slots__ = ("legacy", "value")
+# packaging's Version compares its private ``_key`` tuples (``Version.__lt__`` is
+# ``self._key < other._key``); a key made of them compares in C, without two Python
+# calls per comparison. Should a packaging release drop it, the Version itself still
+# orders correctly inside the tuple, only slower.
+_HAS_KEY = isinstance(getattr(Version, "_key", None), property)
 
-    def __init__(self, text: str) -> None:
-        self.value: Version | tuple[str, ...]
-        try:
-            self.value, self.legacy = Version(text), False
-        except InvalidVersion:
-            self.value, self.legacy = _legacy_parts(text), True
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, _PyPIKey):
-            return NotImplemented
-        return (self.legacy, self.value) == (other.legacy, other.value)
-
-    def __lt__(self, other: _PyPIKey) -> bool:
-        if self.legacy != other.legacy:
-            return self.legacy  # legacy sorts before every valid version
-        return self.value < other.value  # type: ignore[operator]
-
-    def __hash__(self) -> int:
-        return hash((self.legacy, self.value))
+def _pypi_key(text: str) -> tuple[int, Any]:
+    try:
+        version = Version(text)
+    except InvalidVersion:
+        return (0, _legacy_parts(text))  # legacy sorts before every valid version
+    return (1, version._key if _HAS_KEY else version)
 
 
 # --- SemVer -----------------------------------------------------------------
@@ -344,7 +341,7 @@ class _PackagistKey:
 
 
 ECOSYSTEMS: dict[str, Callable[[str], Any]] = {
-    "PyPI": _PyPIKey,
+    "PyPI": _pypi_key,
     "npm": _semver_key,
     "crates.io": _semver_key,
     "Go": _semver_key,
@@ -361,6 +358,14 @@ def sort_key(ecosystem: str) -> Callable[[str], Any]:
         return ECOSYSTEMS[ecosystem.split(":", 1)[0]]
     except KeyError:
         raise UnknownEcosystem(f"no version ordering for ecosystem {ecosystem!r}") from None
+
+
+@functools.lru_cache(maxsize=65_536)
+def version_key(ecosystem: str, version: str) -> Any:
+    """``sort_key(ecosystem)(version)``, remembered: parsing a version (PEP 440, Maven)
+    costs more than comparing it, and a scan and its fix loop compare the same bounds
+    many times."""
+    return sort_key(ecosystem)(version)
 
 
 def compare(ecosystem: str, a: str, b: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,34 @@ def test_odd_shapes_read_or_refuse_cleanly(tmp_path: Path, name: str, text: str)
     packages, errors = scan_tree(tmp_path)  # scan_tree lets only LockfileError through
     assert all(isinstance(p, Package) for p in packages)
     assert all(e.startswith(f"{tmp_path / name}: line ") for e in errors)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "requests==2.31.0",
+        "Django==4.2",
+        "zope.interface==6.0",
+        "a==1",
+        "my_pkg-x==10.0.1",
+        "wheel-1.0-py3-none-any.whl==1.0",  # a name that is a file: path or URL
+        "pkg.zip==2.0",
+        "pkg==1.0a1",  # not a plain release: the full parser
+        "pkg==1.0.*",
+        "pkg==v1.0",
+        "-pkg==1.0",
+        "pkg_==1.0",
+        "pkg==1.",
+        "pkg==01.002",
+        "PKG==1.0.0.0.0",
+    ],
+)
+def test_simple_pins_read_as_the_full_parser_reads_them(
+    spec: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shortcut for ``name==1.2.3`` gives the Package packaging's parser gives."""
+    from pynomaly_security.vulns.lockfiles import requirements
+
+    fast = requirements._requirement(tmp_path / "r.txt", 3, spec)
+    monkeypatch.setattr(requirements, "_SIMPLE_PIN", re.compile(r"(?!)"))  # never matches
+    assert fast == requirements._requirement(tmp_path / "r.txt", 3, spec)

@@ -13,7 +13,7 @@ import pytest
 from pynomaly_security.vulns.lockfiles import scan_tree
 from pynomaly_security.vulns.osv import AdvisoryError, OSVDatabase
 from pynomaly_security.vulns.sources import OSVSource
-from pynomaly_security.vulns.store import AdvisoryDB
+from pynomaly_security.vulns.store import AdvisoryDB, _entry
 from tests.conftest import require_shared
 
 DATA = Path(__file__).parent / "data" / "osv"
@@ -149,3 +149,28 @@ def test_shared_lockfiles_same_findings_as_memory(tmp_path: Path) -> None:
                 differences.append((p.name, p.version))
         print(f"\nshared lockfiles: {checked} pinned packages compared, {len(differences)} differ")
         assert checked > 200 and differences == []
+
+
+TRICKY = ["1.0", "1.0.1", "", ",", '","', "a", '1.0"', 'a"1.0', "1.0\\", "\\", "1.0é", "1.0\x7f"]
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        [],
+        ["1.0.1", "2.0"],
+        ["1.0", "1.0.1", "", ","],
+        ['a"1.0', "2.0"],  # an escape in the list: read as a set
+        ["1.0\\"],
+        ["1.0é"],
+        ["x,1.0", "1.0,y"],
+    ],
+)
+def test_listed_versions_searched_as_text_exactly(listed: list[str]) -> None:
+    """A ``versions`` list kept as its stored JSON text answers ``in`` as the set of its
+    strings does, whatever characters the versions carry."""
+    blob = json.dumps([[], listed], separators=(",", ":"))  # as the import stores it
+    entry = _entry("PyPI", blob)
+    for version in TRICKY + listed:
+        assert (version in entry.versions) == (version in set(listed)), version
+    assert set(entry.versions) == set(listed) and len(entry.versions) == len(set(listed))

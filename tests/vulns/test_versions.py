@@ -90,3 +90,15 @@ def test_shared_version_ordering(ecosystem: str) -> None:
     rate = (total - len(failures)) / total
     print(f"{ecosystem}: {total - len(failures)}/{total} = {rate:.2%}")
     assert not failures, f"{ecosystem}: {rate:.2%} pass; first failures: {failures[:10]}"
+
+
+def test_pypi_key_without_packagings_comparison_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should packaging drop ``Version._key``, the key keeps the Version itself and orders
+    the same."""
+    import pynomaly_security.vulns.versions as versions
+
+    texts = ["1.0.dev0", "1.0a1", "1.0", "1.0+local", "1.0.post1", "1!0.1", "2.0-final-1", "dev"]
+    fast = sorted(texts, key=versions.sort_key("PyPI"))
+    monkeypatch.setattr(versions, "_HAS_KEY", False)
+    assert sorted(reversed(texts), key=versions.sort_key("PyPI")) == fast
+    assert fast[:2] == ["dev", "2.0-final-1"] and fast[-1] == "1!0.1"

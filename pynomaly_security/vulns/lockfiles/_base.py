@@ -43,7 +43,8 @@ class Package:
     packages (npm ``dev``, ``packages-dev``, Pipfile ``develop``, poetry/pdm/uv dev
     groups, Maven ``test`` scope); ``scope`` keeps the format's own word (Maven scope,
     Gradle configurations, dependency groups); ``commit`` the VCS commit of a git
-    dependency.
+    dependency; ``marker`` the PEP 508 environment marker the format gives (evaluated
+    for the scan's target by :mod:`pynomaly_security.vulns.markers`).
     """
 
     ecosystem: str
@@ -56,6 +57,7 @@ class Package:
     direct: bool | None = None
     scope: str = ""
     commit: str = ""
+    marker: str = ""
 
 
 def mapping(value: Any) -> dict[str, Any]:

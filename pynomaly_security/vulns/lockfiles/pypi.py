@@ -55,6 +55,11 @@ def _named(path: Path, entry: dict[str, Any], lines: LineFinder) -> tuple[str, i
     return name, line
 
 
+def _marker(value: Any) -> str:
+    # poetry writes a table of markers per group when they differ: no single one applies.
+    return value if isinstance(value, str) else ""
+
+
 def _versioned(path: Path, entry: dict[str, Any], name: str, line: int | None) -> str:
     version = entry.get("version")
     if not isinstance(version, str) or not version:
@@ -82,6 +87,7 @@ def parse_poetry_lock(path: Path) -> list[Package]:
                 dev=dev,
                 scope=",".join(groups) or str(entry.get("category") or ""),
                 commit=commit,
+                marker=_marker(entry.get("markers")),
             )
         )
     return out
@@ -109,6 +115,7 @@ def parse_pipfile_lock(path: Path) -> list[Package]:
                     path,
                     line,
                     str(entry.get("markers") or ""),
+                    marker=str(entry.get("markers") or ""),
                     dev=section == "develop",
                     scope=section,
                     commit=str(entry.get("ref") or "") if entry.get("git") else "",
@@ -177,6 +184,7 @@ def parse_pdm_lock(path: Path) -> list[Package]:
                 dev=bool(groups) and "default" not in groups,
                 scope=",".join(groups),
                 commit=str(entry.get("revision") or "") if entry.get("git") else "",
+                marker=_marker(entry.get("marker")),
             )
         )
     return out
@@ -198,7 +206,9 @@ def parse_pylock(path: Path) -> list[Package]:
         marker = str(entry.get("marker") or "")
         commit = str(vcs.get("commit-id") or "")
         if isinstance(version, str) and version:
-            out.append(Package("PyPI", name, version, path, line, marker, commit=commit))
+            out.append(
+                Package("PyPI", name, version, path, line, marker, commit=commit, marker=marker)
+            )
         else:
             why = f"no version (vcs {vcs.get('url')})" if vcs else "no version in the lock"
             out.append(Package("PyPI", name, None, path, line, why, commit=commit))

@@ -4,11 +4,12 @@ Pins are ``==``/``===`` to one version (no ``*``). ``-r`` includes are followed
 (relative to the including file; each file once, so cycles end); ``-c`` constraint
 files are not packages and are skipped. Per-requirement options (``--hash``,
 ``--config-settings``/``-C``, ``--global-option``) are cut off the line as pip's
-``shlex`` split does; environment markers are kept in ``note``, not evaluated (the
-scan cannot know the target interpreter). Anything not pinned to one version, a
-path or URL, an editable, and a line that is no requirement at all come back with
-``version=None`` and a ``note`` saying why, so the scan reports it rather than
-dropping it silently. A missing ``-r`` file fails the whole file, as it fails pip.
+``shlex`` split does; environment markers are kept (``marker``, and ``note`` as
+before) for the scan to evaluate against its target (:mod:`..markers`). Anything
+not pinned to one version, a path or URL, an editable, and a line that is no
+requirement at all come back with ``version=None`` and a ``note`` saying why, so the
+scan reports it rather than dropping it silently. A missing ``-r`` file fails the
+whole file, as it fails pip.
 
 References: https://pip.pypa.io/en/stable/reference/requirements-file-format/
 """
@@ -31,6 +32,8 @@ _ARCHIVE = re.compile(r"\.(whl|zip|tar\.gz|tgz|tar\.bz2)$", re.IGNORECASE)
 _OPTION = re.compile(r"\s+--?[A-Za-z]")
 _INCLUDE = re.compile(r"^(-r|--requirement)(\s+|=|(?=\S))(?P<target>.+)$")
 _COMMENT = re.compile(r"(^|\s)#.*$")
+# name==1.2.3 with a PEP 508 name and a plain release number (valid for any reading).
+_SIMPLE_PIN = re.compile(r"([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)==([0-9]+(?:\.[0-9]+)*)")
 
 
 def _logical_lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -75,6 +78,11 @@ def parse_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> list
 
 
 def _requirement(path: Path, number: int, spec: str) -> Package:
+    simple = _SIMPLE_PIN.fullmatch(spec)
+    if simple is not None and not _ARCHIVE.search(simple[1]):
+        # What Requirement() gives for it, without its parser: most lines of a lock
+        # are such pins, and parsing them was most of the time of reading one.
+        return Package("PyPI", simple[1], simple[2], path, number)
     try:
         req = Requirement(spec)
     except InvalidRequirement as exc:
@@ -90,6 +98,6 @@ def _requirement(path: Path, number: int, spec: str) -> Package:
     if req.url:
         return Package("PyPI", req.name, None, path, number, "URL")
     if len(pins) == 1 and len(req.specifier) == 1:
-        return Package("PyPI", req.name, pins[0].version, path, number, marker)
+        return Package("PyPI", req.name, pins[0].version, path, number, marker, marker=marker)
     why = f"unpinned ({req.specifier or 'any version'})"
     return Package("PyPI", req.name, None, path, number, why)
