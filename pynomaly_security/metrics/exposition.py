@@ -226,6 +226,16 @@ class SnapshotCollector(Collector):
                 "Audit records queued in the serving worker.",
                 value=a.get("queue_depth") or 0,
             )
+            records = CounterMetricFamily(
+                p + "audit_records",
+                "Records committed to the audit trail (every worker's), by kind: the "
+                "event family (auth, security, ..., custom) or access (a batch record "
+                "of access rows).",
+                labels=["kind"],
+            )
+            for (kind,), n in _fields(t, "audit_records"):
+                records.add_metric([kind], n)
+            yield records
             dropped = CounterMetricFamily(
                 p + "audit_dropped", "Audit records the serving worker dropped (queue full)."
             )

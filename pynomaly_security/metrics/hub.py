@@ -158,6 +158,7 @@ class MetricsHub:
         self._series: dict[int, Counter[str]] = {}
         self._dirty: set[int] = set()
         self._monitor_seen: dict[str, int] = {}
+        self._audit_seen: dict[str, int] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._providers: dict[str, Provider] = {}
@@ -236,8 +237,21 @@ class MetricsHub:
                     series[target] += delta
                     changed = True
             self._monitor_seen = {m: seen.get(m, 0) for m in _MONITOR_SERIES}
+            if self.stack.audit_logger is not None:
+                self._drain_audit(self.stack.audit_logger.records_written)
         if changed:
             self._dirty.add(minute)
+
+    def _drain_audit(self, written: dict[str, int]) -> None:
+        """The audit records this worker committed since the last drain, as tallies
+        (``audit_records<TAB>kind``): the writer only counts up, the hub keeps what
+        it has already passed on."""
+        seen = self._audit_seen
+        for kind, n in written.items():
+            delta = n - seen.get(kind, 0)
+            if delta:
+                self._pending[f"audit_records{SEP}{kind}"] += delta
+        self._audit_seen = written
 
     async def flush(self) -> None:
         """Add this worker's counts to the shared tallies and write its minute documents."""

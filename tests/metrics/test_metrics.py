@@ -404,3 +404,35 @@ def test_the_grafana_dashboard_names_only_our_metrics() -> None:
     for name in queried:
         base = re.sub(r"_(total|bucket|sum|count)$", "", name)
         assert base in families, name
+
+
+@pytest.mark.anyio
+async def test_audit_records_count_by_kind_exactly(tmp_path: Any) -> None:
+    """Every record the writer commits counts once, under its event family (``custom``
+    for a type of the app's own) or ``access`` for an access batch; together they are
+    the trail's length."""
+    app, stack = _app(enable_audit_logging=True, audit_db_url=f"sqlite:///{tmp_path}/audit.db")
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            audit = stack.audit_logger
+            assert audit is not None
+            await audit.flush()
+            for _ in range(3):
+                await audit.log_audit_event("export", "report", event_type="data_export")
+            for _ in range(2):
+                await audit.log_audit_event("sync", "catalogue", event_type="app_sync")
+            for i in range(5):
+                assert (await client.get(f"/items/{i}")).status_code == 200
+            await audit.flush()
+            trail = await audit.store.records(0, 10_000)
+            text = (await _scrape(client)).text
+    assert _value(text, "pynomaly_security_audit_records_total", kind="data") == 3
+    assert _value(text, "pynomaly_security_audit_records_total", kind="custom") == 2
+    assert _value(text, "pynomaly_security_audit_records_total", kind="access") >= 1
+    written = {
+        labels: n
+        for (name, labels), n in _samples(text).items()
+        if name == "pynomaly_security_audit_records_total"
+    }
+    assert sum(written.values()) == len(trail)
