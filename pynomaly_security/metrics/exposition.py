@@ -269,6 +269,17 @@ class SnapshotCollector(Collector):
                     "When the serving worker last verified the trail (Unix time).",
                     value=a["verified_at"],
                 )
+        if s.sessions_active is not None:
+            yield GaugeMetricFamily(
+                p + "sessions_active",
+                "Sign-in sessions live now (the app's authenticator, every worker's).",
+                value=s.sessions_active,
+            )
+            yield GaugeMetricFamily(
+                p + "refresh_tokens_active",
+                "Refresh tokens usable now: one per live session (rotation replaces it).",
+                value=s.sessions_active,
+            )
         compliance = s.providers.get("compliance")
         if compliance is not None:
             scores = GaugeMetricFamily(

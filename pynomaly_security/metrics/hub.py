@@ -123,6 +123,7 @@ class Snapshot:
     providers: dict[str, dict[str, float] | None] = field(default_factory=dict)
     sources_up: dict[str, bool] = field(default_factory=dict)
     latency_sample: int = 64
+    sessions_active: int | None = None
 
 
 class MetricsHub:
@@ -170,6 +171,9 @@ class MetricsHub:
             (0, None, None),
         )
         self.stack: SecurityStack | None = None
+        self.sessions: Callable[[], Awaitable[int]] | None = None
+        """Counts the live sessions of the app's authenticator (``install_authenticator``
+        sets it); ``None``: no session gauges at all, not zeros."""
 
     # -- wiring ---------------------------------------------------------------------------
     def attach(self, stack: SecurityStack) -> None:
@@ -298,6 +302,8 @@ class MetricsHub:
             await self._source(snap, "policies", self._read_policies(snap, stack))
         if stack.audit_logger is not None:
             await self._source(snap, "audit", self._read_audit(snap, stack))
+        if self.sessions is not None:
+            await self._source(snap, "sessions", self._read_sessions(snap, self.sessions))
         for name in PROVIDERS:
             provider = self._providers.get(name)
             snap.providers[name] = None
@@ -387,6 +393,9 @@ class MetricsHub:
                 info["checkpoint_seq"] = seq
                 info["checkpoint_age_seconds"] = max(0.0, snap.at - ts_us / 1e6)
         snap.audit = info
+
+    async def _read_sessions(self, snap: Snapshot, count: Callable[[], Awaitable[int]]) -> None:
+        snap.sessions_active = await count()
 
     async def _read_provider(self, snap: Snapshot, name: str, provider: Provider) -> None:
         value = provider()

@@ -436,3 +436,13 @@ async def test_audit_records_count_by_kind_exactly(tmp_path: Any) -> None:
         if name == "pynomaly_security_audit_records_total"
     }
     assert sum(written.values()) == len(trail)
+
+
+@pytest.mark.anyio
+async def test_without_an_authenticator_no_session_gauges(
+    served: tuple[httpx.AsyncClient, SecurityStack],
+) -> None:
+    """No authenticator installed: the session gauges are absent, not zero."""
+    client, _ = served
+    text = (await _scrape(client)).text
+    assert "sessions_active" not in text and "refresh_tokens_active" not in text
