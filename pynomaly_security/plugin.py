@@ -482,8 +482,15 @@ def setup_security_middleware(
         )
         install_sql_protection()
 
+    if stack.metrics is not None:
+        # Directly around the app: the app's time in a sampled request, for the stack's
+        # added time (overhead_seconds); one scope lookup in the others.
+        from pynomaly_security.metrics.apptime import AppTimer
+
+        app.add_middleware(AppTimer)
     if settings.anomaly.mode != "off":
-        # Innermost, inside inspection; not installed at all while the mode is off.
+        # Innermost but for the metrics' timer, inside inspection; not installed at
+        # all while the mode is off.
         _anomaly(app, stack, settings, monitor, store, state)
     if inspector is not None:
         app.add_middleware(

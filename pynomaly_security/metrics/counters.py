@@ -4,7 +4,7 @@ The request path pays for a dict increment keyed by the matched route object
 (``scope["route"]``, which Starlette's router leaves in the scope) and one test
 that picks the rare requests: one with something in its request context (a block,
 a refusal, an injection verdict), a 5xx, or one in ``latency_sample`` sampled for
-the latency histogram. Everything else (route templates as label values, bucket
+the latency and added-time histograms. Everything else (route templates as label values, bucket
 indexes, label caps) happens in :meth:`RequestCounts.drain`, which the metrics
 hub calls from its background task and before a scrape.
 
@@ -33,6 +33,7 @@ __all__ = [
     "LATENCY_BUCKETS",
     "MAX_LABEL_VALUES",
     "OTHER",
+    "OVERHEAD_BUCKETS",
     "SCORE_BUCKETS",
     "SEP",
     "UNMATCHED",
@@ -51,6 +52,11 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 SCORE_BUCKETS = (1.0, 2.0, 3.0, 5.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0)
 """Anomaly scores (the blocking threshold is 5 at the default level)."""
 _LATENCY_NS = tuple(int(b * 1e9) for b in LATENCY_BUCKETS)
+OVERHEAD_BUCKETS = (
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
+)  # fmt: skip
+"""Seconds the stack itself adds to a request (tens of microseconds usually)."""
+_OVERHEAD_NS = tuple(int(b * 1e9) for b in OVERHEAD_BUCKETS)
 
 
 def route_label(route: object) -> str:
@@ -108,12 +114,14 @@ class RequestCounts:
 
     Args:
         latency_sample: one request in this many (a power of two) enters the latency
-            histogram; chosen by the low bits of its duration in nanoseconds, which
-            are uniform (no counter to keep, and no bias toward slow or fast requests).
+            and added-time histograms; chosen when it starts, by the low bits of its
+            start time in nanoseconds, which are uniform (no counter to keep, and no
+            bias toward slow or fast requests).
 
     The outer layer (:class:`~pynomaly_security.middleware.stack.SecurityMiddleware`)
     does ``routes[scope.get("route")] += 1`` for every request and calls :meth:`note`
-    for the rare ones (``ctx.extra``, a 5xx, or ``not elapsed & sample_mask``).
+    for the rare ones (``ctx.extra``, a 5xx, or sampled: ``not started & sample_mask``,
+    with the app's time from :class:`~pynomaly_security.metrics.apptime.AppTimer`).
     """
 
     def __init__(self, *, latency_sample: int = 64) -> None:
@@ -132,16 +140,27 @@ class RequestCounts:
 
     # -- the request path (rare requests only) -------------------------------------------
     def note(
-        self, scope: Scope, route: object, extra: Mapping[str, Any], status: int, elapsed: int
+        self,
+        scope: Scope,
+        route: object,
+        extra: Mapping[str, Any],
+        status: int,
+        elapsed: int,
+        app_ns: list[int] | None = None,
     ) -> None:
         """Count what a rare request carries: its block or refusal (by route and
-        family or reason), its injection score, a 5xx, and, when sampled, its duration
-        (``elapsed`` nanoseconds)."""
+        family or reason), its injection score, a 5xx, and, when sampled (``app_ns``:
+        the app's own nanoseconds), its duration (``elapsed`` nanoseconds) and the
+        stack's part of it."""
         rare = self._rare
-        if not elapsed & self.sample_mask:
+        if app_ns is not None:
             rare[f"latency{SEP}{bisect.bisect_left(_LATENCY_NS, elapsed)}"] += 1
             rare["latency_sum_ns"] += elapsed
             rare["latency_count"] += 1
+            added = max(0, elapsed - app_ns[0])
+            rare[f"overhead{SEP}{bisect.bisect_left(_OVERHEAD_NS, added)}"] += 1
+            rare["overhead_sum_ns"] += added
+            rare["overhead_count"] += 1
         if not extra and status < 500:
             return
         if route is None:

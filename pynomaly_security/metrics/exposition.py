@@ -24,7 +24,12 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from pynomaly_security.metrics.counters import LATENCY_BUCKETS, SCORE_BUCKETS, SEP
+from pynomaly_security.metrics.counters import (
+    LATENCY_BUCKETS,
+    OVERHEAD_BUCKETS,
+    SCORE_BUCKETS,
+    SEP,
+)
 from pynomaly_security.metrics.hub import Snapshot
 
 __all__ = ["PREFIX", "SnapshotCollector", "render"]
@@ -133,12 +138,22 @@ class SnapshotCollector(Collector):
         latency = HistogramMetricFamily(
             p + "request_duration_seconds",
             f"Duration of a request as the stack's outer layer sees it (one request in "
-            f"{s.latency_sample} sampled by the low bits of its nanosecond duration).",
+            f"{s.latency_sample} sampled by the low bits of its nanosecond start time).",
         )
         latency.add_metric(
             [], _buckets(t, "latency", LATENCY_BUCKETS), t.get("latency_sum_ns", 0) / 1e9
         )
         yield latency
+
+        overhead = HistogramMetricFamily(
+            p + "overhead_seconds",
+            "Time the security stack added to a request: its outer layer's duration minus "
+            f"the app's (the same one request in {s.latency_sample}).",
+        )
+        overhead.add_metric(
+            [], _buckets(t, "overhead", OVERHEAD_BUCKETS), t.get("overhead_sum_ns", 0) / 1e9
+        )
+        yield overhead
 
         alerts = CounterMetricFamily(
             p + "alerts", "Alerts raised, by type and level.", labels=["type", "level"]

@@ -55,6 +55,7 @@ from pynomaly_security._context import (
 from pynomaly_security._log import get_logger
 from pynomaly_security.auth.login_body import DEFAULT_USERNAME_FIELDS, login_names
 from pynomaly_security.logsafe import safe_text
+from pynomaly_security.metrics.apptime import APP_TIME
 from pynomaly_security.metrics.counters import RequestCounts
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
 from pynomaly_security.middleware._refusal import (
@@ -317,6 +318,12 @@ class UserTrackingMiddleware:
                 await self.app(scope, receive, send)
             return
         started = _perf_ns()
+        # One request in the metrics' sample: the app's time is measured around the app
+        # (AppTimer), the stack's is the rest.
+        counts = self._metrics
+        app_ns: list[int] | None = None
+        if counts is not None and not started & counts.sample_mask:
+            scope[APP_TIME] = app_ns = [0]
         method = scope["method"]
         path = scope["path"]
         request_id, rid_header = next(self._ids)
@@ -456,7 +463,6 @@ class UserTrackingMiddleware:
                     access.finish(row, ctx.extra, error, ctx.client_request_id)
                 else:
                     access.queue(row)  # finish() of a request with nothing in its context
-            counts = self._metrics
             if counts is not None:
                 # A dict increment per request, keyed by the id of the matched route (the
                 # router left it in the scope; FastAPI's routes are not hashable); labels
@@ -467,8 +473,8 @@ class UserTrackingMiddleware:
                     counts.routes[id(route)] += 1
                 except KeyError:  # a route's first request (a try costs nothing in 3.11)
                     counts.first(route)
-                if ctx.extra or status >= 500 or not elapsed & counts.sample_mask:
-                    counts.note(scope, route, ctx.extra, status, elapsed)
+                if ctx.extra or status >= 500 or app_ns is not None:
+                    counts.note(scope, route, ctx.extra, status, elapsed, app_ns)
             user_id = ctx.user_id or (_user_from_scope(scope) if "user" in scope else None)
             if is_login or (user_id is not None and self.monitor is not None):
                 self._after(scope, ctx, user_id, status, now / 1e9, row)

@@ -446,3 +446,30 @@ async def test_without_an_authenticator_no_session_gauges(
     client, _ = served
     text = (await _scrape(client)).text
     assert "sessions_active" not in text and "refresh_tokens_active" not in text
+
+
+@pytest.mark.anyio
+async def test_the_stack_added_time_leaves_the_app_out() -> None:
+    """overhead_seconds: a sampled request's duration minus the app's own time (every
+    request sampled here): the app's 20 ms sleeps are in request_duration_seconds and
+    not in the stack's added time."""
+    app, _ = _app(metrics_latency_sample=1)
+
+    @app.get("/slow")
+    async def slow() -> dict[str, bool]:
+        import asyncio
+
+        await asyncio.sleep(0.02)
+        return {"ok": True}
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            for _ in range(5):
+                assert (await client.get("/slow")).status_code == 200
+            text = (await _scrape(client)).text
+    assert _value(text, "pynomaly_security_overhead_seconds_count") == 5
+    assert _value(text, "pynomaly_security_request_duration_seconds_count") == 5
+    total = _value(text, "pynomaly_security_request_duration_seconds_sum")
+    added = _value(text, "pynomaly_security_overhead_seconds_sum")
+    assert added > 0 and total - added >= 5 * 0.02
