@@ -449,7 +449,11 @@ def setup_security_middleware(
         from pynomaly_security.api.metrics_routes import build_metrics_summary_router
         from pynomaly_security.metrics.hub import MetricsHub
 
-        stack.metrics = MetricsHub(settings.metrics, state if state is not None else store)
+        stack.metrics = MetricsHub(
+            settings.metrics,
+            state if state is not None else store,
+            tenancy=settings.tenancy.enabled,
+        )
         stack.metrics.attach(stack)
         stack.admin_routers.append(build_metrics_summary_router(stack.metrics))
         # The dashboard's compliance and vulnerability tiles read the parts built above.

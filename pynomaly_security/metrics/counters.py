@@ -28,10 +28,12 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from pynomaly_security._context import REFUSED
+from pynomaly_security.tenancy.context import SCOPE_KEY as TENANT
 
 __all__ = [
     "LATENCY_BUCKETS",
     "MAX_LABEL_VALUES",
+    "NO_TENANT",
     "OTHER",
     "OVERHEAD_BUCKETS",
     "SCORE_BUCKETS",
@@ -43,6 +45,9 @@ __all__ = [
 
 UNMATCHED = "__unmatched__"
 OTHER = "__other__"
+NO_TENANT = "__none__"
+"""The tenant label of a request the tenancy layer named no tenant for (the platform's
+paths, a request it refused)."""
 SEP = "\t"
 """Separates a tally field's name from its label values (no template, family or
 alert type holds a tab)."""
@@ -95,15 +100,16 @@ def _selected(route: object, scope: Scope, depth: int = 0) -> object:
 
 
 class _Capped:
-    """Label values seen, at most :data:`MAX_LABEL_VALUES`; past it, ``__other__``."""
+    """Label values seen, at most ``cap`` (:data:`MAX_LABEL_VALUES`); past it, ``__other__``."""
 
-    def __init__(self) -> None:
+    def __init__(self, cap: int = MAX_LABEL_VALUES) -> None:
         self._seen: set[str] = set()
+        self._cap = cap
 
     def __call__(self, value: str) -> str:
         if value in self._seen:
             return value
-        if len(self._seen) >= MAX_LABEL_VALUES:
+        if len(self._seen) >= self._cap:
             return OTHER
         self._seen.add(value)
         return value
@@ -124,7 +130,7 @@ class RequestCounts:
     with the app's time from :class:`~pynomaly_security.metrics.apptime.AppTimer`).
     """
 
-    def __init__(self, *, latency_sample: int = 64) -> None:
+    def __init__(self, *, latency_sample: int = 64, tenant_labels: int | None = None) -> None:
         if latency_sample < 1 or latency_sample & (latency_sample - 1):
             raise ValueError("latency_sample must be a power of two")
         self.routes: dict[int, int] = {id(None): 0}
@@ -137,6 +143,11 @@ class RequestCounts:
         self.latency_sample = latency_sample
         self._rare: Counter[str] = Counter()
         self._labels = {name: _Capped() for name in ("route", "family", "type")}
+        self.by_tenant = tenant_labels is not None
+        """Tenancy on: requests are counted by route and tenant (:meth:`tenant_request`),
+        blocks carry the tenant too; the tenants past ``tenant_labels`` are ``__other__``."""
+        self._tenant = _Capped(tenant_labels or 0)
+        self._tenant_routes: Counter[tuple[int, str]] = Counter()
 
     # -- the request path (rare requests only) -------------------------------------------
     def note(
@@ -168,6 +179,8 @@ class RequestCounts:
         label = self._labels["route"](route_label(route))
         if status >= 500:
             rare[f"errors{SEP}{label}"] += 1
+        if self.by_tenant:
+            label = f"{label}{SEP}{self._tenant_label(scope)}"  # blocked: route, tenant, family
         inspection = extra.get("inspection")
         if inspection is not None:
             score = float(inspection.get("score") or 0)
@@ -191,6 +204,18 @@ class RequestCounts:
         if sink is not None and sink.get("blocked"):
             rare[f"blocked{SEP}{label}{SEP}sqli_sink"] += 1
 
+    def _tenant_label(self, scope: Scope) -> str:
+        tenant = scope.get(TENANT)
+        return self._tenant(tenant) if isinstance(tenant, str) else NO_TENANT
+
+    def tenant_request(self, scope: Scope, route: object) -> None:
+        """Count a request by route and tenant (tenancy on; the request path's
+        alternative to ``routes[id(route)] += 1``)."""
+        key = id(route)
+        if key not in self._names:
+            key = self._remember(route)
+        self._tenant_routes[(key, self._tenant_label(scope))] += 1
+
     def alert(self, alert_type: str, level: str) -> None:
         """Count a raised alert (the monitor's alert handler calls it)."""
         self._rare[f"alerts{SEP}{self._labels['type'](alert_type)}{SEP}{level}"] += 1
@@ -209,12 +234,21 @@ class RequestCounts:
                 if n:
                     out[f"inspected{SEP}{names[key]}"] += n
                     routes[key] = 0  # the key stays: the next request is a plain increment
+        if self._tenant_routes:
+            by_tenant, self._tenant_routes = self._tenant_routes, Counter()
+            for (key, tenant), n in by_tenant.items():
+                out[f"inspected{SEP}{self._names[key]}{SEP}{tenant}"] += n
         return out
 
     def first(self, route: object) -> None:
         """Count the first request of a route object (the request path's ``KeyError``):
         keep the object, so its id is never reused, and its label; beyond
         :data:`MAX_LABEL_VALUES` routes the rest count as one ``__other__`` key."""
+        key = self._remember(route)
+        self.routes[key] = self.routes.get(key, 0) + 1
+
+    def _remember(self, route: object) -> int:
+        """Keep a route object and its label; its key in :attr:`routes`."""
         key = id(route)
         if len(self._keep) >= 4 * MAX_LABEL_VALUES:
             key = id(OTHER)
@@ -222,4 +256,4 @@ class RequestCounts:
         else:
             self._keep.append(route)
             self._names[key] = self._labels["route"](route_label(route))
-        self.routes[key] = self.routes.get(key, 0) + 1
+        return key

@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from pynomaly_security.metrics.counters import (
     LATENCY_BUCKETS,
+    NO_TENANT,
     OVERHEAD_BUCKETS,
     SCORE_BUCKETS,
     SEP,
@@ -76,6 +77,16 @@ def _observed(
     return out, total
 
 
+def _with_tenant(labels: list[str], plain: int, by_tenant: bool) -> list[str]:
+    """A field's label values for a family with (``by_tenant``) or without the tenant
+    label (second); ``plain`` is the number of values a field without it has. Counts
+    of a run with tenancy off read as tenant ``__none__``, with it off the tenant is
+    left out (the shared tallies outlive a change of the setting)."""
+    if len(labels) == plain:
+        return [labels[0], NO_TENANT, *labels[1:]] if by_tenant else labels
+    return labels if by_tenant else [labels[0], *labels[2:]]
+
+
 class SnapshotCollector(Collector):
     """Every ``pynomaly_security_*`` metric family of one snapshot."""
 
@@ -87,25 +98,29 @@ class SnapshotCollector(Collector):
         t = s.tallies
         p = PREFIX
 
+        # With tenancy on, a tenant label after the route (tenancy/context.SCOPE_KEY).
+        inspected = list(_fields(t, "inspected"))
+        by_tenant = any(len(labels) == 2 for labels, _ in inspected)
         requests = CounterMetricFamily(
             p + "requests_inspected",
             "Requests the security stack handled, by route template "
-            "(__unmatched__: no route matched).",
-            labels=["route"],
+            "(__unmatched__: no route matched) and, with tenancy on, tenant.",
+            labels=["route", "tenant"] if by_tenant else ["route"],
         )
-        for (route,), n in _fields(t, "inspected"):
-            requests.add_metric([route], n)
+        for labels, n in inspected:
+            requests.add_metric(_with_tenant(labels, 1, by_tenant), n)
         yield requests
 
         blocked = CounterMetricFamily(
             p + "requests_blocked",
             "Requests the stack answered itself, by route template and family "
-            "(an injection family, or the refusal's reason: rate_limited, locked_out, ...).",
-            labels=["route", "family"],
+            "(an injection family, or the refusal's reason: rate_limited, locked_out, ...) "
+            "and, with tenancy on, tenant.",
+            labels=["route", "tenant", "family"] if by_tenant else ["route", "family"],
         )
         for labels, n in _fields(t, "blocked"):
-            if len(labels) == 2:
-                blocked.add_metric(labels, n)
+            if len(labels) in (2, 3):
+                blocked.add_metric(_with_tenant(labels, 2, by_tenant), n)
         yield blocked
 
         findings = CounterMetricFamily(

@@ -133,6 +133,7 @@ class MetricsHub:
         section: the ``METRICS_*`` settings.
         state: where the tallies and minute documents live (the stack's ``STATE_URL``
             backend, else its store): shared when that backend is.
+        tenancy: count requests and blocks by tenant too (``TENANCY_ENABLED``).
         clock: seconds since the epoch (tests inject it).
     """
 
@@ -141,6 +142,7 @@ class MetricsHub:
         section: MetricsSection,
         state: object,
         *,
+        tenancy: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(state, TallyStore) or not isinstance(state, DocumentStore):
@@ -150,7 +152,10 @@ class MetricsHub:
         self.section = section
         self.flush_seconds = section.flush_seconds
         """Seconds between this worker's flushes (``METRICS_FLUSH_SECONDS``)."""
-        self.counts = RequestCounts(latency_sample=section.latency_sample)
+        self.counts = RequestCounts(
+            latency_sample=section.latency_sample,
+            tenant_labels=section.tenant_labels_max if tenancy else None,
+        )
         self._tallies: TallyStore = state
         self._minutes = state.documents(SERIES_COLLECTION, indexed=("minute",), keep=SERIES_KEEP)
         self.clock = clock

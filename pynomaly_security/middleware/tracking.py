@@ -469,10 +469,13 @@ class UserTrackingMiddleware:
                 # are made off the request path. Rare requests (blocked, refused, 5xx,
                 # one in `latency_sample`) say more.
                 route = scope.get("route")
-                try:
-                    counts.routes[id(route)] += 1
-                except KeyError:  # a route's first request (a try costs nothing in 3.11)
-                    counts.first(route)
+                if counts.by_tenant:
+                    counts.tenant_request(scope, route)
+                else:
+                    try:
+                        counts.routes[id(route)] += 1
+                    except KeyError:  # a route's first request (a try costs nothing in 3.11)
+                        counts.first(route)
                 if ctx.extra or status >= 500 or app_ns is not None:
                     counts.note(scope, route, ctx.extra, status, elapsed, app_ns)
             user_id = ctx.user_id or (_user_from_scope(scope) if "user" in scope else None)
