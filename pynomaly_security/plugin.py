@@ -455,6 +455,20 @@ def setup_security_middleware(
             tenancy=settings.tenancy.enabled,
         )
         stack.metrics.attach(stack)
+        section = settings.metrics
+        if section.port is not None:
+            from pynomaly_security.metrics.port import MetricsPort
+            from pynomaly_security.metrics.scrape import ScrapeAuth
+
+            stack.metrics.port = MetricsPort(
+                stack.metrics,
+                host=section.host,
+                port=section.port,
+                path=section.path,
+                auth=ScrapeAuth(settings.admin_api_key, section.token)
+                if section.port_auth
+                else None,
+            )
         stack.admin_routers.append(build_metrics_summary_router(stack.metrics))
         # The dashboard's compliance and vulnerability tiles read the parts built above.
         if stack.compliance is not None:

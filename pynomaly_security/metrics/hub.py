@@ -50,6 +50,7 @@ from pynomaly_security.monitor.events import SecurityAlert, ThreatLevel
 from pynomaly_security.storage.base import DocumentStore, TallyStore
 
 if TYPE_CHECKING:
+    from pynomaly_security.metrics.port import MetricsPort
     from pynomaly_security.plugin import SecurityStack
     from pynomaly_security.settings import MetricsSection
 
@@ -176,6 +177,8 @@ class MetricsHub:
             (0, None, None),
         )
         self.stack: SecurityStack | None = None
+        self.port: MetricsPort | None = None
+        """The metrics port (``METRICS_PORT``), started and stopped with the hub."""
         self.sessions: Callable[[], Awaitable[int]] | None = None
         """Counts the live sessions of the app's authenticator (``install_authenticator``
         sets it); ``None``: no session gauges at all, not zeros."""
@@ -201,8 +204,12 @@ class MetricsHub:
     async def start(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
+        if self.port is not None and not self.port.serving:
+            await self.port.start()
 
     async def aclose(self) -> None:
+        if self.port is not None:
+            await self.port.aclose()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
