@@ -17,7 +17,7 @@ from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pynomaly_security.middleware._asgi import passes_through
+from pynomaly_security.middleware._asgi import Layer, passes_through
 
 __all__ = ["APP_TIME", "AppTimer"]
 
@@ -27,7 +27,7 @@ APP_TIME = "pynomaly_security.app_ns"
 _perf_ns = time.perf_counter_ns
 
 
-class AppTimer:
+class AppTimer(Layer):
     """Times the app of the requests the outer layer sampled (:data:`APP_TIME`)."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -37,12 +37,12 @@ class AppTimer:
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         spent = scope.get(APP_TIME)
         if spent is None:
-            return self.app(scope, receive, send)  # not sampled: no frame of this layer
+            return self.call_app(scope, receive, send)  # not sampled: no frame of this layer
         return self._timed(scope, receive, send, spent)
 
     async def _timed(self, scope: Scope, receive: Receive, send: Send, spent: list[int]) -> None:
         started = _perf_ns()
         try:
-            await self.app(scope, receive, send)
+            await self.call_app(scope, receive, send)
         finally:
             spent[0] += _perf_ns() - started

@@ -57,6 +57,7 @@ from pynomaly_security.auth.login_body import DEFAULT_USERNAME_FIELDS, login_nam
 from pynomaly_security.logsafe import safe_text
 from pynomaly_security.metrics.apptime import APP_TIME
 from pynomaly_security.metrics.counters import RequestCounts
+from pynomaly_security.middleware._asgi import Layer
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
 from pynomaly_security.middleware._refusal import (
     BODY_READ_TIMEOUT,
@@ -201,7 +202,7 @@ def _user_from_scope(scope: Scope) -> str | None:
     return None
 
 
-class UserTrackingMiddleware:
+class UserTrackingMiddleware(Layer):
     """Identify each request and track what each user does.
 
     Args:
@@ -342,7 +343,7 @@ class UserTrackingMiddleware:
         else:
             client_rid, host_ok = self._scan(scope)
         is_login = method == "POST" and path in self.login_paths
-        app = self.app
+        app = self.call_app
         if not host_ok:
             # An unknown Host: refused before any inner layer (or the app, which
             # would build its URLs and redirects from it) sees the request.
