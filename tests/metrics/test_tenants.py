@@ -12,10 +12,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from examples.app import create_app
-from pynomaly_security.settings import SecuritySettings
 from pynomaly_security.tenancy.model import Tenant
+from tests.tenancy.test_app import KEY, settings
 
-KEY = "test-admin-key-0123456789abcdef-metrics"
 INJECTION = "1' UNION SELECT password FROM users--"
 
 
@@ -26,15 +25,7 @@ def anyio_backend() -> str:
 
 async def _scrape_after(tmp_path: Path, **extra: Any) -> dict[tuple[str, frozenset[Any]], float]:
     """acme 3 requests (and a blocked injection), globex 2, initech 1; the samples."""
-    settings = SecuritySettings(
-        _env_file=None,  # type: ignore[call-arg]
-        admin_api_key=KEY,
-        development_mode=True,
-        audit_db_url=f"sqlite:///{tmp_path / 'audit.db'}",
-        tenancy_enabled=True,
-        **extra,
-    )
-    app = create_app(settings)
+    app = create_app(settings(tmp_path, **extra))  # the tenancy tests' settings
     async with app.router.lifespan_context(app):
         tenancy = app.state.pynomaly_security.tenancy
         await tenancy.registry.create(Tenant(id="initech", name="initech", plan="free"))
