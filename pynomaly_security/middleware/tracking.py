@@ -362,7 +362,7 @@ class UserTrackingMiddleware(Layer):
                 send = policy.docs_responder(send, common, secure)
                 policy = None
         # _client_ip() inlined and the activity row appended in one C call (UserTracker.
-        # append_row): 556,572 -> 551,290 instructions per GET through uvicorn with both
+        # append_row): 556,572 -> 551,290-554,819 instructions per GET through uvicorn
         # (`bench/overhead.py --instructions --only get`; more than the two calls' own
         # bytecode: the interpreter's caches also moved).
         client = scope.get("client")
