@@ -449,8 +449,26 @@ def setup_security_middleware(
         from pynomaly_security.api.metrics_routes import build_metrics_summary_router
         from pynomaly_security.metrics.hub import MetricsHub
 
-        stack.metrics = MetricsHub(settings.metrics, state if state is not None else store)
+        stack.metrics = MetricsHub(
+            settings.metrics,
+            state if state is not None else store,
+            tenancy=settings.tenancy.enabled,
+        )
         stack.metrics.attach(stack)
+        section = settings.metrics
+        if section.port is not None:
+            from pynomaly_security.metrics.port import MetricsPort
+            from pynomaly_security.metrics.scrape import ScrapeAuth
+
+            stack.metrics.port = MetricsPort(
+                stack.metrics,
+                host=section.host,
+                port=section.port,
+                path=section.path,
+                auth=ScrapeAuth(settings.admin_api_key, section.token)
+                if section.port_auth
+                else None,
+            )
         stack.admin_routers.append(build_metrics_summary_router(stack.metrics))
         # The dashboard's compliance and vulnerability tiles read the parts built above.
         if stack.compliance is not None:
@@ -482,8 +500,15 @@ def setup_security_middleware(
         )
         install_sql_protection()
 
+    if stack.metrics is not None:
+        # Directly around the app: the app's time in a sampled request, for the stack's
+        # added time (overhead_seconds); one scope lookup in the others.
+        from pynomaly_security.metrics.apptime import AppTimer
+
+        app.add_middleware(AppTimer)
     if settings.anomaly.mode != "off":
-        # Innermost, inside inspection; not installed at all while the mode is off.
+        # Innermost but for the metrics' timer, inside inspection; not installed at
+        # all while the mode is off.
         _anomaly(app, stack, settings, monitor, store, state)
     if inspector is not None:
         app.add_middleware(

@@ -257,8 +257,22 @@ class MetricsSection(BaseModel):
     """How often each worker adds its counts to the shared state (the scrape of one
     worker sees another's counts at most this late)."""
     latency_sample: int = Field(default=64, ge=1, le=65536)
-    """One request in this many has its duration put in the latency histogram (a power
-    of two; the low bits of its nanosecond duration choose it)."""
+    """One request in this many has its duration, and the time the stack added to it,
+    put in the latency histograms (a power of two; the low bits of its nanosecond
+    start time choose it)."""
+    tenant_labels_max: int = Field(default=20, ge=0, le=1000)
+    """With tenancy on, requests inspected and blocked carry a ``tenant`` label for at
+    most this many tenants (each worker's first ones); the others count as
+    ``__other__``, so the labels stay bounded."""
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """Also serve the exposition on this port (``METRICS_HOST``), from a small server in
+    the app's lifespan; one worker binds it, any can answer (the counts are in the
+    shared state). Unset: only the app's ``METRICS_PATH``."""
+    host: str = "127.0.0.1"
+    """The address the metrics port listens on."""
+    port_auth: bool = True
+    """Whether the metrics port asks for the token or admin key like ``METRICS_PATH``;
+    ``false`` (explicitly) serves it to anyone who can reach the port."""
     alert_thresholds: StrList = Field(default_factory=list)
     """Alert rules on metrics, ``<series><op><number>`` (``blocked_per_minute>100``,
     ``failed_logins_per_minute>20``, ``audit_verification_failed>0``,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -28,8 +27,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import SecretStr
 
-from pynomaly_security.exceptions import ConfigurationError
 from pynomaly_security.metrics.hub import MetricsHub
+from pynomaly_security.metrics.scrape import ScrapeAuth, exposition
 from pynomaly_security.metrics.summary import build_summary
 
 __all__ = [
@@ -45,13 +44,6 @@ DASHBOARD_CSP = (
     "require-trusted-types-for 'script'; trusted-types 'none'"
 )
 _ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
-
-
-def _secret(value: str | SecretStr | None) -> bytes | None:
-    if value is None:
-        return None
-    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-    return raw.encode() if raw else None
 
 
 def build_metrics_summary_router(hub: MetricsHub) -> APIRouter:
@@ -75,42 +67,18 @@ def build_metrics_endpoint_router(
     path: str = "/metrics",
 ) -> APIRouter:
     """``GET {path}``: the exposition, for the admin key or the metrics token."""
-    keys = [k for k in (_secret(admin_api_key), _secret(token)) if k is not None]
-    if not keys:
-        raise ConfigurationError(
-            "GET /metrics needs a credential: set PYNOMALY_SECURITY__ADMIN_API_KEY or "
-            "PYNOMALY_SECURITY__METRICS_TOKEN"
-        )
+    auth = ScrapeAuth(admin_api_key, token)
     router = APIRouter()
-
-    def presented(request: Request) -> bytes | None:
-        api_key = request.headers.get("x-api-key")
-        if api_key:
-            return api_key.encode()
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip().encode()
-        return None
 
     @router.get(path, include_in_schema=False)
     async def metrics(request: Request) -> Response:
-        given = presented(request)
-        # Every key compared, in constant time each: which one matched does not show.
-        ok = False
-        for key in keys:
-            ok |= given is not None and hmac.compare_digest(given, key)
-        if not ok:
+        if not auth.allows(request.headers.get("x-api-key"), request.headers.get("authorization")):
             raise HTTPException(
                 status_code=401,
                 detail="metrics credential required",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        # Imported at the first scrape: prometheus-client stays out of a worker never
-        # scraped (startup, memory; and under valgrind, importing it at start-up moved the
-        # request path's type-lookup cache hits by ~3,500 instructions, `bench/overhead.py`).
-        from pynomaly_security.metrics.exposition import render
-
-        body, content_type = render(await hub.snapshot(), request.headers.get("accept"))
+        body, content_type = await exposition(hub, request.headers.get("accept"))
         return Response(body, headers={"content-type": content_type, "cache-control": "no-store"})
 
     return router

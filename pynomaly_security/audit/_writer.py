@@ -12,12 +12,12 @@ asks the task to commit what is queued now, without waiting for the interval.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 
 from pynomaly_security._log import get_logger
 from pynomaly_security.audit.batch import AccessRow, split_batches
-from pynomaly_security.audit.records import AuditEntry
+from pynomaly_security.audit.records import AuditEntry, event_family
 from pynomaly_security.exceptions import StorageError
 
 __all__ = ["BatchWriter"]
@@ -64,6 +64,11 @@ class BatchWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.dropped = 0
+        self.written: Counter[str] = Counter()
+        """Records committed by this writer since it was made, by kind: the entry's
+        event family (``auth``, ``security``, ..., ``custom``) or ``access`` for an
+        access batch record (many requests each). Only grows; the metrics hub reads
+        the difference at each flush."""
 
     @property
     def running(self) -> bool:
@@ -156,10 +161,9 @@ class BatchWriter:
         access = [queue.popleft() for _ in range(min(len(queue), _MAX_ACCESS))]
         if not urgent and not access:
             return
+        batches = split_batches(access) if access else []
         try:
-            seqs = await self._commit(
-                [entry for entry, _ in urgent], split_batches(access) if access else []
-            )
+            seqs = await self._commit([entry for entry, _ in urgent], batches)
         except Exception as exc:
             log.error(FLUSH_FAILED, error=type(exc).__name__, records=len(access) + len(urgent))
             self.dropped += len(access)
@@ -168,9 +172,13 @@ class BatchWriter:
                 if not fut.done():
                     fut.set_exception(failure)
             return
-        for (_, fut), seq in zip(urgent, seqs, strict=True):
+        written = self.written
+        for (entry, fut), seq in zip(urgent, seqs, strict=True):
+            written[event_family(entry.event_type)] += 1
             if not fut.done():
                 fut.set_result(seq)
+        if batches:
+            written["access"] += len(batches)
         if self.dropped:
             log.warning(ACCESS_DROPPED, count=self.dropped)
             self.dropped = 0

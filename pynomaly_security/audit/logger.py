@@ -220,6 +220,13 @@ class AuditLogger(AuditTrail):
         """Access records dropped because the queue was full."""
         return self._writer.dropped
 
+    @property
+    def records_written(self) -> dict[str, int]:
+        """Records this process committed to the trail, by kind (the event family, or
+        ``access`` for an access batch record): a copy, made in one C call, so a
+        writer in its background thread cannot change it while it is read."""
+        return dict(self._writer.written)
+
     def schedule(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background; :meth:`aclose` waits for it."""
         task = asyncio.get_running_loop().create_task(coro)

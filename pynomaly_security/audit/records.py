@@ -23,6 +23,7 @@ __all__ = [
     "EntryKind",
     "SecurityEventType",
     "ambient",
+    "event_family",
     "request_entry",
 ]
 
@@ -135,6 +136,16 @@ class SecurityEventType(StrEnum):
     KEY_ROTATION = "key_rotation"
     SUBJECT_ERASED = "subject_erased"
     HTTP_REQUEST = "http_request"
+
+
+_FAMILIES = {t.value: t.name.split("_", 1)[0].lower() for t in SecurityEventType}
+"""Each canonical type's family (its name's prefix: ``auth``, ``security``, ...)."""
+
+
+def event_family(event_type: str) -> str:
+    """The family of an event type (``"auth"`` for ``login_failure``), ``"custom"`` for
+    a string outside :class:`SecurityEventType`: a small fixed set, fit for a label."""
+    return _FAMILIES.get(event_type, "custom")
 
 
 class AuditLevel(StrEnum):

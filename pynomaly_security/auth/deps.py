@@ -49,6 +49,9 @@ def install_authenticator(app: FastAPI, authenticator: ZeroTrustAuthenticator) -
     if anomaly is not None:  # behavioural detection feeds the sign-in risk (issue 22)
         authenticator.risk.behaviour = anomaly.behaviour
         authenticator.risk.behaviour_score = anomaly.section.alert_score
+    metrics = getattr(getattr(app.state, "pynomaly_security", None), "metrics", None)
+    if metrics is not None:  # the sessions gauges, read at each scrape
+        metrics.sessions = authenticator.tokens.active_sessions
     incidents = getattr(getattr(app.state, "pynomaly_security", None), "incidents", None)
     if incidents is not None:
 

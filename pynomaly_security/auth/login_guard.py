@@ -44,7 +44,7 @@ from pynomaly_security.auth.login_body import DEFAULT_USERNAME_FIELDS, login_nam
 from pynomaly_security.auth.route_limits import KeyedLimits
 from pynomaly_security.exceptions import StorageError
 from pynomaly_security.logsafe import safe_text
-from pynomaly_security.middleware._asgi import passes_through
+from pynomaly_security.middleware._asgi import Layer, passes_through
 from pynomaly_security.middleware._body import BodyOutcome, read_body, replay_receive
 from pynomaly_security.middleware._refusal import (
     BODY_READ_TIMEOUT,
@@ -79,7 +79,7 @@ async def _answer_limited(
     await refusal(scope, receive, send)
 
 
-class LoginLockoutMiddleware:
+class LoginLockoutMiddleware(Layer):
     """Refuse locked or over-limit logins with 429; reserve and settle each attempt.
 
     Args:
@@ -135,7 +135,7 @@ class LoginLockoutMiddleware:
             or scope["method"] != "POST"
             or scope["path"] not in self.login_paths
         ):
-            return self.app(scope, receive, send)  # not a login: no frame of this layer
+            return self.call_app(scope, receive, send)  # not a login: no frame of this layer
         return self._login(scope, receive, send)
 
     async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:

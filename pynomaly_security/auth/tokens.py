@@ -385,6 +385,28 @@ class TokenService:
         except StorageError as exc:
             raise AuthUnavailable("revocation temporarily unavailable") from exc
 
+    # -- counting ----------------------------------------------------------------------
+    async def active_sessions(self, limit: int = 10_000) -> int:
+        """Sessions live now (at most ``limit``, a bounded scan): a record in the store
+        (not ended, not expired) of the user's current generation. Counted at a
+        metrics scrape, not kept as a counter: sessions also end by expiry and by a
+        new generation, with no event to count down on. Each live session names
+        exactly one live refresh token, so this is also the refresh tokens' count.
+
+        Raises:
+            StorageError: the store did not answer.
+        """
+        sessions = [
+            record
+            for _, raw in await self._store.scan(_SESSION, limit)
+            if (record := _SessionRecord.load(raw)) is not None
+        ]
+        users = sorted({record.user_id for record in sessions})
+        current = dict(
+            zip(users, await self._store.get_many([_GENERATION + u for u in users]), strict=True)
+        )
+        return sum(1 for record in sessions if current.get(record.user_id) == record.generation)
+
     # -- recent re-authentication ----------------------------------------------------
     async def mark_reauthenticated(self, sid: str, max_age: int) -> None:
         """Stamp session ``sid`` as re-authenticated now, for ``max_age`` seconds."""

@@ -4,7 +4,7 @@ The request path pays for a dict increment keyed by the matched route object
 (``scope["route"]``, which Starlette's router leaves in the scope) and one test
 that picks the rare requests: one with something in its request context (a block,
 a refusal, an injection verdict), a 5xx, or one in ``latency_sample`` sampled for
-the latency histogram. Everything else (route templates as label values, bucket
+the latency and added-time histograms. Everything else (route templates as label values, bucket
 indexes, label caps) happens in :meth:`RequestCounts.drain`, which the metrics
 hub calls from its background task and before a scrape.
 
@@ -28,11 +28,14 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from pynomaly_security._context import REFUSED
+from pynomaly_security.tenancy.context import SCOPE_KEY as TENANT
 
 __all__ = [
     "LATENCY_BUCKETS",
     "MAX_LABEL_VALUES",
+    "NO_TENANT",
     "OTHER",
+    "OVERHEAD_BUCKETS",
     "SCORE_BUCKETS",
     "SEP",
     "UNMATCHED",
@@ -42,6 +45,9 @@ __all__ = [
 
 UNMATCHED = "__unmatched__"
 OTHER = "__other__"
+NO_TENANT = "__none__"
+"""The tenant label of a request the tenancy layer named no tenant for (the platform's
+paths, a request it refused)."""
 SEP = "\t"
 """Separates a tally field's name from its label values (no template, family or
 alert type holds a tab)."""
@@ -51,6 +57,11 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 SCORE_BUCKETS = (1.0, 2.0, 3.0, 5.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0)
 """Anomaly scores (the blocking threshold is 5 at the default level)."""
 _LATENCY_NS = tuple(int(b * 1e9) for b in LATENCY_BUCKETS)
+OVERHEAD_BUCKETS = (
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
+)  # fmt: skip
+"""Seconds the stack itself adds to a request (tens of microseconds usually)."""
+_OVERHEAD_NS = tuple(int(b * 1e9) for b in OVERHEAD_BUCKETS)
 
 
 def route_label(route: object) -> str:
@@ -89,15 +100,16 @@ def _selected(route: object, scope: Scope, depth: int = 0) -> object:
 
 
 class _Capped:
-    """Label values seen, at most :data:`MAX_LABEL_VALUES`; past it, ``__other__``."""
+    """Label values seen, at most ``cap`` (:data:`MAX_LABEL_VALUES`); past it, ``__other__``."""
 
-    def __init__(self) -> None:
+    def __init__(self, cap: int = MAX_LABEL_VALUES) -> None:
         self._seen: set[str] = set()
+        self._cap = cap
 
     def __call__(self, value: str) -> str:
         if value in self._seen:
             return value
-        if len(self._seen) >= MAX_LABEL_VALUES:
+        if len(self._seen) >= self._cap:
             return OTHER
         self._seen.add(value)
         return value
@@ -108,15 +120,17 @@ class RequestCounts:
 
     Args:
         latency_sample: one request in this many (a power of two) enters the latency
-            histogram; chosen by the low bits of its duration in nanoseconds, which
-            are uniform (no counter to keep, and no bias toward slow or fast requests).
+            and added-time histograms; chosen when it starts, by the low bits of its
+            start time in nanoseconds, which are uniform (no counter to keep, and no
+            bias toward slow or fast requests).
 
     The outer layer (:class:`~pynomaly_security.middleware.stack.SecurityMiddleware`)
     does ``routes[scope.get("route")] += 1`` for every request and calls :meth:`note`
-    for the rare ones (``ctx.extra``, a 5xx, or ``not elapsed & sample_mask``).
+    for the rare ones (``ctx.extra``, a 5xx, or sampled: ``not started & sample_mask``,
+    with the app's time from :class:`~pynomaly_security.metrics.apptime.AppTimer`).
     """
 
-    def __init__(self, *, latency_sample: int = 64) -> None:
+    def __init__(self, *, latency_sample: int = 64, tenant_labels: int | None = None) -> None:
         if latency_sample < 1 or latency_sample & (latency_sample - 1):
             raise ValueError("latency_sample must be a power of two")
         self.routes: dict[int, int] = {id(None): 0}
@@ -129,19 +143,35 @@ class RequestCounts:
         self.latency_sample = latency_sample
         self._rare: Counter[str] = Counter()
         self._labels = {name: _Capped() for name in ("route", "family", "type")}
+        self.by_tenant = tenant_labels is not None
+        """Tenancy on: requests are counted by route and tenant (:meth:`tenant_request`),
+        blocks carry the tenant too; the tenants past ``tenant_labels`` are ``__other__``."""
+        self._tenant = _Capped(tenant_labels or 0)
+        self._tenant_routes: Counter[tuple[int, str]] = Counter()
 
     # -- the request path (rare requests only) -------------------------------------------
     def note(
-        self, scope: Scope, route: object, extra: Mapping[str, Any], status: int, elapsed: int
+        self,
+        scope: Scope,
+        route: object,
+        extra: Mapping[str, Any],
+        status: int,
+        elapsed: int,
+        app_ns: list[int] | None = None,
     ) -> None:
         """Count what a rare request carries: its block or refusal (by route and
-        family or reason), its injection score, a 5xx, and, when sampled, its duration
-        (``elapsed`` nanoseconds)."""
+        family or reason), its injection score, a 5xx, and, when sampled (``app_ns``:
+        the app's own nanoseconds), its duration (``elapsed`` nanoseconds) and the
+        stack's part of it."""
         rare = self._rare
-        if not elapsed & self.sample_mask:
+        if app_ns is not None:
             rare[f"latency{SEP}{bisect.bisect_left(_LATENCY_NS, elapsed)}"] += 1
             rare["latency_sum_ns"] += elapsed
             rare["latency_count"] += 1
+            added = max(0, elapsed - app_ns[0])
+            rare[f"overhead{SEP}{bisect.bisect_left(_OVERHEAD_NS, added)}"] += 1
+            rare["overhead_sum_ns"] += added
+            rare["overhead_count"] += 1
         if not extra and status < 500:
             return
         if route is None:
@@ -149,6 +179,8 @@ class RequestCounts:
         label = self._labels["route"](route_label(route))
         if status >= 500:
             rare[f"errors{SEP}{label}"] += 1
+        if self.by_tenant:
+            label = f"{label}{SEP}{self._tenant_label(scope)}"  # blocked: route, tenant, family
         inspection = extra.get("inspection")
         if inspection is not None:
             score = float(inspection.get("score") or 0)
@@ -172,6 +204,18 @@ class RequestCounts:
         if sink is not None and sink.get("blocked"):
             rare[f"blocked{SEP}{label}{SEP}sqli_sink"] += 1
 
+    def _tenant_label(self, scope: Scope) -> str:
+        tenant = scope.get(TENANT)
+        return self._tenant(tenant) if isinstance(tenant, str) else NO_TENANT
+
+    def tenant_request(self, scope: Scope, route: object) -> None:
+        """Count a request by route and tenant (tenancy on; the request path's
+        alternative to ``routes[id(route)] += 1``)."""
+        key = id(route)
+        if key not in self._names:
+            key = self._remember(route)
+        self._tenant_routes[(key, self._tenant_label(scope))] += 1
+
     def alert(self, alert_type: str, level: str) -> None:
         """Count a raised alert (the monitor's alert handler calls it)."""
         self._rare[f"alerts{SEP}{self._labels['type'](alert_type)}{SEP}{level}"] += 1
@@ -190,12 +234,21 @@ class RequestCounts:
                 if n:
                     out[f"inspected{SEP}{names[key]}"] += n
                     routes[key] = 0  # the key stays: the next request is a plain increment
+        if self._tenant_routes:
+            by_tenant, self._tenant_routes = self._tenant_routes, Counter()
+            for (key, tenant), n in by_tenant.items():
+                out[f"inspected{SEP}{self._names[key]}{SEP}{tenant}"] += n
         return out
 
     def first(self, route: object) -> None:
         """Count the first request of a route object (the request path's ``KeyError``):
         keep the object, so its id is never reused, and its label; beyond
         :data:`MAX_LABEL_VALUES` routes the rest count as one ``__other__`` key."""
+        key = self._remember(route)
+        self.routes[key] = self.routes.get(key, 0) + 1
+
+    def _remember(self, route: object) -> int:
+        """Keep a route object and its label; its key in :attr:`routes`."""
         key = id(route)
         if len(self._keep) >= 4 * MAX_LABEL_VALUES:
             key = id(OTHER)
@@ -203,4 +256,4 @@ class RequestCounts:
         else:
             self._keep.append(route)
             self._names[key] = self._labels["route"](route_label(route))
-        self.routes[key] = self.routes.get(key, 0) + 1
+        return key

@@ -24,7 +24,13 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from pynomaly_security.metrics.counters import LATENCY_BUCKETS, SCORE_BUCKETS, SEP
+from pynomaly_security.metrics.counters import (
+    LATENCY_BUCKETS,
+    NO_TENANT,
+    OVERHEAD_BUCKETS,
+    SCORE_BUCKETS,
+    SEP,
+)
 from pynomaly_security.metrics.hub import Snapshot
 
 __all__ = ["PREFIX", "SnapshotCollector", "render"]
@@ -71,6 +77,16 @@ def _observed(
     return out, total
 
 
+def _with_tenant(labels: list[str], plain: int, by_tenant: bool) -> list[str]:
+    """A field's label values for a family with (``by_tenant``) or without the tenant
+    label (second); ``plain`` is the number of values a field without it has. Counts
+    of a run with tenancy off read as tenant ``__none__``, with it off the tenant is
+    left out (the shared tallies outlive a change of the setting)."""
+    if len(labels) == plain:
+        return [labels[0], NO_TENANT, *labels[1:]] if by_tenant else labels
+    return labels if by_tenant else [labels[0], *labels[2:]]
+
+
 class SnapshotCollector(Collector):
     """Every ``pynomaly_security_*`` metric family of one snapshot."""
 
@@ -82,25 +98,29 @@ class SnapshotCollector(Collector):
         t = s.tallies
         p = PREFIX
 
+        # With tenancy on, a tenant label after the route (tenancy/context.SCOPE_KEY).
+        inspected = list(_fields(t, "inspected"))
+        by_tenant = any(len(labels) == 2 for labels, _ in inspected)
         requests = CounterMetricFamily(
             p + "requests_inspected",
             "Requests the security stack handled, by route template "
-            "(__unmatched__: no route matched).",
-            labels=["route"],
+            "(__unmatched__: no route matched) and, with tenancy on, tenant.",
+            labels=["route", "tenant"] if by_tenant else ["route"],
         )
-        for (route,), n in _fields(t, "inspected"):
-            requests.add_metric([route], n)
+        for labels, n in inspected:
+            requests.add_metric(_with_tenant(labels, 1, by_tenant), n)
         yield requests
 
         blocked = CounterMetricFamily(
             p + "requests_blocked",
             "Requests the stack answered itself, by route template and family "
-            "(an injection family, or the refusal's reason: rate_limited, locked_out, ...).",
-            labels=["route", "family"],
+            "(an injection family, or the refusal's reason: rate_limited, locked_out, ...) "
+            "and, with tenancy on, tenant.",
+            labels=["route", "tenant", "family"] if by_tenant else ["route", "family"],
         )
         for labels, n in _fields(t, "blocked"):
-            if len(labels) == 2:
-                blocked.add_metric(labels, n)
+            if len(labels) in (2, 3):
+                blocked.add_metric(_with_tenant(labels, 2, by_tenant), n)
         yield blocked
 
         findings = CounterMetricFamily(
@@ -133,12 +153,22 @@ class SnapshotCollector(Collector):
         latency = HistogramMetricFamily(
             p + "request_duration_seconds",
             f"Duration of a request as the stack's outer layer sees it (one request in "
-            f"{s.latency_sample} sampled by the low bits of its nanosecond duration).",
+            f"{s.latency_sample} sampled by the low bits of its nanosecond start time).",
         )
         latency.add_metric(
             [], _buckets(t, "latency", LATENCY_BUCKETS), t.get("latency_sum_ns", 0) / 1e9
         )
         yield latency
+
+        overhead = HistogramMetricFamily(
+            p + "overhead_seconds",
+            "Time the security stack added to a request: its outer layer's duration minus "
+            f"the app's (the same one request in {s.latency_sample}).",
+        )
+        overhead.add_metric(
+            [], _buckets(t, "overhead", OVERHEAD_BUCKETS), t.get("overhead_sum_ns", 0) / 1e9
+        )
+        yield overhead
 
         alerts = CounterMetricFamily(
             p + "alerts", "Alerts raised, by type and level.", labels=["type", "level"]
@@ -226,6 +256,16 @@ class SnapshotCollector(Collector):
                 "Audit records queued in the serving worker.",
                 value=a.get("queue_depth") or 0,
             )
+            records = CounterMetricFamily(
+                p + "audit_records",
+                "Records committed to the audit trail (every worker's), by kind: the "
+                "event family (auth, security, ..., custom) or access (a batch record "
+                "of access rows).",
+                labels=["kind"],
+            )
+            for (kind,), n in _fields(t, "audit_records"):
+                records.add_metric([kind], n)
+            yield records
             dropped = CounterMetricFamily(
                 p + "audit_dropped", "Audit records the serving worker dropped (queue full)."
             )
@@ -259,6 +299,17 @@ class SnapshotCollector(Collector):
                     "When the serving worker last verified the trail (Unix time).",
                     value=a["verified_at"],
                 )
+        if s.sessions_active is not None:
+            yield GaugeMetricFamily(
+                p + "sessions_active",
+                "Sign-in sessions live now (the app's authenticator, every worker's).",
+                value=s.sessions_active,
+            )
+            yield GaugeMetricFamily(
+                p + "refresh_tokens_active",
+                "Refresh tokens usable now: one per live session (rotation replaces it).",
+                value=s.sessions_active,
+            )
         compliance = s.providers.get("compliance")
         if compliance is not None:
             scores = GaugeMetricFamily(

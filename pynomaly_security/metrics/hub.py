@@ -50,6 +50,7 @@ from pynomaly_security.monitor.events import SecurityAlert, ThreatLevel
 from pynomaly_security.storage.base import DocumentStore, TallyStore
 
 if TYPE_CHECKING:
+    from pynomaly_security.metrics.port import MetricsPort
     from pynomaly_security.plugin import SecurityStack
     from pynomaly_security.settings import MetricsSection
 
@@ -123,6 +124,7 @@ class Snapshot:
     providers: dict[str, dict[str, float] | None] = field(default_factory=dict)
     sources_up: dict[str, bool] = field(default_factory=dict)
     latency_sample: int = 64
+    sessions_active: int | None = None
 
 
 class MetricsHub:
@@ -132,6 +134,7 @@ class MetricsHub:
         section: the ``METRICS_*`` settings.
         state: where the tallies and minute documents live (the stack's ``STATE_URL``
             backend, else its store): shared when that backend is.
+        tenancy: count requests and blocks by tenant too (``TENANCY_ENABLED``).
         clock: seconds since the epoch (tests inject it).
     """
 
@@ -140,6 +143,7 @@ class MetricsHub:
         section: MetricsSection,
         state: object,
         *,
+        tenancy: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(state, TallyStore) or not isinstance(state, DocumentStore):
@@ -149,7 +153,10 @@ class MetricsHub:
         self.section = section
         self.flush_seconds = section.flush_seconds
         """Seconds between this worker's flushes (``METRICS_FLUSH_SECONDS``)."""
-        self.counts = RequestCounts(latency_sample=section.latency_sample)
+        self.counts = RequestCounts(
+            latency_sample=section.latency_sample,
+            tenant_labels=section.tenant_labels_max if tenancy else None,
+        )
         self._tallies: TallyStore = state
         self._minutes = state.documents(SERIES_COLLECTION, indexed=("minute",), keep=SERIES_KEEP)
         self.clock = clock
@@ -158,6 +165,7 @@ class MetricsHub:
         self._series: dict[int, Counter[str]] = {}
         self._dirty: set[int] = set()
         self._monitor_seen: dict[str, int] = {}
+        self._audit_seen: dict[str, int] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._providers: dict[str, Provider] = {}
@@ -169,6 +177,11 @@ class MetricsHub:
             (0, None, None),
         )
         self.stack: SecurityStack | None = None
+        self.port: MetricsPort | None = None
+        """The metrics port (``METRICS_PORT``), started and stopped with the hub."""
+        self.sessions: Callable[[], Awaitable[int]] | None = None
+        """Counts the live sessions of the app's authenticator (``install_authenticator``
+        sets it); ``None``: no session gauges at all, not zeros."""
 
     # -- wiring ---------------------------------------------------------------------------
     def attach(self, stack: SecurityStack) -> None:
@@ -191,8 +204,12 @@ class MetricsHub:
     async def start(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
+        if self.port is not None and not self.port.serving:
+            await self.port.start()
 
     async def aclose(self) -> None:
+        if self.port is not None:
+            await self.port.aclose()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -236,8 +253,21 @@ class MetricsHub:
                     series[target] += delta
                     changed = True
             self._monitor_seen = {m: seen.get(m, 0) for m in _MONITOR_SERIES}
+            if self.stack.audit_logger is not None:
+                self._drain_audit(self.stack.audit_logger.records_written)
         if changed:
             self._dirty.add(minute)
+
+    def _drain_audit(self, written: dict[str, int]) -> None:
+        """The audit records this worker committed since the last drain, as tallies
+        (``audit_records<TAB>kind``): the writer only counts up, the hub keeps what
+        it has already passed on."""
+        seen = self._audit_seen
+        for kind, n in written.items():
+            delta = n - seen.get(kind, 0)
+            if delta:
+                self._pending[f"audit_records{SEP}{kind}"] += delta
+        self._audit_seen = written
 
     async def flush(self) -> None:
         """Add this worker's counts to the shared tallies and write its minute documents."""
@@ -284,6 +314,8 @@ class MetricsHub:
             await self._source(snap, "policies", self._read_policies(snap, stack))
         if stack.audit_logger is not None:
             await self._source(snap, "audit", self._read_audit(snap, stack))
+        if self.sessions is not None:
+            await self._source(snap, "sessions", self._read_sessions(snap, self.sessions))
         for name in PROVIDERS:
             provider = self._providers.get(name)
             snap.providers[name] = None
@@ -373,6 +405,9 @@ class MetricsHub:
                 info["checkpoint_seq"] = seq
                 info["checkpoint_age_seconds"] = max(0.0, snap.at - ts_us / 1e6)
         snap.audit = info
+
+    async def _read_sessions(self, snap: Snapshot, count: Callable[[], Awaitable[int]]) -> None:
+        snap.sessions_active = await count()
 
     async def _read_provider(self, snap: Snapshot, name: str, provider: Provider) -> None:
         value = provider()

@@ -63,9 +63,9 @@ def _top(snap: Snapshot) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     families: Counter[str] = Counter()
     for key, value in snap.tallies.items():
         parts = key.split(SEP)
-        if parts[0] == "blocked" and len(parts) == 3:
+        if parts[0] == "blocked" and len(parts) in (3, 4):  # 4: with the tenant
             routes[parts[1]] += value
-            families[parts[2]] += value
+            families[parts[-1]] += value
     return (
         [{"route": r, "count": n} for r, n in routes.most_common(TOP)],
         [{"family": f, "count": n} for f, n in families.most_common(TOP)],

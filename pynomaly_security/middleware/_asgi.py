@@ -13,6 +13,15 @@ still see a coroutine function when such a layer is the app they serve, so the
 function is marked as one: ``inspect.markcoroutinefunction`` (Python 3.12+), or
 on 3.11 the marker ``asyncio.iscoroutinefunction`` reads, as asgiref's
 ``markcoroutinefunction`` does.
+
+:class:`Layer` is what such a layer (and the stack's outer layer) derives from to call
+the next app cheaply: through the bound ``__call__`` of the next layer rather than the
+instance itself. CPython 3.11 inlines a call of a bound Python method in the caller's
+eval loop; a call of an instance goes through the type's ``tp_call`` slot, a method
+lookup and a new C-level eval loop. Measured on the default stack's GET (five such
+calls: the outer layer, the rate limiter, the login guard, inspection, the metrics'
+timer): 561,354 -> 556,572 instructions per request (``bench/overhead.py
+--instructions --only get``, bare 443,466-444,196).
 """
 
 from __future__ import annotations
@@ -20,10 +29,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import sys
+import types
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-__all__ = ["passes_through"]
+__all__ = ["Layer", "next_call", "passes_through"]
 
 _F = TypeVar("_F", bound=Callable[..., Awaitable[None]])
 
@@ -34,3 +44,35 @@ def passes_through(func: _F) -> _F:
         return inspect.markcoroutinefunction(func)
     func._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
     return func
+
+
+def next_call(app: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """How to call ``app`` cheapest: the bound ``__call__`` of an instance whose class
+    defines it in Python, else ``app`` itself (a function, a C callable)."""
+    call = _inherited_call(app)
+    if isinstance(call, types.FunctionType):
+        return types.MethodType(call, app)  # what ``app.__call__`` is
+    return app
+
+
+def _inherited_call(app: object) -> object:
+    """``__call__`` as the type's MRO defines it (the class or a base)."""
+    for klass in type(app).__mro__:
+        if "__call__" in vars(klass):
+            return vars(klass)["__call__"]
+    return None
+
+
+class Layer:
+    """A layer with a next app: ``self.app`` as in every ASGI middleware, and
+    ``self.call_app``, the same app as :func:`next_call` calls it, kept in step with
+    every assignment of ``app`` (the stack's switches re-point ``app`` at run time:
+    ``decisions/index.py``, ``policy/engine.py``)."""
+
+    app: Callable[..., Awaitable[None]]
+    call_app: Callable[..., Awaitable[None]]
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name == "app":
+            object.__setattr__(self, "call_app", next_call(value))  # type: ignore[arg-type]

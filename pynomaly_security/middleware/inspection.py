@@ -36,7 +36,7 @@ from pynomaly_security.detection.exemptions import match_route_policy
 from pynomaly_security.detection.extract import Framing, read_framing
 from pynomaly_security.detection.types import InspectionRefused
 from pynomaly_security.logsafe import safe_text
-from pynomaly_security.middleware._asgi import passes_through
+from pynomaly_security.middleware._asgi import Layer, passes_through
 from pynomaly_security.middleware._body import (
     BodyOutcome,
     content_length,
@@ -97,7 +97,7 @@ def _is_parsed(framing: Framing) -> bool:
     return bool(ctype.startswith(PARSED_CONTENT_TYPES) or ctype.endswith((b"+json", b"+xml")))
 
 
-class InputInspectionMiddleware:
+class InputInspectionMiddleware(Layer):
     """Inspect requests for SQL injection, XSS, path traversal, command injection.
 
     A request only SQL injection findings would block is passed on as
@@ -153,7 +153,7 @@ class InputInspectionMiddleware:
     @passes_through
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != "http":
-            return self.app(scope, receive, send)
+            return self.call_app(scope, receive, send)
         # The request's key in the memory of clean requests (CleanRequests.key): the
         # path as sent, undecoded (the key only has to tell requests apart). None
         # over HTTP/2 and /3, where a body needs no header, so no key stands for one.
@@ -165,7 +165,7 @@ class InputInspectionMiddleware:
             else None
         )
         if key is not None and self._known(key) and RAISED_DETECTION not in scope:
-            return self.app(scope, receive, send)  # known clean: no frame of this layer
+            return self.call_app(scope, receive, send)  # known clean: no frame of this layer
         return self._screen(scope, receive, send, key)
 
     async def _screen(
@@ -219,7 +219,7 @@ class InputInspectionMiddleware:
                 # Clean on its own (not thanks to a route's exemptions): repeats of it
                 # pass after one pass over their headers.
                 self.clean.add(key)
-            await self.app(scope, receive, send)  # the usual case: nothing found
+            await self.call_app(scope, receive, send)  # the usual case: nothing found
             return
         if verdict.findings and verdict.reject_status is None:
             # Only a suspicious request pays for route matching: the endpoint's

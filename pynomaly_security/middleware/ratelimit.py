@@ -33,7 +33,7 @@ from pynomaly_security._context import get_request_context, note_refusal
 from pynomaly_security._log import get_logger
 from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.logsafe import safe_text
-from pynomaly_security.middleware._asgi import passes_through
+from pynomaly_security.middleware._asgi import Layer, passes_through
 from pynomaly_security.network.client_ip import ClientIPResolver
 from pynomaly_security.storage._limits import LimitsStorageAdapter
 from pynomaly_security.storage.base import FailurePolicy, Store, failure_policy
@@ -107,7 +107,7 @@ def _policy_name(item: RateLimitItem) -> str:
     return f"{item.amount}-per-{item.multiples}-{item.GRANULARITY.name}"
 
 
-class RateLimitMiddleware:
+class RateLimitMiddleware(Layer):
     """Refuse requests beyond configured limits with ``429``.
 
     Args:
@@ -278,7 +278,7 @@ class RateLimitMiddleware:
         if kind != "http":
             if kind == "lifespan":
                 receive = self._lifespan_receive(receive)
-            return self.app(scope, receive, send)
+            return self.call_app(scope, receive, send)
         path: str = scope["path"]
         if (
             # Only listed routes counted (no default limit): the usual request
@@ -287,7 +287,7 @@ class RateLimitMiddleware:
             and path not in self._limited_exact
             and not (self._limited_prefixes and path.startswith(self._limited_prefixes))
         ):
-            return self.app(scope, receive, send)
+            return self.call_app(scope, receive, send)
         if path in self._exempt_exact or path.startswith(self._exempt_prefixes):
             return self._next(scope, receive, send)  # the auth table may still count it
         return self._limit(scope, receive, send, path)

@@ -91,6 +91,8 @@ class UserTracker:
         self._clock = clock
         self._pending: deque[_Pending] = deque(maxlen=max_pending)
         self._append = self._pending.append
+        self.append_row = self._append
+        """``add_row`` as one C call: ``append_row((user_id, client_ip, row))``."""
         self._interval = flush_interval
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None

@@ -28,6 +28,7 @@ from pynomaly_security.exceptions import SecurityError
 __all__ = [
     "CURRENT",
     "PLATFORM",
+    "SCOPE_KEY",
     "TenantScopeError",
     "current_namespace",
     "current_tenant",
@@ -40,6 +41,11 @@ __all__ = [
 PLATFORM: Final = "p|"
 """The namespace of state that belongs to no tenant (the tenant registry, the
 platform admin's own lockouts): explicit, never the absence of a tenant."""
+
+SCOPE_KEY: Final = "pynomaly_security.tenant"
+"""The scope key under which the tenancy layer leaves a request's tenant id, for the
+layers outside it (the metrics' tenant label), which run after it has reset
+:data:`CURRENT`."""
 
 
 class TenantScopeError(SecurityError, RuntimeError):

@@ -38,7 +38,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pynomaly_security._context import get_request_context, note_refusal
-from pynomaly_security.tenancy.context import _NS, CURRENT, enter, leave, namespace
+from pynomaly_security.tenancy.context import _NS, CURRENT, SCOPE_KEY, enter, leave, namespace
 from pynomaly_security.tenancy.model import Plan
 from pynomaly_security.tenancy.quotas import Quotas
 from pynomaly_security.tenancy.registry import TenantRegistry
@@ -189,6 +189,7 @@ class TenancyMiddleware:
             if served is None:
                 await self._unknown(scope, receive, send)
                 return
+        scope[SCOPE_KEY] = served.tenant_id
         if served.simple and not (self._path_source and path.startswith(self._prefix)):
             t1, t2 = CURRENT.set(served.tenant_id), _NS.set(served.ns)
             try:

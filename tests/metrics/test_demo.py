@@ -58,3 +58,41 @@ async def test_the_walkthrough_shows_on_the_dashboard(app: FastAPI) -> None:
         assert {"brute_force", "injection_attack"} <= types
         page = await client.get("/api/security/dashboard")
         assert page.status_code == 200 and "Security dashboard" in page.text
+
+
+def _gauge(text: str, name: str) -> float | None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                return sample.value
+    return None
+
+
+@pytest.mark.anyio
+async def test_sessions_and_refresh_tokens_active(app: FastAPI) -> None:
+    """The example app's authenticator: two sign-ins, one refresh (a rotation, still one
+    token per session), one logout: one session and one refresh token live."""
+    admin = {"X-API-Key": KEY}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+
+        async def gauges() -> tuple[float | None, float | None]:
+            text = (await client.get("/metrics", headers=admin)).text
+            return (
+                _gauge(text, "pynomaly_security_sessions_active"),
+                _gauge(text, "pynomaly_security_refresh_tokens_active"),
+            )
+
+        assert await gauges() == (0, 0)
+        credentials = {"username": "alice", "password": "wonderland-2024"}
+        first = (await client.post("/login", json=credentials)).json()
+        second = (await client.post("/login", json=credentials)).json()
+        assert await gauges() == (2, 2)
+        rotated = await client.post("/refresh", json={"refresh_token": first["refresh_token"]})
+        assert rotated.status_code == 200
+        assert await gauges() == (2, 2)
+        bearer = {"Authorization": f"Bearer {second['access_token']}"}
+        assert (await client.post("/logout", headers=bearer)).status_code == 204
+        assert await gauges() == (1, 1)

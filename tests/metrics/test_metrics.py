@@ -404,3 +404,72 @@ def test_the_grafana_dashboard_names_only_our_metrics() -> None:
     for name in queried:
         base = re.sub(r"_(total|bucket|sum|count)$", "", name)
         assert base in families, name
+
+
+@pytest.mark.anyio
+async def test_audit_records_count_by_kind_exactly(tmp_path: Any) -> None:
+    """Every record the writer commits counts once, under its event family (``custom``
+    for a type of the app's own) or ``access`` for an access batch; together they are
+    the trail's length."""
+    app, stack = _app(enable_audit_logging=True, audit_db_url=f"sqlite:///{tmp_path}/audit.db")
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            audit = stack.audit_logger
+            assert audit is not None
+            await audit.flush()
+            for _ in range(3):
+                await audit.log_audit_event("export", "report", event_type="data_export")
+            for _ in range(2):
+                await audit.log_audit_event("sync", "catalogue", event_type="app_sync")
+            for i in range(5):
+                assert (await client.get(f"/items/{i}")).status_code == 200
+            await audit.flush()
+            trail = await audit.store.records(0, 10_000)
+            text = (await _scrape(client)).text
+    assert _value(text, "pynomaly_security_audit_records_total", kind="data") == 3
+    assert _value(text, "pynomaly_security_audit_records_total", kind="custom") == 2
+    assert _value(text, "pynomaly_security_audit_records_total", kind="access") >= 1
+    written = {
+        labels: n
+        for (name, labels), n in _samples(text).items()
+        if name == "pynomaly_security_audit_records_total"
+    }
+    assert sum(written.values()) == len(trail)
+
+
+@pytest.mark.anyio
+async def test_without_an_authenticator_no_session_gauges(
+    served: tuple[httpx.AsyncClient, SecurityStack],
+) -> None:
+    """No authenticator installed: the session gauges are absent, not zero."""
+    client, _ = served
+    text = (await _scrape(client)).text
+    assert "sessions_active" not in text and "refresh_tokens_active" not in text
+
+
+@pytest.mark.anyio
+async def test_the_stack_added_time_leaves_the_app_out() -> None:
+    """overhead_seconds: a sampled request's duration minus the app's own time (every
+    request sampled here): the app's 20 ms sleeps are in request_duration_seconds and
+    not in the stack's added time."""
+    app, _ = _app(metrics_latency_sample=1)
+
+    @app.get("/slow")
+    async def slow() -> dict[str, bool]:
+        import asyncio
+
+        await asyncio.sleep(0.02)
+        return {"ok": True}
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            for _ in range(5):
+                assert (await client.get("/slow")).status_code == 200
+            text = (await _scrape(client)).text
+    assert _value(text, "pynomaly_security_overhead_seconds_count") == 5
+    assert _value(text, "pynomaly_security_request_duration_seconds_count") == 5
+    total = _value(text, "pynomaly_security_request_duration_seconds_sum")
+    added = _value(text, "pynomaly_security_overhead_seconds_sum")
+    assert added > 0 and total - added >= 5 * 0.02
