@@ -590,6 +590,7 @@ def setup_security_middleware(
             registry=tenancy.registry,
             section=settings.tenancy,
             quotas=tenancy.quotas,
+            exempt=[settings.metrics.path] if settings.metrics.enabled else [],
         )
     # Tracking, headers and audit run as one layer with one send wrapper (see
     # middleware/stack.py), sharing the policy and the recorder their standalone

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
 from starlette.datastructures import MutableHeaders
@@ -77,6 +77,8 @@ class TenancyMiddleware:
         quotas: the quotas on the tenant-scoped store (None: no quotas).
         token_claims: verified claims of a bearer token, or None (default: the
             authenticator installed on ``app.state``, looked up per request).
+        exempt: path prefixes served for the platform besides
+            ``section.exempt_paths`` (the stack's own, such as ``/metrics``).
     """
 
     def __init__(
@@ -87,12 +89,15 @@ class TenancyMiddleware:
         section: TenancySection,
         quotas: Quotas | None = None,
         token_claims: Callable[[Scope, str], dict[str, Any] | None] | None = None,
+        exempt: Sequence[str] = (),
     ) -> None:
         self.app = app
         self.registry = registry
         self.section = section
         self.quotas = quotas
-        self._exempt = tuple(section.exempt_paths)
+        # ``exempt``: the stack's own platform paths beside the setting's (``/metrics``:
+        # a scraper has no tenant to name).
+        self._exempt = (*section.exempt_paths, *exempt)
         self._header = section.header.lower().encode("latin-1")
         self._claim = section.claim
         self._suffix = "." + section.base_domain.lower() if section.base_domain else None
