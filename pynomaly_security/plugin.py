@@ -343,6 +343,8 @@ def setup_security_middleware(
             monitor,
         )
         per_tenant = tenancy.store
+        if audit_logger is not None:
+            tenancy.bind_audit(audit_logger)
     activity = state if state is not None else store
     tracker = (
         UserTracker(max_users=settings.max_tracked_keys, store=activity)
@@ -565,6 +567,7 @@ def setup_security_middleware(
             registry=tenancy.registry,
             section=settings.tenancy,
             quotas=tenancy.quotas,
+            access_tenants=tenancy.access_tenants,
         )
     # Tracking, headers and audit run as one layer with one send wrapper (see
     # middleware/stack.py), sharing the policy and the recorder their standalone

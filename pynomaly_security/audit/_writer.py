@@ -55,6 +55,8 @@ class BatchWriter:
         self._max_pending = max_pending
         self._idle = idle
         self.access: deque[AccessRow] = deque()
+        self.split: Callable[[list[AccessRow]], list[list[AccessRow]]] = split_batches
+        """Cuts a flush's rows into batch records (per tenant with tenancy on)."""
         self.limit = max_pending
         """Queue bound read by the logger's fast path; 0 once closing."""
         self._urgent: list[tuple[AuditEntry, asyncio.Future[int]]] = []
@@ -158,7 +160,7 @@ class BatchWriter:
             return
         try:
             seqs = await self._commit(
-                [entry for entry, _ in urgent], split_batches(access) if access else []
+                [entry for entry, _ in urgent], self.split(access) if access else []
             )
         except Exception as exc:
             log.error(FLUSH_FAILED, error=type(exc).__name__, records=len(access) + len(urgent))

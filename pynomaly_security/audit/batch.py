@@ -74,6 +74,9 @@ __all__ = [
 ]
 
 ACCESS_BATCH = "access_batch"
+TENANT_SUBJECT = "\x00tenant:"
+"""Prefix of a tenant's pseudo-subject (``audit/tenants.py``): a NUL, which no user id
+taken from a request carries."""
 # AccessRow (``_context.py``) is the stored row's layout (``COLUMNS``) with the user
 # id where the stored row has its subject index: an anonymous row (user id None)
 # is stored as it is, with no per-row work at flush time.
@@ -153,6 +156,7 @@ def seal_batch(
     aad_prefix: bytes,
     limit: int = 1024,
     users: set[str] | None = None,
+    tenant: tuple[str, int] | None = None,
 ) -> SealedBatch:
     """The sealed parts of one chain record holding ``rows`` (from :func:`split_batches`).
 
@@ -160,7 +164,8 @@ def seal_batch(
     to an AESGCM of its key; ``header`` is ``chain.header``. Paths and request
     ids longer than ``limit`` characters are cut (``bounds.cut``): a row is
     bounded whatever the request's size. ``users`` is :func:`row_users` of
-    ``rows`` when the caller has it.
+    ``rows`` when the caller has it. ``tenant`` is the batch's tenant and its
+    number among the tenant's records (``audit/tenants.py``).
     """
     rows = _bounded(rows, limit)
     subject_index: dict[str, int] = {}
@@ -187,7 +192,7 @@ def seal_batch(
     key_id = keys.key_id
     head = header(
         seq, ts_us, ACCESS_BATCH, "http_request", "error" if error else "info", ",,",
-        None, None, key_id, prev,
+        None, None, key_id, prev, *(tenant or ()),
     )  # fmt: skip
     payload = _dumps(
         {"v": _VERSION, "cols": COLUMNS, "subjects": list(subject_index), "rows": out_rows}
@@ -278,6 +283,8 @@ def open_batch(
             user, source = None, ip
         elif i in people:
             user, source = people[i]
+            if isinstance(user, str) and user.startswith(TENANT_SUBJECT):
+                user = None  # an anonymous row of a tenant (sealed under its subject)
         else:
             mark = marks.get(owner, UNREADABLE)
             user, source = mark, mark

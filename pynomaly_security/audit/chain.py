@@ -22,7 +22,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from pynomaly_security.audit.batch import ACCESS_BATCH, AccessRow, row_users, seal_batch
+from pynomaly_security.audit.batch import (
+    ACCESS_BATCH,
+    TENANT_SUBJECT,
+    AccessRow,
+    row_users,
+    seal_batch,
+)
 from pynomaly_security.audit.records import AuditEntry, AuditLevel, EntryKind, SecurityEventType
 from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores.base import AppendTxn, Checkpoint, SealedRecord
@@ -64,9 +70,13 @@ def header(
     subject_ref: str | None,
     key_id: str,
     prev_hash: bytes,
+    tenant: str | None = None,
+    tenant_seq: int | None = None,
 ) -> bytes:
-    """Sorted-key, compact, ASCII JSON of every plaintext column."""
-    doc = {
+    """Sorted-key, compact, ASCII JSON of every plaintext column. The tenant columns
+    are there only when set: a record without a tenant (every record written before
+    issue 21) hashes as it always did."""
+    doc: dict[str, object] = {
         "event_type": event_type,
         "key_id": key_id,
         "kind": kind,
@@ -78,13 +88,16 @@ def header(
         "subject_ref": subject_ref,
         "ts_us": ts_us,
     }
+    if tenant is not None:
+        doc["tenant"] = tenant
+        doc["tenant_seq"] = tenant_seq
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def _header_of(rec: SealedRecord) -> bytes:
     return header(
         rec.seq, rec.ts_us, rec.kind, rec.event_type, rec.level, rec.standards,
-        rec.request_id, rec.subject_ref, rec.key_id, rec.prev_hash,
+        rec.request_id, rec.subject_ref, rec.key_id, rec.prev_hash, rec.tenant, rec.tenant_seq,
     )  # fmt: skip
 
 
@@ -206,11 +219,14 @@ class Sealer:
         key_id = self.keys.key_id
         rows: list[SealedRecord] = []
         index: list[tuple[str, int]] = []
+        numbers = await _TenantNumbers.read(txn, batches, entries)
         for batch, batch_users in zip(batches, users, strict=True):
             seq += 1
+            tenant = numbers.next(getattr(batch, "tenant", None))
             part = seal_batch(
                 self.keys, batch, seq=seq, prev=prev, refs=refs, subject_keys=subject_keys,
                 header=header, aad_prefix=_AAD, limit=self.field_limit, users=batch_users,
+                tenant=tenant,
             )  # fmt: skip
             digest = hashlib.sha256(
                 prev + _canonical(part.head, part.payload, part.personal)
@@ -230,6 +246,7 @@ class Sealer:
                     part.personal,
                     prev,
                     digest,
+                    *(tenant or ()),
                 )
             )
             index.extend((ref, seq) for ref in {refs[user] for user in batch_users})
@@ -240,20 +257,23 @@ class Sealer:
             payload = dict(entry.payload)
             ref = None
             personal_body: dict[str, Any] = {}
+            subject = _subject(entry)
             if entry.erased_ref is not None:
                 ref = entry.erased_ref
-            elif entry.user_id is not None:
-                ref = self.subject_ref(entry.user_id)
+            elif subject is not None:
+                # A user's, or (no user, inside a tenant) the tenant's subject key.
+                ref = self.subject_ref(subject)
                 personal_body = _split_personal(payload)
                 personal_body.update(user_id=entry.user_id, source_ip=entry.source_ip)
             elif entry.source_ip is not None:
                 payload["source_ip"] = entry.source_ip
+            tenant = numbers.next(entry.tenant)
             ts_us = int(entry.timestamp * 1_000_000)
             standards = "," + ",".join(s.value for s in entry.standards) + ","
             kind, level = entry.kind.value, entry.level.value
             head = header(
                 seq, ts_us, kind, entry.event_type, level, standards,
-                entry.request_id, ref, key_id, prev,
+                entry.request_id, ref, key_id, prev, *(tenant or ()),
             )  # fmt: skip
             personal = None
             if ref is not None and entry.erased_ref is None:
@@ -276,6 +296,7 @@ class Sealer:
                     personal,
                     prev,
                     digest,
+                    *(tenant or ()),
                 )
             )
             prev = digest
@@ -402,9 +423,9 @@ class Sealer:
         self, txn: AppendTxn, entries: Sequence[AuditEntry], extra: Iterable[str] = ()
     ) -> dict[str, AESGCM]:
         wanted = {
-            self.subject_ref(e.user_id)
+            self.subject_ref(subject)
             for e in entries
-            if e.user_id is not None and e.erased_ref is None
+            if e.erased_ref is None and (subject := _subject(e)) is not None
         }
         refs = sorted(wanted.union(extra))
         if not refs:
@@ -468,6 +489,38 @@ class Sealer:
 
 class _Erased(Exception):
     """The subject key is gone (crypto-shredded)."""
+
+
+def _subject(entry: AuditEntry) -> str | None:
+    """Whose key seals the entry's personal data: its user's, else (inside a tenant)
+    the tenant's subject (``audit/tenants.py``), else none (the store key)."""
+    if entry.user_id is not None:
+        return entry.user_id
+    return None if entry.tenant is None else TENANT_SUBJECT + entry.tenant
+
+
+class _TenantNumbers:
+    """Each tenant's next ``tenant_seq`` within one append (``audit/tenants.py``)."""
+
+    def __init__(self, heads: dict[str, int]) -> None:
+        self._heads = heads
+
+    @classmethod
+    async def read(
+        cls, txn: AppendTxn, batches: Sequence[object], entries: Sequence[AuditEntry]
+    ) -> _TenantNumbers:
+        named = {getattr(b, "tenant", None) for b in batches} | {e.tenant for e in entries}
+        named.discard(None)
+        tenants = sorted(t for t in named if t is not None)
+        return cls(await txn.tenant_heads(tenants) if tenants else {})
+
+    def next(self, tenant: str | None) -> tuple[str, int] | None:
+        """(tenant, its next number), or None for a record of no tenant."""
+        if tenant is None:
+            return None
+        number = self._heads.get(tenant, 0) + 1
+        self._heads[tenant] = number
+        return tenant, number
 
 
 def _split_personal(payload: dict[str, Any]) -> dict[str, Any]:

@@ -55,12 +55,14 @@ from pynomaly_security.audit.records import (
 )
 from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores import AuditStore, Checkpoint
+from pynomaly_security.audit.tenants import AccessTenants
 from pynomaly_security.audit.trail import AuditTrail
 from pynomaly_security.audit.verify import VerifyResult
 from pynomaly_security.crypto.keys import KeyRing
 from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.settings import SecuritySettings
 from pynomaly_security.storage.registry import StorageRegistry
+from pynomaly_security.tenancy.context import current_tenant
 
 __all__ = ["AuditLogger"]
 
@@ -165,6 +167,8 @@ class AuditLogger(AuditTrail):
             max_pending=max_pending,
             idle=self._maintain,
         )
+        self.access_tenants: AccessTenants | None = None
+        """The tenants of queued access rows, once :meth:`bind_tenants` (tenancy on)."""
         self._dispatch = ComplianceDispatcher()
         for sink in anchor_sinks:
             self._dispatch.register_anchor(sink)
@@ -456,6 +460,7 @@ class AuditLogger(AuditTrail):
             # Bounded whatever the request's size, each user text stored once.
             payload=self._bounds.apply(payload, ident),
             timestamp=self._clock(),
+            tenant=current_tenant(),
         )
 
     def log_request(
@@ -488,6 +493,15 @@ class AuditLogger(AuditTrail):
                 client_ip,
             )
         )
+
+    def bind_tenants(self) -> AccessTenants:
+        """Bind access rows to the tenants of their requests (``audit/tenants.py``):
+        the tenancy layer notes each request's tenant here, the writer seals one batch
+        per tenant. Idempotent."""
+        if self.access_tenants is None:
+            self.access_tenants = AccessTenants(self._writer.limit or 10_000)
+            self._writer.split = self.access_tenants.batches
+        return self.access_tenants
 
     def queue_access(self, row: AccessRow) -> None:
         """Queue an access record already built as an :data:`AccessRow` (what the

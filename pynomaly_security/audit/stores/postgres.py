@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from pynomaly_security.audit.stores._sql import (
+    TENANT_COLUMNS,
     Statements,
     chunks,
     record_values,
@@ -69,6 +70,9 @@ class PostgresAuditStore:
                 # Schema creation races between workers; the advisory lock orders it.
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_key)
                 for statement in self.sql.schema("BYTEA", "BIGINT"):
+                    await conn.execute(statement)
+                names = [name for name, _ in TENANT_COLUMNS]
+                for statement in self.sql.add_tenant_columns(names, "BIGINT", "IF NOT EXISTS "):
                     await conn.execute(statement)
         except self._errors as exc:
             await self._lease.release()
@@ -199,3 +203,10 @@ class _PostgresTxn:
     async def records(self, after_seq: int, limit: int) -> list[SealedRecord]:
         rows = await self._c.fetch(self._sql.select_after, after_seq, limit)
         return [to_record(r) for r in rows]
+
+    async def tenant_heads(self, tenants: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for group in chunks(tenants):
+            for row in await self._c.fetch(self._sql.tenant_heads, *group):
+                out[row[0]] = int(row[1])
+        return out
