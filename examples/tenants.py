@@ -77,10 +77,10 @@ def install_deletion_hook(stack: SecurityStack, users: TenantUserRepository) -> 
         return
 
     async def erase(tenant_id: str) -> int:
-        with tenant_scope(tenant_id):
+        with tenant_scope(tenant_id):  # the tenant's users, as the trail keys them
             ids = users.user_ids()
-        for user_id in ids:
-            await audit.erase_subject(user_id)
+            for user_id in ids:
+                await audit.erase_subject(user_id)
         return len(ids)
 
     tenancy.on_delete.append(erase)

@@ -114,6 +114,11 @@ def build_tenant_router(
     Who = Annotated[Caller, Depends(caller)]
     router = APIRouter(prefix="/tenants", tags=["security"])
 
+    async def own_tenant(tenant_id: str, who: Who) -> None:
+        visible(who, tenant_id)
+        if await registry.get(tenant_id) is None:
+            raise _NOT_FOUND
+
     @router.get("")
     async def list_tenants(who: Who) -> dict[str, Any]:
         if who.platform:
@@ -227,6 +232,15 @@ def build_tenant_router(
         await audit(request, "tenant_key_rotated", tenant_id, actor, version=version)
         return {"tenant": tenant_id, "key_version": version}
 
+    if audit_logger is not None:
+        # The audit routes, for one tenant's records (its admin, or the platform's).
+        from pynomaly_security.api.audit_routes import build_audit_router
+
+        router.include_router(
+            build_audit_router(audit_logger, tenant_of=lambda r: str(r.path_params["tenant_id"])),
+            prefix="/{tenant_id}",
+            dependencies=[Depends(own_tenant)],
+        )
     return router
 
 

@@ -56,6 +56,7 @@ from pynomaly_security._context import AccessRow
 from pynomaly_security.audit.bounds import cut
 from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores.base import SealedRecord
+from pynomaly_security.audit.tenants import TENANT_SUBJECT
 from pynomaly_security.crypto.aead import AESGCM, open_sealed, seal
 from pynomaly_security.exceptions import InvalidToken
 
@@ -74,9 +75,6 @@ __all__ = [
 ]
 
 ACCESS_BATCH = "access_batch"
-TENANT_SUBJECT = "\x00tenant:"
-"""Prefix of a tenant's pseudo-subject (``audit/tenants.py``): a NUL, which no user id
-taken from a request carries."""
 # AccessRow (``_context.py``) is the stored row's layout (``COLUMNS``) with the user
 # id where the stored row has its subject index: an anonymous row (user id None)
 # is stored as it is, with no per-row work at flush time.

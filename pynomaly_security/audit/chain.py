@@ -22,16 +22,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from pynomaly_security.audit.batch import (
-    ACCESS_BATCH,
-    TENANT_SUBJECT,
-    AccessRow,
-    row_users,
-    seal_batch,
-)
+from pynomaly_security.audit.batch import ACCESS_BATCH, AccessRow, row_users, seal_batch
 from pynomaly_security.audit.records import AuditEntry, AuditLevel, EntryKind, SecurityEventType
 from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores.base import AppendTxn, Checkpoint, SealedRecord
+from pynomaly_security.audit.tenants import TENANT_SUBJECT, scoped_subject, tenant_subject
 from pynomaly_security.crypto.aead import AESGCM, open_sealed, seal
 from pynomaly_security.exceptions import InvalidToken, StorageError
 
@@ -214,17 +209,22 @@ class Sealer:
         # Each batch's user ids, read once (a pass over every row) for the refs, the
         # sealing and the subject index.
         users = [row_users(batch) for batch in batches]
-        refs = {user: self.subject_ref(user) for user in set().union(*users)}
-        subject_keys = await self._subject_keys(txn, entries, refs.values())
+        # A batch is one tenant's (or the platform's): its users' refs are that tenant's.
+        refs = [
+            {user: self.subject_ref(_batch_subject(batch, user)) for user in batch_users}
+            for batch, batch_users in zip(batches, users, strict=True)
+        ]
+        all_refs = {ref for batch_refs in refs for ref in batch_refs.values()}
+        subject_keys = await self._subject_keys(txn, entries, all_refs)
         key_id = self.keys.key_id
         rows: list[SealedRecord] = []
         index: list[tuple[str, int]] = []
         numbers = await _TenantNumbers.read(txn, batches, entries)
-        for batch, batch_users in zip(batches, users, strict=True):
+        for batch, batch_users, batch_refs in zip(batches, users, refs, strict=True):
             seq += 1
             tenant = numbers.next(getattr(batch, "tenant", None))
             part = seal_batch(
-                self.keys, batch, seq=seq, prev=prev, refs=refs, subject_keys=subject_keys,
+                self.keys, batch, seq=seq, prev=prev, refs=batch_refs, subject_keys=subject_keys,
                 header=header, aad_prefix=_AAD, limit=self.field_limit, users=batch_users,
                 tenant=tenant,
             )  # fmt: skip
@@ -249,7 +249,7 @@ class Sealer:
                     *(tenant or ()),
                 )
             )
-            index.extend((ref, seq) for ref in {refs[user] for user in batch_users})
+            index.extend((ref, seq) for ref in {batch_refs[user] for user in batch_users})
             prev = digest
         first_entry = len(rows)
         for entry in entries:
@@ -492,11 +492,20 @@ class _Erased(Exception):
 
 
 def _subject(entry: AuditEntry) -> str | None:
-    """Whose key seals the entry's personal data: its user's, else (inside a tenant)
-    the tenant's subject (``audit/tenants.py``), else none (the store key)."""
+    """Whose key seals the entry's personal data: its user's (of its tenant), else
+    (inside a tenant) the tenant's subject (``audit/tenants.py``), else none (the
+    store key)."""
     if entry.user_id is not None:
-        return entry.user_id
-    return None if entry.tenant is None else TENANT_SUBJECT + entry.tenant
+        return scoped_subject(entry.tenant, entry.user_id)
+    return None if entry.tenant is None else tenant_subject(entry.tenant)
+
+
+def _batch_subject(batch: object, user: str) -> str:
+    """The subject of ``user`` in an access batch (its tenant's own subject is already
+    in the row: ``AccessTenants.batches``)."""
+    if user.startswith(TENANT_SUBJECT):
+        return user
+    return scoped_subject(getattr(batch, "tenant", None), user)
 
 
 class _TenantNumbers:

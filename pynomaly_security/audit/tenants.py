@@ -32,15 +32,37 @@ seals them, one batch per tenant. With tenancy off none of this runs.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Final
 
 from pynomaly_security._context import AccessRow
-from pynomaly_security.audit.batch import TENANT_SUBJECT, split_batches
+from pynomaly_security.tenancy.context import namespace
 
-__all__ = ["TENANT_SUBJECT", "AccessTenants", "TenantBatch", "tenant_subject"]
+__all__ = [
+    "TENANT_SUBJECT",
+    "AccessTenants",
+    "TenantBatch",
+    "scoped_subject",
+    "tenant_subject",
+]
+
+TENANT_SUBJECT: Final = "\x00tenant:"
+"""Prefix of a tenant's own subject: a NUL, which no user id from a request carries."""
+_USER_SUBJECT: Final = "\x00user:"
+
 
 def tenant_subject(tenant_id: str) -> str:
     """The audit subject whose key seals a tenant's anonymous personal data."""
     return TENANT_SUBJECT + tenant_id
+
+
+def scoped_subject(tenant_id: str | None, user_id: str) -> str:
+    """The subject (whose key seals personal data, whose ref finds records) of user
+    ``user_id`` of ``tenant_id``: user names and ids are per tenant (acme's alice is
+    not globex's), so are their keys; erasing one never shreds the other. Outside a
+    tenant: the user id itself, as before issue 21."""
+    if tenant_id is None:
+        return user_id
+    return _USER_SUBJECT + namespace(tenant_id) + user_id
 
 
 class TenantBatch(list[AccessRow]):
@@ -71,6 +93,8 @@ class AccessTenants:
         """``rows`` grouped by tenant and cut into batches (``split_batches``); an
         anonymous row of a tenant names the tenant's subject, so its client IP is
         sealed under that subject's key."""
+        from pynomaly_security.audit.batch import split_batches  # batch.py imports this module
+
         groups: dict[str | None, list[AccessRow]] = {}
         pop = self._by_request.pop
         for row in rows:

@@ -17,7 +17,9 @@ from pynomaly_security.audit.reader import AuditReader
 from pynomaly_security.audit.records import ComplianceStandard
 from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores import AuditStore, Checkpoint
+from pynomaly_security.audit.tenants import scoped_subject
 from pynomaly_security.audit.verify import Expectations, VerifyResult, verify_store
+from pynomaly_security.tenancy.context import current_tenant
 
 __all__ = ["AuditTrail"]
 
@@ -78,7 +80,7 @@ class AuditTrail:
         return await self._reader.query(
             since=since,
             until=until,
-            subject_refs=None if user_id is None else tuple(self.keys.subject_refs(user_id)),
+            subject_refs=self._refs_of(user_id),
             event_type=event_type,
             standard=None if standard is None else ComplianceStandard(standard).value,
             limit=limit,
@@ -105,11 +107,17 @@ class AuditTrail:
         return self._reader.iter_entries(
             since=since,
             until=until,
-            subject_refs=None if user_id is None else tuple(self.keys.subject_refs(user_id)),
+            subject_refs=self._refs_of(user_id),
             event_type=event_type,
             standard=None if standard is None else ComplianceStandard(standard).value,
             tenant=tenant,
         )
+
+    def _refs_of(self, user_id: str | None) -> tuple[str, ...] | None:
+        """The refs of a user (of the running tenant: ``audit/tenants.py``)."""
+        if user_id is None:
+            return None
+        return tuple(self.keys.subject_refs(scoped_subject(current_tenant(), user_id)))
 
     async def verify(
         self,

@@ -7,12 +7,12 @@ Deleting a tenant (``Tenancy.delete``):
 2. every version of the tenant's key is destroyed: whatever was sealed with
    :class:`~pynomaly_security.tenancy.keys.TenantKeys` (its encrypted fields) is
    crypto-shredded;
-3. each hook of :attr:`Tenancy.on_delete` runs: the stack's first (with an audit
-   trail, :meth:`Tenancy.bind_audit`), which erases the tenant's own audit subject
-   (the personal data of its records that name no user, like anonymous clients'
-   IPs), then the app's (erase the tenant's users as audit subjects with
-   ``audit_logger.erase_subject``). Their personal data in the trail then reads
-   ``[erased]`` while the chain, hashing ciphertext, still verifies.
+3. with an audit trail (:meth:`Tenancy.bind_audit`), every subject the tenant's
+   records are sealed under is erased (``AuditLogger.erase_tenant``: its users, the
+   names tried at its sign-in, its own subject for anonymous clients' IPs): their
+   personal data in the trail reads ``[erased]`` while the chain, hashing
+   ciphertext, still verifies;
+4. each hook of :attr:`Tenancy.on_delete` runs (the app's own data).
 
 The audit trail stays one hash chain, with tenant-bound records and per-tenant
 verification (``audit/tenants.py`` says why).
@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pynomaly_security.audit.tenants import AccessTenants, tenant_subject
+from pynomaly_security.audit.tenants import AccessTenants
 from pynomaly_security.storage.base import MonitorState, Store, missing_capability
 from pynomaly_security.tenancy.keys import TenantKeys
 from pynomaly_security.tenancy.quotas import Quotas
@@ -58,17 +58,13 @@ class Tenancy:
     access_tenants: AccessTenants | None = None
     """Where the tenancy layer notes each request's tenant for its access row
     (:meth:`bind_audit`); None without an audit trail."""
+    audit: AuditLogger | None = None
 
     def bind_audit(self, audit: AuditLogger) -> None:
-        """Bind the audit trail's records to tenants (``audit/tenants.py``) and erase
-        a deleted tenant's own audit subject before the app's hooks run."""
+        """Bind the audit trail's records to tenants (``audit/tenants.py``); a deleted
+        tenant's personal data in it is then crypto-shredded."""
         self.access_tenants = audit.bind_tenants()
-
-        async def erase_tenant_subject(tenant_id: str) -> int:
-            await audit.erase_subject(tenant_subject(tenant_id))
-            return 0  # the tenant itself: not one of the subjects (users) counted
-
-        self.on_delete.insert(0, erase_tenant_subject)
+        self.audit = audit
 
     @classmethod
     def build(
@@ -100,10 +96,15 @@ class Tenancy:
         await self.registry.delete(tenant_id)
         versions = len(await self.keys.versions(tenant_id))
         await self.keys.destroy(tenant_id)
+        shredded = await self.audit.erase_tenant(tenant_id) if self.audit is not None else 0
         erased = 0
         for hook in self.on_delete:
             erased += await hook(tenant_id)
-        return {"key_versions_destroyed": versions, "subjects_erased": erased}
+        return {
+            "key_versions_destroyed": versions,
+            "audit_subject_keys_destroyed": shredded,
+            "subjects_erased": erased,
+        }
 
 
 def _quota_alert(monitor: SecurityMonitor) -> Callable[[str, str], Awaitable[None]]:

@@ -204,6 +204,12 @@ class Statements:
             " ON CONFLICT (key_id) DO NOTHING"
         )
         self.prune = q(f"DELETE FROM {self.records} WHERE seq <= ?")
+        self.tenant_refs = q(
+            f"SELECT DISTINCT subject_ref FROM {self.records} WHERE tenant = ?"
+            " AND subject_ref IS NOT NULL AND event_type <> 'subject_erased'"
+            f" UNION SELECT DISTINCT i.ref FROM {self.record_subjects} i"
+            f" JOIN {self.records} r ON r.seq = i.seq WHERE r.tenant = ?"
+        )
         self.tenant_heads = q(
             f"SELECT tenant, MAX(tenant_seq) FROM {self.records}"
             f" WHERE tenant IN ({', '.join('?' * _MANY)}) GROUP BY tenant"

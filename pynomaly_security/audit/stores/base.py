@@ -167,6 +167,9 @@ class AuditStore(Protocol):
     async def delete_subject_keys(self, refs: Sequence[str]) -> int:
         """Destroy subject keys (crypto-shredding); returns how many existed."""
 
+    async def tenant_subject_refs(self, tenant: str) -> list[str]:
+        """The subject refs the records of ``tenant`` are sealed under (issue 21)."""
+
     async def public_keys(self) -> dict[str, bytes]:
         """Checkpoint public keys by key id, as published by the writers."""
 

@@ -134,6 +134,9 @@ class PostgresAuditStore:
             deleted += int(status.rsplit(" ", 1)[-1])
         return deleted
 
+    async def tenant_subject_refs(self, tenant: str) -> list[str]:
+        return sorted(str(r[0]) for r in await self._fetch(self.sql.tenant_refs, tenant, tenant))
+
     async def public_keys(self) -> dict[str, bytes]:
         return {r[0]: bytes(r[1]) for r in await self._fetch(self.sql.select_public_keys)}
 

@@ -129,6 +129,11 @@ class SQLiteAuditStore:
 
         return await self.run(delete)
 
+    async def tenant_subject_refs(self, tenant: str) -> list[str]:
+        sql = self.sql.tenant_refs
+        rows = await self.run(lambda c: c.execute(sql, (tenant, tenant)).fetchall())
+        return sorted(str(r[0]) for r in rows)
+
     async def public_keys(self) -> dict[str, bytes]:
         sql = self.sql.select_public_keys
         rows = await self.run(lambda c: c.execute(sql).fetchall())
@@ -208,8 +213,6 @@ class _SQLiteTxn:
         sql = self._sql.tenant_heads
 
         def heads(c: sqlite3.Connection) -> dict[str, int]:
-            return {
-                str(t): int(n) for group in chunks(tenants) for t, n in c.execute(sql, group)
-            }
+            return {str(t): int(n) for group in chunks(tenants) for t, n in c.execute(sql, group)}
 
         return await self._s.run(heads)
