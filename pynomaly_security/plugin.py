@@ -430,7 +430,10 @@ def setup_security_middleware(
         from pynomaly_security.policy.engine import SecurityPolicyEngine
 
         stack.policies = SecurityPolicyEngine.from_settings(
-            settings, state if state is not None else store, audit_logger=audit_logger
+            settings,
+            state if state is not None else store,
+            audit_logger=audit_logger,
+            tenant_state=tenancy.state if tenancy is not None else None,
         )
         stack.admin_routers.append(build_policy_router(stack.policies))
 
