@@ -33,7 +33,7 @@ from pynomaly_security.api.reauth import UNAVAILABLE, reauthenticated_user
 from pynomaly_security.exceptions import StorageError
 from pynomaly_security.policy.engine import SecurityPolicyEngine
 from pynomaly_security.policy.model import Policy
-from pynomaly_security.policy.store import PolicyConflict, PolicyStatus
+from pynomaly_security.policy.store import PolicyConflict, PolicyStatus, PolicyVersion
 from pynomaly_security.policy.tenants import loosening_rules
 from pynomaly_security.tenancy.context import tenant_scope
 
@@ -68,11 +68,22 @@ def build_tenant_policy_router(
             raise _conflict(exc) from None
         return made
 
-    def restricting(body: Policy) -> JSONResponse | None:
+    async def write(
+        request: Request,
+        tenant_id: str,
+        body: Policy,
+        what: str,
+        method: Callable[..., Awaitable[PolicyVersion]],
+    ) -> Any:
+        """A new policy or version (``store.create`` or ``update``): restrictions only."""
         wrong = loosening_rules(body)
         if wrong:
             return JSONResponse({"detail": "tenant policies only restrict", "errors": wrong}, 422)
-        return None
+
+        async def act(actor: str) -> Any:
+            return _out(await method(body, author=actor))
+
+        return await change(request, tenant_id, what, act)
 
     @router.get("", response_model=list[PolicyHead])
     async def list_policies(tenant_id: str) -> Any:
@@ -85,14 +96,7 @@ def build_tenant_policy_router(
 
     @router.post("", response_model=VersionOut, status_code=201)
     async def create_policy(request: Request, tenant_id: str, body: Policy) -> Any:
-        refused = restricting(body)
-        if refused is not None:
-            return refused
-
-        async def create(actor: str) -> Any:
-            return _out(await store.create(body, author=actor))
-
-        return await change(request, tenant_id, "policy_create", create)
+        return await write(request, tenant_id, body, "policy_create", store.create)
 
     @router.get("/{policy_id}", response_model=VersionOut)
     async def get_policy(tenant_id: str, policy_id: PolicyId, version: int | None = None) -> Any:
@@ -108,14 +112,7 @@ def build_tenant_policy_router(
     ) -> Any:
         if body.id != policy_id:
             raise HTTPException(422, "the body's id is not the path's")
-        refused = restricting(body)
-        if refused is not None:
-            return refused
-
-        async def update(actor: str) -> Any:
-            return _out(await store.update(body, author=actor))
-
-        return await change(request, tenant_id, "policy_update", update)
+        return await write(request, tenant_id, body, "policy_update", store.update)
 
     @router.delete("/{policy_id}", status_code=204, response_model=None)
     async def remove_policy(request: Request, tenant_id: str, policy_id: PolicyId) -> Any:

@@ -1,19 +1,18 @@
-"""The tenancy tests' example app and client (settings: ``test_app.settings``), and
-their PostgreSQL: a schema and a role that is not a superuser."""
+"""The tenancy tests' PostgreSQL: a schema and a role that is not a superuser; and the
+example app and its client of ``test_app.py`` for every tenancy test module."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import pytest
-from fastapi import FastAPI
 
 from pynomaly_security.tenancy.rls import rls_statements
 from tests.conftest import require_postgres
+from tests.tenancy.test_app import app as app  # fixtures shared with the other modules
+from tests.tenancy.test_app import client as client
 
 
 def _as_role(url: str, role: str) -> str:
@@ -64,20 +63,3 @@ def pg() -> Iterator[tuple[str, str, str]]:
                 f"DROP ROLE IF EXISTS {role}",
             )
         )
-
-
-@pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    from examples.app import create_app
-    from tests.tenancy.test_app import settings
-
-    application = create_app(settings(tmp_path))
-    async with application.router.lifespan_context(application):
-        yield application
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c

@@ -7,6 +7,7 @@ while the audit chain still verifies."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from examples.app import DEMO_USERS
+from examples.app import DEMO_USERS, create_app
 from pynomaly_security.exceptions import InvalidToken
 from pynomaly_security.settings import SecuritySettings
 
@@ -35,6 +36,20 @@ def settings(tmp_path: Path, **extra: Any) -> SecuritySettings:
         brute_force_max_attempts=3,
         **extra,
     )
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
+    application = create_app(settings(tmp_path))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
 
 
 def tenant(tid: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from tests.tenancy.test_app import ADMIN, ALICE, platform_admin, tenant
 
-CLIENT_IP = "198.51.100.7"  # the conftest client's address
+CLIENT_IP = "198.51.100.7"  # the client fixture's address (test_app.py)
 
 
 async def records(client: httpx.AsyncClient, path: str, headers: dict[str, str]) -> Any:
