@@ -4,12 +4,14 @@ own subject key shreds its anonymous personal data, and a tenant is verified."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from pynomaly_security.audit import AuditLogger, SecurityEventType
+from pynomaly_security.audit.verify import Expectations
 from pynomaly_security.tenancy.context import tenant_scope
 from tests.audit.conftest import make_settings
 from tests.audit.test_stores import StoreFactory
@@ -93,3 +95,53 @@ async def test_a_deleted_record_is_reported_for_its_tenant(tmp_path: Path) -> No
         result = await audit.verify(tenant="acme")
         assert not result.ok and result.first_bad_seq == seq
         assert result.problem == "deleted"
+
+
+async def test_a_rewritten_chain_still_shows_the_tenant_gap(tmp_path: Path) -> None:
+    """Someone with write access deletes one of acme's records, renumbers and re-hashes
+    the chain, and re-signs one checkpoint with a key of their own published in the store:
+    an unpinned verification of the chain passes; acme's numbers still show the gap."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from pynomaly_security.audit.chain import checkpoint_message, record_hash
+    from pynomaly_security.audit.sealing import signing_key_id
+    from pynomaly_security.audit.stores._sql import COLUMNS, to_record
+    from pynomaly_security.audit.verify import verify_store
+    from pynomaly_security.storage import StorageRegistry
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    async with AuditLogger.from_settings(make_settings(url)) as audit:
+        await _write(audit)
+        await _write(audit)  # acme's records 1..4
+    impostor = Ed25519PrivateKey.generate()
+    raw = impostor.public_key().public_bytes_raw()
+    with sqlite3.connect(tmp_path / "audit.db") as db:
+        (gone,) = db.execute(
+            "SELECT seq FROM audit_records WHERE tenant = 'acme' AND tenant_seq = 2"
+        ).fetchone()
+        db.execute("DELETE FROM audit_records WHERE seq = ?", (gone,))
+        db.execute("UPDATE audit_records SET seq = -(seq - 1) WHERE seq > ?", (gone,))
+        db.execute("UPDATE audit_records SET seq = -seq WHERE seq < 0")
+        prev = bytes(32)
+        for row in db.execute(f"SELECT {COLUMNS} FROM audit_records ORDER BY seq").fetchall():
+            rec = dataclasses.replace(to_record(row), prev_hash=prev)
+            prev = record_hash(rec)
+            db.execute(
+                "UPDATE audit_records SET prev_hash = ?, hash = ? WHERE seq = ?",
+                (rec.prev_hash, prev, rec.seq),
+            )
+        head = db.execute("SELECT MAX(seq) FROM audit_records").fetchone()[0]
+        db.execute("DELETE FROM audit_checkpoints")
+        db.execute("DELETE FROM audit_public_keys")
+        db.execute(
+            "INSERT INTO audit_checkpoints VALUES (?, ?, ?, ?, ?)",
+            (head, prev, 1, signing_key_id(raw), impostor.sign(checkpoint_message(head, prev, 1))),
+        )
+        db.execute("INSERT INTO audit_public_keys VALUES (?, ?)", (signing_key_id(raw), raw))
+    storage = StorageRegistry()
+    async with storage.audit_log(url) as store:
+        assert (await verify_store(store)).ok  # consistent, and signed (by the rewriter)
+        result = await verify_store(store, expect=Expectations(tenant="acme"))
+    await storage.aclose()
+    assert not result.ok and result.problem == "tenant_gap", result.message
+    assert "number 3 of tenant 'acme' where 2 was due" in result.message
