@@ -26,7 +26,7 @@ from pynomaly_security.audit.batch import ACCESS_BATCH, AccessRow, row_users, se
 from pynomaly_security.audit.records import AuditEntry, AuditLevel, EntryKind, SecurityEventType
 from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores.base import AppendTxn, Checkpoint, SealedRecord
-from pynomaly_security.audit.tenants import TENANT_SUBJECT, scoped_subject, tenant_subject
+from pynomaly_security.audit.tenants import scoped_subject, tenant_subject
 from pynomaly_security.crypto.aead import AESGCM, open_sealed, seal
 from pynomaly_security.exceptions import InvalidToken, StorageError
 
@@ -215,7 +215,13 @@ class Sealer:
             for batch, batch_users in zip(batches, users, strict=True)
         ]
         all_refs = {ref for batch_refs in refs for ref in batch_refs.values()}
-        subject_keys = await self._subject_keys(txn, entries, all_refs)
+        # A tenant's batch seals its anonymous clients' IPs under the tenant's own subject.
+        own = {
+            t: self.subject_ref(tenant_subject(t))
+            for b in batches
+            if (t := getattr(b, "tenant", None)) is not None
+        }
+        subject_keys = await self._subject_keys(txn, entries, all_refs | set(own.values()))
         key_id = self.keys.key_id
         rows: list[SealedRecord] = []
         index: list[tuple[str, int]] = []
@@ -223,10 +229,12 @@ class Sealer:
         for batch, batch_users, batch_refs in zip(batches, users, refs, strict=True):
             seq += 1
             tenant = numbers.next(getattr(batch, "tenant", None))
+            anonymous = None if tenant is None else own[tenant[0]]
             part = seal_batch(
                 self.keys, batch, seq=seq, prev=prev, refs=batch_refs, subject_keys=subject_keys,
                 header=header, aad_prefix=_AAD, limit=self.field_limit, users=batch_users,
                 tenant=tenant,
+                anonymous=None if anonymous is None else (anonymous, subject_keys[anonymous]),
             )  # fmt: skip
             digest = hashlib.sha256(
                 prev + _canonical(part.head, part.payload, part.personal)
@@ -250,6 +258,8 @@ class Sealer:
                 )
             )
             index.extend((ref, seq) for ref in {batch_refs[user] for user in batch_users})
+            if anonymous is not None:
+                index.append((anonymous, seq))
             prev = digest
         first_entry = len(rows)
         for entry in entries:
@@ -501,10 +511,7 @@ def _subject(entry: AuditEntry) -> str | None:
 
 
 def _batch_subject(batch: object, user: str) -> str:
-    """The subject of ``user`` in an access batch (its tenant's own subject is already
-    in the row: ``AccessTenants.batches``)."""
-    if user.startswith(TENANT_SUBJECT):
-        return user
+    """The subject of ``user`` in an access batch (of its tenant)."""
     return scoped_subject(getattr(batch, "tenant", None), user)
 
 

