@@ -31,6 +31,13 @@ On-disk format (version 2), in the usual record columns:
   ``[[row_index, user_id, source_ip], ...]`` for the subject's rows; its
   associated data is ``personal:<ref>`` plus the record's plaintext columns.
 
+A tenant's batch (issue 21, ``audit/tenants.py``) adds ``"anonymous": ref`` to the
+payload, the ref of the tenant's own subject: its anonymous rows are stored with 7
+columns (no ``source_ip``), and ``personal`` adds ``"anonymous": base64(...)``, one
+ciphertext under that subject's key of the list of the batch's client IPs by row
+(None for rows of a user, whose IP is under the user's key only). Deleting the
+tenant destroys that key: the IPs read ``[erased]``.
+
 Crypto-shredding therefore works per row at the price of one encryption per
 distinct subject per batch, not per row: ``erase_subject`` destroys the key,
 the subject's rows read ``[erased]`` and the chain (which hashes the
