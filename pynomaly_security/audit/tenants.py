@@ -32,7 +32,6 @@ seals them, one batch per tenant. With tenancy off none of this runs.
 from __future__ import annotations
 
 import operator
-from collections import OrderedDict
 from itertools import repeat
 from typing import Final
 
@@ -84,13 +83,14 @@ class AccessTenants:
 
     def __init__(self, max_pending: int) -> None:
         self._max = max_pending
-        self._by_request: OrderedDict[str, str] = OrderedDict()
+        self._by_request: dict[str, str] = {}
 
     def note(self, request_id: str, tenant_id: str) -> None:
         """The request ``request_id`` ran for ``tenant_id`` (the tenancy layer)."""
-        self._by_request[request_id] = tenant_id
-        if len(self._by_request) > self._max:
-            self._by_request.popitem(last=False)
+        by_request = self._by_request
+        by_request[request_id] = tenant_id
+        if len(by_request) > self._max:  # rows the queue dropped: the oldest note goes
+            del by_request[next(iter(by_request))]
 
     def batches(self, rows: list[AccessRow]) -> list[list[AccessRow]]:
         """``rows`` grouped by tenant and cut into batches (``split_batches``)."""

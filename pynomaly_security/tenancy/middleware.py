@@ -41,7 +41,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pynomaly_security._context import get_request_context, note_refusal
+from pynomaly_security._context import STATE_KEY, get_request_context, note_refusal
 from pynomaly_security.audit.tenants import AccessTenants
 from pynomaly_security.middleware.inspection import RAISED_DETECTION
 from pynomaly_security.tenancy.context import _NS, CURRENT, OVERRIDES, enter, leave, namespace
@@ -214,11 +214,14 @@ class TenancyMiddleware:
             if served is None:
                 await self._unknown(scope, receive, send)
                 return
-        if self._note is not None:
-            # The access row is built by the tracking layer after this scope ends.
-            ctx = get_request_context(scope)
+        note = self._note
+        if note is not None:
+            # The access row is built by the tracking layer after this scope ends. Inlined
+            # get_request_context: this runs on every request of a tenant.
+            state = scope.get("state")
+            ctx = state.get(STATE_KEY) if state else None
             if ctx is not None:
-                self._note(ctx.request_id, served.tenant_id)
+                note(ctx.request_id, served.tenant_id)
         if served.simple and not (self._path_source and path.startswith(self._prefix)):
             t1, t2 = CURRENT.set(served.tenant_id), _NS.set(served.ns)
             try:
