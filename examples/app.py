@@ -86,7 +86,6 @@ def create_app(
     tenancy_on = settings.tenancy.enabled
     if tenancy_on:
         settings = tenants.with_platform_paths(settings)
-    tenant_users = tenants.TenantUserRepository() if tenancy_on else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,6 +105,10 @@ def create_app(
     stack = setup_security_middleware(app, settings=settings, store=store)
     assert stack.store is not None
     assert stack.lockouts is not None
+    # With tenancy, users per tenant in the shared state (every worker knows them).
+    tenant_users = (
+        tenants.TenantUserRepository(stack.tenancy.state) if stack.tenancy is not None else None
+    )
     # One store and one lockout with the stack: the login guard, this router and
     # the admin API (/api/security/lockouts) all see the same locks.
     authenticator = ZeroTrustAuthenticator.from_settings(

@@ -15,11 +15,13 @@ also served from the database under row-level security at ``/db/items``.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
+from pynomaly_security.auth.errors import SignupRefused
 from pynomaly_security.settings import SecuritySettings
 from pynomaly_security.tenancy.context import current_tenant, platform_scope, tenant_scope
 from pynomaly_security.tenancy.model import Tenant
@@ -60,14 +62,20 @@ async def seed(
             keys[tenant_id] = created[1]
         await tenancy.keys.create(tenant_id)
         with tenant_scope(tenant_id):
-            for name, password in users.items():
-                if await authenticator.users.get_by_username(name) is None:
-                    await authenticator.signup(name, password)
+            await _sign_up(authenticator, users)
     with platform_scope():
-        for name, password in users.items():
-            if await authenticator.users.get_by_username(name) is None:
-                await authenticator.signup(name, password)
+        await _sign_up(authenticator, users)
     return keys
+
+
+async def _sign_up(authenticator: ZeroTrustAuthenticator, users: dict[str, str]) -> None:
+    """The demo users of the running scope; every worker seeds at start-up, and the
+    users are shared (``TenantUserRepository``): a name another worker just took is
+    the same account."""
+    for name, password in users.items():
+        if await authenticator.users.get_by_username(name) is None:
+            with contextlib.suppress(SignupRefused):
+                await authenticator.signup(name, password)
 
 
 def install_deletion_hook(stack: SecurityStack, users: TenantUserRepository) -> None:
@@ -77,10 +85,10 @@ def install_deletion_hook(stack: SecurityStack, users: TenantUserRepository) -> 
         return
 
     async def erase(tenant_id: str) -> int:
-        with tenant_scope(tenant_id):
-            ids = users.user_ids()
-        for user_id in ids:
-            await audit.erase_subject(user_id)
+        with tenant_scope(tenant_id):  # the tenant's users, as the trail keys them
+            ids = await users.user_ids()
+            for user_id in ids:
+                await audit.erase_subject(user_id)
         return len(ids)
 
     tenancy.on_delete.append(erase)

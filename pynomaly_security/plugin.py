@@ -343,6 +343,8 @@ def setup_security_middleware(
             monitor,
         )
         per_tenant = tenancy.store
+        if audit_logger is not None:
+            tenancy.bind_audit(audit_logger)
     activity = state if state is not None else store
     tracker = (
         UserTracker(max_users=settings.max_tracked_keys, store=activity)
@@ -428,7 +430,10 @@ def setup_security_middleware(
         from pynomaly_security.policy.engine import SecurityPolicyEngine
 
         stack.policies = SecurityPolicyEngine.from_settings(
-            settings, state if state is not None else store, audit_logger=audit_logger
+            settings,
+            state if state is not None else store,
+            audit_logger=audit_logger,
+            tenant_state=tenancy.state if tenancy is not None else None,
         )
         stack.admin_routers.append(build_policy_router(stack.policies))
 
@@ -591,6 +596,7 @@ def setup_security_middleware(
             section=settings.tenancy,
             quotas=tenancy.quotas,
             exempt=[settings.metrics.path] if settings.metrics.enabled else [],
+            access_tenants=tenancy.access_tenants,
         )
     # Tracking, headers and audit run as one layer with one send wrapper (see
     # middleware/stack.py), sharing the policy and the recorder their standalone

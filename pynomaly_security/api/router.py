@@ -206,7 +206,7 @@ def add_security_endpoints(
             from pynomaly_security.api.tenant_routes import build_tenant_router
 
             app.include_router(
-                build_tenant_router(stack.tenancy, admin_api_key, audit_logger),
+                build_tenant_router(stack.tenancy, admin_api_key, audit_logger, stack.policies),
                 prefix=prefix,
                 include_in_schema=bool(include_in_schema),
             )

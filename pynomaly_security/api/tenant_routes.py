@@ -61,9 +61,10 @@ class TenantPatch(BaseModel):
 
 
 def build_tenant_router(
-    tenancy: Any, admin_api_key: str | SecretStr, audit_logger: Any
+    tenancy: Any, admin_api_key: str | SecretStr, audit_logger: Any, policies: Any = None
 ) -> APIRouter:
-    """The router over ``stack.tenancy`` (a :class:`~pynomaly_security.tenancy.parts.Tenancy`)."""
+    """The router over ``stack.tenancy`` (a :class:`~pynomaly_security.tenancy.parts.Tenancy`);
+    with the stack's policy engine, each tenant's own policies too."""
     key = (
         admin_api_key.get_secret_value() if isinstance(admin_api_key, SecretStr) else admin_api_key
     ).encode()
@@ -113,6 +114,11 @@ def build_tenant_router(
 
     Who = Annotated[Caller, Depends(caller)]
     router = APIRouter(prefix="/tenants", tags=["security"])
+
+    async def own_tenant(tenant_id: str, who: Who) -> None:
+        visible(who, tenant_id)
+        if await registry.get(tenant_id) is None:
+            raise _NOT_FOUND
 
     @router.get("")
     async def list_tenants(who: Who) -> dict[str, Any]:
@@ -227,6 +233,19 @@ def build_tenant_router(
         await audit(request, "tenant_key_rotated", tenant_id, actor, version=version)
         return {"tenant": tenant_id, "key_version": version}
 
+    if policies is not None and policies.tenants is not None:
+        from pynomaly_security.api.tenant_policy_routes import build_tenant_policy_router
+
+        router.include_router(build_tenant_policy_router(policies, own_tenant))
+    if audit_logger is not None:
+        # The audit routes, for one tenant's records (its admin, or the platform's).
+        from pynomaly_security.api.audit_routes import build_audit_router
+
+        router.include_router(
+            build_audit_router(audit_logger, tenant_of=lambda r: str(r.path_params["tenant_id"])),
+            prefix="/{tenant_id}",
+            dependencies=[Depends(own_tenant)],
+        )
     return router
 
 

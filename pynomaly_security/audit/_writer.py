@@ -55,6 +55,8 @@ class BatchWriter:
         self._max_pending = max_pending
         self._idle = idle
         self.access: deque[AccessRow] = deque()
+        self.split: Callable[[list[AccessRow]], list[list[AccessRow]]] = split_batches
+        """Cuts a flush's rows into batch records (per tenant with tenancy on)."""
         self.limit = max_pending
         """Queue bound read by the logger's fast path; 0 once closing."""
         self._urgent: list[tuple[AuditEntry, asyncio.Future[int]]] = []
@@ -161,7 +163,7 @@ class BatchWriter:
         access = [queue.popleft() for _ in range(min(len(queue), _MAX_ACCESS))]
         if not urgent and not access:
             return
-        batches = split_batches(access) if access else []
+        batches = self.split(access) if access else []
         try:
             seqs = await self._commit([entry for entry, _ in urgent], batches)
         except Exception as exc:

@@ -31,6 +31,13 @@ On-disk format (version 2), in the usual record columns:
   ``[[row_index, user_id, source_ip], ...]`` for the subject's rows; its
   associated data is ``personal:<ref>`` plus the record's plaintext columns.
 
+A tenant's batch (issue 21, ``audit/tenants.py``) adds ``"anonymous": ref`` to the
+payload, the ref of the tenant's own subject: its anonymous rows are stored with 7
+columns (no ``source_ip``), and ``personal`` adds ``"anonymous": base64(...)``, one
+ciphertext under that subject's key of the list of the batch's client IPs by row
+(None for rows of a user, whose IP is under the user's key only). Deleting the
+tenant destroys that key: the IPs read ``[erased]``.
+
 Crypto-shredding therefore works per row at the price of one encryption per
 distinct subject per batch, not per row: ``erase_subject`` destroys the key,
 the subject's rows read ``[erased]`` and the chain (which hashes the
@@ -153,6 +160,8 @@ def seal_batch(
     aad_prefix: bytes,
     limit: int = 1024,
     users: set[str] | None = None,
+    tenant: tuple[str, int] | None = None,
+    anonymous: tuple[str, AESGCM] | None = None,
 ) -> SealedBatch:
     """The sealed parts of one chain record holding ``rows`` (from :func:`split_batches`).
 
@@ -160,20 +169,29 @@ def seal_batch(
     to an AESGCM of its key; ``header`` is ``chain.header``. Paths and request
     ids longer than ``limit`` characters are cut (``bounds.cut``): a row is
     bounded whatever the request's size. ``users`` is :func:`row_users` of
-    ``rows`` when the caller has it.
+    ``rows`` when the caller has it. ``tenant`` is the batch's tenant and its
+    number among the tenant's records, ``anonymous`` the (ref, AESGCM) of that
+    tenant's own subject (``audit/tenants.py``): the client IPs of its anonymous rows
+    are then sealed under it, as one list beside the rows (which keep 7 columns).
     """
     rows = _bounded(rows, limit)
     subject_index: dict[str, int] = {}
     personal: dict[str, list[list[Any]]] = {}
     # map/itemgetter: these run over every row of every batch, so in C.
     out_rows: Sequence[Sequence[Any]] = rows  # anonymous rows are already the stored form
+    ips: list[str | None] | None = None
+    if anonymous is not None:
+        ips = list(map(_IP, rows))
+        out_rows = list(map(_NO_IP, rows))
     if row_users(rows) if users is None else users:
         listed: list[Sequence[Any]] = []
         for i, row in enumerate(rows):
             user = row[6]
             if user is None:
-                listed.append(row)
+                listed.append(row if ips is None else out_rows[i])
                 continue
+            if ips is not None:
+                ips[i] = None  # the user's: under the user's key only (erasable alone)
             ref = refs[user]
             idx = subject_index.get(ref)
             if idx is None:
@@ -187,24 +205,36 @@ def seal_batch(
     key_id = keys.key_id
     head = header(
         seq, ts_us, ACCESS_BATCH, "http_request", "error" if error else "info", ",,",
-        None, None, key_id, prev,
+        None, None, key_id, prev, *(tenant or ()),
     )  # fmt: skip
-    payload = _dumps(
-        {"v": _VERSION, "cols": COLUMNS, "subjects": list(subject_index), "rows": out_rows}
-    )
+    body: dict[str, Any] = {
+        "v": _VERSION, "cols": COLUMNS, "subjects": list(subject_index), "rows": out_rows
+    }  # fmt: skip
+    if anonymous is not None:
+        body["anonymous"] = anonymous[0]
+    payload = _dumps(body)
     sealed = keys.encrypt(payload, aad_prefix + b"payload|" + head)
     blob: bytes | None = None
-    if personal:
+    if personal or anonymous is not None:
         blobs = {
             ref: base64.b64encode(
                 seal(subject_keys[ref], _dumps(items), aad_prefix + _part(ref) + b"|" + head)
             ).decode()
             for ref, items in personal.items()
         }
-        blob = _dumps({"v": _VERSION, "subjects": blobs})
+        doc: dict[str, Any] = {"v": _VERSION, "subjects": blobs}
+        if anonymous is not None:
+            ref, aead = anonymous
+            doc["anonymous"] = base64.b64encode(
+                seal(aead, _dumps(ips), aad_prefix + _part(ref) + b"|" + head)
+            ).decode()
+        blob = _dumps(doc)
     return SealedBatch(head, ts_us, "error" if error else "info", sealed, blob)
 
 
+_IP = operator.itemgetter(7)
+_NO_IP = operator.itemgetter(0, 1, 2, 3, 4, 5, 6)
+"""A row without its client IP (sealed apart, under the tenant's subject key)."""
 _METHOD = operator.itemgetter(1)
 _MAX_METHOD = 32
 _PATH = operator.itemgetter(2)
@@ -230,10 +260,38 @@ def _part(ref: str) -> bytes:
     return b"personal:" + ref.encode()
 
 
+def _anonymous_ips(
+    keys: AuditKeys,
+    rec: SealedRecord,
+    body: Mapping[str, Any],
+    personal: Mapping[str, Any],
+    subject_keys: Mapping[str, tuple[str, bytes]],
+    aad: Callable[[SealedRecord, bytes], bytes],
+) -> tuple[list[Any] | None, str | None]:
+    """The client IPs of a tenant batch's anonymous rows (by row), or the mark they read
+    as: ``[erased]`` once the tenant's subject key is destroyed."""
+    ref = body.get("anonymous")
+    if not isinstance(ref, str):
+        return None, None
+    wrapped = subject_keys.get(ref)
+    if wrapped is None:
+        return None, ERASED
+    try:
+        key = keys.unwrap_subject_key(wrapped[0], ref, wrapped[1])
+        ips = json.loads(
+            open_sealed(key, base64.b64decode(personal["anonymous"]), aad(rec, _part(ref)))
+        )
+    except (InvalidToken, KeyError, ValueError, TypeError):
+        return None, UNREADABLE
+    return (ips, None) if isinstance(ips, list) else (None, UNREADABLE)
+
+
 def batch_refs(body: Mapping[str, Any]) -> list[str]:
-    """The subject refs a decrypted batch payload names."""
+    """The subject refs a decrypted batch payload names (its tenant's own included)."""
     subjects = body.get("subjects")
-    return [str(s) for s in subjects] if isinstance(subjects, list) else []
+    refs = [str(s) for s in subjects] if isinstance(subjects, list) else []
+    anonymous = body.get("anonymous")
+    return [*refs, anonymous] if isinstance(anonymous, str) else refs
 
 
 def open_batch(
@@ -245,13 +303,20 @@ def open_batch(
 ) -> list[tuple[int, dict[str, Any]]]:
     """Rows of a decrypted batch payload as ``(ts_us, fields)``; ``fields`` carries
     ``subject_ref`` (for filtering) and user id / source ip (``[erased]`` once shredded)."""
-    subjects = batch_refs(body)
+    raw = body.get("subjects")
+    subjects = [str(s) for s in raw] if isinstance(raw, list) else []
     people: dict[int, tuple[Any, Any]] = {}
     marks: dict[str, str] = {}
-    if rec.personal is not None and subjects:
+    personal_doc: dict[str, Any] = {}
+    if rec.personal is not None:
         try:
-            blobs = json.loads(rec.personal)["subjects"]
-        except (ValueError, KeyError, TypeError):
+            personal_doc = dict(json.loads(rec.personal))
+        except (ValueError, TypeError):
+            personal_doc = {}
+    ips, anonymous_mark = _anonymous_ips(keys, rec, body, personal_doc, subject_keys, aad)
+    if subjects:
+        blobs = personal_doc.get("subjects")
+        if not isinstance(blobs, dict):
             blobs = {}
         for ref in subjects:
             wrapped = subject_keys.get(ref)
@@ -268,14 +333,19 @@ def open_batch(
                 marks[ref] = UNREADABLE
     out: list[tuple[int, dict[str, Any]]] = []
     per_ms = 1 if body.get("v") == 1 else 1000  # version 1 stored milliseconds
-    for i, (ts_us, method, path, status, duration, request_id, subject, ip) in enumerate(
-        body.get("rows", ())
-    ):
+    for i, row in enumerate(body.get("rows", ())):
+        ts_us, method, path, status, duration, request_id, subject = row[:7]
         owner: str | None = None
         if isinstance(subject, int) and 0 <= subject < len(subjects):
             owner = subjects[subject]
         if owner is None:
-            user, source = None, ip
+            user = None
+            if len(row) > 7:
+                source = row[7]
+            elif anonymous_mark is not None:  # 7 columns: a tenant's anonymous row
+                source = anonymous_mark
+            else:
+                source = ips[i] if ips is not None and i < len(ips) else UNREADABLE
         elif i in people:
             user, source = people[i]
         else:

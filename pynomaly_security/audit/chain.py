@@ -26,6 +26,7 @@ from pynomaly_security.audit.batch import ACCESS_BATCH, AccessRow, row_users, se
 from pynomaly_security.audit.records import AuditEntry, AuditLevel, EntryKind, SecurityEventType
 from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores.base import AppendTxn, Checkpoint, SealedRecord
+from pynomaly_security.audit.tenants import scoped_subject, tenant_subject
 from pynomaly_security.crypto.aead import AESGCM, open_sealed, seal
 from pynomaly_security.exceptions import InvalidToken, StorageError
 
@@ -64,9 +65,13 @@ def header(
     subject_ref: str | None,
     key_id: str,
     prev_hash: bytes,
+    tenant: str | None = None,
+    tenant_seq: int | None = None,
 ) -> bytes:
-    """Sorted-key, compact, ASCII JSON of every plaintext column."""
-    doc = {
+    """Sorted-key, compact, ASCII JSON of every plaintext column. The tenant columns
+    are there only when set: a record without a tenant (every record written before
+    issue 21) hashes as it always did."""
+    doc: dict[str, object] = {
         "event_type": event_type,
         "key_id": key_id,
         "kind": kind,
@@ -78,13 +83,16 @@ def header(
         "subject_ref": subject_ref,
         "ts_us": ts_us,
     }
+    if tenant is not None:
+        doc["tenant"] = tenant
+        doc["tenant_seq"] = tenant_seq
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def _header_of(rec: SealedRecord) -> bytes:
     return header(
         rec.seq, rec.ts_us, rec.kind, rec.event_type, rec.level, rec.standards,
-        rec.request_id, rec.subject_ref, rec.key_id, rec.prev_hash,
+        rec.request_id, rec.subject_ref, rec.key_id, rec.prev_hash, rec.tenant, rec.tenant_seq,
     )  # fmt: skip
 
 
@@ -201,16 +209,32 @@ class Sealer:
         # Each batch's user ids, read once (a pass over every row) for the refs, the
         # sealing and the subject index.
         users = [row_users(batch) for batch in batches]
-        refs = {user: self.subject_ref(user) for user in set().union(*users)}
-        subject_keys = await self._subject_keys(txn, entries, refs.values())
+        # A batch is one tenant's (or the platform's): its users' refs are that tenant's.
+        refs = [
+            {user: self.subject_ref(_batch_subject(batch, user)) for user in batch_users}
+            for batch, batch_users in zip(batches, users, strict=True)
+        ]
+        all_refs = {ref for batch_refs in refs for ref in batch_refs.values()}
+        # A tenant's batch seals its anonymous clients' IPs under the tenant's own subject.
+        own = {
+            t: self.subject_ref(tenant_subject(t))
+            for b in batches
+            if (t := getattr(b, "tenant", None)) is not None
+        }
+        subject_keys = await self._subject_keys(txn, entries, all_refs | set(own.values()))
         key_id = self.keys.key_id
         rows: list[SealedRecord] = []
         index: list[tuple[str, int]] = []
-        for batch, batch_users in zip(batches, users, strict=True):
+        numbers = await _TenantNumbers.read(txn, batches, entries)
+        for batch, batch_users, batch_refs in zip(batches, users, refs, strict=True):
             seq += 1
+            tenant = numbers.next(getattr(batch, "tenant", None))
+            anonymous = None if tenant is None else own[tenant[0]]
             part = seal_batch(
-                self.keys, batch, seq=seq, prev=prev, refs=refs, subject_keys=subject_keys,
+                self.keys, batch, seq=seq, prev=prev, refs=batch_refs, subject_keys=subject_keys,
                 header=header, aad_prefix=_AAD, limit=self.field_limit, users=batch_users,
+                tenant=tenant,
+                anonymous=None if anonymous is None else (anonymous, subject_keys[anonymous]),
             )  # fmt: skip
             digest = hashlib.sha256(
                 prev + _canonical(part.head, part.payload, part.personal)
@@ -230,9 +254,12 @@ class Sealer:
                     part.personal,
                     prev,
                     digest,
+                    *(tenant or ()),
                 )
             )
-            index.extend((ref, seq) for ref in {refs[user] for user in batch_users})
+            index.extend((ref, seq) for ref in {batch_refs[user] for user in batch_users})
+            if anonymous is not None:
+                index.append((anonymous, seq))
             prev = digest
         first_entry = len(rows)
         for entry in entries:
@@ -240,20 +267,23 @@ class Sealer:
             payload = dict(entry.payload)
             ref = None
             personal_body: dict[str, Any] = {}
+            subject = _subject(entry)
             if entry.erased_ref is not None:
                 ref = entry.erased_ref
-            elif entry.user_id is not None:
-                ref = self.subject_ref(entry.user_id)
+            elif subject is not None:
+                # A user's, or (no user, inside a tenant) the tenant's subject key.
+                ref = self.subject_ref(subject)
                 personal_body = _split_personal(payload)
                 personal_body.update(user_id=entry.user_id, source_ip=entry.source_ip)
             elif entry.source_ip is not None:
                 payload["source_ip"] = entry.source_ip
+            tenant = numbers.next(entry.tenant)
             ts_us = int(entry.timestamp * 1_000_000)
             standards = "," + ",".join(s.value for s in entry.standards) + ","
             kind, level = entry.kind.value, entry.level.value
             head = header(
                 seq, ts_us, kind, entry.event_type, level, standards,
-                entry.request_id, ref, key_id, prev,
+                entry.request_id, ref, key_id, prev, *(tenant or ()),
             )  # fmt: skip
             personal = None
             if ref is not None and entry.erased_ref is None:
@@ -276,6 +306,7 @@ class Sealer:
                     personal,
                     prev,
                     digest,
+                    *(tenant or ()),
                 )
             )
             prev = digest
@@ -402,9 +433,9 @@ class Sealer:
         self, txn: AppendTxn, entries: Sequence[AuditEntry], extra: Iterable[str] = ()
     ) -> dict[str, AESGCM]:
         wanted = {
-            self.subject_ref(e.user_id)
+            self.subject_ref(subject)
             for e in entries
-            if e.user_id is not None and e.erased_ref is None
+            if e.erased_ref is None and (subject := _subject(e)) is not None
         }
         refs = sorted(wanted.union(extra))
         if not refs:
@@ -468,6 +499,44 @@ class Sealer:
 
 class _Erased(Exception):
     """The subject key is gone (crypto-shredded)."""
+
+
+def _subject(entry: AuditEntry) -> str | None:
+    """Whose key seals the entry's personal data: its user's (of its tenant), else
+    (inside a tenant) the tenant's subject (``audit/tenants.py``), else none (the
+    store key)."""
+    if entry.user_id is not None:
+        return scoped_subject(entry.tenant, entry.user_id)
+    return None if entry.tenant is None else tenant_subject(entry.tenant)
+
+
+def _batch_subject(batch: object, user: str) -> str:
+    """The subject of ``user`` in an access batch (of its tenant)."""
+    return scoped_subject(getattr(batch, "tenant", None), user)
+
+
+class _TenantNumbers:
+    """Each tenant's next ``tenant_seq`` within one append (``audit/tenants.py``)."""
+
+    def __init__(self, heads: dict[str, int]) -> None:
+        self._heads = heads
+
+    @classmethod
+    async def read(
+        cls, txn: AppendTxn, batches: Sequence[object], entries: Sequence[AuditEntry]
+    ) -> _TenantNumbers:
+        named = {getattr(b, "tenant", None) for b in batches} | {e.tenant for e in entries}
+        named.discard(None)
+        tenants = sorted(t for t in named if t is not None)
+        return cls(await txn.tenant_heads(tenants) if tenants else {})
+
+    def next(self, tenant: str | None) -> tuple[str, int] | None:
+        """(tenant, its next number), or None for a record of no tenant."""
+        if tenant is None:
+            return None
+        number = self._heads.get(tenant, 0) + 1
+        self._heads[tenant] = number
+        return tenant, number
 
 
 def _split_personal(payload: dict[str, Any]) -> dict[str, Any]:

@@ -55,12 +55,14 @@ from pynomaly_security.audit.records import (
 )
 from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores import AuditStore, Checkpoint
+from pynomaly_security.audit.tenants import AccessTenants, scoped_subject
 from pynomaly_security.audit.trail import AuditTrail
 from pynomaly_security.audit.verify import VerifyResult
 from pynomaly_security.crypto.keys import KeyRing
 from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.settings import SecuritySettings
 from pynomaly_security.storage.registry import StorageRegistry
+from pynomaly_security.tenancy.context import current_tenant
 
 __all__ = ["AuditLogger"]
 
@@ -165,6 +167,8 @@ class AuditLogger(AuditTrail):
             max_pending=max_pending,
             idle=self._maintain,
         )
+        self.access_tenants: AccessTenants | None = None
+        """The tenants of queued access rows, once :meth:`bind_tenants` (tenancy on)."""
         self._dispatch = ComplianceDispatcher()
         for sink in anchor_sinks:
             self._dispatch.register_anchor(sink)
@@ -463,6 +467,7 @@ class AuditLogger(AuditTrail):
             # Bounded whatever the request's size, each user text stored once.
             payload=self._bounds.apply(payload, ident),
             timestamp=self._clock(),
+            tenant=current_tenant(),
         )
 
     def log_request(
@@ -495,6 +500,15 @@ class AuditLogger(AuditTrail):
                 client_ip,
             )
         )
+
+    def bind_tenants(self) -> AccessTenants:
+        """Bind access rows to the tenants of their requests (``audit/tenants.py``):
+        the tenancy layer notes each request's tenant here, the writer seals one batch
+        per tenant. Idempotent."""
+        if self.access_tenants is None:
+            self.access_tenants = AccessTenants(self._writer.limit or 10_000)
+            self._writer.split = self.access_tenants.batches
+        return self.access_tenants
 
     def queue_access(self, row: AccessRow) -> None:
         """Queue an access record already built as an :data:`AccessRow` (what the
@@ -585,22 +599,37 @@ class AuditLogger(AuditTrail):
         return await self._at_home(super().prune_expired())
 
     async def erase_subject(self, user_id: str) -> int:
-        """Crypto-shred a subject (see :meth:`_erase_subject`), on the logger's loop."""
-        return await self._at_home(self._erase_subject(user_id))
+        """Crypto-shred a subject (see :meth:`_erase_subject`), on the logger's loop.
+        Inside a tenant, the subject is that tenant's user (``audit/tenants.py``)."""
+        return await self._at_home(self._erase_subject(scoped_subject(current_tenant(), user_id)))
+
+    async def erase_tenant(self, tenant_id: str) -> int:
+        """Crypto-shred every subject a deleted tenant's records are sealed under (its
+        users, the names tried at its sign-in, its own subject for anonymous rows:
+        ``audit/tenants.py``); returns keys destroyed. The chain still verifies."""
+        return await self._at_home(self._erase_tenant(tenant_id))
+
+    async def _erase_tenant(self, tenant_id: str) -> int:
+        refs = await self.store.tenant_subject_refs(tenant_id)
+        return await self._erase_refs(refs, all_named=False) if refs else 0
 
     async def _erase_subject(self, user_id: str) -> int:
-        """Crypto-shred a subject: destroy their key; returns keys destroyed.
+        return await self._erase_refs(list(self.keys.subject_refs(user_id)), all_named=True)
+
+    async def _erase_refs(self, refs: list[str], *, all_named: bool) -> int:
+        """Crypto-shred subjects by ref: destroy their keys; returns keys destroyed.
 
         The erasure is recorded first (one ``subject_erased`` record per key,
         its ref in the plaintext ``subject_ref`` column), then the key is
         destroyed: ``audit verify`` reports any subject key that is missing
         without such a record, so a key deleted behind the trail's back shows.
+        ``all_named``: the refs are one subject's under every master key (one is
+        recorded even if none has a key).
         """
-        refs = list(self.keys.subject_refs(user_id))
         held = await self.store.subject_keys(refs)
         # One record per key destroyed; a request for a subject with no key is
         # still recorded (under the current ref, which has no key to check).
-        for ref in [r for r in refs if r in held] or refs[:1]:
+        for ref in [r for r in refs if r in held] or (refs[:1] if all_named else []):
             await self._writer.submit(
                 AuditEntry(
                     kind=EntryKind.SECURITY,

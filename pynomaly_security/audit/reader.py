@@ -54,13 +54,14 @@ class AuditReader:
         standard: str | None,
         limit: int,
         offset: int,
+        tenant: str | None = None,
     ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         if limit <= 0:
             return out
         entries = self.iter_entries(
             since=since, until=until, subject_refs=subject_refs,
-            event_type=event_type, standard=standard,
+            event_type=event_type, standard=standard, tenant=tenant,
         )  # fmt: skip
         async for doc in entries:
             if offset > 0:
@@ -80,13 +81,16 @@ class AuditReader:
         subject_refs: tuple[str, ...] | None,
         event_type: str | None,
         standard: str | None,
+        tenant: str | None = None,
     ) -> AsyncGenerator[dict[str, Any]]:
-        """Every matching entry, oldest first (access batches expanded)."""
+        """Every matching entry, oldest first (access batches expanded); ``tenant``:
+        only that tenant's (a column of the hashed record, filtered in SQL)."""
         since_us, until_us = _us(since), _us(until)
         wanted = None if subject_refs is None else frozenset(subject_refs)
         flt = RecordFilter(
             since_us=since_us, until_us=until_us, subject_refs=subject_refs,
             event_type=event_type, standard=standard, limit=_PAGE, by_time=True,
+            tenant=tenant,
         )  # fmt: skip
         heap: list[_Item] = []
         while True:
@@ -163,7 +167,7 @@ class AuditReader:
 
     def _head(self, rec: SealedRecord) -> dict[str, Any]:
         standards = [s for s in rec.standards.split(",") if s]
-        return {
+        head = {
             "seq": rec.seq,
             "timestamp": _iso(rec.ts_us / 1_000_000),
             "ts": rec.ts_us / 1_000_000,
@@ -175,6 +179,9 @@ class AuditReader:
             "request_id": rec.request_id,
             "key_id": rec.key_id,
         }
+        if rec.tenant is not None:  # only then: records of no tenant read as before
+            head["tenant"], head["tenant_seq"] = rec.tenant, rec.tenant_seq
+        return head
 
     def export_dict(self, entry: AuditEntry, seq: int) -> dict[str, Any]:
         """The export shape of a just-committed entry (for compliance handlers)."""

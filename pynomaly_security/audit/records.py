@@ -210,6 +210,8 @@ class AuditEntry:
     """On a ``subject_erased`` entry: the blind-index ref whose key is destroyed,
     stored in the plaintext ``subject_ref`` column (no personal part), so a
     verifier without the master key can tell an erasure from a deleted key."""
+    tenant: str | None = None
+    """The tenant it was recorded for (``audit/tenants.py``); None: the platform."""
 
 
 def ambient(name: str, given: str | None) -> str | None:

@@ -17,7 +17,9 @@ from pynomaly_security.audit.reader import AuditReader
 from pynomaly_security.audit.records import ComplianceStandard
 from pynomaly_security.audit.sealing import AuditKeys
 from pynomaly_security.audit.stores import AuditStore, Checkpoint
+from pynomaly_security.audit.tenants import scoped_subject
 from pynomaly_security.audit.verify import Expectations, VerifyResult, verify_store
+from pynomaly_security.tenancy.context import current_tenant
 
 __all__ = ["AuditTrail"]
 
@@ -71,17 +73,19 @@ class AuditTrail:
         standard: ComplianceStandard | str | None = None,
         limit: int = 100,
         offset: int = 0,
+        tenant: str | None = None,
     ) -> list[dict[str, Any]]:
         """Decrypted entries, oldest first (times are Unix seconds); an access batch
-        counts as one entry per request it holds."""
+        counts as one entry per request it holds. ``tenant``: only that tenant's."""
         return await self._reader.query(
             since=since,
             until=until,
-            subject_refs=None if user_id is None else tuple(self.keys.subject_refs(user_id)),
+            subject_refs=self._refs_of(user_id),
             event_type=event_type,
             standard=None if standard is None else ComplianceStandard(standard).value,
             limit=limit,
             offset=offset,
+            tenant=tenant,
         )
 
     async def records_at(self, seqs: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -97,15 +101,23 @@ class AuditTrail:
         user_id: str | None = None,
         event_type: str | None = None,
         standard: ComplianceStandard | str | None = None,
+        tenant: str | None = None,
     ) -> AsyncGenerator[dict[str, Any]]:
         """Every matching entry as :meth:`query` returns them, streamed (no paging)."""
         return self._reader.iter_entries(
             since=since,
             until=until,
-            subject_refs=None if user_id is None else tuple(self.keys.subject_refs(user_id)),
+            subject_refs=self._refs_of(user_id),
             event_type=event_type,
             standard=None if standard is None else ComplianceStandard(standard).value,
+            tenant=tenant,
         )
+
+    def _refs_of(self, user_id: str | None) -> tuple[str, ...] | None:
+        """The refs of a user (of the running tenant: ``audit/tenants.py``)."""
+        if user_id is None:
+            return None
+        return tuple(self.keys.subject_refs(scoped_subject(current_tenant(), user_id)))
 
     async def verify(
         self,
@@ -113,10 +125,12 @@ class AuditTrail:
         anchors: Sequence[Checkpoint] = (),
         *,
         min_records: int | None = None,
+        tenant: str | None = None,
     ) -> VerifyResult:
         """Walk the chain and checkpoints (pinned to our own public keys by default),
         against ``anchors`` and this trail's own anchor file, and check pruning
-        against the retention period.
+        against the retention period; with ``tenant``, also that tenant's records
+        are all there (``audit/tenants.py``).
 
         With an ephemeral development key, earlier runs signed with keys we no
         longer hold, so the keys published in the store are used (not pinned).
@@ -135,6 +149,7 @@ class AuditTrail:
             min_records=min_records,
             retention_days=None if self._retention_s is None else self._retention_s / _DAY,
             now=self._clock(),
+            tenant=tenant,
         )
         result = await verify_store(self.store, public_keys=pinned, keys=self.keys, expect=expect)
         self.last_verification = (self._clock(), result)

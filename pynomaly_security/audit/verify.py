@@ -22,7 +22,9 @@ Faults, by the first sequence number at which they show:
 * ``pruned_early`` records were deleted from the start "under a signed checkpoint"
   that is younger than the retention period, so retention did not delete them;
 * ``head_mismatch`` the chain does not contain the head the auditor expects;
-* ``keys_deleted`` subject keys of records are gone with no erasure record.
+* ``keys_deleted`` subject keys of records are gone with no erasure record;
+* ``tenant_gap`` (``--tenant``) the tenant's records are not numbered 1, 2, 3, ... in
+  chain order (``audit/tenants.py``): one of its records is missing or was moved.
 
 Every verdict rests on what the auditor holds: the public key(s) and the
 anchor (plus, optionally, an expected length or head). The master key only
@@ -72,6 +74,9 @@ class VerifyResult:
     head_hash: str | None = None
     anchored: bool = False
     """Whether the store was checked against an anchor."""
+    tenant: str | None = None
+    tenant_records: int | None = None
+    """With ``tenant``: how many of that tenant's records were found, all in number."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,6 +147,10 @@ class _Walk:
         self.notes: list[str] = []
         self.expect: tuple[int | None, bytes] | None = None
         self.expect_found = False
+        self.tenant: str | None = None
+        self.tenant_count = 0
+        self.tenant_last: int | None = None
+        """The tenant's last number seen (None: none yet)."""
 
     def anchor(self, first: SealedRecord) -> None:
         if first.seq == 1:
@@ -248,6 +257,8 @@ class _Walk:
                     f"record {rec.seq} is not the head the auditor expects"
                     f" ({digest.hex()[:16]}...): the chain was rewritten",
                 )
+        if rec.tenant is not None and rec.tenant == self.tenant:
+            self._tenant_record(rec)
         if rec.kind == ACCESS_BATCH:
             return
         if rec.event_type == _TAMPER:
@@ -268,6 +279,25 @@ class _Walk:
                 self.legacy_erasure = rec.seq
         elif ref is not None:
             self.needs_key[ref] = rec.seq
+
+    def _tenant_record(self, rec: SealedRecord) -> None:
+        """The next record of the tenant verified: its number follows the last one (the
+        first is 1 unless records were pruned from the start)."""
+        number = rec.tenant_seq
+        last = self.tenant_last
+        # The first is 1, unless records were pruned from the start of the chain.
+        first = 1 if self.pruned_through is None else number
+        expected = first if last is None else last + 1
+        if not isinstance(number, int) or number != expected:
+            raise _Fault(
+                rec.seq,
+                "tenant_gap",
+                f"record {rec.seq} is number {number} of tenant {self.tenant!r} where"
+                f" {expected} was due: the tenant's record(s) {expected}.. are missing"
+                " or were moved",
+            )
+        self.tenant_last = number
+        self.tenant_count += 1
 
     def _legacy_erased_ref(self, rec: SealedRecord) -> str | None:
         """An erasure written before the ref was a plaintext column: read it
@@ -337,6 +367,8 @@ class Expectations:
     expect_head: tuple[int | None, bytes] | None = None
     retention_days: float | None = None
     now: float | None = None
+    tenant: str | None = None
+    """Also check that this tenant's records are all there (``tenant_gap``)."""
 
 
 async def verify_store(
@@ -370,6 +402,7 @@ async def verify_store(
     )
     walk = _Walk(cps, keys)
     walk.expect = expect.expect_head
+    walk.tenant = expect.tenant
     last_cp = cps[-1] if cps else None
     try:
         if conflict is not None:
@@ -403,6 +436,11 @@ async def verify_store(
             f", records 1..{walk.pruned_through} pruned under a signed checkpoint"
             " older than the retention period"
         )
+    if expect.tenant is not None:
+        msg += f"; tenant {expect.tenant!r}: {walk.tenant_count} records"
+        if walk.tenant_last is not None:
+            first = walk.tenant_last - walk.tenant_count + 1
+            msg += f" numbered {first}..{walk.tenant_last}, none missing"
     for note in walk.notes:
         msg += f"; NOTE: {note}"
     if not pinned:
@@ -421,7 +459,8 @@ async def verify_store(
         ok=True, count=walk.count, message=msg, checkpoints=len(cps),
         last_checkpoint_seq=last_cp.seq if last_cp else None, unsigned_tail=0,
         pruned_through=walk.pruned_through, pinned_keys=pinned, head_seq=walk.prev_seq,
-        head_hash=walk.prev_hash.hex(), anchored=expect.anchor_given,
+        head_hash=walk.prev_hash.hex(), anchored=expect.anchor_given, tenant=expect.tenant,
+        tenant_records=None if expect.tenant is None else walk.tenant_count,
     )  # fmt: skip
 
 

@@ -25,19 +25,30 @@ from pynomaly_security.auth.authenticator import Session, ZeroTrustAuthenticator
 from pynomaly_security.auth.errors import AuthUnavailable
 from pynomaly_security.auth.users import UserRecord
 from pynomaly_security.exceptions import ConfigurationError, InvalidToken
+from pynomaly_security.tenancy.context import current_overrides
 
 __all__ = [
     "APP_STATE_KEY",
+    "TENANT_MFA_REQUIRED",
     "CurrentUser",
     "OptionalUser",
     "RequireSession",
     "RequireUser",
     "bearer_token",
     "install_authenticator",
+    "tenant_requires_mfa",
 ]
 
 APP_STATE_KEY = "pynomaly_auth"
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+TENANT_MFA_REQUIRED = "mfa_enrollment_required"
+"""The 403 detail of a session without a second factor in a tenant requiring one."""
+
+
+def tenant_requires_mfa() -> bool:
+    """Whether the running request's tenant requires a second factor (``mfa_required``)."""
+    overrides = current_overrides()
+    return overrides is not None and overrides.mfa_required
 
 
 def install_authenticator(app: FastAPI, authenticator: ZeroTrustAuthenticator) -> None:
@@ -76,6 +87,9 @@ class RequireUser:
         auto_error: False returns None instead of answering 401.
     """
 
+    tenant_mfa = True
+    """Refuse a session without a second factor in a tenant that requires one (issue 21)."""
+
     def __init__(
         self, authenticator: ZeroTrustAuthenticator | None = None, *, auto_error: bool = True
     ) -> None:
@@ -113,6 +127,12 @@ class RequireUser:
         ctx = get_request_context(request.scope)
         if ctx is not None:
             ctx.user_id = session.user.user_id  # audit and monitor see who it was
+        if self.tenant_mfa and "otp" not in session.amr and tenant_requires_mfa():
+            # Issue 21: the tenant requires a second factor; this session signed in
+            # without one. Not 401: the token is valid, the user must enrol
+            # (RequireSession routes: /reauth, /mfa/enroll, /mfa/confirm) and sign in again.
+            note_refusal(request.scope, "tenant_mfa_required", 403, repeating=True)
+            raise HTTPException(403, TENANT_MFA_REQUIRED)
         return session
 
     def _refuse(self, detail: str) -> None:
@@ -122,7 +142,11 @@ class RequireUser:
 
 class RequireSession(RequireUser):
     """Like :class:`RequireUser`, but the :class:`Session` (user, session id,
-    authentication methods): what re-authentication and credential changes need."""
+    authentication methods): what re-authentication and credential changes need.
+    A session without a second factor is accepted in a tenant that requires one:
+    enrolling one is what it must do."""
+
+    tenant_mfa = False
 
     async def __call__(self, request: Request) -> Session | None:  # type: ignore[override]
         return await self._session(request)

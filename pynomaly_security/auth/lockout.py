@@ -61,6 +61,7 @@ from pynomaly_security.monitor.events import (
     SecurityEvent,
 )
 from pynomaly_security.storage.base import FailurePolicy, Store, failure_policy
+from pynomaly_security.tenancy.context import current_overrides, narrowed
 
 if TYPE_CHECKING:
     from pynomaly_security.settings import SecuritySettings
@@ -213,6 +214,20 @@ class LockoutManager:
         self._stuffing = stuffing_threshold
         self.account_max_attempts = account_max_attempts
 
+    def _max_attempts(self) -> int:
+        """Failures that lock, for the running request: a tenant's lower override
+        (issue 21) or the global value."""
+        tenant = current_overrides()
+        if tenant is None:
+            return self.max_attempts
+        return narrowed(self.max_attempts, tenant.brute_force_max_attempts)
+
+    def _account_max_attempts(self) -> int:
+        tenant = current_overrides()
+        if tenant is None:
+            return self.account_max_attempts
+        return narrowed(self.account_max_attempts, tenant.account_max_attempts)
+
     @classmethod
     def from_settings(
         cls, settings: SecuritySettings, store: Store, **kwargs: Any
@@ -272,7 +287,7 @@ class LockoutManager:
                 if all(k != key for _, k in keys):
                     count = await self._store.incr(f"lock:fail:{key}", self.window)
                     keys.append((name, key))
-                    if count > self.max_attempts:
+                    if count > self._max_attempts():
                         # Every attempt is taken by guesses still being checked (a
                         # confirmed Nth failure becomes a lock record instead).
                         refusal = LockoutStatus(True, 1, count - 1)
@@ -281,7 +296,7 @@ class LockoutManager:
                     account = self.account_key(name)
                     used = await self._store.incr(f"lock:acct:{account}", self.account_window)
                     accounts.append((name, account))
-                    if used > self.account_max_attempts:
+                    if used > self._account_max_attempts():
                         refusal = LockoutStatus(True, self.account_window, used - 1)
                         break
             if refusal is None:
@@ -360,7 +375,7 @@ class LockoutManager:
         try:
             failures = await self._store.get_count(f"lock:fail:{key}")
             await self._watch_stuffing(user, ip)
-            if failures < self.max_attempts:
+            if failures < self._max_attempts():
                 return LockoutStatus(False, 0, failures)
             # One worker builds the lock (concurrent failures all see the limit).
             if not await self._store.add(f"lock:locking:{key}", "1", 5):
@@ -374,7 +389,7 @@ class LockoutManager:
     async def _account_failed(self, user: str, account: str, ip: str | None) -> None:
         try:
             used = await self._store.get_count(f"lock:acct:{account}")
-            if used < self.account_max_attempts:
+            if used < self._account_max_attempts():
                 return
             if not await self._store.add(f"lock:acct_alerted:{account}", "1", self.account_window):
                 return
@@ -442,7 +457,7 @@ class LockoutManager:
         try:
             failures = await self._store.incr(f"lock:fail:{key}", self.window)
             await self._watch_stuffing(user, ip)
-            if failures < self.max_attempts:
+            if failures < self._max_attempts():
                 return LockoutStatus(False, 0, failures)
             existing = await self._store.get(f"lock:rec:{key}")
             if existing is not None and float(json.loads(existing)["locked_until"]) > self._clock():

@@ -27,7 +27,12 @@ from pydantic import BaseModel, Field
 
 from pynomaly_security._context import get_request_context, note_refusal
 from pynomaly_security.auth.authenticator import Session, ZeroTrustAuthenticator
-from pynomaly_security.auth.deps import RequireSession, RequireUser, bearer_token
+from pynomaly_security.auth.deps import (
+    RequireSession,
+    RequireUser,
+    bearer_token,
+    tenant_requires_mfa,
+)
 from pynomaly_security.auth.errors import (
     AccountLocked,
     AuthUnavailable,
@@ -225,7 +230,14 @@ def build_auth_router(
                 secure=secure_cookies,
                 samesite="lax",
             )
-        return _tokens(result.tokens, user=result.user.username, risk=result.risk.to_dict())
+        extra: dict[str, Any] = {}
+        if not result.user.mfa_enabled and tenant_requires_mfa():
+            # These tokens only reach /reauth and /mfa/*: everything else is 403 until
+            # a factor is enrolled and the user signs in with it (auth/deps.py).
+            extra["mfa_enrollment_required"] = True
+        return _tokens(
+            result.tokens, user=result.user.username, risk=result.risk.to_dict(), **extra
+        )
 
     @router.post("/reauth")
     async def reauth(

@@ -42,7 +42,7 @@ from pynomaly_security.auth.errors import AuthUnavailable
 from pynomaly_security.exceptions import ConfigurationError, InvalidToken, StorageError
 from pynomaly_security.logsafe import safe_text
 from pynomaly_security.storage.base import CounterStore, FailurePolicy, KeyValueStore
-from pynomaly_security.tenancy.context import current_tenant
+from pynomaly_security.tenancy.context import current_overrides, current_tenant, narrowed
 
 __all__ = ["RefreshTokenReused", "TokenPair", "TokenService"]
 
@@ -204,14 +204,19 @@ class TokenService:
         tenant = current_tenant()
         if tenant is not None:
             base["tid"] = tenant
+        access_ttl, refresh_ttl = self.access_ttl, self.refresh_ttl
+        overrides = current_overrides()
+        if overrides is not None:  # the tenant's shorter lifetimes (issue 21)
+            access_ttl = narrowed(access_ttl, overrides.access_token_ttl)
+            refresh_ttl = narrowed(refresh_ttl, overrides.refresh_token_ttl)
         refresh_jti = uuid.uuid4().hex
         access = self._encode(
-            {**base, "exp": int(now) + self.access_ttl, "jti": uuid.uuid4().hex, "typ": "access"}
+            {**base, "exp": int(now) + access_ttl, "jti": uuid.uuid4().hex, "typ": "access"}
         )
         refresh = self._encode(
-            {**base, "exp": int(now) + self.refresh_ttl, "jti": refresh_jti, "typ": "refresh"}
+            {**base, "exp": int(now) + refresh_ttl, "jti": refresh_jti, "typ": "refresh"}
         )
-        return TokenPair(access, refresh, self.access_ttl, session_id=sid), refresh_jti
+        return TokenPair(access, refresh, access_ttl, session_id=sid), refresh_jti
 
     async def issue(self, user_id: str, *, amr: tuple[str, ...] = ("pwd",)) -> TokenPair:
         """Start a session: its record in the shared store and its first token pair."""

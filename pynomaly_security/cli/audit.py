@@ -20,6 +20,8 @@ What the auditor holds besides the public key decides the rest:
   ``head`` of an earlier ``OK`` line).
 * ``--retention-days D`` (default ``PYNOMALY_SECURITY__AUDIT_RETENTION_DAYS``):
   records missing from the start must be older than this.
+* ``--tenant ID``: also check that tenant's records (issue 21): numbered 1, 2, 3,
+  ... in chain order, none missing (``audit/tenants.py``); the OK line says how many.
 
 ``audit export`` prints JSON Lines of decrypted records (needs the master
 key), one line per request of an access batch, in time order, filtered by
@@ -95,6 +97,7 @@ def register(subparsers: Any) -> None:
         type=float,
         help="records pruned from the start must be older than this (default: the setting)",
     )
+    verify.add_argument("--tenant", metavar="ID", help="also check this tenant's records")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.set_defaults(func=_verify)
 
@@ -217,6 +220,7 @@ def _verify(args: argparse.Namespace) -> int:
             min_records=args.min_records,
             expect_head=args.expect_head,
             retention_days=retention,
+            tenant=args.tenant,
         )
         result = asyncio.run(_run_verify(url, args.prefix, pinned, keys, expect))
     except (SecurityError, OSError, ValueError) as exc:

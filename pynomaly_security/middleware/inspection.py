@@ -60,9 +60,11 @@ log = get_logger(__name__)
 
 EVENT_INJECTION = "injection_detected"
 RAISED_DETECTION = "pynomaly_security.raised_detection"
-"""Scope key a ``raise_detection_level`` decision sets (``decisions/middleware.py``):
-the request is inspected at the paranoid level (4) in block mode, never passed from
-the memory of clean requests."""
+"""Scope key for a request inspected above the configured level, never passed from the
+memory of clean requests (its verdicts are the configured level's). ``True``: a
+``raise_detection_level`` decision (``decisions/middleware.py``), the paranoid level
+(4) in block mode. An ``int``: a tenant's ``detection_level`` override (issue 21, set by
+the tenancy layer), that level in the configured mode."""
 EVENT_BLOCKED = "request_blocked"
 
 PARSED_CONTENT_TYPES = (
@@ -133,21 +135,33 @@ class InputInspectionMiddleware(Layer):
         """This layer's memory of bodiless requests found clean (no credential in it)."""
         self._key = self.clean.key
         self._known = self.clean.known
-        self._raised: Inspector | None = None
+        self._raised: dict[int, Inspector] = {}
+        """At most five: 0 for a decision's (``True``; not the key ``True``, which
+        equals 1 in a dict) and one per tenant level 1-4."""
         self.inspector.on_reconfigure(self._forget_raised)
 
     def _forget_raised(self) -> None:
-        self._raised = None
+        self._raised = {}
 
-    def _raised_inspector(self) -> Inspector:
-        """The inspector at level 4, block mode: a copy sharing the configured limits,
-        exclusions and header choice, rebuilt after a live change of the original."""
-        raised = self._raised
+    def _raised_inspector(self, raise_to: int | bool) -> Inspector:
+        """The inspector at a raised level: a copy sharing the configured limits,
+        exclusions and header choice, rebuilt after a live change of the original.
+        ``True``: level 4 in block mode; a level: that level (never below the
+        configured one, which a live change may have raised) in the configured mode."""
+        key = 0 if raise_to is True else int(raise_to)
+        raised = self._raised.get(key)
         if raised is None:
-            raised = copy.copy(self.inspector)
+            original = self.inspector
+            raised = copy.copy(original)
             raised._listeners = []
-            raised.reconfigure(level=4, mode="block")
-            self._raised = raised
+            if raise_to is True:
+                raised.reconfigure(level=4, mode="block")
+            else:
+                level = max(key, original.level)
+                raised.reconfigure(
+                    level=level, mode=original.mode, mode_overrides=original.mode_overrides
+                )
+            self._raised[key] = raised
         return raised
 
     @passes_through
@@ -211,8 +225,9 @@ class InputInspectionMiddleware(Layer):
             receive = replay_receive(body, receive)
 
         parts = RequestParts(scope["method"], path, query_string, headers, body)
-        raised = RAISED_DETECTION in scope
-        inspector = self._raised_inspector() if raised else self.inspector
+        raise_to = scope.get(RAISED_DETECTION)
+        raised = raise_to is not None
+        inspector = self._raised_inspector(raise_to) if raise_to is not None else self.inspector
         verdict = inspector.inspect(parts)
         if not verdict.findings and verdict.reject_status is None:
             if key is not None and not raised:

@@ -36,7 +36,9 @@ from pynomaly_security.policy.ledger import PolicyLedger
 from pynomaly_security.policy.model import Effect, Policy, PolicyRule, load_policy
 from pynomaly_security.policy.stats import PolicyStats
 from pynomaly_security.policy.store import PolicyConflict, PolicyStatus, PolicyStore, PolicyVersion
+from pynomaly_security.policy.tenants import TenantPolicies
 from pynomaly_security.storage.base import ChangeNotifier
+from pynomaly_security.tenancy.context import current_tenant
 
 if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
@@ -66,6 +68,8 @@ class SecurityPolicyEngine:
     max_logged, max_disagreements, max_rule_stats: the bounds of the statistics.
     audit_logger: where changes (and refusals, by the enforcers) are recorded.
     clock: seconds since the epoch; injected by tests.
+    tenant_state: the tenant-scoped view of ``state`` (tenancy on): tenants' own
+        policies (``policy/tenants.py``), applied to their requests on top of these.
     """
 
     def __init__(
@@ -81,7 +85,20 @@ class SecurityPolicyEngine:
         max_rule_stats: int = 100_000,
         audit_logger: AuditLogger | None = None,
         clock: Callable[[], float] = time.time,
+        tenant_state: Any = None,
+        max_tenants: int = 10_000,
     ) -> None:
+        self.tenants = (
+            TenantPolicies(
+                state,
+                tenant_state,
+                max_versions=max_versions,
+                max_tenants=max_tenants,
+                audit_logger=audit_logger,
+            )
+            if tenant_state is not None
+            else None
+        )
         self.store = PolicyStore(
             state,
             max_versions=max_versions,
@@ -131,7 +148,12 @@ class SecurityPolicyEngine:
 
     @classmethod
     def from_settings(
-        cls, settings: SecuritySettings, state: Any, *, audit_logger: AuditLogger | None = None
+        cls,
+        settings: SecuritySettings,
+        state: Any,
+        *,
+        audit_logger: AuditLogger | None = None,
+        tenant_state: Any = None,
     ) -> SecurityPolicyEngine:
         return cls(
             state,
@@ -140,6 +162,8 @@ class SecurityPolicyEngine:
             max_logged=settings.policy_decision_log,
             max_rule_stats=settings.max_tracked_keys,
             audit_logger=audit_logger,
+            tenant_state=tenant_state,
+            max_tenants=settings.tenancy.max_tenants,
         )
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -210,7 +234,11 @@ class SecurityPolicyEngine:
             self.shadow = PolicySet(candidate) if shadowing else None
             coarse = PolicySet(_coarse(active))
             coarse_shadow = PolicySet(_coarse(candidate)) if shadowing else None
-            self.coarse = coarse if coarse or coarse_shadow else None
+            tenants = self.tenants
+            if tenants is not None:
+                await tenants.load(_coarse)
+            tenant_coarse = tenants is not None and bool(tenants.coarse)
+            self.coarse = coarse if coarse or coarse_shadow or tenant_coarse else None
             self.coarse_shadow = coarse_shadow if coarse_shadow else None
             self._switch()
             self._seen = generation
@@ -263,6 +291,11 @@ class SecurityPolicyEngine:
         if facts is None:
             facts = RequestFacts(now=self.clock())
         decision = self.active.evaluate(principal, action, resource, facts)
+        tenants = self.tenants
+        if tenants is not None and tenants.active:
+            decision = tenants.restrict(
+                tenants.active, current_tenant(), decision, (principal, action, resource, facts)
+            )
         if record:
             shadow = self.shadow
             other = shadow.evaluate(principal, action, resource, facts) if shadow else None
@@ -280,6 +313,11 @@ class SecurityPolicyEngine:
         if coarse is None:
             return None
         decision = _passing(coarse.evaluate(principal, method, resource, facts))
+        tenants = self.tenants
+        if tenants is not None and tenants.coarse:
+            decision = tenants.restrict(
+                tenants.coarse, current_tenant(), decision, (principal, method, resource, facts)
+            )
         shadow = self.coarse_shadow
         other = _passing(shadow.evaluate(principal, method, resource, facts)) if shadow else None
         if decision.matched or (other is not None and other.matched):
@@ -405,6 +443,16 @@ class SecurityPolicyEngine:
         await self.refresh()
         await self._notify()
         return made
+
+    async def tenant_changed(self, tenant_id: str) -> None:
+        """After a change of ``tenant_id``'s policies (``policy/tenants.py``): every
+        worker reloads, as after a global change."""
+        if self.tenants is None:
+            return
+        await self.tenants.changed(tenant_id)
+        await self.store.touch()
+        await self.refresh()
+        await self._notify()
 
 
 _CHANNEL = "policies"

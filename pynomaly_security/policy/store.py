@@ -277,10 +277,14 @@ class PolicyStore:
             await self._changed(latest, "policy_removed", author)
         return True
 
+    async def touch(self) -> None:
+        """Move the change counter (the workers reload)."""
+        await self._state.add_tallies(TALLY, {"changes": 1})
+
     async def _changed(
         self, version: PolicyVersion, action: str, actor: str, *, previous: Any = None
     ) -> None:
-        await self._state.add_tallies(TALLY, {"changes": 1})
+        await self.touch()
         if self.audit_logger is None:
             return
         from pynomaly_security.audit import SecurityEventType

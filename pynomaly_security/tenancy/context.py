@@ -21,18 +21,24 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from pynomaly_security.exceptions import SecurityError
 
+if TYPE_CHECKING:
+    from pynomaly_security.tenancy.model import TenantOverrides
+
 __all__ = [
     "CURRENT",
+    "OVERRIDES",
     "PLATFORM",
     "SCOPE_KEY",
     "TenantScopeError",
     "current_namespace",
+    "current_overrides",
     "current_tenant",
     "namespace",
+    "narrowed",
     "platform_scope",
     "split_namespace",
     "tenant_scope",
@@ -80,6 +86,25 @@ def split_namespace(key: str) -> tuple[str | None, str]:
 _NS: ContextVar[str | None] = ContextVar("pynomaly_tenant_ns", default=None)
 CURRENT: ContextVar[str | None] = ContextVar("pynomaly_tenant", default=None)
 """The id of the tenant the running code acts for (None: platform or no scope)."""
+
+
+OVERRIDES: ContextVar[TenantOverrides | None] = ContextVar(
+    "pynomaly_tenant_overrides", default=None
+)
+"""The running request's tenant's overrides, set by the tenancy middleware only for a
+tenant that has one the stack enforces past the middleware (lockout thresholds, token
+lifetimes, MFA required); None otherwise, so tenants without them pay nothing."""
+
+
+def current_overrides() -> TenantOverrides | None:
+    """The overrides of the running request's tenant (None: the global settings hold)."""
+    return OVERRIDES.get()
+
+
+def narrowed(value: int, override: int | None) -> int:
+    """The stricter (lower) of a global limit and a tenant's override of it: the
+    global value still holds if it was lowered live below the tenant's."""
+    return value if override is None or override >= value else override
 
 
 def current_tenant() -> str | None:

@@ -21,6 +21,10 @@ Per request:
    ``404 {"detail": "Not Found"}`` of any unknown URL, the same for all (recorded
    as ``tenant_unknown``, once per client and minute).
 4. The tenant's IP allow list (an override), then its quotas (``tenancy/quotas.py``).
+5. Its other overrides, for the layers inside: the detection level in the scope
+   (``RAISED_DETECTION``), the rest as ``current_overrides()`` (the lockout's
+   thresholds, the token lifetimes, MFA required). A tenant without overrides, quotas
+   or allow list pays for none of this.
 
 The tenant id is then ``current_tenant()`` (``tenancy/context.py``) for every layer inside,
 the endpoint and the tasks it starts.
@@ -37,9 +41,19 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pynomaly_security._context import get_request_context, note_refusal
-from pynomaly_security.tenancy.context import _NS, CURRENT, SCOPE_KEY, enter, leave, namespace
-from pynomaly_security.tenancy.model import Plan
+from pynomaly_security._context import STATE_KEY, get_request_context, note_refusal
+from pynomaly_security.audit.tenants import AccessTenants
+from pynomaly_security.middleware.inspection import RAISED_DETECTION
+from pynomaly_security.tenancy.context import (
+    _NS,
+    CURRENT,
+    OVERRIDES,
+    SCOPE_KEY,
+    enter,
+    leave,
+    namespace,
+)
+from pynomaly_security.tenancy.model import Plan, TenantOverrides
 from pynomaly_security.tenancy.quotas import Quotas
 from pynomaly_security.tenancy.registry import TenantRegistry
 from pynomaly_security.tenancy.settings import TenancySection
@@ -61,11 +75,26 @@ class _Served(NamedTuple):
     """None: no quota applies."""
     extra: list[str]
     ranges: tuple[_Network, ...]
+    overrides: TenantOverrides | None
+    """Set as ``current_overrides()`` when the tenant has one enforced inside (lockout
+    thresholds, token lifetimes, MFA required); None: the global settings hold."""
+    level: int | None
+    """The tenant's detection level (the inspection layer reads it from the scope,
+    ``RAISED_DETECTION``, and never goes below the global one)."""
     simple: bool
-    """No quota and no IP allow list: the request only needs the scope set."""
+    """No quota, no IP allow list, no override: the request only needs the scope set."""
 
 
 _FORBIDDEN = {"detail": "Forbidden"}
+_ENFORCED_INSIDE = (
+    "brute_force_max_attempts",
+    "account_max_attempts",
+    "access_token_ttl",
+    "refresh_token_ttl",
+    "mfa_required",
+)
+"""Overrides the layers inside read from ``current_overrides()`` (auth/lockout.py,
+auth/tokens.py, auth/deps.py); the IP allow list and rate limits are enforced here."""
 
 
 class TenancyMiddleware:
@@ -75,6 +104,8 @@ class TenancyMiddleware:
         registry: the tenants.
         section: ``settings.tenancy``.
         quotas: the quotas on the tenant-scoped store (None: no quotas).
+        access_tenants: where each request's tenant is noted for its audit access row
+            (``audit/tenants.py``; None: no audit trail).
         token_claims: verified claims of a bearer token, or None (default: the
             authenticator installed on ``app.state``, looked up per request).
         exempt: path prefixes served for the platform besides
@@ -88,6 +119,7 @@ class TenancyMiddleware:
         registry: TenantRegistry,
         section: TenancySection,
         quotas: Quotas | None = None,
+        access_tenants: AccessTenants | None = None,
         token_claims: Callable[[Scope, str], dict[str, Any] | None] | None = None,
         exempt: Sequence[str] = (),
     ) -> None:
@@ -95,6 +127,7 @@ class TenancyMiddleware:
         self.registry = registry
         self.section = section
         self.quotas = quotas
+        self._note = access_tenants.note if access_tenants is not None else None
         # ``exempt``: the stack's own platform paths beside the setting's (``/metrics``:
         # a scraper has no tenant to name).
         self._exempt = (*section.exempt_paths, *exempt)
@@ -195,6 +228,14 @@ class TenancyMiddleware:
                 await self._unknown(scope, receive, send)
                 return
         scope[SCOPE_KEY] = served.tenant_id
+        note = self._note
+        if note is not None:
+            # The access row is built by the tracking layer after this scope ends. Inlined
+            # get_request_context: this runs on every request of a tenant.
+            state = scope.get("state")
+            ctx = state.get(STATE_KEY) if state else None
+            if ctx is not None:
+                note(ctx.request_id, served.tenant_id)
         if served.simple and not (self._path_source and path.startswith(self._prefix)):
             t1, t2 = CURRENT.set(served.tenant_id), _NS.set(served.ns)
             try:
@@ -214,9 +255,10 @@ class TenancyMiddleware:
         plan = self.section.plan(tenant.plan)
         extra = list(tenant.overrides.rate_limits)
         quota = self.quotas is not None and Quotas.active(plan, extra)
-        ranges = tuple(
-            ipaddress.ip_network(r, strict=False) for r in tenant.overrides.allowed_ip_ranges
-        )
+        given = tenant.overrides
+        ranges = tuple(ipaddress.ip_network(r, strict=False) for r in given.allowed_ip_ranges)
+        inside = given if any(getattr(given, f) for f in _ENFORCED_INSIDE) else None
+        level = given.detection_level
         served = _Served(
             expires=self._clock() + self.section.cache_seconds,
             tenant_id=tenant.id,
@@ -225,7 +267,9 @@ class TenancyMiddleware:
             plan=plan if quota else None,
             extra=extra,
             ranges=ranges,
-            simple=not quota and not ranges,
+            overrides=inside,
+            level=level,
+            simple=not quota and not ranges and inside is None and level is None,
         )
         self._served[tenant_id] = served
         if len(self._served) > self.section.max_tenants:  # bounded: the oldest entry goes
@@ -261,7 +305,10 @@ class TenancyMiddleware:
                 "raw_path": scope.get("raw_path", b"")[cut:] or None,
                 "root_path": scope.get("root_path", "") + scope["path"][:cut],
             }
+        if served.level is not None and scope["type"] == "http":
+            scope[RAISED_DETECTION] = served.level
         tokens = enter(tid)
+        held = OVERRIDES.set(served.overrides)
         try:
             quotas, plan = self.quotas, served.plan
             if quotas is None or plan is None:
@@ -279,6 +326,7 @@ class TenancyMiddleware:
                 if verdict.holds_slot:
                     await quotas.release()
         finally:
+            OVERRIDES.reset(held)
             leave(tokens)
 
     async def _unknown(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -7,15 +7,15 @@ Deleting a tenant (``Tenancy.delete``):
 2. every version of the tenant's key is destroyed: whatever was sealed with
    :class:`~pynomaly_security.tenancy.keys.TenantKeys` (its encrypted fields) is
    crypto-shredded;
-3. each hook of :attr:`Tenancy.on_delete` runs (the app's: erase the tenant's
-   users as audit subjects with ``audit_logger.erase_subject``, which destroys
-   their subject keys so their personal data in the audit trail reads
-   ``[erased]`` while the chain, hashing ciphertext, still verifies).
+3. with an audit trail (:meth:`Tenancy.bind_audit`), every subject the tenant's
+   records are sealed under is erased (``AuditLogger.erase_tenant``: its users, the
+   names tried at its sign-in, its own subject for anonymous clients' IPs): their
+   personal data in the trail reads ``[erased]`` while the chain, hashing
+   ciphertext, still verifies;
+4. each hook of :attr:`Tenancy.on_delete` runs (the app's own data).
 
-The audit trail stays one hash chain: a per-tenant chain would need a chain head
-per tenant in every backend and would let a deleted tenant's chain vanish whole,
-which is what a truncation looks like. Records are bound to tenants by their
-subjects instead (see the README's "Multi-tenancy" for what is not yet bound).
+The audit trail stays one hash chain, with tenant-bound records and per-tenant
+verification (``audit/tenants.py`` says why).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pynomaly_security.audit.tenants import AccessTenants
 from pynomaly_security.storage.base import MonitorState, Store, missing_capability
 from pynomaly_security.tenancy.keys import TenantKeys
 from pynomaly_security.tenancy.quotas import Quotas
@@ -31,6 +32,7 @@ from pynomaly_security.tenancy.registry import TenantRegistry
 from pynomaly_security.tenancy.scoped import TenantScopedState, TenantScopedStore
 
 if TYPE_CHECKING:
+    from pynomaly_security.audit.logger import AuditLogger
     from pynomaly_security.crypto.keys import KeyRing
     from pynomaly_security.monitor.monitor import SecurityMonitor
     from pynomaly_security.settings import SecuritySettings
@@ -52,7 +54,17 @@ class Tenancy:
     state: TenantScopedState
     on_delete: list[DeleteHook] = field(default_factory=list)
     """Run with the tenant id when it is deleted, after its keys are destroyed; each
-    returns how many things it erased."""
+    returns how many subjects it erased."""
+    access_tenants: AccessTenants | None = None
+    """Where the tenancy layer notes each request's tenant for its access row
+    (:meth:`bind_audit`); None without an audit trail."""
+    audit: AuditLogger | None = None
+
+    def bind_audit(self, audit: AuditLogger) -> None:
+        """Bind the audit trail's records to tenants (``audit/tenants.py``); a deleted
+        tenant's personal data in it is then crypto-shredded."""
+        self.access_tenants = audit.bind_tenants()
+        self.audit = audit
 
     @classmethod
     def build(
@@ -84,10 +96,15 @@ class Tenancy:
         await self.registry.delete(tenant_id)
         versions = len(await self.keys.versions(tenant_id))
         await self.keys.destroy(tenant_id)
+        shredded = await self.audit.erase_tenant(tenant_id) if self.audit is not None else 0
         erased = 0
         for hook in self.on_delete:
             erased += await hook(tenant_id)
-        return {"key_versions_destroyed": versions, "subjects_erased": erased}
+        return {
+            "key_versions_destroyed": versions,
+            "audit_subject_keys_destroyed": shredded,
+            "subjects_erased": erased,
+        }
 
 
 def _quota_alert(monitor: SecurityMonitor) -> Callable[[str, str], Awaitable[None]]:

@@ -1,51 +1,70 @@
-"""Users per tenant for the in-memory user repository (the example app, tests).
+"""Users per tenant in the shared state (the example app, tests).
 
-One :class:`~pynomaly_security.auth.users.InMemoryUserRepository` per tenant
-namespace, chosen by the running scope: ``alice`` of tenant A and ``alice`` of
-tenant B are two accounts, and a lookup can only find the running tenant's.
-A database-backed repository gets the same from row-level security
-(``tenancy/rls.py``).
+Users are documents of the tenant-scoped state (``TenantScopedState``: the
+collections ``t<len>:<id>|users`` ...), so ``alice`` of tenant A and ``alice`` of
+tenant B are two accounts, a lookup can only find the running tenant's, and every
+worker of every process reads the same accounts (a session started on one worker is
+known to the others; with the in-memory repository each worker had its own users).
+A database-backed repository gets the same from row-level security (``tenancy/rls.py``).
+
+A user name is claimed with an insert-if-absent (``add``) in its own collection before
+the user is written: two workers signing up one name at once make one account.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import uuid
+from dataclasses import asdict
+from typing import Any
 
-from pynomaly_security.auth.users import InMemoryUserRepository, UserRecord
-from pynomaly_security.tenancy.context import current_namespace
+from pynomaly_security.auth.users import UserRecord, normalize_username
+from pynomaly_security.exceptions import ConfigurationError
+from pynomaly_security.storage.base import MonitorState
 
 __all__ = ["TenantUserRepository"]
 
 
+def _load(doc: dict[str, Any] | None) -> UserRecord | None:
+    if doc is None:
+        return None
+    return UserRecord(**{**doc, "recovery_codes": tuple(doc.get("recovery_codes") or ())})
+
+
 class TenantUserRepository:
-    """Args: max_users: per tenant; max_tenants: tenants kept (least recently used go)."""
+    """Args:
+    state: the tenant-scoped state (``stack.tenancy.state``): each call is the running
+        tenant's (outside any scope: ``TenantScopeError``, never a shared account).
+    max_users: per tenant (sign-up refuses beyond).
+    """
 
-    def __init__(self, *, max_users: int = 10_000, max_tenants: int = 1_000) -> None:
-        self._max_users, self._max_tenants = max_users, max_tenants
-        self._by_ns: OrderedDict[str, InMemoryUserRepository] = OrderedDict()
-
-    def _repo(self) -> InMemoryUserRepository:
-        ns = current_namespace()  # outside a scope: TenantScopeError, never a shared repo
-        repo = self._by_ns.get(ns)
-        if repo is None:
-            repo = self._by_ns[ns] = InMemoryUserRepository(max_users=self._max_users)
-            while len(self._by_ns) > self._max_tenants:
-                self._by_ns.popitem(last=False)
-        self._by_ns.move_to_end(ns)
-        return repo
+    def __init__(self, state: MonitorState, *, max_users: int = 10_000) -> None:
+        if max_users < 1:
+            raise ConfigurationError(f"max_users must be >= 1, got {max_users}")
+        self._max = max_users
+        self._users = state.documents("users", indexed=(), keep=max_users)
+        self._names = state.documents("usernames", indexed=(), keep=max_users)
 
     async def get_by_username(self, username: str) -> UserRecord | None:
-        return await self._repo().get_by_username(username)
+        claim = await self._names.get(normalize_username(username))
+        return None if claim is None else await self.get(str(claim["user_id"]))
 
     async def get(self, user_id: str) -> UserRecord | None:
-        return await self._repo().get(user_id)
+        return _load(await self._users.get(user_id))
 
     async def create(self, username: str, password_hash: str) -> UserRecord | None:
-        return await self._repo().create(username, password_hash)
+        name = normalize_username(username)
+        if len(await self._users.find(None, limit=self._max)) >= self._max:
+            return None
+        user = UserRecord(uuid.uuid4().hex, name, password_hash)
+        if not await self._names.add(name, {"user_id": user.user_id}):
+            return None  # taken (by another worker, maybe at this very moment)
+        await self._users.put(user.user_id, asdict(user))
+        return user
 
     async def update(self, user: UserRecord) -> None:
-        await self._repo().update(user)
+        if await self._users.get(user.user_id) is not None:
+            await self._users.put(user.user_id, asdict(user))
 
-    def user_ids(self) -> list[str]:
+    async def user_ids(self) -> list[str]:
         """The running tenant's user ids (a deletion erases them as audit subjects)."""
-        return list(self._repo()._by_id)
+        return [str(doc["user_id"]) for doc in await self._users.find(None, limit=self._max)]

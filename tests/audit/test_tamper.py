@@ -163,7 +163,7 @@ def test_inserted_record(trail: Path, capsys: pytest.CaptureFixture[str]) -> Non
         forged = dataclasses.replace(forged, seq=7, prev_hash=prev)
         forged = dataclasses.replace(forged, hash=record_hash(forged))
         conn.execute(
-            f"INSERT INTO audit_records ({COLUMNS}) VALUES ({', '.join('?' * 13)})",
+            f"INSERT INTO audit_records ({COLUMNS}) VALUES ({', '.join('?' * 15)})",
             dataclasses.astuple(forged),
         )
     code, out = _verify(trail, capsys)

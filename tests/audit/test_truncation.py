@@ -323,7 +323,7 @@ def test_forged_record_appended(trail: Path, capsys: CAPTURE) -> None:
         forged = dataclasses.replace(model, seq=last.seq + 1, prev_hash=last.hash)
         forged = dataclasses.replace(forged, hash=record_hash(forged))
         conn.execute(
-            f"INSERT INTO audit_records ({COLUMNS}) VALUES ({', '.join('?' * 13)})",
+            f"INSERT INTO audit_records ({COLUMNS}) VALUES ({', '.join('?' * 15)})",
             dataclasses.astuple(forged),
         )
     code, out = _verify(trail, capsys)
@@ -429,7 +429,7 @@ def test_a_writer_does_not_sign_a_record_appended_behind_its_back(
         forged = dataclasses.replace(model, seq=last.seq + 1, prev_hash=last.hash)
         forged = dataclasses.replace(forged, hash=record_hash(forged))
         conn.execute(
-            f"INSERT INTO audit_records ({COLUMNS}) VALUES ({', '.join('?' * 13)})",
+            f"INSERT INTO audit_records ({COLUMNS}) VALUES ({', '.join('?' * 15)})",
             dataclasses.astuple(forged),
         )
     asyncio.run(_drive(make_settings(f"sqlite:///{trail}"), orders=1))

@@ -1,4 +1,5 @@
-"""The tenancy tests' PostgreSQL: a schema and a role that is not a superuser."""
+"""The tenancy tests' PostgreSQL: a schema and a role that is not a superuser; and the
+example app and its client of ``test_app.py`` for every tenancy test module."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 
 from pynomaly_security.tenancy.rls import rls_statements
 from tests.conftest import require_postgres
+from tests.tenancy.test_app import app as app  # fixtures shared with the other modules
+from tests.tenancy.test_app import client as client
 
 
 def _as_role(url: str, role: str) -> str:

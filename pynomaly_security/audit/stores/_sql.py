@@ -34,13 +34,16 @@ _PREFIX = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 
 COLUMNS = (
     "seq, ts_us, kind, event_type, level, standards, request_id, subject_ref, key_id,"
-    " payload, personal, prev_hash, hash"
+    " payload, personal, prev_hash, hash, tenant, tenant_seq"
 )
 
 _SQLITE_SELECT = (
     "seq, ts_us, kind, event_type, level, standards, request_id, subject_ref, key_id,"
-    " CAST(payload AS BLOB), CAST(personal AS BLOB), CAST(prev_hash AS BLOB), CAST(hash AS BLOB)"
+    " CAST(payload AS BLOB), CAST(personal AS BLOB), CAST(prev_hash AS BLOB), CAST(hash AS BLOB),"
+    " tenant, tenant_seq"
 )
+TENANT_COLUMNS = (("tenant", "TEXT"), ("tenant_seq", "BIGINT"))
+"""Added by issue 21: a store created before gets them at its next writable open."""
 
 
 def check_prefix(prefix: str) -> str:
@@ -73,6 +76,8 @@ def filter_sql(
         parts.append(f"ts_us < {p(flt.until_us)}")
     if flt.event_type is not None:
         parts.append(f"event_type = {p(flt.event_type)}")
+    if flt.tenant is not None:
+        parts.append(f"tenant = {p(flt.tenant)}")
     if flt.standard is not None:
         parts.append(f"standards LIKE {p('%,' + flt.standard + ',%')}")
     if flt.subject_refs is not None:
@@ -108,6 +113,8 @@ def to_record(row: Sequence[Any]) -> SealedRecord:
         personal=None if r[10] is None else bytes(r[10]),
         prev_hash=bytes(r[11]),
         hash=bytes(r[12]),
+        tenant=None if r[13] is None else str(r[13]),
+        tenant_seq=None if r[14] is None else int(r[14]),
     )
 
 
@@ -137,6 +144,8 @@ def record_values(rec: SealedRecord) -> tuple[object, ...]:
         rec.personal,
         rec.prev_hash,
         rec.hash,
+        rec.tenant,
+        rec.tenant_seq,
     )
 
 
@@ -167,7 +176,7 @@ class Statements:
         self.select_checkpoints = f"SELECT {cp_cols} FROM {self.checkpoints} ORDER BY seq"
         self.last_checkpoint = f"SELECT {cp_cols} FROM {self.checkpoints} ORDER BY seq DESC LIMIT 1"
         self.insert_record = q(
-            f"INSERT INTO {self.records} ({COLUMNS}) VALUES ({', '.join('?' * 13)})"
+            f"INSERT INTO {self.records} ({COLUMNS}) VALUES ({', '.join('?' * 15)})"
         )
         self.insert_checkpoint = q(
             f"INSERT INTO {self.checkpoints} ({cp_cols}) VALUES (?, ?, ?, ?, ?)"
@@ -195,6 +204,16 @@ class Statements:
             " ON CONFLICT (key_id) DO NOTHING"
         )
         self.prune = q(f"DELETE FROM {self.records} WHERE seq <= ?")
+        self.tenant_refs = q(
+            f"SELECT DISTINCT subject_ref FROM {self.records} WHERE tenant = ?"
+            " AND subject_ref IS NOT NULL AND event_type <> 'subject_erased'"
+            f" UNION SELECT DISTINCT i.ref FROM {self.record_subjects} i"
+            f" JOIN {self.records} r ON r.seq = i.seq WHERE r.tenant = ?"
+        )
+        self.tenant_heads = q(
+            f"SELECT tenant, MAX(tenant_seq) FROM {self.records}"
+            f" WHERE tenant IN ({', '.join('?' * _MANY)}) GROUP BY tenant"
+        )
         self.table_exists = "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?"
 
     def schema(self, blob: str, bigint: str) -> list[str]:
@@ -203,7 +222,8 @@ class Statements:
               seq {bigint} PRIMARY KEY, ts_us {bigint} NOT NULL, kind TEXT NOT NULL,
               event_type TEXT NOT NULL, level TEXT NOT NULL, standards TEXT NOT NULL,
               request_id TEXT, subject_ref TEXT, key_id TEXT NOT NULL, payload {blob} NOT NULL,
-              personal {blob}, prev_hash {blob} NOT NULL, hash {blob} NOT NULL)""",
+              personal {blob}, prev_hash {blob} NOT NULL, hash {blob} NOT NULL,
+              tenant TEXT, tenant_seq {bigint})""",
             f"CREATE INDEX IF NOT EXISTS {self.records}_ts ON {self.records} (ts_us)",
             f"CREATE INDEX IF NOT EXISTS {self.records}_subject ON {self.records} (subject_ref)",
             f"""CREATE TABLE IF NOT EXISTS {self.checkpoints} (
@@ -217,6 +237,22 @@ class Statements:
             f"""CREATE TABLE IF NOT EXISTS {self.record_subjects} (
               ref TEXT NOT NULL, seq {bigint} NOT NULL, PRIMARY KEY (ref, seq))""",
         ]
+
+    def add_tenant_columns(self, missing: Sequence[str], bigint: str, guard: str = "") -> list[str]:
+        """Statements giving an older records table the tenant columns it lacks, and
+        their index (run after :meth:`schema`); ``guard`` is PostgreSQL's
+        ``IF NOT EXISTS`` (SQLite has none: it is given only the missing ones)."""
+        out = [
+            f"ALTER TABLE {self.records} ADD COLUMN {guard}{name}"
+            f" {bigint if kind == 'BIGINT' else kind}"
+            for name, kind in TENANT_COLUMNS
+            if name in missing
+        ]
+        out.append(
+            f"CREATE INDEX IF NOT EXISTS {self.records}_tenant"
+            f" ON {self.records} (tenant, tenant_seq)"
+        )
+        return out
 
     def query(self, flt: RecordFilter) -> tuple[str, list[object]]:
         where, params = filter_sql(flt, "$" if self.numbered else "?", self.subject_index)

@@ -35,6 +35,12 @@ class SealedRecord:
     personal: bytes | None
     prev_hash: bytes
     hash: bytes
+    tenant: str | None = None
+    """The tenant the record was written for (issue 21; None: the platform, or a trail
+    without tenancy). Hashed with the other columns, so it cannot be changed."""
+    tenant_seq: int | None = None
+    """The record's number among its tenant's records (1, 2, ...): a gap in a tenant's
+    numbers is a missing record of that tenant (``verify(tenant=...)``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,8 @@ class RecordFilter:
     offset: int = 0
     by_time: bool = False
     after: tuple[int, int] | None = None
+    tenant: str | None = None
+    """Only this tenant's records (None: every record)."""
 
 
 class AppendTxn(Protocol):
@@ -128,6 +136,9 @@ class AppendTxn(Protocol):
     async def records(self, after_seq: int, limit: int) -> list[SealedRecord]:
         """Rows with ``seq > after_seq`` in sequence order (inside the transaction)."""
 
+    async def tenant_heads(self, tenants: Sequence[str]) -> dict[str, int]:
+        """tenant -> its highest ``tenant_seq`` so far (tenants with no record absent)."""
+
 
 class AuditStore(Protocol):
     """Where the audit trail lives; use as ``async with store:``."""
@@ -155,6 +166,9 @@ class AuditStore(Protocol):
 
     async def delete_subject_keys(self, refs: Sequence[str]) -> int:
         """Destroy subject keys (crypto-shredding); returns how many existed."""
+
+    async def tenant_subject_refs(self, tenant: str) -> list[str]:
+        """The subject refs the records of ``tenant`` are sealed under (issue 21)."""
 
     async def public_keys(self) -> dict[str, bytes]:
         """Checkpoint public keys by key id, as published by the writers."""

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from pynomaly_security.audit.stores._sql import (
+    TENANT_COLUMNS,
     Statements,
     chunks,
     record_values,
@@ -69,6 +70,9 @@ class PostgresAuditStore:
                 # Schema creation races between workers; the advisory lock orders it.
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_key)
                 for statement in self.sql.schema("BYTEA", "BIGINT"):
+                    await conn.execute(statement)
+                names = [name for name, _ in TENANT_COLUMNS]
+                for statement in self.sql.add_tenant_columns(names, "BIGINT", "IF NOT EXISTS "):
                     await conn.execute(statement)
         except self._errors as exc:
             await self._lease.release()
@@ -129,6 +133,9 @@ class PostgresAuditStore:
             status = await self._execute(self.sql.delete_subject_key, ref)
             deleted += int(status.rsplit(" ", 1)[-1])
         return deleted
+
+    async def tenant_subject_refs(self, tenant: str) -> list[str]:
+        return sorted(str(r[0]) for r in await self._fetch(self.sql.tenant_refs, tenant, tenant))
 
     async def public_keys(self) -> dict[str, bytes]:
         return {r[0]: bytes(r[1]) for r in await self._fetch(self.sql.select_public_keys)}
@@ -199,3 +206,10 @@ class _PostgresTxn:
     async def records(self, after_seq: int, limit: int) -> list[SealedRecord]:
         rows = await self._c.fetch(self._sql.select_after, after_seq, limit)
         return [to_record(r) for r in rows]
+
+    async def tenant_heads(self, tenants: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for group in chunks(tenants):
+            for row in await self._c.fetch(self._sql.tenant_heads, *group):
+                out[row[0]] = int(row[1])
+        return out

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 from pynomaly_security.audit.stores._sql import (
+    TENANT_COLUMNS,
     Statements,
     chunks,
     record_values,
@@ -74,6 +75,10 @@ class SQLiteAuditStore:
             exists = conn.execute(sql.table_exists, (sql.record_subjects,)).fetchone()
             if exists is None:  # a read-only open of a store older than access batches
                 sql.subject_index = None
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info({sql.records})")}
+            missing = [name for name, _ in TENANT_COLUMNS if name not in have]
+            for statement in sql.add_tenant_columns(missing, "INTEGER"):
+                conn.execute(statement)
 
         try:
             await connection.run(prepare)
@@ -123,6 +128,11 @@ class SQLiteAuditStore:
             return n
 
         return await self.run(delete)
+
+    async def tenant_subject_refs(self, tenant: str) -> list[str]:
+        sql = self.sql.tenant_refs
+        rows = await self.run(lambda c: c.execute(sql, (tenant, tenant)).fetchall())
+        return sorted(str(r[0]) for r in rows)
 
     async def public_keys(self) -> dict[str, bytes]:
         sql = self.sql.select_public_keys
@@ -198,3 +208,11 @@ class _SQLiteTxn:
         sql = self._sql.select_after
         rows = await self._s.run(lambda c: c.execute(sql, (after_seq, limit)).fetchall())
         return [to_record(r) for r in rows]
+
+    async def tenant_heads(self, tenants: Sequence[str]) -> dict[str, int]:
+        sql = self._sql.tenant_heads
+
+        def heads(c: sqlite3.Connection) -> dict[str, int]:
+            return {str(t): int(n) for group in chunks(tenants) for t, n in c.execute(sql, group)}
+
+        return await self._s.run(heads)
