@@ -114,6 +114,9 @@ class IncidentOut(BaseModel):
     intel_lists: list[str] = Field(
         default_factory=list, description="Imported reputation lists its addresses are on."
     )
+    tenant: str | None = Field(
+        None, description="The tenant it belongs to (tenancy on); null: the platform's."
+    )
     metrics: MetricsOut
 
 

@@ -474,7 +474,7 @@ class UserTrackingMiddleware:
                 self._after(scope, ctx, user_id, status, now / 1e9, row)
             elif self.tracker is not None:
                 # The usual request (not a login, nobody monitored): its activity row only.
-                self.tracker.add_row(user_id, client_ip, row)
+                self.tracker.add_row(user_id, client_ip, row, ctx.tenant)
             if status == 404 and self.monitor is not None:
                 # Any client's 404, for scanner sweeps (issue 16): one comparison on
                 # every request, an event only on a miss.
@@ -542,7 +542,7 @@ class UserTrackingMiddleware:
             # that is where an investigator looks for "who tried to get in as alice".
             user_id = ctx.login_username
         if self.tracker is not None:
-            self.tracker.add_row(user_id, ctx.client_ip, row)
+            self.tracker.add_row(user_id, ctx.client_ip, row, ctx.tenant)
         monitor = self.monitor
         if ctx.is_login_route:
             self._login_outcome(scope, ctx, status, now)
@@ -557,6 +557,7 @@ class UserTrackingMiddleware:
                     status_code=status,
                     request_id=ctx.request_id,
                     timestamp=now,
+                    tenant=ctx.tenant,
                 )
             )
 
@@ -572,6 +573,7 @@ class UserTrackingMiddleware:
                     status_code=status,
                     request_id=ctx.request_id,
                     timestamp=now,
+                    tenant=ctx.tenant,
                 )
             )
 
@@ -594,6 +596,7 @@ class UserTrackingMiddleware:
                     status_code=status,
                     request_id=ctx.request_id,
                     timestamp=now,
+                    tenant=ctx.tenant,
                     details={"username": username},
                 )
             )

@@ -189,6 +189,9 @@ class TenancyMiddleware:
             if served is None:
                 await self._unknown(scope, receive, send)
                 return
+        ctx = get_request_context(scope)
+        if ctx is not None:  # for the layers outside this one (tracking's rows and events)
+            ctx.tenant = served.tenant_id
         if served.simple and not (self._path_source and path.startswith(self._prefix)):
             t1, t2 = CURRENT.set(served.tenant_id), _NS.set(served.ns)
             try:
@@ -232,7 +235,11 @@ class TenancyMiddleware:
         # the admin routes' own key check still decides who may.
         given = self._from_header(scope)
         tenant = await self.registry.get(given) if given else None
-        tokens = enter(tenant.id if tenant is not None and tenant.status == "active" else None)
+        acting = tenant.id if tenant is not None and tenant.status == "active" else None
+        ctx = get_request_context(scope)
+        if ctx is not None:
+            ctx.tenant = acting
+        tokens = enter(acting)
         try:
             await self.app(scope, receive, send)
         finally:

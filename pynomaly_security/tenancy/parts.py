@@ -61,8 +61,9 @@ class Tenancy:
         store: Store,
         state: MonitorState | Store,
         keyring: KeyRing,
-        monitor: SecurityMonitor | None,
+        monitor: SecurityMonitor | None = None,
     ) -> Tenancy:
+        """The parts; ``monitor`` gets the quota alerts (or later: :meth:`report_to`)."""
         if not isinstance(state, MonitorState):
             raise missing_capability(state, MonitorState, "tenancy (its registry and keys)")
         section = settings.tenancy
@@ -78,6 +79,11 @@ class Tenancy:
             store=scoped,
             state=TenantScopedState(state, max_tenants=section.max_tenants),
         )
+
+    def report_to(self, monitor: SecurityMonitor) -> None:
+        """Raise the quota alerts in ``monitor`` (built on this object's scoped views,
+        so after it)."""
+        self.quotas.alert = _quota_alert(monitor)
 
     async def delete(self, tenant_id: str) -> dict[str, Any]:
         """Delete and crypto-shred a tenant (see the module docstring)."""
