@@ -395,7 +395,7 @@ def setup_security_middleware(
     # Weak: the app holds the stack (app.state); a playbook's verify reaches the app
     # through it to send its synthetic request (incidents/actions.py).
     stack.incidents.app = weakref.ref(app)
-    stack.admin_routers.append(build_incident_router(stack.incidents))
+    stack.admin_routers.append(build_incident_router(stack.incidents, tenancy))
     from pynomaly_security.api.playbook_routes import build_playbook_router
 
     stack.admin_routers.append(build_playbook_router(stack.incidents))
