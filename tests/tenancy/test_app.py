@@ -155,9 +155,7 @@ async def test_quota_429_names_the_tenant_policy_and_alerts(
     await monitor.flush()
     with tenant_scope("initech"):  # the tenant's alert, in its namespace
         alerts = await monitor.get_active_alerts()
-    assert any(
-        a.alert_type == "tenant_quota_exceeded" and a.tenant == "initech" for a in alerts
-    )
+    assert any(a.alert_type == "tenant_quota_exceeded" and a.tenant == "initech" for a in alerts)
     with tenant_scope("acme"):
         assert not await monitor.get_active_alerts()
     usage = await client.get("/api/security/tenants/initech/usage", headers=ADMIN)
