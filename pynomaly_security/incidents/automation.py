@@ -63,7 +63,7 @@ from pynomaly_security.incidents.runner import PlaybookRunner
 from pynomaly_security.incidents.store import IncidentConflict, IncidentNotFound, IncidentStore
 from pynomaly_security.settings import SecuritySettings
 from pynomaly_security.storage.base import DocumentStore, missing_capability
-from pynomaly_security.tenancy.context import current_tenant
+from pynomaly_security.tenancy.context import acting_for, current_tenant
 
 if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
@@ -242,11 +242,15 @@ class IncidentResponseAutomation:
         self._portal.close()
 
     def _call(self, name: str, factory: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-        """Run for a sync caller; inside a loop, hand back the awaitable (module doc)."""
+        """Run for a sync caller; inside a loop, hand back the awaitable (module doc).
+        Either way for the caller's tenant (issue 21): a sync caller's call runs on the
+        loop's thread, which does not have the caller's context; no scope: the platform."""
+        tenant = current_tenant()
 
         async def started() -> Any:
-            await self.start()
-            return await factory()
+            with acting_for(tenant):
+                await self.start()
+                return await factory()
 
         if in_running_loop():
             return Deferred(name, started)
