@@ -38,6 +38,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pynomaly_security._context import get_request_context, note_refusal
+from pynomaly_security.exceptions import StorageError
 from pynomaly_security.tenancy.context import _NS, CURRENT, enter, leave, namespace
 from pynomaly_security.tenancy.model import Plan
 from pynomaly_security.tenancy.quotas import Quotas
@@ -185,7 +186,11 @@ class TenancyMiddleware:
             return
         served = self._served.get(named)
         if served is None or served.expires < self._clock():
-            served = await self._resolve(named)
+            try:
+                served = await self._resolve(named)
+            except StorageError:  # the registry is unreachable: fail closed, and say so
+                await self._unavailable(scope, receive, send)
+                return
             if served is None:
                 await self._unknown(scope, receive, send)
                 return
@@ -234,7 +239,11 @@ class TenancyMiddleware:
         # platform admin acts inside that tenant (its lockouts: /api/security/lockouts);
         # the admin routes' own key check still decides who may.
         given = self._from_header(scope)
-        tenant = await self.registry.get(given) if given else None
+        try:
+            tenant = await self.registry.get(given) if given else None
+        except StorageError:
+            await self._unavailable(scope, receive, send)
+            return
         acting = tenant.id if tenant is not None and tenant.status == "active" else None
         ctx = get_request_context(scope)
         if ctx is not None:
@@ -286,6 +295,12 @@ class TenancyMiddleware:
         # One answer for missing, unknown, suspended and deleted: nothing to enumerate.
         note_refusal(scope, "tenant_unknown", 404, repeating=True)
         await JSONResponse(_NOT_FOUND, 404)(scope, receive, send)
+
+    async def _unavailable(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A 503 the client may retry, never a 500: the tenant could not be checked.
+        note_refusal(scope, "tenant_registry_unavailable", 503, repeating=True)
+        body = {"detail": "tenant registry unavailable"}
+        await JSONResponse(body, 503, headers={"Retry-After": "5"})(scope, receive, send)
 
     async def _mismatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Not repeating: every cross-tenant attempt is its own audit record.

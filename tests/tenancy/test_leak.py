@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -170,13 +171,16 @@ def read_monitor_state(base: str, tenants: list[str], keys: dict[str, str]) -> C
         return {"X-API-Key": keys[t], "X-Tenant": t}
 
     # The workers analyse events and store activity in their background tasks: wait.
+    def has_activity(t: str) -> bool:
+        return activity(f"only|{t}", own(t)) > 0
+
+    def banned(t: str) -> bool:
+        return any(d["value"] == ATTACKER for d in listed("decisions", own(t)))
+
     for i, t in enumerate(tenants):
-        until(lambda t=t: activity(f"only|{t}", own(t)) > 0, f"activity in {t}")
+        until(partial(has_activity, t), f"activity in {t}")
         if attacked(i):
-            until(
-                lambda t=t: any(d["value"] == ATTACKER for d in listed("decisions", own(t))),
-                f"the playbook's ban of {ATTACKER} in {t}",
-            )
+            until(partial(banned, t), f"the playbook's ban of {ATTACKER} in {t}")
     for i, t in enumerate(tenants):
         other = tenants[(i + 1) % len(tenants)]
         for head in (own(t), {**ADMIN, "X-Tenant": t}):
