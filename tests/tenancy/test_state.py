@@ -57,8 +57,9 @@ async def settle(app: FastAPI) -> None:
 
 
 async def get(client: httpx.AsyncClient, path: str, headers: dict[str, str]) -> Any:
+    """``GET /api/security<path>``: a 200, and its JSON."""
     answer = await client.get("/api/security" + path, headers=headers)
-    assert answer.status_code == 200, answer.text
+    assert answer.status_code == 200, (path, answer.text)
     return answer.json()
 
 
