@@ -180,8 +180,6 @@ class ComplianceSection(BaseModel):
     least one an hour: 20,000 is over two years)."""
     check_timeout_seconds: float = Field(default=60.0, gt=0)
     """Longest a check may take; past it the check's result is ``error``."""
-
-
 class AnomalySection(BaseModel):
     """Behavioural anomaly detection (issue 22; ``pynomaly_security/anomaly/``).
 
@@ -202,15 +200,8 @@ class AnomalySection(BaseModel):
     routes: StrList = Field(default_factory=list)
     """Path prefixes observed (comma-separated); empty: every path."""
     exclude: StrList = Field(
-        default_factory=lambda: [
-            "/api/security",
-            "/health",
-            "/healthz",
-            "/docs",
-            "/redoc",
-            "/openapi.json",
-            "/static",
-        ]
+        default_factory=lambda: ["/api/security", "/health", "/healthz", "/docs", "/redoc",
+                                 "/openapi.json", "/static"]
     )
     """Path prefixes never observed."""
     alert_score: int = Field(default=30, ge=1, le=99)

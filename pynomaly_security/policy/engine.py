@@ -113,7 +113,9 @@ class SecurityPolicyEngine:
         self.ledger = PolicyLedger(state, self.stats)
         # Redis pub/sub: the other workers rebuild on a message rather than at their next
         # poll (issue 17: "within a second"); the poll stays, for a lost message.
-        self._notifier: ChangeNotifier | None = state if isinstance(state, ChangeNotifier) else None
+        self._notifier: ChangeNotifier | None = (
+            state if isinstance(state, ChangeNotifier) else None
+        )
         self._listener: asyncio.Task[None] | None = None
         self._seen: int | None = None
         self._lock = asyncio.Lock()
