@@ -73,6 +73,9 @@ class RequestContext:
     is_login_route: bool
     login_username: str | None
     extra: dict[str, Any]
+    tenant: str | None
+    """The request's tenant (issue 21), written by the tenancy layer for the layers
+    outside it (tracking: activity rows, request events); None without tenancy."""
 
     # Written out rather than generated: built on every request, and the
     # dataclass __init__ spends as long again on its default-factory checks.
@@ -93,6 +96,7 @@ class RequestContext:
         self.is_login_route = is_login_route
         self.login_username = login_username
         self.extra = {} if extra is None else extra
+        self.tenant = None
 
 
 def get_request_context(scope: Scope) -> RequestContext | None:

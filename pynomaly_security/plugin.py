@@ -321,17 +321,15 @@ def setup_security_middleware(
     state: MonitorState | None = (
         storage.state(settings.state_url, setting="STATE_URL") if settings.state_url else None
     )
-    monitor = SecurityMonitor.from_settings(
-        settings, store=store, state=state, injection=inspector is not None
-    )
-    if not enable_security_monitoring:
-        monitor.enabled = False
-    # Issue 21: with tenancy on, the lockout and the rate limiter count in the running
-    # tenant's namespace (a scoped view of the same store; off: the store itself, and
-    # nothing of tenancy is built). The monitor, decisions, policies, incidents and
-    # live settings stay on the store: platform-wide (see the README's Multi-tenancy).
+    # Issue 21: with tenancy on, the lockout, the rate limiter, the monitor (alerts,
+    # detectors' state), activity, incidents and the decisions' counters keep their
+    # state in the running tenant's namespace (scoped views of the same store and
+    # state; off: the store and state themselves, and nothing of tenancy is built).
+    # Decisions live in one collection, each naming its tenant; policies and live
+    # settings stay platform-wide (see the README's Multi-tenancy).
     tenancy = None
     per_tenant: Store = store
+    per_tenant_state: MonitorState | None = state
     if settings.tenancy.enabled:
         from pynomaly_security.tenancy.parts import Tenancy
 
@@ -340,19 +338,32 @@ def setup_security_middleware(
             store,
             state if state is not None else store,
             keyring if keyring is not None else KeyRing.from_settings(settings),
-            monitor,
         )
-        per_tenant = tenancy.store
+        per_tenant, per_tenant_state = tenancy.store, tenancy.state
         if audit_logger is not None:
             tenancy.bind_audit(audit_logger)
-    activity = state if state is not None else store
+    monitor = SecurityMonitor.from_settings(
+        settings,
+        store=per_tenant,
+        state=per_tenant_state,
+        injection=inspector is not None,
+        tenant_scoped=tenancy is not None,
+    )
+    if not enable_security_monitoring:
+        monitor.enabled = False
+    if tenancy is not None:
+        tenancy.report_to(monitor)
     tracker = (
-        UserTracker(max_users=settings.max_tracked_keys, store=activity)
+        UserTracker(
+            max_users=settings.max_tracked_keys,
+            store=per_tenant_state if per_tenant_state is not None else store,
+            tenant_scoped=tenancy is not None,
+        )
         if enable_user_tracking
         else None
     )
     lockouts = LockoutManager.from_settings(settings, per_tenant, event_sink=monitor.submit)
-    correlation = _correlation(settings, store, monitor)
+    correlation = _correlation(settings, per_tenant, monitor)
     live = _live_settings(settings, store, inspector, lockouts, monitor)
     stack = SecurityStack(
         settings=settings,
@@ -386,7 +397,7 @@ def setup_security_middleware(
     # Weak: the app holds the stack (app.state); a playbook's verify reaches the app
     # through it to send its synthetic request (incidents/actions.py).
     stack.incidents.app = weakref.ref(app)
-    stack.admin_routers.append(build_incident_router(stack.incidents))
+    stack.admin_routers.append(build_incident_router(stack.incidents, tenancy))
     from pynomaly_security.api.playbook_routes import build_playbook_router
 
     stack.admin_routers.append(build_playbook_router(stack.incidents))
@@ -402,7 +413,11 @@ def setup_security_middleware(
         from pynomaly_security.decisions.service import DecisionService
 
         decisions = DecisionService(
-            settings, state if state is not None else store, store, audit_logger=audit_logger
+            settings,
+            state if state is not None else store,
+            per_tenant,
+            audit_logger=audit_logger,
+            tenant_scoped=tenancy is not None,
         )
         stack.decisions = decisions
         monitor.register_alert_enricher(decisions.enrich_alert)
@@ -582,7 +597,7 @@ def setup_security_middleware(
             DecisionMiddleware,
             view=stack.decisions.view,
             allow=stack.decisions.allow,
-            store=store,
+            store=per_tenant,
             throttle_per_minute=settings.decision_throttle_per_minute,
         )
     if tenancy is not None:

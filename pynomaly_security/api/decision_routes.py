@@ -64,6 +64,9 @@ class DecisionOut(BaseModel):
     expires_at: float
     repeats: int
     actor: str
+    tenant: str | None = Field(
+        None, description="The tenant it applies to (tenancy on); null: every tenant."
+    )
 
 
 class IntelListOut(BaseModel):

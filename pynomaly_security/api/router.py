@@ -10,7 +10,7 @@ shared store, so every worker answers the same; a store that fails is a 503.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -27,10 +27,17 @@ from pynomaly_security.api.schemas import (
 )
 from pynomaly_security.exceptions import ConfigurationError, StorageError
 from pynomaly_security.monitor.activity import UserTracker
-from pynomaly_security.monitor.events import ThreatLevel
+from pynomaly_security.monitor.events import SecurityAlert, ThreatLevel
 from pynomaly_security.monitor.monitor import SecurityMonitor
 
-__all__ = ["add_security_endpoints", "create_security_router"]
+if TYPE_CHECKING:
+    from pynomaly_security.tenancy.parts import Tenancy
+
+__all__ = ["TENANT_ADMIN_PATHS", "add_security_endpoints", "create_security_router"]
+
+TENANT_ADMIN_PATHS = ("/alerts", "/users/", "/incidents", "/decisions", "/lockouts")
+"""Routes (below the prefix) a tenant admin key may use, inside its tenant: those
+whose state is per tenant (``api/deps.py``)."""
 
 _NO_AUTH = (
     "the /api/security router needs authentication: set PYNOMALY_SECURITY__ADMIN_API_KEY "
@@ -48,15 +55,23 @@ def create_security_router(
     extra_routers: Sequence[APIRouter] = (),
     audit_logger: Any = None,
     sqli_edge: Callable[[], str] | None = None,
+    tenancy: Tenancy | None = None,
 ) -> APIRouter:
     """Build the router. ``auth_dependency`` replaces the admin-key check;
     with an ``audit_logger``, admin actions are committed to the audit trail;
     ``sqli_edge`` reads the inspection's effective ``SQLI_EDGE_MODE`` for ``/status``
-    (``auto`` moves from ``block`` to ``sink_confirmed`` at the sink's first statement)."""
+    (``auto`` moves from ``block`` to ``sink_confirmed`` at the sink's first statement).
+    With ``tenancy`` (issue 21) tenant admin keys are admitted on
+    :data:`TENANT_ADMIN_PATHS`, and the platform admin's alert list without
+    ``X-Tenant`` spans every tenant."""
     if auth_dependency is None:
         if admin_api_key is None:
             raise ConfigurationError(_NO_AUTH)
-        auth_dependency = AdminAPIKey(admin_api_key)
+        auth_dependency = AdminAPIKey(
+            admin_api_key,
+            tenants=tenancy.registry if tenancy is not None else None,
+            tenant_paths=[prefix + p for p in TENANT_ADMIN_PATHS],
+        )
     router = APIRouter(
         prefix=prefix,
         tags=["security"],
@@ -78,7 +93,15 @@ def create_security_router(
         threat_level: ThreatLevel | None = None, limit: int = Query(1000, ge=1, le=10_000)
     ) -> AlertsOut:
         await monitor.flush(timeout=0.2)
-        alerts = await monitor.get_active_alerts(threat_level, limit=limit)
+
+        async def read() -> list[SecurityAlert]:
+            return await monitor.get_active_alerts(threat_level, limit=limit)
+
+        alerts = (
+            await tenancy.visible(read, newest=_timestamp, limit=limit)
+            if tenancy is not None
+            else await read()
+        )
         return AlertsOut(count=len(alerts), alerts=[AlertOut.from_alert(a) for a in alerts])
 
     @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut)
@@ -115,6 +138,10 @@ def create_security_router(
     for extra in extra_routers:
         router.include_router(extra)
     return router
+
+
+def _timestamp(alert: SecurityAlert) -> float:
+    return alert.timestamp
 
 
 class _StoreFailureRoute(APIRoute):
@@ -188,6 +215,7 @@ def add_security_endpoints(
         extra_routers=extra,
         audit_logger=audit_logger,
         sqli_edge=sqli_edge,
+        tenancy=stack.tenancy if stack is not None else None,
     )
     app.include_router(router, include_in_schema=bool(include_in_schema))
     if stack is not None and getattr(stack, "metrics", None) is not None:

@@ -58,6 +58,9 @@ class AlertOut(BaseModel):
     description: str = ""
     indicators: dict[str, Any] = Field(default_factory=dict)
     recommended_actions: list[str] = Field(default_factory=list)
+    tenant: str | None = Field(
+        None, description="The tenant whose events raised it (tenancy on); null: the platform's."
+    )
 
     @classmethod
     def from_alert(cls, alert: SecurityAlert) -> AlertOut:

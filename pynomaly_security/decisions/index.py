@@ -124,14 +124,23 @@ class DecisionIndex:
         index.empty = not (index.exact or index.needs_ip_key)
         return index
 
-    def lookup(self, pairs: Sequence[tuple[str, str]], ip: str | None, now: float) -> list[Match]:
-        """The live decisions for the request's ``(scope, value)`` pairs and address."""
+    def lookup(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        ip: str | None,
+        now: float,
+        tenant: str | None = None,
+    ) -> list[Match]:
+        """The live decisions for the request's ``(scope, value)`` pairs and address,
+        of the request's ``tenant`` or the platform's (a tenant's decisions apply to its
+        requests only: filtered here, on what matched, so a request matching nothing
+        pays nothing for tenancy)."""
         found: list[Decision] = []
         exact = self.exact
         for pair in pairs:
             hit = exact.get(pair)
             if hit is not None:
-                found.extend(hit)
+                found.extend(d for d in hit if d.applies_to(tenant))
         matches = [Match(d.action, d.origin, d.expires_at, d.decision_id, d) for d in found]
         if ip is not None and self.needs_ip_key:
             key = ip_key(ip)
@@ -145,6 +154,7 @@ class DecisionIndex:
                             matches.extend(
                                 Match(d.action, d.origin, d.expires_at, d.decision_id, d)
                                 for d in hit
+                                if d.applies_to(tenant)
                             )
                 for listed in self.lists:
                     if listed.ranges.has(version, value):

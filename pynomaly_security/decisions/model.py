@@ -109,9 +109,19 @@ def parse_duration(text: str) -> float:
     return float(int(found.group(1)) * _UNITS[found.group(2)])
 
 
-def decision_id(scope: DecisionScope, value: str, action: DecisionAction, origin: str) -> str:
-    """The id of a decision: the same for the same scope, value, action and origin."""
-    digest = hashlib.sha256(f"{scope}\0{value}\0{action}\0{origin}".encode()).hexdigest()
+def decision_id(
+    scope: DecisionScope,
+    value: str,
+    action: DecisionAction,
+    origin: str,
+    tenant: str | None = None,
+) -> str:
+    """The id of a decision: the same for the same scope, value, action, origin and
+    tenant (two tenants banning one address make two decisions)."""
+    text = f"{scope}\0{value}\0{action}\0{origin}"
+    if tenant is not None:  # a platform decision keeps the id it had before tenancy
+        text += f"\0tenant\0{tenant}"
+    digest = hashlib.sha256(text.encode()).hexdigest()
     return "dec-" + digest[:24]
 
 
@@ -127,6 +137,8 @@ class Decision:
         repeats: how many decisions on this value preceded it in the escalation
             window (its duration doubled that many times, capped).
         actor: who made it (``system`` for automatic origins).
+        tenant: the tenant it was made in, whose requests only it applies to (issue
+            21); None: the platform's, applying to every tenant's requests.
     """
 
     scope: DecisionScope
@@ -139,10 +151,17 @@ class Decision:
     repeats: int = 0
     actor: str = "system"
     decision_id: str = ""
+    tenant: str | None = None
 
     def __post_init__(self) -> None:
         if not self.decision_id:
-            self.decision_id = decision_id(self.scope, self.value, self.action, self.origin)
+            self.decision_id = decision_id(
+                self.scope, self.value, self.action, self.origin, self.tenant
+            )
+
+    def applies_to(self, tenant: str | None) -> bool:
+        """Whether it applies to a request of ``tenant`` (a platform decision: to all)."""
+        return self.tenant is None or self.tenant == tenant
 
     def live(self, now: float) -> bool:
         return self.expires_at > now
@@ -166,4 +185,5 @@ class Decision:
             repeats=int(data.get("repeats", 0)),
             actor=str(data.get("actor", "system")),
             decision_id=str(data.get("decision_id", "")),
+            tenant=data.get("tenant"),
         )

@@ -30,6 +30,8 @@ class DecisionService:
     store: the stack's store (repeat counters, grace periods, throttles).
     audit_logger: where changes are recorded.
     clock: seconds since the epoch; injected by tests.
+    tenant_scoped: tenancy is on: decisions are made for the running tenant
+        (``store.py``), ``store`` is the tenant-scoped view.
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class DecisionService:
         *,
         audit_logger: AuditLogger | None = None,
         clock: Callable[[], float] = time.time,
+        tenant_scoped: bool = False,
     ) -> None:
         self.allow = AllowList(settings.decision_allow_networks, settings.decision_allow_paths)
         self.store = DecisionStore(
@@ -53,6 +56,7 @@ class DecisionService:
             allow=self.allow,
             audit_logger=audit_logger,
             clock=clock,
+            tenant_scoped=tenant_scoped,
         )
         self.intel = IntelStore(state, clock=clock)
         self.view = DecisionView()

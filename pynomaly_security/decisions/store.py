@@ -17,6 +17,14 @@ path never reads the store.
 * **Bounded**: at most ``DECISION_MAX`` live decisions; one more is refused
   (:class:`DecisionRefused`, the API's 409), expired ones dropped from the count.
 
+Tenancy (issue 21, ``tenant_scoped``): a decision made in a tenant's scope (its admin,
+or a detector or playbook acting on its events) names that tenant and applies to its
+requests only (``index.py``); one made by the platform applies to all. Reads answer
+the running scope: a tenant sees its own decisions (another's id is unknown), the
+platform admin all of them, or one tenant's inside it. The repeat and grace counters
+are on the tenant-scoped store. The collection stays one (every worker's index is
+built from all of it).
+
 The collection has no delete: a reverted decision is written back expired and
 ``reverted``; the collection keeps twice ``DECISION_MAX`` documents and drops the
 oldest beyond, and a decision still in force is re-written before it would be the
@@ -47,6 +55,7 @@ from pynomaly_security.storage.base import (
     KeyValueStore,
     TallyStore,
 )
+from pynomaly_security.tenancy.context import current_tenant
 
 if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
@@ -85,6 +94,7 @@ class DecisionStore:
     allow: the allow-list.
     audit_logger: where changes are recorded (None: not recorded).
     clock: seconds since the epoch; injected by tests.
+    tenant_scoped: tenancy is on (see the module docstring).
     """
 
     def __init__(
@@ -100,7 +110,9 @@ class DecisionStore:
         allow: AllowList | None = None,
         audit_logger: AuditLogger | None = None,
         clock: Callable[[], float] = time.time,
+        tenant_scoped: bool = False,
     ) -> None:
+        self._scoped = tenant_scoped
         self._keep = 2 * max_decisions
         self._docs = state.documents(
             "decisions", indexed=("scope", "value", "action"), keep=self._keep
@@ -130,9 +142,17 @@ class DecisionStore:
         docs = await self._docs.find(limit=self._keep)
         return [d for d in map(Decision.from_dict, docs) if d.live(now)]
 
+    def _visible(self, decision: Decision) -> bool:
+        """Whether the running scope may see ``decision`` (module docstring)."""
+        if not self._scoped:
+            return True
+        tenant = current_tenant()
+        return tenant is None or decision.tenant == tenant
+
     async def get(self, decision_id: str) -> Decision | None:
         found = await self._docs.get(decision_id)
-        return Decision.from_dict(found) if found is not None else None
+        decision = Decision.from_dict(found) if found is not None else None
+        return decision if decision is not None and self._visible(decision) else None
 
     async def find(
         self,
@@ -152,7 +172,7 @@ class DecisionStore:
             where["value"] = value
         now = self.clock()
         docs = await self._docs.find(where, limit=self._keep)
-        found = [d for d in map(Decision.from_dict, docs) if d.live(now)]
+        found = [d for d in map(Decision.from_dict, docs) if d.live(now) and self._visible(d)]
         return found[offset : offset + limit]
 
     # -- making ------------------------------------------------------------------------
@@ -190,7 +210,15 @@ class DecisionStore:
             )
         now = self.clock()
         decision = Decision(
-            scope, value, action, origin, reason[:MAX_REASON], now, now, actor=actor
+            scope,
+            value,
+            action,
+            origin,
+            reason[:MAX_REASON],
+            now,
+            now,
+            actor=actor,
+            tenant=current_tenant() if self._scoped else None,
         )
         existing = await self.get(decision.decision_id)
         if existing is not None and existing.live(now):

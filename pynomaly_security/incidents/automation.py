@@ -63,6 +63,7 @@ from pynomaly_security.incidents.runner import PlaybookRunner
 from pynomaly_security.incidents.store import IncidentConflict, IncidentNotFound, IncidentStore
 from pynomaly_security.settings import SecuritySettings
 from pynomaly_security.storage.base import DocumentStore, missing_capability
+from pynomaly_security.tenancy.context import acting_for, current_tenant
 
 if TYPE_CHECKING:
     from pynomaly_security.audit import AuditLogger
@@ -182,8 +183,20 @@ class IncidentResponseAutomation:
 
     @classmethod
     def from_stack(cls, stack: SecurityStack) -> IncidentResponseAutomation:
-        """Incidents on an app's stack: its state and audit logger (its lifespan opens them)."""
-        state = stack.state if stack.state is not None else stack.store
+        """Incidents on an app's stack: its state and audit logger (its lifespan opens them).
+
+        With tenancy (issue 21), the tenant-scoped views: an incident opened while an
+        event of tenant A is analysed (a correlation match) is A's, its playbook's
+        marks, counters and decisions are made in A's scope, and only A's admin (or the
+        platform admin inside A) reads it."""
+        tenancy = stack.tenancy
+        state = (
+            tenancy.state
+            if tenancy is not None
+            else stack.state
+            if stack.state is not None
+            else stack.store
+        )
         if state is None:
             raise ConfigurationError("the stack has no state to keep incidents in")
         automation = cls(
@@ -192,7 +205,7 @@ class IncidentResponseAutomation:
             audit_logger=stack.audit_logger,
             _stack=stack,
         )
-        automation.counters = stack.store
+        automation.counters = tenancy.store if tenancy is not None else stack.store
         return automation
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -229,11 +242,15 @@ class IncidentResponseAutomation:
         self._portal.close()
 
     def _call(self, name: str, factory: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-        """Run for a sync caller; inside a loop, hand back the awaitable (module doc)."""
+        """Run for a sync caller; inside a loop, hand back the awaitable (module doc).
+        Either way for the caller's tenant (issue 21): a sync caller's call runs on the
+        loop's thread, which does not have the caller's context; no scope: the platform."""
+        tenant = current_tenant()
 
         async def started() -> Any:
-            await self.start()
-            return await factory()
+            with acting_for(tenant):
+                await self.start()
+                return await factory()
 
         if in_running_loop():
             return Deferred(name, started)
@@ -308,7 +325,8 @@ class IncidentResponseAutomation:
 
         async def run() -> str:
             now = self._clock()
-            digest = dedup_digest(dedup_key) if dedup_key else None
+            tenant = current_tenant()
+            digest = dedup_digest(dedup_key, tenant) if dedup_key else None
             for _ in range(16):
                 gen = 0
                 if digest is not None:
@@ -340,6 +358,7 @@ class IncidentResponseAutomation:
                     source=cut(source, MAX_NAME),
                     created_by=who,
                     intel_lists=self._intel(seen),
+                    tenant=tenant,
                 )
                 if await self.store.add(incident):
                     await self._record(

@@ -28,6 +28,7 @@ from enum import StrEnum
 from typing import Any
 
 from pynomaly_security.audit.bounds import cut
+from pynomaly_security.tenancy.context import namespace
 
 __all__ = [
     "CLOSED_STATES",
@@ -132,9 +133,12 @@ def check_transition(incident_id: str, current: IncidentStatus, wanted: Incident
         raise InvalidTransition(incident_id, current, wanted)
 
 
-def dedup_digest(dedup_key: str) -> str:
-    """The indexed form of a dedup key: fixed length whatever the key (an IP, a user)."""
-    return hashlib.sha256(dedup_key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+def dedup_digest(dedup_key: str, tenant: str | None = None) -> str:
+    """The indexed form of a dedup key: fixed length whatever the key (an IP, a user).
+    A tenant's is bound to the tenant, so two tenants' incidents of one pattern have
+    two ids (and two timelines in the audit trail)."""
+    text = dedup_key if tenant is None else namespace(tenant) + dedup_key
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _looks_like_token(value: str) -> bool:
@@ -217,6 +221,8 @@ class Incident:
     """Imported reputation lists one of its addresses is on (threat intelligence)."""
     rev: str = ""
     """Changes with each write (compare-and-set token)."""
+    tenant: str | None = None
+    """The tenant it belongs to (issue 21: opened in its scope); None: the platform's."""
 
     @property
     def metrics(self) -> dict[str, float | None]:
@@ -256,6 +262,7 @@ class Incident:
             "created_by": self.created_by,
             "intel_lists": list(self.intel_lists),
             "rev": self.rev,
+            "tenant": self.tenant,
         }
 
     @classmethod
@@ -286,6 +293,7 @@ class Incident:
             created_by=doc.get("created_by"),
             intel_lists=[str(n) for n in doc.get("intel_lists") or []],
             rev=str(doc.get("rev") or ""),
+            tenant=doc.get("tenant"),
         )
 
     def public(self) -> dict[str, Any]:

@@ -495,7 +495,7 @@ class UserTrackingMiddleware(Layer):
                 self._after(scope, ctx, user_id, status, now / 1e9, row)
             elif self._track is not None:
                 # The usual request (not a login, nobody monitored): its activity row only.
-                self._track((user_id, client_ip, row))
+                self._track((user_id, client_ip, row, ctx.tenant))
             if status == 404 and self.monitor is not None:
                 # Any client's 404, for scanner sweeps (issue 16): one comparison on
                 # every request, an event only on a miss.
@@ -563,7 +563,7 @@ class UserTrackingMiddleware(Layer):
             # that is where an investigator looks for "who tried to get in as alice".
             user_id = ctx.login_username
         if self.tracker is not None:
-            self.tracker.add_row(user_id, ctx.client_ip, row)
+            self.tracker.add_row(user_id, ctx.client_ip, row, ctx.tenant)
         monitor = self.monitor
         if ctx.is_login_route:
             self._login_outcome(scope, ctx, status, now)
@@ -578,6 +578,7 @@ class UserTrackingMiddleware(Layer):
                     status_code=status,
                     request_id=ctx.request_id,
                     timestamp=now,
+                    tenant=ctx.tenant,
                 )
             )
 
@@ -593,6 +594,7 @@ class UserTrackingMiddleware(Layer):
                     status_code=status,
                     request_id=ctx.request_id,
                     timestamp=now,
+                    tenant=ctx.tenant,
                 )
             )
 
@@ -615,6 +617,7 @@ class UserTrackingMiddleware(Layer):
                     status_code=status,
                     request_id=ctx.request_id,
                     timestamp=now,
+                    tenant=ctx.tenant,
                     details={"username": username},
                 )
             )

@@ -7,6 +7,12 @@ store's ``activity`` log every ``flush_interval`` seconds. Reads flush this
 worker's buffer first. With the stack's shared state (``STATE_URL``: Redis or
 PostgreSQL; else the store of ``REDIS_URL``) every worker's rows land in one log
 per user, so an admin sees the same activity whichever worker answers.
+
+With tenancy (issue 21) the tracker is built on the tenant-scoped state
+(``tenant_scoped=True``): each row carries the tenant the tracking layer read from
+the request context, the flush appends each tenant's rows inside that tenant's
+scope (so its streams are named in its namespace), and a read sees the running
+tenant's log only: alice of tenant A and alice of tenant B are two streams.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from itertools import groupby
 from operator import itemgetter
@@ -27,6 +33,7 @@ from pynomaly_security.exceptions import StorageError
 from pynomaly_security.logsafe import safe_text
 from pynomaly_security.storage.base import LogStore, MonitorState, Store, missing_capability
 from pynomaly_security.storage.memory import MemoryStore
+from pynomaly_security.tenancy.context import acting_for, current_tenant
 
 __all__ = ["ActivityRecord", "UserTracker"]
 
@@ -35,9 +42,10 @@ log = get_logger(__name__)
 EVENT_ACTIVITY_BUFFER_FULL = "user_activity_buffer_full"
 EVENT_ACTIVITY_STORE_FAILED = "user_activity_store_failed"
 
-_Pending = tuple["str | None", "str | None", AccessRow]
+_Pending = tuple["str | None", "str | None", AccessRow, "str | None"]
 _WHO = itemgetter(0, 1)
 _ROW = itemgetter(2)
+_TENANT = itemgetter(3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,7 @@ class UserTracker:
             buffer full logs ``user_activity_buffer_full``). 50,000 rows in half a
             second is more than one worker serves.
         flush_interval: seconds between two background flushes.
+        tenant_scoped: ``store`` is a tenant-scoped view (see the module docstring).
     """
 
     def __init__(
@@ -83,7 +92,9 @@ class UserTracker:
         clock: Callable[[], float] = time.time,
         max_pending: int = 50_000,
         flush_interval: float = 0.5,
+        tenant_scoped: bool = False,
     ) -> None:
+        self._scoped = tenant_scoped
         logs = store if store is not None else MemoryStore()
         if not isinstance(logs, LogStore):
             raise missing_capability(logs, LogStore, "user activity")
@@ -92,7 +103,7 @@ class UserTracker:
         self._pending: deque[_Pending] = deque(maxlen=max_pending)
         self._append = self._pending.append
         self.append_row = self._append
-        """``add_row`` as one C call: ``append_row((user_id, client_ip, row))``."""
+        """``add_row`` as one C call: ``append_row((user_id, client_ip, row, tenant))``."""
         self._interval = flush_interval
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -100,10 +111,17 @@ class UserTracker:
         """Rows the store refused (they are logged, not retried)."""
 
     # -- input (the request path) -------------------------------------------------------
-    def add_row(self, user_id: str | None, client_ip: str | None, row: AccessRow) -> None:
+    def add_row(
+        self,
+        user_id: str | None,
+        client_ip: str | None,
+        row: AccessRow,
+        tenant: str | None = None,
+    ) -> None:
         """Record one request's row under its user id, else ``ip:<client IP>``
-        (what the tracking layer does): one append to a bounded buffer."""
-        self._append((user_id, client_ip, row))
+        (what the tracking layer does), for ``tenant`` (the request context's): one
+        append to a bounded buffer."""
+        self._append((user_id, client_ip, row, tenant))
 
     def add(
         self,
@@ -120,7 +138,7 @@ class UserTracker:
         row = access_row(
             timestamp, method, path, status_code, duration_ms / 1000, request_id, None, client_ip
         )
-        self.add_row(key, client_ip, row)
+        self.add_row(key, client_ip, row, current_tenant())
 
     def record(self, key: str, record: ActivityRecord) -> None:
         self.add(
@@ -145,14 +163,13 @@ class UserTracker:
                 log.warning(EVENT_ACTIVITY_BUFFER_FULL, rows=len(pending))
             rows = list(pending)
             pending.clear()
-            # A client's requests come in runs: a run is one chunk, named once
-            # (groupby and itemgetter keep the per-row work in C).
-            chunks = [
-                (user_id or f"ip:{client_ip or 'unknown'}", list(map(_ROW, run)))
-                for (user_id, client_ip), run in groupby(rows, _WHO)
-            ]
             try:
-                await self._log.append(chunks)
+                if self._scoped:  # each tenant's rows in its own scope, in arrival order
+                    for tenant, run in groupby(rows, _TENANT):
+                        with acting_for(tenant):
+                            await self._log.append(_chunks(run))
+                else:
+                    await self._log.append(_chunks(rows))
             except StorageError as exc:
                 self.dropped += len(rows)
                 log.warning(EVENT_ACTIVITY_STORE_FAILED, rows=len(rows), error=safe_text(str(exc)))
@@ -197,3 +214,12 @@ class UserTracker:
         """How many users (and anonymous addresses) have activity kept."""
         await self.flush()
         return await self._log.streams()
+
+
+def _chunks(rows: Iterable[_Pending]) -> list[tuple[str, list[AccessRow]]]:
+    # A client's requests come in runs: a run is one chunk, named once
+    # (groupby and itemgetter keep the per-row work in C).
+    return [
+        (user_id or f"ip:{client_ip or 'unknown'}", list(map(_ROW, run)))
+        for (user_id, client_ip), run in groupby(rows, _WHO)
+    ]

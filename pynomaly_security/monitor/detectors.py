@@ -186,7 +186,10 @@ class AnomalousAccessDetector(ThreatDetector):
         self._store: _DetectorStore = store if store is not None else MemoryStore()
         self._retention = retention
         self._cooldown = _Cooldown(self._store, self.name, 3600.0)
-        self._known: BoundedDict[tuple[str, str | None, int], float] = BoundedDict(max_users)
+        # Keyed by tenant too: alice of tenant A being known says nothing of B's alice.
+        self._known: BoundedDict[tuple[str | None, str, str | None, int], float] = BoundedDict(
+            max_users
+        )
         self._memo_seconds = memo_seconds
         self.behaviour: Callable[[str], Mapping[str, Any] | None] | None = None
         self.behaviour_alert_score = 30
@@ -202,7 +205,7 @@ class AnomalousAccessDetector(ThreatDetector):
                 return unusual
         hour = time.gmtime(event.timestamp).tm_hour
         ip = event.source_ip
-        memo = (user, ip, hour)
+        memo = (event.tenant, user, ip, hour)
         until = self._known.get(memo)
         if until is not None and until > event.timestamp:
             return None

@@ -13,6 +13,7 @@ from typing import Any
 from starlette.types import Scope
 
 from pynomaly_security._context import get_request_context
+from pynomaly_security.tenancy.context import CURRENT
 
 __all__ = [
     "ACCOUNT_LOCKED",
@@ -90,6 +91,11 @@ class SecurityEvent(Mapping[str, Any]):
     request_id: str | None = None
     timestamp: float = field(default_factory=time.time)
     details: Mapping[str, Any] = field(default_factory=dict)
+    tenant: str | None = field(default_factory=CURRENT.get)
+    """The tenant the event was made for (issue 21): captured when it is made, since
+    the monitor analyses it in a background task with no request context. A layer
+    outside the tenancy layer (tracking) passes the request context's ``tenant``.
+    None: the platform's, or tenancy is off."""
 
     def __getitem__(self, key: str) -> Any:
         if key not in _EVENT_FIELDS:
@@ -152,6 +158,8 @@ class SecurityAlert:
     description: str = ""
     indicators: dict[str, Any] = field(default_factory=dict)
     recommended_actions: list[str] = field(default_factory=list)
+    tenant: str | None = None
+    """The tenant whose events raised it (set by the monitor; None: the platform's)."""
 
     def __post_init__(self) -> None:
         self.threat_level = ThreatLevel(self.threat_level)
@@ -182,6 +190,7 @@ class SecurityAlert:
             "description": self.description,
             "indicators": dict(self.indicators),
             "recommended_actions": list(self.recommended_actions),
+            "tenant": self.tenant,
         }
 
     @classmethod
@@ -202,4 +211,5 @@ class SecurityAlert:
             description=data.get("description") or "",
             indicators=dict(data.get("indicators") or {}),
             recommended_actions=list(data.get("recommended_actions") or ()),
+            tenant=data.get("tenant"),
         )

@@ -35,6 +35,17 @@ of the counts, the tallies and the newest ``snapshot_size`` active alerts), and
 this worker's own alerts, acknowledgements and counts enter it at once. So a
 sync getter in async code lags another worker's change by about a second while
 the monitor runs, and shows only this worker's changes when it does not.
+
+Tenancy (issue 21, ``tenant_scoped=True``): the store and state are the
+tenant-scoped views, so alerts, the detectors' windows and cool-downs live in a
+tenant's namespace by construction. Each event carries the tenant it was made
+for, and the background task analyses it inside that tenant's scope (the
+platform's for an event of none); an alert is stamped with the tenant it was
+raised in. Queries answer for the caller's scope (a tenant admin's, or the
+platform admin's with ``X-Tenant``); work with no scope (batch jobs, the
+counters, an alert raised by a background part) is the platform's. The counters
+and the snapshot of sync getters are the platform's: a sync getter inside a
+tenant's request answers empty (await it for the tenant's alerts).
 """
 
 from __future__ import annotations
@@ -76,6 +87,7 @@ from pynomaly_security.storage.base import (
     missing_capability,
 )
 from pynomaly_security.storage.memory import MemoryStore
+from pynomaly_security.tenancy.context import CURRENT, acting_for, in_scope
 
 __all__ = ["ALERT_BOUNDS", "METRICS", "AlertHandler", "SecurityMonitor", "default_detectors"]
 
@@ -146,6 +158,8 @@ class SecurityMonitor:
         flush_interval: seconds between two flushes of this worker's counters
             when no event comes, and between two refreshes of the snapshot.
         snapshot_size: active alerts the snapshot keeps (newest first).
+        tenant_scoped: ``store`` and ``state`` are tenant-scoped views (see the
+            module docstring).
     """
 
     def __init__(
@@ -163,7 +177,9 @@ class SecurityMonitor:
         alert_bounds: RecordBounds = ALERT_BOUNDS,
         flush_interval: float = 1.0,
         snapshot_size: int = 1000,
+        tenant_scoped: bool = False,
     ) -> None:
+        self._scoped = tenant_scoped
         if store is None:
             store = MemoryStore(max_keys=max_keys)
         self._store = store
@@ -238,7 +254,8 @@ class SecurityMonitor:
             self._queue = asyncio.Queue(self._queue_size)
         self._started_at = self._clock()
         try:  # sync getters right after start answer the store's state
-            await self._refresh_snapshot()
+            with self._platform():
+                await self._refresh_snapshot()
         except StorageError as exc:
             log.warning(EVENT_STORE_FAILED, what="snapshot", error=safe_text(str(exc)))
         self._task = asyncio.get_running_loop().create_task(self._run(self._queue))
@@ -290,7 +307,8 @@ class SecurityMonitor:
             if not deltas:
                 return
             try:
-                await self._tallies.add_tallies(_TALLIES, deltas)
+                with self._platform():
+                    await self._tallies.add_tallies(_TALLIES, deltas)
             except StorageError as exc:  # kept for the next flush
                 log.warning(EVENT_STORE_FAILED, what="tallies", error=safe_text(str(exc)))
                 return
@@ -326,7 +344,14 @@ class SecurityMonitor:
         self._metrics[metric] += 1
 
     async def process_event(self, event: SecurityEvent) -> list[SecurityAlert]:
-        """Run every detector on one event now; raise the alerts they return."""
+        """Run every detector on one event now; raise the alerts they return (in the
+        scope of the event's tenant when the monitor is tenant-scoped)."""
+        if self._scoped:
+            with acting_for(event.tenant):
+                return await self._analyse(event)
+        return await self._analyse(event)
+
+    async def _analyse(self, event: SecurityEvent) -> list[SecurityAlert]:
         alerts: list[SecurityAlert] = []
         for detector in self._detectors:
             try:
@@ -349,6 +374,12 @@ class SecurityMonitor:
     async def raise_alert(self, alert: SecurityAlert) -> None:
         """Store an alert and pass it to every handler (also for app code), bounded
         first (:data:`ALERT_BOUNDS`), after the enrichers added what they know."""
+        if self._scoped:
+            if not in_scope():  # a background part's alert: the platform's
+                with acting_for(None):
+                    await self.raise_alert(alert)
+                return
+            alert.tenant = CURRENT.get()
         for enrich in self._enrichers:
             try:
                 enrich(alert)
@@ -360,7 +391,7 @@ class SecurityMonitor:
         except StorageError as exc:  # the log line and the handlers still get it
             log.warning(EVENT_STORE_FAILED, what="alerts", error=safe_text(str(exc)))
         else:
-            if not alert.acknowledged:
+            if not alert.acknowledged and alert.tenant is None:  # the snapshot: the platform's
                 self._snap_alerts.insert(0, alert)
                 del self._snap_alerts[self._snapshot_size :]
                 self._snap_levels[alert.threat_level] += 1
@@ -422,11 +453,24 @@ class SecurityMonitor:
             elif self._jobs and self._clock() - self._jobs_at >= self._flush_interval:
                 await self._run_jobs()  # a steady stream of events does not starve them
 
+    def _platform(self) -> contextlib.AbstractContextManager[None]:
+        """The platform's scope for work of no tenant (tenant-scoped monitor only)."""
+        return acting_for(None) if self._scoped else contextlib.nullcontext()
+
+    def _caller(self) -> contextlib.AbstractContextManager[None]:
+        """The caller's scope, else the platform's (a query from a thread or a task)."""
+        return self._platform() if not in_scope() else contextlib.nullcontext()
+
+    def _tenant_caller(self) -> bool:
+        """A sync getter inside a tenant's request: the snapshot is not its."""
+        return self._scoped and CURRENT.get() is not None
+
     async def _run_jobs(self) -> None:
         self._jobs_at = self._clock()
         for job in self._jobs:
             try:
-                await job()
+                with self._platform():
+                    await job()
             except StorageError as exc:
                 log.warning(EVENT_STORE_FAILED, what="job", error=safe_text(str(exc)))
             except Exception:
@@ -436,7 +480,8 @@ class SecurityMonitor:
         if self._clock() - self._snap_at < self._flush_interval:
             return
         try:
-            await self._refresh_snapshot()
+            with self._platform():
+                await self._refresh_snapshot()
         except StorageError as exc:  # the snapshot stays as it was; retried next time
             log.warning(EVENT_STORE_FAILED, what="snapshot", error=safe_text(str(exc)))
 
@@ -487,18 +532,22 @@ class SecurityMonitor:
         level = None if threat_level is None else ThreatLevel(threat_level)
 
         async def fresh() -> list[SecurityAlert]:
-            alerts = await self._alerts.list(threat_level=level, limit=limit)
-            if level is None and limit >= self._snapshot_size:  # as good as a refresh
+            with self._caller():
+                alerts = await self._alerts.list(threat_level=level, limit=limit)
+                mine = not self._scoped or CURRENT.get() is None
+            if level is None and limit >= self._snapshot_size and mine:  # as good as a refresh
                 self._snap_alerts = alerts[: self._snapshot_size]
             return alerts
 
         if in_running_loop():
-            now = [a for a in self._snap_alerts if level is None or a.threat_level is level]
+            snap = [] if self._tenant_caller() else self._snap_alerts
+            now = [a for a in snap if level is None or a.threat_level is level]
             return AwaitableList(now[:limit], fresh)
         return AwaitableList(self._portal.run(fresh), fresh)
 
     async def get_alert(self, alert_id: str) -> SecurityAlert | None:
-        return await self._alerts.get(alert_id)
+        with self._caller():
+            return await self._alerts.get(alert_id)
 
     def acknowledge_alert(self, alert_id: str) -> AwaitableBool:
         """Acknowledge an alert; false when the id is unknown. Without ``await``
@@ -507,7 +556,8 @@ class SecurityMonitor:
         at = self._clock()
 
         async def act() -> bool:
-            return await self._alerts.acknowledge(alert_id, at) is not None
+            with self._caller():
+                return await self._alerts.acknowledge(alert_id, at) is not None
 
         if not in_running_loop():
             done = self._portal.run(act)
@@ -552,16 +602,20 @@ class SecurityMonitor:
 
         async def fresh() -> dict[str, Any]:
             await self._flush_tallies()
-            levels = await self._alerts.count_active()
-            tallies = await self._tallies.tallies(_TALLIES)
-            self._snap_levels, self._snap_tallies = levels, tallies
+            with self._caller():
+                levels = await self._alerts.count_active()
+            with self._platform():
+                tallies = await self._tallies.tallies(_TALLIES)
+            if not self._tenant_caller():
+                self._snap_levels, self._snap_tallies = levels, tallies
             return self._summary(levels, tallies)
 
         if in_running_loop():
             # The snapshot's shared counts plus what this worker has not flushed yet.
             unflushed = self._metrics - self._flushed
             tallies = dict(Counter(self._snap_tallies) + unflushed)
-            return AwaitableDict(self._summary(self._snap_levels, tallies), fresh)
+            levels = {} if self._tenant_caller() else self._snap_levels
+            return AwaitableDict(self._summary(levels, tallies), fresh)
         return AwaitableDict(self._portal.run(fresh), fresh)
 
     def _summary(self, by_level: dict[ThreatLevel, int], shared: dict[str, int]) -> dict[str, Any]:

@@ -34,9 +34,11 @@ __all__ = [
     "PLATFORM",
     "SCOPE_KEY",
     "TenantScopeError",
+    "acting_for",
     "current_namespace",
     "current_overrides",
     "current_tenant",
+    "in_scope",
     "namespace",
     "narrowed",
     "platform_scope",
@@ -136,9 +138,21 @@ def leave(tokens: tuple[object, object]) -> None:
     _NS.reset(tokens[1])  # type: ignore[arg-type]
 
 
-@contextlib.contextmanager
-def tenant_scope(tenant_id: str) -> Iterator[None]:
+def tenant_scope(tenant_id: str) -> contextlib.AbstractContextManager[None]:
     """Run a block as ``tenant_id`` (start-up seeding, background work for a tenant)."""
+    return acting_for(tenant_id)
+
+
+def platform_scope() -> contextlib.AbstractContextManager[None]:
+    """Run a block as the platform (state that belongs to no tenant)."""
+    return acting_for(None)
+
+
+@contextlib.contextmanager
+def acting_for(tenant_id: str | None) -> Iterator[None]:
+    """Run a block for ``tenant_id``, or for the platform when it is None: background
+    work on something a request captured (the monitor processing an event carries the
+    tenant the event was made in, since its task has no request context)."""
     tokens = enter(tenant_id)
     try:
         yield
@@ -146,11 +160,6 @@ def tenant_scope(tenant_id: str) -> Iterator[None]:
         leave(tokens)
 
 
-@contextlib.contextmanager
-def platform_scope() -> Iterator[None]:
-    """Run a block as the platform (state that belongs to no tenant)."""
-    tokens = enter(None)
-    try:
-        yield
-    finally:
-        leave(tokens)
+def in_scope() -> bool:
+    """Whether the running code acts for a tenant or the platform (either was entered)."""
+    return _NS.get() is not None

@@ -43,6 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pynomaly_security._context import STATE_KEY, get_request_context, note_refusal
 from pynomaly_security.audit.tenants import AccessTenants
+from pynomaly_security.exceptions import StorageError
 from pynomaly_security.middleware.inspection import RAISED_DETECTION
 from pynomaly_security.tenancy.context import (
     _NS,
@@ -223,19 +224,24 @@ class TenancyMiddleware:
             return
         served = self._served.get(named)
         if served is None or served.expires < self._clock():
-            served = await self._resolve(named)
+            try:
+                served = await self._resolve(named)
+            except StorageError:  # the registry is unreachable: fail closed, and say so
+                await self._unavailable(scope, receive, send)
+                return
             if served is None:
                 await self._unknown(scope, receive, send)
                 return
         scope[SCOPE_KEY] = served.tenant_id
-        note = self._note
-        if note is not None:
-            # The access row is built by the tracking layer after this scope ends. Inlined
-            # get_request_context: this runs on every request of a tenant.
-            state = scope.get("state")
-            ctx = state.get(STATE_KEY) if state else None
-            if ctx is not None:
-                note(ctx.request_id, served.tenant_id)
+        # Inlined get_request_context: this runs on every request of a tenant.
+        state = scope.get("state")
+        ctx = state.get(STATE_KEY) if state else None
+        if ctx is not None:
+            # For the layers outside this one: tracking's rows and events, and the audit
+            # access row it builds after this scope has ended.
+            ctx.tenant = served.tenant_id
+            if self._note is not None:
+                self._note(ctx.request_id, served.tenant_id)
         if served.simple and not (self._path_source and path.startswith(self._prefix)):
             t1, t2 = CURRENT.set(served.tenant_id), _NS.set(served.ns)
             try:
@@ -281,8 +287,16 @@ class TenancyMiddleware:
         # platform admin acts inside that tenant (its lockouts: /api/security/lockouts);
         # the admin routes' own key check still decides who may.
         given = self._from_header(scope)
-        tenant = await self.registry.get(given) if given else None
-        tokens = enter(tenant.id if tenant is not None and tenant.status == "active" else None)
+        try:
+            tenant = await self.registry.get(given) if given else None
+        except StorageError:
+            await self._unavailable(scope, receive, send)
+            return
+        acting = tenant.id if tenant is not None and tenant.status == "active" else None
+        ctx = get_request_context(scope)
+        if ctx is not None:
+            ctx.tenant = acting
+        tokens = enter(acting)
         try:
             await self.app(scope, receive, send)
         finally:
@@ -333,6 +347,12 @@ class TenancyMiddleware:
         # One answer for missing, unknown, suspended and deleted: nothing to enumerate.
         note_refusal(scope, "tenant_unknown", 404, repeating=True)
         await JSONResponse(_NOT_FOUND, 404)(scope, receive, send)
+
+    async def _unavailable(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A 503 the client may retry, never a 500: the tenant could not be checked.
+        note_refusal(scope, "tenant_registry_unavailable", 503, repeating=True)
+        body = {"detail": "tenant registry unavailable"}
+        await JSONResponse(body, 503, headers={"Retry-After": "5"})(scope, receive, send)
 
     async def _mismatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Not repeating: every cross-tenant attempt is its own audit record.

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pynomaly_security.audit.tenants import AccessTenants
 from pynomaly_security.storage.base import MonitorState, Store, missing_capability
+from pynomaly_security.tenancy.context import acting_for, current_tenant
 from pynomaly_security.tenancy.keys import TenantKeys
 from pynomaly_security.tenancy.quotas import Quotas
 from pynomaly_security.tenancy.registry import TenantRegistry
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["Tenancy"]
 
 DeleteHook = Callable[[str], Awaitable[int]]
+T = TypeVar("T")
 
 
 @dataclass(eq=False)
@@ -73,8 +75,9 @@ class Tenancy:
         store: Store,
         state: MonitorState | Store,
         keyring: KeyRing,
-        monitor: SecurityMonitor | None,
+        monitor: SecurityMonitor | None = None,
     ) -> Tenancy:
+        """The parts; ``monitor`` gets the quota alerts (or later: :meth:`report_to`)."""
         if not isinstance(state, MonitorState):
             raise missing_capability(state, MonitorState, "tenancy (its registry and keys)")
         section = settings.tenancy
@@ -90,6 +93,28 @@ class Tenancy:
             store=scoped,
             state=TenantScopedState(state, max_tenants=section.max_tenants),
         )
+
+    async def visible(
+        self, read: Callable[[], Awaitable[list[T]]], *, newest: Callable[[T], float], limit: int
+    ) -> list[T]:
+        """What ``read`` answers for the caller: inside a tenant (its admin, or the
+        platform admin with ``X-Tenant``), that tenant's; for the platform admin without
+        one, the platform's and every tenant's (active or suspended), merged newest
+        first, at most ``limit`` (one read per tenant: an admin's view, not a hot path)."""
+        if current_tenant() is not None:
+            return await read()
+        with acting_for(None):
+            found = await read()
+        for tenant in await self.registry.all(limit=self.settings.tenancy.max_tenants):
+            with acting_for(tenant.id):
+                found += await read()
+        found.sort(key=newest, reverse=True)
+        return found[:limit]
+
+    def report_to(self, monitor: SecurityMonitor) -> None:
+        """Raise the quota alerts in ``monitor`` (built on this object's scoped views,
+        so after it)."""
+        self.quotas.alert = _quota_alert(monitor)
 
     async def delete(self, tenant_id: str) -> dict[str, Any]:
         """Delete and crypto-shred a tenant (see the module docstring)."""

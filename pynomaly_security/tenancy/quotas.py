@@ -69,7 +69,7 @@ class Quotas:
     ) -> None:
         self.store = store
         self._limiter = SlidingWindowCounterRateLimiter(LimitsStorageAdapter(store))
-        self._alert = alert
+        self.alert = alert
         self._clock = clock
         self._parsed: dict[tuple[str, ...], tuple[RateLimitItem, ...]] = {}
 
@@ -134,8 +134,8 @@ class Quotas:
     ) -> QuotaVerdict:
         headers["Retry-After"] = str(retry)
         await self.store.incr(_REFUSED + _day(self._clock()), 90_000)
-        if self._alert is not None and await self.store.add(_ALERTED, which, 60):
-            await self._alert(tenant_id, which)
+        if self.alert is not None and await self.store.add(_ALERTED, which, 60):
+            await self.alert(tenant_id, which)
         return QuotaVerdict(False, headers, which)
 
     async def usage(self, plan_name: str, plan: Plan, extra: list[str]) -> dict[str, Any]:

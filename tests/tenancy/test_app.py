@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from examples.app import DEMO_USERS, create_app
 from pynomaly_security.exceptions import InvalidToken
 from pynomaly_security.settings import SecuritySettings
+from pynomaly_security.tenancy.context import tenant_scope
 
 KEY = "test-admin-key-0123456789abcdef-tenancy"
 ADMIN = {"X-API-Key": KEY}
@@ -152,10 +153,11 @@ async def test_quota_429_names_the_tenant_policy_and_alerts(
     ).status_code == 200  # others unaffected
     monitor = app.state.pynomaly_security.security_monitor
     await monitor.flush()
-    alerts = await monitor.get_active_alerts()
-    assert any(
-        a.alert_type == "tenant_quota_exceeded" and a.details["tenant"] == "initech" for a in alerts
-    )
+    with tenant_scope("initech"):  # the tenant's alert, in its namespace
+        alerts = await monitor.get_active_alerts()
+    assert any(a.alert_type == "tenant_quota_exceeded" and a.tenant == "initech" for a in alerts)
+    with tenant_scope("acme"):
+        assert not await monitor.get_active_alerts()
     usage = await client.get("/api/security/tenants/initech/usage", headers=ADMIN)
     assert usage.status_code == 200
     assert usage.json()["today"]["refused"] == 2

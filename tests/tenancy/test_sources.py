@@ -73,3 +73,29 @@ async def test_a_tenants_ip_allow_list(client: httpx.AsyncClient) -> None:
     refused = await client.get("/whoami", headers={"X-Tenant": "walled"})
     assert refused.status_code == 403
     assert (await client.get("/whoami", headers={"X-Tenant": "acme"})).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_an_unreachable_registry_is_a_503_never_a_500() -> None:
+    """Fail closed, and say so: the tenant could not be checked (Redis is down)."""
+    from pynomaly_security.storage import create_store
+    from pynomaly_security.tenancy.middleware import TenancyMiddleware
+    from pynomaly_security.tenancy.registry import TenantRegistry
+    from pynomaly_security.tenancy.settings import TenancySection
+
+    down = create_store("redis://127.0.0.1:1/0", socket_timeout=0.5)
+    app = FastAPI()
+    app.add_middleware(
+        TenancyMiddleware,
+        registry=TenantRegistry(down),  # type: ignore[arg-type]
+        section=TenancySection(sources=["header"], exempt_paths=["/api/security"]),
+    )
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            for path in ("/whoami", "/api/security/alerts"):  # a tenant's; the platform's
+                answer = await c.get(path, headers={"X-Tenant": "acme"})
+                assert answer.status_code == 503, (path, answer.text)
+                assert answer.headers["Retry-After"] == "5"
+    finally:
+        await down.aclose()
