@@ -50,7 +50,7 @@ from pynomaly_security.middleware._asgi import passes_through
 from pynomaly_security.middleware._refusal import error_response
 from pynomaly_security.middleware.inspection import RAISED_DETECTION
 from pynomaly_security.storage.base import SlidingWindowStore
-from pynomaly_security.tenancy.context import CURRENT
+from pynomaly_security.tenancy.context import current_tenant
 
 __all__ = ["MFA_VERIFIED", "SESSION_ID", "DecisionMiddleware"]
 
@@ -168,7 +168,7 @@ class DecisionMiddleware:
         ip, pairs = self._pairs(scope)
         if self.view.index.needs_identity:
             await self._user_names(scope, pairs)
-        matches = self.view.index.lookup(pairs, ip, self.clock(), CURRENT.get())
+        matches = self.view.index.lookup(pairs, ip, self.clock(), current_tenant())
         if not matches or (ip is not None and self.allow.allows_ip(ip)):
             await self.app(scope, receive, send)
             return

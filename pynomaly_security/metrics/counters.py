@@ -28,7 +28,6 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from pynomaly_security._context import REFUSED
-from pynomaly_security.tenancy.context import SCOPE_KEY as TENANT
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -147,7 +146,7 @@ class RequestCounts:
         """Tenancy on: requests are counted by route and tenant (:meth:`tenant_request`),
         blocks carry the tenant too; the tenants past ``tenant_labels`` are ``__other__``."""
         self._tenant = _Capped(tenant_labels or 0)
-        self._tenant_routes: Counter[tuple[int, str]] = Counter()
+        self._tenant_routes: Counter[tuple[int, str | None]] = Counter()
 
     # -- the request path (rare requests only) -------------------------------------------
     def note(
@@ -158,11 +157,12 @@ class RequestCounts:
         status: int,
         elapsed: int,
         app_ns: list[int] | None = None,
+        tenant: str | None = None,
     ) -> None:
         """Count what a rare request carries: its block or refusal (by route and
-        family or reason), its injection score, a 5xx, and, when sampled (``app_ns``:
-        the app's own nanoseconds), its duration (``elapsed`` nanoseconds) and the
-        stack's part of it."""
+        family or reason, and ``tenant`` with tenancy on), its injection score, a 5xx,
+        and, when sampled (``app_ns``: the app's own nanoseconds), its duration
+        (``elapsed`` nanoseconds) and the stack's part of it."""
         rare = self._rare
         if app_ns is not None:
             rare[f"latency{SEP}{bisect.bisect_left(_LATENCY_NS, elapsed)}"] += 1
@@ -180,7 +180,7 @@ class RequestCounts:
         if status >= 500:
             rare[f"errors{SEP}{label}"] += 1
         if self.by_tenant:
-            label = f"{label}{SEP}{self._tenant_label(scope)}"  # blocked: route, tenant, family
+            label = f"{label}{SEP}{self._tenant_label(tenant)}"  # blocked: route, tenant, family
         inspection = extra.get("inspection")
         if inspection is not None:
             score = float(inspection.get("score") or 0)
@@ -204,17 +204,18 @@ class RequestCounts:
         if sink is not None and sink.get("blocked"):
             rare[f"blocked{SEP}{label}{SEP}sqli_sink"] += 1
 
-    def _tenant_label(self, scope: Scope) -> str:
-        tenant = scope.get(TENANT)
-        return self._tenant(tenant) if isinstance(tenant, str) else NO_TENANT
+    def _tenant_label(self, tenant: str | None) -> str:
+        return self._tenant(tenant) if tenant is not None else NO_TENANT
 
-    def tenant_request(self, scope: Scope, route: object) -> None:
-        """Count a request by route and tenant (tenancy on; the request path's
-        alternative to ``routes[id(route)] += 1``)."""
+    def tenant_request(self, tenant: str | None, route: object) -> None:
+        """Count a request by route and ``tenant`` (the request context's; tenancy on:
+        the request path's alternative to ``routes[id(route)] += 1``)."""
         key = id(route)
         if key not in self._names:
             key = self._remember(route)
-        self._tenant_routes[(key, self._tenant_label(scope))] += 1
+        # The tenant as is; capped to a label at the drain, once per pair and flush
+        # rather than once per request.
+        self._tenant_routes[(key, tenant)] += 1
 
     def alert(self, alert_type: str, level: str) -> None:
         """Count a raised alert (the monitor's alert handler calls it)."""
@@ -237,7 +238,8 @@ class RequestCounts:
         if self._tenant_routes:
             by_tenant, self._tenant_routes = self._tenant_routes, Counter()
             for (key, tenant), n in by_tenant.items():
-                out[f"inspected{SEP}{self._names[key]}{SEP}{tenant}"] += n
+                label = self._tenant_label(tenant)
+                out[f"inspected{SEP}{self._names[key]}{SEP}{label}"] += n
         return out
 
     def first(self, route: object) -> None:

@@ -98,7 +98,7 @@ class SnapshotCollector(Collector):
         t = s.tallies
         p = PREFIX
 
-        # With tenancy on, a tenant label after the route (tenancy/context.SCOPE_KEY).
+        # With tenancy on, a tenant label after the route (the request context's tenant).
         inspected = list(_fields(t, "inspected"))
         by_tenant = any(len(labels) == 2 for labels, _ in inspected)
         requests = CounterMetricFamily(

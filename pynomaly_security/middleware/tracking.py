@@ -482,14 +482,14 @@ class UserTrackingMiddleware(Layer):
                 # one in `latency_sample`) say more.
                 route = scope.get("route")
                 if counts.by_tenant:
-                    counts.tenant_request(scope, route)
+                    counts.tenant_request(ctx.tenant, route)
                 else:
                     try:
                         counts.routes[id(route)] += 1
                     except KeyError:  # a route's first request (a try costs nothing in 3.11)
                         counts.first(route)
                 if ctx.extra or status >= 500 or app_ns is not None:
-                    counts.note(scope, route, ctx.extra, status, elapsed, app_ns)
+                    counts.note(scope, route, ctx.extra, status, elapsed, app_ns, ctx.tenant)
             user_id = ctx.user_id or (_user_from_scope(scope) if "user" in scope else None)
             if is_login or (user_id is not None and self.monitor is not None):
                 self._after(scope, ctx, user_id, status, now / 1e9, row)

@@ -13,7 +13,7 @@ from typing import Any
 from starlette.types import Scope
 
 from pynomaly_security._context import get_request_context
-from pynomaly_security.tenancy.context import CURRENT
+from pynomaly_security.tenancy.context import current_tenant
 
 __all__ = [
     "ACCOUNT_LOCKED",
@@ -91,7 +91,7 @@ class SecurityEvent(Mapping[str, Any]):
     request_id: str | None = None
     timestamp: float = field(default_factory=time.time)
     details: Mapping[str, Any] = field(default_factory=dict)
-    tenant: str | None = field(default_factory=CURRENT.get)
+    tenant: str | None = field(default_factory=current_tenant)
     """The tenant the event was made for (issue 21): captured when it is made, since
     the monitor analyses it in a background task with no request context. A layer
     outside the tenancy layer (tracking) passes the request context's ``tenant``.

@@ -87,7 +87,7 @@ from pynomaly_security.storage.base import (
     missing_capability,
 )
 from pynomaly_security.storage.memory import MemoryStore
-from pynomaly_security.tenancy.context import CURRENT, acting_for, in_scope
+from pynomaly_security.tenancy.context import acting_for, current_tenant, in_scope
 
 __all__ = ["ALERT_BOUNDS", "METRICS", "AlertHandler", "SecurityMonitor", "default_detectors"]
 
@@ -379,7 +379,7 @@ class SecurityMonitor:
                 with acting_for(None):
                     await self.raise_alert(alert)
                 return
-            alert.tenant = CURRENT.get()
+            alert.tenant = current_tenant()
         for enrich in self._enrichers:
             try:
                 enrich(alert)
@@ -463,7 +463,7 @@ class SecurityMonitor:
 
     def _tenant_caller(self) -> bool:
         """A sync getter inside a tenant's request: the snapshot is not its."""
-        return self._scoped and CURRENT.get() is not None
+        return self._scoped and current_tenant() is not None
 
     async def _run_jobs(self) -> None:
         self._jobs_at = self._clock()
@@ -534,7 +534,7 @@ class SecurityMonitor:
         async def fresh() -> list[SecurityAlert]:
             with self._caller():
                 alerts = await self._alerts.list(threat_level=level, limit=limit)
-                mine = not self._scoped or CURRENT.get() is None
+                mine = not self._scoped or current_tenant() is None
             if level is None and limit >= self._snapshot_size and mine:  # as good as a refresh
                 self._snap_alerts = alerts[: self._snapshot_size]
             return alerts

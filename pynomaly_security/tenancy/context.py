@@ -1,6 +1,6 @@
 """Which tenant the running code acts for, and the one encoding of it in keys.
 
-The tenancy middleware sets :data:`CURRENT` for the duration of a request (a
+The tenancy middleware sets :data:`SCOPE` for the duration of a request (a
 ``contextvars.ContextVar``, so every layer inside it, the endpoint and the tasks
 it starts see it, and concurrent requests never see each other's). Code outside
 a request (start-up, background tasks, the platform admin API) says explicitly
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from contextvars import ContextVar
-from typing import TYPE_CHECKING, Final
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from pynomaly_security.exceptions import SecurityError
 
@@ -29,10 +29,10 @@ if TYPE_CHECKING:
     from pynomaly_security.tenancy.model import TenantOverrides
 
 __all__ = [
-    "CURRENT",
     "OVERRIDES",
     "PLATFORM",
-    "SCOPE_KEY",
+    "SCOPE",
+    "TenantScope",
     "TenantScopeError",
     "acting_for",
     "current_namespace",
@@ -42,6 +42,7 @@ __all__ = [
     "namespace",
     "narrowed",
     "platform_scope",
+    "scope_of",
     "split_namespace",
     "tenant_scope",
 ]
@@ -49,11 +50,6 @@ __all__ = [
 PLATFORM: Final = "p|"
 """The namespace of state that belongs to no tenant (the tenant registry, the
 platform admin's own lockouts): explicit, never the absence of a tenant."""
-
-SCOPE_KEY: Final = "pynomaly_security.tenant"
-"""The scope key under which the tenancy layer leaves a request's tenant id, for the
-layers outside it (the metrics' tenant label), which run after it has reset
-:data:`CURRENT`."""
 
 
 class TenantScopeError(SecurityError, RuntimeError):
@@ -83,11 +79,23 @@ def split_namespace(key: str) -> tuple[str | None, str]:
     return rest[:size], rest[size + 1 :]
 
 
-# The namespace string itself is what the context holds: the scoped store's hot
-# path is then one ContextVar.get and one concatenation, no encoding per call.
-_NS: ContextVar[str | None] = ContextVar("pynomaly_tenant_ns", default=None)
-CURRENT: ContextVar[str | None] = ContextVar("pynomaly_tenant", default=None)
-"""The id of the tenant the running code acts for (None: platform or no scope)."""
+class TenantScope(NamedTuple):
+    """Whom the running code acts for: the tenant id (None: the platform) and its
+    namespace, the key prefix the scoped store adds (computed once per scope, so the
+    store's hot path is one ContextVar.get, an index and a concatenation)."""
+
+    tenant: str | None
+    ns: str
+
+
+def scope_of(tenant_id: str | None) -> TenantScope:
+    """The :class:`TenantScope` of ``tenant_id`` (None: the platform)."""
+    return TenantScope(tenant_id, PLATFORM if tenant_id is None else namespace(tenant_id))
+
+
+# One variable for both (a request sets and resets one, not two).
+SCOPE: ContextVar[TenantScope | None] = ContextVar("pynomaly_tenant_scope", default=None)
+"""The running scope (None: outside any: a scoped store refuses to run)."""
 
 
 OVERRIDES: ContextVar[TenantOverrides | None] = ContextVar(
@@ -111,31 +119,28 @@ def narrowed(value: int, override: int | None) -> int:
 
 def current_tenant() -> str | None:
     """The tenant id of the running request or scope (None outside one)."""
-    return CURRENT.get()
+    scope = SCOPE.get()
+    return scope.tenant if scope is not None else None
 
 
 def current_namespace() -> str:
     """The namespace of the running scope; :class:`TenantScopeError` outside any."""
-    ns = _NS.get()
-    if ns is None:
+    scope = SCOPE.get()
+    if scope is None:
         raise TenantScopeError(
             "tenant-scoped state used outside a tenant: run it inside the tenancy "
             "middleware, tenant_scope(tenant_id) or platform_scope()"
         )
-    return ns
+    return scope.ns
 
 
-def enter(tenant_id: str | None) -> tuple[object, object]:
-    """Set the scope (None: platform); the tokens for :func:`leave` (middleware use)."""
-    return (
-        CURRENT.set(tenant_id),
-        _NS.set(PLATFORM if tenant_id is None else namespace(tenant_id)),
-    )
+def enter(tenant_id: str | None) -> Token[TenantScope | None]:
+    """Set the scope (None: platform); the token for :func:`leave` (middleware use)."""
+    return SCOPE.set(scope_of(tenant_id))
 
 
-def leave(tokens: tuple[object, object]) -> None:
-    CURRENT.reset(tokens[0])  # type: ignore[arg-type]
-    _NS.reset(tokens[1])  # type: ignore[arg-type]
+def leave(token: Token[TenantScope | None]) -> None:
+    SCOPE.reset(token)
 
 
 def tenant_scope(tenant_id: str) -> contextlib.AbstractContextManager[None]:
@@ -153,13 +158,13 @@ def acting_for(tenant_id: str | None) -> Iterator[None]:
     """Run a block for ``tenant_id``, or for the platform when it is None: background
     work on something a request captured (the monitor processing an event carries the
     tenant the event was made in, since its task has no request context)."""
-    tokens = enter(tenant_id)
+    token = enter(tenant_id)
     try:
         yield
     finally:
-        leave(tokens)
+        leave(token)
 
 
 def in_scope() -> bool:
     """Whether the running code acts for a tenant or the platform (either was entered)."""
-    return _NS.get() is not None
+    return SCOPE.get() is not None

@@ -44,15 +44,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pynomaly_security._context import STATE_KEY, get_request_context, note_refusal
 from pynomaly_security.audit.tenants import AccessTenants
 from pynomaly_security.exceptions import StorageError
+from pynomaly_security.middleware._asgi import Layer
 from pynomaly_security.middleware.inspection import RAISED_DETECTION
 from pynomaly_security.tenancy.context import (
-    _NS,
-    CURRENT,
     OVERRIDES,
-    SCOPE_KEY,
+    SCOPE,
+    TenantScope,
     enter,
     leave,
-    namespace,
+    scope_of,
 )
 from pynomaly_security.tenancy.model import Plan, TenantOverrides
 from pynomaly_security.tenancy.quotas import Quotas
@@ -70,7 +70,7 @@ class _Served(NamedTuple):
 
     expires: float
     tenant_id: str
-    ns: str
+    scope: TenantScope
     plan_name: str
     plan: Plan | None
     """None: no quota applies."""
@@ -98,7 +98,7 @@ _ENFORCED_INSIDE = (
 auth/tokens.py, auth/deps.py); the IP allow list and rate limits are enforced here."""
 
 
-class TenancyMiddleware:
+class TenancyMiddleware(Layer):
     """See the module docstring.
 
     Args:
@@ -232,7 +232,6 @@ class TenancyMiddleware:
             if served is None:
                 await self._unknown(scope, receive, send)
                 return
-        scope[SCOPE_KEY] = served.tenant_id
         # Inlined get_request_context: this runs on every request of a tenant.
         state = scope.get("state")
         ctx = state.get(STATE_KEY) if state else None
@@ -243,12 +242,11 @@ class TenancyMiddleware:
             if self._note is not None:
                 self._note(ctx.request_id, served.tenant_id)
         if served.simple and not (self._path_source and path.startswith(self._prefix)):
-            t1, t2 = CURRENT.set(served.tenant_id), _NS.set(served.ns)
+            entered = SCOPE.set(served.scope)
             try:
-                await self.app(scope, receive, send)
+                await self.call_app(scope, receive, send)
             finally:
-                CURRENT.reset(t1)
-                _NS.reset(t2)
+                SCOPE.reset(entered)
             return
         await self._serve(served, scope, receive, send)
 
@@ -268,7 +266,7 @@ class TenancyMiddleware:
         served = _Served(
             expires=self._clock() + self.section.cache_seconds,
             tenant_id=tenant.id,
-            ns=namespace(tenant.id),
+            scope=scope_of(tenant.id),
             plan_name=tenant.plan,
             plan=plan if quota else None,
             extra=extra,
@@ -321,7 +319,7 @@ class TenancyMiddleware:
             }
         if served.level is not None and scope["type"] == "http":
             scope[RAISED_DETECTION] = served.level
-        tokens = enter(tid)
+        entered = SCOPE.set(served.scope)
         held = OVERRIDES.set(served.overrides)
         try:
             quotas, plan = self.quotas, served.plan
@@ -341,7 +339,7 @@ class TenancyMiddleware:
                     await quotas.release()
         finally:
             OVERRIDES.reset(held)
-            leave(tokens)
+            SCOPE.reset(entered)
 
     async def _unknown(self, scope: Scope, receive: Receive, send: Send) -> None:
         # One answer for missing, unknown, suspended and deleted: nothing to enumerate.

@@ -30,14 +30,14 @@ from pynomaly_security.storage.base import (
     Store,
     Where,
 )
-from pynomaly_security.tenancy.context import _NS, current_namespace
+from pynomaly_security.tenancy.context import SCOPE, current_namespace
 
 __all__ = ["TenantScopedState", "TenantScopedStore"]
 
 
 def _ns() -> str:
-    ns = _NS.get()
-    return ns if ns is not None else current_namespace()  # raises TenantScopeError
+    scope = SCOPE.get()
+    return scope.ns if scope is not None else current_namespace()  # raises TenantScopeError
 
 
 class TenantScopedStore:
