@@ -44,7 +44,10 @@ class Case(NamedTuple):
 
 
 # Rules the inspector applies outside ALL_RULES (by field name, not by pattern).
-INLINE_RULES = {"code-script-upload": ("code_injection", 1)}
+INLINE_RULES = {
+    "code-script-upload": ("code_injection", 1),
+    "cmdi-config-upload": ("cmdi", 1),
+}
 
 CASES: dict[str, Case] = {
     # -- SQL injection -------------------------------------------------------------
@@ -194,6 +197,9 @@ CASES: dict[str, Case] = {
     "cmdi-ping-sleep": Case("ping -c3", "ping me at 3"),
     "cmdi-win-cmd": Case("net user", "net income"),
     "cmdi-metachar-leading": Case("|x", "x|y"),
+    "cmdi-newline-terminated": Case("ls /srv/www\n", "ls /srv/www is where it lives\n"),
+    "cmdi-tool-probe": Case("which nc", "which nice"),
+    "cmdi-perl-interpolation": Case('@{[ qx "id" ]}', "@{[ 'list' ]}"),
     # -- code injection -------------------------------------------------------------
     "code-java-gadget": Case("InvokerTransformer", "Transformer"),
     "code-php-call": Case("system('id')", "system id"),
@@ -219,6 +225,7 @@ CASES: dict[str, Case] = {
     "code-java-serialized": Case("rO0ABXNy", "rO0"),
     "code-ssti": Case("{{7*7}}", "{{ name }}"),
     "code-template-tags": Case("<%= x %>", "50% off 20%"),
+    "code-template-block": Case("{% if 1 %}x{% endif %}", "{% if 1 %} alone"),
     "code-python": Case("__import__('os')", "import os"),
     "code-node": Case("(child_process)", "child process"),
     "code-ruby": Case("%x(id)", "kernel panic"),
@@ -227,6 +234,7 @@ CASES: dict[str, Case] = {
     "code-expression": Case("${x}", "$x"),
     "code-php-generic": Case("system(", "subsystem(1)"),
     "code-script-upload": Case("shell.php", "report.pdf", "header.x-filename"),
+    "cmdi-config-upload": Case(".htpasswd", "htpasswd-guide.pdf", "header.x-filename"),
     # -- SSRF, XXE, NoSQL, LDAP, protocol, RFI, scanners ------------------------------
     "ssrf-internal-url": Case("http://127.0.0.1/", "http://127.example.com"),
     "ssrf-metadata": Case("169.254.169.254", "169.254.16.254"),
