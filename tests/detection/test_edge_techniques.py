@@ -1,0 +1,90 @@
+"""Attack techniques the edge rules learned late (issue 15, item 4), each with text
+that looks alike and must pass. Written for these tests, not taken from the corpora.
+
+Every attack is blocked in a form field and a JSON field at the default level;
+every look-alike passes in both.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pynomaly_security.detection import Inspector, RequestParts
+
+from ._helpers import form, json_body
+
+ATTACKS = [
+    # -- command injection -------------------------------------------------------------
+    pytest.param("cmdi", "`touch /var/tmp/x1`", id="cmdi-backtick-with-argument"),
+    pytest.param("cmdi", "`rm -f /srv/app/cache`", id="cmdi-backtick-rm-flag"),
+    pytest.param("cmdi", 'doc; "vim" -c q', id="cmdi-quoted-command-word"),
+    pytest.param("cmdi", "dir D:\\Windows\\System32", id="cmdi-windows-system-dir"),
+    pytest.param("cmdi", "dir c:\\users\\", id="cmdi-windows-users-dir"),
+    pytest.param("cmdi", "reboot\n", id="cmdi-newline-terminated-command"),
+    pytest.param("cmdi", "ls /opt/app/conf\n", id="cmdi-newline-terminated-command-line"),
+    pytest.param("cmdi", "().{.:;.};.ping -c1 10.9.8.7", id="cmdi-shellshock-padded"),
+    pytest.param("cmdi", '@{[ system "uname" ]}', id="cmdi-perl-interpolation"),
+    pytest.param("cmdi", "{c$x\\at$x,/etc/hostname}", id="cmdi-variable-before-escape"),
+    pytest.param("cmdi", '{c$x"a"t$x,/etc/hostname}', id="cmdi-variable-before-quote"),
+    pytest.param("cmdi", "; ;watch -n1 date", id="cmdi-repeated-separators"),
+    pytest.param("cmdi", "rc /tmp/run.sh", id="cmdi-rc-shell-script"),
+    pytest.param("cmdi", "which wget", id="cmdi-tool-probe"),
+    pytest.param("cmdi", "a; regedit /s c:\\x.reg", id="cmdi-regedit"),
+    # -- code injection ----------------------------------------------------------------
+    pytest.param(
+        "code_injection", "{% for x in range(3) %}{{ x }}{% endfor %}", id="code-template-loop"
+    ),
+    pytest.param("code_injection", "{%- print 6*6 -%}", id="code-template-print"),
+]
+
+LOOK_ALIKES = [
+    pytest.param("Use `touch` to create an empty file", id="backtick-word-in-prose"),
+    pytest.param("`echo`", id="backtick-echo-alone"),
+    pytest.param('He said; "top" of the list', id="quoted-word-in-prose"),
+    pytest.param("C:\\Data\\report 2024.xlsx", id="windows-data-path"),
+    pytest.param("shutdown of the plant is planned\n", id="command-word-in-sentence"),
+    pytest.param("foo\r\n() { :; }just a test", id="shellshock-without-command"),
+    pytest.param("which python is best for data science", id="which-question"),
+    pytest.param("release 2.0 rc", id="rc-as-release-candidate"),
+    pytest.param("use {% if user %} in templates", id="template-tag-in-prose"),
+    pytest.param("Email me @ {[brackets]} later", id="braces-and-brackets"),
+]
+
+
+def _places(value: str) -> list[RequestParts]:
+    return [form(value), json_body({"note": value})]
+
+
+@pytest.mark.parametrize(("family", "payload"), ATTACKS)
+def test_attack_is_blocked(family: str, payload: str) -> None:
+    inspector = Inspector()
+    for parts in _places(payload):
+        verdict = inspector.inspect(parts)
+        assert verdict.blocked, (payload, verdict.findings)
+        assert family in verdict.families, verdict.families
+
+
+@pytest.mark.parametrize("text", LOOK_ALIKES)
+def test_look_alike_passes(text: str) -> None:
+    inspector = Inspector()
+    for parts in _places(text):
+        verdict = inspector.inspect(parts)
+        assert not verdict.blocked, (text, verdict.findings)
+
+
+@pytest.mark.parametrize(
+    ("name", "blocked"),
+    [
+        pytest.param("wp-config.php.orig", True, id="wp-config-backup"),
+        pytest.param("config_prod.yml", True, id="symfony-config"),
+        pytest.param(".htaccess", True, id="htaccess"),
+        pytest.param("local.xml ", True, id="trailing-blank"),
+        pytest.param("holiday-photo.jpg", False, id="photo"),
+        pytest.param("configuration-guide.pdf", False, id="config-word"),
+    ],
+)
+def test_upload_of_server_configuration_is_blocked(name: str, blocked: bool) -> None:
+    """An upload named like the server's own configuration (CRS 932180)."""
+    parts = RequestParts("PUT", "/upload", b"", ((b"x-filename", name.encode()),), b"")
+    verdict = Inspector().inspect(parts)
+    assert verdict.blocked is blocked, verdict.findings
