@@ -30,6 +30,25 @@ ATTACKS = [
     pytest.param("cmdi", "rc /tmp/run.sh", id="cmdi-rc-shell-script"),
     pytest.param("cmdi", "which wget", id="cmdi-tool-probe"),
     pytest.param("cmdi", "a; regedit /s c:\\x.reg", id="cmdi-regedit"),
+    # -- cross-site scripting ----------------------------------------------------------
+    pytest.param(
+        "xss", "\u00bcsvg onload=go()\u00bc/svg\u00be x \u00bcb\u00be", id="xss-ascii7-tag"
+    ),
+    pytest.param("xss", "<a href='jav&Tab;ascript:go()'>", id="xss-js-uri-entity-in-name"),
+    pytest.param("xss", "vb&NewLine;script:run", id="xss-vbscript-newline"),
+    pytest.param("xss", "(document)['domain']", id="xss-document-bracket"),
+    pytest.param("xss", "document /*x*/ . /*y*/ cookie", id="xss-document-comment-dot"),
+    pytest.param("xss", "[].map.call`${go}7`", id="xss-tagged-call"),
+    pytest.param("xss", "<img src='//3232235777/p.gif'>", id="xss-decimal-ip-url"),
+    pytest.param("xss", "<a href=http://0x7f.0x0.0x0.0x1/>go</a>", id="xss-hex-ip-url"),
+    pytest.param("xss", "<div style='behavior: url(//x.test/a.htc)'>", id="xss-css-behavior"),
+    pytest.param("xss", "<p style=width:expression\\028go())>", id="xss-css-escaped-paren"),
+    pytest.param("xss", "<x:vmlframe src=//x.test/v.fml>", id="xss-namespaced-vmlframe"),
+    pytest.param("xss", "< s v g / o n l o a d = go ( ) >", id="xss-spaced-tag-name"),
+    pytest.param(
+        "xss", "<y xmlns:q='http://www.w3.org/2001/xml-events' q:event='load'>", id="xss-xml-events"
+    ),
+    pytest.param("xss", "img=PHA+aGk8L3A+PGlmcmFtZSBzcmM9Ly94LnRlc3Q+", id="xss-base64-markup"),
     # -- code injection ----------------------------------------------------------------
     pytest.param(
         "code_injection", "{% for x in range(3) %}{{ x }}{% endfor %}", id="code-template-loop"
@@ -48,6 +67,12 @@ LOOK_ALIKES = [
     pytest.param("release 2.0 rc", id="rc-as-release-candidate"),
     pytest.param("use {% if user %} in templates", id="template-tag-in-prose"),
     pytest.param("Email me @ {[brackets]} later", id="braces-and-brackets"),
+    pytest.param("1\u00bc cups flour, \u00be cup milk", id="fractions"),
+    pytest.param("Java script: a language for the web", id="java-script-words"),
+    pytest.param("document.title and document.body", id="document-properties"),
+    pytest.param('<a href="http://192.168.1.20/">printer</a>', id="dotted-ip-link"),
+    pytest.param("if x < a and b", id="less-than-in-prose"),
+    pytest.param("aGVsbG8gd29ybGQsIHRoaXMgaXMgYmFzZTY0IHRleHQ=", id="base64-text"),
 ]
 
 

@@ -14,9 +14,14 @@ References:
 # ruff: noqa: E501  (rule tables: one pattern per line reads better than split regexes)
 from __future__ import annotations
 
-import base64
-
-from pynomaly_security.detection.rules.base import CRITICAL, ERROR, NOTICE, WARNING, Rule
+from pynomaly_security.detection.rules.base import (
+    CRITICAL,
+    ERROR,
+    NOTICE,
+    WARNING,
+    Rule,
+    base64_alternation,
+)
 
 __all__ = ["RULES"]
 
@@ -37,18 +42,7 @@ _GADGETS = (
 )
 
 
-def _base64_forms(word: str) -> list[str]:
-    forms = []
-    for pad in range(3):
-        encoded = base64.b64encode(b"\0" * pad + word.encode()).decode().lower()
-        # Drop characters that depend on the unknown neighbouring bytes.
-        start = (pad * 4 + 2) // 3 if pad else 0
-        end = len(encoded) - (2 if (pad + len(word)) % 3 else 0)
-        forms.append(encoded[start:end].rstrip("="))
-    return forms
-
-
-_GADGET_B64 = "|".join(sorted({f for w in _GADGETS for f in _base64_forms(w) if len(f) >= 8}))
+_GADGET_B64 = base64_alternation(_GADGETS)
 _PHP_RISKY = (
     r"system|exec|shell_exec|passthru|popen|proc_open|pcntl_exec|eval|assert|unserialize"
     r"|serialize|phpinfo|create_function|call_user_func|call_user_func_array|file_get_contents"
