@@ -14,6 +14,12 @@ from pynomaly_security.detection import Inspector, RequestParts
 from ._helpers import form, json_body
 
 ATTACKS = [
+    # -- SQL injection (left to the sink when it blocks; blocked here without it) -----
+    pytest.param("sqli", "jo\\' and 7>6 and \\'1", id="sqli-escaped-quote"),
+    pytest.param("sqli", "k'^secret--", id="sqli-quote-operator-comment"),
+    pytest.param("sqli", "4711';", id="sqli-token-terminated"),
+    pytest.param("sqli", 'n" benchmark(9000000,md5(1)) "', id="sqli-quote-delay"),
+    pytest.param("sqli", ") where 7=7 or 2=2", id="sqli-where-constants"),
     # -- command injection -------------------------------------------------------------
     pytest.param("cmdi", "`touch /var/tmp/x1`", id="cmdi-backtick-with-argument"),
     pytest.param("cmdi", "`rm -f /srv/app/cache`", id="cmdi-backtick-rm-flag"),
@@ -67,6 +73,8 @@ LOOK_ALIKES = [
     pytest.param("release 2.0 rc", id="rc-as-release-candidate"),
     pytest.param("use {% if user %} in templates", id="template-tag-in-prose"),
     pytest.param("Email me @ {[brackets]} later", id="braces-and-brackets"),
+    pytest.param("He said 'yes'; then left", id="quote-semicolon-in-prose"),
+    pytest.param("can\\'t or won't", id="escaped-apostrophe"),
     pytest.param("1\u00bc cups flour, \u00be cup milk", id="fractions"),
     pytest.param("Java script: a language for the web", id="java-script-words"),
     pytest.param("document.title and document.body", id="document-properties"),

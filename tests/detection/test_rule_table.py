@@ -52,6 +52,11 @@ INLINE_RULES = {
 CASES: dict[str, Case] = {
     # -- SQL injection -------------------------------------------------------------
     "sqli-grammar": Case("x' or 1=1 --", "x or y is fine"),
+    "sqli-escaped-quote-logic": Case("ab\\' or 2>1", "ab\\'s orange"),
+    "sqli-quote-operator-comment": Case("q'*price--", "q' * price"),
+    "sqli-token-terminated": Case("bob@mail.test';", "bob said 'hi';"),
+    "sqli-quote-delay": Case("x' pg_sleep(3)", "x' sleeps (3 hours)"),
+    "sqli-where-constants": Case("where 3=3 and 4=4", "where rooms 3 and 4 meet"),
     "sqli-union": Case("0 union select 1,2", "the union selected a leader"),
     "sqli-union-split": Case("0 un/**/ion sel/**/ect 1,2", "labour un ion selection"),
     "sqli-union-probe": Case("1 union--", "local 1 union members"),
