@@ -15,11 +15,10 @@ References:
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["CRITICAL", "ERROR", "NOTICE", "WARNING", "Check", "Rule", "base64_alternation"]
+__all__ = ["CRITICAL", "ERROR", "NOTICE", "WARNING", "Check", "Rule"]
 
 CRITICAL = 5
 ERROR = 4
@@ -54,24 +53,3 @@ class Rule:
     level: int = 1
     check: Check | None = None
     plain: bool = False
-
-
-def _base64_forms(word: str) -> list[str]:
-    forms = []
-    for pad in range(3):
-        encoded = base64.b64encode(b"\0" * pad + word.encode()).decode().lower()
-        # Drop characters that depend on the unknown neighbouring bytes: before, the
-        # ones mixing in the padding; after, the "=" padding and the character that
-        # takes bits from the unknown next byte.
-        start = (pad * 4 + 2) // 3 if pad else 0
-        end = len(encoded) - (0, 3, 2)[(pad + len(word)) % 3]
-        forms.append(encoded[start:end])
-    return forms
-
-
-def base64_alternation(words: Iterable[str]) -> str:
-    """A regex alternation of ``words`` base64-encoded (lower case, as rules read
-    values) at the three byte alignments a word can have inside a longer encoded
-    text, as CRS matches encoded gadget names; forms under 8 characters are left
-    out (too likely by chance)."""
-    return "|".join(sorted({f for w in words for f in _base64_forms(w) if len(f) >= 8}))

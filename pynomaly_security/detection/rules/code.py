@@ -14,14 +14,8 @@ References:
 # ruff: noqa: E501  (rule tables: one pattern per line reads better than split regexes)
 from __future__ import annotations
 
-from pynomaly_security.detection.rules.base import (
-    CRITICAL,
-    ERROR,
-    NOTICE,
-    WARNING,
-    Rule,
-    base64_alternation,
-)
+from pynomaly_security.detection.rules._base64 import base64_alternation
+from pynomaly_security.detection.rules.base import CRITICAL, ERROR, NOTICE, WARNING, Rule
 
 __all__ = ["RULES"]
 

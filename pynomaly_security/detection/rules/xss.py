@@ -19,14 +19,8 @@ from __future__ import annotations
 import nh3
 import re2
 
-from pynomaly_security.detection.rules.base import (
-    CRITICAL,
-    ERROR,
-    NOTICE,
-    WARNING,
-    Rule,
-    base64_alternation,
-)
+from pynomaly_security.detection.rules._base64 import base64_alternation
+from pynomaly_security.detection.rules.base import CRITICAL, ERROR, NOTICE, WARNING, Rule
 
 __all__ = ["RULES"]
 
