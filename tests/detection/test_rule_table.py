@@ -104,7 +104,6 @@ CASES: dict[str, Case] = {
     "sqli-numeric-boolean": Case("1 or 1", "5000 or 6000"),
     "sqli-hex-literal": Case("color 0xdeadbeef", "color 0xdead"),
     # -- XSS -----------------------------------------------------------------------
-    "xss-ascii7-tag": Case("\u00bcimg\u00be", "1\u00bc img \u00be"),
     "xss-js-uri-split": Case("jav\tascript:go()", "java script: a language"),
     "xss-dom-obfuscated": Case("(document)['cookie']", "the document's cookie policy"),
     "xss-tagged-call": Case("f.call`1`", "f.call(1)"),

@@ -126,10 +126,6 @@ RULES: tuple[Rule, ...] = (
     Rule("xss-jsfuck", "xss", r"(?:!\s*\[\s*\][\s+()\[\]!]{0,20}){3,}", CRITICAL),
     Rule("xss-js-uri", "xss", r"(?:mocha\s*:|(?:j\s*a\s*v\s*a|v\s*b|l\s*i\s*v\s*e)\s*s\s*c\s*r\s*i\s*p\s*t\s*:)(?:[^v\s]|v[^o]|\s+[\w.$\[\]'\"]+\s*[(`=])", CRITICAL),
     Rule("xss-data-uri", "xss", r"data\s*:\s*(?:text/html|image/svg\+xml|text/xml|application/(?:x-)?(?:javascript|ecmascript|xhtml\+xml))", CRITICAL),
-    # Markup through a 7-bit channel: the high bit stripped, U+00BC/U+00BE are < and >
-    # (U+00BC script U+00BE; also after NFKC, which writes 1, U+2044, 4; or read as
-    # UTF-8 bytes in Latin-1).
-    Rule("xss-ascii7-tag", "xss", "(?:\u00bc|1\u20444)/?[a-z][a-z0-9]{0,15}[^\\x00-\\x7f]?(?:\u00be|3\u20444)", CRITICAL),
     # A script scheme with a blank or control character (an entity such as &tab; or
     # &newline; decoded) inside its name: browsers drop them, nobody types them.
     Rule("xss-js-uri-split", "xss", r"(?:j\s*a\s*v\s*a|v\s*b)\s*s\s*c\s*r\s*i\s*p\s*t\s*:", CRITICAL, check=_split_word),
