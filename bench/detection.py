@@ -26,7 +26,14 @@ blocking (the default stack): an attack counts as caught when blocked or
 sink-confirmed (only SQL injection findings, left to the sink); a benign row counts
 as a false block only when blocked, and the benign rows sink-confirmed are printed
 apart (they reach the app; the sink blocks them only where a value really changes
-a statement). ``--noise`` also runs every row without the noise measure
+a statement). With ``--sqli-at-sink`` the SQL injection rows the edge let through are
+also given to the sink in the context their own form says they were written for
+(:func:`sink_stops`): a value with a quote is pasted between that quote (``'``, ``"``,
+or a backtick-quoted identifier), a value without one where a number goes
+(``WHERE id = <value>``: a quote-less payload can only inject where no quote
+surrounds it); it counts as stopped only when the sink flags it in SQLite, PostgreSQL
+and MySQL alike. Printed as a row of its own ("sqli, edge or sink in context"), next
+to the edge's own figure. ``--noise`` also runs every row without the noise measure
 (``detection/noise.py``) and lists what it changed: benign rows it unblocked,
 attack rows it let through (should be none), and per family how many scores fell.
 """
@@ -50,8 +57,10 @@ from pynomaly_security.detection import Inspector
 from pynomaly_security.detection.records import request_parts_from_record
 from pynomaly_security.detection.types import InspectionRefused, RequestParts, Verdict
 from pynomaly_security.sql.guard import RequestSink, SinkPolicy
+from pynomaly_security.sql.sink import check_statement
 
 TARGET_CATEGORIES = ("sqli", "xss", "path_traversal", "cmdi", "code_injection")
+SQLI_IN_CONTEXT = "sqli, edge or sink in context"
 
 
 def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -104,19 +113,22 @@ CSIC_SETS = {
 SINK_TEMPLATE = "SELECT id, name FROM users WHERE name = '{}'"
 
 
-def sink_flags(parts: RequestParts) -> tuple[bool, bool]:
-    """(the sink flags a value of the request pasted between quotes, that value
-    contains a quote): the SQL sink's decision in detect mode, request by request."""
-    raw = parts.path.encode("latin-1")
-    scope = {
+def _scope(parts: RequestParts) -> dict[str, Any]:
+    """The ASGI scope of ``parts``, as the sink's middleware would bind it."""
+    return {
         "type": "http",
         "method": parts.method,
         "path": unquote(parts.path, encoding="latin-1"),
-        "raw_path": raw,
+        "raw_path": parts.path.encode("latin-1"),
         "query_string": parts.query_string,
         "headers": list(parts.headers),
     }
-    sink = RequestSink(scope, SinkPolicy(mode="detect"))
+
+
+def sink_flags(parts: RequestParts) -> tuple[bool, bool]:
+    """(the sink flags a value of the request pasted between quotes, that value
+    contains a quote): the SQL sink's decision in detect mode, request by request."""
+    sink = RequestSink(_scope(parts), SinkPolicy(mode="detect"))
     sink.add_body(parts.body)
     try:
         values = sink.values()
@@ -127,6 +139,41 @@ def sink_flags(parts: RequestParts) -> tuple[bool, bool]:
         if sink.reports:
             return True, "'" in value
     return False, False
+
+
+# The statement a value is pasted into, by the first quote character of the value
+# (no quote: a numeric context, where a quote-less payload is written to go).
+SINK_CONTEXTS = {
+    "'": SINK_TEMPLATE,
+    '"': 'SELECT id, name FROM users WHERE name = "{}"',
+    "`": "SELECT id, name FROM users ORDER BY `{}`",
+    "": "SELECT id, name FROM users WHERE id = {}",
+}
+SINK_DIALECTS = ("sqlite", "postgresql", "mysql")
+
+
+def written_for(value: str) -> str:
+    """The statement ``value`` was written to be pasted into (:data:`SINK_CONTEXTS`)."""
+    quote = next((c for c in value if c in "'\"`"), "")
+    return SINK_CONTEXTS[quote]
+
+
+def sink_stops(parts: RequestParts, payload: str) -> bool:
+    """Whether the SQL sink in block mode stops the attack value of the request (the
+    values the sink reads that hold the payload or are part of it), pasted into the
+    statement its form is written for, in every dialect."""
+    sink = RequestSink(_scope(parts), SinkPolicy(mode="detect"))
+    sink.add_body(parts.body)
+    try:
+        values = sink.values()
+    except InspectionRefused:
+        return True  # refused at the edge (4xx) as well
+    for value in values:
+        if payload and (value in payload or payload in value):
+            statement = written_for(value).format(value)
+            if all(check_statement(statement, [value], d) for d in SINK_DIALECTS):
+                return True
+    return False
 
 
 def edge_blocked(verdict: Verdict) -> bool:
@@ -279,10 +326,14 @@ def main() -> int:
     benign_file: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     crs_pl: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     totals = {"benign": [0, 0], "hard": [0, 0]}
-    for (name, row), hit in zip(rows, blocked, strict=True):
+    for (name, row), p, hit in zip(rows, parts, blocked, strict=True):
         if row["label"] == "attack":
             attack[row["category"]][0] += hit
             attack[row["category"]][1] += 1
+            if args.sqli_at_sink and row["category"] == "sqli":
+                stopped = hit or sink_stops(p, row.get("payload") or "")
+                attack[SQLI_IN_CONTEXT][0] += stopped
+                attack[SQLI_IN_CONTEXT][1] += 1
             if name == "crs_regression.jsonl" and row["category"] in TARGET_CATEGORIES:
                 pl = (row.get("meta") or {}).get("paranoia_level") or 1
                 key = f"{row['category']} PL{'1-2' if pl <= 2 else '3+'}"
@@ -313,7 +364,7 @@ def main() -> int:
         file=out,
     )
     print(f"{'attack category':28} share blocked [95% CI] (hits/n)", file=out)
-    for cat in sorted(attack, key=lambda c: (c not in TARGET_CATEGORIES, c)):
+    for cat in sorted(attack, key=lambda c: (c.split(",")[0] not in TARGET_CATEGORIES, c)):
         print(f"  {cat:26} {fmt(*attack[cat])}", file=out)
     print("CRS regression rows by paranoia level of the rule:", file=out)
     for key in sorted(crs_pl):
@@ -346,7 +397,7 @@ def main() -> int:
 
     if args.markdown:
         print("\n| category | blocked | 95% CI | n |\n|---|---:|---|---:|")
-        for cat in sorted(attack, key=lambda c: (c not in TARGET_CATEGORIES, c)):
+        for cat in sorted(attack, key=lambda c: (c.split(",")[0] not in TARGET_CATEGORIES, c)):
             h, n = attack[cat]
             lo, hi = wilson(h, n)
             print(f"| attack: {cat} | {h / n:.3f} | {lo:.3f}-{hi:.3f} | {n} |")

@@ -84,6 +84,20 @@ _FILENAME_FIELDS = (".filename", "header.x-filename", "header.x_filename", "head
 _SCRIPT_UPLOAD = re.compile(
     r"(?i)\.\s*(?:php\d*|phtml|phar|pht|phps|pgif|shtml|jsp|jspx|asp|aspx|asa|cer)\b[\s.]*(?:\.\w{1,5})?$"
 )
+# Upload names that overwrite the server's own configuration (CRS 932180's
+# restricted-upload list), however the extension's dot is written
+# (``wp-config-php.bak``, ``config.yml ``): access rules, secrets, framework config.
+_CONFIG_UPLOAD = re.compile(
+    r"(?i)(?:^|[/\\])\s*(?:\.ht(?:access|digest|passwd)|\.env|\.boto|\.user\.ini|wp-config"
+    r"|(?:default[._-])?settings(?:[._-]local)?[._\s-]+php"
+    r"|(?:config(?:_(?:dev|prod|test))?|parameters|routing|security|services)[._\s-]+ya?ml"
+    r"|local[._\s-]+xml)(?:$|[._\s-])"
+)
+# (pattern, family, rule id) checked on upload names only.
+_UPLOAD_RULES = (
+    (_SCRIPT_UPLOAD, "code_injection", "code-script-upload"),
+    (_CONFIG_UPLOAD, "cmdi", "cmdi-config-upload"),
+)
 _MODES = ("block", "detect")
 SQLI_EDGE_MODES = ("block", "detect", "sink_confirmed")
 """What SQL injection findings do at the edge: block the request; only report it;
@@ -362,13 +376,12 @@ class Inspector:
                 if field_type is not None and conforms(raw, field_type):
                     continue
             if name.endswith(_FILENAME_FIELDS):
-                upload = _SCRIPT_UPLOAD.search(raw[-256:])
-                if upload is not None:
-                    excerpt = _encodable(upload.group(0)[:EXCERPT_CHARS])
-                    finding = RuleFinding(
-                        "code_injection", "code-script-upload", _encodable(name), excerpt, 5
-                    )
-                    best.setdefault("code-script-upload", finding)
+                for pattern, family, rule_id in _UPLOAD_RULES:
+                    upload = pattern.search(raw[-256:])
+                    if upload is not None:
+                        excerpt = _encodable(upload.group(0)[:EXCERPT_CHARS])
+                        finding = RuleFinding(family, rule_id, _encodable(name), excerpt, 5)
+                        best.setdefault(rule_id, finding)
             length = len(raw)
             if length <= _MEMO_MAX_VALUE:
                 # Route paths, user agents and common query values repeat across

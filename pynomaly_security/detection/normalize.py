@@ -14,7 +14,8 @@ Applied once per value, in this order (each step bounded):
 6. JavaScript ``\\u0076``/``\\x3c`` escapes decoded;
 7. SQL comment tricks: ``/**/`` becomes a space and MySQL version comments
    ``/*!50000select*/`` keep their content; every run of blanks (including
-   vertical tab, form feed, NBSP) becomes one space; newlines are kept.
+   vertical tab, form feed, NBSP) becomes one space; newlines are kept;
+8. a tag sent through a 7-bit channel (U+00BC name U+00BE) read as ``<name>``.
 
 ``+`` as space is the caller's business: it applies to query strings and
 form bodies only, which :mod:`~pynomaly_security.detection.extract` decodes
@@ -76,6 +77,14 @@ _ESCAPES = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 # answers with U+FFFD) replaced, since int() refuses more than 4,300 digits.
 _CHARREF_ZEROS = re.compile(r"&#0{2,}")
 _CHARREF_HUGE = re.compile(r"&#0?[1-9][0-9]{7,};?")
+# A tag sent through a 7-bit channel: with the high bit stripped, U+00BC and U+00BE
+# are < and > (CVE-2006-0449-style US-ASCII XSS). Read as a tag only in a tag's
+# shape (U+00BC, a name, U+00BE; after NFKC "1/4" and "3/4" with U+2044; a UTF-8
+# lead byte read as Latin-1 may sit before U+00BE), so "1 1/4 cups" stays text.
+# Decoded here, the rules then read an ordinary tag (``<script>``).
+_SEVEN_BIT_TAG = re.compile(
+    "(?:\u00bc|1\u20444)(/?[a-z][a-z0-9]{0,15})[\u00e2\u00f0]?(?:\u00be|3\u20444)"
+)
 _SQL_VERSION_COMMENT = re.compile(r"/\*!\d*")
 # Newlines are kept (CRLF injection rules need them); other blanks collapse. A
 # lone space is left alone (not matched), so prose costs no substitution per word.
@@ -418,4 +427,6 @@ def normalize(
         if "/*!" in text:
             text = _pass(text, _version_comments, _CUT_AT_VERSION, spend, chunk)
         text = _strip_comments(text, spend)
+    if not text.isascii() and _SEVEN_BIT_TAG.search(text):
+        text = _SEVEN_BIT_TAG.sub(r"<\1>", text)
     return _pass(text, _blanks, _CUT_AT_WS, spend, chunk)

@@ -137,3 +137,16 @@ def test_expansion_past_max_chars_is_refused() -> None:
     with pytest.raises(InspectionRefused):
         normalize("\u0130" * 600, max_chars=1000)  # İ lower-cases to i + a dot
     assert len(normalize("\ufdfa" * 500, max_chars=10_000)) == 9000
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("\u00bcb\u00bebold\u00bc/b\u00be", "<b>bold</b>", id="seven-bit-tags"),
+        pytest.param("\\xbcp\\xbe", "<p>", id="seven-bit-escaped"),
+        pytest.param("\u00bc cup, \u00be cup", "1\u20444 cup, 3\u20444 cup", id="fractions"),
+    ],
+)
+def test_tags_through_a_seven_bit_channel(value: str, expected: str) -> None:
+    """U+00BC and U+00BE around a tag name are < and > once the high bit is stripped."""
+    assert normalize(value) == expected

@@ -44,11 +44,19 @@ class Case(NamedTuple):
 
 
 # Rules the inspector applies outside ALL_RULES (by field name, not by pattern).
-INLINE_RULES = {"code-script-upload": ("code_injection", 1)}
+INLINE_RULES = {
+    "code-script-upload": ("code_injection", 1),
+    "cmdi-config-upload": ("cmdi", 1),
+}
 
 CASES: dict[str, Case] = {
     # -- SQL injection -------------------------------------------------------------
     "sqli-grammar": Case("x' or 1=1 --", "x or y is fine"),
+    "sqli-escaped-quote-logic": Case("ab\\' or 2>1", "ab\\'s orange"),
+    "sqli-quote-operator-comment": Case("q'*price--", "q' * price"),
+    "sqli-token-terminated": Case("bob@mail.test';", "bob said 'hi';"),
+    "sqli-quote-delay": Case("x' pg_sleep(3)", "x' sleeps (3 hours)"),
+    "sqli-where-constants": Case("where 3=3 and 4=4", "where rooms 3 and 4 meet"),
     "sqli-union": Case("0 union select 1,2", "the union selected a leader"),
     "sqli-union-split": Case("0 un/**/ion sel/**/ect 1,2", "labour un ion selection"),
     "sqli-union-probe": Case("1 union--", "local 1 union members"),
@@ -96,6 +104,14 @@ CASES: dict[str, Case] = {
     "sqli-numeric-boolean": Case("1 or 1", "5000 or 6000"),
     "sqli-hex-literal": Case("color 0xdeadbeef", "color 0xdead"),
     # -- XSS -----------------------------------------------------------------------
+    "xss-js-uri-split": Case("jav\tascript:go()", "java script: a language"),
+    "xss-dom-obfuscated": Case("(document)['cookie']", "the document's cookie policy"),
+    "xss-tagged-call": Case("f.call`1`", "f.call(1)"),
+    "xss-obfuscated-ip-url": Case("<a href=//2130706433/>", "<img src=http://127.0.0.1/a.png>"),
+    "xss-css-binding": Case("-moz-binding: url(x.xml#a)", "-moz-binding is gone"),
+    "xss-css-expression-escaped": Case("expression\\28 1)", "expression 28"),
+    "xss-xml-events": Case("<a q:handler='#h'>", "<a q:handler='h'>"),
+    "xss-base64-markup": Case("PHNjcmlwdCBzcmM9eD4=", "YSBzY3JpcHRlZCBwbGF5"),
     "xss-script-tag": Case("<script>", "a script"),
     "xss-event-handler-tag": Case("<b onclick=x>", "<b title=x>"),
     "xss-event-handler": Case("x onerror=y", "online shop"),
@@ -194,6 +210,9 @@ CASES: dict[str, Case] = {
     "cmdi-ping-sleep": Case("ping -c3", "ping me at 3"),
     "cmdi-win-cmd": Case("net user", "net income"),
     "cmdi-metachar-leading": Case("|x", "x|y"),
+    "cmdi-newline-terminated": Case("ls /srv/www\n", "ls /srv/www is where it lives\n"),
+    "cmdi-tool-probe": Case("which nc", "which nice"),
+    "cmdi-perl-interpolation": Case('@{[ qx "id" ]}', "@{[ 'list' ]}"),
     # -- code injection -------------------------------------------------------------
     "code-java-gadget": Case("InvokerTransformer", "Transformer"),
     "code-php-call": Case("system('id')", "system id"),
@@ -219,6 +238,7 @@ CASES: dict[str, Case] = {
     "code-java-serialized": Case("rO0ABXNy", "rO0"),
     "code-ssti": Case("{{7*7}}", "{{ name }}"),
     "code-template-tags": Case("<%= x %>", "50% off 20%"),
+    "code-template-block": Case("{% if 1 %}x{% endif %}", "{% if 1 %} alone"),
     "code-python": Case("__import__('os')", "import os"),
     "code-node": Case("(child_process)", "child process"),
     "code-ruby": Case("%x(id)", "kernel panic"),
@@ -227,6 +247,7 @@ CASES: dict[str, Case] = {
     "code-expression": Case("${x}", "$x"),
     "code-php-generic": Case("system(", "subsystem(1)"),
     "code-script-upload": Case("shell.php", "report.pdf", "header.x-filename"),
+    "cmdi-config-upload": Case(".htpasswd", "htpasswd-guide.pdf", "header.x-filename"),
     # -- SSRF, XXE, NoSQL, LDAP, protocol, RFI, scanners ------------------------------
     "ssrf-internal-url": Case("http://127.0.0.1/", "http://127.example.com"),
     "ssrf-metadata": Case("169.254.169.254", "169.254.16.254"),

@@ -65,6 +65,7 @@ _SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "e": "
                    "f": "\f", "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?"}  # fmt: skip
 _ASSIGNMENT = re.compile(r"([a-z_]\w{0,30})=(.*)", re.DOTALL)
 _EXPANSION = re.compile(r"\$(?:\{([^}]{0,40})\}|([a-z_]\w{0,30})|([@*#?!$0-9-]))")
+_NAME_END = re.compile(r"\$([a-z_]\w{0,30})(?=[\\'\"])")
 _EMPTY_SUBST = re.compile(r"\$\(\s*\)|`\s*`")
 _BRACE = re.compile(r"\{([^{}]{0,200},[^{}]{0,200})\}")
 _BRACE_WORD = re.compile(r"[a-z/]")
@@ -150,7 +151,11 @@ def shell_view(text: str) -> str | None:
         if _SHELL_CHARS.search(body) is None:
             lines.append(line)  # nothing to undo on this line (shlex is slow)
             continue
-        lines.append(line[: len(line) - len(body)] + _join(_line_words(body, variables)))
+        # A quote or backslash ends a variable's name (``$u\\c`` is ``$u`` then ``c``), but shlex
+        # removes it before names are read: braced first, the name keeps its end.
+        indent = line[: len(line) - len(body)]
+        body = _NAME_END.sub(r"${\1}", body)
+        lines.append(indent + _join(_line_words(body, variables)))
     view = "\n".join(lines)[: 2 * MAX_SHELL_CHARS]  # expansions may lengthen it
     return view if view != text else None
 

@@ -26,7 +26,7 @@ _STRONG = (
     r"|perl|ruby|php|nslookup|ifconfig|ipconfig|netstat|chmod|chown|telnet|powershell|pwsh"
     r"|cmd|certutil|bitsadmin|systeminfo|tasklist|taskkill|wmic|usleep|base64|xxd|busybox"
     r"|getent|hostname|passwd|useradd|nohup|xterm|socat|mkfifo|crontab|sudo|lsb_release"
-    r"|sleep|id|ls|cat|dir|net|ver|env|pwd|uptime|w|who|ps|rm|echo|nmap|tftp|ftp|ssh|scp"
+    r"|sleep|id|ls|cat|dir|net|ver|env|pwd|regedit|uptime|w|who|ps|rm|echo|nmap|tftp|ftp|ssh|scp"
     r"|awk|gawk|sed|grep|egrep|head|tail|less|more|find|touch|mkdir|cp|mv|kill|killall"
     r"|printf|expr|set|type|reg|sc|tar|zip|unzip|gzip|openssl|dig|host|time|timeout|eval"
     r"|exec|source|node|lua|java|javac|gcc|make|dd|od|strings|wc|sort|uniq|cut|tr|tee"
@@ -39,9 +39,11 @@ _STRONG = (
 # parameter name in documentation, `id` is not).
 _BACKTICK = (
     r"id|whoami|uname|wget|curl|nc|ncat|netcat|ping|cat|ls|sleep|bash|sh|ifconfig|ipconfig"
-    r"|netstat|pwd|nslookup|dir|ps|reboot|shutdown|perl|python[23]?\s+-c|rm\s+-|chmod|echo\s"
-    r"|touch\s|hostname"
+    r"|netstat|pwd|nslookup|dir|ps|reboot|shutdown|perl|chmod|hostname"
 )
+# ... and those named in prose as often as run, only with their argument
+# (```echo``` is a word in docs, ```touch /tmp/x``` a command).
+_BACKTICK_WITH_ARGS = r"(?:python[23]?\s+-c|rm\s+-|echo\s|touch\s)[^`]{0,200}"
 # A wider Unix/Windows command vocabulary (in the spirit of CRS's
 # unix-shell.data) used only right after a shell separator or at the start
 # of a value followed by a flag or a path.
@@ -59,7 +61,7 @@ _UNIX = (
     r"|rpm|rsync|rtorrent|ruby|run-mailcap|run-parts|rview|rvim|scp|screen|script|sed|service"
     r"|setarch|sftp|sg|shuf|smbclient|socat|soelim|sort|split|sqlite3|ss|ssh(?:-keygen|-keyscan)?"
     r"|start-stop-daemon|stdbuf|strace|strings|su|sysctl|systemctl|tac|tail|tar|taskset|tbl|tclsh"
-    r"|tee|telnet|tftp|time|timeout|tmux|top|troff|ul|unexpand|uniq|unshare|unzip|update-alternatives"
+    r"|tee|telnet|tftp|time|timeout|tmux|top|troff|ul|unexpand|uniq|rc|unshare|unzip|update-alternatives"
     r"|uudecode|uuencode|valgrind|vi|view|vigr|vim|vimdiff|vipw|visudo|w3m|watch|wc|wget|whois"
     r"|wish|xargs|xxd|xz|yarn|yelp|yum|zip|zsh|zsoelim|zypper|uconv|bcdboot|acpi|aptitude|lastlog|htop|apt|bsdtar|cscli"
 )
@@ -99,7 +101,7 @@ _DANGEROUS = frozenset(
         *("tasklist", "taskkill", "wmic", "busybox", "getent", "passwd", "useradd", "net", "reg"),
         *("xterm", "rundll32", "regsvr32", "mshta", "cscript", "wscript", "msiexec", "vssadmin"),
         *("bcdedit", "nmap", "uptime", "lsb_release", "visudo", "shutdown", "reboot", "netsh"),
-        *("env", "printenv", "who", "w"),
+        *("env", "printenv", "who", "w", "rc"),
     }
 )
 # Every command name the rules know, plus developer tools: a segment that
@@ -122,6 +124,7 @@ _SEGMENT_SPLIT = re.compile(r"[;|&\n`]|\$\(|\\n")
 # directories, a Windows drive, an IP address.
 _RISKY_ARGS = re.compile(
     r"\s/(?:\s|$|[;|&])|(?:^|\s)/(?:etc|bin|sbin|tmp|dev|proc|root|boot|home|var/www)\b|\s[a-z]:[/\\]?(?:\s|$)"
+    r"|\s[a-z]:[/\\]+(?:windows|winnt|users|documents and settings|program files|programdata|inetpub|boot\.ini)\b"
     r"|\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b"
 )
 # echo ... | program: data fed to a program (echo cGF5 | base64 -d | sh).
@@ -253,7 +256,7 @@ RULES: tuple[Rule, ...] = (
     Rule("cmdi-chain-unix-tight", "cmdi", r"(?:^|[^\w\s`])(?:[;|&]|\|\||\$\()(?:" + _UNIX + r")(?:$|\s|;|\||['\"])", CRITICAL, check=_breakout(CRITICAL)),
     Rule("cmdi-unix-command-line", "cmdi", r"^\s*(?:" + _UNIX + r")(?:\s+-{1,2}[a-z]|\s+[/\\~$]|\s+[\w.-]+\.(?:sh|py|pl|rb|yml|yaml|txt|conf)\b|\s+[\w-]+\s+-)", CRITICAL, check=_command_line(CRITICAL)),
     Rule("cmdi-prefixed-command", "cmdi", r"(?:^|[;|&]\s*)(?:time|nohup|strace|ltrace|nice|stdbuf|sudo|exec|watch|xargs|which|whereis|command\s+-v|cpulimit(?:\s+-\w+\s+\S+)*\s+-f)\s*(?:;\s*)?(?:-\S+\s+)*(?:" + _STRONG + r"|" + _UNIX + r")(?:$|\s|;|\|)", CRITICAL, check=_breakout(CRITICAL)),
-    Rule("cmdi-shell-var-split", "cmdi", r"[a-z]\$[_!@*#?$0-9-][a-z]*[\s+]+/|<<<|[<>]\(\s*\w|[<>]\(\)|[;|&]\s*['\"](?:" + _STRONG + r")['\"]|\|\s*\$\w+\s+(?:" + _STRONG + r")\b", CRITICAL),
+    Rule("cmdi-shell-var-split", "cmdi", r"[a-z]\$[_!@*#?$0-9-][a-z]*[\s+]+/|<<<|[<>]\(\s*\w|[<>]\(\)|[;|&]\s*['\"](?:" + _STRONG + r")['\"]|[;|&]\s*['\"](?:" + _UNIX + r")['\"](?:\s+-|\s*$|\s*[;|&])|\|\s*\$\w+\s+(?:" + _STRONG + r")\b", CRITICAL),
     Rule("cmdi-bare-recon", "cmdi", r"^\s*['\"`]?\s*(?:whoami|uname|ifconfig|ipconfig|netstat|systeminfo|tasklist|nslookup|visudo)\s*['\"`]?\s*$|^\s*\n\s*(?:" + _STRONG + r")\s*$|^\s*\\(?:ls|cat|id|whoami|uname|wget|curl)\b|^\s*sleep\s+\d+\s*$|^\s*['\"]?`(?:true|false|id)`['\"]?\s*$", CRITICAL, plain=True),
     Rule("cmdi-plus-spaced", "cmdi", r"(?:^|[|&;$+])\+*(?:dir|ls|cat|type)[+\s][a-z]:[/\\+|]*(?:$|[\s+|&;])|(?:\\033|\\x1b|\\e|\x1b)\[\d*[a-z]|\\n(?:echo|exit|curl|wget|sleep|id|whoami)\b", CRITICAL),
     Rule("cmdi-brace-quote-tricks", "cmdi", r"\{,[^}\s]{1,40}\}|\{[\w$'\"-]{1,20},\}|\{[a-z]{1,8},-?[a-z]{1,8}\}[a-z]|[a-z]\{[a-z]{1,8},[a-z]{1,8}\}[a-z]|(?:^|[\s;|&=])'[a-z]{1,4}'[a-z]{2,}|^\s*['\"]\s*id\s*['\"]\s*$", CRITICAL),
@@ -268,11 +271,11 @@ RULES: tuple[Rule, ...] = (
     Rule("cmdi-powershell", "cmdi", r"\b(?:invoke-(?:webrequest|expression|restmethod|command|item|wmimethod)|new-object\s+(?:net\.webclient|system\.)|start-process|get-wmiobject|downloadstring|downloadfile|set-executionpolicy|add-type|-encodedcommand|-exec\s+bypass)\b", CRITICAL),
     Rule("cmdi-mail-ftp", "cmdi", r"\r\n?\s*(?:retr|stor|dele|mail\s+from|rcpt\s+to|helo|ehlo|rset|vrfy|expn|site\s+exec|quit|help|data|top\s+\d|apop|auth|[a-z]\w{0,4}\s+(?:login|select|fetch|uid|list|capability|copy|store|search|examine|logout|append|rename|create|delete|noop|authenticate|status))\b", CRITICAL),
     # Not after another backtick: Markdown fences (```python) are not shell.
-    Rule("cmdi-backtick", "cmdi", r"(?:^|[^`])`\s*(?:" + _BACKTICK + r")(?:\s[^`]{0,200})?`", CRITICAL, check=_backtick(CRITICAL)),
+    Rule("cmdi-backtick", "cmdi", r"(?:^|[^`])`\s*(?:(?:" + _BACKTICK + r")(?:\s[^`]{0,200})?|" + _BACKTICK_WITH_ARGS + r")`", CRITICAL, check=_backtick(CRITICAL)),
     # A plain ${name} is everyday docs ("the env var is ${DATABASE_URL}"); glued to
     # letters it splits a command word (c${u}at), with :offset it cuts letters out.
     Rule("cmdi-ifs", "cmdi", r"\$\{?ifs\b|\$\{[a-z_]+:-?\d*(?::\d+)?\}|[a-z]\$\{[\w.]+\}|\$\{[\w.]+\}[a-z]|(?:^|[^\w\s])\$\{[\w.#{}]+\}|\{(?:" + _STRONG + r"),[^}\s]{1,80}\}|[a-z]\$@|\$@[a-z]", CRITICAL),
-    Rule("cmdi-shellshock", "cmdi", r"\(\s*\)\s*\{[^}]{0,40};\s*\}\s*;|(?:^|[=:'\";])\s*\(\s*\)\s*\{", CRITICAL),
+    Rule("cmdi-shellshock", "cmdi", r"\(\s*\)\s*\{[^}]{0,40};\s*\}\s*;|(?:^|[=:'\";])\s*\(\s*\)\s*\{|\(\s*\)[\s.]{0,3}\{[\s.]{0,3}:[\s.]{0,3};[\s.]{0,3}\}[\s.]{0,3};", CRITICAL),
     Rule("cmdi-shell-path", "cmdi", r"(?:^|[\s;|&`'\"(=:>])(?:/usr)?(?:/local)?/s?bin/(?:ba|z|k|c|da|tc)?sh\b|/bin/(?:cat|ls|id|nc|busybox|echo|ping|uname|whoami|bash|python\w*|perl|sleep|wget|curl)\b|\bcmd(?:\.exe)?\s*/[ck]\b|\bpowershell(?:\.exe)?\s+-|\bnc(?:at)?\s+-[elvnpu]|\b(?:ba|z|k|c|da|tc)?sh\s+-[ci]\b|/dev/(?:tcp|udp)/|(?:^|[\s;|&'\"=(])/(?:usr/)?s?bin/\w", CRITICAL, check=_path_mentioned(CRITICAL)),
     Rule("cmdi-redirect", "cmdi", r"(?:>>?|<)\s*/(?:tmp|dev|etc|var|proc)/|2>&1|>\s*&\s*\d", WARNING),
     # The whole value is a download command: what a shell runs, not a mention in prose.
@@ -280,6 +283,15 @@ RULES: tuple[Rule, ...] = (
     Rule("cmdi-download-exec", "cmdi", r"\b(?:wget|curl)\s+(?:-[a-z]+\s+)*(?:https?|ftp)://|\|\s*(?:ba)?sh\b|\bchmod\s+[+0-7]", ERROR),
     Rule("cmdi-ping-sleep", "cmdi", r"\bping\s+-[a-z]\s*\d|\bping\s+\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|\bsleep\s+\d+\s*(?:$|[;|&`])|\btimeout\s+/t\b", ERROR),
     Rule("cmdi-win-cmd", "cmdi", r"\b(?:net\s+(?:user|localgroup|view|share)|reg\s+(?:query|add|delete|save|export)\b|for\s+/[fdlr]\b|%comspec%|%systemroot%|%windir%|type\s+[a-z]:\\)", ERROR),
-    Rule("cmdi-metachar-leading", "cmdi", r"^\s*[;|&]+\s*[a-z]", NOTICE, level=2),
+    Rule("cmdi-metachar-leading", "cmdi", r"^[\s;|&]*[;|&]\s*[a-z]", NOTICE, level=2),
+    # A whole value that is a command line (a command, its flags, a path and at most
+    # one more word) ended by a newline (%0a): what a shell reads as one command, the
+    # app's own text following on the next line.
+    Rule("cmdi-newline-terminated", "cmdi", r"^\s*(?:shutdown|reboot|halt|poweroff|whoami|uname|id|ifconfig|ipconfig|netstat|pwd)\s*\n\s*$|^\s*(?:" + _TOOLS + r")(?:\.exe)?(?:\s+-{1,2}[a-z][\w-]*)*\s+[/\\~]\S*(?:\s+\S+)?[ \t]*\n\s*$", CRITICAL),
+    # The whole value asks where a network or shell tool is installed: the probe a
+    # command injection sends first to see what it can run.
+    Rule("cmdi-tool-probe", "cmdi", r"^\s*(?:which|whereis|command\s+-v|type\s+-[pa])\s+(?:curl|wget|nc|ncat|netcat|socat|telnet|nmap|bash|sh|busybox|gcc)\s*$", CRITICAL),
+    # Perl's @{[ ... ]} runs code inside a string that is interpolated.
+    Rule("cmdi-perl-interpolation", "cmdi", r"@\{\[[^\]]{0,80}\b(?:system|exec|qx|readpipe)\b", CRITICAL),
 )
 # fmt: on

@@ -14,8 +14,7 @@ References:
 # ruff: noqa: E501  (rule tables: one pattern per line reads better than split regexes)
 from __future__ import annotations
 
-import base64
-
+from pynomaly_security.detection.rules._base64 import base64_alternation
 from pynomaly_security.detection.rules.base import CRITICAL, ERROR, NOTICE, WARNING, Rule
 
 __all__ = ["RULES"]
@@ -37,18 +36,7 @@ _GADGETS = (
 )
 
 
-def _base64_forms(word: str) -> list[str]:
-    forms = []
-    for pad in range(3):
-        encoded = base64.b64encode(b"\0" * pad + word.encode()).decode().lower()
-        # Drop characters that depend on the unknown neighbouring bytes.
-        start = (pad * 4 + 2) // 3 if pad else 0
-        end = len(encoded) - (2 if (pad + len(word)) % 3 else 0)
-        forms.append(encoded[start:end].rstrip("="))
-    return forms
-
-
-_GADGET_B64 = "|".join(sorted({f for w in _GADGETS for f in _base64_forms(w) if len(f) >= 8}))
+_GADGET_B64 = base64_alternation(_GADGETS)
 _PHP_RISKY = (
     r"system|exec|shell_exec|passthru|popen|proc_open|pcntl_exec|eval|assert|unserialize"
     r"|serialize|phpinfo|create_function|call_user_func|call_user_func_array|file_get_contents"
@@ -83,6 +71,10 @@ RULES: tuple[Rule, ...] = (
     Rule("code-log4shell", "code_injection", r"\$\{[^}]{0,60}(?:jndi|:-j|lower:|upper:|\$\{)|\$\{\s*(?:env|sys|java|ctx|main|bundle|k8s|docker|spring|log4j|base64|date|web|marker|map|sd|event|jvmrunargs)\s*:", CRITICAL),
     Rule("code-java-serialized", "code_injection", r"\bro0ab|\baced0005", CRITICAL, plain=True),
     Rule("code-ssti", "code_injection", r"\{\{[^}]{0,200}(?:__class__|__globals__|__builtins__|__import__|__subclasses__|__mro__|__init__|__base__|\bconfig\b|\bself\b|request\.|lipsum|cycler|joiner|namespace|\d+\s*\*\s*['\"\d]|\|\s*attr\b|popen|\bos\.|range\s*\()|\$\{\s*\d+\s*\*\s*\d+\s*\}|#\{\s*\d+\s*\*\s*\d+\s*\}|\{\{\s*\d+\s*[*+]\s*\d+\s*\}\}|\{%[^%]{0,200}(?:import|include|exec|system|popen|__)[^%]{0,200}%\}", CRITICAL),
+    # A whole template block (Jinja, Twig, Django, Liquid: a loop or condition and its
+    # end tag) or a statement that evaluates or dumps (print, debug): rendered, it runs.
+    # A single tag named in a sentence ("use {% if %} here") is not enough.
+    Rule("code-template-block", "code_injection", r"\{%-?\s*(?:for|if|macro|call|filter|with)\b[^%]{0,200}%\}[^%]{0,400}\{%-?\s*end\w{0,10}\s*-?%\}|\{%-?\s*(?:print|debug)\b[^%]{0,200}%\}", CRITICAL),
     Rule("code-template-tags", "code_injection", r"<%=?[^%]{0,300}%>|<#assign\b|\?new\s*\(\s*\)|\$\{[^}]{0,100}(?:\.exec|\.getclass|\.forname|runtime|\bt\s*\()|\bt\s*\(\s*java\.|@\{[^}]{0,100}\}|\*\{[^}]{0,100}\}", ERROR),
     Rule("code-python", "code_injection", r"__import__\s*\(|\bos\.(?:system|popen|exec\w*|spawn\w*)\s*\(|\bsubprocess\.\w+\s*\(|__builtins__|pickle\.loads|\bgetattr\s*\(\s*__|\.__(?:class|globals|subclasses|mro|bases|code)__|\bcommands\.getoutput", CRITICAL),
     Rule("code-node", "code_injection", r"require\s*\(\s*['\"`]child_process|child_process|process\.mainmodule|process\.binding|global\.process|this\.constructor\.constructor|\.exec(?:sync)?\s*\(\s*['\"`]|process\.env\b|new\s+function\s*\(|\bfunction\s*\(\s*\)\s*\{\s*return\s+process", CRITICAL),

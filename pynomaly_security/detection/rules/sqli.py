@@ -236,5 +236,16 @@ RULES: tuple[Rule, ...] = (
     # (id=1) receives when the query is "... WHERE id = " + value.
     Rule("sqli-numeric-boolean", "sqli", r"^\s*\(?\s*[-+]?\d+(?:\.\d+)?\s*\)?\s*(?:\bor\b|\bxor\b|\|\||&&|\brlike\b|\bregexp\b|\blike\b|\bdiv\b|\band\s+(?:true|false|null|not\b|sleep\s*\(|\d+\s*[=<>]))\s*\(?\s*(?:true|false|null|not\s+\w+|[-+]?\d+(?:\.\d+)?|'[^']{0,20}'|\"[^\"]{0,20}\"|\w+\s*\([^)]{0,20}\))\s*\)?\s*(?:[=<>!]+\s*[-+]?\w+\s*)?(?:--|#|;|\x00)?\s*$", CRITICAL, check=_numeric_boolean),
     Rule("sqli-hex-literal", "sqli", r"\b0x[0-9a-f]{6,}\b", NOTICE, level=3),
+    # A quote the application escapes with a backslash, the backslash sent along: the
+    # escape is itself escaped (\\') and the quote ends the literal; logic follows.
+    Rule("sqli-escaped-quote-logic", "sqli", r"\\['\"`]\s*(?:or|and|xor|div|\|\||&&)\b", CRITICAL),
+    # Out of the literal, an operator and a column, the rest commented out: x'|email--
+    Rule("sqli-quote-operator-comment", "sqli", r"['\"`]\s*[-+*/%^|&]\s*[a-z_][\w.]*\s*(?:--|#)\s*$", CRITICAL),
+    # One token (an e-mail, an id) closed by a quote and a semicolon: the statement ends.
+    Rule("sqli-token-terminated", "sqli", r"^[^\s'\"`;]{2,}['\"`]\s*;\s*$", CRITICAL),
+    # Out of the literal straight into a time delay: x' sleep(5) '
+    Rule("sqli-quote-delay", "sqli", r"['\"`]\s+(?:sleep|pg_sleep|benchmark)\s*\(\s*\d", CRITICAL),
+    # A WHERE clause of constant comparisons: the condition an injection makes always true.
+    Rule("sqli-where-constants", "sqli", r"\bwhere\s+\d+\s*=\s*\d+\s+(?:and|or)\s+\d+\s*=\s*\d+", CRITICAL),
 )
 # fmt: on

@@ -19,6 +19,7 @@ from __future__ import annotations
 import nh3
 import re2
 
+from pynomaly_security.detection.rules._base64 import base64_alternation
 from pynomaly_security.detection.rules.base import CRITICAL, ERROR, NOTICE, WARNING, Rule
 
 __all__ = ["RULES"]
@@ -58,6 +59,13 @@ def _called(text: str, start: int, end: int) -> int:
     return CRITICAL
 
 
+def _split_word(text: str, start: int, end: int) -> int:
+    """CRITICAL when a blank cuts a word of the scheme's name (``ja vascript:``);
+    0 for the two words written apart (``Java script: a language``)."""
+    parts = text[start:end].rstrip(":").split()
+    return 0 if len(parts) < 2 or parts in (["java", "script"], ["vb", "script"]) else CRITICAL
+
+
 def _markup(text: str) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     for tag in _TAG.finditer(text):
@@ -93,13 +101,19 @@ _HANDLERS = (
     r"|unload|volumechange|waiting|webkit|wheel|zoom|help|loadstart|security|trigger"
 )
 
+# Script-running markup as it reads base64-encoded (a data: URI's or a parameter's
+# content the app or the browser decodes).
+_MARKUP_B64 = base64_alternation(
+    ("<script", "<iframe", "<svg/onload", "<svg onload", "<svg xmlns", "javascript:", "onerror=")
+)
+
 # fmt: off
 RULES: tuple[Rule, ...] = (
     Rule("xss-script-tag", "xss", r"<\s*/?\s*script\b", CRITICAL),
     Rule("xss-event-handler-tag", "xss", r"<[a-z!/][^>]{0,400}[\s/\"'`]on[a-z]{3,}\s*=", CRITICAL),
     Rule("xss-event-handler", "xss", r"(?:^|[\s\"'`/;])on(?:" + _HANDLERS + r")[a-z]*\s*=", CRITICAL),
     Rule("xss-event-handler-generic", "xss", r"(?:^|[\s\"'`;/0-9=])on[a-z]{3,25}\s*=", ERROR),
-    Rule("xss-dangerous-tag", "xss", r"<\s*/?\s*(?:svg|math|iframe|frame|frameset|object|embed|applet|meta|base|isindex|import|plaintext|xmp|portal|bgsound|layer|ilayer|vmlframe|handler|listener|svg:[a-z]+|xml:[a-z]+|\?import)\b", CRITICAL),
+    Rule("xss-dangerous-tag", "xss", r"<\s*/?\s*(?:svg|math|iframe|frame|frameset|object|embed|applet|meta|base|isindex|import|plaintext|xmp|portal|bgsound|layer|ilayer|vmlframe|handler|listener|svg:[a-z]+|xml:[a-z]+|\?import)\b|<\s*/?\s*[a-z]{0,10}:(?:vmlframe|svg|math|iframe|frame|object|embed|applet|script|handler|listener)\b", CRITICAL),
     Rule("xss-cookie-write", "xss", r"document\s*\.\s*cookie\s*=[^=]|\+adw-|\+ad4-", CRITICAL),
     Rule("xss-xml-stylesheet", "xss", r"<\?xml-stylesheet\b[^>]{0,400}", CRITICAL, check=_foreign_stylesheet),
     Rule("xss-namespaced-markup", "xss", r"<[a-z]+[^>]{0,100}\bxmlns:(?:xss|t|ev|x|v|html)\b|<\s*(?:xss|svg|html|t|ev|x|v|xhtml|xlink|math):[a-z]+[\s>]", ERROR),
@@ -107,11 +121,25 @@ RULES: tuple[Rule, ...] = (
     Rule("xss-probe-call", "xss", r"(?:alert|prompt|confirm)\s*(?:\(\s*(?:\d+|['\"`][^'\"`]{0,40}['\"`]|document\.\w+|/[^/]{0,40}/|\w*)\s*\)|`[^`]{0,40}`|\.\s*(?:call|apply)\s*\()", CRITICAL, check=_called),
     Rule("xss-js-entity", "xss", r"&\{[^}]{0,200}\}", CRITICAL),
     Rule("xss-data-binding", "xss", r"\b(?:datasrc|datafld|dataformatas)\s*=", CRITICAL),
-    Rule("xss-spaced-tag", "xss", r"<\s*(?:f\s+o\s*r\s*m|s\s+c\s*r\s*i\s*p\s*t|i\s+f\s*r\s*a\s*m\s*e|s\s+v\s*g|o\s+b\s*j\s*e\s*c\s*t|e\s+m\s*b\s*e\s*d|i\s+m\s*g)\b", CRITICAL),
+    Rule("xss-spaced-tag", "xss", r"<\s*(?:f\s+o\s*r\s*m|s\s+c\s*r\s*i\s*p\s*t|i\s+f\s*r\s*a\s*m\s*e|s\s+v\s*g|o\s+b\s*j\s*e\s*c\s*t|e\s+m\s*b\s*e\s*d|i\s+m\s*g)\b|<\s*(?:[a-z]\s+){3,}[a-z]\b", CRITICAL),
     Rule("xss-css-url-js", "xss", r"url\s*\(\s*['\"]?\s*(?:javascript|vbscript|data\s*:\s*text/html)", CRITICAL),
     Rule("xss-jsfuck", "xss", r"(?:!\s*\[\s*\][\s+()\[\]!]{0,20}){3,}", CRITICAL),
     Rule("xss-js-uri", "xss", r"(?:mocha\s*:|(?:j\s*a\s*v\s*a|v\s*b|l\s*i\s*v\s*e)\s*s\s*c\s*r\s*i\s*p\s*t\s*:)(?:[^v\s]|v[^o]|\s+[\w.$\[\]'\"]+\s*[(`=])", CRITICAL),
     Rule("xss-data-uri", "xss", r"data\s*:\s*(?:text/html|image/svg\+xml|text/xml|application/(?:x-)?(?:javascript|ecmascript|xhtml\+xml))", CRITICAL),
+    # A script scheme with a blank or control character (an entity such as &tab; or
+    # &newline; decoded) inside its name: browsers drop them, nobody types them.
+    Rule("xss-js-uri-split", "xss", r"(?:j\s*a\s*v\s*a|v\s*b)\s*s\s*c\s*r\s*i\s*p\s*t\s*:", CRITICAL, check=_split_word),
+    # document's cookie or domain reached by brackets or a spaced dot (comments removed):
+    # (document)["cookie"], document /**/ . cookie
+    Rule("xss-dom-obfuscated", "xss", r"\bdocument\s*\)?\s*\[\s*['\"`]\s*(?:cookie|domain|write|location)|\bdocument(?:\s+\.\s*|\s*\.\s+)(?:cookie|domain|write)\b", CRITICAL),
+    # XML Events: a handler attribute bound to an event by the XML Events namespace.
+    Rule("xss-xml-events", "xss", r"xmlns:[a-z]+\s*=\s*['\"]?\s*https?://www\.w3\.org/2001/xml-events|\b[a-z]+:handler\s*=\s*['\"]?[^'\"\s>]{0,100}#", CRITICAL),
+    Rule("xss-base64-markup", "xss", _MARKUP_B64, CRITICAL, plain=True),
+    # A call through a tagged template: [].sort.call`${alert}1`, Reflect.apply``
+    Rule("xss-tagged-call", "xss", r"\.\s*(?:call|apply|bind)\s*`", CRITICAL),
+    # A link or source whose host is an IP written as one number or in octal or hex
+    # (http://3232235777/, http://0300.0250.1.1/): a filter evasion, never typed.
+    Rule("xss-obfuscated-ip-url", "xss", r"\b(?:href|src|action|formaction|data|background|poster)\s*=\s*['\"`]?\s*(?:https?:)?//(?:\d{8,10}|0x[0-9a-f]{6,8}|0\d{1,3}(?:\.0*\d{1,4}){1,3}|(?:\d{1,3}\.){0,3}0x[0-9a-f]{1,8}(?:\.(?:0x[0-9a-f]{1,2}|\d{1,3})){0,3})(?:[/:?#'\"`\s>]|$)", CRITICAL),
     Rule("xss-active-tag", "xss", r"<\s*/?\s*(?:" + _ACTIVE_TAGS + r")\b", WARNING),
     Rule("xss-markup", "xss", r"<[a-z][a-z0-9:-]*[\s/][^>]{0,400}=", ERROR, check=_sanitizer_removes_active),
     Rule("xss-attr-break", "xss", r"[\"'`]\s*/?\s*>\s*<\s*[a-z/!]|[\"'`]\s+(?:style|src|href)\s*=", ERROR),
@@ -120,6 +148,10 @@ RULES: tuple[Rule, ...] = (
     Rule("xss-dom-cookie", "xss", r"document\s*\.\s*(?:cookie|domain|write)\b", ERROR),
     Rule("xss-dom", "xss", r"\bdocument\s*\.\s*(?:writeln|location|body|forms|getelementby)|\bwindow\s*\.\s*(?:location|name|open|onerror)|\.\s*(?:innerhtml|outerhtml)\s*=|\bfromcharcode\b|\blocation\s*\.\s*(?:href|hash|search|replace)\b|\b(?:top|self|parent|frames)\s*\[\s*['\"]|\.constructor\s*\(|\batob\s*\(|\bimport\s*\(\s*['\"`]", WARNING),
     Rule("xss-css-expression", "xss", r"expression\s*\(|-moz-binding|behavior\s*:\s*url|@import\s*['\"]?\s*(?:url|javascript)", ERROR),
+    # CSS that loads code: an XBL binding (Firefox) or an HTC behavior (IE) from a URL.
+    Rule("xss-css-binding", "xss", r"(?:-moz-binding|behavior)\s*:\s*url\s*\(", CRITICAL),
+    # expression( with its parenthesis as a CSS escape (\28): only a filter evasion writes it.
+    Rule("xss-css-expression-escaped", "xss", r"expression\s*\\0{0,4}28", CRITICAL),
     Rule("xss-template", "xss", r"\{\{[^}]{0,200}(?:constructor|\$on|\$eval|alert|\$\$|prompt|confirm)[^}]{0,200}\}\}", CRITICAL),
     Rule("xss-vector-attr", "xss", r"\b(?:srcdoc|formaction|xlink:href|from|to|values|attributename)\s*=\s*[\"'`]?\s*(?:javascript|data|&#|<)", ERROR),
     # Out of a JavaScript string and back in: ';location=name;' '-alert(1)-'
