@@ -170,8 +170,10 @@ def instructions(only: list[str] | None = None) -> None:
         "stack + rate limit + tenancy": "stack + rate limit",
         "stack + tenancy + rate quota": "stack + tenancy",
     }
+    # The rows asked for, and the rows they are compared with.
+    wanted = {*only, *(reference[r] for r in only if r in reference)} if only else set(ROWS)
     for row in ROWS:
-        if only and row not in only and row not in reference.values():
+        if row not in wanted:
             continue
         per[row] = (count(row, 1200) - count(row, 200)) / 1000
         ref = reference.get(row)
