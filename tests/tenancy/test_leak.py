@@ -49,7 +49,7 @@ def tenant_ids(n: int) -> list[str]:
     return (base + [f"tenant-{i}" for i in range(n)])[:n]
 
 
-def test_no_tenant_sees_another_tenants_rows_lockouts_alerts_incidents_or_decisions(
+def test_no_tenant_sees_another_tenants_rows_lockouts_alerts_incidents_decisions_or_audit(
     redis_db: str, pg: tuple[str, str, str], tmp_path: Path
 ) -> None:
     _, app_url, schema = pg
@@ -150,8 +150,9 @@ def until(check: Callable[[], bool], what: str, tries: int = 300) -> None:
 
 
 def read_monitor_state(base: str, tenants: list[str], keys: dict[str, str]) -> Counter[str]:
-    """Every tenant's alerts, incidents, decisions and activity, read by its admin key and
-    by the platform admin inside it, hold that tenant's only; the counts read."""
+    """Every tenant's alerts, incidents, decisions, activity and audit records, read by its
+    admin key and by the platform admin inside it, hold that tenant's only (its trail
+    verifies as its own); the counts read."""
     read: Counter[str] = Counter()
 
     def listed(what: str, head: dict[str, str], **params: Any) -> list[dict[str, Any]]:
@@ -204,6 +205,37 @@ def read_monitor_state(base: str, tenants: list[str], keys: dict[str, str]) -> C
             # Activity: this tenant's user has rows here; the next tenant's has none.
             read["activity"] += activity(f"only|{t}", head)
             read["foreign"] += activity(f"only|{other}", head)
+        # Audit records: the tenant's trail, read by its admin (/tenants/{id}/audit) and by
+        # the platform admin inside it, holds its records only and verifies as its own.
+        trails = (
+            (f"/api/security/tenants/{t}/audit", {"X-API-Key": keys[t]}),
+            ("/api/security/audit", {**ADMIN, "X-Tenant": t}),
+        )
+        for path, head in trails:
+
+            def page(path: str = path, head: dict[str, str] = head) -> list[dict[str, Any]]:
+                answer = send("GET", base, path, headers=head, params={"limit": 1000})
+                assert answer.status_code == 200, (path, answer.text)
+                items: list[dict[str, Any]] = answer.json()["items"]
+                return items
+
+            until(lambda: bool(page()), f"audit records of {t} at {trails[0][0]}")
+            records = page()
+            read["audit records"] += len(records)
+            read["foreign"] += sum(r["tenant"] != t for r in records)
+
+        def verifies(
+            t: str = t,
+            path: str = trails[0][0] + "/verify",
+            head: dict[str, str] = trails[0][1],
+        ) -> bool:
+            # Until: the other worker's newest record may not be under its signed
+            # checkpoint yet (it signs right after the commit).
+            answer = send("GET", base, path, headers=head)
+            assert answer.status_code == 200, answer.text
+            return bool(answer.json()["ok"]) and answer.json()["tenant"] == t
+
+        until(verifies, f"the trail of {t} verified")
         # A tenant's key works inside its own tenant only.
         crossed = send("GET", base, "/api/security/alerts", headers={**own(t), "X-Tenant": other})
         assert crossed.status_code == 401
