@@ -27,7 +27,7 @@ SQLPARSE_WINDOW = 200
 
 _Q = r"""['"]"""  # backticks quote identifiers (and Markdown code), not strings
 _VAL = r"""(?:\d+|'[^']{0,20}'|"[^"]{0,20}"|[a-z_][\w.]{0,20}|@@?\w+|\w+\s*\([^)]{0,20}\))"""
-_OP = r"(?:=|<>|!=|<=>|<=|>=|<|>|\b(?:r?like|regexp|sounds\s+like)\s*['\"\d(]|\bis\s+(?:not\s+)?null\b|\bin\s*\(|\bbetween\s+\S+\s+and\b)"
+_OP = r"(?:=|<>|!=|<=>|<=|>=|<|>|!?~\*?|\b(?:r?like|regexp|sounds\s+like)\s*['\"\d(]|\bis\s+(?:not\s+)?null\b|\bin\s*\(|\bbetween\s+\S+\s+and\b)"
 _LOGIC = r"(?:\bor\b|\band\b|\bxor\b|\|\||&&|\bdiv\b)"
 
 _DROP_ANY = re.compile(r"drop\s+\w+\s*(?:--|#|;|$)")
@@ -97,6 +97,59 @@ _PROSE_BEFORE = re.compile(
     r"(?:[a-z]{2,}:\s+|(?:[a-z]{2,},?\s+){2,}|\b(?:the|a|an|our|my|your|this|that|each|every|run|use|try)\s+)$"
 )
 _BREAKOUT_CHARS = re.compile(r"['\"`)#]|--|/\*")
+# Words that make the "sentence" before a match SQL itself: ``@a union select``
+# (a variable, not the article), ``1 for update union select 1``.
+_SQL_WORDS = frozenset(
+    [
+        "select",
+        "from",
+        "where",
+        "union",
+        "all",
+        "and",
+        "or",
+        "not",
+        "for",
+        "update",
+        "insert",
+        "delete",
+        "into",
+        "values",
+        "set",
+        "order",
+        "group",
+        "by",
+        "having",
+        "limit",
+        "offset",
+        "join",
+        "on",
+        "as",
+        "null",
+        "is",
+        "like",
+        "between",
+        "exists",
+        "case",
+        "when",
+        "then",
+        "else",
+        "end",
+        "distinct",
+        "table",
+    ]
+)
+
+
+def _prose_before(text: str, start: int) -> bool:
+    """Whether words of a sentence, not SQL, stand right before ``start``."""
+    before = _PROSE_BEFORE.search(text, max(0, start - 60), start)
+    if before is None:
+        return False
+    if before.start() > 0 and text[before.start() - 1] == "@":
+        return False
+    words = re.findall(r"[a-z]+", before.group(0))
+    return not any(word in _SQL_WORDS for word in words)
 
 
 def _unless_prose(score: int | Check) -> Check:
@@ -107,11 +160,19 @@ def _unless_prose(score: int | Check) -> Check:
     or number first, or cut the rest of the query off."""
 
     def check(text: str, start: int, end: int) -> int:
-        if _PROSE_BEFORE.search(text, max(0, start - 60), start) and not _BREAKOUT_CHARS.search(
-            text
-        ):
+        if _prose_before(text, start) and not _BREAKOUT_CHARS.search(text):
             return 0
         return score(text, start, end) if callable(score) else score
+
+    return check
+
+
+def _after_words(score: int) -> Check:
+    """``score``, except after words of a sentence, quotes or not: a clause that only
+    reads as SQL on its own (``VALUES ('a', 'b')``), not inside a sentence."""
+
+    def check(text: str, start: int, end: int) -> int:
+        return 0 if _prose_before(text, start) else score
 
     return check
 
@@ -173,6 +234,43 @@ _GRAMMAR = (
     r"|\bcase\b[^;]{0,40}\bwhen\b|\bhaving\s*\(|\b(?:declare\s+@|binary\s*\(|select\s+(?:top|@|\*))|(?:--|#)\s*$|\bdesc\s+\w+\s*;"
 )
 
+# A literal of a column list: a number, NULL or a quoted string.
+_LITERAL = r"""(?:-?\d+(?:\.\d+)?|null|'[^']{0,40}'|"[^"]{0,40}")"""
+# An arithmetic or string operator between two operands.
+_EXPR_OP = r"(?:[-+*/%^|&]|=|<>|!=|\b(?:div|mod|or|and|xor|is)\b)"
+# A value whose quote closes the literal it was pasted into, an expression
+# follows, and a last quote opens the literal the query's own closing quote
+# ends: ``1' * id - '0``, ``asd" or md5(1)^"1``. The quotes balance, so the
+# statement stays valid whatever the expression does.
+_BALANCED = (
+    r"^[^'\s]{0,20}'\s*" + _EXPR_OP + r"[^']{0,120}[-+*/%^|&=<>]\s*'[\w.]{0,8}\s*$"
+    r'|^[^"\s]{0,20}"\s*' + _EXPR_OP + r'[^"]{0,120}[-+*/%^|&=<>]\s*"[\w.]{0,8}\s*$'
+)
+# System databases and providers, named alone or before SQL punctuation, and
+# catalog columns before a list comma, a parenthesis or FROM: what an attacker
+# names once out of the literal. (A catalog column alone is a fine parameter
+# name: ?table_name=orders.)
+_DB_OBJECTS = (
+    r"(?:^|[\s(.,;'\"])(?:tempdb|msdb|mysql\.db|utl_http|msdasql|sqloledb|n?varchar)['\"]?\s*(?:[;,)]|--|#|$)"
+    r"|\b(?:schema_name|table_name|column_name|table_schema)\s*(?:[,)]|--|#|\s+from\b)"
+)
+
+_CONSTANT_COMPARE = re.compile(r"(-?\d+)\s*(<=>|is\s+not|is)\s*(-?\d+)")
+
+
+def _true_constants(text: str, start: int, end: int) -> int:
+    """CRITICAL when the comparison of constants holds (``42<=>42``, ``1 is not 2``):
+    a condition made always true. ``1 is not 1`` is always false: no injection
+    needs that (a test of the rule, or arithmetic)."""
+    found = _CONSTANT_COMPARE.search(text, start, end)
+    if found is None:  # the BETWEEN form
+        return CRITICAL
+    left, op, right = found.groups()
+    same = int(left) == int(right)
+    holds = not same if op.startswith("is ") else same
+    return CRITICAL if holds else 0
+
+
 _SPLIT_WORDS = (["union", "select"], ["union", "all", "select"])
 
 
@@ -225,7 +323,7 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-quote-keyword-start", "sqli", r"^\s*['\"`]\s*(?:alter|drop|truncate|insert|exec|declare|shutdown)\b|^\s*'\s*union\b", CRITICAL),
     Rule("sqli-fragments", "sqli", r"^\s*(?:or|xor|and)\s+(?:\d+|'[^']{0,20}'|\"[^\"]{0,20}\")\s*(?:[<>=]|-$)|\bdeclare\s+@\w+|\bwaitfor\s+(?:delay|time)\b|\balter\s+table\s+[`\w.]+\s+(?:add|drop|change|modify|rename)\b|\)\s*::\s*(?:bigint|int|integer|text|varchar|double|numeric|regclass|jsonb?)\b|\)\s*(?:like|rlike|regexp)\s*\(|\bgroup\s+by\s+\w+\s+having\b|\blo_(?:get|import|export|from_bytea|put)\s*\(", CRITICAL, check=_unless_prose(CRITICAL)),
     Rule("sqli-json-operators", "sqli", r"'\s*::\s*jsonb?\b|'\s*(?:<@|@>|\?[|&]?|->>?|#>>?)\s*(?:'|array\s*\[)", CRITICAL),
-    Rule("sqli-set-operations", "sqli", r"\b(?:except|intersect|minus)\s+(?:all\s+)?select\b|\bpg_sleep\b|\)\s*when\s+\d+\s+then\b|(?:replace|insert)\s*(?:into\s+)?[\w`]*\s*\([^)]{0,100}\)\s*values\s*\(|\d\s+as\s+[\"'`]?\w+[\"'`]?\s+from\b|^\s*;\s*(?:select|union|drop|insert|update|delete|exec|declare|shutdown)\b", CRITICAL),
+    Rule("sqli-set-operations", "sqli", r"\b(?:except|intersect|minus)\s+(?:all\s+)?select\b|\bpg_sleep\b|\)\s*when\s+\d+\s+then\b|(?:replace|insert)\s*(?:into\s+)?[\w`]*\s*\([^)]{0,100}\)\s*values\s*\(|\d\s+as\s+[\"'`]?\w+[\"'`]?\s+from\b|(?:^|=)\s*;\s*(?:select|union|drop|insert|update|delete|exec|declare|shutdown)\b", CRITICAL),
     Rule("sqli-subselect", "sqli", r"\(\s*select\s+(?:count\s*\(|top\s+\d|\*|@@|null\b|\d)|\d\s*;\s*select\b|\bcreate\s+table\s+[\w`.]+\s*\(|[\"')]\s*\)*\s*(?:or|and)\s+\(+\s*[\"']", CRITICAL),
     Rule("sqli-hex-keyword", "sqli", r"0x(?:" + _HEX_KEYWORDS + r")", CRITICAL, plain=True),
     Rule("sqli-misc-probes", "sqli", r"\d(?:or|and)\d+=\d+|\bmatch\s*\(?\s*[\w,. ]{1,40}\)?\s*against\s*\(|\bprint\s+@@?\w+|\bexec\s+(?:xp|sp)(?:_\w*)?\b|;\s*desc\s+\w+\s*;", CRITICAL),
@@ -247,5 +345,28 @@ RULES: tuple[Rule, ...] = (
     Rule("sqli-quote-delay", "sqli", r"['\"`]\s+(?:sleep|pg_sleep|benchmark)\s*\(\s*\d", CRITICAL),
     # A WHERE clause of constant comparisons: the condition an injection makes always true.
     Rule("sqli-where-constants", "sqli", r"\bwhere\s+\d+\s*=\s*\d+\s+(?:and|or)\s+\d+\s*=\s*\d+", CRITICAL),
+    # -- late techniques (issue 15): expressions, clauses and objects met alone ----
+    Rule("sqli-balanced-quotes", "sqli", _BALANCED, CRITICAL),
+    # A column list padded to a UNION's width: ', 2, 1 or '', ' ', 13 (the first
+    # quote closes the literal; empty or one-blank strings are sqlmap's padding).
+    Rule("sqli-literal-list", "sqli", r"""^\s*(?:['"]|'\s?'|"\s?")(?:\s*,\s*(?:-?\d+|null|'\s?'|"\s?"))+\s*$""", CRITICAL),
+    Rule("sqli-db-objects", "sqli", _DB_OBJECTS, CRITICAL, plain=True, check=_unless_prose(CRITICAL)),
+    # MySQL reads 1.e.tables as 1.e (a number) then .tables: keywords glued to numbers.
+    Rule("sqli-number-e-dot", "sqli", r"(?:^|[^\w.])\d+(?:\.\d*)?e(?:\.[a-z_]\w{2,}|\(\s*[a-z_]\w*\s*\))", CRITICAL),
+    # A SQL word, a few separators, and an opening parenthesis that ends the value.
+    Rule("sqli-call-opening", "sqli", r"^\s*(?:" + _SQL_BUILTINS + r"|insert|values|in|default|encode|exists|any|some)[^\w(]{0,5}\(\s*$", CRITICAL),
+    # Oracle's dynamic SQL, or a stored procedure's name alone after EXEC
+    # (procedures are named with an underscore: sp_who, user_add; "exec summary" is prose).
+    Rule("sqli-exec-proc", "sqli", r"\bexec(?:ute)?\s+immediate\b|^\s*exec(?:ute)?\s+[a-z]\w*_\w*\s*$", CRITICAL),
+    Rule("sqli-from-clause", "sqli", r"\bfrom\s+[\w`.\[\]\"]+\s+(?:where\s+(?:[\w`.]+\s*(?:=|<>|!=|<|>|\blike\b|\bin\s*\(|\bis\b)|\w+\s*\()|group\s+by\s+[\w`.]+\s*(?:$|[,;#&)]|--|having\b|order\b)|order\s+by\s+[\w`.]+\s*(?:$|[,;#&)]|--|asc\b|desc\b|limit\b))|(?:^|[\d!;)'\"])\s*as\s*['\"`]?\s+(?:not\s+)?from\s*$", CRITICAL, check=_unless_prose(CRITICAL)),
+    Rule("sqli-values-row", "sqli", r"\bvalues\s*\(\s*" + _LITERAL + r"(?:\s*,\s*" + _LITERAL + r")*\s*\)", CRITICAL, check=_after_words(CRITICAL)),
+    # A comparison of two constants and nothing else: 42<=>42, 1 is not 2.
+    Rule("sqli-constant-compare", "sqli", r"^\s*(?:-?\d+\s*(?:<=>|\bis\s+(?:not\s+)?)\s*-?\d+|\d+\s+(?:and|or)\s+\d+\s+(?:not\s+)?between\s+\d+\s+and\s+\d+)\s*$", CRITICAL, check=_true_constants),
+    # A MySQL user variable set: SET @old_sql_notes, set @x := 1.
+    Rule("sqli-set-variable", "sqli", r"\bset\s+@@?(?:\w*_\w*\s*(?::?=|[;,]|$)|\w+\s*:?=)", CRITICAL, check=_unless_prose(CRITICAL)),
+    # A condition that closes the parenthesis the query opened: and deleted = 0)
+    Rule("sqli-closing-condition", "sqli", r"^\s*(?:and|or)\s+[\w`.]+\s*(?:=|<>|!=|<=|>=|<|>)\s*[\w'\"]+\s*\)+\s*$|^\s*[`'\"]\s*(?:=|<>|!=|<=|>=|<|>)\s*\d+\s*\)+\s*(?:and|or)\b", CRITICAL),
+    # select, a column list and a call left open: select 1,2,3,user(
+    Rule("sqli-select-list-call", "sqli", r"\bselect\w{0,4}[\s*/]+(?:\d+\s*,\s*)*[a-z_]\w*\s*\(\s*$", CRITICAL),
 )
 # fmt: on
