@@ -39,8 +39,35 @@ from pynomaly_security.detection.rules._shell import (
 )
 from pynomaly_security.detection.rules.base import Rule
 
-__all__ = ["SET_SIZE", "SHELL_FAMILIES", "SHELL_OVERLAP", "SHELL_WINDOW", "Hit", "RuleEngine"]
+__all__ = [
+    "DFA_MEMORY",
+    "SET_SIZE",
+    "SHELL_FAMILIES",
+    "SHELL_OVERLAP",
+    "SHELL_WINDOW",
+    "Hit",
+    "RuleEngine",
+]
 
+DFA_MEMORY = 128 << 20
+"""RE2's ``max_mem`` for each set and each rule's pattern: its program and its lazy
+DFA's state cache. A worker's memory stays bounded: each cache grows only as traffic
+meets new states, never past this; and running out never means a missed match:
+
+* a set (``RE2::Set``, :meth:`RuleEngine.scan`'s pre-filter) has no NFA to fall
+  back on, so RE2 checks at ``Compile()`` that its DFA has room for at least 20
+  of its largest states (``re2.error`` here, at start-up, when it has not); a
+  full cache is then emptied and rebuilt as the scan goes on, slower, never
+  given up (``dfa.cc``: "RE2::Set cannot fall back, so we just have to keep on
+  keeping on"). The binding's ``Set.Match`` would return "no match" if the DFA
+  failed (it drops RE2's ``ErrorInfo``): that is why the room checked at compile
+  time matters, and ``tests/detection/test_state.py`` scans adversarial values
+  with a set at the least memory RE2 accepts and gets every rule's match;
+* a single pattern (the confirmation) whose DFA gives up falls back to RE2's NFA:
+  slower, same answer.
+
+With about 200 rules in one set, 64 MB ran out on varied traffic and each reset
+rebuilt states (inspection of the developer corpora 2.4 times slower)."""
 SET_SIZE = 256
 SHELL_FAMILIES = frozenset({"cmdi", "path_traversal"})
 """Families whose rules also scan the shell reading of a value."""
@@ -74,17 +101,20 @@ class Hit:
 class RuleEngine:
     """Matches a fixed rule list (compiled once) against normalized values."""
 
-    def __init__(self, rules: Sequence[Rule], *, shell: bool = True) -> None:
+    def __init__(
+        self, rules: Sequence[Rule], *, shell: bool = True, dfa_memory: int = DFA_MEMORY
+    ) -> None:
+        """``dfa_memory``: RE2's ``max_mem`` for each compiled object
+        (:data:`DFA_MEMORY`; too little for a set raises ``re2.error`` here)."""
         self._rules = tuple(rules)
         shell_rules = [r for r in self._rules if r.family in SHELL_FAMILIES]
         self._shell: RuleEngine | None = (
-            RuleEngine(shell_rules, shell=False) if shell and shell_rules else None
+            RuleEngine(shell_rules, shell=False, dfa_memory=dfa_memory)
+            if shell and shell_rules
+            else None
         )
         options = re2.Options()
-        # The lazy DFA's cache is part of this budget: with about 200 rules in one set,
-        # 64 MB ran out on varied traffic and each reset rebuilt states (inspection of
-        # the developer corpora 2.4 times slower); memory is taken only as states are met.
-        options.max_mem = 128 << 20
+        options.max_mem = dfa_memory  # why, and why running out misses nothing: DFA_MEMORY
         self._compiled: list[Any] = [re2.compile(r.pattern, options) for r in self._rules]
         self._sets: list[tuple[int, Any]] = []
         for offset in range(0, len(self._rules), SET_SIZE):

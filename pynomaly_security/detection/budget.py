@@ -7,6 +7,19 @@ clock is read, and past the budget the request is refused 413
 ``inspection_budget_exceeded``. CPU time, not wall time: a request is not
 refused because other processes ran.
 
+The one way a verdict depends on the process's state: CPU time is not the same
+for the same request twice. RE2 builds its DFA states lazily, as values meet
+them, so the first requests after start-up (or after a level change, which
+compiles new rule sets) run a cold DFA, many times the CPU of a warm one, and a
+request with very long values can then exceed the budget where warm it stays far
+below (the developer corpora's longest browsing rows, inspected first in a fresh
+process: up to 34 ms of CPU cold, under 2 ms warm, against the default 50 ms; on
+a slower run two of them exceeded it cold). Such a request is refused 413
+``inspection_budget_exceeded`` like any other past the budget, and audited as a
+``request_refused``: it fails closed, never passes uninspected. Nothing else
+carries over between requests (memos hold only what the same value would give
+again; ``tests/detection/test_state.py``).
+
 A small request never reads the clock: a budget made with ``started=False``
 starts timing at its first check, so the first :data:`BUDGET_CHECK_UNITS`
 units (far below the budget) are free of system calls.

@@ -246,3 +246,24 @@ async def test_a_slow_login_body_is_refused_408_and_audited(tmp_path: Path) -> N
     refused = [r for r in records if r["details"].get("reason") == "body_read_timeout"]
     assert len(refused) == 1 and refused[0]["details"]["path"] == "/login"
     assert metrics["blocked_requests"] == 1
+
+
+@pytest.mark.anyio
+async def test_a_request_past_the_inspection_budget_is_refused_413_and_audited(
+    tmp_path: Path,
+) -> None:
+    """A request whose inspection costs more CPU than ``inspection_budget_ms`` (here a
+    nanosecond: no timed assertion) is refused 413 inspection_budget_exceeded, never
+    passed uninspected, and recorded as a refused request without its body; a small
+    request under the same budget is inspected and served (its few units of work
+    never read the clock)."""
+    async with _serve(tmp_path, inspection_budget_ms=1e-6) as (app, client):
+        long = await client.post("/items", json={"name": "Lamp shade " * 5000, "price": 1})
+        small = await client.get("/search", params={"q": "lamp"})
+        refused = await _records(app, "request_refused")
+    assert (long.status_code, long.json()["error"]) == (413, "inspection_budget_exceeded")
+    assert small.status_code == 200
+    assert _refusals(refused) == [("inspection_budget_exceeded", 413)]
+    assert refused[0]["request_id"] == long.headers["x-request-id"]
+    assert refused[0]["source_ip"] == IP and refused[0]["details"]["path"] == "/items"
+    assert "Lamp" not in repr(refused)  # bodies are never recorded
