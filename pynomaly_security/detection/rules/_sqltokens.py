@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-__all__ = ["MAX_CHARS", "sql_score", "tokens"]
+__all__ = ["KEYWORDS", "MAX_CHARS", "sql_score", "tokens"]
 
 MAX_CHARS = 240
 SHORT_VALUE = 100
@@ -99,6 +99,8 @@ _STRUCTURAL = frozenset(
         "dual",
     ]
 )
+KEYWORDS = frozenset(_STATEMENT) | _STRUCTURAL | _LOGIC_WORDS | _CMP_WORDS
+"""Every SQL keyword the tokenizer classifies (statement, structural, logic, comparison)."""
 _FUNCTIONS = frozenset(
     [
         "sin",

@@ -18,7 +18,7 @@ import re
 
 import sqlparse
 
-from pynomaly_security.detection.rules._sqltokens import sql_score
+from pynomaly_security.detection.rules._sqltokens import KEYWORDS, sql_score
 from pynomaly_security.detection.rules.base import CRITICAL, ERROR, NOTICE, WARNING, Check, Rule
 
 __all__ = ["RULES", "SQLPARSE_WINDOW"]
@@ -97,48 +97,6 @@ _PROSE_BEFORE = re.compile(
     r"(?:[a-z]{2,}:\s+|(?:[a-z]{2,},?\s+){2,}|\b(?:the|a|an|our|my|your|this|that|each|every|run|use|try)\s+)$"
 )
 _BREAKOUT_CHARS = re.compile(r"['\"`)#]|--|/\*")
-# Words that make the "sentence" before a match SQL itself: ``@a union select``
-# (a variable, not the article), ``1 for update union select 1``.
-_SQL_WORDS = frozenset(
-    [
-        "select",
-        "from",
-        "where",
-        "union",
-        "all",
-        "and",
-        "or",
-        "not",
-        "for",
-        "update",
-        "insert",
-        "delete",
-        "into",
-        "values",
-        "set",
-        "order",
-        "group",
-        "by",
-        "having",
-        "limit",
-        "offset",
-        "join",
-        "on",
-        "as",
-        "null",
-        "is",
-        "like",
-        "between",
-        "exists",
-        "case",
-        "when",
-        "then",
-        "else",
-        "end",
-        "distinct",
-        "table",
-    ]
-)
 
 
 def _prose_before(text: str, start: int) -> bool:
@@ -147,9 +105,10 @@ def _prose_before(text: str, start: int) -> bool:
     if before is None:
         return False
     if before.start() > 0 and text[before.start() - 1] == "@":
-        return False
-    words = re.findall(r"[a-z]+", before.group(0))
-    return not any(word in _SQL_WORDS for word in words)
+        return False  # ``@a union select``: a variable, not the article
+    # SQL keywords before the match make it SQL itself (``1 for update union select``).
+    words = re.findall(r"[a-z_]+", before.group(0))
+    return not any(word in KEYWORDS for word in words)
 
 
 def _unless_prose(score: int | Check) -> Check:
