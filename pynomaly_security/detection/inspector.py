@@ -47,7 +47,7 @@ from pynomaly_security.detection._engine import Hit, RuleEngine
 from pynomaly_security.detection.budget import Budget
 from pynomaly_security.detection.extract import SECRET_HEADERS, HeaderSelector, extract_fields
 from pynomaly_security.detection.noise import incidental
-from pynomaly_security.detection.normalize import Spend, is_plain, normalize
+from pynomaly_security.detection.normalize import Spend, is_plain, normalize, percent_decode
 from pynomaly_security.detection.policy import (
     DEFAULT_CREDENTIAL_FIELDS,
     REDACTED,
@@ -59,6 +59,7 @@ from pynomaly_security.detection.policy import (
     field_excluded,
 )
 from pynomaly_security.detection.rules import ALL_RULES
+from pynomaly_security.detection.rules.xss import ENCODED_MARKUP_CHAR, encoded_markup_char
 from pynomaly_security.detection.types import (
     InspectionLimits,
     InspectionRefused,
@@ -136,6 +137,22 @@ def _encodable(text: str) -> str:
     if text.isascii():
         return text
     return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _encoded_markup(raw: str, spend: Spend) -> Hit | None:
+    """The hit of ``xss-encoded-markup-char`` (a level-1 rule, so active at every
+    level) in ``raw``: it reads the value percent-decoded but not entity-decoded,
+    where ``&#0000060`` and ``&lt;`` still differ (the normalized text has ``<`` for
+    both). Most values hold no ``%``, ``&`` or ``\\`` and cost three lookups."""
+    if "%" in raw:
+        raw = percent_decode(raw, spend=spend)
+    elif "&" not in raw and "\\" not in raw:
+        return None
+    spend(len(raw))
+    score, start, end = encoded_markup_char(raw)
+    if not score:
+        return None
+    return Hit(ENCODED_MARKUP_CHAR, score, start, end, _encodable(raw))
 
 
 def _refused(exc: InspectionRefused) -> Verdict:
@@ -344,7 +361,12 @@ class Inspector:
                 return len(raw), ()
             engine = self._plain_engine  # only encoded-payload rules
         text = self._text(raw, is_path, _no_spend, self.max_input_length)
-        return len(text), tuple(engine.scan(text))
+        hits = engine.scan(text)
+        if engine is self._engine:  # a plain value holds no escape
+            encoded = _encoded_markup(raw, _no_spend)
+            if encoded is not None:
+                hits.append(encoded)
+        return len(text), tuple(hits)
 
     def _match(
         self,
@@ -420,6 +442,9 @@ class Inspector:
                 self._record(name, hits, best)
                 if start + SEGMENT_CHARS + SEGMENT_OVERLAP >= size:
                     break
+            encoded = _encoded_markup(raw, spend)
+            if encoded is not None:
+                self._record(name, (encoded,), best)
 
     def _is_credential(self, name: str) -> bool:
         """Whether field ``name`` holds a credential; remembered for short names."""

@@ -11,7 +11,8 @@ Applied once per value, in this order (each step bounded):
    (``<scr\\0ipt>``), except a NUL that ends the value or a name (``x.txt%00``,
    kept: it truncates the name in C-based file APIs); quote look-alikes
    (U+02BC, primes) read as quotes; case folded;
-6. JavaScript ``\\u0076``/``\\x3c`` escapes decoded;
+6. JavaScript ``\\u0076``/``\\x3c`` escapes decoded, to lower case like the rest
+   (they are decoded after case folding: ``\\x3c\\x53cript`` is ``<script``);
 7. SQL comment tricks: ``/**/`` becomes a space and MySQL version comments
    ``/*!50000select*/`` keep their content; every run of blanks (including
    vertical tab, form feed, NBSP) becomes one space; newlines are kept;
@@ -55,7 +56,7 @@ from collections.abc import Callable
 
 from pynomaly_security.detection.types import InspectionRefused
 
-__all__ = ["CHUNK_CHARS", "MAX_DECODE_ROUNDS", "Spend", "is_plain", "normalize"]
+__all__ = ["CHUNK_CHARS", "MAX_DECODE_ROUNDS", "Spend", "is_plain", "normalize", "percent_decode"]
 
 MAX_DECODE_ROUNDS = 3
 CHUNK_CHARS = 8192
@@ -229,7 +230,9 @@ def _controls(text: str) -> str:
 
 
 def _js_char(match: re.Match[str]) -> str:
-    return chr(int(match.group(1) or match.group(2), 16))
+    # Lower-cased: this step runs after case folding, and ``\x53`` (``S``) left as it
+    # is made ``<Script`` out of ``\x3c\x53cript``, which rules in lower case miss.
+    return chr(int(match.group(1) or match.group(2), 16)).lower()
 
 
 def _js(text: str) -> str:
@@ -332,6 +335,14 @@ def _pass(
         pieces.append(out)
         start = stop
     return "".join(pieces)
+
+
+def percent_decode(value: str, *, spend: Spend = _free, chunk: int = CHUNK_CHARS) -> str:
+    """``value`` after steps 1 and 2 only (``%uXXXX``, overlong UTF-8, percent
+    escapes, repeated): not entity-decoded, case kept. For rules that must tell
+    how a character was written (``&#0000060`` from ``&lt;``), which the
+    normalized text no longer shows. ``spend`` and ``chunk`` as for :func:`normalize`."""
+    return _url_decode(value, spend, chunk)
 
 
 def _url_decode(text: str, spend: Spend, chunk: int) -> str:

@@ -72,6 +72,21 @@ ATTACKS = [
         "xss", "<y xmlns:q='http://www.w3.org/2001/xml-events' q:event='load'>", id="xss-xml-events"
     ),
     pytest.param("xss", "img=PHA+aGk8L3A+PGlmcmFtZSBzcmM9Ly94LnRlc3Q+", id="xss-base64-markup"),
+    # A markup character alone, written as no encoder writes it (a filter probe).
+    pytest.param("xss", "&#0000060", id="xss-padded-decimal-reference"),
+    pytest.param("xss", "&#x003C;", id="xss-padded-hex-reference"),
+    pytest.param("xss", "&#34", id="xss-unterminated-reference"),
+    pytest.param("xss", "&#X3E;", id="xss-capital-x-reference"),
+    pytest.param("xss", "&GT", id="xss-capital-unterminated-name"),
+    pytest.param("xss", "\\u0027", id="xss-js-escaped-quote"),
+    pytest.param("xss", "\\x60", id="xss-js-escaped-backtick"),
+    pytest.param("xss", "\\3c ", id="xss-css-escaped-lt"),
+    pytest.param("xss", " &#x03c; &#0062 ", id="xss-encoded-markup-pair"),
+    # JavaScript escapes of capitals decode to lower case, as the rules read.
+    pytest.param(
+        "xss", "\\x3c\\x53cript\\x3ego()\\x3c/\\x53cript\\x3e", id="xss-js-escaped-capitals"
+    ),
+    pytest.param("xss", "\\xc2\\xbcsvg onload=go()\\xc2\\xbe", id="xss-ascii7-tag-js-escaped-utf8"),
     # -- code injection ----------------------------------------------------------------
     pytest.param(
         "code_injection", "{% for x in range(3) %}{{ x }}{% endfor %}", id="code-template-loop"
@@ -108,6 +123,14 @@ LOOK_ALIKES = [
     pytest.param("1 is not 1", id="false-constant-compare"),
     pytest.param("'red', 'blue', 3", id="quoted-list"),
     pytest.param("O'Neil - 'x", id="apostrophe-and-dash"),
+    pytest.param("use &lt;b&gt; for bold and &lt;i&gt; for italics", id="html-escaped-tags"),
+    pytest.param("don&#039;t say &#034;never&#034;", id="php-jstl-escaped-quotes"),
+    pytest.param("it&#39;s &#x27;quoted&#x27;", id="escaped-quotes"),
+    pytest.param("&lt;", id="escaped-lt-alone"),
+    pytest.param("&#60;", id="decimal-reference-alone"),
+    pytest.param("&#x3e;", id="hex-reference-alone"),
+    pytest.param("a &#0060; b", id="padded-reference-in-text"),
+    pytest.param("C:\\3com\\drivers", id="backslash-path"),
 ]
 
 
@@ -130,6 +153,28 @@ def test_look_alike_passes(text: str) -> None:
     for parts in _places(text):
         verdict = inspector.inspect(parts)
         assert not verdict.blocked, (text, verdict.findings)
+
+
+@pytest.mark.parametrize(
+    ("value", "score"),
+    [
+        pytest.param("&#0000060", 5, id="alone-padded"),
+        pytest.param("%26%23x3C", 5, id="alone-unterminated-percent-encoded"),
+        pytest.param("\\u003c", 5, id="alone-js-escape"),
+        pytest.param("x &#0000060 y", 3, id="padded-in-text"),
+        pytest.param("tom&#39s", 3, id="unterminated-in-text"),
+        pytest.param("x &#X3C; y", 0, id="capital-x-in-text"),
+        pytest.param("&lt;b&gt; &#60; &#x3c;", 0, id="ordinary-references"),
+        pytest.param("&#039;", 0, id="php-apostrophe-alone"),
+    ],
+)
+def test_encoded_markup_char_scores(value: str, score: int) -> None:
+    """A value that is only evasion-encoded markup characters scores critical (it
+    blocks at the default level); a padded or unterminated reference in other text
+    a warning (it adds to other evidence); what encoders write, nothing."""
+    verdict = Inspector().inspect(form(value))
+    found = {f.rule_id: f.score for f in verdict.findings}
+    assert found.get("xss-encoded-markup-char", 0) == score, verdict.findings
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from pynomaly_security.detection.normalize import (
     _strip_comments,
     _unquote,
     normalize,
+    percent_decode,
 )
 from pynomaly_security.detection.types import InspectionRefused
 
@@ -150,3 +151,44 @@ def test_expansion_past_max_chars_is_refused() -> None:
 def test_tags_through_a_seven_bit_channel(value: str, expected: str) -> None:
     """U+00BC and U+00BE around a tag name are < and > once the high bit is stripped."""
     assert normalize(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("\\x3c\\x53cript\\x3e", "<script>", id="hex-escape-capital"),
+        pytest.param("\\u003c\\u0053\\u0056\\u0047", "<svg", id="unicode-escape-capitals"),
+        pytest.param("\\x3CSCRIPT", "<script", id="capitals-around-an-escape"),
+        pytest.param("%5Cx3c%5Cx53cript", "<script", id="percent-encoded-escapes"),
+    ],
+)
+def test_javascript_escapes_decode_to_lower_case(value: str, expected: str) -> None:
+    """JavaScript escapes are decoded after case folding; what they decode to is
+    folded too (``\\x53`` is ``s``), so ``\\x3c\\x53cript`` reads as the rules'
+    lower-case ``<script``, not ``<Script``."""
+    assert normalize(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("%26%23x003C%3B", "&#x003C;", id="escaped-reference"),
+        pytest.param("%2526%2523060", "&#060", id="double-encoded"),
+        pytest.param("%u0026#60", "&#60", id="iis-escape"),
+        pytest.param("%c0%a6lt;", "&lt;", id="overlong-ampersand"),
+        pytest.param("\\X3C &LT; %5Cu003C", "\\X3C &LT; \\u003C", id="escapes-and-case-kept"),
+    ],
+)
+def test_percent_decode_stops_before_entities(value: str, expected: str) -> None:
+    """``percent_decode`` undoes percent escapes as ``normalize`` does (its steps 1
+    and 2) and nothing more: references, JavaScript escapes and case are kept, so a
+    rule can tell how a character was written."""
+    assert percent_decode(value) == expected
+    assert normalize(percent_decode(value)) == normalize(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=values, chunk=st.integers(min_value=1, max_value=12))
+def test_percent_decode_in_pieces_gives_the_whole_values_text(value: str, chunk: int) -> None:
+    """Metered in pieces, ``percent_decode`` gives the text of the whole value."""
+    assert percent_decode(value, chunk=chunk) == percent_decode(value, chunk=len(value) + 1)

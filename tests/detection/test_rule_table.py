@@ -47,6 +47,8 @@ class Case(NamedTuple):
 INLINE_RULES = {
     "code-script-upload": ("code_injection", 1),
     "cmdi-config-upload": ("cmdi", 1),
+    # Reads the value percent-decoded only, where &#0000060 and &lt; still differ.
+    "xss-encoded-markup-char": ("xss", 1),
 }
 
 CASES: dict[str, Case] = {
@@ -158,6 +160,7 @@ CASES: dict[str, Case] = {
     "xss-html-offsite": Case("<a href=//evil.test>", "<a href=/home>"),
     "xss-html-named-element": Case("<input name=x>", "<span class=x>"),
     "xss-lt-alpha": Case("<b", "a<3"),
+    "xss-encoded-markup-char": Case("&#0000060", "&#60;"),
     # -- path traversal ------------------------------------------------------------
     "pt-dotdot-multi": Case("../../x", "1/2 ... 3/4"),
     "pt-dotdot": Case("../x", "a..b"),

@@ -106,9 +106,11 @@ def _prose_before(text: str, start: int) -> bool:
         return False
     if before.start() > 0 and text[before.start() - 1] == "@":
         return False  # ``@a union select``: a variable, not the article
-    # SQL keywords before the match make it SQL itself (``1 for update union select``).
+    # A SQL keyword right before the match makes it SQL itself (``1 for update union
+    # select``); further back it may be SQL quoted in the sentence (``the query select
+    # id, name from users where ...``).
     words = re.findall(r"[a-z_]+", before.group(0))
-    return not any(word in KEYWORDS for word in words)
+    return words[-1] not in KEYWORDS
 
 
 def _unless_prose(score: int | Check) -> Check:

@@ -16,13 +16,15 @@ References:
 # ruff: noqa: E501  (rule tables: one pattern per line reads better than split regexes)
 from __future__ import annotations
 
+import re
+
 import nh3
 import re2
 
 from pynomaly_security.detection.rules._base64 import base64_alternation
 from pynomaly_security.detection.rules.base import CRITICAL, ERROR, NOTICE, WARNING, Rule
 
-__all__ = ["RULES"]
+__all__ = ["ENCODED_MARKUP_CHAR", "RULES", "encoded_markup_char"]
 
 NH3_WINDOW = 4096
 
@@ -166,3 +168,62 @@ RULES: tuple[Rule, ...] = (
     Rule("xss-lt-alpha", "xss", r"<[a-z!/?]", NOTICE, level=3),
 )
 # fmt: on
+
+
+# -- markup characters written the way filters miss (inline: reads another text) ------
+#
+# ``<`` ``>`` ``"`` ``'`` and the backtick as a reference or escape no encoder
+# writes: a numeric reference padded with zeros (``&#0000060``, ``&#x003c``), left
+# unterminated (``&#60``: browsers still decode it), with a capital ``X``
+# (``&#X3C;``), a capital or unterminated name (``&LT``), a JavaScript escape
+# (``\x3c``, ``\u003c``) or a CSS one (``\3c``). The normalized text cannot tell
+# these from ``&lt;`` (it decodes them all to ``<``), so the inspector gives this
+# rule the value percent-decoded only (normalize.percent_decode). A value that is
+# nothing but such characters is a filter probe (the XSS filter-evasion lists
+# send each form alone) and scores critical; a padded or unterminated reference
+# inside other text adds a warning. ``&lt;``, ``&#60;``, ``&#x3c;`` and the
+# ``&#039;``/``&#034;`` that PHP and JSTL write are what encoders produce for
+# ordinary escaped text: they never score.
+_CODES_DEC = "(?:60|62|34|39|96)"
+_CODES_HEX = "(?:3[cCeE]|2[27]|60)"
+# Each form starts with & or \ and ends in no blank, so the whole-value pattern
+# (forms separated by blanks) can split a value one way only: linear in Python's re.
+_FORM = (
+    rf"&#0*{_CODES_DEC}(?![0-9]);?"
+    rf"|&#[xX]0*{_CODES_HEX}(?![0-9a-fA-F]);?"
+    r"|&(?:lt|gt|quot|LT|GT|QUOT)(?![A-Za-z0-9]);?"
+    rf"|\\(?:x|u00){_CODES_HEX}|\\u\{{0*{_CODES_HEX}\}}"
+    rf"|\\0{{0,4}}{_CODES_HEX}(?![0-9a-fA-F])"
+)
+_FORMS = re.compile(_FORM)
+_ONLY_FORMS = re.compile(rf"\s*(?:{_FORM})(?:\s*(?:{_FORM}))*\s*")
+# What encoders write for escaped text: not evasion (PHP's htmlspecialchars and
+# JSTL write the quotes with a zero: &#039; &#034;).
+_ORDINARY = re.compile(rf"&#{_CODES_DEC};|&#0(?:39|34);|&#x{_CODES_HEX};|&(?:lt|gt|quot);")
+# Inside text: a decimal reference with two leading zeros or more, a hex one with
+# any, or either without its ';'.
+_IN_TEXT = re.compile(
+    rf"&#(?:0{{2,}}{_CODES_DEC}(?![0-9]);?|0?{_CODES_DEC}(?![0-9;])"
+    rf"|[xX]0+{_CODES_HEX}(?![0-9a-fA-F]);?|[xX]{_CODES_HEX}(?![0-9a-fA-F;]))"
+)
+
+ENCODED_MARKUP_CHAR = Rule("xss-encoded-markup-char", "xss", _FORM, CRITICAL)
+"""Applied by the inspector to the percent-decoded value (:func:`encoded_markup_char`),
+not in the rule set over the normalized text: its ``pattern`` documents the forms."""
+
+
+def encoded_markup_char(decoded: str) -> tuple[int, int, int]:
+    """``(score, start, end)`` of evasion-encoded markup characters in ``decoded``
+    (a value percent-decoded, not entity-decoded); score 0 when there are none."""
+    if "&" not in decoded and "\\" not in decoded:
+        return 0, 0, 0
+    if _ONLY_FORMS.fullmatch(decoded) is not None:
+        for form in _FORMS.finditer(decoded):
+            if _ORDINARY.fullmatch(form.group()) is None:
+                return CRITICAL, form.start(), form.end()
+        return 0, 0, 0
+    if "&#" in decoded:
+        found = _IN_TEXT.search(decoded)
+        if found is not None:
+            return WARNING, found.start(), found.end()
+    return 0, 0, 0
