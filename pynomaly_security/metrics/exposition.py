@@ -12,7 +12,7 @@ conventions: ``pynomaly_security_`` prefix, base units in the name (``_seconds``
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -85,6 +85,15 @@ def _with_tenant(labels: list[str], plain: int, by_tenant: bool) -> list[str]:
     if len(labels) == plain:
         return [labels[0], NO_TENANT, *labels[1:]] if by_tenant else labels
     return labels if by_tenant else [labels[0], *labels[2:]]
+
+
+def _by_label(name: str, doc: str, label: str, values: Mapping[str, float]) -> GaugeMetricFamily:
+    """A gauge with one sample per entry of ``values`` under ``label``, in key order
+    (a stable order keeps scrapes diffable)."""
+    gauge = GaugeMetricFamily(PREFIX + name, doc, labels=[label])
+    for key, value in sorted(values.items()):
+        gauge.add_metric([key], value)
+    return gauge
 
 
 class SnapshotCollector(Collector):
@@ -178,12 +187,9 @@ class SnapshotCollector(Collector):
                 alerts.add_metric(labels, n)
         yield alerts
 
-        active = GaugeMetricFamily(
-            p + "alerts_active", "Unacknowledged alerts, by level.", labels=["level"]
+        yield _by_label(
+            "alerts_active", "Unacknowledged alerts, by level.", "level", s.alerts_active
         )
-        for level, n in sorted(s.alerts_active.items()):
-            active.add_metric([level], n)
-        yield active
 
         monitor_counters = {
             "login_failures": ("failed_logins", "Failed logins (every worker's)."),
@@ -209,28 +215,23 @@ class SnapshotCollector(Collector):
                 p + "lockouts_active", "Lockouts in force now.", value=s.lockouts_active
             )
         if s.decisions_active is not None:
-            decisions = GaugeMetricFamily(
-                p + "decisions_active",
+            yield _by_label(
+                "decisions_active",
                 "Decisions (bans, throttles) in force, by action.",
-                labels=["action"],
+                "action",
+                s.decisions_active,
             )
-            for action, n in sorted(s.decisions_active.items()):
-                decisions.add_metric([action], n)
-            yield decisions
         if s.incidents_by_status is not None:
-            incidents = GaugeMetricFamily(
-                p + "incidents", "Incidents kept, by status.", labels=["status"]
+            yield _by_label(
+                "incidents", "Incidents kept, by status.", "status", s.incidents_by_status
             )
-            for status, n in sorted(s.incidents_by_status.items()):
-                incidents.add_metric([status], n)
-            yield incidents
         if s.incidents_by_severity is not None:
-            severity = GaugeMetricFamily(
-                p + "incidents_by_severity", "Incidents kept, by severity.", labels=["severity"]
+            yield _by_label(
+                "incidents_by_severity",
+                "Incidents kept, by severity.",
+                "severity",
+                s.incidents_by_severity,
             )
-            for level, n in sorted(s.incidents_by_severity.items()):
-                severity.add_metric([level], n)
-            yield severity
             for name, values, doc in (
                 ("incident_time_to_contain_seconds", s.time_to_contain, "contained"),
                 ("incident_time_to_resolve_seconds", s.time_to_resolve, "recovered or closed"),
@@ -312,32 +313,26 @@ class SnapshotCollector(Collector):
             )
         compliance = s.providers.get("compliance")
         if compliance is not None:
-            scores = GaugeMetricFamily(
-                p + "compliance_score_ratio",
+            yield _by_label(
+                "compliance_score_ratio",
                 "Compliance score per framework (0..1).",
-                labels=["framework"],
+                "framework",
+                {framework: percent / 100 for framework, percent in compliance.items()},
             )
-            for framework, value in sorted(compliance.items()):
-                scores.add_metric([framework], value / 100)
-            yield scores
         vulns = s.providers.get("vulnerabilities")
         if vulns is not None:
-            findings_now = GaugeMetricFamily(
-                p + "vulnerability_findings",
+            yield _by_label(
+                "vulnerability_findings",
                 "Known vulnerabilities in the dependencies, by severity.",
-                labels=["severity"],
+                "severity",
+                vulns,
             )
-            for severity_name, found in sorted(vulns.items()):
-                findings_now.add_metric([severity_name], found)
-            yield findings_now
-        up = GaugeMetricFamily(
-            p + "metrics_source_up",
+        yield _by_label(
+            "metrics_source_up",
             "1 when a source of this scrape answered (the shared state, incidents, ...).",
-            labels=["source"],
+            "source",
+            {source: 1 if ok else 0 for source, ok in s.sources_up.items()},
         )
-        for source, ok in sorted(s.sources_up.items()):
-            up.add_metric([source], 1 if ok else 0)
-        yield up
 
 
 def render(snap: Snapshot, accept: str | None) -> tuple[bytes, str]:
