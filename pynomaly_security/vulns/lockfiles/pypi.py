@@ -14,6 +14,7 @@ skipped. A Pipfile.lock entry without ``version`` is an error, as osv-scalibr ma
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +48,18 @@ def _strings(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
-def _named(path: Path, entry: dict[str, Any], lines: LineFinder) -> tuple[str, int | None]:
-    name = entry.get("name")
-    line = lines.find(f'name = "{name}"', starts=True)
-    if not isinstance(name, str) or not name:
-        raise error(path, line, "a package entry without a name")
-    return name, line
+def _named(
+    path: Path, entries: list[dict[str, Any]]
+) -> Iterator[tuple[dict[str, Any], str, int | None]]:
+    """Each TOML package entry with its name and the line that names it (a nameless
+    entry is an error)."""
+    lines = LineFinder(read_text(path))
+    for entry in entries:
+        name = entry.get("name")
+        line = lines.find(f'name = "{name}"', starts=True)
+        if not isinstance(name, str) or not name:
+            raise error(path, line, "a package entry without a name")
+        yield entry, name, line
 
 
 def _marker(value: Any) -> str:
@@ -68,11 +75,8 @@ def _versioned(path: Path, entry: dict[str, Any], name: str, line: int | None) -
 
 
 def parse_poetry_lock(path: Path) -> list[Package]:
-    data = read_toml(path)
-    lines = LineFinder(read_text(path))
     out = []
-    for entry in _entries(data, "package", path):
-        name, line = _named(path, entry, lines)
+    for entry, name, line in _named(path, _entries(read_toml(path), "package", path)):
         groups = _strings(entry.get("groups"))
         dev = entry.get("category") == "dev" or bool(groups and "main" not in groups)
         source = mapping(entry.get("source"))
@@ -140,13 +144,10 @@ def _uv_groups(entries: list[dict[str, Any]]) -> dict[str, set[str]]:
 
 
 def parse_uv_lock(path: Path) -> list[Package]:
-    data = read_toml(path)
-    lines = LineFinder(read_text(path))
-    entries = _entries(data, "package", path)
+    entries = _entries(read_toml(path), "package", path)
     groups = _uv_groups(entries)
     out = []
-    for entry in entries:
-        name, line = _named(path, entry, lines)
+    for entry, name, line in _named(path, entries):
         source = mapping(entry.get("source"))
         if {"virtual", "editable", "directory"} & set(source):
             continue  # the project itself, or a local folder: no release to match
@@ -168,11 +169,8 @@ def parse_uv_lock(path: Path) -> list[Package]:
 
 
 def parse_pdm_lock(path: Path) -> list[Package]:
-    data = read_toml(path)
-    lines = LineFinder(read_text(path))
     out = []
-    for entry in _entries(data, "package", path):
-        name, line = _named(path, entry, lines)
+    for entry, name, line in _named(path, _entries(read_toml(path), "package", path)):
         groups = _strings(entry.get("groups"))
         out.append(
             Package(
@@ -195,10 +193,8 @@ def parse_pylock(path: Path) -> list[Package]:
     data = read_toml(path)
     if "lock-version" not in data:
         raise error(path, 1, "not a pylock.toml (no `lock-version`)")
-    lines = LineFinder(read_text(path))
     out = []
-    for entry in _entries(data, "packages", path):
-        name, line = _named(path, entry, lines)
+    for entry, name, line in _named(path, _entries(data, "packages", path)):
         vcs = mapping(entry.get("vcs"))
         if isinstance(entry.get("directory"), dict):
             continue  # a local folder (usually the project itself): no release to match
