@@ -112,6 +112,19 @@ def build_tenant_router(
     async def step_up(request: Request, action: str) -> str | Response:
         return await reauthenticated_user(request, action, f"a tenant change ({action})")
 
+    async def platform_change(
+        tenant_id: str, request: Request, who: Caller, action: str
+    ) -> str | Response:
+        """The re-authenticated actor of a platform admin's change to an existing tenant,
+        or the answer that asks for the re-authentication. In this order: another
+        tenant's admin gets the generic ``404`` (not a ``403`` that confirms the tenant),
+        and a missing tenant is ``404`` before any re-authentication is asked for."""
+        visible(who, tenant_id)
+        platform_only(who)
+        if await registry.get(tenant_id) is None:
+            raise _NOT_FOUND
+        return await step_up(request, action)
+
     Who = Annotated[Caller, Depends(caller)]
     router = APIRouter(prefix="/tenants", tags=["security"])
 
@@ -196,11 +209,7 @@ def build_tenant_router(
 
     @router.delete("/{tenant_id}")
     async def delete_tenant(tenant_id: str, request: Request, who: Who) -> Any:
-        visible(who, tenant_id)
-        platform_only(who)
-        if await registry.get(tenant_id) is None:
-            raise _NOT_FOUND
-        actor = await step_up(request, "tenant_delete")
+        actor = await platform_change(tenant_id, request, who, "tenant_delete")
         if not isinstance(actor, str):
             return actor
         erased = await tenancy.delete(tenant_id)
@@ -222,11 +231,7 @@ def build_tenant_router(
 
     @router.post("/{tenant_id}/keys/rotate")
     async def rotate_keys(tenant_id: str, request: Request, who: Who) -> Any:
-        visible(who, tenant_id)
-        platform_only(who)
-        if await registry.get(tenant_id) is None:
-            raise _NOT_FOUND
-        actor = await step_up(request, "tenant_key_rotate")
+        actor = await platform_change(tenant_id, request, who, "tenant_key_rotate")
         if not isinstance(actor, str):
             return actor
         version = await tenancy.keys.rotate(tenant_id)
