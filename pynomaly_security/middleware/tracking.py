@@ -202,6 +202,34 @@ def _user_from_scope(scope: Scope) -> str | None:
     return None
 
 
+def _ended(
+    kind: EventKind,
+    scope: Scope,
+    ctx: RequestContext,
+    user_id: str | None,
+    status: int,
+    now: float,
+    *,
+    method: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> SecurityEvent:
+    """The monitor's event about a request that has ended. Its tenant is the request
+    context's: this layer runs outside the tenancy layer, where the event's default
+    (the current tenant) is not set."""
+    return SecurityEvent(
+        kind=kind,
+        source_ip=ctx.client_ip,
+        user_id=user_id,
+        path=scope["path"],
+        method=method or scope["method"],
+        status_code=status,
+        request_id=ctx.request_id,
+        timestamp=now,
+        tenant=ctx.tenant,
+        details=details or {},
+    )
+
+
 class UserTrackingMiddleware(Layer):
     """Identify each request and track what each user does.
 
@@ -568,35 +596,11 @@ class UserTrackingMiddleware(Layer):
         if ctx.is_login_route:
             self._login_outcome(scope, ctx, status, now)
         elif monitor is not None and user_id is not None:
-            monitor.submit(
-                SecurityEvent(
-                    kind=EventKind.REQUEST,
-                    source_ip=ctx.client_ip,
-                    user_id=user_id,
-                    path=scope["path"],
-                    method=scope["method"],
-                    status_code=status,
-                    request_id=ctx.request_id,
-                    timestamp=now,
-                    tenant=ctx.tenant,
-                )
-            )
+            monitor.submit(_ended(EventKind.REQUEST, scope, ctx, user_id, status, now))
 
     def _not_found(self, scope: Scope, ctx: RequestContext, status: int, now: float) -> None:
         if self.monitor is not None:
-            self.monitor.submit(
-                SecurityEvent(
-                    kind=EventKind.NOT_FOUND,
-                    source_ip=ctx.client_ip,
-                    user_id=ctx.user_id,
-                    path=scope["path"],
-                    method=scope["method"],
-                    status_code=status,
-                    request_id=ctx.request_id,
-                    timestamp=now,
-                    tenant=ctx.tenant,
-                )
-            )
+            self.monitor.submit(_ended(EventKind.NOT_FOUND, scope, ctx, ctx.user_id, status, now))
 
     def _login_outcome(self, scope: Scope, ctx: RequestContext, status: int, now: float) -> None:
         username = ctx.login_username
@@ -608,16 +612,14 @@ class UserTrackingMiddleware(Layer):
             return
         if self.monitor is not None:
             self.monitor.submit(
-                SecurityEvent(
-                    kind=kind,
-                    source_ip=ctx.client_ip,
-                    user_id=username,
-                    path=scope["path"],
+                _ended(
+                    kind,
+                    scope,
+                    ctx,
+                    username,
+                    status,
+                    now,
                     method="POST",
-                    status_code=status,
-                    request_id=ctx.request_id,
-                    timestamp=now,
-                    tenant=ctx.tenant,
                     details={"username": username},
                 )
             )
