@@ -128,10 +128,16 @@ def build_tenant_router(
     Who = Annotated[Caller, Depends(caller)]
     router = APIRouter(prefix="/tenants", tags=["security"])
 
-    async def own_tenant(tenant_id: str, who: Who) -> None:
+    async def known(who: Caller, tenant_id: str) -> Tenant:
+        """The tenant ``who`` may see: the generic ``404`` whether it is missing or another's."""
         visible(who, tenant_id)
-        if await registry.get(tenant_id) is None:
+        tenant: Tenant | None = await registry.get(tenant_id)
+        if tenant is None:
             raise _NOT_FOUND
+        return tenant
+
+    async def own_tenant(tenant_id: str, who: Who) -> None:
+        await known(who, tenant_id)
 
     @router.get("")
     async def list_tenants(who: Who) -> dict[str, Any]:
@@ -171,18 +177,12 @@ def build_tenant_router(
 
     @router.get("/{tenant_id}")
     async def get_tenant(tenant_id: str, who: Who) -> dict[str, Any]:
-        visible(who, tenant_id)
-        tenant = await registry.get(tenant_id)
-        if tenant is None:
-            raise _NOT_FOUND
+        tenant = await known(who, tenant_id)
         return {**tenant.public(), "key_versions": await tenancy.keys.versions(tenant_id)}
 
     @router.patch("/{tenant_id}")
     async def patch_tenant(tenant_id: str, body: TenantPatch, request: Request, who: Who) -> Any:
-        visible(who, tenant_id)
-        tenant = await registry.get(tenant_id)
-        if tenant is None:
-            raise _NOT_FOUND
+        await known(who, tenant_id)
         changes = body.model_dump(exclude_none=True)
         if not changes:
             return JSONResponse({"detail": "nothing to change"}, 400)
@@ -218,10 +218,7 @@ def build_tenant_router(
 
     @router.get("/{tenant_id}/usage")
     async def usage(tenant_id: str, who: Who) -> dict[str, Any]:
-        visible(who, tenant_id)
-        tenant = await registry.get(tenant_id)
-        if tenant is None:
-            raise _NOT_FOUND
+        tenant = await known(who, tenant_id)
         plan = settings.tenancy.plan(tenant.plan)
         with tenant_scope(tenant_id):
             figures: dict[str, Any] = await tenancy.quotas.usage(
