@@ -197,7 +197,7 @@ _GRAMMAR = (
 
 # A literal of a column list: a number, NULL or a quoted string.
 _LITERAL = r"""(?:-?\d+(?:\.\d+)?|null|'[^']{0,40}'|"[^"]{0,40}")"""
-# An arithmetic or string operator between two operands.
+# An operator (arithmetic, comparison or logic) right after the closing quote.
 _EXPR_OP = r"(?:[-+*/%^|&]|=|<>|!=|\b(?:div|mod|or|and|xor|is)\b)"
 # A value whose quote closes the literal it was pasted into, an expression
 # follows, and a last quote opens the literal the query's own closing quote
